@@ -1,0 +1,1 @@
+//! Placeholder: the binaries arrive with their own issue.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests talk to: PostgreSQL (127.0.0.1:5432, database
+# `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run.
+# Does nothing for a service that is already up.
+set -euo pipefail
+
+need_apt=()
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+mkdir -p /run/sshd
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='test'" 2>/dev/null | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -c "create database test" >/dev/null 2>&1 || true
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+echo "services: PostgreSQL $(pg_isready -h 127.0.0.1 -p 5432 | sed 's/.* - //'), Redis $(redis-cli -h 127.0.0.1 -p 6379 ping), sshd $(/usr/sbin/sshd -V 2>&1 | head -n1 || true)"

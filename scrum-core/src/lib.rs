@@ -1,0 +1,76 @@
+//! The core of the scrum orchestrator: the model, the four traits every backend
+//! implements, the pure task state machine, in-memory backends, and the engine and
+//! worker loop, generic over the traits.
+//!
+//! It knows nothing of GitHub, SSH, HTTP or SQL; the other crates of the workspace
+//! plug those in.
+//!
+//! # Layout
+//!
+//! - [`model`]: task ids (`owner/repo#number`), issues, tasks, leases, outcomes.
+//! - [`state`]: the task state machine as a pure function, the retry policy and the
+//!   GitHub effects each step causes.
+//! - [`queue`], [`source`], [`probe`], [`runner`]: the four traits, each with its
+//!   `# Contract` and one `# Behavior` bullet per rule.
+//! - [`memory`]: in-memory implementations of all four.
+//! - [`faults`]: a wrapper injecting errors and delays into any of them.
+//! - [`engine`]: the orchestrator: poll loop, lease reaper, outbox dispatcher, worker
+//!   registry, and the work API the HTTP server and in-process workers call.
+//! - [`worker`]: the worker loop: claim, heartbeat while running, report.
+//! - `conformance` (feature `testkit`): the suite every `WorkQueue` backend runs.
+//! - [`clock`]: time the tests can pause.
+//! - [`redact`]: removing secrets from text that leaves the process.
+//!
+//! # Example
+//!
+//! An orchestrator and one worker in one process, on the in-memory backends:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+//! use std::{sync::Arc, time::Duration};
+//! use scrum_core::{engine::Orchestrator, memory::*, runner::RunOutcome, state::Policy,
+//!     worker::WorkerLoop, Completion, Labels, TaskState, Timestamp, WorkerId, WorkQueue};
+//!
+//! let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+//! source.open_issue("acme/widgets#1".parse().unwrap(), "Add a widget", &["ai-ready"], Timestamp(0));
+//! let queue = Arc::new(MemoryQueue::new(Policy::default()));
+//! let orchestrator = Orchestrator::builder(queue.clone(), source.clone()).build();
+//! orchestrator.poll_once().await.unwrap();
+//!
+//! let runner = ScriptedRunner::new(|a| (Duration::from_secs(5), RunOutcome::Success(Completion {
+//!     pr_url: Some(format!("https://github.com/acme/widgets/pull/{}", a.task.number())),
+//!     ..Completion::default()
+//! })));
+//! let worker = WorkerLoop::new(WorkerId::new("worker-1").unwrap(), Arc::new(orchestrator.clone()), Arc::new(runner));
+//! worker.run_one().await.unwrap();
+//! orchestrator.dispatch_once().await.unwrap();
+//!
+//! let task = queue.get(&"acme/widgets#1".parse().unwrap()).await.unwrap().unwrap();
+//! assert_eq!(task.state, TaskState::Completed);
+//! let issue = source.issue(&task.id).unwrap();
+//! assert!(issue.labels.contains(&"ai-completed".to_string()));
+//! # });
+//! ```
+
+pub mod clock;
+
+mod error;
+pub mod faults;
+pub mod memory;
+pub mod model;
+pub mod probe;
+pub mod queue;
+pub mod redact;
+pub mod runner;
+pub mod source;
+pub mod state;
+
+pub use error::{Error, ErrorKind, Result};
+pub use model::{
+    Assignment, Completion, Failure, HeartbeatReply, Lease, LeaseEnd, LeaseKind, LeaseToken,
+    Priority, ReadyIssue, RepoName, Task, TaskId, TaskState, Timestamp, WorkerId,
+};
+pub use probe::{HostHealth, ProbeReport, WorkerProbe};
+pub use queue::{Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
+pub use runner::{RunOutcome, WorkflowRunner};
+pub use source::{Commented, IssueSource, IssueState, Labels};

@@ -1,0 +1,12 @@
+//! In-memory implementations of the four traits: the first backends the conformance
+//! suite runs against, and what tests and embedders use without any service.
+
+mod probe;
+mod queue;
+mod runner;
+mod source;
+
+pub use probe::ScriptedProbe;
+pub use queue::{MemoryQueue, heartbeat_reply, is_noop_cancel};
+pub use runner::ScriptedRunner;
+pub use source::{MemoryIssue, MemoryIssueSource, Write};

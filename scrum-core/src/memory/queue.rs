@@ -1,0 +1,378 @@
+//! [`MemoryQueue`]: the in-memory [`WorkQueue`], for tests, embedding and benchmarks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
+    TaskState, Timestamp, WorkerId,
+};
+use crate::queue::{Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
+use crate::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
+
+/// A [`WorkQueue`] that keeps everything in memory: nothing survives the process.
+///
+/// Claims cost O(log n) in the number of waiting tasks: pending tasks sit in an
+/// ordered index by (priority, issue age), backing-off tasks in one by due time, and
+/// leases in one by expiry, so neither a claim nor the reaper scans the queue.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use scrum_core::{memory::MemoryQueue, state::Policy, LeaseKind, ReadyIssue, Timestamp, WorkQueue, WorkerId};
+/// let queue = MemoryQueue::new(Policy::default());
+/// let issue = ReadyIssue {
+///     id: "acme/widgets#1".parse().unwrap(),
+///     title: "Add a widget".into(),
+///     body: String::new(),
+///     labels: vec!["ai-ready".into()],
+///     created_at: Timestamp(0),
+/// };
+/// queue.enqueue(issue, Timestamp(1)).await.unwrap();
+/// let worker = WorkerId::new("worker-1").unwrap();
+/// let task = queue.claim(&worker, LeaseKind::Heartbeat, Timestamp(2)).await.unwrap().unwrap();
+/// assert_eq!(task.attempts, 1);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct MemoryQueue {
+    policy: Policy,
+    jitter: Jitter,
+    // A std Mutex: every critical section is short and never awaits.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tasks: HashMap<TaskId, Task>,
+    /// Pending tasks that may be claimed now, in claim order.
+    ready: BTreeSet<(u8, Timestamp, TaskId)>,
+    /// Pending tasks backing off, by the time they become claimable.
+    delayed: BTreeSet<(Timestamp, TaskId)>,
+    /// In-progress tasks by lease expiry.
+    leases: BTreeSet<(Timestamp, TaskId)>,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    next_effect: u64,
+}
+
+impl MemoryQueue {
+    /// An empty queue applying `policy`, with random backoff jitter.
+    pub fn new(policy: Policy) -> MemoryQueue {
+        MemoryQueue::with_jitter(policy, Jitter::random())
+    }
+
+    /// An empty queue with a chosen jitter source (deterministic tests).
+    pub fn with_jitter(policy: Policy, jitter: Jitter) -> MemoryQueue {
+        MemoryQueue {
+            policy,
+            jitter,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied step: steps are
+        // computed first and stored with plain inserts.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
+        Ctx {
+            now,
+            policy: &self.policy,
+            jitter: self.jitter.sample(),
+        }
+    }
+
+    /// Applies `event` to the task `id` and stores the result.
+    fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        let ctx = self.ctx(now);
+        let mut inner = self.lock();
+        let task = inner
+            .tasks
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("no task {id}")))?;
+        let step = state::transition(task, event, &ctx)?;
+        Ok(inner.store(step, now))
+    }
+}
+
+impl Inner {
+    fn index(&mut self, task: &Task, now: Timestamp) {
+        match task.state {
+            TaskState::Pending if !task.cancel_requested => {
+                if task.not_before <= now {
+                    self.ready.insert(task.order_key());
+                } else {
+                    self.delayed.insert((task.not_before, task.id.clone()));
+                }
+            }
+            TaskState::InProgress => {
+                if let Some(l) = &task.lease {
+                    self.leases.insert((l.expires_at, task.id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn unindex(&mut self, task: &Task) {
+        match task.state {
+            TaskState::Pending => {
+                self.ready.remove(&task.order_key());
+                self.delayed.remove(&(task.not_before, task.id.clone()));
+            }
+            TaskState::InProgress => {
+                if let Some(l) = &task.lease {
+                    self.leases.remove(&(l.expires_at, task.id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stores a step's task and effects and returns the task.
+    fn store(&mut self, step: Step, now: Timestamp) -> Task {
+        if step.unchanged {
+            return step.task;
+        }
+        if let Some(old) = self.tasks.remove(&step.task.id) {
+            self.unindex(&old);
+        }
+        self.index(&step.task, now);
+        for effect in step.effects {
+            self.next_effect += 1;
+            let id = self.next_effect;
+            self.outbox.insert(
+                id,
+                OutboxEntry {
+                    id,
+                    effect,
+                    failures: 0,
+                },
+            );
+        }
+        self.tasks.insert(step.task.id.clone(), step.task.clone());
+        step.task
+    }
+
+    /// Moves backing-off tasks whose time has come into the ready index.
+    fn promote_due(&mut self, now: Timestamp) {
+        while let Some((at, _)) = self.delayed.first() {
+            if *at > now {
+                break;
+            }
+            let (_, id) = self.delayed.pop_first().expect("checked non-empty");
+            if let Some(task) = self.tasks.get(&id) {
+                self.ready.insert(task.order_key());
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WorkQueue for MemoryQueue {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
+        let ctx = self.ctx(observed_at);
+        let mut inner = self.lock();
+        let Some(task) = inner.tasks.get(&issue.id) else {
+            inner.store(
+                state::new_task(issue, observed_at, &self.policy),
+                observed_at,
+            );
+            return Ok(Enqueued::Created);
+        };
+        if !task.state.is_terminal() {
+            if *task.issue != issue {
+                let mut refreshed = task.clone();
+                refreshed.issue = issue.into();
+                let step = Step {
+                    task: refreshed,
+                    effects: Vec::new(),
+                    unchanged: false,
+                };
+                inner.store(step, observed_at);
+            }
+            return Ok(Enqueued::Unchanged);
+        }
+        match state::transition(task, Event::Requeue { issue, observed_at }, &ctx) {
+            Ok(step) => {
+                inner.store(step, observed_at);
+                Ok(Enqueued::Requeued)
+            }
+            Err(Refusal::NotRelabelled) => Ok(Enqueued::Unchanged),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: LeaseKind,
+        now: Timestamp,
+    ) -> Result<Option<Claimed>> {
+        let ctx = self.ctx(now);
+        let mut inner = self.lock();
+        inner.promote_due(now);
+        let Some((_, _, id)) = inner.ready.first().cloned() else {
+            return Ok(None);
+        };
+        let task = inner.tasks.get(&id).expect("indexed tasks exist");
+        let event = Event::Claim {
+            worker: worker.clone(),
+            token: LeaseToken::random(),
+            lease,
+        };
+        let step = state::transition(task, event, &ctx)?;
+        Ok(Some(inner.store(step, now)))
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<HeartbeatReply> {
+        let task = self.apply(id, Event::Heartbeat { token }, now)?;
+        Ok(heartbeat_reply(&task))
+    }
+
+    async fn complete(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        completion: Completion,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Complete { token, completion }, now)
+    }
+
+    async fn fail(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        failure: Failure,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Fail { token, failure }, now)
+    }
+
+    async fn release(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Release { token, reason }, now)
+    }
+
+    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
+        match self.apply(id, Event::Cancel { reason }, now) {
+            Ok(task) => Ok(Some(task)),
+            Err(e) if is_noop_cancel(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
+        self.apply(id, Event::Retry, now)
+    }
+
+    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
+        let ctx = self.ctx(now);
+        let mut inner = self.lock();
+        let mut expired = Vec::new();
+        while let Some((at, id)) = inner.leases.first().cloned() {
+            if at > now {
+                break;
+            }
+            let task = inner.tasks.get(&id).expect("indexed tasks exist");
+            let step = state::transition(task, Event::Expire, &ctx)?;
+            expired.push(inner.store(step, now));
+        }
+        Ok(expired)
+    }
+
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        Ok(self.lock().tasks.get(id).cloned())
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let inner = self.lock();
+        let mut tasks: Vec<&Task> = inner.tasks.values().filter(|t| filter.matches(t)).collect();
+        tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        Ok(tasks
+            .into_iter()
+            .skip(filter.offset)
+            .take(filter.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn counts(&self) -> Result<QueueCounts> {
+        let inner = self.lock();
+        let mut counts = QueueCounts::default();
+        for t in inner.tasks.values() {
+            counts.add(t.state);
+        }
+        Ok(counts)
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(self.lock().outbox.values().take(limit).cloned().collect())
+    }
+
+    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
+        let ctx = self.ctx(now);
+        let mut inner = self.lock();
+        let Some(entry) = inner.outbox.remove(&id) else {
+            return Ok(());
+        };
+        if !entry.effect.kind.is_terminal() {
+            return Ok(());
+        }
+        let Some(task) = inner.tasks.get(&entry.effect.task) else {
+            return Ok(());
+        };
+        if task.run == entry.effect.run {
+            if let Ok(step) = state::transition(task, Event::EffectsWritten, &ctx) {
+                inner.store(step, now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn nack_effect(&self, id: u64) -> Result<()> {
+        if let Some(e) = self.lock().outbox.get_mut(&id) {
+            e.failures += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The reply to a heartbeat that renewed `task`'s lease.
+pub fn heartbeat_reply(task: &Task) -> HeartbeatReply {
+    HeartbeatReply {
+        lease_expires_at: task
+            .lease
+            .as_ref()
+            .map_or(task.updated_at, |l| l.expires_at),
+        cancel: task.cancel_requested,
+    }
+}
+
+/// Whether a cancel failed only because there was nothing to cancel (a terminal or
+/// unknown task), which [`WorkQueue::cancel`] answers with `None`.
+pub fn is_noop_cancel(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        crate::ErrorKind::NotFound | crate::ErrorKind::InvalidTransition
+    )
+}

@@ -1,0 +1,174 @@
+//! [`MemoryIssueSource`]: an in-memory [`IssueSource`] that records every write.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::model::{ReadyIssue, TaskId, Timestamp};
+use crate::source::{Commented, IssueSource, IssueState, Labels};
+
+/// One write a [`MemoryIssueSource`] received, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A label was added that the issue did not have.
+    LabelAdded(TaskId, String),
+    /// A label was removed that the issue had.
+    LabelRemoved(TaskId, String),
+    /// A comment was posted.
+    Commented(TaskId, String),
+}
+
+/// An issue held by a [`MemoryIssueSource`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryIssue {
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Open or closed.
+    pub open: bool,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// Comments, as (marker, body).
+    pub comments: Vec<(String, String)>,
+}
+
+/// An [`IssueSource`] in memory: issues added by the test or embedder, and a log of
+/// every label and comment written, to check that each is written exactly once.
+#[derive(Debug, Default)]
+pub struct MemoryIssueSource {
+    labels: Labels,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    issues: BTreeMap<TaskId, MemoryIssue>,
+    log: Vec<Write>,
+}
+
+impl MemoryIssueSource {
+    /// An empty source that treats issues carrying all of `labels.ready` as ready.
+    pub fn new(labels: Labels) -> MemoryIssueSource {
+        MemoryIssueSource {
+            labels,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens an issue with `labels`.
+    pub fn open_issue(&self, id: TaskId, title: &str, labels: &[&str], created_at: Timestamp) {
+        let issue = MemoryIssue {
+            title: title.to_string(),
+            body: format!("Body of {id}"),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            open: true,
+            created_at,
+            comments: Vec::new(),
+        };
+        self.lock().issues.insert(id, issue);
+    }
+
+    /// Closes an issue.
+    pub fn close(&self, id: &TaskId) {
+        if let Some(i) = self.lock().issues.get_mut(id) {
+            i.open = false;
+        }
+    }
+
+    /// Sets an issue's labels as a person would (not logged as a write).
+    pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
+        if let Some(i) = self.lock().issues.get_mut(id) {
+            i.labels = labels.iter().map(|l| l.to_string()).collect();
+        }
+    }
+
+    /// One issue as it is now.
+    pub fn issue(&self, id: &TaskId) -> Option<MemoryIssue> {
+        self.lock().issues.get(id).cloned()
+    }
+
+    /// Every write received so far, in order.
+    pub fn writes(&self) -> Vec<Write> {
+        self.lock().log.clone()
+    }
+
+    fn with_issue<T>(
+        &self,
+        id: &TaskId,
+        f: impl FnOnce(&mut MemoryIssue, &mut Vec<Write>) -> T,
+    ) -> Result<T> {
+        let mut inner = self.lock();
+        let Inner { issues, log } = &mut *inner;
+        let issue = issues
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no issue {id}")))?;
+        Ok(f(issue, log))
+    }
+}
+
+#[async_trait]
+impl IssueSource for MemoryIssueSource {
+    async fn list_ready(&self) -> Result<Vec<ReadyIssue>> {
+        let inner = self.lock();
+        Ok(inner
+            .issues
+            .iter()
+            .filter(|(_, i)| i.open && self.labels.is_ready(&i.labels))
+            .map(|(id, i)| ReadyIssue {
+                id: id.clone(),
+                title: i.title.clone(),
+                body: i.body.clone(),
+                labels: i.labels.clone(),
+                created_at: i.created_at,
+            })
+            .collect())
+    }
+
+    async fn issue_state(&self, id: &TaskId) -> Result<IssueState> {
+        self.with_issue(id, |i, _| IssueState {
+            open: i.open,
+            labels: i.labels.clone(),
+        })
+    }
+
+    async fn add_labels(&self, id: &TaskId, labels: &[String]) -> Result<()> {
+        self.with_issue(id, |i, log| {
+            for l in labels {
+                if !i.labels.iter().any(|have| have.eq_ignore_ascii_case(l)) {
+                    i.labels.push(l.clone());
+                    log.push(Write::LabelAdded(id.clone(), l.clone()));
+                }
+            }
+        })
+    }
+
+    async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()> {
+        self.with_issue(id, |i, log| {
+            let before = i.labels.len();
+            i.labels.retain(|l| !l.eq_ignore_ascii_case(label));
+            if i.labels.len() != before {
+                log.push(Write::LabelRemoved(id.clone(), label.to_string()));
+            }
+        })
+    }
+
+    async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
+        self.with_issue(id, |i, log| {
+            if i.comments.iter().any(|(m, _)| m == marker) {
+                return Commented::AlreadyPresent;
+            }
+            i.comments.push((marker.to_string(), body.to_string()));
+            log.push(Write::Commented(id.clone(), marker.to_string()));
+            Commented::Posted
+        })
+    }
+}

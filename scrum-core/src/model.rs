@@ -1,0 +1,711 @@
+//! The data every crate speaks: task ids, issues, tasks, leases, outcomes.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+
+/// Milliseconds since the Unix epoch.
+///
+/// Backends and the state machine take `now` as an argument instead of reading a
+/// clock, so every time-based rule can be tested with a fixed or paused clock.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The time `d` after this one (saturating).
+    pub fn plus(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// How long after `earlier` this is; zero when it is not later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+
+    /// The time as RFC 3339 in UTC with millisecond precision, e.g. `2026-11-24T03:20:43.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let ms = self.0.rem_euclid(1000);
+        let secs = self.0.div_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// One issue of one repository: `owner/repo#number`. Also the id of the task that
+/// works on it, because two repositories have the same issue numbers.
+///
+/// ```
+/// use scrum_core::TaskId;
+/// let id: TaskId = "acme/widgets#42".parse().unwrap();
+/// assert_eq!(id.repo(), "acme/widgets");
+/// assert_eq!(id.number(), 42);
+/// assert_eq!(id.to_string(), "acme/widgets#42");
+/// assert!("42".parse::<TaskId>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId {
+    // An `Arc<str>`: task ids are cloned on every queue operation, and a repository
+    // name shared by thousands of tasks should cost one allocation.
+    repo: Arc<str>,
+    number: u64,
+}
+
+impl TaskId {
+    /// The id of issue `number` in `repo` (`owner/name`). Fails on a malformed
+    /// repository name or issue number 0.
+    pub fn new(repo: &str, number: u64) -> Result<TaskId, Error> {
+        validate_repo(repo)?;
+        if number == 0 {
+            return Err(Error::invalid("issue numbers start at 1"));
+        }
+        Ok(TaskId {
+            repo: Arc::from(repo),
+            number,
+        })
+    }
+
+    /// The id for `number` in a repository already validated (shares its allocation).
+    pub fn in_repo(repo: &RepoName, number: u64) -> TaskId {
+        TaskId {
+            repo: repo.0.clone(),
+            number,
+        }
+    }
+
+    /// `owner/name`.
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The repository as a shareable name.
+    pub fn repo_name(&self) -> RepoName {
+        RepoName(self.repo.clone())
+    }
+
+    /// The issue number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.repo, self.number)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TaskId, Error> {
+        let (repo, number) = s.rsplit_once('#').ok_or_else(|| {
+            Error::invalid(format!(
+                "task id {s:?} is not of the form owner/repo#number"
+            ))
+        })?;
+        let number = number
+            .parse()
+            .map_err(|_| Error::invalid(format!("task id {s:?} has no valid issue number")))?;
+        TaskId::new(repo, number)
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A validated `owner/name` repository name.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoName(Arc<str>);
+
+impl RepoName {
+    /// The name as `owner/name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The owner part.
+    pub fn owner(&self) -> &str {
+        self.0.split_once('/').map_or("", |(o, _)| o)
+    }
+
+    /// The name part.
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map_or("", |(_, n)| n)
+    }
+}
+
+impl FromStr for RepoName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RepoName, Error> {
+        validate_repo(s)?;
+        Ok(RepoName(Arc::from(s)))
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl Serialize for RepoName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RepoName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RepoName, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn validate_repo(repo: &str) -> Result<(), Error> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if ok_part(owner) && ok_part(name) => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "repository {repo:?} is not of the form owner/name"
+        ))),
+    }
+}
+
+/// The name a worker gives itself (`WORKER_ID`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkerId(Arc<str>);
+
+impl WorkerId {
+    /// A worker id: 1 to 128 characters of letters, digits, `-`, `_`, `.`, `:` or `@`.
+    pub fn new(id: &str) -> Result<WorkerId, Error> {
+        let ok = !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+        if ok {
+            Ok(WorkerId(Arc::from(id)))
+        } else {
+            Err(Error::invalid(format!(
+                "worker id {id:?} must be 1-128 characters of letters, digits, '-', '_', '.', ':' or '@'"
+            )))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkerId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<WorkerId, Error> {
+        WorkerId::new(&s)
+    }
+}
+
+impl From<WorkerId> for String {
+    fn from(w: WorkerId) -> String {
+        w.0.to_string()
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// The order in which ready issues are handed out: `priority:critical` first, then
+/// high, medium, low, and issues with no priority label last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// `priority:critical`
+    Critical,
+    /// `priority:high`
+    High,
+    /// `priority:medium`
+    Medium,
+    /// `priority:low`
+    Low,
+    /// No priority label.
+    None,
+}
+
+impl Priority {
+    /// The highest priority among `labels` (case-insensitive), or `None`.
+    pub fn from_labels<S: AsRef<str>>(labels: &[S]) -> Priority {
+        labels
+            .iter()
+            .filter_map(|l| match l.as_ref().to_ascii_lowercase().as_str() {
+                "priority:critical" => Some(Priority::Critical),
+                "priority:high" => Some(Priority::High),
+                "priority:medium" => Some(Priority::Medium),
+                "priority:low" => Some(Priority::Low),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(Priority::None)
+    }
+
+    /// 0 for critical up to 4 for none: the sort rank backends store.
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An open issue that carries the ready label(s): the input of a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyIssue {
+    /// `owner/repo#number`.
+    pub id: TaskId,
+    /// The issue title.
+    pub title: String,
+    /// The issue body (may be empty).
+    #[serde(default)]
+    pub body: String,
+    /// Every label on the issue.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// When the issue was opened: older issues are handed out first.
+    pub created_at: Timestamp,
+}
+
+impl ReadyIssue {
+    /// The issue's priority, from its labels.
+    pub fn priority(&self) -> Priority {
+        Priority::from_labels(&self.labels)
+    }
+
+    /// The branch a worker pushes for this issue: `ai-feature/issue-N`.
+    pub fn branch_name(&self) -> String {
+        format!("ai-feature/issue-{}", self.id.number())
+    }
+}
+
+/// Where a task is in its life. See [`crate::state`] for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for a worker (possibly until a backoff ends).
+    Pending,
+    /// Held by exactly one worker under a lease.
+    InProgress,
+    /// Finished successfully. Terminal.
+    Completed,
+    /// Failed for good. Terminal.
+    Failed,
+    /// The issue was closed or lost its ready label. Terminal.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Completed, Failed and Cancelled are terminal: no event but a new run leaves them.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+
+    /// Every state, in lifecycle order.
+    pub const ALL: [TaskState; 5] = [
+        TaskState::Pending,
+        TaskState::InProgress,
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    /// The snake_case name used in JSON and SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::InProgress => "in_progress",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TaskState, Error> {
+        TaskState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| Error::invalid(format!("unknown task state {s:?}")))
+    }
+}
+
+/// A fencing token: unique to one claim. Every call that changes a task carries it,
+/// and a call with a token that is not the task's current one changes nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseToken(pub u128);
+
+impl LeaseToken {
+    /// A fresh random token from the operating system's generator.
+    pub fn random() -> LeaseToken {
+        let mut b = [0u8; 16];
+        // The OS generator failing is not something a caller can handle; fall back
+        // to a fast generator so a claim still gets a unique-enough token.
+        if getrandom::fill(&mut b).is_err() {
+            b = fastrand::u128(..).to_le_bytes();
+        }
+        LeaseToken(u128::from_le_bytes(b))
+    }
+}
+
+impl fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseToken({self})")
+    }
+}
+
+impl FromStr for LeaseToken {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<LeaseToken, Error> {
+        if s.len() != 32 {
+            return Err(Error::invalid("lease_token must be 32 hexadecimal digits"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(LeaseToken)
+            .map_err(|_| Error::invalid("lease_token must be 32 hexadecimal digits"))
+    }
+}
+
+impl Serialize for LeaseToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LeaseToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LeaseToken, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A worker's hold on a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The fencing token of this claim.
+    pub token: LeaseToken,
+    /// Who holds it.
+    pub worker: WorkerId,
+    /// When it was claimed.
+    pub claimed_at: Timestamp,
+    /// When it lapses unless renewed by a heartbeat.
+    pub expires_at: Timestamp,
+    /// The latest it can be renewed to: claim time plus the maximum run time.
+    pub deadline: Timestamp,
+}
+
+/// How long a claim's lease lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseKind {
+    /// One lease period, renewed by heartbeats.
+    Heartbeat,
+    /// The whole maximum run time: for clients that never send heartbeats.
+    RunTime,
+}
+
+/// What a worker reports when it finished an issue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The pull request the worker opened.
+    pub pr_url: Option<String>,
+    /// What the run cost in US dollars, when known.
+    pub cost_usd: Option<f64>,
+    /// Model tokens the run used, when known.
+    pub tokens: Option<u64>,
+}
+
+/// What a worker reports when an attempt failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong (redacted before it reaches an issue comment).
+    pub reason: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+}
+
+/// How a lease ended: a repeat of the same call with the same token is a no-op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseEnd {
+    /// The worker completed the task.
+    Completed,
+    /// The worker reported a failure.
+    Failed,
+    /// The worker handed the task back.
+    Released,
+    /// The lease lapsed.
+    Expired,
+    /// The task was cancelled while held.
+    Cancelled,
+}
+
+/// One run of one issue. See [`crate::state`] for how it moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// `owner/repo#number`.
+    pub id: TaskId,
+    /// The issue as last seen. In an `Arc`: it is large and rarely changes.
+    pub issue: Arc<ReadyIssue>,
+    /// Where the task is.
+    pub state: TaskState,
+    /// Which run of the issue this is: 1, then one more each time a terminal task is
+    /// queued again.
+    pub run: u32,
+    /// Attempts spent in this run. Counted at claim; never decreases.
+    pub attempts: u32,
+    /// The most attempts this run may spend.
+    pub max_attempts: u32,
+    /// Set by a release: the next claim reuses the attempt the release handed back.
+    #[serde(default)]
+    pub attempt_refunded: bool,
+    /// The current lease while in progress; afterwards the last one, so a repeated
+    /// call with its token can be recognised.
+    pub lease: Option<Lease>,
+    /// How the last lease ended.
+    pub lease_end: Option<LeaseEnd>,
+    /// A pending task is not handed out before this time (retry backoff).
+    pub not_before: Timestamp,
+    /// The issue was closed or unlabelled while the task was held: the worker is told
+    /// on its next heartbeat.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// The last failure's reason (redacted).
+    pub last_error: Option<String>,
+    /// The worker's report, once completed.
+    pub completion: Option<Completion>,
+    /// When this run was queued.
+    pub enqueued_at: Timestamp,
+    /// When the task last changed.
+    pub updated_at: Timestamp,
+    /// When the task reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// When the GitHub effects of the terminal state were written. Only after that
+    /// may a ready label seen on the issue start a new run.
+    pub effects_written_at: Option<Timestamp>,
+}
+
+impl Task {
+    /// The key claims are ordered by: priority, then the oldest issue, then the id.
+    pub fn order_key(&self) -> (u8, Timestamp, TaskId) {
+        (
+            self.issue.priority().rank(),
+            self.issue.created_at,
+            self.id.clone(),
+        )
+    }
+
+    /// The worker holding the task, while it is in progress.
+    pub fn holder(&self) -> Option<&WorkerId> {
+        match (&self.lease, self.state) {
+            (Some(l), TaskState::InProgress) => Some(&l.worker),
+            _ => None,
+        }
+    }
+
+    /// The attempt a lease-holding worker is on (1-based).
+    pub fn attempt(&self) -> u32 {
+        self.attempts.max(1)
+    }
+}
+
+/// What a claim hands a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The task.
+    pub task: TaskId,
+    /// The issue to work on.
+    pub issue: Arc<ReadyIssue>,
+    /// The branch to push: `ai-feature/issue-N`.
+    pub branch_name: String,
+    /// The lease's fencing token.
+    pub lease_token: LeaseToken,
+    /// When the lease lapses unless renewed.
+    pub lease_expires_at: Timestamp,
+    /// This attempt's number (1-based).
+    pub attempt: u32,
+    /// The most attempts this run may spend.
+    pub max_attempts: u32,
+    /// How often the worker should send a heartbeat.
+    pub heartbeat_interval: Duration,
+}
+
+impl Assignment {
+    /// The assignment for a task just claimed. Fails if the task holds no lease.
+    pub fn from_claimed(task: &Task, heartbeat_interval: Duration) -> Result<Assignment, Error> {
+        let lease = task
+            .lease
+            .as_ref()
+            .filter(|_| task.state == TaskState::InProgress)
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "a claimed task has no lease"))?;
+        Ok(Assignment {
+            task: task.id.clone(),
+            issue: task.issue.clone(),
+            branch_name: task.issue.branch_name(),
+            lease_token: lease.token,
+            lease_expires_at: lease.expires_at,
+            attempt: task.attempts,
+            max_attempts: task.max_attempts,
+            heartbeat_interval,
+        })
+    }
+}
+
+/// What a heartbeat tells the worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// The lease's new expiry.
+    pub lease_expires_at: Timestamp,
+    /// The issue was closed or unlabelled: stop and release the task.
+    pub cancel: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_795_488_043_123).to_rfc3339(),
+            "2026-11-24T02:40:43.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn task_ids_reject_malformed_input() {
+        for bad in [
+            "",
+            "#1",
+            "acme#1",
+            "acme/#1",
+            "/w#1",
+            "acme/widgets#0",
+            "acme/widgets#x",
+            "a b/c#1",
+        ] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad:?} was accepted");
+        }
+        let id: TaskId = "acme/widgets#7".parse().unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"acme/widgets#7\"");
+    }
+
+    #[test]
+    fn priority_takes_the_highest_label() {
+        assert_eq!(
+            Priority::from_labels(&["bug", "priority:low", "Priority:High"]),
+            Priority::High
+        );
+        assert_eq!(Priority::from_labels::<&str>(&[]), Priority::None);
+        assert!(Priority::Critical < Priority::None);
+    }
+
+    #[test]
+    fn lease_tokens_round_trip_and_differ() {
+        let a = LeaseToken::random();
+        assert_ne!(a, LeaseToken::random());
+        assert_eq!(a.to_string().parse::<LeaseToken>().unwrap(), a);
+        assert!("xyz".parse::<LeaseToken>().is_err());
+    }
+
+    #[test]
+    fn worker_ids_are_validated() {
+        assert!(WorkerId::new("worker-1").is_ok());
+        assert!(WorkerId::new("").is_err());
+        assert!(WorkerId::new("a b").is_err());
+        assert!(serde_json::from_str::<WorkerId>("\"bad id\"").is_err());
+    }
+}

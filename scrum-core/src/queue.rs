@@ -1,0 +1,260 @@
+//! [`WorkQueue`]: durable task state and the outbox of GitHub effects.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{
+    Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
+    TaskState, Timestamp, WorkerId,
+};
+use crate::state::{Effect, Policy};
+
+/// What [`WorkQueue::enqueue`] did with an issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enqueued {
+    /// A new task (run 1) was created.
+    Created,
+    /// A terminal task was queued again as a new run.
+    Requeued,
+    /// The issue already has a live task, or a terminal one whose labels were not yet
+    /// written (or written after `observed_at`); nothing changed.
+    Unchanged,
+}
+
+/// A claim's result: the task, now in progress under a fresh lease.
+pub type Claimed = Task;
+
+/// One recorded effect waiting to be applied to GitHub.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Increasing in recording order; effects of one task are applied in this order.
+    pub id: u64,
+    /// What to apply.
+    pub effect: Effect,
+    /// How many times applying it failed so far.
+    pub failures: u32,
+}
+
+/// Which tasks [`WorkQueue::list`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    /// Only tasks in these states (all states when empty).
+    pub states: Vec<TaskState>,
+    /// Only tasks held by this worker.
+    pub worker: Option<WorkerId>,
+    /// Skip this many matching tasks (in id order).
+    pub offset: usize,
+    /// Return at most this many (no limit when `None`).
+    pub limit: Option<usize>,
+}
+
+impl TaskFilter {
+    /// Pending and in-progress tasks.
+    pub fn live() -> TaskFilter {
+        TaskFilter::states([TaskState::Pending, TaskState::InProgress])
+    }
+
+    /// Tasks in any of `states`.
+    pub fn states(states: impl IntoIterator<Item = TaskState>) -> TaskFilter {
+        TaskFilter {
+            states: states.into_iter().collect(),
+            ..TaskFilter::default()
+        }
+    }
+
+    /// Whether `task` passes the state and worker conditions (not the paging).
+    pub fn matches(&self, task: &Task) -> bool {
+        (self.states.is_empty() || self.states.contains(&task.state))
+            && self
+                .worker
+                .as_ref()
+                .is_none_or(|w| task.holder() == Some(w))
+    }
+}
+
+/// How many tasks are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCounts {
+    /// Waiting for a worker (including backoff).
+    pub pending: u64,
+    /// Held by a worker.
+    pub in_progress: u64,
+    /// Finished successfully.
+    pub completed: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+impl QueueCounts {
+    /// Adds one task in `state`.
+    pub fn add(&mut self, state: TaskState) {
+        *match state {
+            TaskState::Pending => &mut self.pending,
+            TaskState::InProgress => &mut self.in_progress,
+            TaskState::Completed => &mut self.completed,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Cancelled => &mut self.cancelled,
+        } += 1;
+    }
+}
+
+/// Durable task state: the queue of issues, the leases on them and the outbox of
+/// GitHub effects.
+///
+/// # Contract
+///
+/// Every method that changes a task applies [`crate::state::transition`] (or
+/// [`crate::state::new_task`]) and persists the resulting task together with its
+/// effects, atomically: after a crash either both are stored or neither is.
+/// Methods take `now` instead of reading a clock. A backend is done when the
+/// conformance suite (`scrum_core::conformance`, feature `testkit`) passes unchanged;
+/// each `# Behavior` bullet below is one test there.
+///
+/// Implementations are `Send + Sync + 'static` and object safe: the engine holds an
+/// `Arc<dyn WorkQueue>`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait WorkQueue: Send + Sync + 'static {
+    /// The policy this queue applies (attempts, leases, backoff).
+    fn policy(&self) -> &Policy;
+
+    /// Records an issue seen ready at `observed_at` (the time the listing started).
+    ///
+    /// # Behavior
+    /// - An issue with no task gets a Pending task of run 1 with a `Queued` effect.
+    /// - Enqueuing an issue that has a live task changes nothing and returns `Unchanged`.
+    /// - A live task's issue data (title, body, labels) is refreshed by a new enqueue.
+    /// - A terminal task is queued again as a new run only when its terminal effects
+    ///   were written before `observed_at`; otherwise `Unchanged`.
+    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued>;
+
+    /// Hands the first claimable task to `worker` under a new lease.
+    ///
+    /// # Behavior
+    /// - An empty queue returns `None`.
+    /// - Claims follow priority labels (critical, high, medium, low, none), then the
+    ///   oldest issue.
+    /// - A claim counts an attempt and returns a lease with a token no other claim had.
+    /// - A task backing off after a failure is not claimable before its time.
+    /// - A task is never handed to two claimers, even when they claim concurrently.
+    /// - `LeaseKind::RunTime` leases last the maximum run time.
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: LeaseKind,
+        now: Timestamp,
+    ) -> Result<Option<Claimed>>;
+
+    /// Renews the lease `token` holds.
+    ///
+    /// # Behavior
+    /// - A heartbeat with the live token extends the lease by one lease period.
+    /// - A heartbeat with a stale token fails with `LeaseLost` and changes nothing.
+    /// - A heartbeat on a task being cancelled answers `cancel: true`.
+    /// - An unknown task fails with `NotFound`.
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<HeartbeatReply>;
+
+    /// Completes the task `token` holds.
+    ///
+    /// # Behavior
+    /// - Completing with the live token makes the task Completed with a `Completed` effect.
+    /// - The same completion sent twice with the same token succeeds twice and takes
+    ///   effect once.
+    /// - Completing with a stale token fails with `LeaseLost` and changes nothing.
+    async fn complete(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        completion: Completion,
+        now: Timestamp,
+    ) -> Result<Task>;
+
+    /// Reports that the attempt `token` holds failed.
+    ///
+    /// # Behavior
+    /// - A retryable failure with attempts left puts the task back to Pending after a
+    ///   backoff, with a `RetryScheduled` effect and no `Failed` effect.
+    /// - A failure on the last attempt, or a non-retryable one, makes the task Failed
+    ///   with one `Failed` effect.
+    /// - Failing with a stale token fails with `LeaseLost` and changes nothing.
+    async fn fail(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        failure: Failure,
+        now: Timestamp,
+    ) -> Result<Task>;
+
+    /// Hands the task `token` holds back without spending an attempt.
+    ///
+    /// # Behavior
+    /// - A released task is Pending at once, and its next claim has the same attempt number.
+    /// - Releasing with a stale token fails with `LeaseLost`.
+    async fn release(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Task>;
+
+    /// Cancels the task of an issue that was closed or lost its ready label.
+    ///
+    /// # Behavior
+    /// - A pending task becomes Cancelled at once with a `Cancelled` effect.
+    /// - An in-progress task is marked for cancellation, its holder is told on its next
+    ///   heartbeat, and it becomes Cancelled when the holder releases or fails it, or
+    ///   when the lease lapses.
+    /// - Cancelling a terminal or unknown task returns `None` and changes nothing.
+    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>>;
+
+    /// Starts a new run of a Failed or Cancelled task (an operator action).
+    ///
+    /// # Behavior
+    /// - A failed task is Pending again with attempts from zero and a `Queued` effect.
+    /// - Retrying a live or completed task fails with `InvalidTransition`.
+    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task>;
+
+    /// Ends every lease that lapsed by `now`, each as a failed attempt ("worker lost").
+    ///
+    /// # Behavior
+    /// - A lapsed lease counts as a failed attempt: retried while attempts remain,
+    ///   then Failed.
+    /// - Leases that have not lapsed are left alone, and a lapsed token is refused
+    ///   afterwards with `LeaseLost`.
+    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>>;
+
+    /// The task of an issue, in any state.
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>>;
+
+    /// Tasks that pass `filter`, ordered by id.
+    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+
+    /// How many tasks are in each state.
+    async fn counts(&self) -> Result<QueueCounts>;
+
+    /// Up to `limit` effects not yet applied, oldest first.
+    ///
+    /// # Behavior
+    /// - Effects come back in the order they were recorded, and stay until acknowledged.
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Marks an effect applied. Acknowledging a task's terminal effect records when its
+    /// labels were written (see [`WorkQueue::enqueue`]).
+    ///
+    /// # Behavior
+    /// - An acknowledged effect is not returned again; acknowledging twice is fine.
+    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()>;
+
+    /// Records that applying an effect failed, so operators can see it.
+    async fn nack_effect(&self, id: u64) -> Result<()>;
+}

@@ -1,0 +1,641 @@
+//! The task state machine: a pure function from (task, event, now) to the next task
+//! and the GitHub effects the step causes. Backends persist what it decides; they
+//! never decide themselves.
+//!
+//! ```text
+//!              enqueue                 claim (attempt += 1, new lease)
+//!    (none) ───────────► Pending ───────────────────────────────► InProgress
+//!                         ▲  ▲                                      │ │ │ │
+//!      release (no attempt)  └── fail / lease expired, attempts < max ┘ │ │ │
+//!      ───────────────────┘        (back to Pending after backoff)      │ │ │
+//!                                                                       │ │ │
+//!    Completed ◄──────────── complete(success) ─────────────────────────┘ │ │
+//!    Failed    ◄──────────── fail / lease expired, attempts == max ────────┘ │
+//!    Cancelled ◄──────────── issue closed or ready label removed ────────────┘
+//!                            (Pending: at once; InProgress: the worker is told
+//!                             on its next heartbeat, then a deadline)
+//! ```
+//!
+//! | from | event | to | effects |
+//! | --- | --- | --- | --- |
+//! | – | enqueue ([`new_task`]) | Pending | `Queued` |
+//! | Pending (due, not cancelled) | `Claim` | InProgress, attempts + 1 (unless refunded), new lease | – |
+//! | InProgress, live token | `Heartbeat` | InProgress, lease renewed up to the deadline | – |
+//! | InProgress, live token | `Complete` | Completed | `Completed` |
+//! | InProgress, live token | `Fail` retryable, attempts < max | Pending after backoff | `RetryScheduled` |
+//! | InProgress, live token | `Fail` otherwise | Failed | `Failed` |
+//! | InProgress, live token | `Release` | Pending, attempt refunded | – |
+//! | InProgress, lease lapsed | `Expire` | as `Fail` retryable, reason "worker lost" | as `Fail` |
+//! | Pending | `Cancel` | Cancelled | `Cancelled` |
+//! | InProgress | `Cancel` | InProgress, cancel requested, lease cut to the grace period | – |
+//! | InProgress, cancel requested | `Fail`, `Release`, `Expire` | Cancelled | `Cancelled` |
+//! | terminal, effects written before the issue was seen ready | `Requeue` | Pending, new run | `Queued` |
+//! | Failed or Cancelled | `Retry` (operator) | Pending, new run | `Queued` |
+//! | terminal | `EffectsWritten` | same, effects time recorded | – |
+//!
+//! A call that repeats the one that ended a lease, with that lease's token, succeeds
+//! and changes nothing ([`Step::unchanged`]); any other call with a token that is not
+//! the live lease's fails with [`Refusal::LeaseLost`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+use crate::model::{
+    Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
+    TaskState, Timestamp, WorkerId,
+};
+use crate::redact::redact;
+
+/// Retry and lease settings a queue applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// Attempts a run may spend (default 2).
+    pub max_attempts: u32,
+    /// How long a lease lasts without a heartbeat (default 60 s).
+    pub lease: Duration,
+    /// The longest a task may be held, heartbeats or not (default 3 h).
+    pub max_run: Duration,
+    /// How long a worker has to stop after it is told its task was cancelled (default 60 s).
+    pub cancel_grace: Duration,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            max_attempts: 2,
+            lease: Duration::from_secs(60),
+            max_run: Duration::from_secs(3 * 3600),
+            cancel_grace: Duration::from_secs(60),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// The interval at which workers should send heartbeats: a third of the lease,
+    /// so two lost heartbeats do not lose the task.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(1))
+    }
+}
+
+/// Exponential backoff with "equal jitter": the delay before attempt `n + 1` is
+/// `min(cap, initial * 2^(n-1))`, of which the upper half is random.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    /// The delay after the first failed attempt, before jitter.
+    pub initial: Duration,
+    /// The largest delay.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_secs(30),
+            cap: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `failed_attempts` failures, for a `jitter` in `[0, 1)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scrum_core::state::Backoff;
+    /// let b = Backoff { initial: Duration::from_secs(10), cap: Duration::from_secs(60) };
+    /// assert_eq!(b.delay(1, 0.0), Duration::from_secs(5));
+    /// assert_eq!(b.delay(2, 0.999_999), Duration::from_millis(19_999));
+    /// assert_eq!(b.delay(10, 0.0), Duration::from_secs(30));
+    /// ```
+    pub fn delay(&self, failed_attempts: u32, jitter: f64) -> Duration {
+        let exp = failed_attempts.saturating_sub(1).min(30);
+        let full = self.initial.saturating_mul(1 << exp).min(self.cap);
+        let half = full / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// Where the randomness of backoff jitter comes from: the system by default, a fixed
+/// sequence in tests.
+#[derive(Clone)]
+pub struct Jitter(Arc<dyn Fn() -> f64 + Send + Sync>);
+
+impl Jitter {
+    /// Uniform in `[0, 1)` from a fast non-cryptographic generator.
+    pub fn random() -> Jitter {
+        Jitter(Arc::new(fastrand::f64))
+    }
+
+    /// Always `value`: deterministic backoff for tests.
+    pub fn fixed(value: f64) -> Jitter {
+        Jitter(Arc::new(move || value))
+    }
+
+    /// A value in `[0, 1)`.
+    pub fn sample(&self) -> f64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Jitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Jitter")
+    }
+}
+
+/// The inputs of one step besides the task and the event.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx<'a> {
+    /// The current time.
+    pub now: Timestamp,
+    /// The queue's policy.
+    pub policy: &'a Policy,
+    /// A jitter sample in `[0, 1)` for a backoff this step may schedule.
+    pub jitter: f64,
+}
+
+/// Something that happens to a task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A worker takes the task.
+    Claim {
+        /// Who.
+        worker: WorkerId,
+        /// A fresh token, unique to this claim.
+        token: LeaseToken,
+        /// How long the lease lasts.
+        lease: LeaseKind,
+    },
+    /// The holder is alive.
+    Heartbeat {
+        /// The holder's token.
+        token: LeaseToken,
+    },
+    /// The holder finished.
+    Complete {
+        /// The holder's token.
+        token: LeaseToken,
+        /// What it produced.
+        completion: Completion,
+    },
+    /// The holder's attempt failed.
+    Fail {
+        /// The holder's token.
+        token: LeaseToken,
+        /// Why, and whether to retry.
+        failure: Failure,
+    },
+    /// The holder hands the task back without spending an attempt.
+    Release {
+        /// The holder's token.
+        token: LeaseToken,
+        /// Why (needs clarification, out of credits, shutting down).
+        reason: String,
+    },
+    /// The reaper found the lease lapsed.
+    Expire,
+    /// The issue was closed or lost its ready label.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+    /// The issue was seen ready again (listed at `observed_at`) after a terminal run.
+    Requeue {
+        /// The issue as seen.
+        issue: ReadyIssue,
+        /// When the listing that showed it started.
+        observed_at: Timestamp,
+    },
+    /// An operator asks for a new run of a failed or cancelled task.
+    Retry,
+    /// The dispatcher wrote the terminal state's GitHub effects.
+    EffectsWritten,
+}
+
+/// A GitHub effect of a step, recorded in the same transaction as the step (the
+/// outbox) and applied later by the dispatcher.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// The task it is about.
+    pub task: TaskId,
+    /// The task's run.
+    pub run: u32,
+    /// The attempt it concerns (0 before the first claim).
+    pub attempt: u32,
+    /// What to write.
+    pub kind: EffectKind,
+}
+
+/// What an [`Effect`] writes to GitHub (see DESIGN §4 for the label lifecycle).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EffectKind {
+    /// Add the in-progress label (and clear a previous run's outcome labels).
+    Queued,
+    /// An attempt failed and another will follow: an optional short note, no label.
+    RetryScheduled {
+        /// The redacted reason.
+        reason: String,
+        /// When the next attempt may start.
+        next_attempt_at: Timestamp,
+    },
+    /// Remove ready and in-progress, add completed, comment with the PR link.
+    Completed {
+        /// The pull request.
+        pr_url: Option<String>,
+        /// Who did it.
+        worker: WorkerId,
+        /// Attempts spent.
+        attempts: u32,
+        /// From queueing to completion, in milliseconds.
+        duration_ms: u64,
+        /// The cost in US dollars, when known.
+        cost_usd: Option<f64>,
+    },
+    /// Remove ready and in-progress, add failed, comment with the reason.
+    Failed {
+        /// The redacted, length-capped reason.
+        reason: String,
+        /// Attempts spent.
+        attempts: u32,
+    },
+    /// Remove in-progress.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl EffectKind {
+    /// A short name: `queued`, `retry_scheduled`, `completed`, `failed`, `cancelled`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EffectKind::Queued => "queued",
+            EffectKind::RetryScheduled { .. } => "retry_scheduled",
+            EffectKind::Completed { .. } => "completed",
+            EffectKind::Failed { .. } => "failed",
+            EffectKind::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// Whether this effect writes a terminal state's labels.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EffectKind::Completed { .. } | EffectKind::Failed { .. } | EffectKind::Cancelled { .. }
+        )
+    }
+}
+
+impl Effect {
+    /// The hidden marker a comment for this effect carries, so it is never posted
+    /// twice: unique per task, run, attempt and event.
+    pub fn marker(&self) -> String {
+        format!(
+            "scrum-orchestrator:{}:run-{}:attempt-{}:{}",
+            self.task,
+            self.run,
+            self.attempt,
+            self.kind.name()
+        )
+    }
+}
+
+/// Why an event does not apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The token is not the live lease's (or the lease lapsed).
+    #[error("the lease is no longer held by this token")]
+    LeaseLost,
+    /// The task is not pending, is backing off, or is being cancelled.
+    #[error("the task cannot be claimed now")]
+    NotClaimable,
+    /// The lease has not lapsed.
+    #[error("the lease has not expired")]
+    NotExpired,
+    /// The task is terminal and the event would change it.
+    #[error("the task is finished")]
+    Terminal,
+    /// The task is live (a new run needs a terminal task).
+    #[error("the task is still live")]
+    Live,
+    /// The terminal labels were not yet written when the issue was seen ready, so the
+    /// ready label is the old run's, not a new request.
+    #[error("the issue has not been labelled ready since the last run ended")]
+    NotRelabelled,
+    /// A completed task cannot be retried by an operator.
+    #[error("a completed task cannot be retried")]
+    Completed,
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        let kind = match r {
+            Refusal::LeaseLost => ErrorKind::LeaseLost,
+            _ => ErrorKind::InvalidTransition,
+        };
+        Error::new(kind, r.to_string())
+    }
+}
+
+/// The result of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The task after the step.
+    pub task: Task,
+    /// The GitHub effects to record with it.
+    pub effects: Vec<Effect>,
+    /// True when the event repeated the call that ended the lease: nothing changed
+    /// and nothing needs persisting.
+    pub unchanged: bool,
+}
+
+/// A new task (run 1) for an issue seen ready, and its `Queued` effect.
+pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
+    let task = Task {
+        id: issue.id.clone(),
+        issue: Arc::new(issue),
+        state: TaskState::Pending,
+        run: 1,
+        attempts: 0,
+        max_attempts: policy.max_attempts.max(1),
+        attempt_refunded: false,
+        lease: None,
+        lease_end: None,
+        not_before: now,
+        cancel_requested: false,
+        last_error: None,
+        completion: None,
+        enqueued_at: now,
+        updated_at: now,
+        finished_at: None,
+        effects_written_at: None,
+    };
+    let effects = vec![effect(&task, EffectKind::Queued)];
+    Step {
+        task,
+        effects,
+        unchanged: false,
+    }
+}
+
+fn effect(task: &Task, kind: EffectKind) -> Effect {
+    Effect {
+        task: task.id.clone(),
+        run: task.run,
+        attempt: task.attempts,
+        kind,
+    }
+}
+
+/// Applies `event` to `task` at `ctx.now`. Pure: no I/O, no clock, no randomness
+/// beyond `ctx.jitter`.
+pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refusal> {
+    let now = ctx.now;
+    let mut next = task.clone();
+    next.updated_at = now;
+    let mut effects = Vec::new();
+    match event {
+        Event::Claim {
+            worker,
+            token,
+            lease,
+        } => {
+            if task.state != TaskState::Pending || task.cancel_requested || task.not_before > now {
+                return Err(Refusal::NotClaimable);
+            }
+            if !next.attempt_refunded {
+                next.attempts += 1;
+            }
+            next.attempt_refunded = false;
+            let deadline = now.plus(ctx.policy.max_run);
+            let expires_at = match lease {
+                LeaseKind::Heartbeat => now.plus(ctx.policy.lease).min(deadline),
+                LeaseKind::RunTime => deadline,
+            };
+            next.state = TaskState::InProgress;
+            next.lease = Some(Lease {
+                token,
+                worker,
+                claimed_at: now,
+                expires_at,
+                deadline,
+            });
+            next.lease_end = None;
+        }
+        Event::Heartbeat { token } => {
+            let lease = live_lease(task, token, now)?;
+            let mut renewed = now.plus(ctx.policy.lease).min(lease.deadline);
+            if task.cancel_requested {
+                // Told to stop: the cancellation deadline stands.
+                renewed = lease.expires_at;
+            }
+            let l = next.lease.as_mut().expect("live lease checked above");
+            l.expires_at = l.expires_at.max(renewed);
+        }
+        Event::Complete { token, completion } => {
+            if repeats(task, token, LeaseEnd::Completed) {
+                return Ok(unchanged(task));
+            }
+            let lease = live_lease(task, token, now)?;
+            let kind = EffectKind::Completed {
+                pr_url: completion.pr_url.clone(),
+                worker: lease.worker.clone(),
+                attempts: task.attempts,
+                duration_ms: u64::try_from(now.since(task.enqueued_at).as_millis())
+                    .unwrap_or(u64::MAX),
+                cost_usd: completion.cost_usd,
+            };
+            finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
+            next.completion = Some(completion);
+            effects.push(effect(&next, kind));
+        }
+        Event::Fail { token, failure } => {
+            if repeats(task, token, LeaseEnd::Failed) {
+                return Ok(unchanged(task));
+            }
+            live_lease(task, token, now)?;
+            end_attempt(&mut next, &mut effects, failure, LeaseEnd::Failed, ctx);
+        }
+        Event::Expire => {
+            let lease = match (&task.lease, task.state) {
+                (Some(l), TaskState::InProgress) => l,
+                _ => return Err(Refusal::NotExpired),
+            };
+            if now < lease.expires_at {
+                return Err(Refusal::NotExpired);
+            }
+            let reason = if now >= lease.deadline {
+                "run time exceeded"
+            } else {
+                "worker lost"
+            };
+            let failure = Failure {
+                reason: reason.to_string(),
+                retryable: true,
+            };
+            end_attempt(&mut next, &mut effects, failure, LeaseEnd::Expired, ctx);
+        }
+        Event::Release { token, reason } => {
+            if repeats(task, token, LeaseEnd::Released) {
+                return Ok(unchanged(task));
+            }
+            live_lease(task, token, now)?;
+            if task.cancel_requested {
+                cancel_now(&mut next, &mut effects, "issue no longer ready", now);
+                next.lease_end = Some(LeaseEnd::Released);
+            } else {
+                next.state = TaskState::Pending;
+                next.attempt_refunded = true;
+                next.lease_end = Some(LeaseEnd::Released);
+                next.not_before = now;
+                next.last_error = Some(redact(&reason));
+            }
+        }
+        Event::Cancel { reason } => match task.state {
+            TaskState::Pending => cancel_now(&mut next, &mut effects, &reason, now),
+            TaskState::InProgress => {
+                if task.cancel_requested {
+                    return Ok(unchanged(task));
+                }
+                next.cancel_requested = true;
+                let l = next.lease.as_mut().expect("in-progress tasks hold a lease");
+                l.expires_at = l.expires_at.min(now.plus(ctx.policy.cancel_grace));
+                next.last_error = Some(redact(&reason));
+            }
+            _ => return Err(Refusal::Terminal),
+        },
+        Event::Requeue { issue, observed_at } => {
+            if !task.state.is_terminal() {
+                return Err(Refusal::Live);
+            }
+            match task.effects_written_at {
+                Some(at) if at < observed_at => {}
+                _ => return Err(Refusal::NotRelabelled),
+            }
+            next.issue = Arc::new(issue);
+            new_run(&mut next, &mut effects, ctx);
+        }
+        Event::Retry => match task.state {
+            TaskState::Failed | TaskState::Cancelled => new_run(&mut next, &mut effects, ctx),
+            TaskState::Completed => return Err(Refusal::Completed),
+            _ => return Err(Refusal::Live),
+        },
+        Event::EffectsWritten => {
+            if !task.state.is_terminal() {
+                return Err(Refusal::Live);
+            }
+            next.effects_written_at = Some(now);
+        }
+    }
+    Ok(Step {
+        task: next,
+        effects,
+        unchanged: false,
+    })
+}
+
+fn unchanged(task: &Task) -> Step {
+    Step {
+        task: task.clone(),
+        effects: Vec::new(),
+        unchanged: true,
+    }
+}
+
+/// Whether a call with `token` repeats the call that ended the task's last lease.
+fn repeats(task: &Task, token: LeaseToken, end: LeaseEnd) -> bool {
+    task.lease_end == Some(end) && task.lease.as_ref().is_some_and(|l| l.token == token)
+}
+
+/// The task's lease, if `token` holds it and it has not lapsed.
+fn live_lease(task: &Task, token: LeaseToken, now: Timestamp) -> Result<&Lease, Refusal> {
+    match (&task.lease, task.state) {
+        (Some(l), TaskState::InProgress) if l.token == token && now < l.expires_at => Ok(l),
+        _ => Err(Refusal::LeaseLost),
+    }
+}
+
+/// Ends an attempt that failed: retry after backoff, cancel, or fail for good.
+fn end_attempt(
+    next: &mut Task,
+    effects: &mut Vec<Effect>,
+    failure: Failure,
+    end: LeaseEnd,
+    ctx: &Ctx<'_>,
+) {
+    let reason = redact(&failure.reason);
+    next.last_error = Some(reason.clone());
+    if next.cancel_requested {
+        cancel_now(next, effects, "issue no longer ready", ctx.now);
+        next.lease_end = Some(end);
+    } else if failure.retryable && next.attempts < next.max_attempts {
+        let at = ctx
+            .now
+            .plus(ctx.policy.backoff.delay(next.attempts, ctx.jitter));
+        next.state = TaskState::Pending;
+        next.not_before = at;
+        next.lease_end = Some(end);
+        effects.push(effect(
+            next,
+            EffectKind::RetryScheduled {
+                reason,
+                next_attempt_at: at,
+            },
+        ));
+    } else {
+        finish(next, TaskState::Failed, end, ctx.now);
+        let kind = EffectKind::Failed {
+            reason,
+            attempts: next.attempts,
+        };
+        effects.push(effect(next, kind));
+    }
+}
+
+fn cancel_now(next: &mut Task, effects: &mut Vec<Effect>, reason: &str, now: Timestamp) {
+    finish(next, TaskState::Cancelled, LeaseEnd::Cancelled, now);
+    effects.push(effect(
+        next,
+        EffectKind::Cancelled {
+            reason: redact(reason),
+        },
+    ));
+}
+
+fn finish(next: &mut Task, state: TaskState, end: LeaseEnd, now: Timestamp) {
+    next.state = state;
+    next.finished_at = Some(now);
+    next.cancel_requested = false;
+    if next.lease.is_some() {
+        next.lease_end = Some(end);
+    }
+}
+
+fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
+    next.state = TaskState::Pending;
+    next.run += 1;
+    next.attempts = 0;
+    next.max_attempts = ctx.policy.max_attempts.max(1);
+    next.attempt_refunded = false;
+    next.not_before = ctx.now;
+    next.cancel_requested = false;
+    next.last_error = None;
+    next.completion = None;
+    next.enqueued_at = ctx.now;
+    next.finished_at = None;
+    next.effects_written_at = None;
+    next.lease_end = None;
+    effects.push(effect(next, EffectKind::Queued));
+}
+
+#[cfg(test)]
+mod tests;
