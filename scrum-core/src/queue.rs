@@ -1,5 +1,7 @@
 //! [`WorkQueue`]: durable task state and the outbox of GitHub effects.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -257,4 +259,17 @@ pub trait WorkQueue: Send + Sync + 'static {
 
     /// Records that applying an effect failed, so operators can see it.
     async fn nack_effect(&self, id: u64) -> Result<()>;
+
+    /// Takes or renews the leader lease for `holder` until `now + ttl`, and says
+    /// whether `holder` leads. Only the leader polls GitHub, reaps leases and applies
+    /// the outbox; every orchestrator serves workers.
+    ///
+    /// # Behavior
+    /// - A store one process owns (memory, SQLite) always answers `true`.
+    /// - A shared store grants the lease to one holder at a time; another holder gets
+    ///   it once the lease has lapsed without renewal.
+    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
+        let _ = (holder, ttl, now);
+        Ok(true)
+    }
 }
