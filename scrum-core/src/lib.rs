@@ -53,7 +53,9 @@
 //! ```
 
 pub mod clock;
-
+#[cfg(feature = "testkit")]
+pub mod conformance;
+pub mod engine;
 mod error;
 pub mod faults;
 pub mod memory;
@@ -64,6 +66,7 @@ pub mod redact;
 pub mod runner;
 pub mod source;
 pub mod state;
+pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
 pub use model::{

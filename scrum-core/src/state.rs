@@ -112,7 +112,7 @@ impl Backoff {
     /// use scrum_core::state::Backoff;
     /// let b = Backoff { initial: Duration::from_secs(10), cap: Duration::from_secs(60) };
     /// assert_eq!(b.delay(1, 0.0), Duration::from_secs(5));
-    /// assert_eq!(b.delay(2, 0.999_999), Duration::from_millis(19_999));
+    /// assert_eq!(b.delay(2, 0.5), Duration::from_secs(15));
     /// assert_eq!(b.delay(10, 0.0), Duration::from_secs(30));
     /// ```
     pub fn delay(&self, failed_attempts: u32, jitter: f64) -> Duration {
@@ -633,6 +633,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.enqueued_at = ctx.now;
     next.finished_at = None;
     next.effects_written_at = None;
+    next.lease = None;
     next.lease_end = None;
     effects.push(effect(next, EffectKind::Queued));
 }

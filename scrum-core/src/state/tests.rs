@@ -1,1 +1,537 @@
+//! Table-driven tests of each transition, and property tests of the invariants.
 
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{LeaseKind, ReadyIssue, Timestamp};
+
+fn policy() -> Policy {
+    Policy {
+        max_attempts: 2,
+        lease: Duration::from_secs(30),
+        max_run: Duration::from_secs(600),
+        cancel_grace: Duration::from_secs(10),
+        backoff: Backoff {
+            initial: Duration::from_secs(10),
+            cap: Duration::from_secs(60),
+        },
+    }
+}
+
+fn issue() -> ReadyIssue {
+    ReadyIssue {
+        id: "acme/widgets#1".parse().unwrap(),
+        title: "t".into(),
+        body: String::new(),
+        labels: vec!["ai-ready".into()],
+        created_at: Timestamp(0),
+    }
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp(secs * 1000)
+}
+
+fn step(task: &Task, event: Event, now: Timestamp) -> Result<Step, Refusal> {
+    let p = policy();
+    transition(
+        task,
+        event,
+        &Ctx {
+            now,
+            policy: &p,
+            jitter: 0.0,
+        },
+    )
+}
+
+const TOKEN: LeaseToken = LeaseToken(7);
+const STALE: LeaseToken = LeaseToken(8);
+
+fn pending() -> Task {
+    new_task(issue(), t(0), &policy()).task
+}
+
+fn claimed() -> Task {
+    let claim = Event::Claim {
+        worker: WorkerId::new("w").unwrap(),
+        token: TOKEN,
+        lease: LeaseKind::Heartbeat,
+    };
+    step(&pending(), claim, t(1)).unwrap().task
+}
+
+fn on_last_attempt() -> Task {
+    let mut task = claimed();
+    task.attempts = 2;
+    task
+}
+
+fn cancelling() -> Task {
+    let reason = "closed".to_string();
+    step(&claimed(), Event::Cancel { reason }, t(2))
+        .unwrap()
+        .task
+}
+
+fn completed() -> Task {
+    let done = Event::Complete {
+        token: TOKEN,
+        completion: Completion::default(),
+    };
+    step(&claimed(), done, t(5)).unwrap().task
+}
+
+fn written(mut task: Task) -> Task {
+    task.effects_written_at = Some(t(6));
+    task
+}
+
+fn fail(retryable: bool) -> Event {
+    Event::Fail {
+        token: TOKEN,
+        failure: Failure {
+            reason: "boom".into(),
+            retryable,
+        },
+    }
+}
+
+fn complete(token: LeaseToken) -> Event {
+    Event::Complete {
+        token,
+        completion: Completion::default(),
+    }
+}
+
+#[test]
+fn transition_table() {
+    type Expect = Result<(TaskState, &'static [&'static str]), Refusal>;
+    let release = |token| Event::Release {
+        token,
+        reason: "later".into(),
+    };
+    let cancel = Event::Cancel {
+        reason: "closed".into(),
+    };
+    let claim = Event::Claim {
+        worker: WorkerId::new("w2").unwrap(),
+        token: LeaseToken(9),
+        lease: LeaseKind::Heartbeat,
+    };
+    let requeue = |secs| Event::Requeue {
+        issue: issue(),
+        observed_at: t(secs),
+    };
+    let rows: Vec<(&str, Task, Event, i64, Expect)> = vec![
+        (
+            "claim pending",
+            pending(),
+            claim.clone(),
+            1,
+            Ok((TaskState::InProgress, &[])),
+        ),
+        (
+            "claim held",
+            claimed(),
+            claim.clone(),
+            2,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "claim completed",
+            completed(),
+            claim.clone(),
+            9,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "heartbeat live",
+            claimed(),
+            Event::Heartbeat { token: TOKEN },
+            2,
+            Ok((TaskState::InProgress, &[])),
+        ),
+        (
+            "heartbeat stale",
+            claimed(),
+            Event::Heartbeat { token: STALE },
+            2,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "heartbeat lapsed",
+            claimed(),
+            Event::Heartbeat { token: TOKEN },
+            31,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "complete live",
+            claimed(),
+            complete(TOKEN),
+            3,
+            Ok((TaskState::Completed, &["completed"])),
+        ),
+        (
+            "complete stale",
+            claimed(),
+            complete(STALE),
+            3,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "complete pending",
+            pending(),
+            complete(TOKEN),
+            3,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "fail retryable",
+            claimed(),
+            fail(true),
+            3,
+            Ok((TaskState::Pending, &["retry_scheduled"])),
+        ),
+        (
+            "fail fatal",
+            claimed(),
+            fail(false),
+            3,
+            Ok((TaskState::Failed, &["failed"])),
+        ),
+        (
+            "fail last attempt",
+            on_last_attempt(),
+            fail(true),
+            3,
+            Ok((TaskState::Failed, &["failed"])),
+        ),
+        (
+            "fail while cancelling",
+            cancelling(),
+            fail(true),
+            3,
+            Ok((TaskState::Cancelled, &["cancelled"])),
+        ),
+        (
+            "release live",
+            claimed(),
+            release(TOKEN),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "release stale",
+            claimed(),
+            release(STALE),
+            3,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "release while cancelling",
+            cancelling(),
+            release(TOKEN),
+            3,
+            Ok((TaskState::Cancelled, &["cancelled"])),
+        ),
+        (
+            "expire early",
+            claimed(),
+            Event::Expire,
+            30,
+            Err(Refusal::NotExpired),
+        ),
+        (
+            "expire lapsed",
+            claimed(),
+            Event::Expire,
+            31,
+            Ok((TaskState::Pending, &["retry_scheduled"])),
+        ),
+        (
+            "expire last attempt",
+            on_last_attempt(),
+            Event::Expire,
+            31,
+            Ok((TaskState::Failed, &["failed"])),
+        ),
+        (
+            "expire cancelling",
+            cancelling(),
+            Event::Expire,
+            12,
+            Ok((TaskState::Cancelled, &["cancelled"])),
+        ),
+        (
+            "expire pending",
+            pending(),
+            Event::Expire,
+            99,
+            Err(Refusal::NotExpired),
+        ),
+        (
+            "cancel pending",
+            pending(),
+            cancel.clone(),
+            1,
+            Ok((TaskState::Cancelled, &["cancelled"])),
+        ),
+        (
+            "cancel held",
+            claimed(),
+            cancel.clone(),
+            2,
+            Ok((TaskState::InProgress, &[])),
+        ),
+        (
+            "cancel completed",
+            completed(),
+            cancel.clone(),
+            9,
+            Err(Refusal::Terminal),
+        ),
+        ("requeue live", claimed(), requeue(9), 9, Err(Refusal::Live)),
+        (
+            "requeue unwritten",
+            completed(),
+            requeue(9),
+            9,
+            Err(Refusal::NotRelabelled),
+        ),
+        (
+            "requeue stale listing",
+            written(completed()),
+            requeue(6),
+            9,
+            Err(Refusal::NotRelabelled),
+        ),
+        (
+            "requeue relabelled",
+            written(completed()),
+            requeue(7),
+            9,
+            Ok((TaskState::Pending, &["queued"])),
+        ),
+        (
+            "retry completed",
+            completed(),
+            Event::Retry,
+            9,
+            Err(Refusal::Completed),
+        ),
+        ("retry live", pending(), Event::Retry, 9, Err(Refusal::Live)),
+        (
+            "effects written live",
+            claimed(),
+            Event::EffectsWritten,
+            9,
+            Err(Refusal::Live),
+        ),
+    ];
+    for (name, task, event, now, expect) in rows {
+        let got = step(&task, event, t(now)).map(|s| {
+            let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
+            (s.task.state, kinds)
+        });
+        let want = expect.map(|(st, k)| (st, k.to_vec()));
+        assert_eq!(got, want, "row {name:?}");
+    }
+}
+
+#[test]
+fn claim_sets_a_lease_and_counts_an_attempt() {
+    let task = claimed();
+    let lease = task.lease.as_ref().unwrap();
+    assert_eq!((task.attempts, lease.token), (1, TOKEN));
+    assert_eq!(lease.expires_at, t(31));
+    assert_eq!(lease.deadline, t(601));
+}
+
+#[test]
+fn heartbeats_never_pass_the_deadline() {
+    let mut task = claimed();
+    for secs in (20..700).step_by(20) {
+        match step(&task, Event::Heartbeat { token: TOKEN }, t(secs)) {
+            Ok(s) => task = s.task,
+            Err(e) => {
+                assert_eq!(e, Refusal::LeaseLost);
+                assert!(secs >= 601, "refused at {secs}s");
+                break;
+            }
+        }
+        assert!(task.lease.as_ref().unwrap().expires_at <= t(601));
+    }
+    let s = step(&task, Event::Expire, t(601)).unwrap();
+    assert_eq!(s.task.last_error.as_deref(), Some("run time exceeded"));
+}
+
+#[test]
+fn a_repeated_report_is_unchanged_and_a_different_one_is_refused() {
+    let done = completed();
+    let again = step(&done, complete(TOKEN), t(9)).unwrap();
+    assert!(again.unchanged && again.effects.is_empty());
+    assert_eq!(step(&done, fail(true), t(9)), Err(Refusal::LeaseLost));
+    let retried = step(&claimed(), fail(true), t(3)).unwrap().task;
+    assert!(step(&retried, fail(true), t(4)).unwrap().unchanged);
+    assert_eq!(
+        step(&retried, complete(TOKEN), t(4)),
+        Err(Refusal::LeaseLost)
+    );
+}
+
+#[test]
+fn backoff_delays_the_next_claim() {
+    let p = policy();
+    let s = transition(
+        &claimed(),
+        fail(true),
+        &Ctx {
+            now: t(3),
+            policy: &p,
+            jitter: 1.0,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.task.not_before, t(13));
+    let claim = Event::Claim {
+        worker: WorkerId::new("w").unwrap(),
+        token: LeaseToken(10),
+        lease: LeaseKind::Heartbeat,
+    };
+    assert_eq!(
+        step(&s.task, claim.clone(), t(12)),
+        Err(Refusal::NotClaimable)
+    );
+    assert_eq!(step(&s.task, claim, t(13)).unwrap().task.attempts, 2);
+}
+
+#[test]
+fn failure_reasons_are_redacted_before_they_reach_an_effect() {
+    let event = Event::Fail {
+        token: TOKEN,
+        failure: Failure {
+            reason: "git push https://x:ghp_0123456789abcdefghijklmnop@github.com failed".into(),
+            retryable: false,
+        },
+    };
+    let s = step(&claimed(), event, t(3)).unwrap();
+    match &s.effects[0].kind {
+        EffectKind::Failed { reason, .. } => assert!(!reason.contains("ghp_"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn effect_markers_name_task_run_attempt_and_event() {
+    let s = step(&claimed(), complete(TOKEN), t(3)).unwrap();
+    assert_eq!(
+        s.effects[0].marker(),
+        "scrum-orchestrator:acme/widgets#1:run-1:attempt-1:completed"
+    );
+}
+
+/// One random event; tokens pick from a small set so that live and stale tokens
+/// both occur often.
+fn any_event() -> impl Strategy<Value = (Event, u64)> {
+    let token = (0u128..4).prop_map(LeaseToken);
+    let ev = prop_oneof![
+        (token.clone(), any::<bool>()).prop_map(|(token, run_time)| Event::Claim {
+            worker: WorkerId::new("w").unwrap(),
+            token,
+            lease: if run_time {
+                LeaseKind::RunTime
+            } else {
+                LeaseKind::Heartbeat
+            },
+        }),
+        token.clone().prop_map(|token| Event::Heartbeat { token }),
+        token.clone().prop_map(complete),
+        (token.clone(), any::<bool>()).prop_map(|(token, retryable)| Event::Fail {
+            token,
+            failure: Failure {
+                reason: "x".into(),
+                retryable,
+            },
+        }),
+        token.prop_map(|token| Event::Release {
+            token,
+            reason: "x".into(),
+        }),
+        Just(Event::Expire),
+        Just(Event::Cancel {
+            reason: "closed".into()
+        }),
+        (0i64..5).prop_map(|back| Event::Requeue {
+            issue: issue(),
+            observed_at: Timestamp(-back * 1000),
+        }),
+        Just(Event::Retry),
+        Just(Event::EffectsWritten),
+    ];
+    (ev, 0u64..40_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn invariants_hold_over_any_event_sequence(events in prop::collection::vec(any_event(), 1..60)) {
+        let p = policy();
+        let mut task = pending();
+        let mut now = t(0);
+        for (event, advance_ms) in events {
+            now = Timestamp(now.0 + advance_ms as i64);
+            // Requeue listings are relative to now.
+            let event = match event {
+                Event::Requeue { issue, observed_at } => Event::Requeue { issue, observed_at: Timestamp(now.0 + observed_at.0) },
+                e => e,
+            };
+            let live_token = match (&task.lease, task.state) {
+                (Some(l), TaskState::InProgress) if now < l.expires_at => Some(l.token),
+                _ => None,
+            };
+            let carried = match &event {
+                Event::Heartbeat { token } | Event::Complete { token, .. }
+                | Event::Fail { token, .. } | Event::Release { token, .. } => Some(*token),
+                _ => None,
+            };
+            let result = transition(&task, event.clone(), &Ctx { now, policy: &p, jitter: 0.5 });
+            let Ok(s) = result else { continue };
+            let next = s.task;
+            // A stale token never changes anything.
+            if let Some(tok) = carried {
+                if Some(tok) != live_token {
+                    prop_assert!(s.unchanged && next == task, "stale {event:?} changed the task");
+                }
+            }
+            // At most one live lease, and only while in progress.
+            prop_assert_eq!(next.state == TaskState::InProgress, next.lease.is_some() && next.lease_end.is_none());
+            // Attempts never decrease within a run and never pass the maximum.
+            if next.run == task.run {
+                prop_assert!(next.attempts >= task.attempts);
+            } else {
+                prop_assert_eq!(next.run, task.run + 1);
+                prop_assert!(task.state.is_terminal());
+                let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry);
+                prop_assert!(new_run_event);
+            }
+            prop_assert!(next.attempts <= next.max_attempts);
+            // Terminal states stay terminal unless a new run starts.
+            if task.state.is_terminal() && next.run == task.run {
+                prop_assert_eq!(next.state, task.state);
+                prop_assert!(s.effects.is_empty());
+            }
+            // A Failed effect only when the run is really over.
+            for e in &s.effects {
+                if matches!(e.kind, EffectKind::Failed { .. }) {
+                    prop_assert_eq!(next.state, TaskState::Failed);
+                }
+            }
+            task = next;
+        }
+    }
+}

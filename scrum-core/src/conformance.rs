@@ -1,0 +1,855 @@
+//! The conformance suite every [`WorkQueue`] backend runs: one plain async function
+//! per `# Behavior` bullet of the trait, each taking a fresh queue made with
+//! [`policy`] and [`jitter`].
+//!
+//! A backend runs the whole suite with one macro call in a test file:
+//!
+//! ```text
+//! async fn make(policy: scrum_core::state::Policy, jitter: scrum_core::state::Jitter)
+//!     -> std::sync::Arc<dyn scrum_core::WorkQueue> { /* a fresh, isolated queue */ }
+//! scrum_core::queue_conformance!(make);          // a store one process owns
+//! scrum_core::queue_conformance!(make, shared);  // a store several orchestrators share
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per function (so the calling crate needs
+//! tokio with `macros` and `rt-multi-thread`); tests run in parallel, so each queue
+//! `make` returns must be isolated from the others.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+use crate::model::{
+    Completion, Failure, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp,
+    WorkerId,
+};
+use crate::queue::{Enqueued, TaskFilter, WorkQueue};
+use crate::state::{Backoff, EffectKind, Jitter, Policy};
+
+/// The policy every conformance queue is made with: 2 attempts, 30 s leases, 1 h
+/// maximum run time, 10 s cancellation grace, backoff from 10 s capped at 60 s.
+pub fn policy() -> Policy {
+    Policy {
+        max_attempts: 2,
+        lease: Duration::from_secs(30),
+        max_run: Duration::from_secs(3600),
+        cancel_grace: Duration::from_secs(10),
+        backoff: Backoff {
+            initial: Duration::from_secs(10),
+            cap: Duration::from_secs(60),
+        },
+    }
+}
+
+/// The jitter every conformance queue is made with: always 0.5, so a first retry
+/// waits exactly 7.5 s.
+pub fn jitter() -> Jitter {
+    Jitter::fixed(0.5)
+}
+
+/// The time the suite starts at.
+pub const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp(T0.0 + secs * 1000)
+}
+
+fn id(n: u64) -> TaskId {
+    TaskId::new("acme/widgets", n).expect("valid id")
+}
+
+fn issue(n: u64, labels: &[&str], created_secs: i64) -> ReadyIssue {
+    ReadyIssue {
+        id: id(n),
+        title: format!("Issue {n}"),
+        body: format!("Body {n}"),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        created_at: Timestamp(created_secs * 1000),
+    }
+}
+
+fn worker(n: u32) -> WorkerId {
+    WorkerId::new(&format!("worker-{n}")).expect("valid worker id")
+}
+
+async fn enqueue(q: &dyn WorkQueue, n: u64) {
+    let got = q
+        .enqueue(issue(n, &["ai-ready"], n as i64), T0)
+        .await
+        .expect("enqueue");
+    assert_eq!(got, Enqueued::Created);
+}
+
+async fn claim(q: &dyn WorkQueue, w: u32, now: Timestamp) -> Task {
+    q.claim(&worker(w), LeaseKind::Heartbeat, now)
+        .await
+        .expect("claim")
+        .expect("a task to claim")
+}
+
+fn token(t: &Task) -> LeaseToken {
+    t.lease.as_ref().expect("a lease").token
+}
+
+async fn effect_kinds(q: &dyn WorkQueue) -> Vec<(TaskId, &'static str)> {
+    q.pending_effects(10_000)
+        .await
+        .expect("pending effects")
+        .into_iter()
+        .map(|e| (e.effect.task, e.effect.kind.name()))
+        .collect()
+}
+
+async fn get(q: &dyn WorkQueue, n: u64) -> Task {
+    q.get(&id(n)).await.expect("get").expect("the task exists")
+}
+
+async fn ack_all(q: &dyn WorkQueue, now: Timestamp) {
+    for e in q.pending_effects(10_000).await.expect("pending effects") {
+        q.ack_effect(e.id, now).await.expect("ack");
+    }
+}
+
+fn retryable(reason: &str) -> Failure {
+    Failure {
+        reason: reason.into(),
+        retryable: true,
+    }
+}
+
+fn done() -> Completion {
+    Completion {
+        pr_url: Some("https://github.com/acme/widgets/pull/1".into()),
+        cost_usd: Some(0.5),
+        tokens: Some(1000),
+    }
+}
+
+/// An issue with no task gets a Pending task of run 1 with a `Queued` effect.
+pub async fn enqueue_creates_pending_task(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = get(q, 1).await;
+    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 1, 0));
+    assert_eq!(t.max_attempts, 2);
+    assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
+}
+
+/// Enqueuing an issue that has a live task changes nothing and returns `Unchanged`.
+pub async fn enqueue_of_live_issue_is_unchanged(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let again = q.enqueue(issue(1, &["ai-ready"], 1), at(1)).await.unwrap();
+    assert_eq!(again, Enqueued::Unchanged);
+    claim(q, 1, at(2)).await;
+    let again = q.enqueue(issue(1, &["ai-ready"], 1), at(3)).await.unwrap();
+    assert_eq!(again, Enqueued::Unchanged);
+    assert_eq!(get(q, 1).await.state, TaskState::InProgress);
+    assert_eq!(effect_kinds(q).await.len(), 1, "one Queued effect only");
+}
+
+/// A live task's issue data (title, body, labels) is refreshed by a new enqueue.
+pub async fn enqueue_refreshes_live_issue_data(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    enqueue(q, 2).await;
+    let mut changed = issue(2, &["ai-ready", "priority:critical"], 2);
+    changed.title = "Renamed".into();
+    assert_eq!(
+        q.enqueue(changed, at(1)).await.unwrap(),
+        Enqueued::Unchanged
+    );
+    assert_eq!(get(q, 2).await.issue.title, "Renamed");
+    // The new priority label takes effect for claims.
+    assert_eq!(claim(q, 1, at(2)).await.id, id(2));
+}
+
+/// A terminal task is queued again as a new run only when its terminal effects were
+/// written before `observed_at`; otherwise `Unchanged`.
+pub async fn requeue_only_after_terminal_effects_written(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(1)).await;
+    q.complete(&t.id, token(&t), done(), at(2)).await.unwrap();
+    // The labels are not written yet: the ready label still seen is the old run's.
+    let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(3)).await.unwrap();
+    assert_eq!(seen, Enqueued::Unchanged);
+    ack_all(q, at(4)).await;
+    // A listing that started before the labels were written proves nothing.
+    let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(4)).await.unwrap();
+    assert_eq!(seen, Enqueued::Unchanged);
+    // Seen ready after the labels were written: someone put the label back.
+    let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
+    assert_eq!(seen, Enqueued::Requeued);
+    let t = get(q, 1).await;
+    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 2, 0));
+    assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
+}
+
+/// An empty queue returns `None`.
+pub async fn claim_on_empty_queue_returns_none(q: &dyn WorkQueue) {
+    let got = q.claim(&worker(1), LeaseKind::Heartbeat, T0).await.unwrap();
+    assert!(got.is_none());
+}
+
+/// Claims follow priority labels (critical, high, medium, low, none), then the
+/// oldest issue.
+pub async fn claim_follows_priority_then_age(q: &dyn WorkQueue) {
+    let issues = [
+        (1, vec!["ai-ready"], 10),
+        (2, vec!["ai-ready", "priority:low"], 20),
+        (3, vec!["ai-ready", "priority:critical"], 30),
+        (4, vec!["ai-ready", "priority:high"], 40),
+        (5, vec!["ai-ready", "priority:high"], 35),
+        (6, vec!["ai-ready", "priority:medium"], 50),
+        (7, vec!["ai-ready"], 5),
+    ];
+    for (n, labels, created) in issues {
+        q.enqueue(issue(n, &labels, created), T0).await.unwrap();
+    }
+    let mut order = Vec::new();
+    for i in 0..7 {
+        order.push(claim(q, i, at(1)).await.id.number());
+    }
+    assert_eq!(order, vec![3, 5, 4, 6, 2, 7, 1]);
+}
+
+/// A claim counts an attempt and returns a lease with a token no other claim had.
+pub async fn claim_counts_attempt_with_unique_token(q: &dyn WorkQueue) {
+    let policy = policy();
+    let mut tokens = HashSet::new();
+    for n in 1..=20 {
+        enqueue(q, n).await;
+    }
+    for n in 1..=20 {
+        let t = claim(q, n as u32, at(1)).await;
+        assert_eq!(t.state, TaskState::InProgress);
+        assert_eq!(t.attempts, 1);
+        let lease = t.lease.as_ref().unwrap();
+        assert_eq!(lease.worker, worker(n as u32));
+        assert_eq!(lease.expires_at, at(1).plus(policy.lease));
+        assert!(tokens.insert(lease.token), "token reused");
+    }
+    // A released and re-claimed task gets a fresh token too.
+    let t = get(q, 1).await;
+    q.release(&t.id, token(&t), "later".into(), at(2))
+        .await
+        .unwrap();
+    let again = claim(q, 99, at(3)).await;
+    assert!(tokens.insert(token(&again)), "token reused after release");
+}
+
+/// A task backing off after a failure is not claimable before its time.
+pub async fn backing_off_task_not_claimable_early(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let failed = q
+        .fail(&t.id, token(&t), retryable("flaky"), at(1))
+        .await
+        .unwrap();
+    // Backoff after one failure: 10 s, half of it jittered; jitter 0.5 gives 7.5 s.
+    assert_eq!(failed.not_before, Timestamp(at(1).0 + 7_500));
+    let early = q
+        .claim(&worker(2), LeaseKind::Heartbeat, at(8))
+        .await
+        .unwrap();
+    assert!(early.is_none(), "claimed during backoff");
+    let t = claim(q, 2, Timestamp(at(1).0 + 7_500)).await;
+    assert_eq!(t.attempts, 2);
+}
+
+/// A task is never handed to two claimers, even when they claim concurrently.
+pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
+    for n in 1..=40 {
+        enqueue(&*q, n).await;
+    }
+    let mut handles = Vec::new();
+    for w in 0..20 {
+        let q = q.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(t) = q
+                .claim(&worker(w), LeaseKind::Heartbeat, at(1))
+                .await
+                .expect("claim")
+            {
+                got.push(t.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("claimer"));
+    }
+    let distinct: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 40, "every task claimed once");
+    assert_eq!(distinct.len(), 40, "no task claimed twice");
+}
+
+/// `LeaseKind::RunTime` leases last the maximum run time.
+pub async fn run_time_lease_lasts_max_run(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = q
+        .claim(&worker(1), LeaseKind::RunTime, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let lease = t.lease.unwrap();
+    assert_eq!(lease.expires_at, at(1).plus(policy().max_run));
+    let expired = q.expire(at(1000)).await.unwrap();
+    assert!(
+        expired.is_empty(),
+        "a run-time lease lapsed after one lease period"
+    );
+}
+
+/// A heartbeat with the live token extends the lease by one lease period.
+pub async fn heartbeat_extends_lease(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let reply = q.heartbeat(&t.id, token(&t), at(20)).await.unwrap();
+    assert_eq!(reply.lease_expires_at, at(50));
+    assert!(!reply.cancel);
+    assert!(
+        q.expire(at(40)).await.unwrap().is_empty(),
+        "renewed lease lapsed"
+    );
+    let reply = q.heartbeat(&t.id, token(&t), at(45)).await.unwrap();
+    assert_eq!(reply.lease_expires_at, at(75));
+}
+
+/// A heartbeat with a stale token fails with `LeaseLost` and changes nothing.
+pub async fn heartbeat_with_stale_token_is_lease_lost(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let err = q
+        .heartbeat(&t.id, LeaseToken(token(&t).0 ^ 1), at(10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(get(q, 1).await.lease.unwrap().expires_at, at(30));
+    // A lapsed lease cannot be renewed either.
+    let err = q.heartbeat(&t.id, token(&t), at(31)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+}
+
+/// A heartbeat on a task being cancelled answers `cancel: true`.
+pub async fn heartbeat_reports_cancellation(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    q.cancel(&t.id, "issue closed".into(), at(5)).await.unwrap();
+    let reply = q.heartbeat(&t.id, token(&t), at(6)).await.unwrap();
+    assert!(reply.cancel);
+    assert_eq!(
+        reply.lease_expires_at,
+        at(15),
+        "the grace period is not extended"
+    );
+}
+
+/// An unknown task fails with `NotFound`.
+pub async fn heartbeat_unknown_task_not_found(q: &dyn WorkQueue) {
+    let err = q.heartbeat(&id(404), LeaseToken(1), T0).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// Completing with the live token makes the task Completed with a `Completed` effect.
+pub async fn complete_makes_task_completed(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    ack_all(q, T0).await;
+    let t = claim(q, 7, at(0)).await;
+    let done_task = q.complete(&t.id, token(&t), done(), at(20)).await.unwrap();
+    assert_eq!(done_task.state, TaskState::Completed);
+    assert_eq!(done_task.finished_at, Some(at(20)));
+    let effects = q.pending_effects(10).await.unwrap();
+    assert_eq!(effects.len(), 1);
+    match &effects[0].effect.kind {
+        EffectKind::Completed {
+            pr_url,
+            worker: w,
+            attempts,
+            duration_ms,
+            ..
+        } => {
+            assert_eq!(
+                pr_url.as_deref(),
+                Some("https://github.com/acme/widgets/pull/1")
+            );
+            assert_eq!((w, *attempts, *duration_ms), (&worker(7), 1, 20_000));
+        }
+        other => panic!("expected a Completed effect, got {other:?}"),
+    }
+}
+
+/// The same completion sent twice with the same token succeeds twice and takes
+/// effect once.
+pub async fn complete_twice_takes_effect_once(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(5)).await.unwrap();
+    let again = q.complete(&t.id, token(&t), done(), at(6)).await.unwrap();
+    assert_eq!(again.state, TaskState::Completed);
+    assert_eq!(again.finished_at, Some(at(5)));
+    let kinds = effect_kinds(q).await;
+    assert_eq!(kinds, vec![(id(1), "queued"), (id(1), "completed")]);
+}
+
+/// Completing with a stale token fails with `LeaseLost` and changes nothing.
+pub async fn complete_with_stale_token_changes_nothing(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let before = get(q, 1).await;
+    let err = q
+        .complete(
+            &t.id,
+            LeaseToken(token(&t).0.wrapping_add(1)),
+            done(),
+            at(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(get(q, 1).await, before);
+    // The token of an earlier attempt is stale too.
+    q.fail(&t.id, token(&t), retryable("flaky"), at(6))
+        .await
+        .unwrap();
+    let t2 = claim(q, 2, at(60)).await;
+    let err = q
+        .complete(&t.id, token(&t), done(), at(61))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(get(q, 1).await.holder(), Some(&worker(2)));
+    assert_eq!(get(q, 1).await.lease.unwrap().token, token(&t2));
+}
+
+/// A retryable failure with attempts left puts the task back to Pending after a
+/// backoff, with a `RetryScheduled` effect and no `Failed` effect.
+pub async fn retryable_failure_backs_off_without_failed_effect(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let after = q
+        .fail(&t.id, token(&t), retryable("tests failed"), at(1))
+        .await
+        .unwrap();
+    assert_eq!((after.state, after.attempts), (TaskState::Pending, 1));
+    assert_eq!(after.last_error.as_deref(), Some("tests failed"));
+    assert_eq!(
+        effect_kinds(q).await,
+        vec![(id(1), "queued"), (id(1), "retry_scheduled")]
+    );
+}
+
+/// A failure on the last attempt, or a non-retryable one, makes the task Failed
+/// with one `Failed` effect.
+pub async fn final_failure_is_failed_with_one_effect(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    enqueue(q, 2).await;
+    // Issue 1: two retryable failures use up both attempts.
+    let t = claim(q, 1, at(0)).await;
+    assert_eq!(t.id, id(1));
+    q.fail(&t.id, token(&t), retryable("first"), at(1))
+        .await
+        .unwrap();
+    let t = claim(q, 1, at(100)).await;
+    assert_eq!((t.id.clone(), t.attempts), (id(1), 2));
+    let last = q
+        .fail(&t.id, token(&t), retryable("second"), at(101))
+        .await
+        .unwrap();
+    assert_eq!(last.state, TaskState::Failed);
+    // Issue 2: a non-retryable failure ends the run at once.
+    let t = claim(q, 2, at(102)).await;
+    let fatal = Failure {
+        reason: "the issue asks for something impossible".into(),
+        retryable: false,
+    };
+    let failed = q.fail(&t.id, token(&t), fatal, at(103)).await.unwrap();
+    assert_eq!((failed.state, failed.attempts), (TaskState::Failed, 1));
+    let failed_effects: Vec<_> = effect_kinds(q)
+        .await
+        .into_iter()
+        .filter(|(_, k)| *k == "failed")
+        .collect();
+    assert_eq!(failed_effects, vec![(id(1), "failed"), (id(2), "failed")]);
+    assert!(
+        q.claim(&worker(3), LeaseKind::Heartbeat, at(999))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Failing with a stale token fails with `LeaseLost` and changes nothing.
+pub async fn fail_with_stale_token_changes_nothing(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let before = get(q, 1).await;
+    let err = q
+        .fail(&t.id, LeaseToken(!token(&t).0), retryable("x"), at(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(get(q, 1).await, before);
+    assert_eq!(effect_kinds(q).await.len(), 1);
+}
+
+/// A released task is Pending at once, and its next claim has the same attempt number.
+pub async fn release_spends_no_attempt(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let released = q
+        .release(&t.id, token(&t), "out of credits".into(), at(1))
+        .await
+        .unwrap();
+    assert_eq!(released.state, TaskState::Pending);
+    let again = claim(q, 2, at(1)).await;
+    assert_eq!(again.attempts, 1, "the release spent an attempt");
+    assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
+}
+
+/// Releasing with a stale token fails with `LeaseLost`.
+pub async fn release_with_stale_token_is_lease_lost(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let err = q
+        .release(&t.id, LeaseToken(token(&t).0 ^ 0xff), "x".into(), at(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    assert_eq!(get(q, 1).await.state, TaskState::InProgress);
+}
+
+/// A pending task becomes Cancelled at once with a `Cancelled` effect.
+pub async fn cancel_pending_is_immediate(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let got = q
+        .cancel(&id(1), "issue closed".into(), at(1))
+        .await
+        .unwrap();
+    assert_eq!(got.map(|t| t.state), Some(TaskState::Cancelled));
+    assert_eq!(
+        effect_kinds(q).await,
+        vec![(id(1), "queued"), (id(1), "cancelled")]
+    );
+    assert!(
+        q.claim(&worker(1), LeaseKind::Heartbeat, at(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// An in-progress task is marked for cancellation, its holder is told on its next
+/// heartbeat, and it becomes Cancelled when the holder releases or fails it, or when
+/// the lease lapses.
+pub async fn cancel_in_progress_waits_for_holder(q: &dyn WorkQueue) {
+    for n in 1..=3 {
+        enqueue(q, n).await;
+    }
+    let t1 = claim(q, 1, at(0)).await;
+    let t2 = claim(q, 2, at(0)).await;
+    let t3 = claim(q, 3, at(0)).await;
+    for t in [&t1, &t2, &t3] {
+        let marked = q
+            .cancel(&t.id, "ready label removed".into(), at(1))
+            .await
+            .unwrap();
+        assert_eq!(marked.map(|t| t.state), Some(TaskState::InProgress));
+    }
+    let released = q
+        .release(&t1.id, token(&t1), "cancelled".into(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(released.state, TaskState::Cancelled);
+    let failed = q
+        .fail(&t2.id, token(&t2), retryable("killed"), at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed.state,
+        TaskState::Cancelled,
+        "a cancelled task is not retried"
+    );
+    let expired = q.expire(at(11)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].id.clone(), expired[0].state),
+        (t3.id.clone(), TaskState::Cancelled)
+    );
+    let cancelled = effect_kinds(q)
+        .await
+        .into_iter()
+        .filter(|(_, k)| *k == "cancelled")
+        .count();
+    assert_eq!(cancelled, 3);
+}
+
+/// Cancelling a terminal or unknown task returns `None` and changes nothing.
+pub async fn cancel_terminal_or_unknown_is_noop(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
+    let before = get(q, 1).await;
+    assert!(
+        q.cancel(&id(1), "closed".into(), at(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        q.cancel(&id(404), "closed".into(), at(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(get(q, 1).await, before);
+}
+
+/// A failed task is Pending again with attempts from zero and a `Queued` effect.
+pub async fn retry_failed_starts_new_run(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let fatal = Failure {
+        reason: "no".into(),
+        retryable: false,
+    };
+    q.fail(&t.id, token(&t), fatal, at(1)).await.unwrap();
+    ack_all(q, at(2)).await;
+    let retried = q.retry(&id(1), at(3)).await.unwrap();
+    assert_eq!(
+        (retried.state, retried.run, retried.attempts),
+        (TaskState::Pending, 2, 0)
+    );
+    assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
+    assert_eq!(claim(q, 2, at(4)).await.attempts, 1);
+}
+
+/// Retrying a live or completed task fails with `InvalidTransition`.
+pub async fn retry_live_or_completed_is_invalid(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let err = q.retry(&id(1), at(1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidTransition);
+    let t = claim(q, 1, at(1)).await;
+    assert_eq!(
+        q.retry(&id(1), at(2)).await.unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
+    q.complete(&t.id, token(&t), done(), at(3)).await.unwrap();
+    assert_eq!(
+        q.retry(&id(1), at(4)).await.unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
+    assert_eq!(
+        q.retry(&id(404), at(4)).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// A lapsed lease counts as a failed attempt: retried while attempts remain, then
+/// Failed.
+pub async fn expired_lease_counts_as_failed_attempt(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    claim(q, 1, at(0)).await;
+    let expired = q.expire(at(30)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].state, TaskState::Pending);
+    assert_eq!(expired[0].last_error.as_deref(), Some("worker lost"));
+    claim(q, 2, at(100)).await;
+    let expired = q.expire(at(130)).await.unwrap();
+    assert_eq!(expired[0].state, TaskState::Failed);
+    let kinds: Vec<_> = effect_kinds(q).await.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(kinds, vec!["queued", "retry_scheduled", "failed"]);
+}
+
+/// Leases that have not lapsed are left alone, and a lapsed token is refused
+/// afterwards with `LeaseLost`.
+pub async fn live_leases_survive_expire(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    enqueue(q, 2).await;
+    let t1 = claim(q, 1, at(0)).await;
+    let t2 = claim(q, 2, at(10)).await;
+    let expired = q.expire(at(35)).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        vec![t1.id.clone()]
+    );
+    assert_eq!(get(q, 2).await.state, TaskState::InProgress);
+    let err = q
+        .complete(&t1.id, token(&t1), done(), at(36))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost);
+    q.complete(&t2.id, token(&t2), done(), at(36))
+        .await
+        .unwrap();
+}
+
+/// Effects come back in the order they were recorded, and stay until acknowledged.
+pub async fn effects_in_order_until_acked(q: &dyn WorkQueue) {
+    enqueue(q, 2).await;
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
+    let first = q.pending_effects(10).await.unwrap();
+    let order: Vec<_> = first
+        .iter()
+        .map(|e| (e.effect.task.number(), e.effect.kind.name()))
+        .collect();
+    assert_eq!(order, vec![(2, "queued"), (1, "queued"), (1, "completed")]);
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    assert_eq!(
+        q.pending_effects(10).await.unwrap(),
+        first,
+        "reading does not consume"
+    );
+    assert_eq!(q.pending_effects(2).await.unwrap(), first[..2].to_vec());
+    q.ack_effect(first[0].id, at(2)).await.unwrap();
+    assert_eq!(q.pending_effects(10).await.unwrap(), first[1..].to_vec());
+}
+
+/// An acknowledged effect is not returned again; acknowledging twice is fine.
+pub async fn ack_is_idempotent(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let e = q.pending_effects(10).await.unwrap().remove(0);
+    q.nack_effect(e.id).await.unwrap();
+    assert_eq!(q.pending_effects(10).await.unwrap()[0].failures, 1);
+    q.ack_effect(e.id, at(1)).await.unwrap();
+    q.ack_effect(e.id, at(2)).await.unwrap();
+    assert!(q.pending_effects(10).await.unwrap().is_empty());
+}
+
+/// `list` filters by state and holder and pages in id order; `counts` counts by state.
+pub async fn list_filters_and_counts(q: &dyn WorkQueue) {
+    for n in 1..=5 {
+        enqueue(q, n).await;
+    }
+    let t = claim(q, 1, at(0)).await;
+    claim(q, 2, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
+    let pending = q
+        .list(&TaskFilter::states([TaskState::Pending]))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|t| t.id.number()).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    let mine = TaskFilter {
+        worker: Some(worker(2)),
+        ..TaskFilter::default()
+    };
+    let held = q.list(&mine).await.unwrap();
+    assert_eq!(
+        held.iter().map(|t| t.id.number()).collect::<Vec<_>>(),
+        vec![2]
+    );
+    let page = TaskFilter {
+        offset: 1,
+        limit: Some(2),
+        ..TaskFilter::default()
+    };
+    let paged = q.list(&page).await.unwrap();
+    assert_eq!(
+        paged.iter().map(|t| t.id.number()).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let c = q.counts().await.unwrap();
+    assert_eq!(
+        (c.pending, c.in_progress, c.completed, c.failed),
+        (3, 1, 1, 0)
+    );
+}
+
+/// A store one process owns always answers `true`; a shared store grants the lease to
+/// one holder at a time, and another holder gets it once it lapsed.
+pub async fn leader_lease(q: &dyn WorkQueue, shared: bool) {
+    let ttl = Duration::from_secs(10);
+    assert!(q.lead("orchestrator-a", ttl, at(0)).await.unwrap());
+    assert!(
+        q.lead("orchestrator-a", ttl, at(5)).await.unwrap(),
+        "renewal"
+    );
+    let b_while_a_leads = q.lead("orchestrator-b", ttl, at(6)).await.unwrap();
+    assert_eq!(b_while_a_leads, !shared, "two leaders at once");
+    if shared {
+        // a renewed at 5 s until 15 s; past that, b takes over and a is out.
+        assert!(
+            q.lead("orchestrator-b", ttl, at(16)).await.unwrap(),
+            "no takeover"
+        );
+        assert!(!q.lead("orchestrator-a", ttl, at(17)).await.unwrap());
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance function for a backend; see the
+/// [module docs](crate::conformance).
+#[macro_export]
+macro_rules! queue_conformance {
+    ($make:ident) => {
+        $crate::queue_conformance!(@suite $make, false);
+    };
+    ($make:ident, shared) => {
+        $crate::queue_conformance!(@suite $make, true);
+    };
+    (@suite $make:ident, $shared:expr) => {
+        mod queue_conformance {
+            use super::$make;
+
+            async fn fresh() -> ::std::sync::Arc<dyn $crate::WorkQueue> {
+                $make($crate::conformance::policy(), $crate::conformance::jitter()).await
+            }
+
+            $crate::queue_conformance!(@each
+                enqueue_creates_pending_task,
+                enqueue_of_live_issue_is_unchanged,
+                enqueue_refreshes_live_issue_data,
+                requeue_only_after_terminal_effects_written,
+                claim_on_empty_queue_returns_none,
+                claim_follows_priority_then_age,
+                claim_counts_attempt_with_unique_token,
+                backing_off_task_not_claimable_early,
+                run_time_lease_lasts_max_run,
+                heartbeat_extends_lease,
+                heartbeat_with_stale_token_is_lease_lost,
+                heartbeat_reports_cancellation,
+                heartbeat_unknown_task_not_found,
+                complete_makes_task_completed,
+                complete_twice_takes_effect_once,
+                complete_with_stale_token_changes_nothing,
+                retryable_failure_backs_off_without_failed_effect,
+                final_failure_is_failed_with_one_effect,
+                fail_with_stale_token_changes_nothing,
+                release_spends_no_attempt,
+                release_with_stale_token_is_lease_lost,
+                cancel_pending_is_immediate,
+                cancel_in_progress_waits_for_holder,
+                cancel_terminal_or_unknown_is_noop,
+                retry_failed_starts_new_run,
+                retry_live_or_completed_is_invalid,
+                expired_lease_counts_as_failed_attempt,
+                live_leases_survive_expire,
+                effects_in_order_until_acked,
+                ack_is_idempotent,
+                list_filters_and_counts
+            );
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_claims_never_share_a_task() {
+                $crate::conformance::concurrent_claims_never_share_a_task(fresh().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn leader_lease() {
+                $crate::conformance::leader_lease(&*fresh().await, $shared).await;
+            }
+        }
+    };
+    (@each $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::conformance::$name(&*fresh().await).await;
+            }
+        )*
+    };
+}

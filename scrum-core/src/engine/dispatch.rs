@@ -1,0 +1,137 @@
+//! The outbox dispatcher: applies recorded effects to GitHub, in order per task,
+//! until GitHub accepts them.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::Orchestrator;
+use crate::error::Result;
+use crate::model::TaskId;
+use crate::state::{Effect, EffectKind};
+
+/// What one dispatch round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchReport {
+    /// Effects applied and acknowledged.
+    pub applied: usize,
+    /// Effects that failed and stay in the outbox.
+    pub failed: usize,
+}
+
+/// Effects read per round.
+const BATCH: usize = 200;
+
+impl Orchestrator {
+    /// Applies pending effects, oldest first. An effect that fails stays in the outbox
+    /// and holds back the later effects of the same task (labels must land in order);
+    /// a rate limit or outage ends the round early.
+    pub async fn dispatch_once(&self) -> Result<DispatchReport> {
+        let mut report = DispatchReport::default();
+        let mut blocked: HashSet<TaskId> = HashSet::new();
+        for entry in self.inner.queue.pending_effects(BATCH).await? {
+            if blocked.contains(&entry.effect.task) {
+                continue;
+            }
+            match self.apply(&entry.effect).await {
+                Ok(()) => {
+                    self.inner.queue.ack_effect(entry.id, self.now()).await?;
+                    report.applied += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(task = %entry.effect.task, effect = entry.effect.kind.name(), error = %e, "effect not applied; will retry");
+                    self.inner.queue.nack_effect(entry.id).await?;
+                    report.failed += 1;
+                    blocked.insert(entry.effect.task.clone());
+                    if e.is_retryable() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.update_status(|s| s.effects_failing = report.failed as u64);
+        Ok(report)
+    }
+
+    /// Applies one effect. Every step is idempotent (adding a present label, removing
+    /// an absent one, a comment whose marker exists), so a retry after a crash or a
+    /// lost reply writes nothing twice.
+    async fn apply(&self, effect: &Effect) -> Result<()> {
+        let src = &self.inner.source;
+        let labels = &self.inner.config.labels;
+        let id = &effect.task;
+        match &effect.kind {
+            EffectKind::Queued => {
+                src.add_labels(id, std::slice::from_ref(&labels.in_progress))
+                    .await?;
+                if effect.run > 1 {
+                    src.remove_label(id, &labels.completed).await?;
+                    src.remove_label(id, &labels.failed).await?;
+                }
+            }
+            EffectKind::RetryScheduled {
+                reason,
+                next_attempt_at,
+            } => {
+                if self.inner.config.comment_on_retry {
+                    let body = format!(
+                        "Attempt {} of this issue failed: {reason}\n\nIt will be retried after {next_attempt_at}.",
+                        effect.attempt
+                    );
+                    src.comment(id, &effect.marker(), &body).await?;
+                }
+            }
+            EffectKind::Completed {
+                pr_url,
+                worker,
+                attempts,
+                duration_ms,
+                cost_usd,
+            } => {
+                src.add_labels(id, std::slice::from_ref(&labels.completed))
+                    .await?;
+                let mut body = match pr_url {
+                    Some(url) => format!("Completed: {url}\n\n"),
+                    None => "Completed.\n\n".to_string(),
+                };
+                body.push_str(&format!(
+                    "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
+                    human_duration(*duration_ms)
+                ));
+                if let Some(cost) = cost_usd {
+                    body.push_str(&format!("- cost: ${cost:.2}\n"));
+                }
+                src.comment(id, &effect.marker(), &body).await?;
+                self.remove_live_labels(id).await?;
+            }
+            EffectKind::Failed { reason, attempts } => {
+                src.add_labels(id, std::slice::from_ref(&labels.failed))
+                    .await?;
+                let body = format!("Failed after {attempts} attempt(s): {reason}");
+                src.comment(id, &effect.marker(), &body).await?;
+                self.remove_live_labels(id).await?;
+            }
+            EffectKind::Cancelled { .. } => {
+                src.remove_label(id, &labels.in_progress).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_live_labels(&self, id: &TaskId) -> Result<()> {
+        let labels = &self.inner.config.labels;
+        for l in labels.ready.iter().chain([&labels.in_progress]) {
+            self.inner.source.remove_label(id, l).await?;
+        }
+        Ok(())
+    }
+}
+
+fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
+    }
+}

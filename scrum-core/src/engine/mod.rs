@@ -1,0 +1,389 @@
+//! The orchestrator engine, generic over the four traits.
+//!
+//! [`Orchestrator`] is one handle (cheap to clone) on:
+//! - the **work API** workers call ([`Orchestrator::next_work`], heartbeat, complete,
+//!   fail, release), used by the HTTP server and by in-process workers alike;
+//! - the **duties** only the leader runs ([`Orchestrator::run`] loops them until
+//!   shutdown): the GitHub poll ([`Orchestrator::poll_once`]), the lease reaper
+//!   ([`Orchestrator::reap_once`]), the outbox dispatcher
+//!   ([`Orchestrator::dispatch_once`]) and the host probe ([`Orchestrator::probe_once`]);
+//! - the **worker registry** and the operator actions (pause, drain, retry, cancel).
+
+mod dispatch;
+mod poll;
+mod registry;
+mod work;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, TokioClock};
+use crate::error::Result;
+use crate::model::{Task, TaskId, Timestamp, WorkerId};
+use crate::probe::WorkerProbe;
+use crate::queue::WorkQueue;
+use crate::source::{IssueSource, Labels};
+
+pub use dispatch::DispatchReport;
+pub use poll::PollReport;
+use registry::Registry;
+pub use registry::{WorkerInfo, WorkerStatus};
+
+/// How the engine runs. The defaults are the seed's.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How often GitHub is polled (`GITHUB_POLL_INTERVAL`, default 60 s).
+    pub poll_interval: Duration,
+    /// How often lapsed leases are reaped (default 5 s).
+    pub reap_interval: Duration,
+    /// How often the outbox is applied (default 1 s).
+    pub dispatch_interval: Duration,
+    /// How often worker hosts are probed (`WORKER_HEALTH_CHECK_INTERVAL`, default 30 s).
+    pub probe_interval: Duration,
+    /// How many hosts are probed at once (default 32).
+    pub probe_concurrency: usize,
+    /// The worker hosts to probe (`WORKER_IPS`).
+    pub worker_hosts: Vec<String>,
+    /// A worker not seen for this long (and holding nothing) shows as offline.
+    pub worker_stale_after: Duration,
+    /// The label names.
+    pub labels: Labels,
+    /// This orchestrator's name in the leader lease.
+    pub instance: String,
+    /// How long a leader lease lasts without renewal.
+    pub leader_ttl: Duration,
+    /// The longest a `next_work` long poll waits.
+    pub max_wait: Duration,
+    /// Whether a failed attempt that will be retried gets a short comment.
+    pub comment_on_retry: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            poll_interval: Duration::from_secs(60),
+            reap_interval: Duration::from_secs(5),
+            dispatch_interval: Duration::from_secs(1),
+            probe_interval: Duration::from_secs(30),
+            probe_concurrency: 32,
+            worker_hosts: Vec::new(),
+            worker_stale_after: Duration::from_secs(300),
+            labels: Labels::default(),
+            instance: format!("orchestrator-{:08x}", fastrand::u32(..)),
+            leader_ttl: Duration::from_secs(30),
+            max_wait: Duration::from_secs(30),
+            comment_on_retry: true,
+        }
+    }
+}
+
+/// What the engine knows of its own health, for `/health`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// Whether the last GitHub poll succeeded.
+    pub github_connected: bool,
+    /// Why GitHub is degraded (rate limit, outage, bad token), when it is.
+    pub github_reason: Option<String>,
+    /// When the last poll succeeded.
+    pub last_poll: Option<Timestamp>,
+    /// Whether this orchestrator holds the leader lease.
+    pub leader: bool,
+    /// Whether dispatch is paused (an operator action).
+    pub paused: bool,
+    /// Effects that failed to apply in the last dispatch round.
+    pub effects_failing: u64,
+}
+
+/// Builds an [`Orchestrator`].
+pub struct OrchestratorBuilder {
+    queue: Arc<dyn WorkQueue>,
+    source: Arc<dyn IssueSource>,
+    probe: Option<Arc<dyn WorkerProbe>>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+}
+
+impl OrchestratorBuilder {
+    /// Probes worker hosts with `probe`.
+    pub fn probe(mut self, probe: Arc<dyn WorkerProbe>) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// Reads time from `clock` (default: [`TokioClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the configuration.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The orchestrator.
+    pub fn build(self) -> Orchestrator {
+        Orchestrator {
+            inner: Arc::new(Inner {
+                queue: self.queue,
+                source: self.source,
+                probe: self.probe,
+                clock: self.clock,
+                config: self.config,
+                registry: Mutex::new(Registry::default()),
+                status: Mutex::new(EngineStatus::default()),
+                work_ready: Notify::new(),
+                poll_requested: Notify::new(),
+                paused: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+/// The orchestrator: the work API, the leader's duties and the worker registry.
+/// Clones share one engine.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Arc<dyn WorkQueue>,
+    source: Arc<dyn IssueSource>,
+    probe: Option<Arc<dyn WorkerProbe>>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    // std Mutexes: held for a few field updates, never across an await.
+    registry: Mutex<Registry>,
+    status: Mutex<EngineStatus>,
+    /// Woken when a task may have become claimable, for long-polling workers.
+    work_ready: Notify,
+    /// Woken by a webhook (or an operator) to poll GitHub now.
+    poll_requested: Notify,
+    paused: AtomicBool,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("instance", &self.inner.config.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Orchestrator {
+    /// A builder for an orchestrator over `queue` and `source`.
+    pub fn builder(queue: Arc<dyn WorkQueue>, source: Arc<dyn IssueSource>) -> OrchestratorBuilder {
+        OrchestratorBuilder {
+            queue,
+            source,
+            probe: None,
+            clock: Arc::new(TokioClock::new()),
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<dyn WorkQueue> {
+        &self.inner.queue
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The engine's own health.
+    pub fn status(&self) -> EngineStatus {
+        let mut s = lock(&self.inner.status).clone();
+        s.paused = self.inner.paused.load(Ordering::SeqCst);
+        s
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut EngineStatus)) {
+        f(&mut lock(&self.inner.status));
+    }
+
+    /// Every worker that called and every configured host, with health.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let c = &self.inner.config;
+        lock(&self.inner.registry).list(&c.worker_hosts, self.now(), c.worker_stale_after)
+    }
+
+    /// Stops handing out work (workers asking get none); running tasks go on.
+    pub fn pause(&self) {
+        self.inner.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Hands out work again.
+    pub fn resume(&self) {
+        self.inner.paused.store(false, Ordering::SeqCst);
+        self.inner.work_ready.notify_waiters();
+    }
+
+    /// Stops (or, with `false`, resumes) handing new work to `worker`; its current
+    /// task goes on.
+    pub fn drain(&self, worker: &WorkerId, draining: bool) {
+        lock(&self.inner.registry).set_draining(worker, draining);
+        if !draining {
+            self.inner.work_ready.notify_waiters();
+        }
+    }
+
+    /// Starts a new run of a failed or cancelled task (an operator action).
+    pub async fn retry(&self, id: &TaskId) -> Result<Task> {
+        let task = self.inner.queue.retry(id, self.now()).await?;
+        self.inner.work_ready.notify_waiters();
+        Ok(task)
+    }
+
+    /// Cancels a task (an operator action): at once when pending; a holder is told on
+    /// its next heartbeat.
+    pub async fn cancel(&self, id: &TaskId, reason: &str) -> Result<Option<Task>> {
+        self.inner
+            .queue
+            .cancel(id, reason.to_string(), self.now())
+            .await
+    }
+
+    /// Asks the poll loop to poll GitHub now (a webhook said an issue changed).
+    pub fn request_poll(&self) {
+        self.inner.poll_requested.notify_one();
+    }
+
+    /// Takes or renews the leader lease; records and returns whether this
+    /// orchestrator leads. A store error counts as not leading.
+    pub async fn leading(&self) -> bool {
+        let c = &self.inner.config;
+        let leads = match self
+            .inner
+            .queue
+            .lead(&c.instance, c.leader_ttl, self.now())
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the leader lease");
+                false
+            }
+        };
+        let was = std::mem::replace(&mut lock(&self.inner.status).leader, leads);
+        if was != leads {
+            tracing::info!(instance = %c.instance, leader = leads, "leadership changed");
+        }
+        leads
+    }
+
+    /// Ends every lapsed lease as a failed attempt; returns the tasks it ended.
+    pub async fn reap_once(&self) -> Result<Vec<Task>> {
+        let expired = self.inner.queue.expire(self.now()).await?;
+        if !expired.is_empty() {
+            let mut reg = lock(&self.inner.registry);
+            for t in &expired {
+                tracing::warn!(task = %t.id, state = ?t.state, "lease lapsed: worker lost");
+                reg.drop_task(&t.id);
+            }
+        }
+        // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
+        self.inner.work_ready.notify_waiters();
+        Ok(expired)
+    }
+
+    /// Probes every configured host, `probe_concurrency` at a time, and records the
+    /// reports in the registry.
+    pub async fn probe_once(&self) {
+        let Some(probe) = self.inner.probe.clone() else {
+            return;
+        };
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.inner.config.probe_concurrency.max(1),
+        ));
+        let mut set = tokio::task::JoinSet::new();
+        for host in self.inner.config.worker_hosts.clone() {
+            let (probe, limit) = (probe.clone(), limit.clone());
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let report = probe.probe(&host).await;
+                (host, report)
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            if let Ok((host, report)) = done {
+                lock(&self.inner.registry).record_probe(&host, report);
+            }
+        }
+    }
+
+    /// Runs the leader's duties (poll, reap, dispatch, probe) until `shutdown`
+    /// completes. Each duty runs in its own loop, so a slow GitHub never delays
+    /// the reaper; each round first takes or renews the leader lease.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let stop = CancellationToken::new();
+        let c = &self.inner.config;
+        let mut loops = tokio::task::JoinSet::new();
+        let duties: [(Duty, Duration); 4] = [
+            (Duty::Poll, c.poll_interval),
+            (Duty::Reap, c.reap_interval),
+            (Duty::Dispatch, c.dispatch_interval),
+            (Duty::Probe, c.probe_interval),
+        ];
+        for (duty, every) in duties {
+            let (this, stop) = (self.clone(), stop.clone());
+            loops.spawn(async move { this.duty_loop(duty, every, stop).await });
+        }
+        shutdown.await;
+        stop.cancel();
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn duty_loop(&self, duty: Duty, every: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+                () = self.inner.poll_requested.notified(), if duty == Duty::Poll => {}
+            }
+            if !self.leading().await {
+                continue;
+            }
+            let result = match duty {
+                Duty::Poll => self.poll_once().await.map(|_| ()),
+                Duty::Reap => self.reap_once().await.map(|_| ()),
+                Duty::Dispatch => self.dispatch_once().await.map(|_| ()),
+                Duty::Probe => {
+                    self.probe_once().await;
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(duty = ?duty, error = %e, "round failed; retrying next round");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Duty {
+    Poll,
+    Reap,
+    Dispatch,
+    Probe,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,92 @@
+//! The GitHub poll: ready issues become tasks; tasks whose issue was closed or lost
+//! its ready label are cancelled.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::Orchestrator;
+use crate::error::{ErrorKind, Result};
+use crate::queue::{Enqueued, TaskFilter};
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollReport {
+    /// Ready issues listed.
+    pub listed: usize,
+    /// New tasks.
+    pub created: usize,
+    /// Terminal tasks queued again because the ready label was put back.
+    pub requeued: usize,
+    /// Tasks cancelled (or marked for cancellation) because their issue is no longer ready.
+    pub cancelled: usize,
+}
+
+impl Orchestrator {
+    /// Polls once: every ready issue is enqueued (a no-op for known ones); every live
+    /// task not in the listing is checked and cancelled if its issue was closed or
+    /// lost a ready label. A failed listing is an error and changes nothing: it is
+    /// never read as "no issues".
+    pub async fn poll_once(&self) -> Result<PollReport> {
+        let observed_at = self.now();
+        let listed = match self.inner.source.list_ready().await {
+            Ok(l) => l,
+            Err(e) => {
+                self.update_status(|s| {
+                    s.github_connected = false;
+                    s.github_reason = Some(e.to_string());
+                });
+                return Err(e);
+            }
+        };
+        self.update_status(|s| {
+            s.github_connected = true;
+            s.github_reason = None;
+            s.last_poll = Some(observed_at);
+        });
+        let mut report = PollReport {
+            listed: listed.len(),
+            ..PollReport::default()
+        };
+        let seen: HashSet<_> = listed.iter().map(|i| i.id.clone()).collect();
+        for issue in listed {
+            match self.inner.queue.enqueue(issue, observed_at).await? {
+                Enqueued::Created => report.created += 1,
+                Enqueued::Requeued => report.requeued += 1,
+                Enqueued::Unchanged => {}
+            }
+        }
+        if report.created + report.requeued > 0 {
+            tracing::info!(
+                created = report.created,
+                requeued = report.requeued,
+                "queued ready issues"
+            );
+            self.inner.work_ready.notify_waiters();
+        }
+        let live = self.inner.queue.list(&TaskFilter::live()).await?;
+        for task in live
+            .into_iter()
+            .filter(|t| !seen.contains(&t.id) && !t.cancel_requested)
+        {
+            let reason = match self.inner.source.issue_state(&task.id).await {
+                Ok(s) if !s.open => "issue closed",
+                Ok(s) if !self.inner.config.labels.is_ready(&s.labels) => "ready label removed",
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => "issue deleted",
+                Err(e) => return Err(e),
+            };
+            tracing::info!(task = %task.id, reason, "cancelling");
+            if self
+                .inner
+                .queue
+                .cancel(&task.id, reason.into(), self.now())
+                .await?
+                .is_some()
+            {
+                report.cancelled += 1;
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,229 @@
+//! The worker loop: ask for work, run it while sending heartbeats, report the outcome.
+//!
+//! It is generic over [`WorkSource`] (the engine in-process, or the HTTP client) and
+//! [`WorkflowRunner`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorKind, Result};
+use crate::model::{Assignment, Completion, Failure, HeartbeatReply, TaskId, WorkerId};
+use crate::runner::{RunOutcome, WorkflowRunner};
+
+/// Where a worker gets work and reports on it: the engine in-process, or the
+/// orchestrator's HTTP API.
+///
+/// # Contract
+///
+/// Reports carry the assignment's lease token; a stale one fails with `LeaseLost`.
+/// Completing twice with the same token is safe, so a report that timed out may be
+/// sent again.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait WorkSource: Send + Sync + 'static {
+    /// The next assignment, waiting up to `wait` for one.
+    async fn next(&self, worker: &WorkerId, wait: Duration) -> Result<Option<Assignment>>;
+    /// Renews the lease; the reply says whether to stop.
+    async fn heartbeat(&self, worker: &WorkerId, assignment: &Assignment)
+    -> Result<HeartbeatReply>;
+    /// Reports success.
+    async fn complete(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        completion: Completion,
+    ) -> Result<()>;
+    /// Reports a failed attempt.
+    async fn fail(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        failure: Failure,
+    ) -> Result<()>;
+    /// Hands the task back without spending an attempt.
+    async fn release(&self, worker: &WorkerId, assignment: &Assignment, reason: &str)
+    -> Result<()>;
+}
+
+/// How a task handed to this worker ended, from the worker's side.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Handled {
+    /// The outcome was reported.
+    Reported(RunOutcome),
+    /// The lease was lost mid-run (the orchestrator gave the task to someone else, or
+    /// cancelled it past its grace period); nothing was reported.
+    LeaseLost,
+}
+
+/// One worker: claims a task, runs it, heartbeats meanwhile, reports, repeats.
+pub struct WorkerLoop {
+    id: WorkerId,
+    source: Arc<dyn WorkSource>,
+    runner: Arc<dyn WorkflowRunner>,
+    poll_interval: Duration,
+    wait: Duration,
+    shutdown_grace: Duration,
+    report_attempts: u32,
+}
+
+impl WorkerLoop {
+    /// A worker named `id`. Defaults: 30 s between polls when idle
+    /// (`WORKER_POLL_INTERVAL`), long polls of 25 s, a 5 min grace on shutdown.
+    pub fn new(
+        id: WorkerId,
+        source: Arc<dyn WorkSource>,
+        runner: Arc<dyn WorkflowRunner>,
+    ) -> WorkerLoop {
+        WorkerLoop {
+            id,
+            source,
+            runner,
+            poll_interval: Duration::from_secs(30),
+            wait: Duration::from_secs(25),
+            shutdown_grace: Duration::from_secs(300),
+            report_attempts: 8,
+        }
+    }
+
+    /// The pause after an empty or failed poll.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// How long one request for work waits for a task (long poll; zero to not wait).
+    pub fn wait(mut self, d: Duration) -> Self {
+        self.wait = d;
+        self
+    }
+
+    /// How long a running task may go on after shutdown is asked before it is
+    /// cancelled and released.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+
+    /// The worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.id
+    }
+
+    /// Works until `shutdown` fires: a task running then gets the grace period to
+    /// finish, then is cancelled and released.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = self.source.next(&self.id, self.wait) => next,
+            };
+            match next {
+                Ok(Some(a)) => {
+                    self.handle(a, &shutdown).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(worker = %self.id, error = %e, "could not get work"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Claims one task (waiting up to the long-poll time), runs it and reports it.
+    /// `None` when there was no work.
+    pub async fn run_one(&self) -> Result<Option<(TaskId, Handled)>> {
+        let Some(a) = self.source.next(&self.id, self.wait).await? else {
+            return Ok(None);
+        };
+        let task = a.task.clone();
+        Ok(Some((
+            task,
+            self.handle(a, &CancellationToken::new()).await,
+        )))
+    }
+
+    /// Runs an assignment with heartbeats and reports how it ended.
+    pub async fn handle(&self, a: Assignment, shutdown: &CancellationToken) -> Handled {
+        let cancel = CancellationToken::new();
+        let run = self.runner.run(&a, cancel.clone());
+        tokio::pin!(run);
+        let every = a.heartbeat_interval.max(Duration::from_millis(10));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let grace = tokio::time::sleep(Duration::MAX.min(Duration::from_secs(u32::MAX.into())));
+        tokio::pin!(grace);
+        let mut shutting_down = false;
+        let mut lost = false;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut run => break outcome,
+                _ = beat.tick() => match self.source.heartbeat(&self.id, &a).await {
+                    Ok(reply) if reply.cancel => {
+                        tracing::info!(worker = %self.id, task = %a.task, "task cancelled by the orchestrator");
+                        cancel.cancel();
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::LeaseLost || e.kind() == ErrorKind::NotFound => {
+                        tracing::warn!(worker = %self.id, task = %a.task, "lease lost; stopping the run");
+                        lost = true;
+                        cancel.cancel();
+                    }
+                    Err(e) => tracing::warn!(worker = %self.id, task = %a.task, error = %e, "heartbeat failed; will retry"),
+                },
+                () = shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    tracing::info!(worker = %self.id, task = %a.task, grace = ?self.shutdown_grace, "shutting down: finishing the task within the grace period");
+                    grace.as_mut().reset(tokio::time::Instant::now() + self.shutdown_grace);
+                }
+                () = &mut grace, if shutting_down && !cancel.is_cancelled() => cancel.cancel(),
+            }
+        };
+        if lost {
+            return Handled::LeaseLost;
+        }
+        match self.report(&a, &outcome).await {
+            Ok(()) => Handled::Reported(outcome),
+            Err(_) => Handled::LeaseLost,
+        }
+    }
+
+    /// Sends the outcome, retrying transient errors with backoff (safe: reports are
+    /// idempotent per lease token).
+    async fn report(&self, a: &Assignment, outcome: &RunOutcome) -> Result<()> {
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let sent = match outcome {
+                RunOutcome::Success(c) => self.source.complete(&self.id, a, c.clone()).await,
+                RunOutcome::Failure(f) => self.source.fail(&self.id, a, f.clone()).await,
+                RunOutcome::Release(r) => self.source.release(&self.id, a, r).await,
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < self.report_attempts => {
+                    tracing::warn!(worker = %self.id, task = %a.task, error = %e, "report failed; retrying");
+                    tokio::time::sleep(e.retry_after().unwrap_or(delay)).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(worker = %self.id, task = %a.task, error = %e, "report not accepted");
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerLoop")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
