@@ -1,0 +1,132 @@
+//! What every backend does the same way around [`scrum_core::state::transition`]:
+//! deciding an enqueue, an acknowledgement, and the indexed columns a task is stored
+//! with. Pure functions; the backends add only storage.
+
+use scrum_core::memory::is_noop_cancel;
+use scrum_core::state::{self, Ctx, Effect, Event, Refusal, Step};
+use scrum_core::{Enqueued, Error, ErrorKind, QueueCounts, ReadyIssue, Result, Task, TaskState};
+
+/// What an enqueue stores, if anything, and what it answers.
+pub(crate) fn enqueue_step(
+    current: Option<&Task>,
+    issue: ReadyIssue,
+    ctx: &Ctx<'_>,
+) -> Result<(Option<Step>, Enqueued)> {
+    let Some(task) = current else {
+        return Ok((
+            Some(state::new_task(issue, ctx.now, ctx.policy)),
+            Enqueued::Created,
+        ));
+    };
+    if !task.state.is_terminal() {
+        if *task.issue == issue {
+            return Ok((None, Enqueued::Unchanged));
+        }
+        let mut refreshed = task.clone();
+        refreshed.issue = issue.into();
+        let step = Step {
+            task: refreshed,
+            effects: Vec::new(),
+            unchanged: false,
+        };
+        return Ok((Some(step), Enqueued::Unchanged));
+    }
+    let observed_at = ctx.now;
+    match state::transition(task, Event::Requeue { issue, observed_at }, ctx) {
+        Ok(step) => Ok((Some(step), Enqueued::Requeued)),
+        Err(Refusal::NotRelabelled) => Ok((None, Enqueued::Unchanged)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The step acknowledging `effect` causes on `task`: recording when a terminal
+/// state's labels were written, for the run that effect belongs to.
+pub(crate) fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<Step> {
+    if !effect.kind.is_terminal() || task.run != effect.run {
+        return None;
+    }
+    state::transition(task, Event::EffectsWritten, ctx).ok()
+}
+
+/// Maps a cancel's result to what [`scrum_core::WorkQueue::cancel`] answers.
+pub(crate) fn cancel_result(r: Result<Task>) -> Result<Option<Task>> {
+    match r {
+        Ok(task) => Ok(Some(task)),
+        Err(e) if is_noop_cancel(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The error for an unknown task.
+pub(crate) fn not_found(id: &scrum_core::TaskId) -> Error {
+    Error::not_found(format!("no task {id}"))
+}
+
+/// The columns a task is indexed by, besides its id and its JSON.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    pub(crate) state: &'static str,
+    /// Pending and not being cancelled: a claim may take it once `not_before` passed.
+    pub(crate) claimable: bool,
+    pub(crate) priority: i16,
+    pub(crate) created_at: i64,
+    pub(crate) not_before: i64,
+    /// While in progress: when the lease lapses.
+    pub(crate) lease_expires_at: Option<i64>,
+    /// While in progress: who holds it.
+    pub(crate) holder: Option<String>,
+    pub(crate) json: String,
+}
+
+impl Columns {
+    pub(crate) fn of(task: &Task) -> Result<Columns> {
+        let lease_expires_at = match (&task.lease, task.state) {
+            (Some(l), TaskState::InProgress) => Some(l.expires_at.0),
+            _ => None,
+        };
+        Ok(Columns {
+            state: task.state.as_str(),
+            claimable: task.state == TaskState::Pending && !task.cancel_requested,
+            priority: i16::from(task.issue.priority().rank()),
+            created_at: task.issue.created_at.0,
+            not_before: task.not_before.0,
+            lease_expires_at,
+            holder: task.holder().map(|w| w.as_str().to_string()),
+            json: to_json(task)?,
+        })
+    }
+}
+
+/// A task or effect as stored JSON.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode a task").with_source(e))
+}
+
+/// A task or effect read back from stored JSON.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("a stored {what} is unreadable (written by a newer version?)"),
+        )
+        .with_source(e)
+    })
+}
+
+/// An issue number as the signed 64-bit integer databases store.
+pub(crate) fn number_column(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::invalid(format!("issue number {n} is too large to store")))
+}
+
+/// Records that `n` tasks are in `state`.
+pub(crate) fn set_count(counts: &mut QueueCounts, state: TaskState, n: i64) {
+    let n = u64::try_from(n).unwrap_or(0);
+    match state {
+        TaskState::Pending => counts.pending = n,
+        TaskState::InProgress => counts.in_progress = n,
+        TaskState::Completed => counts.completed = n,
+        TaskState::Failed => counts.failed = n,
+        TaskState::Cancelled => counts.cancelled = n,
+    }
+}

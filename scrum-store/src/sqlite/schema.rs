@@ -1,0 +1,166 @@
+//! Opening the SQLite file: settings, the single-owner lock and versioned
+//! migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteLockingMode, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+
+use scrum_core::{Error, ErrorKind, Result};
+
+use crate::sql::db_error;
+
+/// Marks a file as a scrum-store database (`PRAGMA application_id`): "SCRM".
+const APPLICATION_ID: i64 = 0x5343_524d;
+
+/// The schema, one entry per version: version `n` is `MIGRATIONS[n - 1]`. Entries
+/// are only ever appended; a file whose `user_version` is larger than this list is
+/// from a newer build and is refused rather than misread.
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks with their indexed columns, and the outbox.
+    "CREATE TABLE tasks (
+        repo TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        claimable INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        not_before INTEGER NOT NULL,
+        lease_expires_at INTEGER,
+        holder TEXT,
+        task TEXT NOT NULL,
+        PRIMARY KEY (repo, number)
+    ) WITHOUT ROWID;
+    CREATE INDEX tasks_claim ON tasks (priority, created_at, repo, number) WHERE claimable = 1;
+    CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+    CREATE INDEX tasks_state ON tasks (state);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        effect TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0
+    );",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// How durable each commit is. FULL: a commit is on disk before it returns, so
+/// neither a process crash nor a power loss loses an acknowledged transition.
+pub(crate) const SYNCHRONOUS: SqliteSynchronous = SqliteSynchronous::Full;
+
+/// Opens (creating if needed) the store file at `path`, takes the single-owner lock
+/// and brings the schema up to [`SCHEMA_VERSION`].
+pub(crate) async fn open(path: &Path) -> Result<SqliteConnection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::unavailable(format!("store: cannot create {}", dir.display())).with_source(e)
+        })?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // One process owns the file: the first write takes an exclusive lock that is
+        // held until the connection closes, so a second orchestrator on the same
+        // file fails at start instead of corrupting the queue's semantics.
+        .locking_mode(SqliteLockingMode::Exclusive)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SYNCHRONOUS)
+        // Never wait for another owner: say so at once.
+        .busy_timeout(Duration::ZERO);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| open_error(path, e))?;
+    migrate(&mut conn, path).await?;
+    Ok(conn)
+}
+
+/// Explains a failure to open the file.
+fn open_error(path: &Path, e: sqlx::Error) -> Error {
+    let mapped = db_error("open the SQLite store", e);
+    let message = match mapped.kind() {
+        ErrorKind::Conflict => format!(
+            "store: {} is in use by another orchestrator (one process owns a SQLite \
+             store; share state through PostgreSQL or Redis instead)",
+            path.display()
+        ),
+        ErrorKind::Corrupt => format!(
+            "store: {} is not a scrum-store SQLite database",
+            path.display()
+        ),
+        _ => format!("store: cannot open {}", path.display()),
+    };
+    let kind = mapped.kind();
+    Error::new(kind, message).with_source(mapped)
+}
+
+/// Applies the migrations the file lacks, each in its own transaction together
+/// with the version bump.
+async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
+    // BEGIN IMMEDIATE takes the write lock now, which EXCLUSIVE mode then keeps.
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| open_error(path, e))?;
+    let app: i64 = sqlx::query("PRAGMA application_id")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| open_error(path, e))?
+        .get(0);
+    let version: i64 = sqlx::query("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| open_error(path, e))?
+        .get(0);
+    let tables: i64 = sqlx::query("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| open_error(path, e))?
+        .get(0);
+    if app != APPLICATION_ID && (app != 0 || tables != 0) {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "store: {} is a SQLite database of another application",
+                path.display()
+            ),
+        ));
+    }
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "store: {} has schema version {version}, written by a newer scrum-store \
+                 (this build knows versions up to {SCHEMA_VERSION}); upgrade the orchestrator",
+                path.display()
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate the SQLite store", e))?;
+        // PRAGMA takes no bound parameters; the version is a number this build chose.
+        let bump = format!("PRAGMA user_version = {}", i + 1);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(bump))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate the SQLite store", e))?;
+    }
+    if app != APPLICATION_ID {
+        sqlx::raw_sql("PRAGMA application_id = 1396920909")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate the SQLite store", e))?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| db_error("migrate the SQLite store", e))?;
+    Ok(())
+}
