@@ -46,11 +46,15 @@ mod logic;
 mod sql;
 mod url;
 
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use url::{SQLITE_FILE_NAME, StoreUrl, default_sqlite_path, redact_url};
 
+#[cfg(feature = "postgres")]
+pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresQueue};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SQLITE_SCHEMA_VERSION, SqliteQueue};
 
@@ -80,10 +84,6 @@ pub async fn open_with_jitter(
         #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Ok(Arc::new(
             PostgresQueue::connect_with_jitter(&url, policy, jitter).await?,
-        )),
-        #[cfg(feature = "redis")]
-        StoreUrl::Redis(url) => Ok(Arc::new(
-            RedisQueue::connect_with_jitter(&url, policy, jitter).await?,
         )),
         #[allow(unreachable_patterns)]
         other => {

@@ -41,3 +41,39 @@ pub(crate) fn fastrand_u64() -> u64 {
     h.write_u64(0);
     h.finish()
 }
+
+/// The PostgreSQL the tests use: `SCRUM_TEST_POSTGRES_URL`, else the local test
+/// server (`scripts/services.sh` starts it).
+pub(crate) fn postgres_url() -> String {
+    std::env::var("SCRUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// The Redis the tests use: `SCRUM_TEST_REDIS_URL`, else the local test server.
+pub(crate) fn redis_url() -> String {
+    std::env::var("SCRUM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
+}
+
+/// A name unique to this process and call, for a PostgreSQL schema or a Redis key
+/// prefix: `scrum_test_<pid>_<n>_<random>`.
+pub(crate) fn unique_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "scrum_test_{}_{n}_{:x}",
+        std::process::id(),
+        fastrand_u64() & 0xffff_ffff
+    )
+}
+
+/// Whether the test process `pid` that made a `unique_name` has exited.
+pub(crate) fn owner_gone(name: &str) -> bool {
+    let pid = name
+        .strip_prefix("scrum_test_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}

@@ -1,0 +1,490 @@
+//! [`PostgresQueue`]: a store several orchestrators share through one PostgreSQL
+//! database.
+
+mod schema;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgExecutor, Row};
+
+use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Step};
+use scrum_core::{
+    Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
+    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
+    WorkQueue, WorkerId, memory::heartbeat_reply,
+};
+
+use crate::logic::{self, Columns, from_json, number_column};
+use crate::redact_url;
+use crate::sql::db_error;
+
+/// The schema version this build writes into PostgreSQL.
+pub const POSTGRES_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
+
+/// How many times a write retries after another orchestrator changed the same task
+/// between its read and its write.
+const MAX_RETRIES: usize = 64;
+
+/// A [`WorkQueue`] in a PostgreSQL database, shared by any number of orchestrators.
+///
+/// - **Claims never collide**: a claim locks the first claimable row with
+///   `FOR UPDATE SKIP LOCKED`, so concurrent claimers (in one process or many) each
+///   take a different task without waiting on each other.
+/// - **Every other change is a compare-and-set**: the task is read with its version,
+///   [`scrum_core::state::transition`] decides in Rust, and one statement writes the
+///   row (if its version is unchanged) together with the outbox rows; a lost race
+///   is retried on the new state.
+/// - **Leader lease**: [`WorkQueue::lead`] keeps one row naming the leader and its
+///   expiry; another orchestrator takes it over once it lapsed unrenewed.
+/// - **Versioned schema**: migrations run at connect under an advisory lock; a
+///   database from a newer build is refused.
+///
+/// Lease expiry compares the `now` the orchestrators pass, so their clocks should
+/// agree (NTP) to well within a lease period.
+pub struct PostgresQueue {
+    policy: Policy,
+    jitter: Jitter,
+    pool: PgPool,
+    /// The URL without its password, for messages.
+    target: String,
+}
+
+impl fmt::Debug for PostgresQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresQueue")
+            .field("target", &self.target)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresQueue {
+    /// Connects to `url` (`postgres://user:password@host:port/db`), working in the
+    /// connection's current schema, with random backoff jitter.
+    pub async fn connect(url: &str, policy: Policy) -> Result<PostgresQueue> {
+        PostgresQueue::connect_with_jitter(url, policy, Jitter::random()).await
+    }
+
+    /// [`PostgresQueue::connect`] with a chosen jitter source.
+    pub async fn connect_with_jitter(
+        url: &str,
+        policy: Policy,
+        jitter: Jitter,
+    ) -> Result<PostgresQueue> {
+        PostgresQueue::connect_inner(url, None, policy, jitter).await
+    }
+
+    /// Connects to `url` and works in `schema` (created if missing): several
+    /// independent queues in one database, one per schema. The name is lower-case
+    /// letters, digits and `_`.
+    pub async fn connect_in_schema(
+        url: &str,
+        schema: &str,
+        policy: Policy,
+        jitter: Jitter,
+    ) -> Result<PostgresQueue> {
+        if !schema::valid_schema_name(schema) {
+            return Err(Error::invalid(format!(
+                "store: schema name {schema:?} must be 1-63 lower-case letters, digits and '_'"
+            )));
+        }
+        PostgresQueue::connect_inner(url, Some(schema), policy, jitter).await
+    }
+
+    async fn connect_inner(
+        url: &str,
+        schema: Option<&str>,
+        policy: Policy,
+        jitter: Jitter,
+    ) -> Result<PostgresQueue> {
+        let target = redact_url(url);
+        let mut options = PgConnectOptions::from_str(url).map_err(|_| {
+            Error::invalid(format!(
+                "DATABASE_URL {target} is not a valid PostgreSQL URL"
+            ))
+        })?;
+        options = options.application_name("scrum-orchestrator");
+        if let Some(schema) = schema {
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                let mapped = db_error("connect", e);
+                let kind = mapped.kind();
+                Error::new(kind, format!("store: cannot connect to {target}")).with_source(mapped)
+            })?;
+        schema::migrate(&pool, schema, &target).await?;
+        tracing::debug!(target = %target, "connected to the PostgreSQL store");
+        Ok(PostgresQueue {
+            policy,
+            jitter,
+            pool,
+            target,
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
+        Ctx {
+            now,
+            policy: &self.policy,
+            jitter: self.jitter.sample(),
+        }
+    }
+
+    /// Applies `event` to the task `id` and stores the result, retrying on the new
+    /// state when another writer got there first.
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        let ctx = self.ctx(now);
+        for _ in 0..MAX_RETRIES {
+            let (task, version) = load(&self.pool, id, false)
+                .await?
+                .ok_or_else(|| logic::not_found(id))?;
+            let step = state::transition(&task, event.clone(), &ctx)?;
+            if step.unchanged || write(&self.pool, &step, Some(version)).await? {
+                return Ok(step.task);
+            }
+        }
+        Err(contention(id))
+    }
+}
+
+fn contention(id: &TaskId) -> Error {
+    Error::unavailable(format!(
+        "store: task {id} kept changing under concurrent writers; try again"
+    ))
+}
+
+/// The task `id` and its row version; `lock` takes the row lock (in a transaction).
+async fn load<'c>(ex: impl PgExecutor<'c>, id: &TaskId, lock: bool) -> Result<Option<(Task, i64)>> {
+    let sql = if lock {
+        "SELECT task, version FROM tasks WHERE repo = $1 AND number = $2 FOR UPDATE"
+    } else {
+        "SELECT task, version FROM tasks WHERE repo = $1 AND number = $2"
+    };
+    let row = sqlx::query(sql)
+        .bind(id.repo())
+        .bind(number_column(id.number())?)
+        .fetch_optional(ex)
+        .await
+        .map_err(|e| db_error("read a task", e))?;
+    row.map(|r| task_and_version(&r)).transpose()
+}
+
+fn task_and_version(row: &PgRow) -> Result<(Task, i64)> {
+    Ok((from_json(row.get::<&str, _>(0), "task")?, row.get(1)))
+}
+
+/// Writes a step's task and its effects in one statement: an insert when
+/// `expected` is `None` (fails if the task exists), otherwise an update if the row
+/// is still at version `expected`. Says whether it wrote.
+async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) -> Result<bool> {
+    let task = &step.task;
+    let c = Columns::of(task)?;
+    let effects = step
+        .effects
+        .iter()
+        .map(logic::to_json)
+        .collect::<Result<Vec<_>>>()?;
+    let sql = match expected {
+        None => {
+            "WITH t AS (
+                INSERT INTO tasks (repo, number, version, state, claimable, priority, created_at,
+                                   not_before, lease_expires_at, holder, task)
+                VALUES ($1, $2, 1, $4, $5, $6, $7, $8, $9, $10, $11)
+                ON CONFLICT (repo, number) DO NOTHING
+                RETURNING 1 AS written, $3::BIGINT AS unused),
+             o AS (
+                INSERT INTO outbox (repo, number, effect)
+                SELECT $1, $2, e FROM unnest($12::TEXT[]) WITH ORDINALITY AS x(e, i)
+                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i)
+             SELECT count(*) FROM t"
+        }
+        Some(_) => {
+            "WITH t AS (
+                UPDATE tasks SET version = version + 1, state = $4, claimable = $5,
+                    priority = $6, created_at = $7, not_before = $8, lease_expires_at = $9,
+                    holder = $10, task = $11
+                WHERE repo = $1 AND number = $2 AND version = $3
+                RETURNING 1),
+             o AS (
+                INSERT INTO outbox (repo, number, effect)
+                SELECT $1, $2, e FROM unnest($12::TEXT[]) WITH ORDINALITY AS x(e, i)
+                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i)
+             SELECT count(*) FROM t"
+        }
+    };
+    let written: i64 = sqlx::query(sql)
+        .bind(task.id.repo())
+        .bind(number_column(task.id.number())?)
+        .bind(expected.unwrap_or(0))
+        .bind(c.state)
+        .bind(c.claimable)
+        .bind(c.priority)
+        .bind(c.created_at)
+        .bind(c.not_before)
+        .bind(c.lease_expires_at)
+        .bind(c.holder)
+        .bind(c.json)
+        .bind(effects)
+        .fetch_one(ex)
+        .await
+        .map_err(|e| db_error("store a task", e))?
+        .get(0);
+    Ok(written > 0)
+}
+
+#[async_trait]
+impl WorkQueue for PostgresQueue {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
+        let ctx = self.ctx(observed_at);
+        for _ in 0..MAX_RETRIES {
+            let current = load(&self.pool, &issue.id, false).await?;
+            let (task, version) = match current {
+                Some((t, v)) => (Some(t), Some(v)),
+                None => (None, None),
+            };
+            let (step, answer) = logic::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
+            let Some(step) = step else {
+                return Ok(answer);
+            };
+            if write(&self.pool, &step, version).await? {
+                return Ok(answer);
+            }
+        }
+        Err(contention(&issue.id))
+    }
+
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: LeaseKind,
+        now: Timestamp,
+    ) -> Result<Option<Task>> {
+        let ctx = self.ctx(now);
+        let fail = |e| db_error("claim a task", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        // SKIP LOCKED: a row another claimer is taking right now is passed over, so
+        // concurrent claimers neither wait nor get the same task.
+        let row = sqlx::query(
+            "SELECT task, version FROM tasks WHERE claimable AND not_before <= $1
+             ORDER BY priority, created_at, repo, number
+             LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(fail)?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(fail)?;
+            return Ok(None);
+        };
+        let (task, version) = task_and_version(&row)?;
+        let event = Event::Claim {
+            worker: worker.clone(),
+            token: LeaseToken::random(),
+            lease,
+        };
+        let step = state::transition(&task, event, &ctx)?;
+        if !write(&mut *tx, &step, Some(version)).await? {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("store: the locked row of {} changed", task.id),
+            ));
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(Some(step.task))
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<HeartbeatReply> {
+        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
+        Ok(heartbeat_reply(&task))
+    }
+
+    async fn complete(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        completion: Completion,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Complete { token, completion }, now)
+            .await
+    }
+
+    async fn fail(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        failure: Failure,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Fail { token, failure }, now).await
+    }
+
+    async fn release(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Release { token, reason }, now).await
+    }
+
+    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
+        logic::cancel_result(self.apply(id, Event::Cancel { reason }, now).await)
+    }
+
+    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
+        self.apply(id, Event::Retry, now).await
+    }
+
+    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
+        let rows = sqlx::query(
+            "SELECT repo, number FROM tasks WHERE lease_expires_at <= $1
+             ORDER BY lease_expires_at, repo, number",
+        )
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("find lapsed leases", e))?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in rows {
+            let number = u64::try_from(row.get::<i64, _>(1)).unwrap_or(0);
+            let id = TaskId::new(row.get::<&str, _>(0), number)?;
+            match self.apply(&id, Event::Expire, now).await {
+                Ok(task) => expired.push(task),
+                // Renewed, finished or expired by someone else since the scan.
+                Err(e) if e.kind() == ErrorKind::InvalidTransition => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        Ok(load(&self.pool, id, false).await?.map(|(t, _)| t))
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT task FROM tasks
+             WHERE (cardinality($1::TEXT[]) = 0 OR state = ANY($1))
+               AND ($2::TEXT IS NULL OR holder = $2)
+             ORDER BY repo, number LIMIT $3 OFFSET $4",
+        )
+        .bind(states)
+        .bind(filter.worker.as_ref().map(|w| w.as_str()))
+        .bind(filter.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
+        .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("list tasks", e))?;
+        rows.iter()
+            .map(|r| from_json(r.get::<&str, _>(0), "task"))
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<QueueCounts> {
+        let rows = sqlx::query("SELECT state, count(*) FROM tasks GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("count tasks", e))?;
+        let mut counts = QueueCounts::default();
+        for row in rows {
+            let state: TaskState = row.get::<&str, _>(0).parse()?;
+            logic::set_count(&mut counts, state, row.get::<i64, _>(1));
+        }
+        Ok(counts)
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT $1")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("read the outbox", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    id: u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+                    effect: from_json(r.get::<&str, _>(1), "effect")?,
+                    failures: u32::try_from(r.get::<i32, _>(2)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
+        let ctx = self.ctx(now);
+        let fail = |e| db_error("acknowledge an effect", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let row = sqlx::query("DELETE FROM outbox WHERE id = $1 RETURNING effect")
+            .bind(i64::try_from(id).unwrap_or(-1))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+        if let Some(row) = row {
+            let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
+            if effect.kind.is_terminal() {
+                if let Some((task, version)) = load(&mut *tx, &effect.task, true).await? {
+                    if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
+                        write(&mut *tx, &step, Some(version)).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    async fn nack_effect(&self, id: u64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET failures = failures + 1 WHERE id = $1")
+            .bind(i64::try_from(id).unwrap_or(-1))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("record a failed effect", e))?;
+        Ok(())
+    }
+
+    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
+        // Take the lease if nobody holds it, renew it if `holder` does, take it over
+        // if it lapsed; otherwise the row stays and no row comes back.
+        let row = sqlx::query(
+            "INSERT INTO leader (id, holder, expires_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder,
+                                            expires_at = EXCLUDED.expires_at
+             WHERE leader.holder = EXCLUDED.holder OR leader.expires_at <= $3
+             RETURNING holder",
+        )
+        .bind(holder)
+        .bind(now.plus(ttl).0)
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error("take the leader lease", e))?;
+        Ok(row.is_some())
+    }
+}
