@@ -174,6 +174,8 @@ pub(crate) struct Output {
 #[derive(Debug)]
 pub(crate) enum RunError {
     Open(Error),
+    /// The connection closed while the command ran.
+    Lost(Error),
     Command(Error),
     /// The command overran and was killed; `clean` says whether the teardown
     /// finished (otherwise the connection should be dropped).
@@ -185,9 +187,9 @@ pub(crate) enum RunError {
 
 /// Runs `command` on a new channel of `session`, within `limit`.
 ///
-/// The command runs as `echo $$; exec COMMAND` in the login shell: sshd starts each
-/// command in a new session, so that first line is the id of the command's process
-/// group. A command that overruns has that whole group killed (`kill -KILL -PGID`,
+/// The command runs as `echo scrum-pgid=$$; exec COMMAND` in the login shell: sshd
+/// starts each command in a new session, so that line names the command's process
+/// group (and is removed from the output). A command that overruns has that whole group killed (`kill -KILL -PGID`,
 /// sent on a second channel) and its channel closed. (OpenSSH refuses the SSH
 /// `signal` request for root logins, so it cannot be relied on.)
 pub(crate) async fn run(
@@ -227,9 +229,10 @@ pub(crate) async fn run(
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut status = None;
+    let mut signalled = false;
     let exchange = async {
         channel
-            .exec(true, format!("echo $$; exec {command}"))
+            .exec(true, format!("echo {GROUP_MARKER}$$; exec {command}"))
             .await
             .map_err(|e| {
                 Error::unavailable(format!("{target}: cannot start `{command}`")).with_source(e)
@@ -239,6 +242,7 @@ pub(crate) async fn run(
                 ChannelMsg::Data { data } => append(&mut stdout, &data),
                 ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut stderr, &data),
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::ExitSignal { .. } => signalled = true,
                 ChannelMsg::Failure => {
                     return Err(Error::new(
                         ErrorKind::Internal,
@@ -254,9 +258,12 @@ pub(crate) async fn run(
     let finished = tokio::time::timeout_at(deadline, exchange).await;
     let (group, stdout) = split_group(&stdout);
     match finished {
+        Ok(Ok(())) if status.is_none() && !signalled => Err(RunError::Lost(Error::unavailable(
+            format!("{target}: the connection closed while `{command}` ran"),
+        ))),
         Ok(Ok(())) => Ok(Output {
             status,
-            stdout: String::from_utf8_lossy(stdout).into_owned(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             elapsed: started.elapsed(),
         }),
@@ -276,16 +283,27 @@ pub(crate) async fn run(
     }
 }
 
-/// Splits the process group id line `run` prepends from the command's own output.
-fn split_group(stdout: &[u8]) -> (Option<u32>, &[u8]) {
-    let Some(newline) = stdout.iter().position(|b| *b == b'\n') else {
-        return (None, stdout);
-    };
-    let group = std::str::from_utf8(&stdout[..newline])
-        .ok()
-        .and_then(|line| line.trim().parse::<u32>().ok())
-        .filter(|pid| *pid > 1);
-    (group, &stdout[newline + 1..])
+/// Starts the line naming the remote command's process group.
+const GROUP_MARKER: &str = "scrum-pgid=";
+
+/// Takes the process group line `run` adds out of the command's output (a login
+/// script may have printed before it).
+fn split_group(stdout: &[u8]) -> (Option<u32>, Vec<u8>) {
+    let mut start = 0;
+    while let Some(length) = stdout[start..].iter().position(|b| *b == b'\n') {
+        let line = &stdout[start..start + length];
+        if let Some(id) = line.strip_prefix(GROUP_MARKER.as_bytes()) {
+            let group = std::str::from_utf8(id)
+                .ok()
+                .and_then(|id| id.trim().parse::<u32>().ok())
+                .filter(|id| *id > 1);
+            let mut rest = stdout[..start].to_vec();
+            rest.extend_from_slice(&stdout[start + length + 1..]);
+            return (group, rest);
+        }
+        start += length + 1;
+    }
+    (None, stdout.to_vec())
 }
 
 /// Kills process group `group` on the host; whether that was confirmed in time.
@@ -321,4 +339,27 @@ pub(crate) async fn close(session: &Session) {
         session.disconnect(Disconnect::ByApplication, "", "en"),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_line_is_found_and_removed_even_after_login_noise() {
+        assert_eq!(
+            split_group(b"scrum-pgid=4242\nactive\n"),
+            (Some(4242), b"active\n".to_vec())
+        );
+        assert_eq!(
+            split_group(b"welcome!\nscrum-pgid=77\nline\n"),
+            (Some(77), b"welcome!\nline\n".to_vec())
+        );
+        assert_eq!(split_group(b"scrum-pgid=1\n"), (None, Vec::new()));
+        assert_eq!(
+            split_group(b"scrum-pgid=12"),
+            (None, b"scrum-pgid=12".to_vec())
+        );
+        assert_eq!(split_group(b"no marker\n"), (None, b"no marker\n".to_vec()));
+    }
 }

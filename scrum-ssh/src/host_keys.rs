@@ -211,3 +211,94 @@ impl From<Refusal> for Error {
         Error::new(refusal.kind, refusal.message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB9R3gMr6EQkcZC51xkFXlblhy3ILfZ+08GmCW7ICmq0 one";
+    const TWO: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSG9lyRt6KYvpQVMK1ZHDMwvv8RpZIkf6EH66SjQ2sm two";
+
+    fn key(line: &str) -> PublicKey {
+        PublicKey::from_openssh(line).unwrap()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("scrum-ssh-hostkeys-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn target(port: u16) -> Target {
+        Target {
+            host: "10.0.0.5".into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn first_use_pins_and_a_different_key_is_refused() {
+        let dir = scratch("pins");
+        let pins = HostKeys::pins(&dir.join("state"));
+        assert_eq!(pins.check(&target(2222), &key(ONE)), Ok(()));
+        assert_eq!(pins.check(&target(2222), &key(ONE)), Ok(()));
+        let refused = pins.check(&target(2222), &key(TWO)).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Unauthorized);
+        assert!(
+            refused
+                .message
+                .contains("HOST KEY CHANGED for 10.0.0.5:2222"),
+            "{}",
+            refused.message
+        );
+        assert!(refused.message.contains("line 1"), "{}", refused.message);
+        // Another port of the same address is another host: pinned separately.
+        assert_eq!(pins.check(&target(22), &key(TWO)), Ok(()));
+        let text = std::fs::read_to_string(dir.join("state").join(PINS_FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("[10.0.0.5]:2222 ssh-ed25519 AAAAC3"));
+        assert!(lines[1].starts_with("10.0.0.5 ssh-ed25519 AAAAC3"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_comment_does_not_make_a_key_different() {
+        let dir = scratch("comment");
+        let file = dir.join("known_hosts");
+        std::fs::write(
+            &file,
+            format!("10.0.0.5 {}\n", ONE.replace(" one", " laptop")),
+        )
+        .unwrap();
+        let known = HostKeys::KnownHosts(file);
+        assert_eq!(known.check(&target(22), &key(ONE)), Ok(()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn known_hosts_never_pins_and_honours_revocation() {
+        let dir = scratch("known");
+        let file = dir.join("known_hosts");
+        std::fs::write(
+            &file,
+            format!("# fleet\n10.0.0.5 {ONE}\n@revoked * {TWO}\n"),
+        )
+        .unwrap();
+        let known = HostKeys::KnownHosts(file.clone());
+        assert_eq!(known.check(&target(22), &key(ONE)), Ok(()));
+        let unknown = known.check(&target(2222), &key(ONE)).unwrap_err();
+        assert!(unknown.message.contains("not in known_hosts"));
+        let revoked = known.check(&target(2222), &key(TWO)).unwrap_err();
+        assert!(revoked.message.contains("@revoked"), "{}", revoked.message);
+        assert!(
+            std::fs::read_to_string(&file).unwrap().lines().count() == 3,
+            "the file was written"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

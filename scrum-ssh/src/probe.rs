@@ -16,6 +16,9 @@ use crate::host_keys::HostKeys;
 use crate::key::load_client_key;
 use crate::target::Target;
 
+/// How often an idle pooled connection checks that its peer is still there.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// One host's connection slot. The async mutex is held while connecting, so
 /// concurrent probes of one host share one connection instead of racing to open two.
 type Slot = Arc<AsyncMutex<Option<Arc<Session>>>>;
@@ -80,6 +83,10 @@ impl SshProbe {
         };
         let russh = russh::client::Config {
             nodelay: true,
+            // Pooled connections idle between rounds: keepalives notice a peer that
+            // vanished (so the next round reconnects instead of waiting out a timeout).
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: 3,
             inactivity_timeout: None,
             ..Default::default()
         };
@@ -205,7 +212,7 @@ impl SshProbe {
                     reached: clean,
                 })
             }
-            Err(RunError::Open(error)) => {
+            Err(RunError::Open(error) | RunError::Lost(error)) => {
                 self.evict(target, session).await;
                 Err(Failure::unreached(error))
             }

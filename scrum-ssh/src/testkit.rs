@@ -9,7 +9,8 @@
 //! Needs `/usr/sbin/sshd` and `ssh-keygen` (Debian: `openssh-server`) and root, or a
 //! user sshd may switch to (the sessions log in as the current user).
 
-use std::io;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,11 +56,10 @@ impl TestSshd {
         };
         keygen(&sshd.path("host_ed25519"), "ed25519")?;
         keygen(&sshd.path("client_ed25519"), "ed25519")?;
-        keygen(&sshd.path("client_rsa"), "rsa")?;
-        keygen(&sshd.path("stranger_ed25519"), "ed25519")?;
-        let mut authorized = std::fs::read_to_string(sshd.path("client_ed25519.pub"))?;
-        authorized.push_str(&std::fs::read_to_string(sshd.path("client_rsa.pub"))?);
-        std::fs::write(sshd.path("authorized_keys"), authorized)?;
+        std::fs::copy(
+            sshd.path("client_ed25519.pub"),
+            sshd.path("authorized_keys"),
+        )?;
         sshd.write_stand_ins()?;
         sshd.set_service_state("active")?;
         std::fs::write(sshd.path("journal"), "")?;
@@ -96,14 +96,23 @@ impl TestSshd {
         self.path("client_ed25519")
     }
 
-    /// An authorized RSA client key.
-    pub fn rsa_client_key(&self) -> PathBuf {
-        self.path("client_rsa")
+    /// Creates an RSA client key, authorizes it, and returns its path.
+    pub fn rsa_client_key(&self) -> io::Result<PathBuf> {
+        let key = self.path("client_rsa");
+        keygen(&key, "rsa")?;
+        let public = std::fs::read_to_string(self.path("client_rsa.pub"))?;
+        let mut authorized = OpenOptions::new()
+            .append(true)
+            .open(self.path("authorized_keys"))?;
+        authorized.write_all(public.as_bytes())?;
+        Ok(key)
     }
 
-    /// A valid ed25519 key the server does not authorize.
-    pub fn stranger_key(&self) -> PathBuf {
-        self.path("stranger_ed25519")
+    /// Creates a valid ed25519 key the server does not authorize, and returns its path.
+    pub fn stranger_key(&self) -> io::Result<PathBuf> {
+        let key = self.path("stranger_ed25519");
+        keygen(&key, "ed25519")?;
+        Ok(key)
     }
 
     /// The user the sessions log in as (the current user).

@@ -82,7 +82,7 @@ async fn logs_are_the_last_lines_of_the_units_journal() {
 async fn an_rsa_key_logs_in() {
     let sshd = TestSshd::start().await.unwrap();
     let mut config = config(&sshd);
-    config.key_path = sshd.rsa_client_key();
+    config.key_path = sshd.rsa_client_key().unwrap();
     let probe = SshProbe::new(config).unwrap();
     let report = probe.probe(&sshd.host()).await;
     assert_eq!(report.health, HostHealth::Healthy, "{report:?}");
@@ -92,7 +92,7 @@ async fn an_rsa_key_logs_in() {
 async fn a_key_the_server_does_not_know_is_refused() {
     let sshd = TestSshd::start().await.unwrap();
     let mut config = config(&sshd);
-    config.key_path = sshd.stranger_key();
+    config.key_path = sshd.stranger_key().unwrap();
     let probe = SshProbe::new(config).unwrap();
 
     let report = probe.probe(&sshd.host()).await;
@@ -177,6 +177,26 @@ async fn a_known_hosts_file_is_the_only_authority() {
         !config.pin_dir.join(PINS_FILE).exists(),
         "pinned despite known_hosts"
     );
+
+    // A hashed file (`ssh-keygen -H`, `HashKnownHosts yes`) works the same.
+    let known_hosts = config.known_hosts.clone().unwrap();
+    let hashed = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success());
+    let text = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(
+        text.contains("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let report = SshProbe::new(config.clone())
+        .unwrap()
+        .probe(&sshd.host())
+        .await;
+    assert_eq!(report.health, HostHealth::Healthy, "{report:?}");
 
     // Another port is another host: not in the file, so refused, never pinned.
     let mut other = TestSshd::start().await.unwrap();
