@@ -274,6 +274,10 @@ impl TestSshd {
         )))
     }
 
+    /// The config. `SetEnv` puts the stand-ins first on `PATH`, and sets `SHLVL=1`
+    /// because bash sources `~/.bashrc` for commands run over SSH unless `SHLVL`
+    /// is already set; a slow `.bashrc` on the test machine (pyenv init took
+    /// 0.5 s a command) would otherwise be measured instead of the probe.
     fn write_config(&self) -> io::Result<()> {
         let d = self.dir.display();
         let config = format!(
@@ -288,7 +292,7 @@ impl TestSshd {
              UsePAM no\n\
              StrictModes no\n\
              PermitRootLogin prohibit-password\n\
-             SetEnv PATH={d}/bin:/usr/bin:/bin\n\
+             SetEnv PATH={d}/bin:/usr/bin:/bin SHLVL=1\n\
              MaxStartups 500\n\
              MaxSessions 50\n\
              LogLevel INFO\n",
