@@ -1,1 +1,73 @@
-//! Placeholder: this crate grows with its own issue.
+//! GitHub for the scrum orchestrator: the [`IssueSource`](scrum_core::IssueSource)
+//! that lists ready issues and writes outcomes back, pull requests, webhook checks,
+//! and a fake GitHub server for everyone's tests.
+//!
+//! GitHub is used the way a careful integration uses it: every page is read, pull
+//! requests are left out, each poll asks with `If-None-Match` so an unchanged
+//! repository costs no rate-limit point, rate limits are waited out (and shown in
+//! [`GitHubStatus`]), 5xx and timeouts are retried with backoff, and an error is never
+//! read as an empty backlog.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`GitHubConfig`] and [`Timing`]; validation errors name the
+//!   environment variable to fix.
+//! - `client`: [`GitHubClient`], the `IssueSource` (labels, comments with hidden
+//!   markers, issue state) and closing issues.
+//! - `listing`: the conditional, paged listing of ready issues.
+//! - `pulls`: [`GitHubClient::open_pull_request`], idempotent.
+//! - `transport`: one request the careful way (rate limits, retries, timeouts);
+//!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
+//! - [`status`]: [`GitHubStatus`], for `/health`.
+//! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
+//! - `fake` (feature `fake`): an in-process fake GitHub with state, ETags, paging,
+//!   rate limits, faults and a request log.
+//!
+//! # Example
+//!
+//! Against the fake GitHub (feature `fake`):
+//!
+//! ```
+//! # #[cfg(feature = "fake")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use scrum_core::{IssueSource, Timestamp};
+//! use scrum_github::{GitHubClient, GitHubConfig, fake::{FakeGitHub, NewIssue}};
+//!
+//! let github = FakeGitHub::start().await;
+//! github.add_repo("acme/widgets");
+//! let id = github.add_issue("acme/widgets", NewIssue::new("Add a widget").labels(&["ai-ready"]));
+//! github.add_issue("acme/widgets", NewIssue::new("Not yet"));
+//!
+//! let config = GitHubConfig::new(github.token(), vec!["acme/widgets".parse().unwrap()])
+//!     .unwrap()
+//!     .with_api_url(&github.url())
+//!     .unwrap();
+//! let client = GitHubClient::connect(config).await.unwrap();
+//! let ready = client.list_ready().await.unwrap();
+//! assert_eq!(ready.len(), 1);
+//! assert_eq!(ready[0].id, id);
+//!
+//! client.add_labels(&id, &["ai-in-progress".to_string()]).await.unwrap();
+//! assert_eq!(github.labels(&id), ["ai-ready", "ai-in-progress"]);
+//! assert!(client.status().is_connected());
+//! # });
+//! ```
+
+mod classify;
+mod client;
+pub mod config;
+mod listing;
+mod pulls;
+pub mod status;
+mod transport;
+pub mod webhook;
+mod wire;
+
+#[cfg(feature = "fake")]
+pub mod fake;
+
+pub use client::GitHubClient;
+pub use config::{GitHubConfig, Timing, parse_ready_labels, parse_repos};
+pub use listing::PollStats;
+pub use pulls::PullRequest;
+pub use status::{GitHubStatus, Health};

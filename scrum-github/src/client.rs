@@ -1,0 +1,368 @@
+//! [`GitHubClient`]: the [`IssueSource`] on GitHub, plus closing issues.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+use scrum_core::{
+    Commented, Error, IssueSource, IssueState, Labels, ReadyIssue, RepoName, Result, TaskId,
+};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::classify::{Subject, What};
+use crate::config::GitHubConfig;
+use crate::listing::{Listing, PollStats};
+use crate::status::GitHubStatus;
+use crate::transport::{Call, Transport};
+use crate::wire::{self, encode_segment};
+
+/// GitHub over octocrab: lists ready issues (every page, conditionally), reads and
+/// writes labels and comments, closes issues and opens pull requests.
+///
+/// Cheap to clone: clones share the connection, caches and status.
+///
+/// # Errors
+///
+/// Every method fails with one [`scrum_core::ErrorKind`]: `Unauthorized` for a
+/// refused `GITHUB_TOKEN`, `NotFound` naming the repository or issue, `RateLimited`
+/// (with `retry_after`) when a limit lasts longer than
+/// [`crate::Timing::max_rate_limit_wait`], `Unavailable`/`Timeout` once retries are
+/// spent. A failure is never read as "no issues".
+#[derive(Clone)]
+pub struct GitHubClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) transport: Transport,
+    pub(crate) repos: Vec<RepoName>,
+    pub(crate) labels: Labels,
+    pub(crate) listing: Listing,
+    /// Issue states by id, with the ETag they came with: a reconcile of an unchanged
+    /// issue is answered 304 and costs no rate-limit point.
+    issue_cache: Mutex<HashMap<TaskId, (String, IssueState)>>,
+    /// `(repo, lower-case label)` known to exist: a missing label is created once.
+    known_labels: Mutex<HashSet<(RepoName, String)>>,
+    pub(crate) default_branches: Mutex<HashMap<RepoName, String>>,
+}
+
+/// The most issue states kept for conditional reads; past it the cache starts over.
+const ISSUE_CACHE_MAX: usize = 10_000;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl std::fmt::Debug for GitHubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubClient")
+            .field("repos", &self.inner.repos)
+            .field("labels", &self.inner.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitHubClient {
+    /// A client for `config`. Sends nothing: call [`GitHubClient::check`] (or use
+    /// [`GitHubClient::connect`]) to find a bad token or repository at start-up.
+    ///
+    /// # Errors
+    /// `Invalid` naming `GITHUB_API_URL` when the URL is unusable.
+    pub fn new(config: GitHubConfig) -> Result<GitHubClient> {
+        let transport = Transport::new(&config)?;
+        Ok(GitHubClient {
+            inner: Arc::new(Inner {
+                transport,
+                repos: config.repos.clone(),
+                labels: config.labels.clone(),
+                listing: Listing::default(),
+                issue_cache: Mutex::new(HashMap::new()),
+                known_labels: Mutex::new(HashSet::new()),
+                default_branches: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// [`GitHubClient::new`], then [`GitHubClient::check`].
+    ///
+    /// # Errors
+    /// As `check`: a start-up error naming `GITHUB_TOKEN` or the repository.
+    pub async fn connect(config: GitHubConfig) -> Result<GitHubClient> {
+        let client = GitHubClient::new(config)?;
+        client.check().await?;
+        Ok(client)
+    }
+
+    /// Reads every configured repository once: a refused token fails with
+    /// `Unauthorized` naming `GITHUB_TOKEN`, an unknown repository with `NotFound`
+    /// naming it. Also learns each repository's default branch.
+    ///
+    /// # Errors
+    /// The first repository that cannot be read.
+    pub async fn check(&self) -> Result<()> {
+        for repo in &self.inner.repos {
+            self.default_branch(repo).await?;
+        }
+        Ok(())
+    }
+
+    /// The repositories polled.
+    pub fn repos(&self) -> &[RepoName] {
+        &self.inner.repos
+    }
+
+    /// The lifecycle labels.
+    pub fn labels(&self) -> &Labels {
+        &self.inner.labels
+    }
+
+    /// GitHub's state as seen by the last requests, for `/health`.
+    pub fn status(&self) -> GitHubStatus {
+        self.inner.transport.status.get()
+    }
+
+    /// A receiver that sees every change of [`GitHubClient::status`].
+    pub fn subscribe_status(&self) -> watch::Receiver<GitHubStatus> {
+        self.inner.transport.status.subscribe()
+    }
+
+    /// What the last [`IssueSource::list_ready`] cost.
+    pub fn last_poll(&self) -> PollStats {
+        self.inner.listing.last()
+    }
+
+    /// The repository's default branch (read once, then remembered).
+    ///
+    /// # Errors
+    /// `NotFound` naming the repository; the transport's errors.
+    pub async fn default_branch(&self, repo: &RepoName) -> Result<String> {
+        if let Some(b) = lock(&self.inner.default_branches).get(repo) {
+            return Ok(b.clone());
+        }
+        let what = What {
+            action: "read",
+            subject: Subject::Repo(repo.clone()),
+        };
+        let reply = self
+            .inner
+            .transport
+            .send(&Call::get(format!("/repos/{repo}"), what.clone()))
+            .await?
+            .success(&what)?;
+        let r: wire::Repository = reply.json(&what)?;
+        lock(&self.inner.default_branches).insert(repo.clone(), r.default_branch.clone());
+        Ok(r.default_branch)
+    }
+
+    /// Closes the issue. Closing a closed issue is fine.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown issue; the transport's errors.
+    pub async fn close_issue(&self, id: &TaskId) -> Result<()> {
+        let what = issue_what("close", id);
+        self.inner
+            .transport
+            .send(&Call::with_body(
+                Method::PATCH,
+                issue_path(id),
+                json!({ "state": "closed" }),
+                what.clone(),
+            ))
+            .await?
+            .success(&what)?;
+        Ok(())
+    }
+
+    /// Creates `label` in the repository unless it is known to exist.
+    async fn ensure_label(&self, repo: &RepoName, label: &str) -> Result<()> {
+        let key = (repo.clone(), label.to_ascii_lowercase());
+        if lock(&self.inner.known_labels).contains(&key) {
+            return Ok(());
+        }
+        let what = What {
+            action: "create a label in",
+            subject: Subject::Repo(repo.clone()),
+        };
+        let t = &self.inner.transport;
+        let path = format!("/repos/{repo}/labels/{}", encode_segment(label));
+        let reply = t.send(&Call::get(path, what.clone())).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            let body = json!({ "name": label, "color": self.color_of(label),
+                               "description": "Managed by the scrum orchestrator" });
+            let path = format!("/repos/{repo}/labels");
+            let created = t
+                .send(&Call::with_body(Method::POST, path, body, what.clone()))
+                .await?;
+            // 422 "already_exists": someone created it meanwhile, which is fine.
+            if created.status != StatusCode::UNPROCESSABLE_ENTITY {
+                created.success(&what)?;
+            }
+        } else {
+            reply.success(&what)?;
+        }
+        lock(&self.inner.known_labels).insert(key);
+        Ok(())
+    }
+
+    /// The colour a label gets when this client creates it.
+    fn color_of(&self, label: &str) -> &'static str {
+        let l = &self.inner.labels;
+        let is = |name: &str| name.eq_ignore_ascii_case(label);
+        if is(&l.in_progress) {
+            "fbca04"
+        } else if is(&l.completed) {
+            "0e8a16"
+        } else if is(&l.failed) {
+            "d93f0b"
+        } else if l.ready.iter().any(|r| is(r)) {
+            "1d76db"
+        } else {
+            "ededed"
+        }
+    }
+
+    pub(crate) fn remember_labels<'a>(
+        &self,
+        repo: &RepoName,
+        labels: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut known = lock(&self.inner.known_labels);
+        for l in labels {
+            known.insert((repo.clone(), l.to_ascii_lowercase()));
+        }
+    }
+}
+
+pub(crate) fn issue_path(id: &TaskId) -> String {
+    format!("/repos/{}/issues/{}", id.repo(), id.number())
+}
+
+pub(crate) fn issue_what(action: &'static str, id: &TaskId) -> What {
+    What {
+        action,
+        subject: Subject::Issue(id.clone()),
+    }
+}
+
+/// The hidden marker as it appears in a comment body.
+fn marker_tag(marker: &str) -> String {
+    format!("<!-- {marker} -->")
+}
+
+#[async_trait]
+impl IssueSource for GitHubClient {
+    async fn list_ready(&self) -> Result<Vec<ReadyIssue>> {
+        let mut all = Vec::new();
+        let mut stats = PollStats::default();
+        for repo in &self.inner.repos {
+            let issues = self.list_repo(repo, &mut stats).await?;
+            all.extend(issues);
+        }
+        self.inner.listing.record(stats);
+        Ok(all)
+    }
+
+    async fn issue_state(&self, id: &TaskId) -> Result<IssueState> {
+        let what = issue_what("read", id);
+        let cached = lock(&self.inner.issue_cache).get(id).cloned();
+        let mut call = Call::get(issue_path(id), what.clone());
+        call.if_none_match = cached.as_ref().map(|(etag, _)| etag.clone());
+        let reply = self.inner.transport.send(&call).await?.success(&what)?;
+        if reply.status == StatusCode::NOT_MODIFIED {
+            if let Some((_, state)) = cached {
+                return Ok(state);
+            }
+        }
+        let issue: wire::Issue = reply.json(&what)?;
+        let state = IssueState {
+            open: issue.state == "open",
+            labels: issue.label_names(),
+        };
+        self.remember_labels(&id.repo_name(), state.labels.iter().map(String::as_str));
+        if let Some(etag) = reply.header("etag") {
+            let mut cache = lock(&self.inner.issue_cache);
+            if cache.len() >= ISSUE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.clone(), (etag.to_string(), state.clone()));
+        }
+        Ok(state)
+    }
+
+    async fn add_labels(&self, id: &TaskId, labels: &[String]) -> Result<()> {
+        let labels: Vec<&String> = labels.iter().filter(|l| !l.trim().is_empty()).collect();
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let repo = id.repo_name();
+        for l in &labels {
+            self.ensure_label(&repo, l).await?;
+        }
+        let what = issue_what("add labels to", id);
+        let path = format!("{}/labels", issue_path(id));
+        self.inner
+            .transport
+            .send(&Call::with_body(
+                Method::POST,
+                path,
+                json!({ "labels": labels }),
+                what.clone(),
+            ))
+            .await?
+            .success(&what)?;
+        Ok(())
+    }
+
+    async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()> {
+        let what = issue_what("remove a label from", id);
+        let path = format!("{}/labels/{}", issue_path(id), encode_segment(label));
+        let call = Call {
+            method: Method::DELETE,
+            ..Call::get(path, what.clone())
+        };
+        let reply = self.inner.transport.send(&call).await?;
+        if reply.status == StatusCode::NOT_FOUND && reply.message().contains("Label does not exist")
+        {
+            return Ok(());
+        }
+        reply.success(&what)?;
+        Ok(())
+    }
+
+    async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
+        if marker.trim().is_empty() || marker.contains("--") || marker.contains('>') {
+            return Err(Error::invalid(format!(
+                "comment marker {marker:?} must be non-empty and hold no '--' or '>'"
+            )));
+        }
+        let tag = marker_tag(marker);
+        let what = issue_what("read the comments of", id);
+        let t = &self.inner.transport;
+        let mut path = Some(format!("{}/comments?per_page=100", issue_path(id)));
+        while let Some(p) = path.take() {
+            let reply = t.send(&Call::get(p, what.clone())).await?.success(&what)?;
+            let comments: Vec<wire::Comment> = reply.json(&what)?;
+            if comments
+                .iter()
+                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(&tag)))
+            {
+                return Ok(Commented::AlreadyPresent);
+            }
+            path = wire::next_link(reply.header("link"));
+        }
+        let what = issue_what("comment on", id);
+        let path = format!("{}/comments", issue_path(id));
+        let text = format!("{body}\n\n{tag}");
+        t.send(&Call::with_body(
+            Method::POST,
+            path,
+            json!({ "body": text }),
+            what.clone(),
+        ))
+        .await?
+        .success(&what)?;
+        Ok(Commented::Posted)
+    }
+}

@@ -1,0 +1,190 @@
+//! [`GitHubConfig`]: where GitHub is, which token, which repositories, which labels,
+//! and how patient to be.
+
+use std::fmt;
+use std::time::Duration;
+
+use scrum_core::{Error, Labels, RepoName, Result};
+
+/// The default API base (`GITHUB_API_URL`).
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+
+/// Everything [`crate::GitHubClient`] needs. Build it with [`GitHubConfig::new`]; the
+/// binaries map environment variables onto it.
+///
+/// `Debug` leaves the token out.
+#[derive(Clone)]
+pub struct GitHubConfig {
+    /// The API base (`GITHUB_API_URL`), e.g. `https://api.github.com` or a GitHub
+    /// Enterprise `https://ghe.example.com/api/v3`.
+    pub api_url: String,
+    token: String,
+    /// The repositories to poll (`GITHUB_REPO` or `GITHUB_REPOS`).
+    pub repos: Vec<RepoName>,
+    /// The lifecycle labels; an issue is ready when it carries every `labels.ready`
+    /// (`GITHUB_ISSUE_LABELS`).
+    pub labels: Labels,
+    /// Timeouts, retries and waits.
+    pub timing: Timing,
+}
+
+impl fmt::Debug for GitHubConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubConfig")
+            .field("api_url", &self.api_url)
+            .field("token", &"[REDACTED]")
+            .field("repos", &self.repos)
+            .field("labels", &self.labels)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl GitHubConfig {
+    /// A configuration for `repos` with `token`, the default API URL, labels and timing.
+    ///
+    /// # Errors
+    /// `Invalid` naming `GITHUB_TOKEN` when the token is empty or not one line, and
+    /// naming `GITHUB_REPO`/`GITHUB_REPOS` when no repository is given.
+    pub fn new(token: &str, repos: Vec<RepoName>) -> Result<GitHubConfig> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::invalid(
+                "GITHUB_TOKEN is empty: set it to a token that can read and label issues and open pull requests",
+            ));
+        }
+        if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::invalid(
+                "GITHUB_TOKEN contains whitespace or control characters",
+            ));
+        }
+        if repos.is_empty() {
+            return Err(Error::invalid(
+                "no repository: set GITHUB_REPO to owner/name or GITHUB_REPOS to a comma-separated list",
+            ));
+        }
+        Ok(GitHubConfig {
+            api_url: DEFAULT_API_URL.to_string(),
+            token: token.to_string(),
+            repos,
+            labels: Labels::default(),
+            timing: Timing::default(),
+        })
+    }
+
+    /// With the API base `url` (`GITHUB_API_URL`).
+    ///
+    /// # Errors
+    /// `Invalid` naming `GITHUB_API_URL` when it is not an `http(s)://` URL.
+    pub fn with_api_url(mut self, url: &str) -> Result<GitHubConfig> {
+        let url = url.trim().trim_end_matches('/');
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+        if !ok {
+            return Err(Error::invalid(format!(
+                "GITHUB_API_URL {url:?} is not an http:// or https:// URL"
+            )));
+        }
+        self.api_url = url.to_string();
+        Ok(self)
+    }
+
+    /// With these lifecycle labels.
+    ///
+    /// # Errors
+    /// `Invalid` naming `GITHUB_ISSUE_LABELS` when no ready label is given.
+    pub fn with_labels(mut self, labels: Labels) -> Result<GitHubConfig> {
+        if labels.ready.iter().all(|l| l.trim().is_empty()) {
+            return Err(Error::invalid(
+                "GITHUB_ISSUE_LABELS names no label: give at least one, e.g. ai-ready",
+            ));
+        }
+        self.labels = labels;
+        Ok(self)
+    }
+
+    /// With this timing.
+    pub fn with_timing(mut self, timing: Timing) -> GitHubConfig {
+        self.timing = timing;
+        self
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// Parses `GITHUB_REPOS` (comma-separated) or `GITHUB_REPO` into repository names.
+///
+/// # Errors
+/// `Invalid` naming `variable` and the bad entry.
+///
+/// ```
+/// let repos = scrum_github::parse_repos("GITHUB_REPOS", "acme/a, acme/b").unwrap();
+/// assert_eq!(repos.len(), 2);
+/// assert!(scrum_github::parse_repos("GITHUB_REPOS", "acme").unwrap_err().to_string().contains("GITHUB_REPOS"));
+/// ```
+pub fn parse_repos(variable: &str, value: &str) -> Result<Vec<RepoName>> {
+    let mut repos = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let repo: RepoName = part
+            .parse()
+            .map_err(|e: Error| Error::invalid(format!("{variable}: {}", e.message())))?;
+        if !repos.contains(&repo) {
+            repos.push(repo);
+        }
+    }
+    if repos.is_empty() {
+        return Err(Error::invalid(format!(
+            "{variable} names no repository: give owner/name"
+        )));
+    }
+    Ok(repos)
+}
+
+/// Parses `GITHUB_ISSUE_LABELS`: comma-separated, an issue must carry all of them.
+///
+/// ```
+/// assert_eq!(scrum_github::parse_ready_labels("ai-ready, backend"), vec!["ai-ready", "backend"]);
+/// ```
+pub fn parse_ready_labels(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// How long to wait for GitHub and how often to try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// One request, answer included, must finish within this.
+    pub request_timeout: Duration,
+    /// How many times a 5xx, a timeout, a transport error or a malformed answer is
+    /// retried before the call fails.
+    pub retries: u32,
+    /// The first backoff; it doubles each retry (with jitter) up to `backoff_max`.
+    pub backoff_base: Duration,
+    /// The longest backoff.
+    pub backoff_max: Duration,
+    /// The longest the client waits for a rate limit to reset before failing the call
+    /// with `RateLimited` (the caller then tries again later).
+    pub max_rate_limit_wait: Duration,
+    /// How long to wait on a secondary rate limit that gives no `retry-after`
+    /// (GitHub asks for at least a minute).
+    pub secondary_default_wait: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            request_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(16),
+            max_rate_limit_wait: Duration::from_secs(15 * 60),
+            secondary_default_wait: Duration::from_secs(60),
+        }
+    }
+}

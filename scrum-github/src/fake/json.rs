@@ -1,0 +1,123 @@
+//! The JSON shapes of GitHub's REST API that the fake answers with: close enough to
+//! GitHub's that octocrab's models deserialize them.
+
+use serde_json::{Value, json};
+
+use super::state::{FakeIssue, FakeLabel, Repo};
+
+fn user(base: &str) -> Value {
+    let u = format!("{base}/users/octo-fake");
+    json!({
+        "login": "octo-fake", "id": 1, "node_id": "MDQ6VXNlcjE=",
+        "avatar_url": "https://avatars.example.invalid/u/1", "gravatar_id": "",
+        "url": u, "html_url": format!("{base}/octo-fake"),
+        "followers_url": format!("{u}/followers"), "following_url": format!("{u}/following{{/other_user}}"),
+        "gists_url": format!("{u}/gists{{/gist_id}}"), "starred_url": format!("{u}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{u}/subscriptions"), "organizations_url": format!("{u}/orgs"),
+        "repos_url": format!("{u}/repos"), "events_url": format!("{u}/events{{/privacy}}"),
+        "received_events_url": format!("{u}/received_events"), "type": "User", "site_admin": false
+    })
+}
+
+pub(crate) fn label(base: &str, repo: &str, l: &FakeLabel) -> Value {
+    json!({
+        "id": l.id, "node_id": format!("LA_{}", l.id),
+        "url": format!("{base}/repos/{repo}/labels/{}", crate::wire::encode_segment(&l.name)),
+        "name": l.name, "description": null, "color": l.color, "default": false
+    })
+}
+
+pub(crate) fn repository(base: &str, r: &Repo) -> Value {
+    let (owner, name) = r.full_name.split_once('/').unwrap_or((&r.full_name, ""));
+    let url = format!("{base}/repos/{}", r.full_name);
+    let mut o = user(base);
+    o["login"] = json!(owner);
+    json!({
+        "id": r.id, "node_id": format!("R_{}", r.id), "name": name, "full_name": r.full_name,
+        "owner": o, "private": false, "html_url": format!("{base}/{}", r.full_name),
+        "description": null, "fork": false, "url": url,
+        "issues_url": format!("{url}/issues{{/number}}"), "pulls_url": format!("{url}/pulls{{/number}}"),
+        "labels_url": format!("{url}/labels{{/name}}"),
+        "default_branch": r.default_branch, "open_issues_count": r.issues.values().filter(|i| i.open).count(),
+        "has_issues": true, "archived": false, "disabled": false, "visibility": "public",
+        "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z", "pushed_at": "2020-01-01T00:00:00Z"
+    })
+}
+
+pub(crate) fn issue(base: &str, r: &Repo, i: &FakeIssue) -> Value {
+    let url = format!("{base}/repos/{}/issues/{}", r.full_name, i.number);
+    let html = format!("{base}/{}/issues/{}", r.full_name, i.number);
+    let labels: Vec<Value> = i
+        .labels
+        .iter()
+        .filter_map(|n| r.labels.get(&n.to_ascii_lowercase()))
+        .map(|l| label(base, &r.full_name, l))
+        .collect();
+    let mut v = json!({
+        "id": i.id, "node_id": format!("I_{}", i.id), "url": url,
+        "repository_url": format!("{base}/repos/{}", r.full_name),
+        "labels_url": format!("{url}/labels{{/name}}"), "comments_url": format!("{url}/comments"),
+        "events_url": format!("{url}/events"), "html_url": html, "number": i.number,
+        "state": if i.open { "open" } else { "closed" },
+        "state_reason": if i.open { Value::Null } else { json!("completed") },
+        "title": i.title, "body": i.body, "user": user(base), "labels": labels,
+        "assignee": null, "assignees": [], "milestone": null, "locked": false,
+        "active_lock_reason": null, "comments": i.comments.len(),
+        "closed_at": if i.open { Value::Null } else { json!(i.updated_at.to_rfc3339()) },
+        "created_at": i.created_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339(),
+        "author_association": "OWNER"
+    });
+    if i.pull.is_some() {
+        let pr = format!("{base}/repos/{}/pulls/{}", r.full_name, i.number);
+        let pr_html = format!("{base}/{}/pull/{}", r.full_name, i.number);
+        v["pull_request"] = json!({
+            "url": pr, "html_url": pr_html,
+            "diff_url": format!("{pr_html}.diff"), "patch_url": format!("{pr_html}.patch")
+        });
+    }
+    v
+}
+
+pub(crate) fn comment(base: &str, r: &Repo, i: &FakeIssue, index: usize) -> Value {
+    let id = i.id * 1000 + index as u64;
+    json!({
+        "id": id, "node_id": format!("IC_{id}"),
+        "url": format!("{base}/repos/{}/issues/comments/{id}", r.full_name),
+        "html_url": format!("{base}/{}/issues/{}#issuecomment-{id}", r.full_name, i.number),
+        "issue_url": format!("{base}/repos/{}/issues/{}", r.full_name, i.number),
+        "body": i.comments[index], "user": user(base), "author_association": "OWNER",
+        "created_at": i.updated_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339()
+    })
+}
+
+pub(crate) fn pull(base: &str, r: &Repo, i: &FakeIssue) -> Value {
+    let Some(p) = &i.pull else {
+        return Value::Null;
+    };
+    let owner = r.full_name.split('/').next().unwrap_or_default();
+    let side = |branch: &str| {
+        json!({
+            "label": format!("{owner}:{branch}"), "ref": branch,
+            "sha": "0000000000000000000000000000000000000000",
+            "user": user(base), "repo": repository(base, r)
+        })
+    };
+    json!({
+        "id": i.id, "node_id": format!("PR_{}", i.id),
+        "url": format!("{base}/repos/{}/pulls/{}", r.full_name, p.number),
+        "html_url": format!("{base}/{}/pull/{}", r.full_name, p.number),
+        "diff_url": format!("{base}/{}/pull/{}.diff", r.full_name, p.number),
+        "patch_url": format!("{base}/{}/pull/{}.patch", r.full_name, p.number),
+        "issue_url": format!("{base}/repos/{}/issues/{}", r.full_name, p.number),
+        "number": p.number, "state": if p.open { "open" } else { "closed" }, "locked": false,
+        "title": p.title, "body": p.body, "user": user(base), "labels": [],
+        "created_at": i.created_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339(),
+        "closed_at": null, "merged_at": null, "draft": false,
+        "head": side(&p.head), "base": side(&p.base), "author_association": "OWNER"
+    })
+}
+
+/// GitHub's error body: `{"message": ..., "documentation_url": ...}`.
+pub(crate) fn error(message: &str) -> Value {
+    json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": "" })
+}

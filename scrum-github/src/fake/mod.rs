@@ -1,0 +1,383 @@
+//! A fake GitHub: an in-process HTTP server that keeps repositories, issues, labels,
+//! comments, branches and pull requests, and answers in the JSON shapes of GitHub's
+//! REST API, with ETags, `Link` paging, rate-limit headers, injectable faults, a log
+//! of the requests it served and a counter of rate-limit points spent.
+//!
+//! Every crate's tests and the demo use it in place of `api.github.com`:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use scrum_github::fake::{FakeGitHub, NewIssue};
+//! use scrum_core::Timestamp;
+//!
+//! let github = FakeGitHub::start().await;
+//! github.add_repo("acme/widgets");
+//! let id = github.add_issue("acme/widgets", NewIssue::new("Add a widget").labels(&["ai-ready"]).created_at(Timestamp(1_000)));
+//! assert_eq!(id.to_string(), "acme/widgets#1");
+//! assert_eq!(github.labels(&id), vec!["ai-ready"]);
+//! // Point a client at `github.url()` with `github.token()`.
+//! # });
+//! ```
+//!
+//! # What it checks and counts
+//!
+//! - Requests must carry `Authorization: Bearer <token>`; anything else is a 401.
+//! - Each answered request costs one point of the primary rate limit, except a 304
+//!   (an `If-None-Match` that matched), which GitHub does not count, and errors the
+//!   fake injected. [`FakeGitHub::points_spent`] is the total.
+//! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected.
+
+mod json;
+pub(crate) mod routes;
+mod server;
+mod state;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scrum_core::{TaskId, Timestamp};
+use tokio::task::JoinHandle;
+
+pub use state::{FakeIssue, FakePull};
+
+use server::{Shared, lock};
+use state::{Repo, State};
+
+/// A failure the fake serves instead of (or on top of) the next answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status code (500, 502, 503…) and GitHub's error body.
+    Status(u16),
+    /// Wait this long before answering: a client with a shorter timeout times out.
+    Delay(Duration),
+    /// A secondary rate limit: 403 with `retry-after: retry_after_secs`.
+    SecondaryRateLimit {
+        /// The `retry-after` header's value, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Answer normally, but cut the JSON body in half.
+    TruncatedJson,
+}
+
+/// One request the fake served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path and query, e.g. `/repos/acme/widgets/issues?page=2`.
+    pub path: String,
+    /// The `If-None-Match` header the client sent.
+    pub if_none_match: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// Rate-limit points the request cost (0 for a 304).
+    pub points: u64,
+}
+
+/// An issue to seed with [`FakeGitHub::add_issue`].
+#[derive(Clone, Debug)]
+pub struct NewIssue {
+    title: String,
+    body: String,
+    labels: Vec<String>,
+    created_at: Option<Timestamp>,
+    pull_request: Option<String>,
+}
+
+impl NewIssue {
+    /// An open issue titled `title`, with no labels, opened now.
+    pub fn new(title: &str) -> NewIssue {
+        NewIssue {
+            title: title.to_string(),
+            body: String::new(),
+            labels: Vec::new(),
+            created_at: None,
+            pull_request: None,
+        }
+    }
+
+    /// With this body.
+    pub fn body(mut self, body: &str) -> NewIssue {
+        self.body = body.to_string();
+        self
+    }
+
+    /// With these labels (created in the repository when missing).
+    pub fn labels(mut self, labels: &[&str]) -> NewIssue {
+        self.labels = labels.iter().map(|l| l.to_string()).collect();
+        self
+    }
+
+    /// Opened at this time (ordering of ready issues is by it).
+    pub fn created_at(mut self, at: Timestamp) -> NewIssue {
+        self.created_at = Some(at);
+        self
+    }
+
+    /// A pull request from branch `head` (created when missing) into the default
+    /// branch, rather than an issue. GitHub lists pull requests among issues.
+    pub fn pull_request(mut self, head: &str) -> NewIssue {
+        self.pull_request = Some(head.to_string());
+        self
+    }
+}
+
+/// The fake GitHub server. Stops when dropped.
+pub struct FakeGitHub {
+    state: Shared,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FakeGitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGitHub")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeGitHub {
+    /// The token [`FakeGitHub::start`] accepts.
+    pub const TOKEN: &'static str = "fake-github-token";
+
+    /// Starts a server on `127.0.0.1`, port 0, on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound (a broken test machine).
+    pub async fn start() -> FakeGitHub {
+        let now_secs = u64::try_from(server::now_ms() / 1000).unwrap_or(0);
+        let state = Arc::new(Mutex::new(State::new(FakeGitHub::TOKEN.into(), now_secs)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the fake GitHub");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        lock(&state).base_url = format!("http://{addr}");
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "fake GitHub stopped");
+            }
+        });
+        FakeGitHub { state, addr, task }
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:41234` (what `GITHUB_API_URL` would be).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token the fake accepts.
+    pub fn token(&self) -> &'static str {
+        FakeGitHub::TOKEN
+    }
+
+    /// Adds a repository whose default branch is `main`. Adding it again changes nothing.
+    ///
+    /// # Panics
+    /// When `repo` is not `owner/name`.
+    pub fn add_repo(&self, repo: &str) {
+        self.add_repo_with_default_branch(repo, "main");
+    }
+
+    /// Adds a repository whose default branch is `branch`.
+    ///
+    /// # Panics
+    /// When `repo` is not `owner/name`.
+    pub fn add_repo_with_default_branch(&self, repo: &str, branch: &str) {
+        let name: scrum_core::RepoName = repo.parse().expect("owner/name");
+        let mut st = lock(&self.state);
+        let id = st.fresh_id();
+        st.repos
+            .entry(name.as_str().to_ascii_lowercase())
+            .or_insert_with(|| Repo {
+                id,
+                full_name: name.to_string(),
+                default_branch: branch.to_string(),
+                branches: BTreeSet::from([branch.to_string()]),
+                labels: Default::default(),
+                issues: Default::default(),
+                comment_ids: 0,
+            });
+    }
+
+    /// Adds a branch (as a push would) so a pull request can be opened from it.
+    ///
+    /// # Panics
+    /// When the repository was not added.
+    pub fn add_branch(&self, repo: &str, branch: &str) {
+        let mut st = lock(&self.state);
+        let r = st.repo_mut(repo).expect("add_repo first");
+        r.branches.insert(branch.to_string());
+    }
+
+    /// Opens an issue (or pull request) and returns its id.
+    ///
+    /// # Panics
+    /// When the repository was not added.
+    pub fn add_issue(&self, repo: &str, issue: NewIssue) -> TaskId {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let mut labels = Vec::new();
+        for l in &issue.labels {
+            labels.push(st.ensure_label(repo, l, "ededed").expect("add_repo first"));
+        }
+        let id = st.fresh_id();
+        let r = st.repo_mut(repo).expect("add_repo first");
+        let number = r.next_number();
+        let pull = issue.pull_request.map(|head| {
+            r.branches.insert(head.clone());
+            FakePull {
+                number,
+                head,
+                base: r.default_branch.clone(),
+                title: issue.title.clone(),
+                body: issue.body.clone(),
+                open: true,
+            }
+        });
+        let created_at = issue.created_at.unwrap_or(now);
+        r.issues.insert(
+            number,
+            FakeIssue {
+                number,
+                title: issue.title,
+                body: issue.body,
+                labels,
+                open: true,
+                created_at,
+                updated_at: created_at.max(now),
+                comments: Vec::new(),
+                pull,
+                id,
+            },
+        );
+        TaskId::new(&r.full_name, number).expect("a valid repository name")
+    }
+
+    fn with_issue<T>(&self, id: &TaskId, f: impl FnOnce(&mut FakeIssue) -> T) -> Option<T> {
+        let mut st = lock(&self.state);
+        st.repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+            .map(f)
+    }
+
+    /// The issue as it is now.
+    pub fn issue(&self, id: &TaskId) -> Option<FakeIssue> {
+        self.with_issue(id, |i| i.clone())
+    }
+
+    /// The issue's labels (empty for an unknown issue).
+    pub fn labels(&self, id: &TaskId) -> Vec<String> {
+        self.issue(id).map(|i| i.labels).unwrap_or_default()
+    }
+
+    /// The issue's comment bodies, oldest first.
+    pub fn comments(&self, id: &TaskId) -> Vec<String> {
+        self.issue(id).map(|i| i.comments).unwrap_or_default()
+    }
+
+    /// Whether the issue is open (`None` for an unknown issue).
+    pub fn is_open(&self, id: &TaskId) -> Option<bool> {
+        self.issue(id).map(|i| i.open)
+    }
+
+    /// A repository label's colour (`None` when the label does not exist).
+    pub fn label_color(&self, repo: &str, label: &str) -> Option<String> {
+        let st = lock(&self.state);
+        st.repo(repo)
+            .and_then(|r| r.labels.get(&label.to_ascii_lowercase()))
+            .map(|l| l.color.clone())
+    }
+
+    /// Closes the issue, as a person would.
+    pub fn close_issue(&self, id: &TaskId) {
+        self.set_open(id, false);
+    }
+
+    /// Reopens the issue, as a person would.
+    pub fn reopen_issue(&self, id: &TaskId) {
+        self.set_open(id, true);
+    }
+
+    fn set_open(&self, id: &TaskId, open: bool) {
+        let now = Timestamp(server::now_ms());
+        self.with_issue(id, |i| {
+            i.open = open;
+            i.updated_at = now;
+        });
+    }
+
+    /// Replaces the issue's labels, as a person would (missing labels are created).
+    pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let names: Vec<String> = labels
+            .iter()
+            .filter_map(|l| st.ensure_label(id.repo(), l, "ededed"))
+            .collect();
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            i.labels = names;
+            i.updated_at = now;
+        }
+    }
+
+    /// The repository's pull requests, open and closed, by number.
+    pub fn pull_requests(&self, repo: &str) -> Vec<FakePull> {
+        let st = lock(&self.state);
+        st.repo(repo)
+            .map(|r| r.issues.values().filter_map(|i| i.pull.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Serves `fault` for the next request that has no earlier fault queued.
+    pub fn inject(&self, fault: Fault) {
+        self.inject_times(fault, 1);
+    }
+
+    /// Serves `fault` for the next `times` requests (after faults already queued).
+    pub fn inject_times(&self, fault: Fault, times: usize) {
+        let mut st = lock(&self.state);
+        st.faults.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Sets the primary rate limit: `remaining` points left until `reset_in` from now,
+    /// when it refills. With 0, requests are refused with 403 until then.
+    pub fn set_rate_limit(&self, remaining: u64, reset_in: Duration) {
+        let now_secs = u64::try_from(server::now_ms() / 1000).unwrap_or(0);
+        let mut st = lock(&self.state);
+        st.rate.remaining = remaining.min(st.rate.limit);
+        st.rate.reset = now_secs + reset_in.as_secs();
+    }
+
+    /// Every request served so far, in order.
+    pub fn requests(&self) -> Vec<ServedRequest> {
+        lock(&self.state).log.clone()
+    }
+
+    /// Forgets the request log (the points counter keeps counting).
+    pub fn clear_requests(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    /// Rate-limit points spent since the start.
+    pub fn points_spent(&self) -> u64 {
+        lock(&self.state).points_spent
+    }
+}

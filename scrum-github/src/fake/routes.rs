@@ -1,0 +1,548 @@
+//! The REST routes the fake answers: a plain function from (method, path, query,
+//! body) to an answer, run with the state locked.
+
+use std::collections::BTreeMap;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::json;
+use super::state::{FakeIssue, FakePull, State};
+
+/// What a route answers, before the server adds rate-limit headers and the ETag.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) link: Option<String>,
+}
+
+fn ok(body: Value) -> Answer {
+    answer(StatusCode::OK, body)
+}
+
+fn answer(status: StatusCode, body: Value) -> Answer {
+    Answer {
+        status,
+        body,
+        link: None,
+    }
+}
+
+fn fail(status: StatusCode, message: &str) -> Answer {
+    answer(status, json::error(message))
+}
+
+fn not_found() -> Answer {
+    fail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+fn invalid(message: &str) -> Answer {
+    answer(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({ "message": "Validation Failed", "errors": [{ "code": "custom", "message": message }],
+                "documentation_url": "https://docs.github.com/rest", "status": "422" }),
+    )
+}
+
+/// Percent-encodes a path segment (label names may hold spaces and colons).
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` and, in queries, `+`.
+pub(crate) fn decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                if let Ok(v) = u8::from_str_radix(hex, 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) fn parse_query(q: Option<&str>) -> BTreeMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k, true), decode(v, true))
+        })
+        .collect()
+}
+
+/// Routes one request. `path` is already split into decoded segments.
+pub(crate) fn route(
+    st: &mut State,
+    method: &Method,
+    path: &[String],
+    query: &BTreeMap<String, String>,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    let seg: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (method.clone(), seg.as_slice()) {
+        (Method::GET, ["repos", o, r]) => get_repo(st, &format!("{o}/{r}")),
+        (Method::GET, ["repos", o, r, "issues"]) => list_issues(st, &format!("{o}/{r}"), query),
+        (Method::GET, ["repos", o, r, "issues", n]) => with_issue(st, o, r, n, |st, repo, i| {
+            let r = st.repo(repo).expect("checked");
+            ok(json::issue(&st.base_url, r, i))
+        }),
+        (Method::PATCH, ["repos", o, r, "issues", n]) => patch_issue(st, o, r, n, body, now),
+        (Method::POST, ["repos", o, r, "issues", n, "labels"]) => {
+            add_labels(st, o, r, n, body, now)
+        }
+        (Method::DELETE, ["repos", o, r, "issues", n, "labels", name]) => {
+            remove_label(st, o, r, n, name, now)
+        }
+        (Method::GET, ["repos", o, r, "issues", n, "comments"]) => {
+            list_comments(st, o, r, n, query)
+        }
+        (Method::POST, ["repos", o, r, "issues", n, "comments"]) => {
+            post_comment(st, o, r, n, body, now)
+        }
+        (Method::GET, ["repos", o, r, "labels", name]) => {
+            let (repo, base) = (format!("{o}/{r}"), st.base_url.clone());
+            match st.repo(&repo).map(|r| {
+                (
+                    r.full_name.clone(),
+                    r.labels.get(&name.to_ascii_lowercase()),
+                )
+            }) {
+                Some((full, Some(l))) => ok(json::label(&base, &full, l)),
+                _ => not_found(),
+            }
+        }
+        (Method::POST, ["repos", o, r, "labels"]) => create_label(st, &format!("{o}/{r}"), body),
+        (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
+        (Method::POST, ["repos", o, r, "pulls"]) => create_pull(st, &format!("{o}/{r}"), body, now),
+        _ => not_found(),
+    }
+}
+
+fn get_repo(st: &State, repo: &str) -> Answer {
+    match st.repo(repo) {
+        Some(r) => ok(json::repository(&st.base_url, r)),
+        None => not_found(),
+    }
+}
+
+fn page_params(query: &BTreeMap<String, String>) -> (usize, usize) {
+    let per_page = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
+    (per_page, page)
+}
+
+/// One page of `items`, and the `Link` header GitHub would send with it.
+fn paged(base: &str, path: &str, query: &BTreeMap<String, String>, items: Vec<Value>) -> Answer {
+    let (per_page, page) = page_params(query);
+    let last = items.len().div_ceil(per_page).max(1);
+    let body: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let url = |p: usize| {
+        let mut q = query.clone();
+        q.insert("page".into(), p.to_string());
+        let qs: Vec<String> = q
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        format!("{base}{path}?{}", qs.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"first\"", url(1)));
+        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
+    }
+    Answer {
+        status: StatusCode::OK,
+        body: Value::Array(body),
+        link: (!links.is_empty()).then(|| links.join(", ")),
+    }
+}
+
+fn list_issues(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answer {
+    let Some(r) = st.repo(repo) else {
+        return not_found();
+    };
+    let state = query.get("state").map_or("open", String::as_str);
+    let wanted: Vec<String> = query
+        .get("labels")
+        .map(|l| {
+            l.split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut issues: Vec<&FakeIssue> = r
+        .issues
+        .values()
+        .filter(|i| match state {
+            "all" => true,
+            "closed" => !i.open,
+            _ => i.open,
+        })
+        .filter(|i| {
+            wanted
+                .iter()
+                .all(|w| i.labels.iter().any(|l| l.eq_ignore_ascii_case(w)))
+        })
+        .collect();
+    let key = |i: &&FakeIssue| match query.get("sort").map(String::as_str) {
+        Some("updated") => (i.updated_at, i.number),
+        _ => (i.created_at, i.number),
+    };
+    issues.sort_by_key(key);
+    if query.get("direction").map(String::as_str) != Some("asc") {
+        issues.reverse();
+    }
+    let items = issues
+        .into_iter()
+        .map(|i| json::issue(&st.base_url, r, i))
+        .collect();
+    paged(
+        &st.base_url,
+        &format!("/repos/{}/issues", r.full_name),
+        query,
+        items,
+    )
+}
+
+fn with_issue(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    f: impl FnOnce(&mut State, &str, &FakeIssue) -> Answer,
+) -> Answer {
+    let repo = format!("{o}/{r}");
+    let Ok(number) = n.parse::<u64>() else {
+        return not_found();
+    };
+    let Some(issue) = st.repo(&repo).and_then(|r| r.issues.get(&number)).cloned() else {
+        return not_found();
+    };
+    f(st, &repo, &issue)
+}
+
+fn update_issue(st: &mut State, repo: &str, issue: FakeIssue) -> Answer {
+    let base = st.base_url.clone();
+    let r = st.repo_mut(repo).expect("checked");
+    let number = issue.number;
+    r.issues.insert(number, issue);
+    let r = st.repo(repo).expect("checked");
+    ok(json::issue(&base, r, &r.issues[&number]))
+}
+
+fn patch_issue(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    with_issue(st, o, r, n, |st, repo, i| {
+        let mut i = i.clone();
+        match body.get("state").and_then(Value::as_str) {
+            Some("closed") => i.open = false,
+            Some("open") => i.open = true,
+            Some(other) => return invalid(&format!("state {other:?} is not open or closed")),
+            None => {}
+        }
+        if let Some(t) = body.get("title").and_then(Value::as_str) {
+            i.title = t.to_string();
+        }
+        if let Some(pull) = &mut i.pull {
+            pull.open = i.open;
+        }
+        i.updated_at = now;
+        update_issue(st, repo, i)
+    })
+}
+
+fn add_labels(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    let names: Option<Vec<String>> = body.get("labels").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    });
+    let Some(names) = names else {
+        return invalid("labels must be an array of names");
+    };
+    with_issue(st, o, r, n, |st, repo, i| {
+        let mut i = i.clone();
+        for name in &names {
+            // GitHub creates a label it does not know, with its default grey.
+            let Some(canonical) = st.ensure_label(repo, name, "ededed") else {
+                return not_found();
+            };
+            if !i.labels.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+                i.labels.push(canonical);
+            }
+        }
+        i.updated_at = now;
+        let full = st
+            .repo(repo)
+            .map(|r| r.full_name.clone())
+            .unwrap_or_default();
+        let base = st.base_url.clone();
+        let answer = update_issue(st, repo, i.clone());
+        if answer.status != StatusCode::OK {
+            return answer;
+        }
+        let r = st.repo(repo).expect("checked");
+        let labels = i
+            .labels
+            .iter()
+            .filter_map(|l| r.labels.get(&l.to_ascii_lowercase()))
+            .map(|l| json::label(&base, &full, l))
+            .collect();
+        ok(Value::Array(labels))
+    })
+}
+
+fn remove_label(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    name: &str,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    with_issue(st, o, r, n, |st, repo, i| {
+        let mut i = i.clone();
+        let before = i.labels.len();
+        i.labels.retain(|l| !l.eq_ignore_ascii_case(name));
+        if i.labels.len() == before {
+            return fail(StatusCode::NOT_FOUND, "Label does not exist");
+        }
+        i.updated_at = now;
+        let labels = i.labels.clone();
+        update_issue(st, repo, i);
+        let base = st.base_url.clone();
+        let r = st.repo(repo).expect("checked");
+        ok(Value::Array(
+            labels
+                .iter()
+                .filter_map(|l| r.labels.get(&l.to_ascii_lowercase()))
+                .map(|l| json::label(&base, &r.full_name, l))
+                .collect(),
+        ))
+    })
+}
+
+fn list_comments(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    query: &BTreeMap<String, String>,
+) -> Answer {
+    with_issue(st, o, r, n, |st, repo, i| {
+        let r = st.repo(repo).expect("checked");
+        let items = (0..i.comments.len())
+            .map(|k| json::comment(&st.base_url, r, i, k))
+            .collect();
+        paged(
+            &st.base_url,
+            &format!("/repos/{}/issues/{}/comments", r.full_name, i.number),
+            query,
+            items,
+        )
+    })
+}
+
+fn post_comment(
+    st: &mut State,
+    o: &str,
+    r: &str,
+    n: &str,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    let Some(text) = body.get("body").and_then(Value::as_str).map(str::to_string) else {
+        return invalid("body is required");
+    };
+    with_issue(st, o, r, n, |st, repo, i| {
+        let mut i = i.clone();
+        i.comments.push(text);
+        i.updated_at = now;
+        let index = i.comments.len() - 1;
+        update_issue(st, repo, i.clone());
+        if let Some(r) = st.repo_mut(repo) {
+            r.comment_ids += 1;
+        }
+        let r = st.repo(repo).expect("checked");
+        answer(
+            StatusCode::CREATED,
+            json::comment(&st.base_url, r, &i, index),
+        )
+    })
+}
+
+fn create_label(st: &mut State, repo: &str, body: &Value) -> Answer {
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return invalid("name is required");
+    };
+    let color = body
+        .get("color")
+        .and_then(Value::as_str)
+        .unwrap_or("ededed");
+    let Some(r) = st.repo(repo) else {
+        return not_found();
+    };
+    if r.labels.contains_key(&name.to_ascii_lowercase()) {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "message": "Validation Failed",
+                    "errors": [{ "resource": "Label", "code": "already_exists", "field": "name" }] }),
+        );
+    }
+    let name = st.ensure_label(repo, name, color).expect("checked");
+    let base = st.base_url.clone();
+    let r = st.repo(repo).expect("checked");
+    answer(
+        StatusCode::CREATED,
+        json::label(&base, &r.full_name, &r.labels[&name.to_ascii_lowercase()]),
+    )
+}
+
+/// `head` as GitHub takes it: `branch` or `owner:branch`.
+fn head_branch(head: &str) -> &str {
+    head.split_once(':').map_or(head, |(_, b)| b)
+}
+
+fn list_pulls(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answer {
+    let Some(r) = st.repo(repo) else {
+        return not_found();
+    };
+    let state = query.get("state").map_or("open", String::as_str);
+    let items = r
+        .issues
+        .values()
+        .filter(|i| {
+            let Some(p) = &i.pull else { return false };
+            let state_ok = match state {
+                "all" => true,
+                "closed" => !p.open,
+                _ => p.open,
+            };
+            let head_ok = query.get("head").is_none_or(|h| head_branch(h) == p.head);
+            let base_ok = query.get("base").is_none_or(|b| *b == p.base);
+            state_ok && head_ok && base_ok
+        })
+        .map(|i| json::pull(&st.base_url, r, i))
+        .collect();
+    paged(
+        &st.base_url,
+        &format!("/repos/{}/pulls", r.full_name),
+        query,
+        items,
+    )
+}
+
+fn create_pull(st: &mut State, repo: &str, body: &Value, now: scrum_core::Timestamp) -> Answer {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(title), Some(head), Some(base)) = (field("title"), field("head"), field("base"))
+    else {
+        return invalid("title, head and base are required");
+    };
+    let id = st.fresh_id();
+    let Some(r) = st.repo_mut(repo) else {
+        return not_found();
+    };
+    let head = head_branch(&head).to_string();
+    if !r.branches.contains(&head) {
+        return invalid(&format!("head {head:?} is not a branch of {}", r.full_name));
+    }
+    if !r.branches.contains(&base) {
+        return invalid(&format!("base {base:?} is not a branch of {}", r.full_name));
+    }
+    let owner = r
+        .full_name
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if r.issues
+        .values()
+        .filter_map(|i| i.pull.as_ref())
+        .any(|p| p.open && p.head == head && p.base == base)
+    {
+        return invalid(&format!(
+            "A pull request already exists for {owner}:{head}."
+        ));
+    }
+    let number = r.next_number();
+    let text = field("body").unwrap_or_default();
+    let issue = FakeIssue {
+        number,
+        title: title.clone(),
+        body: text.clone(),
+        labels: Vec::new(),
+        open: true,
+        created_at: now,
+        updated_at: now,
+        comments: Vec::new(),
+        pull: Some(FakePull {
+            number,
+            head,
+            base,
+            title,
+            body: text,
+            open: true,
+        }),
+        id,
+    };
+    r.issues.insert(number, issue);
+    let base_url = st.base_url.clone();
+    let r = st.repo(repo).expect("checked");
+    answer(
+        StatusCode::CREATED,
+        json::pull(&base_url, r, &r.issues[&number]),
+    )
+}

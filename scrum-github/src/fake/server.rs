@@ -1,0 +1,225 @@
+//! The fake's request pipeline: faults, authentication, the primary rate limit,
+//! routing, ETags and the request log, in GitHub's order.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State as AxumState};
+use axum::response::Response;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::routes::{self, Answer};
+use super::state::State;
+use super::{Fault, ServedRequest};
+
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Every request lands here; routing happens on the decoded path.
+pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let fault = lock(&shared).faults.pop_front();
+    if let Some(Fault::Delay(d)) = fault {
+        tokio::time::sleep(d).await;
+    }
+    let if_none_match = parts
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+
+    let mut st = lock(&shared);
+    let (response, points) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
+    st.points_spent += points;
+    st.log.push(ServedRequest {
+        method: parts.method.to_string(),
+        path: path_and_query,
+        if_none_match,
+        status: response.status().as_u16(),
+        points,
+    });
+    response
+}
+
+fn answer(
+    st: &mut State,
+    parts: &http::request::Parts,
+    body: &[u8],
+    fault: Option<Fault>,
+    if_none_match: Option<&str>,
+) -> (Response, u64) {
+    let now = now_ms();
+    let now_secs = u64::try_from(now / 1000).unwrap_or(0);
+    match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                json_response(status, &super::json::error("Server Error"), &[]),
+                0,
+            );
+        }
+        Some(Fault::SecondaryRateLimit { retry_after_secs }) => {
+            let body = super::json::error(
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            let retry = retry_after_secs.to_string();
+            return (
+                json_response(StatusCode::FORBIDDEN, &body, &[("retry-after", &retry)]),
+                0,
+            );
+        }
+        _ => {}
+    }
+
+    let auth = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented = auth.and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("token "))
+    });
+    if presented != Some(st.token.as_str()) {
+        let message = if auth.is_none() {
+            "Requires authentication"
+        } else {
+            "Bad credentials"
+        };
+        return (
+            json_response(StatusCode::UNAUTHORIZED, &super::json::error(message), &[]),
+            0,
+        );
+    }
+
+    if now_secs >= st.rate.reset {
+        st.rate.remaining = st.rate.limit;
+        st.rate.reset = now_secs + st.rate.window.as_secs();
+    }
+    let rate_headers = |st: &State| {
+        vec![
+            ("x-ratelimit-limit", st.rate.limit.to_string()),
+            ("x-ratelimit-remaining", st.rate.remaining.to_string()),
+            (
+                "x-ratelimit-used",
+                (st.rate.limit - st.rate.remaining).to_string(),
+            ),
+            ("x-ratelimit-reset", st.rate.reset.to_string()),
+            ("x-ratelimit-resource", "core".to_string()),
+        ]
+    };
+    if st.rate.remaining == 0 {
+        let h = rate_headers(st);
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = super::json::error("API rate limit exceeded for user ID 1.");
+        return (json_response(StatusCode::FORBIDDEN, &body, &h), 0);
+    }
+
+    let (path, query) = (parts.uri.path(), parts.uri.query());
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| routes::decode(s, false))
+        .collect();
+    let query = routes::parse_query(query);
+    let json_body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => {
+                let body = super::json::error("Problems parsing JSON");
+                return (json_response(StatusCode::BAD_REQUEST, &body, &[]), 1);
+            }
+        }
+    };
+    let Answer { status, body, link } = routes::route(
+        st,
+        &parts.method,
+        &segments,
+        &query,
+        &json_body,
+        scrum_core::Timestamp(now),
+    );
+
+    let text = body.to_string();
+    let etag = format!("W/\"{}\"", hex(&Sha256::digest(text.as_bytes())[..16]));
+    let is_get = parts.method == Method::GET && status == StatusCode::OK;
+    if is_get && if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        // GitHub does not count a 304 against the rate limit.
+        let mut h = rate_headers(st);
+        h.push(("etag", etag));
+        if let Some(l) = link {
+            h.push(("link", l));
+        }
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return (empty_response(StatusCode::NOT_MODIFIED, &h), 0);
+    }
+    st.rate.remaining -= 1;
+    let mut h = rate_headers(st);
+    if is_get {
+        h.push(("etag", etag));
+    }
+    if let Some(l) = link {
+        h.push(("link", l));
+    }
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut text = text;
+    if matches!(fault, Some(Fault::TruncatedJson)) {
+        text.truncate(text.len() / 2);
+    }
+    (text_response(status, text, &h), 1)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn json_response(status: StatusCode, body: &Value, headers: &[(&str, &str)]) -> Response {
+    text_response(status, body.to_string(), headers)
+}
+
+fn text_response(status: StatusCode, body: String, headers: &[(&str, &str)]) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    add_headers(&mut r, headers);
+    r
+}
+
+fn empty_response(status: StatusCode, headers: &[(&str, &str)]) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    add_headers(&mut r, headers);
+    r
+}
+
+fn add_headers(r: &mut Response, headers: &[(&str, &str)]) {
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+}

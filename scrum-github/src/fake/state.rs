@@ -1,0 +1,147 @@
+//! What the fake GitHub keeps: repositories, issues (and pull requests, which GitHub
+//! also lists as issues), labels, comments, branches, the rate limit and the log.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use scrum_core::Timestamp;
+
+use super::{Fault, ServedRequest};
+
+/// An issue (or pull request) as the fake keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeIssue {
+    /// The issue number in its repository.
+    pub number: u64,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Label names, in the order they were added.
+    pub labels: Vec<String>,
+    /// Open or closed.
+    pub open: bool,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Comment bodies, oldest first.
+    pub comments: Vec<String>,
+    /// Set when this "issue" is a pull request.
+    pub pull: Option<FakePull>,
+    pub(crate) id: u64,
+}
+
+/// The pull-request side of a [`FakeIssue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakePull {
+    /// The pull request number.
+    pub number: u64,
+    /// The branch it merges (`head.ref`).
+    pub head: String,
+    /// The branch it merges into (`base.ref`).
+    pub base: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Whether it is open.
+    pub open: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct FakeLabel {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) color: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Repo {
+    pub(crate) id: u64,
+    pub(crate) full_name: String,
+    pub(crate) default_branch: String,
+    pub(crate) branches: BTreeSet<String>,
+    /// By lower-case name: GitHub label names are case-insensitive.
+    pub(crate) labels: BTreeMap<String, FakeLabel>,
+    pub(crate) issues: BTreeMap<u64, FakeIssue>,
+    pub(crate) comment_ids: u64,
+}
+
+impl Repo {
+    pub(crate) fn next_number(&self) -> u64 {
+        self.issues.keys().next_back().map_or(1, |n| n + 1)
+    }
+}
+
+/// The primary rate limit (one per token, like GitHub's `core` resource).
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    pub(crate) limit: u64,
+    pub(crate) remaining: u64,
+    /// Epoch seconds.
+    pub(crate) reset: u64,
+    pub(crate) window: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) base_url: String,
+    pub(crate) token: String,
+    /// By lower-case `owner/name`.
+    pub(crate) repos: BTreeMap<String, Repo>,
+    pub(crate) next_id: u64,
+    pub(crate) rate: RateLimit,
+    pub(crate) points_spent: u64,
+    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) log: Vec<ServedRequest>,
+}
+
+impl State {
+    pub(crate) fn new(token: String, now_secs: u64) -> State {
+        let window = Duration::from_secs(3600);
+        State {
+            base_url: String::new(),
+            token,
+            repos: BTreeMap::new(),
+            next_id: 1000,
+            rate: RateLimit {
+                limit: 5000,
+                remaining: 5000,
+                reset: now_secs + window.as_secs(),
+                window,
+            },
+            points_spent: 0,
+            faults: VecDeque::new(),
+            log: Vec::new(),
+        }
+    }
+
+    pub(crate) fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn repo_mut(&mut self, full_name: &str) -> Option<&mut Repo> {
+        self.repos.get_mut(&full_name.to_ascii_lowercase())
+    }
+
+    pub(crate) fn repo(&self, full_name: &str) -> Option<&Repo> {
+        self.repos.get(&full_name.to_ascii_lowercase())
+    }
+
+    /// Ensures `name` exists in `repo`, creating it with `color`; returns its canonical name.
+    pub(crate) fn ensure_label(&mut self, repo: &str, name: &str, color: &str) -> Option<String> {
+        let id = self.fresh_id();
+        let r = self.repo_mut(repo)?;
+        let label = r
+            .labels
+            .entry(name.to_ascii_lowercase())
+            .or_insert_with(|| FakeLabel {
+                id,
+                name: name.to_string(),
+                color: color.to_string(),
+            });
+        Some(label.name.clone())
+    }
+}

@@ -1,0 +1,364 @@
+//! Sending one request to GitHub the careful way: rate limits waited out, 5xx,
+//! timeouts and malformed answers retried with backoff, and the status kept current.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, Method, StatusCode, header};
+use octocrab::Octocrab;
+use scrum_core::{Error, ErrorKind, Result};
+use serde_json::Value;
+
+use crate::classify::{What, classify, github_message};
+use crate::config::{GitHubConfig, Timing};
+use crate::status::StatusCell;
+
+/// One request to make.
+pub(crate) struct Call {
+    pub(crate) method: Method,
+    /// Path and query, starting with `/`.
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
+    pub(crate) if_none_match: Option<String>,
+    pub(crate) what: What,
+}
+
+impl Call {
+    pub(crate) fn get(path: String, what: What) -> Call {
+        Call {
+            method: Method::GET,
+            path,
+            body: None,
+            if_none_match: None,
+            what,
+        }
+    }
+
+    pub(crate) fn with_body(method: Method, path: String, body: Value, what: What) -> Call {
+        Call {
+            method,
+            path,
+            body: Some(body),
+            if_none_match: None,
+            what,
+        }
+    }
+}
+
+/// An answer the transport did not turn into an error: 2xx, 304, or a 4xx the caller
+/// decides about (404 for an absent label, 422 for an existing one).
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    /// The reply when it is a success (2xx or 304); otherwise the classified error.
+    pub(crate) fn success(self, what: &What) -> Result<Reply> {
+        if self.status.is_success() || self.status == StatusCode::NOT_MODIFIED {
+            Ok(self)
+        } else {
+            Err(classify(self.status, &self.body, what))
+        }
+    }
+
+    /// The body parsed as `T`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, what: &What) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("GitHub's answer to {what} has an unexpected shape"),
+            )
+            .with_source(e)
+        })
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// GitHub's error message, for callers that accept some 4xx.
+    pub(crate) fn message(&self) -> String {
+        github_message(&self.body)
+    }
+}
+
+/// The octocrab client, the timing and the rate-limit bookkeeping.
+pub(crate) struct Transport {
+    octo: Octocrab,
+    timing: Timing,
+    pub(crate) status: StatusCell,
+    /// Set when GitHub said no primary points remain: no request is sent before then.
+    exhausted_until: Mutex<Option<SystemTime>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do after one try.
+enum Next {
+    Done(Result<Reply>),
+    /// A transient failure: back off and retry while retries remain.
+    Retry(Error),
+    /// A rate limit: wait until then (or fail when that is too long).
+    Wait(SystemTime, String),
+}
+
+impl Transport {
+    pub(crate) fn new(config: &GitHubConfig) -> Result<Transport> {
+        let invalid_url = |e: octocrab::Error| {
+            Error::invalid(format!(
+                "GITHUB_API_URL {:?} is not a usable URL: {e}",
+                config.api_url
+            ))
+        };
+        let octo = Octocrab::builder()
+            .base_uri(config.api_url.as_str())
+            .map_err(invalid_url)?
+            .personal_token(config.token().to_string())
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(config.timing.request_timeout))
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("could not build the GitHub client: {e}"),
+                )
+            })?;
+        Ok(Transport {
+            octo,
+            timing: config.timing,
+            status: StatusCell::new(),
+            exhausted_until: Mutex::new(None),
+        })
+    }
+
+    /// Sends `call`, retrying transient failures and waiting out rate limits.
+    ///
+    /// Returns 2xx, 304 and the 4xx answers other than 401 and rate limits; the
+    /// caller decides about those with [`Reply::success`].
+    pub(crate) async fn send(&self, call: &Call) -> Result<Reply> {
+        let mut retries = 0;
+        let mut waits = 0;
+        loop {
+            let exhausted = *self
+                .exhausted_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let next = match exhausted {
+                Some(until) if until > SystemTime::now() => Next::Wait(
+                    until,
+                    "the primary rate limit is used up (x-ratelimit-remaining: 0)".to_string(),
+                ),
+                _ => self.try_once(call).await,
+            };
+            match next {
+                Next::Done(result) => return result,
+                Next::Retry(err) => {
+                    retries += 1;
+                    if retries > self.timing.retries {
+                        self.status.degraded(err.message().to_string(), None);
+                        return Err(err);
+                    }
+                    let pause = backoff(&self.timing, retries);
+                    tracing::warn!(error = %err, retry = retries, ?pause, "GitHub request failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Next::Wait(until, reason) => {
+                    waits += 1;
+                    let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+                    let reason = format!("{reason}; waiting {}s before retrying", wait.as_secs());
+                    self.status.degraded(reason.clone(), Some(until));
+                    if wait > self.timing.max_rate_limit_wait || waits > 5 {
+                        return Err(Error::new(
+                            ErrorKind::RateLimited,
+                            format!("GitHub rate limit while trying to {}: {reason}", call.what),
+                        )
+                        .with_retry_after(wait));
+                    }
+                    tracing::warn!(what = %call.what, ?wait, "GitHub rate limit; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn try_once(&self, call: &Call) -> Next {
+        let mut builder = http::Request::builder()
+            .method(call.method.clone())
+            .uri(call.path.as_str())
+            .header(header::ACCEPT, "application/vnd.github+json");
+        if let Some(tag) = &call.if_none_match {
+            builder = builder.header(header::IF_NONE_MATCH, tag.as_str());
+        }
+        let request = match self.octo.build_request(builder, call.body.as_ref()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Next::Done(Err(Error::invalid(format!(
+                    "could not build the request to {}: {e}",
+                    call.what
+                ))));
+            }
+        };
+        let exchange = async {
+            let response = self.octo.execute(request).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = self.octo.body_to_string(response).await?;
+            Ok::<_, octocrab::Error>((status, headers, body))
+        };
+        let (status, headers, body) =
+            match tokio::time::timeout(self.timing.request_timeout, exchange).await {
+                Err(_) => {
+                    return Next::Retry(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "GitHub did not answer within {:?} to {}",
+                            self.timing.request_timeout, call.what
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Next::Retry(Error::unavailable(format!(
+                        "could not reach GitHub to {}: {e}",
+                        call.what
+                    )));
+                }
+                Ok(Ok(answer)) => answer,
+            };
+        let limit = self.note_rate_limit(&headers);
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        match status.as_u16() {
+            200..=299 | 304 => {
+                if !reply.body.trim().is_empty()
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&reply.body).is_err()
+                {
+                    return Next::Retry(Error::unavailable(format!(
+                        "GitHub's answer to {} is not valid JSON (cut short?)",
+                        call.what
+                    )));
+                }
+                self.status.healthy();
+                Next::Done(Ok(reply))
+            }
+            403 | 429 => match self.rate_limit_wait(&reply, limit) {
+                Some((until, reason)) => Next::Wait(until, reason),
+                None => {
+                    self.status.healthy();
+                    Next::Done(Ok(reply))
+                }
+            },
+            401 => {
+                let err = classify(status, &reply.body, &call.what);
+                self.status.degraded(err.message().to_string(), None);
+                Next::Done(Err(err))
+            }
+            500..=599 => Next::Retry(classify(status, &reply.body, &call.what)),
+            _ => {
+                self.status.healthy();
+                Next::Done(Ok(reply))
+            }
+        }
+    }
+
+    /// Reads `x-ratelimit-*`; remembers an exhausted primary limit.
+    fn note_rate_limit(&self, headers: &HeaderMap) -> (Option<u64>, Option<u64>) {
+        let num =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let (remaining, reset) = (num("x-ratelimit-remaining"), num("x-ratelimit-reset"));
+        self.status.rate_limit(remaining, reset);
+        if let (Some(0), Some(reset)) = (remaining, reset) {
+            let until = UNIX_EPOCH + Duration::from_secs(reset) + self.slack();
+            *self
+                .exhausted_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(until);
+        }
+        (remaining, reset)
+    }
+
+    /// A little margin past a reset time, for clock skew (small when tests shrink timing).
+    fn slack(&self) -> Duration {
+        self.timing.backoff_base.min(Duration::from_secs(1))
+    }
+
+    /// Whether a 403/429 is a rate limit, and until when to wait.
+    fn rate_limit_wait(
+        &self,
+        reply: &Reply,
+        (remaining, reset): (Option<u64>, Option<u64>),
+    ) -> Option<(SystemTime, String)> {
+        let now = SystemTime::now();
+        if let Some(secs) = reply
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Some((
+                now + Duration::from_secs(secs),
+                format!(
+                    "secondary rate limit ({} retry-after: {secs})",
+                    reply.status.as_u16()
+                ),
+            ));
+        }
+        if let (Some(0), Some(reset)) = (remaining, reset) {
+            return Some((
+                UNIX_EPOCH + Duration::from_secs(reset) + self.slack(),
+                format!(
+                    "primary rate limit used up ({} x-ratelimit-remaining: 0)",
+                    reply.status.as_u16()
+                ),
+            ));
+        }
+        let message = reply.message().to_ascii_lowercase();
+        if reply.status == StatusCode::TOO_MANY_REQUESTS || message.contains("rate limit") {
+            return Some((
+                now + self.timing.secondary_default_wait,
+                format!("secondary rate limit ({})", reply.status.as_u16()),
+            ));
+        }
+        None
+    }
+}
+
+/// Exponential backoff with jitter: `base * 2^(retry-1)`, capped, then a random
+/// point in its upper half.
+fn backoff(timing: &Timing, retry: u32) -> Duration {
+    let exp = timing
+        .backoff_base
+        .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+    let cap = exp.min(timing.backoff_max);
+    let half = cap / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let t = Timing {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            ..Timing::default()
+        };
+        for _ in 0..50 {
+            let first = backoff(&t, 1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&t, 3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(backoff(&t, 30) <= Duration::from_millis(1000));
+        }
+    }
+}

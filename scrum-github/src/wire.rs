@@ -1,0 +1,210 @@
+//! The few fields of GitHub's JSON this crate reads, and the small text helpers
+//! (timestamps, path segments, `Link` headers) that go with them.
+
+use scrum_core::Timestamp;
+use serde::Deserialize;
+
+/// An issue (or pull request) from `/repos/{repo}/issues`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Issue {
+    pub(crate) number: u64,
+    pub(crate) title: String,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) labels: Vec<Label>,
+    pub(crate) created_at: String,
+    /// Present (an object) when the "issue" is a pull request.
+    #[serde(default)]
+    pub(crate) pull_request: Option<serde::de::IgnoredAny>,
+}
+
+impl Issue {
+    pub(crate) fn label_names(&self) -> Vec<String> {
+        self.labels.iter().map(|l| l.name().to_string()).collect()
+    }
+}
+
+/// A label: an object with a `name` in REST answers; a bare name in some payloads.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Label {
+    Object { name: String },
+    Name(String),
+}
+
+impl Label {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Label::Object { name } | Label::Name(name) => name,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Comment {
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Repository {
+    pub(crate) default_branch: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Pull {
+    pub(crate) number: u64,
+    pub(crate) html_url: String,
+    pub(crate) head: PullRef,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PullRef {
+    #[serde(rename = "ref")]
+    pub(crate) branch: String,
+}
+
+/// Percent-encodes one path segment (label names may hold spaces, `:` or `/`).
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `rel="next"` URL of a `Link` header, as a path and query (octocrab adds the
+/// host, and only sends the token to the configured host).
+pub(crate) fn next_link(link: Option<&str>) -> Option<String> {
+    link?.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        if !is_next {
+            return None;
+        }
+        let url = url.trim().trim_start_matches('<').trim_end_matches('>');
+        let uri: http::Uri = url.parse().ok()?;
+        uri.path_and_query().map(|p| p.as_str().to_string())
+    })
+}
+
+/// Parses an RFC 3339 time such as `2011-04-22T13:33:48Z` (or with fractions or an
+/// offset) into milliseconds since the epoch.
+pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if s.get(4..5)? != "-" || s.get(7..8)? != "-" || !matches!(s.get(10..11)?, "T" | "t" | " ") {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = s.get(19..)?;
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let first3: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        ms = first3.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_secs = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.get(0..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            if rest.len() != 6 || rest.get(3..4)? != ":" {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Some(Timestamp(secs * 1000 + ms))
+}
+
+/// Howard Hinnant's `days_from_civil`: (year, month, day) to days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_and_round_trip() {
+        for ms in [0, 951_782_400_000, 1_795_488_043_123, 1_303_479_228_000] {
+            let t = Timestamp(ms);
+            assert_eq!(parse_time(&t.to_rfc3339()), Some(t));
+        }
+        assert_eq!(
+            parse_time("2011-04-22T13:33:48Z"),
+            Some(Timestamp(1_303_479_228_000))
+        );
+        assert_eq!(
+            parse_time("2011-04-22T15:33:48+02:00"),
+            Some(Timestamp(1_303_479_228_000))
+        );
+        for bad in [
+            "",
+            "2011-04-22",
+            "2011-13-01T00:00:00Z",
+            "2011-04-22T13:33:48",
+            "x011-04-22T13:33:48Z",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn next_link_is_a_path() {
+        let link = r#"<https://api.github.com/repositories/1/issues?page=2&per_page=100>; rel="next", <https://api.github.com/repositories/1/issues?page=3&per_page=100>; rel="last""#;
+        assert_eq!(
+            next_link(Some(link)).as_deref(),
+            Some("/repositories/1/issues?page=2&per_page=100")
+        );
+        let last_page = r#"<https://api.github.com/x?page=1>; rel="first", <https://api.github.com/x?page=2>; rel="prev""#;
+        assert_eq!(next_link(Some(last_page)), None);
+        assert_eq!(next_link(None), None);
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("priority: high/x"), "priority%3A%20high%2Fx");
+        assert_eq!(encode_segment("ai-ready"), "ai-ready");
+    }
+}
