@@ -48,6 +48,8 @@ mod url;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -55,6 +57,8 @@ pub use url::{SQLITE_FILE_NAME, StoreUrl, default_sqlite_path, redact_url};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{POSTGRES_SCHEMA_VERSION, PostgresQueue};
+#[cfg(feature = "redis")]
+pub use redis::{REDIS_SCHEMA_VERSION, RedisQueue};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SQLITE_SCHEMA_VERSION, SqliteQueue};
 
@@ -84,6 +88,10 @@ pub async fn open_with_jitter(
         #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Ok(Arc::new(
             PostgresQueue::connect_with_jitter(&url, policy, jitter).await?,
+        )),
+        #[cfg(feature = "redis")]
+        StoreUrl::Redis(url) => Ok(Arc::new(
+            RedisQueue::connect_with_jitter(&url, policy, jitter).await?,
         )),
         #[allow(unreachable_patterns)]
         other => {

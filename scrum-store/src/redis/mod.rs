@@ -1,0 +1,653 @@
+//! [`RedisQueue`]: a store several orchestrators share through one Redis server.
+
+mod keys;
+mod scripts;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
+use scrum_core::{
+    Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
+    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
+    WorkQueue, WorkerId, memory::heartbeat_reply,
+};
+
+use crate::logic::{self, Columns, from_json};
+use crate::redact_url;
+use keys::{Keys, member, member_id, order_score, state_index};
+
+/// The schema version this build writes into Redis (the `{prefix}:schema` key).
+pub const REDIS_SCHEMA_VERSION: u32 = 1;
+
+/// How many times a write retries after another orchestrator changed the same task
+/// between its read and its write.
+const MAX_RETRIES: usize = 64;
+
+/// How long a claimer may take between reserving a task and storing its claim
+/// before the reservation lapses and the task is handed out again (a claimer that
+/// crashed in between).
+const RESERVATION: Duration = Duration::from_secs(30);
+
+/// A [`WorkQueue`] in Redis, shared by any number of orchestrators.
+///
+/// - **Atomic changes**: a change reads the task and its version,
+///   [`scrum_core::state::transition`] decides in Rust, and one Lua script writes
+///   the task (if its version is unchanged), its indexes and its outbox effects; a
+///   lost race is retried on the new state.
+/// - **Claims never collide**: a script pops the first ready task (sorted by one
+///   score: priority rank, then issue age; equal scores by id) into a short
+///   reservation, so concurrent claimers each get a different task.
+/// - **Leader lease** with expiry, taken over once it lapsed unrenewed.
+/// - **Isolation**: every key lives under one prefix (default `scrum`), so several
+///   queues share one server.
+///
+/// Durability is Redis's own: run it with `appendonly yes` (and `appendfsync
+/// everysec` or `always`). A warning is logged at connect when persistence is off.
+pub struct RedisQueue {
+    policy: Policy,
+    jitter: Jitter,
+    con: ConnectionManager,
+    keys: Keys,
+    /// The URL without its password, for messages.
+    target: String,
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("target", &self.target)
+            .field("keys", &self.keys.all)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a Redis error met while `doing` something, once, to the error callers see.
+fn redis_error(doing: &str, e: redis::RedisError) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        ErrorKind::Unavailable
+    } else {
+        match e.code() {
+            Some("NOAUTH" | "WRONGPASS") => ErrorKind::Unauthorized,
+            Some("NOPERM") => ErrorKind::Forbidden,
+            Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN") => {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Internal,
+        }
+    };
+    Error::new(kind, format!("store: cannot {doing}")).with_source(e)
+}
+
+/// A task read with the version its writes must match.
+struct Versioned {
+    task: Task,
+    version: i64,
+}
+
+impl RedisQueue {
+    /// Connects to `url` (`redis://[:password@]host:port/db`) under the key prefix
+    /// `scrum`, with random backoff jitter.
+    pub async fn connect(url: &str, policy: Policy) -> Result<RedisQueue> {
+        RedisQueue::connect_with_jitter(url, policy, Jitter::random()).await
+    }
+
+    /// [`RedisQueue::connect`] with a chosen jitter source.
+    pub async fn connect_with_jitter(
+        url: &str,
+        policy: Policy,
+        jitter: Jitter,
+    ) -> Result<RedisQueue> {
+        RedisQueue::connect_with_prefix(url, "scrum", policy, jitter).await
+    }
+
+    /// Connects to `url` and keeps every key under `prefix` (1-64 letters, digits,
+    /// `_`, `-`, `.` or `:`): independent queues on one server.
+    pub async fn connect_with_prefix(
+        url: &str,
+        prefix: &str,
+        policy: Policy,
+        jitter: Jitter,
+    ) -> Result<RedisQueue> {
+        let target = redact_url(url);
+        if !keys::valid_prefix(prefix) {
+            return Err(Error::invalid(format!(
+                "store: Redis key prefix {prefix:?} must be 1-64 letters, digits, '_', '-', '.' or ':'"
+            )));
+        }
+        let client = redis::Client::open(url).map_err(|_| {
+            Error::invalid(format!("DATABASE_URL {target} is not a valid Redis URL"))
+        })?;
+        let con = client.get_connection_manager().await.map_err(|e| {
+            let mapped = redis_error("connect", e);
+            let kind = mapped.kind();
+            Error::new(kind, format!("store: cannot connect to {target}")).with_source(mapped)
+        })?;
+        let queue = RedisQueue {
+            policy,
+            jitter,
+            con,
+            keys: Keys::new(prefix),
+            target,
+        };
+        queue.check_schema().await?;
+        queue.warn_without_persistence().await;
+        tracing::debug!(target = %queue.target, prefix, "connected to the Redis store");
+        Ok(queue)
+    }
+
+    /// Records this build's schema version in a new store; refuses a newer one.
+    async fn check_schema(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: bool = redis::cmd("SET")
+            .arg(&self.keys.schema)
+            .arg(REDIS_SCHEMA_VERSION)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut con)
+            .await
+            .map(|r| r.is_some())
+            .map_err(|e| redis_error("read the store's schema version", e))?;
+        let stored: String = redis::cmd("GET")
+            .arg(&self.keys.schema)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("read the store's schema version", e))?;
+        match stored.parse::<u32>() {
+            Ok(v) if v <= REDIS_SCHEMA_VERSION => Ok(()),
+            Ok(v) => Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "store: {} has schema version {v}, written by a newer scrum-store (this \
+                     build knows versions up to {REDIS_SCHEMA_VERSION}); upgrade every \
+                     orchestrator that shares it",
+                    self.target
+                ),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("store: {} holds an unreadable schema version", self.target),
+            )),
+        }
+    }
+
+    /// Logs a warning when the server keeps nothing across its own restart.
+    async fn warn_without_persistence(&self) {
+        let mut con = self.con.clone();
+        let answer: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut con)
+            .await;
+        // Managed servers may refuse CONFIG: then we cannot tell, and say nothing.
+        if let Ok(pair) = answer {
+            if pair.get(1).map(String::as_str) == Some("no") {
+                tracing::warn!(
+                    target = %self.target,
+                    "Redis runs without appendonly persistence: a Redis restart can lose queue state"
+                );
+            }
+        }
+    }
+
+    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
+        Ctx {
+            now,
+            policy: &self.policy,
+            jitter: self.jitter.sample(),
+        }
+    }
+
+    /// The task `id` with its version.
+    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
+        let mut con = self.con.clone();
+        let (version, json): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.task(&member(id)))
+            .arg("v")
+            .arg("json")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("read a task", e))?;
+        versioned(version, json)
+    }
+
+    /// Writes `step` if the task is still at `version` (0: must not exist), and
+    /// deletes the effect `ack` in the same script. Says whether it wrote.
+    async fn commit(&self, step: &Step, version: i64, ack: Option<u64>) -> Result<bool> {
+        let task = &step.task;
+        let c = Columns::of(task)?;
+        let (index, index_score) = if c.claimable {
+            if task.not_before <= step.task.updated_at {
+                ("ready", order_score(c.priority, c.created_at))
+            } else {
+                ("delayed", c.not_before)
+            }
+        } else if let Some(expires) = c.lease_expires_at {
+            ("leases", expires)
+        } else {
+            ("", 0)
+        };
+        let k = &self.keys;
+        let mut call = scripts::COMMIT.prepare_invoke();
+        call.key(k.task(&member(&task.id)))
+            .key(&k.all)
+            .key(&k.ready)
+            .key(&k.delayed)
+            .key(&k.leases)
+            .key(&k.claiming)
+            .key(&k.rank)
+            .key(&k.outbox)
+            .key(&k.outbox_ids)
+            .key(&k.outbox_seq)
+            .key(&k.outbox_failures);
+        for s in &k.states {
+            call.key(s);
+        }
+        call.arg(member(&task.id))
+            .arg(version)
+            .arg(c.json)
+            .arg(state_index(task.state))
+            .arg(index)
+            .arg(index_score)
+            .arg(order_score(c.priority, c.created_at))
+            .arg(ack.map(|id| id.to_string()).unwrap_or_default());
+        for effect in &step.effects {
+            call.arg(logic::to_json(effect)?);
+        }
+        let mut con = self.con.clone();
+        let written: i64 = call
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| redis_error("store a task", e))?;
+        Ok(written >= 0)
+    }
+
+    /// Applies `event` to the task `id` and stores the result, retrying on the new
+    /// state when another writer got there first.
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        let ctx = self.ctx(now);
+        for _ in 0..MAX_RETRIES {
+            let current = self.load(id).await?.ok_or_else(|| logic::not_found(id))?;
+            let step = state::transition(&current.task, event.clone(), &ctx)?;
+            if step.unchanged || self.commit(&step, current.version, None).await? {
+                return Ok(step.task);
+            }
+        }
+        Err(contention(id))
+    }
+
+    /// Reads the tasks `members` name, in that order (skipping any deleted since).
+    async fn tasks(&self, members: &[String]) -> Result<Vec<Task>> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for m in members {
+            pipe.cmd("HGET").arg(self.keys.task(m)).arg("json");
+        }
+        let mut con = self.con.clone();
+        let jsons: Vec<Option<String>> = pipe
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("read tasks", e))?;
+        jsons
+            .into_iter()
+            .flatten()
+            .map(|j| from_json(&j, "task"))
+            .collect()
+    }
+
+    async fn members(&self, set: &str, start: isize, stop: isize) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        redis::cmd("ZRANGE")
+            .arg(set)
+            .arg(start)
+            .arg(stop)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("list tasks", e))
+    }
+}
+
+fn versioned(version: Option<i64>, json: Option<String>) -> Result<Option<Versioned>> {
+    match (version, json) {
+        (Some(version), Some(json)) => Ok(Some(Versioned {
+            task: from_json(&json, "task")?,
+            version,
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn contention(id: &TaskId) -> Error {
+    Error::unavailable(format!(
+        "store: task {id} kept changing under concurrent writers; try again"
+    ))
+}
+
+/// A `ZRANGE` stop index for `limit` items from `offset` (-1: to the end).
+fn stop_index(offset: usize, limit: Option<usize>) -> isize {
+    match limit {
+        Some(0) => -2,
+        Some(l) => isize::try_from(offset.saturating_add(l) - 1).unwrap_or(isize::MAX),
+        None => -1,
+    }
+}
+
+#[async_trait]
+impl WorkQueue for RedisQueue {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
+        let ctx = self.ctx(observed_at);
+        for _ in 0..MAX_RETRIES {
+            let current = self.load(&issue.id).await?;
+            let version = current.as_ref().map_or(0, |c| c.version);
+            let task = current.map(|c| c.task);
+            let (step, answer) = logic::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
+            let Some(step) = step else {
+                return Ok(answer);
+            };
+            if self.commit(&step, version, None).await? {
+                return Ok(answer);
+            }
+        }
+        Err(contention(&issue.id))
+    }
+
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: LeaseKind,
+        now: Timestamp,
+    ) -> Result<Option<Task>> {
+        let ctx = self.ctx(now);
+        let k = &self.keys;
+        for _ in 0..MAX_RETRIES {
+            let mut con = self.con.clone();
+            let reserved: Option<(String, Option<i64>, Option<String>)> = scripts::RESERVE
+                .key(&k.ready)
+                .key(&k.delayed)
+                .key(&k.claiming)
+                .key(&k.rank)
+                .arg(now.0)
+                .arg(now.plus(RESERVATION).0)
+                .arg(&k.task_prefix)
+                .invoke_async(&mut con)
+                .await
+                .map_err(|e| redis_error("find a task to claim", e))?;
+            let Some((m, version, json)) = reserved else {
+                return Ok(None);
+            };
+            let Some(current) = versioned(version, json)? else {
+                // An index entry whose task is gone: drop it.
+                let _: i64 = redis::cmd("ZREM")
+                    .arg(&k.claiming)
+                    .arg(&m)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| redis_error("clean an index", e))?;
+                member_id(&m)?;
+                continue;
+            };
+            let event = Event::Claim {
+                worker: worker.clone(),
+                token: LeaseToken::random(),
+                lease,
+            };
+            let step = match state::transition(&current.task, event, &ctx) {
+                Ok(step) => step,
+                // Indexed as ready but not claimable: store it again to re-index.
+                Err(Refusal::NotClaimable) => Step {
+                    task: current.task,
+                    effects: Vec::new(),
+                    unchanged: false,
+                },
+                Err(e) => return Err(e.into()),
+            };
+            let claimed = step.task.state == TaskState::InProgress;
+            if self.commit(&step, current.version, None).await? && claimed {
+                return Ok(Some(step.task));
+            }
+        }
+        Err(Error::unavailable(
+            "store: claims kept colliding with other writers; try again",
+        ))
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<HeartbeatReply> {
+        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
+        Ok(heartbeat_reply(&task))
+    }
+
+    async fn complete(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        completion: Completion,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Complete { token, completion }, now)
+            .await
+    }
+
+    async fn fail(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        failure: Failure,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Fail { token, failure }, now).await
+    }
+
+    async fn release(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(id, Event::Release { token, reason }, now).await
+    }
+
+    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
+        logic::cancel_result(self.apply(id, Event::Cancel { reason }, now).await)
+    }
+
+    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
+        self.apply(id, Event::Retry, now).await
+    }
+
+    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
+        let mut con = self.con.clone();
+        let lapsed: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&self.keys.leases)
+            .arg("-inf")
+            .arg(now.0)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("find lapsed leases", e))?;
+        let mut expired = Vec::with_capacity(lapsed.len());
+        for m in lapsed {
+            let id = member_id(&m)?;
+            match self.apply(&id, Event::Expire, now).await {
+                Ok(task) => expired.push(task),
+                // Renewed, finished or expired by someone else since the scan.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::InvalidTransition | ErrorKind::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        Ok(self.load(id).await?.map(|v| v.task))
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let k = &self.keys;
+        // One set and no holder condition: Redis pages it.
+        if filter.worker.is_none() && filter.states.len() <= 1 {
+            let set = filter
+                .states
+                .first()
+                .map_or(k.all.as_str(), |s| k.state(*s));
+            let start = isize::try_from(filter.offset).unwrap_or(isize::MAX);
+            let members = self
+                .members(set, start, stop_index(filter.offset, filter.limit))
+                .await?;
+            return self.tasks(&members).await;
+        }
+        let mut members = Vec::new();
+        if filter.states.is_empty() {
+            members = self.members(&k.all, 0, -1).await?;
+        } else {
+            for s in &filter.states {
+                members.extend(self.members(k.state(*s), 0, -1).await?);
+            }
+            members.sort_unstable();
+            members.dedup();
+        }
+        let tasks = self.tasks(&members).await?;
+        Ok(tasks
+            .into_iter()
+            .filter(|t| filter.matches(t))
+            .skip(filter.offset)
+            .take(filter.limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn counts(&self) -> Result<QueueCounts> {
+        let mut pipe = redis::pipe();
+        for s in &self.keys.states {
+            pipe.cmd("ZCARD").arg(s);
+        }
+        let mut con = self.con.clone();
+        let n: Vec<i64> = pipe
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("count tasks", e))?;
+        let mut counts = QueueCounts::default();
+        for (state, n) in TaskState::ALL.into_iter().zip(n) {
+            logic::set_count(&mut counts, state, n);
+        }
+        Ok(counts)
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let k = &self.keys;
+        let ids = self
+            .members(&k.outbox_ids, 0, stop_index(0, Some(limit)))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let (effects, failures): (Vec<Option<String>>, Vec<Option<u32>>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&k.outbox)
+            .arg(&ids)
+            .cmd("HMGET")
+            .arg(&k.outbox_failures)
+            .arg(&ids)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("read the outbox", e))?;
+        let mut entries = Vec::with_capacity(ids.len());
+        for ((id, effect), failures) in ids.iter().zip(effects).zip(failures) {
+            // Acknowledged between the two reads.
+            let Some(effect) = effect else { continue };
+            entries.push(OutboxEntry {
+                id: id
+                    .parse()
+                    .map_err(|_| Error::new(ErrorKind::Corrupt, format!("bad outbox id {id:?}")))?,
+                effect: from_json(&effect, "effect")?,
+                failures: failures.unwrap_or(0),
+            });
+        }
+        Ok(entries)
+    }
+
+    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
+        let ctx = self.ctx(now);
+        let k = &self.keys;
+        let mut con = self.con.clone();
+        let effect: Option<String> = redis::cmd("HGET")
+            .arg(&k.outbox)
+            .arg(id)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("acknowledge an effect", e))?;
+        let Some(effect) = effect else {
+            return Ok(());
+        };
+        let effect: state::Effect = from_json(&effect, "effect")?;
+        if effect.kind.is_terminal() {
+            for _ in 0..MAX_RETRIES {
+                let Some(current) = self.load(&effect.task).await? else {
+                    break;
+                };
+                let Some(step) = logic::ack_step(&current.task, &effect, &ctx) else {
+                    break;
+                };
+                // The task's new state and the effect's deletion in one script.
+                if self.commit(&step, current.version, Some(id)).await? {
+                    return Ok(());
+                }
+            }
+        }
+        let _: i64 = scripts::ACK
+            .key(&k.outbox)
+            .key(&k.outbox_ids)
+            .key(&k.outbox_failures)
+            .arg(id)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| redis_error("acknowledge an effect", e))?;
+        Ok(())
+    }
+
+    async fn nack_effect(&self, id: u64) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = scripts::NACK
+            .key(&self.keys.outbox)
+            .key(&self.keys.outbox_failures)
+            .arg(id)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| redis_error("record a failed effect", e))?;
+        Ok(())
+    }
+
+    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
+        let mut con = self.con.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let led: i64 = scripts::LEAD
+            .key(&self.keys.leader)
+            .arg(holder)
+            .arg(now.plus(ttl).0)
+            .arg(now.0)
+            .arg(ttl_ms)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|e| redis_error("take the leader lease", e))?;
+        Ok(led == 1)
+    }
+}

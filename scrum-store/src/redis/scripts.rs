@@ -1,0 +1,117 @@
+//! The Lua scripts that make each Redis change atomic. Redis runs a script alone,
+//! so a script's reads and writes see no other client in between.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Writes a task decided in Rust, if its version is still the one read, together
+/// with its indexes and effects, and optionally deletes an acknowledged effect.
+///
+/// KEYS: 1 task hash, 2 all, 3 ready, 4 delayed, 5 leases, 6 claiming, 7 rank,
+/// 8 outbox, 9 outbox ids, 10 outbox sequence, 11 outbox failures,
+/// 12..16 the state sets (pending, in_progress, completed, failed, cancelled).
+/// ARGV: 1 member, 2 expected version (0: must not exist), 3 task JSON, 4 state
+/// set index (1-5), 5 index (`ready`, `delayed`, `leases` or empty), 6 index score,
+/// 7 claim-order score, 8 effect id to delete (or empty), 9.. effect JSONs.
+/// Returns the new version, or -1 when the version changed.
+pub(super) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local m = ARGV[1]
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[2] then return -1 end
+local nv = tonumber(v) + 1
+redis.call('HSET', KEYS[1], 'v', nv, 'json', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, m)
+for i = 12, 16 do redis.call('ZREM', KEYS[i], m) end
+redis.call('ZADD', KEYS[11 + tonumber(ARGV[4])], 0, m)
+for i = 3, 6 do redis.call('ZREM', KEYS[i], m) end
+redis.call('HSET', KEYS[7], m, ARGV[7])
+if ARGV[5] == 'ready' then redis.call('ZADD', KEYS[3], ARGV[6], m)
+elseif ARGV[5] == 'delayed' then redis.call('ZADD', KEYS[4], ARGV[6], m)
+elseif ARGV[5] == 'leases' then redis.call('ZADD', KEYS[5], ARGV[6], m) end
+if ARGV[8] ~= '' then
+  redis.call('HDEL', KEYS[8], ARGV[8])
+  redis.call('ZREM', KEYS[9], ARGV[8])
+  redis.call('HDEL', KEYS[11], ARGV[8])
+end
+for i = 9, #ARGV do
+  local id = redis.call('INCR', KEYS[10])
+  redis.call('HSET', KEYS[8], id, ARGV[i])
+  redis.call('ZADD', KEYS[9], id, id)
+end
+return nv
+"#,
+    )
+});
+
+/// Reserves the first claimable task: moves backoffs that are due and reservations
+/// that lapsed back to the ready set, pops its first member into the claiming set
+/// until ARGV[2], and returns `{member, version, json}` (nil when none is ready).
+///
+/// KEYS: 1 ready, 2 delayed, 3 claiming, 4 rank. ARGV: 1 now, 2 reservation end,
+/// 3 the task hash key prefix.
+pub(super) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for _, from in ipairs({KEYS[2], KEYS[3]}) do
+  local due = redis.call('ZRANGEBYSCORE', from, '-inf', ARGV[1], 'LIMIT', 0, 256)
+  for _, m in ipairs(due) do
+    redis.call('ZREM', from, m)
+    local score = redis.call('HGET', KEYS[4], m)
+    if score then redis.call('ZADD', KEYS[1], score, m) end
+  end
+end
+local top = redis.call('ZPOPMIN', KEYS[1])
+if #top == 0 then return false end
+local m = top[1]
+redis.call('ZADD', KEYS[3], ARGV[2], m)
+local t = redis.call('HMGET', ARGV[3] .. m, 'v', 'json')
+return {m, t[1], t[2]}
+"#,
+    )
+});
+
+/// Deletes an acknowledged effect. KEYS: 1 outbox, 2 outbox ids, 3 failures.
+/// ARGV: 1 id.
+pub(super) static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// Counts a failure of an effect still in the outbox. KEYS: 1 outbox, 2 failures.
+/// ARGV: 1 id.
+pub(super) static NACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
+return 1
+"#,
+    )
+});
+
+/// Takes, renews or takes over the leader lease. KEYS: 1 leader hash.
+/// ARGV: 1 holder, 2 new expiry, 3 now, 4 ttl in milliseconds.
+/// Returns 1 when the holder leads.
+pub(super) static LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local h = redis.call('HMGET', KEYS[1], 'holder', 'expires_at')
+if (not h[1]) or h[1] == ARGV[1] or tonumber(h[2]) <= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expires_at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+return 0
+"#,
+    )
+});
