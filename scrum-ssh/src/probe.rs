@@ -34,7 +34,8 @@ type Slot = Arc<AsyncMutex<Option<Arc<Session>>>>;
 ///   is unreachable. The round-trip time is that command's, from opening the channel
 ///   to its exit.
 /// - [`logs`](WorkerProbe::logs): `journalctl -u <unit> -n <lines> --no-pager`.
-/// - [`restart`](WorkerProbe::restart): `systemctl restart <unit>`.
+/// - [`restart`](WorkerProbe::restart): `systemctl restart --no-block <unit>`: the
+///   restart is queued and the call returns; the next probe shows how it went.
 ///
 /// Each command is limited by the command timeout and killed when it overruns.
 #[derive(Clone)]
@@ -326,9 +327,12 @@ impl WorkerProbe for SshProbe {
     }
 
     async fn restart(&self, host: &str) -> Result<()> {
-        let output = self.run(host, &self.command("restart")).await?;
+        // `--no-block`: queue the restart and return. A worker finishing a task may
+        // take longer to stop than any sensible command timeout, and killing the
+        // `systemctl` client would not cancel the restart anyway.
+        let output = self.run(host, &self.command("restart --no-block")).await?;
         if output.status == Some(0) {
-            tracing::info!(host, unit = %self.inner.unit, "restarted the worker service");
+            tracing::info!(host, unit = %self.inner.unit, "queued a restart of the worker service");
             Ok(())
         } else {
             Err(failed(host, "`systemctl restart`", &output))

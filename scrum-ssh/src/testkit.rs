@@ -139,6 +139,7 @@ impl TestSshd {
     }
 
     /// What the stand-in `systemctl is-active` answers (`active`, `inactive`, `failed`…).
+    /// `not-found` also makes `systemctl restart` fail as for a unit that does not exist.
     pub fn set_service_state(&self, state: &str) -> io::Result<()> {
         std::fs::write(self.path("service_state"), format!("{state}\n"))
     }
@@ -315,7 +316,11 @@ impl TestSshd {
              fi\n\
              case \"$1\" in\n\
              \x20 is-active) state=$(cat {d}/service_state); echo \"$state\"; [ \"$state\" = active ] || exit 3 ;;\n\
-             \x20 restart) echo active > {d}/service_state ;;\n\
+             \x20 restart)\n\
+             \x20   if [ \"$(cat {d}/service_state)\" = not-found ]; then\n\
+             \x20     echo \"Failed to restart $3: Unit $3 not found.\" >&2; exit 5\n\
+             \x20   fi\n\
+             \x20   echo active > {d}/service_state ;;\n\
              \x20 *) echo \"stand-in systemctl: unsupported: $*\" >&2; exit 1 ;;\n\
              esac\n"
         );

@@ -56,11 +56,21 @@ async fn an_inactive_service_is_degraded_and_restart_brings_it_back() {
     let reason = report.reason.unwrap();
     assert!(reason.contains("worker@1.service is failed"), "{reason}");
 
+    sshd.set_service_state("not-found").unwrap();
+    let error = probe.restart(&sshd.host()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    let message = error.to_string();
+    assert!(
+        message.contains("exited 5: Failed to restart worker@1.service"),
+        "{message}"
+    );
+
+    sshd.set_service_state("failed").unwrap();
     probe.restart(&sshd.host()).await.unwrap();
     assert_eq!(probe.probe(&sshd.host()).await.health, HostHealth::Healthy);
     assert!(
         sshd.calls()
-            .contains(&"systemctl restart worker@1.service".to_string())
+            .contains(&"systemctl restart --no-block worker@1.service".to_string())
     );
 }
 
