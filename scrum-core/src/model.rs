@@ -418,15 +418,24 @@ impl FromStr for TaskState {
 pub struct LeaseToken(pub u128);
 
 impl LeaseToken {
-    /// A fresh random token from the operating system's generator.
+    /// A fresh random token: 128 bits from a per-thread generator seeded by the
+    /// operating system, so tokens are unique across claims, threads and processes
+    /// without a system call per claim.
     pub fn random() -> LeaseToken {
-        let mut b = [0u8; 16];
-        // The OS generator failing is not something a caller can handle; fall back
-        // to a fast generator so a claim still gets a unique-enough token.
-        if getrandom::fill(&mut b).is_err() {
-            b = fastrand::u128(..).to_le_bytes();
+        thread_local! {
+            static RNG: std::cell::RefCell<fastrand::Rng> = std::cell::RefCell::new(fastrand::Rng::with_seed(os_seed()));
         }
-        LeaseToken(u128::from_le_bytes(b))
+        RNG.with(|r| LeaseToken(r.borrow_mut().u128(..)))
+    }
+}
+
+/// 64 random bits from the operating system (or, if it fails, from fastrand's own
+/// seeding, which mixes the time and the thread).
+fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => fastrand::u64(..),
     }
 }
 

@@ -113,6 +113,13 @@ impl Registry {
         self.workers.get(worker).and_then(|e| e.address)
     }
 
+    /// The task a worker last claimed here and has not finished.
+    pub(crate) fn current_task(&self, worker: &WorkerId) -> Option<TaskId> {
+        self.workers
+            .get(worker)
+            .and_then(|e| e.current_task.clone())
+    }
+
     /// Every worker that called, then every configured host no worker calls from.
     /// A worker holding a task is never offline: a long task is not a dead worker.
     pub(crate) fn list(

@@ -134,6 +134,18 @@ impl Orchestrator {
         number: u64,
         repo: Option<&str>,
     ) -> Result<Task> {
+        // Fast path: the task this worker last claimed here, read by id instead of
+        // listing the queue (a list scans every task in some stores).
+        let remembered = lock(&self.inner.registry).current_task(worker);
+        if let Some(id) =
+            remembered.filter(|id| id.number() == number && repo.is_none_or(|r| id.repo() == r))
+        {
+            if let Some(task) = self.inner.queue.get(&id).await? {
+                if task.holder() == Some(worker) {
+                    return Ok(task);
+                }
+            }
+        }
         let filter = crate::queue::TaskFilter {
             worker: Some(worker.clone()),
             ..crate::queue::TaskFilter::live()

@@ -121,8 +121,9 @@ impl Inner {
     fn unindex(&mut self, task: &Task) {
         match task.state {
             TaskState::Pending => {
-                self.ready.remove(&task.order_key());
-                self.delayed.remove(&(task.not_before, task.id.clone()));
+                if !self.ready.remove(&task.order_key()) {
+                    self.delayed.remove(&(task.not_before, task.id.clone()));
+                }
             }
             TaskState::InProgress => {
                 if let Some(l) = &task.lease {
@@ -138,7 +139,7 @@ impl Inner {
         if step.unchanged {
             return step.task;
         }
-        if let Some(old) = self.tasks.remove(&step.task.id) {
+        if let Some(old) = self.tasks.insert(step.task.id.clone(), step.task.clone()) {
             self.unindex(&old);
         }
         self.index(&step.task, now);
@@ -154,7 +155,6 @@ impl Inner {
                 },
             );
         }
-        self.tasks.insert(step.task.id.clone(), step.task.clone());
         step.task
     }
 
