@@ -120,10 +120,8 @@ impl Inner {
 
     fn unindex(&mut self, task: &Task) {
         match task.state {
-            TaskState::Pending => {
-                if !self.ready.remove(&task.order_key()) {
-                    self.delayed.remove(&(task.not_before, task.id.clone()));
-                }
+            TaskState::Pending if !self.ready.remove(&task.order_key()) => {
+                self.delayed.remove(&(task.not_before, task.id.clone()));
             }
             TaskState::InProgress => {
                 if let Some(l) = &task.lease {
