@@ -321,6 +321,15 @@ impl FakeGitHub {
         });
     }
 
+    /// Posts a comment on the issue, as a person would.
+    pub fn add_comment(&self, id: &TaskId, body: &str) {
+        let now = Timestamp(server::now_ms());
+        self.with_issue(id, |i| {
+            i.comments.push(body.to_string());
+            i.updated_at = now;
+        });
+    }
+
     /// Replaces the issue's labels, as a person would (missing labels are created).
     pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
         let now = Timestamp(server::now_ms());
