@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use scrum_core::{
-    Commented, Error, IssueSource, IssueState, Labels, ReadyIssue, RepoName, Result, TaskId,
+    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, ReadyIssue, RepoName, Result,
+    TaskId,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -193,7 +194,7 @@ impl GitHubClient {
                                "description": "Managed by the scrum orchestrator" });
             let path = format!("/repos/{repo}/labels");
             let created = t
-                .send(&Call::with_body(Method::POST, path, body, what.clone()))
+                .send(&Call::with_body(Method::POST, path, body, what.clone()).idempotent())
                 .await?;
             // 422 "already_exists": someone created it meanwhile, which is fine.
             if created.status != StatusCode::UNPROCESSABLE_ENTITY {
@@ -304,12 +305,15 @@ impl IssueSource for GitHubClient {
         let path = format!("{}/labels", issue_path(id));
         self.inner
             .transport
-            .send(&Call::with_body(
-                Method::POST,
-                path,
-                json!({ "labels": labels }),
-                what.clone(),
-            ))
+            .send(
+                &Call::with_body(
+                    Method::POST,
+                    path,
+                    json!({ "labels": labels }),
+                    what.clone(),
+                )
+                .idempotent(),
+            )
             .await?
             .success(&what)?;
         Ok(())
@@ -338,31 +342,55 @@ impl IssueSource for GitHubClient {
             )));
         }
         let tag = marker_tag(marker);
-        let what = issue_what("read the comments of", id);
         let t = &self.inner.transport;
+        let mut retry = 0;
+        loop {
+            if self.has_comment_with(id, &tag).await? {
+                return Ok(Commented::AlreadyPresent);
+            }
+            let what = issue_what("comment on", id);
+            let path = format!("{}/comments", issue_path(id));
+            let text = format!("{body}\n\n{tag}");
+            let call = Call::with_body(Method::POST, path, json!({ "body": text }), what.clone());
+            match t.send(&call).await.and_then(|r| r.success(&what)) {
+                Ok(_) => return Ok(Commented::Posted),
+                // The comment may have been written although the answer was lost:
+                // look again before posting again.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout)
+                        && retry < t.retries() =>
+                {
+                    retry += 1;
+                    tracing::warn!(error = %e, issue = %id, "posting a comment failed; checking before retrying");
+                    t.pause(retry).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl GitHubClient {
+    /// Whether a comment on the issue holds `tag` (every page is read).
+    async fn has_comment_with(&self, id: &TaskId, tag: &str) -> Result<bool> {
+        let what = issue_what("read the comments of", id);
         let mut path = Some(format!("{}/comments?per_page=100", issue_path(id)));
         while let Some(p) = path.take() {
-            let reply = t.send(&Call::get(p, what.clone())).await?.success(&what)?;
+            let reply = self
+                .inner
+                .transport
+                .send(&Call::get(p, what.clone()))
+                .await?
+                .success(&what)?;
             let comments: Vec<wire::Comment> = reply.json(&what)?;
             if comments
                 .iter()
-                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(&tag)))
+                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(tag)))
             {
-                return Ok(Commented::AlreadyPresent);
+                return Ok(true);
             }
             path = wire::next_link(reply.header("link"));
         }
-        let what = issue_what("comment on", id);
-        let path = format!("{}/comments", issue_path(id));
-        let text = format!("{body}\n\n{tag}");
-        t.send(&Call::with_body(
-            Method::POST,
-            path,
-            json!({ "body": text }),
-            what.clone(),
-        ))
-        .await?
-        .success(&what)?;
-        Ok(Commented::Posted)
+        Ok(false)
     }
 }

@@ -63,12 +63,16 @@ impl GitHubClient {
         let reply = self
             .inner
             .transport
-            .send(&Call::with_body(
-                Method::POST,
-                format!("/repos/{repo}/pulls"),
-                json!({ "title": title, "head": head, "base": base, "body": body }),
-                what.clone(),
-            ))
+            .send(
+                &Call::with_body(
+                    Method::POST,
+                    format!("/repos/{repo}/pulls"),
+                    json!({ "title": title, "head": head, "base": base, "body": body }),
+                    what.clone(),
+                )
+                // A repeat is refused with 422 "already exists", handled below.
+                .idempotent(),
+            )
             .await?;
         if reply.status == StatusCode::UNPROCESSABLE_ENTITY
             && reply.message().contains("already exists")

@@ -21,6 +21,10 @@ pub(crate) struct Call {
     pub(crate) body: Option<Value>,
     pub(crate) if_none_match: Option<String>,
     pub(crate) what: What,
+    /// Whether sending it twice does no harm. A non-idempotent call (posting a
+    /// comment) is not retried after a failure that may have followed the write: its
+    /// caller checks what happened first.
+    pub(crate) idempotent: bool,
 }
 
 impl Call {
@@ -31,17 +35,26 @@ impl Call {
             body: None,
             if_none_match: None,
             what,
+            idempotent: true,
         }
     }
 
     pub(crate) fn with_body(method: Method, path: String, body: Value, what: What) -> Call {
         Call {
+            idempotent: method != Method::POST,
             method,
             path,
             body: Some(body),
             if_none_match: None,
             what,
         }
+    }
+
+    /// Marks a POST that is safe to repeat (adding labels; creating what GitHub
+    /// refuses to create twice).
+    pub(crate) fn idempotent(mut self) -> Call {
+        self.idempotent = true;
+        self
     }
 }
 
@@ -162,13 +175,12 @@ impl Transport {
                 Next::Done(result) => return result,
                 Next::Retry(err) => {
                     retries += 1;
-                    if retries > self.timing.retries {
+                    if retries > self.timing.retries || !call.idempotent {
                         self.status.degraded(err.message().to_string(), None);
                         return Err(err);
                     }
-                    let pause = backoff(&self.timing, retries);
-                    tracing::warn!(error = %err, retry = retries, ?pause, "GitHub request failed; retrying");
-                    tokio::time::sleep(pause).await;
+                    tracing::warn!(error = %err, retry = retries, "GitHub request failed; retrying");
+                    self.pause(retries).await;
                 }
                 Next::Wait(until, reason) => {
                     waits += 1;
@@ -187,6 +199,16 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Sleeps the backoff before retry number `retry` (1-based).
+    pub(crate) async fn pause(&self, retry: u32) {
+        tokio::time::sleep(backoff(&self.timing, retry)).await;
+    }
+
+    /// How many retries a transient failure gets.
+    pub(crate) fn retries(&self) -> u32 {
+        self.timing.retries
     }
 
     async fn try_once(&self, call: &Call) -> Next {

@@ -159,6 +159,21 @@ async fn a_secondary_rate_limit_is_waited_out_while_health_says_why() {
 }
 
 #[tokio::test]
+async fn a_429_without_retry_after_waits_the_default_secondary_wait() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    seed_ready(&github, "acme/widgets", 1);
+    github.inject(Fault::Status(429));
+
+    let started = Instant::now();
+    let ready = client.list_ready().await.unwrap();
+
+    assert_eq!(ready.len(), 1);
+    assert!(started.elapsed() >= fast_timing().secondary_default_wait);
+    let statuses: Vec<u16> = github.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+}
+
+#[tokio::test]
 async fn an_exhausted_primary_limit_is_waited_out_until_the_reset() {
     let (github, client) = setup(&["acme/widgets"]).await;
     seed_ready(&github, "acme/widgets", 2);

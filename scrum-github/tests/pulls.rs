@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use scrum_core::ErrorKind;
 use scrum_github::GitHubClient;
-use scrum_github::fake::{FakeGitHub, NewIssue};
+use scrum_github::fake::{FakeGitHub, Fault, NewIssue};
 
 async fn setup_develop() -> (FakeGitHub, GitHubClient) {
     let github = FakeGitHub::start().await;
@@ -87,4 +87,21 @@ async fn a_branch_that_was_never_pushed_is_refused_clearly() {
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(err.to_string().contains("ai-feature/issue-1"), "{err}");
     assert!(github.pull_requests("acme/widgets").is_empty());
+}
+
+#[tokio::test]
+async fn a_pull_request_whose_answer_was_lost_is_found_on_retry() {
+    let (github, client) = setup_develop().await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("Add a widget"));
+    github.add_branch("acme/widgets", "ai-feature/issue-1");
+    github.inject_for("POST", "/repos/acme/widgets/pulls", Fault::LostAnswer);
+
+    let pr = client
+        .open_pull_request(&id, "ai-feature/issue-1", "Add a widget", "")
+        .await
+        .unwrap();
+
+    let pulls = github.pull_requests("acme/widgets");
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pr.number, pulls[0].number);
 }

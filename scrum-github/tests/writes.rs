@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use scrum_core::{Commented, ErrorKind, IssueSource};
-use scrum_github::fake::NewIssue;
+use scrum_github::fake::{Fault, NewIssue};
 
 #[tokio::test]
 async fn a_missing_label_is_created_once_with_a_colour() {
@@ -180,4 +180,68 @@ async fn close_issue_closes_it() {
     client.close_issue(&id).await.unwrap();
 
     assert_eq!(github.is_open(&id), Some(false));
+}
+
+#[tokio::test]
+async fn a_comment_whose_answer_was_lost_is_not_posted_twice() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("a"));
+    github.inject_for(
+        "POST",
+        "/repos/acme/widgets/issues/1/comments",
+        Fault::LostAnswer,
+    );
+
+    let outcome = client
+        .comment(&id, "scrum:run1:failed", "Failed")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome,
+        Commented::AlreadyPresent,
+        "found on the second look"
+    );
+    assert_eq!(github.comments(&id).len(), 1);
+}
+
+#[tokio::test]
+async fn a_comment_refused_with_a_server_error_is_posted_on_retry() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("a"));
+    github.inject_for(
+        "POST",
+        "/repos/acme/widgets/issues/1/comments",
+        Fault::Status(500),
+    );
+
+    let outcome = client
+        .comment(&id, "scrum:run1:failed", "Failed")
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Commented::Posted);
+    assert_eq!(github.comments(&id).len(), 1);
+    assert_eq!(
+        requests_to(&github, "POST", "/repos/acme/widgets/issues/1/comments"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn labels_whose_answer_was_lost_are_added_once() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("a").labels(&["ai-ready"]));
+    github.inject_for(
+        "POST",
+        "/repos/acme/widgets/issues/1/labels",
+        Fault::LostAnswer,
+    );
+
+    client
+        .add_labels(&id, &["ai-in-progress".to_string()])
+        .await
+        .unwrap();
+
+    assert_eq!(github.labels(&id), ["ai-ready", "ai-in-progress"]);
 }

@@ -25,7 +25,8 @@
 //! - Each answered request costs one point of the primary rate limit, except a 304
 //!   (an `If-None-Match` that matched), which GitHub does not count, and errors the
 //!   fake injected. [`FakeGitHub::points_spent`] is the total.
-//! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected.
+//! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected;
+//!   [`FakeGitHub::inject_for`] aims one at a method and path.
 
 mod json;
 pub(crate) mod routes;
@@ -60,6 +61,9 @@ pub enum Fault {
     },
     /// Answer normally, but cut the JSON body in half.
     TruncatedJson,
+    /// Carry the request out, then answer 502: a write that happened although the
+    /// client was told it failed (as when a gateway times out).
+    LostAnswer,
 }
 
 /// One request the fake served.
@@ -363,7 +367,23 @@ impl FakeGitHub {
     /// Serves `fault` for the next `times` requests (after faults already queued).
     pub fn inject_times(&self, fault: Fault, times: usize) {
         let mut st = lock(&self.state);
-        st.faults.extend(std::iter::repeat_n(fault, times));
+        for _ in 0..times {
+            st.faults.push_back(state::QueuedFault {
+                method: None,
+                path_prefix: None,
+                fault: fault.clone(),
+            });
+        }
+    }
+
+    /// Serves `fault` for the next request with `method` (`"POST"`) whose path starts
+    /// with `path_prefix` (`"/repos/acme/widgets/issues/1/comments"`).
+    pub fn inject_for(&self, method: &str, path_prefix: &str, fault: Fault) {
+        lock(&self.state).faults.push_back(state::QueuedFault {
+            method: Some(method.to_string()),
+            path_prefix: Some(path_prefix.to_string()),
+            fault,
+        });
     }
 
     /// Sets the primary rate limit: `remaining` points left until `reset_in` from now,

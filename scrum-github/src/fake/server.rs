@@ -31,7 +31,7 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, 4 << 20).await.unwrap_or_default();
-    let fault = lock(&shared).faults.pop_front();
+    let fault = lock(&shared).take_fault(parts.method.as_str(), parts.uri.path());
     if let Some(Fault::Delay(d)) = fault {
         tokio::time::sleep(d).await;
     }
@@ -158,6 +158,12 @@ fn answer(
         scrum_core::Timestamp(now),
     );
 
+    if matches!(fault, Some(Fault::LostAnswer)) {
+        // The write happened; the client never hears of it.
+        st.rate.remaining -= 1;
+        let body = super::json::error("Server Error");
+        return (json_response(StatusCode::BAD_GATEWAY, &body, &[]), 1);
+    }
     let text = body.to_string();
     let etag = format!("W/\"{}\"", hex(&Sha256::digest(text.as_bytes())[..16]));
     let is_get = parts.method == Method::GET && status == StatusCode::OK;

@@ -8,6 +8,26 @@ use scrum_core::Timestamp;
 
 use super::{Fault, ServedRequest};
 
+/// A queued fault and the requests it applies to.
+#[derive(Debug)]
+pub(crate) struct QueuedFault {
+    pub(crate) method: Option<String>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) fault: Fault,
+}
+
+impl QueuedFault {
+    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
 /// An issue (or pull request) as the fake keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakeIssue {
@@ -93,7 +113,7 @@ pub(crate) struct State {
     pub(crate) next_id: u64,
     pub(crate) rate: RateLimit,
     pub(crate) points_spent: u64,
-    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) faults: VecDeque<QueuedFault>,
     pub(crate) log: Vec<ServedRequest>,
 }
 
@@ -115,6 +135,12 @@ impl State {
             faults: VecDeque::new(),
             log: Vec::new(),
         }
+    }
+
+    /// Takes the first queued fault that applies to this request.
+    pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let i = self.faults.iter().position(|f| f.matches(method, path))?;
+        self.faults.remove(i).map(|f| f.fault)
     }
 
     pub(crate) fn fresh_id(&mut self) -> u64 {
