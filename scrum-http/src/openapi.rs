@@ -1,0 +1,349 @@
+//! `/openapi.json`: the OpenAPI 3.0 description of every endpoint, kept here in one
+//! place. A test checks that it names exactly the routes in [`crate::server::ROUTES`].
+
+use serde_json::{Map, Value, json};
+
+const WORKER_ID: &str = "^[A-Za-z0-9._:@-]+$";
+const REPOSITORY: &str = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$";
+const LEASE_TOKEN: &str = "^[0-9a-fA-F]{32}$";
+const MAX_ISSUE: u64 = 9_007_199_254_740_991;
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn nullable(ty: &str) -> Value {
+    json!({ "type": ty, "nullable": true })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": r("Error") } }
+    })
+}
+
+/// One operation: a summary, an optional JSON body, query parameters, the 200
+/// schema and the error statuses it may answer.
+fn op(
+    summary: &str,
+    body: Option<&str>,
+    params: Value,
+    ok: Value,
+    errors: &[u16],
+    open: bool,
+) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({ "description": "OK", "content": { "application/json": { "schema": ok } } }),
+    );
+    let mut statuses: Vec<u16> = errors.to_vec();
+    if !open {
+        statuses.extend([401, 403]);
+    }
+    if body.is_some() {
+        statuses.extend([400, 413, 422]);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    for s in statuses {
+        let what = match s {
+            400 => "Malformed JSON or query string",
+            401 => "Missing or wrong bearer token",
+            403 => "The caller's address may not call this endpoint",
+            404 => "No such task, issue or worker",
+            409 => {
+                "The caller does not hold the lease (`lease_lost`), or the task is not in a state the action applies to"
+            }
+            413 => "The body is larger than the server accepts",
+            422 => "A field is missing, has the wrong type or an invalid value",
+            503 => "The store is unavailable; retry after `Retry-After`",
+            _ => "Error",
+        };
+        responses.insert(s.to_string(), error_response(what));
+    }
+    let mut o = json!({ "summary": summary, "responses": responses });
+    if let Some(schema) = body {
+        o["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": r(schema) } }
+        });
+    }
+    if params.as_array().is_some_and(|p| !p.is_empty()) {
+        o["parameters"] = params;
+    }
+    if open {
+        o["security"] = json!([]);
+    }
+    o
+}
+
+fn task_ref_props() -> Map<String, Value> {
+    let v = json!({
+        "worker_id": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 },
+        "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_ISSUE },
+        "repository": { "type": "string", "pattern": REPOSITORY, "nullable": true },
+        "lease_token": { "type": "string", "pattern": LEASE_TOKEN, "nullable": true },
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn request(extra: Value, required: &[&str]) -> Value {
+    let mut props = task_ref_props();
+    if let Value::Object(m) = extra {
+        props.extend(m);
+    }
+    let mut req = vec!["worker_id", "issue_number"];
+    req.extend_from_slice(required);
+    json!({ "type": "object", "properties": props, "required": req })
+}
+
+fn schemas() -> Value {
+    let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"] });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": { "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
+            } }
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "workers", "queue", "github_connected", "version"],
+            "properties": {
+                "status": { "type": "string", "enum": ["healthy", "degraded"] },
+                "workers": { "type": "object", "required": ["total", "available"], "properties": {
+                    "total": { "type": "integer" }, "available": { "type": "integer" }, "busy": { "type": "integer" } } },
+                "queue": { "type": "object", "required": ["pending", "in_progress", "completed"], "properties": {
+                    "pending": { "type": "integer" }, "in_progress": { "type": "integer" },
+                    "completed": { "type": "integer" }, "failed": { "type": "integer" },
+                    "cancelled": { "type": "integer" } } },
+                "github_connected": { "type": "boolean" },
+                "github": { "type": "object", "properties": {
+                    "connected": { "type": "boolean" }, "reason": nullable("string"),
+                    "last_poll": nullable("string") } },
+                "store": { "type": "object", "properties": {
+                    "status": { "type": "string", "enum": ["ok", "unavailable"] },
+                    "error": { "type": "string" } } },
+                "dispatch": { "type": "object", "properties": {
+                    "paused": { "type": "boolean" }, "leader": { "type": "boolean" } } },
+                "version": { "type": "string" }
+            }
+        },
+        "NextResponse": {
+            "type": "object",
+            "required": ["work_available"],
+            "description": "`{\"work_available\":false}`, or the work with every other field present.",
+            "properties": {
+                "work_available": { "type": "boolean" },
+                "issue_number": { "type": "integer" },
+                "title": { "type": "string" },
+                "body": { "type": "string" },
+                "labels": { "type": "array", "items": { "type": "string" } },
+                "branch_name": { "type": "string" },
+                "repository": { "type": "string" },
+                "task_id": { "type": "string" },
+                "lease_token": { "type": "string", "pattern": LEASE_TOKEN },
+                "lease_expires_at": { "type": "string", "format": "date-time" },
+                "lease_expires_at_ms": { "type": "integer" },
+                "attempt": { "type": "integer" },
+                "max_attempts": { "type": "integer" },
+                "heartbeat_interval_secs": { "type": "number" }
+            }
+        },
+        "CompleteRequest": request(json!({
+            "pr_url": nullable("string"),
+            "success": { "type": "boolean" },
+            "error": nullable("string"),
+            "cost_usd": nullable("number"),
+            "tokens": { "type": "integer", "minimum": 0, "nullable": true }
+        }), &["success"]),
+        "FailedRequest": request(json!({
+            "error": { "type": "string" },
+            "retryable": nullable("boolean")
+        }), &["error"]),
+        "HeartbeatRequest": request(json!({}), &[]),
+        "ReleaseRequest": request(json!({ "reason": nullable("string") }), &[]),
+        "ReportResponse": {
+            "type": "object",
+            "required": ["status", "task_id", "state"],
+            "properties": {
+                "status": { "type": "string", "enum": ["acknowledged"] },
+                "task_id": { "type": "string" },
+                "state": entry_state
+            }
+        },
+        "HeartbeatResponse": {
+            "type": "object",
+            "required": ["status", "lease_expires_at", "lease_expires_at_ms", "cancel"],
+            "properties": {
+                "status": { "type": "string", "enum": ["acknowledged"] },
+                "lease_expires_at": { "type": "string", "format": "date-time" },
+                "lease_expires_at_ms": { "type": "integer" },
+                "cancel": { "type": "boolean" }
+            }
+        },
+        "TaskAction": {
+            "type": "object",
+            "required": ["repository", "issue_number"],
+            "properties": {
+                "repository": { "type": "string", "pattern": REPOSITORY },
+                "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_ISSUE },
+                "reason": nullable("string")
+            }
+        },
+        "DrainRequest": {
+            "type": "object",
+            "required": ["worker_id"],
+            "properties": {
+                "worker_id": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 },
+                "draining": nullable("boolean")
+            }
+        },
+        "ActionResponse": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": { "type": "string", "enum": ["ok"] },
+                "task": r("QueueEntry"),
+                "paused": { "type": "boolean" }
+            }
+        },
+        "QueueEntry": {
+            "type": "object",
+            "required": ["task_id", "issue_number", "repository", "title", "labels", "state",
+                         "attempts", "max_attempts", "worker_id", "enqueued_at", "updated_at",
+                         "last_error", "pr_url", "cancel_requested"],
+            "properties": {
+                "task_id": { "type": "string" },
+                "issue_number": { "type": "integer" },
+                "repository": { "type": "string" },
+                "title": { "type": "string" },
+                "labels": { "type": "array", "items": { "type": "string" } },
+                "state": entry_state,
+                "attempts": { "type": "integer" },
+                "max_attempts": { "type": "integer" },
+                "worker_id": nullable("string"),
+                "enqueued_at": { "type": "string", "format": "date-time" },
+                "updated_at": { "type": "string", "format": "date-time" },
+                "last_error": nullable("string"),
+                "pr_url": nullable("string"),
+                "cancel_requested": { "type": "boolean" }
+            }
+        },
+        "QueueResponse": {
+            "type": "object",
+            "required": ["pending", "in_progress", "completed", "failed", "cancelled", "counts", "limit", "offset"],
+            "properties": {
+                "pending": { "type": "array", "items": r("QueueEntry") },
+                "in_progress": { "type": "array", "items": r("QueueEntry") },
+                "completed": { "type": "array", "items": r("QueueEntry") },
+                "failed": { "type": "array", "items": r("QueueEntry") },
+                "cancelled": { "type": "array", "items": r("QueueEntry") },
+                "counts": { "type": "object", "additionalProperties": { "type": "integer" } },
+                "limit": { "type": "integer" },
+                "offset": { "type": "integer" }
+            }
+        },
+        "WorkerEntry": {
+            "type": "object",
+            "required": ["id", "ip", "status", "current_task", "last_seen", "health"],
+            "properties": {
+                "id": { "type": "string" },
+                "ip": nullable("string"),
+                "status": { "type": "string", "enum": ["busy", "available", "draining", "offline"] },
+                "current_task": nullable("integer"),
+                "last_seen": nullable("string"),
+                "health": { "type": "string", "enum": ["healthy", "degraded", "unreachable", "unknown"] },
+                "current_task_id": nullable("string"),
+                "health_reason": nullable("string"),
+                "completed": { "type": "integer" },
+                "failed": { "type": "integer" }
+            }
+        },
+        "WorkersResponse": {
+            "type": "object",
+            "required": ["workers"],
+            "properties": { "workers": { "type": "array", "items": r("WorkerEntry") } }
+        }
+    })
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> Value {
+    let none = json!([]);
+    let next_params = json!([
+        { "name": "worker_id", "in": "query", "required": true,
+          "schema": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 } },
+        { "name": "wait", "in": "query", "required": false,
+          "description": "Seconds to wait for a task (long poll); capped by the server (30 s by default).",
+          "schema": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 } },
+        { "name": "lease", "in": "query", "required": false,
+          "description": "`heartbeat` if the worker sends heartbeats; `run_time` (default) holds the task for the maximum run time.",
+          "schema": { "type": "string", "enum": ["heartbeat", "run_time"] } }
+    ]);
+    let queue_params = json!([
+        { "name": "limit", "in": "query", "required": false,
+          "schema": { "type": "integer", "minimum": 1, "maximum": crate::server::MAX_PAGE } },
+        { "name": "offset", "in": "query", "required": false,
+          "schema": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 } }
+    ]);
+    let report = [404, 409, 503];
+    let text = json!({ "type": "string" });
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "scrum orchestrator",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Hands GitHub issues to AI coding workers under leases. The seed's endpoints keep the seed's JSON; new fields are additions. Errors are `{\"error\":{\"code\",\"message\"}}`."
+        },
+        "security": [{ "bearerAuth": [] }],
+        "components": {
+            "securitySchemes": { "bearerAuth": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas()
+        },
+        "paths": {
+            "/health": { "get": {
+                "summary": "Orchestrator health (never needs a token)",
+                "security": [],
+                "responses": {
+                    "200": { "description": "Healthy", "content": { "application/json": { "schema": r("Health") } } },
+                    "503": { "description": "The store does not answer", "content": { "application/json": { "schema": r("Health") } } }
+                }
+            } },
+            "/work/next": { "get": op("The next task for a worker, optionally waiting for one", None, next_params, r("NextResponse"), &[400, 422, 503], false) },
+            "/work/complete": { "post": op("Report a task done (`success: false` counts as a failed attempt)", Some("CompleteRequest"), none.clone(), r("ReportResponse"), &report, false) },
+            "/work/failed": { "post": op("Report a failed attempt", Some("FailedRequest"), none.clone(), r("ReportResponse"), &report, false) },
+            "/work/heartbeat": { "post": op("Renew a lease; the answer says whether to stop", Some("HeartbeatRequest"), none.clone(), r("HeartbeatResponse"), &report, false) },
+            "/work/release": { "post": op("Hand a task back without spending an attempt", Some("ReleaseRequest"), none.clone(), r("ReportResponse"), &report, false) },
+            "/workers": { "get": op("Every worker that called and every configured host", None, none.clone(), r("WorkersResponse"), &[], false) },
+            "/queue": { "get": op("Tasks by state, one page of each", None, queue_params, r("QueueResponse"), &[400, 422, 503], false) },
+            "/admin/pause": { "post": op("Stop handing out work", None, none.clone(), r("ActionResponse"), &[], false) },
+            "/admin/resume": { "post": op("Hand out work again", None, none.clone(), r("ActionResponse"), &[], false) },
+            "/admin/drain": { "post": op("Stop (or resume) handing new work to one worker", Some("DrainRequest"), none.clone(), r("ActionResponse"), &[], false) },
+            "/admin/retry": { "post": op("Start a new run of a failed or cancelled task", Some("TaskAction"), none.clone(), r("ActionResponse"), &report, false) },
+            "/admin/cancel": { "post": op("Cancel a task (a holder is told on its next heartbeat)", Some("TaskAction"), none.clone(), r("ActionResponse"), &report, false) },
+            "/metrics": { "get": {
+                "summary": "Counters and gauges in the Prometheus text format",
+                "responses": {
+                    "200": { "description": "Prometheus text format 0.0.4", "content": { "text/plain": { "schema": text } } },
+                    "401": error_response("Missing or wrong bearer token")
+                }
+            } },
+            "/openapi.json": { "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": { "description": "OpenAPI 3.0", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "401": error_response("Missing or wrong bearer token")
+                }
+            } }
+        }
+    })
+}

@@ -1,0 +1,174 @@
+//! What the API shows: `/health`, `/workers`, `/queue`, `/metrics`, `/openapi.json`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scrum_core::engine::{WorkerInfo, WorkerStatus};
+use scrum_core::{Task, TaskFilter, TaskState};
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::extract::QueryArgs;
+use crate::error::ApiError;
+use crate::wire::{QueueEntry, QueueQuery, QueueResponse, WorkerEntry, WorkersResponse};
+
+/// `200` with `status: healthy`, or `503` with `status: degraded` when the store
+/// does not answer; the body has the same shape either way.
+pub(super) async fn health(State(s): State<ApiState>) -> Response {
+    let o = s.orchestrator();
+    let counts = o.queue().counts().await;
+    let workers = o.workers();
+    let engine = o.status();
+    let available = workers
+        .iter()
+        .filter(|w| w.status == WorkerStatus::Idle)
+        .count();
+    let busy = workers
+        .iter()
+        .filter(|w| w.status == WorkerStatus::Busy)
+        .count();
+    let (status, code, store, c) = match counts {
+        Ok(c) => ("healthy", StatusCode::OK, json!({"status": "ok"}), c),
+        Err(e) => (
+            "degraded",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "error": e.message()}),
+            Default::default(),
+        ),
+    };
+    let body = json!({
+        "status": status,
+        "workers": {"total": workers.len(), "available": available, "busy": busy},
+        "queue": {
+            "pending": c.pending,
+            "in_progress": c.in_progress,
+            "completed": c.completed,
+            "failed": c.failed,
+            "cancelled": c.cancelled,
+        },
+        "github_connected": engine.github_connected,
+        "github": {
+            "connected": engine.github_connected,
+            "reason": engine.github_reason,
+            "last_poll": engine.last_poll.map(|t| t.to_rfc3339()),
+        },
+        "store": store,
+        "dispatch": {"paused": engine.paused, "leader": engine.leader},
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (code, Json(body)).into_response()
+}
+
+pub(super) async fn workers(State(s): State<ApiState>) -> Json<WorkersResponse> {
+    let workers = s
+        .orchestrator()
+        .workers()
+        .iter()
+        .map(worker_entry)
+        .collect();
+    Json(WorkersResponse { workers })
+}
+
+fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
+    let status = match w.status {
+        WorkerStatus::Busy => "busy",
+        // The seed's word for a worker ready for work.
+        WorkerStatus::Idle => "available",
+        WorkerStatus::Draining => "draining",
+        _ => "offline",
+    };
+    let health = serde_json::to_value(w.health)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string());
+    WorkerEntry {
+        id: w.id.clone(),
+        ip: w.ip.clone(),
+        status: status.to_string(),
+        current_task: w.current_task.as_ref().map(|t| t.number()),
+        last_seen: w.last_seen.map(|t| t.to_rfc3339()),
+        health,
+        current_task_id: w.current_task.as_ref().map(ToString::to_string),
+        health_reason: w.health_reason.clone(),
+        completed: w.completed,
+        failed: w.failed,
+    }
+}
+
+/// The most entries one page of `/queue` lists.
+pub(crate) const MAX_PAGE: usize = 1000;
+
+pub(super) async fn queue(
+    State(s): State<ApiState>,
+    QueryArgs(q): QueryArgs<QueueQuery>,
+) -> Result<Json<QueueResponse>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let queue = s.orchestrator().queue();
+    let page = |state: TaskState| TaskFilter {
+        offset,
+        limit: Some(limit),
+        ..TaskFilter::states([state])
+    };
+    let mut lists: Vec<Vec<QueueEntry>> = Vec::with_capacity(5);
+    for state in TaskState::ALL {
+        let tasks = queue.list(&page(state)).await?;
+        lists.push(tasks.iter().map(queue_entry).collect());
+    }
+    let counts = queue.counts().await?;
+    let mut lists = lists.into_iter();
+    let mut next = || lists.next().unwrap_or_default();
+    Ok(Json(QueueResponse {
+        pending: next(),
+        in_progress: next(),
+        completed: next(),
+        failed: next(),
+        cancelled: next(),
+        counts: serde_json::to_value(counts).unwrap_or(Value::Null),
+        limit,
+        offset,
+    }))
+}
+
+pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
+    QueueEntry {
+        task_id: t.id.to_string(),
+        issue_number: t.id.number(),
+        repository: t.id.repo().to_string(),
+        title: t.issue.title.clone(),
+        labels: t.issue.labels.clone(),
+        state: t.state.as_str().to_string(),
+        attempts: t.attempts,
+        max_attempts: t.max_attempts,
+        worker_id: t.holder().map(ToString::to_string),
+        enqueued_at: t.enqueued_at.to_rfc3339(),
+        updated_at: t.updated_at.to_rfc3339(),
+        last_error: t.last_error.clone(),
+        pr_url: t.completion.as_ref().and_then(|c| c.pr_url.clone()),
+        cancel_requested: t.cancel_requested,
+    }
+}
+
+pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
+    let o = s.orchestrator();
+    let counts = o.queue().counts().await.ok();
+    let text = s.metrics().render(counts, &o.workers(), &o.status());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+pub(super) async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,236 @@
+//! The work endpoints: `/work/next`, `/work/complete`, `/work/failed`,
+//! `/work/heartbeat`, `/work/release`.
+//!
+//! A report names its task by worker, issue number and, optionally, repository and
+//! lease token. With a token the queue checks it (a stale one is `409 lease_lost`);
+//! without one (a seed client) the report goes to the task the worker holds for
+//! that issue.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use scrum_core::{
+    Assignment, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, Task, TaskId, WorkerId,
+};
+
+use super::ApiState;
+use super::extract::{JsonBody, QueryArgs};
+use super::guard::Peer;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::wire::{
+    CompleteRequest, FailedRequest, HeartbeatRequest, HeartbeatResponse, LeaseMode, NextQuery,
+    NextResponse, ReleaseRequest, ReportResponse, TaskRef, WorkItem,
+};
+
+pub(super) async fn next(
+    State(s): State<ApiState>,
+    Extension(peer): Extension<Peer>,
+    QueryArgs(q): QueryArgs<NextQuery>,
+) -> Result<Json<NextResponse>, ApiError> {
+    let worker = WorkerId::new(&q.worker_id)?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(s.config().max_wait);
+    let lease = match q.lease {
+        Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
+        Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,
+    };
+    let got = s
+        .orchestrator()
+        .next_work(&worker, peer.0, lease, wait)
+        .await?;
+    let m = s.metrics();
+    Ok(Json(match got {
+        Some(a) => {
+            Metrics::inc(&m.claims);
+            NextResponse {
+                work_available: true,
+                work: Some(work_item(&a)),
+            }
+        }
+        None => {
+            Metrics::inc(&m.empty_polls);
+            NextResponse {
+                work_available: false,
+                work: None,
+            }
+        }
+    }))
+}
+
+pub(crate) fn work_item(a: &Assignment) -> WorkItem {
+    WorkItem {
+        issue_number: a.task.number(),
+        title: a.issue.title.clone(),
+        body: a.issue.body.clone(),
+        labels: a.issue.labels.clone(),
+        branch_name: a.branch_name.clone(),
+        repository: a.task.repo().to_string(),
+        task_id: a.task.to_string(),
+        lease_token: a.lease_token.to_string(),
+        lease_expires_at: a.lease_expires_at.to_rfc3339(),
+        lease_expires_at_ms: a.lease_expires_at.0,
+        attempt: a.attempt,
+        max_attempts: a.max_attempts,
+        heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
+    }
+}
+
+pub(super) async fn complete(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<CompleteRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let (worker, id, token) = resolve(&s, &req.task).await?;
+    let o = s.orchestrator();
+    let result = if req.success {
+        let completion = Completion {
+            pr_url: req.pr_url,
+            cost_usd: req.cost_usd,
+            tokens: req.tokens,
+        };
+        o.complete(&worker, &id, token, completion).await
+    } else {
+        let failure = Failure {
+            reason: req
+                .error
+                .unwrap_or_else(|| "the worker reported success: false".to_string()),
+            retryable: true,
+        };
+        o.fail(&worker, &id, token, failure).await
+    };
+    let counter = if req.success {
+        &s.metrics().completions
+    } else {
+        &s.metrics().failures
+    };
+    reported(&s, result, counter)
+}
+
+pub(super) async fn failed(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<FailedRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let (worker, id, token) = resolve(&s, &req.task).await?;
+    let failure = Failure {
+        reason: req.error,
+        retryable: req.retryable.unwrap_or(true),
+    };
+    let result = s.orchestrator().fail(&worker, &id, token, failure).await;
+    reported(&s, result, &s.metrics().failures)
+}
+
+pub(super) async fn release(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<ReleaseRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let (worker, id, token) = resolve(&s, &req.task).await?;
+    let reason = req.reason.as_deref().unwrap_or("released by the worker");
+    let result = s.orchestrator().release(&worker, &id, token, reason).await;
+    reported(&s, result, &s.metrics().releases)
+}
+
+pub(super) async fn heartbeat(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    let (worker, id, token) = resolve(&s, &req.task).await?;
+    match s.orchestrator().heartbeat(&worker, &id, token).await {
+        Ok(reply) => {
+            Metrics::inc(&s.metrics().heartbeats);
+            Ok(Json(HeartbeatResponse {
+                status: "acknowledged".to_string(),
+                lease_expires_at: reply.lease_expires_at.to_rfc3339(),
+                lease_expires_at_ms: reply.lease_expires_at.0,
+                cancel: reply.cancel,
+            }))
+        }
+        Err(e) => Err(refused(&s, e)),
+    }
+}
+
+fn reported(
+    s: &ApiState,
+    result: scrum_core::Result<Task>,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<Json<ReportResponse>, ApiError> {
+    match result {
+        Ok(task) => {
+            Metrics::inc(counter);
+            Ok(Json(ReportResponse {
+                status: "acknowledged".to_string(),
+                task_id: task.id.to_string(),
+                state: task.state.as_str().to_string(),
+            }))
+        }
+        Err(e) => Err(refused(s, e)),
+    }
+}
+
+fn refused(s: &ApiState, e: scrum_core::Error) -> ApiError {
+    if e.kind() == ErrorKind::LeaseLost {
+        Metrics::inc(&s.metrics().lease_lost);
+    }
+    e.into()
+}
+
+/// The worker, task and lease token a report is about.
+async fn resolve(s: &ApiState, r: &TaskRef) -> Result<(WorkerId, TaskId, LeaseToken), ApiError> {
+    let worker = WorkerId::new(&r.worker_id)?;
+    let id = match &r.repository {
+        Some(repo) => Some(TaskId::new(repo, r.issue_number)?),
+        None if r.issue_number == 0 => {
+            return Err(ApiError::invalid("issue numbers start at 1"));
+        }
+        None => None,
+    };
+    let token = r
+        .lease_token
+        .as_deref()
+        .map(str::parse::<LeaseToken>)
+        .transpose()?;
+    let o = s.orchestrator();
+    match (token, id) {
+        (Some(token), Some(id)) => {
+            let task = o
+                .queue()
+                .get(&id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no task for issue {id}")))?;
+            // The token alone is the capability, but a report naming the wrong
+            // worker is a confused client: refuse it rather than guess.
+            if task.lease.as_ref().is_none_or(|l| l.worker != worker) {
+                Metrics::inc(&s.metrics().lease_lost);
+                return Err(ApiError::lease_lost(format!(
+                    "issue {id} is not leased to worker {worker}"
+                )));
+            }
+            Ok((worker, id, token))
+        }
+        (Some(token), None) => {
+            let task = o
+                .held_task(&worker, r.issue_number, None)
+                .await
+                .map_err(|e| refused(s, e))?;
+            Ok((worker, task.id, token))
+        }
+        (None, id) => {
+            let repo = id.as_ref().map(TaskId::repo);
+            match o.held_task(&worker, r.issue_number, repo).await {
+                Ok(task) => {
+                    let token = task.lease.as_ref().map(|l| l.token).ok_or_else(|| {
+                        ApiError::lease_lost(format!("issue {} holds no lease", task.id))
+                    })?;
+                    Ok((worker, task.id, token))
+                }
+                Err(e) => {
+                    if let (ErrorKind::LeaseLost, Some(id)) = (e.kind(), &id) {
+                        if o.queue().get(id).await?.is_none() {
+                            return Err(ApiError::not_found(format!("no task for issue {id}")));
+                        }
+                    }
+                    Err(refused(s, e))
+                }
+            }
+        }
+    }
+}

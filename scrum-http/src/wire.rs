@@ -1,0 +1,362 @@
+//! The JSON the API speaks, shared by the server and [`crate::OrchestratorClient`].
+//!
+//! The seed's fields keep their names and types; every field marked *added* is new,
+//! and requests never require one (a seed client leaves them out).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{"error":{"code":…,"message":…}}`: every 4xx and 5xx body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable code (see [`crate::error::codes`]).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// The query of `GET /work/next`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextQuery {
+    /// The asking worker (seed).
+    pub worker_id: String,
+    /// *Added*: how many seconds to wait for a task when none is ready (long poll;
+    /// capped at the server's maximum, 30 s by default). Absent or 0: answer at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
+    /// *Added*: `heartbeat` when the worker will send heartbeats (its lease is then
+    /// one lease period, renewed by each heartbeat); `run_time` (the default, what a
+    /// seed client gets) holds the task for the maximum run time without heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseMode>,
+}
+
+/// How a claimer will keep its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseMode {
+    /// The worker sends heartbeats.
+    Heartbeat,
+    /// The worker sends none; the task is held for the maximum run time.
+    RunTime,
+}
+
+/// The answer of `GET /work/next`: `{"work_available":false}` or the work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NextResponse {
+    /// Whether a task was handed out (seed).
+    pub work_available: bool,
+    /// The task, when one was.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkItem>,
+}
+
+/// A task handed to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The issue number (seed).
+    pub issue_number: u64,
+    /// The issue title (seed).
+    pub title: String,
+    /// The issue body (seed).
+    pub body: String,
+    /// The issue's labels (seed).
+    pub labels: Vec<String>,
+    /// The branch to push, `ai-feature/issue-N` (seed).
+    pub branch_name: String,
+    /// `owner/repo` (seed).
+    pub repository: String,
+    /// *Added*: the task id, `owner/repo#N`.
+    pub task_id: String,
+    /// *Added*: the lease's fencing token; send it back with every report.
+    pub lease_token: String,
+    /// *Added*: when the lease lapses unless renewed (RFC 3339, UTC).
+    pub lease_expires_at: String,
+    /// *Added*: the same instant in milliseconds since the Unix epoch.
+    pub lease_expires_at_ms: i64,
+    /// *Added*: this attempt's number, from 1.
+    pub attempt: u32,
+    /// *Added*: the most attempts this run may spend.
+    pub max_attempts: u32,
+    /// *Added*: how often to send `POST /work/heartbeat`, in seconds.
+    pub heartbeat_interval_secs: f64,
+}
+
+/// The fields every report names its task by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// The reporting worker (seed).
+    pub worker_id: String,
+    /// The issue number (seed).
+    pub issue_number: u64,
+    /// *Added*: `owner/repo`; needed when the worker holds the same number in two
+    /// repositories, and to repeat a report safely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// *Added*: the lease token from `/work/next`. Without it the report is matched
+    /// to the task the worker holds for that issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
+}
+
+/// The body of `POST /work/complete`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// The pull request opened (seed; may be null when `success` is false).
+    #[serde(default)]
+    pub pr_url: Option<String>,
+    /// Whether the work succeeded (seed). `false` counts as a failed attempt.
+    pub success: bool,
+    /// Why it failed, when `success` is false (seed, optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// *Added*: what the run cost in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// *Added*: model tokens the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+/// The body of `POST /work/failed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// What went wrong (seed).
+    pub error: String,
+    /// *Added*: whether another attempt may succeed (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+}
+
+/// The body of `POST /work/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+}
+
+/// The answer of `POST /work/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Always `acknowledged`.
+    pub status: String,
+    /// The lease's new expiry (RFC 3339).
+    pub lease_expires_at: String,
+    /// The same in milliseconds since the Unix epoch.
+    pub lease_expires_at_ms: i64,
+    /// The issue was closed or unlabelled, or an operator cancelled the task: stop
+    /// and release it.
+    pub cancel: bool,
+}
+
+/// The body of `POST /work/release`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// Why the worker hands it back (needs clarification, out of credits, shutting
+    /// down).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportResponse {
+    /// `acknowledged` (seed).
+    pub status: String,
+    /// *Added*: the task id, `owner/repo#N`.
+    pub task_id: String,
+    /// *Added*: the task's state after the report: `completed`, `pending` (a retry
+    /// will follow), `failed` or `cancelled`.
+    pub state: String,
+}
+
+/// The body of `POST /admin/retry` and `POST /admin/cancel`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskAction {
+    /// `owner/repo`.
+    pub repository: String,
+    /// The issue number.
+    pub issue_number: u64,
+    /// Why (for cancel; recorded with the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /admin/drain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRequest {
+    /// The worker to drain.
+    pub worker_id: String,
+    /// `true` (the default) stops handing it new work; `false` undoes that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining: Option<bool>,
+}
+
+/// The answer of the operator actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionResponse {
+    /// `ok`.
+    pub status: String,
+    /// The task after the action, for retry and cancel (a queue entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<QueueEntry>,
+    /// Whether dispatch is paused now, for pause and resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// One task as `GET /queue` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// `owner/repo#N`.
+    pub task_id: String,
+    /// The issue number.
+    pub issue_number: u64,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The issue title.
+    pub title: String,
+    /// The issue's labels.
+    pub labels: Vec<String>,
+    /// `pending`, `in_progress`, `completed`, `failed` or `cancelled`.
+    pub state: String,
+    /// Attempts spent in this run.
+    pub attempts: u32,
+    /// The most attempts this run may spend.
+    pub max_attempts: u32,
+    /// The worker holding it, while in progress.
+    pub worker_id: Option<String>,
+    /// When this run was queued (RFC 3339).
+    pub enqueued_at: String,
+    /// When the task last changed (RFC 3339).
+    pub updated_at: String,
+    /// The last failure's reason (redacted).
+    pub last_error: Option<String>,
+    /// The pull request, once completed.
+    pub pr_url: Option<String>,
+    /// A cancellation waits for the holder to stop.
+    pub cancel_requested: bool,
+}
+
+/// The query of `GET /queue`: one page of each list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueQuery {
+    /// Entries per list (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Entries of each list to skip, in task id order (default 0).
+    #[serde(default)]
+    pub offset: Option<usize>,
+}
+
+/// The answer of `GET /queue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueResponse {
+    /// Waiting tasks (seed).
+    pub pending: Vec<QueueEntry>,
+    /// Held tasks (seed).
+    pub in_progress: Vec<QueueEntry>,
+    /// Finished tasks (seed).
+    pub completed: Vec<QueueEntry>,
+    /// *Added*: tasks that failed for good.
+    pub failed: Vec<QueueEntry>,
+    /// *Added*: cancelled tasks.
+    pub cancelled: Vec<QueueEntry>,
+    /// *Added*: how many tasks each state holds in all.
+    pub counts: Value,
+    /// *Added*: the page size used.
+    pub limit: usize,
+    /// *Added*: the offset used.
+    pub offset: usize,
+}
+
+/// One worker as `GET /workers` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerEntry {
+    /// The worker's id (seed).
+    pub id: String,
+    /// The address it calls from (seed).
+    pub ip: Option<String>,
+    /// `busy`, `available`, `draining` or `offline` (seed).
+    pub status: String,
+    /// The issue number it works on (seed).
+    pub current_task: Option<u64>,
+    /// When it last called, RFC 3339 (seed).
+    pub last_seen: Option<String>,
+    /// Its host's health: `healthy`, `degraded`, `unreachable` or `unknown` (seed).
+    pub health: String,
+    /// *Added*: the task id it works on, `owner/repo#N`.
+    pub current_task_id: Option<String>,
+    /// *Added*: why the host is not healthy.
+    pub health_reason: Option<String>,
+    /// *Added*: tasks it completed since the orchestrator started.
+    pub completed: u64,
+    /// *Added*: attempts it reported failed since the orchestrator started.
+    pub failed: u64,
+}
+
+/// The answer of `GET /workers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkersResponse {
+    /// Every worker that called and every configured host (seed).
+    pub workers: Vec<WorkerEntry>,
+}
+
+/// The answer of `GET /health` (the fields a client reads; the server sends more).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// `healthy`, or `degraded` when the store does not answer (seed).
+    pub status: String,
+    /// Worker counts (seed).
+    pub workers: WorkerCounts,
+    /// Task counts (seed, plus `failed` and `cancelled`).
+    pub queue: TaskCounts,
+    /// Whether the last GitHub poll succeeded (seed).
+    pub github_connected: bool,
+    /// *Added*: the server's version.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// `workers` in [`HealthResponse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Workers known.
+    pub total: u64,
+    /// Workers ready for work.
+    pub available: u64,
+}
+
+/// `queue` in [`HealthResponse`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Waiting tasks.
+    pub pending: u64,
+    /// Held tasks.
+    pub in_progress: u64,
+    /// Completed tasks.
+    pub completed: u64,
+    /// *Added*: tasks failed for good.
+    #[serde(default)]
+    pub failed: u64,
+    /// *Added*: cancelled tasks.
+    #[serde(default)]
+    pub cancelled: u64,
+}
