@@ -29,7 +29,8 @@
 //!   [`FakeGitHub::inject_for`] aims one at a method and path.
 
 mod json;
-pub(crate) mod routes;
+mod pulls;
+mod routes;
 mod server;
 mod state;
 

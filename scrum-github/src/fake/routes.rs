@@ -7,7 +7,9 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::json;
-use super::state::{FakeIssue, FakePull, State};
+use super::pulls::{create_pull, list_pulls};
+use super::state::{FakeIssue, State};
+use crate::wire::encode_segment;
 
 /// What a route answers, before the server adds rate-limit headers and the ETag.
 pub(crate) struct Answer {
@@ -16,11 +18,11 @@ pub(crate) struct Answer {
     pub(crate) link: Option<String>,
 }
 
-fn ok(body: Value) -> Answer {
+pub(super) fn ok(body: Value) -> Answer {
     answer(StatusCode::OK, body)
 }
 
-fn answer(status: StatusCode, body: Value) -> Answer {
+pub(super) fn answer(status: StatusCode, body: Value) -> Answer {
     Answer {
         status,
         body,
@@ -32,29 +34,16 @@ fn fail(status: StatusCode, message: &str) -> Answer {
     answer(status, json::error(message))
 }
 
-fn not_found() -> Answer {
+pub(super) fn not_found() -> Answer {
     fail(StatusCode::NOT_FOUND, "Not Found")
 }
 
-fn invalid(message: &str) -> Answer {
+pub(super) fn invalid(message: &str) -> Answer {
     answer(
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({ "message": "Validation Failed", "errors": [{ "code": "custom", "message": message }],
                 "documentation_url": "https://docs.github.com/rest", "status": "422" }),
     )
-}
-
-/// Percent-encodes a path segment (label names may hold spaces and colons).
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Decodes `%XX` and, in queries, `+`.
@@ -163,20 +152,27 @@ fn page_params(query: &BTreeMap<String, String>) -> (usize, usize) {
 }
 
 /// One page of `items`, and the `Link` header GitHub would send with it.
-fn paged(base: &str, path: &str, query: &BTreeMap<String, String>, items: Vec<Value>) -> Answer {
+pub(super) fn paged<T>(
+    base: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    items: Vec<T>,
+    render: impl Fn(T) -> Value,
+) -> Answer {
     let (per_page, page) = page_params(query);
     let last = items.len().div_ceil(per_page).max(1);
     let body: Vec<Value> = items
         .into_iter()
         .skip((page - 1) * per_page)
         .take(per_page)
+        .map(render)
         .collect();
     let url = |p: usize| {
         let mut q = query.clone();
         q.insert("page".into(), p.to_string());
         let qs: Vec<String> = q
             .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v)))
             .collect();
         format!("{base}{path}?{}", qs.join("&"))
     };
@@ -232,15 +228,12 @@ fn list_issues(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answ
     if query.get("direction").map(String::as_str) != Some("asc") {
         issues.reverse();
     }
-    let items = issues
-        .into_iter()
-        .map(|i| json::issue(&st.base_url, r, i))
-        .collect();
     paged(
         &st.base_url,
         &format!("/repos/{}/issues", r.full_name),
         query,
-        items,
+        issues,
+        |i| json::issue(&st.base_url, r, i),
     )
 }
 
@@ -384,14 +377,12 @@ fn list_comments(
 ) -> Answer {
     with_issue(st, o, r, n, |st, repo, i| {
         let r = st.repo(repo).expect("checked");
-        let items = (0..i.comments.len())
-            .map(|k| json::comment(&st.base_url, r, i, k))
-            .collect();
         paged(
             &st.base_url,
             &format!("/repos/{}/issues/{}/comments", r.full_name, i.number),
             query,
-            items,
+            (0..i.comments.len()).collect(),
+            |k| json::comment(&st.base_url, r, i, k),
         )
     })
 }
@@ -448,101 +439,5 @@ fn create_label(st: &mut State, repo: &str, body: &Value) -> Answer {
     answer(
         StatusCode::CREATED,
         json::label(&base, &r.full_name, &r.labels[&name.to_ascii_lowercase()]),
-    )
-}
-
-/// `head` as GitHub takes it: `branch` or `owner:branch`.
-fn head_branch(head: &str) -> &str {
-    head.split_once(':').map_or(head, |(_, b)| b)
-}
-
-fn list_pulls(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answer {
-    let Some(r) = st.repo(repo) else {
-        return not_found();
-    };
-    let state = query.get("state").map_or("open", String::as_str);
-    let items = r
-        .issues
-        .values()
-        .filter(|i| {
-            let Some(p) = &i.pull else { return false };
-            let state_ok = match state {
-                "all" => true,
-                "closed" => !p.open,
-                _ => p.open,
-            };
-            let head_ok = query.get("head").is_none_or(|h| head_branch(h) == p.head);
-            let base_ok = query.get("base").is_none_or(|b| *b == p.base);
-            state_ok && head_ok && base_ok
-        })
-        .map(|i| json::pull(&st.base_url, r, i))
-        .collect();
-    paged(
-        &st.base_url,
-        &format!("/repos/{}/pulls", r.full_name),
-        query,
-        items,
-    )
-}
-
-fn create_pull(st: &mut State, repo: &str, body: &Value, now: scrum_core::Timestamp) -> Answer {
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let (Some(title), Some(head), Some(base)) = (field("title"), field("head"), field("base"))
-    else {
-        return invalid("title, head and base are required");
-    };
-    let id = st.fresh_id();
-    let Some(r) = st.repo_mut(repo) else {
-        return not_found();
-    };
-    let head = head_branch(&head).to_string();
-    if !r.branches.contains(&head) {
-        return invalid(&format!("head {head:?} is not a branch of {}", r.full_name));
-    }
-    if !r.branches.contains(&base) {
-        return invalid(&format!("base {base:?} is not a branch of {}", r.full_name));
-    }
-    let owner = r
-        .full_name
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    if r.issues
-        .values()
-        .filter_map(|i| i.pull.as_ref())
-        .any(|p| p.open && p.head == head && p.base == base)
-    {
-        return invalid(&format!(
-            "A pull request already exists for {owner}:{head}."
-        ));
-    }
-    let number = r.next_number();
-    let text = field("body").unwrap_or_default();
-    let issue = FakeIssue {
-        number,
-        title: title.clone(),
-        body: text.clone(),
-        labels: Vec::new(),
-        open: true,
-        created_at: now,
-        updated_at: now,
-        comments: Vec::new(),
-        pull: Some(FakePull {
-            number,
-            head,
-            base,
-            title,
-            body: text,
-            open: true,
-        }),
-        id,
-    };
-    r.issues.insert(number, issue);
-    let base_url = st.base_url.clone();
-    let r = st.repo(repo).expect("checked");
-    answer(
-        StatusCode::CREATED,
-        json::pull(&base_url, r, &r.issues[&number]),
     )
 }

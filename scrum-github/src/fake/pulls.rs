@@ -1,0 +1,112 @@
+//! The fake's pull-request routes: list (by head and state) and open, refusing a
+//! second open pull request for the same branch as GitHub does.
+
+use std::collections::BTreeMap;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use super::json;
+use super::routes::{Answer, answer, invalid, not_found, paged};
+use super::state::{FakeIssue, FakePull, State};
+
+/// `head` as GitHub takes it: `branch` or `owner:branch`.
+fn head_branch(head: &str) -> &str {
+    head.split_once(':').map_or(head, |(_, b)| b)
+}
+
+pub(super) fn list_pulls(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answer {
+    let Some(r) = st.repo(repo) else {
+        return not_found();
+    };
+    let state = query.get("state").map_or("open", String::as_str);
+    let items = r
+        .issues
+        .values()
+        .filter(|i| {
+            let Some(p) = &i.pull else { return false };
+            let state_ok = match state {
+                "all" => true,
+                "closed" => !p.open,
+                _ => p.open,
+            };
+            let head_ok = query.get("head").is_none_or(|h| head_branch(h) == p.head);
+            let base_ok = query.get("base").is_none_or(|b| *b == p.base);
+            state_ok && head_ok && base_ok
+        })
+        .collect();
+    paged(
+        &st.base_url,
+        &format!("/repos/{}/pulls", r.full_name),
+        query,
+        items,
+        |i| json::pull(&st.base_url, r, i),
+    )
+}
+
+pub(super) fn create_pull(
+    st: &mut State,
+    repo: &str,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(title), Some(head), Some(base)) = (field("title"), field("head"), field("base"))
+    else {
+        return invalid("title, head and base are required");
+    };
+    let id = st.fresh_id();
+    let Some(r) = st.repo_mut(repo) else {
+        return not_found();
+    };
+    let head = head_branch(&head).to_string();
+    if !r.branches.contains(&head) {
+        return invalid(&format!("head {head:?} is not a branch of {}", r.full_name));
+    }
+    if !r.branches.contains(&base) {
+        return invalid(&format!("base {base:?} is not a branch of {}", r.full_name));
+    }
+    let owner = r
+        .full_name
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if r.issues
+        .values()
+        .filter_map(|i| i.pull.as_ref())
+        .any(|p| p.open && p.head == head && p.base == base)
+    {
+        return invalid(&format!(
+            "A pull request already exists for {owner}:{head}."
+        ));
+    }
+    let number = r.next_number();
+    let text = field("body").unwrap_or_default();
+    let issue = FakeIssue {
+        number,
+        title: title.clone(),
+        body: text.clone(),
+        labels: Vec::new(),
+        open: true,
+        created_at: now,
+        updated_at: now,
+        comments: Vec::new(),
+        pull: Some(FakePull {
+            number,
+            head,
+            base,
+            title,
+            body: text,
+            open: true,
+        }),
+        id,
+    };
+    r.issues.insert(number, issue);
+    let base_url = st.base_url.clone();
+    let r = st.repo(repo).expect("checked");
+    answer(
+        StatusCode::CREATED,
+        json::pull(&base_url, r, &r.issues[&number]),
+    )
+}
