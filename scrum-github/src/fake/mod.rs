@@ -26,7 +26,9 @@
 //!   (an `If-None-Match` that matched), which GitHub does not count, and errors the
 //!   fake injected. [`FakeGitHub::points_spent`] is the total.
 //! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected;
-//!   [`FakeGitHub::inject_for`] aims one at a method and path.
+//!   [`FakeGitHub::inject_for`] aims one at a method and path. (A plain octocrab
+//!   client retries 5xx by itself; build it with `RetryConfig::None` to see each.)
+//! - It runs on the tokio runtime that starts it, and stops when dropped.
 
 mod json;
 mod pulls;
