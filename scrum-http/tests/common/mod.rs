@@ -35,11 +35,12 @@ impl Fixture {
     }
 
     pub fn with(config: ApiConfig) -> Fixture {
+        Fixture::with_policy(config, Policy::default())
+    }
+
+    pub fn with_policy(config: ApiConfig, policy: Policy) -> Fixture {
         let source = Arc::new(MemoryIssueSource::new(Labels::default()));
-        let queue = Arc::new(Faulty::new(
-            MemoryQueue::new(Policy::default()),
-            Faults::default(),
-        ));
+        let queue = Arc::new(Faulty::new(MemoryQueue::new(policy), Faults::default()));
         let orchestrator = Orchestrator::builder(queue.clone(), source.clone()).build();
         let state = ApiState::new(orchestrator.clone(), config);
         Fixture {

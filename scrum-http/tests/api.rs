@@ -1,0 +1,445 @@
+//! Everything but the work endpoints through the router (`oneshot`): health, workers,
+//! queue, operator actions, metrics, the OpenAPI document, auth and routing errors.
+
+mod common;
+
+use common::{Fixture, LOOPBACK, assert_error, call, call_raw};
+use scrum_core::TaskState;
+use scrum_http::{ApiConfig, ApiToken, server::ROUTES};
+use serde_json::json;
+
+const TOKEN: &str = "test-token-0123456789";
+
+#[tokio::test]
+async fn health_reports_counts_github_store_and_version() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    f.queue_issue().await;
+    f.get("/work/next?worker_id=worker-1").await;
+    f.get("/work/next?worker_id=worker-2&wait=0").await;
+    let (s, v) = f.get("/health").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["status"], "healthy");
+    assert_eq!(v["workers"], json!({"total": 2, "available": 0, "busy": 2}));
+    assert_eq!(v["queue"]["pending"], 0);
+    assert_eq!(v["queue"]["in_progress"], 2);
+    assert_eq!(v["queue"]["completed"], 0);
+    assert_eq!(v["queue"]["failed"], 0);
+    assert_eq!(v["github_connected"], true);
+    assert_eq!(v["store"]["status"], "ok");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn health_says_degraded_when_the_store_is_down() {
+    let f = Fixture::new();
+    f.queue.faults().fail_next(1);
+    let (s, v) = f.get("/health").await;
+    assert_eq!(s, 503);
+    assert_eq!(v["status"], "degraded");
+    assert_eq!(v["store"]["status"], "unavailable");
+}
+
+#[tokio::test]
+async fn workers_lists_callers_with_their_task() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    f.get("/work/next?worker_id=worker-1").await;
+    f.get("/work/next?worker_id=worker-2").await;
+    let (s, v) = f.get("/workers").await;
+    assert_eq!(s, 200);
+    let workers = v["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    let w1 = &workers[0];
+    assert_eq!(w1["id"], "worker-1");
+    assert_eq!(w1["ip"], "127.0.0.1");
+    assert_eq!(w1["status"], "busy");
+    assert_eq!(w1["current_task"], 1);
+    assert_eq!(w1["current_task_id"], "acme/widgets#1");
+    assert_eq!(w1["health"], "unknown");
+    assert!(w1["last_seen"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(workers[1]["status"], "available");
+    assert_eq!(workers[1]["current_task"], json!(null));
+}
+
+#[tokio::test]
+async fn queue_lists_each_state_a_page_at_a_time() {
+    let f = Fixture::new();
+    for _ in 0..3 {
+        f.queue_issue().await;
+    }
+    f.get("/work/next?worker_id=worker-1").await;
+    let (s, v) = f.get("/queue").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["pending"].as_array().unwrap().len(), 2);
+    let held = &v["in_progress"][0];
+    assert_eq!(held["task_id"], "acme/widgets#1");
+    assert_eq!(held["issue_number"], 1);
+    assert_eq!(held["repository"], "acme/widgets");
+    assert_eq!(held["worker_id"], "worker-1");
+    assert_eq!(held["state"], "in_progress");
+    assert_eq!(held["attempts"], 1);
+    assert_eq!(v["completed"], json!([]));
+    assert_eq!(v["failed"], json!([]));
+    assert_eq!(v["counts"]["pending"], 2);
+
+    let (_, page) = f.get("/queue?limit=1&offset=1").await;
+    let pending = page["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["task_id"], "acme/widgets#3");
+    assert_eq!(
+        (page["limit"].clone(), page["offset"].clone()),
+        (json!(1), json!(1))
+    );
+
+    assert_error(&f.get("/queue?limit=0").await, 422, "invalid_request");
+    assert_error(&f.get("/queue?limit=5000").await, 422, "invalid_request");
+    assert_error(&f.get("/queue?limit=ten").await, 400, "invalid_query");
+}
+
+#[tokio::test]
+async fn pause_and_resume_stop_and_restart_dispatch() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    let (s, v) = f.post("/admin/pause", "").await;
+    assert_eq!(
+        (s.as_u16(), v),
+        (200, json!({"status": "ok", "paused": true}))
+    );
+    assert_eq!(
+        f.get("/work/next?worker_id=w").await.1["work_available"],
+        false
+    );
+    assert_eq!(f.get("/health").await.1["dispatch"]["paused"], true);
+    let (s, _) = f.post("/admin/resume", "").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        f.get("/work/next?worker_id=w").await.1["work_available"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_drained_worker_gets_no_new_work() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    let (s, _) = f.post("/admin/drain", r#"{"worker_id":"w1"}"#).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        f.get("/work/next?worker_id=w1").await.1["work_available"],
+        false
+    );
+    let (_, workers) = f.get("/workers").await;
+    assert_eq!(workers["workers"][0]["status"], "draining");
+    f.post("/admin/drain", r#"{"worker_id":"w1","draining":false}"#)
+        .await;
+    assert_eq!(
+        f.get("/work/next?worker_id=w1").await.1["work_available"],
+        true
+    );
+    assert_error(
+        &f.post("/admin/drain", r#"{"worker_id":"bad id"}"#).await,
+        422,
+        "invalid_request",
+    );
+    assert_error(&f.post("/admin/drain", "{}").await, 422, "invalid_request");
+}
+
+#[tokio::test]
+async fn retry_starts_a_new_run_of_a_failed_task_only() {
+    let f = Fixture::new();
+    let id = f.queue_issue().await;
+    let body = r#"{"repository":"acme/widgets","issue_number":1}"#;
+    assert_error(
+        &f.post("/admin/retry", body).await,
+        409,
+        "invalid_transition",
+    );
+    f.get("/work/next?worker_id=w").await;
+    let failed = r#"{"worker_id":"w","issue_number":1,"error":"bad","retryable":false}"#;
+    assert_eq!(f.post("/work/failed", failed).await.0, 200);
+    let (s, v) = f.post("/admin/retry", body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["task"]["state"], "pending");
+    assert_eq!(v["task"]["attempts"], 0);
+    assert_eq!(f.task(&id).await.state, TaskState::Pending);
+    let unknown = r#"{"repository":"acme/widgets","issue_number":99}"#;
+    assert_error(&f.post("/admin/retry", unknown).await, 404, "not_found");
+    assert_error(
+        &f.post("/admin/retry", r#"{"repository":"acme","issue_number":1}"#)
+            .await,
+        422,
+        "invalid_request",
+    );
+}
+
+#[tokio::test]
+async fn cancel_ends_a_pending_task_and_refuses_finished_or_unknown_ones() {
+    let f = Fixture::new();
+    let id = f.queue_issue().await;
+    let body = r#"{"repository":"acme/widgets","issue_number":1}"#;
+    let (s, v) = f.post("/admin/cancel", body).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["task"]["state"], "cancelled");
+    assert_eq!(f.task(&id).await.state, TaskState::Cancelled);
+    assert_error(
+        &f.post("/admin/cancel", body).await,
+        409,
+        "invalid_transition",
+    );
+    let unknown = r#"{"repository":"acme/widgets","issue_number":42}"#;
+    assert_error(&f.post("/admin/cancel", unknown).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    f.get("/work/next?worker_id=w").await;
+    f.get("/work/next?worker_id=v").await;
+    f.post("/work/complete", "{").await;
+    let (s, headers, text) = call_raw(&f.app, "GET", "/metrics", None, Some(LOOPBACK), &[]).await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    for line in [
+        "scrum_claims_total 1",
+        "scrum_empty_polls_total 1",
+        "scrum_http_client_errors_total 1",
+        "scrum_queue_tasks{state=\"in_progress\"} 1",
+        "scrum_workers{status=\"busy\"} 1",
+        "scrum_workers{status=\"available\"} 1",
+        "# TYPE scrum_completions_total counter",
+        "scrum_store_up 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes() {
+    let f = Fixture::new();
+    let (s, doc) = f.get("/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut described = 0;
+    for (path, item) in paths {
+        described += item.as_object().unwrap().len();
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                ROUTES.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is not a route"
+            );
+        }
+    }
+    assert_eq!(described, ROUTES.len());
+    for (method, path) in ROUTES {
+        let op = &doc["paths"][path][method];
+        assert!(
+            op["responses"]["200"].is_object(),
+            "{method} {path} not described"
+        );
+        // Every route exists in the router: it answers something else than "no endpoint".
+        let body = (*method == "post").then_some("{}");
+        let (status, v) = call(
+            &f.app,
+            &method.to_uppercase(),
+            path,
+            body,
+            Some(LOOPBACK),
+            &[],
+        )
+        .await;
+        let no_route = status == 404
+            && v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("no endpoint"));
+        assert!(!no_route, "{method} {path} is not routed");
+        // Every status it answered is described.
+        assert!(
+            op["responses"][status.as_str()].is_object(),
+            "{method} {path} answered undocumented {status}: {v}"
+        );
+    }
+    // Every $ref points at a schema.
+    let text = doc.to_string();
+    for part in text.split("#/components/schemas/").skip(1) {
+        let name = part.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let f = Fixture::new();
+    assert_error(&f.get("/work/nothing").await, 404, "not_found");
+    let (s, headers, body) =
+        call_raw(&f.app, "DELETE", "/work/next", None, Some(LOOPBACK), &[]).await;
+    assert_eq!(s, 405);
+    assert_eq!(headers["allow"], "GET,HEAD");
+    assert!(body.contains("method_not_allowed"));
+}
+
+#[tokio::test]
+async fn with_a_token_every_call_but_health_needs_it() {
+    let f = Fixture::with(ApiConfig {
+        token: Some(ApiToken::new(TOKEN).unwrap()),
+        ..ApiConfig::default()
+    });
+    f.queue_issue().await;
+    let remote = Some("203.0.113.9:5000");
+    let bearer = format!("Bearer {TOKEN}");
+    let (s, _) = call(&f.app, "GET", "/health", None, remote, &[]).await;
+    assert_eq!(s, 200);
+    for (method, path) in ROUTES.iter().filter(|(_, p)| *p != "/health") {
+        let body = (*method == "post").then_some("{}");
+        let got = call(&f.app, &method.to_uppercase(), path, body, remote, &[]).await;
+        assert_error(&got, 401, "unauthorized");
+        let wrong = call(
+            &f.app,
+            &method.to_uppercase(),
+            path,
+            body,
+            remote,
+            &[("authorization", "Bearer nope-nope-nope-nope")],
+        )
+        .await;
+        assert_error(&wrong, 401, "unauthorized");
+    }
+    let (_, headers, _) = call_raw(&f.app, "GET", "/workers", None, remote, &[]).await;
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    // With the token, from anywhere.
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        "/work/next?worker_id=w",
+        None,
+        remote,
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["work_available"], true);
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/admin/pause",
+        None,
+        remote,
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn without_a_token_only_loopback_and_worker_ips_may_work() {
+    let f = Fixture::with(
+        ApiConfig::default()
+            .with_worker_hosts(&["10.0.0.5:22"])
+            .unwrap(),
+    );
+    f.queue_issue().await;
+    let stranger = Some("198.51.100.7:4000");
+    let got = call(&f.app, "GET", "/work/next?worker_id=w", None, stranger, &[]).await;
+    assert_error(&got, 403, "forbidden");
+    let seed_complete = r#"{"worker_id":"w","issue_number":1,"pr_url":"x","success":true}"#;
+    assert_error(
+        &call(
+            &f.app,
+            "POST",
+            "/work/complete",
+            Some(seed_complete),
+            stranger,
+            &[],
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &call(&f.app, "GET", "/work/next?worker_id=w", None, None, &[]).await,
+        403,
+        "forbidden",
+    );
+    // Operator actions: loopback only, even from a worker's address.
+    assert_error(
+        &call(
+            &f.app,
+            "POST",
+            "/admin/pause",
+            None,
+            Some("10.0.0.5:999"),
+            &[],
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    // Reading is open.
+    assert_eq!(
+        call(&f.app, "GET", "/workers", None, stranger, &[]).await.0,
+        200
+    );
+    assert_eq!(
+        call(&f.app, "GET", "/queue", None, stranger, &[]).await.0,
+        200
+    );
+    // Nothing was claimed by the refused calls.
+    let (_, v) = call(
+        &f.app,
+        "GET",
+        "/work/next?worker_id=w",
+        None,
+        Some("10.0.0.5:999"),
+        &[],
+    )
+    .await;
+    assert_eq!(v["work_available"], true);
+    let (_, v) = call(
+        &f.app,
+        "GET",
+        "/work/next?worker_id=w2",
+        None,
+        Some("[::ffff:10.0.0.5]:1"),
+        &[],
+    )
+    .await;
+    assert_eq!(v, json!({"work_available": false}));
+}
+
+#[test]
+fn the_startup_summary_says_who_may_call() {
+    let open = ApiConfig::default().access_summary();
+    assert!(open.contains("only loopback"), "{open}");
+    let ips = ApiConfig::default()
+        .with_worker_hosts(&["10.0.0.5"])
+        .unwrap()
+        .access_summary();
+    assert!(ips.contains("10.0.0.5"), "{ips}");
+    let token = ApiConfig {
+        token: Some(ApiToken::new(TOKEN).unwrap()),
+        ..ApiConfig::default()
+    }
+    .access_summary();
+    assert!(
+        token.contains("Bearer") && !token.contains(TOKEN),
+        "{token}"
+    );
+}
