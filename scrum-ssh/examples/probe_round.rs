@@ -35,9 +35,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hosts.len()
     );
     for round in 1..=rounds {
+        let cpu_before = own_cpu();
         let started = Instant::now();
         let reports = probe.probe_all(&hosts, concurrency).await;
         let took = started.elapsed();
+        let cpu = own_cpu().saturating_sub(cpu_before);
         let healthy = reports
             .iter()
             .filter(|r| r.report.health == HostHealth::Healthy)
@@ -51,7 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "reused connections"
         };
         println!(
-            "round {round} ({kind}): {took:.3?}, {healthy}/{} healthy, median check rtt {median:.2?}",
+            "round {round} ({kind}): {took:.3?}, {healthy}/{} healthy, median check rtt \
+             {median:.2?}, probe process CPU {cpu:.2?}",
             reports.len()
         );
         if let Some(bad) = reports
@@ -64,4 +67,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("open connections: {}", probe.open_connections().await);
     probe.disconnect_all().await;
     Ok(())
+}
+
+/// This process's user + system CPU time so far (Linux `/proc/self/stat`, 100 Hz ticks).
+fn own_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }

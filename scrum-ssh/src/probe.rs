@@ -137,6 +137,20 @@ impl SshProbe {
         }
     }
 
+    /// Closes the pooled connection to `host` (a host taken out of the fleet).
+    /// Probing it again connects again.
+    pub async fn disconnect(&self, host: &str) {
+        let Ok(target) = Target::parse(host, self.inner.port) else {
+            return;
+        };
+        let slot = self.pool().remove(&target);
+        if let Some(slot) = slot
+            && let Some(session) = slot.lock().await.take()
+        {
+            connection::close(&session).await;
+        }
+    }
+
     /// How many hosts currently have an open pooled connection.
     pub async fn open_connections(&self) -> usize {
         let slots: Vec<Slot> = self.pool().values().cloned().collect();
@@ -163,6 +177,7 @@ impl SshProbe {
         }
         *slot = None;
         let session = Arc::new(connection::connect(target, &self.inner.settings).await?);
+        tracing::debug!(host = %target, "connected and logged in");
         *slot = Some(session.clone());
         Ok((session, true))
     }

@@ -358,6 +358,8 @@ async fn a_round_reports_every_host_in_order() {
         "the second round did not reuse connections"
     );
     assert_eq!(probe.open_connections().await, 5);
+    probe.disconnect(&hosts[0]).await;
+    assert_eq!(probe.open_connections().await, 4);
     probe.disconnect_all().await;
     assert_eq!(probe.open_connections().await, 0);
 }
