@@ -141,6 +141,42 @@ async fn a_long_poll_gets_a_task_queued_while_it_waits() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_issue_enqueued_directly_wakes_a_long_poll() {
+    let f = fixture(0);
+    let o = f.orchestrator.clone();
+    let waiting = tokio::spawn(async move {
+        let asked = tokio::time::Instant::now();
+        let got = o
+            .next_work(
+                &worker("w"),
+                None,
+                LeaseKind::Heartbeat,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        (got, asked.elapsed())
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let issue = scrum_core::ReadyIssue {
+        id: id(4),
+        title: "from a webhook".into(),
+        body: String::new(),
+        labels: vec!["ai-ready".into()],
+        created_at: Timestamp(0),
+    };
+    let queued = f.orchestrator.enqueue(issue.clone()).await.unwrap();
+    assert_eq!(queued, scrum_core::Enqueued::Created);
+    let (got, waited) = waiting.await.unwrap();
+    assert_eq!(got.unwrap().task, id(4));
+    assert_eq!(waited, Duration::from_secs(3));
+    assert_eq!(
+        f.orchestrator.enqueue(issue).await.unwrap(),
+        scrum_core::Enqueued::Unchanged
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_empty_long_poll_returns_at_its_deadline() {
     let f = fixture(0);
     let asked = tokio::time::Instant::now();

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
 use crate::error::{ErrorKind, Result};
+use crate::model::ReadyIssue;
 use crate::queue::{Enqueued, TaskFilter};
 
 /// What one poll did.
@@ -23,6 +24,16 @@ pub struct PollReport {
 }
 
 impl Orchestrator {
+    /// Queues one ready issue now, without waiting for the next poll (a webhook said
+    /// it is ready, or a tool queued it), and wakes workers waiting for work.
+    pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
+        let result = self.inner.queue.enqueue(issue, self.now()).await?;
+        if result != Enqueued::Unchanged {
+            self.inner.work_ready.notify_waiters();
+        }
+        Ok(result)
+    }
+
     /// Polls once: every ready issue is enqueued (a no-op for known ones); every live
     /// task not in the listing is checked and cancelled if its issue was closed or
     /// lost a ready label. A failed listing is an error and changes nothing: it is
