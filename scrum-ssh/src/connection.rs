@@ -220,8 +220,12 @@ pub(crate) async fn run(
             ));
         }
         Err(_) => {
+            let error = Error::new(
+                ErrorKind::Timeout,
+                format!("{target}: the connection did not open a channel within {limit:?}"),
+            );
             return Err(RunError::TimedOut {
-                error: overran(false),
+                error,
                 clean: false,
             });
         }

@@ -194,6 +194,21 @@ impl TestSshd {
         }
     }
 
+    /// Freezes the server and its sessions (`SIGSTOP`), as a host that hangs
+    /// without closing its connections would; `false` thaws them (`SIGCONT`).
+    pub fn freeze(&self, frozen: bool) {
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return;
+        };
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        for process in std::iter::once(pid).chain(descendants(pid)) {
+            let _ = Command::new("kill")
+                .args([signal, &process.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// Starts the server again on the same port, with the same keys.
     pub async fn restart(&mut self) -> io::Result<()> {
         self.stop().await;

@@ -281,6 +281,27 @@ async fn a_server_that_never_answers_times_out() {
 }
 
 #[tokio::test]
+async fn a_host_that_freezes_is_unreachable_and_its_connection_replaced() {
+    let sshd = TestSshd::start().await.unwrap();
+    let mut config = config(&sshd);
+    config.command_timeout = Duration::from_secs(1);
+    let probe = SshProbe::new(config).unwrap();
+    assert_eq!(probe.probe(&sshd.host()).await.health, HostHealth::Healthy);
+
+    sshd.freeze(true);
+    let started = Instant::now();
+    let report = probe.probe(&sshd.host()).await;
+    let took = started.elapsed();
+    sshd.freeze(false);
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_eq!(report.health, HostHealth::Unreachable, "{report:?}");
+    assert!(report.reason.unwrap().contains("within 1s"));
+
+    assert_eq!(probe.probe(&sshd.host()).await.health, HostHealth::Healthy);
+    assert_eq!(logins(&sshd), 2, "the frozen connection was reused");
+}
+
+#[tokio::test]
 async fn a_hung_command_is_killed_and_reported() {
     let sshd = TestSshd::start().await.unwrap();
     let mut config = config(&sshd);
