@@ -37,7 +37,13 @@ type Slot = Arc<AsyncMutex<Option<Arc<Session>>>>;
 /// - [`restart`](WorkerProbe::restart): `systemctl restart --no-block <unit>`: the
 ///   restart is queued and the call returns; the next probe shows how it went.
 ///
-/// Each command is limited by the command timeout and killed when it overruns.
+/// Each command is limited by the command timeout. One that overruns has its
+/// process group killed on the host and the probe reports `Degraded` (the host
+/// answered, the service check did not); when even the kill gets no answer, the
+/// connection is dropped and the host reported `Unreachable`. Commands run through
+/// the SSH user's login shell, which must be a POSIX shell (`sh`, `bash`, `dash`).
+///
+/// The SSH user must be allowed to run these; `root` (the default) is.
 #[derive(Clone)]
 pub struct SshProbe {
     inner: Arc<Inner>,
