@@ -174,6 +174,27 @@ pub struct Timing {
     /// How long to wait on a secondary rate limit that gives no `retry-after`
     /// (GitHub asks for at least a minute).
     pub secondary_default_wait: Duration,
+    /// The least time between two writes (POST, PATCH, DELETE). GitHub asks for a
+    /// second, to stay clear of its secondary rate limits. Requests are sent one at a
+    /// time in any case.
+    pub write_spacing: Duration,
+}
+
+impl Timing {
+    /// Timing for tests and demos against the fake GitHub: a 2 s timeout, 3 retries
+    /// with millisecond backoff, rate limits waited up to 10 s, a 1 s default
+    /// secondary wait and no spacing between writes.
+    pub fn fast_for_tests() -> Timing {
+        Timing {
+            request_timeout: Duration::from_secs(2),
+            retries: 3,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(10),
+            max_rate_limit_wait: Duration::from_secs(10),
+            secondary_default_wait: Duration::from_secs(1),
+            write_spacing: Duration::ZERO,
+        }
+    }
 }
 
 impl Default for Timing {
@@ -185,6 +206,7 @@ impl Default for Timing {
             backoff_max: Duration::from_secs(16),
             max_rate_limit_wait: Duration::from_secs(15 * 60),
             secondary_default_wait: Duration::from_secs(60),
+            write_spacing: Duration::from_secs(1),
         }
     }
 }

@@ -31,7 +31,7 @@
 //! # #[cfg(feature = "fake")]
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use scrum_core::{IssueSource, Timestamp};
-//! use scrum_github::{GitHubClient, GitHubConfig, fake::{FakeGitHub, NewIssue}};
+//! use scrum_github::{GitHubClient, GitHubConfig, Timing, fake::{FakeGitHub, NewIssue}};
 //!
 //! let github = FakeGitHub::start().await;
 //! github.add_repo("acme/widgets");
@@ -41,7 +41,8 @@
 //! let config = GitHubConfig::new(github.token(), vec!["acme/widgets".parse().unwrap()])
 //!     .unwrap()
 //!     .with_api_url(&github.url())
-//!     .unwrap();
+//!     .unwrap()
+//!     .with_timing(Timing::fast_for_tests());
 //! let client = GitHubClient::connect(config).await.unwrap();
 //! let ready = client.list_ready().await.unwrap();
 //! assert_eq!(ready.len(), 1);

@@ -104,6 +104,9 @@ pub(crate) struct Transport {
     pub(crate) status: StatusCell,
     /// Set when GitHub said no primary points remain: no request is sent before then.
     exhausted_until: Mutex<Option<SystemTime>>,
+    /// One request at a time, as GitHub asks of a client ("make requests serially");
+    /// holds when the last write was sent, to space writes by `write_spacing`.
+    turn: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -149,6 +152,7 @@ impl Transport {
             timing: config.timing,
             status: StatusCell::new(),
             exhausted_until: Mutex::new(None),
+            turn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -157,6 +161,21 @@ impl Transport {
     /// Returns 2xx, 304 and the 4xx answers other than 401 and rate limits; the
     /// caller decides about those with [`Reply::success`].
     pub(crate) async fn send(&self, call: &Call) -> Result<Reply> {
+        let mut last_write = self.turn.lock().await;
+        let is_write = call.method != Method::GET;
+        if is_write {
+            if let Some(at) = *last_write {
+                tokio::time::sleep_until(at + self.timing.write_spacing).await;
+            }
+        }
+        let result = self.send_serially(call).await;
+        if is_write {
+            *last_write = Some(tokio::time::Instant::now());
+        }
+        result
+    }
+
+    async fn send_serially(&self, call: &Call) -> Result<Reply> {
         let mut retries = 0;
         let mut waits = 0;
         loop {

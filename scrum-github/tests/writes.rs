@@ -245,3 +245,23 @@ async fn labels_whose_answer_was_lost_are_added_once() {
 
     assert_eq!(github.labels(&id), ["ai-ready", "ai-in-progress"]);
 }
+
+#[tokio::test]
+async fn writes_are_spaced_as_github_asks() {
+    let (github, _) = setup(&["acme/widgets"]).await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("a").labels(&["ai-ready"]));
+    let spacing = std::time::Duration::from_millis(150);
+    let config = config(&github, &["acme/widgets"]).with_timing(scrum_github::Timing {
+        write_spacing: spacing,
+        ..fast_timing()
+    });
+    let client = scrum_github::GitHubClient::new(config).unwrap();
+    client.list_ready().await.unwrap();
+
+    let started = std::time::Instant::now();
+    for label in ["a", "b", "c"] {
+        client.remove_label(&id, label).await.unwrap();
+    }
+
+    assert!(started.elapsed() >= spacing * 2, "{:?}", started.elapsed());
+}

@@ -17,6 +17,7 @@ pub fn fast_timing() -> Timing {
         backoff_max: Duration::from_millis(5),
         max_rate_limit_wait: Duration::from_secs(5),
         secondary_default_wait: Duration::from_secs(1),
+        write_spacing: Duration::ZERO,
     }
 }
 
