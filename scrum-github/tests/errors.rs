@@ -192,6 +192,24 @@ async fn an_exhausted_primary_limit_is_waited_out_until_the_reset() {
 }
 
 #[tokio::test]
+async fn the_last_point_spent_makes_the_next_call_wait_instead_of_being_refused() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    seed_ready(&github, "acme/widgets", 1);
+    github.set_rate_limit(1, Duration::from_secs(1));
+
+    client.list_ready().await.unwrap();
+    let id = "acme/widgets#1".parse().unwrap();
+    client.issue_state(&id).await.unwrap();
+
+    let statuses: Vec<u16> = github.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [200, 200],
+        "no request was sent while no point remained"
+    );
+}
+
+#[tokio::test]
 async fn a_rate_limit_longer_than_the_patience_fails_with_retry_after() {
     let (github, client) = setup(&["acme/widgets"]).await;
     github.set_rate_limit(0, Duration::from_secs(3600));

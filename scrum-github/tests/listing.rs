@@ -74,6 +74,29 @@ async fn an_issue_must_carry_every_ready_label() {
 }
 
 #[tokio::test]
+async fn ready_labels_with_spaces_and_colons_are_matched() {
+    let github = scrum_github::fake::FakeGitHub::start().await;
+    github.add_repo("acme/widgets");
+    let id = github.add_issue(
+        "acme/widgets",
+        NewIssue::new("x").labels(&["status: ready for AI", "bug"]),
+    );
+    github.add_issue(
+        "acme/widgets",
+        NewIssue::new("y").labels(&["status: ready"]),
+    );
+    let labels = Labels {
+        ready: vec!["status: ready for AI".to_string()],
+        ..Labels::default()
+    };
+    let client = client_with_labels(&github, &["acme/widgets"], labels);
+
+    let ready = client.list_ready().await.unwrap();
+
+    assert_eq!(ready.iter().map(|i| &i.id).collect::<Vec<_>>(), [&id]);
+}
+
+#[tokio::test]
 async fn every_configured_repository_is_listed_with_its_own_ids() {
     let (github, client) = setup(&["acme/widgets", "acme/gadgets"]).await;
     let a = github.add_issue("acme/widgets", NewIssue::new("w1").labels(&["ai-ready"]));
