@@ -77,3 +77,6 @@ pub(crate) fn owner_gone(name: &str) -> bool {
         None => false,
     }
 }
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) mod shared;

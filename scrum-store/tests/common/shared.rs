@@ -1,0 +1,177 @@
+//! Checks for the stores several orchestrators share: claims from two processes,
+//! and the leader lease changing hands.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scrum_core::{LeaseKind, ReadyIssue, TaskId, Timestamp, WorkQueue, WorkerId};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The environment variable telling a child test process which store to claim from.
+pub(crate) const CHILD_STORE: &str = "SCRUM_STORE_CHILD_STORE";
+
+const READY: &str = "child-claimer-ready";
+const CLAIMED: &str = "child-claimed:";
+
+pub(crate) const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+pub(crate) async fn enqueue_many(q: &dyn WorkQueue, n: u64) {
+    for i in 1..=n {
+        let issue = ReadyIssue {
+            id: TaskId::new("acme/widgets", i).unwrap(),
+            title: format!("Issue {i}"),
+            body: String::new(),
+            labels: vec!["ai-ready".into()],
+            created_at: Timestamp(i as i64),
+        };
+        q.enqueue(issue, T0).await.unwrap();
+    }
+}
+
+/// Runs `claimers` concurrent claimers on `q` until the queue is empty; returns
+/// every task id they got.
+pub(crate) async fn claim_all(q: Arc<dyn WorkQueue>, claimers: u32, tag: &str) -> Vec<TaskId> {
+    let mut handles = Vec::new();
+    for c in 0..claimers {
+        let q = q.clone();
+        let worker = WorkerId::new(&format!("{tag}-{c}")).unwrap();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(t) = q
+                .claim(&worker, LeaseKind::Heartbeat, Timestamp(T0.0 + 1000))
+                .await
+                .expect("claim")
+            {
+                got.push(t.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("claimer"));
+    }
+    all
+}
+
+/// The child's half of [`claims_from_two_processes`]: connects, says it is ready, waits
+/// for `go` on stdin, claims with 25 claimers and prints one line per task.
+pub(crate) async fn child_claims(q: Arc<dyn WorkQueue>) {
+    // libtest may print "test NAME ... " on the same line first: markers are
+    // searched for, not matched whole.
+    println!("\n{READY}");
+    let mut line = String::new();
+    BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "go");
+    for id in claim_all(q, 25, "child").await {
+        println!("{CLAIMED}{id}");
+    }
+}
+
+/// Fills `q` with `tasks`, starts this test binary's `child_test` in a second
+/// process on the same store (named by `store`), and claims with 25 claimers here
+/// while the child's 25 claim there. Every task must be claimed exactly once.
+pub(crate) async fn claims_from_two_processes(
+    q: Arc<dyn WorkQueue>,
+    store: &str,
+    child_test: &str,
+    tasks: u64,
+) {
+    enqueue_many(&*q, tasks).await;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_STORE, store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the child test process");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until the child is connected, then start both sides together.
+    let ready = async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if line.contains(READY) {
+                return true;
+            }
+        }
+        false
+    };
+    let ready = tokio::time::timeout(Duration::from_secs(60), ready).await;
+    assert_eq!(ready.ok(), Some(true), "the child never said it was ready");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    let here = tokio::spawn(claim_all(q.clone(), 25, "parent"));
+    let read_claims = async {
+        let mut there = Vec::new();
+        while let Some(line) = out.next_line().await.unwrap() {
+            if let Some((_, id)) = line.split_once(CLAIMED) {
+                there.push(id.trim().parse::<TaskId>().unwrap());
+            }
+        }
+        there
+    };
+    let there = tokio::time::timeout(Duration::from_secs(60), read_claims)
+        .await
+        .expect("the child finished claiming within a minute");
+    assert!(
+        child.wait().await.unwrap().success(),
+        "the child test failed"
+    );
+    let here = here.await.unwrap();
+    assert!(
+        !here.is_empty() && !there.is_empty(),
+        "both processes claimed: {} here, {} there",
+        here.len(),
+        there.len()
+    );
+    let all: Vec<TaskId> = here.into_iter().chain(there).collect();
+    let distinct: HashSet<&TaskId> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "a task was claimed twice");
+    assert_eq!(all.len() as u64, tasks, "every task was claimed");
+}
+
+/// Two orchestrators on one store: `a` leads and renews every third of the lease;
+/// `b` asks as often and is refused. When `a` stops renewing, `b` takes over
+/// within two lease periods, and from then on `a` is refused. Time is the logical
+/// `now` both pass, as the engine does.
+pub(crate) async fn leader_takeover(a: &dyn WorkQueue, b: &dyn WorkQueue) {
+    let ttl = Duration::from_secs(30);
+    let step = ttl / 3;
+    let mut now = T0;
+    for _ in 0..12 {
+        assert!(
+            a.lead("orchestrator-a", ttl, now).await.unwrap(),
+            "a renews"
+        );
+        assert!(
+            !b.lead("orchestrator-b", ttl, now).await.unwrap(),
+            "two leaders"
+        );
+        now = now.plus(step);
+    }
+    // `a` dies: its last renewal was one step ago.
+    let last_renewal = Timestamp(now.0 - step.as_millis() as i64);
+    while !b.lead("orchestrator-b", ttl, now).await.unwrap() {
+        now = now.plus(step);
+        assert!(
+            now.since(last_renewal) <= ttl * 2,
+            "no takeover within two lease periods"
+        );
+    }
+    assert!(
+        now.since(last_renewal) >= ttl,
+        "taken over before the lease lapsed"
+    );
+    // `a` comes back: refused while `b` renews.
+    for _ in 0..3 {
+        now = now.plus(step);
+        assert!(b.lead("orchestrator-b", ttl, now).await.unwrap());
+        assert!(!a.lead("orchestrator-a", ttl, now).await.unwrap());
+    }
+}

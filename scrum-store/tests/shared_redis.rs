@@ -1,0 +1,57 @@
+//! Several orchestrators on one Redis server: claims from two processes
+//! never collide, and the leader lease changes hands when the leader stops.
+
+#![cfg(feature = "redis")]
+
+use std::sync::Arc;
+
+use scrum_core::WorkQueue;
+use scrum_core::state::{Jitter, Policy};
+use scrum_store::RedisQueue;
+
+mod common;
+use common::shared;
+
+async fn connect(prefix: &str) -> Arc<dyn WorkQueue> {
+    let q = RedisQueue::connect_with_prefix(
+        &common::redis_url(),
+        prefix,
+        Policy::default(),
+        Jitter::random(),
+    )
+    .await
+    .expect("connect to the test Redis (scripts/services.sh starts it)");
+    Arc::new(q)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_claimers_in_two_processes_never_share_a_task() {
+    let prefix = common::unique_name();
+    let q = connect(&prefix).await;
+    shared::claims_from_two_processes(q, &prefix, "claimer_in_a_child_process", 400).await;
+}
+
+/// The child half of the test above. Run alone, it checks 25 claimers in one
+/// process on a store of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimer_in_a_child_process() {
+    match std::env::var(shared::CHILD_STORE) {
+        Ok(prefix) => shared::child_claims(connect(&prefix).await).await,
+        Err(_) => {
+            let q = connect(&common::unique_name()).await;
+            shared::enqueue_many(&*q, 60).await;
+            let mut got = shared::claim_all(q, 25, "alone").await;
+            got.sort();
+            got.dedup();
+            assert_eq!(got.len(), 60);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_orchestrator_takes_over_a_lapsed_lead() {
+    let prefix = common::unique_name();
+    let a = connect(&prefix).await;
+    let b = connect(&prefix).await;
+    shared::leader_takeover(&*a, &*b).await;
+}
