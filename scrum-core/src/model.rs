@@ -263,6 +263,13 @@ impl WorkerId {
     }
 }
 
+impl FromStr for WorkerId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<WorkerId, Error> {
+        WorkerId::new(s)
+    }
+}
+
 impl TryFrom<String> for WorkerId {
     type Error = Error;
     fn try_from(s: String) -> Result<WorkerId, Error> {

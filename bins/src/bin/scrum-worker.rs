@@ -1,0 +1,28 @@
+//! `scrum-worker`: parses configuration and runs the worker loop until SIGTERM or
+//! SIGINT. Everything else is library code (`scrum_bins::worker`).
+
+use clap::Parser;
+use scrum_bins::{logging, worker::WorkerCli};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = WorkerCli::parse();
+    if let Err(e) = logging::init(&cli.log_level) {
+        eprintln!("scrum-worker: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        logging::shutdown_signal().await;
+        on_signal.cancel();
+    });
+    match cli.run(shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scrum-worker: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Git for the worker: a cached mirror per repository, an isolated clone per task on
+//! a fresh `ai-feature/issue-N` branch, and a push that carries the credentials in
+//! the environment (never in the remote URL, on the command line or on disk).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use scrum_core::{Error, ErrorKind, RepoName, Result};
+use tokio::process::Command;
+
+use super::secret::Secret;
+
+/// How long one git command may take before it is killed.
+const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where repositories are cloned from and how pushes authenticate.
+#[derive(Clone, Debug)]
+pub struct GitRemote {
+    /// `https://github.com` by default; repositories are `{base}/{owner}/{name}.git`.
+    pub base_url: String,
+    /// The token pushes authenticate with (HTTP basic `x-access-token`), if any.
+    pub token: Option<Secret>,
+    /// The commit author for commits the runner makes itself.
+    pub author: (String, String),
+}
+
+impl GitRemote {
+    fn url(&self, repo: &RepoName) -> String {
+        format!("{}/{}.git", self.base_url.trim_end_matches('/'), repo)
+    }
+
+    /// Runs `git args` in `dir`, with the credentials and author in the environment.
+    async fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", &self.author.0)
+            .env("GIT_AUTHOR_EMAIL", &self.author.1)
+            .env("GIT_COMMITTER_NAME", &self.author.0)
+            .env("GIT_COMMITTER_EMAIL", &self.author.1);
+        if let Some(token) = &self.token {
+            // Config through the environment: not in argv (visible in `ps`), not in
+            // .git/config (on disk), not in the remote URL (in logs and errors).
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!(
+                        "Authorization: Basic {}",
+                        base64(&format!("x-access-token:{}", token.expose()))
+                    ),
+                );
+        }
+        let run = cmd.output();
+        let out = tokio::time::timeout(GIT_TIMEOUT, run)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, format!("git {} timed out", args[0])))?
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "could not run git; is it installed?")
+                    .with_source(e)
+            })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            Err(Error::unavailable(format!(
+                "git {} failed: {}",
+                args[0],
+                stderr.trim().lines().last().unwrap_or("no output")
+            )))
+        }
+    }
+}
+
+/// A task's isolated clone.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The clone's directory.
+    pub dir: PathBuf,
+    /// The repository's default branch.
+    pub base_branch: String,
+    /// The commit the branch started from.
+    pub base_commit: String,
+    /// The task's branch.
+    pub branch: String,
+}
+
+impl GitRemote {
+    /// Brings the cached mirror of `repo` under `cache` up to date (cloning it the
+    /// first time), then makes a fresh clone in `dir` with `branch` started from the
+    /// default branch. A retry gets a fresh clone too, so whatever an earlier attempt
+    /// pushed on `branch` is replaced, not built upon.
+    pub async fn prepare(
+        &self,
+        cache: &Path,
+        repo: &RepoName,
+        dir: &Path,
+        branch: &str,
+    ) -> Result<Workspace> {
+        let mirror = cache
+            .join(repo.owner())
+            .join(format!("{}.git", repo.name()));
+        let url = self.url(repo);
+        if mirror.join("HEAD").exists() {
+            self.git(&mirror, &["remote", "update", "--prune"]).await?;
+        } else {
+            std::fs::create_dir_all(mirror.parent().unwrap_or(cache))
+                .map_err(io("create the mirror directory"))?;
+            let _ = std::fs::remove_dir_all(&mirror);
+            self.git(
+                cache,
+                &["clone", "--mirror", "--quiet", &url, &path_str(&mirror)?],
+            )
+            .await?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io("clear the old workspace"))?;
+        }
+        std::fs::create_dir_all(dir.parent().unwrap_or(dir))
+            .map_err(io("create the workspace directory"))?;
+        let parent = dir.parent().unwrap_or(dir);
+        self.git(
+            parent,
+            &["clone", "--quiet", &path_str(&mirror)?, &path_str(dir)?],
+        )
+        .await?;
+        let head = self.git(&mirror, &["symbolic-ref", "HEAD"]).await?;
+        let base_branch = head.trim_start_matches("refs/heads/").to_string();
+        self.git(
+            dir,
+            &[
+                "checkout",
+                "--quiet",
+                "-B",
+                branch,
+                &format!("origin/{base_branch}"),
+            ],
+        )
+        .await?;
+        self.git(dir, &["remote", "set-url", "origin", &url])
+            .await?;
+        let base_commit = self.git(dir, &["rev-parse", "HEAD"]).await?;
+        Ok(Workspace {
+            dir: dir.to_path_buf(),
+            base_branch,
+            base_commit,
+            branch: branch.to_string(),
+        })
+    }
+
+    /// Commits whatever the workflow left uncommitted, and returns how many commits
+    /// the branch has beyond its base.
+    pub async fn commit_leftovers(&self, ws: &Workspace, message: &str) -> Result<u32> {
+        let status = self.git(&ws.dir, &["status", "--porcelain"]).await?;
+        if !status.is_empty() {
+            self.git(&ws.dir, &["add", "--all"]).await?;
+            self.git(&ws.dir, &["commit", "--quiet", "-m", message])
+                .await?;
+        }
+        let range = format!("{}..HEAD", ws.base_commit);
+        let count = self.git(&ws.dir, &["rev-list", "--count", &range]).await?;
+        count
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::Internal, format!("git rev-list said {count:?}")))
+    }
+
+    /// Pushes the task's branch, replacing what an earlier attempt pushed.
+    pub async fn push(&self, ws: &Workspace) -> Result<()> {
+        let refspec = format!("HEAD:refs/heads/{}", ws.branch);
+        self.git(&ws.dir, &["push", "--quiet", "--force", "origin", &refspec])
+            .await
+            .map(|_| ())
+    }
+}
+
+fn path_str(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(format!("path {} is not UTF-8", p.display())))
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::new(ErrorKind::Internal, format!("could not {what}")).with_source(e)
+}
+
+/// Standard base64 with padding.
+fn base64(input: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain), encoded);
+        }
+    }
+}

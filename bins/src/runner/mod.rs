@@ -1,0 +1,212 @@
+//! [`CommandRunner`]: the `WorkflowRunner` the `scrum-worker` binary uses.
+//!
+//! For each assignment it
+//! 1. prepares an isolated clone from a cached mirror, on a fresh
+//!    `ai-feature/issue-N` branch from the repository's default branch;
+//! 2. runs the workflow command (`WORKFLOW_COMMAND`: the AI Scrum Master workflow,
+//!    Claude Code, Codex, aider…) in it, with the issue in environment variables and
+//!    a JSON file, output to a per-task log, a timeout, and its whole process group
+//!    killed on cancel or timeout;
+//! 3. commits what the workflow left uncommitted, pushes the branch (replacing an
+//!    earlier attempt's), and opens the pull request or reuses the open one.
+//!
+//! The workflow's exit code says what happened: `0` done, `75` (EX_TEMPFAIL) hand
+//! the task back without spending an attempt (out of credits, needs clarification),
+//! `65` (EX_DATAERR) failed for good (the issue cannot be done as written), anything
+//! else a failed attempt that may be retried.
+
+mod command;
+mod git;
+mod pulls;
+mod secret;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scrum_core::{Assignment, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner};
+use tokio_util::sync::CancellationToken;
+
+pub use command::Exit;
+pub use git::{GitRemote, Workspace};
+pub use pulls::{GitHubPullRequests, PullRequests};
+pub use secret::Secret;
+
+/// Exit code asking to hand the task back (EX_TEMPFAIL).
+pub const EXIT_RELEASE: i32 = 75;
+/// Exit code for a failure that no retry can fix (EX_DATAERR).
+pub const EXIT_FATAL: i32 = 65;
+
+/// What the runner needs.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Where mirrors, task clones and logs live (`WORKSPACE_DIR`).
+    pub workspace_dir: PathBuf,
+    /// The workflow, run with `sh -c` in the clone (`WORKFLOW_COMMAND`).
+    pub command: String,
+    /// The longest one run may take (`WORKFLOW_TIMEOUT`).
+    pub timeout: Duration,
+    /// Where to clone from and push to.
+    pub remote: GitRemote,
+    /// Passed to the workflow as `ANTHROPIC_API_KEY`.
+    pub anthropic_api_key: Option<Secret>,
+    /// Keep each task's clone after the run (for debugging); by default it is removed.
+    pub keep_workspaces: bool,
+}
+
+/// Runs the workflow command for each assignment; see the [module docs](self).
+pub struct CommandRunner {
+    config: RunnerConfig,
+    pulls: Arc<dyn PullRequests>,
+}
+
+impl std::fmt::Debug for CommandRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandRunner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandRunner {
+    /// A runner that opens pull requests through `pulls`.
+    pub fn new(config: RunnerConfig, pulls: Arc<dyn PullRequests>) -> CommandRunner {
+        CommandRunner { config, pulls }
+    }
+
+    /// The log file of one attempt.
+    pub fn log_path(&self, a: &Assignment) -> PathBuf {
+        self.config.workspace_dir.join("logs").join(format!(
+            "{}__{}__issue-{}__attempt-{}.log",
+            a.task.repo_name().owner(),
+            a.task.repo_name().name(),
+            a.task.number(),
+            a.attempt
+        ))
+    }
+
+    async fn attempt(&self, a: &Assignment, cancel: &CancellationToken) -> Result<RunOutcome> {
+        let c = &self.config;
+        let repo = a.task.repo_name();
+        let task_dir = c
+            .workspace_dir
+            .join("tasks")
+            .join(repo.owner())
+            .join(repo.name())
+            .join(format!("issue-{}", a.task.number()));
+        std::fs::create_dir_all(c.workspace_dir.join("logs"))
+            .map_err(|e| Error::unavailable("could not create the log directory").with_source(e))?;
+        let log = self.log_path(a);
+        let ws = c
+            .remote
+            .prepare(
+                &c.workspace_dir.join("mirrors"),
+                &repo,
+                &task_dir.join("repo"),
+                &a.branch_name,
+            )
+            .await?;
+        let issue_file = task_dir.join("issue.json");
+        let issue_json = serde_json::json!({
+            "repository": a.task.repo(),
+            "number": a.task.number(),
+            "title": a.issue.title,
+            "body": a.issue.body,
+            "labels": a.issue.labels,
+            "branch": a.branch_name,
+            "attempt": a.attempt,
+            "max_attempts": a.max_attempts,
+        });
+        std::fs::write(&issue_file, issue_json.to_string())
+            .map_err(|e| Error::unavailable("could not write the issue file").with_source(e))?;
+        let mut env = vec![
+            ("ISSUE_REPOSITORY".to_string(), a.task.repo().to_string()),
+            ("ISSUE_NUMBER".to_string(), a.task.number().to_string()),
+            ("ISSUE_TITLE".to_string(), a.issue.title.clone()),
+            ("ISSUE_BODY".to_string(), a.issue.body.clone()),
+            ("ISSUE_LABELS".to_string(), a.issue.labels.join(",")),
+            ("ISSUE_FILE".to_string(), issue_file.display().to_string()),
+            ("BRANCH_NAME".to_string(), a.branch_name.clone()),
+            ("BASE_BRANCH".to_string(), ws.base_branch.clone()),
+            ("ATTEMPT".to_string(), a.attempt.to_string()),
+            ("MAX_ATTEMPTS".to_string(), a.max_attempts.to_string()),
+        ];
+        if let Some(key) = &c.anthropic_api_key {
+            env.push(("ANTHROPIC_API_KEY".to_string(), key.expose().to_string()));
+        }
+        // The workflow gets no GitHub credentials: the runner pushes and opens the PR.
+        let hidden = ["GITHUB_TOKEN", "GH_TOKEN"];
+        let exit =
+            command::run(&c.command, &ws.dir, &env, &hidden, &log, c.timeout, cancel).await?;
+        let outcome = match exit {
+            Exit::Code(0) => self.deliver(a, &ws).await?,
+            Exit::Code(EXIT_RELEASE) => RunOutcome::Release(format!(
+                "the workflow handed the task back (exit {EXIT_RELEASE}): {}",
+                command::tail(&log, 3)
+            )),
+            Exit::Code(EXIT_FATAL) => failure(
+                false,
+                format!("the workflow gave up: {}", command::tail(&log, 10)),
+            ),
+            Exit::Code(code) => failure(
+                true,
+                format!(
+                    "the workflow exited with {code}: {}",
+                    command::tail(&log, 10)
+                ),
+            ),
+            Exit::Signalled => failure(true, "the workflow was killed by a signal".into()),
+            Exit::TimedOut => failure(true, format!("the workflow ran past {:?}", c.timeout)),
+            Exit::Cancelled => RunOutcome::Release("cancelled".into()),
+        };
+        if !c.keep_workspaces {
+            let _ = std::fs::remove_dir_all(&task_dir);
+        }
+        Ok(outcome)
+    }
+
+    /// Commits, pushes and opens (or reuses) the pull request.
+    async fn deliver(&self, a: &Assignment, ws: &Workspace) -> Result<RunOutcome> {
+        let remote = &self.config.remote;
+        let message = format!("{} (#{})", a.issue.title, a.task.number());
+        let commits = remote.commit_leftovers(ws, &message).await?;
+        if commits == 0 {
+            return Ok(failure(
+                false,
+                "the workflow finished without changing anything".into(),
+            ));
+        }
+        remote.push(ws).await?;
+        let body = format!(
+            "Automated change for #{} ({} commit(s)).",
+            a.task.number(),
+            commits
+        );
+        let url = self
+            .pulls
+            .open(&a.task, &a.branch_name, &a.issue.title, &body)
+            .await?;
+        Ok(RunOutcome::Success(Completion {
+            pr_url: Some(url),
+            cost_usd: None,
+            tokens: None,
+        }))
+    }
+}
+
+fn failure(retryable: bool, reason: String) -> RunOutcome {
+    RunOutcome::Failure(Failure { reason, retryable })
+}
+
+#[async_trait]
+impl WorkflowRunner for CommandRunner {
+    async fn run(&self, a: &Assignment, cancel: CancellationToken) -> RunOutcome {
+        tracing::info!(task = %a.task, attempt = a.attempt, log = %self.log_path(a).display(), "running the workflow");
+        match self.attempt(a, &cancel).await {
+            Ok(outcome) => outcome,
+            Err(_) if cancel.is_cancelled() => RunOutcome::Release("cancelled".into()),
+            Err(e) => failure(e.kind() != scrum_core::ErrorKind::Invalid, e.to_string()),
+        }
+    }
+}
