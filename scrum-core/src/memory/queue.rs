@@ -216,9 +216,18 @@ impl WorkQueue for MemoryQueue {
         now: Timestamp,
     ) -> Result<Option<Claimed>> {
         let ctx = self.ctx(now);
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.promote_due(now);
-        let Some((_, _, id)) = inner.ready.first().cloned() else {
+        // A caller that read the clock before waiting for the lock can hold an older
+        // `now` than a task enqueued meanwhile: that task is not claimable at this
+        // `now` yet, so skip it instead of failing the claim.
+        let Some(id) = inner
+            .ready
+            .iter()
+            .find(|(_, _, id)| inner.tasks.get(id).is_some_and(|t| t.not_before <= now))
+            .map(|(_, _, id)| id.clone())
+        else {
             return Ok(None);
         };
         let task = inner.tasks.get(&id).expect("indexed tasks exist");
@@ -373,4 +382,27 @@ pub fn is_noop_cancel(e: &Error) -> bool {
         e.kind(),
         crate::ErrorKind::NotFound | crate::ErrorKind::InvalidTransition
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_with_an_older_clock_reading_than_the_enqueue_finds_nothing() {
+        let q = MemoryQueue::new(Policy::default());
+        let issue = ReadyIssue {
+            id: "acme/widgets#1".parse().unwrap(),
+            title: "t".into(),
+            body: String::new(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        };
+        q.enqueue(issue, Timestamp(10)).await.unwrap();
+        let w = WorkerId::new("w").unwrap();
+        let early = q.claim(&w, LeaseKind::Heartbeat, Timestamp(9)).await;
+        assert!(matches!(early, Ok(None)), "{early:?}");
+        let on_time = q.claim(&w, LeaseKind::Heartbeat, Timestamp(10)).await;
+        assert!(matches!(on_time, Ok(Some(_))), "{on_time:?}");
+    }
 }
