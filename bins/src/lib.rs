@@ -10,7 +10,11 @@
 //! - [`runner`]: the worker runtime: isolated git workspaces, the workflow command,
 //!   pushes and pull requests.
 //! - [`logging`]: `LOG_LEVEL` and signals.
+//! - `fleet` (feature `fleet`): a whole deployment on one machine, for the
+//!   end-to-end test and the demo.
 
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod logging;
 pub mod orchestrator;
 pub mod runner;

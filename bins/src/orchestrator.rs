@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use scrum_core::engine::{EngineConfig, Orchestrator};
 use scrum_core::state::{Backoff, Policy};
 use scrum_core::{ErrorKind, Labels, TaskId, WorkerProbe};
+use scrum_github::config::Timing;
 use scrum_github::webhook::{self, WebhookSecret};
 use scrum_github::{GitHubClient, GitHubConfig};
 use scrum_http::{ApiConfig, ApiState, ApiToken, OrchestratorClient};
@@ -226,6 +227,15 @@ pub struct ServeArgs {
     /// send heartbeats get).
     #[arg(long, env = "MAX_RUN_SECS", value_name = "MAX_RUN_SECS", default_value_t = 3 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
     pub max_run_secs: u64,
+    /// The least time between two writes to GitHub, in milliseconds (GitHub asks for a
+    /// second, to stay clear of its secondary rate limits).
+    #[arg(
+        long,
+        env = "GITHUB_WRITE_SPACING_MS",
+        value_name = "GITHUB_WRITE_SPACING_MS",
+        default_value_t = 1000
+    )]
+    pub github_write_spacing_ms: u64,
     /// Seconds before a failed attempt is retried (doubling, with jitter, up to 15 min).
     #[arg(
         long,
@@ -271,7 +281,11 @@ impl ServeArgs {
         let github = GitHubConfig::new(token.expose(), repos)
             .and_then(|c| c.with_api_url(&self.github_api_url))
             .and_then(|c| c.with_labels(labels))
-            .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::msg)?
+            .with_timing(Timing {
+                write_spacing: Duration::from_millis(self.github_write_spacing_ms),
+                ..Timing::default()
+            });
         let worker_hosts: Vec<String> = self
             .worker_ips
             .split(',')

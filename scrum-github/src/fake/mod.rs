@@ -231,6 +231,13 @@ impl FakeGitHub {
         r.branches.insert(branch.to_string());
     }
 
+    /// Lets branches pushed to the bare repositories `{root}/{owner}/{name}.git` count
+    /// as the repository's branches, as a push to GitHub would: a worker that pushes
+    /// to a local remote can then open its pull request here.
+    pub fn serve_git_from(&self, root: &std::path::Path) {
+        lock(&self.state).git_root = Some(root.to_path_buf());
+    }
+
     /// Opens an issue (or pull request) and returns its id.
     ///
     /// # Panics

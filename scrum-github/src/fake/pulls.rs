@@ -44,6 +44,15 @@ pub(super) fn list_pulls(st: &State, repo: &str, query: &BTreeMap<String, String
     )
 }
 
+/// Whether `branch` was pushed to the bare repository `{root}/{full_name}.git`.
+fn pushed(root: &std::path::Path, full_name: &str, branch: &str) -> bool {
+    let repo = root.join(format!("{full_name}.git"));
+    let packed = format!(" refs/heads/{branch}");
+    repo.join("refs/heads").join(branch).is_file()
+        || std::fs::read_to_string(repo.join("packed-refs"))
+            .is_ok_and(|p| p.lines().any(|l| l.ends_with(&packed)))
+}
+
 pub(super) fn create_pull(
     st: &mut State,
     repo: &str,
@@ -56,10 +65,14 @@ pub(super) fn create_pull(
         return invalid("title, head and base are required");
     };
     let id = st.fresh_id();
+    let git_root = st.git_root.clone();
     let Some(r) = st.repo_mut(repo) else {
         return not_found();
     };
     let head = head_branch(&head).to_string();
+    if git_root.is_some_and(|root| pushed(&root, &r.full_name, &head)) {
+        r.branches.insert(head.clone());
+    }
     if !r.branches.contains(&head) {
         return invalid(&format!("head {head:?} is not a branch of {}", r.full_name));
     }

@@ -115,6 +115,9 @@ pub(crate) struct State {
     pub(crate) points_spent: u64,
     pub(crate) faults: VecDeque<QueuedFault>,
     pub(crate) log: Vec<ServedRequest>,
+    /// Where pushed branches live: `{git_root}/{owner}/{name}.git` (see
+    /// `FakeGitHub::serve_git_from`).
+    pub(crate) git_root: Option<std::path::PathBuf>,
 }
 
 impl State {
@@ -134,6 +137,7 @@ impl State {
             points_spent: 0,
             faults: VecDeque::new(),
             log: Vec::new(),
+            git_root: None,
         }
     }
 

@@ -1,0 +1,358 @@
+//! A whole deployment on one machine, for the end-to-end test and the demo: the fake
+//! GitHub, a local bare git repository per GitHub repository as the remote, the real
+//! `scrum-orchestrator` binary on SQLite in a temporary directory, and real
+//! `scrum-worker` binaries running a scripted workflow that commits a file.
+//!
+//! The scripted workflow reads markers in the issue title: `[fails-once]` fails its
+//! first attempt, `[always-fails]` fails every attempt, `[slow]` takes
+//! `SLOW_SECS` (default 20) on its first attempt; any other issue gets a file
+//! `changes/issue-N.md` committed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use scrum_core::TaskId;
+use scrum_github::fake::{FakeGitHub, NewIssue};
+use scrum_http::OrchestratorClient;
+
+/// The scripted workflow every worker of a fleet runs.
+pub const WORKFLOW: &str = r#"#!/bin/sh
+set -e
+case "$ISSUE_TITLE" in
+  *"[always-fails]"*) echo "the tests fail in $PWD/tests"; exit 1 ;;
+  *"[fails-once]"*) if [ "$ATTEMPT" = 1 ]; then echo "flaky: attempt 1 fails"; exit 1; fi ;;
+  *"[slow]"*) if [ "$ATTEMPT" = 1 ]; then sleep "${SLOW_SECS:-20}"; fi ;;
+esac
+mkdir -p changes
+printf 'Issue #%s: %s (attempt %s)\n' "$ISSUE_NUMBER" "$ISSUE_TITLE" "$ATTEMPT" > "changes/issue-$ISSUE_NUMBER.md"
+git add changes
+git commit -q -m "Resolve #$ISSUE_NUMBER"
+"#;
+
+/// How an issue looks on the fake GitHub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssueProgress {
+    /// Labelled ready, not yet picked up.
+    Ready,
+    /// Labelled in progress.
+    InProgress,
+    /// Labelled completed.
+    Completed,
+    /// Labelled failed.
+    Failed,
+}
+
+/// A running fleet. Dropping it kills every process it started.
+pub struct Fleet {
+    /// The fake GitHub everything talks to.
+    pub github: FakeGitHub,
+    /// The issues, in the order they were opened.
+    pub issues: Vec<TaskId>,
+    root: PathBuf,
+    bin_dir: PathBuf,
+    port: u16,
+    orchestrator: Option<Child>,
+    workers: BTreeMap<String, Child>,
+    env: Vec<(String, String)>,
+}
+
+impl Fleet {
+    /// Sets up the fake GitHub with `issues` (repository, title) labelled `ai-ready`,
+    /// a bare remote per repository, and the workflow script, all under `root`. The
+    /// binaries are looked up in `bin_dir`. Nothing runs yet.
+    pub async fn prepare(
+        root: &Path,
+        bin_dir: &Path,
+        issues: &[(&str, &str)],
+    ) -> anyhow::Result<Fleet> {
+        for bin in ["scrum-orchestrator", "scrum-worker"] {
+            if !bin_dir.join(bin).is_file() {
+                bail!(
+                    "{} is missing: build it first (cargo build -p scrum-bins --bins)",
+                    bin_dir.join(bin).display()
+                );
+            }
+        }
+        let github = FakeGitHub::start().await;
+        let remotes = root.join("remotes");
+        github.serve_git_from(&remotes);
+        let mut repos: Vec<&str> = issues.iter().map(|(r, _)| *r).collect();
+        repos.dedup();
+        for repo in &repos {
+            github.add_repo(repo);
+            make_remote(&remotes, repo, &root.join("seed"))?;
+        }
+        let mut ids = Vec::new();
+        for (n, (repo, title)) in issues.iter().enumerate() {
+            let issue = NewIssue::new(title)
+                .body("Scripted issue for the scrum orchestrator's demo.")
+                .labels(&["ai-ready"])
+                .created_at(scrum_core::Timestamp(1_700_000_000_000 + n as i64 * 1000));
+            ids.push(github.add_issue(repo, issue));
+        }
+        let workflow = root.join("workflow.sh");
+        std::fs::write(&workflow, WORKFLOW)?;
+        let port = free_port()?;
+        std::fs::create_dir_all(root.join("logs"))?;
+        let env = vec![
+            ("GITHUB_TOKEN".to_string(), github.token().to_string()),
+            ("GITHUB_API_URL".to_string(), github.url()),
+            ("LOG_LEVEL".to_string(), "INFO".to_string()),
+        ];
+        Ok(Fleet {
+            github,
+            issues: ids,
+            root: root.to_path_buf(),
+            bin_dir: bin_dir.to_path_buf(),
+            port,
+            orchestrator: None,
+            workers: BTreeMap::new(),
+            env: {
+                let mut env = env;
+                env.push(("GITHUB_REPOS".to_string(), repos.join(",")));
+                env
+            },
+        })
+    }
+
+    /// The orchestrator's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where the fleet keeps its files.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts (or restarts) the orchestrator and waits until its API answers.
+    pub async fn start_orchestrator(&mut self) -> anyhow::Result<()> {
+        let mut cmd = self.command("scrum-orchestrator", "orchestrator")?;
+        cmd.env("ORCHESTRATOR_HOST", "127.0.0.1")
+            .env("ORCHESTRATOR_PORT", self.port.to_string())
+            .env("STATE_DIR", self.root.join("state"))
+            .env("GITHUB_POLL_INTERVAL", "1")
+            .env("GITHUB_WRITE_SPACING_MS", "0")
+            .env("LEASE_SECS", "3")
+            .env("RETRY_BACKOFF_SECS", "1")
+            .env_remove("DATABASE_URL");
+        self.orchestrator = Some(cmd.spawn().context("starting scrum-orchestrator")?);
+        let client = OrchestratorClient::new(&self.url()).map_err(anyhow::Error::msg)?;
+        for _ in 0..200 {
+            if let Some(status) = self
+                .orchestrator
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "scrum-orchestrator exited with {status}; see {}",
+                    self.log("orchestrator").display()
+                );
+            }
+            if client.health().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "scrum-orchestrator did not answer within 10 s; see {}",
+            self.log("orchestrator").display()
+        )
+    }
+
+    /// Kills the orchestrator with SIGKILL (a crash) and waits for it to be gone.
+    pub fn kill_orchestrator(&mut self) {
+        if let Some(mut child) = self.orchestrator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a worker named `id`.
+    pub fn start_worker(&mut self, id: &str) -> anyhow::Result<()> {
+        let mut cmd = self.command("scrum-worker", id)?;
+        cmd.env("WORKER_ID", id)
+            .env("ORCHESTRATOR_URL", self.url())
+            .env(
+                "WORKFLOW_COMMAND",
+                format!("sh {}", self.root.join("workflow.sh").display()),
+            )
+            .env("WORKSPACE_DIR", self.root.join("workspaces").join(id))
+            .env(
+                "GIT_BASE_URL",
+                format!("file://{}", self.root.join("remotes").display()),
+            )
+            .env("WORKER_POLL_INTERVAL", "1")
+            .env("SHUTDOWN_GRACE", "5");
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting scrum-worker {id}"))?;
+        self.workers.insert(id.to_string(), child);
+        Ok(())
+    }
+
+    /// Kills worker `id` with SIGKILL, mid-task or not.
+    pub fn kill_worker(&mut self, id: &str) {
+        if let Some(mut child) = self.workers.remove(id) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks every process to stop (SIGTERM) and waits up to 15 s for each.
+    pub fn stop(&mut self) {
+        let children = self.workers.values_mut().chain(self.orchestrator.as_mut());
+        for child in children {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        for child in self.workers.values_mut().chain(self.orchestrator.as_mut()) {
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.workers.clear();
+        self.orchestrator = None;
+    }
+
+    /// Each issue's progress, from its labels on the fake GitHub.
+    pub fn progress(&self) -> Vec<(TaskId, IssueProgress)> {
+        self.issues
+            .iter()
+            .map(|id| {
+                let labels = self.github.labels(id);
+                let has = |l: &str| labels.iter().any(|x| x == l);
+                let p = if has("ai-completed") {
+                    IssueProgress::Completed
+                } else if has("ai-failed") {
+                    IssueProgress::Failed
+                } else if has("ai-in-progress") {
+                    IssueProgress::InProgress
+                } else {
+                    IssueProgress::Ready
+                };
+                (id.clone(), p)
+            })
+            .collect()
+    }
+
+    /// Whether every issue is labelled completed or failed.
+    pub fn finished(&self) -> bool {
+        self.progress()
+            .iter()
+            .all(|(_, p)| matches!(p, IssueProgress::Completed | IssueProgress::Failed))
+    }
+
+    /// The branches of `repo`'s bare remote.
+    pub fn remote_branches(&self, repo: &str) -> anyhow::Result<Vec<String>> {
+        let out = Command::new("git")
+            .args(["for-each-ref", "--format=%(refname:short)", "refs/heads"])
+            .current_dir(self.root.join("remotes").join(format!("{repo}.git")))
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// A file's content on a branch of `repo`'s remote.
+    pub fn remote_file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        let out = Command::new("git")
+            .args(["show", &format!("{branch}:{path}")])
+            .current_dir(self.root.join("remotes").join(format!("{repo}.git")))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The log file of a process of the fleet (`orchestrator` or a worker id).
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.log"))
+    }
+
+    fn command(&self, bin: &str, log_name: &str) -> anyhow::Result<Command> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(log_name))?;
+        let mut cmd = Command::new(self.bin_dir.join(bin));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        Ok(cmd)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in self.workers.values_mut().chain(self.orchestrator.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A bare repository `{remotes}/{repo}.git` whose `main` has one commit.
+fn make_remote(remotes: &Path, repo: &str, scratch: &Path) -> anyhow::Result<()> {
+    let bare = remotes.join(format!("{repo}.git"));
+    std::fs::create_dir_all(&bare)?;
+    git(
+        &bare,
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    )?;
+    let seed = scratch.join(repo);
+    std::fs::create_dir_all(&seed)?;
+    git(&seed, &["init", "--quiet", "--initial-branch=main"])?;
+    std::fs::write(seed.join("README.md"), format!("# {repo}\n"))?;
+    git(&seed, &["add", "README.md"])?;
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.invalid",
+            "commit",
+            "--quiet",
+            "-m",
+            "Initial commit",
+        ],
+    )?;
+    git(
+        &seed,
+        &["push", "--quiet", &bare.display().to_string(), "main"],
+    )?;
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

@@ -1,0 +1,125 @@
+//! The demo: the fake GitHub with a handful of sample issues, the real
+//! `scrum-orchestrator` on SQLite in a temporary directory, and three real
+//! `scrum-worker`s running a harmless scripted workflow that commits a file.
+//! Shows progress live, prints the API's address, and ends with a summary.
+//!
+//! Run it with `scripts/demo` (which builds the binaries first).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use scrum_bins::fleet::{Fleet, IssueProgress};
+
+const ISSUES: [(&str, &str); 8] = [
+    ("demo/shop", "Add a health endpoint"),
+    ("demo/shop", "Validate the checkout form"),
+    ("demo/shop", "Fix the flaky price test [fails-once]"),
+    ("demo/shop", "Document the API"),
+    ("demo/blog", "Add an RSS feed"),
+    ("demo/blog", "Paginate the archive"),
+    ("demo/blog", "Render code blocks"),
+    ("demo/blog", "Add a dark theme"),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bin_dir = binaries()?;
+    let dir = tempfile::Builder::new().prefix("scrum-demo-").tempdir()?;
+    let mut fleet = Fleet::prepare(dir.path(), &bin_dir, &ISSUES).await?;
+    println!("scrum-orchestrator demo");
+    println!("  fake GitHub      {}", fleet.github.url());
+    println!("  working files    {}", dir.path().display());
+    fleet.start_orchestrator().await?;
+    println!(
+        "  orchestrator API {}  (try: curl {}/health)",
+        fleet.url(),
+        fleet.url()
+    );
+    for w in ["worker-1", "worker-2", "worker-3"] {
+        fleet.start_worker(w)?;
+    }
+    println!(
+        "  3 workers started; {} issues labelled ai-ready\n",
+        fleet.issues.len()
+    );
+
+    let started = Instant::now();
+    let mut last = String::new();
+    while !fleet.finished() {
+        if started.elapsed() > Duration::from_secs(180) {
+            fleet.stop();
+            bail!(
+                "the demo did not finish in 3 minutes; logs are in {}",
+                dir.path().join("logs").display()
+            );
+        }
+        let line = progress_line(&fleet);
+        if line != last {
+            println!("  [{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The final labels are written first; give the outbox a moment for the rest.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "  [{:>5.1}s] {}\n",
+        started.elapsed().as_secs_f64(),
+        progress_line(&fleet)
+    );
+    fleet.stop();
+
+    println!("summary");
+    let mut completed = 0;
+    for id in &fleet.issues {
+        let pr = fleet.github.comments(id).iter().find_map(|c| {
+            c.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("Completed: "))
+                .map(str::to_string)
+        });
+        let labels = fleet.github.labels(id).join(", ");
+        let id = id.to_string();
+        match pr {
+            Some(url) => {
+                completed += 1;
+                println!("  {id:<14} {labels:<14} {url}");
+            }
+            None => println!("  {id:<14} {labels}"),
+        }
+    }
+    println!(
+        "\n{completed} of {} issues completed, each with its pull request.",
+        fleet.issues.len()
+    );
+    if completed != fleet.issues.len() {
+        bail!(
+            "not every demo issue was completed; logs are in {}",
+            dir.path().join("logs").display()
+        );
+    }
+    Ok(())
+}
+
+fn progress_line(fleet: &Fleet) -> String {
+    let p = fleet.progress();
+    let count = |want| p.iter().filter(|(_, s)| *s == want).count();
+    format!(
+        "ready {}  in progress {}  completed {}  failed {}",
+        count(IssueProgress::Ready),
+        count(IssueProgress::InProgress),
+        count(IssueProgress::Completed),
+        count(IssueProgress::Failed)
+    )
+}
+
+/// The directory with `scrum-orchestrator` and `scrum-worker`: next to this binary.
+fn binaries() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the demo binary")?;
+    let dir = exe
+        .parent()
+        .context("the demo binary has no directory")?
+        .to_path_buf();
+    Ok(dir)
+}
