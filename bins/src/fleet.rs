@@ -120,6 +120,14 @@ impl Fleet {
         })
     }
 
+    /// Sets an environment variable of every process started from now on, e.g.
+    /// `MAX_ATTEMPTS` for the orchestrator. The settings the fleet itself needs
+    /// (ports, state directory, lease, poll interval) still win.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// The orchestrator's URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

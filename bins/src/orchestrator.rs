@@ -449,6 +449,14 @@ impl Service {
     }
 }
 
+/// The `POST /webhooks/github` route: outside the API's bearer-token guard, since
+/// GitHub signs its deliveries instead.
+pub fn webhook_router(secret: WebhookSecret, orchestrator: Orchestrator) -> axum::Router {
+    axum::Router::new()
+        .route("/webhooks/github", post(github_webhook))
+        .with_state(Arc::new((secret, orchestrator)))
+}
+
 /// `POST /webhooks/github`: a verified `issues` event makes the poll run now.
 async fn github_webhook(
     State(hook): State<Arc<(WebhookSecret, Orchestrator)>>,
@@ -499,4 +507,121 @@ pub async fn operate(op: Operator) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use scrum_core::engine::Orchestrator;
+    use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
+    use scrum_core::state::Policy;
+    use scrum_core::{Labels, Timestamp, WorkQueue};
+    use scrum_github::webhook::{WebhookSecret, sign};
+    use tower::ServiceExt;
+
+    use super::webhook_router;
+
+    const LABELED: &str =
+        r#"{"action":"labeled","issue":{"number":7},"repository":{"full_name":"acme/widgets"}}"#;
+
+    fn post(event: &str, signature: Option<String>, body: &str) -> Request<Body> {
+        let mut req = Request::post("/webhooks/github").header("x-github-event", event);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.body(Body::from(body.to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_signed_issue_event_triggers_a_poll_and_a_forged_one_is_refused() {
+        let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+        let queue = Arc::new(MemoryQueue::new(Policy::default()));
+        let orchestrator = Orchestrator::builder(queue.clone(), source.clone()).build();
+        let secret = WebhookSecret::new("s3cret").unwrap();
+        let router = webhook_router(WebhookSecret::new("s3cret").unwrap(), orchestrator.clone());
+
+        let forged = router
+            .clone()
+            .oneshot(post("issues", Some("sha256=00".into()), LABELED))
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+        let unsigned = router
+            .clone()
+            .oneshot(post("issues", None, LABELED))
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+        let garbage = "{not json";
+        let bad = router
+            .clone()
+            .oneshot(post(
+                "issues",
+                Some(sign(&secret, garbage.as_bytes())),
+                garbage,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let ping = router
+            .clone()
+            .oneshot(post("ping", Some(sign(&secret, b"{}")), "{}"))
+            .await
+            .unwrap();
+        assert_eq!(ping.status(), StatusCode::OK);
+
+        // A signed event wakes the poll loop, which queues the newly labelled issue.
+        source.open_issue(
+            "acme/widgets#7".parse().unwrap(),
+            "New",
+            &["ai-ready"],
+            Timestamp(0),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let engine = {
+            let (o, stop) = (orchestrator.clone(), stop.clone());
+            tokio::spawn(async move { o.run(stop.cancelled_owned()).await })
+        };
+        // The first round polls at start; wait for it, so the event is what triggers the next.
+        while orchestrator.status().last_poll.is_none() {
+            tokio::task::yield_now().await;
+        }
+        source.open_issue(
+            "acme/widgets#8".parse().unwrap(),
+            "Newer",
+            &["ai-ready"],
+            Timestamp(1),
+        );
+        let ok = router
+            .oneshot(post(
+                "issues",
+                Some(sign(&secret, LABELED.as_bytes())),
+                LABELED,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::ACCEPTED);
+        let started = std::time::Instant::now();
+        while queue
+            .get(&"acme/widgets#8".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "the webhook did not trigger a poll"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "queued in well under a second"
+        );
+        stop.cancel();
+        engine.await.unwrap();
+    }
 }
