@@ -368,6 +368,7 @@ impl Service {
             })?;
         let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
         tracing::info!(repos = ?repos, "GitHub token accepted");
+        let mut github_status = github.subscribe_status();
         let mut builder = Orchestrator::builder(queue, Arc::new(github)).config(EngineConfig {
             poll_interval: Duration::from_secs(a.github_poll_interval),
             probe_interval: Duration::from_secs(a.worker_health_check_interval),
@@ -394,6 +395,19 @@ impl Service {
             _ => {}
         }
         let orchestrator = builder.build();
+        {
+            // GitHub's own view (a rate limit being waited out) reaches /health at once.
+            let o = orchestrator.clone();
+            tokio::spawn(async move {
+                while github_status.changed().await.is_ok() {
+                    let s = github_status.borrow_and_update().clone();
+                    o.report_source_health(
+                        s.is_connected(),
+                        s.degraded_reason().map(str::to_string),
+                    );
+                }
+            });
+        }
         let mut api = ApiConfig::default()
             .with_worker_hosts(&self.worker_hosts)
             .map_err(anyhow::Error::msg)?;

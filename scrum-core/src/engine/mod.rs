@@ -212,6 +212,16 @@ impl Orchestrator {
         s
     }
 
+    /// Records how the issue source looks from its own client (a rate limit being
+    /// waited out, an outage), so `/health` shows it while a poll is still waiting,
+    /// not only after the poll fails.
+    pub fn report_source_health(&self, connected: bool, reason: Option<String>) {
+        self.update_status(|s| {
+            s.github_connected = connected;
+            s.github_reason = reason;
+        });
+    }
+
     fn update_status(&self, f: impl FnOnce(&mut EngineStatus)) {
         f(&mut lock(&self.inner.status));
     }
