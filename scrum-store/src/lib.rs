@@ -6,7 +6,7 @@
 //!
 //! | `DATABASE_URL` | backend | feature | for |
 //! | --- | --- | --- | --- |
-//! | unset: [`default_sqlite_path`] in the state directory; a path; `sqlite:PATH` | [`SqliteQueue`] | `sqlite` (default) | one orchestrator |
+//! | unset: [`default_sqlite_path`] in the state directory; a path; `sqlite:PATH[?synchronous=full]` | [`SqliteQueue`] | `sqlite` (default) | one orchestrator |
 //! | `postgres://…`, `postgresql://…` | `PostgresQueue` | `postgres` | several orchestrators sharing state |
 //! | `redis://…`, `rediss://…` | `RedisQueue` | `redis` | several orchestrators sharing state |
 //!
@@ -41,6 +41,7 @@ use std::sync::Arc;
 use scrum_core::state::{Jitter, Policy};
 use scrum_core::{Error, Result, WorkQueue};
 
+mod durability;
 mod logic;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -53,6 +54,7 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use durability::Durability;
 pub use url::{SQLITE_FILE_NAME, StoreUrl, default_sqlite_path, redact_url};
 
 #[cfg(feature = "postgres")]
@@ -82,8 +84,8 @@ pub async fn open_with_jitter(
     let parsed = StoreUrl::parse(url)?;
     match parsed {
         #[cfg(feature = "sqlite")]
-        StoreUrl::Sqlite(path) => Ok(Arc::new(
-            SqliteQueue::open_with_jitter(path, policy, jitter).await?,
+        StoreUrl::Sqlite { path, durability } => Ok(Arc::new(
+            SqliteQueue::open_with(path, durability, policy, jitter).await?,
         )),
         #[cfg(feature = "postgres")]
         StoreUrl::Postgres(url) => Ok(Arc::new(

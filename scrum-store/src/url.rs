@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use scrum_core::{Error, Result};
 
+use crate::Durability;
+
 /// The file name of the SQLite store inside the orchestrator's state directory.
 pub const SQLITE_FILE_NAME: &str = "scrum-orchestrator.sqlite3";
 
@@ -20,8 +22,14 @@ pub fn default_sqlite_path(state_dir: &Path) -> PathBuf {
 /// as `postgres://app:***@db/x`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// A SQLite file: `sqlite:PATH`, `sqlite://PATH` or a plain path.
-    Sqlite(PathBuf),
+    /// A SQLite file: `sqlite:PATH`, `sqlite://PATH` or a plain path; the URL forms
+    /// take `?synchronous=full` for [`Durability::Power`].
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// How durable each commit is.
+        durability: Durability,
+    },
     /// `postgres://…` or `postgresql://…`.
     Postgres(String),
     /// `redis://…` or `rediss://…`.
@@ -34,7 +42,7 @@ impl StoreUrl {
     ///
     /// ```
     /// use scrum_store::StoreUrl;
-    /// assert!(matches!(StoreUrl::parse("/var/lib/scrum/state.sqlite3").unwrap(), StoreUrl::Sqlite(_)));
+    /// assert!(matches!(StoreUrl::parse("/var/lib/scrum/state.sqlite3").unwrap(), StoreUrl::Sqlite { .. }));
     /// assert!(matches!(StoreUrl::parse("postgres://localhost/scrum").unwrap(), StoreUrl::Postgres(_)));
     /// let err = StoreUrl::parse("mysql://root:hunter2@db/scrum").unwrap_err();
     /// assert!(!err.to_string().contains("hunter2"));
@@ -47,19 +55,24 @@ impl StoreUrl {
             ));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            let path = path.split_once('?').map_or(path, |(p, _)| p);
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             if path.is_empty() {
                 return Err(Error::invalid("DATABASE_URL sqlite: names no file"));
             }
-            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+            return Ok(StoreUrl::Sqlite {
+                path: PathBuf::from(path),
+                durability: sqlite_durability(query)?,
+            });
         }
         match url.split_once("://") {
-            None => Ok(StoreUrl::Sqlite(PathBuf::from(url))),
+            None => Ok(StoreUrl::Sqlite {
+                path: PathBuf::from(url),
+                durability: Durability::default(),
+            }),
             Some((scheme, _)) => match scheme.to_ascii_lowercase().as_str() {
                 "postgres" | "postgresql" => Ok(StoreUrl::Postgres(url.to_string())),
                 "redis" | "rediss" => Ok(StoreUrl::Redis(url.to_string())),
-                "file" => Ok(StoreUrl::Sqlite(PathBuf::from(&url[7..]))),
                 other => Err(Error::invalid(format!(
                     "DATABASE_URL {} has the unknown scheme {other:?}: use a SQLite path, \
                      postgres://… or redis://…",
@@ -72,7 +85,7 @@ impl StoreUrl {
     /// The backend's name: `sqlite`, `postgres` or `redis` (also the cargo feature).
     pub fn backend(&self) -> &'static str {
         match self {
-            StoreUrl::Sqlite(_) => "sqlite",
+            StoreUrl::Sqlite { .. } => "sqlite",
             StoreUrl::Postgres(_) => "postgres",
             StoreUrl::Redis(_) => "redis",
         }
@@ -82,7 +95,13 @@ impl StoreUrl {
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreUrl::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            StoreUrl::Sqlite { path, durability } => {
+                write!(f, "sqlite:{}", path.display())?;
+                if *durability != Durability::default() {
+                    write!(f, "?synchronous={}", durability.as_str())?;
+                }
+                Ok(())
+            }
             StoreUrl::Postgres(u) | StoreUrl::Redis(u) => f.write_str(&redact_url(u)),
         }
     }
@@ -92,6 +111,24 @@ impl fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StoreUrl({self})")
     }
+}
+
+/// The durability a `sqlite:` URL's query asks for: `synchronous=normal|full`.
+fn sqlite_durability(query: &str) -> Result<Durability> {
+    let mut durability = Durability::default();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        durability = match kv.split_once('=') {
+            Some(("synchronous", "normal")) => Durability::Process,
+            Some(("synchronous", "full")) => Durability::Power,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "DATABASE_URL sqlite parameter {kv:?} is not understood: the one \
+                     parameter is synchronous=normal or synchronous=full"
+                )));
+            }
+        };
+    }
+    Ok(durability)
 }
 
 /// `url` with the password of its user-info part (and any `password=` query
@@ -143,7 +180,7 @@ mod tests {
             ("/var/lib/scrum/s.sqlite3", "sqlite"),
             ("relative.db", "sqlite"),
             ("sqlite:/tmp/x.db", "sqlite"),
-            ("sqlite:///tmp/x.db?mode=rwc", "sqlite"),
+            ("sqlite:///tmp/x.db?synchronous=full", "sqlite"),
             ("postgres://u:p@h/db", "postgres"),
             ("postgresql://h/db", "postgres"),
             ("redis://127.0.0.1:6379/0", "redis"),
@@ -153,14 +190,27 @@ mod tests {
             assert_eq!(StoreUrl::parse(url).unwrap().backend(), backend, "{url}");
         }
         assert_eq!(
-            StoreUrl::parse("sqlite:///tmp/x.db?mode=rwc").unwrap(),
-            StoreUrl::Sqlite(PathBuf::from("/tmp/x.db"))
+            StoreUrl::parse("sqlite:///tmp/x.db?synchronous=full").unwrap(),
+            StoreUrl::Sqlite {
+                path: PathBuf::from("/tmp/x.db"),
+                durability: Durability::Power
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:x.db").unwrap().to_string(),
+            "sqlite:x.db"
         );
     }
 
     #[test]
     fn bad_urls_are_refused_without_their_password() {
-        for url in ["", "   ", "sqlite:", "mysql://root:hunter2@db/x"] {
+        for url in [
+            "",
+            "   ",
+            "sqlite:",
+            "sqlite:x.db?mode=rwc",
+            "mysql://root:hunter2@db/x",
+        ] {
             let err = StoreUrl::parse(url).unwrap_err();
             assert_eq!(err.kind(), scrum_core::ErrorKind::Invalid);
             assert!(!err.to_string().contains("hunter2"), "{err}");

@@ -7,15 +7,20 @@ use std::sync::Arc;
 
 use scrum_core::WorkQueue;
 use scrum_core::state::{Jitter, Policy};
-use scrum_store::SqliteQueue;
+use scrum_store::{Durability, SqliteQueue};
 
 mod common;
 
 async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
     let dir = common::TempDir::new("conformance");
-    let queue = SqliteQueue::open_with_jitter(dir.path().join("store.sqlite3"), policy, jitter)
-        .await
-        .expect("open a fresh SQLite store");
+    let queue = SqliteQueue::open_with(
+        dir.path().join("store.sqlite3"),
+        Durability::default(),
+        policy,
+        jitter,
+    )
+    .await
+    .expect("open a fresh SQLite store");
     // The directory lives as long as the test process; each test's file is its own.
     std::mem::forget(dir);
     Arc::new(queue)

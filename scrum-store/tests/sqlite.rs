@@ -171,3 +171,72 @@ async fn issue_numbers_order_numerically_not_as_text() {
     assert_eq!(first.id.number(), 9, "same age: the lower id first");
     q.close().await;
 }
+
+#[tokio::test]
+async fn a_call_cancelled_mid_write_leaves_memory_and_file_agreeing() {
+    let dir = TempDir::new("cancel");
+    let q = SqliteQueue::open(dir.path().join("s.sqlite3"), Policy::default())
+        .await
+        .unwrap();
+    q.enqueue(issue(1), Timestamp(1)).await.unwrap();
+    let w = WorkerId::new("w").unwrap();
+    let t = q
+        .claim(&w, LeaseKind::Heartbeat, Timestamp(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let token = t.lease.as_ref().unwrap().token;
+    // Polled once, then dropped: the statement may or may not have run.
+    let mut cut = Box::pin(q.complete(&t.id, token, Completion::default(), Timestamp(3)));
+    std::future::poll_fn(|cx| {
+        let _ = cut.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    drop(cut);
+    // Whichever happened, the same completion now succeeds and takes effect once.
+    let done = q
+        .complete(&t.id, token, Completion::default(), Timestamp(4))
+        .await
+        .unwrap();
+    assert_eq!(done.state, TaskState::Completed);
+    let completed = q
+        .pending_effects(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.effect.kind.name() == "completed")
+        .count();
+    assert_eq!(completed, 1);
+    assert!(
+        q.claim(&w, LeaseKind::Heartbeat, Timestamp(5))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    q.close().await;
+}
+
+#[tokio::test]
+async fn full_synchronous_is_chosen_by_url_and_works() {
+    let dir = TempDir::new("full");
+    let url = format!(
+        "sqlite:{}?synchronous=full",
+        dir.path().join("s.sqlite3").display()
+    );
+    let q = scrum_store::open(&url, Policy::default()).await.unwrap();
+    q.enqueue(issue(1), Timestamp(1)).await.unwrap();
+    assert_eq!(q.counts().await.unwrap().pending, 1);
+    drop(q);
+    let err = scrum_store::open(
+        &format!(
+            "sqlite:{}?synchronous=off",
+            dir.path().join("t.sqlite3").display()
+        ),
+        Policy::default(),
+    )
+    .await
+    .err()
+    .expect("an unknown setting is refused");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+}

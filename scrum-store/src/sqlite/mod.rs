@@ -1,5 +1,6 @@
 //! [`SqliteQueue`]: the embedded default store, one SQLite file one orchestrator owns.
 
+mod cache;
 mod schema;
 
 use std::fmt;
@@ -10,30 +11,37 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 use tokio::sync::Mutex;
 
-use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Step};
+use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Completion, Enqueued, Failure, HeartbeatReply, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
     ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
     memory::heartbeat_reply,
 };
 
+use crate::Durability;
 use crate::logic::{self, Columns, from_json, number_column};
 use crate::sql::db_error;
+use cache::Live;
+
+/// The schema version this build writes into SQLite files.
+pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 
 /// A [`WorkQueue`] in one SQLite file, for an orchestrator that runs alone.
 ///
-/// - **Durable**: WAL journal with `synchronous = FULL`; every transition and the
-///   GitHub effects it causes commit in one transaction (the outbox), so a crash
-///   loses neither or both.
+/// - **Durable**: WAL journal; every transition and the GitHub effects it causes
+///   are stored by one statement, one transaction (the outbox), so a crash keeps
+///   both or neither. How far a commit is durable is a [`Durability`] choice:
+///   surviving a killed process (the default) or a power loss too.
 /// - **One owner**: the file is opened in exclusive locking mode and locked at open.
 ///   A second orchestrator on the same file gets an [`ErrorKind::Conflict`] error
 ///   that says so; several orchestrators share state through PostgreSQL or Redis.
 /// - **Versioned**: the schema version lives in `PRAGMA user_version`; missing
 ///   migrations are applied at open, and a file from a newer build is refused with
 ///   [`ErrorKind::Corrupt`] instead of being misread.
-///
-/// All calls go through one connection in turn: SQLite has one writer anyway, and
-/// one connection with no lock contention is the fastest way to use it.
+/// - **Fast**: because one process owns the file, the live (pending and in-progress)
+///   tasks are also kept in memory with their claim and lease indexes; a claim or a
+///   report then costs one write and no read. The memory copy changes only after
+///   the file did, and is rebuilt from the file when a write's outcome is unknown.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -70,43 +78,53 @@ pub struct SqliteQueue {
     policy: Policy,
     jitter: Jitter,
     path: PathBuf,
-    // A tokio Mutex: calls hold it across the awaits of one transaction.
-    conn: Mutex<SqliteConnection>,
+    durability: Durability,
+    // A tokio Mutex: calls hold it across the awaits of their statements. SQLite
+    // has one writer anyway; one connection without lock contention is fastest.
+    store: Mutex<Store>,
 }
 
 impl fmt::Debug for SqliteQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteQueue")
             .field("path", &self.path)
+            .field("durability", &self.durability)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-/// The schema version this build writes into SQLite files.
-pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
+/// The connection and the memory copy of the live tasks.
+struct Store {
+    conn: SqliteConnection,
+    /// `None` until first used, and after a write whose outcome is unknown (the
+    /// call was cancelled mid-statement): then rebuilt from the file.
+    live: Option<Live>,
+}
 
 impl SqliteQueue {
     /// Opens the store at `path` (creating the file and its directory if needed),
-    /// with random backoff jitter.
+    /// with the default [`Durability`] and random backoff jitter.
     pub async fn open(path: impl AsRef<Path>, policy: Policy) -> Result<SqliteQueue> {
-        SqliteQueue::open_with_jitter(path, policy, Jitter::random()).await
+        SqliteQueue::open_with(path, Durability::default(), policy, Jitter::random()).await
     }
 
-    /// Opens the store at `path` with a chosen jitter source (deterministic tests).
-    pub async fn open_with_jitter(
+    /// Opens the store at `path` with a chosen durability and jitter source.
+    pub async fn open_with(
         path: impl AsRef<Path>,
+        durability: Durability,
         policy: Policy,
         jitter: Jitter,
     ) -> Result<SqliteQueue> {
         let path = path.as_ref().to_path_buf();
-        let conn = schema::open(&path).await?;
-        tracing::debug!(path = %path.display(), "opened the SQLite store");
+        let conn = schema::open(&path, durability).await?;
+        tracing::debug!(path = %path.display(), ?durability, "opened the SQLite store");
         Ok(SqliteQueue {
             policy,
             jitter,
             path,
-            conn: Mutex::new(conn),
+            durability,
+            store: Mutex::new(Store { conn, live: None }),
         })
     }
 
@@ -118,7 +136,7 @@ impl SqliteQueue {
     /// Closes the file and releases its lock, so another process may open it.
     /// (Dropping the queue releases it too, a moment later.)
     pub async fn close(self) {
-        if let Err(e) = self.conn.into_inner().close().await {
+        if let Err(e) = self.store.into_inner().conn.close().await {
             tracing::warn!(error = %e, "closing the SQLite store failed");
         }
     }
@@ -134,89 +152,119 @@ impl SqliteQueue {
     /// Applies `event` to the task `id` and stores the result.
     async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
-        let mut conn = self.conn.lock().await;
-        let task = load(&mut conn, id)
+        let mut store = self.store.lock().await;
+        let task = store
+            .task(id, now)
             .await?
             .ok_or_else(|| logic::not_found(id))?;
         let step = state::transition(&task, event, &ctx)?;
-        persist(&mut conn, step).await
+        store.save(step, None, now).await
     }
 }
 
-/// The task `id`, read on `conn`.
-async fn load(conn: &mut SqliteConnection, id: &TaskId) -> Result<Option<Task>> {
-    let row = sqlx::query("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
-        .bind(id.repo())
-        .bind(number_column(id.number())?)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db_error("read a task", e))?;
-    row.map(|r| from_json(r.get::<&str, _>(0), "task"))
-        .transpose()
-}
-
-/// Stores a step: the task and its effects in one transaction (one statement when
-/// there are no effects).
-async fn persist(conn: &mut SqliteConnection, step: Step) -> Result<Task> {
-    if step.unchanged {
-        return Ok(step.task);
+impl Store {
+    /// The memory copy of the live tasks, read from the file if needed.
+    async fn live(&mut self, now: Timestamp) -> Result<&mut Live> {
+        if self.live.is_none() {
+            let rows =
+                sqlx::query("SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')")
+                    .fetch_all(&mut self.conn)
+                    .await
+                    .map_err(|e| db_error("read the live tasks", e))?;
+            let tasks = rows
+                .iter()
+                .map(|r| from_json::<Task>(r.get::<&str, _>(0), "task"))
+                .collect::<Result<Vec<_>>>()?;
+            self.live = Some(Live::build(tasks, now));
+        }
+        Ok(self.live.as_mut().expect("just built"))
     }
-    if step.effects.is_empty() {
-        upsert(conn, &step.task).await?;
-        return Ok(step.task);
-    }
-    let mut tx = conn
-        .begin()
-        .await
-        .map_err(|e| db_error("begin a transaction", e))?;
-    write_step(&mut tx, &step).await?;
-    tx.commit()
-        .await
-        .map_err(|e| db_error("commit a transition", e))?;
-    Ok(step.task)
-}
 
-/// Writes a step's task and effects on `conn` (inside the caller's transaction).
-async fn write_step(conn: &mut SqliteConnection, step: &Step) -> Result<()> {
-    upsert(conn, &step.task).await?;
-    for effect in &step.effects {
-        sqlx::query("INSERT INTO outbox (repo, number, effect) VALUES (?1, ?2, ?3)")
-            .bind(effect.task.repo())
-            .bind(number_column(effect.task.number())?)
-            .bind(logic::to_json(effect)?)
-            .execute(&mut *conn)
+    /// The task `id`: from memory when live, else from the file.
+    async fn task(&mut self, id: &TaskId, now: Timestamp) -> Result<Option<Task>> {
+        if let Some(task) = self.live(now).await?.get(id) {
+            return Ok(Some(task.clone()));
+        }
+        let row = sqlx::query("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
+            .bind(id.repo())
+            .bind(number_column(id.number())?)
+            .fetch_optional(&mut self.conn)
             .await
-            .map_err(|e| db_error("record an effect", e))?;
+            .map_err(|e| db_error("read a task", e))?;
+        row.map(|r| from_json(r.get::<&str, _>(0), "task"))
+            .transpose()
     }
-    Ok(())
-}
 
-async fn upsert(conn: &mut SqliteConnection, task: &Task) -> Result<()> {
-    let c = Columns::of(task)?;
-    sqlx::query(
-        "INSERT INTO tasks (repo, number, state, claimable, priority, created_at, not_before,
-                            lease_expires_at, holder, task)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (repo, number) DO UPDATE SET
-            state = excluded.state, claimable = excluded.claimable,
-            priority = excluded.priority, created_at = excluded.created_at,
-            not_before = excluded.not_before, lease_expires_at = excluded.lease_expires_at,
-            holder = excluded.holder, task = excluded.task",
-    )
-    .bind(task.id.repo())
-    .bind(number_column(task.id.number())?)
-    .bind(c.state)
-    .bind(c.claimable)
-    .bind(c.priority)
-    .bind(c.created_at)
-    .bind(c.not_before)
-    .bind(c.lease_expires_at)
-    .bind(c.holder)
-    .bind(c.json)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| db_error("store a task", e))?;
-    Ok(())
+    /// Stores a step (and deletes the acknowledged effect `ack`) in one statement,
+    /// then updates the memory copy.
+    async fn save(&mut self, step: Step, ack: Option<i64>, now: Timestamp) -> Result<Task> {
+        if step.unchanged {
+            return Ok(step.task);
+        }
+        let c = Columns::of(&step.task)?;
+        // Taken out while the statement runs: if this call is cancelled mid-way the
+        // copy is gone and the next call rebuilds it from the file.
+        let live = self.live.take();
+        // Most steps (claims, heartbeats) change only the task: a plain UPDATE.
+        let updated = step.effects.is_empty()
+            && ack.is_none()
+            && sqlx::query(
+                "UPDATE tasks SET state = ?3, claimable = ?4, priority = ?5, created_at = ?6,
+                    not_before = ?7, lease_expires_at = ?8, holder = ?9, task = ?10
+                 WHERE repo = ?1 AND number = ?2",
+            )
+            .bind(step.task.id.repo())
+            .bind(number_column(step.task.id.number())?)
+            .bind(c.state)
+            .bind(c.claimable)
+            .bind(c.priority)
+            .bind(c.created_at)
+            .bind(c.not_before)
+            .bind(c.lease_expires_at)
+            .bind(&c.holder)
+            .bind(&c.json)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| db_error("store a task", e))?
+            .rows_affected()
+                == 1;
+        if !updated {
+            self.insert_step(&step, &c, ack).await?;
+        }
+        // A failed statement changed nothing, but the copy is rebuilt then anyway.
+        if let Some(mut live) = live {
+            live.put(step.task.clone(), now);
+            self.live = Some(live);
+        }
+        Ok(step.task)
+    }
+
+    /// Writes a step through the `steps` view: the task, its effects and the
+    /// deletion of `ack` in one statement.
+    async fn insert_step(&mut self, step: &Step, c: &Columns, ack: Option<i64>) -> Result<()> {
+        let effects = logic::to_json(&step.effects)?;
+        sqlx::query(
+            "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
+                                not_before, lease_expires_at, holder, task, effects, ack)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .bind(step.task.id.repo())
+        .bind(number_column(step.task.id.number())?)
+        .bind(c.state)
+        .bind(c.claimable)
+        .bind(c.priority)
+        .bind(c.created_at)
+        .bind(c.not_before)
+        .bind(c.lease_expires_at)
+        .bind(&c.holder)
+        .bind(&c.json)
+        .bind(effects)
+        .bind(ack)
+        .execute(&mut self.conn)
+        .await
+        .map_err(|e| db_error("store a task", e))?;
+        Ok(())
+    }
 }
 
 fn limit_column(limit: Option<usize>) -> i64 {
@@ -231,11 +279,11 @@ impl WorkQueue for SqliteQueue {
 
     async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
         let ctx = self.ctx(observed_at);
-        let mut conn = self.conn.lock().await;
-        let current = load(&mut conn, &issue.id).await?;
+        let mut store = self.store.lock().await;
+        let current = store.task(&issue.id, observed_at).await?;
         let (step, answer) = logic::enqueue_step(current.as_ref(), issue, &ctx)?;
         if let Some(step) = step {
-            persist(&mut conn, step).await?;
+            store.save(step, None, observed_at).await?;
         }
         Ok(answer)
     }
@@ -247,26 +295,25 @@ impl WorkQueue for SqliteQueue {
         now: Timestamp,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
-        let mut conn = self.conn.lock().await;
-        let row = sqlx::query(
-            "SELECT task FROM tasks WHERE claimable = 1 AND not_before <= ?1
-             ORDER BY priority, created_at, repo, number LIMIT 1",
-        )
-        .bind(now.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| db_error("find a task to claim", e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let task: Task = from_json(row.get::<&str, _>(0), "task")?;
-        let event = Event::Claim {
-            worker: worker.clone(),
-            token: LeaseToken::random(),
-            lease,
-        };
-        let step = state::transition(&task, event, &ctx)?;
-        persist(&mut conn, step).await.map(Some)
+        let mut store = self.store.lock().await;
+        loop {
+            let live = store.live(now).await?;
+            let Some(task) = live.first_ready(now).cloned() else {
+                return Ok(None);
+            };
+            let event = Event::Claim {
+                worker: worker.clone(),
+                token: LeaseToken::random(),
+                lease,
+            };
+            match state::transition(&task, event, &ctx) {
+                Ok(step) => return store.save(step, None, now).await.map(Some),
+                // Indexed as ready at a later `now` than this call's: index it
+                // again as of this call and look for another.
+                Err(Refusal::NotClaimable) => live.put(task, now),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn heartbeat(
@@ -320,37 +367,34 @@ impl WorkQueue for SqliteQueue {
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
         let ctx = self.ctx(now);
-        let mut conn = self.conn.lock().await;
-        let rows = sqlx::query(
-            "SELECT task FROM tasks WHERE lease_expires_at <= ?1
-             ORDER BY lease_expires_at, repo, number",
-        )
-        .bind(now.0)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| db_error("find lapsed leases", e))?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|e| db_error("begin a transaction", e))?;
-        let mut expired = Vec::with_capacity(rows.len());
-        for row in rows {
-            let task: Task = from_json(row.get::<&str, _>(0), "task")?;
+        let mut store = self.store.lock().await;
+        let lapsed = store.live(now).await?.lapsed(now);
+        let mut expired = Vec::with_capacity(lapsed.len());
+        for id in lapsed {
+            let Some(task) = store.task(&id, now).await? else {
+                continue;
+            };
             let step = state::transition(&task, Event::Expire, &ctx)?;
-            write_step(&mut tx, &step).await?;
-            expired.push(step.task);
+            expired.push(store.save(step, None, now).await?);
         }
-        tx.commit()
-            .await
-            .map_err(|e| db_error("commit lapsed leases", e))?;
         Ok(expired)
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        load(&mut *self.conn.lock().await, id).await
+        let mut store = self.store.lock().await;
+        match store.live.as_ref().and_then(|l| l.get(id)) {
+            Some(task) => Ok(Some(task.clone())),
+            None => {
+                let row = sqlx::query("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
+                    .bind(id.repo())
+                    .bind(number_column(id.number())?)
+                    .fetch_optional(&mut store.conn)
+                    .await
+                    .map_err(|e| db_error("read a task", e))?;
+                row.map(|r| from_json(r.get::<&str, _>(0), "task"))
+                    .transpose()
+            }
+        }
     }
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
@@ -359,7 +403,7 @@ impl WorkQueue for SqliteQueue {
             .iter()
             .map(|s| format!(",{},", s.as_str()))
             .collect();
-        let mut conn = self.conn.lock().await;
+        let mut store = self.store.lock().await;
         let rows = sqlx::query(
             "SELECT task FROM tasks
              WHERE (?1 = '' OR instr(?1, ',' || state || ',') > 0)
@@ -370,7 +414,7 @@ impl WorkQueue for SqliteQueue {
         .bind(filter.worker.as_ref().map(|w| w.as_str().to_string()))
         .bind(limit_column(filter.limit))
         .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut store.conn)
         .await
         .map_err(|e| db_error("list tasks", e))?;
         rows.iter()
@@ -379,9 +423,9 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
-        let mut conn = self.conn.lock().await;
+        let mut store = self.store.lock().await;
         let rows = sqlx::query("SELECT state, count(*) FROM tasks GROUP BY state")
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut store.conn)
             .await
             .map_err(|e| db_error("count tasks", e))?;
         let mut counts = QueueCounts::default();
@@ -393,10 +437,10 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let mut conn = self.conn.lock().await;
+        let mut store = self.store.lock().await;
         let rows = sqlx::query("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1")
             .bind(limit_column(Some(limit)))
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut store.conn)
             .await
             .map_err(|e| db_error("read the outbox", e))?;
         rows.iter()
@@ -413,27 +457,28 @@ impl WorkQueue for SqliteQueue {
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
         let ctx = self.ctx(now);
         let id = i64::try_from(id).unwrap_or(-1);
-        let mut conn = self.conn.lock().await;
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|e| db_error("begin a transaction", e))?;
-        let row = sqlx::query("DELETE FROM outbox WHERE id = ?1 RETURNING effect")
+        let mut store = self.store.lock().await;
+        let row = sqlx::query("SELECT effect FROM outbox WHERE id = ?1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut store.conn)
             .await
             .map_err(|e| db_error("acknowledge an effect", e))?;
-        if let Some(row) = row {
-            let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
-            if effect.kind.is_terminal() {
-                if let Some(task) = load(&mut tx, &effect.task).await? {
-                    if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
-                        write_step(&mut tx, &step).await?;
-                    }
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
+        if effect.kind.is_terminal() {
+            if let Some(task) = store.task(&effect.task, now).await? {
+                if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
+                    // The labels-written time and the deletion in one statement.
+                    store.save(step, Some(id), now).await?;
+                    return Ok(());
                 }
             }
         }
-        tx.commit()
+        sqlx::query("DELETE FROM outbox WHERE id = ?1")
+            .bind(id)
+            .execute(&mut store.conn)
             .await
             .map_err(|e| db_error("acknowledge an effect", e))?;
         Ok(())
@@ -441,9 +486,10 @@ impl WorkQueue for SqliteQueue {
 
     async fn nack_effect(&self, id: u64) -> Result<()> {
         let id = i64::try_from(id).unwrap_or(-1);
+        let mut store = self.store.lock().await;
         sqlx::query("UPDATE outbox SET failures = failures + 1 WHERE id = ?1")
             .bind(id)
-            .execute(&mut *self.conn.lock().await)
+            .execute(&mut store.conn)
             .await
             .map_err(|e| db_error("record a failed effect", e))?;
         Ok(())

@@ -11,6 +11,8 @@ use sqlx::{Connection, Row};
 
 use scrum_core::{Error, ErrorKind, Result};
 
+use crate::Durability;
+
 use crate::sql::db_error;
 
 /// Marks a file as a scrum-store database (`PRAGMA application_id`): "SCRM".
@@ -20,7 +22,15 @@ const APPLICATION_ID: i64 = 0x5343_524d;
 /// are only ever appended; a file whose `user_version` is larger than this list is
 /// from a newer build and is refused rather than misread.
 const MIGRATIONS: &[&str] = &[
-    // 1: tasks with their indexed columns, and the outbox.
+    // 1: tasks (their JSON plus columns to query by), the outbox, and the `steps`
+    // view a transition is written through.
+    //
+    // A step (a task, the effects its transition caused, and optionally an
+    // acknowledged effect to delete) is stored by one INSERT into `steps`, whose
+    // trigger writes both tables: one statement is one transaction, with no
+    // BEGIN/COMMIT round trips and nothing half written if the caller goes away.
+    // Claims and the reaper read the in-memory copy of the live tasks, so the only
+    // index besides the keys is by state (counts, listing, loading the live tasks).
     "CREATE TABLE tasks (
         repo TEXT NOT NULL,
         number INTEGER NOT NULL,
@@ -32,10 +42,8 @@ const MIGRATIONS: &[&str] = &[
         lease_expires_at INTEGER,
         holder TEXT,
         task TEXT NOT NULL,
-        PRIMARY KEY (repo, number)
-    ) WITHOUT ROWID;
-    CREATE INDEX tasks_claim ON tasks (priority, created_at, repo, number) WHERE claimable = 1;
-    CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+        UNIQUE (repo, number)
+    );
     CREATE INDEX tasks_state ON tasks (state);
     CREATE TABLE outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,19 +51,42 @@ const MIGRATIONS: &[&str] = &[
         number INTEGER NOT NULL,
         effect TEXT NOT NULL,
         failures INTEGER NOT NULL DEFAULT 0
-    );",
+    );
+    CREATE VIEW steps AS
+        SELECT repo, number, state, claimable, priority, created_at, not_before,
+               lease_expires_at, holder, task, NULL AS effects, NULL AS ack
+        FROM tasks;
+    CREATE TRIGGER steps_insert INSTEAD OF INSERT ON steps BEGIN
+        UPDATE tasks SET state = NEW.state, claimable = NEW.claimable,
+                         priority = NEW.priority, created_at = NEW.created_at,
+                         not_before = NEW.not_before,
+                         lease_expires_at = NEW.lease_expires_at,
+                         holder = NEW.holder, task = NEW.task
+        WHERE repo = NEW.repo AND number = NEW.number;
+        INSERT OR IGNORE INTO tasks (repo, number, state, claimable, priority, created_at,
+                                     not_before, lease_expires_at, holder, task)
+        VALUES (NEW.repo, NEW.number, NEW.state, NEW.claimable, NEW.priority,
+                NEW.created_at, NEW.not_before, NEW.lease_expires_at, NEW.holder, NEW.task);
+        INSERT INTO outbox (repo, number, effect)
+            SELECT NEW.repo, NEW.number, value FROM json_each(NEW.effects) ORDER BY key;
+        DELETE FROM outbox WHERE id = NEW.ack;
+    END;",
 ];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// How durable each commit is. FULL: a commit is on disk before it returns, so
-/// neither a process crash nor a power loss loses an acknowledged transition.
-pub(crate) const SYNCHRONOUS: SqliteSynchronous = SqliteSynchronous::Full;
+/// The `synchronous` setting that gives `durability`.
+fn synchronous(durability: Durability) -> SqliteSynchronous {
+    match durability {
+        Durability::Process => SqliteSynchronous::Normal,
+        Durability::Power => SqliteSynchronous::Full,
+    }
+}
 
 /// Opens (creating if needed) the store file at `path`, takes the single-owner lock
 /// and brings the schema up to [`SCHEMA_VERSION`].
-pub(crate) async fn open(path: &Path) -> Result<SqliteConnection> {
+pub(crate) async fn open(path: &Path, durability: Durability) -> Result<SqliteConnection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::unavailable(format!("store: cannot create {}", dir.display())).with_source(e)
@@ -69,9 +100,14 @@ pub(crate) async fn open(path: &Path) -> Result<SqliteConnection> {
         // file fails at start instead of corrupting the queue's semantics.
         .locking_mode(SqliteLockingMode::Exclusive)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SYNCHRONOUS)
+        .synchronous(synchronous(durability))
         // Never wait for another owner: say so at once.
-        .busy_timeout(Duration::ZERO);
+        .busy_timeout(Duration::ZERO)
+        // Checkpoints (copying the WAL into the file, with an fsync) run inside the
+        // commit that triggers them; every 10,000 pages instead of 1,000 keeps that
+        // cost off most commits. The WAL is truncated back to 64 MiB after each.
+        .pragma("wal_autocheckpoint", "10000")
+        .pragma("journal_size_limit", "67108864");
     let mut conn = SqliteConnection::connect_with(&options)
         .await
         .map_err(|e| open_error(path, e))?;
