@@ -191,6 +191,12 @@ impl Orchestrator {
     pub fn worker_address(&self, worker: &WorkerId) -> Option<IpAddr> {
         lock(&self.inner.registry).address(worker)
     }
+
+    /// The task `worker` last claimed from this orchestrator and has not reported on
+    /// (as the registry remembers it; the queue has the final word).
+    pub fn current_task(&self, worker: &WorkerId) -> Option<TaskId> {
+        lock(&self.inner.registry).current_task(worker)
+    }
 }
 
 /// In-process workers talk to the engine directly.
