@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 const WORKER_ID: &str = "^[A-Za-z0-9._:@-]+$";
 const REPOSITORY: &str = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$";
 const LEASE_TOKEN: &str = "^[0-9a-fA-F]{32}$";
-const MAX_ISSUE: u64 = 9_007_199_254_740_991;
+const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 
 fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -82,7 +82,7 @@ fn op(
 fn task_ref_props() -> Map<String, Value> {
     let v = json!({
         "worker_id": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 },
-        "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_ISSUE },
+        "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER },
         "repository": { "type": "string", "pattern": REPOSITORY, "nullable": true },
         "lease_token": { "type": "string", "pattern": LEASE_TOKEN, "nullable": true },
     });
@@ -163,7 +163,7 @@ fn schemas() -> Value {
             "success": { "type": "boolean" },
             "error": nullable("string"),
             "cost_usd": nullable("number"),
-            "tokens": { "type": "integer", "minimum": 0, "nullable": true }
+            "tokens": { "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true }
         }), &["success"]),
         "FailedRequest": request(json!({
             "error": { "type": "string" },
@@ -195,7 +195,7 @@ fn schemas() -> Value {
             "required": ["repository", "issue_number"],
             "properties": {
                 "repository": { "type": "string", "pattern": REPOSITORY },
-                "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_ISSUE },
+                "issue_number": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER },
                 "reason": nullable("string")
             }
         },
@@ -276,15 +276,61 @@ fn schemas() -> Value {
     })
 }
 
+/// Links from a claim to the reports on it, so stateful tools (schemathesis) can
+/// follow a task's life: each report names the task `/work/next` handed out.
+fn claim_links() -> Value {
+    let task = json!({
+        "worker_id": "$request.query.worker_id",
+        "issue_number": "$response.body#/issue_number",
+        "repository": "$response.body#/repository",
+        "lease_token": "$response.body#/lease_token"
+    });
+    let with = |extra: Value| {
+        let mut body = task.clone();
+        if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        body
+    };
+    json!({
+        "Heartbeat": { "operationId": "post_work_heartbeat", "requestBody": task.clone() },
+        "Complete": { "operationId": "post_work_complete",
+                      "requestBody": with(json!({ "success": true, "pr_url": "https://github.com/acme/widgets/pull/1" })) },
+        "Fail": { "operationId": "post_work_failed", "requestBody": with(json!({ "error": "tests failed" })) },
+        "Release": { "operationId": "post_work_release", "requestBody": with(json!({ "reason": "shutting down" })) }
+    })
+}
+
+/// Names every operation `method_path` (`get_work_next`), for links and tools.
+fn name_operations(doc: &mut Value) {
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            if let Some(ops) = item.as_object_mut() {
+                for (method, op) in ops.iter_mut() {
+                    let name = format!("{method}{}", path.replace(['/', '.'], "_"));
+                    op["operationId"] = Value::String(name);
+                }
+            }
+        }
+    }
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
+    let mut doc = unnamed_document();
+    name_operations(&mut doc);
+    doc["paths"]["/work/next"]["get"]["responses"]["200"]["links"] = claim_links();
+    doc
+}
+
+fn unnamed_document() -> Value {
     let none = json!([]);
     let next_params = json!([
         { "name": "worker_id", "in": "query", "required": true,
           "schema": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 } },
         { "name": "wait", "in": "query", "required": false,
           "description": "Seconds to wait for a task (long poll); capped by the server (30 s by default).",
-          "schema": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 } },
+          "schema": { "type": "integer", "minimum": 0, "maximum": u64::MAX } },
         { "name": "lease", "in": "query", "required": false,
           "description": "`heartbeat` if the worker sends heartbeats; `run_time` (default) holds the task for the maximum run time.",
           "schema": { "type": "string", "enum": ["heartbeat", "run_time"] } }
@@ -293,7 +339,7 @@ pub fn document() -> Value {
         { "name": "limit", "in": "query", "required": false,
           "schema": { "type": "integer", "minimum": 1, "maximum": crate::server::MAX_PAGE } },
         { "name": "offset", "in": "query", "required": false,
-          "schema": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 } }
+          "schema": { "type": "integer", "minimum": 0, "maximum": u64::MAX } }
     ]);
     let report = [404, 409, 503];
     let text = json!({ "type": "string" });

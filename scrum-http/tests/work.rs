@@ -431,3 +431,29 @@ async fn a_store_outage_is_a_503_with_retry_after() {
         true
     );
 }
+
+#[tokio::test]
+async fn a_seed_worker_asking_again_ends_the_task_it_abandoned() {
+    let f = Fixture::new();
+    let first = f.queue_issue().await;
+    for _ in 0..3 {
+        f.queue_issue().await;
+    }
+    let (_, v) = f.get("/work/next?worker_id=w").await;
+    assert_eq!(v["issue_number"], 1);
+    // The worker restarted (or lost our answer) and asks again: issue 1 is not held
+    // for three hours; it is a failed attempt, retried later.
+    let (_, v) = f.get("/work/next?worker_id=w").await;
+    assert_eq!(v["issue_number"], 2);
+    let t = f.task(&first).await;
+    assert_eq!((t.state, t.attempts), (TaskState::Pending, 1));
+    assert!(t.last_error.unwrap().contains("worker lost"));
+    // A heartbeating worker may hold several tasks at once.
+    let a = claim(&f, "h").await;
+    let b = claim(&f, "h").await;
+    assert_eq!(
+        (a["issue_number"].clone(), b["issue_number"].clone()),
+        (json!(3), json!(4))
+    );
+    assert_eq!(counts(&f).await.in_progress, 3);
+}

@@ -35,6 +35,9 @@ pub(super) async fn next(
         Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
         Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,
     };
+    if lease == LeaseKind::RunTime {
+        end_abandoned(&s, &worker).await?;
+    }
     let got = s
         .orchestrator()
         .next_work(&worker, peer.0, lease, wait)
@@ -56,6 +59,56 @@ pub(super) async fn next(
             }
         }
     }))
+}
+
+/// The reason recorded when a seed client asks for work while holding a task.
+pub(crate) const ABANDONED: &str =
+    "worker lost: it asked for new work while still holding this task";
+
+/// A client without heartbeats works on one task at a time: when it asks for work
+/// while it still holds a task, it lost that task (it restarted, or never got our
+/// answer). End that attempt now, as a lapsed lease would, instead of holding the
+/// task for the whole maximum run time.
+async fn end_abandoned(s: &ApiState, worker: &WorkerId) -> Result<(), ApiError> {
+    let o = s.orchestrator();
+    let Some(id) = o.current_task(worker) else {
+        return Ok(());
+    };
+    let Some(task) = o.queue().get(&id).await? else {
+        return Ok(());
+    };
+    let Some(lease) = task
+        .lease
+        .as_ref()
+        .filter(|_| task.holder() == Some(worker))
+    else {
+        return Ok(());
+    };
+    // Only run-time leases: a heartbeating client may hold several tasks on purpose.
+    if lease.expires_at != lease.deadline {
+        return Ok(());
+    }
+    tracing::warn!(task = %id, worker = %worker, "{ABANDONED}");
+    let failure = Failure {
+        reason: ABANDONED.to_string(),
+        retryable: true,
+    };
+    match o.fail(worker, &id, lease.token, failure).await {
+        Ok(_) => {
+            Metrics::inc(&s.metrics().failures);
+            Ok(())
+        }
+        // Someone else ended it meanwhile (the reaper, a late report): nothing to do.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::LeaseLost | ErrorKind::InvalidTransition
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) fn work_item(a: &Assignment) -> WorkItem {
