@@ -216,13 +216,22 @@ impl RedisQueue {
         versioned(version, json)
     }
 
-    /// Writes `step` if the task is still at `version` (0: must not exist), and
-    /// deletes the effect `ack` in the same script. Says whether it wrote.
-    async fn commit(&self, step: &Step, version: i64, ack: Option<u64>) -> Result<bool> {
+    /// Writes `step` if the task is still at `version` (0: must not exist; `old` is
+    /// the task as read at that version), and deletes the effect `ack` in the same
+    /// script. Says whether it wrote.
+    async fn commit(
+        &self,
+        old: Option<&Task>,
+        step: &Step,
+        version: i64,
+        ack: Option<u64>,
+    ) -> Result<bool> {
         let task = &step.task;
         let c = Columns::of(task)?;
+        // Where the task goes. A pending task due later waits in `delayed`, which
+        // claims move into `ready` when its time comes.
         let (index, index_score) = if c.claimable {
-            if task.not_before <= step.task.updated_at {
+            if task.not_before <= task.updated_at {
                 ("ready", order_score(c.priority, c.created_at))
             } else {
                 ("delayed", c.not_before)
@@ -231,6 +240,23 @@ impl RedisQueue {
             ("leases", expires)
         } else {
             ("", 0)
+        };
+        let order = order_score(c.priority, c.created_at);
+        let (old_state, old_index, order_changed) = match old {
+            None => (0, "", true),
+            Some(o) => {
+                let oc = (i16::from(o.issue.priority().rank()), o.issue.created_at.0);
+                let old_index = match o.state {
+                    TaskState::Pending => "pending",
+                    TaskState::InProgress => "leases",
+                    _ => "",
+                };
+                (
+                    state_index(o.state),
+                    old_index,
+                    order_score(oc.0, oc.1) != order,
+                )
+            }
         };
         let k = &self.keys;
         let mut call = scripts::COMMIT.prepare_invoke();
@@ -254,8 +280,11 @@ impl RedisQueue {
             .arg(state_index(task.state))
             .arg(index)
             .arg(index_score)
-            .arg(order_score(c.priority, c.created_at))
-            .arg(ack.map(|id| id.to_string()).unwrap_or_default());
+            .arg(order)
+            .arg(ack.map(|id| id.to_string()).unwrap_or_default())
+            .arg(old_state)
+            .arg(u8::from(order_changed))
+            .arg(old_index);
         for effect in &step.effects {
             call.arg(logic::to_json(effect)?);
         }
@@ -274,7 +303,11 @@ impl RedisQueue {
         for _ in 0..MAX_RETRIES {
             let current = self.load(id).await?.ok_or_else(|| logic::not_found(id))?;
             let step = state::transition(&current.task, event.clone(), &ctx)?;
-            if step.unchanged || self.commit(&step, current.version, None).await? {
+            if step.unchanged
+                || self
+                    .commit(Some(&current.task), &step, current.version, None)
+                    .await?
+            {
                 return Ok(step.task);
             }
         }
@@ -355,7 +388,7 @@ impl WorkQueue for RedisQueue {
             let Some(step) = step else {
                 return Ok(answer);
             };
-            if self.commit(&step, version, None).await? {
+            if self.commit(task.as_ref(), &step, version, None).await? {
                 return Ok(answer);
             }
         }
@@ -406,14 +439,17 @@ impl WorkQueue for RedisQueue {
                 Ok(step) => step,
                 // Indexed as ready but not claimable: store it again to re-index.
                 Err(Refusal::NotClaimable) => Step {
-                    task: current.task,
+                    task: current.task.clone(),
                     effects: Vec::new(),
                     unchanged: false,
                 },
                 Err(e) => return Err(e.into()),
             };
             let claimed = step.task.state == TaskState::InProgress;
-            if self.commit(&step, current.version, None).await? && claimed {
+            let committed = self
+                .commit(Some(&current.task), &step, current.version, None)
+                .await?;
+            if committed && claimed {
                 return Ok(Some(step.task));
             }
         }
@@ -608,7 +644,10 @@ impl WorkQueue for RedisQueue {
                     break;
                 };
                 // The task's new state and the effect's deletion in one script.
-                if self.commit(&step, current.version, Some(id)).await? {
+                if self
+                    .commit(Some(&current.task), &step, current.version, Some(id))
+                    .await?
+                {
                     return Ok(());
                 }
             }

@@ -7,13 +7,17 @@ use redis::Script;
 
 /// Writes a task decided in Rust, if its version is still the one read, together
 /// with its indexes and effects, and optionally deletes an acknowledged effect.
+/// Rust says where the task was indexed before, so the script touches only the
+/// sets that change.
 ///
 /// KEYS: 1 task hash, 2 all, 3 ready, 4 delayed, 5 leases, 6 claiming, 7 rank,
 /// 8 outbox, 9 outbox ids, 10 outbox sequence, 11 outbox failures,
 /// 12..16 the state sets (pending, in_progress, completed, failed, cancelled).
-/// ARGV: 1 member, 2 expected version (0: must not exist), 3 task JSON, 4 state
-/// set index (1-5), 5 index (`ready`, `delayed`, `leases` or empty), 6 index score,
-/// 7 claim-order score, 8 effect id to delete (or empty), 9.. effect JSONs.
+/// ARGV: 1 member, 2 expected version (0: must not exist), 3 task JSON, 4 new state
+/// set (1-5), 5 new index (`ready`, `delayed`, `leases` or empty), 6 its score,
+/// 7 claim-order score (written when ARGV[10] is 1), 8 effect id to delete (or
+/// empty), 9 old state set (0: new task), 10 whether the claim-order score changed,
+/// 11 old index (`pending`, `leases` or empty), 12.. effect JSONs.
 /// Returns the new version, or -1 when the version changed.
 pub(super) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -23,11 +27,19 @@ local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[2] then return -1 end
 local nv = tonumber(v) + 1
 redis.call('HSET', KEYS[1], 'v', nv, 'json', ARGV[3])
-redis.call('ZADD', KEYS[2], 0, m)
-for i = 12, 16 do redis.call('ZREM', KEYS[i], m) end
-redis.call('ZADD', KEYS[11 + tonumber(ARGV[4])], 0, m)
-for i = 3, 6 do redis.call('ZREM', KEYS[i], m) end
-redis.call('HSET', KEYS[7], m, ARGV[7])
+if ARGV[2] == '0' then redis.call('ZADD', KEYS[2], 0, m) end
+if ARGV[9] ~= ARGV[4] then
+  if ARGV[9] ~= '0' then redis.call('ZREM', KEYS[11 + tonumber(ARGV[9])], m) end
+  redis.call('ZADD', KEYS[11 + tonumber(ARGV[4])], 0, m)
+end
+if ARGV[11] == 'pending' then
+  redis.call('ZREM', KEYS[3], m)
+  redis.call('ZREM', KEYS[4], m)
+  redis.call('ZREM', KEYS[6], m)
+elseif ARGV[11] == 'leases' then
+  redis.call('ZREM', KEYS[5], m)
+end
+if ARGV[10] == '1' then redis.call('HSET', KEYS[7], m, ARGV[7]) end
 if ARGV[5] == 'ready' then redis.call('ZADD', KEYS[3], ARGV[6], m)
 elseif ARGV[5] == 'delayed' then redis.call('ZADD', KEYS[4], ARGV[6], m)
 elseif ARGV[5] == 'leases' then redis.call('ZADD', KEYS[5], ARGV[6], m) end
@@ -36,7 +48,7 @@ if ARGV[8] ~= '' then
   redis.call('ZREM', KEYS[9], ARGV[8])
   redis.call('HDEL', KEYS[11], ARGV[8])
 end
-for i = 9, #ARGV do
+for i = 12, #ARGV do
   local id = redis.call('INCR', KEYS[10])
   redis.call('HSET', KEYS[8], id, ARGV[i])
   redis.call('ZADD', KEYS[9], id, id)
