@@ -123,7 +123,7 @@ impl Recording {
 #[async_trait]
 impl WorkSource for Recording {
     async fn next(&self, worker: &WorkerId, wait: Duration) -> Result<Option<Assignment>> {
-        let a = self.client.next(worker, wait).await?;
+        let a = WorkSource::next(&self.client, worker, wait).await?;
         if let Some(a) = &a {
             let hold = Hold {
                 task: a.task.clone(),
@@ -144,7 +144,7 @@ impl WorkSource for Recording {
     }
 
     async fn heartbeat(&self, worker: &WorkerId, a: &Assignment) -> Result<HeartbeatReply> {
-        let reply = self.client.heartbeat(worker, a).await?;
+        let reply = WorkSource::heartbeat(&self.client, worker, a).await?;
         self.with_hold(a.lease_token, |h| {
             h.known_expiry_ms = h.known_expiry_ms.max(reply.lease_expires_at.0);
         });
@@ -153,19 +153,19 @@ impl WorkSource for Recording {
 
     async fn complete(&self, worker: &WorkerId, a: &Assignment, c: Completion) -> Result<()> {
         let url = c.pr_url.clone().unwrap_or_default();
-        self.client.complete(worker, a, c).await?;
+        WorkSource::complete(&self.client, worker, a, c).await?;
         self.with_hold(a.lease_token, |h| h.completed = Some(url));
         Ok(())
     }
 
     async fn fail(&self, worker: &WorkerId, a: &Assignment, f: Failure) -> Result<()> {
-        self.client.fail(worker, a, f.clone()).await?;
+        WorkSource::fail(&self.client, worker, a, f.clone()).await?;
         self.with_hold(a.lease_token, |h| h.failed = Some(f));
         Ok(())
     }
 
     async fn release(&self, worker: &WorkerId, a: &Assignment, reason: &str) -> Result<()> {
-        self.client.release(worker, a, reason).await
+        WorkSource::release(&self.client, worker, a, reason).await
     }
 }
 
@@ -184,7 +184,7 @@ impl Drop for RunGuard {
     }
 }
 
-/// "Works" 200–900 ms, then succeeds with a pull request, except that
+/// "Works" 200–900 ms (one run in five 1.5–2.5 s), then succeeds with a pull request, except that
 /// `[fails-once]` issues fail their first attempt (retryably) and
 /// `[always-fails]` issues fail for good.
 struct SimulatedWork {
@@ -199,7 +199,14 @@ impl WorkflowRunner for SimulatedWork {
             token: a.lease_token,
         };
         self.records.lock().unwrap().runs_started += 1;
-        let work = Duration::from_millis(200 + (a.lease_token.0 % 700) as u64);
+        // One run in five outlasts a heartbeat interval (a third of the lease), so
+        // renewals cross restarts too, and a long outage lapses leases mid-run.
+        let r = a.lease_token.0;
+        let work = if (r >> 64) % 5 == 0 {
+            Duration::from_millis(1500 + (r % 1000) as u64)
+        } else {
+            Duration::from_millis(200 + (r % 700) as u64)
+        };
         tokio::select! {
             () = cancel.cancelled() => return RunOutcome::Release("cancelled".into()),
             () = tokio::time::sleep(work) => {}
@@ -390,12 +397,13 @@ async fn repeated_sigkills_lose_and_duplicate_nothing() {
     let problems = check(&fleet, &records.lock().unwrap(), &queue, &titles);
     let r = records.lock().unwrap();
     let summary = format!(
-        "{} issues, {WORKERS} simulated workers, {KILLS} SIGKILLs in {:.1} s, all finished at {:.1} s; {} leases granted, {} runs",
+        "{} issues, {WORKERS} simulated workers, {KILLS} SIGKILLs in {:.1} s, all finished at {:.1} s; {} leases granted, {} runs; {}",
         fleet.issues.len(),
         kills_done.as_secs_f64(),
         finished.as_secs_f64(),
         r.holds.len(),
         r.runs_started,
+        crash_paths(&fleet, &r, &queue),
     );
     println!("{summary}\n  {}", kills.join("\n  "));
     assert!(
@@ -407,6 +415,46 @@ async fn repeated_sigkills_lose_and_duplicate_nothing() {
     );
 }
 
+/// How often the crashes hit the paths that matter, to show they were exercised.
+fn crash_paths(fleet: &Fleet, records: &Records, queue: &QueueResponse) -> String {
+    let lapsed = records
+        .holds
+        .values()
+        .filter(|h| h.run_end_ms.is_some_and(|end| end > h.known_expiry_ms))
+        .count();
+    let attempts: u32 = queue
+        .completed
+        .iter()
+        .chain(&queue.failed)
+        .map(|e| e.attempts)
+        .sum();
+    let lost_claims = (attempts as usize).saturating_sub(records.holds.len());
+    let requests = fleet.github.requests();
+    let comment_requests = |method: &str| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.method == method
+                    && r.path
+                        .split('?')
+                        .next()
+                        .is_some_and(|p| p.ends_with("/comments"))
+            })
+            .count()
+    };
+    let mut deletes: HashMap<&str, usize> = HashMap::new();
+    for r in requests.iter().filter(|r| r.method == "DELETE") {
+        *deletes.entry(r.path.as_str()).or_default() += 1;
+    }
+    let repeated_deletes: usize = deletes.values().map(|n| n - 1).sum();
+    format!(
+        "{lapsed} leases lapsed while their worker ran, {lost_claims} claims whose answer a crash lost, \
+         {} comment effects re-applied after a crash (marker found, not posted again), \
+         {repeated_deletes} label removals repeated",
+        comment_requests("GET").saturating_sub(comment_requests("POST"))
+    )
+}
+
 /// Every check, as a list of what is wrong.
 fn check(
     fleet: &Fleet,
@@ -416,6 +464,7 @@ fn check(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let gh = &fleet.github;
+    let requests = gh.requests();
 
     // The orchestrator's queue: each issue once, terminal, as scripted.
     let mut states: HashMap<String, (&str, u32, Option<String>)> = HashMap::new();
@@ -457,9 +506,7 @@ fn check(
         holds.sort_by_key(|h| h.start_ms);
         let mut held_until: Option<(i64, &Hold)> = None;
         for h in holds.iter() {
-            if let Some((until, prev)) = held_until
-                && h.start_ms < until
-            {
+            if let Some((until, prev)) = held_until.filter(|(u, _)| h.start_ms < *u) {
                 problems.push(format!(
                     "{}: held by two leases at once: {} (attempt {}) from {} until {until}, and {} (attempt {}) from {}",
                     h.task, prev.worker, prev.attempt, prev.start_ms, h.worker, h.attempt, h.start_ms
@@ -541,15 +588,18 @@ fn check(
         } else if expect_failed {
             let want = format!("Failed after {attempts} attempt(s): the tests fail");
             if !done[0].starts_with(&want) {
-                problems.push(format!("{id}: final comment {:?}, expected {want:?}", done[0]));
+                problems.push(format!(
+                    "{id}: final comment {:?}, expected {want:?}",
+                    done[0]
+                ));
             }
-        } else if let Some(url) = accepted.first()
-            && !done[0].starts_with(&format!("Completed: {url}"))
-        {
-            problems.push(format!(
-                "{id}: completion comment {:?} does not carry the accepted {url}",
-                done[0]
-            ));
+        } else if let Some(url) = accepted.first() {
+            if !done[0].starts_with(&format!("Completed: {url}")) {
+                problems.push(format!(
+                    "{id}: completion comment {:?} does not carry the accepted {url}",
+                    done[0]
+                ));
+            }
         }
         let mut attempt_numbers: Vec<u32> = retries
             .iter()
@@ -579,8 +629,7 @@ fn check(
         // The request log: no comment was posted twice, even when a crash came
         // between the post and its acknowledgment.
         let path = format!("/repos/{}/issues/{}/comments", id.repo(), id.number());
-        let posts = gh
-            .requests()
+        let posts = requests
             .iter()
             .filter(|r| r.method == "POST" && r.path == path && (200..300).contains(&r.status))
             .count();
@@ -590,12 +639,9 @@ fn check(
                 comments.len()
             ));
         }
-        if !expect_failed && attempts as usize != holds.len() {
-            // Every attempt the orchestrator counted is a lease some worker got,
-            // except claims whose answer a crash lost: those show as fewer holds.
-            if attempts as usize > holds.len() {
-                continue;
-            }
+        // Every lease a worker got is an attempt the orchestrator counted (a claim
+        // whose answer a crash lost is an attempt no worker saw).
+        if holds.len() > attempts as usize {
             problems.push(format!(
                 "{id}: {} leases granted but the orchestrator counted {attempts} attempts",
                 holds.len()
