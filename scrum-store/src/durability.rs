@@ -1,16 +1,26 @@
-//! How durable a SQLite commit is.
+//! How durable a commit is: what survives which crash.
 
-/// How durable a SQLite commit is: what survives which crash.
+/// How durable a commit is, for the stores whose durability is a per-connection
+/// setting. Chosen with `synchronous=normal|full` in `DATABASE_URL`.
+///
+/// | | [`Durability::Process`] (default) | [`Durability::Power`] |
+/// | --- | --- | --- |
+/// | SQLite | WAL, `synchronous = NORMAL` | WAL, `synchronous = FULL` |
+/// | PostgreSQL | `synchronous_commit = off` for the queue's sessions | the server's setting (normally `on`) |
+/// | Redis | the server's `appendonly`/`appendfsync` | the same |
+///
+/// Either way a transition and its effects commit together or not at all, and an
+/// orchestrator that crashes or is killed loses nothing it acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// WAL with `synchronous = NORMAL`, the default: a commit survives the
-    /// orchestrator crashing or being killed; a power loss or kernel crash may undo
-    /// the last commits (the file stays consistent). About ten times faster than
-    /// [`Durability::Power`] on an ordinary disk.
+    /// A commit survives the orchestrator crashing or being killed. A power loss or
+    /// a kernel crash on the SQLite host, or a crash of the PostgreSQL server, may
+    /// undo the last commits (under a second's worth; the data stays consistent).
+    /// Commits do not wait for a disk flush: several times faster on ordinary disks.
     #[default]
     Process,
-    /// WAL with `synchronous = FULL`: each commit is on disk before it returns, so
-    /// it survives a power loss too.
+    /// Each commit is flushed to disk before it returns, so it survives a power loss
+    /// too.
     Power,
 }
 

@@ -113,22 +113,52 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
-/// The durability a `sqlite:` URL's query asks for: `synchronous=normal|full`.
+/// The durability a URL's query asks for: `synchronous=normal|full`. Other
+/// parameters are refused: SQLite has no others.
 fn sqlite_durability(query: &str) -> Result<Durability> {
-    let mut durability = Durability::default();
-    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-        durability = match kv.split_once('=') {
-            Some(("synchronous", "normal")) => Durability::Process,
-            Some(("synchronous", "full")) => Durability::Power,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "DATABASE_URL sqlite parameter {kv:?} is not understood: the one \
-                     parameter is synchronous=normal or synchronous=full"
-                )));
-            }
-        };
+    let (rest, durability) = split_query(query)?;
+    if let Some(other) = rest.first() {
+        return Err(Error::invalid(format!(
+            "DATABASE_URL sqlite parameter {other:?} is not understood: the one parameter \
+             is synchronous=normal or synchronous=full"
+        )));
     }
     Ok(durability)
+}
+
+/// Splits `synchronous=…` off a query string: the other parameters, and the
+/// durability it asks for.
+fn split_query(query: &str) -> Result<(Vec<&str>, Durability)> {
+    let mut durability = Durability::default();
+    let mut rest = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("synchronous", "normal")) => durability = Durability::Process,
+            Some(("synchronous", "full")) => durability = Durability::Power,
+            Some(("synchronous", other)) => {
+                return Err(Error::invalid(format!(
+                    "DATABASE_URL synchronous={other:?}: use synchronous=normal or synchronous=full"
+                )));
+            }
+            _ => rest.push(kv),
+        }
+    }
+    Ok((rest, durability))
+}
+
+/// `url` without its `synchronous` parameter, and the durability it asked for (for
+/// the server URLs, whose other parameters go to the driver).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn take_durability(url: &str) -> Result<(String, Durability)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), Durability::default()));
+    };
+    let (rest, durability) = split_query(query)?;
+    if rest.is_empty() {
+        Ok((base.to_string(), durability))
+    } else {
+        Ok((format!("{base}?{}", rest.join("&")), durability))
+    }
 }
 
 /// `url` with the password of its user-info part (and any `password=` query
@@ -229,6 +259,14 @@ mod tests {
             );
             assert!(shown.contains("app:***@db:5432/scrum"), "{shown}");
         }
+        let (url, d) = take_durability("postgres://h/db?sslmode=require&synchronous=full").unwrap();
+        assert_eq!(
+            (url.as_str(), d),
+            ("postgres://h/db?sslmode=require", Durability::Power)
+        );
+        let (url, d) = take_durability("postgres://h/db?synchronous=normal").unwrap();
+        assert_eq!((url.as_str(), d), ("postgres://h/db", Durability::Process));
+        assert!(take_durability("postgres://h/db?synchronous=off").is_err());
         // An '@' in the password does not leak its tail.
         assert_eq!(redact_url("redis://u:p@ss@h/0"), "redis://u:***@h/0");
     }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgExecutor, Row};
 
-use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Step};
+use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
     OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
@@ -19,8 +19,9 @@ use scrum_core::{
 };
 
 use crate::logic::{self, Columns, from_json, number_column};
-use crate::redact_url;
 use crate::sql::db_error;
+use crate::url::take_durability;
+use crate::{Durability, redact_url};
 
 /// The schema version this build writes into PostgreSQL.
 pub const POSTGRES_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
@@ -29,11 +30,16 @@ pub const POSTGRES_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 /// between its read and its write.
 const MAX_RETRIES: usize = 64;
 
+/// How long a claimer may take between reserving a task and storing its claim
+/// before the reaper hands the task out again (a claimer that died in between).
+const RESERVATION: Duration = Duration::from_secs(30);
+
 /// A [`WorkQueue`] in a PostgreSQL database, shared by any number of orchestrators.
 ///
-/// - **Claims never collide**: a claim locks the first claimable row with
-///   `FOR UPDATE SKIP LOCKED`, so concurrent claimers (in one process or many) each
-///   take a different task without waiting on each other.
+/// - **Claims never collide**: a claim reserves the first claimable row with one
+///   `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent claimers (in one
+///   process or many) each take a different task without waiting on each other,
+///   then stores the claim with a compare-and-set write.
 /// - **Every other change is a compare-and-set**: the task is read with its version,
 ///   [`scrum_core::state::transition`] decides in Rust, and one statement writes the
 ///   row (if its version is unchanged) together with the outbox rows; a lost race
@@ -42,6 +48,9 @@ const MAX_RETRIES: usize = 64;
 ///   expiry; another orchestrator takes it over once it lapsed unrenewed.
 /// - **Versioned schema**: migrations run at connect under an advisory lock; a
 ///   database from a newer build is refused.
+/// - **Durability**: by default the queue's sessions commit without waiting for the
+///   WAL flush ([`Durability::Process`]); `?synchronous=full` in the URL keeps the
+///   server's flush on every commit ([`Durability::Power`]).
 ///
 /// Lease expiry compares the `now` the orchestrators pass, so their clocks should
 /// agree (NTP) to well within a lease period.
@@ -63,8 +72,9 @@ impl fmt::Debug for PostgresQueue {
 }
 
 impl PostgresQueue {
-    /// Connects to `url` (`postgres://user:password@host:port/db`), working in the
-    /// connection's current schema, with random backoff jitter.
+    /// Connects to `url` (`postgres://user:password@host:port/db`, optionally with
+    /// `synchronous=normal|full`, see [`Durability`]), working in the connection's
+    /// current schema, with random backoff jitter.
     pub async fn connect(url: &str, policy: Policy) -> Result<PostgresQueue> {
         PostgresQueue::connect_with_jitter(url, policy, Jitter::random()).await
     }
@@ -102,7 +112,8 @@ impl PostgresQueue {
         jitter: Jitter,
     ) -> Result<PostgresQueue> {
         let target = redact_url(url);
-        let mut options = PgConnectOptions::from_str(url).map_err(|_| {
+        let (url, durability) = take_durability(url)?;
+        let mut options = PgConnectOptions::from_str(&url).map_err(|_| {
             Error::invalid(format!(
                 "DATABASE_URL {target} is not a valid PostgreSQL URL"
             ))
@@ -111,9 +122,16 @@ impl PostgresQueue {
         if let Some(schema) = schema {
             options = options.options([("search_path", schema)]);
         }
+        if durability == Durability::Process {
+            // Commits return before the WAL is flushed: see `Durability`.
+            options = options.options([("synchronous_commit", "off")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before every use: it doubles the round trips. A connection
+            // that died fails its next statement with a retryable error instead.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| {
@@ -216,7 +234,7 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
             "WITH t AS (
                 UPDATE tasks SET version = version + 1, state = $4, claimable = $5,
                     priority = $6, created_at = $7, not_before = $8, lease_expires_at = $9,
-                    holder = $10, task = $11
+                    holder = $10, task = $11, reserved_until = NULL
                 WHERE repo = $1 AND number = $2 AND version = $3
                 RETURNING 1),
              o AS (
@@ -278,38 +296,55 @@ impl WorkQueue for PostgresQueue {
         now: Timestamp,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
-        let fail = |e| db_error("claim a task", e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        // SKIP LOCKED: a row another claimer is taking right now is passed over, so
-        // concurrent claimers neither wait nor get the same task.
-        let row = sqlx::query(
-            "SELECT task, version FROM tasks WHERE claimable AND not_before <= $1
-             ORDER BY priority, created_at, repo, number
-             LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(fail)?;
-        let Some(row) = row else {
-            tx.rollback().await.map_err(fail)?;
-            return Ok(None);
-        };
-        let (task, version) = task_and_version(&row)?;
-        let event = Event::Claim {
-            worker: worker.clone(),
-            token: LeaseToken::random(),
-            lease,
-        };
-        let step = state::transition(&task, event, &ctx)?;
-        if !write(&mut *tx, &step, Some(version)).await? {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                format!("store: the locked row of {} changed", task.id),
-            ));
+        for _ in 0..MAX_RETRIES {
+            // Reserve the first claimable row: SKIP LOCKED passes over rows other
+            // claimers are reserving right now, and the reservation (claimable off
+            // until `reserved_until`) hides it from later claims. One statement,
+            // committed at once; a claimer that dies before storing its claim leaves
+            // a reservation the reaper (`expire`) undoes.
+            let row = sqlx::query(
+                "UPDATE tasks SET claimable = false, reserved_until = $2
+                 WHERE (repo, number) = (
+                     SELECT repo, number FROM tasks WHERE claimable AND not_before <= $1
+                     ORDER BY priority, created_at, repo, number
+                     LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING task, version",
+            )
+            .bind(now.0)
+            .bind(now.plus(RESERVATION).0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("claim a task", e))?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let (task, version) = task_and_version(&row)?;
+            let event = Event::Claim {
+                worker: worker.clone(),
+                token: LeaseToken::random(),
+                lease,
+            };
+            let step = match state::transition(&task, event, &ctx) {
+                Ok(step) => step,
+                // Reserved at a later `now` than this call's: store it back as it
+                // was, which ends the reservation.
+                Err(Refusal::NotClaimable) => Step {
+                    task,
+                    effects: Vec::new(),
+                    unchanged: false,
+                },
+                Err(e) => return Err(e.into()),
+            };
+            let claimed = step.task.state == TaskState::InProgress;
+            // The version is unchanged unless someone else wrote the task since the
+            // reservation (a cancel, a refresh): then look again.
+            if write(&self.pool, &step, Some(version)).await? && claimed {
+                return Ok(Some(step.task));
+            }
         }
-        tx.commit().await.map_err(fail)?;
-        Ok(Some(step.task))
+        Err(Error::unavailable(
+            "store: claims kept colliding with other writers; try again",
+        ))
     }
 
     async fn heartbeat(
@@ -362,6 +397,15 @@ impl WorkQueue for PostgresQueue {
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
+        // Reservations of claimers that died between reserving and claiming.
+        sqlx::query(
+            "UPDATE tasks SET claimable = true, reserved_until = NULL
+             WHERE reserved_until <= $1 AND state = 'pending'",
+        )
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("end lapsed reservations", e))?;
         let rows = sqlx::query(
             "SELECT repo, number FROM tasks WHERE lease_expires_at <= $1
              ORDER BY lease_expires_at, repo, number",

@@ -12,8 +12,8 @@ use crate::sql::db_error;
 /// are only ever appended; a database at a higher version is from a newer build and
 /// is refused rather than misread.
 const MIGRATIONS: &[&str] = &[
-    // 1: tasks with their indexed columns and a version for compare-and-set writes,
-    // the outbox, and the leader lease.
+    // 1: tasks with their indexed columns, a version for compare-and-set writes and
+    // the end of a claim's reservation; the outbox; and the leader lease.
     r#"CREATE TABLE tasks (
         repo TEXT COLLATE "C" NOT NULL,
         number BIGINT NOT NULL,
@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL,
         not_before BIGINT NOT NULL,
         lease_expires_at BIGINT,
+        reserved_until BIGINT,
         holder TEXT,
         task TEXT NOT NULL,
         PRIMARY KEY (repo, number)
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_claim ON tasks (priority, created_at, repo, number) WHERE claimable;
     CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
     CREATE INDEX tasks_state ON tasks (state);
+    CREATE INDEX tasks_reserved ON tasks (reserved_until) WHERE reserved_until IS NOT NULL;
     CREATE TABLE outbox (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         repo TEXT NOT NULL,
