@@ -24,6 +24,7 @@ use scrum_core::worker::{WorkSource, WorkerLoop};
 use scrum_core::{
     Assignment, Completion, Failure, HeartbeatReply, LeaseToken, Result, TaskId, WorkerId,
 };
+use scrum_github::fake::Fault;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::{QueueQuery, QueueResponse};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,9 @@ const KILLS: usize = 12;
 /// Kills after which the orchestrator stays down longer than a lease, so leases
 /// lapse while their workers still run.
 const LONG_OUTAGES: [usize; 2] = [4, 9];
+
+/// How many GitHub requests are answered slowly (about all of them).
+const GITHUB_DELAYS: usize = 2000;
 
 const FAILS_ONCE: &str = "[fails-once]";
 const ALWAYS_FAILS: &str = "[always-fails]";
@@ -300,6 +304,11 @@ async fn repeated_sigkills_lose_and_duplicate_nothing() {
     // Lapsed leases spend attempts: leave room so that only the scripted failures
     // end in failure.
     fleet.set_env("MAX_ATTEMPTS", "10");
+    // GitHub answers in 10 ms rather than at once, so an outbox round takes long
+    // enough for kills to land between a write and its acknowledgment.
+    fleet
+        .github
+        .inject_times(Fault::Delay(Duration::from_millis(10)), GITHUB_DELAYS);
     fleet.start_orchestrator().await.unwrap();
 
     let records: Shared = Arc::default();
@@ -429,6 +438,20 @@ fn crash_paths(fleet: &Fleet, records: &Records, queue: &QueueResponse) -> Strin
         .map(|e| e.attempts)
         .sum();
     let lost_claims = (attempts as usize).saturating_sub(records.holds.len());
+    // A lease granted again while the worker whose lease lapsed still ran: the case
+    // where only the lease times keep two holders apart.
+    let mut regranted = 0;
+    let mut by_task: HashMap<&TaskId, Vec<&Hold>> = HashMap::new();
+    for h in records.holds.values() {
+        by_task.entry(&h.task).or_default().push(h);
+    }
+    for holds in by_task.values_mut() {
+        holds.sort_by_key(|h| h.start_ms);
+        regranted += holds
+            .windows(2)
+            .filter(|w| w[0].run_end_ms.is_some_and(|end| end > w[1].start_ms))
+            .count();
+    }
     let requests = fleet.github.requests();
     let comment_requests = |method: &str| {
         requests
@@ -448,9 +471,11 @@ fn crash_paths(fleet: &Fleet, records: &Records, queue: &QueueResponse) -> Strin
     }
     let repeated_deletes: usize = deletes.values().map(|n| n - 1).sum();
     format!(
-        "{lapsed} leases lapsed while their worker ran, {lost_claims} claims whose answer a crash lost, \
+        "{} GitHub requests, {lapsed} leases lapsed while their worker ran \
+         ({regranted} granted again before it stopped), {lost_claims} claims whose answer a crash lost, \
          {} comment effects re-applied after a crash (marker found, not posted again), \
          {repeated_deletes} label removals repeated",
+        requests.len(),
         comment_requests("GET").saturating_sub(comment_requests("POST"))
     )
 }
