@@ -336,13 +336,15 @@ async fn with_a_token_every_call_but_health_needs_it() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(v["work_available"], true);
+    // The scheme is case-insensitive (RFC 9110).
+    let lower = format!("bearer {TOKEN}");
     let (s, _) = call(
         &f.app,
         "POST",
         "/admin/pause",
         None,
         remote,
-        &[("authorization", &bearer)],
+        &[("authorization", &lower)],
     )
     .await;
     assert_eq!(s, 200);

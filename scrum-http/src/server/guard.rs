@@ -58,7 +58,9 @@ fn admit(
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token);
         return match given {
             Some(t) if token.matches(t.trim()) => Ok(()),
             Some(_) => Err(ApiError::new(
