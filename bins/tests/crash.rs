@@ -10,7 +10,8 @@
 //! renewal and every report the orchestrator accepted, so the checks do not trust
 //! the orchestrator's word alone.
 //!
-//! `CRASH_SEED=N` replays the kill schedule of a run (the test prints its seed).
+//! `CRASH_SEED=N` replays the kill schedule of a run (the test prints its seed);
+//! `CRASH_KEEP=1` keeps the fleet's directory (logs, SQLite file) afterwards.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -403,7 +404,11 @@ async fn repeated_sigkills_lose_and_duplicate_nothing() {
     fleet.stop();
     let finished = started.elapsed();
 
-    let problems = check(&fleet, &records.lock().unwrap(), &queue, &titles);
+    let mut problems = check(&fleet, &records.lock().unwrap(), &queue, &titles);
+    let log = std::fs::read_to_string(fleet.log("orchestrator")).unwrap_or_default();
+    if log.contains("panicked") {
+        problems.push("the orchestrator panicked (see its log below)".to_string());
+    }
     let r = records.lock().unwrap();
     let summary = format!(
         "{} issues, {WORKERS} simulated workers, {KILLS} SIGKILLs in {:.1} s, all finished at {:.1} s; {} leases granted, {} runs; {}",
@@ -415,6 +420,9 @@ async fn repeated_sigkills_lose_and_duplicate_nothing() {
         crash_paths(&fleet, &r, &queue),
     );
     println!("{summary}\n  {}", kills.join("\n  "));
+    if std::env::var_os("CRASH_KEEP").is_some() {
+        println!("kept {}", dir.keep().display());
+    }
     assert!(
         problems.is_empty(),
         "{} problem(s):\n{}\n{summary}\n{}",
