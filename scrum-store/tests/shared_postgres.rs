@@ -55,3 +55,53 @@ async fn the_other_orchestrator_takes_over_a_lapsed_lead() {
     let b = connect(&schema).await;
     shared::leader_takeover(&*a, &*b).await;
 }
+
+/// A claimer that reserved a task and died before storing its claim: the task is
+/// hidden from claims until the reaper ends the reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_claimers_reservation_is_undone_by_the_reaper() {
+    use scrum_core::{LeaseKind, TaskState, Timestamp, WorkerId};
+    use sqlx::Connection;
+
+    let schema = common::unique_name();
+    let q = connect(&schema).await;
+    shared::enqueue_many(&*q, 1).await;
+    // What a claimer does first, done by hand: the reservation, and nothing after.
+    let mut conn = sqlx::PgConnection::connect(&common::postgres_url())
+        .await
+        .unwrap();
+    let reserved_until = shared::T0.0 + 30_000;
+    let sql = format!(
+        "UPDATE \"{schema}\".tasks SET claimable = false, reserved_until = {reserved_until}"
+    );
+    let reserved = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(reserved.rows_affected(), 1);
+    conn.close().await.unwrap();
+
+    let w = WorkerId::new("w").unwrap();
+    let at = |ms: i64| Timestamp(shared::T0.0 + ms);
+    assert!(
+        q.claim(&w, LeaseKind::Heartbeat, at(1_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Before the reservation ends the reaper leaves it; after, the task is back.
+    q.expire(at(29_999)).await.unwrap();
+    assert!(
+        q.claim(&w, LeaseKind::Heartbeat, at(29_999))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    q.expire(at(30_000)).await.unwrap();
+    let t = q
+        .claim(&w, LeaseKind::Heartbeat, at(30_001))
+        .await
+        .unwrap()
+        .expect("the task is claimable again");
+    assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
+}

@@ -55,3 +55,50 @@ async fn the_other_orchestrator_takes_over_a_lapsed_lead() {
     let b = connect(&prefix).await;
     shared::leader_takeover(&*a, &*b).await;
 }
+
+/// A claimer that reserved a task and died before storing its claim: the task is
+/// hidden from claims until the reservation ends, then handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_claimers_reservation_lapses() {
+    use scrum_core::{LeaseKind, TaskState, Timestamp, WorkerId};
+
+    let prefix = common::unique_name();
+    let q = connect(&prefix).await;
+    shared::enqueue_many(&*q, 1).await;
+    // What a claimer's reservation does, done by hand: ready -> claiming.
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let popped: Vec<String> = redis::cmd("ZPOPMIN")
+        .arg(format!("{{{prefix}}}:ready"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{{{prefix}}}:claiming"))
+        .arg(shared::T0.0 + 30_000)
+        .arg(&popped[0])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    let w = WorkerId::new("w").unwrap();
+    let at = |ms: i64| Timestamp(shared::T0.0 + ms);
+    assert!(
+        q.claim(&w, LeaseKind::Heartbeat, at(1_000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        q.claim(&w, LeaseKind::Heartbeat, at(29_999))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let t = q
+        .claim(&w, LeaseKind::Heartbeat, at(30_000))
+        .await
+        .unwrap()
+        .expect("the task is claimable again");
+    assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
+}
