@@ -48,6 +48,9 @@ pub trait WorkSource: Send + Sync + 'static {
     -> Result<()>;
 }
 
+/// A deadline that never comes (a year), for a timer armed later.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How a task handed to this worker ended, from the worker's side.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Handled {
@@ -153,28 +156,21 @@ impl WorkerLoop {
         let cancel = CancellationToken::new();
         let run = self.runner.run(&a, cancel.clone());
         tokio::pin!(run);
-        let every = a.heartbeat_interval.max(Duration::from_millis(10));
-        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let grace = tokio::time::sleep(Duration::MAX.min(Duration::from_secs(u32::MAX.into())));
+        // Heartbeats run beside the run, not between its polls: a slow heartbeat
+        // never delays noticing that the run ended.
+        let heartbeats = self.heartbeats(&a, &cancel);
+        tokio::pin!(heartbeats);
+        let grace = tokio::time::sleep(FAR_FUTURE);
         tokio::pin!(grace);
         let mut shutting_down = false;
         let mut lost = false;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut run => break outcome,
-                _ = beat.tick() => match self.source.heartbeat(&self.id, &a).await {
-                    Ok(reply) if reply.cancel => {
-                        tracing::info!(worker = %self.id, task = %a.task, "task cancelled by the orchestrator");
-                        cancel.cancel();
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::LeaseLost || e.kind() == ErrorKind::NotFound => {
-                        tracing::warn!(worker = %self.id, task = %a.task, "lease lost; stopping the run");
-                        lost = true;
-                        cancel.cancel();
-                    }
-                    Err(e) => tracing::warn!(worker = %self.id, task = %a.task, error = %e, "heartbeat failed; will retry"),
-                },
+                () = &mut heartbeats, if !lost => {
+                    lost = true;
+                    cancel.cancel();
+                }
                 () = shutdown.cancelled(), if !shutting_down => {
                     shutting_down = true;
                     tracing::info!(worker = %self.id, task = %a.task, grace = ?self.shutdown_grace, "shutting down: finishing the task within the grace period");
@@ -189,6 +185,30 @@ impl WorkerLoop {
         match self.report(&a, &outcome).await {
             Ok(()) => Handled::Reported(outcome),
             Err(_) => Handled::LeaseLost,
+        }
+    }
+
+    /// Sends a heartbeat every interval; cancels the run when the orchestrator says
+    /// so. Returns only when the lease is lost.
+    async fn heartbeats(&self, a: &Assignment, cancel: &CancellationToken) {
+        let every = a.heartbeat_interval.max(Duration::from_millis(10));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            beat.tick().await;
+            match self.source.heartbeat(&self.id, a).await {
+                Ok(reply) if reply.cancel && !cancel.is_cancelled() => {
+                    tracing::info!(worker = %self.id, task = %a.task, "task cancelled by the orchestrator");
+                    cancel.cancel();
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::LeaseLost || e.kind() == ErrorKind::NotFound => {
+                    tracing::warn!(worker = %self.id, task = %a.task, "lease lost; stopping the run");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.id, task = %a.task, error = %e, "heartbeat failed; will retry")
+                }
+            }
         }
     }
 

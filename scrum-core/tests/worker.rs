@@ -1,0 +1,168 @@
+//! The worker loop against the engine in-process, on tokio's paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scrum_core::engine::Orchestrator;
+use scrum_core::memory::{MemoryIssueSource, MemoryQueue, ScriptedRunner};
+use scrum_core::state::Policy;
+use scrum_core::worker::{Handled, MockWorkSource, WorkerLoop};
+use scrum_core::{
+    Assignment, Completion, Error, Labels, LeaseToken, ReadyIssue, RunOutcome, TaskId, TaskState,
+    Timestamp, WorkQueue, WorkerId,
+};
+use tokio_util::sync::CancellationToken;
+
+fn id() -> TaskId {
+    "acme/widgets#1".parse().unwrap()
+}
+
+async fn engine() -> (Arc<MemoryIssueSource>, Arc<MemoryQueue>, Orchestrator) {
+    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+    source.open_issue(id(), "Add a widget", &["ai-ready"], Timestamp(0));
+    let queue = Arc::new(MemoryQueue::new(Policy::default()));
+    let o = Orchestrator::builder(queue.clone(), source.clone()).build();
+    o.poll_once().await.unwrap();
+    (source, queue, o)
+}
+
+fn ten_minute_job() -> ScriptedRunner {
+    ScriptedRunner::new(|_| {
+        (
+            Duration::from_secs(600),
+            RunOutcome::Success(Completion::default()),
+        )
+    })
+}
+
+fn worker(o: &Orchestrator, runner: ScriptedRunner) -> WorkerLoop {
+    WorkerLoop::new(
+        WorkerId::new("w").unwrap(),
+        Arc::new(o.clone()),
+        Arc::new(runner),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_keep_a_long_task_and_a_cancellation_stops_it() {
+    let (source, queue, o) = engine().await;
+    let w = worker(&o, ten_minute_job());
+    let run = tokio::spawn(async move { w.run_one().await.unwrap() });
+    // Five minutes in, well past one 60 s lease, the task is still held.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert!(o.reap_once().await.unwrap().is_empty());
+    assert_eq!(
+        queue.get(&id()).await.unwrap().unwrap().state,
+        TaskState::InProgress
+    );
+    // The issue is closed: the next heartbeat tells the worker, which hands it back.
+    source.close(&id());
+    o.poll_once().await.unwrap();
+    let (_, handled) = run.await.unwrap().unwrap();
+    assert_eq!(
+        handled,
+        Handled::Reported(RunOutcome::Release("cancelled".into()))
+    );
+    assert_eq!(
+        queue.get(&id()).await.unwrap().unwrap().state,
+        TaskState::Cancelled
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_lease_stops_the_run_and_reports_nothing() {
+    let (_, queue, o) = engine().await;
+    let w = worker(&o, ten_minute_job());
+    let started = tokio::time::Instant::now();
+    let run = tokio::spawn(async move { w.run_one().await.unwrap() });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The orchestrator gives up on the task behind the worker's back.
+    let held = queue.get(&id()).await.unwrap().unwrap();
+    let token = held.lease.unwrap().token;
+    o.fail(
+        &WorkerId::new("w").unwrap(),
+        &id(),
+        token,
+        scrum_core::Failure {
+            reason: "x".into(),
+            retryable: true,
+        },
+    )
+    .await
+    .unwrap();
+    let (_, handled) = run.await.unwrap().unwrap();
+    assert_eq!(handled, Handled::LeaseLost);
+    assert!(
+        started.elapsed() <= Duration::from_secs(21),
+        "stopped at the next heartbeat, not after 10 minutes"
+    );
+    let t = queue.get(&id()).await.unwrap().unwrap();
+    assert_eq!((t.state, t.completion), (TaskState::Pending, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_task_finish_within_the_grace_period_then_releases() {
+    let (_, queue, o) = engine().await;
+    let stop = CancellationToken::new();
+    let w = worker(&o, ten_minute_job()).shutdown_grace(Duration::from_secs(60));
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { w.run(stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.cancel();
+    running.await.unwrap();
+    // Ten minutes of work do not fit in a 60 s grace: the task was handed back, no
+    // attempt spent.
+    let t = queue.get(&id()).await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Pending);
+    assert!(t.attempt_refunded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_fails_transiently_is_sent_again() {
+    let assignment = Assignment {
+        task: id(),
+        issue: Arc::new(ReadyIssue {
+            id: id(),
+            title: "t".into(),
+            body: String::new(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        }),
+        branch_name: "ai-feature/issue-1".into(),
+        lease_token: LeaseToken(1),
+        lease_expires_at: Timestamp(60_000),
+        attempt: 1,
+        max_attempts: 2,
+        heartbeat_interval: Duration::from_secs(20),
+    };
+    let mut source = MockWorkSource::new();
+    let mut calls = mockall::Sequence::new();
+    source
+        .expect_complete()
+        .times(2)
+        .in_sequence(&mut calls)
+        .returning(|_, _, _| Err(Error::unavailable("orchestrator restarting")));
+    source
+        .expect_complete()
+        .times(1)
+        .in_sequence(&mut calls)
+        .returning(|_, _, _| Ok(()));
+    let runner = ScriptedRunner::new(|_| {
+        (
+            Duration::from_secs(1),
+            RunOutcome::Success(Completion::default()),
+        )
+    });
+    let w = WorkerLoop::new(
+        WorkerId::new("w").unwrap(),
+        Arc::new(source),
+        Arc::new(runner),
+    );
+    let handled = w.handle(assignment, &CancellationToken::new()).await;
+    assert_eq!(
+        handled,
+        Handled::Reported(RunOutcome::Success(Completion::default()))
+    );
+}
