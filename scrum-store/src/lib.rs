@@ -7,8 +7,12 @@
 //! | `DATABASE_URL` | backend | feature | for |
 //! | --- | --- | --- | --- |
 //! | unset: [`default_sqlite_path`] in the state directory; a path; `sqlite:PATH[?synchronous=full]` | [`SqliteQueue`] | `sqlite` (default) | one orchestrator |
-//! | `postgres://…`, `postgresql://…` | `PostgresQueue` | `postgres` | several orchestrators sharing state |
+//! | `postgres://…`, `postgresql://…` (`?synchronous=full`) | `PostgresQueue` | `postgres` | several orchestrators sharing state |
 //! | `redis://…`, `rediss://…` | `RedisQueue` | `redis` | several orchestrators sharing state |
+//!
+//! How far a commit is durable is one setting, [`Durability`], chosen with
+//! `?synchronous=normal|full` in the URL: by default a commit survives the
+//! orchestrator being killed, and `full` makes it survive a power loss too.
 //!
 //! Each backend persists exactly what [`scrum_core::state::transition`] decides and
 //! passes the conformance suite of `scrum_core::conformance` unchanged. The shared
@@ -18,6 +22,7 @@
 //! # Layout
 //!
 //! - [`url`](StoreUrl): parsing `DATABASE_URL`; passwords never reach messages.
+//! - [`Durability`]: what a commit survives.
 //! - `logic`: the decisions every backend shares (enqueue, acknowledge, indexed columns).
 //! - `sqlite`, `postgres`, `redis`: one backend each, behind its feature.
 //!
@@ -42,6 +47,12 @@ use scrum_core::state::{Jitter, Policy};
 use scrum_core::{Error, Result, WorkQueue};
 
 mod durability;
+// Each backend uses some of the shared helpers; a build with fewer backends leaves
+// some unused.
+#[cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres", feature = "redis")),
+    allow(dead_code)
+)]
 mod logic;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;

@@ -148,7 +148,7 @@ fn split_query(query: &str) -> Result<(Vec<&str>, Durability)> {
 
 /// `url` without its `synchronous` parameter, and the durability it asked for (for
 /// the server URLs, whose other parameters go to the driver).
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
 pub(crate) fn take_durability(url: &str) -> Result<(String, Durability)> {
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_string(), Durability::default()));

@@ -18,6 +18,7 @@ use scrum_core::{
 
 use crate::logic::{self, Columns, from_json};
 use crate::redact_url;
+use crate::url::take_durability;
 use keys::{Keys, member, member_id, order_score, state_index};
 
 /// The schema version this build writes into Redis (the `{prefix}:schema` key).
@@ -121,7 +122,10 @@ impl RedisQueue {
                 "store: Redis key prefix {prefix:?} must be 1-64 letters, digits, '_', '-', '.' or ':'"
             )));
         }
-        let client = redis::Client::open(url).map_err(|_| {
+        // Durability is the server's own configuration; the parameter is accepted
+        // for a uniform DATABASE_URL and not passed on.
+        let (url, _) = take_durability(url)?;
+        let client = redis::Client::open(url.as_str()).map_err(|_| {
             Error::invalid(format!("DATABASE_URL {target} is not a valid Redis URL"))
         })?;
         let con = client.get_connection_manager().await.map_err(|e| {
