@@ -1,5 +1,7 @@
 //! Claim+complete cycles on every `WorkQueue` store in one run: memory, SQLite (as
-//! shipped: WAL, `synchronous = FULL`), PostgreSQL and Redis.
+//! shipped: WAL, `synchronous = NORMAL`; and with `synchronous = FULL`), PostgreSQL
+//! (as shipped: `synchronous_commit = off` for the queue's sessions) and Redis (the
+//! server's persistence settings).
 //!
 //! `cargo bench -p scrum-benches --bench stores`
 //!
@@ -20,7 +22,7 @@ use scrum_core::state::{Jitter, Policy};
 use scrum_core::{
     Completion, LeaseKind, ReadyIssue, RepoName, TaskId, Timestamp, WorkQueue, WorkerId,
 };
-use scrum_store::{PostgresQueue, RedisQueue, SqliteQueue};
+use scrum_store::{Durability, PostgresQueue, RedisQueue, SqliteQueue};
 use sqlx::Connection;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -103,6 +105,15 @@ fn claim_complete(c: &mut Criterion) {
         let sqlite = SqliteQueue::open(dir.join("bench.sqlite3"), policy.clone())
             .await
             .unwrap();
+        // The same with every commit flushed to disk (`?synchronous=full`).
+        let sqlite_full = SqliteQueue::open_with(
+            dir.join("bench-full.sqlite3"),
+            Durability::Power,
+            policy.clone(),
+            Jitter::random(),
+        )
+        .await
+        .unwrap();
         let pg = PostgresQueue::connect_in_schema(
             &postgres_url(),
             &name,
@@ -125,6 +136,11 @@ fn claim_complete(c: &mut Criterion) {
             ),
             ("sqlite", 1, sqlite.clone()),
             ("sqlite", 8, sqlite),
+            (
+                "sqlite_full",
+                1,
+                Arc::new(sqlite_full) as Arc<dyn WorkQueue>,
+            ),
             ("postgres", 1, pg.clone()),
             ("postgres", 8, pg),
             ("redis", 1, redis.clone()),
