@@ -1,6 +1,7 @@
 //! [`RedisQueue`]: a store several orchestrators share through one Redis server.
 
 mod keys;
+mod ops;
 mod scripts;
 
 use std::fmt;
@@ -9,17 +10,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
+use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
     OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
     WorkQueue, WorkerId, memory::heartbeat_reply,
 };
 
-use crate::logic::{self, Columns, from_json};
+use crate::logic::{self, from_json};
 use crate::redact_url;
 use crate::url::take_durability;
-use keys::{Keys, member, member_id, order_score, state_index};
+use keys::{Keys, member_id};
+use ops::{contention, redis_error, stop_index, versioned};
 
 /// The schema version this build writes into Redis (the `{prefix}:schema` key).
 pub const REDIS_SCHEMA_VERSION: u32 = 1;
@@ -65,31 +67,6 @@ impl fmt::Debug for RedisQueue {
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
-}
-
-/// Maps a Redis error met while `doing` something, once, to the error callers see.
-fn redis_error(doing: &str, e: redis::RedisError) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        ErrorKind::Unavailable
-    } else {
-        match e.code() {
-            Some("NOAUTH" | "WRONGPASS") => ErrorKind::Unauthorized,
-            Some("NOPERM") => ErrorKind::Forbidden,
-            Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN") => {
-                ErrorKind::Unavailable
-            }
-            _ => ErrorKind::Internal,
-        }
-    };
-    Error::new(kind, format!("store: cannot {doing}")).with_source(e)
-}
-
-/// A task read with the version its writes must match.
-struct Versioned {
-    task: Task,
-    version: i64,
 }
 
 impl RedisQueue {
@@ -197,182 +174,6 @@ impl RedisQueue {
                 );
             }
         }
-    }
-
-    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx {
-            now,
-            policy: &self.policy,
-            jitter: self.jitter.sample(),
-        }
-    }
-
-    /// The task `id` with its version.
-    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
-        let mut con = self.con.clone();
-        let (version, json): (Option<i64>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.task(&member(id)))
-            .arg("v")
-            .arg("json")
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("read a task", e))?;
-        versioned(version, json)
-    }
-
-    /// Writes `step` if the task is still at `version` (0: must not exist; `old` is
-    /// the task as read at that version), and deletes the effect `ack` in the same
-    /// script. Says whether it wrote.
-    async fn commit(
-        &self,
-        old: Option<&Task>,
-        step: &Step,
-        version: i64,
-        ack: Option<u64>,
-    ) -> Result<bool> {
-        let task = &step.task;
-        let c = Columns::of(task)?;
-        // Where the task goes. A pending task due later waits in `delayed`, which
-        // claims move into `ready` when its time comes.
-        let (index, index_score) = if c.claimable {
-            if task.not_before <= task.updated_at {
-                ("ready", order_score(c.priority, c.created_at))
-            } else {
-                ("delayed", c.not_before)
-            }
-        } else if let Some(expires) = c.lease_expires_at {
-            ("leases", expires)
-        } else {
-            ("", 0)
-        };
-        let order = order_score(c.priority, c.created_at);
-        let (old_state, old_index, order_changed) = match old {
-            None => (0, "", true),
-            Some(o) => {
-                let oc = (i16::from(o.issue.priority().rank()), o.issue.created_at.0);
-                let old_index = match o.state {
-                    TaskState::Pending => "pending",
-                    TaskState::InProgress => "leases",
-                    _ => "",
-                };
-                (
-                    state_index(o.state),
-                    old_index,
-                    order_score(oc.0, oc.1) != order,
-                )
-            }
-        };
-        let k = &self.keys;
-        let mut call = scripts::COMMIT.prepare_invoke();
-        call.key(k.task(&member(&task.id)))
-            .key(&k.all)
-            .key(&k.ready)
-            .key(&k.delayed)
-            .key(&k.leases)
-            .key(&k.claiming)
-            .key(&k.rank)
-            .key(&k.outbox)
-            .key(&k.outbox_ids)
-            .key(&k.outbox_seq)
-            .key(&k.outbox_failures);
-        for s in &k.states {
-            call.key(s);
-        }
-        call.arg(member(&task.id))
-            .arg(version)
-            .arg(c.json)
-            .arg(state_index(task.state))
-            .arg(index)
-            .arg(index_score)
-            .arg(order)
-            .arg(ack.map(|id| id.to_string()).unwrap_or_default())
-            .arg(old_state)
-            .arg(u8::from(order_changed))
-            .arg(old_index);
-        for effect in &step.effects {
-            call.arg(logic::to_json(effect)?);
-        }
-        let mut con = self.con.clone();
-        let written: i64 = call
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| redis_error("store a task", e))?;
-        Ok(written >= 0)
-    }
-
-    /// Applies `event` to the task `id` and stores the result, retrying on the new
-    /// state when another writer got there first.
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        for _ in 0..MAX_RETRIES {
-            let current = self.load(id).await?.ok_or_else(|| logic::not_found(id))?;
-            let step = state::transition(&current.task, event.clone(), &ctx)?;
-            if step.unchanged
-                || self
-                    .commit(Some(&current.task), &step, current.version, None)
-                    .await?
-            {
-                return Ok(step.task);
-            }
-        }
-        Err(contention(id))
-    }
-
-    /// Reads the tasks `members` name, in that order (skipping any deleted since).
-    async fn tasks(&self, members: &[String]) -> Result<Vec<Task>> {
-        if members.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for m in members {
-            pipe.cmd("HGET").arg(self.keys.task(m)).arg("json");
-        }
-        let mut con = self.con.clone();
-        let jsons: Vec<Option<String>> = pipe
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("read tasks", e))?;
-        jsons
-            .into_iter()
-            .flatten()
-            .map(|j| from_json(&j, "task"))
-            .collect()
-    }
-
-    async fn members(&self, set: &str, start: isize, stop: isize) -> Result<Vec<String>> {
-        let mut con = self.con.clone();
-        redis::cmd("ZRANGE")
-            .arg(set)
-            .arg(start)
-            .arg(stop)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("list tasks", e))
-    }
-}
-
-fn versioned(version: Option<i64>, json: Option<String>) -> Result<Option<Versioned>> {
-    match (version, json) {
-        (Some(version), Some(json)) => Ok(Some(Versioned {
-            task: from_json(&json, "task")?,
-            version,
-        })),
-        _ => Ok(None),
-    }
-}
-
-fn contention(id: &TaskId) -> Error {
-    Error::unavailable(format!(
-        "store: task {id} kept changing under concurrent writers; try again"
-    ))
-}
-
-/// A `ZRANGE` stop index for `limit` items from `offset` (-1: to the end).
-fn stop_index(offset: usize, limit: Option<usize>) -> isize {
-    match limit {
-        Some(0) => -2,
-        Some(l) => isize::try_from(offset.saturating_add(l) - 1).unwrap_or(isize::MAX),
-        None => -1,
     }
 }
 
