@@ -1,7 +1,8 @@
 //! Claim+complete cycles on every `WorkQueue` store in one run: memory, SQLite (as
 //! shipped: WAL, `synchronous = NORMAL`; and with `synchronous = FULL`), PostgreSQL
-//! (as shipped: `synchronous_commit = off` for the queue's sessions) and Redis (the
-//! server's persistence settings).
+//! (as shipped: the server's flush on every commit; and with `?synchronous=normal`,
+//! `synchronous_commit = off` for the queue's sessions) and Redis (the server's
+//! persistence settings).
 //!
 //! `cargo bench -p scrum-benches --bench stores`
 //!
@@ -122,6 +123,14 @@ fn claim_complete(c: &mut Criterion) {
         )
         .await
         .expect("PostgreSQL for the bench (scripts/services.sh starts it)");
+        let pg_normal = PostgresQueue::connect_in_schema(
+            &format!("{}?synchronous=normal", postgres_url()),
+            &format!("{name}_normal"),
+            policy.clone(),
+            Jitter::random(),
+        )
+        .await
+        .expect("PostgreSQL for the bench");
         let redis =
             RedisQueue::connect_with_prefix(&redis_url(), &name, policy.clone(), Jitter::random())
                 .await
@@ -143,6 +152,11 @@ fn claim_complete(c: &mut Criterion) {
             ),
             ("postgres", 1, pg.clone()),
             ("postgres", 8, pg),
+            (
+                "postgres_normal",
+                8,
+                Arc::new(pg_normal) as Arc<dyn WorkQueue>,
+            ),
             ("redis", 1, redis.clone()),
             ("redis", 8, redis),
         ]
@@ -168,10 +182,12 @@ fn claim_complete(c: &mut Criterion) {
 /// Removes the run's PostgreSQL schema and Redis keys.
 async fn clean_up(name: &str) {
     if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_url()).await {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
+        for schema in [name.to_string(), format!("{name}_normal")] {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+        }
     }
     if let Ok(client) = redis::Client::open(redis_url()) {
         if let Ok(mut con) = client.get_multiplexed_async_connection().await {

@@ -3,10 +3,10 @@
 /// How durable a commit is, for the stores whose durability is a per-connection
 /// setting. Chosen with `synchronous=normal|full` in `DATABASE_URL`.
 ///
-/// | | [`Durability::Process`] (default) | [`Durability::Power`] |
+/// | | [`Durability::Process`] | [`Durability::Power`] |
 /// | --- | --- | --- |
-/// | SQLite | WAL, `synchronous = NORMAL` | WAL, `synchronous = FULL` |
-/// | PostgreSQL | `synchronous_commit = off` for the queue's sessions | the server's setting (normally `on`) |
+/// | SQLite (default: `Process`) | WAL, `synchronous = NORMAL` | WAL, `synchronous = FULL` |
+/// | PostgreSQL (default: `Power`) | `synchronous_commit = off` for the queue's sessions | the server's setting (normally `on`) |
 /// | Redis | the server's `appendonly`/`appendfsync` | the same |
 ///
 /// Either way a transition and its effects commit together or not at all, and an

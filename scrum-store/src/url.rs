@@ -117,6 +117,7 @@ impl fmt::Debug for StoreUrl {
 /// parameters are refused: SQLite has no others.
 fn sqlite_durability(query: &str) -> Result<Durability> {
     let (rest, durability) = split_query(query)?;
+    let durability = durability.unwrap_or(Durability::Process);
     if let Some(other) = rest.first() {
         return Err(Error::invalid(format!(
             "DATABASE_URL sqlite parameter {other:?} is not understood: the one parameter \
@@ -127,14 +128,14 @@ fn sqlite_durability(query: &str) -> Result<Durability> {
 }
 
 /// Splits `synchronous=…` off a query string: the other parameters, and the
-/// durability it asks for.
-fn split_query(query: &str) -> Result<(Vec<&str>, Durability)> {
-    let mut durability = Durability::default();
+/// durability it asks for (`None` when it does not say).
+fn split_query(query: &str) -> Result<(Vec<&str>, Option<Durability>)> {
+    let mut durability = None;
     let mut rest = Vec::new();
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         match kv.split_once('=') {
-            Some(("synchronous", "normal")) => durability = Durability::Process,
-            Some(("synchronous", "full")) => durability = Durability::Power,
+            Some(("synchronous", "normal")) => durability = Some(Durability::Process),
+            Some(("synchronous", "full")) => durability = Some(Durability::Power),
             Some(("synchronous", other)) => {
                 return Err(Error::invalid(format!(
                     "DATABASE_URL synchronous={other:?}: use synchronous=normal or synchronous=full"
@@ -146,12 +147,12 @@ fn split_query(query: &str) -> Result<(Vec<&str>, Durability)> {
     Ok((rest, durability))
 }
 
-/// `url` without its `synchronous` parameter, and the durability it asked for (for
-/// the server URLs, whose other parameters go to the driver).
+/// `url` without its `synchronous` parameter, and the durability it asked for, if
+/// any (for the server URLs, whose other parameters go to the driver).
 #[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
-pub(crate) fn take_durability(url: &str) -> Result<(String, Durability)> {
+pub(crate) fn take_durability(url: &str) -> Result<(String, Option<Durability>)> {
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_string(), Durability::default()));
+        return Ok((url.to_string(), None));
     };
     let (rest, durability) = split_query(query)?;
     if rest.is_empty() {
@@ -262,10 +263,14 @@ mod tests {
         let (url, d) = take_durability("postgres://h/db?sslmode=require&synchronous=full").unwrap();
         assert_eq!(
             (url.as_str(), d),
-            ("postgres://h/db?sslmode=require", Durability::Power)
+            ("postgres://h/db?sslmode=require", Some(Durability::Power))
         );
         let (url, d) = take_durability("postgres://h/db?synchronous=normal").unwrap();
-        assert_eq!((url.as_str(), d), ("postgres://h/db", Durability::Process));
+        assert_eq!(
+            (url.as_str(), d),
+            ("postgres://h/db", Some(Durability::Process))
+        );
+        assert_eq!(take_durability("postgres://h/db").unwrap().1, None);
         assert!(take_durability("postgres://h/db?synchronous=off").is_err());
         // An '@' in the password does not leak its tail.
         assert_eq!(redact_url("redis://u:p@ss@h/0"), "redis://u:***@h/0");

@@ -48,9 +48,10 @@ const RESERVATION: Duration = Duration::from_secs(30);
 ///   expiry; another orchestrator takes it over once it lapsed unrenewed.
 /// - **Versioned schema**: migrations run at connect under an advisory lock; a
 ///   database from a newer build is refused.
-/// - **Durability**: by default the queue's sessions commit without waiting for the
-///   WAL flush ([`Durability::Process`]); `?synchronous=full` in the URL keeps the
-///   server's flush on every commit ([`Durability::Power`]).
+/// - **Durability**: by default the server's own flush setting holds
+///   ([`Durability::Power`]); `?synchronous=normal` in the URL lets the queue's
+///   sessions commit without waiting for the WAL flush ([`Durability::Process`]),
+///   faster, but a crash of the PostgreSQL server may undo the last commits.
 ///
 /// Lease expiry compares the `now` the orchestrators pass, so their clocks should
 /// agree (NTP) to well within a lease period.
@@ -112,7 +113,11 @@ impl PostgresQueue {
         jitter: Jitter,
     ) -> Result<PostgresQueue> {
         let target = redact_url(url);
+        // PostgreSQL keeps the server's own flush setting unless the URL asks for
+        // `synchronous=normal`: a shared database is infrastructure, and a server
+        // crash must not undo acknowledged commits by default.
         let (url, durability) = take_durability(url)?;
+        let durability = durability.unwrap_or(Durability::Power);
         let mut options = PgConnectOptions::from_str(&url).map_err(|_| {
             Error::invalid(format!(
                 "DATABASE_URL {target} is not a valid PostgreSQL URL"
