@@ -19,15 +19,12 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{
-    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task,
-    TaskId, Timestamp, WorkerId,
-};
+use crate::model::{Assignment, Failure, LeaseKind, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
 use crate::queue::{Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
 use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
-use crate::state::Policy;
+use crate::state::{Event, Policy};
 
 /// What to inject, shared and adjustable while the wrapper is in use.
 #[derive(Debug)]
@@ -182,56 +179,10 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
             .call("claim", self.inner.claim(worker, lease, now))
             .await
     }
-    async fn heartbeat(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<HeartbeatReply> {
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         self.faults
-            .call("heartbeat", self.inner.heartbeat(id, token, now))
+            .call("apply", self.inner.apply(id, event, now))
             .await
-    }
-    async fn complete(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        completion: Completion,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.faults
-            .call("complete", self.inner.complete(id, token, completion, now))
-            .await
-    }
-    async fn fail(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.faults
-            .call("fail", self.inner.fail(id, token, failure, now))
-            .await
-    }
-    async fn release(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.faults
-            .call("release", self.inner.release(id, token, reason, now))
-            .await
-    }
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
-        self.faults
-            .call("cancel", self.inner.cancel(id, reason, now))
-            .await
-    }
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
-        self.faults.call("retry", self.inner.retry(id, now)).await
     }
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
         self.faults.call("expire", self.inner.expire(now)).await

@@ -5,12 +5,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
     TaskState, Timestamp, WorkerId,
 };
-use crate::state::{Effect, Policy};
+use crate::state::{Effect, Event, Policy};
 
 /// What [`WorkQueue::enqueue`] did with an issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +104,22 @@ impl QueueCounts {
     }
 }
 
+/// The reply to a heartbeat that renewed `task`'s lease.
+pub fn heartbeat_reply(task: &Task) -> HeartbeatReply {
+    HeartbeatReply {
+        lease_expires_at: task
+            .lease
+            .as_ref()
+            .map_or(task.updated_at, |l| l.expires_at),
+        cancel: task.cancel_requested,
+    }
+}
+
+/// The error for a task the queue does not know.
+pub fn unknown_task(id: &TaskId) -> Error {
+    Error::not_found(format!("no task {id}"))
+}
+
 /// Durable task state: the queue of issues, the leases on them and the outbox of
 /// GitHub effects.
 ///
@@ -111,7 +127,10 @@ impl QueueCounts {
 ///
 /// Every method that changes a task applies [`crate::state::transition`] (or
 /// [`crate::state::new_task`]) and persists the resulting task together with its
-/// effects, atomically: after a crash either both are stored or neither is.
+/// effects, atomically: after a crash either both are stored or neither is. The
+/// required methods are few: the per-event methods (heartbeat, complete, fail,
+/// release, cancel, retry) are provided on top of [`WorkQueue::apply`], so a backend
+/// cannot get them subtly wrong.
 /// Methods take `now` instead of reading a clock. A backend is done when the
 /// conformance suite (`scrum_core::conformance`, feature `testkit`) passes unchanged;
 /// each `# Behavior` bullet below is one test there.
@@ -151,6 +170,18 @@ pub trait WorkQueue: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Option<Claimed>>;
 
+    /// Applies one event to the task `id` and stores the resulting task together with
+    /// its effects, atomically: the one primitive the per-event methods below are
+    /// built on, so a backend implements each rule once.
+    ///
+    /// # Behavior
+    /// - An unknown task fails with `NotFound`; an event that does not apply fails
+    ///   with its [`crate::state::Refusal`] as `LeaseLost` or `InvalidTransition` and
+    ///   changes nothing.
+    /// - A repeat of the call that ended a lease ([`crate::state::Step::unchanged`])
+    ///   succeeds and stores nothing.
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task>;
+
     /// Renews the lease `token` holds.
     ///
     /// # Behavior
@@ -163,7 +194,10 @@ pub trait WorkQueue: Send + Sync + 'static {
         id: &TaskId,
         token: LeaseToken,
         now: Timestamp,
-    ) -> Result<HeartbeatReply>;
+    ) -> Result<HeartbeatReply> {
+        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
+        Ok(heartbeat_reply(&task))
+    }
 
     /// Completes the task `token` holds.
     ///
@@ -178,7 +212,10 @@ pub trait WorkQueue: Send + Sync + 'static {
         token: LeaseToken,
         completion: Completion,
         now: Timestamp,
-    ) -> Result<Task>;
+    ) -> Result<Task> {
+        self.apply(id, Event::Complete { token, completion }, now)
+            .await
+    }
 
     /// Reports that the attempt `token` holds failed.
     ///
@@ -194,7 +231,9 @@ pub trait WorkQueue: Send + Sync + 'static {
         token: LeaseToken,
         failure: Failure,
         now: Timestamp,
-    ) -> Result<Task>;
+    ) -> Result<Task> {
+        self.apply(id, Event::Fail { token, failure }, now).await
+    }
 
     /// Hands the task `token` holds back without spending an attempt.
     ///
@@ -207,7 +246,9 @@ pub trait WorkQueue: Send + Sync + 'static {
         token: LeaseToken,
         reason: String,
         now: Timestamp,
-    ) -> Result<Task>;
+    ) -> Result<Task> {
+        self.apply(id, Event::Release { token, reason }, now).await
+    }
 
     /// Cancels the task of an issue that was closed or lost its ready label.
     ///
@@ -217,14 +258,24 @@ pub trait WorkQueue: Send + Sync + 'static {
     ///   heartbeat, and it becomes Cancelled when the holder releases or fails it, or
     ///   when the lease lapses.
     /// - Cancelling a terminal or unknown task returns `None` and changes nothing.
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>>;
+    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
+        match self.apply(id, Event::Cancel { reason }, now).await {
+            Ok(task) => Ok(Some(task)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidTransition) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
 
     /// Starts a new run of a Failed or Cancelled task (an operator action).
     ///
     /// # Behavior
     /// - A failed task is Pending again with attempts from zero and a `Queued` effect.
     /// - Retrying a live or completed task fails with `InvalidTransition`.
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task>;
+    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
+        self.apply(id, Event::Retry, now).await
+    }
 
     /// Ends every lease that lapsed by `now`, each as a failed attempt ("worker lost").
     ///

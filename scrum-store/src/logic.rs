@@ -2,7 +2,6 @@
 //! deciding an enqueue, an acknowledgement, and the indexed columns a task is stored
 //! with. Pure functions; the backends add only storage.
 
-use scrum_core::memory::is_noop_cancel;
 use scrum_core::state::{self, Ctx, Effect, Event, Refusal, Step};
 use scrum_core::{Enqueued, Error, ErrorKind, QueueCounts, ReadyIssue, Result, Task, TaskState};
 
@@ -46,20 +45,6 @@ pub(crate) fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<St
         return None;
     }
     state::transition(task, Event::EffectsWritten, ctx).ok()
-}
-
-/// Maps a cancel's result to what [`scrum_core::WorkQueue::cancel`] answers.
-pub(crate) fn cancel_result(r: Result<Task>) -> Result<Option<Task>> {
-    match r {
-        Ok(task) => Ok(Some(task)),
-        Err(e) if is_noop_cancel(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The error for an unknown task.
-pub(crate) fn not_found(id: &scrum_core::TaskId) -> Error {
-    Error::not_found(format!("no task {id}"))
 }
 
 /// The columns a task is indexed by, besides its id and its JSON.

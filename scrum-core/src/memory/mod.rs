@@ -7,6 +7,6 @@ mod runner;
 mod source;
 
 pub use probe::ScriptedProbe;
-pub use queue::{MemoryQueue, heartbeat_reply, is_noop_cancel};
+pub use queue::MemoryQueue;
 pub use runner::ScriptedRunner;
 pub use source::{MemoryIssue, MemoryIssueSource, Write};

@@ -5,12 +5,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
-    Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
-    TaskState, Timestamp, WorkerId,
+    LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
-use crate::queue::{Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
+use crate::queue::{
+    Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue, unknown_task,
+};
 use crate::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 
 /// A [`WorkQueue`] that keeps everything in memory: nothing survives the process.
@@ -84,18 +85,6 @@ impl MemoryQueue {
             policy: &self.policy,
             jitter: self.jitter.sample(),
         }
-    }
-
-    /// Applies `event` to the task `id` and stores the result.
-    fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        let mut inner = self.lock();
-        let task = inner
-            .tasks
-            .get(id)
-            .ok_or_else(|| Error::not_found(format!("no task {id}")))?;
-        let step = state::transition(task, event, &ctx)?;
-        Ok(inner.store(step, now))
     }
 }
 
@@ -240,56 +229,12 @@ impl WorkQueue for MemoryQueue {
         Ok(Some(inner.store(step, now)))
     }
 
-    async fn heartbeat(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<HeartbeatReply> {
-        let task = self.apply(id, Event::Heartbeat { token }, now)?;
-        Ok(heartbeat_reply(&task))
-    }
-
-    async fn complete(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        completion: Completion,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Complete { token, completion }, now)
-    }
-
-    async fn fail(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Fail { token, failure }, now)
-    }
-
-    async fn release(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Release { token, reason }, now)
-    }
-
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
-        match self.apply(id, Event::Cancel { reason }, now) {
-            Ok(task) => Ok(Some(task)),
-            Err(e) if is_noop_cancel(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
-        self.apply(id, Event::Retry, now)
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        let ctx = self.ctx(now);
+        let mut inner = self.lock();
+        let task = inner.tasks.get(id).ok_or_else(|| unknown_task(id))?;
+        let step = state::transition(task, event, &ctx)?;
+        Ok(inner.store(step, now))
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
@@ -362,26 +307,6 @@ impl WorkQueue for MemoryQueue {
         }
         Ok(())
     }
-}
-
-/// The reply to a heartbeat that renewed `task`'s lease.
-pub fn heartbeat_reply(task: &Task) -> HeartbeatReply {
-    HeartbeatReply {
-        lease_expires_at: task
-            .lease
-            .as_ref()
-            .map_or(task.updated_at, |l| l.expires_at),
-        cancel: task.cancel_requested,
-    }
-}
-
-/// Whether a cancel failed only because there was nothing to cancel (a terminal or
-/// unknown task), which [`WorkQueue::cancel`] answers with `None`.
-pub fn is_noop_cancel(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        crate::ErrorKind::NotFound | crate::ErrorKind::InvalidTransition
-    )
 }
 
 #[cfg(test)]

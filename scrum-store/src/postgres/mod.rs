@@ -13,9 +13,8 @@ use sqlx::{PgExecutor, Row};
 
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
-    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
-    WorkQueue, WorkerId, memory::heartbeat_reply,
+    Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
+    Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::logic::{self, Columns, from_json, number_column};
@@ -169,12 +168,12 @@ impl PostgresQueue {
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new
     /// state when another writer got there first.
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
         for _ in 0..MAX_RETRIES {
             let (task, version) = load(&self.pool, id, false)
                 .await?
-                .ok_or_else(|| logic::not_found(id))?;
+                .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
             let step = state::transition(&task, event.clone(), &ctx)?;
             if step.unchanged || write(&self.pool, &step, Some(version)).await? {
                 return Ok(step.task);
@@ -352,53 +351,8 @@ impl WorkQueue for PostgresQueue {
         ))
     }
 
-    async fn heartbeat(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<HeartbeatReply> {
-        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
-        Ok(heartbeat_reply(&task))
-    }
-
-    async fn complete(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        completion: Completion,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Complete { token, completion }, now)
-            .await
-    }
-
-    async fn fail(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Fail { token, failure }, now).await
-    }
-
-    async fn release(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Release { token, reason }, now).await
-    }
-
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
-        logic::cancel_result(self.apply(id, Event::Cancel { reason }, now).await)
-    }
-
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
-        self.apply(id, Event::Retry, now).await
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        self.apply_event(id, event, now).await
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {

@@ -12,9 +12,8 @@ use redis::aio::ConnectionManager;
 
 use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Completion, Enqueued, Error, ErrorKind, Failure, HeartbeatReply, LeaseKind, LeaseToken,
-    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
-    WorkQueue, WorkerId, memory::heartbeat_reply,
+    Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
+    Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::logic::{self, from_json};
@@ -263,53 +262,8 @@ impl WorkQueue for RedisQueue {
         ))
     }
 
-    async fn heartbeat(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<HeartbeatReply> {
-        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
-        Ok(heartbeat_reply(&task))
-    }
-
-    async fn complete(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        completion: Completion,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Complete { token, completion }, now)
-            .await
-    }
-
-    async fn fail(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Fail { token, failure }, now).await
-    }
-
-    async fn release(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Release { token, reason }, now).await
-    }
-
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
-        logic::cancel_result(self.apply(id, Event::Cancel { reason }, now).await)
-    }
-
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
-        self.apply(id, Event::Retry, now).await
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        self.apply_event(id, event, now).await
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {

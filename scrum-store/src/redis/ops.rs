@@ -137,10 +137,18 @@ impl RedisQueue {
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new
     /// state when another writer got there first.
-    pub(super) async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+    pub(super) async fn apply_event(
+        &self,
+        id: &TaskId,
+        event: Event,
+        now: Timestamp,
+    ) -> Result<Task> {
         let ctx = self.ctx(now);
         for _ in 0..MAX_RETRIES {
-            let current = self.load(id).await?.ok_or_else(|| logic::not_found(id))?;
+            let current = self
+                .load(id)
+                .await?
+                .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
             let step = state::transition(&current.task, event.clone(), &ctx)?;
             if step.unchanged
                 || self

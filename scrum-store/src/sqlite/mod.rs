@@ -13,9 +13,8 @@ use tokio::sync::Mutex;
 
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Completion, Enqueued, Failure, HeartbeatReply, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
-    ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
-    memory::heartbeat_reply,
+    Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue, Result, Task,
+    TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::Durability;
@@ -150,13 +149,13 @@ impl SqliteQueue {
     }
 
     /// Applies `event` to the task `id` and stores the result.
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
         let mut store = self.store.lock().await;
         let task = store
             .task(id, now)
             .await?
-            .ok_or_else(|| logic::not_found(id))?;
+            .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
         let step = state::transition(&task, event, &ctx)?;
         store.save(step, None, now).await
     }
@@ -316,53 +315,8 @@ impl WorkQueue for SqliteQueue {
         }
     }
 
-    async fn heartbeat(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<HeartbeatReply> {
-        let task = self.apply(id, Event::Heartbeat { token }, now).await?;
-        Ok(heartbeat_reply(&task))
-    }
-
-    async fn complete(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        completion: Completion,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Complete { token, completion }, now)
-            .await
-    }
-
-    async fn fail(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Fail { token, failure }, now).await
-    }
-
-    async fn release(
-        &self,
-        id: &TaskId,
-        token: LeaseToken,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<Task> {
-        self.apply(id, Event::Release { token, reason }, now).await
-    }
-
-    async fn cancel(&self, id: &TaskId, reason: String, now: Timestamp) -> Result<Option<Task>> {
-        logic::cancel_result(self.apply(id, Event::Cancel { reason }, now).await)
-    }
-
-    async fn retry(&self, id: &TaskId, now: Timestamp) -> Result<Task> {
-        self.apply(id, Event::Retry, now).await
+    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        self.apply_event(id, event, now).await
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
