@@ -268,6 +268,16 @@ fn schemas() -> Value {
                 "failed": { "type": "integer" }
             }
         },
+        "LogsResponse": {
+            "type": "object",
+            "required": ["worker_id", "host", "lines", "logs"],
+            "properties": {
+                "worker_id": { "type": "string" },
+                "host": { "type": "string" },
+                "lines": { "type": "integer", "minimum": 1 },
+                "logs": { "type": "string" }
+            }
+        },
         "WorkersResponse": {
             "type": "object",
             "required": ["workers"],
@@ -341,6 +351,13 @@ fn unnamed_document() -> Value {
         { "name": "offset", "in": "query", "required": false,
           "schema": { "type": "integer", "minimum": 0, "maximum": u64::MAX } }
     ]);
+    let logs_params = json!([
+        { "name": "id", "in": "path", "required": true,
+          "description": "A worker id, or a WORKER_IPS host",
+          "schema": { "type": "string", "minLength": 1 } },
+        { "name": "lines", "in": "query", "required": false,
+          "schema": { "type": "integer", "minimum": 1, "maximum": crate::server::MAX_LOG_LINES } }
+    ]);
     let report = [404, 409, 503];
     let text = json!({ "type": "string" });
     json!({
@@ -370,6 +387,7 @@ fn unnamed_document() -> Value {
             "/work/heartbeat": { "post": op("Renew a lease; the answer says whether to stop", Some("HeartbeatRequest"), none.clone(), r("HeartbeatResponse"), &report, false) },
             "/work/release": { "post": op("Hand a task back without spending an attempt", Some("ReleaseRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/workers": { "get": op("Every worker that called and every configured host", None, none.clone(), r("WorkersResponse"), &[], false) },
+            "/workers/{id}/logs": { "get": op("The worker service's recent log, fetched over SSH from its host", None, logs_params, r("LogsResponse"), &[400, 404, 422, 503], false) },
             "/queue": { "get": op("Tasks by state, one page of each", None, queue_params, r("QueueResponse"), &[400, 422, 503], false) },
             "/admin/pause": { "post": op("Stop handing out work", None, none.clone(), r("ActionResponse"), &[], false) },
             "/admin/resume": { "post": op("Hand out work again", None, none.clone(), r("ActionResponse"), &[], false) },

@@ -312,6 +312,27 @@ pub struct WorkerEntry {
     pub failed: u64,
 }
 
+/// The query of `GET /workers/{id}/logs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsQuery {
+    /// How many of the last lines (default 100, at most 1000).
+    #[serde(default)]
+    pub lines: Option<u32>,
+}
+
+/// The answer of `GET /workers/{id}/logs`: the worker service's recent log on its host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsResponse {
+    /// The worker (or host) asked for.
+    pub worker_id: String,
+    /// The `WORKER_IPS` host the log came from.
+    pub host: String,
+    /// How many lines were asked for.
+    pub lines: u32,
+    /// The log (`journalctl -u <unit> -n <lines>`).
+    pub logs: String,
+}
+
 /// The answer of `GET /workers`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkersResponse {

@@ -445,3 +445,128 @@ fn the_startup_summary_says_who_may_call() {
         "{token}"
     );
 }
+
+#[tokio::test]
+async fn worker_logs_come_from_the_host_the_worker_calls_from() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use scrum_core::engine::{EngineConfig, Orchestrator};
+    use scrum_core::memory::{MemoryIssueSource, MemoryQueue, ScriptedProbe};
+    use scrum_core::state::Policy;
+    use scrum_core::{HostHealth, Labels, LeaseKind, ProbeReport, WorkerId};
+    use scrum_http::{ApiState, server::app};
+
+    let probe = Arc::new(ScriptedProbe::new());
+    let report = ProbeReport {
+        health: HostHealth::Healthy,
+        rtt: None,
+        reason: None,
+    };
+    probe.set("127.0.0.1", report, "line 1\nline 2\nline 3");
+    let build = |probe: Option<Arc<ScriptedProbe>>| {
+        let queue = Arc::new(MemoryQueue::new(Policy::default()));
+        let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+        let mut b = Orchestrator::builder(queue, source).config(EngineConfig {
+            worker_hosts: vec!["127.0.0.1".into()],
+            ..EngineConfig::default()
+        });
+        if let Some(p) = probe {
+            b = b.probe(p);
+        }
+        b.build()
+    };
+    let orchestrator = build(Some(probe));
+    // worker-7 has called from 127.0.0.1, a WORKER_IPS host.
+    let w = WorkerId::new("worker-7").unwrap();
+    orchestrator
+        .next_work(
+            &w,
+            Some("127.0.0.1".parse().unwrap()),
+            LeaseKind::Heartbeat,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let app = app(ApiState::new(orchestrator, ApiConfig::default()));
+
+    let (s, v) = call(
+        &app,
+        "GET",
+        "/workers/worker-7/logs?lines=2",
+        None,
+        Some(LOOPBACK),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"worker_id": "worker-7", "host": "127.0.0.1", "lines": 2, "logs": "line 2\nline 3"})
+    );
+    let by_host = call(
+        &app,
+        "GET",
+        "/workers/127.0.0.1/logs",
+        None,
+        Some(LOOPBACK),
+        &[],
+    )
+    .await;
+    assert_eq!(by_host.1["host"], "127.0.0.1");
+    assert_error(
+        &call(
+            &app,
+            "GET",
+            "/workers/stranger/logs",
+            None,
+            Some(LOOPBACK),
+            &[],
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(
+            &app,
+            "GET",
+            "/workers/worker-7/logs?lines=0",
+            None,
+            Some(LOOPBACK),
+            &[],
+        )
+        .await,
+        422,
+        "invalid_request",
+    );
+    // Logs are an operator's: without a token only loopback may read them.
+    assert_error(
+        &call(
+            &app,
+            "GET",
+            "/workers/worker-7/logs",
+            None,
+            Some("10.1.2.3:5000"),
+            &[],
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    // Without a probe there is nothing to fetch them with.
+    let bare = scrum_http::server::app(ApiState::new(build(None), ApiConfig::default()));
+    assert_error(
+        &call(
+            &bare,
+            "GET",
+            "/workers/127.0.0.1/logs",
+            None,
+            Some(LOOPBACK),
+            &[],
+        )
+        .await,
+        503,
+        "unavailable",
+    );
+}

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Task, TaskId, Timestamp, WorkerId};
 use crate::probe::WorkerProbe;
 use crate::queue::WorkQueue;
@@ -309,6 +309,25 @@ impl Orchestrator {
         // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
         self.inner.work_ready.notify_waiters();
         Ok(expired)
+    }
+
+    /// The last `lines` lines of the worker service's log on the host of `worker` (a
+    /// worker id, matched by the address it calls from, or a configured host), and
+    /// that host. Only hosts in `WORKER_IPS` are ever contacted.
+    pub async fn worker_logs(&self, worker: &str, lines: u32) -> Result<(String, String)> {
+        let probe = self.inner.probe.clone().ok_or_else(|| {
+            Error::unavailable("no worker probe is configured (WORKER_IPS and WORKER_SSH_KEY)")
+        })?;
+        let host = lock(&self.inner.registry)
+            .host_of(worker, &self.inner.config.worker_hosts)
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "worker {worker:?} is not a WORKER_IPS host and calls from none of them"
+                ))
+            })?;
+        let logs = probe.logs(&host, lines).await?;
+        Ok((host, logs))
     }
 
     /// Probes every configured host, `probe_concurrency` at a time, and records the

@@ -120,6 +120,16 @@ impl Registry {
             .and_then(|e| e.current_task.clone())
     }
 
+    /// The configured host `worker` is on: the host of that name, or the one whose
+    /// address the worker calls from.
+    pub(crate) fn host_of<'h>(&self, worker: &str, hosts: &'h [String]) -> Option<&'h String> {
+        if let Some(h) = hosts.iter().find(|h| h.as_str() == worker) {
+            return Some(h);
+        }
+        let address = WorkerId::new(worker).ok().and_then(|w| self.address(&w))?;
+        hosts.iter().find(|h| host_ip(h) == Some(address))
+    }
+
     /// Every worker that called, then every configured host no worker calls from.
     /// A worker holding a task is never offline: a long task is not a dead worker.
     pub(crate) fn list(

@@ -77,7 +77,7 @@ fn admit(
     }
     let allowed = if path.starts_with("/work/") {
         peer.is_some_and(|p| config.is_worker_address(p))
-    } else if path.starts_with("/admin/") {
+    } else if is_operator_path(path) {
         peer.is_some_and(|p| p.is_loopback())
     } else {
         true
@@ -119,4 +119,10 @@ fn method_not_allowed(resp: Response) -> Response {
 /// The answer for paths the API does not have.
 pub(super) async fn no_route(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no endpoint {}", uri.path()))
+}
+
+/// Operator endpoints: the actions, and worker hosts' logs. Without an API token only
+/// loopback may call them.
+fn is_operator_path(path: &str) -> bool {
+    path.starts_with("/admin/") || (path.starts_with("/workers/") && path.ends_with("/logs"))
 }

@@ -21,7 +21,7 @@ use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 
 pub use guard::Peer;
-pub(crate) use views::MAX_PAGE;
+pub(crate) use views::{MAX_LOG_LINES, MAX_PAGE};
 
 /// What every handler shares: the engine, the API's configuration and its counters.
 /// Cheap to clone.
@@ -82,6 +82,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/work/heartbeat"),
     ("post", "/work/release"),
     ("get", "/workers"),
+    ("get", "/workers/{id}/logs"),
     ("get", "/queue"),
     ("post", "/admin/pause"),
     ("post", "/admin/resume"),
@@ -105,6 +106,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/work/heartbeat", post(work::heartbeat))
         .route("/work/release", post(work::release))
         .route("/workers", get(views::workers))
+        .route("/workers/{id}/logs", get(views::worker_logs))
         .route("/queue", get(views::queue))
         .route("/admin/pause", post(admin::pause))
         .route("/admin/resume", post(admin::resume))

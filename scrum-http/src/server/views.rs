@@ -1,7 +1,7 @@
 //! What the API shows: `/health`, `/workers`, `/queue`, `/metrics`, `/openapi.json`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::extract::QueryArgs;
 use crate::error::ApiError;
-use crate::wire::{QueueEntry, QueueQuery, QueueResponse, WorkerEntry, WorkersResponse};
+use crate::wire::{
+    LogsQuery, LogsResponse, QueueEntry, QueueQuery, QueueResponse, WorkerEntry, WorkersResponse,
+};
 
 /// `200` with `status: healthy`, or `503` with `status: degraded` when the store
 /// does not answer; the body has the same shape either way.
@@ -98,6 +100,29 @@ fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
 
 /// The most entries one page of `/queue` lists.
 pub(crate) const MAX_PAGE: usize = 1000;
+
+/// The most log lines one call returns.
+pub(crate) const MAX_LOG_LINES: u32 = 1000;
+
+pub(super) async fn worker_logs(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    QueryArgs(q): QueryArgs<LogsQuery>,
+) -> Result<Json<LogsResponse>, ApiError> {
+    let lines = q.lines.unwrap_or(100);
+    if lines == 0 || lines > MAX_LOG_LINES {
+        return Err(ApiError::invalid(format!(
+            "lines must be between 1 and {MAX_LOG_LINES}"
+        )));
+    }
+    let (host, logs) = s.orchestrator().worker_logs(&id, lines).await?;
+    Ok(Json(LogsResponse {
+        worker_id: id,
+        host,
+        lines,
+        logs,
+    }))
+}
 
 pub(super) async fn queue(
     State(s): State<ApiState>,
