@@ -132,6 +132,19 @@ impl CommandRunner {
             ("ATTEMPT".to_string(), a.attempt.to_string()),
             ("MAX_ATTEMPTS".to_string(), a.max_attempts.to_string()),
         ];
+        // Commits the workflow makes need an identity even on a host with no git
+        // configuration; one the worker's own environment sets wins.
+        let (name, email) = &c.remote.author;
+        for (var, value) in [
+            ("GIT_AUTHOR_NAME", name),
+            ("GIT_AUTHOR_EMAIL", email),
+            ("GIT_COMMITTER_NAME", name),
+            ("GIT_COMMITTER_EMAIL", email),
+        ] {
+            if std::env::var_os(var).is_none() {
+                env.push((var.to_string(), value.clone()));
+            }
+        }
         if let Some(key) = &c.anthropic_api_key {
             env.push(("ANTHROPIC_API_KEY".to_string(), key.expose().to_string()));
         }
