@@ -162,6 +162,18 @@ pub struct Ctx<'a> {
     pub jitter: f64,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context of a step at `now` under `policy`, with a fresh sample from
+    /// `jitter`: what every queue builds before each transition.
+    pub fn sample(now: Timestamp, policy: &'a Policy, jitter: &Jitter) -> Ctx<'a> {
+        Ctx {
+            now,
+            policy,
+            jitter: jitter.sample(),
+        }
+    }
+}
+
 /// Something that happens to a task.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {

@@ -83,11 +83,7 @@ impl MemoryQueue {
     }
 
     fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx {
-            now,
-            policy: &self.policy,
-            jitter: self.jitter.sample(),
-        }
+        Ctx::sample(now, &self.policy, &self.jitter)
     }
 }
 

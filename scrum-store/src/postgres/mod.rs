@@ -159,11 +159,7 @@ impl PostgresQueue {
     }
 
     fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx {
-            now,
-            policy: &self.policy,
-            jitter: self.jitter.sample(),
-        }
+        Ctx::sample(now, &self.policy, &self.jitter)
     }
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new

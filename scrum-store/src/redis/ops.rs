@@ -35,11 +35,7 @@ pub(super) struct Versioned {
 
 impl RedisQueue {
     pub(super) fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx {
-            now,
-            policy: &self.policy,
-            jitter: self.jitter.sample(),
-        }
+        Ctx::sample(now, &self.policy, &self.jitter)
     }
 
     /// The task `id` with its version.

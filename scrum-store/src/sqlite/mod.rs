@@ -141,11 +141,7 @@ impl SqliteQueue {
     }
 
     fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx {
-            now,
-            policy: &self.policy,
-            jitter: self.jitter.sample(),
-        }
+        Ctx::sample(now, &self.policy, &self.jitter)
     }
 
     /// Applies `event` to the task `id` and stores the result.
