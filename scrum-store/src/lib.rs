@@ -24,6 +24,8 @@
 //! - [`url`](StoreUrl): parsing `DATABASE_URL`; passwords never reach messages.
 //! - [`Durability`]: what a commit survives.
 //! - `logic`: the decisions every backend shares (enqueue, acknowledge, indexed columns).
+//! - `last_written`: the shared backends' memory of the tasks they just wrote, which
+//!   saves a heartbeat or completion its read.
 //! - `sqlite`, `postgres`, `redis`: one backend each, behind its feature.
 //!
 //! # Example
@@ -47,6 +49,8 @@ use scrum_core::state::{Jitter, Policy};
 use scrum_core::{Error, Result, WorkQueue};
 
 mod durability;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod last_written;
 // Each backend uses some of the shared helpers; a build with fewer backends leaves
 // some unused.
 #[cfg_attr(
@@ -54,7 +58,7 @@ mod durability;
     allow(dead_code)
 )]
 mod logic;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod sql;
 mod url;
 

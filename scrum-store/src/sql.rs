@@ -1,5 +1,4 @@
-//! Mapping sqlx errors, once, to [`scrum_core::Error`] (shared by SQLite and
-//! PostgreSQL).
+//! Mapping sqlx errors, once, to [`scrum_core::Error`] (PostgreSQL).
 
 use scrum_core::{Error, ErrorKind};
 
@@ -21,24 +20,17 @@ pub(crate) fn db_error(doing: &str, e: sqlx::Error) -> Error {
     Error::new(kind, format!("store: cannot {doing}")).with_source(e)
 }
 
-/// The kind of a database error, from its code: SQLite result codes are numbers,
-/// PostgreSQL SQLSTATEs are five characters.
+/// The kind of a database error, from its SQLSTATE.
 fn database_kind(code: Option<&str>) -> ErrorKind {
     match code {
-        // SQLite: BUSY, LOCKED (another process holds the file).
-        Some("5" | "6" | "261" | "517") => ErrorKind::Conflict,
-        // SQLite: CORRUPT, NOTADB.
-        Some("11" | "26") => ErrorKind::Corrupt,
-        // SQLite: CANTOPEN, READONLY, FULL, IOERR.
-        Some("14" | "8" | "13" | "10") => ErrorKind::Unavailable,
-        // PostgreSQL: serialization failure, deadlock, lock not available.
+        // Serialization failure, deadlock, lock not available.
         Some("40001" | "40P01" | "55P03") => ErrorKind::Unavailable,
-        // PostgreSQL: connection exceptions, insufficient resources, operator
+        // Connection exceptions, insufficient resources, operator
         // intervention (shutdown), and "cannot connect now".
         Some(c) if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
             ErrorKind::Unavailable
         }
-        // PostgreSQL: invalid authorization / password.
+        // Invalid authorization / password.
         Some("28000" | "28P01") => ErrorKind::Unauthorized,
         Some("42501") => ErrorKind::Forbidden,
         _ => ErrorKind::Internal,

@@ -17,7 +17,6 @@ use scrum_core::{
     Completion, Labels, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 use scrum_store::SqliteQueue;
-use sqlx::{Connection, Row};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
@@ -180,14 +179,9 @@ async fn a_killed_orchestrator_loses_nothing_it_acknowledged() {
     );
     q.close().await;
 
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-        .await
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
-    let check: String = sqlx::query("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(check, "ok");
-    conn.close().await.unwrap();
 }

@@ -8,7 +8,6 @@ use scrum_core::{
     Completion, ErrorKind, LeaseKind, ReadyIssue, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 use scrum_store::{SQLITE_SCHEMA_VERSION, SqliteQueue};
-use sqlx::Connection;
 
 mod common;
 use common::TempDir;
@@ -50,17 +49,11 @@ async fn a_file_from_a_newer_version_is_refused() {
         .unwrap()
         .close()
         .await;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .unwrap();
     let future = SQLITE_SCHEMA_VERSION + 1;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "PRAGMA user_version = {future}"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", future as i64)
+        .unwrap();
 
     let err = SqliteQueue::open(&path, Policy::default())
         .await
@@ -84,15 +77,10 @@ async fn a_file_that_is_not_a_store_is_refused() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
 
     let other_app = dir.path().join("other.sqlite3");
-    let mut conn =
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", other_app.display()))
-            .await
-            .unwrap();
-    sqlx::raw_sql("CREATE TABLE photos (id INTEGER)")
-        .execute(&mut conn)
-        .await
+    rusqlite::Connection::open(&other_app)
+        .unwrap()
+        .execute_batch("CREATE TABLE photos (id INTEGER)")
         .unwrap();
-    conn.close().await.unwrap();
     let err = SqliteQueue::open(&other_app, Policy::default())
         .await
         .unwrap_err();

@@ -2,14 +2,14 @@
 
 mod cache;
 mod schema;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, Row};
-use tokio::sync::Mutex;
+use rusqlite::{Connection, OptionalExtension, ToSql};
+use tokio::sync::{Mutex, MutexGuard, oneshot};
 
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
@@ -19,8 +19,9 @@ use scrum_core::{
 
 use crate::Durability;
 use crate::logic::{self, Columns, from_json, number_column};
-use crate::sql::db_error;
 use cache::Live;
+use schema::db_error;
+use writer::{Pending, Writer};
 
 /// The schema version this build writes into SQLite files.
 pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
@@ -39,8 +40,10 @@ pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 ///   [`ErrorKind::Corrupt`] instead of being misread.
 /// - **Fast**: because one process owns the file, the live (pending and in-progress)
 ///   tasks are also kept in memory with their claim and lease indexes; a claim or a
-///   report then costs one write and no read. The memory copy changes only after
-///   the file did, and is rebuilt from the file when a write's outcome is unknown.
+///   report then costs one write and no read. One thread owns the connection, and
+///   writes that arrive together commit in one transaction (group commit). A call
+///   returns only once its write committed; when a transaction fails, its calls
+///   fail and the memory copy is rebuilt from the file.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -78,9 +81,13 @@ pub struct SqliteQueue {
     jitter: Jitter,
     path: PathBuf,
     durability: Durability,
-    // A tokio Mutex: calls hold it across the awaits of their statements. SQLite
-    // has one writer anyway; one connection without lock contention is fastest.
-    store: Mutex<Store>,
+    writer: Writer,
+    /// Completes when the connection thread has closed the file.
+    closed: oneshot::Receiver<()>,
+    /// A tokio Mutex: a call that must read the file first holds it across that
+    /// read. It is released before waiting for the commit, so that the writes of
+    /// concurrent calls share transactions.
+    memory: Mutex<Memory>,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -93,12 +100,28 @@ impl fmt::Debug for SqliteQueue {
     }
 }
 
-/// The connection and the memory copy of the live tasks.
-struct Store {
-    conn: SqliteConnection,
-    /// `None` until first used, and after a write whose outcome is unknown (the
-    /// call was cancelled mid-statement): then rebuilt from the file.
-    live: Option<Live>,
+/// The memory copy of the live tasks, and the writer generation it was built in.
+#[derive(Default)]
+struct Memory {
+    live: Live,
+    /// `None` until first built.
+    generation: Option<u64>,
+}
+
+/// A step on its way to the file: the task it stores, and the write to wait for.
+struct Saved {
+    task: Task,
+    write: Option<Pending>,
+}
+
+impl Saved {
+    /// The stored task, once its write committed.
+    async fn committed(self) -> Result<Task> {
+        if let Some(write) = self.write {
+            write.committed().await?;
+        }
+        Ok(self.task)
+    }
 }
 
 impl SqliteQueue {
@@ -116,14 +139,16 @@ impl SqliteQueue {
         jitter: Jitter,
     ) -> Result<SqliteQueue> {
         let path = path.as_ref().to_path_buf();
-        let conn = schema::open(&path, durability).await?;
+        let (writer, closed) = Writer::start(&path, durability, schema::open).await?;
         tracing::debug!(path = %path.display(), ?durability, "opened the SQLite store");
         Ok(SqliteQueue {
             policy,
             jitter,
             path,
             durability,
-            store: Mutex::new(Store { conn, live: None }),
+            writer,
+            closed,
+            memory: Mutex::default(),
         })
     }
 
@@ -135,131 +160,187 @@ impl SqliteQueue {
     /// Closes the file and releases its lock, so another process may open it.
     /// (Dropping the queue releases it too, a moment later.)
     pub async fn close(self) {
-        if let Err(e) = self.store.into_inner().conn.close().await {
-            tracing::warn!(error = %e, "closing the SQLite store failed");
-        }
+        let SqliteQueue { writer, closed, .. } = self;
+        drop(writer);
+        let _ = closed.await;
     }
 
     fn ctx(&self, now: Timestamp) -> Ctx<'_> {
         Ctx::sample(now, &self.policy, &self.jitter)
     }
 
-    /// Applies `event` to the task `id` and stores the result.
-    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        let mut store = self.store.lock().await;
-        let task = store
-            .task(id, now)
-            .await?
-            .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
-        let step = state::transition(&task, event, &ctx)?;
-        store.save(step, None, now).await
-    }
-}
-
-impl Store {
-    /// The memory copy of the live tasks, read from the file if needed.
-    async fn live(&mut self, now: Timestamp) -> Result<&mut Live> {
-        if self.live.is_none() {
-            let rows =
-                sqlx::query("SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')")
-                    .fetch_all(&mut self.conn)
-                    .await
-                    .map_err(|e| db_error("read the live tasks", e))?;
-            let tasks = rows
-                .iter()
-                .map(|r| from_json::<Task>(r.get::<&str, _>(0), "task"))
-                .collect::<Result<Vec<_>>>()?;
-            self.live = Some(Live::build(tasks, now));
+    /// Locks the memory copy, (re)building it from the file first when it was never
+    /// built or a write failed since.
+    async fn memory(&self, now: Timestamp) -> Result<MutexGuard<'_, Memory>> {
+        let mut memory = self.memory.lock().await;
+        let generation = self.writer.generation();
+        if memory.generation != Some(generation) {
+            let tasks = self.writer.read(read_live).await?;
+            memory.live = Live::build(tasks, now);
+            memory.generation = Some(generation);
         }
-        Ok(self.live.as_mut().expect("just built"))
+        Ok(memory)
     }
 
     /// The task `id`: from memory when live, else from the file.
-    async fn task(&mut self, id: &TaskId, now: Timestamp) -> Result<Option<Task>> {
-        if let Some(task) = self.live(now).await?.get(id) {
-            return Ok(Some(task.clone()));
+    async fn task(&self, memory: &Memory, id: &TaskId) -> Result<Option<Task>> {
+        match memory.live.get(id) {
+            Some(task) => Ok(Some(task.clone())),
+            None => self.read_task(id).await,
         }
-        let row = sqlx::query("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
-            .bind(id.repo())
-            .bind(number_column(id.number())?)
-            .fetch_optional(&mut self.conn)
-            .await
-            .map_err(|e| db_error("read a task", e))?;
-        row.map(|r| from_json(r.get::<&str, _>(0), "task"))
-            .transpose()
     }
 
-    /// Stores a step (and deletes the acknowledged effect `ack`) in one statement,
-    /// then updates the memory copy.
-    async fn save(&mut self, step: Step, ack: Option<i64>, now: Timestamp) -> Result<Task> {
+    /// The task `id` as the file has it.
+    async fn read_task(&self, id: &TaskId) -> Result<Option<Task>> {
+        let repo = id.repo().to_string();
+        let number = number_column(id.number())?;
+        self.writer
+            .read(move |conn| {
+                conn.prepare_cached("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
+                    .and_then(|mut s| {
+                        s.query_row((repo, number), |r| r.get::<_, String>(0))
+                            .optional()
+                    })
+                    .map_err(|e| db_error("read a task", e))?
+                    .map(|json| from_json(&json, "task"))
+                    .transpose()
+            })
+            .await
+    }
+
+    /// Sends the write of `step` (and of the deletion of the acknowledged effect
+    /// `ack`) and records the step in memory.
+    fn save(
+        &self,
+        memory: &mut Memory,
+        step: Step,
+        ack: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Saved> {
         if step.unchanged {
-            return Ok(step.task);
+            return Ok(Saved {
+                task: step.task,
+                write: None,
+            });
         }
-        let c = Columns::of(&step.task)?;
-        // Taken out while the statement runs: if this call is cancelled mid-way the
-        // copy is gone and the next call rebuilds it from the file.
-        let live = self.live.take();
-        // Most steps (claims, heartbeats) change only the task: a plain UPDATE.
-        let updated = step.effects.is_empty()
-            && ack.is_none()
-            && sqlx::query(
-                "UPDATE tasks SET state = ?3, claimable = ?4, priority = ?5, created_at = ?6,
-                    not_before = ?7, lease_expires_at = ?8, holder = ?9, task = ?10
-                 WHERE repo = ?1 AND number = ?2",
-            )
-            .bind(step.task.id.repo())
-            .bind(number_column(step.task.id.number())?)
-            .bind(c.state)
-            .bind(c.claimable)
-            .bind(c.priority)
-            .bind(c.created_at)
-            .bind(c.not_before)
-            .bind(c.lease_expires_at)
-            .bind(&c.holder)
-            .bind(&c.json)
-            .execute(&mut self.conn)
-            .await
-            .map_err(|e| db_error("store a task", e))?
-            .rows_affected()
-                == 1;
-        if !updated {
-            self.insert_step(&step, &c, ack).await?;
-        }
-        // A failed statement changed nothing, but the copy is rebuilt then anyway.
-        if let Some(mut live) = live {
-            live.put(step.task.clone(), now);
-            self.live = Some(live);
-        }
-        Ok(step.task)
+        let row = Row {
+            repo: step.task.id.repo().to_string(),
+            number: number_column(step.task.id.number())?,
+            columns: Columns::of(&step.task)?,
+            effects: match step.effects.is_empty() {
+                true => None,
+                false => Some(logic::to_json(&step.effects)?),
+            },
+            ack,
+        };
+        let generation = memory.generation.unwrap_or_default();
+        let write = self.writer.write(generation, move |conn| row.store(conn));
+        memory.live.put(step.task.clone(), now);
+        Ok(Saved {
+            task: step.task,
+            write: Some(write),
+        })
     }
 
-    /// Writes a step through the `steps` view: the task, its effects and the
-    /// deletion of `ack` in one statement.
-    async fn insert_step(&mut self, step: &Step, c: &Columns, ack: Option<i64>) -> Result<()> {
-        let effects = logic::to_json(&step.effects)?;
-        sqlx::query(
-            "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
-                                not_before, lease_expires_at, holder, task, effects, ack)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .bind(step.task.id.repo())
-        .bind(number_column(step.task.id.number())?)
-        .bind(c.state)
-        .bind(c.claimable)
-        .bind(c.priority)
-        .bind(c.created_at)
-        .bind(c.not_before)
-        .bind(c.lease_expires_at)
-        .bind(&c.holder)
-        .bind(&c.json)
-        .bind(effects)
-        .bind(ack)
-        .execute(&mut self.conn)
-        .await
-        .map_err(|e| db_error("store a task", e))?;
-        Ok(())
+    /// Applies `event` to the task `id` and stores the result.
+    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
+        let ctx = self.ctx(now);
+        let mut memory = self.memory(now).await?;
+        let task = self
+            .task(&memory, id)
+            .await?
+            .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
+        let step = state::transition(&task, event, &ctx)?;
+        let saved = self.save(&mut memory, step, None, now)?;
+        drop(memory);
+        saved.committed().await
     }
+}
+
+/// A step as the file stores it.
+struct Row {
+    repo: String,
+    number: i64,
+    columns: Columns,
+    effects: Option<String>,
+    ack: Option<i64>,
+}
+
+impl Row {
+    /// Writes the task; with effects or an acknowledgement, through the `steps` view,
+    /// whose trigger also writes the outbox.
+    fn store(&self, conn: &Connection) -> Result<()> {
+        let c = &self.columns;
+        let task: [&dyn ToSql; 10] = [
+            &self.repo,
+            &self.number,
+            &c.state,
+            &c.claimable,
+            &c.priority,
+            &c.created_at,
+            &c.not_before,
+            &c.lease_expires_at,
+            &c.holder,
+            &c.json,
+        ];
+        let stored = || -> rusqlite::Result<()> {
+            // Most steps (claims, heartbeats) change only the task: a plain UPDATE.
+            if self.effects.is_none() && self.ack.is_none() {
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE tasks SET state = ?3, claimable = ?4, priority = ?5,
+                            created_at = ?6, not_before = ?7, lease_expires_at = ?8,
+                            holder = ?9, task = ?10
+                         WHERE repo = ?1 AND number = ?2",
+                    )?
+                    .execute(&task[..])?;
+                if updated == 1 {
+                    return Ok(());
+                }
+            }
+            let step: Vec<&dyn ToSql> = task
+                .iter()
+                .copied()
+                .chain([&self.effects as &dyn ToSql, &self.ack])
+                .collect();
+            conn.prepare_cached(
+                "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
+                                    not_before, lease_expires_at, holder, task, effects, ack)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(&step[..])?;
+            Ok(())
+        };
+        stored().map_err(|e| db_error("store a task", e))
+    }
+}
+
+/// The live tasks as the file has them.
+fn read_live(conn: &Connection) -> Result<Vec<Task>> {
+    query_json(
+        conn,
+        "SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')",
+        (),
+        "read the live tasks",
+    )?
+    .iter()
+    .map(|json| from_json(json, "task"))
+    .collect()
+}
+
+/// The first column, a JSON text, of each row `sql` returns.
+fn query_json(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+) -> Result<Vec<String>> {
+    let read = || -> rusqlite::Result<Vec<String>> {
+        conn.prepare_cached(sql)?
+            .query_map(params, |r| r.get(0))?
+            .collect()
+    };
+    read().map_err(|e| db_error(doing, e))
 }
 
 fn limit_column(limit: Option<usize>) -> i64 {
@@ -274,11 +355,13 @@ impl WorkQueue for SqliteQueue {
 
     async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
         let ctx = self.ctx(observed_at);
-        let mut store = self.store.lock().await;
-        let current = store.task(&issue.id, observed_at).await?;
+        let mut memory = self.memory(observed_at).await?;
+        let current = self.task(&memory, &issue.id).await?;
         let (step, answer) = logic::enqueue_step(current.as_ref(), issue, &ctx)?;
         if let Some(step) = step {
-            store.save(step, None, observed_at).await?;
+            let saved = self.save(&mut memory, step, None, observed_at)?;
+            drop(memory);
+            saved.committed().await?;
         }
         Ok(answer)
     }
@@ -290,10 +373,9 @@ impl WorkQueue for SqliteQueue {
         now: Timestamp,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
-        let mut store = self.store.lock().await;
+        let mut memory = self.memory(now).await?;
         loop {
-            let live = store.live(now).await?;
-            let Some(task) = live.first_ready(now).cloned() else {
+            let Some(task) = memory.live.first_ready(now).cloned() else {
                 return Ok(None);
             };
             let event = Event::Claim {
@@ -302,10 +384,14 @@ impl WorkQueue for SqliteQueue {
                 lease,
             };
             match state::transition(&task, event, &ctx) {
-                Ok(step) => return store.save(step, None, now).await.map(Some),
+                Ok(step) => {
+                    let saved = self.save(&mut memory, step, None, now)?;
+                    drop(memory);
+                    return saved.committed().await.map(Some);
+                }
                 // Indexed as ready at a later `now` than this call's: index it
                 // again as of this call and look for another.
-                Err(Refusal::NotClaimable) => live.put(task, now),
+                Err(Refusal::NotClaimable) => memory.live.put(task, now),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -317,34 +403,39 @@ impl WorkQueue for SqliteQueue {
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
         let ctx = self.ctx(now);
-        let mut store = self.store.lock().await;
-        let lapsed = store.live(now).await?.lapsed(now);
-        let mut expired = Vec::with_capacity(lapsed.len());
+        let mut memory = self.memory(now).await?;
+        let lapsed = memory.live.lapsed(now);
+        let mut saved = Vec::with_capacity(lapsed.len());
         for id in lapsed {
-            let Some(task) = store.task(&id, now).await? else {
+            let Some(task) = memory.live.get(&id).cloned() else {
                 continue;
             };
             let step = state::transition(&task, Event::Expire, &ctx)?;
-            expired.push(store.save(step, None, now).await?);
+            saved.push(self.save(&mut memory, step, None, now)?);
+        }
+        drop(memory);
+        let mut expired = Vec::with_capacity(saved.len());
+        for s in saved {
+            expired.push(s.committed().await?);
         }
         Ok(expired)
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        let mut store = self.store.lock().await;
-        match store.live.as_ref().and_then(|l| l.get(id)) {
-            Some(task) => Ok(Some(task.clone())),
-            None => {
-                let row = sqlx::query("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
-                    .bind(id.repo())
-                    .bind(number_column(id.number())?)
-                    .fetch_optional(&mut store.conn)
-                    .await
-                    .map_err(|e| db_error("read a task", e))?;
-                row.map(|r| from_json(r.get::<&str, _>(0), "task"))
-                    .transpose()
+        let (live, generation, sent) = {
+            let memory = self.memory.lock().await;
+            let live = memory.live.get(id).cloned();
+            (live, memory.generation, self.writer.last_sent())
+        };
+        if let Some(task) = live {
+            // Answer what the file has: once the writes that made this copy
+            // committed, unless one of them failed.
+            self.writer.settled(sent).await?;
+            if generation == Some(self.writer.generation()) {
+                return Ok(Some(task));
             }
         }
+        self.read_task(id).await
     }
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
@@ -353,95 +444,118 @@ impl WorkQueue for SqliteQueue {
             .iter()
             .map(|s| format!(",{},", s.as_str()))
             .collect();
-        let mut store = self.store.lock().await;
-        let rows = sqlx::query(
-            "SELECT task FROM tasks
-             WHERE (?1 = '' OR instr(?1, ',' || state || ',') > 0)
-               AND (?2 IS NULL OR holder = ?2)
-             ORDER BY repo, number LIMIT ?3 OFFSET ?4",
-        )
-        .bind(states)
-        .bind(filter.worker.as_ref().map(|w| w.as_str().to_string()))
-        .bind(limit_column(filter.limit))
-        .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
-        .fetch_all(&mut store.conn)
-        .await
-        .map_err(|e| db_error("list tasks", e))?;
-        rows.iter()
-            .map(|r| from_json(r.get::<&str, _>(0), "task"))
-            .collect()
+        let holder = filter.worker.as_ref().map(|w| w.as_str().to_string());
+        let limit = limit_column(filter.limit);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        self.writer
+            .read(move |conn| {
+                query_json(
+                    conn,
+                    "SELECT task FROM tasks
+                     WHERE (?1 = '' OR instr(?1, ',' || state || ',') > 0)
+                       AND (?2 IS NULL OR holder = ?2)
+                     ORDER BY repo, number LIMIT ?3 OFFSET ?4",
+                    (states, holder, limit, offset),
+                    "list tasks",
+                )?
+                .iter()
+                .map(|json| from_json(json, "task"))
+                .collect()
+            })
+            .await
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
-        let mut store = self.store.lock().await;
-        let rows = sqlx::query("SELECT state, count(*) FROM tasks GROUP BY state")
-            .fetch_all(&mut store.conn)
+        self.writer
+            .read(|conn| {
+                let read = || -> rusqlite::Result<Vec<(String, i64)>> {
+                    conn.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                };
+                let mut counts = QueueCounts::default();
+                for (state, n) in read().map_err(|e| db_error("count tasks", e))? {
+                    logic::set_count(&mut counts, state.parse::<TaskState>()?, n);
+                }
+                Ok(counts)
+            })
             .await
-            .map_err(|e| db_error("count tasks", e))?;
-        let mut counts = QueueCounts::default();
-        for row in rows {
-            let state: TaskState = row.get::<&str, _>(0).parse()?;
-            logic::set_count(&mut counts, state, row.get::<i64, _>(1));
-        }
-        Ok(counts)
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let mut store = self.store.lock().await;
-        let rows = sqlx::query("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1")
-            .bind(limit_column(Some(limit)))
-            .fetch_all(&mut store.conn)
-            .await
-            .map_err(|e| db_error("read the outbox", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    id: u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
-                    effect: from_json(r.get::<&str, _>(1), "effect")?,
-                    failures: u32::try_from(r.get::<i64, _>(2)).unwrap_or(u32::MAX),
-                })
+        let limit = limit_column(Some(limit));
+        self.writer
+            .read(move |conn| {
+                let read = || -> rusqlite::Result<Vec<(i64, String, i64)>> {
+                    conn.prepare_cached(
+                        "SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1",
+                    )?
+                    .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+                };
+                read()
+                    .map_err(|e| db_error("read the outbox", e))?
+                    .into_iter()
+                    .map(|(id, effect, failures)| {
+                        Ok(OutboxEntry {
+                            id: u64::try_from(id).unwrap_or(0),
+                            effect: from_json(&effect, "effect")?,
+                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                        })
+                    })
+                    .collect()
             })
-            .collect()
+            .await
     }
 
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
         let ctx = self.ctx(now);
         let id = i64::try_from(id).unwrap_or(-1);
-        let mut store = self.store.lock().await;
-        let row = sqlx::query("SELECT effect FROM outbox WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut store.conn)
-            .await
-            .map_err(|e| db_error("acknowledge an effect", e))?;
-        let Some(row) = row else {
+        let mut memory = self.memory(now).await?;
+        let effect = self
+            .writer
+            .read(move |conn| {
+                conn.prepare_cached("SELECT effect FROM outbox WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
+                    .map_err(|e| db_error("acknowledge an effect", e))
+            })
+            .await?;
+        let Some(effect) = effect else {
             return Ok(());
         };
-        let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
+        let effect: state::Effect = from_json(&effect, "effect")?;
         if effect.kind.is_terminal() {
-            if let Some(task) = store.task(&effect.task, now).await? {
+            if let Some(task) = self.task(&memory, &effect.task).await? {
                 if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
                     // The labels-written time and the deletion in one statement.
-                    store.save(step, Some(id), now).await?;
-                    return Ok(());
+                    let saved = self.save(&mut memory, step, Some(id), now)?;
+                    drop(memory);
+                    return saved.committed().await.map(drop);
                 }
             }
         }
-        sqlx::query("DELETE FROM outbox WHERE id = ?1")
-            .bind(id)
-            .execute(&mut store.conn)
-            .await
-            .map_err(|e| db_error("acknowledge an effect", e))?;
-        Ok(())
+        let generation = memory.generation.unwrap_or_default();
+        let write = self.writer.write(generation, move |conn| {
+            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map(drop)
+                .map_err(|e| db_error("acknowledge an effect", e))
+        });
+        drop(memory);
+        write.committed().await
     }
 
     async fn nack_effect(&self, id: u64) -> Result<()> {
         let id = i64::try_from(id).unwrap_or(-1);
-        let mut store = self.store.lock().await;
-        sqlx::query("UPDATE outbox SET failures = failures + 1 WHERE id = ?1")
-            .bind(id)
-            .execute(&mut store.conn)
-            .await
-            .map_err(|e| db_error("record a failed effect", e))?;
-        Ok(())
+        let write = self.writer.write(self.writer.generation(), move |conn| {
+            conn.prepare_cached("UPDATE outbox SET failures = failures + 1 WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map(drop)
+                .map_err(|e| db_error("record a failed effect", e))
+        });
+        write.committed().await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,16 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteLockingMode, SqliteSynchronous,
-};
-use sqlx::{Connection, Row};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use scrum_core::{Error, ErrorKind, Result};
 
 use crate::Durability;
-
-use crate::sql::db_error;
 
 /// Marks a file as a scrum-store database (`PRAGMA application_id`): "SCRM".
 const APPLICATION_ID: i64 = 0x5343_524d;
@@ -77,46 +72,46 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// The `synchronous` setting that gives `durability`.
-fn synchronous(durability: Durability) -> SqliteSynchronous {
+fn synchronous(durability: Durability) -> &'static str {
     match durability {
-        Durability::Process => SqliteSynchronous::Normal,
-        Durability::Power => SqliteSynchronous::Full,
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
     }
 }
 
 /// Opens (creating if needed) the store file at `path`, takes the single-owner lock
 /// and brings the schema up to [`SCHEMA_VERSION`].
-pub(crate) async fn open(path: &Path, durability: Durability) -> Result<SqliteConnection> {
+pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::unavailable(format!("store: cannot create {}", dir.display())).with_source(e)
         })?;
     }
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
+    let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let settings = || -> rusqlite::Result<()> {
+        // Never wait for another owner: say so at once.
+        conn.busy_timeout(Duration::ZERO)?;
         // One process owns the file: the first write takes an exclusive lock that is
         // held until the connection closes, so a second orchestrator on the same
         // file fails at start instead of corrupting the queue's semantics.
-        .locking_mode(SqliteLockingMode::Exclusive)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(synchronous(durability))
-        // Never wait for another owner: say so at once.
-        .busy_timeout(Duration::ZERO)
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", synchronous(durability))?;
         // Checkpoints (copying the WAL into the file, with an fsync) run inside the
         // commit that triggers them; every 10,000 pages instead of 1,000 keeps that
         // cost off most commits. The WAL is truncated back to 64 MiB after each.
-        .pragma("wal_autocheckpoint", "10000")
-        .pragma("journal_size_limit", "67108864");
-    let mut conn = SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| open_error(path, e))?;
-    migrate(&mut conn, path).await?;
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        conn.pragma_update(None, "journal_size_limit", 67_108_864)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(())
+    };
+    settings().map_err(|e| open_error(path, e))?;
+    migrate(&mut conn, path)?;
     Ok(conn)
 }
 
 /// Explains a failure to open the file.
-fn open_error(path: &Path, e: sqlx::Error) -> Error {
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
     let mapped = db_error("open the SQLite store", e);
     let message = match mapped.kind() {
         ErrorKind::Conflict => format!(
@@ -134,29 +129,19 @@ fn open_error(path: &Path, e: sqlx::Error) -> Error {
     Error::new(kind, message).with_source(mapped)
 }
 
-/// Applies the migrations the file lacks, each in its own transaction together
-/// with the version bump.
-async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
+/// Applies the migrations the file lacks, in one transaction with the version bump.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     // BEGIN IMMEDIATE takes the write lock now, which EXCLUSIVE mode then keeps.
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| open_error(path, e))?;
-    let app: i64 = sqlx::query("PRAGMA application_id")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| open_error(path, e))?
-        .get(0);
-    let version: i64 = sqlx::query("PRAGMA user_version")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| open_error(path, e))?
-        .get(0);
-    let tables: i64 = sqlx::query("SELECT count(*) FROM sqlite_schema")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| open_error(path, e))?
-        .get(0);
+    let read = |sql: &str| -> Result<i64> {
+        tx.query_row(sql, [], |r| r.get(0))
+            .map_err(|e| open_error(path, e))
+    };
+    let app = read("PRAGMA application_id")?;
+    let version = read("PRAGMA user_version")?;
+    let tables = read("SELECT count(*) FROM sqlite_schema")?;
     if app != APPLICATION_ID && (app != 0 || tables != 0) {
         return Err(Error::new(
             ErrorKind::Corrupt,
@@ -177,26 +162,49 @@ async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
             ),
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        sqlx::raw_sql(*sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error("migrate the SQLite store", e))?;
-        // PRAGMA takes no bound parameters; the version is a number this build chose.
-        let bump = format!("PRAGMA user_version = {}", i + 1);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(bump))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error("migrate the SQLite store", e))?;
-    }
-    if app != APPLICATION_ID {
-        sqlx::raw_sql("PRAGMA application_id = 1396920909")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db_error("migrate the SQLite store", e))?;
-    }
-    tx.commit()
-        .await
-        .map_err(|e| db_error("migrate the SQLite store", e))?;
-    Ok(())
+    let migrated = || -> rusqlite::Result<()> {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(i + 1).unwrap_or(i64::MAX),
+            )?;
+        }
+        if app != APPLICATION_ID {
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        Ok(())
+    };
+    migrated()
+        .and_then(|()| tx.commit())
+        .map_err(|e| db_error("migrate the SQLite store", e))
+}
+
+/// Maps a SQLite error met while `doing` something to the error callers see.
+pub(super) fn db_error(doing: &str, e: rusqlite::Error) -> Error {
+    let kind = match e.sqlite_error_code() {
+        // Another process holds the file.
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => ErrorKind::Conflict,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => ErrorKind::Corrupt,
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => ErrorKind::Unavailable,
+        Some(_) => ErrorKind::Internal,
+        // A stored value of the wrong type.
+        None if matches!(
+            e,
+            rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+        ) =>
+        {
+            ErrorKind::Corrupt
+        }
+        None => ErrorKind::Internal,
+    };
+    Error::new(kind, format!("store: cannot {doing}")).with_source(e)
 }

@@ -1,0 +1,281 @@
+//! The one thread that owns the SQLite connection.
+//!
+//! Callers hand it jobs through a channel. Writes that arrive while it is busy
+//! commit together, in one transaction (group commit): a commit costs the same for
+//! one write or two hundred, so many concurrent workers cost little more than one.
+//! A write's caller hears back only after its transaction committed.
+//!
+//! Writes are derived from the queue's memory copy of the live tasks, which runs
+//! ahead of the file by the writes in flight. When a transaction fails (a full
+//! disk, an I/O error) its writes are rolled back, so the copy no longer matches
+//! the file: the writer then starts a new [`generation`](Writer::generation), refuses
+//! every write derived from an older one, and the queue rebuilds its copy.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use scrum_core::{Error, Result};
+
+use crate::Durability;
+
+/// The most writes one transaction takes, so the first of them waits a bounded time.
+const MAX_BATCH: usize = 256;
+
+type WriteFn = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
+type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
+
+enum Job {
+    /// Runs in the current transaction; answered when it commits or fails.
+    Write {
+        seq: u64,
+        generation: u64,
+        run: WriteFn,
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Runs after every earlier write has committed or failed; answers itself.
+    Read(ReadFn),
+}
+
+/// The handle callers send jobs through. Dropping the last one stops the thread,
+/// which closes the file and releases its lock.
+#[derive(Debug)]
+pub(super) struct Writer {
+    /// The sender and the sequence number of the last write sent, locked together
+    /// so that sequence numbers follow the channel's order.
+    jobs: Mutex<(u64, mpsc::UnboundedSender<Job>)>,
+    /// Bumped by the thread when a transaction fails.
+    generation: Arc<AtomicU64>,
+    /// The sequence number up to which writes have committed or failed.
+    settled: watch::Receiver<u64>,
+}
+
+/// A write on its way to the file.
+#[derive(Debug)]
+pub(super) struct Pending(oneshot::Receiver<Result<()>>);
+
+impl Pending {
+    /// Waits until the write committed.
+    pub(super) async fn committed(self) -> Result<()> {
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+impl Writer {
+    /// Starts the thread, which opens `path` with `open` and then serves jobs.
+    /// Returns once the file is open, with a receiver that completes when the
+    /// thread has closed it.
+    pub(super) async fn start(
+        path: &Path,
+        durability: Durability,
+        open: fn(&Path, Durability) -> Result<Connection>,
+    ) -> Result<(Writer, oneshot::Receiver<()>)> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (opened, is_open) = oneshot::channel();
+        let (closed, on_close) = oneshot::channel();
+        let (settle, settled) = watch::channel(0);
+        let generation = Arc::new(AtomicU64::new(0));
+        let thread = Thread {
+            generation: generation.clone(),
+            settled: settle,
+            waiting: Vec::new(),
+            last_seq: 0,
+        };
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("scrum-sqlite".into())
+            .spawn(move || match open(&path, durability) {
+                Ok(conn) => {
+                    let _ = opened.send(Ok(()));
+                    thread.serve(&conn, rx);
+                    drop(conn);
+                    let _ = closed.send(());
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(e));
+                }
+            })
+            .map_err(|e| {
+                Error::unavailable("store: cannot start the SQLite thread").with_source(e)
+            })?;
+        is_open.await.unwrap_or_else(|_| Err(stopped()))?;
+        let writer = Writer {
+            jobs: Mutex::new((0, jobs)),
+            generation,
+            settled,
+        };
+        Ok((writer, on_close))
+    }
+
+    /// The current generation: memory copies built from the file now belong to it.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Sends a write derived from memory of `generation`; the answer comes once it
+    /// committed. Writes reach the file in the order they are sent.
+    pub(super) fn write(
+        &self,
+        generation: u64,
+        run: impl FnOnce(&Connection) -> Result<()> + Send + 'static,
+    ) -> Pending {
+        let (done, answer) = oneshot::channel();
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        jobs.0 += 1;
+        let job = Job::Write {
+            seq: jobs.0,
+            generation,
+            run: Box::new(run),
+            done,
+        };
+        // A stopped thread drops the job, and with it `done`: `committed` says so.
+        let _ = jobs.1.send(job);
+        Pending(answer)
+    }
+
+    /// The sequence number of the last write sent.
+    pub(super) fn last_sent(&self) -> u64 {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// Waits until every write up to `seq` has committed or failed.
+    pub(super) async fn settled(&self, seq: u64) -> Result<()> {
+        let mut settled = self.settled.clone();
+        settled
+            .wait_for(|s| *s >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| stopped())
+    }
+
+    /// Runs `run` on the connection after every write sent before it has committed
+    /// or failed.
+    pub(super) async fn read<R: Send + 'static>(
+        &self,
+        run: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (done, answer) = oneshot::channel();
+        let job = Job::Read(Box::new(move |conn| {
+            let _ = done.send(run(conn));
+        }));
+        let sent = {
+            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs.1.send(job).is_ok()
+        };
+        if !sent {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// The thread's side.
+struct Thread {
+    generation: Arc<AtomicU64>,
+    settled: watch::Sender<u64>,
+    /// The writes of the open transaction, waiting for its commit.
+    waiting: Vec<oneshot::Sender<Result<()>>>,
+    /// The sequence number of the last write taken from the channel.
+    last_seq: u64,
+}
+
+impl Thread {
+    /// Serves jobs until every [`Writer`] is gone.
+    fn serve(mut self, conn: &Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Write {
+                        seq,
+                        generation,
+                        run,
+                        done,
+                    } => {
+                        self.last_seq = seq;
+                        self.write(conn, generation, run, done);
+                    }
+                    Job::Read(run) => {
+                        self.commit(conn);
+                        run(conn);
+                    }
+                }
+                if self.waiting.len() < MAX_BATCH {
+                    next = jobs.try_recv().ok();
+                }
+            }
+            self.commit(conn);
+        }
+    }
+
+    fn write(
+        &mut self,
+        conn: &Connection,
+        generation: u64,
+        run: WriteFn,
+        done: oneshot::Sender<Result<()>>,
+    ) {
+        if generation != self.generation.load(Ordering::Acquire) {
+            let _ = done.send(Err(Error::unavailable(
+                "store: an earlier write failed and was rolled back; try again",
+            )));
+            // Inside an open transaction, its commit settles this one too.
+            if self.waiting.is_empty() {
+                self.settle();
+            }
+            return;
+        }
+        let begun = if self.waiting.is_empty() {
+            conn.execute_batch("BEGIN")
+                .map_err(|e| super::schema::db_error("begin a transaction", e))
+        } else {
+            Ok(())
+        };
+        self.waiting.push(done);
+        if let Err(e) = begun.and_then(|()| run(conn)) {
+            self.fail(conn, &e);
+        }
+    }
+
+    /// Commits the open transaction, if any, and answers its writes.
+    fn commit(&mut self, conn: &Connection) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for done in self.waiting.drain(..) {
+                    let _ = done.send(Ok(()));
+                }
+                self.settle();
+            }
+            Err(e) => self.fail(conn, &super::schema::db_error("commit", e)),
+        }
+    }
+
+    /// Rolls the open transaction back, fails its writes with `e`, and starts a new
+    /// generation.
+    fn fail(&mut self, conn: &Connection, e: &Error) {
+        tracing::error!(error = %e, writes = self.waiting.len(), "a SQLite transaction failed and was rolled back");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for done in self.waiting.drain(..) {
+            let _ = done.send(Err(Error::new(e.kind(), e.message())));
+        }
+        self.settle();
+    }
+
+    fn settle(&self) {
+        self.settled.send_replace(self.last_seq);
+    }
+}
+
+/// The error when the thread is gone (it panicked, or the file could not be opened).
+fn stopped() -> Error {
+    Error::unavailable("store: the SQLite thread stopped")
+}
