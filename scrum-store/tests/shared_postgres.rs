@@ -56,6 +56,14 @@ async fn the_other_orchestrator_takes_over_a_lapsed_lead() {
     shared::leader_takeover(&*a, &*b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_another_orchestrator_are_seen() {
+    let schema = common::unique_name();
+    let a = connect(&schema).await;
+    let b = connect(&schema).await;
+    shared::changes_by_another_orchestrator_are_seen(&*a, &*b).await;
+}
+
 /// A claimer that reserved a task and died before storing its claim: the task is
 /// hidden from claims until the reaper ends the reservation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

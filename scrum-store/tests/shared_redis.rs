@@ -56,6 +56,14 @@ async fn the_other_orchestrator_takes_over_a_lapsed_lead() {
     shared::leader_takeover(&*a, &*b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_another_orchestrator_are_seen() {
+    let prefix = common::unique_name();
+    let a = connect(&prefix).await;
+    let b = connect(&prefix).await;
+    shared::changes_by_another_orchestrator_are_seen(&*a, &*b).await;
+}
+
 /// A claimer that reserved a task and died before storing its claim: the task is
 /// hidden from claims until the reservation ends, then handed out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

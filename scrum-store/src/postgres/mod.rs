@@ -17,6 +17,7 @@ use scrum_core::{
     Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
+use crate::last_written::LastWritten;
 use crate::logic::{self, Columns, from_json, number_column};
 use crate::sql::db_error;
 use crate::url::take_durability;
@@ -38,11 +39,14 @@ const RESERVATION: Duration = Duration::from_secs(30);
 /// - **Claims never collide**: a claim reserves the first claimable row with one
 ///   `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent claimers (in one
 ///   process or many) each take a different task without waiting on each other,
-///   then stores the claim with a compare-and-set write.
+///   then stores the claim with a compare-and-set write. Only that write waits for
+///   the WAL flush (see `claim`).
 /// - **Every other change is a compare-and-set**: the task is read with its version,
 ///   [`scrum_core::state::transition`] decides in Rust, and one statement writes the
 ///   row (if its version is unchanged) together with the outbox rows; a lost race
-///   is retried on the new state.
+///   is retried on the new state. A task this process claimed is not read again:
+///   its heartbeats and completion start from the task as written
+///   ([`LastWritten`]), one statement each.
 /// - **Leader lease**: [`WorkQueue::lead`] keeps one row naming the leader and its
 ///   expiry; another orchestrator takes it over once it lapsed unrenewed.
 /// - **Versioned schema**: migrations run at connect under an advisory lock; a
@@ -58,6 +62,8 @@ pub struct PostgresQueue {
     policy: Policy,
     jitter: Jitter,
     pool: PgPool,
+    /// The tasks this process holds leases on, as it wrote them.
+    last_written: LastWritten,
     /// The URL without its password, for messages.
     target: String,
 }
@@ -149,6 +155,7 @@ impl PostgresQueue {
             policy,
             jitter,
             pool,
+            last_written: LastWritten::default(),
             target,
         })
     }
@@ -163,15 +170,28 @@ impl PostgresQueue {
     }
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new
-    /// state when another writer got there first.
+    /// state when another writer got there first. Starts from the task as this
+    /// process last wrote it, if it did, and reads it only when that is out of date.
     async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
+        let mut remembered = self.last_written.take(id);
         for _ in 0..MAX_RETRIES {
-            let (task, version) = load(&self.pool, id, false)
-                .await?
-                .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
-            let step = state::transition(&task, event.clone(), &ctx)?;
-            if step.unchanged || write(&self.pool, &step, Some(version)).await? {
+            let from_memory = remembered.is_some();
+            let (task, version) = match remembered.take() {
+                Some(known) => known,
+                None => load(&self.pool, id, false)
+                    .await?
+                    .ok_or_else(|| scrum_core::queue::unknown_task(id))?,
+            };
+            let step = match state::transition(&task, event.clone(), &ctx) {
+                Ok(step) if !step.unchanged => step,
+                // Refused or repeated on a copy that may be stale: ask the store.
+                _ if from_memory => continue,
+                Ok(step) => return Ok(step.task),
+                Err(e) => return Err(e.into()),
+            };
+            if write(&self.pool, &step, Some(version)).await? {
+                self.last_written.remember(&step.task, version + 1);
                 return Ok(step.task);
             }
         }
@@ -302,13 +322,19 @@ impl WorkQueue for PostgresQueue {
             // until `reserved_until`) hides it from later claims. One statement,
             // committed at once; a claimer that dies before storing its claim leaves
             // a reservation the reaper (`expire`) undoes.
+            //
+            // The reservation commits without waiting for the WAL flush
+            // (`set_config(…, true)` lasts for this statement's transaction only):
+            // a server crash that loses it leaves the task claimable, as it was, and
+            // nobody has been told of it. The claim's own write below does wait, and
+            // its flush covers the reservation's earlier WAL, so one flush per claim.
             let row = sqlx::query(
                 "UPDATE tasks SET claimable = false, reserved_until = $2
                  WHERE (repo, number) = (
                      SELECT repo, number FROM tasks WHERE claimable AND not_before <= $1
                      ORDER BY priority, created_at, repo, number
                      LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING task, version",
+                 RETURNING task, version, set_config('synchronous_commit', 'off', true)",
             )
             .bind(now.0)
             .bind(now.plus(RESERVATION).0)
@@ -339,6 +365,7 @@ impl WorkQueue for PostgresQueue {
             // The version is unchanged unless someone else wrote the task since the
             // reservation (a cancel, a refresh): then look again.
             if write(&self.pool, &step, Some(version)).await? && claimed {
+                self.last_written.remember(&step.task, version + 1);
                 return Ok(Some(step.task));
             }
         }

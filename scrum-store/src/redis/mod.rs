@@ -16,6 +16,7 @@ use scrum_core::{
     Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
+use crate::last_written::LastWritten;
 use crate::logic::{self, from_json};
 use crate::redact_url;
 use crate::url::take_durability;
@@ -39,7 +40,9 @@ const RESERVATION: Duration = Duration::from_secs(30);
 /// - **Atomic changes**: a change reads the task and its version,
 ///   [`scrum_core::state::transition`] decides in Rust, and one Lua script writes
 ///   the task (if its version is unchanged), its indexes and its outbox effects; a
-///   lost race is retried on the new state.
+///   lost race is retried on the new state. A task this process claimed is not
+///   read again: its heartbeats and completion start from the task as written
+///   ([`LastWritten`]), one script call each.
 /// - **Claims never collide**: a script pops the first ready task (sorted by one
 ///   score: priority rank, then issue age; equal scores by id) into a short
 ///   reservation, so concurrent claimers each get a different task.
@@ -54,6 +57,8 @@ pub struct RedisQueue {
     jitter: Jitter,
     con: ConnectionManager,
     keys: Keys,
+    /// The tasks this process holds leases on, as it wrote them.
+    last_written: LastWritten,
     /// The URL without its password, for messages.
     target: String,
 }
@@ -114,6 +119,7 @@ impl RedisQueue {
             jitter,
             con,
             keys: Keys::new(prefix),
+            last_written: LastWritten::default(),
             target,
         };
         queue.check_schema().await?;
@@ -254,6 +260,7 @@ impl WorkQueue for RedisQueue {
                 .commit(Some(&current.task), &step, current.version, None)
                 .await?;
             if committed && claimed {
+                self.last_written.remember(&step.task, current.version + 1);
                 return Ok(Some(step.task));
             }
         }

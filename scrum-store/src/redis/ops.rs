@@ -132,7 +132,8 @@ impl RedisQueue {
     }
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new
-    /// state when another writer got there first.
+    /// state when another writer got there first. Starts from the task as this
+    /// process last wrote it, if it did, and reads it only when that is out of date.
     pub(super) async fn apply_event(
         &self,
         id: &TaskId,
@@ -140,17 +141,31 @@ impl RedisQueue {
         now: Timestamp,
     ) -> Result<Task> {
         let ctx = self.ctx(now);
+        let mut remembered = self
+            .last_written
+            .take(id)
+            .map(|(task, version)| Versioned { task, version });
         for _ in 0..MAX_RETRIES {
-            let current = self
-                .load(id)
-                .await?
-                .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
-            let step = state::transition(&current.task, event.clone(), &ctx)?;
-            if step.unchanged
-                || self
-                    .commit(Some(&current.task), &step, current.version, None)
+            let from_memory = remembered.is_some();
+            let current = match remembered.take() {
+                Some(known) => known,
+                None => self
+                    .load(id)
                     .await?
+                    .ok_or_else(|| scrum_core::queue::unknown_task(id))?,
+            };
+            let step = match state::transition(&current.task, event.clone(), &ctx) {
+                Ok(step) if !step.unchanged => step,
+                // Refused or repeated on a copy that may be stale: ask the store.
+                _ if from_memory => continue,
+                Ok(step) => return Ok(step.task),
+                Err(e) => return Err(e.into()),
+            };
+            if self
+                .commit(Some(&current.task), &step, current.version, None)
+                .await?
             {
+                self.last_written.remember(&step.task, current.version + 1);
                 return Ok(step.task);
             }
         }

@@ -175,3 +175,37 @@ pub(crate) async fn leader_takeover(a: &dyn WorkQueue, b: &dyn WorkQueue) {
         assert!(!a.lead("orchestrator-a", ttl, now).await.unwrap());
     }
 }
+
+/// Two orchestrators on one store: `a` claims a task, then `b` changes it. `a`
+/// remembers the task as it wrote it, and must not act on that stale copy: its
+/// heartbeat hears of `b`'s cancel request, and once `b` ended the lease, `a`'s
+/// completion is refused and changes nothing.
+pub(crate) async fn changes_by_another_orchestrator_are_seen(a: &dyn WorkQueue, b: &dyn WorkQueue) {
+    use scrum_core::{Completion, ErrorKind, TaskState};
+
+    enqueue_many(a, 1).await;
+    let w = WorkerId::new("w").unwrap();
+    let t = a
+        .claim(&w, LeaseKind::Heartbeat, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = t.lease.as_ref().unwrap().token;
+
+    b.cancel(&t.id, "issue closed".into(), T0).await.unwrap();
+    let reply = a.heartbeat(&t.id, token, T0).await.unwrap();
+    assert!(
+        reply.cancel,
+        "a heartbeat through `a` missed `b`'s cancel request"
+    );
+
+    let lapsed = T0.plus(a.policy().lease * 2);
+    assert_eq!(b.expire(lapsed).await.unwrap().len(), 1);
+    let err = a
+        .complete(&t.id, token, Completion::default(), lapsed)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LeaseLost, "{err}");
+    let stored = b.get(&t.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Cancelled);
+}
