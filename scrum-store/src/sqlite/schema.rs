@@ -97,10 +97,12 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection> {
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", synchronous(durability))?;
-        // Checkpoints (copying the WAL into the file, with an fsync) run inside the
-        // commit that triggers them; every 10,000 pages instead of 1,000 keeps that
-        // cost off most commits. The WAL is truncated back to 64 MiB after each.
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // Checkpoints (copying the WAL into the file, with two fsyncs) run inside
+        // the commit that triggers them, holding up the writes queued behind it.
+        // SQLite's default of every 1,000 pages keeps each one short (about 10 ms
+        // here under load; every 10,000 pages took 25 ms and put them at the HTTP
+        // API's p99). The WAL is truncated back to 64 MiB after each.
+        conn.pragma_update(None, "wal_autocheckpoint", 1_000)?;
         conn.pragma_update(None, "journal_size_limit", 67_108_864)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(())
