@@ -64,6 +64,12 @@ async fn changes_by_another_orchestrator_are_seen() {
     shared::changes_by_another_orchestrator_are_seen(&*a, &*b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_task_take_effect_once() {
+    let q = connect(&common::unique_name()).await;
+    shared::concurrent_calls_on_one_task_take_effect_once(q).await;
+}
+
 /// A claimer that reserved a task and died before storing its claim: the task is
 /// hidden from claims until the reaper ends the reservation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

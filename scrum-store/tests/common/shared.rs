@@ -209,3 +209,52 @@ pub(crate) async fn changes_by_another_orchestrator_are_seen(a: &dyn WorkQueue, 
     let stored = b.get(&t.id).await.unwrap().unwrap();
     assert_eq!(stored.state, TaskState::Cancelled);
 }
+
+/// Calls on one task that arrive together (and may be written together): both
+/// completions succeed, the task is completed once, with one `Completed` effect, and
+/// the other tasks' heartbeats, sent at the same time, are each stored.
+pub(crate) async fn concurrent_calls_on_one_task_take_effect_once(q: Arc<dyn WorkQueue>) {
+    use scrum_core::state::EffectKind;
+    use scrum_core::{Completion, TaskState};
+
+    enqueue_many(&*q, 8).await;
+    let w = WorkerId::new("w").unwrap();
+    let mut claimed = Vec::new();
+    while let Some(t) = q.claim(&w, LeaseKind::Heartbeat, T0).await.unwrap() {
+        claimed.push((t.id.clone(), t.lease.unwrap().token));
+    }
+    let later = T0.plus(Duration::from_secs(1));
+    let (first, token) = claimed[0].clone();
+    let completions: Vec<_> = (0..2)
+        .map(|_| {
+            let (q, id) = (q.clone(), first.clone());
+            tokio::spawn(async move { q.complete(&id, token, Completion::default(), later).await })
+        })
+        .collect();
+    let heartbeats: Vec<_> = claimed[1..]
+        .iter()
+        .map(|(id, token)| {
+            let (q, id, token) = (q.clone(), id.clone(), *token);
+            tokio::spawn(async move { q.heartbeat(&id, token, later).await })
+        })
+        .collect();
+    for c in completions {
+        assert_eq!(c.await.unwrap().unwrap().state, TaskState::Completed);
+    }
+    for h in heartbeats {
+        let expires = h.await.unwrap().unwrap().lease_expires_at;
+        assert_eq!(expires, later.plus(q.policy().lease));
+    }
+    let completed = q
+        .pending_effects(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.effect.kind, EffectKind::Completed { .. }))
+        .count();
+    assert_eq!(completed, 1);
+    for (id, _) in &claimed[1..] {
+        let t = q.get(id).await.unwrap().unwrap();
+        assert_eq!(t.lease.unwrap().expires_at, later.plus(q.policy().lease));
+    }
+}
