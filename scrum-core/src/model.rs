@@ -315,14 +315,20 @@ pub enum Priority {
 impl Priority {
     /// The highest priority among `labels` (case-insensitive), or `None`.
     pub fn from_labels<S: AsRef<str>>(labels: &[S]) -> Priority {
+        const NAMES: [(&str, Priority); 4] = [
+            ("priority:critical", Priority::Critical),
+            ("priority:high", Priority::High),
+            ("priority:medium", Priority::Medium),
+            ("priority:low", Priority::Low),
+        ];
+        // Claims compute this on every index change: compare without allocating.
         labels
             .iter()
-            .filter_map(|l| match l.as_ref().to_ascii_lowercase().as_str() {
-                "priority:critical" => Some(Priority::Critical),
-                "priority:high" => Some(Priority::High),
-                "priority:medium" => Some(Priority::Medium),
-                "priority:low" => Some(Priority::Low),
-                _ => None,
+            .filter_map(|l| {
+                NAMES
+                    .iter()
+                    .find(|(name, _)| l.as_ref().eq_ignore_ascii_case(name))
+                    .map(|(_, p)| *p)
             })
             .min()
             .unwrap_or(Priority::None)

@@ -1,6 +1,6 @@
 //! [`MemoryQueue`]: the in-memory [`WorkQueue`], for tests, embedding and benchmarks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
@@ -51,14 +51,21 @@ struct Inner {
     // Task ids come from the configured repositories, not from an attacker, so a
     // fast unkeyed hash is safe here.
     tasks: HashMap<TaskId, Task, BuildHasherDefault<FxHasher>>,
+    /// Beside `tasks`, so that a step can replace a task in its map slot (one hash
+    /// lookup) while the indexes change.
+    index: Index,
+}
+
+/// The orders claims and the reaper walk, and the outbox.
+#[derive(Debug, Default)]
+struct Index {
     /// Pending tasks that may be claimed now, in claim order.
     ready: BTreeSet<(u8, Timestamp, TaskId)>,
     /// Pending tasks backing off, by the time they become claimable.
     delayed: BTreeSet<(Timestamp, TaskId)>,
     /// In-progress tasks by lease expiry.
     leases: BTreeSet<(Timestamp, TaskId)>,
-    outbox: BTreeMap<u64, OutboxEntry>,
-    next_effect: u64,
+    outbox: Outbox,
 }
 
 impl MemoryQueue {
@@ -88,6 +95,41 @@ impl MemoryQueue {
 }
 
 impl Inner {
+    /// Stores a new task (one not in the map) and its effects.
+    fn insert(&mut self, step: Step, now: Timestamp) {
+        self.index.index(&step.task, now);
+        self.index.outbox.extend(step.effects);
+        self.tasks.insert(step.task.id.clone(), step.task);
+    }
+
+    /// Moves backing-off tasks whose time has come into the ready index.
+    fn promote_due(&mut self, now: Timestamp) {
+        while let Some((at, _)) = self.index.delayed.first() {
+            if *at > now {
+                break;
+            }
+            let (_, id) = self.index.delayed.pop_first().expect("checked non-empty");
+            if let Some(task) = self.tasks.get(&id) {
+                self.index.ready.insert(task.order_key());
+            }
+        }
+    }
+}
+
+impl Index {
+    /// Stores a step of the task in `slot`: the task replaces it, the indexes and
+    /// the outbox follow. Returns the stored task.
+    fn replace(&mut self, slot: &mut Task, step: Step, now: Timestamp) -> Task {
+        if step.unchanged {
+            return step.task;
+        }
+        let old = std::mem::replace(slot, step.task);
+        self.unindex(&old);
+        self.index(slot, now);
+        self.outbox.extend(step.effects);
+        slot.clone()
+    }
+
     fn index(&mut self, task: &Task, now: Timestamp) {
         match task.state {
             TaskState::Pending if !task.cancel_requested => {
@@ -119,42 +161,51 @@ impl Inner {
             _ => {}
         }
     }
+}
 
-    /// Stores a step's task and effects and returns the task.
-    fn store(&mut self, step: Step, now: Timestamp) -> Task {
-        if step.unchanged {
-            return step.task;
-        }
-        if let Some(old) = self.tasks.insert(step.task.id.clone(), step.task.clone()) {
-            self.unindex(&old);
-        }
-        self.index(&step.task, now);
-        for effect in step.effects {
-            self.next_effect += 1;
-            let id = self.next_effect;
-            self.outbox.insert(
+/// The effects waiting to be applied, in recording order. Ids increase by one per
+/// effect and are mostly acknowledged oldest first, so a ring of slots beats an
+/// ordered map: recording and acknowledging cost O(1).
+#[derive(Debug, Default)]
+struct Outbox {
+    /// The id of `slots[0]`, less one.
+    before: u64,
+    /// `None` where an effect was acknowledged out of order.
+    slots: VecDeque<Option<OutboxEntry>>,
+}
+
+impl Outbox {
+    fn extend(&mut self, effects: Vec<state::Effect>) {
+        for effect in effects {
+            let id = self.before + self.slots.len() as u64 + 1;
+            self.slots.push_back(Some(OutboxEntry {
                 id,
-                OutboxEntry {
-                    id,
-                    effect,
-                    failures: 0,
-                },
-            );
+                effect,
+                failures: 0,
+            }));
         }
-        step.task
     }
 
-    /// Moves backing-off tasks whose time has come into the ready index.
-    fn promote_due(&mut self, now: Timestamp) {
-        while let Some((at, _)) = self.delayed.first() {
-            if *at > now {
-                break;
-            }
-            let (_, id) = self.delayed.pop_first().expect("checked non-empty");
-            if let Some(task) = self.tasks.get(&id) {
-                self.ready.insert(task.order_key());
-            }
+    fn slot(&mut self, id: u64) -> Option<&mut Option<OutboxEntry>> {
+        let i = usize::try_from(id.checked_sub(self.before + 1)?).ok()?;
+        self.slots.get_mut(i)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut OutboxEntry> {
+        self.slot(id)?.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<OutboxEntry> {
+        let entry = self.slot(id)?.take();
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.before += 1;
         }
+        entry
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &OutboxEntry> {
+        self.slots.iter().flatten()
     }
 }
 
@@ -188,30 +239,31 @@ impl WorkQueue for MemoryQueue {
 
     async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
         let ctx = self.ctx(observed_at);
-        let mut inner = self.lock();
-        let Some(task) = inner.tasks.get(&issue.id) else {
-            inner.store(
+        let mut guard = self.lock();
+        let Inner { tasks, index } = &mut *guard;
+        let Some(slot) = tasks.get_mut(&issue.id) else {
+            guard.insert(
                 state::new_task(issue, observed_at, &self.policy),
                 observed_at,
             );
             return Ok(Enqueued::Created);
         };
-        if !task.state.is_terminal() {
-            if *task.issue != issue {
-                let mut refreshed = task.clone();
+        if !slot.state.is_terminal() {
+            if *slot.issue != issue {
+                let mut refreshed = slot.clone();
                 refreshed.issue = issue.into();
                 let step = Step {
                     task: refreshed,
                     effects: Vec::new(),
                     unchanged: false,
                 };
-                inner.store(step, observed_at);
+                index.replace(slot, step, observed_at);
             }
             return Ok(Enqueued::Unchanged);
         }
-        match state::transition(task, Event::Requeue { issue, observed_at }, &ctx) {
+        match state::transition(slot, Event::Requeue { issue, observed_at }, &ctx) {
             Ok(step) => {
-                inner.store(step, observed_at);
+                index.replace(slot, step, observed_at);
                 Ok(Enqueued::Requeued)
             }
             Err(Refusal::NotRelabelled) => Ok(Enqueued::Unchanged),
@@ -227,46 +279,51 @@ impl WorkQueue for MemoryQueue {
     ) -> Result<Option<Claimed>> {
         let ctx = self.ctx(now);
         let mut guard = self.lock();
-        let inner = &mut *guard;
-        inner.promote_due(now);
+        guard.promote_due(now);
+        let Inner { tasks, index } = &mut *guard;
         // A caller that read the clock before waiting for the lock can hold an older
         // `now` than a task enqueued meanwhile: that task is not claimable at this
         // `now` yet, so skip it instead of failing the claim.
-        let Some(task) = inner
+        let Some(id) = index
             .ready
             .iter()
-            .find_map(|(_, _, id)| inner.tasks.get(id).filter(|t| t.not_before <= now))
+            .map(|(_, _, id)| id)
+            .find(|id| tasks.get(*id).is_some_and(|t| t.not_before <= now))
+            .cloned()
         else {
             return Ok(None);
         };
+        let slot = tasks.get_mut(&id).expect("found above");
         let event = Event::Claim {
             worker: worker.clone(),
             token: LeaseToken::random(),
             lease,
         };
-        let step = state::transition(task, event, &ctx)?;
-        Ok(Some(inner.store(step, now)))
+        let step = state::transition(slot, event, &ctx)?;
+        Ok(Some(index.replace(slot, step, now)))
     }
 
     async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
-        let mut inner = self.lock();
-        let task = inner.tasks.get(id).ok_or_else(|| unknown_task(id))?;
-        let step = state::transition(task, event, &ctx)?;
-        Ok(inner.store(step, now))
+        let mut guard = self.lock();
+        let Inner { tasks, index } = &mut *guard;
+        let slot = tasks.get_mut(id).ok_or_else(|| unknown_task(id))?;
+        let step = state::transition(slot, event, &ctx)?;
+        Ok(index.replace(slot, step, now))
     }
 
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
         let ctx = self.ctx(now);
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let Inner { tasks, index } = &mut *guard;
         let mut expired = Vec::new();
-        while let Some((at, id)) = inner.leases.first().cloned() {
+        while let Some((at, id)) = index.leases.first().cloned() {
             if at > now {
                 break;
             }
-            let task = inner.tasks.get(&id).expect("indexed tasks exist");
-            let step = state::transition(task, Event::Expire, &ctx)?;
-            expired.push(inner.store(step, now));
+            let slot = tasks.get_mut(&id).expect("indexed tasks exist");
+            let step = state::transition(slot, Event::Expire, &ctx)?;
+            expired.push(index.replace(slot, step, now));
         }
         Ok(expired)
     }
@@ -297,31 +354,39 @@ impl WorkQueue for MemoryQueue {
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(self.lock().outbox.values().take(limit).cloned().collect())
+        Ok(self
+            .lock()
+            .index
+            .outbox
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
         let ctx = self.ctx(now);
-        let mut inner = self.lock();
-        let Some(entry) = inner.outbox.remove(&id) else {
+        let mut guard = self.lock();
+        let Inner { tasks, index } = &mut *guard;
+        let Some(entry) = index.outbox.remove(id) else {
             return Ok(());
         };
         if !entry.effect.kind.is_terminal() {
             return Ok(());
         }
-        let Some(task) = inner.tasks.get(&entry.effect.task) else {
+        let Some(slot) = tasks.get_mut(&entry.effect.task) else {
             return Ok(());
         };
-        if task.run == entry.effect.run {
-            if let Ok(step) = state::transition(task, Event::EffectsWritten, &ctx) {
-                inner.store(step, now);
+        if slot.run == entry.effect.run {
+            if let Ok(step) = state::transition(slot, Event::EffectsWritten, &ctx) {
+                index.replace(slot, step, now);
             }
         }
         Ok(())
     }
 
     async fn nack_effect(&self, id: u64) -> Result<()> {
-        if let Some(e) = self.lock().outbox.get_mut(&id) {
+        if let Some(e) = self.lock().index.outbox.get_mut(id) {
             e.failures += 1;
         }
         Ok(())
@@ -331,6 +396,32 @@ impl WorkQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbox_ids_keep_increasing_when_acknowledged_out_of_order() {
+        let effect = |n: u64| state::Effect {
+            task: format!("acme/widgets#{n}").parse().unwrap(),
+            run: 1,
+            attempt: 0,
+            kind: state::EffectKind::Queued,
+        };
+        let ids = |o: &Outbox| o.iter().map(|e| e.id).collect::<Vec<_>>();
+        let mut outbox = Outbox::default();
+        outbox.extend(vec![effect(1), effect(2), effect(3)]);
+        assert_eq!(outbox.remove(2).unwrap().effect, effect(2));
+        assert!(outbox.remove(2).is_none(), "acknowledged once");
+        assert_eq!(ids(&outbox), [1, 3]);
+        outbox.remove(1);
+        outbox.extend(vec![effect(4)]);
+        assert_eq!(ids(&outbox), [3, 4]);
+        outbox.get_mut(4).unwrap().failures += 1;
+        assert!(outbox.get_mut(1).is_none() && outbox.get_mut(9).is_none());
+        outbox.remove(3);
+        outbox.remove(4);
+        assert_eq!(ids(&outbox), [] as [u64; 0]);
+        outbox.extend(vec![effect(5)]);
+        assert_eq!(ids(&outbox), [5]);
+    }
 
     #[tokio::test]
     async fn a_claim_with_an_older_clock_reading_than_the_enqueue_finds_nothing() {
