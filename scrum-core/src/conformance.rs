@@ -684,6 +684,46 @@ pub async fn live_leases_survive_expire(q: &dyn WorkQueue) {
         .unwrap();
 }
 
+/// After an outage, a lapsed lease that is not yet reaped is live again for one
+/// lease period: its holder's heartbeat and completion succeed, and `expire` leaves
+/// it alone until that period passed. Leases that already run longer, and tasks
+/// not in progress, are unchanged.
+pub async fn resume_revives_lapsed_leases_for_one_period(q: &dyn WorkQueue) {
+    for n in 1..=4 {
+        enqueue(q, n).await;
+    }
+    let lapsed = claim(q, 1, at(0)).await;
+    let finished = claim(q, 2, at(0)).await;
+    let fresh = q
+        .claim(&worker(3), LeaseKind::RunTime, at(100))
+        .await
+        .unwrap()
+        .unwrap();
+    // The orchestrator was down from 10 s to 110 s: leases of 30 s lapsed meanwhile.
+    let resumed = q.resume_leases(at(110)).await.unwrap();
+    let ids: Vec<_> = resumed.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, vec![lapsed.id.clone(), finished.id.clone()]);
+    assert_eq!(resumed[0].lease.as_ref().unwrap().expires_at, at(140));
+    assert_eq!(get(q, 3).await, fresh, "a run-time lease is left alone");
+    assert_eq!(get(q, 4).await.state, TaskState::Pending);
+    // The holders report in: finished work is accepted, not lost.
+    q.complete(&finished.id, token(&finished), done(), at(111))
+        .await
+        .unwrap();
+    q.heartbeat(&lapsed.id, token(&lapsed), at(112))
+        .await
+        .unwrap();
+    assert!(q.expire(at(139)).await.unwrap().is_empty());
+    assert!(
+        q.resume_leases(at(112)).await.unwrap().is_empty(),
+        "nothing to extend"
+    );
+    // A holder that stops is reaped one period after its last heartbeat.
+    let expired = q.expire(at(200)).await.unwrap();
+    let ids: Vec<_> = expired.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, vec![lapsed.id.clone()]);
+}
+
 /// Effects come back in the order they were recorded, and stay until acknowledged.
 pub async fn effects_in_order_until_acked(q: &dyn WorkQueue) {
     enqueue(q, 2).await;
@@ -828,6 +868,7 @@ macro_rules! queue_conformance {
                 retry_live_or_completed_is_invalid,
                 expired_lease_counts_as_failed_attempt,
                 live_leases_survive_expire,
+                resume_revives_lapsed_leases_for_one_period,
                 effects_in_order_until_acked,
                 ack_is_idempotent,
                 list_filters_and_counts

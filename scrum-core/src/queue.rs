@@ -286,6 +286,32 @@ pub trait WorkQueue: Send + Sync + 'static {
     ///   afterwards with `LeaseLost`.
     async fn expire(&self, now: Timestamp) -> Result<Vec<Task>>;
 
+    /// Gives every in-progress lease at least one lease period from `now`, never past
+    /// its deadline, and returns the tasks whose lease it extended. An orchestrator
+    /// calls it when it starts, before serving workers: during an outage no heartbeat
+    /// or report could arrive, and without it the workers that kept running would
+    /// lose their tasks to the first reap (or have their finished work refused).
+    ///
+    /// # Behavior
+    /// - A lapsed lease that is not yet reaped is live again for one lease period: its
+    ///   holder's heartbeat and completion succeed, and `expire` leaves it alone until
+    ///   that period passed.
+    /// - Leases that already run longer, and tasks not in progress, are unchanged.
+    async fn resume_leases(&self, now: Timestamp) -> Result<Vec<Task>> {
+        let held = self
+            .list(&TaskFilter::states([TaskState::InProgress]))
+            .await?;
+        let mut resumed = Vec::new();
+        for task in held {
+            let expiry = |t: &Task| t.lease.as_ref().map(|l| l.expires_at);
+            let after = self.apply(&task.id, Event::Resume, now).await?;
+            if expiry(&after) > expiry(&task) {
+                resumed.push(after);
+            }
+        }
+        Ok(resumed)
+    }
+
     /// The task of an issue, in any state.
     async fn get(&self, id: &TaskId) -> Result<Option<Task>>;
 

@@ -26,6 +26,7 @@
 //! | InProgress, live token | `Fail` otherwise | Failed | `Failed` |
 //! | InProgress, live token | `Release` | Pending, attempt refunded | – |
 //! | InProgress, lease lapsed | `Expire` | as `Fail` retryable, reason "worker lost" | as `Fail` |
+//! | InProgress | `Resume` (orchestrator start) | InProgress, lease at least one period from now, up to the deadline | – |
 //! | Pending | `Cancel` | Cancelled | `Cancelled` |
 //! | InProgress | `Cancel` | InProgress, cancel requested, lease cut to the grace period | – |
 //! | InProgress, cancel requested | `Fail`, `Release`, `Expire` | Cancelled | `Cancelled` |
@@ -214,6 +215,11 @@ pub enum Event {
     },
     /// The reaper found the lease lapsed.
     Expire,
+    /// An orchestrator starts serving the queue, possibly after an outage in which
+    /// no heartbeat could arrive: the lease gets at least one lease period from now
+    /// (never past its deadline), so a worker that kept running can report in
+    /// before the reaper takes its task. Changes nothing on a task not in progress.
+    Resume,
     /// The issue was closed or lost its ready label.
     Cancel {
         /// Why.
@@ -511,6 +517,21 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 next.not_before = now;
                 next.last_error = Some(redact(&reason));
             }
+        }
+        Event::Resume => {
+            let held = next
+                .lease
+                .as_mut()
+                .filter(|_| task.state == TaskState::InProgress);
+            let Some(l) = held else {
+                return Ok(unchanged(task));
+            };
+            let grace = now.plus(ctx.policy.lease).min(l.deadline);
+            // Past the deadline there is nothing to give: the reaper ends the run.
+            if grace <= l.expires_at || grace <= now {
+                return Ok(unchanged(task));
+            }
+            l.expires_at = grace;
         }
         Event::Cancel { reason } => match task.state {
             TaskState::Pending => cancel_now(&mut next, &mut effects, &reason, now),

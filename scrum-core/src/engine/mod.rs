@@ -273,6 +273,20 @@ impl Orchestrator {
         self.inner.poll_requested.notify_one();
     }
 
+    /// Gives the workers that kept running while no orchestrator served them one
+    /// lease period to report in ([`crate::WorkQueue::resume_leases`]); returns how many leases it
+    /// extended. Call it at start, before serving workers.
+    pub async fn resume_leases(&self) -> Result<usize> {
+        let resumed = self.inner.queue.resume_leases(self.now()).await?;
+        if !resumed.is_empty() {
+            tracing::info!(
+                leases = resumed.len(),
+                "tasks held when the orchestrator started get one lease period to report in"
+            );
+        }
+        Ok(resumed.len())
+    }
+
     /// Takes or renews the leader lease; records and returns whether this
     /// orchestrator leads. A store error counts as not leading.
     pub async fn leading(&self) -> bool {

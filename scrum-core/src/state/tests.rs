@@ -274,6 +274,20 @@ fn transition_table() {
             Err(Refusal::NotExpired),
         ),
         (
+            "resume lapsed",
+            claimed(),
+            Event::Resume,
+            100,
+            Ok((TaskState::InProgress, &[])),
+        ),
+        (
+            "resume pending",
+            pending(),
+            Event::Resume,
+            100,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
             "cancel pending",
             pending(),
             cancel.clone(),
@@ -370,6 +384,23 @@ fn heartbeats_never_pass_the_deadline() {
 }
 
 #[test]
+fn resume_gives_a_lease_one_more_period_up_to_its_deadline() {
+    // Claimed at 1 s: the lease lapsed at 31 s, the deadline is 601 s.
+    let lapsed = step(&claimed(), Event::Resume, t(100)).unwrap();
+    assert!(!lapsed.unchanged);
+    assert_eq!(lapsed.task.lease.as_ref().unwrap().expires_at, t(130));
+    // The holder can report in now, with the same token.
+    step(&lapsed.task, Event::Heartbeat { token: TOKEN }, t(120)).unwrap();
+    // A lease that already runs longer, or a task not in progress, stays as it is.
+    assert!(step(&claimed(), Event::Resume, t(0)).unwrap().unchanged);
+    assert!(step(&completed(), Event::Resume, t(50)).unwrap().unchanged);
+    // Never past the deadline: past it, the reaper still ends the run.
+    let late = step(&claimed(), Event::Resume, t(590)).unwrap().task;
+    assert_eq!(late.lease.as_ref().unwrap().expires_at, t(601));
+    assert!(step(&claimed(), Event::Resume, t(700)).unwrap().unchanged);
+}
+
+#[test]
 fn a_repeated_report_is_unchanged_and_a_different_one_is_refused() {
     let done = completed();
     let again = step(&done, complete(TOKEN), t(9)).unwrap();
@@ -462,6 +493,7 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
             reason: "x".into(),
         }),
         Just(Event::Expire),
+        Just(Event::Resume),
         Just(Event::Cancel {
             reason: "closed".into()
         }),
@@ -520,6 +552,10 @@ proptest! {
                 prop_assert!(new_run_event);
             }
             prop_assert!(next.attempts <= next.max_attempts);
+            // No lease outlives its deadline.
+            if let Some(l) = &next.lease {
+                prop_assert!(l.expires_at <= l.deadline);
+            }
             // Terminal states stay terminal unless a new run starts.
             if task.state.is_terminal() && next.run == task.run {
                 prop_assert_eq!(next.state, task.state);
