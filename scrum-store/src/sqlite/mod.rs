@@ -29,8 +29,7 @@ pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 /// A [`WorkQueue`] in one SQLite file, for an orchestrator that runs alone.
 ///
 /// - **Durable**: WAL journal; every transition and the GitHub effects it causes
-///   are stored by one statement, one transaction (the outbox), so a crash keeps
-///   both or neither. How far a commit is durable is a [`Durability`] choice:
+///   are stored in one transaction (the outbox), so a crash keeps both or neither. How far a commit is durable is a [`Durability`] choice:
 ///   surviving a killed process (the default) or a power loss too.
 /// - **One owner**: the file is opened in exclusive locking mode and locked at open.
 ///   A second orchestrator on the same file gets an [`ErrorKind::Conflict`] error

@@ -22,8 +22,8 @@ const MIGRATIONS: &[&str] = &[
     //
     // A step (a task, the effects its transition caused, and optionally an
     // acknowledged effect to delete) is stored by one INSERT into `steps`, whose
-    // trigger writes both tables: one statement is one transaction, with no
-    // BEGIN/COMMIT round trips and nothing half written if the caller goes away.
+    // trigger writes both tables: one prepared statement per step, inside the
+    // transaction its write commits in.
     // Claims and the reaper read the in-memory copy of the live tasks, so the only
     // index besides the keys is by state (counts, listing, loading the live tasks).
     "CREATE TABLE tasks (
