@@ -223,6 +223,11 @@ pub struct ServeArgs {
     /// Seconds a worker's lease lasts without a heartbeat.
     #[arg(long, env = "LEASE_SECS", value_name = "LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..))]
     pub lease_secs: u64,
+    /// Seconds the leader's lease lasts without renewal. With several orchestrators
+    /// on one store, one leads (polls GitHub, reaps leases, writes labels) and renews
+    /// its lease every second; when it dies another takes over within about this long.
+    #[arg(long, env = "LEADER_TTL_SECS", value_name = "LEADER_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub leader_ttl_secs: u64,
     /// The longest a task may be held, heartbeats or not (also what clients that never
     /// send heartbeats get).
     #[arg(long, env = "MAX_RUN_SECS", value_name = "MAX_RUN_SECS", default_value_t = 3 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
@@ -374,6 +379,7 @@ impl Service {
             probe_interval: Duration::from_secs(a.worker_health_check_interval),
             worker_hosts: self.worker_hosts.clone(),
             labels: self.github.labels.clone(),
+            leader_ttl: Duration::from_secs(a.leader_ttl_secs),
             ..EngineConfig::default()
         });
         match (&a.worker_ssh_key, self.worker_hosts.is_empty()) {
