@@ -3,6 +3,10 @@
 //! `scrum-orchestrator` binary on SQLite in a temporary directory, and real
 //! `scrum-worker` binaries running a scripted workflow that commits a file.
 //!
+//! With `DATABASE_URL` set ([`Fleet::set_env`]), several orchestrators can run side
+//! by side on one shared store ([`Fleet::start_orchestrator_named`]), each on its own
+//! port; the workers call the first, `orchestrator`.
+//!
 //! The scripted workflow reads markers in the issue title: `[fails-once]` fails its
 //! first attempt, `[always-fails]` fails every attempt, `[slow]` takes
 //! `SLOW_SECS` (default 20) on its first attempt; any other issue gets a file
@@ -47,6 +51,15 @@ pub enum IssueProgress {
     Failed,
 }
 
+/// The name of the orchestrator the workers call, and of its log.
+const MAIN: &str = "orchestrator";
+
+/// An orchestrator of the fleet: its port (kept across restarts) and its process.
+struct OrchestratorProcess {
+    port: u16,
+    child: Option<Child>,
+}
+
 /// A running fleet. Dropping it kills every process it started.
 pub struct Fleet {
     /// The fake GitHub everything talks to.
@@ -55,8 +68,8 @@ pub struct Fleet {
     pub issues: Vec<TaskId>,
     root: PathBuf,
     bin_dir: PathBuf,
-    port: u16,
-    orchestrator: Option<Child>,
+    /// By name; `orchestrator` is there from the start.
+    orchestrators: BTreeMap<String, OrchestratorProcess>,
     workers: BTreeMap<String, Child>,
     env: Vec<(String, String)>,
 }
@@ -97,7 +110,10 @@ impl Fleet {
         }
         let workflow = root.join("workflow.sh");
         std::fs::write(&workflow, WORKFLOW)?;
-        let port = free_port()?;
+        let main = OrchestratorProcess {
+            port: free_port()?,
+            child: None,
+        };
         std::fs::create_dir_all(root.join("logs"))?;
         let env = vec![
             ("GITHUB_TOKEN".to_string(), github.token().to_string()),
@@ -109,8 +125,7 @@ impl Fleet {
             issues: ids,
             root: root.to_path_buf(),
             bin_dir: bin_dir.to_path_buf(),
-            port,
-            orchestrator: None,
+            orchestrators: BTreeMap::from([(MAIN.to_string(), main)]),
             workers: BTreeMap::new(),
             env: {
                 let mut env = env;
@@ -121,16 +136,25 @@ impl Fleet {
     }
 
     /// Sets an environment variable of every process started from now on, e.g.
-    /// `MAX_ATTEMPTS` for the orchestrator. The settings the fleet itself needs
-    /// (ports, state directory, lease, poll interval) still win.
+    /// `MAX_ATTEMPTS` for the orchestrator, or `DATABASE_URL` to put the
+    /// orchestrators on a shared store instead of SQLite in their state directory.
+    /// The settings the fleet itself needs (ports, state directory, lease, poll
+    /// interval) still win.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.to_string()));
     }
 
-    /// The orchestrator's URL.
+    /// The URL of the orchestrator the workers call.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.orchestrator_url(MAIN)
+            .expect("the fleet's first orchestrator always has a port")
+    }
+
+    /// The URL of orchestrator `name`, once it was started.
+    pub fn orchestrator_url(&self, name: &str) -> Option<String> {
+        let o = self.orchestrators.get(name)?;
+        Some(format!("http://127.0.0.1:{}", o.port))
     }
 
     /// Where the fleet keeps its files.
@@ -140,26 +164,51 @@ impl Fleet {
 
     /// Starts (or restarts) the orchestrator and waits until its API answers.
     pub async fn start_orchestrator(&mut self) -> anyhow::Result<()> {
-        let mut cmd = self.command("scrum-orchestrator", "orchestrator")?;
+        self.start_orchestrator_named(MAIN).await
+    }
+
+    /// Starts (or restarts) orchestrator `name` on a port of its own (the same on a
+    /// restart), with its own state directory and log, and waits until its API
+    /// answers. Only with a shared `DATABASE_URL` may two run at once.
+    pub async fn start_orchestrator_named(&mut self, name: &str) -> anyhow::Result<()> {
+        let port = match self.orchestrators.get(name) {
+            Some(o) => o.port,
+            None => free_port()?,
+        };
+        let state = match name {
+            MAIN => self.root.join("state"),
+            _ => self.root.join(format!("state-{name}")),
+        };
+        let mut cmd = self.command("scrum-orchestrator", name)?;
         cmd.env("ORCHESTRATOR_HOST", "127.0.0.1")
-            .env("ORCHESTRATOR_PORT", self.port.to_string())
-            .env("STATE_DIR", self.root.join("state"))
+            .env("ORCHESTRATOR_PORT", port.to_string())
+            .env("STATE_DIR", state)
             .env("GITHUB_POLL_INTERVAL", "1")
             .env("GITHUB_WRITE_SPACING_MS", "0")
             .env("LEASE_SECS", "3")
-            .env("RETRY_BACKOFF_SECS", "1")
-            .env_remove("DATABASE_URL");
-        self.orchestrator = Some(cmd.spawn().context("starting scrum-orchestrator")?);
-        let client = OrchestratorClient::new(&self.url()).map_err(anyhow::Error::msg)?;
+            .env("RETRY_BACKOFF_SECS", "1");
+        if !self.env.iter().any(|(k, _)| k == "DATABASE_URL") {
+            cmd.env_remove("DATABASE_URL");
+        }
+        let child = cmd.spawn().context("starting scrum-orchestrator")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let o = self
+            .orchestrators
+            .entry(name.to_string())
+            .or_insert(OrchestratorProcess { port, child: None });
+        o.child = Some(child);
+        let client = OrchestratorClient::new(&url).map_err(anyhow::Error::msg)?;
+        let log = self.log(name);
         for _ in 0..200 {
-            if let Some(status) = self
-                .orchestrator
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            let exited = self
+                .orchestrators
+                .get_mut(name)
+                .and_then(|o| o.child.as_mut())
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 bail!(
-                    "scrum-orchestrator exited with {status}; see {}",
-                    self.log("orchestrator").display()
+                    "scrum-orchestrator {name} exited with {status}; see {}",
+                    log.display()
                 );
             }
             if client.health().await.is_ok() {
@@ -168,14 +217,23 @@ impl Fleet {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!(
-            "scrum-orchestrator did not answer within 10 s; see {}",
-            self.log("orchestrator").display()
+            "scrum-orchestrator {name} did not answer within 10 s; see {}",
+            log.display()
         )
     }
 
     /// Kills the orchestrator with SIGKILL (a crash) and waits for it to be gone.
     pub fn kill_orchestrator(&mut self) {
-        if let Some(mut child) = self.orchestrator.take() {
+        self.kill_orchestrator_named(MAIN);
+    }
+
+    /// Kills orchestrator `name` with SIGKILL (a crash) and waits for it to be gone.
+    pub fn kill_orchestrator_named(&mut self, name: &str) {
+        let child = self
+            .orchestrators
+            .get_mut(name)
+            .and_then(|o| o.child.take());
+        if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -214,12 +272,11 @@ impl Fleet {
 
     /// Asks every process to stop (SIGTERM) and waits up to 15 s for each.
     pub fn stop(&mut self) {
-        let children = self.workers.values_mut().chain(self.orchestrator.as_mut());
-        for child in children {
+        for child in self.children() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        for child in self.workers.values_mut().chain(self.orchestrator.as_mut()) {
+        for child in self.children() {
             while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(20));
@@ -228,7 +285,18 @@ impl Fleet {
             let _ = child.wait();
         }
         self.workers.clear();
-        self.orchestrator = None;
+        for o in self.orchestrators.values_mut() {
+            o.child = None;
+        }
+    }
+
+    /// Every process the fleet started that it has not yet waited for.
+    fn children(&mut self) -> impl Iterator<Item = &mut Child> {
+        let orchestrators = self
+            .orchestrators
+            .values_mut()
+            .filter_map(|o| o.child.as_mut());
+        self.workers.values_mut().chain(orchestrators)
     }
 
     /// Each issue's progress, from its labels on the fake GitHub.
@@ -283,7 +351,8 @@ impl Fleet {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// The log file of a process of the fleet (`orchestrator` or a worker id).
+    /// The log file of a process of the fleet (`orchestrator`, another
+    /// orchestrator's name, or a worker id).
     pub fn log(&self, name: &str) -> PathBuf {
         self.root.join("logs").join(format!("{name}.log"))
     }
@@ -304,7 +373,7 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        for child in self.workers.values_mut().chain(self.orchestrator.as_mut()) {
+        for child in self.children() {
             let _ = child.kill();
             let _ = child.wait();
         }

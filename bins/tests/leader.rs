@@ -1,0 +1,361 @@
+//! Leader failover with real processes: two `scrum-orchestrator`s share one store
+//! (PostgreSQL, then Redis) and the fake GitHub. While both run, exactly one leads
+//! (the `scrum_leader` gauge of `/metrics`) and only the leader polls GitHub (the
+//! other's `/health` never shows a poll). The leader is then killed with SIGKILL; the
+//! other must lead, poll, and queue an issue labelled after the kill within two
+//! leader lease periods (`LEADER_TTL_SECS`) of the kill, and then label it.
+//!
+//! Isolation. A PostgreSQL run works in a schema of its own: the test creates it
+//! (`PostgresQueue::connect_in_schema`) and names it in `DATABASE_URL` as
+//! `?options[search_path]=…`, which the orchestrator passes to PostgreSQL; it is
+//! dropped afterwards, pass or fail (and, should the test process die first, by the
+//! store tests' sweep of `scrum_test_<pid>_…` schemas). The binary's Redis store always uses the key
+//! prefix `scrum`, so a Redis run borrows a database number of its own (1-15,
+//! claimed with an expiring marker key) and empties it before and after.
+//!
+//! `SCRUM_TEST_POSTGRES_URL` and `SCRUM_TEST_REDIS_URL` point the tests elsewhere
+//! (`scripts/services.sh` starts the local servers they use by default).
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use scrum_bins::fleet::Fleet;
+use scrum_core::TaskId;
+use scrum_core::state::{Jitter, Policy};
+use scrum_github::fake::NewIssue;
+use scrum_http::OrchestratorClient;
+use scrum_http::wire::QueueQuery;
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The leader lease the orchestrators get (`LEADER_TTL_SECS`).
+const LEADER_TTL: Duration = Duration::from_secs(3);
+/// The two orchestrators.
+const NAMES: [&str; 2] = ["orchestrator-a", "orchestrator-b"];
+/// How often the test looks at the orchestrators.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_survivor_takes_over_polling_when_the_leader_is_killed() {
+    let base = std::env::var("SCRUM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // The store tests drop `scrum_test_<pid>_…` schemas whose process is gone.
+    let schema = format!("scrum_test_{}_leader_{nanos:x}", std::process::id());
+    scrum_store::PostgresQueue::connect_in_schema(
+        &base,
+        &schema,
+        Policy::default(),
+        Jitter::random(),
+    )
+    .await
+    .expect("create a schema in the test PostgreSQL (scripts/services.sh starts it)")
+    .close()
+    .await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+
+    let outcome = tokio::spawn(survivor_takes_over("postgres", url)).await;
+
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_the_survivor_takes_over_polling_when_the_leader_is_killed() {
+    let db = RedisDb::borrow().await;
+    let outcome = tokio::spawn(survivor_takes_over("redis", db.url.clone())).await;
+    db.give_back().await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+}
+
+/// Starts two orchestrators on the store at `database_url`, checks that one leads
+/// and polls alone, kills it, and checks that the other takes over in time. Run as
+/// a task of its own, so the caller cleans the store up even when it fails (its
+/// processes are killed first, when the fleet is dropped).
+async fn survivor_takes_over(store: &'static str, database_url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_scrum-orchestrator"))
+        .parent()
+        .unwrap();
+    let mut fleet = Fleet::prepare(dir.path(), bin_dir, &[("acme/api", "First change")])
+        .await
+        .unwrap();
+    fleet.set_env("DATABASE_URL", &database_url);
+    fleet.set_env("LEADER_TTL_SECS", &LEADER_TTL.as_secs().to_string());
+    for name in NAMES {
+        if let Err(e) = fleet.start_orchestrator_named(name).await {
+            fail(&fleet, &format!("{store}: {e:#}"));
+        }
+    }
+    let first = fleet.issues[0].clone();
+
+    // Both run: one leads and polls, the other neither, until the leader has polled
+    // three times and labelled the first issue.
+    let mut leader: Option<&str> = None;
+    let mut leader_polls = Vec::new();
+    let started = Instant::now();
+    loop {
+        let a = look(&fleet, NAMES[0]).await;
+        let b = look(&fleet, NAMES[1]).await;
+        let now_leading = match (a.leader, b.leader) {
+            (true, true) => fail(&fleet, &format!("{store}: both orchestrators lead")),
+            (true, false) => Some(NAMES[0]),
+            (false, true) => Some(NAMES[1]),
+            (false, false) => None,
+        };
+        if let Some(l) = now_leading {
+            if leader.is_some_and(|before| before != l) {
+                fail(
+                    &fleet,
+                    &format!("{store}: the lead moved to {l} while both ran"),
+                );
+            }
+            leader = Some(l);
+        }
+        for (name, seen) in NAMES.iter().zip([&a, &b]) {
+            if Some(*name) != leader && seen.last_poll.is_some() {
+                fail(
+                    &fleet,
+                    &format!("{store}: {name} polled GitHub without leading"),
+                );
+            }
+            if Some(*name) == leader && !leader_polls.contains(&seen.last_poll) {
+                leader_polls.push(seen.last_poll.clone());
+            }
+        }
+        let labelled = has_label(&fleet, &first, "ai-in-progress");
+        if labelled && leader_polls.iter().flatten().count() >= 3 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            fail(
+                &fleet,
+                &format!(
+                    "{store}: after 20 s: leader {leader:?}, its polls {leader_polls:?}, \
+                     first issue labelled: {labelled}"
+                ),
+            );
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    let leader = leader.expect("a leader was seen");
+    let survivor = NAMES.into_iter().find(|n| *n != leader).unwrap();
+
+    // Kill the leader; label a new issue that only the survivor can queue.
+    let killed_at = Instant::now();
+    fleet.kill_orchestrator_named(leader);
+    fleet.github.clear_requests();
+    let second = fleet.github.add_issue(
+        "acme/api",
+        NewIssue::new("Second change").labels(&["ai-ready"]),
+    );
+    let client = OrchestratorClient::new(&fleet.orchestrator_url(survivor).unwrap()).unwrap();
+    let (mut led_after, mut polled_after, mut queued_after) = (None, None, None);
+    while led_after.is_none() || polled_after.is_none() || queued_after.is_none() {
+        let seen = look(&fleet, survivor).await;
+        let since = killed_at.elapsed();
+        if seen.leader {
+            led_after.get_or_insert(since);
+        }
+        if seen.last_poll.is_some() {
+            polled_after.get_or_insert(since);
+        }
+        if queued_after.is_none() && is_queued(&client, &second).await {
+            queued_after = Some(since);
+        }
+        if since > 2 * LEADER_TTL {
+            fail(
+                &fleet,
+                &format!(
+                    "{store}: {survivor} did not take over within two leader leases of the \
+                     kill: led after {led_after:?}, polled after {polled_after:?}, queued \
+                     the new issue after {queued_after:?}"
+                ),
+            );
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    let listings = fleet
+        .github
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/repos/acme/api/issues?"))
+        .count();
+    assert!(
+        listings > 0,
+        "{store}: no issue listing reached GitHub after the kill"
+    );
+    // The survivor does the rest of the leader's duties too: it labels the issue.
+    while !has_label(&fleet, &second, "ai-in-progress") {
+        if killed_at.elapsed() > 2 * LEADER_TTL + Duration::from_secs(10) {
+            fail(
+                &fleet,
+                &format!("{store}: {survivor} queued {second} but never labelled it"),
+            );
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    eprintln!(
+        "{store}: {leader} killed; {survivor} led after {led_after:?}, polled after \
+         {polled_after:?}, queued the new issue after {queued_after:?}, labelled it after \
+         {:?} (leader lease {LEADER_TTL:?})",
+        killed_at.elapsed()
+    );
+    fleet.stop();
+}
+
+/// What one orchestrator shows: whether it leads (`/metrics`) and when it last
+/// polled GitHub (`/health`). A process that does not answer shows neither.
+#[derive(Debug, Default)]
+struct Seen {
+    leader: bool,
+    last_poll: Option<String>,
+}
+
+async fn look(fleet: &Fleet, name: &str) -> Seen {
+    let url = fleet.orchestrator_url(name).unwrap();
+    let Ok(client) = OrchestratorClient::new(&url) else {
+        return Seen::default();
+    };
+    // `/health` first: a process that has polled by then leads when `/metrics` is read.
+    let last_poll = get_json(&url, "/health").await.and_then(|h| {
+        h.pointer("/github/last_poll")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let leader = client
+        .metrics()
+        .await
+        .is_ok_and(|m| m.lines().any(|l| l == "scrum_leader 1"));
+    Seen { leader, last_poll }
+}
+
+/// `GET path` on `url` (plain HTTP/1.1), its body as JSON. `/health`'s typed answer
+/// in the client leaves out the `github` and `dispatch` sections this test reads.
+async fn get_json(url: &str, path: &str) -> Option<Value> {
+    let host = url.strip_prefix("http://")?;
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+async fn is_queued(client: &OrchestratorClient, id: &TaskId) -> bool {
+    let id = id.to_string();
+    client.queue(&QueueQuery::default()).await.is_ok_and(|q| {
+        q.pending
+            .iter()
+            .chain(&q.in_progress)
+            .any(|e| e.task_id == id)
+    })
+}
+
+fn has_label(fleet: &Fleet, id: &TaskId, label: &str) -> bool {
+    fleet.github.labels(id).iter().any(|l| l == label)
+}
+
+/// Fails the test with `what` and the end of both orchestrators' logs.
+fn fail(fleet: &Fleet, what: &str) -> ! {
+    let mut logs = String::new();
+    for name in NAMES {
+        let log = std::fs::read_to_string(fleet.log(name)).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        logs.push_str(&format!(
+            "\n--- {name} (last lines) ---\n{}",
+            tail.join("\n")
+        ));
+    }
+    panic!("{what}{logs}");
+}
+
+/// A Redis database borrowed for one test. The marker key that claims it expires,
+/// so a run that dies leaves the database free again; whoever borrows it next
+/// empties it first.
+struct RedisDb {
+    url: String,
+    con: redis::aio::MultiplexedConnection,
+}
+
+/// The marker key: outside the store's `{scrum}:` keys.
+const BORROWED: &str = "scrum-leader-test:borrowed-by";
+
+impl RedisDb {
+    async fn borrow() -> RedisDb {
+        let configured = std::env::var("SCRUM_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
+        // The server, without the database number.
+        let server = match configured.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap()),
+            None => panic!("SCRUM_TEST_REDIS_URL {configured:?} is not a redis:// URL"),
+        };
+        for db in (1..=15).rev() {
+            let url = format!("{server}/{db}");
+            let mut con = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect to the test Redis (scripts/services.sh starts it)");
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(BORROWED)
+                .arg(std::process::id())
+                .arg("NX")
+                .arg("EX")
+                .arg(300)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            if claimed.is_some() {
+                let mut db = RedisDb { url, con };
+                db.delete_store_keys().await;
+                return db;
+            }
+        }
+        panic!("Redis databases 1-15 are all borrowed by other runs of this test")
+    }
+
+    async fn delete_store_keys(&mut self) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("{scrum}:*")
+            .query_async(&mut self.con)
+            .await
+            .unwrap();
+        for chunk in keys.chunks(500) {
+            let _: i64 = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut self.con)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn give_back(mut self) {
+        self.delete_store_keys().await;
+        let _: i64 = redis::cmd("DEL")
+            .arg(BORROWED)
+            .query_async(&mut self.con)
+            .await
+            .unwrap();
+    }
+}
