@@ -401,6 +401,12 @@ impl Service {
             _ => {}
         }
         let orchestrator = builder.build();
+        // Workers that kept running while no orchestrator served them get one lease
+        // period to report in, before this one serves them and reaps.
+        orchestrator
+            .resume_leases()
+            .await
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         {
             // GitHub's own view (a rate limit being waited out) reaches /health at once.
             let o = orchestrator.clone();

@@ -69,7 +69,8 @@ pub struct WorkerLoop {
     poll_interval: Duration,
     wait: Duration,
     shutdown_grace: Duration,
-    report_attempts: u32,
+    /// How long a report is retried through transient errors.
+    report_patience: Duration,
 }
 
 impl WorkerLoop {
@@ -87,7 +88,7 @@ impl WorkerLoop {
             poll_interval: Duration::from_secs(30),
             wait: Duration::from_secs(25),
             shutdown_grace: Duration::from_secs(300),
-            report_attempts: 8,
+            report_patience: Duration::from_secs(3600),
         }
     }
 
@@ -212,11 +213,17 @@ impl WorkerLoop {
         }
     }
 
-    /// Sends the outcome, retrying transient errors with backoff (safe: reports are
-    /// idempotent per lease token).
+    /// Sends the outcome, retrying transient errors with backoff for up to an hour
+    /// (safe: reports are idempotent per lease token). Retries are never further
+    /// apart than the heartbeat interval: an orchestrator that restarts after an
+    /// outage gives held leases one lease period to report in, and a report must
+    /// arrive within it.
     async fn report(&self, a: &Assignment, outcome: &RunOutcome) -> Result<()> {
-        let mut delay = Duration::from_millis(500);
-        let mut attempt = 1;
+        let give_up = tokio::time::Instant::now() + self.report_patience;
+        let widest = a
+            .heartbeat_interval
+            .clamp(Duration::from_millis(10), Duration::from_secs(30));
+        let mut delay = Duration::from_millis(500).min(widest);
         loop {
             let sent = match outcome {
                 RunOutcome::Success(c) => self.source.complete(&self.id, a, c.clone()).await,
@@ -225,11 +232,10 @@ impl WorkerLoop {
             };
             match sent {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() && attempt < self.report_attempts => {
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < give_up => {
                     tracing::warn!(worker = %self.id, task = %a.task, error = %e, "report failed; retrying");
-                    tokio::time::sleep(e.retry_after().unwrap_or(delay)).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    attempt += 1;
+                    tokio::time::sleep(e.retry_after().unwrap_or(delay).min(widest)).await;
+                    delay = (delay * 2).min(widest);
                 }
                 Err(e) => {
                     tracing::error!(worker = %self.id, task = %a.task, error = %e, "report not accepted");
