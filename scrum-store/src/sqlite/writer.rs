@@ -14,6 +14,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -185,7 +186,7 @@ struct Thread {
 impl Thread {
     /// Serves jobs until every [`Writer`] is gone.
     fn serve(mut self, conn: &Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
-        while let Some(first) = jobs.blocking_recv() {
+        while let Some(first) = next_job(&mut jobs) {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
@@ -273,6 +274,21 @@ impl Thread {
     fn settle(&self) {
         self.settled.send_replace(self.last_seq);
     }
+}
+
+/// The next job: a caller that is waiting for its last write often sends its next
+/// one within microseconds, so look for it briefly before sleeping (waking a
+/// sleeping thread costs more than the wait).
+fn next_job(jobs: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
+    let spin_until = std::time::Instant::now() + Duration::from_micros(50);
+    while std::time::Instant::now() < spin_until {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        }
+    }
+    jobs.blocking_recv()
 }
 
 /// The error when the thread is gone (it panicked, or the file could not be opened).
