@@ -46,7 +46,7 @@ const RESERVATION: Duration = Duration::from_secs(30);
 ///   row (if its version is unchanged) together with the outbox rows; a lost race
 ///   is retried on the new state. A task this process claimed is not read again:
 ///   its heartbeats and completion start from the task as written
-///   ([`LastWritten`]), one statement each.
+///   and kept in memory, one statement each.
 /// - **Leader lease**: [`WorkQueue::lead`] keeps one row naming the leader and its
 ///   expiry; another orchestrator takes it over once it lapsed unrenewed.
 /// - **Versioned schema**: migrations run at connect under an advisory lock; a

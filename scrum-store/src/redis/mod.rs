@@ -42,7 +42,7 @@ const RESERVATION: Duration = Duration::from_secs(30);
 ///   the task (if its version is unchanged), its indexes and its outbox effects; a
 ///   lost race is retried on the new state. A task this process claimed is not
 ///   read again: its heartbeats and completion start from the task as written
-///   ([`LastWritten`]), one script call each.
+///   and kept in memory, one script call each.
 /// - **Claims never collide**: a script pops the first ready task (sorted by one
 ///   score: priority rank, then issue age; equal scores by id) into a short
 ///   reservation, so concurrent claimers each get a different task.
