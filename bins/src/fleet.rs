@@ -270,24 +270,27 @@ impl Fleet {
         }
     }
 
+    /// Asks orchestrator `name` to stop (SIGTERM, as a service manager would) and
+    /// waits up to 15 s for it to exit.
+    pub fn stop_orchestrator_named(&mut self, name: &str) {
+        let child = self
+            .orchestrators
+            .get_mut(name)
+            .and_then(|o| o.child.take());
+        stop_all(child);
+    }
+
     /// Asks every process to stop (SIGTERM) and waits up to 15 s for each.
     pub fn stop(&mut self) {
-        for child in self.children() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        for child in self.children() {
-            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.workers.clear();
-        for o in self.orchestrators.values_mut() {
-            o.child = None;
-        }
+        let orchestrators = self
+            .orchestrators
+            .values_mut()
+            .filter_map(|o| o.child.take());
+        let children: Vec<Child> = std::mem::take(&mut self.workers)
+            .into_values()
+            .chain(orchestrators)
+            .collect();
+        stop_all(children);
     }
 
     /// Every process the fleet started that it has not yet waited for.
@@ -432,4 +435,21 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// Sends SIGTERM to each of `children`, then waits up to 15 s for each to exit
+/// before killing it.
+fn stop_all(children: impl IntoIterator<Item = Child>) {
+    let mut children: Vec<Child> = children.into_iter().collect();
+    for child in &children {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for child in &mut children {
+        while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

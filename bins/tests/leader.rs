@@ -3,7 +3,8 @@
 //! (the `scrum_leader` gauge of `/metrics`) and only the leader polls GitHub (the
 //! other's `/health` never shows a poll). The leader is then killed with SIGKILL; the
 //! other must lead, poll, and queue an issue labelled after the kill within two
-//! leader lease periods (`LEADER_TTL_SECS`) of the kill, and then label it.
+//! leader lease periods (`LEADER_TTL_SECS`) of the kill, and then label it. A leader
+//! stopped with SIGTERM resigns instead: the other takes over well within one lease.
 //!
 //! Isolation. A PostgreSQL run works in a schema of its own: the test creates it
 //! (`PostgresQueue::connect_in_schema`) and names it in `DATABASE_URL` as
@@ -29,8 +30,32 @@ use serde_json::Value;
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The leader lease the orchestrators get (`LEADER_TTL_SECS`).
-const LEADER_TTL: Duration = Duration::from_secs(3);
+/// How the leader goes away, and so how soon the other must take over.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// SIGKILL: within two leader leases (3 s here).
+    Killed,
+    /// SIGTERM: it resigns, so within 3 s although its lease lasts 10 s.
+    Stopped,
+}
+
+impl Ending {
+    /// The leader lease the orchestrators get (`LEADER_TTL_SECS`).
+    fn lease(self) -> Duration {
+        match self {
+            Ending::Killed => Duration::from_secs(3),
+            Ending::Stopped => Duration::from_secs(10),
+        }
+    }
+
+    /// How soon after the leader went away the other must lead.
+    fn limit(self) -> Duration {
+        match self {
+            Ending::Killed => 2 * self.lease(),
+            Ending::Stopped => Duration::from_secs(3),
+        }
+    }
+}
 /// The two orchestrators.
 const NAMES: [&str; 2] = ["orchestrator-a", "orchestrator-b"];
 /// How often the test looks at the orchestrators.
@@ -58,7 +83,7 @@ async fn on_postgres_the_survivor_takes_over_polling_when_the_leader_is_killed()
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options[search_path]={schema}");
 
-    let outcome = tokio::spawn(survivor_takes_over("postgres", url)).await;
+    let outcome = tokio::spawn(survivor_takes_over("postgres", url, Ending::Killed)).await;
 
     let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
     let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
@@ -74,8 +99,17 @@ async fn on_postgres_the_survivor_takes_over_polling_when_the_leader_is_killed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_redis_the_survivor_takes_over_polling_when_the_leader_is_killed() {
+    on_redis(Ending::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_leader_that_stops_hands_over_at_once() {
+    on_redis(Ending::Stopped).await;
+}
+
+async fn on_redis(ending: Ending) {
     let db = RedisDb::borrow().await;
-    let outcome = tokio::spawn(survivor_takes_over("redis", db.url.clone())).await;
+    let outcome = tokio::spawn(survivor_takes_over("redis", db.url.clone(), ending)).await;
     db.give_back().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
@@ -83,10 +117,11 @@ async fn on_redis_the_survivor_takes_over_polling_when_the_leader_is_killed() {
 }
 
 /// Starts two orchestrators on the store at `database_url`, checks that one leads
-/// and polls alone, kills it, and checks that the other takes over in time. Run as
+/// and polls alone, ends it as `ending` says, and checks that the other takes over
+/// in time. Run as
 /// a task of its own, so the caller cleans the store up even when it fails (its
 /// processes are killed first, when the fleet is dropped).
-async fn survivor_takes_over(store: &'static str, database_url: String) {
+async fn survivor_takes_over(store: &'static str, database_url: String, ending: Ending) {
     let dir = tempfile::tempdir().unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_scrum-orchestrator"))
         .parent()
@@ -95,7 +130,7 @@ async fn survivor_takes_over(store: &'static str, database_url: String) {
         .await
         .unwrap();
     fleet.set_env("DATABASE_URL", &database_url);
-    fleet.set_env("LEADER_TTL_SECS", &LEADER_TTL.as_secs().to_string());
+    fleet.set_env("LEADER_TTL_SECS", &ending.lease().as_secs().to_string());
     for name in NAMES {
         if let Err(e) = fleet.start_orchestrator_named(name).await {
             fail(&fleet, &format!("{store}: {e:#}"));
@@ -155,9 +190,12 @@ async fn survivor_takes_over(store: &'static str, database_url: String) {
     let leader = leader.expect("a leader was seen");
     let survivor = NAMES.into_iter().find(|n| *n != leader).unwrap();
 
-    // Kill the leader; label a new issue that only the survivor can queue.
+    // End the leader; label a new issue that only the survivor can queue.
     let killed_at = Instant::now();
-    fleet.kill_orchestrator_named(leader);
+    match ending {
+        Ending::Killed => fleet.kill_orchestrator_named(leader),
+        Ending::Stopped => fleet.stop_orchestrator_named(leader),
+    }
     fleet.github.clear_requests();
     let second = fleet.github.add_issue(
         "acme/api",
@@ -177,13 +215,14 @@ async fn survivor_takes_over(store: &'static str, database_url: String) {
         if queued_after.is_none() && is_queued(&client, &second).await {
             queued_after = Some(since);
         }
-        if since > 2 * LEADER_TTL {
+        if since > ending.limit() {
             fail(
                 &fleet,
                 &format!(
-                    "{store}: {survivor} did not take over within two leader leases of the \
-                     kill: led after {led_after:?}, polled after {polled_after:?}, queued \
-                     the new issue after {queued_after:?}"
+                    "{store}: {survivor} did not take over within {:?} of the leader being \
+                     {ending:?}: led after {led_after:?}, polled after {polled_after:?}, \
+                     queued the new issue after {queued_after:?}",
+                    ending.limit()
                 ),
             );
         }
@@ -201,7 +240,7 @@ async fn survivor_takes_over(store: &'static str, database_url: String) {
     );
     // The survivor does the rest of the leader's duties too: it labels the issue.
     while !has_label(&fleet, &second, "ai-in-progress") {
-        if killed_at.elapsed() > 2 * LEADER_TTL + Duration::from_secs(10) {
+        if killed_at.elapsed() > ending.limit() + Duration::from_secs(10) {
             fail(
                 &fleet,
                 &format!("{store}: {survivor} queued {second} but never labelled it"),
@@ -210,10 +249,11 @@ async fn survivor_takes_over(store: &'static str, database_url: String) {
         tokio::time::sleep(LOOK_EVERY).await;
     }
     eprintln!(
-        "{store}: {leader} killed; {survivor} led after {led_after:?}, polled after \
+        "{store}: {leader} {ending:?}; {survivor} led after {led_after:?}, polled after \
          {polled_after:?}, queued the new issue after {queued_after:?}, labelled it after \
-         {:?} (leader lease {LEADER_TTL:?})",
-        killed_at.elapsed()
+         {:?} (leader lease {:?})",
+        killed_at.elapsed(),
+        ending.lease()
     );
     fleet.stop();
 }

@@ -821,6 +821,25 @@ pub async fn leader_lease(q: &dyn WorkQueue, shared: bool) {
     }
 }
 
+/// Once the leader resigned, another holder gets the lease at once; a holder that
+/// does not lead changes nothing by resigning.
+pub async fn resigned_lead_passes_at_once(q: &dyn WorkQueue, shared: bool) {
+    let ttl = Duration::from_secs(10);
+    assert!(q.lead("orchestrator-a", ttl, at(0)).await.unwrap());
+    q.resign("orchestrator-b", at(1)).await.unwrap();
+    assert_eq!(
+        q.lead("orchestrator-b", ttl, at(2)).await.unwrap(),
+        !shared,
+        "b's resignation freed a's lease"
+    );
+    q.resign("orchestrator-a", at(3)).await.unwrap();
+    assert!(
+        q.lead("orchestrator-b", ttl, at(3)).await.unwrap(),
+        "not free after a resigned"
+    );
+    assert_eq!(q.lead("orchestrator-a", ttl, at(4)).await.unwrap(), !shared);
+}
+
 /// Generates one `#[tokio::test]` per conformance function for a backend; see the
 /// [module docs](crate::conformance).
 #[macro_export]
@@ -882,6 +901,12 @@ macro_rules! queue_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn leader_lease() {
                 $crate::conformance::leader_lease(&*fresh().await, $shared).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn resigned_lead_passes_at_once() {
+                $crate::conformance::resigned_lead_passes_at_once(&*fresh().await, $shared)
+                    .await;
             }
         }
     };

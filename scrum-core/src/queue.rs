@@ -349,4 +349,15 @@ pub trait WorkQueue: Send + Sync + 'static {
         let _ = (holder, ttl, now);
         Ok(true)
     }
+
+    /// Gives up the leader lease `holder` holds, so that another orchestrator takes
+    /// over at its next round instead of when the lease lapses (an orchestrator
+    /// that stops cleanly). A holder that does not lead changes nothing.
+    ///
+    /// # Behavior
+    /// - Once the leader resigned, another holder gets the lease at once.
+    async fn resign(&self, holder: &str, now: Timestamp) -> Result<()> {
+        // A lease that ends now is free for the next holder that asks.
+        self.lead(holder, Duration::ZERO, now).await.map(drop)
+    }
 }

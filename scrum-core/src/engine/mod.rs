@@ -389,6 +389,13 @@ impl Orchestrator {
         shutdown.await;
         stop.cancel();
         while loops.join_next().await.is_some() {}
+        // Stopping cleanly: another orchestrator takes over at its next round.
+        if lock(&self.inner.status).leader {
+            match self.inner.queue.resign(&c.instance, self.now()).await {
+                Ok(()) => tracing::info!(instance = %c.instance, "gave up the leader lease"),
+                Err(e) => tracing::warn!(error = %e, "could not give up the leader lease"),
+            }
+        }
     }
 
     async fn duty_loop(&self, duty: Duty, every: Duration, stop: CancellationToken) {
