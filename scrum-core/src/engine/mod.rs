@@ -329,8 +329,12 @@ impl Orchestrator {
     /// worker id, matched by the address it calls from, or a configured host), and
     /// that host. Only hosts in `WORKER_IPS` are ever contacted.
     pub async fn worker_logs(&self, worker: &str, lines: u32) -> Result<(String, String)> {
+        // Not configured is not a passing outage: say so as a missing resource.
         let probe = self.inner.probe.clone().ok_or_else(|| {
-            Error::unavailable("no worker probe is configured (WORKER_IPS and WORKER_SSH_KEY)")
+            Error::not_found(
+                "worker logs are fetched over SSH, which is not configured here \
+                 (WORKER_IPS and WORKER_SSH_KEY)",
+            )
         })?;
         let host = lock(&self.inner.registry)
             .host_of(worker, &self.inner.config.worker_hosts)
