@@ -6,23 +6,19 @@
 //! leader lease periods (`LEADER_TTL_SECS`) of the kill, and then label it. A leader
 //! stopped with SIGTERM resigns instead: the other takes over well within one lease.
 //!
-//! Isolation. A PostgreSQL run works in a schema of its own: the test creates it
-//! (`PostgresQueue::connect_in_schema`) and names it in `DATABASE_URL` as
-//! `?options[search_path]=…`, which the orchestrator passes to PostgreSQL; it is
-//! dropped afterwards, pass or fail (and, should the test process die first, by the
-//! store tests' sweep of `scrum_test_<pid>_…` schemas). The binary's Redis store always uses the key
-//! prefix `scrum`, so a Redis run borrows a database number of its own (1-15,
-//! claimed with an expiring marker key) and empties it before and after.
+//! Isolation. A PostgreSQL run works in a schema of its own (`?schema=` in
+//! `DATABASE_URL`), dropped afterwards, pass or fail (and, should the test process
+//! die first, by the store tests' sweep of `scrum_test_<pid>_…` schemas); a Redis
+//! run under a key prefix of its own (`?prefix=`), whose keys are deleted afterwards.
 //!
 //! `SCRUM_TEST_POSTGRES_URL` and `SCRUM_TEST_REDIS_URL` point the tests elsewhere
 //! (`scripts/services.sh` starts the local servers they use by default).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use scrum_bins::fleet::Fleet;
 use scrum_core::TaskId;
-use scrum_core::state::{Jitter, Policy};
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::QueueQuery;
@@ -65,23 +61,9 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 async fn on_postgres_the_survivor_takes_over_polling_when_the_leader_is_killed() {
     let base = std::env::var("SCRUM_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
     // The store tests drop `scrum_test_<pid>_…` schemas whose process is gone.
-    let schema = format!("scrum_test_{}_leader_{nanos:x}", std::process::id());
-    scrum_store::PostgresQueue::connect_in_schema(
-        &base,
-        &schema,
-        Policy::default(),
-        Jitter::random(),
-    )
-    .await
-    .expect("create a schema in the test PostgreSQL (scripts/services.sh starts it)")
-    .close()
-    .await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
+    let schema = format!("scrum_test_{}_leader", std::process::id());
+    let url = format!("{base}{}schema={schema}", query_separator(&base));
 
     let outcome = tokio::spawn(survivor_takes_over("postgres", url, Ending::Killed)).await;
 
@@ -107,13 +89,40 @@ async fn on_redis_a_leader_that_stops_hands_over_at_once() {
     on_redis(Ending::Stopped).await;
 }
 
+/// The scenario on Redis, under a key prefix of its own, removed afterwards.
 async fn on_redis(ending: Ending) {
-    let db = RedisDb::borrow().await;
-    let outcome = tokio::spawn(survivor_takes_over("redis", db.url.clone(), ending)).await;
-    db.give_back().await;
+    let base = std::env::var("SCRUM_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
+    let prefix = format!("scrum_test_{}_leader_{ending:?}", std::process::id());
+    let url = format!("{base}{}prefix={prefix}", query_separator(&base));
+
+    let outcome = tokio::spawn(survivor_takes_over("redis", url, ending)).await;
+
+    let mut con = redis::Client::open(base.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}:*"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for chunk in keys.chunks(500) {
+        let _: i64 = redis::cmd("DEL")
+            .arg(chunk)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
+}
+
+/// What joins one more parameter to `url`.
+fn query_separator(url: &str) -> char {
+    if url.contains('?') { '&' } else { '?' }
 }
 
 /// Starts two orchestrators on the store at `database_url`, checks that one leads
@@ -328,74 +337,4 @@ fn fail(fleet: &Fleet, what: &str) -> ! {
         ));
     }
     panic!("{what}{logs}");
-}
-
-/// A Redis database borrowed for one test. The marker key that claims it expires,
-/// so a run that dies leaves the database free again; whoever borrows it next
-/// empties it first.
-struct RedisDb {
-    url: String,
-    con: redis::aio::MultiplexedConnection,
-}
-
-/// The marker key: outside the store's `{scrum}:` keys.
-const BORROWED: &str = "scrum-leader-test:borrowed-by";
-
-impl RedisDb {
-    async fn borrow() -> RedisDb {
-        let configured = std::env::var("SCRUM_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
-        // The server, without the database number.
-        let server = match configured.split_once("://") {
-            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap()),
-            None => panic!("SCRUM_TEST_REDIS_URL {configured:?} is not a redis:// URL"),
-        };
-        for db in (1..=15).rev() {
-            let url = format!("{server}/{db}");
-            let mut con = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .expect("connect to the test Redis (scripts/services.sh starts it)");
-            let claimed: Option<String> = redis::cmd("SET")
-                .arg(BORROWED)
-                .arg(std::process::id())
-                .arg("NX")
-                .arg("EX")
-                .arg(300)
-                .query_async(&mut con)
-                .await
-                .unwrap();
-            if claimed.is_some() {
-                let mut db = RedisDb { url, con };
-                db.delete_store_keys().await;
-                return db;
-            }
-        }
-        panic!("Redis databases 1-15 are all borrowed by other runs of this test")
-    }
-
-    async fn delete_store_keys(&mut self) {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("{scrum}:*")
-            .query_async(&mut self.con)
-            .await
-            .unwrap();
-        for chunk in keys.chunks(500) {
-            let _: i64 = redis::cmd("DEL")
-                .arg(chunk)
-                .query_async(&mut self.con)
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn give_back(mut self) {
-        self.delete_store_keys().await;
-        let _: i64 = redis::cmd("DEL")
-            .arg(BORROWED)
-            .query_async(&mut self.con)
-            .await
-            .unwrap();
-    }
 }

@@ -7,8 +7,11 @@
 //! | `DATABASE_URL` | backend | feature | for |
 //! | --- | --- | --- | --- |
 //! | unset: [`default_sqlite_path`] in the state directory; a path; `sqlite:PATH[?synchronous=full]` | [`SqliteQueue`] | `sqlite` (default) | one orchestrator |
-//! | `postgres://…`, `postgresql://…` (`?synchronous=full`) | `PostgresQueue` | `postgres` | several orchestrators sharing state |
-//! | `redis://…`, `rediss://…` | `RedisQueue` | `redis` | several orchestrators sharing state |
+//! | `postgres://…`, `postgresql://…` (`?synchronous=normal`, `?schema=NAME`) | `PostgresQueue` | `postgres` | several orchestrators sharing state |
+//! | `redis://…`, `rediss://…` (`?prefix=NAME`) | `RedisQueue` | `redis` | several orchestrators sharing state |
+//!
+//! `schema` (PostgreSQL) and `prefix` (Redis, default `scrum`) keep several
+//! independent fleets apart on one server.
 //!
 //! How far a commit is durable is one setting, [`Durability`], chosen with
 //! `?synchronous=normal|full` in the URL: by default a commit survives the

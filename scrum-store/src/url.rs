@@ -162,6 +162,31 @@ pub(crate) fn take_durability(url: &str) -> Result<(String, Option<Durability>)>
     }
 }
 
+/// `url` without its `name=value` query parameter, and that value, if any: the
+/// store's own parameters (`schema`, `prefix`) are taken off before the URL goes to
+/// the driver.
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+pub(crate) fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut value = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => {
+                value = Some(v.to_string());
+                false
+            }
+            _ => !kv.is_empty(),
+        })
+        .collect();
+    match rest.is_empty() {
+        true => (base.to_string(), value),
+        false => (format!("{base}?{}", rest.join("&")), value),
+    }
+}
+
 /// `url` with the password of its user-info part (and any `password=` query
 /// parameter) replaced by `***`.
 ///
@@ -271,6 +296,21 @@ mod tests {
             ("postgres://h/db", Some(Durability::Process))
         );
         assert_eq!(take_durability("postgres://h/db").unwrap().1, None);
+        assert_eq!(
+            take_param("postgres://h/db?sslmode=require&schema=fleet_a", "schema"),
+            (
+                "postgres://h/db?sslmode=require".to_string(),
+                Some("fleet_a".to_string())
+            )
+        );
+        assert_eq!(
+            take_param("redis://h/0?prefix=a", "prefix"),
+            ("redis://h/0".to_string(), Some("a".to_string()))
+        );
+        assert_eq!(
+            take_param("redis://h/0", "prefix"),
+            ("redis://h/0".to_string(), None)
+        );
         assert!(take_durability("postgres://h/db?synchronous=off").is_err());
         // An '@' in the password does not leak its tail.
         assert_eq!(redact_url("redis://u:p@ss@h/0"), "redis://u:***@h/0");

@@ -119,3 +119,12 @@ async fn a_dead_claimers_reservation_is_undone_by_the_reaper() {
         .expect("the task is claimable again");
     assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_named_in_the_url_keeps_fleets_apart() {
+    let schema = common::unique_name();
+    let url = format!("{}?schema={schema}", common::postgres_url());
+    let named = scrum_store::open(&url, Policy::default()).await.unwrap();
+    let other = connect(&common::unique_name()).await;
+    shared::url_namespace_keeps_fleets_apart(&*named, &*connect(&schema).await, &*other).await;
+}

@@ -116,3 +116,12 @@ async fn a_dead_claimers_reservation_lapses() {
         .expect("the task is claimable again");
     assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_named_in_the_url_keeps_fleets_apart() {
+    let prefix = common::unique_name();
+    let url = format!("{}?prefix={prefix}", common::redis_url());
+    let named = scrum_store::open(&url, Policy::default()).await.unwrap();
+    let other = connect(&common::unique_name()).await;
+    shared::url_namespace_keeps_fleets_apart(&*named, &*connect(&prefix).await, &*other).await;
+}

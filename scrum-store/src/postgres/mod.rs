@@ -20,7 +20,7 @@ use scrum_core::{
 use crate::last_written::LastWritten;
 use crate::logic::{self, Columns, from_json, number_column};
 use crate::sql::db_error;
-use crate::url::take_durability;
+use crate::url::{take_durability, take_param};
 use crate::{Durability, redact_url};
 
 /// The schema version this build writes into PostgreSQL.
@@ -79,8 +79,9 @@ impl fmt::Debug for PostgresQueue {
 
 impl PostgresQueue {
     /// Connects to `url` (`postgres://user:password@host:port/db`, optionally with
-    /// `synchronous=normal|full`, see [`Durability`]), working in the connection's
-    /// current schema, with random backoff jitter.
+    /// `synchronous=normal|full`, see [`Durability`], and `schema=NAME`, see
+    /// [`PostgresQueue::connect_in_schema`]), working in the connection's current
+    /// schema unless the URL names one, with random backoff jitter.
     pub async fn connect(url: &str, policy: Policy) -> Result<PostgresQueue> {
         PostgresQueue::connect_with_jitter(url, policy, Jitter::random()).await
     }
@@ -91,7 +92,12 @@ impl PostgresQueue {
         policy: Policy,
         jitter: Jitter,
     ) -> Result<PostgresQueue> {
-        PostgresQueue::connect_inner(url, None, policy, jitter).await
+        match take_param(url, "schema") {
+            (url, Some(schema)) => {
+                PostgresQueue::connect_in_schema(&url, &schema, policy, jitter).await
+            }
+            (url, None) => PostgresQueue::connect_inner(&url, None, policy, jitter).await,
+        }
     }
 
     /// Connects to `url` and works in `schema` (created if missing): several

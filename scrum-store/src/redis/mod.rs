@@ -19,7 +19,7 @@ use scrum_core::{
 use crate::last_written::LastWritten;
 use crate::logic::{self, from_json};
 use crate::redact_url;
-use crate::url::take_durability;
+use crate::url::{take_durability, take_param};
 use keys::{Keys, member_id};
 use ops::{contention, redis_error, stop_index, versioned};
 
@@ -75,7 +75,8 @@ impl fmt::Debug for RedisQueue {
 
 impl RedisQueue {
     /// Connects to `url` (`redis://[:password@]host:port/db`) under the key prefix
-    /// `scrum`, with random backoff jitter.
+    /// the URL's `prefix=NAME` names (default `scrum`; see
+    /// [`RedisQueue::connect_with_prefix`]), with random backoff jitter.
     pub async fn connect(url: &str, policy: Policy) -> Result<RedisQueue> {
         RedisQueue::connect_with_jitter(url, policy, Jitter::random()).await
     }
@@ -86,7 +87,9 @@ impl RedisQueue {
         policy: Policy,
         jitter: Jitter,
     ) -> Result<RedisQueue> {
-        RedisQueue::connect_with_prefix(url, "scrum", policy, jitter).await
+        let (url, prefix) = take_param(url, "prefix");
+        let prefix = prefix.as_deref().unwrap_or("scrum");
+        RedisQueue::connect_with_prefix(&url, prefix, policy, jitter).await
     }
 
     /// Connects to `url` and keeps every key under `prefix` (1-64 letters, digits,

@@ -258,3 +258,16 @@ pub(crate) async fn concurrent_calls_on_one_task_take_effect_once(q: Arc<dyn Wor
         assert_eq!(t.lease.unwrap().expires_at, later.plus(q.policy().lease));
     }
 }
+
+/// `named` was opened from a URL naming a namespace (a schema, a key prefix);
+/// `same` names that namespace through the API and `other` another one. What goes
+/// into `named` is seen by `same` only.
+pub(crate) async fn url_namespace_keeps_fleets_apart(
+    named: &dyn WorkQueue,
+    same: &dyn WorkQueue,
+    other: &dyn WorkQueue,
+) {
+    enqueue_many(named, 3).await;
+    assert_eq!(same.counts().await.unwrap().pending, 3);
+    assert_eq!(other.counts().await.unwrap().pending, 0);
+}
