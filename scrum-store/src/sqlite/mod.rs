@@ -1,6 +1,7 @@
 //! [`SqliteQueue`]: the embedded default store, one SQLite file one orchestrator owns.
 
 mod cache;
+mod rows;
 mod schema;
 mod writer;
 
@@ -8,19 +9,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, ToSql};
 use tokio::sync::{Mutex, MutexGuard, oneshot};
 
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue, Result, Task,
-    TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
+    TaskFilter, TaskId, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::Durability;
-use crate::logic::{self, Columns, from_json, number_column};
+use crate::logic::{self, Columns, number_column};
 use cache::Live;
-use schema::db_error;
+use rows::Row;
 use writer::{Pending, Writer};
 
 /// The schema version this build writes into SQLite files.
@@ -174,7 +174,7 @@ impl SqliteQueue {
         let mut memory = self.memory.lock().await;
         let generation = self.writer.generation();
         if memory.generation != Some(generation) {
-            let tasks = self.writer.read(read_live).await?;
+            let tasks = self.writer.read(rows::read_live).await?;
             memory.live = Live::build(tasks, now);
             memory.generation = Some(generation);
         }
@@ -194,16 +194,7 @@ impl SqliteQueue {
         let repo = id.repo().to_string();
         let number = number_column(id.number())?;
         self.writer
-            .read(move |conn| {
-                conn.prepare_cached("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
-                    .and_then(|mut s| {
-                        s.query_row((repo, number), |r| r.get::<_, String>(0))
-                            .optional()
-                    })
-                    .map_err(|e| db_error("read a task", e))?
-                    .map(|json| from_json(&json, "task"))
-                    .transpose()
-            })
+            .read(move |conn| rows::read_task(conn, &repo, number))
             .await
     }
 
@@ -254,96 +245,6 @@ impl SqliteQueue {
         drop(memory);
         saved.committed().await
     }
-}
-
-/// A step as the file stores it.
-struct Row {
-    repo: String,
-    number: i64,
-    columns: Columns,
-    effects: Option<String>,
-    ack: Option<i64>,
-}
-
-impl Row {
-    /// Writes the task; with effects or an acknowledgement, through the `steps` view,
-    /// whose trigger also writes the outbox.
-    fn store(&self, conn: &Connection) -> Result<()> {
-        let c = &self.columns;
-        let task: [&dyn ToSql; 10] = [
-            &self.repo,
-            &self.number,
-            &c.state,
-            &c.claimable,
-            &c.priority,
-            &c.created_at,
-            &c.not_before,
-            &c.lease_expires_at,
-            &c.holder,
-            &c.json,
-        ];
-        let stored = || -> rusqlite::Result<()> {
-            // Most steps (claims, heartbeats) change only the task: a plain UPDATE.
-            if self.effects.is_none() && self.ack.is_none() {
-                let updated = conn
-                    .prepare_cached(
-                        "UPDATE tasks SET state = ?3, claimable = ?4, priority = ?5,
-                            created_at = ?6, not_before = ?7, lease_expires_at = ?8,
-                            holder = ?9, task = ?10
-                         WHERE repo = ?1 AND number = ?2",
-                    )?
-                    .execute(&task[..])?;
-                if updated == 1 {
-                    return Ok(());
-                }
-            }
-            let step: Vec<&dyn ToSql> = task
-                .iter()
-                .copied()
-                .chain([&self.effects as &dyn ToSql, &self.ack])
-                .collect();
-            conn.prepare_cached(
-                "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
-                                    not_before, lease_expires_at, holder, task, effects, ack)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(&step[..])?;
-            Ok(())
-        };
-        stored().map_err(|e| db_error("store a task", e))
-    }
-}
-
-/// The live tasks as the file has them.
-fn read_live(conn: &Connection) -> Result<Vec<Task>> {
-    query_json(
-        conn,
-        "SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')",
-        (),
-        "read the live tasks",
-    )?
-    .iter()
-    .map(|json| from_json(json, "task"))
-    .collect()
-}
-
-/// The first column, a JSON text, of each row `sql` returns.
-fn query_json(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    doing: &str,
-) -> Result<Vec<String>> {
-    let read = || -> rusqlite::Result<Vec<String>> {
-        conn.prepare_cached(sql)?
-            .query_map(params, |r| r.get(0))?
-            .collect()
-    };
-    read().map_err(|e| db_error(doing, e))
-}
-
-fn limit_column(limit: Option<usize>) -> i64 {
-    limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
 }
 
 #[async_trait]
@@ -438,72 +339,19 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
-        let states: String = filter
-            .states
-            .iter()
-            .map(|s| format!(",{},", s.as_str()))
-            .collect();
-        let holder = filter.worker.as_ref().map(|w| w.as_str().to_string());
-        let limit = limit_column(filter.limit);
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let filter = filter.clone();
         self.writer
-            .read(move |conn| {
-                query_json(
-                    conn,
-                    "SELECT task FROM tasks
-                     WHERE (?1 = '' OR instr(?1, ',' || state || ',') > 0)
-                       AND (?2 IS NULL OR holder = ?2)
-                     ORDER BY repo, number LIMIT ?3 OFFSET ?4",
-                    (states, holder, limit, offset),
-                    "list tasks",
-                )?
-                .iter()
-                .map(|json| from_json(json, "task"))
-                .collect()
-            })
+            .read(move |conn| rows::list_tasks(conn, &filter))
             .await
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
-        self.writer
-            .read(|conn| {
-                let read = || -> rusqlite::Result<Vec<(String, i64)>> {
-                    conn.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?
-                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect()
-                };
-                let mut counts = QueueCounts::default();
-                for (state, n) in read().map_err(|e| db_error("count tasks", e))? {
-                    logic::set_count(&mut counts, state.parse::<TaskState>()?, n);
-                }
-                Ok(counts)
-            })
-            .await
+        self.writer.read(rows::count_tasks).await
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let limit = limit_column(Some(limit));
         self.writer
-            .read(move |conn| {
-                let read = || -> rusqlite::Result<Vec<(i64, String, i64)>> {
-                    conn.prepare_cached(
-                        "SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1",
-                    )?
-                    .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-                };
-                read()
-                    .map_err(|e| db_error("read the outbox", e))?
-                    .into_iter()
-                    .map(|(id, effect, failures)| {
-                        Ok(OutboxEntry {
-                            id: u64::try_from(id).unwrap_or(0),
-                            effect: from_json(&effect, "effect")?,
-                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                        })
-                    })
-                    .collect()
-            })
+            .read(move |conn| rows::read_outbox(conn, limit))
             .await
     }
 
@@ -513,16 +361,11 @@ impl WorkQueue for SqliteQueue {
         let mut memory = self.memory(now).await?;
         let effect = self
             .writer
-            .read(move |conn| {
-                conn.prepare_cached("SELECT effect FROM outbox WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
-                    .map_err(|e| db_error("acknowledge an effect", e))
-            })
+            .read(move |conn| rows::read_effect(conn, id))
             .await?;
         let Some(effect) = effect else {
             return Ok(());
         };
-        let effect: state::Effect = from_json(&effect, "effect")?;
         if effect.kind.is_terminal() {
             if let Some(task) = self.task(&memory, &effect.task).await? {
                 if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
@@ -535,10 +378,8 @@ impl WorkQueue for SqliteQueue {
         }
         let generation = memory.generation.unwrap_or_default();
         let write = self.writer.write(generation, move |conn| {
-            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .map(drop)
-                .map_err(|e| db_error("acknowledge an effect", e))
+            let sql = "DELETE FROM outbox WHERE id = ?1";
+            rows::change_effect(conn, sql, id, "acknowledge an effect")
         });
         drop(memory);
         write.committed().await
@@ -547,10 +388,8 @@ impl WorkQueue for SqliteQueue {
     async fn nack_effect(&self, id: u64) -> Result<()> {
         let id = i64::try_from(id).unwrap_or(-1);
         let write = self.writer.write(self.writer.generation(), move |conn| {
-            conn.prepare_cached("UPDATE outbox SET failures = failures + 1 WHERE id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .map(drop)
-                .map_err(|e| db_error("record a failed effect", e))
+            let sql = "UPDATE outbox SET failures = failures + 1 WHERE id = ?1";
+            rows::change_effect(conn, sql, id, "record a failed effect")
         });
         write.committed().await
     }

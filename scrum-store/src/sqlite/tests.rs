@@ -6,7 +6,8 @@ use std::sync::Arc;
 use scrum_core::state::Policy;
 use scrum_core::{ErrorKind, LeaseKind, ReadyIssue, TaskId, Timestamp, WorkQueue, WorkerId};
 
-use super::{SqliteQueue, db_error};
+use super::SqliteQueue;
+use super::schema::db_error;
 
 fn issue(n: u64, body_len: usize) -> ReadyIssue {
     ReadyIssue {

@@ -1,0 +1,191 @@
+//! The statements the connection thread runs: storing a step, and every read.
+//! Each takes the connection and maps its errors to what callers see.
+
+use rusqlite::{Connection, OptionalExtension, ToSql};
+
+use scrum_core::{OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskState};
+
+use super::schema::db_error;
+use crate::logic::{self, Columns, from_json};
+
+/// A step as the file stores it.
+pub(super) struct Row {
+    pub(super) repo: String,
+    pub(super) number: i64,
+    pub(super) columns: Columns,
+    /// The step's effects as a JSON array, when it has any.
+    pub(super) effects: Option<String>,
+    /// An acknowledged effect to delete in the same statement.
+    pub(super) ack: Option<i64>,
+}
+
+impl Row {
+    /// Writes the task; with effects or an acknowledgement, through the `steps` view,
+    /// whose trigger also writes the outbox.
+    pub(super) fn store(&self, conn: &Connection) -> Result<()> {
+        let c = &self.columns;
+        let task: [&dyn ToSql; 10] = [
+            &self.repo,
+            &self.number,
+            &c.state,
+            &c.claimable,
+            &c.priority,
+            &c.created_at,
+            &c.not_before,
+            &c.lease_expires_at,
+            &c.holder,
+            &c.json,
+        ];
+        let stored = || -> rusqlite::Result<()> {
+            // Most steps (claims, heartbeats) change only the task: a plain UPDATE.
+            if self.effects.is_none() && self.ack.is_none() {
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE tasks SET state = ?3, claimable = ?4, priority = ?5,
+                            created_at = ?6, not_before = ?7, lease_expires_at = ?8,
+                            holder = ?9, task = ?10
+                         WHERE repo = ?1 AND number = ?2",
+                    )?
+                    .execute(&task[..])?;
+                if updated == 1 {
+                    return Ok(());
+                }
+            }
+            let step: Vec<&dyn ToSql> = task
+                .iter()
+                .copied()
+                .chain([&self.effects as &dyn ToSql, &self.ack])
+                .collect();
+            conn.prepare_cached(
+                "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
+                                    not_before, lease_expires_at, holder, task, effects, ack)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(&step[..])?;
+            Ok(())
+        };
+        stored().map_err(|e| db_error("store a task", e))
+    }
+}
+
+/// The live tasks as the file has them.
+pub(super) fn read_live(conn: &Connection) -> Result<Vec<Task>> {
+    query_json(
+        conn,
+        "SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')",
+        (),
+        "read the live tasks",
+    )?
+    .iter()
+    .map(|json| from_json(json, "task"))
+    .collect()
+}
+
+/// The first column, a JSON text, of each row `sql` returns.
+fn query_json(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+) -> Result<Vec<String>> {
+    let read = || -> rusqlite::Result<Vec<String>> {
+        conn.prepare_cached(sql)?
+            .query_map(params, |r| r.get(0))?
+            .collect()
+    };
+    read().map_err(|e| db_error(doing, e))
+}
+
+/// A limit as SQLite takes it: -1 for none.
+fn limit_column(limit: Option<usize>) -> i64 {
+    limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+/// The task `repo#number`, if the file has it.
+pub(super) fn read_task(conn: &Connection, repo: &str, number: i64) -> Result<Option<Task>> {
+    conn.prepare_cached("SELECT task FROM tasks WHERE repo = ?1 AND number = ?2")
+        .and_then(|mut s| {
+            s.query_row((repo, number), |r| r.get::<_, String>(0))
+                .optional()
+        })
+        .map_err(|e| db_error("read a task", e))?
+        .map(|json| from_json(&json, "task"))
+        .transpose()
+}
+
+/// The tasks that pass `filter`, ordered by id.
+pub(super) fn list_tasks(conn: &Connection, filter: &TaskFilter) -> Result<Vec<Task>> {
+    let states: String = filter
+        .states
+        .iter()
+        .map(|s| format!(",{},", s.as_str()))
+        .collect();
+    let holder = filter.worker.as_ref().map(|w| w.as_str().to_string());
+    let limit = limit_column(filter.limit);
+    let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+    query_json(
+        conn,
+        "SELECT task FROM tasks
+         WHERE (?1 = '' OR instr(?1, ',' || state || ',') > 0)
+           AND (?2 IS NULL OR holder = ?2)
+         ORDER BY repo, number LIMIT ?3 OFFSET ?4",
+        (states, holder, limit, offset),
+        "list tasks",
+    )?
+    .iter()
+    .map(|json| from_json(json, "task"))
+    .collect()
+}
+
+/// How many tasks are in each state.
+pub(super) fn count_tasks(conn: &Connection) -> Result<QueueCounts> {
+    let read = || -> rusqlite::Result<Vec<(String, i64)>> {
+        conn.prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    };
+    let mut counts = QueueCounts::default();
+    for (state, n) in read().map_err(|e| db_error("count tasks", e))? {
+        logic::set_count(&mut counts, state.parse::<TaskState>()?, n);
+    }
+    Ok(counts)
+}
+
+/// Up to `limit` effects of the outbox, oldest first.
+pub(super) fn read_outbox(conn: &Connection, limit: usize) -> Result<Vec<OutboxEntry>> {
+    let read = || -> rusqlite::Result<Vec<(i64, String, i64)>> {
+        conn.prepare_cached("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1")?
+            .query_map([limit_column(Some(limit))], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+    };
+    read()
+        .map_err(|e| db_error("read the outbox", e))?
+        .into_iter()
+        .map(|(id, effect, failures)| {
+            Ok(OutboxEntry {
+                id: u64::try_from(id).unwrap_or(0),
+                effect: from_json(&effect, "effect")?,
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
+/// The effect `id` of the outbox, if it is still there.
+pub(super) fn read_effect(conn: &Connection, id: i64) -> Result<Option<scrum_core::state::Effect>> {
+    conn.prepare_cached("SELECT effect FROM outbox WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional())
+        .map_err(|e| db_error("acknowledge an effect", e))?
+        .map(|json| from_json(&json, "effect"))
+        .transpose()
+}
+
+/// Runs `sql`, an outbox change, on the effect `id`.
+pub(super) fn change_effect(conn: &Connection, sql: &str, id: i64, doing: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([id]))
+        .map(drop)
+        .map_err(|e| db_error(doing, e))
+}
