@@ -210,6 +210,8 @@ pub struct ServeArgs {
     pub state_dir: Option<PathBuf>,
     /// The store: a SQLite path or sqlite:// URL (default: a file in STATE_DIR),
     /// postgres://… or redis://… to share state between orchestrators.
+    /// `?synchronous=normal|full` sets how durable a commit is; `?schema=NAME`
+    /// (PostgreSQL) or `?prefix=NAME` (Redis) keeps fleets apart on one server.
     #[arg(
         long,
         env = "DATABASE_URL",
