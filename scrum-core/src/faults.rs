@@ -211,6 +211,11 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
             .call("nack_effect", self.inner.nack_effect(id))
             .await
     }
+    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
+        self.faults
+            .call("lead", self.inner.lead(holder, ttl, now))
+            .await
+    }
 }
 
 #[async_trait]

@@ -330,3 +330,53 @@ async fn the_dispatcher_retries_a_failing_label_call_until_github_accepts_it() {
     // Nothing left: a fourth round makes no call (the mock would panic).
     assert_eq!(o.dispatch_once().await.unwrap().applied, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dispatch_round_stops_when_another_orchestrator_takes_the_lead() {
+    // Two effects waiting in a shared store; GitHub accepts the first, and meanwhile
+    // another orchestrator took the leader lease.
+    let effects: Vec<scrum_core::OutboxEntry> = (1..=2)
+        .map(|n| {
+            let issue = scrum_core::ReadyIssue {
+                id: id(n),
+                title: "t".into(),
+                body: String::new(),
+                labels: vec!["ai-ready".into()],
+                created_at: Timestamp(0),
+            };
+            let step = scrum_core::state::new_task(issue, Timestamp(0), &Policy::default());
+            scrum_core::OutboxEntry {
+                id: n,
+                effect: step.effects[0].clone(),
+                failures: 0,
+            }
+        })
+        .collect();
+    let mut queue = scrum_core::queue::MockWorkQueue::new();
+    queue.expect_policy().return_const(Policy::default());
+    queue
+        .expect_pending_effects()
+        .times(1)
+        .returning(move |_| Ok(effects.clone()));
+    queue
+        .expect_ack_effect()
+        .times(1)
+        .withf(|id, _| *id == 1)
+        .returning(|_, _| Ok(()));
+    queue.expect_lead().times(1).returning(|_, _, _| Ok(false));
+    let mut github = MockIssueSource::new();
+    github
+        .expect_add_labels()
+        .times(1)
+        .withf(|id, _| id.number() == 1)
+        .returning(|_, _| Ok(()));
+    let o =
+        Orchestrator::builder(Arc::new(queue), Arc::new(github) as Arc<dyn IssueSource>).build();
+    let r = o.dispatch_once().await.unwrap();
+    assert_eq!(
+        (r.applied, r.failed),
+        (1, 0),
+        "issue 2 is left to the new leader"
+    );
+    assert!(!o.status().leader);
+}

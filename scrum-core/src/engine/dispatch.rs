@@ -29,9 +29,21 @@ impl Orchestrator {
     pub async fn dispatch_once(&self) -> Result<DispatchReport> {
         let mut report = DispatchReport::default();
         let mut blocked: HashSet<TaskId> = HashSet::new();
-        for entry in self.inner.queue.pending_effects(BATCH).await? {
+        for (n, entry) in self
+            .inner
+            .queue
+            .pending_effects(BATCH)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
             if blocked.contains(&entry.effect.task) {
                 continue;
+            }
+            // A round can outlast the leader lease (GitHub writes are spaced): stop
+            // as soon as another orchestrator leads, so two never write at once.
+            if n > 0 && !self.leading().await {
+                break;
             }
             match self.apply(&entry.effect).await {
                 Ok(()) => {
