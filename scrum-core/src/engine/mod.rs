@@ -274,8 +274,8 @@ impl Orchestrator {
     }
 
     /// Gives the workers that kept running while no orchestrator served them one
-    /// lease period to report in ([`crate::WorkQueue::resume_leases`]); returns how many leases it
-    /// extended. Call it at start, before serving workers.
+    /// lease period to report in ([`crate::WorkQueue::resume_leases`]); returns how
+    /// many leases it extended. Call it at start, before serving workers.
     pub async fn resume_leases(&self) -> Result<usize> {
         let resumed = self.inner.queue.resume_leases(self.now()).await?;
         if !resumed.is_empty() {

@@ -29,8 +29,9 @@ pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 /// A [`WorkQueue`] in one SQLite file, for an orchestrator that runs alone.
 ///
 /// - **Durable**: WAL journal; every transition and the GitHub effects it causes
-///   are stored in one transaction (the outbox), so a crash keeps both or neither. How far a commit is durable is a [`Durability`] choice:
-///   surviving a killed process (the default) or a power loss too.
+///   are stored in one transaction (the outbox), so a crash keeps both or neither.
+///   How far a commit is durable is a [`Durability`] choice: surviving a killed
+///   process (the default) or a power loss too.
 /// - **One owner**: the file is opened in exclusive locking mode and locked at open.
 ///   A second orchestrator on the same file gets an [`ErrorKind::Conflict`] error
 ///   that says so; several orchestrators share state through PostgreSQL or Redis.
@@ -138,7 +139,7 @@ impl SqliteQueue {
         jitter: Jitter,
     ) -> Result<SqliteQueue> {
         let path = path.as_ref().to_path_buf();
-        let (writer, closed) = Writer::start(&path, durability, schema::open).await?;
+        let (writer, closed) = Writer::start(&path, durability).await?;
         tracing::debug!(path = %path.display(), ?durability, "opened the SQLite store");
         Ok(SqliteQueue {
             policy,

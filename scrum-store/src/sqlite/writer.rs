@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use scrum_core::{Error, Result};
 
+use super::schema::{self, db_error};
 use crate::Durability;
 
 /// The most writes one transaction takes, so the first of them waits a bounded time.
@@ -66,13 +67,11 @@ impl Pending {
 }
 
 impl Writer {
-    /// Starts the thread, which opens `path` with `open` and then serves jobs.
-    /// Returns once the file is open, with a receiver that completes when the
-    /// thread has closed it.
+    /// Starts the thread, which opens `path` and then serves jobs. Returns once the
+    /// file is open, with a receiver that completes when the thread has closed it.
     pub(super) async fn start(
         path: &Path,
         durability: Durability,
-        open: fn(&Path, Durability) -> Result<Connection>,
     ) -> Result<(Writer, oneshot::Receiver<()>)> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (opened, is_open) = oneshot::channel();
@@ -88,7 +87,7 @@ impl Writer {
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("scrum-sqlite".into())
-            .spawn(move || match open(&path, durability) {
+            .spawn(move || match schema::open(&path, durability) {
                 Ok(conn) => {
                     let _ = opened.send(Ok(()));
                     thread.serve(&conn, rx);
@@ -231,7 +230,7 @@ impl Thread {
         }
         let begun = if self.waiting.is_empty() {
             conn.execute_batch("BEGIN")
-                .map_err(|e| super::schema::db_error("begin a transaction", e))
+                .map_err(|e| db_error("begin a transaction", e))
         } else {
             Ok(())
         };
@@ -253,7 +252,7 @@ impl Thread {
                 }
                 self.settle();
             }
-            Err(e) => self.fail(conn, &super::schema::db_error("commit", e)),
+            Err(e) => self.fail(conn, &db_error("commit", e)),
         }
     }
 
