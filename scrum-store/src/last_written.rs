@@ -4,12 +4,27 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use scrum_core::{Task, TaskId, TaskState};
+use async_trait::async_trait;
+use scrum_core::state::{self, Ctx, Event, Step};
+use scrum_core::{Result, Task, TaskId, TaskState};
+
+use crate::logic::{MAX_RETRIES, contention};
 
 /// At most this many tasks are remembered. Leases that end elsewhere (expired by
 /// another orchestrator) are never taken back, so the map is emptied when it is
 /// full instead of growing without bound; a forgotten task only costs one read.
 const CAPACITY: usize = 4096;
+
+/// A shared store whose task rows carry a version that every write changes.
+#[async_trait]
+pub(crate) trait VersionedRows: Send + Sync {
+    /// The task `id` and its version.
+    async fn load_versioned(&self, id: &TaskId) -> Result<Option<(Task, i64)>>;
+
+    /// Stores `step`, decided from `old`, if the row is still at `version`; says
+    /// whether it did.
+    async fn write_if_at(&self, old: &Task, step: &Step, version: i64) -> Result<bool>;
+}
 
 /// The in-progress tasks as this process last wrote them, each with the version
 /// its write produced.
@@ -46,6 +61,42 @@ impl LastWritten {
     pub(crate) fn take(&self, id: &TaskId) -> Option<(Task, i64)> {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.remove(id)
+    }
+
+    /// Applies `event` to the task `id` of `rows` with compare-and-set writes:
+    /// starts from the task as this process last wrote it, if it did, and reads it
+    /// only when that copy is missing or out of date. A lost race is retried on the
+    /// new state.
+    pub(crate) async fn apply(
+        &self,
+        rows: &(impl VersionedRows + ?Sized),
+        id: &TaskId,
+        event: Event,
+        ctx: &Ctx<'_>,
+    ) -> Result<Task> {
+        let mut remembered = self.take(id);
+        for _ in 0..MAX_RETRIES {
+            let from_memory = remembered.is_some();
+            let (task, version) = match remembered.take() {
+                Some(known) => known,
+                None => rows
+                    .load_versioned(id)
+                    .await?
+                    .ok_or_else(|| scrum_core::queue::unknown_task(id))?,
+            };
+            let step = match state::transition(&task, event.clone(), ctx) {
+                Ok(step) if !step.unchanged => step,
+                // Refused or repeated on a copy that may be stale: ask the store.
+                _ if from_memory => continue,
+                Ok(step) => return Ok(step.task),
+                Err(e) => return Err(e.into()),
+            };
+            if rows.write_if_at(&task, &step, version).await? {
+                self.remember(&step.task, version + 1);
+                return Ok(step.task);
+            }
+        }
+        Err(contention(id))
     }
 }
 

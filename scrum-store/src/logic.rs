@@ -3,7 +3,9 @@
 //! with. Pure functions; the backends add only storage.
 
 use scrum_core::state::{self, Ctx, Effect, Event, Refusal, Step};
-use scrum_core::{Enqueued, Error, ErrorKind, QueueCounts, ReadyIssue, Result, Task, TaskState};
+use scrum_core::{
+    Enqueued, Error, ErrorKind, QueueCounts, ReadyIssue, Result, Task, TaskId, TaskState,
+};
 
 /// What an enqueue stores, if anything, and what it answers.
 pub(crate) fn enqueue_step(
@@ -114,4 +116,15 @@ pub(crate) fn set_count(counts: &mut QueueCounts, state: TaskState, n: i64) {
         TaskState::Failed => counts.failed = n,
         TaskState::Cancelled => counts.cancelled = n,
     }
+}
+
+/// How many times a shared backend's write retries after another orchestrator
+/// changed the same task between its read and its write.
+pub(crate) const MAX_RETRIES: usize = 64;
+
+/// The error when writes to task `id` kept losing to other writers.
+pub(crate) fn contention(id: &TaskId) -> Error {
+    Error::unavailable(format!(
+        "store: task {id} kept changing under concurrent writers; try again"
+    ))
 }

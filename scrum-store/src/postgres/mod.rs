@@ -17,18 +17,14 @@ use scrum_core::{
     Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
-use crate::last_written::LastWritten;
-use crate::logic::{self, Columns, from_json, number_column};
+use crate::last_written::{LastWritten, VersionedRows};
+use crate::logic::{self, Columns, MAX_RETRIES, contention, from_json, number_column};
 use crate::sql::db_error;
 use crate::url::{take_durability, take_param};
 use crate::{Durability, redact_url};
 
 /// The schema version this build writes into PostgreSQL.
 pub const POSTGRES_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
-
-/// How many times a write retries after another orchestrator changed the same task
-/// between its read and its write.
-const MAX_RETRIES: usize = 64;
 
 /// How long a claimer may take between reserving a task and storing its claim
 /// before the reaper hands the task out again (a claimer that died in between).
@@ -180,35 +176,19 @@ impl PostgresQueue {
     /// process last wrote it, if it did, and reads it only when that is out of date.
     async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
-        let mut remembered = self.last_written.take(id);
-        for _ in 0..MAX_RETRIES {
-            let from_memory = remembered.is_some();
-            let (task, version) = match remembered.take() {
-                Some(known) => known,
-                None => load(&self.pool, id, false)
-                    .await?
-                    .ok_or_else(|| scrum_core::queue::unknown_task(id))?,
-            };
-            let step = match state::transition(&task, event.clone(), &ctx) {
-                Ok(step) if !step.unchanged => step,
-                // Refused or repeated on a copy that may be stale: ask the store.
-                _ if from_memory => continue,
-                Ok(step) => return Ok(step.task),
-                Err(e) => return Err(e.into()),
-            };
-            if write(&self.pool, &step, Some(version)).await? {
-                self.last_written.remember(&step.task, version + 1);
-                return Ok(step.task);
-            }
-        }
-        Err(contention(id))
+        self.last_written.apply(self, id, event, &ctx).await
     }
 }
 
-fn contention(id: &TaskId) -> Error {
-    Error::unavailable(format!(
-        "store: task {id} kept changing under concurrent writers; try again"
-    ))
+#[async_trait]
+impl VersionedRows for PostgresQueue {
+    async fn load_versioned(&self, id: &TaskId) -> Result<Option<(Task, i64)>> {
+        load(&self.pool, id, false).await
+    }
+
+    async fn write_if_at(&self, _old: &Task, step: &Step, version: i64) -> Result<bool> {
+        write(&self.pool, step, Some(version)).await
+    }
 }
 
 /// The task `id` and its row version; `lock` takes the row lock (in a transaction).

@@ -17,18 +17,14 @@ use scrum_core::{
 };
 
 use crate::last_written::LastWritten;
-use crate::logic::{self, from_json};
+use crate::logic::{self, MAX_RETRIES, contention, from_json};
 use crate::redact_url;
 use crate::url::{take_durability, take_param};
 use keys::{Keys, member_id};
-use ops::{contention, redis_error, stop_index, versioned};
+use ops::{redis_error, stop_index, versioned};
 
 /// The schema version this build writes into Redis (the `{prefix}:schema` key).
 pub const REDIS_SCHEMA_VERSION: u32 = 1;
-
-/// How many times a write retries after another orchestrator changed the same task
-/// between its read and its write.
-const MAX_RETRIES: usize = 64;
 
 /// How long a claimer may take between reserving a task and storing its claim
 /// before the reservation lapses and the task is handed out again (a claimer that

@@ -1,11 +1,13 @@
 //! The operations the queue is built from: reading a task with its version,
 //! committing a step with the COMMIT script, retrying on a lost race.
 
-use scrum_core::state::{self, Ctx, Event, Step};
+use async_trait::async_trait;
+use scrum_core::state::{Ctx, Event, Step};
 use scrum_core::{Error, ErrorKind, Result, Task, TaskId, TaskState, Timestamp};
 
 use super::keys::{member, order_score, state_index};
-use super::{MAX_RETRIES, RedisQueue, scripts};
+use super::{RedisQueue, scripts};
+use crate::last_written::VersionedRows;
 use crate::logic::{self, Columns, from_json};
 
 /// Maps a Redis error met while `doing` something, once, to the error callers see.
@@ -141,35 +143,7 @@ impl RedisQueue {
         now: Timestamp,
     ) -> Result<Task> {
         let ctx = self.ctx(now);
-        let mut remembered = self
-            .last_written
-            .take(id)
-            .map(|(task, version)| Versioned { task, version });
-        for _ in 0..MAX_RETRIES {
-            let from_memory = remembered.is_some();
-            let current = match remembered.take() {
-                Some(known) => known,
-                None => self
-                    .load(id)
-                    .await?
-                    .ok_or_else(|| scrum_core::queue::unknown_task(id))?,
-            };
-            let step = match state::transition(&current.task, event.clone(), &ctx) {
-                Ok(step) if !step.unchanged => step,
-                // Refused or repeated on a copy that may be stale: ask the store.
-                _ if from_memory => continue,
-                Ok(step) => return Ok(step.task),
-                Err(e) => return Err(e.into()),
-            };
-            if self
-                .commit(Some(&current.task), &step, current.version, None)
-                .await?
-            {
-                self.last_written.remember(&step.task, current.version + 1);
-                return Ok(step.task);
-            }
-        }
-        Err(contention(id))
+        self.last_written.apply(self, id, event, &ctx).await
     }
 
     /// Reads the tasks `members` name, in that order (skipping any deleted since).
@@ -210,6 +184,17 @@ impl RedisQueue {
     }
 }
 
+#[async_trait]
+impl VersionedRows for RedisQueue {
+    async fn load_versioned(&self, id: &TaskId) -> Result<Option<(Task, i64)>> {
+        Ok(self.load(id).await?.map(|c| (c.task, c.version)))
+    }
+
+    async fn write_if_at(&self, old: &Task, step: &Step, version: i64) -> Result<bool> {
+        self.commit(Some(old), step, version, None).await
+    }
+}
+
 pub(super) fn versioned(version: Option<i64>, json: Option<String>) -> Result<Option<Versioned>> {
     match (version, json) {
         (Some(version), Some(json)) => Ok(Some(Versioned {
@@ -218,12 +203,6 @@ pub(super) fn versioned(version: Option<i64>, json: Option<String>) -> Result<Op
         })),
         _ => Ok(None),
     }
-}
-
-pub(super) fn contention(id: &TaskId) -> Error {
-    Error::unavailable(format!(
-        "store: task {id} kept changing under concurrent writers; try again"
-    ))
 }
 
 /// A `ZRANGE` stop index for `limit` items from `offset` (-1: to the end).
