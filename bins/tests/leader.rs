@@ -22,9 +22,7 @@ use scrum_core::TaskId;
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::QueueQuery;
-use serde_json::Value;
 use sqlx::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How the leader goes away, and so how soon the other must take over.
 #[derive(Clone, Copy, Debug)]
@@ -281,33 +279,12 @@ async fn look(fleet: &Fleet, name: &str) -> Seen {
         return Seen::default();
     };
     // `/health` first: a process that has polled by then leads when `/metrics` is read.
-    let last_poll = get_json(&url, "/health").await.and_then(|h| {
-        h.pointer("/github/last_poll")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let last_poll = client.health().await.ok().and_then(|h| h.github?.last_poll);
     let leader = client
         .metrics()
         .await
         .is_ok_and(|m| m.lines().any(|l| l == "scrum_leader 1"));
     Seen { leader, last_poll }
-}
-
-/// `GET path` on `url` (plain HTTP/1.1), its body as JSON. `/health`'s typed answer
-/// in the client leaves out the `github` and `dispatch` sections this test reads.
-async fn get_json(url: &str, path: &str) -> Option<Value> {
-    let host = url.strip_prefix("http://")?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer))
-        .await
-        .ok()?
-        .ok()?;
-    let answer = String::from_utf8(answer).ok()?;
-    let (_, body) = answer.split_once("\r\n\r\n")?;
-    serde_json::from_str(body).ok()
 }
 
 async fn is_queued(client: &OrchestratorClient, id: &TaskId) -> bool {

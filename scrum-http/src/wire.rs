@@ -354,6 +354,35 @@ pub struct HealthResponse {
     /// *Added*: the server's version.
     #[serde(default)]
     pub version: String,
+    /// *Added*: GitHub as this orchestrator sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubHealth>,
+    /// *Added*: whether dispatch is paused and whether this orchestrator leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchHealth>,
+}
+
+/// `github` in [`HealthResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubHealth {
+    /// Whether the last poll succeeded.
+    pub connected: bool,
+    /// Why not, when it did not (a rate limit being waited out, an error).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When the last successful poll was (RFC 3339); `None` before the first, and
+    /// on an orchestrator that does not lead.
+    #[serde(default)]
+    pub last_poll: Option<String>,
+}
+
+/// `dispatch` in [`HealthResponse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchHealth {
+    /// Whether an operator paused handing out work.
+    pub paused: bool,
+    /// Whether this orchestrator holds the leader lease.
+    pub leader: bool,
 }
 
 /// `workers` in [`HealthResponse`].

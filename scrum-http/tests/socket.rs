@@ -142,7 +142,16 @@ async fn a_completion_sent_twice_takes_effect_once() {
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");
     assert_eq!(f.task(&id).await.state, TaskState::Completed);
-    assert_eq!(c.health().await.unwrap().queue.completed, 1);
+    let health = c.health().await.unwrap();
+    assert_eq!(health.queue.completed, 1);
+    // The sections beyond the seed's reach a typed client too.
+    let dispatch = health.dispatch.expect("the dispatch section");
+    assert!(!dispatch.paused);
+    assert!(
+        health
+            .github
+            .is_some_and(|g| g.connected == health.github_connected)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
