@@ -1,5 +1,6 @@
 //! [`Faulty`]: a wrapper that injects errors and delays into any of the four traits,
-//! in the spirit of OpenDAL's chaos layer.
+//! and into a worker's [`WorkSource`] (an orchestrator that is down), in the spirit
+//! of OpenDAL's chaos layer.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -19,12 +20,16 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Assignment, Failure, LeaseKind, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
+use crate::model::{
+    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, ReadyIssue, Task, TaskId,
+    Timestamp, WorkerId,
+};
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
 use crate::queue::{Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
 use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
 use crate::state::{Event, Policy};
+use crate::worker::WorkSource;
 
 /// What to inject, shared and adjustable while the wrapper is in use.
 #[derive(Debug)]
@@ -277,5 +282,56 @@ impl<R: WorkflowRunner> WorkflowRunner for Faulty<R> {
                 retryable: true,
             }),
         }
+    }
+}
+
+#[async_trait]
+impl<W: WorkSource> WorkSource for Faulty<W> {
+    async fn next(&self, worker: &WorkerId, wait: Duration) -> Result<Option<Assignment>> {
+        self.faults
+            .call("next", self.inner.next(worker, wait))
+            .await
+    }
+    async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+    ) -> Result<HeartbeatReply> {
+        self.faults
+            .call("heartbeat", self.inner.heartbeat(worker, assignment))
+            .await
+    }
+    async fn complete(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        completion: Completion,
+    ) -> Result<()> {
+        self.faults
+            .call(
+                "complete",
+                self.inner.complete(worker, assignment, completion),
+            )
+            .await
+    }
+    async fn fail(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        failure: Failure,
+    ) -> Result<()> {
+        self.faults
+            .call("fail", self.inner.fail(worker, assignment, failure))
+            .await
+    }
+    async fn release(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        reason: &str,
+    ) -> Result<()> {
+        self.faults
+            .call("release", self.inner.release(worker, assignment, reason))
+            .await
     }
 }

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scrum_core::engine::Orchestrator;
+use scrum_core::faults::{Faults, Faulty};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue, ScriptedRunner};
 use scrum_core::state::Policy;
-use scrum_core::worker::{Handled, MockWorkSource, WorkSource, WorkerLoop};
+use scrum_core::worker::{Handled, MockWorkSource, WorkerLoop};
 use scrum_core::{
-    Assignment, Completion, Error, Failure, HeartbeatReply, Labels, LeaseToken, ReadyIssue,
-    RunOutcome, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
+    Assignment, Completion, Error, Labels, LeaseToken, ReadyIssue, RunOutcome, TaskId, TaskState,
+    Timestamp, WorkQueue, WorkerId,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -167,74 +168,26 @@ async fn a_report_that_fails_transiently_is_sent_again() {
     );
 }
 
-/// The orchestrator behind a switch: while `down`, every call fails as a stopped
-/// orchestrator's would.
-struct Outage {
-    orchestrator: Orchestrator,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl Outage {
-    fn check(&self) -> scrum_core::Result<()> {
-        match self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            true => Err(Error::unavailable("connection refused")),
-            false => Ok(()),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl WorkSource for Outage {
-    async fn next(&self, w: &WorkerId, wait: Duration) -> scrum_core::Result<Option<Assignment>> {
-        self.check()?;
-        WorkSource::next(&self.orchestrator, w, wait).await
-    }
-    async fn heartbeat(&self, w: &WorkerId, a: &Assignment) -> scrum_core::Result<HeartbeatReply> {
-        self.check()?;
-        WorkSource::heartbeat(&self.orchestrator, w, a).await
-    }
-    async fn complete(
-        &self,
-        w: &WorkerId,
-        a: &Assignment,
-        c: Completion,
-    ) -> scrum_core::Result<()> {
-        self.check()?;
-        WorkSource::complete(&self.orchestrator, w, a, c).await
-    }
-    async fn fail(&self, w: &WorkerId, a: &Assignment, f: Failure) -> scrum_core::Result<()> {
-        self.check()?;
-        WorkSource::fail(&self.orchestrator, w, a, f).await
-    }
-    async fn release(&self, w: &WorkerId, a: &Assignment, r: &str) -> scrum_core::Result<()> {
-        self.check()?;
-        WorkSource::release(&self.orchestrator, w, a, r).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn work_finished_during_an_orchestrator_outage_is_accepted_after_the_restart() {
     let (_, queue, o) = engine().await;
-    let outage = Arc::new(Outage {
-        orchestrator: o.clone(),
-        down: false.into(),
-    });
+    // The worker reaches the orchestrator through a switch that can make it refuse
+    // every call, as a stopped orchestrator would.
+    let reach = Arc::new(Faulty::new(o.clone(), Faults::default()));
     let w = WorkerLoop::new(
         WorkerId::new("w").unwrap(),
-        outage.clone(),
+        reach.clone(),
         Arc::new(ten_minute_job()),
     );
     let run = tokio::spawn(async move { w.run_one().await.unwrap() });
     tokio::time::sleep(Duration::from_secs(60)).await;
     // The orchestrator stops for half an hour, far longer than a 60 s lease; the
     // worker finishes meanwhile and keeps trying to report.
-    outage.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    reach.faults().error_rate(1.0);
     tokio::time::sleep(Duration::from_secs(1800)).await;
     // It starts again: held leases get one lease period before it serves and reaps.
     assert_eq!(o.resume_leases().await.unwrap(), 1);
-    outage
-        .down
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    reach.faults().error_rate(0.0);
     assert!(o.reap_once().await.unwrap().is_empty());
     let (_, handled) = run.await.unwrap().unwrap();
     assert_eq!(
