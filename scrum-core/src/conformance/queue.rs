@@ -1,4 +1,4 @@
-//! The conformance suite every [`WorkQueue`] backend runs: one plain async function
+//! The suite every [`WorkQueue`] backend runs: one plain async function
 //! per `# Behavior` bullet of the trait, each taking a fresh queue made with
 //! [`policy`] and [`jitter`].
 //!
@@ -47,6 +47,10 @@ pub fn policy() -> Policy {
 pub fn jitter() -> Jitter {
     Jitter::fixed(0.5)
 }
+
+/// This file's text: the macro's test checks that it runs every `pub async fn` here.
+#[doc(hidden)]
+pub const SOURCE: &str = include_str!("queue.rs");
 
 /// The time the suite starts at.
 pub const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -841,7 +845,7 @@ pub async fn resigned_lead_passes_at_once(q: &dyn WorkQueue, shared: bool) {
 }
 
 /// Generates one `#[tokio::test]` per conformance function for a backend; see the
-/// [module docs](crate::conformance).
+/// [module docs](crate::conformance::queue).
 #[macro_export]
 macro_rules! queue_conformance {
     ($make:ident) => {
@@ -855,7 +859,7 @@ macro_rules! queue_conformance {
             use super::$make;
 
             async fn fresh() -> ::std::sync::Arc<dyn $crate::WorkQueue> {
-                $make($crate::conformance::policy(), $crate::conformance::jitter()).await
+                $make($crate::conformance::queue::policy(), $crate::conformance::queue::jitter()).await
             }
 
             $crate::queue_conformance!(@each
@@ -890,22 +894,66 @@ macro_rules! queue_conformance {
                 resume_revives_lapsed_leases_for_one_period,
                 effects_in_order_until_acked,
                 ack_is_idempotent,
-                list_filters_and_counts
+                list_filters_and_counts,
             );
+
+            #[test]
+            fn the_suite_runs_every_conformance_function() {
+                $crate::conformance::assert_runs_every_function(
+                    $crate::conformance::queue::SOURCE,
+                    &[
+                        stringify!(enqueue_creates_pending_task),
+                        stringify!(enqueue_of_live_issue_is_unchanged),
+                        stringify!(enqueue_refreshes_live_issue_data),
+                        stringify!(requeue_only_after_terminal_effects_written),
+                        stringify!(claim_on_empty_queue_returns_none),
+                        stringify!(claim_follows_priority_then_age),
+                        stringify!(claim_counts_attempt_with_unique_token),
+                        stringify!(backing_off_task_not_claimable_early),
+                        stringify!(run_time_lease_lasts_max_run),
+                        stringify!(heartbeat_extends_lease),
+                        stringify!(heartbeat_with_stale_token_is_lease_lost),
+                        stringify!(heartbeat_reports_cancellation),
+                        stringify!(heartbeat_unknown_task_not_found),
+                        stringify!(complete_makes_task_completed),
+                        stringify!(complete_twice_takes_effect_once),
+                        stringify!(complete_with_stale_token_changes_nothing),
+                        stringify!(retryable_failure_backs_off_without_failed_effect),
+                        stringify!(final_failure_is_failed_with_one_effect),
+                        stringify!(fail_with_stale_token_changes_nothing),
+                        stringify!(release_spends_no_attempt),
+                        stringify!(release_with_stale_token_is_lease_lost),
+                        stringify!(cancel_pending_is_immediate),
+                        stringify!(cancel_in_progress_waits_for_holder),
+                        stringify!(cancel_terminal_or_unknown_is_noop),
+                        stringify!(retry_failed_starts_new_run),
+                        stringify!(retry_live_or_completed_is_invalid),
+                        stringify!(expired_lease_counts_as_failed_attempt),
+                        stringify!(live_leases_survive_expire),
+                        stringify!(resume_revives_lapsed_leases_for_one_period),
+                        stringify!(effects_in_order_until_acked),
+                        stringify!(ack_is_idempotent),
+                        stringify!(list_filters_and_counts),
+                        "concurrent_claims_never_share_a_task",
+                        "leader_lease",
+                        "resigned_lead_passes_at_once",
+                    ],
+                );
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_claims_never_share_a_task() {
-                $crate::conformance::concurrent_claims_never_share_a_task(fresh().await).await;
+                $crate::conformance::queue::concurrent_claims_never_share_a_task(fresh().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn leader_lease() {
-                $crate::conformance::leader_lease(&*fresh().await, $shared).await;
+                $crate::conformance::queue::leader_lease(&*fresh().await, $shared).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn resigned_lead_passes_at_once() {
-                $crate::conformance::resigned_lead_passes_at_once(&*fresh().await, $shared)
+                $crate::conformance::queue::resigned_lead_passes_at_once(&*fresh().await, $shared)
                     .await;
             }
         }
@@ -914,7 +962,7 @@ macro_rules! queue_conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                $crate::conformance::$name(&*fresh().await).await;
+                $crate::conformance::queue::$name(&*fresh().await).await;
             }
         )*
     };
