@@ -26,11 +26,12 @@ use tower::ServiceExt;
 const WAITING: u64 = 10_000;
 
 /// An orchestrator whose queue holds `n` tasks from `first` on.
-async fn orchestrator(first: u64, n: u64) -> Orchestrator {
+/// An engine over a queue of `n` waiting tasks, and that queue (to refill it).
+async fn orchestrator(first: u64, n: u64) -> (Orchestrator, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::new(Policy::default()));
     fill(&*queue, first, n).await;
     let source = Arc::new(MemoryIssueSource::new(Labels::default()));
-    Orchestrator::builder(queue, source).build()
+    (Orchestrator::builder(queue.clone(), source).build(), queue)
 }
 
 async fn fill(queue: &dyn WorkQueue, first: u64, n: u64) {
@@ -80,7 +81,7 @@ fn router_cycle(c: &mut Criterion) {
     g.bench_function("router cycle (claim + complete), 10k waiting", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let o = orchestrator(1, WAITING + iters).await;
+                let (o, _) = orchestrator(1, WAITING + iters).await;
                 let router = app(ApiState::new(o, ApiConfig::default()));
                 let start = Instant::now();
                 for _ in 0..iters {
@@ -108,8 +109,7 @@ fn socket_cycle(c: &mut Criterion) {
         .build()
         .unwrap();
     let (client, queue_handle) = rt.block_on(async {
-        let o = orchestrator(1, WAITING).await;
-        let queue = o.queue().clone();
+        let (o, queue) = orchestrator(1, WAITING).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(serve(

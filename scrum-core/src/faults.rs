@@ -221,6 +221,11 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
             .call("lead", self.inner.lead(holder, ttl, now))
             .await
     }
+    async fn resign(&self, holder: &str, now: Timestamp) -> Result<()> {
+        self.faults
+            .call("resign", self.inner.resign(holder, now))
+            .await
+    }
 }
 
 #[async_trait]

@@ -503,12 +503,17 @@ pub struct Lease {
     pub expires_at: Timestamp,
     /// The latest it can be renewed to: claim time plus the maximum run time.
     pub deadline: Timestamp,
+    /// What the claimer asked for: heartbeats, or the whole run time (a client that
+    /// never heartbeats). Leases stored before this was recorded read as `Heartbeat`.
+    #[serde(default)]
+    pub kind: LeaseKind,
 }
 
 /// How long a claim's lease lasts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaseKind {
     /// One lease period, renewed by heartbeats.
+    #[default]
     Heartbeat,
     /// The whole maximum run time: for clients that never send heartbeats.
     RunTime,

@@ -345,10 +345,10 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// - A store one process owns (memory, SQLite) always answers `true`.
     /// - A shared store grants the lease to one holder at a time; another holder gets
     ///   it once the lease has lapsed without renewal.
-    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
-        let _ = (holder, ttl, now);
-        Ok(true)
-    }
+    ///
+    /// Required, with no default: a shared backend (or a wrapper) that forgot it
+    /// would let every orchestrator lead at once.
+    async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool>;
 
     /// Gives up the leader lease `holder` holds, so that another orchestrator takes
     /// over at its next round instead of when the lease lapses (an orchestrator

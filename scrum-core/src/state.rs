@@ -446,6 +446,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 claimed_at: now,
                 expires_at,
                 deadline,
+                kind: lease,
             });
             next.lease_end = None;
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scrum_core::engine::{EngineConfig, Orchestrator, WorkerStatus};
+use scrum_core::engine::{EngineConfig, Orchestrator, ReportRef, WorkerStatus};
 use scrum_core::faults::{Faults, Faulty};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue, ScriptedProbe};
 use scrum_core::source::MockIssueSource;
@@ -238,17 +238,67 @@ async fn seed_clients_are_matched_by_worker_and_issue_number() {
     // Two hours later, with no heartbeat, the task is still held.
     tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
     assert!(f.orchestrator.reap_once().await.unwrap().is_empty());
-    let held = f.orchestrator.held_task(&w, 1, None).await.unwrap();
-    assert_eq!(held.lease.as_ref().unwrap().token, a.lease_token);
-    let other = f
+    let legacy = |worker: &str, repo: Option<&str>| ReportRef::new(worker, 1, repo, None).unwrap();
+    let (id, token) = f
         .orchestrator
-        .held_task(&worker("someone-else"), 1, None)
-        .await;
-    assert_eq!(other.unwrap_err().kind(), scrum_core::ErrorKind::LeaseLost);
-    f.orchestrator
-        .complete(&w, &held.id, a.lease_token, Completion::default())
+        .resolve(&legacy("legacy", None))
         .await
         .unwrap();
+    assert_eq!(token, a.lease_token);
+    let other = f.orchestrator.resolve(&legacy("someone-else", None)).await;
+    assert_eq!(other.unwrap_err().kind(), scrum_core::ErrorKind::LeaseLost);
+    let unknown = f
+        .orchestrator
+        .resolve(&legacy("legacy", Some("acme/other")))
+        .await;
+    assert_eq!(unknown.unwrap_err().kind(), scrum_core::ErrorKind::NotFound);
+    // With a token, the report must still name the worker holding the lease.
+    let confused = ReportRef {
+        token: Some(a.lease_token),
+        ..legacy("someone-else", Some("acme/widgets"))
+    };
+    let refused = f.orchestrator.resolve(&confused).await;
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        scrum_core::ErrorKind::LeaseLost
+    );
+    f.orchestrator
+        .complete(&w, &id, token, Completion::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_without_heartbeats_that_asks_again_lost_its_task() {
+    async fn ask(o: &Orchestrator, w: &str, lease: LeaseKind) -> scrum_core::Assignment {
+        o.next_work(&worker(w), None, lease, Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+    let f = fixture(2);
+    f.orchestrator.poll_once().await.unwrap();
+    let first = ask(&f.orchestrator, "legacy", LeaseKind::RunTime).await;
+    let second = ask(&f.orchestrator, "legacy", LeaseKind::RunTime).await;
+    assert_ne!(first.task, second.task);
+    let abandoned = f.queue.get(&first.task).await.unwrap().unwrap();
+    assert_eq!(
+        abandoned.state,
+        TaskState::Pending,
+        "retried: attempts remain"
+    );
+    assert_eq!(
+        abandoned.last_error.as_deref(),
+        Some(scrum_core::engine::ABANDONED)
+    );
+
+    // A heartbeating worker may hold several tasks: asking again ends nothing.
+    let f = fixture(2);
+    f.orchestrator.poll_once().await.unwrap();
+    let first = ask(&f.orchestrator, "modern", LeaseKind::Heartbeat).await;
+    ask(&f.orchestrator, "modern", LeaseKind::Heartbeat).await;
+    let held = f.queue.get(&first.task).await.unwrap().unwrap();
+    assert_eq!(held.state, TaskState::InProgress);
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,16 +24,17 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Task, TaskId, Timestamp, WorkerId};
 use crate::probe::WorkerProbe;
-use crate::queue::WorkQueue;
+use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
 
 pub use dispatch::DispatchReport;
 pub use poll::PollReport;
 use registry::Registry;
 pub use registry::{WorkerInfo, WorkerStatus};
+pub use work::{ABANDONED, ReportRef};
 
 /// How the engine runs. The defaults are the seed's.
 #[derive(Clone, Debug)]
@@ -190,9 +191,23 @@ impl Orchestrator {
         }
     }
 
-    /// The queue.
-    pub fn queue(&self) -> &Arc<dyn WorkQueue> {
-        &self.inner.queue
+    /// The task of an issue, in any state; `NotFound` when there is none.
+    pub async fn task(&self, id: &TaskId) -> Result<Task> {
+        self.inner
+            .queue
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
+    }
+
+    /// Tasks that pass `filter`, ordered by id.
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.inner.queue.list(filter).await
+    }
+
+    /// How many tasks are in each state.
+    pub async fn counts(&self) -> Result<QueueCounts> {
+        self.inner.queue.counts().await
     }
 
     /// The configuration.
@@ -260,12 +275,20 @@ impl Orchestrator {
     }
 
     /// Cancels a task (an operator action): at once when pending; a holder is told on
-    /// its next heartbeat.
-    pub async fn cancel(&self, id: &TaskId, reason: &str) -> Result<Option<Task>> {
-        self.inner
-            .queue
-            .cancel(id, reason.to_string(), self.now())
-            .await
+    /// its next heartbeat. An unknown task fails with `NotFound`, a finished one with
+    /// `InvalidTransition`.
+    pub async fn cancel(&self, id: &TaskId, reason: &str) -> Result<Task> {
+        let q = &self.inner.queue;
+        match q.cancel(id, reason.to_string(), self.now()).await? {
+            Some(task) => Ok(task),
+            None => {
+                let task = self.task(id).await?;
+                Err(Error::new(
+                    ErrorKind::InvalidTransition,
+                    format!("task {id} is already {}", task.state.as_str()),
+                ))
+            }
+        }
     }
 
     /// Asks the poll loop to poll GitHub now (a webhook said an issue changed).

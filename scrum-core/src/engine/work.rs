@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     Assignment, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task, TaskId, WorkerId,
 };
+use crate::queue::TaskFilter;
 use crate::worker::WorkSource;
 
 impl Orchestrator {
@@ -25,6 +26,9 @@ impl Orchestrator {
         wait: Duration,
     ) -> Result<Option<Assignment>> {
         let deadline = tokio::time::Instant::now() + wait.min(self.inner.config.max_wait);
+        if lease == LeaseKind::RunTime {
+            self.end_abandoned(worker).await?;
+        }
         loop {
             // Register interest before looking, so a task queued between the look
             // and the wait still wakes us.
@@ -126,14 +130,59 @@ impl Orchestrator {
         result
     }
 
-    /// The task `worker` holds for issue `number` (in `repo`, when given): how reports
-    /// from clients that send no lease token are matched.
-    pub async fn held_task(
-        &self,
-        worker: &WorkerId,
-        number: u64,
-        repo: Option<&str>,
-    ) -> Result<Task> {
+    /// The task and lease token a report is about. With a token the lease decides
+    /// (a stale one fails with `LeaseLost` when the report is applied); without one
+    /// (clients of the Python orchestrator's API) the report goes to the task the
+    /// worker holds for that issue.
+    ///
+    /// A report naming the wrong worker is a confused client: it fails with
+    /// `LeaseLost` rather than being applied to another worker's task.
+    pub async fn resolve(&self, report: &ReportRef) -> Result<(TaskId, LeaseToken)> {
+        let worker = &report.worker;
+        match (report.token, &report.task) {
+            (Some(token), Some(id)) => {
+                // What this worker claimed here needs no read: the token is checked
+                // when the report is applied.
+                if lock(&self.inner.registry).current_task(worker).as_ref() != Some(id) {
+                    let task = self.task(id).await?;
+                    if task.lease.as_ref().is_none_or(|l| &l.worker != worker) {
+                        return Err(Error::new(
+                            ErrorKind::LeaseLost,
+                            format!("issue {id} is not leased to worker {worker}"),
+                        ));
+                    }
+                }
+                Ok((id.clone(), token))
+            }
+            (Some(token), None) => {
+                let task = self.held_task(worker, report.number, None).await?;
+                Ok((task.id, token))
+            }
+            (None, id) => {
+                let repo = id.as_ref().map(TaskId::repo);
+                match self.held_task(worker, report.number, repo).await {
+                    Ok(task) => {
+                        let token = task.lease.as_ref().map(|l| l.token).ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::LeaseLost,
+                                format!("issue {} holds no lease", task.id),
+                            )
+                        })?;
+                        Ok((task.id, token))
+                    }
+                    Err(e) if e.kind() == ErrorKind::LeaseLost => match id {
+                        // Unknown is not lost: say so.
+                        Some(id) => Err(self.task(id).await.err().unwrap_or(e)),
+                        None => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// The task `worker` holds for issue `number` (in `repo`, when given).
+    async fn held_task(&self, worker: &WorkerId, number: u64, repo: Option<&str>) -> Result<Task> {
         // Fast path: the task this worker last claimed here, read by id instead of
         // listing the queue (a list scans every task in some stores).
         let remembered = lock(&self.inner.registry).current_task(worker);
@@ -146,9 +195,9 @@ impl Orchestrator {
                 }
             }
         }
-        let filter = crate::queue::TaskFilter {
+        let filter = TaskFilter {
             worker: Some(worker.clone()),
-            ..crate::queue::TaskFilter::live()
+            ..TaskFilter::live()
         };
         let held = self.inner.queue.list(&filter).await?;
         let mut matching = held
@@ -163,6 +212,44 @@ impl Orchestrator {
                 ErrorKind::LeaseLost,
                 format!("worker {worker} holds no task for issue #{number}"),
             )),
+        }
+    }
+
+    /// A client without heartbeats works on one task at a time: when it asks for work
+    /// while it still holds a run-time lease, it lost that task (it restarted, or
+    /// never got our answer). End that attempt now, as a lapsed lease would, instead
+    /// of holding the task for the whole maximum run time. A heartbeating client may
+    /// hold several tasks on purpose, so heartbeat leases are left alone.
+    async fn end_abandoned(&self, worker: &WorkerId) -> Result<()> {
+        let Some(id) = self.current_task(worker) else {
+            return Ok(());
+        };
+        let Some(task) = self.inner.queue.get(&id).await? else {
+            return Ok(());
+        };
+        let Some(lease) = task
+            .lease
+            .as_ref()
+            .filter(|l| task.holder() == Some(worker) && l.kind == LeaseKind::RunTime)
+        else {
+            return Ok(());
+        };
+        tracing::warn!(task = %id, worker = %worker, "{ABANDONED}");
+        let failure = Failure {
+            reason: ABANDONED.to_string(),
+            retryable: true,
+        };
+        match self.fail(worker, &id, lease.token, failure).await {
+            // Someone else ended it meanwhile (the reaper, a late report): nothing to do.
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    ErrorKind::LeaseLost | ErrorKind::InvalidTransition
+                ) =>
+            {
+                Err(e)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -187,15 +274,51 @@ impl Orchestrator {
         }
     }
 
-    /// The address `worker` last called from.
-    pub fn worker_address(&self, worker: &WorkerId) -> Option<IpAddr> {
-        lock(&self.inner.registry).address(worker)
-    }
-
     /// The task `worker` last claimed from this orchestrator and has not reported on
     /// (as the registry remembers it; the queue has the final word).
-    pub fn current_task(&self, worker: &WorkerId) -> Option<TaskId> {
+    fn current_task(&self, worker: &WorkerId) -> Option<TaskId> {
         lock(&self.inner.registry).current_task(worker)
+    }
+}
+
+/// The reason recorded when a client without heartbeats asks for work while still
+/// holding a task.
+pub const ABANDONED: &str = "worker lost: it asked for new work while still holding this task";
+
+/// How a worker's report names its task: always by worker and issue number; by
+/// repository and lease token too when the client sends them (clients of the
+/// Python orchestrator's API send neither).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRef {
+    /// Who reports.
+    pub worker: WorkerId,
+    /// The issue number.
+    pub number: u64,
+    /// The task, when the report names its repository.
+    pub task: Option<TaskId>,
+    /// The lease token, when the client sent one.
+    pub token: Option<LeaseToken>,
+}
+
+impl ReportRef {
+    /// A report's reference from its parts as a client sends them; fails on a
+    /// malformed worker id, repository, issue number or token.
+    pub fn new(
+        worker: &str,
+        number: u64,
+        repository: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<ReportRef> {
+        let task = repository.map(|r| TaskId::new(r, number)).transpose()?;
+        if number == 0 {
+            return Err(Error::invalid("issue numbers start at 1"));
+        }
+        Ok(ReportRef {
+            worker: WorkerId::new(worker)?,
+            number,
+            task,
+            token: token.map(str::parse).transpose()?,
+        })
     }
 }
 

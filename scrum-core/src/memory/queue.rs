@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -390,6 +391,11 @@ impl WorkQueue for MemoryQueue {
             e.failures += 1;
         }
         Ok(())
+    }
+
+    /// One process owns this store: it always leads.
+    async fn lead(&self, _holder: &str, _ttl: Duration, _now: Timestamp) -> Result<bool> {
+        Ok(true)
     }
 }
 

@@ -8,7 +8,7 @@ use scrum_core::{TaskId, WorkerId};
 use super::ApiState;
 use super::extract::JsonBody;
 use super::views::queue_entry;
-use crate::error::{ApiError, codes};
+use crate::error::ApiError;
 use crate::wire::{ActionResponse, DrainRequest, TaskAction};
 
 fn done(paused: Option<bool>) -> Json<ActionResponse> {
@@ -62,23 +62,11 @@ pub(super) async fn cancel(
 ) -> Result<Json<ActionResponse>, ApiError> {
     let id = TaskId::new(&req.repository, req.issue_number)?;
     let reason = req.reason.as_deref().unwrap_or("cancelled by an operator");
-    let o = s.orchestrator();
-    match o.cancel(&id, reason).await? {
-        Some(task) => {
-            tracing::info!(task = %id, "cancelled by an operator");
-            Ok(Json(ActionResponse {
-                status: "ok".to_string(),
-                task: Some(queue_entry(&task)),
-                paused: None,
-            }))
-        }
-        None => match o.queue().get(&id).await? {
-            None => Err(ApiError::not_found(format!("no task for issue {id}"))),
-            Some(task) => Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                codes::INVALID_TRANSITION,
-                format!("task {id} is already {}", task.state.as_str()),
-            )),
-        },
-    }
+    let task = s.orchestrator().cancel(&id, reason).await?;
+    tracing::info!(task = %id, "cancelled by an operator");
+    Ok(Json(ActionResponse {
+        status: "ok".to_string(),
+        task: Some(queue_entry(&task)),
+        paused: None,
+    }))
 }

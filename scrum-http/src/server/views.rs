@@ -19,7 +19,7 @@ use crate::wire::{
 /// does not answer; the body has the same shape either way.
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
-    let counts = o.queue().counts().await;
+    let counts = o.counts().await;
     let workers = o.workers();
     let engine = o.status();
     let available = workers
@@ -135,7 +135,7 @@ pub(super) async fn queue(
         )));
     }
     let offset = q.offset.unwrap_or(0);
-    let queue = s.orchestrator().queue();
+    let o = s.orchestrator();
     let page = |state: TaskState| TaskFilter {
         offset,
         limit: Some(limit),
@@ -143,10 +143,10 @@ pub(super) async fn queue(
     };
     let mut lists: Vec<Vec<QueueEntry>> = Vec::with_capacity(5);
     for state in TaskState::ALL {
-        let tasks = queue.list(&page(state)).await?;
+        let tasks = o.tasks(&page(state)).await?;
         lists.push(tasks.iter().map(queue_entry).collect());
     }
-    let counts = queue.counts().await?;
+    let counts = o.counts().await?;
     let mut lists = lists.into_iter();
     let mut next = || lists.next().unwrap_or_default();
     Ok(Json(QueueResponse {
@@ -182,7 +182,7 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
 
 pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
-    let counts = o.queue().counts().await.ok();
+    let counts = o.counts().await.ok();
     let text = s.metrics().render(counts, &o.workers(), &o.status());
     (
         [(

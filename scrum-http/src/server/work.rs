@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, State};
+use scrum_core::engine::ReportRef;
 use scrum_core::{
     Assignment, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, Task, TaskId, WorkerId,
 };
@@ -35,9 +36,6 @@ pub(super) async fn next(
         Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
         Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,
     };
-    if lease == LeaseKind::RunTime {
-        end_abandoned(&s, &worker).await?;
-    }
     let got = s
         .orchestrator()
         .next_work(&worker, peer.0, lease, wait)
@@ -59,56 +57,6 @@ pub(super) async fn next(
             }
         }
     }))
-}
-
-/// The reason recorded when a seed client asks for work while holding a task.
-pub(crate) const ABANDONED: &str =
-    "worker lost: it asked for new work while still holding this task";
-
-/// A client without heartbeats works on one task at a time: when it asks for work
-/// while it still holds a task, it lost that task (it restarted, or never got our
-/// answer). End that attempt now, as a lapsed lease would, instead of holding the
-/// task for the whole maximum run time.
-async fn end_abandoned(s: &ApiState, worker: &WorkerId) -> Result<(), ApiError> {
-    let o = s.orchestrator();
-    let Some(id) = o.current_task(worker) else {
-        return Ok(());
-    };
-    let Some(task) = o.queue().get(&id).await? else {
-        return Ok(());
-    };
-    let Some(lease) = task
-        .lease
-        .as_ref()
-        .filter(|_| task.holder() == Some(worker))
-    else {
-        return Ok(());
-    };
-    // Only run-time leases: a heartbeating client may hold several tasks on purpose.
-    if lease.expires_at != lease.deadline {
-        return Ok(());
-    }
-    tracing::warn!(task = %id, worker = %worker, "{ABANDONED}");
-    let failure = Failure {
-        reason: ABANDONED.to_string(),
-        retryable: true,
-    };
-    match o.fail(worker, &id, lease.token, failure).await {
-        Ok(_) => {
-            Metrics::inc(&s.metrics().failures);
-            Ok(())
-        }
-        // Someone else ended it meanwhile (the reaper, a late report): nothing to do.
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::LeaseLost | ErrorKind::InvalidTransition
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub(crate) fn work_item(a: &Assignment) -> WorkItem {
@@ -226,64 +174,18 @@ fn refused(s: &ApiState, e: scrum_core::Error) -> ApiError {
     e.into()
 }
 
-/// The worker, task and lease token a report is about.
+/// The worker, task and lease token a report is about, as the engine resolves it.
 async fn resolve(s: &ApiState, r: &TaskRef) -> Result<(WorkerId, TaskId, LeaseToken), ApiError> {
-    let worker = WorkerId::new(&r.worker_id)?;
-    let id = match &r.repository {
-        Some(repo) => Some(TaskId::new(repo, r.issue_number)?),
-        None if r.issue_number == 0 => {
-            return Err(ApiError::invalid("issue numbers start at 1"));
-        }
-        None => None,
-    };
-    let token = r
-        .lease_token
-        .as_deref()
-        .map(str::parse::<LeaseToken>)
-        .transpose()?;
-    let o = s.orchestrator();
-    match (token, id) {
-        (Some(token), Some(id)) => {
-            let task = o
-                .queue()
-                .get(&id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("no task for issue {id}")))?;
-            // The token alone is the capability, but a report naming the wrong
-            // worker is a confused client: refuse it rather than guess.
-            if task.lease.as_ref().is_none_or(|l| l.worker != worker) {
-                Metrics::inc(&s.metrics().lease_lost);
-                return Err(ApiError::lease_lost(format!(
-                    "issue {id} is not leased to worker {worker}"
-                )));
-            }
-            Ok((worker, id, token))
-        }
-        (Some(token), None) => {
-            let task = o
-                .held_task(&worker, r.issue_number, None)
-                .await
-                .map_err(|e| refused(s, e))?;
-            Ok((worker, task.id, token))
-        }
-        (None, id) => {
-            let repo = id.as_ref().map(TaskId::repo);
-            match o.held_task(&worker, r.issue_number, repo).await {
-                Ok(task) => {
-                    let token = task.lease.as_ref().map(|l| l.token).ok_or_else(|| {
-                        ApiError::lease_lost(format!("issue {} holds no lease", task.id))
-                    })?;
-                    Ok((worker, task.id, token))
-                }
-                Err(e) => {
-                    if let (ErrorKind::LeaseLost, Some(id)) = (e.kind(), &id) {
-                        if o.queue().get(id).await?.is_none() {
-                            return Err(ApiError::not_found(format!("no task for issue {id}")));
-                        }
-                    }
-                    Err(refused(s, e))
-                }
-            }
-        }
-    }
+    let report = ReportRef::new(
+        &r.worker_id,
+        r.issue_number,
+        r.repository.as_deref(),
+        r.lease_token.as_deref(),
+    )?;
+    let (id, token) = s
+        .orchestrator()
+        .resolve(&report)
+        .await
+        .map_err(|e| refused(s, e))?;
+    Ok((report.worker, id, token))
 }

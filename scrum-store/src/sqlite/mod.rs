@@ -7,6 +7,7 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{Mutex, MutexGuard, oneshot};
@@ -393,6 +394,11 @@ impl WorkQueue for SqliteQueue {
             rows::change_effect(conn, sql, id, "record a failed effect")
         });
         write.committed().await
+    }
+
+    /// One process owns this store: it always leads.
+    async fn lead(&self, _holder: &str, _ttl: Duration, _now: Timestamp) -> Result<bool> {
+        Ok(true)
     }
 }
 
