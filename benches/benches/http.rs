@@ -4,8 +4,8 @@
 //!
 //! `cargo bench -p scrum-benches --bench http`
 //!
-//! For whole-fleet figures (50 seed clients under wrk, 200 long-polling workers) see
-//! the load examples in `scrum-http` and its README.
+//! For whole-fleet figures (50 clients of the Python orchestrator's API under wrk,
+//! 200 long-polling workers) see the load examples in `scrum-http` and its README.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

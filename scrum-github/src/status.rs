@@ -31,7 +31,8 @@ pub struct GitHubStatus {
 }
 
 impl GitHubStatus {
-    /// Whether GitHub answered the last request normally: the seed's `github_connected`.
+    /// Whether GitHub answered the last request normally: `/health`'s
+    /// `github_connected`, as the Python orchestrator this project replaces had it.
     pub fn is_connected(&self) -> bool {
         self.health == Health::Healthy
     }

@@ -1,9 +1,9 @@
 //! A server with a queue of tasks already waiting, for load tests over real HTTP
-//! (wrk with `/work/shared/load/cycle.lua`) and for schemathesis.
+//! (wrk with `scrum-http/scripts/cycle.lua`) and for schemathesis.
 //!
 //! ```sh
 //! cargo run --release -p scrum-http --example serve_queue -- --tasks 100000
-//! wrk -t50 -c50 -d15s -s /work/shared/load/cycle.lua http://127.0.0.1:8000
+//! wrk -t50 -c50 -d15s -s scrum-http/scripts/cycle.lua http://127.0.0.1:8000
 //! ```
 //!
 //! Flags: `--addr 127.0.0.1:8000`, `--tasks N` (queued before serving),

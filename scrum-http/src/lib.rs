@@ -2,9 +2,10 @@
 //!
 //! Workers hold leases and only workers may touch work: with an API token every call
 //! but `/health` needs `Authorization: Bearer …`; without one the work endpoints
-//! answer only loopback and `WORKER_IPS`. Clients written against the seed's API
-//! (no lease token, no heartbeats) keep working: their reports are matched by worker
-//! and issue, and their tasks are held for the maximum run time.
+//! answer only loopback and `WORKER_IPS`. Clients written for the API of the Python
+//! orchestrator this project replaces (no lease token, no heartbeats) keep working:
+//! their reports are matched by worker and issue, and their tasks are held for the
+//! maximum run time.
 //!
 //! # Layout
 //!

@@ -365,7 +365,7 @@ fn unnamed_document() -> Value {
         "info": {
             "title": "scrum orchestrator",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Hands GitHub issues to AI coding workers under leases. The seed's endpoints keep the seed's JSON; new fields are additions. Errors are `{\"error\":{\"code\",\"message\"}}`."
+            "description": "Hands GitHub issues to AI coding workers under leases. The endpoints of the Python orchestrator this service replaces keep its JSON; new fields are additions. Errors are `{\"error\":{\"code\",\"message\"}}`."
         },
         "security": [{ "bearerAuth": [] }],
         "components": {

@@ -1,7 +1,9 @@
 //! The JSON the API speaks, shared by the server and [`crate::OrchestratorClient`].
 //!
-//! The seed's fields keep their names and types; every field marked *added* is new,
-//! and requests never require one (a seed client leaves them out).
+//! Fields marked *(Python API)* are those of the Python orchestrator this project
+//! replaces, with its names and types; every field marked *added* is new, and
+//! requests never require one (a client written for the Python orchestrator's API
+//! leaves them out).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,7 +27,7 @@ pub struct ErrorDetail {
 /// The query of `GET /work/next`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NextQuery {
-    /// The asking worker (seed).
+    /// The asking worker (Python API).
     pub worker_id: String,
     /// *Added*: how many seconds to wait for a task when none is ready (long poll;
     /// capped at the server's maximum, 30 s by default). Absent or 0: answer at once.
@@ -33,7 +35,8 @@ pub struct NextQuery {
     pub wait: Option<u64>,
     /// *Added*: `heartbeat` when the worker will send heartbeats (its lease is then
     /// one lease period, renewed by each heartbeat); `run_time` (the default, what a
-    /// seed client gets) holds the task for the maximum run time without heartbeats.
+    /// client of the Python orchestrator's API gets) holds the task for the maximum
+    /// run time without heartbeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseMode>,
 }
@@ -51,7 +54,7 @@ pub enum LeaseMode {
 /// The answer of `GET /work/next`: `{"work_available":false}` or the work.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NextResponse {
-    /// Whether a task was handed out (seed).
+    /// Whether a task was handed out (Python API).
     pub work_available: bool,
     /// The task, when one was.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -61,17 +64,17 @@ pub struct NextResponse {
 /// A task handed to a worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkItem {
-    /// The issue number (seed).
+    /// The issue number (Python API).
     pub issue_number: u64,
-    /// The issue title (seed).
+    /// The issue title (Python API).
     pub title: String,
-    /// The issue body (seed).
+    /// The issue body (Python API).
     pub body: String,
-    /// The issue's labels (seed).
+    /// The issue's labels (Python API).
     pub labels: Vec<String>,
-    /// The branch to push, `ai-feature/issue-N` (seed).
+    /// The branch to push, `ai-feature/issue-N` (Python API).
     pub branch_name: String,
-    /// `owner/repo` (seed).
+    /// `owner/repo` (Python API).
     pub repository: String,
     /// *Added*: the task id, `owner/repo#N`.
     pub task_id: String,
@@ -92,9 +95,9 @@ pub struct WorkItem {
 /// The fields every report names its task by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRef {
-    /// The reporting worker (seed).
+    /// The reporting worker (Python API).
     pub worker_id: String,
-    /// The issue number (seed).
+    /// The issue number (Python API).
     pub issue_number: u64,
     /// *Added*: `owner/repo`; needed when the worker holds the same number in two
     /// repositories, and to repeat a report safely.
@@ -112,12 +115,12 @@ pub struct CompleteRequest {
     /// Which task.
     #[serde(flatten)]
     pub task: TaskRef,
-    /// The pull request opened (seed; may be null when `success` is false).
+    /// The pull request opened (Python API; may be null when `success` is false).
     #[serde(default)]
     pub pr_url: Option<String>,
-    /// Whether the work succeeded (seed). `false` counts as a failed attempt.
+    /// Whether the work succeeded (Python API). `false` counts as a failed attempt.
     pub success: bool,
-    /// Why it failed, when `success` is false (seed, optional).
+    /// Why it failed, when `success` is false (Python API, optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// *Added*: what the run cost in US dollars.
@@ -134,7 +137,7 @@ pub struct FailedRequest {
     /// Which task.
     #[serde(flatten)]
     pub task: TaskRef,
-    /// What went wrong (seed).
+    /// What went wrong (Python API).
     pub error: String,
     /// *Added*: whether another attempt may succeed (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +181,7 @@ pub struct ReleaseRequest {
 /// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportResponse {
-    /// `acknowledged` (seed).
+    /// `acknowledged` (Python API).
     pub status: String,
     /// *Added*: the task id, `owner/repo#N`.
     pub task_id: String,
@@ -269,11 +272,11 @@ pub struct QueueQuery {
 /// The answer of `GET /queue`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueResponse {
-    /// Waiting tasks (seed).
+    /// Waiting tasks (Python API).
     pub pending: Vec<QueueEntry>,
-    /// Held tasks (seed).
+    /// Held tasks (Python API).
     pub in_progress: Vec<QueueEntry>,
-    /// Finished tasks (seed).
+    /// Finished tasks (Python API).
     pub completed: Vec<QueueEntry>,
     /// *Added*: tasks that failed for good.
     pub failed: Vec<QueueEntry>,
@@ -290,17 +293,18 @@ pub struct QueueResponse {
 /// One worker as `GET /workers` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerEntry {
-    /// The worker's id (seed).
+    /// The worker's id (Python API).
     pub id: String,
-    /// The address it calls from (seed).
+    /// The address it calls from (Python API).
     pub ip: Option<String>,
-    /// `busy`, `available`, `draining` or `offline` (seed).
+    /// `busy`, `available`, `draining` or `offline` (Python API).
     pub status: String,
-    /// The issue number it works on (seed).
+    /// The issue number it works on (Python API).
     pub current_task: Option<u64>,
-    /// When it last called, RFC 3339 (seed).
+    /// When it last called, RFC 3339 (Python API).
     pub last_seen: Option<String>,
-    /// Its host's health: `healthy`, `degraded`, `unreachable` or `unknown` (seed).
+    /// Its host's health: `healthy`, `degraded`, `unreachable` or `unknown`
+    /// (Python API).
     pub health: String,
     /// *Added*: the task id it works on, `owner/repo#N`.
     pub current_task_id: Option<String>,
@@ -336,20 +340,20 @@ pub struct LogsResponse {
 /// The answer of `GET /workers`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkersResponse {
-    /// Every worker that called and every configured host (seed).
+    /// Every worker that called and every configured host (Python API).
     pub workers: Vec<WorkerEntry>,
 }
 
 /// The answer of `GET /health` (the fields a client reads; the server sends more).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthResponse {
-    /// `healthy`, or `degraded` when the store does not answer (seed).
+    /// `healthy`, or `degraded` when the store does not answer (Python API).
     pub status: String,
-    /// Worker counts (seed).
+    /// Worker counts (Python API).
     pub workers: WorkerCounts,
-    /// Task counts (seed, plus `failed` and `cancelled`).
+    /// Task counts (Python API, plus `failed` and `cancelled`).
     pub queue: TaskCounts,
-    /// Whether the last GitHub poll succeeded (seed).
+    /// Whether the last GitHub poll succeeded (Python API).
     pub github_connected: bool,
     /// *Added*: the server's version.
     #[serde(default)]

@@ -1,6 +1,6 @@
-//! A client that speaks only the seed's API (no lease token, no heartbeats, none of
-//! the new fields) drives whole task lives over a real socket, with raw JSON exactly
-//! as the seed's API reference writes it.
+//! A client that speaks only the API of the Python orchestrator this project replaces
+//! (no lease token, no heartbeats, none of the new fields) drives whole task lives
+//! over a real socket, with raw JSON exactly as that API's reference writes it.
 
 mod common;
 
@@ -172,7 +172,7 @@ async fn a_seed_client_fails_retries_and_fails_for_good() {
 
     let (_, work) = seed.get("/work/next?worker_id=worker-2").await;
     assert_eq!(work["work_available"], true, "{work}");
-    // The seed's complete with success=false is a failed attempt: the last one.
+    // The Python API's complete with success=false is a failed attempt: the last one.
     let (s, _) = seed
         .post(
             "/work/complete",
@@ -183,7 +183,7 @@ async fn a_seed_client_fails_retries_and_fails_for_good() {
     let task = f.task(&id).await;
     assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
 
-    // A repeat from a seed client that no longer holds the task is refused.
+    // A repeat from a Python-API client that no longer holds the task is refused.
     let (s, err) = seed
         .post(
             "/work/failed",

@@ -144,7 +144,7 @@ async fn a_completion_sent_twice_takes_effect_once() {
     assert_eq!(f.task(&id).await.state, TaskState::Completed);
     let health = c.health().await.unwrap();
     assert_eq!(health.queue.completed, 1);
-    // The sections beyond the seed's reach a typed client too.
+    // The sections beyond the Python orchestrator's reach a typed client too.
     let dispatch = health.dispatch.expect("the dispatch section");
     assert!(!dispatch.paused);
     assert!(

@@ -314,7 +314,7 @@ async fn unknown_workers_and_issues_are_refused() {
     let f = Fixture::new();
     f.queue_issue().await;
     claim(&f, "worker-1").await;
-    // A worker that holds nothing, reporting the seed's way.
+    // A worker that holds nothing, reporting the Python orchestrator's way.
     let seed = r#"{"worker_id":"stranger","issue_number":1,"pr_url":"x","success":true}"#;
     assert_error(&f.post("/work/complete", seed).await, 409, "lease_lost");
     // An issue with no task.

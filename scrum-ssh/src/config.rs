@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use scrum_core::{Error, Result};
 
-/// The systemd unit of the worker service when none is configured (the seed's name).
+/// The systemd unit of the worker service when none is configured (the name the
+/// Python orchestrator this project replaces used).
 pub const DEFAULT_UNIT: &str = "ai-scrum-worker";
 
 /// How [`SshProbe`](crate::SshProbe) reaches worker hosts.

@@ -1,9 +1,9 @@
 //! The [`WorkerProbe`](scrum_core::WorkerProbe) over SSH: is a worker host reachable,
 //! is its worker service active, what did it log, and restart it.
 //!
-//! The seed's Python service shelled out to `ssh -o StrictHostKeyChecking=no` and
-//! never killed a probe that hung. This crate is a real SSH client (russh) that
-//! checks who it talks to and never waits forever:
+//! The Python orchestrator this project replaces shelled out to
+//! `ssh -o StrictHostKeyChecking=no` and never killed a probe that hung. This crate
+//! is a real SSH client (russh) that checks who it talks to and never waits forever:
 //!
 //! - **Key login** as `WORKER_SSH_USER` with `WORKER_SSH_KEY` (ed25519, ECDSA or
 //!   RSA). A missing, unreadable or passphrase-protected key is refused when the

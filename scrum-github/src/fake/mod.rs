@@ -84,7 +84,7 @@ pub struct ServedRequest {
     pub points: u64,
 }
 
-/// An issue to seed with [`FakeGitHub::add_issue`].
+/// An issue to add with [`FakeGitHub::add_issue`].
 #[derive(Clone, Debug)]
 pub struct NewIssue {
     title: String,

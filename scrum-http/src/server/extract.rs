@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, codes};
 
-/// A JSON body. Read whatever the `Content-Type` (seed clients are not all careful
-/// with it): syntax errors are `400 malformed_json`, missing fields and wrong types
-/// `422 invalid_request`, a body over the limit `413 payload_too_large`.
+/// A JSON body. Read whatever the `Content-Type` (clients written for the Python
+/// orchestrator's API are not all careful with it): syntax errors are
+/// `400 malformed_json`, missing fields and wrong types `422 invalid_request`, a body
+/// over the limit `413 payload_too_large`.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
