@@ -13,6 +13,8 @@
 //! - [`queue`], [`source`], [`probe`], [`runner`]: the four traits, each with its
 //!   `# Contract` and one `# Behavior` bullet per rule.
 //! - [`memory`]: in-memory implementations of all four.
+//! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
+//!   acknowledge steps, the live index), which the memory queue is built from.
 //! - [`faults`]: a wrapper injecting errors and delays into any of them.
 //! - [`engine`]: the orchestrator: poll loop, lease reaper, outbox dispatcher, worker
 //!   registry, and the work API the HTTP server and in-process workers call.
@@ -52,6 +54,7 @@
 //! # });
 //! ```
 
+pub mod backend;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;

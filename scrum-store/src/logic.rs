@@ -1,53 +1,8 @@
-//! What every backend does the same way around [`scrum_core::state::transition`]:
-//! deciding an enqueue, an acknowledgement, and the indexed columns a task is stored
-//! with. Pure functions; the backends add only storage.
+//! What the SQL and Redis backends share beyond scrum-core's building blocks
+//! ([`scrum_core::backend`]): the indexed columns a task is stored with, JSON
+//! encoding, and the bounds of a shared store's compare-and-set retries.
 
-use scrum_core::state::{self, Ctx, Effect, Event, Refusal, Step};
-use scrum_core::{
-    Enqueued, Error, ErrorKind, QueueCounts, ReadyIssue, Result, Task, TaskId, TaskState,
-};
-
-/// What an enqueue stores, if anything, and what it answers.
-pub(crate) fn enqueue_step(
-    current: Option<&Task>,
-    issue: ReadyIssue,
-    ctx: &Ctx<'_>,
-) -> Result<(Option<Step>, Enqueued)> {
-    let Some(task) = current else {
-        return Ok((
-            Some(state::new_task(issue, ctx.now, ctx.policy)),
-            Enqueued::Created,
-        ));
-    };
-    if !task.state.is_terminal() {
-        if *task.issue == issue {
-            return Ok((None, Enqueued::Unchanged));
-        }
-        let mut refreshed = task.clone();
-        refreshed.issue = issue.into();
-        let step = Step {
-            task: refreshed,
-            effects: Vec::new(),
-            unchanged: false,
-        };
-        return Ok((Some(step), Enqueued::Unchanged));
-    }
-    let observed_at = ctx.now;
-    match state::transition(task, Event::Requeue { issue, observed_at }, ctx) {
-        Ok(step) => Ok((Some(step), Enqueued::Requeued)),
-        Err(Refusal::NotRelabelled) => Ok((None, Enqueued::Unchanged)),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The step acknowledging `effect` causes on `task`: recording when a terminal
-/// state's labels were written, for the run that effect belongs to.
-pub(crate) fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<Step> {
-    if !effect.kind.is_terminal() || task.run != effect.run {
-        return None;
-    }
-    state::transition(task, Event::EffectsWritten, ctx).ok()
-}
+use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskId, TaskState};
 
 /// The columns a task is indexed by, besides its id and its JSON.
 #[derive(Debug)]

@@ -1,20 +1,19 @@
 //! [`MemoryQueue`]: the in-memory [`WorkQueue`], for tests, embedding and benchmarks.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::backend::{self, LiveIndex};
 use crate::error::Result;
-use crate::model::{
-    LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp, WorkerId,
-};
+use crate::model::{LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
 use crate::queue::{
     Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue, unknown_task,
 };
-use crate::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
+use crate::state::{self, Ctx, Event, Jitter, Policy, Step};
 
 /// A [`WorkQueue`] that keeps everything in memory: nothing survives the process.
 ///
@@ -60,12 +59,7 @@ struct Inner {
 /// The orders claims and the reaper walk, and the outbox.
 #[derive(Debug, Default)]
 struct Index {
-    /// Pending tasks that may be claimed now, in claim order.
-    ready: BTreeSet<(u8, Timestamp, TaskId)>,
-    /// Pending tasks backing off, by the time they become claimable.
-    delayed: BTreeSet<(Timestamp, TaskId)>,
-    /// In-progress tasks by lease expiry.
-    leases: BTreeSet<(Timestamp, TaskId)>,
+    live: LiveIndex,
     outbox: Outbox,
 }
 
@@ -98,22 +92,9 @@ impl MemoryQueue {
 impl Inner {
     /// Stores a new task (one not in the map) and its effects.
     fn insert(&mut self, step: Step, now: Timestamp) {
-        self.index.index(&step.task, now);
+        self.index.live.insert(&step.task, now);
         self.index.outbox.extend(step.effects);
         self.tasks.insert(step.task.id.clone(), step.task);
-    }
-
-    /// Moves backing-off tasks whose time has come into the ready index.
-    fn promote_due(&mut self, now: Timestamp) {
-        while let Some((at, _)) = self.index.delayed.first() {
-            if *at > now {
-                break;
-            }
-            let (_, id) = self.index.delayed.pop_first().expect("checked non-empty");
-            if let Some(task) = self.tasks.get(&id) {
-                self.index.ready.insert(task.order_key());
-            }
-        }
     }
 }
 
@@ -125,42 +106,10 @@ impl Index {
             return step.task;
         }
         let old = std::mem::replace(slot, step.task);
-        self.unindex(&old);
-        self.index(slot, now);
+        self.live.remove(&old);
+        self.live.insert(slot, now);
         self.outbox.extend(step.effects);
         slot.clone()
-    }
-
-    fn index(&mut self, task: &Task, now: Timestamp) {
-        match task.state {
-            TaskState::Pending if !task.cancel_requested => {
-                if task.not_before <= now {
-                    self.ready.insert(task.order_key());
-                } else {
-                    self.delayed.insert((task.not_before, task.id.clone()));
-                }
-            }
-            TaskState::InProgress => {
-                if let Some(l) = &task.lease {
-                    self.leases.insert((l.expires_at, task.id.clone()));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn unindex(&mut self, task: &Task) {
-        match task.state {
-            TaskState::Pending if !self.ready.remove(&task.order_key()) => {
-                self.delayed.remove(&(task.not_before, task.id.clone()));
-            }
-            TaskState::InProgress => {
-                if let Some(l) = &task.lease {
-                    self.leases.remove(&(l.expires_at, task.id.clone()));
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -242,34 +191,15 @@ impl WorkQueue for MemoryQueue {
         let ctx = self.ctx(observed_at);
         let mut guard = self.lock();
         let Inner { tasks, index } = &mut *guard;
-        let Some(slot) = tasks.get_mut(&issue.id) else {
-            guard.insert(
-                state::new_task(issue, observed_at, &self.policy),
-                observed_at,
-            );
-            return Ok(Enqueued::Created);
-        };
-        if !slot.state.is_terminal() {
-            if *slot.issue != issue {
-                let mut refreshed = slot.clone();
-                refreshed.issue = issue.into();
-                let step = Step {
-                    task: refreshed,
-                    effects: Vec::new(),
-                    unchanged: false,
-                };
-                index.replace(slot, step, observed_at);
-            }
-            return Ok(Enqueued::Unchanged);
+        let id = issue.id.clone();
+        let slot = tasks.get_mut(&id);
+        let (step, answer) = backend::enqueue_step(slot.as_deref(), issue, &ctx)?;
+        match (step, slot) {
+            (Some(step), Some(slot)) => drop(index.replace(slot, step, observed_at)),
+            (Some(step), None) => guard.insert(step, observed_at),
+            (None, _) => {}
         }
-        match state::transition(slot, Event::Requeue { issue, observed_at }, &ctx) {
-            Ok(step) => {
-                index.replace(slot, step, observed_at);
-                Ok(Enqueued::Requeued)
-            }
-            Err(Refusal::NotRelabelled) => Ok(Enqueued::Unchanged),
-            Err(e) => Err(e.into()),
-        }
+        Ok(answer)
     }
 
     async fn claim(
@@ -280,15 +210,14 @@ impl WorkQueue for MemoryQueue {
     ) -> Result<Option<Claimed>> {
         let ctx = self.ctx(now);
         let mut guard = self.lock();
-        guard.promote_due(now);
         let Inner { tasks, index } = &mut *guard;
+        index.live.promote_due(now);
         // A caller that read the clock before waiting for the lock can hold an older
         // `now` than a task enqueued meanwhile: that task is not claimable at this
         // `now` yet, so skip it instead of failing the claim.
         let Some(id) = index
-            .ready
-            .iter()
-            .map(|(_, _, id)| id)
+            .live
+            .ready()
             .find(|id| tasks.get(*id).is_some_and(|t| t.not_before <= now))
             .cloned()
         else {
@@ -318,10 +247,7 @@ impl WorkQueue for MemoryQueue {
         let mut guard = self.lock();
         let Inner { tasks, index } = &mut *guard;
         let mut expired = Vec::new();
-        while let Some((at, id)) = index.leases.first().cloned() {
-            if at > now {
-                break;
-            }
+        while let Some(id) = index.live.first_lapsed(now).cloned() {
             let slot = tasks.get_mut(&id).expect("indexed tasks exist");
             let step = state::transition(slot, Event::Expire, &ctx)?;
             expired.push(index.replace(slot, step, now));
@@ -372,14 +298,8 @@ impl WorkQueue for MemoryQueue {
         let Some(entry) = index.outbox.remove(id) else {
             return Ok(());
         };
-        if !entry.effect.kind.is_terminal() {
-            return Ok(());
-        }
-        let Some(slot) = tasks.get_mut(&entry.effect.task) else {
-            return Ok(());
-        };
-        if slot.run == entry.effect.run {
-            if let Ok(step) = state::transition(slot, Event::EffectsWritten, &ctx) {
+        if let Some(slot) = tasks.get_mut(&entry.effect.task) {
+            if let Some(step) = backend::ack_step(slot, &entry.effect, &ctx) {
                 index.replace(slot, step, now);
             }
         }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgExecutor, Row};
 
+use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
@@ -284,7 +285,7 @@ impl WorkQueue for PostgresQueue {
                 Some((t, v)) => (Some(t), Some(v)),
                 None => (None, None),
             };
-            let (step, answer) = logic::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
+            let (step, answer) = backend::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
             let Some(step) = step else {
                 return Ok(answer);
             };
@@ -463,7 +464,7 @@ impl WorkQueue for PostgresQueue {
             let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
             if effect.kind.is_terminal() {
                 if let Some((task, version)) = load(&mut *tx, &effect.task, true).await? {
-                    if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
+                    if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
                         write(&mut *tx, &step, Some(version)).await?;
                     }
                 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
+use scrum_core::backend;
 use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
@@ -193,7 +194,7 @@ impl WorkQueue for RedisQueue {
             let current = self.load(&issue.id).await?;
             let version = current.as_ref().map_or(0, |c| c.version);
             let task = current.map(|c| c.task);
-            let (step, answer) = logic::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
+            let (step, answer) = backend::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
             let Some(step) = step else {
                 return Ok(answer);
             };
@@ -405,7 +406,7 @@ impl WorkQueue for RedisQueue {
                 let Some(current) = self.load(&effect.task).await? else {
                     break;
                 };
-                let Some(step) = logic::ack_step(&current.task, &effect, &ctx) else {
+                let Some(step) = backend::ack_step(&current.task, &effect, &ctx) else {
                     break;
                 };
                 // The task's new state and the effect's deletion in one script.

@@ -2,9 +2,10 @@
 //! file, so that a claim or a report reads nothing from disk and writes one
 //! statement.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use scrum_core::{Task, TaskId, TaskState, Timestamp};
+use scrum_core::backend::LiveIndex;
+use scrum_core::{Task, TaskId, Timestamp};
 
 /// Pending and in-progress tasks with the indexes claims and the reaper walk.
 ///
@@ -14,12 +15,7 @@ use scrum_core::{Task, TaskId, TaskState, Timestamp};
 #[derive(Debug, Default)]
 pub(super) struct Live {
     tasks: HashMap<TaskId, Task>,
-    /// Pending tasks that may be claimed now, in claim order.
-    ready: BTreeSet<(u8, Timestamp, TaskId)>,
-    /// Pending tasks backing off, by the time they become claimable.
-    delayed: BTreeSet<(Timestamp, TaskId)>,
-    /// In-progress tasks by lease expiry.
-    leases: BTreeSet<(Timestamp, TaskId)>,
+    index: LiveIndex,
 }
 
 impl Live {
@@ -41,62 +37,24 @@ impl Live {
     /// terminal task leaves the cache.
     pub(super) fn put(&mut self, task: Task, now: Timestamp) {
         if let Some(old) = self.tasks.remove(&task.id) {
-            self.unindex(&old);
+            self.index.remove(&old);
         }
         if task.state.is_terminal() {
             return;
         }
-        self.index(&task, now);
+        self.index.insert(&task, now);
         self.tasks.insert(task.id.clone(), task);
     }
 
     /// The first task a claim at `now` may take.
     pub(super) fn first_ready(&mut self, now: Timestamp) -> Option<&Task> {
-        while let Some((at, _)) = self.delayed.first() {
-            if *at > now {
-                break;
-            }
-            let (_, id) = self.delayed.pop_first().expect("checked non-empty");
-            if let Some(task) = self.tasks.get(&id) {
-                self.ready.insert(task.order_key());
-            }
-        }
-        let (_, _, id) = self.ready.first()?;
+        self.index.promote_due(now);
+        let id = self.index.ready().next()?;
         self.tasks.get(id)
     }
 
     /// The ids of in-progress tasks whose lease lapsed by `now`, earliest first.
     pub(super) fn lapsed(&self, now: Timestamp) -> Vec<TaskId> {
-        self.leases
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, id)| id.clone())
-            .collect()
-    }
-
-    fn index(&mut self, task: &Task, now: Timestamp) {
-        match task.state {
-            TaskState::Pending if !task.cancel_requested => {
-                if task.not_before <= now {
-                    self.ready.insert(task.order_key());
-                } else {
-                    self.delayed.insert((task.not_before, task.id.clone()));
-                }
-            }
-            TaskState::InProgress => {
-                if let Some(l) = &task.lease {
-                    self.leases.insert((l.expires_at, task.id.clone()));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn unindex(&mut self, task: &Task) {
-        self.ready.remove(&task.order_key());
-        self.delayed.remove(&(task.not_before, task.id.clone()));
-        if let Some(l) = &task.lease {
-            self.leases.remove(&(l.expires_at, task.id.clone()));
-        }
+        self.index.lapsed(now).cloned().collect()
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Mutex, MutexGuard, oneshot};
 
+use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue, Result, Task,
@@ -259,7 +260,7 @@ impl WorkQueue for SqliteQueue {
         let ctx = self.ctx(observed_at);
         let mut memory = self.memory(observed_at).await?;
         let current = self.task(&memory, &issue.id).await?;
-        let (step, answer) = logic::enqueue_step(current.as_ref(), issue, &ctx)?;
+        let (step, answer) = backend::enqueue_step(current.as_ref(), issue, &ctx)?;
         if let Some(step) = step {
             let saved = self.save(&mut memory, step, None, observed_at)?;
             drop(memory);
@@ -370,7 +371,7 @@ impl WorkQueue for SqliteQueue {
         };
         if effect.kind.is_terminal() {
             if let Some(task) = self.task(&memory, &effect.task).await? {
-                if let Some(step) = logic::ack_step(&task, &effect, &ctx) {
+                if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
                     // The labels-written time and the deletion in one statement.
                     let saved = self.save(&mut memory, step, Some(id), now)?;
                     drop(memory);

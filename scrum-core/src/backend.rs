@@ -1,0 +1,212 @@
+//! Building blocks for [`WorkQueue`](crate::WorkQueue) backends: what every backend
+//! does the same way around [`state::transition`], public so that a backend written
+//! outside this repository does not write it again.
+//!
+//! - [`enqueue_step`] decides what an enqueue stores and answers;
+//! - [`ack_step`] decides what acknowledging an effect changes on its task;
+//! - [`LiveIndex`] keeps the orders claims and the lease reaper walk, for a backend
+//!   that holds its live tasks in memory.
+//!
+//! The in-memory queue ([`crate::memory::MemoryQueue`]) is built from these and is
+//! the shortest backend to read; the SQLite, PostgreSQL and Redis stores use them too.
+
+use std::collections::BTreeSet;
+
+use crate::error::Result;
+use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
+use crate::queue::Enqueued;
+use crate::state::{self, Ctx, Effect, Event, Refusal, Step};
+
+/// What an enqueue of `issue` stores, if anything, and what it answers, given the
+/// issue's current task (`None` when it has none).
+///
+/// - no task: a new Pending task of run 1 (`Created`);
+/// - a live task: its issue data refreshed when it changed, else nothing (`Unchanged`);
+/// - a terminal task: a new run when its terminal labels were written before
+///   `ctx.now` (`Requeued`), else nothing (`Unchanged`).
+pub fn enqueue_step(
+    current: Option<&Task>,
+    issue: ReadyIssue,
+    ctx: &Ctx<'_>,
+) -> Result<(Option<Step>, Enqueued)> {
+    let Some(task) = current else {
+        return Ok((
+            Some(state::new_task(issue, ctx.now, ctx.policy)),
+            Enqueued::Created,
+        ));
+    };
+    if !task.state.is_terminal() {
+        if *task.issue == issue {
+            return Ok((None, Enqueued::Unchanged));
+        }
+        let mut refreshed = task.clone();
+        refreshed.issue = issue.into();
+        let step = Step {
+            task: refreshed,
+            effects: Vec::new(),
+            unchanged: false,
+        };
+        return Ok((Some(step), Enqueued::Unchanged));
+    }
+    let observed_at = ctx.now;
+    match state::transition(task, Event::Requeue { issue, observed_at }, ctx) {
+        Ok(step) => Ok((Some(step), Enqueued::Requeued)),
+        Err(Refusal::NotRelabelled) => Ok((None, Enqueued::Unchanged)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The step acknowledging `effect` causes on `task`, if any: a terminal state's
+/// labels were written, for the run that effect belongs to (so a ready label seen
+/// afterwards may start a new run).
+pub fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<Step> {
+    if !effect.kind.is_terminal() || task.run != effect.run {
+        return None;
+    }
+    state::transition(task, Event::EffectsWritten, ctx).ok()
+}
+
+/// The claim order of a pending task: priority, then the oldest issue, then the id.
+pub type OrderKey = (u8, Timestamp, TaskId);
+
+/// The orders over a queue's live tasks that claims and the lease reaper walk, so
+/// that neither scans the queue: pending tasks claimable now in claim order, pending
+/// tasks backing off by the time they become claimable, and in-progress tasks by
+/// lease expiry. Each operation costs O(log n).
+///
+/// The index holds keys, not tasks: the backend keeps the tasks and calls
+/// [`LiveIndex::remove`] with a task's old version and [`LiveIndex::insert`] with
+/// its new one whenever it stores a change.
+#[derive(Debug, Default)]
+pub struct LiveIndex {
+    ready: BTreeSet<OrderKey>,
+    delayed: BTreeSet<(Timestamp, OrderKey)>,
+    leases: BTreeSet<(Timestamp, TaskId)>,
+}
+
+impl LiveIndex {
+    /// Indexes `task` as stored at `now`. Terminal tasks, and pending ones being
+    /// cancelled, are not indexed.
+    pub fn insert(&mut self, task: &Task, now: Timestamp) {
+        match task.state {
+            TaskState::Pending if !task.cancel_requested => {
+                if task.not_before <= now {
+                    self.ready.insert(task.order_key());
+                } else {
+                    self.delayed.insert((task.not_before, task.order_key()));
+                }
+            }
+            TaskState::InProgress => {
+                if let Some(l) = &task.lease {
+                    self.leases.insert((l.expires_at, task.id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops the entries of `task`, the version last passed to [`LiveIndex::insert`].
+    pub fn remove(&mut self, task: &Task) {
+        match task.state {
+            TaskState::Pending => {
+                let key = task.order_key();
+                if !self.ready.remove(&key) {
+                    self.delayed.remove(&(task.not_before, key));
+                }
+            }
+            TaskState::InProgress => {
+                if let Some(l) = &task.lease {
+                    self.leases.remove(&(l.expires_at, task.id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves backing-off tasks whose time has come by `now` into the claim order.
+    pub fn promote_due(&mut self, now: Timestamp) {
+        while self.delayed.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, key) = self.delayed.pop_first().expect("checked non-empty");
+            self.ready.insert(key);
+        }
+    }
+
+    /// The pending tasks a claim may take, in claim order (call
+    /// [`LiveIndex::promote_due`] first).
+    pub fn ready(&self) -> impl Iterator<Item = &TaskId> {
+        self.ready.iter().map(|(_, _, id)| id)
+    }
+
+    /// The in-progress task whose lease lapsed first, if one lapsed by `now`.
+    pub fn first_lapsed(&self, now: Timestamp) -> Option<&TaskId> {
+        self.leases
+            .first()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, id)| id)
+    }
+
+    /// Every in-progress task whose lease lapsed by `now`, earliest first.
+    pub fn lapsed(&self, now: Timestamp) -> impl Iterator<Item = &TaskId> {
+        self.leases
+            .iter()
+            .take_while(move |(at, _)| *at <= now)
+            .map(|(_, id)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LeaseKind, LeaseToken, WorkerId};
+    use crate::state::{Jitter, Policy};
+
+    fn issue(n: u64, labels: &[&str]) -> ReadyIssue {
+        ReadyIssue {
+            id: TaskId::new("acme/widgets", n).unwrap(),
+            title: format!("Issue {n}"),
+            body: String::new(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            created_at: Timestamp(n as i64),
+        }
+    }
+
+    #[test]
+    fn the_index_orders_claims_backoffs_and_leases() {
+        let (policy, jitter) = (Policy::default(), Jitter::fixed(0.5));
+        let ctx = |now| Ctx::sample(Timestamp(now), &policy, &jitter);
+        let mut index = LiveIndex::default();
+        let low = state::new_task(issue(1, &[]), Timestamp(0), &policy).task;
+        let urgent = state::new_task(issue(2, &["priority:critical"]), Timestamp(0), &policy).task;
+        index.insert(&low, Timestamp(0));
+        index.insert(&urgent, Timestamp(0));
+        let order: Vec<_> = index.ready().map(|id| id.number()).collect();
+        assert_eq!(order, [2, 1], "priority before age");
+
+        let claim = Event::Claim {
+            worker: WorkerId::new("w").unwrap(),
+            token: LeaseToken(7),
+            lease: LeaseKind::Heartbeat,
+        };
+        let held = state::transition(&urgent, claim, &ctx(0)).unwrap().task;
+        index.remove(&urgent);
+        index.insert(&held, Timestamp(0));
+        assert_eq!(index.ready().count(), 1);
+        assert_eq!(index.first_lapsed(Timestamp(0)), None);
+        let expiry = held.lease.as_ref().unwrap().expires_at;
+        assert_eq!(index.first_lapsed(expiry), Some(&held.id));
+        assert_eq!(index.lapsed(expiry).count(), 1);
+
+        // A lapsed lease backs off; the task is claimable again only when it is due.
+        let backing_off = state::transition(&held, Event::Expire, &ctx(expiry.0))
+            .unwrap()
+            .task;
+        index.remove(&held);
+        index.insert(&backing_off, expiry);
+        assert_eq!(index.lapsed(expiry).count(), 0);
+        index.promote_due(expiry);
+        assert_eq!(index.ready().count(), 1, "not due yet");
+        index.promote_due(backing_off.not_before);
+        let order: Vec<_> = index.ready().map(|id| id.number()).collect();
+        assert_eq!(order, [2, 1]);
+    }
+}
