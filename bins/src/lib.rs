@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //!
-//! - [`orchestrator`]: the orchestrator's configuration (the seed's environment
+//! - [`orchestrator`]: the orchestrator's configuration (the Python orchestrator's environment
 //!   variables, each also a flag), its wiring, and the operator subcommands.
 //! - [`worker`]: the worker's configuration and wiring.
 //! - [`runner`]: the worker runtime: isolated git workspaces, the workflow command,

@@ -1,4 +1,4 @@
-//! Logging for both binaries: `LOG_LEVEL` (the seed's names: ERROR, WARN, INFO,
+//! Logging for both binaries: `LOG_LEVEL` (the Python orchestrator's names: ERROR, WARN, INFO,
 //! DEBUG), to standard error, where systemd's journal collects it.
 
 use anyhow::bail;

@@ -12,6 +12,7 @@
 //!   GitHub effects each step causes.
 //! - [`queue`], [`source`], [`probe`], [`runner`]: the four traits, each with its
 //!   `# Contract` and one `# Behavior` bullet per rule.
+//! - [`events`]: [`IssueEvents`], webhook deliveries that make the engine poll now.
 //! - [`memory`]: in-memory implementations of all four.
 //! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
 //!   acknowledge steps, the live index), which the memory queue is built from.
@@ -60,6 +61,7 @@ pub mod clock;
 pub mod conformance;
 pub mod engine;
 mod error;
+pub mod events;
 pub mod faults;
 pub mod memory;
 pub mod model;
@@ -72,6 +74,7 @@ pub mod state;
 pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
+pub use events::{Delivery, IssueEvents};
 pub use model::{
     Assignment, Completion, Failure, HeartbeatReply, Lease, LeaseEnd, LeaseKind, LeaseToken,
     Priority, ReadyIssue, RepoName, Task, TaskId, TaskState, Timestamp, WorkerId,

@@ -1,7 +1,7 @@
 //! Redaction of text that leaves the process: failure reasons posted to public issue
 //! comments, and anything logged from a worker's output.
 //!
-//! The seed posted raw error text, with file paths and tokens, to public issues.
+//! The Python orchestrator this project replaces posted raw error text, with file paths and tokens, to public issues.
 //! [`redact`] removes what is known to be secret or private and caps the length.
 
 /// The longest reason [`redact`] returns, in characters.

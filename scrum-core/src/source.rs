@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{ReadyIssue, TaskId};
 
-/// The label names of the lifecycle (DESIGN §4). Configurable; the defaults are the seed's.
+/// The label names of the lifecycle (the README's "A task's life"). Configurable; the
+/// defaults are those of the Python orchestrator this project replaces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Labels {
-    /// An issue carrying every one of these is ready (`GITHUB_ISSUE_LABELS`).
+    /// An issue carrying every one of these is ready.
     pub ready: Vec<String>,
     /// Added when queued.
     pub in_progress: String,

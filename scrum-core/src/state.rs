@@ -252,7 +252,7 @@ pub struct Effect {
     pub kind: EffectKind,
 }
 
-/// What an [`Effect`] writes to GitHub (see DESIGN §4 for the label lifecycle).
+/// What an [`Effect`] writes to GitHub (the label lifecycle is in the README's "A task's life").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EffectKind {

@@ -75,7 +75,7 @@ pub struct WorkerLoop {
 
 impl WorkerLoop {
     /// A worker named `id`. Defaults: 30 s between polls when idle
-    /// (`WORKER_POLL_INTERVAL`), long polls of 25 s, a 5 min grace on shutdown.
+    /// (see [`WorkerLoop::poll_interval`]), long polls of 25 s, a 5 min grace on shutdown.
     pub fn new(
         id: WorkerId,
         source: Arc<dyn WorkSource>,

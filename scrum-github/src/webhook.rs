@@ -1,8 +1,9 @@
 //! GitHub webhooks: checking `X-Hub-Signature-256` and turning `issues` events into
 //! the task whose issue should be looked at now, instead of at the next poll.
 //!
-//! The HTTP route lives in `scrum-http`; it calls [`affected_task`] and maps the
-//! errors: `Unauthorized` to 401 (bad or missing signature), `Invalid` to 400.
+//! The HTTP route lives in `scrum-http`: it takes any [`IssueEvents`], which
+//! [`WebhookSecret`] implements with [`affected_task`], and maps the errors:
+//! `Unauthorized` to 401 (bad or missing signature), `Invalid` to 400.
 //!
 //! ```
 //! use scrum_github::webhook::{WebhookSecret, affected_task, sign};
@@ -18,7 +19,7 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use scrum_core::{Error, ErrorKind, Result, TaskId};
+use scrum_core::{Delivery, Error, ErrorKind, IssueEvents, Result, TaskId};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -150,4 +151,12 @@ pub fn affected_task(
 ) -> Result<Option<TaskId>> {
     verify_signature(secret, signature, body)?;
     parse_event(event, body)
+}
+
+/// The orchestrator's HTTP API (`POST /webhooks/github`) checks deliveries with the
+/// secret: see [`affected_task`].
+impl IssueEvents for WebhookSecret {
+    fn affected_task(&self, d: &Delivery<'_>) -> Result<Option<TaskId>> {
+        affected_task(self, d.event, d.signature, d.body)
+    }
 }

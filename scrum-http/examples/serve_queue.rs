@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scrum_core::engine::Orchestrator;
+use scrum_core::engine::{EngineConfig, Orchestrator};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
 use scrum_core::state::Policy;
 use scrum_core::{Labels, ReadyIssue, TaskId, Timestamp, WorkQueue};
@@ -83,12 +83,16 @@ async fn main() {
     );
 
     let source = Arc::new(MemoryIssueSource::new(Labels::default()));
-    let orchestrator = Orchestrator::builder(queue.clone(), source).build();
+    let orchestrator = Orchestrator::builder(queue.clone(), source)
+        .config(EngineConfig {
+            max_wait: Duration::from_secs(a.max_wait),
+            ..EngineConfig::default()
+        })
+        .build();
     let config = ApiConfig {
         token: a
             .token
             .map(|t| ApiToken::new(t).expect("a valid API token")),
-        max_wait: Duration::from_secs(a.max_wait),
         ..ApiConfig::default()
     };
     eprintln!("{}", config.access_summary());

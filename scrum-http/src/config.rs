@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use scrum_core::Error;
+use std::sync::Arc;
+
+use scrum_core::{Error, IssueEvents};
 
 /// How the HTTP API guards and limits itself. The bind address is the binary's
 /// business; everything the router needs is here.
@@ -23,9 +24,9 @@ pub struct ApiConfig {
     /// The largest request body accepted, in bytes (default 64 KiB). Larger bodies
     /// get `413 payload_too_large`.
     pub body_limit: usize,
-    /// The longest `/work/next?wait=` is honoured (default 30 s); longer waits are
-    /// shortened to it.
-    pub max_wait: Duration,
+    /// Checks push notifications at `POST /webhooks/github` (for GitHub,
+    /// `scrum_github::webhook::WebhookSecret`); without it that route answers 404.
+    pub webhook: Option<Arc<dyn IssueEvents>>,
 }
 
 impl Default for ApiConfig {
@@ -34,7 +35,7 @@ impl Default for ApiConfig {
             token: None,
             worker_ips: Vec::new(),
             body_limit: 64 * 1024,
-            max_wait: Duration::from_secs(30),
+            webhook: None,
         }
     }
 }
@@ -86,7 +87,7 @@ impl fmt::Debug for ApiConfig {
             .field("token", &self.token)
             .field("worker_ips", &self.worker_ips)
             .field("body_limit", &self.body_limit)
-            .field("max_wait", &self.max_wait)
+            .field("webhook", &self.webhook.is_some())
             .finish()
     }
 }

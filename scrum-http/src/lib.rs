@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //!
+//! - [`run`]: the one entry point for an orchestrator process: resumes leases, runs
+//!   the engine's duties and serves the API until shutdown.
 //! - [`server`]: [`app`] (the router, for `oneshot` tests) and [`serve`] (a real
 //!   listener with graceful shutdown), over an [`ApiState`].
 //! - [`wire`]: the JSON of every endpoint, shared by server and client.
@@ -74,10 +76,12 @@ pub mod config;
 pub mod error;
 mod metrics;
 pub mod openapi;
+mod run;
 pub mod server;
 pub mod wire;
 
 pub use client::OrchestratorClient;
 pub use config::{ApiConfig, ApiToken};
 pub use error::ApiError;
+pub use run::run;
 pub use server::{ApiState, app, serve};

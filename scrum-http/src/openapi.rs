@@ -207,6 +207,14 @@ fn schemas() -> Value {
                 "draining": nullable("boolean")
             }
         },
+        "WebhookResponse": {
+            "type": "object",
+            "required": ["status", "task_id"],
+            "properties": {
+                "status": { "type": "string", "enum": ["polling", "ignored"] },
+                "task_id": nullable("string")
+            }
+        },
         "ActionResponse": {
             "type": "object",
             "required": ["status"],
@@ -347,7 +355,7 @@ fn unnamed_document() -> Value {
     ]);
     let queue_params = json!([
         { "name": "limit", "in": "query", "required": false,
-          "schema": { "type": "integer", "minimum": 1, "maximum": crate::server::MAX_PAGE } },
+          "schema": { "type": "integer", "minimum": 1, "maximum": crate::wire::MAX_PAGE } },
         { "name": "offset", "in": "query", "required": false,
           "schema": { "type": "integer", "minimum": 0, "maximum": u64::MAX } }
     ]);
@@ -356,7 +364,7 @@ fn unnamed_document() -> Value {
           "description": "A worker id, or a WORKER_IPS host",
           "schema": { "type": "string", "minLength": 1 } },
         { "name": "lines", "in": "query", "required": false,
-          "schema": { "type": "integer", "minimum": 1, "maximum": crate::server::MAX_LOG_LINES } }
+          "schema": { "type": "integer", "minimum": 1, "maximum": crate::wire::MAX_LOG_LINES } }
     ]);
     let report = [404, 409, 503];
     let text = json!({ "type": "string" });
@@ -399,6 +407,18 @@ fn unnamed_document() -> Value {
                 "responses": {
                     "200": { "description": "Prometheus text format 0.0.4", "content": { "text/plain": { "schema": text } } },
                     "401": error_response("Missing or wrong bearer token")
+                }
+            } },
+            "/webhooks/github": { "post": {
+                "summary": "GitHub webhook deliveries (`issues` events): the issue is looked at now. Checked by its signature, not a token; 404 when no webhook secret is configured",
+                "security": [],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": { "description": "An event that changes no task", "content": { "application/json": { "schema": r("WebhookResponse") } } },
+                    "202": { "description": "The issue is looked at now", "content": { "application/json": { "schema": r("WebhookResponse") } } },
+                    "401": error_response("The signature is missing or wrong"),
+                    "404": error_response("No webhook secret is configured"),
+                    "422": error_response("The body is not a GitHub event")
                 }
             } },
             "/openapi.json": { "get": {

@@ -8,6 +8,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The most entries one page of `/queue` lists.
+pub const MAX_PAGE: usize = 1000;
+
+/// The most log lines one `/workers/{id}/logs` call returns.
+pub const MAX_LOG_LINES: u32 = 1000;
+
 /// `{"error":{"code":…,"message":…}}`: every 4xx and 5xx body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -413,4 +419,14 @@ pub struct TaskCounts {
     /// *Added*: cancelled tasks.
     #[serde(default)]
     pub cancelled: u64,
+}
+
+/// The answer to `POST /webhooks/github`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookResponse {
+    /// `polling` (202: the issue is looked at now) or `ignored` (200: an event that
+    /// changes no task).
+    pub status: String,
+    /// The task the delivery is about.
+    pub task_id: Option<String>,
 }

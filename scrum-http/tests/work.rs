@@ -111,10 +111,14 @@ async fn a_waiting_worker_gets_a_newly_queued_task_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_poll_with_nothing_to_hand_out_ends_at_the_cap() {
-    let f = Fixture::with(scrum_http::ApiConfig {
-        max_wait: Duration::from_secs(2),
-        ..Default::default()
-    });
+    let f = Fixture::with_engine(
+        scrum_http::ApiConfig::default(),
+        scrum_core::state::Policy::default(),
+        scrum_core::engine::EngineConfig {
+            max_wait: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
     let before = tokio::time::Instant::now();
     let (s, v) = f.get("/work/next?worker_id=w&wait=600").await;
     assert_eq!((s.as_u16(), &v), (200, &json!({"work_available": false})));

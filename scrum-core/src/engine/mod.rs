@@ -36,20 +36,21 @@ use registry::Registry;
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use work::{ABANDONED, ReportRef};
 
-/// How the engine runs. The defaults are the seed's.
+/// How the engine runs. The defaults are those of the Python orchestrator this
+/// project replaces.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// How often GitHub is polled (`GITHUB_POLL_INTERVAL`, default 60 s).
+    /// How often the issue source is polled (default 60 s).
     pub poll_interval: Duration,
     /// How often lapsed leases are reaped (default 5 s).
     pub reap_interval: Duration,
     /// How often the outbox is applied (default 1 s).
     pub dispatch_interval: Duration,
-    /// How often worker hosts are probed (`WORKER_HEALTH_CHECK_INTERVAL`, default 30 s).
+    /// How often worker hosts are probed (default 30 s).
     pub probe_interval: Duration,
     /// How many hosts are probed at once (default 32).
     pub probe_concurrency: usize,
-    /// The worker hosts to probe (`WORKER_IPS`).
+    /// The worker hosts to probe, as the probe addresses them (`ip` or `ip:port`).
     pub worker_hosts: Vec<String>,
     /// A worker not seen for this long (and holding nothing) shows as offline.
     pub worker_stale_after: Duration,
@@ -350,13 +351,13 @@ impl Orchestrator {
 
     /// The last `lines` lines of the worker service's log on the host of `worker` (a
     /// worker id, matched by the address it calls from, or a configured host), and
-    /// that host. Only hosts in `WORKER_IPS` are ever contacted.
+    /// that host. Only the configured worker hosts are ever contacted.
     pub async fn worker_logs(&self, worker: &str, lines: u32) -> Result<(String, String)> {
         // Not configured is not a passing outage: say so as a missing resource.
         let probe = self.inner.probe.clone().ok_or_else(|| {
             Error::not_found(
-                "worker logs are fetched over SSH, which is not configured here \
-                 (WORKER_IPS and WORKER_SSH_KEY)",
+                "worker logs are fetched by the host probe (SSH checks of the worker \
+                 hosts), and none is configured",
             )
         })?;
         let host = lock(&self.inner.registry)
@@ -364,7 +365,7 @@ impl Orchestrator {
             .cloned()
             .ok_or_else(|| {
                 Error::not_found(format!(
-                    "worker {worker:?} is not a WORKER_IPS host and calls from none of them"
+                    "worker {worker:?} is not a configured worker host and calls from none of them"
                 ))
             })?;
         let logs = probe.logs(&host, lines).await?;

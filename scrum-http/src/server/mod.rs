@@ -5,6 +5,7 @@ mod admin;
 mod extract;
 mod guard;
 mod views;
+mod webhook;
 mod work;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use scrum_core::IssueEvents;
 use scrum_core::engine::Orchestrator;
 use tokio::net::TcpListener;
 
@@ -21,7 +23,6 @@ use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 
 pub use guard::Peer;
-pub(crate) use views::{MAX_LOG_LINES, MAX_PAGE};
 
 /// What every handler shares: the engine, the API's configuration and its counters.
 /// Cheap to clone.
@@ -46,6 +47,10 @@ impl ApiState {
                 metrics: Metrics::default(),
             }),
         }
+    }
+
+    fn webhook(&self) -> Option<&Arc<dyn IssueEvents>> {
+        self.inner.config.webhook.as_ref()
     }
 
     /// The engine.
@@ -91,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/cancel"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("post", "/webhooks/github"),
 ];
 
 /// The router. Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
@@ -115,6 +121,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/admin/cancel", post(admin::cancel))
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
+        .route("/webhooks/github", post(webhook::github))
         .fallback(guard::no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

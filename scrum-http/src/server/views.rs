@@ -12,7 +12,8 @@ use super::ApiState;
 use super::extract::QueryArgs;
 use crate::error::ApiError;
 use crate::wire::{
-    LogsQuery, LogsResponse, QueueEntry, QueueQuery, QueueResponse, WorkerEntry, WorkersResponse,
+    LogsQuery, LogsResponse, MAX_LOG_LINES, MAX_PAGE, QueueEntry, QueueQuery, QueueResponse,
+    WorkerEntry, WorkersResponse,
 };
 
 /// `200` with `status: healthy`, or `503` with `status: degraded` when the store
@@ -75,7 +76,7 @@ pub(super) async fn workers(State(s): State<ApiState>) -> Json<WorkersResponse> 
 fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
     let status = match w.status {
         WorkerStatus::Busy => "busy",
-        // The seed's word for a worker ready for work.
+        // The Python orchestrator's word for a worker ready for work.
         WorkerStatus::Idle => "available",
         WorkerStatus::Draining => "draining",
         _ => "offline",
@@ -97,12 +98,6 @@ fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
         failed: w.failed,
     }
 }
-
-/// The most entries one page of `/queue` lists.
-pub(crate) const MAX_PAGE: usize = 1000;
-
-/// The most log lines one call returns.
-pub(crate) const MAX_LOG_LINES: u32 = 1000;
 
 pub(super) async fn worker_logs(
     State(s): State<ApiState>,

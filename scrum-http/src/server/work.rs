@@ -3,7 +3,7 @@
 //!
 //! A report names its task by worker, issue number and, optionally, repository and
 //! lease token. With a token the queue checks it (a stale one is `409 lease_lost`);
-//! without one (a seed client) the report goes to the task the worker holds for
+//! without one (a client of the Python orchestrator's API) the report goes to the task the worker holds for
 //! that issue.
 
 use std::time::Duration;
@@ -31,7 +31,8 @@ pub(super) async fn next(
     QueryArgs(q): QueryArgs<NextQuery>,
 ) -> Result<Json<NextResponse>, ApiError> {
     let worker = WorkerId::new(&q.worker_id)?;
-    let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(s.config().max_wait);
+    // The engine caps the wait (`EngineConfig::max_wait`).
+    let wait = Duration::from_secs(q.wait.unwrap_or(0));
     let lease = match q.lease {
         Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
         Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use scrum_core::engine::Orchestrator;
+use scrum_core::engine::{EngineConfig, Orchestrator};
 use scrum_core::faults::{Faults, Faulty};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
 use scrum_core::state::Policy;
@@ -39,9 +39,15 @@ impl Fixture {
     }
 
     pub fn with_policy(config: ApiConfig, policy: Policy) -> Fixture {
+        Fixture::with_engine(config, policy, EngineConfig::default())
+    }
+
+    pub fn with_engine(config: ApiConfig, policy: Policy, engine: EngineConfig) -> Fixture {
         let source = Arc::new(MemoryIssueSource::new(Labels::default()));
         let queue = Arc::new(Faulty::new(MemoryQueue::new(policy), Faults::default()));
-        let orchestrator = Orchestrator::builder(queue.clone(), source.clone()).build();
+        let orchestrator = Orchestrator::builder(queue.clone(), source.clone())
+            .config(engine)
+            .build();
         let state = ApiState::new(orchestrator.clone(), config);
         Fixture {
             app: app(state.clone()),

@@ -1,0 +1,340 @@
+//! The orchestrator's command line: every setting an environment variable (the
+//! Python orchestrator's names and defaults) and a flag, checked at start-up with an
+//! error that names the variable; and the operator subcommands.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use scrum_core::{Labels, TaskId};
+use scrum_github::GitHubConfig;
+use scrum_github::config::Timing;
+use scrum_http::{ApiConfig, ApiToken};
+
+use super::service::Service;
+use crate::runner::Secret;
+
+/// The orchestrator: polls GitHub for ready issues, hands each to one worker at a time
+/// over HTTP, watches the workers, retries what fails and writes outcomes back.
+///
+/// With no subcommand it runs the service. Every option is also an environment
+/// variable (the name in capitals after it), with the names and defaults of the
+/// Python orchestrator ("AI Scrum Master") this project replaces.
+#[derive(Debug, Parser)]
+#[command(name = "scrum-orchestrator", version)]
+pub struct OrchestratorCli {
+    /// An operator action against a running orchestrator; none runs the service.
+    #[command(subcommand)]
+    pub command: Option<Operator>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub serve: ServeArgs,
+}
+
+/// Operator subcommands: each calls a running orchestrator's HTTP API.
+#[derive(Debug, Subcommand)]
+pub enum Operator {
+    /// Health, queue counts and workers at a glance.
+    Status(Remote),
+    /// The tasks in each state.
+    Queue(Remote),
+    /// The workers and their hosts' health.
+    Workers(Remote),
+    /// Starts a new run of a failed or cancelled task (`owner/repo#N`).
+    Retry {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        remote: Remote,
+        /// The task, `owner/repo#N`.
+        task: TaskId,
+    },
+    /// Cancels a task (`owner/repo#N`).
+    Cancel {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        remote: Remote,
+        /// The task, `owner/repo#N`.
+        task: TaskId,
+        /// Why (shown in the logs).
+        #[arg(long, default_value = "cancelled by an operator")]
+        reason: String,
+    },
+}
+
+/// Where the running orchestrator is.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The orchestrator's URL.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_URL",
+        value_name = "ORCHESTRATOR_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub url: String,
+    /// The API token, when the orchestrator has one.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_API_TOKEN",
+        value_name = "ORCHESTRATOR_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<Secret>,
+}
+
+/// The service's configuration.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_HOST",
+        value_name = "ORCHESTRATOR_HOST",
+        default_value = "0.0.0.0"
+    )]
+    pub host: IpAddr,
+    /// Port the HTTP API listens on.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_PORT",
+        value_name = "ORCHESTRATOR_PORT",
+        default_value_t = 8000
+    )]
+    pub port: u16,
+    /// Bearer token every API call but /health must carry. Without one, work endpoints
+    /// answer only loopback and WORKER_IPS.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_API_TOKEN",
+        value_name = "ORCHESTRATOR_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<Secret>,
+    /// GitHub token that can read and label issues (required).
+    #[arg(
+        long,
+        env = "GITHUB_TOKEN",
+        value_name = "GITHUB_TOKEN",
+        hide_env_values = true
+    )]
+    pub github_token: Option<Secret>,
+    /// The repository to watch, owner/name.
+    #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
+    pub github_repo: Option<String>,
+    /// Several repositories, comma-separated (instead of GITHUB_REPO).
+    #[arg(long, env = "GITHUB_REPOS", value_name = "GITHUB_REPOS")]
+    pub github_repos: Option<String>,
+    /// Labels an issue must carry (all of them, comma-separated) to be queued.
+    #[arg(
+        long,
+        env = "GITHUB_ISSUE_LABELS",
+        value_name = "GITHUB_ISSUE_LABELS",
+        default_value = "ai-ready"
+    )]
+    pub github_issue_labels: String,
+    /// Seconds between GitHub polls.
+    #[arg(long, env = "GITHUB_POLL_INTERVAL", value_name = "GITHUB_POLL_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub github_poll_interval: u64,
+    /// GitHub's API base (point it at a GitHub Enterprise server or a test server).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        value_name = "GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        value_name = "GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<Secret>,
+    /// Worker hosts, comma-separated IPs: probed over SSH, allowed to call without a token.
+    #[arg(
+        long,
+        env = "WORKER_IPS",
+        value_name = "WORKER_IPS",
+        default_value = ""
+    )]
+    pub worker_ips: String,
+    /// Private key for SSH checks of the worker hosts (ed25519 or RSA, unencrypted).
+    #[arg(long, env = "WORKER_SSH_KEY", value_name = "WORKER_SSH_KEY")]
+    pub worker_ssh_key: Option<PathBuf>,
+    /// User for SSH checks.
+    #[arg(
+        long,
+        env = "WORKER_SSH_USER",
+        value_name = "WORKER_SSH_USER",
+        default_value = "root"
+    )]
+    pub worker_ssh_user: String,
+    /// A known_hosts file to check worker host keys against (default: pin on first use).
+    #[arg(
+        long,
+        env = "WORKER_SSH_KNOWN_HOSTS",
+        value_name = "WORKER_SSH_KNOWN_HOSTS"
+    )]
+    pub worker_ssh_known_hosts: Option<PathBuf>,
+    /// The worker's systemd unit on each host.
+    #[arg(
+        long,
+        env = "WORKER_SERVICE_UNIT",
+        value_name = "WORKER_SERVICE_UNIT",
+        default_value = "ai-scrum-worker"
+    )]
+    pub worker_service_unit: String,
+    /// Seconds between SSH checks of the worker hosts.
+    #[arg(long, env = "WORKER_HEALTH_CHECK_INTERVAL", value_name = "WORKER_HEALTH_CHECK_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_health_check_interval: u64,
+    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE.
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        value_name = "LOG_LEVEL",
+        default_value = "INFO"
+    )]
+    pub log_level: String,
+    /// Where the SQLite store and pinned host keys live
+    /// (default $XDG_STATE_HOME/scrum-orchestrator, else ~/.local/state/scrum-orchestrator).
+    #[arg(long, env = "STATE_DIR", value_name = "STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The store: a SQLite path or sqlite:// URL (default: a file in STATE_DIR),
+    /// postgres://… or redis://… to share state between orchestrators.
+    /// `?synchronous=normal|full` sets how durable a commit is; `?schema=NAME`
+    /// (PostgreSQL) or `?prefix=NAME` (Redis) keeps fleets apart on one server.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Attempts per issue before it is marked failed.
+    #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+    /// Seconds a worker's lease lasts without a heartbeat.
+    #[arg(long, env = "LEASE_SECS", value_name = "LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_secs: u64,
+    /// Seconds the leader's lease lasts without renewal. With several orchestrators
+    /// on one store, one leads (polls GitHub, reaps leases, writes labels) and renews
+    /// its lease every second; when it dies another takes over within about this long.
+    #[arg(long, env = "LEADER_TTL_SECS", value_name = "LEADER_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub leader_ttl_secs: u64,
+    /// The longest a task may be held, heartbeats or not (also what clients that never
+    /// send heartbeats get).
+    #[arg(long, env = "MAX_RUN_SECS", value_name = "MAX_RUN_SECS", default_value_t = 3 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    pub max_run_secs: u64,
+    /// The least time between two writes to GitHub, in milliseconds (GitHub asks for a
+    /// second, to stay clear of its secondary rate limits).
+    #[arg(
+        long,
+        env = "GITHUB_WRITE_SPACING_MS",
+        value_name = "GITHUB_WRITE_SPACING_MS",
+        default_value_t = 1000
+    )]
+    pub github_write_spacing_ms: u64,
+    /// Seconds before a failed attempt is retried (doubling, with jitter, up to 15 min).
+    #[arg(
+        long,
+        env = "RETRY_BACKOFF_SECS",
+        value_name = "RETRY_BACKOFF_SECS",
+        default_value_t = 30
+    )]
+    pub retry_backoff_secs: u64,
+}
+
+impl ServeArgs {
+    /// Checks the configuration; each error names the variable to fix.
+    pub fn validate(self) -> anyhow::Result<Service> {
+        let token = self
+            .github_token
+            .as_ref()
+            .context("GITHUB_TOKEN is not set: the orchestrator needs a token that can read and label issues")?;
+        let repos_text = match (&self.github_repo, &self.github_repos) {
+            (_, Some(list)) if !list.trim().is_empty() => ("GITHUB_REPOS", list.as_str()),
+            (Some(one), _) if !one.trim().is_empty() => ("GITHUB_REPO", one.as_str()),
+            _ => bail!(
+                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name)"
+            ),
+        };
+        let repos = scrum_github::config::parse_repos(repos_text.0, repos_text.1)
+            .map_err(anyhow::Error::msg)?;
+        let labels = Labels {
+            ready: scrum_github::config::parse_ready_labels(&self.github_issue_labels),
+            ..Labels::default()
+        };
+        if labels.ready.is_empty() {
+            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
+        }
+        let github = GitHubConfig::new(token.expose(), repos)
+            .and_then(|c| c.with_api_url(&self.github_api_url))
+            .and_then(|c| c.with_labels(labels))
+            .map_err(anyhow::Error::msg)?
+            .with_timing(Timing {
+                write_spacing: Duration::from_millis(self.github_write_spacing_ms),
+                ..Timing::default()
+            });
+        let worker_hosts: Vec<String> = self
+            .worker_ips
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect();
+        // Parsed once, now: a bad entry is a start-up error, not an allow-list gap.
+        let mut api = ApiConfig::default()
+            .with_worker_hosts(&worker_hosts)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(t) = &self.api_token {
+            api.token = Some(
+                ApiToken::new(t.expose())
+                    .map_err(|e| anyhow::anyhow!("ORCHESTRATOR_API_TOKEN: {e}"))?,
+            );
+        }
+        if let Some(secret) = &self.github_webhook_secret {
+            let secret = scrum_github::webhook::WebhookSecret::new(secret.expose())
+                .map_err(|e| anyhow::anyhow!("GITHUB_WEBHOOK_SECRET: {e}"))?;
+            api.webhook = Some(std::sync::Arc::new(secret));
+        }
+        if let Some(key) = &self.worker_ssh_key {
+            if !key.is_file() {
+                bail!("WORKER_SSH_KEY {} is not a readable file", key.display());
+            }
+        }
+        crate::logging::parse_level(&self.log_level)?;
+        let state_dir = match &self.state_dir {
+            Some(d) => d.clone(),
+            None => default_state_dir()
+                .context("STATE_DIR is not set and neither XDG_STATE_HOME nor HOME is")?,
+        };
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("STATE_DIR {} cannot be created", state_dir.display()))?;
+        let database_url = match &self.database_url {
+            Some(u) if !u.trim().is_empty() => u.trim().to_string(),
+            _ => scrum_store::default_sqlite_path(&state_dir)
+                .display()
+                .to_string(),
+        };
+        Ok(Service {
+            args: self,
+            github,
+            api,
+            state_dir,
+            database_url,
+            worker_hosts,
+        })
+    }
+}
+
+/// `$XDG_STATE_HOME/scrum-orchestrator`, else `~/.local/state/scrum-orchestrator`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("scrum-orchestrator"))
+}

@@ -1,0 +1,34 @@
+//! The operator subcommands: each calls a running orchestrator's HTTP API and prints
+//! its answer as JSON.
+
+use scrum_http::{ApiToken, OrchestratorClient};
+
+use super::cli::Operator;
+
+/// Runs an operator subcommand and prints its answer as JSON.
+pub async fn operate(op: Operator) -> anyhow::Result<()> {
+    let remote = match &op {
+        Operator::Status(r) | Operator::Queue(r) | Operator::Workers(r) => r,
+        Operator::Retry { remote, .. } | Operator::Cancel { remote, .. } => remote,
+    };
+    let mut client = OrchestratorClient::new(&remote.url).map_err(anyhow::Error::msg)?;
+    if let Some(t) = &remote.token {
+        client = client.with_token(ApiToken::new(t.expose()).map_err(anyhow::Error::msg)?);
+    }
+    let reach = |e: scrum_core::Error| anyhow::anyhow!("orchestrator at {}: {e}", remote.url);
+    let out = match &op {
+        Operator::Status(_) => serde_json::to_value(client.health().await.map_err(reach)?)?,
+        Operator::Queue(_) => {
+            serde_json::to_value(client.queue(&Default::default()).await.map_err(reach)?)?
+        }
+        Operator::Workers(_) => serde_json::to_value(client.workers().await.map_err(reach)?)?,
+        Operator::Retry { task, .. } => {
+            serde_json::to_value(client.retry(task).await.map_err(reach)?)?
+        }
+        Operator::Cancel { task, reason, .. } => {
+            serde_json::to_value(client.cancel(task, reason).await.map_err(reach)?)?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The orchestrator's wiring: the store, GitHub, the SSH probe and the engine, run
+//! by [`scrum_http::run`] with the API in front.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use scrum_core::engine::{EngineConfig, Orchestrator};
+use scrum_core::state::{Backoff, Policy};
+use scrum_core::{ErrorKind, WorkerProbe};
+use scrum_github::{GitHubClient, GitHubConfig};
+use scrum_http::{ApiConfig, ApiState};
+
+use super::cli::ServeArgs;
+
+/// Everything the service needs, validated ([`ServeArgs::validate`]).
+pub struct Service {
+    pub(super) args: ServeArgs,
+    pub(super) github: GitHubConfig,
+    pub(super) api: ApiConfig,
+    pub(super) state_dir: PathBuf,
+    pub(super) database_url: String,
+    pub(super) worker_hosts: Vec<String>,
+}
+
+impl Service {
+    /// Runs the orchestrator until `shutdown` completes: opens the store, checks the
+    /// GitHub token, then serves the API and runs the engine ([`scrum_http::run`]).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let a = &self.args;
+        let shown_url = scrum_store::redact_url(&self.database_url);
+        let queue = scrum_store::open(&self.database_url, self.policy())
+            .await
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
+        tracing::info!(store = %shown_url, "store open");
+        let github = GitHubClient::connect(self.github.clone())
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Unauthorized => {
+                    anyhow::anyhow!("GITHUB_TOKEN was refused by GitHub: {e}")
+                }
+                _ => anyhow::anyhow!("GitHub at {}: {e}", a.github_api_url),
+            })?;
+        let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
+        tracing::info!(repos = ?repos, "GitHub token accepted");
+        let mut github_status = github.subscribe_status();
+        let mut builder = Orchestrator::builder(queue, Arc::new(github)).config(EngineConfig {
+            poll_interval: Duration::from_secs(a.github_poll_interval),
+            probe_interval: Duration::from_secs(a.worker_health_check_interval),
+            worker_hosts: self.worker_hosts.clone(),
+            labels: self.github.labels.clone(),
+            leader_ttl: Duration::from_secs(a.leader_ttl_secs),
+            ..EngineConfig::default()
+        });
+        if let Some(probe) = self.probe()? {
+            builder = builder.probe(probe);
+        }
+        let orchestrator = builder.build();
+        {
+            // GitHub's own view (a rate limit being waited out) reaches /health at once.
+            let o = orchestrator.clone();
+            tokio::spawn(async move {
+                while github_status.changed().await.is_ok() {
+                    let s = github_status.borrow_and_update().clone();
+                    o.report_source_health(
+                        s.is_connected(),
+                        s.degraded_reason().map(str::to_string),
+                    );
+                }
+            });
+        }
+        let addr = SocketAddr::new(a.host, a.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (ORCHESTRATOR_HOST/ORCHESTRATOR_PORT)")
+        })?;
+        tracing::info!(addr = %listener.local_addr()?, "scrum-orchestrator {} listening", env!("CARGO_PKG_VERSION"));
+        let state = ApiState::new(orchestrator, self.api);
+        scrum_http::run(listener, state, shutdown)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Unavailable | ErrorKind::Corrupt | ErrorKind::Timeout => {
+                    anyhow::anyhow!("DATABASE_URL {shown_url}: {e}")
+                }
+                _ => anyhow::Error::new(e),
+            })?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    fn policy(&self) -> Policy {
+        let a = &self.args;
+        Policy {
+            max_attempts: a.max_attempts,
+            lease: Duration::from_secs(a.lease_secs),
+            max_run: Duration::from_secs(a.max_run_secs),
+            backoff: Backoff {
+                initial: Duration::from_secs(a.retry_backoff_secs),
+                cap: Duration::from_secs(15 * 60).max(Duration::from_secs(a.retry_backoff_secs)),
+            },
+            ..Policy::default()
+        }
+    }
+
+    /// The SSH probe of the worker hosts, when both hosts and a key are configured.
+    fn probe(&self) -> anyhow::Result<Option<Arc<dyn WorkerProbe>>> {
+        let a = &self.args;
+        match (&a.worker_ssh_key, self.worker_hosts.is_empty()) {
+            (Some(key), false) => {
+                let mut ssh = scrum_ssh::SshProbeConfig::new(
+                    &a.worker_ssh_user,
+                    key,
+                    self.state_dir.join("known_hosts"),
+                );
+                ssh.known_hosts = a.worker_ssh_known_hosts.clone();
+                ssh.unit = a.worker_service_unit.clone();
+                let probe = scrum_ssh::SshProbe::new(ssh)
+                    .map_err(|e| anyhow::anyhow!("WORKER_SSH_KEY: {e}"))?;
+                Ok(Some(Arc::new(probe)))
+            }
+            (None, false) => {
+                tracing::warn!(
+                    "WORKER_IPS is set but WORKER_SSH_KEY is not: worker hosts are not probed"
+                );
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+}
