@@ -2,11 +2,13 @@
 //! run against every implementation by one macro call in a test file.
 //!
 //! - [`queue`]: every [`crate::WorkQueue`] backend ([`crate::queue_conformance!`]).
+//! - [`source`]: every [`crate::IssueSource`] ([`crate::source_conformance!`]).
 //!
 //! Each macro also generates a test that fails when the suite has a `pub async fn`
 //! the macro does not run, so a new conformance test cannot be forgotten.
 
 pub mod queue;
+pub mod source;
 
 /// Panics unless `listed` names exactly the `pub async fn`s of a suite's `source`
 /// text: the check behind every suite macro.
