@@ -96,6 +96,8 @@ pub trait IssueSource: Send + Sync + 'static {
     /// - The labels are added and the issue's other labels kept, also for a label
     ///   no issue of the repository had before.
     /// - Adding a label the issue has, in any case, is fine and changes nothing.
+    /// - Labels with spaces or punctuation (`needs review`, `c++`, `area/api`) are
+    ///   added like any other.
     /// - An unknown issue fails with `NotFound`.
     async fn add_labels(&self, id: &TaskId, labels: &[String]) -> Result<()>;
 
@@ -104,6 +106,8 @@ pub trait IssueSource: Send + Sync + 'static {
     /// # Behavior
     /// - The label is removed whatever its case; the other labels are kept.
     /// - Removing a label the issue does not have (or that no issue has) is fine.
+    /// - A label with spaces or punctuation (`needs review`, `c++`, `area/api`) is
+    ///   removed like any other.
     /// - An unknown issue fails with `NotFound`.
     async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()>;
 

@@ -84,6 +84,9 @@ fn at(secs: i64) -> Timestamp {
 /// The ready labels, as an issue carries them.
 const READY: [&str; 2] = ["ai-ready", "backend"];
 
+/// Label names a URL or a query would mangle if not encoded.
+const ODD_LABELS: [&str; 4] = ["needs review", "c++", "area/api", "100% done"];
+
 /// An issue number no fixture opens.
 const UNKNOWN: u64 = 999_999;
 
@@ -115,13 +118,9 @@ async fn listed_ids(f: &dyn SourceFixture) -> BTreeSet<TaskId> {
 /// missing a ready label are left out. The order is unspecified.
 pub async fn listing_covers_every_repository(f: &dyn SourceFixture) {
     let [widgets, gadgets] = REPOS;
+    let urgent_labels = ["ai-ready", "backend", "priority:high"];
     let urgent = f
-        .open_issue(
-            widgets,
-            "Add a widget",
-            &["ai-ready", "backend", "priority:high"],
-            at(10),
-        )
+        .open_issue(widgets, "Add a widget", &urgent_labels, at(10))
         .await;
     let plain = f.open_issue(gadgets, "Fix a gadget", &READY, at(20)).await;
     f.open_issue(widgets, "Half ready", &["ai-ready"], at(30))
@@ -130,33 +129,21 @@ pub async fn listing_covers_every_repository(f: &dyn SourceFixture) {
     let closed = f.open_issue(gadgets, "Closed", &READY, at(50)).await;
     f.close_issue(&closed).await;
 
-    let mut got = listed(f).await;
-    got.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut want = vec![
+    // (id, title, labels, created_at), by id.
+    let got: BTreeSet<_> = listed(f)
+        .await
+        .into_iter()
+        .map(|i| (i.id, i.title, label_set(&i.labels), i.created_at))
+        .collect();
+    let want = BTreeSet::from([
         (
             urgent,
-            "Add a widget",
-            vec!["ai-ready", "backend", "priority:high"],
+            "Add a widget".into(),
+            label_set(&urgent_labels),
             at(10),
         ),
-        (plain, "Fix a gadget", READY.to_vec(), at(20)),
-    ];
-    want.sort_by(|a, b| a.0.cmp(&b.0));
-    let got: Vec<_> = got
-        .iter()
-        .map(|i| {
-            (
-                i.id.clone(),
-                i.title.clone(),
-                label_set(&i.labels),
-                i.created_at,
-            )
-        })
-        .collect();
-    let want: Vec<_> = want
-        .into_iter()
-        .map(|(id, title, labels, created)| (id, title.to_string(), label_set(&labels), created))
-        .collect();
+        (plain, "Fix a gadget".into(), label_set(&READY), at(20)),
+    ]);
     assert_eq!(got, want);
 }
 
@@ -304,6 +291,19 @@ pub async fn adding_a_label_the_issue_has_changes_nothing(f: &dyn SourceFixture)
     );
 }
 
+/// Labels with spaces or punctuation (`needs review`, `c++`, `area/api`) are added
+/// like any other.
+pub async fn labels_with_punctuation_are_added(f: &dyn SourceFixture) {
+    let id = f.open_issue(REPOS[0], "Labelled", &READY, at(1)).await;
+    f.source()
+        .add_labels(&id, &strings(&ODD_LABELS))
+        .await
+        .expect("add labels");
+    let mut want = ODD_LABELS.to_vec();
+    want.extend(READY);
+    assert_eq!(label_set(&f.labels(&id).await), label_set(&want));
+}
+
 /// An unknown issue fails with `NotFound`.
 pub async fn add_labels_to_unknown_issue_is_not_found(f: &dyn SourceFixture) {
     let err = f
@@ -336,6 +336,19 @@ pub async fn removing_an_absent_label_is_fine(f: &dyn SourceFixture) {
             .remove_label(&id, absent)
             .await
             .unwrap_or_else(|e| panic!("removing absent label {absent:?}: {e}"));
+    }
+    assert_eq!(label_set(&f.labels(&id).await), label_set(&READY));
+}
+
+/// A label with spaces or punctuation (`needs review`, `c++`, `area/api`) is removed
+/// like any other.
+pub async fn labels_with_punctuation_are_removed(f: &dyn SourceFixture) {
+    let mut labels = ODD_LABELS.to_vec();
+    labels.extend(READY);
+    let id = f.open_issue(REPOS[0], "Labelled", &labels, at(1)).await;
+    let source = f.source();
+    for odd in ODD_LABELS {
+        source.remove_label(&id, odd).await.expect("remove a label");
     }
     assert_eq!(label_set(&f.labels(&id).await), label_set(&READY));
 }
@@ -440,9 +453,11 @@ macro_rules! source_conformance {
                 issue_state_of_unknown_issue_is_not_found,
                 add_labels_keeps_other_labels,
                 adding_a_label_the_issue_has_changes_nothing,
+                labels_with_punctuation_are_added,
                 add_labels_to_unknown_issue_is_not_found,
                 remove_label_matches_whatever_its_case,
                 removing_an_absent_label_is_fine,
+                labels_with_punctuation_are_removed,
                 remove_label_from_unknown_issue_is_not_found,
                 comment_posts_the_body,
                 same_marker_posts_once,
