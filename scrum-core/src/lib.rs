@@ -20,7 +20,8 @@
 //! - [`engine`]: the orchestrator: poll loop, lease reaper, outbox dispatcher, worker
 //!   registry, and the work API the HTTP server and in-process workers call.
 //! - [`worker`]: the worker loop: claim, heartbeat while running, report.
-//! - `conformance` (feature `testkit`): the suite every `WorkQueue` backend runs.
+//! - `conformance` (feature `testkit`): the suites every `WorkQueue` backend, every
+//!   `IssueSource` and every `WorkSource` runs.
 //! - [`clock`]: time the tests can pause.
 //! - [`redact`]: removing secrets from text that leaves the process.
 //!

@@ -71,31 +71,56 @@ pub trait IssueSource: Send + Sync + 'static {
     /// Every open issue that carries all ready labels, in every configured repository.
     ///
     /// # Behavior
-    /// - Pull requests are left out; every page is read.
-    /// - A failure is an error, never an empty list.
+    /// - Every open issue carrying all ready labels is listed, from every configured
+    ///   repository, with its title, labels and creation time; closed issues and
+    ///   issues missing a ready label are left out. The order is unspecified.
+    /// - Ready labels match whatever their case (`AI-Ready` is `ai-ready`).
+    /// - Pull requests are left out.
+    /// - Every page is read: a backlog larger than one page is listed whole.
+    /// - A failure is an error, never an empty or partial list: when one repository
+    ///   cannot be read, the whole listing fails.
+    /// - Issues are listed as they are now: one closed, relabelled or opened since
+    ///   the last listing shows the change.
     async fn list_ready(&self) -> Result<Vec<ReadyIssue>>;
 
     /// One issue's current state.
     ///
     /// # Behavior
+    /// - An open issue reads as open with its labels, a closed one as closed.
+    /// - The issue is read as it is now, with changes made since the last read.
     /// - An unknown issue fails with `NotFound`.
     async fn issue_state(&self, id: &TaskId) -> Result<IssueState>;
 
     /// Adds labels (creating a missing label once).
     ///
     /// # Behavior
-    /// - Adding a label the issue has is fine and changes nothing.
+    /// - The labels are added and the issue's other labels kept, also for a label
+    ///   no issue of the repository had before.
+    /// - Adding a label the issue has, in any case, is fine and changes nothing.
+    /// - Labels with spaces or punctuation (`needs review`, `c++`, `area/api`) are
+    ///   added like any other.
+    /// - An unknown issue fails with `NotFound`.
     async fn add_labels(&self, id: &TaskId, labels: &[String]) -> Result<()>;
 
     /// Removes a label.
     ///
     /// # Behavior
-    /// - Removing a label the issue does not have is fine.
+    /// - The label is removed whatever its case; the other labels are kept.
+    /// - Removing a label the issue does not have (or that no issue has) is fine.
+    /// - A label with spaces or punctuation (`needs review`, `c++`, `area/api`) is
+    ///   removed like any other.
+    /// - An unknown issue fails with `NotFound`.
     async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()>;
 
     /// Posts `body` with the hidden `marker`, unless a comment with that marker exists.
     ///
     /// # Behavior
-    /// - Posting the same marker twice posts once.
+    /// - The body is posted as one comment, and `Posted` is returned.
+    /// - Posting the same marker twice posts once: the second call answers
+    ///   `AlreadyPresent`.
+    /// - Comments with different markers are all posted, also when one marker is the
+    ///   start of another (`run-1`, `run-10`).
+    /// - A marker is found however many comments the issue has.
+    /// - An unknown issue fails with `NotFound`.
     async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented>;
 }

@@ -25,11 +25,35 @@ use crate::runner::{RunOutcome, WorkflowRunner};
 #[async_trait]
 pub trait WorkSource: Send + Sync + 'static {
     /// The next assignment, waiting up to `wait` for one.
+    ///
+    /// # Behavior
+    /// - With nothing ready it answers `None`, waiting at most `wait` (a zero `wait`
+    ///   does not wait).
+    /// - A ready task comes as an assignment carrying the issue's title, body and
+    ///   labels, its branch name, a lease token, attempt 1 of the run's attempts, and
+    ///   a heartbeat interval shorter than the time left on the lease.
+    /// - A task is handed to one worker at a time: while it is held, `next` hands it
+    ///   to no one else.
     async fn next(&self, worker: &WorkerId, wait: Duration) -> Result<Option<Assignment>>;
     /// Renews the lease; the reply says whether to stop.
+    ///
+    /// # Behavior
+    /// - With the live assignment it renews the lease to one lease period from now
+    ///   (so `lease_expires_at` grows as time passes) and answers `cancel: false`.
+    /// - On a task being cancelled (its issue was closed) it answers `cancel: true`.
+    /// - With a stale assignment (the task was handed back and handed out again) it
+    ///   fails with `LeaseLost`, and the new assignment's heartbeat still succeeds.
+    /// - For a task the orchestrator does not know it fails with `NotFound`.
     async fn heartbeat(&self, worker: &WorkerId, assignment: &Assignment)
     -> Result<HeartbeatReply>;
     /// Reports success.
+    ///
+    /// # Behavior
+    /// - The task is done: `next` does not hand it out again.
+    /// - Completing twice with the same assignment succeeds both times and takes
+    ///   effect once.
+    /// - With a stale assignment (another worker's attempt completed the task) it
+    ///   fails with `LeaseLost` and changes nothing.
     async fn complete(
         &self,
         worker: &WorkerId,
@@ -37,6 +61,16 @@ pub trait WorkSource: Send + Sync + 'static {
         completion: Completion,
     ) -> Result<()>;
     /// Reports a failed attempt.
+    ///
+    /// # Behavior
+    /// - A retryable failure with attempts left puts the task back: a later `next`
+    ///   hands it out again as attempt 2, once its backoff passed.
+    /// - A non-retryable failure, or a failure of the last attempt, ends the task:
+    ///   `next` does not hand it out again.
+    /// - Failing twice with the same assignment succeeds both times and spends one
+    ///   attempt.
+    /// - With a stale assignment (another worker holds the task now) it fails with
+    ///   `LeaseLost`, and the holder keeps its lease.
     async fn fail(
         &self,
         worker: &WorkerId,
@@ -44,6 +78,14 @@ pub trait WorkSource: Send + Sync + 'static {
         failure: Failure,
     ) -> Result<()>;
     /// Hands the task back without spending an attempt.
+    ///
+    /// # Behavior
+    /// - The task is back at once: `next` hands it out again with the same attempt
+    ///   number and a new lease token.
+    /// - Releasing twice with the same assignment succeeds both times.
+    /// - Releasing a task being cancelled ends it: `next` does not hand it out again.
+    /// - With a stale assignment (another worker holds the task now) it fails with
+    ///   `LeaseLost`, and the holder keeps its lease.
     async fn release(&self, worker: &WorkerId, assignment: &Assignment, reason: &str)
     -> Result<()>;
 }

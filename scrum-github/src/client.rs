@@ -1,7 +1,7 @@
 //! [`GitHubClient`]: the [`IssueSource`] on GitHub, plus closing issues.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use http::{Method, StatusCode};
@@ -14,8 +14,10 @@ use tokio::sync::watch;
 
 use crate::classify::{Subject, What};
 use crate::config::GitHubConfig;
-use crate::listing::{Listing, PollStats};
+use crate::known_labels::KnownLabels;
+use crate::listing::{ListWith, Listing, PollStats};
 use crate::status::GitHubStatus;
+use crate::sync::lock;
 use crate::transport::{Call, Transport};
 use crate::wire::{self, encode_segment};
 
@@ -44,17 +46,13 @@ pub(crate) struct Inner {
     /// Issue states by id, with the ETag they came with: a reconcile of an unchanged
     /// issue is answered 304 and costs no rate-limit point.
     issue_cache: Mutex<HashMap<TaskId, (String, IssueState)>>,
-    /// `(repo, lower-case label)` known to exist: a missing label is created once.
-    known_labels: Mutex<HashSet<(RepoName, String)>>,
+    /// Labels known to exist: a missing label is created once.
+    known_labels: KnownLabels,
     pub(crate) default_branches: Mutex<HashMap<RepoName, String>>,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
 const ISSUE_CACHE_MAX: usize = 10_000;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,7 +78,7 @@ impl GitHubClient {
                 labels: config.labels.clone(),
                 listing: Listing::default(),
                 issue_cache: Mutex::new(HashMap::new()),
-                known_labels: Mutex::new(HashSet::new()),
+                known_labels: KnownLabels::default(),
                 default_branches: Mutex::new(HashMap::new()),
             }),
         })
@@ -178,8 +176,7 @@ impl GitHubClient {
 
     /// Creates `label` in the repository unless it is known to exist.
     async fn ensure_label(&self, repo: &RepoName, label: &str) -> Result<()> {
-        let key = (repo.clone(), label.to_ascii_lowercase());
-        if lock(&self.inner.known_labels).contains(&key) {
+        if self.inner.known_labels.contains(repo, label) {
             return Ok(());
         }
         let what = What {
@@ -203,7 +200,7 @@ impl GitHubClient {
         } else {
             reply.success(&what)?;
         }
-        lock(&self.inner.known_labels).insert(key);
+        self.inner.known_labels.remember(repo, [label]);
         Ok(())
     }
 
@@ -221,17 +218,6 @@ impl GitHubClient {
             "1d76db"
         } else {
             "ededed"
-        }
-    }
-
-    pub(crate) fn remember_labels<'a>(
-        &self,
-        repo: &RepoName,
-        labels: impl IntoIterator<Item = &'a str>,
-    ) {
-        let mut known = lock(&self.inner.known_labels);
-        for l in labels {
-            known.insert((repo.clone(), l.to_ascii_lowercase()));
         }
     }
 }
@@ -258,7 +244,16 @@ impl IssueSource for GitHubClient {
         let mut all = Vec::new();
         let mut stats = PollStats::default();
         for repo in &self.inner.repos {
-            let issues = self.list_repo(repo, &mut stats).await?;
+            let with = ListWith {
+                transport: &self.inner.transport,
+                labels: &self.inner.labels,
+                known_labels: &self.inner.known_labels,
+            };
+            let issues = self
+                .inner
+                .listing
+                .list_repo(&with, repo, &mut stats)
+                .await?;
             all.extend(issues);
         }
         self.inner.listing.record(stats);
@@ -281,7 +276,9 @@ impl IssueSource for GitHubClient {
             open: issue.state == "open",
             labels: issue.label_names(),
         };
-        self.remember_labels(&id.repo_name(), state.labels.iter().map(String::as_str));
+        self.inner
+            .known_labels
+            .remember(&id.repo_name(), state.labels.iter().map(String::as_str));
         if let Some(etag) = reply.header("etag") {
             let mut cache = lock(&self.inner.issue_cache);
             if cache.len() >= ISSUE_CACHE_MAX {

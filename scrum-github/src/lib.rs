@@ -57,9 +57,11 @@
 mod classify;
 mod client;
 pub mod config;
+mod known_labels;
 mod listing;
 mod pulls;
 pub mod status;
+mod sync;
 mod transport;
 pub mod webhook;
 mod wire;

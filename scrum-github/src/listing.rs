@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use http::StatusCode;
-use scrum_core::{Error, ErrorKind, ReadyIssue, RepoName, Result, TaskId};
+use scrum_core::{Error, ErrorKind, Labels, ReadyIssue, RepoName, Result, TaskId};
 
 use crate::classify::{Subject, What};
-use crate::client::{GitHubClient, lock};
-use crate::transport::Call;
+use crate::known_labels::KnownLabels;
+use crate::sync::lock;
+use crate::transport::{Call, Transport};
 use crate::wire::{self, encode_segment};
 
 /// Pages per repository beyond which a listing is refused as runaway paging.
@@ -64,23 +65,30 @@ fn first_page(repo: &RepoName, ready: &[String]) -> String {
     )
 }
 
-impl GitHubClient {
+/// What a listing reads with and writes to: the client's transport, its labels, and
+/// the labels it knows exist (every label seen on a listed issue is recorded).
+pub(crate) struct ListWith<'a> {
+    pub(crate) transport: &'a Transport,
+    pub(crate) labels: &'a Labels,
+    pub(crate) known_labels: &'a KnownLabels,
+}
+
+impl Listing {
+    /// The open, ready, non-pull-request issues of `repo`, every page read, each
+    /// asked for with the ETag it last came with.
     pub(crate) async fn list_repo(
         &self,
+        with: &ListWith<'_>,
         repo: &RepoName,
         stats: &mut PollStats,
     ) -> Result<Vec<ReadyIssue>> {
-        let inner = &self.inner;
-        let old = lock(&inner.listing.pages)
-            .get(repo)
-            .cloned()
-            .unwrap_or_default();
+        let old = lock(&self.pages).get(repo).cloned().unwrap_or_default();
         let what = What {
             action: "list the issues of",
             subject: Subject::Repo(repo.clone()),
         };
         let mut pages: Vec<Page> = Vec::new();
-        let mut path = Some(first_page(repo, &inner.labels.ready));
+        let mut path = Some(first_page(repo, &with.labels.ready));
         while let Some(p) = path.take() {
             if pages.len() >= MAX_PAGES {
                 return Err(Error::new(
@@ -91,7 +99,7 @@ impl GitHubClient {
             let cached = old.get(pages.len()).filter(|c| c.path == p);
             let mut call = Call::get(p.clone(), what.clone());
             call.if_none_match = cached.map(|c| c.etag.clone());
-            let reply = inner.transport.send(&call).await?.success(&what)?;
+            let reply = with.transport.send(&call).await?.success(&what)?;
             stats.requests += 1;
             let page = match (reply.status, cached) {
                 (StatusCode::NOT_MODIFIED, Some(c)) => {
@@ -109,7 +117,7 @@ impl GitHubClient {
                     Page {
                         path: p,
                         etag: reply.header("etag").unwrap_or_default().to_string(),
-                        issues: self.ready_issues(repo, raw, &what)?,
+                        issues: ready_issues(with, repo, raw, &what)?,
                         next: wire::next_link(reply.header("link")),
                     }
                 }
@@ -121,48 +129,46 @@ impl GitHubClient {
         stats.issues += u32::try_from(issues.len()).unwrap_or(u32::MAX);
         // Pages without an ETag cannot be asked for conditionally: keep none of them.
         pages.retain(|p| !p.etag.is_empty());
-        lock(&inner.listing.pages).insert(repo.clone(), pages);
+        lock(&self.pages).insert(repo.clone(), pages);
         Ok(issues)
     }
+}
 
-    /// The open, ready, non-pull-request issues of one page.
-    fn ready_issues(
-        &self,
-        repo: &RepoName,
-        raw: Vec<wire::Issue>,
-        what: &What,
-    ) -> Result<Vec<ReadyIssue>> {
-        let mut out = Vec::with_capacity(raw.len());
-        for issue in raw {
-            let labels = issue.label_names();
-            self.remember_labels(repo, labels.iter().map(String::as_str));
-            if issue.pull_request.is_some()
-                || issue.state != "open"
-                || !self.inner.labels.is_ready(&labels)
-            {
-                continue;
-            }
-            let created_at = wire::parse_time(&issue.created_at).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!(
-                        "GitHub's answer to {what} has issue #{} with an unreadable created_at {:?}",
-                        issue.number, issue.created_at
-                    ),
-                )
-            })?;
-            let number = issue.number;
-            if number == 0 {
-                continue;
-            }
-            out.push(ReadyIssue {
-                id: TaskId::in_repo(repo, number),
-                title: issue.title,
-                body: issue.body.unwrap_or_default(),
-                labels,
-                created_at,
-            });
+/// The open, ready, non-pull-request issues of one page.
+fn ready_issues(
+    with: &ListWith<'_>,
+    repo: &RepoName,
+    raw: Vec<wire::Issue>,
+    what: &What,
+) -> Result<Vec<ReadyIssue>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for issue in raw {
+        let labels = issue.label_names();
+        with.known_labels
+            .remember(repo, labels.iter().map(String::as_str));
+        if issue.pull_request.is_some() || issue.state != "open" || !with.labels.is_ready(&labels) {
+            continue;
         }
-        Ok(out)
+        let created_at = wire::parse_time(&issue.created_at).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "GitHub's answer to {what} has issue #{} with an unreadable created_at {:?}",
+                    issue.number, issue.created_at
+                ),
+            )
+        })?;
+        let number = issue.number;
+        if number == 0 {
+            continue;
+        }
+        out.push(ReadyIssue {
+            id: TaskId::in_repo(repo, number),
+            title: issue.title,
+            body: issue.body.unwrap_or_default(),
+            labels,
+            created_at,
+        });
     }
+    Ok(out)
 }

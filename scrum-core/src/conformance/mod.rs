@@ -2,19 +2,24 @@
 //! run against every implementation by one macro call in a test file.
 //!
 //! - [`queue`]: every [`crate::WorkQueue`] backend ([`crate::queue_conformance!`]).
+//! - [`source`]: every [`crate::IssueSource`] ([`crate::source_conformance!`]).
+//! - [`work`]: every [`crate::worker::WorkSource`] ([`crate::work_conformance!`]).
 //!
 //! Each macro also generates a test that fails when the suite has a `pub async fn`
 //! the macro does not run, so a new conformance test cannot be forgotten.
 
 pub mod queue;
+pub mod source;
+pub mod work;
 
-/// Panics unless `listed` names exactly the `pub async fn`s of a suite's `source`
-/// text: the check behind every suite macro.
+/// Panics unless `listed` names exactly the top-level `pub async fn`s of a suite's
+/// `source` text (methods, indented, are not suite functions): the check behind
+/// every suite macro.
 #[doc(hidden)]
 pub fn assert_runs_every_function(source: &str, listed: &[&str]) {
     let mut defined: Vec<&str> = source
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("pub async fn "))
+        .filter_map(|l| l.strip_prefix("pub async fn "))
         .filter_map(|rest| rest.split(['(', '<']).next())
         .map(str::trim)
         .collect();
@@ -33,7 +38,8 @@ mod tests {
 
     #[test]
     fn a_function_the_macro_does_not_list_is_caught() {
-        let source = "pub async fn a(q: &X) {}\npub async fn b<T>(q: T) {}\nasync fn helper() {}\n";
+        let source = "pub async fn a(q: &X) {}\npub async fn b<T>(q: T) {}\nasync fn helper() {}\n\
+                      impl Fixture {\n    pub async fn setup(&self) {}\n}\n";
         assert_runs_every_function(source, &["b", "a"]);
         let missing = std::panic::catch_unwind(|| assert_runs_every_function(source, &["a"]));
         assert!(

@@ -30,6 +30,7 @@
 //!   client retries 5xx by itself; build it with `RetryConfig::None` to see each.)
 //! - It runs on the tokio runtime that starts it, and stops when dropped.
 
+mod answer;
 mod json;
 mod pulls;
 mod routes;
@@ -44,45 +45,10 @@ use std::time::Duration;
 use scrum_core::{TaskId, Timestamp};
 use tokio::task::JoinHandle;
 
-pub use state::{FakeIssue, FakePull};
+pub use state::{FakeIssue, FakePull, Fault, ServedRequest};
 
 use server::{Shared, lock};
 use state::{Repo, State};
-
-/// A failure the fake serves instead of (or on top of) the next answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fault {
-    /// Answer with this status code (500, 502, 503…) and GitHub's error body.
-    Status(u16),
-    /// Wait this long before answering: a client with a shorter timeout times out.
-    Delay(Duration),
-    /// A secondary rate limit: 403 with `retry-after: retry_after_secs`.
-    SecondaryRateLimit {
-        /// The `retry-after` header's value, in seconds.
-        retry_after_secs: u64,
-    },
-    /// Answer normally, but cut the JSON body in half.
-    TruncatedJson,
-    /// Carry the request out, then answer 502: a write that happened although the
-    /// client was told it failed (as when a gateway times out).
-    LostAnswer,
-}
-
-/// One request the fake served.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServedRequest {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The path and query, e.g. `/repos/acme/widgets/issues?page=2`.
-    pub path: String,
-    /// The `If-None-Match` header the client sent.
-    pub if_none_match: Option<String>,
-    /// The status answered.
-    pub status: u16,
-    /// Rate-limit points the request cost (0 for a 304).
-    pub points: u64,
-}
 
 /// An issue to add with [`FakeGitHub::add_issue`].
 #[derive(Clone, Debug)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use http::StatusCode;
 use serde_json::Value;
 
+use super::answer::{Answer, answer, invalid, not_found, paged};
 use super::json;
-use super::routes::{Answer, answer, invalid, not_found, paged};
 use super::state::{FakeIssue, FakePull, State};
 
 /// `head` as GitHub takes it: `branch` or `owner:branch`.

@@ -11,9 +11,9 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::routes::{self, Answer};
-use super::state::State;
-use super::{Fault, ServedRequest};
+use super::answer::Answer;
+use super::routes;
+use super::state::{Fault, ServedRequest, State};
 
 pub(crate) type Shared = Arc<Mutex<State>>;
 
