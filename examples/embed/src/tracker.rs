@@ -12,31 +12,31 @@ use serde::{Deserialize, Serialize};
 
 /// Every task id needs two path segments and a number: this tracker files its
 /// issues under `local/todo`, so issue 3 is task `local/todo#3`.
-pub const PROJECT: &str = "local/todo";
+pub(crate) const PROJECT: &str = "local/todo";
 
 /// One issue of the file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Issue {
+pub(crate) struct Issue {
     /// Its number, unique in the file.
-    pub number: u64,
+    pub(crate) number: u64,
     /// Its title.
-    pub title: String,
+    pub(crate) title: String,
     /// Its body.
     #[serde(default)]
-    pub body: String,
+    pub(crate) body: String,
     /// Its labels.
     #[serde(default)]
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// Whether it is open.
-    pub open: bool,
+    pub(crate) open: bool,
     /// Comments, each with the hidden marker the orchestrator gave it.
     #[serde(default)]
-    pub comments: Vec<(String, String)>,
+    pub(crate) comments: Vec<(String, String)>,
 }
 
 /// The issues of one JSON file, written back after every change.
 #[derive(Debug)]
-pub struct FileTracker {
+pub(crate) struct FileTracker {
     path: PathBuf,
     labels: Labels,
     issues: Mutex<Vec<Issue>>,
@@ -44,7 +44,7 @@ pub struct FileTracker {
 
 impl FileTracker {
     /// The tracker of the file at `path`.
-    pub fn open(path: &Path) -> anyhow::Result<FileTracker> {
+    pub(crate) fn open(path: &Path) -> anyhow::Result<FileTracker> {
         let text = std::fs::read_to_string(path)?;
         Ok(FileTracker {
             path: path.to_path_buf(),
@@ -55,7 +55,7 @@ impl FileTracker {
 
     /// The tracker of the file at `path`, or of a copy of the sample issues in the
     /// temporary directory when there is no path (the file is written to).
-    pub fn open_or_sample(path: Option<String>) -> anyhow::Result<FileTracker> {
+    pub(crate) fn open_or_sample(path: Option<String>) -> anyhow::Result<FileTracker> {
         let path = match path {
             Some(p) => PathBuf::from(p),
             None => {
@@ -68,13 +68,13 @@ impl FileTracker {
     }
 
     /// Where the issues are kept.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether every outcome is written: no open issue is ready or in progress, and
     /// every completed or failed one has its comment.
-    pub fn settled(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         let l = &self.labels;
         self.issues().iter().all(|i| {
             let has = |name: &str| i.labels.iter().any(|x| x.eq_ignore_ascii_case(name));
@@ -85,8 +85,22 @@ impl FileTracker {
     }
 
     /// The issues as they are now.
-    pub fn issues(&self) -> Vec<Issue> {
+    pub(crate) fn issues(&self) -> Vec<Issue> {
         self.issues.lock().expect("not poisoned").clone()
+    }
+
+    /// One line per issue: its labels and how many comments it has.
+    pub(crate) fn summary(&self) -> String {
+        self.issues()
+            .iter()
+            .map(|i| {
+                let (n, title, labels) = (i.number, &i.title, i.labels.join(", "));
+                format!(
+                    "#{n} {title:?}: [{labels}], {} comment(s)\n",
+                    i.comments.len()
+                )
+            })
+            .collect()
     }
 
     /// Applies `change` to issue `id` and writes the file.
