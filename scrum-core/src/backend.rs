@@ -5,16 +5,17 @@
 //! - [`enqueue_step`] decides what an enqueue stores and answers;
 //! - [`ack_step`] decides what acknowledging an effect changes on its task;
 //! - [`LiveIndex`] keeps the orders claims and the lease reaper walk, for a backend
-//!   that holds its live tasks in memory.
+//!   that holds its live tasks in memory;
+//! - [`due_effects`] picks the effects to apply now from a scan of the outbox.
 //!
 //! The in-memory queue ([`crate::memory::MemoryQueue`]) is built from these and is
 //! the shortest backend to read; the SQLite, PostgreSQL and Redis stores use them too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::error::Result;
 use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
-use crate::queue::Enqueued;
+use crate::queue::{Enqueued, OutboxEntry};
 use crate::state::{self, Ctx, Effect, Event, Refusal, Step};
 
 /// What an enqueue of `issue` stores, if anything, and what it answers, given the
@@ -64,6 +65,29 @@ pub fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<Step> {
         return None;
     }
     state::transition(task, Event::EffectsWritten, ctx).ok()
+}
+
+/// The effects to apply now among `pending`, every unapplied effect oldest first:
+/// up to `limit` that are not set aside, whose time has come, and whose task has no
+/// earlier effect still waiting (see [`crate::WorkQueue::due_effects`]).
+pub fn due_effects<'a>(
+    pending: impl IntoIterator<Item = &'a OutboxEntry>,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<OutboxEntry> {
+    let mut waiting: HashSet<&TaskId> = HashSet::new();
+    let mut due = Vec::new();
+    for e in pending {
+        if due.len() >= limit {
+            break;
+        }
+        if e.dead || e.next_attempt_at > now {
+            waiting.insert(&e.effect.task);
+        } else if !waiting.contains(&e.effect.task) {
+            due.push(e.clone());
+        }
+    }
+    due
 }
 
 /// The claim order of a pending task: priority, then the oldest issue, then the id.

@@ -15,7 +15,7 @@ pub enum ErrorKind {
     LeaseLost,
     /// The event does not apply to the task in its current state.
     InvalidTransition,
-    /// Credentials were refused (for example a bad `GITHUB_TOKEN`).
+    /// Credentials were refused (for example a bad token).
     Unauthorized,
     /// The credentials lack a permission.
     Forbidden,

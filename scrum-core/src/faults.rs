@@ -25,7 +25,10 @@ use crate::model::{
     Timestamp, WorkerId,
 };
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
-use crate::queue::{Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
+use crate::queue::{
+    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter,
+    WorkQueue,
+};
 use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
 use crate::state::{Event, Policy};
@@ -211,9 +214,24 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
             .call("ack_effect", self.inner.ack_effect(id, now))
             .await
     }
-    async fn nack_effect(&self, id: u64) -> Result<()> {
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.faults
-            .call("nack_effect", self.inner.nack_effect(id))
+            .call("due_effects", self.inner.due_effects(now, limit))
+            .await
+    }
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.faults
+            .call("failing_effects", self.inner.failing_effects(limit))
+            .await
+    }
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
+        self.faults
+            .call("nack_effect", self.inner.nack_effect(id, failure))
+            .await
+    }
+    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
+        self.faults
+            .call("revive_effects", self.inner.revive_effects(which, now))
             .await
     }
     async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {

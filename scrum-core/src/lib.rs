@@ -81,6 +81,8 @@ pub use model::{
     Priority, ReadyIssue, RepoName, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
-pub use queue::{Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue};
+pub use queue::{
+    EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue,
+};
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};

@@ -71,6 +71,11 @@ impl fmt::Display for Timestamp {
 /// One issue of one repository: `owner/repo#number`. Also the id of the task that
 /// works on it, because two repositories have the same issue numbers.
 ///
+/// The repository part is two segments of letters, digits, `.`, `_` or `-` (up to
+/// 100 characters each), the number is positive. GitHub's `owner/repo` fits as it
+/// is; a tracker other than GitHub names its projects the same way, for example
+/// `jira/PROJ#123` or `local/todo#3`.
+///
 /// ```
 /// use scrum_core::TaskId;
 /// let id: TaskId = "acme/widgets#42".parse().unwrap();
@@ -235,7 +240,7 @@ fn validate_repo(repo: &str) -> Result<(), Error> {
     }
 }
 
-/// The name a worker gives itself (`WORKER_ID`).
+/// The name a worker gives itself.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct WorkerId(Arc<str>);

@@ -37,6 +37,91 @@ pub struct OutboxEntry {
     pub effect: Effect,
     /// How many times applying it failed so far.
     pub failures: u32,
+    /// Not tried again before this time (0 for an effect that never failed).
+    #[serde(default)]
+    pub next_attempt_at: Timestamp,
+    /// Set aside after a refusal a retry cannot fix: not tried again until an
+    /// operator revives it ([`WorkQueue::revive_effects`]).
+    #[serde(default)]
+    pub dead: bool,
+    /// The last failure was the tracker refusing the write (a token without write
+    /// access): while a repository has such effects, its tasks are not handed out.
+    #[serde(default)]
+    pub refused: bool,
+    /// Why the last attempt failed (redacted).
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl OutboxEntry {
+    /// A new entry that never failed.
+    pub fn new(id: u64, effect: Effect) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            effect,
+            failures: 0,
+            next_attempt_at: Timestamp(0),
+            dead: false,
+            refused: false,
+            last_error: None,
+        }
+    }
+
+    /// Records a failed attempt as `failure` says.
+    pub fn record(&mut self, failure: &EffectFailure) {
+        self.failures += 1;
+        self.last_error = Some(failure.error.clone());
+        self.refused = failure.refused;
+        match failure.retry_at {
+            Some(at) => self.next_attempt_at = at,
+            None => self.dead = true,
+        }
+    }
+
+    /// Makes the entry due at `now` again, as if it never failed (an operator fixed
+    /// the cause).
+    pub fn revive(&mut self, now: Timestamp) {
+        *self = OutboxEntry {
+            next_attempt_at: now,
+            ..OutboxEntry::new(self.id, self.effect.clone())
+        };
+    }
+}
+
+/// What a failed attempt to apply an effect means for it, as the engine decided
+/// ([`crate::state::effect_failure`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectFailure {
+    /// Why it failed (redacted).
+    pub error: String,
+    /// The tracker refused the write (no write access).
+    pub refused: bool,
+    /// When to try again; `None` sets the effect aside (dead).
+    pub retry_at: Option<Timestamp>,
+}
+
+/// Which set-aside effects [`WorkQueue::revive_effects`] brings back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectSelector {
+    /// Every dead effect.
+    All,
+    /// The dead effects of one repository (`owner/name`).
+    Repo(String),
+    /// One effect, by id.
+    Id(u64),
+}
+
+impl EffectSelector {
+    /// Whether `entry` is a dead effect this selector names.
+    pub fn selects(&self, entry: &OutboxEntry) -> bool {
+        entry.dead
+            && match self {
+                EffectSelector::All => true,
+                EffectSelector::Repo(r) => entry.effect.task.repo() == r,
+                EffectSelector::Id(id) => entry.id == *id,
+            }
+    }
 }
 
 /// Which tasks [`WorkQueue::list`] returns.
@@ -321,11 +406,31 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// How many tasks are in each state.
     async fn counts(&self) -> Result<QueueCounts>;
 
-    /// Up to `limit` effects not yet applied, oldest first.
+    /// Up to `limit` effects not yet applied, oldest first, whatever their state
+    /// (due, backing off or set aside).
     ///
     /// # Behavior
     /// - Effects come back in the order they were recorded, and stay until acknowledged.
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Up to `limit` effects to apply now, oldest first: not set aside, their next
+    /// attempt time reached, and no earlier effect of the same task still waiting
+    /// (backing off or set aside), so each task's effects apply in recording order
+    /// while failing effects hold back nothing else.
+    ///
+    /// # Behavior
+    /// - An effect backing off is not due before its time, and neither are the later
+    ///   effects of its task; the effects of other tasks are.
+    /// - A dead effect is never due, and holds back the later effects of its task.
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Up to `limit` effects that failed at least once and are not applied yet
+    /// (backing off or set aside), oldest first: what `/health` and operators see.
+    ///
+    /// # Behavior
+    /// - Failing and dead effects are listed with their failure count and last error;
+    ///   effects that never failed are not.
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     /// Marks an effect applied. Acknowledging a task's terminal effect records when its
     /// labels were written (see [`WorkQueue::enqueue`]).
@@ -334,8 +439,22 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// - An acknowledged effect is not returned again; acknowledging twice is fine.
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()>;
 
-    /// Records that applying an effect failed, so operators can see it.
-    async fn nack_effect(&self, id: u64) -> Result<()>;
+    /// Records that applying an effect failed ([`OutboxEntry::record`]): its error,
+    /// and when to try again or that it is set aside. Durable, like the effect.
+    ///
+    /// # Behavior
+    /// - The failure count, error and next attempt time are stored; a failure
+    ///   without a retry time sets the effect aside (dead).
+    /// - Recording a failure of an unknown (already applied) effect changes nothing.
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()>;
+
+    /// Brings the dead effects `which` names back: due at `now`, failure count from
+    /// zero. Returns how many it revived.
+    ///
+    /// # Behavior
+    /// - Revived effects are due again, in their order; effects not named, and
+    ///   effects that are not dead, are unchanged.
+    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize>;
 
     /// Takes or renews the leader lease for `holder` until `now + ttl`, and says
     /// whether `holder` leads. Only the leader polls GitHub, reaps leases and applies

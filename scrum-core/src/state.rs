@@ -672,5 +672,9 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     effects.push(effect(next, EffectKind::Queued));
 }
 
+mod outbox;
+
+pub use outbox::{EffectRetry, FailureClass, effect_failure};
+
 #[cfg(test)]
 mod tests;

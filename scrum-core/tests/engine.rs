@@ -372,8 +372,13 @@ async fn the_dispatcher_retries_a_failing_label_call_until_github_accepts_it() {
     for _ in 0..2 {
         let r = o.dispatch_once().await.unwrap();
         assert_eq!((r.applied, r.failed), (0, 1));
+        // Backing off: the next round does not try it before its time.
+        assert_eq!(o.dispatch_once().await.unwrap(), Default::default());
+        tokio::time::advance(Duration::from_secs(600)).await;
     }
-    assert_eq!(queue.pending_effects(10).await.unwrap()[0].failures, 2);
+    let failing = &queue.pending_effects(10).await.unwrap()[0];
+    assert_eq!((failing.failures, failing.dead), (2, false));
+    assert_eq!(failing.last_error.as_deref(), Some("GitHub is down"));
     let r = o.dispatch_once().await.unwrap();
     assert_eq!((r.applied, r.failed), (1, 0));
     assert!(queue.pending_effects(10).await.unwrap().is_empty());
@@ -395,19 +400,15 @@ async fn a_dispatch_round_stops_when_another_orchestrator_takes_the_lead() {
                 created_at: Timestamp(0),
             };
             let step = scrum_core::state::new_task(issue, Timestamp(0), &Policy::default());
-            scrum_core::OutboxEntry {
-                id: n,
-                effect: step.effects[0].clone(),
-                failures: 0,
-            }
+            scrum_core::OutboxEntry::new(n, step.effects[0].clone())
         })
         .collect();
     let mut queue = scrum_core::queue::MockWorkQueue::new();
     queue.expect_policy().return_const(Policy::default());
     queue
-        .expect_pending_effects()
+        .expect_due_effects()
         .times(1)
-        .returning(move |_| Ok(effects.clone()));
+        .returning(move |_, _| Ok(effects.clone()));
     queue
         .expect_ack_effect()
         .times(1)

@@ -24,7 +24,7 @@ use crate::model::{
     Completion, Failure, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp,
     WorkerId,
 };
-use crate::queue::{Enqueued, TaskFilter, WorkQueue};
+use crate::queue::{EffectFailure, EffectSelector, Enqueued, OutboxEntry, TaskFilter, WorkQueue};
 use crate::state::{Backoff, EffectKind, Jitter, Policy};
 
 /// The policy every conformance queue is made with: 2 attempts, 30 s leases, 1 h
@@ -755,11 +755,186 @@ pub async fn effects_in_order_until_acked(q: &dyn WorkQueue) {
 pub async fn ack_is_idempotent(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
     let e = q.pending_effects(10).await.unwrap().remove(0);
-    q.nack_effect(e.id).await.unwrap();
+    q.nack_effect(e.id, &backing_off(at(60))).await.unwrap();
     assert_eq!(q.pending_effects(10).await.unwrap()[0].failures, 1);
     q.ack_effect(e.id, at(1)).await.unwrap();
     q.ack_effect(e.id, at(2)).await.unwrap();
     assert!(q.pending_effects(10).await.unwrap().is_empty());
+}
+
+fn backing_off(until: Timestamp) -> EffectFailure {
+    EffectFailure {
+        error: "GitHub failed (502)".into(),
+        refused: false,
+        retry_at: Some(until),
+    }
+}
+
+fn refused_for_good() -> EffectFailure {
+    EffectFailure {
+        error: "GITHUB_TOKEN may not label issues (403)".into(),
+        refused: true,
+        retry_at: None,
+    }
+}
+
+/// Effects `due_effects` hands out at `now`, as (issue number, effect name).
+async fn due(q: &dyn WorkQueue, now: Timestamp) -> Vec<(u64, &'static str)> {
+    q.due_effects(now, 100)
+        .await
+        .expect("due effects")
+        .into_iter()
+        .map(|e| (e.effect.task.number(), e.effect.kind.name()))
+        .collect()
+}
+
+/// Task 1 with a queued and a completed effect, task 2 with a queued one; returns
+/// the pending effects in order.
+async fn two_tasks_with_effects(q: &dyn WorkQueue) -> Vec<OutboxEntry> {
+    enqueue(q, 1).await;
+    enqueue(q, 2).await;
+    let t = claim(q, 1, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
+    let pending = q.pending_effects(10).await.unwrap();
+    let order: Vec<_> = pending.iter().map(|e| e.effect.task.number()).collect();
+    assert_eq!(order, [1, 2, 1]);
+    pending
+}
+
+/// The failure count, error and next attempt time are stored; a failure without a
+/// retry time sets the effect aside (dead).
+pub async fn nack_records_the_failure(q: &dyn WorkQueue) {
+    let pending = two_tasks_with_effects(q).await;
+    q.nack_effect(pending[0].id, &backing_off(at(60)))
+        .await
+        .unwrap();
+    q.nack_effect(pending[1].id, &refused_for_good())
+        .await
+        .unwrap();
+    let after = q.pending_effects(10).await.unwrap();
+    assert_eq!(after.len(), 3, "a failed effect stays in the outbox");
+    assert_eq!((after[0].failures, after[0].dead), (1, false));
+    assert_eq!(after[0].next_attempt_at, at(60));
+    assert_eq!(after[0].last_error.as_deref(), Some("GitHub failed (502)"));
+    assert!(after[1].dead && after[1].refused);
+    assert_eq!(after[2].failures, 0);
+}
+
+/// Recording a failure of an unknown (already applied) effect changes nothing.
+pub async fn nack_of_an_applied_effect_changes_nothing(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let e = q.pending_effects(10).await.unwrap().remove(0);
+    q.ack_effect(e.id, at(1)).await.unwrap();
+    q.nack_effect(e.id, &backing_off(at(60))).await.unwrap();
+    assert!(q.pending_effects(10).await.unwrap().is_empty());
+    assert!(q.failing_effects(10).await.unwrap().is_empty());
+}
+
+/// An effect backing off is not due before its time, and neither are the later
+/// effects of its task; the effects of other tasks are.
+pub async fn backing_off_effect_holds_back_only_its_task(q: &dyn WorkQueue) {
+    let pending = two_tasks_with_effects(q).await;
+    assert_eq!(
+        due(q, at(2)).await,
+        [(1, "queued"), (2, "queued"), (1, "completed")]
+    );
+    q.nack_effect(pending[0].id, &backing_off(at(60)))
+        .await
+        .unwrap();
+    assert_eq!(due(q, at(2)).await, [(2, "queued")]);
+    assert_eq!(
+        due(q, at(60)).await,
+        [(1, "queued"), (2, "queued"), (1, "completed")]
+    );
+    let limited = q.due_effects(at(60), 1).await.unwrap();
+    assert_eq!(limited.len(), 1, "at most `limit`");
+}
+
+/// A dead effect is never due, and holds back the later effects of its task.
+pub async fn dead_effect_is_never_due(q: &dyn WorkQueue) {
+    let pending = two_tasks_with_effects(q).await;
+    q.nack_effect(pending[0].id, &refused_for_good())
+        .await
+        .unwrap();
+    assert_eq!(due(q, at(1_000_000)).await, [(2, "queued")]);
+}
+
+/// Failing and dead effects are listed with their failure count and last error;
+/// effects that never failed are not.
+pub async fn failing_effects_lists_what_failed(q: &dyn WorkQueue) {
+    let pending = two_tasks_with_effects(q).await;
+    assert!(q.failing_effects(10).await.unwrap().is_empty());
+    q.nack_effect(pending[2].id, &backing_off(at(60)))
+        .await
+        .unwrap();
+    q.nack_effect(pending[0].id, &refused_for_good())
+        .await
+        .unwrap();
+    let failing = q.failing_effects(10).await.unwrap();
+    let ids: Vec<_> = failing.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [pending[0].id, pending[2].id], "oldest first");
+    assert!(failing[0].dead && !failing[1].dead);
+    assert_eq!(q.failing_effects(1).await.unwrap().len(), 1);
+}
+
+/// Revived effects are due again, in their order; effects not named, and effects
+/// that are not dead, are unchanged.
+pub async fn revived_effects_are_due_again(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let gadget = ReadyIssue {
+        id: TaskId::new("acme/gadgets", 1).expect("valid id"),
+        ..issue(1, &["ai-ready"], 1)
+    };
+    q.enqueue(gadget, T0).await.expect("enqueue");
+    enqueue(q, 2).await;
+    let pending = q.pending_effects(10).await.unwrap();
+    let (widgets, gadgets) = (pending[0].id, pending[1].id);
+    q.nack_effect(widgets, &refused_for_good()).await.unwrap();
+    q.nack_effect(gadgets, &refused_for_good()).await.unwrap();
+    q.nack_effect(pending[2].id, &backing_off(at(60)))
+        .await
+        .unwrap();
+    let gadgets_only = EffectSelector::Repo("acme/gadgets".into());
+    assert_eq!(q.revive_effects(&gadgets_only, at(5)).await.unwrap(), 1);
+    assert_eq!(
+        q.revive_effects(&gadgets_only, at(5)).await.unwrap(),
+        0,
+        "once"
+    );
+    let dead: Vec<_> = q
+        .pending_effects(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.dead)
+        .collect();
+    assert_eq!(dead.len(), 1, "the other repository's effect is still dead");
+    assert_eq!(
+        q.revive_effects(&EffectSelector::Id(widgets), at(6))
+            .await
+            .unwrap(),
+        1
+    );
+    let revived = q.pending_effects(10).await.unwrap();
+    let by_id = |id| revived.iter().find(|e| e.id == id).unwrap();
+    assert_eq!((by_id(widgets).failures, by_id(widgets).dead), (0, false));
+    assert_eq!(
+        by_id(pending[2].id).next_attempt_at,
+        at(60),
+        "backing off: unchanged"
+    );
+    assert_eq!(
+        q.revive_effects(&EffectSelector::All, at(7)).await.unwrap(),
+        0
+    );
+    let due_now: Vec<_> = q
+        .due_effects(at(7), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(due_now.contains(&widgets) && due_now.contains(&gadgets));
 }
 
 /// `list` filters by state and holder and pages in id order; `counts` counts by state.
@@ -894,50 +1069,26 @@ macro_rules! queue_conformance {
                 resume_revives_lapsed_leases_for_one_period,
                 effects_in_order_until_acked,
                 ack_is_idempotent,
+                nack_records_the_failure,
+                nack_of_an_applied_effect_changes_nothing,
+                backing_off_effect_holds_back_only_its_task,
+                dead_effect_is_never_due,
+                failing_effects_lists_what_failed,
+                revived_effects_are_due_again,
                 list_filters_and_counts,
             );
 
             #[test]
             fn the_suite_runs_every_conformance_function() {
+                let mut listed = EACH.to_vec();
+                listed.extend([
+                    "concurrent_claims_never_share_a_task",
+                    "leader_lease",
+                    "resigned_lead_passes_at_once",
+                ]);
                 $crate::conformance::assert_runs_every_function(
                     $crate::conformance::queue::SOURCE,
-                    &[
-                        stringify!(enqueue_creates_pending_task),
-                        stringify!(enqueue_of_live_issue_is_unchanged),
-                        stringify!(enqueue_refreshes_live_issue_data),
-                        stringify!(requeue_only_after_terminal_effects_written),
-                        stringify!(claim_on_empty_queue_returns_none),
-                        stringify!(claim_follows_priority_then_age),
-                        stringify!(claim_counts_attempt_with_unique_token),
-                        stringify!(backing_off_task_not_claimable_early),
-                        stringify!(run_time_lease_lasts_max_run),
-                        stringify!(heartbeat_extends_lease),
-                        stringify!(heartbeat_with_stale_token_is_lease_lost),
-                        stringify!(heartbeat_reports_cancellation),
-                        stringify!(heartbeat_unknown_task_not_found),
-                        stringify!(complete_makes_task_completed),
-                        stringify!(complete_twice_takes_effect_once),
-                        stringify!(complete_with_stale_token_changes_nothing),
-                        stringify!(retryable_failure_backs_off_without_failed_effect),
-                        stringify!(final_failure_is_failed_with_one_effect),
-                        stringify!(fail_with_stale_token_changes_nothing),
-                        stringify!(release_spends_no_attempt),
-                        stringify!(release_with_stale_token_is_lease_lost),
-                        stringify!(cancel_pending_is_immediate),
-                        stringify!(cancel_in_progress_waits_for_holder),
-                        stringify!(cancel_terminal_or_unknown_is_noop),
-                        stringify!(retry_failed_starts_new_run),
-                        stringify!(retry_live_or_completed_is_invalid),
-                        stringify!(expired_lease_counts_as_failed_attempt),
-                        stringify!(live_leases_survive_expire),
-                        stringify!(resume_revives_lapsed_leases_for_one_period),
-                        stringify!(effects_in_order_until_acked),
-                        stringify!(ack_is_idempotent),
-                        stringify!(list_filters_and_counts),
-                        "concurrent_claims_never_share_a_task",
-                        "leader_lease",
-                        "resigned_lead_passes_at_once",
-                    ],
+                    &listed,
                 );
             }
 
@@ -959,6 +1110,8 @@ macro_rules! queue_conformance {
         }
     };
     (@each $($name:ident),* $(,)?) => {
+        /// The functions run one by one below: the check compares them with the suite.
+        const EACH: &[&str] = &[$(stringify!($name)),*];
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {

@@ -8,35 +8,33 @@ use serde::{Deserialize, Serialize};
 use super::Orchestrator;
 use crate::error::Result;
 use crate::model::TaskId;
-use crate::state::{Effect, EffectKind};
+use crate::state::{Effect, EffectKind, FailureClass, effect_failure};
 
 /// What one dispatch round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispatchReport {
     /// Effects applied and acknowledged.
     pub applied: usize,
-    /// Effects that failed and stay in the outbox.
+    /// Effects that failed: backing off, or set aside.
     pub failed: usize,
+    /// Of those, effects set aside (dead) this round.
+    pub set_aside: usize,
 }
 
 /// Effects read per round.
 const BATCH: usize = 200;
 
 impl Orchestrator {
-    /// Applies pending effects, oldest first. An effect that fails stays in the outbox
-    /// and holds back the later effects of the same task (labels must land in order);
-    /// a rate limit or outage ends the round early.
+    /// Applies the effects that are due, oldest first, in order per task. An effect
+    /// that fails backs off on its own schedule, or is set aside after a refusal a
+    /// retry cannot fix ([`crate::state::effect_failure`]); it holds back only the
+    /// later effects of its own task, so failing effects never stall the others. A
+    /// rate limit or outage ends the round early.
     pub async fn dispatch_once(&self) -> Result<DispatchReport> {
         let mut report = DispatchReport::default();
         let mut blocked: HashSet<TaskId> = HashSet::new();
-        for (n, entry) in self
-            .inner
-            .queue
-            .pending_effects(BATCH)
-            .await?
-            .into_iter()
-            .enumerate()
-        {
+        let due = self.inner.queue.due_effects(self.now(), BATCH).await?;
+        for (n, entry) in due.into_iter().enumerate() {
             if blocked.contains(&entry.effect.task) {
                 continue;
             }
@@ -45,20 +43,28 @@ impl Orchestrator {
             if n > 0 && !self.leading().await {
                 break;
             }
-            match self.apply(&entry.effect).await {
-                Ok(()) => {
-                    self.inner.queue.ack_effect(entry.id, self.now()).await?;
-                    report.applied += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(task = %entry.effect.task, effect = entry.effect.kind.name(), error = %e, "effect not applied; will retry");
-                    self.inner.queue.nack_effect(entry.id).await?;
-                    report.failed += 1;
-                    blocked.insert(entry.effect.task.clone());
-                    if e.is_retryable() {
-                        break;
-                    }
-                }
+            let Err(e) = self.apply(&entry.effect).await else {
+                self.inner.queue.ack_effect(entry.id, self.now()).await?;
+                report.applied += 1;
+                continue;
+            };
+            let retry = &self.inner.config.effect_retry;
+            let failure = effect_failure(&entry, &e, self.now(), retry, fastrand::f64());
+            let set_aside = failure.retry_at.is_none();
+            tracing::warn!(
+                task = %entry.effect.task,
+                effect = entry.effect.kind.name(),
+                error = %e,
+                set_aside,
+                "effect not applied; {}",
+                if set_aside { "set aside until an operator retries it" } else { "will retry" }
+            );
+            self.inner.queue.nack_effect(entry.id, &failure).await?;
+            report.failed += 1;
+            report.set_aside += usize::from(set_aside);
+            blocked.insert(entry.effect.task.clone());
+            if FailureClass::of(&e).ends_round() {
+                break;
             }
         }
         self.update_status(|s| s.effects_failing = report.failed as u64);

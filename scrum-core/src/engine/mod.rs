@@ -29,6 +29,7 @@ use crate::model::{Task, TaskId, Timestamp, WorkerId};
 use crate::probe::WorkerProbe;
 use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
+use crate::state::EffectRetry;
 
 pub use dispatch::DispatchReport;
 pub use poll::PollReport;
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     pub max_wait: Duration,
     /// Whether a failed attempt that will be retried gets a short comment.
     pub comment_on_retry: bool,
+    /// How effects that fail to apply are retried, and when they are set aside.
+    pub effect_retry: EffectRetry,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +84,7 @@ impl Default for EngineConfig {
             leader_ttl: Duration::from_secs(30),
             max_wait: Duration::from_secs(30),
             comment_on_retry: true,
+            effect_retry: EffectRetry::default(),
         }
     }
 }

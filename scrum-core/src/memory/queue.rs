@@ -11,7 +11,8 @@ use crate::backend::{self, LiveIndex};
 use crate::error::Result;
 use crate::model::{LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
 use crate::queue::{
-    Claimed, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue, unknown_task,
+    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter,
+    WorkQueue, unknown_task,
 };
 use crate::state::{self, Ctx, Event, Jitter, Policy, Step};
 
@@ -128,11 +129,7 @@ impl Outbox {
     fn extend(&mut self, effects: Vec<state::Effect>) {
         for effect in effects {
             let id = self.before + self.slots.len() as u64 + 1;
-            self.slots.push_back(Some(OutboxEntry {
-                id,
-                effect,
-                failures: 0,
-            }));
+            self.slots.push_back(Some(OutboxEntry::new(id, effect)));
         }
     }
 
@@ -156,6 +153,10 @@ impl Outbox {
 
     fn iter(&self) -> impl Iterator<Item = &OutboxEntry> {
         self.slots.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut OutboxEntry> {
+        self.slots.iter_mut().flatten()
     }
 }
 
@@ -306,11 +307,35 @@ impl WorkQueue for MemoryQueue {
         Ok(())
     }
 
-    async fn nack_effect(&self, id: u64) -> Result<()> {
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(backend::due_effects(
+            self.lock().index.outbox.iter(),
+            now,
+            limit,
+        ))
+    }
+
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let inner = self.lock();
+        let failing = inner.index.outbox.iter().filter(|e| e.failures > 0);
+        Ok(failing.take(limit).cloned().collect())
+    }
+
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
         if let Some(e) = self.lock().index.outbox.get_mut(id) {
-            e.failures += 1;
+            e.record(failure);
         }
         Ok(())
+    }
+
+    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
+        let mut inner = self.lock();
+        let mut revived = 0;
+        for e in inner.index.outbox.iter_mut().filter(|e| which.selects(e)) {
+            e.revive(now);
+            revived += 1;
+        }
+        Ok(revived)
     }
 
     /// One process owns this store: it always leads.
@@ -341,6 +366,7 @@ mod tests {
         outbox.extend(vec![effect(4)]);
         assert_eq!(ids(&outbox), [3, 4]);
         outbox.get_mut(4).unwrap().failures += 1;
+        assert_eq!(outbox.iter_mut().count(), 2);
         assert!(outbox.get_mut(1).is_none() && outbox.get_mut(9).is_none());
         outbox.remove(3);
         outbox.remove(4);

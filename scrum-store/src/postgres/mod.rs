@@ -14,8 +14,9 @@ use sqlx::{PgExecutor, Row};
 use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
-    Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
+    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry,
+    QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue,
+    WorkerId,
 };
 
 use crate::last_written::{LastWritten, VersionedRows};
@@ -75,6 +76,45 @@ impl fmt::Debug for PostgresQueue {
 }
 
 impl PostgresQueue {
+    /// The outbox rows `filter` (a WHERE/ORDER/LIMIT tail: `$1` is `limit`, `$2`
+    /// the time when given) selects.
+    async fn read_outbox(
+        &self,
+        filter: &'static str,
+        limit: usize,
+        now: Option<Timestamp>,
+    ) -> Result<Vec<OutboxEntry>> {
+        let sql = format!(
+            "SELECT id, effect, failures, next_attempt_at, dead, refused, last_error
+             FROM outbox o {filter}"
+        );
+        // `filter` is one of this file's constants, never input.
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        if let Some(now) = now {
+            query = query.bind(now.0);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("read the outbox", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    failures: u32::try_from(r.get::<i32, _>(2)).unwrap_or(0),
+                    next_attempt_at: Timestamp(r.get(3)),
+                    dead: r.get(4),
+                    refused: r.get(5),
+                    last_error: r.get(6),
+                    ..OutboxEntry::new(
+                        u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+                        from_json(r.get::<&str, _>(1), "effect")?,
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Connects to `url` (`postgres://user:password@host:port/db`, optionally with
     /// `synchronous=normal|full`, see [`Durability`], and `schema=NAME`, see
     /// [`PostgresQueue::connect_in_schema`]), working in the connection's current
@@ -435,20 +475,21 @@ impl WorkQueue for PostgresQueue {
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT $1")
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+        self.read_outbox("ORDER BY id LIMIT $1", limit, None).await
+    }
+
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
+        // Due, and no earlier effect of the same task still waiting.
+        let filter = "WHERE NOT dead AND next_attempt_at <= $2 AND NOT EXISTS (
+                SELECT 1 FROM outbox p WHERE p.repo = o.repo AND p.number = o.number
+                AND p.id < o.id AND (p.dead OR p.next_attempt_at > $2))
+            ORDER BY id LIMIT $1";
+        self.read_outbox(filter, limit, Some(now)).await
+    }
+
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.read_outbox("WHERE failures > 0 ORDER BY id LIMIT $1", limit, None)
             .await
-            .map_err(|e| db_error("read the outbox", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    id: u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
-                    effect: from_json(r.get::<&str, _>(1), "effect")?,
-                    failures: u32::try_from(r.get::<i32, _>(2)).unwrap_or(0),
-                })
-            })
-            .collect()
     }
 
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
@@ -473,13 +514,47 @@ impl WorkQueue for PostgresQueue {
         tx.commit().await.map_err(fail)
     }
 
-    async fn nack_effect(&self, id: u64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET failures = failures + 1 WHERE id = $1")
-            .bind(i64::try_from(id).unwrap_or(-1))
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET failures = failures + 1, last_error = $2, refused = $3,
+                    dead = ($4::BIGINT IS NULL),
+                    next_attempt_at = COALESCE($4, next_attempt_at)
+             WHERE id = $1",
+        )
+        .bind(i64::try_from(id).unwrap_or(-1))
+        .bind(&failure.error)
+        .bind(failure.refused)
+        .bind(failure.retry_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("record a failed effect", e))?;
+        Ok(())
+    }
+
+    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
+        macro_rules! revive {
+            ($($and:literal)?) => {
+                concat!(
+                    "UPDATE outbox SET dead = FALSE, failures = 0, refused = FALSE, ",
+                    "last_error = NULL, next_attempt_at = $1 WHERE dead",
+                    $($and)?
+                )
+            };
+        }
+        let query = match which {
+            EffectSelector::All => sqlx::query(revive!()).bind(now.0),
+            EffectSelector::Repo(repo) => sqlx::query(revive!(" AND repo = $2"))
+                .bind(now.0)
+                .bind(repo.as_str()),
+            EffectSelector::Id(id) => sqlx::query(revive!(" AND id = $2"))
+                .bind(now.0)
+                .bind(i64::try_from(*id).unwrap_or(-1)),
+        };
+        let done = query
             .execute(&self.pool)
             .await
-            .map_err(|e| db_error("record a failed effect", e))?;
-        Ok(())
+            .map_err(|e| db_error("revive effects", e))?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
     async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {

@@ -45,6 +45,13 @@ const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         expires_at BIGINT NOT NULL
     );"#,
+    // 2: each effect's own retry schedule, so failing effects hold back only their
+    // task's later effects; set-aside (dead) effects wait for an operator.
+    r#"ALTER TABLE outbox ADD COLUMN next_attempt_at BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN dead BOOLEAN NOT NULL DEFAULT FALSE,
+        ADD COLUMN refused BOOLEAN NOT NULL DEFAULT FALSE,
+        ADD COLUMN last_error TEXT;
+    CREATE INDEX outbox_task ON outbox (repo, number, id);"#,
 ];
 
 /// The schema version this build writes.

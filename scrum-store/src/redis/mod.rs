@@ -2,6 +2,7 @@
 
 mod keys;
 mod ops;
+mod outbox;
 mod scripts;
 
 use std::fmt;
@@ -13,8 +14,9 @@ use redis::aio::ConnectionManager;
 use scrum_core::backend;
 use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue,
-    Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
+    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry,
+    QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue,
+    WorkerId,
 };
 
 use crate::last_written::LastWritten;
@@ -351,40 +353,15 @@ impl WorkQueue for RedisQueue {
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let k = &self.keys;
-        let ids = self
-            .members(&k.outbox_ids, 0, stop_index(0, Some(limit)))
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut con = self.con.clone();
-        let (effects, failures): (Vec<Option<String>>, Vec<Option<u32>>) = redis::pipe()
-            .cmd("HMGET")
-            .arg(&k.outbox)
-            .arg(&ids)
-            .cmd("HMGET")
-            .arg(&k.outbox_failures)
-            .arg(&ids)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("read the outbox", e))?;
-        let mut entries = Vec::with_capacity(ids.len());
-        for ((id, effect), failures) in ids.iter().zip(effects).zip(failures) {
-            // Acknowledged between the two reads.
-            let Some(effect) = effect else { continue };
-            entries.push(OutboxEntry {
-                id: id
-                    .parse()
-                    .map_err(|_| Error::new(ErrorKind::Corrupt, format!("bad outbox id {id:?}")))?,
-                effect: from_json(&effect, "effect")?,
-                failures: failures.unwrap_or(0),
-            });
-        }
-        Ok(entries)
+        self.outbox_page(0, limit).await
+    }
+
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.due(now, limit).await
+    }
+
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.failing(limit).await
     }
 
     async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
@@ -429,16 +406,12 @@ impl WorkQueue for RedisQueue {
         Ok(())
     }
 
-    async fn nack_effect(&self, id: u64) -> Result<()> {
-        let mut con = self.con.clone();
-        let _: i64 = scripts::NACK
-            .key(&self.keys.outbox)
-            .key(&self.keys.outbox_failures)
-            .arg(id)
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| redis_error("record a failed effect", e))?;
-        Ok(())
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
+        self.record_failure(id, failure).await
+    }
+
+    async fn revive_effects(&self, which: &EffectSelector, _now: Timestamp) -> Result<usize> {
+        self.revive(which).await
     }
 
     async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {

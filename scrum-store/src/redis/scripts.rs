@@ -98,13 +98,13 @@ return 1
     )
 });
 
-/// Counts a failure of an effect still in the outbox. KEYS: 1 outbox, 2 failures.
-/// ARGV: 1 id.
+/// Stores the failure state of an effect still in the outbox. KEYS: 1 outbox,
+/// 2 failures. ARGV: 1 id, 2 the state (JSON).
 pub(super) static NACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 end
 return 1
 "#,

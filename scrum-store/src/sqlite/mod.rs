@@ -7,6 +7,8 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,14 +17,14 @@ use tokio::sync::{Mutex, MutexGuard, oneshot};
 use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts, ReadyIssue, Result, Task,
-    TaskFilter, TaskId, Timestamp, WorkQueue, WorkerId,
+    EffectFailure, EffectSelector, Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
+    ReadyIssue, Result, Task, TaskFilter, TaskId, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::Durability;
 use crate::logic::{self, Columns, number_column};
 use cache::Live;
-use rows::Row;
+use rows::{OutboxRead, Row};
 use writer::{Pending, Writer};
 
 /// The schema version this build writes into SQLite files.
@@ -354,7 +356,19 @@ impl WorkQueue for SqliteQueue {
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.writer
-            .read(move |conn| rows::read_outbox(conn, limit))
+            .read(move |conn| rows::read_outbox(conn, OutboxRead::All, limit))
+            .await
+    }
+
+    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.writer
+            .read(move |conn| rows::read_outbox(conn, OutboxRead::Due(now.0), limit))
+            .await
+    }
+
+    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.writer
+            .read(move |conn| rows::read_outbox(conn, OutboxRead::Failing, limit))
             .await
     }
 
@@ -388,13 +402,24 @@ impl WorkQueue for SqliteQueue {
         write.committed().await
     }
 
-    async fn nack_effect(&self, id: u64) -> Result<()> {
+    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
         let id = i64::try_from(id).unwrap_or(-1);
+        let failure = failure.clone();
         let write = self.writer.write(self.writer.generation(), move |conn| {
-            let sql = "UPDATE outbox SET failures = failures + 1 WHERE id = ?1";
-            rows::change_effect(conn, sql, id, "record a failed effect")
+            rows::record_failure(conn, id, &failure)
         });
         write.committed().await
+    }
+
+    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
+        let revived = Arc::new(AtomicUsize::new(0));
+        let (which, count) = (which.clone(), revived.clone());
+        let write = self.writer.write(self.writer.generation(), move |conn| {
+            count.store(rows::revive(conn, &which, now.0)?, Ordering::Relaxed);
+            Ok(())
+        });
+        write.committed().await?;
+        Ok(revived.load(Ordering::Relaxed))
     }
 
     /// One process owns this store: it always leads.

@@ -3,7 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension, ToSql};
 
-use scrum_core::{OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskState};
+use scrum_core::{
+    EffectFailure, EffectSelector, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskState,
+};
 
 use super::schema::db_error;
 use crate::logic::{self, Columns, from_json};
@@ -151,26 +153,109 @@ pub(super) fn count_tasks(conn: &Connection) -> Result<QueueCounts> {
     Ok(counts)
 }
 
+/// Which effects [`read_outbox`] reads.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum OutboxRead {
+    /// Every effect.
+    All,
+    /// Effects that failed at least once.
+    Failing,
+    /// Effects due at this time (see `WorkQueue::due_effects`).
+    Due(i64),
+}
+
+/// An outbox row as read, before its effect is decoded.
+type RawEffect = (i64, String, i64, i64, bool, bool, Option<String>);
+
 /// Up to `limit` effects of the outbox, oldest first.
-pub(super) fn read_outbox(conn: &Connection, limit: usize) -> Result<Vec<OutboxEntry>> {
-    let read = || -> rusqlite::Result<Vec<(i64, String, i64)>> {
-        conn.prepare_cached("SELECT id, effect, failures FROM outbox ORDER BY id LIMIT ?1")?
-            .query_map([limit_column(Some(limit))], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect()
+pub(super) fn read_outbox(
+    conn: &Connection,
+    which: OutboxRead,
+    limit: usize,
+) -> Result<Vec<OutboxEntry>> {
+    const SELECT: &str =
+        "SELECT id, effect, failures, next_attempt_at, dead, refused, last_error FROM outbox o";
+    let limit = limit_column(Some(limit));
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<RawEffect> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    };
+    let read = || -> rusqlite::Result<Vec<RawEffect>> {
+        match which {
+            OutboxRead::All => conn
+                .prepare_cached(&format!("{SELECT} ORDER BY id LIMIT ?1"))?
+                .query_map([limit], row)?
+                .collect(),
+            OutboxRead::Failing => conn
+                .prepare_cached(&format!("{SELECT} WHERE failures > 0 ORDER BY id LIMIT ?1"))?
+                .query_map([limit], row)?
+                .collect(),
+            // Due, and no earlier effect of the same task still waiting.
+            OutboxRead::Due(now) => conn
+                .prepare_cached(&format!(
+                    "{SELECT} WHERE dead = 0 AND next_attempt_at <= ?2 AND NOT EXISTS (
+                        SELECT 1 FROM outbox p WHERE p.repo = o.repo AND p.number = o.number
+                        AND p.id < o.id AND (p.dead = 1 OR p.next_attempt_at > ?2))
+                    ORDER BY id LIMIT ?1"
+                ))?
+                .query_map([limit, now], row)?
+                .collect(),
+        }
     };
     read()
         .map_err(|e| db_error("read the outbox", e))?
         .into_iter()
-        .map(|(id, effect, failures)| {
+        .map(|(id, effect, failures, next, dead, refused, last_error)| {
             Ok(OutboxEntry {
-                id: u64::try_from(id).unwrap_or(0),
-                effect: from_json(&effect, "effect")?,
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                next_attempt_at: scrum_core::Timestamp(next),
+                dead,
+                refused,
+                last_error,
+                ..OutboxEntry::new(
+                    u64::try_from(id).unwrap_or(0),
+                    from_json(&effect, "effect")?,
+                )
             })
         })
         .collect()
+}
+
+/// Records a failed attempt of effect `id`.
+pub(super) fn record_failure(conn: &Connection, id: i64, f: &EffectFailure) -> Result<()> {
+    let retry_at = f.retry_at.map(|t| t.0);
+    conn.prepare_cached(
+        "UPDATE outbox SET failures = failures + 1, last_error = ?2, refused = ?3,
+                dead = CASE WHEN ?4 IS NULL THEN 1 ELSE 0 END,
+                next_attempt_at = COALESCE(?4, next_attempt_at)
+         WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute((id, &f.error, f.refused, retry_at)))
+    .map(drop)
+    .map_err(|e| db_error("record a failed effect", e))
+}
+
+/// Makes the dead effects `which` names due at `now`; returns how many.
+pub(super) fn revive(conn: &Connection, which: &EffectSelector, now: i64) -> Result<usize> {
+    const SET: &str = "UPDATE outbox SET dead = 0, failures = 0, refused = 0, last_error = NULL,
+                       next_attempt_at = ?1 WHERE dead = 1";
+    let changed = match which {
+        EffectSelector::All => conn.prepare_cached(SET).and_then(|mut s| s.execute([now])),
+        EffectSelector::Repo(repo) => conn
+            .prepare_cached(&format!("{SET} AND repo = ?2"))
+            .and_then(|mut s| s.execute((now, repo))),
+        EffectSelector::Id(id) => conn
+            .prepare_cached(&format!("{SET} AND id = ?2"))
+            .and_then(|mut s| s.execute((now, i64::try_from(*id).unwrap_or(-1)))),
+    };
+    changed.map_err(|e| db_error("revive effects", e))
 }
 
 /// The effect `id` of the outbox, if it is still there.

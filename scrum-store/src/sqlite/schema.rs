@@ -66,6 +66,13 @@ const MIGRATIONS: &[&str] = &[
             SELECT NEW.repo, NEW.number, value FROM json_each(NEW.effects) ORDER BY key;
         DELETE FROM outbox WHERE id = NEW.ack;
     END;",
+    // 2: each effect's own retry schedule, so failing effects hold back only their
+    // task's later effects; set-aside (dead) effects wait for an operator.
+    "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN last_error TEXT;
+    CREATE INDEX outbox_task ON outbox (repo, number, id);",
 ];
 
 /// The schema version this build writes.
