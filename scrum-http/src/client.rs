@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use crate::config::ApiToken;
 use crate::wire::{
-    ActionResponse, CompleteRequest, DrainRequest, ErrorBody, FailedRequest, HealthResponse,
+    ActionResponse, CompleteRequest, DrainRequest, EffectState, EffectsResponse,
+    EffectsRetryRequest, EffectsRetryResponse, ErrorBody, FailedRequest, HealthResponse,
     HeartbeatRequest, HeartbeatResponse, LeaseMode, NextQuery, NextResponse, QueueQuery,
     QueueResponse, ReleaseRequest, ReportResponse, TaskAction, TaskRef, WorkItem, WorkersResponse,
 };
@@ -260,6 +261,43 @@ impl OrchestratorClient {
             reason: Some(reason.to_string()),
         };
         self.action("/admin/cancel", Some(&body)).await
+    }
+
+    /// `GET /admin/effects`: the failing GitHub effects (only the set-aside ones with
+    /// `state: Dead`).
+    pub async fn effects(&self, state: Option<EffectState>) -> Result<EffectsResponse> {
+        let query: Vec<(String, String)> = state
+            .iter()
+            .map(|s| {
+                let name = match s {
+                    EffectState::Failing => "failing",
+                    EffectState::Dead => "dead",
+                };
+                ("state".to_string(), name.to_string())
+            })
+            .collect();
+        self.call(
+            Method::GET,
+            "/admin/effects",
+            None::<&()>,
+            &query,
+            Retry::Safe,
+            None,
+        )
+        .await
+    }
+
+    /// `POST /admin/effects/retry`: tries set-aside effects again.
+    pub async fn retry_effects(&self, which: &EffectsRetryRequest) -> Result<EffectsRetryResponse> {
+        self.call(
+            Method::POST,
+            "/admin/effects/retry",
+            Some(which),
+            &[],
+            Retry::IfNotSent,
+            None,
+        )
+        .await
     }
 
     async fn action<B: Serialize>(&self, path: &str, body: Option<&B>) -> Result<ActionResponse> {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use scrum_core::QueueCounts;
-use scrum_core::engine::{EngineStatus, WorkerInfo, WorkerStatus};
+use scrum_core::engine::{EngineStatus, WorkerInfo, WorkerStatus, WriteHealth};
 
 /// Counters of what the API did since start.
 #[derive(Debug, Default)]
@@ -32,6 +32,7 @@ impl Metrics {
         counts: Option<QueueCounts>,
         workers: &[WorkerInfo],
         status: &EngineStatus,
+        writes: Option<&WriteHealth>,
     ) -> String {
         let mut out = String::with_capacity(2048);
         let counters: [(&str, &str, &AtomicU64); 9] = [
@@ -149,6 +150,42 @@ impl Metrics {
             "# HELP scrum_effects_failing GitHub effects that failed in the last dispatch round.\n# TYPE scrum_effects_failing gauge\nscrum_effects_failing {}",
             status.effects_failing
         );
+        if let Some(writes) = writes {
+            render_writes(&mut out, writes);
+        }
         out
+    }
+}
+
+/// The outbox's failing and set-aside effects, and the repositories refusing
+/// writes, per repository (a bounded label set: the configured repositories).
+fn render_writes(out: &mut String, writes: &WriteHealth) {
+    let gauges: [(&str, &str, fn(&scrum_core::engine::RepoWrites) -> u64); 3] = [
+        (
+            "scrum_outbox_backing_off",
+            "GitHub effects backing off after a failure, by repository.",
+            |r| r.failing,
+        ),
+        (
+            "scrum_outbox_dead",
+            "GitHub effects set aside until an operator retries them, by repository.",
+            |r| r.dead,
+        ),
+        (
+            "scrum_repository_writes_refused",
+            "Whether GitHub refuses this orchestrator's writes to the repository.",
+            |r| u64::from(r.refused),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for r in &writes.repositories {
+            let _ = writeln!(
+                out,
+                "{name}{{repository=\"{}\"}} {}",
+                r.repository,
+                value(r)
+            );
+        }
     }
 }

@@ -128,7 +128,17 @@ fn schemas() -> Value {
                 "github_connected": { "type": "boolean" },
                 "github": { "type": "object", "properties": {
                     "connected": { "type": "boolean" }, "reason": nullable("string"),
-                    "last_poll": nullable("string") } },
+                    "last_poll": nullable("string"),
+                    "writes": { "type": "object", "properties": {
+                        "status": { "type": "string", "enum": ["ok", "degraded"] },
+                        "repositories": { "type": "array", "items": { "type": "object",
+                            "required": ["repository", "failing", "dead", "refused", "last_error"],
+                            "properties": {
+                                "repository": { "type": "string" },
+                                "failing": { "type": "integer", "minimum": 0 },
+                                "dead": { "type": "integer", "minimum": 0 },
+                                "refused": { "type": "boolean" },
+                                "last_error": nullable("string") } } } } } } },
                 "store": { "type": "object", "properties": {
                     "status": { "type": "string", "enum": ["ok", "unavailable"] },
                     "error": { "type": "string" } } },
@@ -205,6 +215,41 @@ fn schemas() -> Value {
             "properties": {
                 "worker_id": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 },
                 "draining": nullable("boolean")
+            }
+        },
+        "EffectEntry": {
+            "type": "object",
+            "required": ["id", "task_id", "repository", "effect", "failures", "dead", "refused", "next_attempt_at", "last_error"],
+            "properties": {
+                "id": { "type": "integer", "minimum": 1 },
+                "task_id": { "type": "string" },
+                "repository": { "type": "string", "pattern": REPOSITORY },
+                "effect": { "type": "string", "enum": ["queued", "retry_scheduled", "completed", "failed", "cancelled"] },
+                "failures": { "type": "integer", "minimum": 0 },
+                "dead": { "type": "boolean" },
+                "refused": { "type": "boolean" },
+                "next_attempt_at": nullable("string"),
+                "last_error": nullable("string")
+            }
+        },
+        "EffectsResponse": {
+            "type": "object",
+            "required": ["effects"],
+            "properties": { "effects": { "type": "array", "items": r("EffectEntry") } }
+        },
+        "EffectsRetryRequest": {
+            "type": "object",
+            "properties": {
+                "repository": { "type": "string", "pattern": REPOSITORY },
+                "id": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER }
+            }
+        },
+        "EffectsRetryResponse": {
+            "type": "object",
+            "required": ["status", "retried"],
+            "properties": {
+                "status": { "type": "string", "enum": ["ok"] },
+                "retried": { "type": "integer", "minimum": 0 }
             }
         },
         "WebhookResponse": {
@@ -343,6 +388,11 @@ pub fn document() -> Value {
 
 fn unnamed_document() -> Value {
     let none = json!([]);
+    let effects_params = json!([
+        { "name": "state", "in": "query", "required": false,
+          "description": "`failing` (default: backing off or set aside) or `dead` (set aside only).",
+          "schema": { "type": "string", "enum": ["failing", "dead"] } }
+    ]);
     let next_params = json!([
         { "name": "worker_id", "in": "query", "required": true,
           "schema": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 } },
@@ -402,6 +452,8 @@ fn unnamed_document() -> Value {
             "/admin/drain": { "post": op("Stop (or resume) handing new work to one worker", Some("DrainRequest"), none.clone(), r("ActionResponse"), &[], false) },
             "/admin/retry": { "post": op("Start a new run of a failed or cancelled task", Some("TaskAction"), none.clone(), r("ActionResponse"), &report, false) },
             "/admin/cancel": { "post": op("Cancel a task (a holder is told on its next heartbeat)", Some("TaskAction"), none.clone(), r("ActionResponse"), &report, false) },
+            "/admin/effects": { "get": op("GitHub effects that failed: backing off, or set aside (`state=dead`)", None, effects_params, r("EffectsResponse"), &[400, 422, 503], false) },
+            "/admin/effects/retry": { "post": op("Try set-aside effects again: all, one repository's, or one by id", Some("EffectsRetryRequest"), none.clone(), r("EffectsRetryResponse"), &[503], false) },
             "/metrics": { "get": {
                 "summary": "Counters and gauges in the Prometheus text format",
                 "responses": {

@@ -384,6 +384,18 @@ pub struct GitHubHealth {
     /// on an orchestrator that does not lead.
     #[serde(default)]
     pub last_poll: Option<String>,
+    /// How write-back fares.
+    #[serde(default)]
+    pub writes: Option<WritesHealth>,
+}
+
+/// `github.writes` in [`HealthResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WritesHealth {
+    /// `ok`, or `degraded` while effects are set aside or a repository refuses writes.
+    pub status: String,
+    /// Repositories with failing or set-aside effects.
+    pub repositories: Vec<scrum_core::engine::RepoWrites>,
 }
 
 /// `dispatch` in [`HealthResponse`].
@@ -429,4 +441,73 @@ pub struct WebhookResponse {
     pub status: String,
     /// The task the delivery is about.
     pub task_id: Option<String>,
+}
+
+/// The query of `GET /admin/effects`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectsQuery {
+    /// `failing` (default: backing off or set aside) or `dead` (set aside only).
+    #[serde(default)]
+    pub state: Option<EffectState>,
+}
+
+/// Which failing effects `GET /admin/effects` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectState {
+    /// Backing off or set aside.
+    Failing,
+    /// Set aside until an operator retries them.
+    Dead,
+}
+
+/// One failing GitHub effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectEntry {
+    /// The effect's id (for `POST /admin/effects/retry`).
+    pub id: u64,
+    /// `owner/repo#N`.
+    pub task_id: String,
+    /// `owner/repo`.
+    pub repository: String,
+    /// What it writes: `queued`, `retry_scheduled`, `completed`, `failed`, `cancelled`.
+    pub effect: String,
+    /// How many times applying it failed.
+    pub failures: u32,
+    /// Set aside until an operator retries it.
+    pub dead: bool,
+    /// GitHub refused the write (no write access).
+    pub refused: bool,
+    /// When it is tried again (RFC 3339), unless set aside.
+    pub next_attempt_at: Option<String>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// The answer of `GET /admin/effects`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectsResponse {
+    /// Failing effects, oldest first.
+    pub effects: Vec<EffectEntry>,
+}
+
+/// The body of `POST /admin/effects/retry`: every set-aside effect, those of one
+/// repository, or one by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectsRetryRequest {
+    /// Only this repository's (`owner/repo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Only this effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// The answer of `POST /admin/effects/retry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectsRetryResponse {
+    /// `ok`.
+    pub status: String,
+    /// How many set-aside effects are due again.
+    pub retried: usize,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use scrum_core::{Labels, TaskId};
+use scrum_core::{Labels, RepoName, TaskId};
 use scrum_github::GitHubConfig;
 use scrum_github::config::Timing;
 use scrum_http::{ApiConfig, ApiToken};
@@ -50,6 +50,19 @@ pub enum Operator {
         /// The task, `owner/repo#N`.
         task: TaskId,
     },
+    /// GitHub effects (labels, comments) that failed: backing off, or set aside
+    /// after GitHub refused them. `effects retry` tries the set-aside ones again.
+    Effects {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        remote: Remote,
+        /// Only the set-aside ones.
+        #[arg(long)]
+        dead: bool,
+        /// `retry`: try set-aside effects again.
+        #[command(subcommand)]
+        action: Option<EffectsAction>,
+    },
     /// Cancels a task (`owner/repo#N`).
     Cancel {
         #[command(flatten)]
@@ -60,6 +73,23 @@ pub enum Operator {
         /// Why (shown in the logs).
         #[arg(long, default_value = "cancelled by an operator")]
         reason: String,
+    },
+}
+
+/// What `effects` does besides listing.
+#[derive(Debug, Subcommand)]
+pub enum EffectsAction {
+    /// Tries set-aside effects again once their cause is fixed (say, the token got
+    /// write access): all of them, one repository's, or one by id. Each lands once.
+    Retry {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        remote: Remote,
+        /// Only this repository's set-aside effects (`owner/name`).
+        #[arg(long, conflicts_with = "id")]
+        repo: Option<RepoName>,
+        /// Only this effect (its `id` in the listing).
+        id: Option<u64>,
     },
 }
 

@@ -1,15 +1,21 @@
 //! The operator subcommands: each calls a running orchestrator's HTTP API and prints
 //! its answer as JSON.
 
+use scrum_http::wire::{EffectState, EffectsRetryRequest};
 use scrum_http::{ApiToken, OrchestratorClient};
 
-use super::cli::Operator;
+use super::cli::{EffectsAction, Operator};
 
 /// Runs an operator subcommand and prints its answer as JSON.
 pub async fn operate(op: Operator) -> anyhow::Result<()> {
     let remote = match &op {
         Operator::Status(r) | Operator::Queue(r) | Operator::Workers(r) => r,
         Operator::Retry { remote, .. } | Operator::Cancel { remote, .. } => remote,
+        Operator::Effects {
+            action: Some(EffectsAction::Retry { remote, .. }),
+            ..
+        } => remote,
+        Operator::Effects { remote, .. } => remote,
     };
     let mut client = OrchestratorClient::new(&remote.url).map_err(anyhow::Error::msg)?;
     if let Some(t) = &remote.token {
@@ -27,6 +33,20 @@ pub async fn operate(op: Operator) -> anyhow::Result<()> {
         }
         Operator::Cancel { task, reason, .. } => {
             serde_json::to_value(client.cancel(task, reason).await.map_err(reach)?)?
+        }
+        Operator::Effects {
+            action: Some(EffectsAction::Retry { repo, id, .. }),
+            ..
+        } => {
+            let which = EffectsRetryRequest {
+                repository: repo.as_ref().map(ToString::to_string),
+                id: *id,
+            };
+            serde_json::to_value(client.retry_effects(&which).await.map_err(reach)?)?
+        }
+        Operator::Effects { dead, .. } => {
+            let state = dead.then_some(EffectState::Dead);
+            serde_json::to_value(client.effects(state).await.map_err(reach)?)?
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -13,6 +13,7 @@ mod dispatch;
 mod poll;
 mod registry;
 mod work;
+mod writes;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ pub use poll::PollReport;
 use registry::Registry;
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use work::{ABANDONED, ReportRef};
+pub use writes::{RepoWrites, WriteHealth};
 
 /// How the engine runs. The defaults are those of the Python orchestrator this
 /// project replaces.
@@ -360,8 +362,8 @@ impl Orchestrator {
         // Not configured is not a passing outage: say so as a missing resource.
         let probe = self.inner.probe.clone().ok_or_else(|| {
             Error::not_found(
-                "worker logs are fetched by the host probe (SSH checks of the worker \
-                 hosts), and none is configured",
+                "worker logs are fetched over SSH from the worker hosts, and no SSH \
+                 probe is configured (the orchestrator's --help: worker SSH settings)",
             )
         })?;
         let host = lock(&self.inner.registry)

@@ -1,15 +1,18 @@
 //! Operator actions: pause and resume dispatch, drain a worker, retry a failed task,
-//! cancel a task.
+//! cancel a task; list failing GitHub effects and retry the set-aside ones.
 
 use axum::Json;
 use axum::extract::State;
-use scrum_core::{TaskId, WorkerId};
+use scrum_core::{EffectSelector, OutboxEntry, RepoName, TaskId, WorkerId};
 
 use super::ApiState;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, QueryArgs};
 use super::views::queue_entry;
 use crate::error::ApiError;
-use crate::wire::{ActionResponse, DrainRequest, TaskAction};
+use crate::wire::{
+    ActionResponse, DrainRequest, EffectEntry, EffectState, EffectsQuery, EffectsResponse,
+    EffectsRetryRequest, EffectsRetryResponse, TaskAction,
+};
 
 fn done(paused: Option<bool>) -> Json<ActionResponse> {
     Json(ActionResponse {
@@ -68,5 +71,54 @@ pub(super) async fn cancel(
         status: "ok".to_string(),
         task: Some(queue_entry(&task)),
         paused: None,
+    }))
+}
+
+pub(super) async fn effects(
+    State(s): State<ApiState>,
+    QueryArgs(q): QueryArgs<EffectsQuery>,
+) -> Result<Json<EffectsResponse>, ApiError> {
+    let dead_only = q.state == Some(EffectState::Dead);
+    let failing = s.orchestrator().failing_effects(dead_only).await?;
+    Ok(Json(EffectsResponse {
+        effects: failing.iter().map(effect_entry).collect(),
+    }))
+}
+
+fn effect_entry(e: &OutboxEntry) -> EffectEntry {
+    EffectEntry {
+        id: e.id,
+        task_id: e.effect.task.to_string(),
+        repository: e.effect.task.repo().to_string(),
+        effect: e.effect.kind.name().to_string(),
+        failures: e.failures,
+        dead: e.dead,
+        refused: e.refused,
+        next_attempt_at: (!e.dead).then(|| e.next_attempt_at.to_rfc3339()),
+        last_error: e.last_error.clone(),
+    }
+}
+
+pub(super) async fn retry_effects(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<EffectsRetryRequest>,
+) -> Result<Json<EffectsRetryResponse>, ApiError> {
+    let which = match (req.repository, req.id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "name a repository or an effect id, not both",
+            ));
+        }
+        (Some(repo), None) => {
+            let repo: RepoName = repo.parse()?;
+            EffectSelector::Repo(repo.to_string())
+        }
+        (None, Some(id)) => EffectSelector::Id(id),
+        (None, None) => EffectSelector::All,
+    };
+    let retried = s.orchestrator().retry_effects(&which).await?;
+    Ok(Json(EffectsRetryResponse {
+        status: "ok".to_string(),
+        retried,
     }))
 }

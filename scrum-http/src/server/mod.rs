@@ -94,6 +94,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/drain"),
     ("post", "/admin/retry"),
     ("post", "/admin/cancel"),
+    ("get", "/admin/effects"),
+    ("post", "/admin/effects/retry"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/webhooks/github"),
@@ -119,6 +121,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/admin/drain", post(admin::drain))
         .route("/admin/retry", post(admin::retry))
         .route("/admin/cancel", post(admin::cancel))
+        .route("/admin/effects", get(admin::effects))
+        .route("/admin/effects/retry", post(admin::retry_effects))
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
         .route("/webhooks/github", post(webhook::github))

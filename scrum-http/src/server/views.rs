@@ -16,8 +16,10 @@ use crate::wire::{
     WorkerEntry, WorkersResponse,
 };
 
-/// `200` with `status: healthy`, or `503` with `status: degraded` when the store
-/// does not answer; the body has the same shape either way.
+/// `200` with `status: healthy`; `200` with `status: degraded` while write-back to
+/// GitHub is refused or effects are set aside (`github.writes` says where); `503`
+/// with `status: degraded` when the store does not answer. The body has the same
+/// shape either way.
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     let counts = o.counts().await;
@@ -31,7 +33,9 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         .iter()
         .filter(|w| w.status == WorkerStatus::Busy)
         .count();
+    let writes = o.write_health().await.unwrap_or_default();
     let (status, code, store, c) = match counts {
+        Ok(c) if writes.is_degraded() => ("degraded", StatusCode::OK, json!({"status": "ok"}), c),
         Ok(c) => ("healthy", StatusCode::OK, json!({"status": "ok"}), c),
         Err(e) => (
             "degraded",
@@ -55,6 +59,10 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
             "connected": engine.github_connected,
             "reason": engine.github_reason,
             "last_poll": engine.last_poll.map(|t| t.to_rfc3339()),
+            "writes": {
+                "status": if writes.is_degraded() { "degraded" } else { "ok" },
+                "repositories": writes.repositories,
+            },
         },
         "store": store,
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
@@ -178,7 +186,10 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
 pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     let counts = o.counts().await.ok();
-    let text = s.metrics().render(counts, &o.workers(), &o.status());
+    let writes = o.write_health().await.ok();
+    let text = s
+        .metrics()
+        .render(counts, &o.workers(), &o.status(), writes.as_ref());
     (
         [(
             header::CONTENT_TYPE,
