@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use scrum_core::QueueCounts;
-use scrum_core::engine::{EngineStatus, WorkerInfo, WorkerStatus, WriteHealth};
+use scrum_core::engine::{EngineStatus, RepoWrites, WorkerInfo, WorkerStatus, WriteHealth};
 
 /// Counters of what the API did since start.
 #[derive(Debug, Default)]
@@ -160,7 +160,8 @@ impl Metrics {
 /// The outbox's failing and set-aside effects, and the repositories refusing
 /// writes, per repository (a bounded label set: the configured repositories).
 fn render_writes(out: &mut String, writes: &WriteHealth) {
-    let gauges: [(&str, &str, fn(&scrum_core::engine::RepoWrites) -> u64); 3] = [
+    type Gauge = (&'static str, &'static str, fn(&RepoWrites) -> u64);
+    let gauges: [Gauge; 3] = [
         (
             "scrum_outbox_backing_off",
             "GitHub effects backing off after a failure, by repository.",
