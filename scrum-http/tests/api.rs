@@ -568,6 +568,6 @@ async fn worker_logs_come_from_the_host_the_worker_calls_from() {
         &[],
     )
     .await;
-    assert!(resp.1.to_string().contains("WORKER_SSH_KEY"), "{}", resp.1);
+    assert!(resp.1.to_string().contains("host probe"), "{}", resp.1);
     assert_error(&resp, 404, "not_found");
 }
