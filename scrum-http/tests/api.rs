@@ -428,6 +428,43 @@ async fn without_a_token_only_loopback_and_worker_ips_may_work() {
     assert_eq!(v, json!({"work_available": false}));
 }
 
+#[tokio::test]
+async fn health_carries_no_issue_text_even_when_degraded() {
+    use scrum_core::{TaskId, Timestamp};
+
+    const TITLE: &str = "Quarterly numbers for the Zanzibar acquisition";
+    let f = Fixture::new();
+    let id = TaskId::new("acme/secret", 7).unwrap();
+    f.source.open_issue(id, TITLE, &["ai-ready"], Timestamp(1));
+    f.orchestrator.poll_once().await.unwrap();
+    let stranger = Some("198.51.100.7:4000");
+    let (s, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["queue"]["pending"], 1);
+    assert!(!v.to_string().contains("Zanzibar"), "{v}");
+
+    // A source whose error quotes an issue (a tracker's parse error, say): /health
+    // says GitHub is degraded, in words of its own.
+    f.orchestrator
+        .report_source_health(false, Some(format!("cannot parse issue {TITLE:?}")));
+    let (_, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(v["github"]["connected"], false);
+    assert!(
+        v["github"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("Zanzibar"), "{v}");
+
+    // A store error: its kind in a fixed phrase, not the backend's text.
+    f.queue.faults().fail_next(1);
+    let (s, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(s, 503);
+    let error = v["store"]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && !error.contains("injected"), "{v}");
+}
+
 #[test]
 fn the_startup_summary_says_who_may_call() {
     let open = ApiConfig::default().access_summary();
