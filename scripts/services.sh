@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests talk to: PostgreSQL (127.0.0.1:5432, database
-# `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run.
-# Does nothing for a service that is already up.
+# `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run;
+# installs the tools the access test uses (ip, curl). Does nothing for a service that
+# is already up.
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +10,8 @@ command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # deploy/verify.sh checks the units with it
+command -v ip >/dev/null || need_apt+=(iproute2)     # bins/tests/access.rs: a network namespace and a veth pair
+command -v curl >/dev/null || need_apt+=(curl)       # bins/tests/access.rs: calls from inside that namespace
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}"
     apt-get update -qq

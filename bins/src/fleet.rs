@@ -136,10 +136,12 @@ impl Fleet {
     }
 
     /// Sets an environment variable of every process started from now on, e.g.
-    /// `MAX_ATTEMPTS` for the orchestrator, or `DATABASE_URL` to put the
-    /// orchestrators on a shared store instead of SQLite in their state directory.
-    /// The settings the fleet itself needs (ports, state directory, lease, poll
-    /// interval) still win.
+    /// `MAX_ATTEMPTS` for the orchestrator, `DATABASE_URL` to put the
+    /// orchestrators on a shared store instead of SQLite in their state directory, or
+    /// `ORCHESTRATOR_HOST` (default `127.0.0.1`) to listen on more than loopback:
+    /// the fleet still calls its orchestrators at `127.0.0.1`, so pick an address
+    /// that covers it, such as `0.0.0.0`. The settings the fleet itself needs (ports,
+    /// state directory, lease, poll interval) still win.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.to_string()));
@@ -180,8 +182,10 @@ impl Fleet {
             _ => self.root.join(format!("state-{name}")),
         };
         let mut cmd = self.command("scrum-orchestrator", name)?;
-        cmd.env("ORCHESTRATOR_HOST", "127.0.0.1")
-            .env("ORCHESTRATOR_PORT", port.to_string())
+        if !self.env.iter().any(|(k, _)| k == "ORCHESTRATOR_HOST") {
+            cmd.env("ORCHESTRATOR_HOST", "127.0.0.1");
+        }
+        cmd.env("ORCHESTRATOR_PORT", port.to_string())
             .env("STATE_DIR", state)
             .env("GITHUB_POLL_INTERVAL", "1")
             .env("GITHUB_WRITE_SPACING_MS", "0")
@@ -220,6 +224,24 @@ impl Fleet {
             "scrum-orchestrator {name} did not answer within 10 s; see {}",
             log.display()
         )
+    }
+
+    /// Waits until `done` holds, looking every 100 ms; after `limit` it panics with
+    /// `what`, the issues' progress and the orchestrator's last log lines.
+    pub async fn wait_for(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            if start.elapsed() > limit {
+                let logs = std::fs::read_to_string(self.log(MAIN)).unwrap_or_default();
+                let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+                panic!(
+                    "timed out waiting for {what}; progress {:?}\norchestrator log (last lines, newest first):\n{}",
+                    self.progress(),
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Kills the orchestrator with SIGKILL (a crash) and waits for it to be gone.

@@ -35,22 +35,6 @@ fn issues() -> Vec<(&'static str, String)> {
     v
 }
 
-async fn wait_for(what: &str, fleet: &Fleet, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > limit {
-            let logs = std::fs::read_to_string(fleet.log("orchestrator")).unwrap_or_default();
-            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
-            panic!(
-                "timed out waiting for {what}; progress {:?}\norchestrator log (last lines, newest first):\n{}",
-                fleet.progress(),
-                tail.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_issue_ends_right_through_crashes_and_retries() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,6 +45,12 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
     let refs: Vec<(&str, &str)> = list.iter().map(|(r, t)| (*r, t.as_str())).collect();
     let mut fleet = Fleet::prepare(dir.path(), bin_dir, &refs).await.unwrap();
     fleet.start_orchestrator().await.unwrap();
+    // Without an API token the start-up log says who may call what.
+    let log = std::fs::read_to_string(fleet.log("orchestrator")).unwrap();
+    assert!(
+        log.contains("no API token configured: /work/* and the reads (/queue, /workers"),
+        "the start-up log does not state the access rule:\n{log}"
+    );
     for w in ["worker-1", "worker-2", "worker-3"] {
         fleet.start_worker(w).unwrap();
     }
@@ -85,36 +75,27 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
     fleet.start_worker("worker-4").unwrap();
 
     // Crash the orchestrator once some work is done, and start it again.
-    wait_for(
-        "5 completed issues",
-        &fleet,
-        Duration::from_secs(90),
-        || {
+    fleet
+        .wait_for("5 completed issues", Duration::from_secs(90), || {
             fleet
                 .progress()
                 .iter()
                 .filter(|(_, p)| *p == IssueProgress::Completed)
                 .count()
                 >= 5
-        },
-    )
-    .await;
+        })
+        .await;
     fleet.kill_orchestrator();
     fleet.start_orchestrator().await.unwrap();
 
-    wait_for(
-        "every issue to finish",
-        &fleet,
-        Duration::from_secs(240),
-        || fleet.finished(),
-    )
-    .await;
+    fleet
+        .wait_for("every issue to finish", Duration::from_secs(240), || {
+            fleet.finished()
+        })
+        .await;
     // Let the outbox drain what follows the final labels (label removals).
-    wait_for(
-        "the ready labels to go",
-        &fleet,
-        Duration::from_secs(30),
-        || {
+    fleet
+        .wait_for("the ready labels to go", Duration::from_secs(30), || {
             fleet.issues.iter().all(|id| {
                 !fleet
                     .github
@@ -122,9 +103,8 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
                     .iter()
                     .any(|l| l == "ai-ready" || l == "ai-in-progress")
             })
-        },
-    )
-    .await;
+        })
+        .await;
     fleet.stop();
 
     let gh = &fleet.github;

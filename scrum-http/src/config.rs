@@ -11,15 +11,20 @@ use scrum_core::{Error, IssueEvents};
 /// business; everything the router needs is here.
 ///
 /// Secure by default: with a [`token`](ApiConfig::token), every call except
-/// `/health` needs `Authorization: Bearer <token>`. Without one, the work endpoints
-/// (`/work/*`) answer only loopback and the [`worker_ips`](ApiConfig::worker_ips), and
-/// the operator actions (`/admin/*`) only loopback.
+/// `/health` and the signed webhook needs `Authorization: Bearer <token>`. Without
+/// one, the work endpoints (`/work/*`) and every read that shows tasks or workers
+/// (`/queue`, `/workers`, `/metrics`, `/openapi.json`, `GET /admin/*`) answer only
+/// loopback and the [`worker_ips`](ApiConfig::worker_ips); the operator actions
+/// (`POST /admin/*`) and worker hosts' logs (`/workers/{id}/logs`) only loopback.
+/// `/health` (which carries no issue text) and `POST /webhooks/github` (checked by
+/// its signature) are open to all either way.
 #[derive(Clone)]
 pub struct ApiConfig {
-    /// The bearer token every caller but `/health` must present. Never printed.
+    /// The bearer token every caller but `/health` and the webhook must present.
+    /// Never printed.
     pub token: Option<ApiToken>,
-    /// Addresses allowed to call the work endpoints when no token is configured
-    /// (`WORKER_IPS`). Loopback is always allowed.
+    /// Addresses allowed to call the work endpoints and the reads when no token is
+    /// configured (`WORKER_IPS`). Loopback is always allowed.
     pub worker_ips: Vec<IpAddr>,
     /// The largest request body accepted, in bytes (default 64 KiB). Larger bodies
     /// get `413 payload_too_large`.
@@ -62,19 +67,27 @@ impl ApiConfig {
         Ok(self)
     }
 
-    /// One line for the start-up log saying who may call the work endpoints.
+    /// One line for the start-up log saying which access rule is in force: who may
+    /// call the work endpoints, the reads and the operator endpoints.
     pub fn access_summary(&self) -> String {
-        match &self.token {
-            Some(_) => "API token configured: every call except /health needs `Authorization: Bearer <token>`".to_string(),
-            None if self.worker_ips.is_empty() => "no API token configured: /work/* accepts only loopback callers and /admin/* only loopback; set an API token or WORKER_IPS to let remote workers in".to_string(),
-            None => format!(
-                "no API token configured: /work/* accepts only loopback and WORKER_IPS ({}); /admin/* only loopback",
-                self.worker_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            ),
+        if self.token.is_some() {
+            return "API token configured: every call except /health and POST /webhooks/github (signed) needs `Authorization: Bearer <token>`".to_string();
         }
+        let fleet = if self.worker_ips.is_empty() {
+            "only loopback (WORKER_IPS is empty)".to_string()
+        } else {
+            let ips: Vec<String> = self.worker_ips.iter().map(ToString::to_string).collect();
+            format!("only loopback and WORKER_IPS ({})", ips.join(", "))
+        };
+        format!(
+            "no API token configured: /work/* and the reads (/queue, /workers, /metrics, /openapi.json, GET /admin/*) answer {fleet}; \
+             POST /admin/* and /workers/{{id}}/logs only loopback; /health and POST /webhooks/github (signed) are open. \
+             Set an API token, or add addresses to WORKER_IPS, to let remote callers in"
+        )
     }
 
-    /// Whether `peer` may call the work endpoints without a token.
+    /// Whether `peer` may call the work endpoints and the reads without a token:
+    /// loopback, or one of the [`worker_ips`](ApiConfig::worker_ips).
     pub(crate) fn is_worker_address(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
         peer.is_loopback() || self.worker_ips.iter().any(|a| a.to_canonical() == peer)

@@ -1,8 +1,10 @@
 //! The scrum orchestrator's HTTP API (axum) and the client workers use (reqwest).
 //!
 //! Workers hold leases and only workers may touch work: with an API token every call
-//! but `/health` needs `Authorization: Bearer …`; without one the work endpoints
-//! answer only loopback and `WORKER_IPS`. Clients written for the API of the Python
+//! but `/health` and the signed webhook needs `Authorization: Bearer …`; without one
+//! the work endpoints and the reads (`/queue`, `/workers`, `/metrics`,
+//! `/openapi.json`) answer only loopback and `WORKER_IPS`, and the operator actions
+//! only loopback (see [`ApiConfig`]). Clients written for the API of the Python
 //! orchestrator this project replaces (no lease token, no heartbeats) keep working:
 //! their reports are matched by worker and issue, and their tasks are held for the
 //! maximum run time.

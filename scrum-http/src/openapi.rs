@@ -8,6 +8,12 @@ const REPOSITORY: &str = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$";
 const LEASE_TOKEN: &str = "^[0-9a-fA-F]{32}$";
 const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 
+/// The 403 of every guarded endpoint: the rule without an API token.
+const FORBIDDEN: &str = "No API token is configured and the caller's address may not call this endpoint: the work endpoints and the reads answer only loopback and WORKER_IPS, the operator actions and worker logs only loopback. Set an API token, or add the address to WORKER_IPS";
+
+/// The access rule, for the document's description.
+const ACCESS: &str = "Access: with an API token, every call but `/health` and `POST /webhooks/github` (signed) needs `Authorization: Bearer <token>`. Without one, `/work/*`, `/queue`, `/workers`, `/metrics`, `/openapi.json` and `GET /admin/*` answer only loopback and WORKER_IPS, `POST /admin/*` and `/workers/{id}/logs` only loopback (403 otherwise); `/health` is open and carries no issue text.";
+
 fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -51,7 +57,7 @@ fn op(
         let what = match s {
             400 => "Malformed JSON or query string",
             401 => "Missing or wrong bearer token",
-            403 => "The caller's address may not call this endpoint",
+            403 => FORBIDDEN,
             404 => "No such task, issue or worker",
             409 => {
                 "The caller does not hold the lease (`lease_lost`), or the task is not in a state the action applies to"
@@ -423,7 +429,7 @@ fn unnamed_document() -> Value {
         "info": {
             "title": "scrum orchestrator",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Hands GitHub issues to AI coding workers under leases. The endpoints of the Python orchestrator this service replaces keep its JSON; new fields are additions. Errors are `{\"error\":{\"code\",\"message\"}}`."
+            "description": format!("Hands GitHub issues to AI coding workers under leases. The endpoints of the Python orchestrator this service replaces keep its JSON; new fields are additions. Errors are `{{\"error\":{{\"code\",\"message\"}}}}`. {ACCESS}")
         },
         "security": [{ "bearerAuth": [] }],
         "components": {
@@ -432,7 +438,7 @@ fn unnamed_document() -> Value {
         },
         "paths": {
             "/health": { "get": {
-                "summary": "Orchestrator health (never needs a token)",
+                "summary": "Orchestrator health: open to all (never needs a token), so it carries counts and fixed phrases, no issue text",
                 "security": [],
                 "responses": {
                     "200": { "description": "Healthy", "content": { "application/json": { "schema": r("Health") } } },
@@ -458,7 +464,8 @@ fn unnamed_document() -> Value {
                 "summary": "Counters and gauges in the Prometheus text format",
                 "responses": {
                     "200": { "description": "Prometheus text format 0.0.4", "content": { "text/plain": { "schema": text } } },
-                    "401": error_response("Missing or wrong bearer token")
+                    "401": error_response("Missing or wrong bearer token"),
+                    "403": error_response(FORBIDDEN)
                 }
             } },
             "/webhooks/github": { "post": {
@@ -477,7 +484,8 @@ fn unnamed_document() -> Value {
                 "summary": "This document",
                 "responses": {
                     "200": { "description": "OpenAPI 3.0", "content": { "application/json": { "schema": { "type": "object" } } } },
-                    "401": error_response("Missing or wrong bearer token")
+                    "401": error_response("Missing or wrong bearer token"),
+                    "403": error_response(FORBIDDEN)
                 }
             } }
         }

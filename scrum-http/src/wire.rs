@@ -377,7 +377,8 @@ pub struct HealthResponse {
 pub struct GitHubHealth {
     /// Whether the last poll succeeded.
     pub connected: bool,
-    /// Why not, when it did not (a rate limit being waited out, an error).
+    /// A fixed phrase when it did not (failing or rate limited); the reason itself
+    /// is in the orchestrator's log, as `/health` carries no backend error text.
     #[serde(default)]
     pub reason: Option<String>,
     /// When the last successful poll was (RFC 3339); `None` before the first, and

@@ -396,15 +396,6 @@ async fn without_a_token_only_loopback_and_worker_ips_may_work() {
         403,
         "forbidden",
     );
-    // Reading is open.
-    assert_eq!(
-        call(&f.app, "GET", "/workers", None, stranger, &[]).await.0,
-        200
-    );
-    assert_eq!(
-        call(&f.app, "GET", "/queue", None, stranger, &[]).await.0,
-        200
-    );
     // Nothing was claimed by the refused calls.
     let (_, v) = call(
         &f.app,
@@ -428,15 +419,175 @@ async fn without_a_token_only_loopback_and_worker_ips_may_work() {
     assert_eq!(v, json!({"work_available": false}));
 }
 
+/// The reads that show tasks or workers, each with what it would show.
+const READS: &[&str] = &["/queue", "/workers", "/metrics", "/openapi.json"];
+
+#[tokio::test]
+async fn without_a_token_strangers_get_403_on_everything_but_health_and_the_webhook() {
+    let f = Fixture::with(
+        ApiConfig::default()
+            .with_worker_hosts(&["10.0.0.5"])
+            .unwrap(),
+    );
+    f.queue_issue().await;
+    let (_, doc) = f.get("/openapi.json").await;
+    let stranger = Some("198.51.100.7:4000");
+    let open = |p: &&str| ["/health", "/webhooks/github"].contains(p);
+    for (method, path) in ROUTES.iter().filter(|(_, p)| !open(p)) {
+        let body = (*method == "post").then_some("{}");
+        let got = call(&f.app, &method.to_uppercase(), path, body, stranger, &[]).await;
+        assert_error(&got, 403, "forbidden");
+        assert!(
+            !got.1.to_string().contains("Issue 1"),
+            "{method} {path}: {}",
+            got.1
+        );
+        assert!(
+            doc["paths"][path][method]["responses"]["403"].is_object(),
+            "{method} {path}: 403 is not documented"
+        );
+    }
+    // The message says what the rule is and how to get in.
+    let (_, v) = call(&f.app, "GET", "/queue", None, stranger, &[]).await;
+    let message = v["error"]["message"].as_str().unwrap();
+    for part in [
+        "198.51.100.7",
+        "only loopback and the WORKER_IPS addresses",
+        "API token",
+        "add 198.51.100.7 to WORKER_IPS",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from {message:?}");
+    }
+    // Reads under /admin follow the same rule; there are none yet, but a stranger
+    // learns nothing even of that.
+    assert_error(
+        &call(&f.app, "GET", "/admin/status", None, stranger, &[]).await,
+        403,
+        "forbidden",
+    );
+    // /health stays open to all.
+    let (s, _) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn without_a_token_loopback_and_worker_ips_may_read() {
+    let f = Fixture::with(
+        ApiConfig::default()
+            .with_worker_hosts(&["10.0.0.5"])
+            .unwrap(),
+    );
+    f.queue_issue().await;
+    for peer in [LOOPBACK, "10.0.0.5:4000", "[::ffff:10.0.0.5]:4000"] {
+        for path in READS {
+            let (s, v) = call(&f.app, "GET", path, None, Some(peer), &[]).await;
+            assert_eq!(s, 200, "{peer} {path}: {v}");
+        }
+        let (_, queue) = call(&f.app, "GET", "/queue", None, Some(peer), &[]).await;
+        assert_eq!(queue["pending"][0]["title"], "Issue 1", "{peer}");
+        // A GET under /admin is a read: past the guard (no such read exists: 405).
+        let got = call(&f.app, "GET", "/admin/pause", None, Some(peer), &[]).await;
+        assert_error(&got, 405, "method_not_allowed");
+    }
+    // A worker's address may read, not act nor fetch hosts' logs.
+    let worker = Some("10.0.0.5:4000");
+    for (method, path) in [("POST", "/admin/pause"), ("GET", "/workers/w/logs")] {
+        let got = call(&f.app, method, path, None, worker, &[]).await;
+        assert_error(&got, 403, "forbidden");
+        let message = got.1["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("only loopback may call the operator endpoints")
+                && message.contains("API token"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_a_token_a_remote_caller_with_it_may_read() {
+    let f = Fixture::with(ApiConfig {
+        token: Some(ApiToken::new(TOKEN).unwrap()),
+        ..ApiConfig::default()
+    });
+    f.queue_issue().await;
+    let bearer = format!("Bearer {TOKEN}");
+    let remote = Some("203.0.113.9:5000");
+    for path in READS {
+        let (s, v) = call(
+            &f.app,
+            "GET",
+            path,
+            None,
+            remote,
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(s, 200, "{path}: {v}");
+    }
+    let (_, queue) = call(
+        &f.app,
+        "GET",
+        "/queue",
+        None,
+        remote,
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(queue["pending"][0]["title"], "Issue 1");
+}
+
+#[tokio::test]
+async fn health_carries_no_issue_text_even_when_degraded() {
+    use scrum_core::{TaskId, Timestamp};
+
+    const TITLE: &str = "Quarterly numbers for the Zanzibar acquisition";
+    let f = Fixture::new();
+    let id = TaskId::new("acme/secret", 7).unwrap();
+    f.source.open_issue(id, TITLE, &["ai-ready"], Timestamp(1));
+    f.orchestrator.poll_once().await.unwrap();
+    let stranger = Some("198.51.100.7:4000");
+    let (s, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["queue"]["pending"], 1);
+    assert!(!v.to_string().contains("Zanzibar"), "{v}");
+
+    // A source whose error quotes an issue (a tracker's parse error, say): /health
+    // says GitHub is degraded, in words of its own.
+    f.orchestrator
+        .report_source_health(false, Some(format!("cannot parse issue {TITLE:?}")));
+    let (_, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(v["github"]["connected"], false);
+    assert!(
+        v["github"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("Zanzibar"), "{v}");
+
+    // A store error: its kind in a fixed phrase, not the backend's text.
+    f.queue.faults().fail_next(1);
+    let (s, v) = call(&f.app, "GET", "/health", None, stranger, &[]).await;
+    assert_eq!(s, 503);
+    let error = v["store"]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && !error.contains("injected"), "{v}");
+}
+
 #[test]
 fn the_startup_summary_says_who_may_call() {
     let open = ApiConfig::default().access_summary();
-    assert!(open.contains("only loopback"), "{open}");
+    for part in ["no API token", "/work/*", "/queue", "/workers", "/metrics"] {
+        assert!(open.contains(part), "{part:?} missing from {open}");
+    }
+    assert!(open.contains("answer only loopback"), "{open}");
     let ips = ApiConfig::default()
         .with_worker_hosts(&["10.0.0.5"])
         .unwrap()
         .access_summary();
-    assert!(ips.contains("10.0.0.5"), "{ips}");
+    assert!(
+        ips.contains("/queue, /workers") && ips.contains("only loopback and WORKER_IPS (10.0.0.5)"),
+        "{ips}"
+    );
     let token = ApiConfig {
         token: Some(ApiToken::new(TOKEN).unwrap()),
         ..ApiConfig::default()

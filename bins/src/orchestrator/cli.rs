@@ -133,8 +133,9 @@ pub struct ServeArgs {
         default_value_t = 8000
     )]
     pub port: u16,
-    /// Bearer token every API call but /health must carry. Without one, work endpoints
-    /// answer only loopback and WORKER_IPS.
+    /// Bearer token every API call but /health and the signed webhook must carry.
+    /// Without one, /work/* and the reads (/queue, /workers, /metrics, /openapi.json)
+    /// answer only loopback and WORKER_IPS, and /admin/* actions only loopback.
     #[arg(
         long,
         env = "ORCHESTRATOR_API_TOKEN",

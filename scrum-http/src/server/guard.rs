@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -27,7 +27,7 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_canonical());
     req.extensions_mut().insert(Peer(peer));
-    let resp = match admit(&state, req.uri().path(), peer, req.headers()) {
+    let resp = match admit(&state, req.method(), req.uri().path(), peer, req.headers()) {
         Ok(()) => {
             let resp = next.run(req).await;
             if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
@@ -47,14 +47,41 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
     resp
 }
 
+/// Who may call a route when no API token is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    /// Anyone, token or not: `/health` (no issue text) and the webhook (signed).
+    Open,
+    /// Loopback and `WORKER_IPS`: the work endpoints and every read of tasks or
+    /// workers (and any path the API does not have).
+    Fleet,
+    /// Loopback only: the operator actions and worker hosts' logs.
+    Loopback,
+}
+
+/// The one place a route is given its [`Rule`].
+fn rule(method: &Method, path: &str) -> Rule {
+    let read = method == Method::GET || method == Method::HEAD;
+    if path == "/health" || path == WEBHOOK {
+        Rule::Open
+    } else if (path.starts_with("/admin/") && !read)
+        || (path.starts_with("/workers/") && path.ends_with("/logs"))
+    {
+        Rule::Loopback
+    } else {
+        Rule::Fleet
+    }
+}
+
 fn admit(
     state: &ApiState,
+    method: &Method,
     path: &str,
     peer: Option<IpAddr>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    // Open to all: /health says nothing private; webhook deliveries are signed.
-    if path == "/health" || path == WEBHOOK {
+    let rule = rule(method, path);
+    if rule == Rule::Open {
         return Ok(());
     }
     let config = state.config();
@@ -79,30 +106,39 @@ fn admit(
             )),
         };
     }
-    let allowed = if path.starts_with("/work/") {
-        peer.is_some_and(|p| config.is_worker_address(p))
-    } else if is_operator_path(path) {
-        peer.is_some_and(|p| p.is_loopback())
-    } else {
-        true
+    let allowed = match rule {
+        Rule::Open => true,
+        Rule::Fleet => peer.is_some_and(|p| config.is_worker_address(p)),
+        Rule::Loopback => peer.is_some_and(|p| p.is_loopback()),
     };
     if allowed {
         Ok(())
     } else {
-        let who = peer.map_or_else(|| "an unknown address".to_string(), |p| p.to_string());
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            codes::FORBIDDEN,
-            format!(
-                "{who} may not call {path}: without an API token only loopback{} may",
-                if path.starts_with("/work/") {
-                    " and WORKER_IPS"
-                } else {
-                    ""
-                }
-            ),
-        ))
+        Err(forbidden(rule, method, path, peer))
     }
+}
+
+/// The 403 for a caller `rule` keeps out: what the rule is, and how to get in.
+fn forbidden(rule: Rule, method: &Method, path: &str, peer: Option<IpAddr>) -> ApiError {
+    let (who, address) = match peer {
+        Some(p) => (p.to_string(), p.to_string()),
+        None => (
+            "an unknown address".to_string(),
+            "the caller's address".to_string(),
+        ),
+    };
+    let token = "set an API token on the orchestrator (ORCHESTRATOR_API_TOKEN) and send it as `Authorization: Bearer <token>`";
+    let message = match rule {
+        Rule::Loopback => format!(
+            "{who} may not call {method} {path}: without an API token only loopback may call the operator endpoints; \
+             to get in, {token}, or call from the orchestrator's own host"
+        ),
+        Rule::Open | Rule::Fleet => format!(
+            "{who} may not call {method} {path}: without an API token only loopback and the WORKER_IPS addresses may; \
+             to get in, {token}, or add {address} to WORKER_IPS"
+        ),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
 }
 
 /// axum's own 405 has an empty body; keep its `Allow` header, add ours.
@@ -123,10 +159,4 @@ fn method_not_allowed(resp: Response) -> Response {
 /// The answer for paths the API does not have.
 pub(super) async fn no_route(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no endpoint {}", uri.path()))
-}
-
-/// Operator endpoints: the actions, and worker hosts' logs. Without an API token only
-/// loopback may call them.
-fn is_operator_path(path: &str) -> bool {
-    path.starts_with("/admin/") || (path.starts_with("/workers/") && path.ends_with("/logs"))
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
-use scrum_core::{Task, TaskFilter, TaskState};
+use scrum_core::{ErrorKind, Task, TaskFilter, TaskState};
 use serde_json::{Value, json};
 
 use super::ApiState;
@@ -20,6 +20,11 @@ use crate::wire::{
 /// GitHub is refused or effects are set aside (`github.writes` says where); `503`
 /// with `status: degraded` when the store does not answer. The body has the same
 /// shape either way.
+///
+/// Anyone may call it, so it carries counts, flags and fixed phrases only, besides
+/// the last write error of each failing repository (a redacted GitHub answer):
+/// never a backend's free error text, which may quote an issue. The details are in
+/// the orchestrator's log and `/admin/effects`.
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     let counts = o.counts().await;
@@ -37,12 +42,15 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let (status, code, store, c) = match counts {
         Ok(c) if writes.is_degraded() => ("degraded", StatusCode::OK, json!({"status": "ok"}), c),
         Ok(c) => ("healthy", StatusCode::OK, json!({"status": "ok"}), c),
-        Err(e) => (
-            "degraded",
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "unavailable", "error": e.message()}),
-            Default::default(),
-        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "/health: the store does not answer");
+            (
+                "degraded",
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable", "error": store_trouble(e.kind())}),
+                Default::default(),
+            )
+        }
     };
     let body = json!({
         "status": status,
@@ -57,7 +65,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "github_connected": engine.github_connected,
         "github": {
             "connected": engine.github_connected,
-            "reason": engine.github_reason,
+            "reason": engine.github_reason.as_ref().map(|_| GITHUB_TROUBLE),
             "last_poll": engine.last_poll.map(|t| t.to_rfc3339()),
             "writes": {
                 "status": if writes.is_degraded() { "degraded" } else { "ok" },
@@ -69,6 +77,22 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+/// `/health`'s `github.reason` while the issue source is degraded. The source's own
+/// reason is free text from its errors, so it stays in the log.
+const GITHUB_TROUBLE: &str =
+    "the issue source is failing or rate limited; the orchestrator's log says why";
+
+/// `/health`'s `store.error`: a fixed phrase per kind of failure.
+fn store_trouble(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Timeout => "the store did not answer in time",
+        ErrorKind::Unavailable => "the store is unreachable",
+        ErrorKind::Corrupt => "the store's data is unreadable",
+        ErrorKind::Unauthorized | ErrorKind::Forbidden => "the store refused the credentials",
+        _ => "the store failed; the orchestrator's log says why",
+    }
 }
 
 pub(super) async fn workers(State(s): State<ApiState>) -> Json<WorkersResponse> {
