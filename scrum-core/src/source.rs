@@ -112,6 +112,26 @@ pub trait IssueSource: Send + Sync + 'static {
     /// - An unknown issue fails with `NotFound`.
     async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()>;
 
+    /// Adds `add` and removes `remove` in one change where the tracker allows it:
+    /// the outbox writes each transition's labels with it, so a task costs as few
+    /// writes as it can. By default, [`IssueSource::add_labels`] then
+    /// [`IssueSource::remove_label`] for each.
+    ///
+    /// # Behavior
+    /// - Afterwards the issue carries every label of `add` and none of `remove`
+    ///   (whatever their case), and keeps its other labels.
+    /// - When the issue already carries them so, nothing changes.
+    /// - An unknown issue fails with `NotFound`.
+    async fn set_labels(&self, id: &TaskId, add: &[String], remove: &[String]) -> Result<()> {
+        if !add.is_empty() {
+            self.add_labels(id, add).await?;
+        }
+        for label in remove {
+            self.remove_label(id, label).await?;
+        }
+        Ok(())
+    }
+
     /// Posts `body` with the hidden `marker`, unless a comment with that marker exists.
     ///
     /// # Behavior

@@ -349,16 +349,18 @@ async fn the_dispatcher_retries_a_failing_label_call_until_github_accepts_it() {
     let mut github = MockIssueSource::new();
     let mut calls = mockall::Sequence::new();
     github
-        .expect_add_labels()
+        .expect_set_labels()
         .times(2)
         .in_sequence(&mut calls)
-        .returning(|_, _| Err(Error::unavailable("GitHub is down")));
+        .returning(|_, _, _| Err(Error::unavailable("GitHub is down")));
     github
-        .expect_add_labels()
+        .expect_set_labels()
         .times(1)
         .in_sequence(&mut calls)
-        .withf(|id, labels| id.number() == 1 && labels == ["ai-in-progress".to_string()])
-        .returning(|_, _| Ok(()));
+        .withf(|id, add, remove| {
+            id.number() == 1 && add == ["ai-in-progress".to_string()] && remove.is_empty()
+        })
+        .returning(|_, _, _| Ok(()));
     let issue = scrum_core::ReadyIssue {
         id: id(1),
         title: "t".into(),
@@ -417,10 +419,10 @@ async fn a_dispatch_round_stops_when_another_orchestrator_takes_the_lead() {
     queue.expect_lead().times(1).returning(|_, _, _| Ok(false));
     let mut github = MockIssueSource::new();
     github
-        .expect_add_labels()
+        .expect_set_labels()
         .times(1)
-        .withf(|id, _| id.number() == 1)
-        .returning(|_, _| Ok(()));
+        .withf(|id, _, _| id.number() == 1)
+        .returning(|_, _, _| Ok(()));
     let o =
         Orchestrator::builder(Arc::new(queue), Arc::new(github) as Arc<dyn IssueSource>).build();
     let r = o.dispatch_once().await.unwrap();

@@ -316,6 +316,39 @@ impl IssueSource for GitHubClient {
         Ok(())
     }
 
+    /// One write at most: from a fresh (conditional) read of the issue's labels, a
+    /// `POST` of the missing ones when nothing is to be removed, else one `PUT` of
+    /// the whole new set; nothing when the issue already carries them so. A label
+    /// someone adds between that read and the `PUT` (milliseconds) is lost.
+    async fn set_labels(&self, id: &TaskId, add: &[String], remove: &[String]) -> Result<()> {
+        let current = self.issue_state(id).await?.labels;
+        let has = |l: &str| current.iter().any(|c| c.eq_ignore_ascii_case(l));
+        let dropped = |l: &str| remove.iter().any(|r| r.eq_ignore_ascii_case(l));
+        let missing: Vec<String> = add
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !has(l))
+            .cloned()
+            .collect();
+        if !current.iter().any(|c| dropped(c)) {
+            return self.add_labels(id, &missing).await;
+        }
+        let repo = id.repo_name();
+        for l in &missing {
+            self.ensure_label(&repo, l).await?;
+        }
+        let mut labels: Vec<String> = current.iter().filter(|c| !dropped(c)).cloned().collect();
+        labels.extend(missing);
+        let what = issue_what("set the labels of", id);
+        let path = format!("{}/labels", issue_path(id));
+        let call = Call::with_body(Method::PUT, path, json!({ "labels": labels }), what.clone());
+        self.inner
+            .transport
+            .send(&call.idempotent())
+            .await?
+            .success(&what)?;
+        Ok(())
+    }
+
     async fn remove_label(&self, id: &TaskId, label: &str) -> Result<()> {
         let what = issue_what("remove a label from", id);
         let path = format!("{}/labels/{}", issue_path(id), encode_segment(label));

@@ -291,6 +291,58 @@ pub async fn adding_a_label_the_issue_has_changes_nothing(f: &dyn SourceFixture)
     );
 }
 
+/// Afterwards the issue carries every label of `add` and none of `remove` (whatever
+/// their case), and keeps its other labels.
+pub async fn set_labels_adds_and_removes_together(f: &dyn SourceFixture) {
+    let id = f.open_issue(REPOS[0], "Labelled", &READY, at(1)).await;
+    let source = f.source();
+    source
+        .set_labels(&id, &strings(&["ai-in-progress"]), &[])
+        .await
+        .expect("set labels");
+    let (add, remove) = (
+        strings(&["AI-Completed"]),
+        strings(&["AI-READY", "ai-in-progress"]),
+    );
+    source
+        .set_labels(&id, &add, &remove)
+        .await
+        .expect("set labels");
+    assert_eq!(
+        label_set(&f.labels(&id).await),
+        label_set(&["backend", "ai-completed"])
+    );
+}
+
+/// When the issue already carries them so, nothing changes.
+pub async fn set_labels_already_so_changes_nothing(f: &dyn SourceFixture) {
+    let id = f.open_issue(REPOS[0], "Labelled", &READY, at(1)).await;
+    let source = f.source();
+    let (add, remove) = (strings(&["Backend"]), strings(&["ai-failed"]));
+    source
+        .set_labels(&id, &add, &remove)
+        .await
+        .expect("set labels");
+    source.set_labels(&id, &add, &remove).await.expect("again");
+    let labels = f.labels(&id).await;
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert_eq!(label_set(&labels), label_set(&["ai-ready", "backend"]));
+}
+
+/// An unknown issue fails with `NotFound`.
+pub async fn set_labels_on_unknown_issue_is_not_found(f: &dyn SourceFixture) {
+    let err = f
+        .source()
+        .set_labels(
+            &unknown_issue(),
+            &strings(&["ai-completed"]),
+            &strings(&["ai-ready"]),
+        )
+        .await
+        .expect_err("an unknown issue");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
 /// Labels with spaces or punctuation (`needs review`, `c++`, `area/api`) are added
 /// like any other.
 pub async fn labels_with_punctuation_are_added(f: &dyn SourceFixture) {
@@ -459,6 +511,9 @@ macro_rules! source_conformance {
                 removing_an_absent_label_is_fine,
                 labels_with_punctuation_are_removed,
                 remove_label_from_unknown_issue_is_not_found,
+                set_labels_adds_and_removes_together,
+                set_labels_already_so_changes_nothing,
+                set_labels_on_unknown_issue_is_not_found,
                 comment_posts_the_body,
                 same_marker_posts_once,
                 different_markers_all_post,

@@ -71,21 +71,25 @@ impl Orchestrator {
         Ok(report)
     }
 
-    /// Applies one effect. Every step is idempotent (adding a present label, removing
-    /// an absent one, a comment whose marker exists), so a retry after a crash or a
-    /// lost reply writes nothing twice.
+    /// Applies one effect: at most one label write (from a fresh read, see
+    /// [`crate::IssueSource::set_labels`]) and one comment. Every step is idempotent
+    /// (labels already so, a comment whose marker exists), so a retry after a crash
+    /// or a lost reply writes nothing twice.
     async fn apply(&self, effect: &Effect) -> Result<()> {
         let src = &self.inner.source;
         let labels = &self.inner.config.labels;
         let id = &effect.task;
+        let one = |l: &String| vec![l.clone()];
         match &effect.kind {
             EffectKind::Queued => {
-                src.add_labels(id, std::slice::from_ref(&labels.in_progress))
+                // A new run clears the last run's outcome in the same write.
+                let outcomes = if effect.run > 1 {
+                    vec![labels.completed.clone(), labels.failed.clone()]
+                } else {
+                    Vec::new()
+                };
+                src.set_labels(id, &one(&labels.in_progress), &outcomes)
                     .await?;
-                if effect.run > 1 {
-                    src.remove_label(id, &labels.completed).await?;
-                    src.remove_label(id, &labels.failed).await?;
-                }
             }
             EffectKind::RetryScheduled {
                 reason,
@@ -106,8 +110,6 @@ impl Orchestrator {
                 duration_ms,
                 cost_usd,
             } => {
-                src.add_labels(id, std::slice::from_ref(&labels.completed))
-                    .await?;
                 let mut body = match pr_url {
                     Some(url) => format!("Completed: {url}\n\n"),
                     None => "Completed.\n\n".to_string(),
@@ -120,28 +122,28 @@ impl Orchestrator {
                     body.push_str(&format!("- cost: ${cost:.2}\n"));
                 }
                 src.comment(id, &effect.marker(), &body).await?;
-                self.remove_live_labels(id).await?;
+                src.set_labels(id, &one(&labels.completed), &self.live_labels())
+                    .await?;
             }
             EffectKind::Failed { reason, attempts } => {
-                src.add_labels(id, std::slice::from_ref(&labels.failed))
-                    .await?;
                 let body = format!("Failed after {attempts} attempt(s): {reason}");
                 src.comment(id, &effect.marker(), &body).await?;
-                self.remove_live_labels(id).await?;
+                src.set_labels(id, &one(&labels.failed), &self.live_labels())
+                    .await?;
             }
             EffectKind::Cancelled { .. } => {
-                src.remove_label(id, &labels.in_progress).await?;
+                src.set_labels(id, &[], &one(&labels.in_progress)).await?;
             }
         }
         Ok(())
     }
 
-    async fn remove_live_labels(&self, id: &TaskId) -> Result<()> {
+    /// The labels a live task's issue carries: ready and in progress.
+    fn live_labels(&self) -> Vec<String> {
         let labels = &self.inner.config.labels;
-        for l in labels.ready.iter().chain([&labels.in_progress]) {
-            self.inner.source.remove_label(id, l).await?;
-        }
-        Ok(())
+        let mut live = labels.ready.clone();
+        live.push(labels.in_progress.clone());
+        live
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) fn repository(base: &str, r: &Repo) -> Value {
         "labels_url": format!("{url}/labels{{/name}}"),
         "default_branch": r.default_branch, "open_issues_count": r.issues.values().filter(|i| i.open).count(),
         "has_issues": true, "archived": false, "disabled": false, "visibility": "public",
+        "permissions": { "admin": false, "maintain": false, "push": !r.read_only,
+                         "triage": !r.read_only, "pull": true },
         "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z", "pushed_at": "2020-01-01T00:00:00Z"
     })
 }

@@ -184,7 +184,22 @@ impl FakeGitHub {
                 labels: Default::default(),
                 issues: Default::default(),
                 comment_ids: 0,
+                read_only: false,
             });
+    }
+
+    /// Makes the token read-only on `repo` (or writable again): every write is
+    /// answered as GitHub answers a token without write access, `403 Resource not
+    /// accessible by personal access token`, and the repository's `permissions`
+    /// say `push: false, triage: false`.
+    ///
+    /// # Panics
+    /// When the repository was not added.
+    pub fn set_read_only(&self, repo: &str, read_only: bool) {
+        lock(&self.state)
+            .repo_mut(repo)
+            .expect("add_repo first")
+            .read_only = read_only;
     }
 
     /// Adds a branch (as a push would) so a pull request can be opened from it.

@@ -65,7 +65,10 @@ pub(crate) fn route(
         }),
         (Method::PATCH, ["repos", o, r, "issues", n]) => patch_issue(st, o, r, n, body, now),
         (Method::POST, ["repos", o, r, "issues", n, "labels"]) => {
-            add_labels(st, o, r, n, body, now)
+            write_labels(st, o, r, n, body, now, Write::Add)
+        }
+        (Method::PUT, ["repos", o, r, "issues", n, "labels"]) => {
+            write_labels(st, o, r, n, body, now, Write::Replace)
         }
         (Method::DELETE, ["repos", o, r, "issues", n, "labels", name]) => {
             remove_label(st, o, r, n, name, now)
@@ -200,13 +203,23 @@ fn patch_issue(
     })
 }
 
-fn add_labels(
+/// How a label write changes an issue's labels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// `POST …/labels`: adds to them.
+    Add,
+    /// `PUT …/labels`: replaces them.
+    Replace,
+}
+
+fn write_labels(
     st: &mut State,
     o: &str,
     r: &str,
     n: &str,
     body: &Value,
     now: scrum_core::Timestamp,
+    write: Write,
 ) -> Answer {
     let names: Option<Vec<String>> = body.get("labels").and_then(Value::as_array).map(|a| {
         a.iter()
@@ -218,6 +231,9 @@ fn add_labels(
     };
     with_issue(st, o, r, n, |st, repo, i| {
         let mut i = i.clone();
+        if write == Write::Replace {
+            i.labels.clear();
+        }
         for name in &names {
             // GitHub creates a label it does not know, with its default grey.
             let Some(canonical) = st.ensure_label(repo, name, "ededed") else {

@@ -138,6 +138,25 @@ fn answer(
         .map(|s| routes::decode(s, false))
         .collect();
     let query = routes::parse_query(query);
+    if parts.method != Method::GET {
+        if let ["repos", o, r, ..] = segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            if st.repo(&format!("{o}/{r}")).is_some_and(|r| r.read_only) {
+                // What GitHub answers a token that may read a repository but not write.
+                let body = super::json::error("Resource not accessible by personal access token");
+                return (
+                    json_response(
+                        StatusCode::FORBIDDEN,
+                        &body,
+                        &rate_headers(st)
+                            .iter()
+                            .map(|(k, v)| (*k, v.as_str()))
+                            .collect::<Vec<_>>(),
+                    ),
+                    1,
+                );
+            }
+        }
+    }
     let json_body: Value = if body.is_empty() {
         Value::Null
     } else {

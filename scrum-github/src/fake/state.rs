@@ -119,6 +119,8 @@ pub(crate) struct Repo {
     pub(crate) labels: BTreeMap<String, FakeLabel>,
     pub(crate) issues: BTreeMap<u64, FakeIssue>,
     pub(crate) comment_ids: u64,
+    /// The token may read but not write: writes get GitHub's 403.
+    pub(crate) read_only: bool,
 }
 
 impl Repo {
