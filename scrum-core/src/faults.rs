@@ -26,7 +26,7 @@ use crate::model::{
 };
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
 use crate::queue::{
-    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter,
+    Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
     WorkQueue,
 };
 use crate::runner::{RunOutcome, WorkflowRunner};
@@ -177,14 +177,15 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
             .call("enqueue", self.inner.enqueue(issue, observed_at))
             .await
     }
-    async fn claim(
+    async fn claim_where(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
+        hold: &Hold,
     ) -> Result<Option<Claimed>> {
         self.faults
-            .call("claim", self.inner.claim(worker, lease, now))
+            .call("claim", self.inner.claim_where(worker, lease, now, hold))
             .await
     }
     async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {

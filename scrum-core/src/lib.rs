@@ -82,7 +82,7 @@ pub use model::{
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{
-    EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter, WorkQueue,
+    EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter, WorkQueue,
 };
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};

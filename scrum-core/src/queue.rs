@@ -124,6 +124,23 @@ impl EffectSelector {
     }
 }
 
+/// Pending tasks a claim passes over although they are claimable. Held is not a
+/// state: the task stays Pending, and is handed out once nothing holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hold {
+    /// Repositories (`owner/name`) whose tasks are not handed out, because GitHub
+    /// refuses this orchestrator's writes there: a run would finish with nowhere
+    /// to report.
+    pub repos: Vec<String>,
+}
+
+impl Hold {
+    /// Whether the task `id` is held.
+    pub fn holds(&self, id: &TaskId) -> bool {
+        self.repos.iter().any(|r| r == id.repo())
+    }
+}
+
 /// Which tasks [`WorkQueue::list`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskFilter {
@@ -238,7 +255,8 @@ pub trait WorkQueue: Send + Sync + 'static {
     ///   were written before `observed_at`; otherwise `Unchanged`.
     async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued>;
 
-    /// Hands the first claimable task to `worker` under a new lease.
+    /// Hands the first claimable task that `hold` does not hold to `worker`, under a
+    /// new lease.
     ///
     /// # Behavior
     /// - An empty queue returns `None`.
@@ -248,12 +266,25 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// - A task backing off after a failure is not claimable before its time.
     /// - A task is never handed to two claimers, even when they claim concurrently.
     /// - `LeaseKind::RunTime` leases last the maximum run time.
+    /// - Tasks `hold` holds are passed over, however old or urgent, and are
+    ///   claimed once the hold lifts.
+    async fn claim_where(
+        &self,
+        worker: &WorkerId,
+        lease: LeaseKind,
+        now: Timestamp,
+        hold: &Hold,
+    ) -> Result<Option<Claimed>>;
+
+    /// [`WorkQueue::claim_where`] with nothing held.
     async fn claim(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
-    ) -> Result<Option<Claimed>>;
+    ) -> Result<Option<Claimed>> {
+        self.claim_where(worker, lease, now, &Hold::default()).await
+    }
 
     /// Applies one event to the task `id` and stores the resulting task together with
     /// its effects, atomically: the one primitive the per-event methods below are

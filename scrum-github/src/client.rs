@@ -96,15 +96,22 @@ impl GitHubClient {
 
     /// Reads every configured repository once: a refused token fails with
     /// `Unauthorized` naming `GITHUB_TOKEN`, an unknown repository with `NotFound`
-    /// naming it. Also learns each repository's default branch.
+    /// naming it. Also learns each repository's default branch, and returns the
+    /// repositories where the token may read but not label issues (GitHub's
+    /// `permissions` for the token grant neither triage nor write), with what it
+    /// may do there.
     ///
     /// # Errors
     /// The first repository that cannot be read.
-    pub async fn check(&self) -> Result<()> {
+    pub async fn check(&self) -> Result<Vec<(RepoName, String)>> {
+        let mut read_only = Vec::new();
         for repo in &self.inner.repos {
-            self.default_branch(repo).await?;
+            let r = self.read_repo(repo).await?;
+            if let Some(p) = r.permissions.filter(|p| !p.can_label()) {
+                read_only.push((repo.clone(), p.granted()));
+            }
         }
-        Ok(())
+        Ok(read_only)
     }
 
     /// The repositories polled.
@@ -140,6 +147,11 @@ impl GitHubClient {
         if let Some(b) = lock(&self.inner.default_branches).get(repo) {
             return Ok(b.clone());
         }
+        Ok(self.read_repo(repo).await?.default_branch)
+    }
+
+    /// `GET /repos/{repo}`; remembers its default branch.
+    async fn read_repo(&self, repo: &RepoName) -> Result<wire::Repository> {
         let what = What {
             action: "read",
             subject: Subject::Repo(repo.clone()),
@@ -152,7 +164,7 @@ impl GitHubClient {
             .success(&what)?;
         let r: wire::Repository = reply.json(&what)?;
         lock(&self.inner.default_branches).insert(repo.clone(), r.default_branch.clone());
-        Ok(r.default_branch)
+        Ok(r)
     }
 
     /// Closes the issue. Closing a closed issue is fine.

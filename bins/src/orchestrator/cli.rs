@@ -176,6 +176,13 @@ pub struct ServeArgs {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
+    /// Start even when GITHUB_TOKEN may read a repository but not label its issues
+    /// there (it needs triage or write): that repository shows as degraded in
+    /// /health, its labels and comments are set aside, and its tasks are not handed
+    /// out until a write to it succeeds. Without it such a repository is a start-up
+    /// error.
+    #[arg(long, env = "ALLOW_READ_ONLY_REPOS", value_name = "ALLOW_READ_ONLY_REPOS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_read_only_repos: bool,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,

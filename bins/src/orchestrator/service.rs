@@ -38,14 +38,21 @@ impl Service {
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         tracing::info!(store = %shown_url, "store open");
-        let github = GitHubClient::connect(self.github.clone())
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::Unauthorized => {
-                    anyhow::anyhow!("GITHUB_TOKEN was refused by GitHub: {e}")
-                }
-                _ => anyhow::anyhow!("GitHub at {}: {e}", a.github_api_url),
-            })?;
+        let github = GitHubClient::new(self.github.clone()).map_err(anyhow::Error::msg)?;
+        let read_only = github.check().await.map_err(|e| match e.kind() {
+            ErrorKind::Unauthorized => anyhow::anyhow!("GITHUB_TOKEN was refused by GitHub: {e}"),
+            _ => anyhow::anyhow!("GitHub at {}: {e}", a.github_api_url),
+        })?;
+        for (repo, granted) in &read_only {
+            let why = format!(
+                "GITHUB_TOKEN may read {repo} but not label its issues: it needs the triage or \
+                 write permission there (it has: {granted})"
+            );
+            if !a.allow_read_only_repos {
+                anyhow::bail!("{why}; grant it, or set ALLOW_READ_ONLY_REPOS=true to start anyway");
+            }
+            tracing::warn!(repository = %repo, "{why}; starting anyway (ALLOW_READ_ONLY_REPOS): its writes will be set aside and its tasks held");
+        }
         let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
         tracing::info!(repos = ?repos, "GitHub token accepted");
         let mut github_status = github.subscribe_status();

@@ -24,7 +24,9 @@ use crate::model::{
     Completion, Failure, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp,
     WorkerId,
 };
-use crate::queue::{EffectFailure, EffectSelector, Enqueued, OutboxEntry, TaskFilter, WorkQueue};
+use crate::queue::{
+    EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, TaskFilter, WorkQueue,
+};
 use crate::state::{Backoff, EffectKind, Jitter, Policy};
 
 /// The policy every conformance queue is made with: 2 attempts, 30 s leases, 1 h
@@ -238,6 +240,35 @@ pub async fn claim_counts_attempt_with_unique_token(q: &dyn WorkQueue) {
         .unwrap();
     let again = claim(q, 99, at(3)).await;
     assert!(tokens.insert(token(&again)), "token reused after release");
+}
+
+/// Tasks `hold` holds are passed over, however old or urgent, and are claimed once
+/// the hold lifts.
+pub async fn held_tasks_are_passed_over(q: &dyn WorkQueue) {
+    let urgent = issue(1, &["ai-ready", "priority:critical"], 0);
+    q.enqueue(urgent, T0).await.expect("enqueue");
+    let gadget = ReadyIssue {
+        id: TaskId::new("acme/gadgets", 1).expect("valid id"),
+        ..issue(1, &["ai-ready"], 5)
+    };
+    q.enqueue(gadget, T0).await.expect("enqueue");
+    let hold = Hold {
+        repos: vec!["acme/widgets".into()],
+    };
+    let w = worker(1);
+    let claim_held = || q.claim_where(&w, LeaseKind::Heartbeat, at(1), &hold);
+    let first = claim_held().await.expect("claim").expect("a task");
+    assert_eq!(
+        first.id.repo(),
+        "acme/gadgets",
+        "the held repository is passed over"
+    );
+    assert!(
+        claim_held().await.expect("claim").is_none(),
+        "only held tasks left"
+    );
+    let lifted = claim(q, 2, at(2)).await;
+    assert_eq!(lifted.id, id(1), "claimed once the hold lifts");
 }
 
 /// A task backing off after a failure is not claimable before its time.
@@ -1046,6 +1077,7 @@ macro_rules! queue_conformance {
                 claim_follows_priority_then_age,
                 claim_counts_attempt_with_unique_token,
                 backing_off_task_not_claimable_early,
+                held_tasks_are_passed_over,
                 run_time_lease_lasts_max_run,
                 heartbeat_extends_lease,
                 heartbeat_with_stale_token_is_lease_lost,

@@ -37,6 +37,7 @@ pub use poll::PollReport;
 use registry::Registry;
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use work::{ABANDONED, ReportRef};
+use writes::HeldRepos;
 pub use writes::{RepoWrites, WriteHealth};
 
 /// How the engine runs. The defaults are those of the Python orchestrator this
@@ -150,6 +151,7 @@ impl OrchestratorBuilder {
                 work_ready: Notify::new(),
                 poll_requested: Notify::new(),
                 paused: AtomicBool::new(false),
+                hold: Mutex::new(HeldRepos::default()),
             }),
         }
     }
@@ -176,6 +178,8 @@ struct Inner {
     /// Woken by a webhook (or an operator) to poll GitHub now.
     poll_requested: Notify,
     paused: AtomicBool,
+    /// The repositories whose tasks are held, as last read from the store.
+    hold: Mutex<HeldRepos>,
 }
 
 impl std::fmt::Debug for Orchestrator {

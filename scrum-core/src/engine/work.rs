@@ -44,7 +44,13 @@ impl Orchestrator {
                     || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
             };
             if !blocked {
-                if let Some(task) = self.inner.queue.claim(worker, lease, now).await? {
+                let hold = self.hold().await?;
+                if let Some(task) = self
+                    .inner
+                    .queue
+                    .claim_where(worker, lease, now, &hold)
+                    .await?
+                {
                     lock(&self.inner.registry).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
                     return Assignment::from_claimed(

@@ -6,12 +6,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Orchestrator;
+use std::time::Duration;
+
+use super::{Orchestrator, lock};
 use crate::error::Result;
-use crate::queue::{EffectSelector, OutboxEntry};
+use crate::model::Timestamp;
+use crate::queue::{EffectSelector, Hold, OutboxEntry};
 
 /// The most failing effects one health reading looks at.
 const SCAN: usize = 10_000;
+
+/// How long the held repositories, read from the store, are trusted before a
+/// claim reads them again.
+const HOLD_FRESH: Duration = Duration::from_secs(1);
+
+/// The repositories whose tasks claims pass over, and when that was read.
+#[derive(Debug, Default)]
+pub(super) struct HeldRepos {
+    read_at: Option<Timestamp>,
+    hold: Hold,
+}
 
 /// How writes to one repository fare.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +88,31 @@ impl WriteHealth {
 }
 
 impl Orchestrator {
+    /// What claims pass over now: the tasks of repositories that refuse writes (a
+    /// run would finish with nowhere to report), until a write there succeeds or an
+    /// operator retries its set-aside effects. Read from the store at most once a
+    /// second, so every orchestrator sharing it holds the same.
+    pub(super) async fn hold(&self) -> Result<Hold> {
+        let now = self.now();
+        {
+            let held = lock(&self.inner.hold);
+            if held.read_at.is_some_and(|at| now < at.plus(HOLD_FRESH)) {
+                return Ok(held.hold.clone());
+            }
+        }
+        let health = self.write_health().await?;
+        let repos: Vec<String> = health.refused().map(str::to_string).collect();
+        let mut held = lock(&self.inner.hold);
+        for repo in repos.iter().filter(|r| !held.hold.repos.contains(r)) {
+            tracing::warn!(repository = %repo, "GitHub refuses writes here: its tasks are held until a write succeeds (scrum-orchestrator effects)");
+        }
+        *held = HeldRepos {
+            read_at: Some(now),
+            hold: Hold { repos },
+        };
+        Ok(held.hold.clone())
+    }
+
     /// How write-back fares, from the store.
     pub async fn write_health(&self) -> Result<WriteHealth> {
         let failing = self.inner.queue.failing_effects(SCAN).await?;

@@ -11,7 +11,7 @@ use crate::backend::{self, LiveIndex};
 use crate::error::Result;
 use crate::model::{LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
 use crate::queue::{
-    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, TaskFilter,
+    Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
     WorkQueue, unknown_task,
 };
 use crate::state::{self, Ctx, Event, Jitter, Policy, Step};
@@ -203,11 +203,12 @@ impl WorkQueue for MemoryQueue {
         Ok(answer)
     }
 
-    async fn claim(
+    async fn claim_where(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
+        hold: &Hold,
     ) -> Result<Option<Claimed>> {
         let ctx = self.ctx(now);
         let mut guard = self.lock();
@@ -219,7 +220,7 @@ impl WorkQueue for MemoryQueue {
         let Some(id) = index
             .live
             .ready()
-            .find(|id| tasks.get(*id).is_some_and(|t| t.not_before <= now))
+            .find(|id| !hold.holds(id) && tasks.get(*id).is_some_and(|t| t.not_before <= now))
             .cloned()
         else {
             return Ok(None);

@@ -14,9 +14,9 @@ use sqlx::{PgExecutor, Row};
 use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry,
-    QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue,
-    WorkerId,
+    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, Hold, LeaseKind, LeaseToken,
+    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
+    WorkQueue, WorkerId,
 };
 
 use crate::last_written::{LastWritten, VersionedRows};
@@ -336,11 +336,12 @@ impl WorkQueue for PostgresQueue {
         Err(contention(&issue.id))
     }
 
-    async fn claim(
+    async fn claim_where(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
+        hold: &Hold,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
         for _ in 0..MAX_RETRIES {
@@ -358,13 +359,15 @@ impl WorkQueue for PostgresQueue {
             let row = sqlx::query(
                 "UPDATE tasks SET claimable = false, reserved_until = $2
                  WHERE (repo, number) = (
-                     SELECT repo, number FROM tasks WHERE claimable AND not_before <= $1
+                     SELECT repo, number FROM tasks
+                     WHERE claimable AND not_before <= $1 AND NOT (repo = ANY($3))
                      ORDER BY priority, created_at, repo, number
                      LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING task, version, set_config('synchronous_commit', 'off', true)",
             )
             .bind(now.0)
             .bind(now.plus(RESERVATION).0)
+            .bind(&hold.repos)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| db_error("claim a task", e))?;

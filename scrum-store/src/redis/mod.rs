@@ -14,9 +14,9 @@ use redis::aio::ConnectionManager;
 use scrum_core::backend;
 use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, LeaseKind, LeaseToken, OutboxEntry,
-    QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue,
-    WorkerId,
+    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, Hold, LeaseKind, LeaseToken,
+    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
+    WorkQueue, WorkerId,
 };
 
 use crate::last_written::LastWritten;
@@ -207,11 +207,12 @@ impl WorkQueue for RedisQueue {
         Err(contention(&issue.id))
     }
 
-    async fn claim(
+    async fn claim_where(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
+        hold: &Hold,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
         let k = &self.keys;
@@ -225,6 +226,7 @@ impl WorkQueue for RedisQueue {
                 .arg(now.0)
                 .arg(now.plus(RESERVATION).0)
                 .arg(&k.task_prefix)
+                .arg(&hold.repos)
                 .invoke_async(&mut con)
                 .await
                 .map_err(|e| redis_error("find a task to claim", e))?;

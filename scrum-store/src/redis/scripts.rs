@@ -63,7 +63,7 @@ return nv
 /// until ARGV[2], and returns `{member, version, json}` (nil when none is ready).
 ///
 /// KEYS: 1 ready, 2 delayed, 3 claiming, 4 rank. ARGV: 1 now, 2 reservation end,
-/// 3 the task hash key prefix.
+/// 3 the task hash key prefix, 4.. repositories whose tasks are held (passed over).
 pub(super) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -75,9 +75,25 @@ for _, from in ipairs({KEYS[2], KEYS[3]}) do
     if score then redis.call('ZADD', KEYS[1], score, m) end
   end
 end
-local top = redis.call('ZPOPMIN', KEYS[1])
-if #top == 0 then return false end
-local m = top[1]
+local m = nil
+if #ARGV < 4 then
+  local top = redis.call('ZPOPMIN', KEYS[1])
+  if #top == 0 then return false end
+  m = top[1]
+else
+  local held = {}
+  for i = 4, #ARGV do held[ARGV[i]] = true end
+  local from = 0
+  while not m do
+    local batch = redis.call('ZRANGE', KEYS[1], from, from + 255)
+    if #batch == 0 then return false end
+    for _, candidate in ipairs(batch) do
+      if not held[string.match(candidate, '^(.*)#')] then m = candidate; break end
+    end
+    from = from + 256
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
 redis.call('ZADD', KEYS[3], ARGV[2], m)
 local t = redis.call('HMGET', ARGV[3] .. m, 'v', 'json')
 return {m, t[1], t[2]}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use scrum_core::backend::LiveIndex;
-use scrum_core::{Task, TaskId, Timestamp};
+use scrum_core::{Hold, Task, TaskId, Timestamp};
 
 /// Pending and in-progress tasks with the indexes claims and the reaper walk.
 ///
@@ -46,10 +46,10 @@ impl Live {
         self.tasks.insert(task.id.clone(), task);
     }
 
-    /// The first task a claim at `now` may take.
-    pub(super) fn first_ready(&mut self, now: Timestamp) -> Option<&Task> {
+    /// The first task a claim at `now` may take that `hold` does not hold.
+    pub(super) fn first_ready(&mut self, now: Timestamp, hold: &Hold) -> Option<&Task> {
         self.index.promote_due(now);
-        let id = self.index.ready().next()?;
+        let id = self.index.ready().find(|id| !hold.holds(id))?;
         self.tasks.get(id)
     }
 

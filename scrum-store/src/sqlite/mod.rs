@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard, oneshot};
 use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
+    EffectFailure, EffectSelector, Enqueued, Hold, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
     ReadyIssue, Result, Task, TaskFilter, TaskId, Timestamp, WorkQueue, WorkerId,
 };
 
@@ -271,16 +271,17 @@ impl WorkQueue for SqliteQueue {
         Ok(answer)
     }
 
-    async fn claim(
+    async fn claim_where(
         &self,
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
+        hold: &Hold,
     ) -> Result<Option<Task>> {
         let ctx = self.ctx(now);
         let mut memory = self.memory(now).await?;
         loop {
-            let Some(task) = memory.live.first_ready(now).cloned() else {
+            let Some(task) = memory.live.first_ready(now, hold).cloned() else {
                 return Ok(None);
             };
             let event = Event::Claim {
