@@ -42,14 +42,11 @@ pub const SOURCE: &str = include_str!("work.rs");
 /// task can be handed out again at once.
 pub fn policy() -> Policy {
     Policy {
-        max_attempts: 2,
-        lease: Duration::from_secs(30),
-        max_run: Duration::from_secs(3600),
-        cancel_grace: Duration::from_secs(10),
         backoff: Backoff {
             initial: Duration::ZERO,
             cap: Duration::ZERO,
         },
+        ..super::queue::policy()
     }
 }
 
