@@ -3,6 +3,7 @@
 mod keys;
 mod ops;
 mod scripts;
+mod workers;
 
 use std::fmt;
 use std::time::Duration;
