@@ -26,9 +26,10 @@ pub struct WorkerRecord {
     pub first_seen: Option<Timestamp>,
     /// When it last called (`None`: never).
     pub last_seen: Option<Timestamp>,
-    /// Tasks it completed.
+    /// Completions it reported that the queue accepted (one sent again after its
+    /// reply was lost counts again).
     pub completed: u64,
-    /// Attempts it reported failed.
+    /// Failed attempts it reported that the queue accepted.
     pub failed: u64,
     /// Whether it is told to take no new work (an operator action).
     pub draining: bool,

@@ -20,8 +20,20 @@ use crate::wire::{
 /// does not answer; the body has the same shape either way.
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
-    let counts = o.counts().await;
-    let workers = o.workers();
+    // The store answers both, or the orchestrator is degraded.
+    let read = match o.counts().await {
+        Ok(c) => o.workers().await.map(|w| (c, w)),
+        Err(e) => Err(e),
+    };
+    let (status, code, store, (c, workers)) = match read {
+        Ok(read) => ("healthy", StatusCode::OK, json!({"status": "ok"}), read),
+        Err(e) => (
+            "degraded",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "error": e.message()}),
+            Default::default(),
+        ),
+    };
     let engine = o.status();
     let available = workers
         .iter()
@@ -31,15 +43,6 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         .iter()
         .filter(|w| w.status == WorkerStatus::Busy)
         .count();
-    let (status, code, store, c) = match counts {
-        Ok(c) => ("healthy", StatusCode::OK, json!({"status": "ok"}), c),
-        Err(e) => (
-            "degraded",
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "unavailable", "error": e.message()}),
-            Default::default(),
-        ),
-    };
     let body = json!({
         "status": status,
         "workers": {"total": workers.len(), "available": available, "busy": busy},
@@ -63,14 +66,15 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-pub(super) async fn workers(State(s): State<ApiState>) -> Json<WorkersResponse> {
+pub(super) async fn workers(State(s): State<ApiState>) -> Result<Json<WorkersResponse>, ApiError> {
     let workers = s
         .orchestrator()
         .workers()
+        .await?
         .iter()
         .map(worker_entry)
         .collect();
-    Json(WorkersResponse { workers })
+    Ok(Json(WorkersResponse { workers }))
 }
 
 fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
@@ -178,7 +182,9 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
 pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     let counts = o.counts().await.ok();
-    let text = s.metrics().render(counts, &o.workers(), &o.status());
+    // A store that does not answer shows as no workers, as it shows as no counts.
+    let workers = o.workers().await.unwrap_or_default();
+    let text = s.metrics().render(counts, &workers, &o.status());
     (
         [(
             header::CONTENT_TYPE,
