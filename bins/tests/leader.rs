@@ -9,10 +9,8 @@
 //! Isolation. A PostgreSQL run works in a schema of its own (`?schema=` in
 //! `DATABASE_URL`), dropped afterwards, pass or fail (and, should the test process
 //! die first, by the store tests' sweep of `scrum_test_<pid>_…` schemas); a Redis
-//! run under a key prefix of its own (`?prefix=`), whose keys are deleted afterwards.
-//!
-//! `SCRUM_TEST_POSTGRES_URL` and `SCRUM_TEST_REDIS_URL` point the tests elsewhere
-//! (`scripts/services.sh` starts the local servers they use by default).
+//! run under a key prefix of its own (`?prefix=`), whose keys are deleted afterwards
+//! (`tests/common`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,7 +20,8 @@ use scrum_core::TaskId;
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::QueueQuery;
-use sqlx::Connection;
+
+mod common;
 
 /// How the leader goes away, and so how soon the other must take over.
 #[derive(Clone, Copy, Debug)]
@@ -57,24 +56,11 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_the_survivor_takes_over_polling_when_the_leader_is_killed() {
-    let base = std::env::var("SCRUM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    // The store tests drop `scrum_test_<pid>_…` schemas whose process is gone.
-    let schema = format!("scrum_test_{}_leader", std::process::id());
-    let url = format!("{base}{}schema={schema}", query_separator(&base));
-
-    let outcome = tokio::spawn(survivor_takes_over("postgres", url, Ending::Killed)).await;
-
-    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed.into_panic());
-    }
+    let base = common::postgres_base();
+    let schema = common::store_name("leader");
+    let url = common::with_param(&base, "schema", &schema);
+    let scenario = survivor_takes_over("postgres", url, Ending::Killed);
+    common::then_clean_up(scenario, common::drop_schema(&base, &schema)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,45 +75,17 @@ async fn on_redis_a_leader_that_stops_hands_over_at_once() {
 
 /// The scenario on Redis, under a key prefix of its own, removed afterwards.
 async fn on_redis(ending: Ending) {
-    let base = std::env::var("SCRUM_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
-    let prefix = format!("scrum_test_{}_leader_{ending:?}", std::process::id());
-    let url = format!("{base}{}prefix={prefix}", query_separator(&base));
-
-    let outcome = tokio::spawn(survivor_takes_over("redis", url, ending)).await;
-
-    let mut con = redis::Client::open(base.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}}}:*"))
-        .query_async(&mut con)
-        .await
-        .unwrap();
-    for chunk in keys.chunks(500) {
-        let _: i64 = redis::cmd("DEL")
-            .arg(chunk)
-            .query_async(&mut con)
-            .await
-            .unwrap();
-    }
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed.into_panic());
-    }
-}
-
-/// What joins one more parameter to `url`.
-fn query_separator(url: &str) -> char {
-    if url.contains('?') { '&' } else { '?' }
+    let base = common::redis_base();
+    let prefix = common::store_name(&format!("leader_{ending:?}"));
+    let url = common::with_param(&base, "prefix", &prefix);
+    let scenario = survivor_takes_over("redis", url, ending);
+    common::then_clean_up(scenario, common::delete_prefix(&base, &prefix)).await;
 }
 
 /// Starts two orchestrators on the store at `database_url`, checks that one leads
 /// and polls alone, ends it as `ending` says, and checks that the other takes over
-/// in time. Run as
-/// a task of its own, so the caller cleans the store up even when it fails (its
-/// processes are killed first, when the fleet is dropped).
+/// in time. Run by [`common::then_clean_up`], so the store is cleaned up even
+/// when it fails.
 async fn survivor_takes_over(store: &'static str, database_url: String, ending: Ending) {
     let dir = tempfile::tempdir().unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_scrum-orchestrator"))
@@ -303,15 +261,5 @@ fn has_label(fleet: &Fleet, id: &TaskId, label: &str) -> bool {
 
 /// Fails the test with `what` and the end of both orchestrators' logs.
 fn fail(fleet: &Fleet, what: &str) -> ! {
-    let mut logs = String::new();
-    for name in NAMES {
-        let log = std::fs::read_to_string(fleet.log(name)).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(30)..];
-        logs.push_str(&format!(
-            "\n--- {name} (last lines) ---\n{}",
-            tail.join("\n")
-        ));
-    }
-    panic!("{what}{logs}");
+    common::fail_with_logs(fleet, &NAMES, what)
 }

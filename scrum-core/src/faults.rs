@@ -12,6 +12,7 @@
 //! # });
 //! ```
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,7 @@ use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
 use crate::state::{Event, Policy};
 use crate::worker::WorkSource;
+use crate::workers::{HostReport, WorkerRecord, WorkerRegistry};
 
 /// What to inject, shared and adjustable while the wrapper is in use.
 #[derive(Debug)]
@@ -244,6 +246,54 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
         self.faults
             .call("resign", self.inner.resign(holder, now))
             .await
+    }
+}
+
+#[async_trait]
+impl<Q: WorkerRegistry> WorkerRegistry for Faulty<Q> {
+    async fn worker_seen(
+        &self,
+        worker: &WorkerId,
+        address: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<WorkerRecord> {
+        self.faults
+            .call("worker_seen", self.inner.worker_seen(worker, address, now))
+            .await
+    }
+    async fn worker_finished(
+        &self,
+        worker: &WorkerId,
+        success: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.faults
+            .call(
+                "worker_finished",
+                self.inner.worker_finished(worker, success, now),
+            )
+            .await
+    }
+    async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
+        self.faults
+            .call("set_draining", self.inner.set_draining(worker, draining))
+            .await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerRecord>> {
+        self.faults.call("workers", self.inner.workers()).await
+    }
+    async fn forget_workers(&self, unseen_before: Timestamp) -> Result<u64> {
+        self.faults
+            .call("forget_workers", self.inner.forget_workers(unseen_before))
+            .await
+    }
+    async fn record_probe(&self, report: HostReport) -> Result<()> {
+        self.faults
+            .call("record_probe", self.inner.record_probe(report))
+            .await
+    }
+    async fn probes(&self) -> Result<Vec<HostReport>> {
+        self.faults.call("probes", self.inner.probes()).await
     }
 }
 

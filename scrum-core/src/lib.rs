@@ -11,7 +11,8 @@
 //! - [`state`]: the task state machine as a pure function, the retry policy and the
 //!   GitHub effects each step causes.
 //! - [`queue`], [`source`], [`probe`], [`runner`]: the four traits, each with its
-//!   `# Contract` and one `# Behavior` bullet per rule.
+//!   `# Contract` and one `# Behavior` bullet per rule; [`workers`]: the worker
+//!   registry every queue also keeps.
 //! - [`events`]: [`IssueEvents`], webhook deliveries that make the engine poll now.
 //! - [`memory`]: in-memory implementations of all four.
 //! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
@@ -73,6 +74,7 @@ pub mod runner;
 pub mod source;
 pub mod state;
 pub mod worker;
+pub mod workers;
 
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
@@ -86,3 +88,4 @@ pub use queue::{
 };
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};
+pub use workers::{HostReport, WorkerRecord, WorkerRegistry};

@@ -21,6 +21,31 @@ pub enum HostHealth {
     Unknown,
 }
 
+impl HostHealth {
+    /// Every health, in declaration order.
+    pub const ALL: [HostHealth; 4] = [
+        HostHealth::Healthy,
+        HostHealth::Degraded,
+        HostHealth::Unreachable,
+        HostHealth::Unknown,
+    ];
+
+    /// The name JSON and the stores use: `healthy`, `degraded`, `unreachable`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostHealth::Healthy => "healthy",
+            HostHealth::Degraded => "degraded",
+            HostHealth::Unreachable => "unreachable",
+            HostHealth::Unknown => "unknown",
+        }
+    }
+
+    /// The health [`HostHealth::as_str`] names.
+    pub fn from_name(name: &str) -> Option<HostHealth> {
+        HostHealth::ALL.into_iter().find(|h| h.as_str() == name)
+    }
+}
+
 /// One probe of one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {

@@ -11,6 +11,7 @@ use crate::model::{
     TaskState, Timestamp, WorkerId,
 };
 use crate::state::{Effect, Event, Policy};
+use crate::workers::WorkerRegistry;
 
 /// What [`WorkQueue::enqueue`] did with an issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,10 +239,12 @@ pub fn unknown_task(id: &TaskId) -> Error {
 /// each `# Behavior` bullet below is one test there.
 ///
 /// Implementations are `Send + Sync + 'static` and object safe: the engine holds an
-/// `Arc<dyn WorkQueue>`.
+/// `Arc<dyn WorkQueue>`. Every queue also keeps the worker registry
+/// ([`WorkerRegistry`], a supertrait), so the store remembers the fleet as it
+/// remembers the tasks.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
-pub trait WorkQueue: Send + Sync + 'static {
+pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
     /// The policy this queue applies (attempts, leases, backoff).
     fn policy(&self) -> &Policy;
 
@@ -509,5 +512,42 @@ pub trait WorkQueue: Send + Sync + 'static {
     async fn resign(&self, holder: &str, now: Timestamp) -> Result<()> {
         // A lease that ends now is free for the next holder that asks.
         self.lead(holder, Duration::ZERO, now).await.map(drop)
+    }
+}
+
+/// `MockWorkQueue` mocks [`WorkQueue`]'s own methods (mockall's `automock` does not
+/// mock a supertrait's). Its registry is that of a store that keeps nothing: it
+/// records nothing and lists nobody, so a test of the task methods needs no
+/// registry expectations.
+#[cfg(feature = "mock")]
+#[async_trait]
+impl WorkerRegistry for MockWorkQueue {
+    async fn worker_seen(
+        &self,
+        worker: &WorkerId,
+        address: Option<std::net::IpAddr>,
+        now: Timestamp,
+    ) -> Result<crate::workers::WorkerRecord> {
+        let mut record = crate::workers::WorkerRecord::unseen(worker.clone());
+        record.seen_at(address, now);
+        Ok(record)
+    }
+    async fn worker_finished(&self, _: &WorkerId, _: bool, _: Timestamp) -> Result<()> {
+        Ok(())
+    }
+    async fn set_draining(&self, _: &WorkerId, _: bool) -> Result<()> {
+        Ok(())
+    }
+    async fn workers(&self) -> Result<Vec<crate::workers::WorkerRecord>> {
+        Ok(Vec::new())
+    }
+    async fn forget_workers(&self, _: Timestamp) -> Result<u64> {
+        Ok(0)
+    }
+    async fn record_probe(&self, _: crate::workers::HostReport) -> Result<()> {
+        Ok(())
+    }
+    async fn probes(&self) -> Result<Vec<crate::workers::HostReport>> {
+        Ok(Vec::new())
     }
 }

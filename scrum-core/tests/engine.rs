@@ -214,9 +214,9 @@ async fn paused_dispatch_and_draining_workers_get_no_work() {
     assert!(ask("a").await.is_none());
     assert!(f.orchestrator.status().paused);
     f.orchestrator.resume();
-    f.orchestrator.drain(&worker("b"), true);
+    f.orchestrator.drain(&worker("b"), true).await.unwrap();
     assert!(ask("b").await.is_none());
-    let workers = f.orchestrator.workers();
+    let workers = f.orchestrator.workers().await.unwrap();
     assert_eq!(
         workers.iter().find(|w| w.id == "b").unwrap().status,
         WorkerStatus::Draining
@@ -330,7 +330,7 @@ async fn probed_hosts_show_their_health_on_the_worker_that_calls_from_them() {
     .await
     .unwrap();
     o.probe_once().await;
-    let workers = o.workers();
+    let workers = o.workers().await.unwrap();
     let w1 = workers.iter().find(|w| w.id == "worker-1").unwrap();
     assert_eq!(
         (w1.health, w1.status),

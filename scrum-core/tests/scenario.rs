@@ -142,22 +142,18 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
 
     // Two workers die mid-task: their tasks must come back through the reaper.
     tokio::time::sleep(Duration::from_secs(90)).await;
-    let busy: HashSet<String> = orchestrator
-        .workers()
-        .into_iter()
+    let listed = orchestrator.workers().await.unwrap();
+    let busy: HashSet<&str> = listed
+        .iter()
         .filter(|w| w.status == WorkerStatus::Busy)
-        .map(|w| w.id)
+        .map(|w| w.id.as_str())
         .collect();
     let victims: Vec<TaskId> = ["worker-00", "worker-01"]
         .iter()
         .map(|w| {
             assert!(busy.contains(*w), "{w} should be busy before it dies");
-            let held = orchestrator
-                .workers()
-                .into_iter()
-                .find(|i| i.id == *w)
-                .unwrap();
-            held.current_task.unwrap()
+            let held = listed.iter().find(|i| i.id == *w).unwrap();
+            held.current_task.clone().unwrap()
         })
         .collect();
     workers[0].abort();

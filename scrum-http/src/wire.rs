@@ -316,9 +316,9 @@ pub struct WorkerEntry {
     pub current_task_id: Option<String>,
     /// *Added*: why the host is not healthy.
     pub health_reason: Option<String>,
-    /// *Added*: tasks it completed since the orchestrator started.
+    /// *Added*: tasks it completed, as the store counts them (across restarts).
     pub completed: u64,
-    /// *Added*: attempts it reported failed since the orchestrator started.
+    /// *Added*: attempts it reported failed, as the store counts them.
     pub failed: u64,
 }
 

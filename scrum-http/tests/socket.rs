@@ -164,7 +164,14 @@ async fn a_long_polling_client_gets_a_task_as_soon_as_it_is_queued() {
         c.next_work("waiter", Duration::from_secs(25), LeaseMode::Heartbeat)
             .await
     });
-    while !f.orchestrator.workers().iter().any(|w| w.id == "waiter") {
+    while !f
+        .orchestrator
+        .workers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|w| w.id == "waiter")
+    {
         tokio::task::yield_now().await;
     }
     let id = f.queue_issue().await;

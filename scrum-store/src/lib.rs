@@ -27,6 +27,8 @@
 //! - [`url`](StoreUrl): parsing `DATABASE_URL`; passwords never reach messages.
 //! - [`Durability`]: what a commit survives.
 //! - `logic`: the decisions every backend shares (enqueue, acknowledge, indexed columns).
+//! - `registry`: reading back what the worker registries store (every backend keeps
+//!   its workers and probe reports beside its tasks, in a `workers` module).
 //! - `last_written`: the shared backends' memory of the tasks they just wrote, which
 //!   saves a heartbeat or completion its read.
 //! - `sqlite`, `postgres`, `redis`: one backend each, behind its feature.
@@ -61,6 +63,9 @@ mod last_written;
     allow(dead_code)
 )]
 mod logic;
+// The worker registries' shared column readers.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+mod registry;
 #[cfg(feature = "postgres")]
 mod sql;
 mod url;

@@ -50,3 +50,41 @@ async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
 }
 
 scrum_core::queue_conformance!(make, shared);
+
+/// A fresh schema; opened again, a second queue on it, as another orchestrator's.
+struct PostgresStore {
+    schema: String,
+    queue: Arc<dyn WorkQueue>,
+}
+
+async fn connect(schema: &str) -> Arc<dyn WorkQueue> {
+    let queue = PostgresQueue::connect_in_schema(
+        &common::postgres_url(),
+        schema,
+        scrum_core::conformance::queue::policy(),
+        scrum_core::conformance::queue::jitter(),
+    )
+    .await
+    .expect("connect to the test PostgreSQL (scripts/services.sh starts it)");
+    Arc::new(queue)
+}
+
+#[async_trait::async_trait]
+impl scrum_core::conformance::workers::RegistryFixture for PostgresStore {
+    fn queue(&self) -> Arc<dyn WorkQueue> {
+        self.queue.clone()
+    }
+
+    async fn reopen(&mut self) {
+        self.queue = connect(&self.schema).await;
+    }
+}
+
+async fn make_store() -> PostgresStore {
+    drop_stale_schemas().await;
+    let schema = common::unique_name();
+    let queue = connect(&schema).await;
+    PostgresStore { schema, queue }
+}
+
+scrum_core::registry_conformance!(make_store);

@@ -52,3 +52,41 @@ async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
 }
 
 scrum_core::queue_conformance!(make, shared);
+
+/// A fresh prefix; opened again, a second queue on it, as another orchestrator's.
+struct RedisStore {
+    prefix: String,
+    queue: Arc<dyn WorkQueue>,
+}
+
+async fn connect(prefix: &str) -> Arc<dyn WorkQueue> {
+    let queue = RedisQueue::connect_with_prefix(
+        &common::redis_url(),
+        prefix,
+        scrum_core::conformance::queue::policy(),
+        scrum_core::conformance::queue::jitter(),
+    )
+    .await
+    .expect("connect to the test Redis (scripts/services.sh starts it)");
+    Arc::new(queue)
+}
+
+#[async_trait::async_trait]
+impl scrum_core::conformance::workers::RegistryFixture for RedisStore {
+    fn queue(&self) -> Arc<dyn WorkQueue> {
+        self.queue.clone()
+    }
+
+    async fn reopen(&mut self) {
+        self.queue = connect(&self.prefix).await;
+    }
+}
+
+async fn make_store() -> RedisStore {
+    drop_stale_keys().await;
+    let prefix = common::unique_name();
+    let queue = connect(&prefix).await;
+    RedisStore { prefix, queue }
+}
+
+scrum_core::registry_conformance!(make_store);

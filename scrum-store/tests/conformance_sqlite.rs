@@ -33,3 +33,43 @@ async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
 }
 
 scrum_core::queue_conformance!(make);
+
+/// A fresh file, closed and opened again as after a restart.
+struct SqliteStore {
+    path: std::path::PathBuf,
+    queue: Option<Arc<SqliteQueue>>,
+}
+
+async fn open_store(path: &std::path::Path) -> Arc<SqliteQueue> {
+    let policy = scrum_core::conformance::queue::policy();
+    let jitter = scrum_core::conformance::queue::jitter();
+    let queue = SqliteQueue::open_with(path, Durability::default(), policy, jitter)
+        .await
+        .expect("open the SQLite store");
+    Arc::new(queue)
+}
+
+#[async_trait::async_trait]
+impl scrum_core::conformance::workers::RegistryFixture for SqliteStore {
+    fn queue(&self) -> Arc<dyn WorkQueue> {
+        self.queue.clone().expect("an open store")
+    }
+
+    async fn reopen(&mut self) {
+        let queue = self.queue.take().expect("an open store");
+        let queue = Arc::try_unwrap(queue).expect("the suite dropped its clones");
+        queue.close().await;
+        self.queue = Some(open_store(&self.path).await);
+    }
+}
+
+async fn make_store() -> SqliteStore {
+    let path = store_path();
+    let queue = open_store(&path).await;
+    SqliteStore {
+        path,
+        queue: Some(queue),
+    }
+}
+
+scrum_core::registry_conformance!(make_store);

@@ -228,6 +228,10 @@ pub struct ServeArgs {
     /// Seconds between SSH checks of the worker hosts.
     #[arg(long, env = "WORKER_HEALTH_CHECK_INTERVAL", value_name = "WORKER_HEALTH_CHECK_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_health_check_interval: u64,
+    /// Seconds after which a worker that has not called (and holds no task) is
+    /// dropped from the worker list, which the store keeps across restarts.
+    #[arg(long, env = "WORKER_FORGET_SECS", value_name = "WORKER_FORGET_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_forget_secs: u64,
     /// Log level: ERROR, WARN, INFO, DEBUG or TRACE.
     #[arg(
         long,

@@ -59,6 +59,7 @@ impl Service {
         let mut builder = Orchestrator::builder(queue, Arc::new(github)).config(EngineConfig {
             poll_interval: Duration::from_secs(a.github_poll_interval),
             probe_interval: Duration::from_secs(a.worker_health_check_interval),
+            worker_forget_after: Duration::from_secs(a.worker_forget_secs),
             worker_hosts: self.worker_hosts.clone(),
             labels: self.github.labels.clone(),
             leader_ttl: Duration::from_secs(a.leader_ttl_secs),

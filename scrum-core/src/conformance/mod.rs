@@ -4,6 +4,8 @@
 //! - [`queue`]: every [`crate::WorkQueue`] backend ([`crate::queue_conformance!`]).
 //! - [`source`]: every [`crate::IssueSource`] ([`crate::source_conformance!`]).
 //! - [`work`]: every [`crate::worker::WorkSource`] ([`crate::work_conformance!`]).
+//! - [`workers`]: every [`crate::WorkerRegistry`], so every queue backend
+//!   ([`crate::registry_conformance!`]).
 //!
 //! Each macro also generates a test that fails when the suite has a `pub async fn`
 //! the macro does not run, so a new conformance test cannot be forgotten.
@@ -11,6 +13,7 @@
 pub mod queue;
 pub mod source;
 pub mod work;
+pub mod workers;
 
 /// Panics unless `listed` names exactly the top-level `pub async fn`s of a suite's
 /// `source` text (methods, indented, are not suite functions): the check behind

@@ -8,11 +8,31 @@
 //!   ([`Orchestrator::reap_once`]), the outbox dispatcher
 //!   ([`Orchestrator::dispatch_once`]) and the host probe ([`Orchestrator::probe_once`]);
 //! - the **worker registry** and the operator actions (pause, drain, retry, cancel).
+//!
+//! # The worker registry
+//!
+//! Workers are remembered in the store ([`crate::WorkerRegistry`]), so `/workers`
+//! answers the same after a restart and on every orchestrator sharing a store.
+//! Every worker call counts as seen: `next_work`, heartbeats and releases write the
+//! worker's last seen time before they act, but at most once a second per worker
+//! unless its address changed, so a long-polling or heartbeating fleet costs one
+//! small write per worker per second at most; a completion or failure counts it in
+//! the same write as its seen time. A store that does not answer fails the call,
+//! as it would fail the claim; a count that cannot be written after the outcome
+//! was stored is logged, and the outcome stands. What a worker holds is read from
+//! the queue's in-progress tasks; the engine keeps only a cache of the tasks
+//! claimed through it (to answer reports without a store read) and of the
+//! draining flag its last write returned: an operator's drain on another
+//! orchestrator takes effect here at the worker's first call a second after the
+//! last write. The leader stores its probe reports and drops workers unseen for
+//! [`EngineConfig::worker_forget_after`] that hold nothing, in its reap round.
 
 mod dispatch;
+mod local;
 mod poll;
 mod registry;
 mod work;
+mod workers;
 mod writes;
 
 use std::future::Future;
@@ -26,15 +46,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Task, TaskId, Timestamp, WorkerId};
+use crate::model::{Task, TaskId, Timestamp};
 use crate::probe::WorkerProbe;
 use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
 use crate::state::EffectRetry;
 
 pub use dispatch::DispatchReport;
+use local::LocalWorkers;
 pub use poll::PollReport;
-use registry::Registry;
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use work::{ABANDONED, ReportRef};
 use writes::HeldRepos;
@@ -58,6 +78,9 @@ pub struct EngineConfig {
     pub worker_hosts: Vec<String>,
     /// A worker not seen for this long (and holding nothing) shows as offline.
     pub worker_stale_after: Duration,
+    /// A worker not seen for this long (and holding nothing) is dropped from the
+    /// registry by the leader (default 24 h).
+    pub worker_forget_after: Duration,
     /// The label names.
     pub labels: Labels,
     /// This orchestrator's name in the leader lease.
@@ -82,6 +105,7 @@ impl Default for EngineConfig {
             probe_concurrency: 32,
             worker_hosts: Vec::new(),
             worker_stale_after: Duration::from_secs(300),
+            worker_forget_after: Duration::from_secs(86_400),
             labels: Labels::default(),
             instance: format!("orchestrator-{:08x}", fastrand::u32(..)),
             leader_ttl: Duration::from_secs(30),
@@ -146,7 +170,7 @@ impl OrchestratorBuilder {
                 probe: self.probe,
                 clock: self.clock,
                 config: self.config,
-                registry: Mutex::new(Registry::default()),
+                local: Mutex::new(LocalWorkers::default()),
                 status: Mutex::new(EngineStatus::default()),
                 work_ready: Notify::new(),
                 poll_requested: Notify::new(),
@@ -171,7 +195,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     // std Mutexes: held for a few field updates, never across an await.
-    registry: Mutex<Registry>,
+    /// The engine's cache of the workers calling it (the store has the registry).
+    local: Mutex<LocalWorkers>,
     status: Mutex<EngineStatus>,
     /// Woken when a task may have become claimable, for long-polling workers.
     work_ready: Notify,
@@ -252,12 +277,6 @@ impl Orchestrator {
         f(&mut lock(&self.inner.status));
     }
 
-    /// Every worker that called and every configured host, with health.
-    pub fn workers(&self) -> Vec<WorkerInfo> {
-        let c = &self.inner.config;
-        lock(&self.inner.registry).list(&c.worker_hosts, self.now(), c.worker_stale_after)
-    }
-
     /// Stops handing out work (workers asking get none); running tasks go on.
     pub fn pause(&self) {
         self.inner.paused.store(true, Ordering::SeqCst);
@@ -267,15 +286,6 @@ impl Orchestrator {
     pub fn resume(&self) {
         self.inner.paused.store(false, Ordering::SeqCst);
         self.inner.work_ready.notify_waiters();
-    }
-
-    /// Stops (or, with `false`, resumes) handing new work to `worker`; its current
-    /// task goes on.
-    pub fn drain(&self, worker: &WorkerId, draining: bool) {
-        lock(&self.inner.registry).set_draining(worker, draining);
-        if !draining {
-            self.inner.work_ready.notify_waiters();
-        }
     }
 
     /// Starts a new run of a failed or cancelled task (an operator action).
@@ -344,67 +354,23 @@ impl Orchestrator {
         leads
     }
 
-    /// Ends every lapsed lease as a failed attempt; returns the tasks it ended.
+    /// Ends every lapsed lease as a failed attempt and returns the tasks it ended;
+    /// then drops the workers unseen for [`EngineConfig::worker_forget_after`] that
+    /// hold nothing.
     pub async fn reap_once(&self) -> Result<Vec<Task>> {
-        let expired = self.inner.queue.expire(self.now()).await?;
+        let now = self.now();
+        let expired = self.inner.queue.expire(now).await?;
         if !expired.is_empty() {
-            let mut reg = lock(&self.inner.registry);
+            let mut local = lock(&self.inner.local);
             for t in &expired {
                 tracing::warn!(task = %t.id, state = ?t.state, "lease lapsed: worker lost");
-                reg.drop_task(&t.id);
+                local.drop_task(&t.id);
             }
         }
         // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
         self.inner.work_ready.notify_waiters();
+        self.forget_workers(now).await;
         Ok(expired)
-    }
-
-    /// The last `lines` lines of the worker service's log on the host of `worker` (a
-    /// worker id, matched by the address it calls from, or a configured host), and
-    /// that host. Only the configured worker hosts are ever contacted.
-    pub async fn worker_logs(&self, worker: &str, lines: u32) -> Result<(String, String)> {
-        // Not configured is not a passing outage: say so as a missing resource.
-        let probe = self.inner.probe.clone().ok_or_else(|| {
-            Error::not_found(
-                "worker logs are fetched over SSH from the worker hosts, and no SSH \
-                 probe is configured (the orchestrator's --help: worker SSH settings)",
-            )
-        })?;
-        let host = lock(&self.inner.registry)
-            .host_of(worker, &self.inner.config.worker_hosts)
-            .cloned()
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "worker {worker:?} is not a configured worker host and calls from none of them"
-                ))
-            })?;
-        let logs = probe.logs(&host, lines).await?;
-        Ok((host, logs))
-    }
-
-    /// Probes every configured host, `probe_concurrency` at a time, and records the
-    /// reports in the registry.
-    pub async fn probe_once(&self) {
-        let Some(probe) = self.inner.probe.clone() else {
-            return;
-        };
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.inner.config.probe_concurrency.max(1),
-        ));
-        let mut set = tokio::task::JoinSet::new();
-        for host in self.inner.config.worker_hosts.clone() {
-            let (probe, limit) = (probe.clone(), limit.clone());
-            set.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let report = probe.probe(&host).await;
-                (host, report)
-            });
-        }
-        while let Some(done) = set.join_next().await {
-            if let Ok((host, report)) = done {
-                lock(&self.inner.registry).record_probe(&host, report);
-            }
-        }
     }
 
     /// Runs the leader's duties (poll, reap, dispatch, probe) until `shutdown`

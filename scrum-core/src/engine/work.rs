@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use super::{Orchestrator, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task, TaskId, WorkerId,
+    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task, TaskId,
+    Timestamp, WorkerId,
 };
 use crate::queue::TaskFilter;
 use crate::worker::WorkSource;
@@ -37,12 +38,8 @@ impl Orchestrator {
             notified.as_mut().enable();
 
             let now = self.now();
-            let blocked = {
-                let mut reg = lock(&self.inner.registry);
-                reg.seen(worker, address, now);
-                reg.is_draining(worker)
-                    || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst)
-            };
+            let draining = self.seen(worker, address, now).await?;
+            let blocked = draining || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
             if !blocked {
                 let hold = self.hold().await?;
                 if let Some(task) = self
@@ -51,7 +48,7 @@ impl Orchestrator {
                     .claim_where(worker, lease, now, &hold)
                     .await?
                 {
-                    lock(&self.inner.registry).holds(worker, Some(task.id.clone()));
+                    lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
                     return Assignment::from_claimed(
                         &task,
@@ -75,7 +72,7 @@ impl Orchestrator {
         token: LeaseToken,
     ) -> Result<HeartbeatReply> {
         let now = self.now();
-        lock(&self.inner.registry).seen(worker, None, now);
+        self.seen(worker, None, now).await?;
         let reply = self.inner.queue.heartbeat(task, token, now).await;
         self.forget_on_lease_lost(worker, &reply);
         reply
@@ -89,12 +86,13 @@ impl Orchestrator {
         token: LeaseToken,
         completion: Completion,
     ) -> Result<Task> {
+        let now = self.now();
         let result = self
             .inner
             .queue
-            .complete(task, token, completion, self.now())
+            .complete(task, token, completion, now)
             .await;
-        self.after_report(worker, &result, true);
+        self.after_report(worker, &result, true, now).await;
         result
     }
 
@@ -106,12 +104,9 @@ impl Orchestrator {
         token: LeaseToken,
         failure: Failure,
     ) -> Result<Task> {
-        let result = self
-            .inner
-            .queue
-            .fail(task, token, failure, self.now())
-            .await;
-        self.after_report(worker, &result, false);
+        let now = self.now();
+        let result = self.inner.queue.fail(task, token, failure, now).await;
+        self.after_report(worker, &result, false, now).await;
         result
     }
 
@@ -123,13 +118,15 @@ impl Orchestrator {
         token: LeaseToken,
         reason: &str,
     ) -> Result<Task> {
+        let now = self.now();
+        self.seen(worker, None, now).await?;
         let result = self
             .inner
             .queue
-            .release(task, token, reason.to_string(), self.now())
+            .release(task, token, reason.to_string(), now)
             .await;
         if result.is_ok() {
-            lock(&self.inner.registry).holds(worker, None);
+            lock(&self.inner.local).holds(worker, None);
             self.inner.work_ready.notify_waiters();
         }
         self.forget_on_lease_lost(worker, &result);
@@ -149,7 +146,7 @@ impl Orchestrator {
             (Some(token), Some(id)) => {
                 // What this worker claimed here needs no read: the token is checked
                 // when the report is applied.
-                if lock(&self.inner.registry).current_task(worker).as_ref() != Some(id) {
+                if self.current_task(worker).as_ref() != Some(id) {
                     let task = self.task(id).await?;
                     if task.lease.as_ref().is_none_or(|l| &l.worker != worker) {
                         return Err(Error::new(
@@ -191,7 +188,7 @@ impl Orchestrator {
     async fn held_task(&self, worker: &WorkerId, number: u64, repo: Option<&str>) -> Result<Task> {
         // Fast path: the task this worker last claimed here, read by id instead of
         // listing the queue (a list scans every task in some stores).
-        let remembered = lock(&self.inner.registry).current_task(worker);
+        let remembered = self.current_task(worker);
         if let Some(id) =
             remembered.filter(|id| id.number() == number && repo.is_none_or(|r| id.repo() == r))
         {
@@ -259,9 +256,46 @@ impl Orchestrator {
         }
     }
 
-    fn after_report(&self, worker: &WorkerId, result: &Result<Task>, success: bool) {
+    /// Records a call from `worker` at `now` in the store, at most once every
+    /// [`super::local::SEEN_WRITE_EVERY`] unless its address changed (see the
+    /// [module docs](super)), and says whether the worker is draining.
+    async fn seen(
+        &self,
+        worker: &WorkerId,
+        address: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        if let Some(draining) = lock(&self.inner.local).fresh(worker, address, now) {
+            return Ok(draining);
+        }
+        let record = self.inner.queue.worker_seen(worker, address, now).await?;
+        lock(&self.inner.local).wrote(&record, now);
+        Ok(record.draining)
+    }
+
+    /// Counts an accepted report in the store (which also marks the worker seen); a
+    /// refused one is still a call. Neither fails the report: its outcome is stored.
+    async fn after_report(
+        &self,
+        worker: &WorkerId,
+        result: &Result<Task>,
+        success: bool,
+        now: Timestamp,
+    ) {
+        let q = &self.inner.queue;
+        let written = match result {
+            Ok(_) => q.worker_finished(worker, success, now).await,
+            Err(_) => self.seen(worker, None, now).await.map(drop),
+        };
+        match written {
+            Ok(()) if result.is_ok() => lock(&self.inner.local).reported(worker, now),
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(worker = %worker, error = %e, "could not record the worker's report in the registry")
+            }
+        }
         if result.is_ok() {
-            lock(&self.inner.registry).finished(worker, success);
+            lock(&self.inner.local).holds(worker, None);
             // A failure may have cancelled or freed nothing claimable now, but a
             // waiting worker re-checks cheaply.
             if !success {
@@ -276,14 +310,14 @@ impl Orchestrator {
             .as_ref()
             .is_err_and(|e| e.kind() == ErrorKind::LeaseLost)
         {
-            lock(&self.inner.registry).holds(worker, None);
+            lock(&self.inner.local).holds(worker, None);
         }
     }
 
     /// The task `worker` last claimed from this orchestrator and has not reported on
-    /// (as the registry remembers it; the queue has the final word).
+    /// (as the engine remembers it; the queue has the final word).
     fn current_task(&self, worker: &WorkerId) -> Option<TaskId> {
-        lock(&self.inner.registry).current_task(worker)
+        lock(&self.inner.local).current_task(worker)
     }
 }
 

@@ -5,6 +5,7 @@ mod probe;
 mod queue;
 mod runner;
 mod source;
+mod workers;
 
 pub use probe::ScriptedProbe;
 pub use queue::MemoryQueue;

@@ -16,6 +16,8 @@ use crate::queue::{
 };
 use crate::state::{self, Ctx, Event, Jitter, Policy, Step};
 
+use super::workers::Registry;
+
 /// A [`WorkQueue`] that keeps everything in memory: nothing survives the process.
 ///
 /// Claims cost O(log n) in the number of waiting tasks: pending tasks sit in an
@@ -45,6 +47,9 @@ pub struct MemoryQueue {
     jitter: Jitter,
     // A std Mutex: every critical section is short and never awaits.
     inner: Mutex<Inner>,
+    /// The worker registry (`super::workers`), apart from the tasks: a worker's call
+    /// never waits for a claim.
+    registry: Mutex<Registry>,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +81,24 @@ impl MemoryQueue {
             policy,
             jitter,
             inner: Mutex::new(Inner::default()),
+            registry: Mutex::new(Registry::default()),
         }
+    }
+
+    /// The worker registry, locked.
+    pub(super) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The workers holding an in-progress task.
+    pub(super) fn holders(&self) -> std::collections::HashSet<WorkerId> {
+        let inner = self.lock();
+        inner
+            .index
+            .live
+            .lapsed(Timestamp(i64::MAX))
+            .filter_map(|id| inner.tasks.get(id)?.holder().cloned())
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

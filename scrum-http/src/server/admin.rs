@@ -40,7 +40,7 @@ pub(super) async fn drain(
 ) -> Result<Json<ActionResponse>, ApiError> {
     let worker = WorkerId::new(&req.worker_id)?;
     let draining = req.draining.unwrap_or(true);
-    s.orchestrator().drain(&worker, draining);
+    s.orchestrator().drain(&worker, draining).await?;
     tracing::info!(worker = %worker, draining, "worker drain set by an operator");
     Ok(done(None))
 }

@@ -27,21 +27,17 @@ use crate::wire::{
 /// the orchestrator's log and `/admin/effects`.
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
-    let counts = o.counts().await;
-    let workers = o.workers();
-    let engine = o.status();
-    let available = workers
-        .iter()
-        .filter(|w| w.status == WorkerStatus::Idle)
-        .count();
-    let busy = workers
-        .iter()
-        .filter(|w| w.status == WorkerStatus::Busy)
-        .count();
+    // The store answers both, or the orchestrator is degraded.
+    let read = match o.counts().await {
+        Ok(c) => o.workers().await.map(|w| (c, w)),
+        Err(e) => Err(e),
+    };
     let writes = o.write_health().await.unwrap_or_default();
-    let (status, code, store, c) = match counts {
-        Ok(c) if writes.is_degraded() => ("degraded", StatusCode::OK, json!({"status": "ok"}), c),
-        Ok(c) => ("healthy", StatusCode::OK, json!({"status": "ok"}), c),
+    let (status, code, store, (c, workers)) = match read {
+        Ok(read) if writes.is_degraded() => {
+            ("degraded", StatusCode::OK, json!({"status": "ok"}), read)
+        }
+        Ok(read) => ("healthy", StatusCode::OK, json!({"status": "ok"}), read),
         Err(e) => {
             tracing::warn!(error = %e, "/health: the store does not answer");
             (
@@ -52,6 +48,15 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
             )
         }
     };
+    let engine = o.status();
+    let available = workers
+        .iter()
+        .filter(|w| w.status == WorkerStatus::Idle)
+        .count();
+    let busy = workers
+        .iter()
+        .filter(|w| w.status == WorkerStatus::Busy)
+        .count();
     let body = json!({
         "status": status,
         "workers": {"total": workers.len(), "available": available, "busy": busy},
@@ -95,14 +100,15 @@ fn store_trouble(kind: ErrorKind) -> &'static str {
     }
 }
 
-pub(super) async fn workers(State(s): State<ApiState>) -> Json<WorkersResponse> {
+pub(super) async fn workers(State(s): State<ApiState>) -> Result<Json<WorkersResponse>, ApiError> {
     let workers = s
         .orchestrator()
         .workers()
+        .await?
         .iter()
         .map(worker_entry)
         .collect();
-    Json(WorkersResponse { workers })
+    Ok(Json(WorkersResponse { workers }))
 }
 
 fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
@@ -211,9 +217,11 @@ pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     let counts = o.counts().await.ok();
     let writes = o.write_health().await.ok();
+    // A store that does not answer shows as no workers, as it shows as no counts.
+    let workers = o.workers().await.unwrap_or_default();
     let text = s
         .metrics()
-        .render(counts, &o.workers(), &o.status(), writes.as_ref());
+        .render(counts, &workers, &o.status(), writes.as_ref());
     (
         [(
             header::CONTENT_TYPE,

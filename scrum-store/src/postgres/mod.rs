@@ -2,6 +2,7 @@
 //! database.
 
 mod schema;
+mod workers;
 
 use std::fmt;
 use std::str::FromStr;

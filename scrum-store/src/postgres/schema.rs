@@ -52,6 +52,23 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN refused BOOLEAN NOT NULL DEFAULT FALSE,
         ADD COLUMN last_error TEXT;
     CREATE INDEX outbox_task ON outbox (repo, number, id);"#,
+    // 3: the worker registry (`super::workers`): one row per worker that called (or
+    // that an operator drained), and the leader's latest probe report per host.
+    r#"CREATE TABLE workers (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        address TEXT,
+        first_seen BIGINT,
+        last_seen BIGINT,
+        completed BIGINT NOT NULL DEFAULT 0,
+        failed BIGINT NOT NULL DEFAULT 0,
+        draining BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE TABLE probes (
+        host TEXT COLLATE "C" PRIMARY KEY,
+        health TEXT NOT NULL,
+        reason TEXT,
+        at BIGINT NOT NULL
+    );"#,
 ];
 
 /// The schema version this build writes.

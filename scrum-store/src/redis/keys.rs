@@ -22,6 +22,12 @@ pub(super) struct Keys {
     pub(super) states: [String; 5],
     pub(super) leader: String,
     pub(super) schema: String,
+    /// `{prefix}:worker:` + worker id: a hash of one worker's record (`workers.rs`).
+    pub(super) worker_prefix: String,
+    /// The worker ids, scored by last seen (`+inf`: never seen).
+    pub(super) workers: String,
+    /// Host to its latest probe report (JSON).
+    pub(super) probes: String,
 }
 
 impl Keys {
@@ -42,11 +48,18 @@ impl Keys {
             states: TaskState::ALL.map(|s| k(&format!("state:{}", s.as_str()))),
             leader: k("leader"),
             schema: k("schema"),
+            worker_prefix: k("worker:"),
+            workers: k("workers"),
+            probes: k("probes"),
         }
     }
 
     pub(super) fn task(&self, member: &str) -> String {
         format!("{}{member}", self.task_prefix)
+    }
+
+    pub(super) fn worker(&self, id: &str) -> String {
+        format!("{}{id}", self.worker_prefix)
     }
 
     pub(super) fn state(&self, state: TaskState) -> &str {

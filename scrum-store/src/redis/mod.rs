@@ -4,6 +4,7 @@ mod keys;
 mod ops;
 mod outbox;
 mod scripts;
+mod workers;
 
 use std::fmt;
 use std::time::Duration;

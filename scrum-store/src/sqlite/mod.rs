@@ -3,6 +3,7 @@
 mod cache;
 mod rows;
 mod schema;
+mod workers;
 mod writer;
 
 use std::fmt;

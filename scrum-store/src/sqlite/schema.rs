@@ -73,6 +73,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN last_error TEXT;
     CREATE INDEX outbox_task ON outbox (repo, number, id);",
+    // 3: the worker registry (`super::workers`): one row per worker that called (or
+    // that an operator drained), and the leader's latest probe report per host.
+    // No index on tasks is added: forgetting a worker looks for its in-progress
+    // tasks through `tasks_state`, and task writes stay as cheap as they were.
+    "CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        address TEXT,
+        first_seen INTEGER,
+        last_seen INTEGER,
+        completed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        draining INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE probes (
+        host TEXT PRIMARY KEY,
+        health TEXT NOT NULL,
+        reason TEXT,
+        at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,158 @@
+//! The PostgreSQL store's worker registry: the `workers` and `probes` tables
+//! (migration 2 of `schema`), shared by every orchestrator on the schema.
+//!
+//! A worker's call or report is one upsert that commits without waiting for the
+//! WAL flush (`synchronous_commit` off for that statement's transaction only): a
+//! crash of the PostgreSQL server may lose the last moments of last-seen times and
+//! counts, never a task, and the registry costs a worker's call one round trip.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use scrum_core::{HostReport, Result, Timestamp, WorkerId, WorkerRecord, WorkerRegistry};
+
+use super::PostgresQueue;
+use crate::registry;
+use crate::sql::db_error;
+
+/// Marks a call at `$2` from `$3` (kept when NULL) and adds `$4` completions and `$5`
+/// failures: the one upsert behind `worker_seen` and `worker_finished`.
+const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, completed, failed)
+     VALUES ($1, $2, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET
+         first_seen = coalesce(workers.first_seen, EXCLUDED.first_seen),
+         last_seen = greatest(workers.last_seen, EXCLUDED.last_seen),
+         address = coalesce(EXCLUDED.address, workers.address),
+         completed = workers.completed + EXCLUDED.completed,
+         failed = workers.failed + EXCLUDED.failed
+     RETURNING id, address, first_seen, last_seen, completed, failed, draining,
+               set_config('synchronous_commit', 'off', true)";
+
+/// A record from a row of `id, address, first_seen, last_seen, completed, failed,
+/// draining`.
+fn record(row: &PgRow) -> Result<WorkerRecord> {
+    Ok(WorkerRecord {
+        id: registry::worker_id(row.get::<&str, _>(0))?,
+        address: registry::address(row.get::<Option<&str>, _>(1))?,
+        first_seen: registry::time(row.get(2)),
+        last_seen: registry::time(row.get(3)),
+        completed: registry::count(row.get(4)),
+        failed: registry::count(row.get(5)),
+        draining: row.get(6),
+    })
+}
+
+impl PostgresQueue {
+    async fn seen(
+        &self,
+        worker: &WorkerId,
+        address: Option<IpAddr>,
+        now: Timestamp,
+        counts: [i64; 2],
+    ) -> Result<WorkerRecord> {
+        let row = sqlx::query(SEEN)
+            .bind(worker.as_str())
+            .bind(now.0)
+            .bind(address.map(|a| a.to_string()))
+            .bind(counts[0])
+            .bind(counts[1])
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("record a worker's call", e))?;
+        record(&row)
+    }
+}
+
+#[async_trait]
+impl WorkerRegistry for PostgresQueue {
+    async fn worker_seen(
+        &self,
+        worker: &WorkerId,
+        address: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<WorkerRecord> {
+        self.seen(worker, address, now, [0, 0]).await
+    }
+
+    async fn worker_finished(
+        &self,
+        worker: &WorkerId,
+        success: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        let counts = if success { [1, 0] } else { [0, 1] };
+        self.seen(worker, None, now, counts).await.map(drop)
+    }
+
+    async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, draining) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET draining = EXCLUDED.draining",
+        )
+        .bind(worker.as_str())
+        .bind(draining)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("drain a worker", e))?;
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, address, first_seen, last_seen, completed, failed, draining
+             FROM workers ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("list workers", e))?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn forget_workers(&self, unseen_before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM workers WHERE last_seen < $1 AND NOT EXISTS (
+                 SELECT 1 FROM tasks WHERE state = 'in_progress' AND holder = workers.id)",
+        )
+        .bind(unseen_before.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("forget workers", e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_probe(&self, report: HostReport) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO probes (host, health, reason, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (host) DO UPDATE SET health = EXCLUDED.health,
+                 reason = EXCLUDED.reason, at = EXCLUDED.at",
+        )
+        .bind(&report.host)
+        .bind(report.health.as_str())
+        .bind(&report.reason)
+        .bind(report.at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("store a probe report", e))?;
+        Ok(())
+    }
+
+    async fn probes(&self) -> Result<Vec<HostReport>> {
+        let rows = sqlx::query("SELECT host, health, reason, at FROM probes ORDER BY host")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("read probe reports", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(HostReport {
+                    host: r.get(0),
+                    health: registry::health(r.get::<&str, _>(1))?,
+                    reason: r.get(2),
+                    at: Timestamp(r.get(3)),
+                })
+            })
+            .collect()
+    }
+}
