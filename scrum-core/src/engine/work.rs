@@ -282,25 +282,32 @@ impl Orchestrator {
         success: bool,
         now: Timestamp,
     ) {
-        let q = &self.inner.queue;
-        let written = match result {
-            Ok(_) => q.worker_finished(worker, success, now).await,
-            Err(_) => self.seen(worker, None, now).await.map(drop),
-        };
-        match written {
-            Ok(()) if result.is_ok() => lock(&self.inner.local).reported(worker, now),
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(worker = %worker, error = %e, "could not record the worker's report in the registry")
+        match result {
+            Ok(_) => {
+                // The count is written beside the answer, not before it: the report
+                // is stored already, and waiting for a second commit would double
+                // every report's latency on SQLite. A crash in the next moments can
+                // lose one count, never the report.
+                let (queue, w) = (self.inner.queue.clone(), worker.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = queue.worker_finished(&w, success, now).await {
+                        tracing::warn!(worker = %w, error = %e, "could not count the worker's report in the registry");
+                    }
+                });
+                let mut local = lock(&self.inner.local);
+                local.reported(worker, now);
+                local.holds(worker, None);
+            }
+            Err(_) => {
+                if let Err(e) = self.seen(worker, None, now).await {
+                    tracing::warn!(worker = %worker, error = %e, "could not record the worker's call in the registry");
+                }
             }
         }
-        if result.is_ok() {
-            lock(&self.inner.local).holds(worker, None);
-            // A failure may have cancelled or freed nothing claimable now, but a
-            // waiting worker re-checks cheaply.
-            if !success {
-                self.inner.work_ready.notify_waiters();
-            }
+        // A failure may have cancelled or freed nothing claimable now, but a waiting
+        // worker re-checks cheaply.
+        if result.is_ok() && !success {
+            self.inner.work_ready.notify_waiters();
         }
         self.forget_on_lease_lost(worker, result);
     }

@@ -51,7 +51,8 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN dead BOOLEAN NOT NULL DEFAULT FALSE,
         ADD COLUMN refused BOOLEAN NOT NULL DEFAULT FALSE,
         ADD COLUMN last_error TEXT;
-    CREATE INDEX outbox_task ON outbox (repo, number, id);"#,
+    CREATE INDEX outbox_task ON outbox (repo, number, id);
+    CREATE INDEX outbox_failing ON outbox (id) WHERE failures > 0;"#,
     // 3: the worker registry (`super::workers`): one row per worker that called (or
     // that an operator drained), and the leader's latest probe report per host.
     r#"CREATE TABLE workers (

@@ -72,7 +72,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN last_error TEXT;
-    CREATE INDEX outbox_task ON outbox (repo, number, id);",
+    CREATE INDEX outbox_task ON outbox (repo, number, id);
+    CREATE INDEX outbox_failing ON outbox (id) WHERE failures > 0;",
     // 3: the worker registry (`super::workers`): one row per worker that called (or
     // that an operator drained), and the leader's latest probe report per host.
     // No index on tasks is added: forgetting a worker looks for its in-progress
