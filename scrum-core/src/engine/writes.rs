@@ -113,6 +113,14 @@ impl Orchestrator {
         Ok(held.hold.clone())
     }
 
+    /// Makes the next claim read the hold from the store again (writes may have
+    /// landed); says whether anything was held.
+    pub(super) fn lift_hold(&self) -> bool {
+        let mut held = lock(&self.inner.hold);
+        held.read_at = None;
+        !held.hold.repos.is_empty()
+    }
+
     /// How write-back fares, from the store.
     pub async fn write_health(&self) -> Result<WriteHealth> {
         let failing = self.inner.queue.failing_effects(SCAN).await?;
@@ -132,6 +140,7 @@ impl Orchestrator {
     pub async fn retry_effects(&self, which: &EffectSelector) -> Result<usize> {
         let revived = self.inner.queue.revive_effects(which, self.now()).await?;
         if revived > 0 {
+            self.lift_hold();
             tracing::info!(effects = revived, which = ?which, "set-aside effects retried by an operator");
         }
         Ok(revived)
