@@ -164,16 +164,7 @@ async fn a_long_polling_client_gets_a_task_as_soon_as_it_is_queued() {
         c.next_work("waiter", Duration::from_secs(25), LeaseMode::Heartbeat)
             .await
     });
-    while !f
-        .orchestrator
-        .workers()
-        .await
-        .unwrap()
-        .iter()
-        .any(|w| w.id == "waiter")
-    {
-        tokio::task::yield_now().await;
-    }
+    f.until_listed("waiter").await;
     let id = f.queue_issue().await;
     let work = waiting.await.unwrap().unwrap().unwrap();
     assert_eq!(work.task_id, id.to_string());

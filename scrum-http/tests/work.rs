@@ -99,16 +99,7 @@ async fn a_waiting_worker_gets_a_newly_queued_task_at_once() {
     });
     // The engine registers a worker before it looks for work: once it is listed,
     // it is waiting.
-    while !f
-        .orchestrator
-        .workers()
-        .await
-        .unwrap()
-        .iter()
-        .any(|w| w.id == "waiter")
-    {
-        tokio::task::yield_now().await;
-    }
+    f.until_listed("waiter").await;
     f.queue_issue().await;
     let (s, v) = waiting.await.unwrap();
     assert_eq!(s, 200);

@@ -51,12 +51,6 @@ async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
 
 scrum_core::queue_conformance!(make, shared);
 
-/// A fresh schema; opened again, a second queue on it, as another orchestrator's.
-struct PostgresStore {
-    schema: String,
-    queue: Arc<dyn WorkQueue>,
-}
-
 async fn connect(schema: &str) -> Arc<dyn WorkQueue> {
     let queue = PostgresQueue::connect_in_schema(
         &common::postgres_url(),
@@ -69,22 +63,9 @@ async fn connect(schema: &str) -> Arc<dyn WorkQueue> {
     Arc::new(queue)
 }
 
-#[async_trait::async_trait]
-impl scrum_core::conformance::workers::RegistryFixture for PostgresStore {
-    fn queue(&self) -> Arc<dyn WorkQueue> {
-        self.queue.clone()
-    }
-
-    async fn reopen(&mut self) {
-        self.queue = connect(&self.schema).await;
-    }
-}
-
-async fn make_store() -> PostgresStore {
+async fn make_store() -> common::SharedStore {
     drop_stale_schemas().await;
-    let schema = common::unique_name();
-    let queue = connect(&schema).await;
-    PostgresStore { schema, queue }
+    common::SharedStore::fresh(|n| Box::pin(async move { connect(&n).await })).await
 }
 
 scrum_core::registry_conformance!(make_store);

@@ -53,12 +53,6 @@ async fn make(policy: Policy, jitter: Jitter) -> Arc<dyn WorkQueue> {
 
 scrum_core::queue_conformance!(make, shared);
 
-/// A fresh prefix; opened again, a second queue on it, as another orchestrator's.
-struct RedisStore {
-    prefix: String,
-    queue: Arc<dyn WorkQueue>,
-}
-
 async fn connect(prefix: &str) -> Arc<dyn WorkQueue> {
     let queue = RedisQueue::connect_with_prefix(
         &common::redis_url(),
@@ -71,22 +65,9 @@ async fn connect(prefix: &str) -> Arc<dyn WorkQueue> {
     Arc::new(queue)
 }
 
-#[async_trait::async_trait]
-impl scrum_core::conformance::workers::RegistryFixture for RedisStore {
-    fn queue(&self) -> Arc<dyn WorkQueue> {
-        self.queue.clone()
-    }
-
-    async fn reopen(&mut self) {
-        self.queue = connect(&self.prefix).await;
-    }
-}
-
-async fn make_store() -> RedisStore {
+async fn make_store() -> common::SharedStore {
     drop_stale_keys().await;
-    let prefix = common::unique_name();
-    let queue = connect(&prefix).await;
-    RedisStore { prefix, queue }
+    common::SharedStore::fresh(|n| Box::pin(async move { connect(&n).await })).await
 }
 
 scrum_core::registry_conformance!(make_store);

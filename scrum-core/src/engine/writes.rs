@@ -113,12 +113,16 @@ impl Orchestrator {
         Ok(held.hold.clone())
     }
 
-    /// Makes the next claim read the hold from the store again (writes may have
-    /// landed); says whether anything was held.
+    /// While something is held, makes the next claim read the hold from the store
+    /// again (writes may have landed); says whether anything was held. With nothing
+    /// held the cached reading stands, so a dispatch round costs claims no read.
     pub(super) fn lift_hold(&self) -> bool {
         let mut held = lock(&self.inner.hold);
-        held.read_at = None;
-        !held.hold.repos.is_empty()
+        let holding = !held.hold.repos.is_empty();
+        if holding {
+            held.read_at = None;
+        }
+        holding
     }
 
     /// How write-back fares, from the store.

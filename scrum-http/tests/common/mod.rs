@@ -88,6 +88,21 @@ impl Fixture {
         call(&self.app, "POST", uri, Some(body), Some(LOOPBACK), &[]).await
     }
 
+    /// Waits until the engine lists worker `id` (it registers a worker before it
+    /// looks for work, so a long poll from it is then waiting).
+    pub async fn until_listed(&self, id: &str) {
+        while !self
+            .orchestrator
+            .workers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.id == id)
+        {
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub async fn task(&self, id: &TaskId) -> scrum_core::Task {
         use scrum_core::WorkQueue;
         self.queue.get(id).await.unwrap().unwrap()

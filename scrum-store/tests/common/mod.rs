@@ -80,3 +80,43 @@ pub(crate) fn owner_gone(name: &str) -> bool {
 
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod shared;
+
+/// How a shared store's test connects a queue to the namespace (schema or key
+/// prefix) it names.
+pub(crate) type Connect = fn(
+    String,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::sync::Arc<dyn scrum_core::WorkQueue>> + Send>,
+>;
+
+/// The registry suite's fixture on a shared store (PostgreSQL, Redis): a fresh
+/// namespace; opened again, a second queue on it, as another orchestrator's.
+pub(crate) struct SharedStore {
+    namespace: String,
+    queue: std::sync::Arc<dyn scrum_core::WorkQueue>,
+    connect: Connect,
+}
+
+impl SharedStore {
+    /// A queue on a namespace of its own.
+    pub(crate) async fn fresh(connect: Connect) -> SharedStore {
+        let namespace = unique_name();
+        let queue = connect(namespace.clone()).await;
+        SharedStore {
+            namespace,
+            queue,
+            connect,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl scrum_core::conformance::workers::RegistryFixture for SharedStore {
+    fn queue(&self) -> std::sync::Arc<dyn scrum_core::WorkQueue> {
+        self.queue.clone()
+    }
+
+    async fn reopen(&mut self) {
+        self.queue = (self.connect)(self.namespace.clone()).await;
+    }
+}
