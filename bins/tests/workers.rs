@@ -80,6 +80,25 @@ async fn listed(client: &OrchestratorClient) -> Vec<WorkerEntry> {
     client.workers().await.unwrap().workers
 }
 
+/// How long a report's count may take to show: it is written just after the answer.
+const COUNTED_WITHIN: Duration = Duration::from_secs(5);
+
+/// Polls `/workers` until `name` shows `completed` completions, and returns the list.
+async fn listed_with(client: &OrchestratorClient, name: &str, completed: u64) -> Vec<WorkerEntry> {
+    let started = Instant::now();
+    loop {
+        let workers = listed(client).await;
+        if entry(&workers, name).completed == completed {
+            return workers;
+        }
+        assert!(
+            started.elapsed() < COUNTED_WITHIN,
+            "{name} never showed {completed} completed: {workers:?}"
+        );
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
 fn entry<'a>(workers: &'a [WorkerEntry], name: &str) -> &'a WorkerEntry {
     workers
         .iter()
@@ -100,7 +119,7 @@ async fn on_sqlite_a_restarted_orchestrator_lists_every_worker_as_before_the_kil
     for name in ["w2", "w3", "w4", "w5"] {
         assert!(ask(&c, name).await.is_none(), "nothing left for {name}");
     }
-    let before = listed(&c).await;
+    let before = listed_with(&c, "w1", 1).await;
 
     fleet.kill_orchestrator();
     fleet.start_orchestrator().await.unwrap();
@@ -173,7 +192,7 @@ async fn shared_workers(database_url: String) {
     );
 
     complete(&a, "solo", &work).await;
-    let on_b = listed(&b).await;
+    let on_b = listed_with(&b, "solo", 1).await;
     let solo = entry(&on_b, "solo");
     assert_eq!((solo.status.as_str(), solo.completed), ("available", 1));
     assert_eq!(listed(&a).await, on_b, "both orchestrators list the same");
