@@ -197,13 +197,26 @@ pub struct QueueCounts {
 impl QueueCounts {
     /// Adds one task in `state`.
     pub fn add(&mut self, state: TaskState) {
-        *match state {
+        *self.of(state) += 1;
+    }
+
+    /// Counts a task that moved from `from` (`None`: a new task) to `to`.
+    pub fn moved(&mut self, from: Option<TaskState>, to: TaskState) {
+        if let Some(from) = from {
+            let n = self.of(from);
+            *n = n.saturating_sub(1);
+        }
+        self.add(to);
+    }
+
+    fn of(&mut self, state: TaskState) -> &mut u64 {
+        match state {
             TaskState::Pending => &mut self.pending,
             TaskState::InProgress => &mut self.in_progress,
             TaskState::Completed => &mut self.completed,
             TaskState::Failed => &mut self.failed,
             TaskState::Cancelled => &mut self.cancelled,
-        } += 1;
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskId, TaskState};
 
-/// The columns a task is indexed by, besides its id and its JSON.
+/// The columns a task is indexed by, besides its id.
 #[derive(Debug)]
 pub(crate) struct Columns {
     pub(crate) state: &'static str,
@@ -17,16 +17,15 @@ pub(crate) struct Columns {
     pub(crate) lease_expires_at: Option<i64>,
     /// While in progress: who holds it.
     pub(crate) holder: Option<String>,
-    pub(crate) json: String,
 }
 
 impl Columns {
-    pub(crate) fn of(task: &Task) -> Result<Columns> {
+    pub(crate) fn of(task: &Task) -> Columns {
         let lease_expires_at = match (&task.lease, task.state) {
             (Some(l), TaskState::InProgress) => Some(l.expires_at.0),
             _ => None,
         };
-        Ok(Columns {
+        Columns {
             state: task.state.as_str(),
             claimable: task.state == TaskState::Pending && !task.cancel_requested,
             priority: i16::from(task.issue.priority().rank()),
@@ -34,8 +33,7 @@ impl Columns {
             not_before: task.not_before.0,
             lease_expires_at,
             holder: task.holder().map(|w| w.as_str().to_string()),
-            json: to_json(task)?,
-        })
+        }
     }
 }
 

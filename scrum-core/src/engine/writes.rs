@@ -95,12 +95,23 @@ impl Orchestrator {
     pub(super) async fn hold(&self) -> Result<Hold> {
         let now = self.now();
         {
-            let held = lock(&self.inner.hold);
+            let mut held = lock(&self.inner.hold);
             if held.read_at.is_some_and(|at| now < at.plus(HOLD_FRESH)) {
                 return Ok(held.hold.clone());
             }
+            // One claim reads; the ones that come while it does pass over what was
+            // held until now rather than each reading too.
+            if held.read_at.is_some() {
+                held.read_at = Some(now);
+            }
         }
-        let health = self.write_health().await?;
+        let health = match self.write_health().await {
+            Ok(health) => health,
+            Err(e) => {
+                lock(&self.inner.hold).read_at = None;
+                return Err(e);
+            }
+        };
         let repos: Vec<String> = health.refused().map(str::to_string).collect();
         let mut held = lock(&self.inner.hold);
         for repo in repos.iter().filter(|r| !held.hold.repos.contains(r)) {

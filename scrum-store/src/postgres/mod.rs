@@ -258,7 +258,8 @@ fn task_and_version(row: &PgRow) -> Result<(Task, i64)> {
 /// is still at version `expected`. Says whether it wrote.
 async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) -> Result<bool> {
     let task = &step.task;
-    let c = Columns::of(task)?;
+    let c = Columns::of(task);
+    let json = logic::to_json(task)?;
     let effects = step
         .effects
         .iter()
@@ -303,7 +304,7 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
         .bind(c.not_before)
         .bind(c.lease_expires_at)
         .bind(c.holder)
-        .bind(c.json)
+        .bind(json)
         .bind(effects)
         .fetch_one(ex)
         .await

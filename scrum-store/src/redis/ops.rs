@@ -64,7 +64,8 @@ impl RedisQueue {
         ack: Option<u64>,
     ) -> Result<bool> {
         let task = &step.task;
-        let c = Columns::of(task)?;
+        let c = Columns::of(task);
+        let json = logic::to_json(task)?;
         // Where the task goes. A pending task due later waits in `delayed`, which
         // claims move into `ready` when its time comes.
         let (index, index_score) = if c.claimable {
@@ -113,7 +114,7 @@ impl RedisQueue {
         }
         call.arg(member(&task.id))
             .arg(version)
-            .arg(c.json)
+            .arg(json)
             .arg(state_index(task.state))
             .arg(index)
             .arg(index_score)

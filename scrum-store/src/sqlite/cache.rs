@@ -53,6 +53,12 @@ impl Live {
         self.tasks.get(id)
     }
 
+    /// The workers that hold a task.
+    pub(super) fn holders(&self) -> Vec<String> {
+        let holders = self.tasks.values().filter_map(Task::holder);
+        holders.map(|w| w.as_str().to_string()).collect()
+    }
+
     /// The ids of in-progress tasks whose lease lapsed by `now`, earliest first.
     pub(super) fn lapsed(&self, now: Timestamp) -> Vec<TaskId> {
         self.index.lapsed(now).cloned().collect()

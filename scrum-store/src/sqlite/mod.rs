@@ -19,11 +19,11 @@ use scrum_core::backend;
 use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
 use scrum_core::{
     EffectFailure, EffectSelector, Enqueued, Hold, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
-    ReadyIssue, Result, Task, TaskFilter, TaskId, Timestamp, WorkQueue, WorkerId,
+    ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
 };
 
 use crate::Durability;
-use crate::logic::{self, Columns, number_column};
+use crate::logic::number_column;
 use cache::Live;
 use rows::{OutboxRead, Row};
 use writer::{Pending, Writer};
@@ -105,10 +105,12 @@ impl fmt::Debug for SqliteQueue {
     }
 }
 
-/// The memory copy of the live tasks, and the writer generation it was built in.
+/// The memory copy of the live tasks and of the counts by state, and the writer
+/// generation they were built in.
 #[derive(Default)]
 struct Memory {
     live: Live,
+    counts: QueueCounts,
     /// `None` until first built.
     generation: Option<u64>,
 }
@@ -180,11 +182,30 @@ impl SqliteQueue {
         let mut memory = self.memory.lock().await;
         let generation = self.writer.generation();
         if memory.generation != Some(generation) {
-            let tasks = self.writer.read(rows::read_live).await?;
+            let (tasks, counts) = self
+                .writer
+                .read(|conn| Ok((rows::read_live(conn)?, rows::count_tasks(conn)?)))
+                .await?;
             memory.live = Live::build(tasks, now);
+            memory.counts = counts;
             memory.generation = Some(generation);
         }
         Ok(memory)
+    }
+
+    /// What `look` finds in the memory copy, as the file has it: once the writes
+    /// that made the copy committed. `None` when it finds nothing, or when the copy
+    /// is not built or a write failed since (read the file then).
+    async fn in_memory<T>(&self, look: impl FnOnce(&Memory) -> Option<T>) -> Result<Option<T>> {
+        let (found, generation, sent) = {
+            let memory = self.memory.lock().await;
+            (look(&memory), memory.generation, self.writer.last_sent())
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        self.writer.settled(sent).await?;
+        Ok((generation == Some(self.writer.generation())).then_some(found))
     }
 
     /// The task `id`: from memory when live, else from the file.
@@ -205,10 +226,12 @@ impl SqliteQueue {
     }
 
     /// Sends the write of `step` (and of the deletion of the acknowledged effect
-    /// `ack`) and records the step in memory.
+    /// `ack`) and records the step in memory; `before` is the task's state before
+    /// the step (`None` for a new task).
     fn save(
         &self,
         memory: &mut Memory,
+        before: Option<TaskState>,
         step: Step,
         ack: Option<i64>,
         now: Timestamp,
@@ -219,18 +242,10 @@ impl SqliteQueue {
                 write: None,
             });
         }
-        let row = Row {
-            repo: step.task.id.repo().to_string(),
-            number: number_column(step.task.id.number())?,
-            columns: Columns::of(&step.task)?,
-            effects: match step.effects.is_empty() {
-                true => None,
-                false => Some(logic::to_json(&step.effects)?),
-            },
-            ack,
-        };
+        let row = Row::of(&step.task, &step.effects, ack)?;
         let generation = memory.generation.unwrap_or_default();
         let write = self.writer.write(generation, move |conn| row.store(conn));
+        memory.counts.moved(before, step.task.state);
         memory.live.put(step.task.clone(), now);
         Ok(Saved {
             task: step.task,
@@ -247,7 +262,7 @@ impl SqliteQueue {
             .await?
             .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
         let step = state::transition(&task, event, &ctx)?;
-        let saved = self.save(&mut memory, step, None, now)?;
+        let saved = self.save(&mut memory, Some(task.state), step, None, now)?;
         drop(memory);
         saved.committed().await
     }
@@ -265,7 +280,8 @@ impl WorkQueue for SqliteQueue {
         let current = self.task(&memory, &issue.id).await?;
         let (step, answer) = backend::enqueue_step(current.as_ref(), issue, &ctx)?;
         if let Some(step) = step {
-            let saved = self.save(&mut memory, step, None, observed_at)?;
+            let before = current.map(|t| t.state);
+            let saved = self.save(&mut memory, before, step, None, observed_at)?;
             drop(memory);
             saved.committed().await?;
         }
@@ -292,7 +308,7 @@ impl WorkQueue for SqliteQueue {
             };
             match state::transition(&task, event, &ctx) {
                 Ok(step) => {
-                    let saved = self.save(&mut memory, step, None, now)?;
+                    let saved = self.save(&mut memory, Some(task.state), step, None, now)?;
                     drop(memory);
                     return saved.committed().await.map(Some);
                 }
@@ -318,7 +334,7 @@ impl WorkQueue for SqliteQueue {
                 continue;
             };
             let step = state::transition(&task, Event::Expire, &ctx)?;
-            saved.push(self.save(&mut memory, step, None, now)?);
+            saved.push(self.save(&mut memory, Some(task.state), step, None, now)?);
         }
         drop(memory);
         let mut expired = Vec::with_capacity(saved.len());
@@ -329,18 +345,8 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        let (live, generation, sent) = {
-            let memory = self.memory.lock().await;
-            let live = memory.live.get(id).cloned();
-            (live, memory.generation, self.writer.last_sent())
-        };
-        if let Some(task) = live {
-            // Answer what the file has: once the writes that made this copy
-            // committed, unless one of them failed.
-            self.writer.settled(sent).await?;
-            if generation == Some(self.writer.generation()) {
-                return Ok(Some(task));
-            }
+        if let Some(task) = self.in_memory(|m| m.live.get(id).cloned()).await? {
+            return Ok(Some(task));
         }
         self.read_task(id).await
     }
@@ -353,7 +359,10 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
-        self.writer.read(rows::count_tasks).await
+        match self.in_memory(|m| Some(m.counts)).await? {
+            Some(counts) => Ok(counts),
+            None => self.writer.read(rows::count_tasks).await,
+        }
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
@@ -389,7 +398,7 @@ impl WorkQueue for SqliteQueue {
             if let Some(task) = self.task(&memory, &effect.task).await? {
                 if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
                     // The labels-written time and the deletion in one statement.
-                    let saved = self.save(&mut memory, step, Some(id), now)?;
+                    let saved = self.save(&mut memory, Some(task.state), step, Some(id), now)?;
                     drop(memory);
                     return saved.committed().await.map(drop);
                 }

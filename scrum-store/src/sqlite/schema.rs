@@ -16,14 +16,10 @@ const APPLICATION_ID: i64 = 0x5343_524d;
 /// The schema, one entry per version: version `n` is `MIGRATIONS[n - 1]`. Entries
 /// are only ever appended; a file whose `user_version` is larger than this list is
 /// from a newer build and is refused rather than misread.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: tasks (their JSON plus columns to query by), the outbox, and the `steps`
-    // view a transition is written through.
+    // view a transition was written through (until 4).
     //
-    // A step (a task, the effects its transition caused, and optionally an
-    // acknowledged effect to delete) is stored by one INSERT into `steps`, whose
-    // trigger writes both tables: one prepared statement per step, inside the
-    // transaction its write commits in.
     // Claims and the reaper read the in-memory copy of the live tasks, so the only
     // index besides the keys is by state (counts, listing, loading the live tasks).
     "CREATE TABLE tasks (
@@ -93,6 +89,28 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT,
         at INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 4: a step is written by plain statements (`rows::Row::store`) instead of
+    // through the `steps` view, whose trigger's `json_each` sorted the effects in
+    // a temporary table on every write. Tasks keep only the columns something
+    // reads, and no index by state: claims and the reaper read the memory copy of
+    // the live tasks, which also keeps the counts by state, so a step updates one
+    // row and no index. A task is stored as MessagePack (`rows::encode_task`):
+    // no escaping, so a long issue body costs a copy. Rows copied here keep their
+    // JSON text until next written; reads take both.
+    "DROP TRIGGER steps_insert;
+    DROP VIEW steps;
+    CREATE TABLE tasks_v4 (
+        repo TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        holder TEXT,
+        task BLOB NOT NULL,
+        UNIQUE (repo, number)
+    );
+    INSERT INTO tasks_v4 (repo, number, state, holder, task)
+        SELECT repo, number, state, holder, task FROM tasks ORDER BY rowid;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_v4 RENAME TO tasks;",
 ];
 
 /// The schema version this build writes.

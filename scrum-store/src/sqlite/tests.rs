@@ -87,3 +87,90 @@ async fn a_failed_transaction_fails_its_calls_and_memory_follows_the_file() {
     drop(q);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file as a build of schema version 3 left it: its tasks stored as JSON through
+/// the `steps` view, each with its `Queued` effect in the outbox.
+fn version_3_file(path: &std::path::Path, issues: &[ReadyIssue]) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for sql in &super::schema::MIGRATIONS[..3] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    conn.pragma_update(None, "application_id", 0x5343_524d)
+        .unwrap();
+    let (policy, jitter) = (Policy::default(), scrum_core::state::Jitter::fixed(0.5));
+    let ctx = scrum_core::state::Ctx::sample(Timestamp(1), &policy, &jitter);
+    for issue in issues {
+        let (step, _) = scrum_core::backend::enqueue_step(None, issue.clone(), &ctx).unwrap();
+        let step = step.unwrap();
+        let task = &step.task;
+        conn.execute(
+            "INSERT INTO steps (repo, number, state, claimable, priority, created_at,
+                                not_before, lease_expires_at, holder, task, effects, ack)
+             VALUES (?1, ?2, 'pending', 1, 0, ?3, 0, NULL, NULL, ?4, ?5, NULL)",
+            (
+                task.id.repo().to_string(),
+                task.id.number() as i64,
+                task.issue.created_at.0,
+                serde_json::to_string(task).unwrap(),
+                serde_json::to_string(&step.effects).unwrap(),
+            ),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_version_3_file_migrates_and_keeps_its_tasks_and_effects() {
+    let dir = tempdir("migrate");
+    let path = dir.join("s.sqlite3");
+    version_3_file(&path, &[issue(1, 10), issue(2, 5_000)]);
+
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.in_progress), (2, 0));
+    let two: TaskId = "acme/widgets#2".parse().unwrap();
+    let task = q.get(&two).await.unwrap().expect("task 2 survives");
+    assert_eq!(task.issue.body.len(), 5_000);
+    let effects = q.pending_effects(10).await.unwrap();
+    assert_eq!(effects.len(), 2, "the queued effects survive: {effects:?}");
+    assert!(effects.iter().all(|e| e.effect.kind.name() == "queued"));
+
+    // Claims take the migrated tasks in their order, and write them anew.
+    let worker = WorkerId::new("w").unwrap();
+    let first = q.claim(&worker, LeaseKind::Heartbeat, Timestamp(5)).await;
+    assert_eq!(first.unwrap().unwrap().id.number(), 1);
+    q.close().await;
+
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.in_progress), (1, 1));
+    let held = q.get(&"acme/widgets#1".parse().unwrap()).await.unwrap();
+    assert_eq!(held.unwrap().holder(), Some(&worker));
+    let stored: Vec<String> = q
+        .writer
+        .read(|c| {
+            let types = || -> rusqlite::Result<Vec<String>> {
+                c.prepare("SELECT typeof(task) FROM tasks ORDER BY number")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            };
+            types().map_err(|e| db_error("read", e))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        ["blob", "text"],
+        "rewritten when written, else as it was"
+    );
+    q.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scrum-sqlite-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

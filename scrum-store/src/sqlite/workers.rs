@@ -22,8 +22,8 @@ use crate::registry;
 const RECORD: &str = "id, address, first_seen, last_seen, completed, failed, draining";
 
 /// Marks a call at `?2` from `?3` (kept when NULL) and adds `?4` completions and
-/// `?5` failures: the one upsert behind `worker_seen` and `worker_finished`. It
-/// returns the columns of [`RECORD`], in that order.
+/// `?5` failures: the one upsert behind `worker_seen` (which adds [`RETURNING`])
+/// and `worker_finished`.
 const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, completed, failed)
      VALUES (?1, ?2, ?2, ?3, ?4, ?5)
      ON CONFLICT (id) DO UPDATE SET
@@ -31,8 +31,11 @@ const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, com
          last_seen = max(coalesce(workers.last_seen, excluded.last_seen), excluded.last_seen),
          address = coalesce(excluded.address, workers.address),
          completed = workers.completed + excluded.completed,
-         failed = workers.failed + excluded.failed
-     RETURNING id, address, first_seen, last_seen, completed, failed, draining";
+         failed = workers.failed + excluded.failed";
+
+/// What [`SEEN`] returns for `worker_seen`: the columns of [`RECORD`], in that order.
+const RETURNING: &str =
+    " RETURNING id, address, first_seen, last_seen, completed, failed, draining";
 
 /// A worker's row as read, before its columns are checked.
 struct Stored {
@@ -88,27 +91,6 @@ impl SqliteQueue {
         rx.await
             .map_err(|_| Error::unavailable("store: the SQLite thread stopped"))
     }
-
-    async fn seen(
-        &self,
-        worker: &WorkerId,
-        address: Option<IpAddr>,
-        now: Timestamp,
-        counts: [i64; 2],
-    ) -> Result<WorkerRecord> {
-        let id = worker.as_str().to_string();
-        let address = address.map(|a| a.to_string());
-        let row = self
-            .write_returning(move |conn| {
-                conn.prepare_cached(SEEN)
-                    .and_then(|mut s| {
-                        s.query_row((id, now.0, address, counts[0], counts[1]), stored)
-                    })
-                    .map_err(|e| db_error("record a worker's call", e))
-            })
-            .await?;
-        row.record()
-    }
 }
 
 #[async_trait]
@@ -119,7 +101,16 @@ impl WorkerRegistry for SqliteQueue {
         address: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<WorkerRecord> {
-        self.seen(worker, address, now, [0, 0]).await
+        let id = worker.as_str().to_string();
+        let address = address.map(|a| a.to_string());
+        let row = self
+            .write_returning(move |conn| {
+                conn.prepare_cached(&format!("{SEEN}{RETURNING}"))
+                    .and_then(|mut s| s.query_row((id, now.0, address, 0, 0), stored))
+                    .map_err(|e| db_error("record a worker's call", e))
+            })
+            .await?;
+        row.record()
     }
 
     async fn worker_finished(
@@ -128,8 +119,17 @@ impl WorkerRegistry for SqliteQueue {
         success: bool,
         now: Timestamp,
     ) -> Result<()> {
+        let id = worker.as_str().to_string();
         let counts = if success { [1, 0] } else { [0, 1] };
-        self.seen(worker, None, now, counts).await.map(drop)
+        // Sent, not waited for: it commits with the next transaction. The engine
+        // counts a report after answering it, so nobody waits for this anyway.
+        let _ = self.writer.write(self.writer.generation(), move |conn| {
+            conn.prepare_cached(SEEN)
+                .and_then(|mut s| s.execute((id, now.0, None::<String>, counts[0], counts[1])))
+                .map(drop)
+                .map_err(|e| db_error("count a worker's report", e))
+        });
+        Ok(())
     }
 
     async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
@@ -161,12 +161,19 @@ impl WorkerRegistry for SqliteQueue {
     }
 
     async fn forget_workers(&self, unseen_before: Timestamp) -> Result<u64> {
+        // Who holds a task, from the memory copy (the tasks table has no index to
+        // find them by). The copy is taken under its lock, so a claim after it
+        // also marked its worker seen after `unseen_before`.
+        let holders = {
+            let memory = self.memory(unseen_before).await?;
+            crate::logic::to_json(&memory.live.holders())?
+        };
         self.write_returning(move |conn| {
             conn.prepare_cached(
-                "DELETE FROM workers WHERE last_seen < ?1 AND NOT EXISTS (
-                     SELECT 1 FROM tasks WHERE state = 'in_progress' AND holder = workers.id)",
+                "DELETE FROM workers WHERE last_seen < ?1
+                     AND id NOT IN (SELECT value FROM json_each(?2))",
             )
-            .and_then(|mut s| s.execute([unseen_before.0]))
+            .and_then(|mut s| s.execute((unseen_before.0, holders)))
             .map(|n| n as u64)
             .map_err(|e| db_error("forget workers", e))
         })

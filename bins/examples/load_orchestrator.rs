@@ -1,0 +1,117 @@
+//! The real `scrum-orchestrator` binary with many tasks waiting, for load tests over
+//! real HTTP (`scripts/load`, or wrk with `scrum-http/scripts/cycle.lua`).
+//!
+//! It starts the fake GitHub in this process with `--issues N` issues labelled
+//! `ai-ready` in `acme/widgets`, starts the binary on SQLite in `--dir` (its
+//! settings as shipped, but for the fake's URL and a 5 s poll), waits until the
+//! orchestrator has queued every issue, prints `listening on URL`, and serves until
+//! Ctrl-C, when it stops the orchestrator with SIGTERM.
+//!
+//! ```sh
+//! cargo build --release -p scrum-bins --bin scrum-orchestrator --example load_orchestrator
+//! target/release/examples/load_orchestrator --bin target/release/scrum-orchestrator \
+//!     --port 8000 --issues 100000 --dir /tmp/load
+//! ```
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use scrum_core::Timestamp;
+use scrum_github::fake::{FakeGitHub, NewIssue};
+use scrum_http::OrchestratorClient;
+
+/// How long the orchestrator gets to queue every issue.
+const QUEUE_WITHIN: Duration = Duration::from_secs(900);
+
+struct Args {
+    bin: PathBuf,
+    port: u16,
+    issues: u64,
+    dir: PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let (mut bin, mut port, mut issues, mut dir) = (None, 8000, 100_000, None);
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--bin" => bin = Some(PathBuf::from(value)),
+            "--port" => port = value.parse().context("--port takes a port number")?,
+            "--issues" => issues = value.parse().context("--issues takes a number")?,
+            "--dir" => dir = Some(PathBuf::from(value)),
+            other => bail!("unknown flag {other}; see the example's doc comment"),
+        }
+    }
+    Ok(Args {
+        bin: bin.context("--bin PATH (the scrum-orchestrator binary) is required")?,
+        port,
+        issues,
+        dir: dir.context("--dir PATH (for its state and log) is required")?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let github = FakeGitHub::start().await;
+    github.add_repo("acme/widgets");
+    for n in 1..=a.issues {
+        let issue = NewIssue::new(&format!("Load test issue {n}"))
+            .body("Make the widget faster.")
+            .labels(&["ai-ready"])
+            .created_at(Timestamp(1_700_000_000_000 + n as i64));
+        github.add_issue("acme/widgets", issue);
+    }
+    std::fs::create_dir_all(&a.dir)?;
+    let log = a.dir.join("orchestrator.log");
+    let mut child = Command::new(&a.bin)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GITHUB_TOKEN", github.token())
+        .env("GITHUB_API_URL", github.url())
+        .env("GITHUB_REPOS", "acme/widgets")
+        .env("GITHUB_POLL_INTERVAL", "5")
+        .env("STATE_DIR", a.dir.join("state"))
+        .env("ORCHESTRATOR_HOST", "127.0.0.1")
+        .env("ORCHESTRATOR_PORT", a.port.to_string())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", a.bin.display()))?;
+    let url = format!("http://127.0.0.1:{}", a.port);
+    let client = OrchestratorClient::new(&url).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the orchestrator exited with {status}; see {}",
+                log.display()
+            );
+        }
+        if let Ok(health) = client.health().await {
+            if health.queue.pending >= a.issues {
+                break;
+            }
+        }
+        if started.elapsed() > QUEUE_WITHIN {
+            bail!("the orchestrator did not queue {} issues in time", a.issues);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "queued {} tasks in {:.1?} (scrum-orchestrator, SQLite)",
+        a.issues,
+        started.elapsed()
+    );
+    eprintln!("listening on {url}");
+    tokio::signal::ctrl_c().await?;
+    let pid = Pid::from_raw(i32::try_from(child.id())?);
+    kill(pid, Signal::SIGTERM)?;
+    child.wait()?;
+    Ok(())
+}
