@@ -137,6 +137,7 @@ async fn a_report_that_fails_transiently_is_sent_again() {
         attempt: 1,
         max_attempts: 2,
         heartbeat_interval: Duration::from_secs(20),
+        text_digest: None,
     };
     let mut source = MockWorkSource::new();
     let mut calls = mockall::Sequence::new();

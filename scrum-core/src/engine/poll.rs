@@ -33,16 +33,11 @@ pub struct PollReport {
 impl Orchestrator {
     /// Queues one ready issue now, without waiting for the next poll (a webhook said
     /// it is ready, or a tool queued it), and wakes workers waiting for work. The
-    /// trust rules apply as in a poll: an issue they refuse or hold is `Unchanged`.
+    /// caller vouches for the issue's text: the task records no approval, and the
+    /// next poll checks its ready label as it checks a new issue's (see
+    /// [`TrustMode`]).
     pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
-        let now = self.now();
-        let result = match self.inner.config.trust {
-            TrustMode::Off => self.inner.queue.enqueue(issue, now).await?,
-            _ => match self.admit(issue, now).await? {
-                Admitted::Queued(e) => e,
-                _ => Enqueued::Unchanged,
-            },
-        };
+        let result = self.inner.queue.enqueue(issue, self.now()).await?;
         if result != Enqueued::Unchanged {
             self.inner.work_ready.notify_waiters();
         }
