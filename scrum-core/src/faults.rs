@@ -22,8 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Person,
-    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, ReadyIssue, Task, TaskId,
+    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, Person, ReadyIssue, Task, TaskId,
     Timestamp, WorkerId,
 };
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};

@@ -80,8 +80,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
 pub use model::{
     Approval, Assignment, Completion, Failure, HeartbeatReply, Lease, LeaseEnd, LeaseKind,
-    LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState,
-    Timestamp, WorkerId,
+    LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState, Timestamp,
+    WorkerId,
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{

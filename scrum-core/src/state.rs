@@ -623,7 +623,8 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             if task.state.is_terminal() {
                 return Err(Refusal::Terminal);
             }
-            if task.approval.as_ref() == Some(&approval) && task.review.is_none() && issue.is_none() {
+            if task.approval.as_ref() == Some(&approval) && task.review.is_none() && issue.is_none()
+            {
                 return Ok(unchanged(task));
             }
             if let Some(issue) = issue {
@@ -638,7 +639,11 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             if task.state.is_terminal() {
                 return Err(Refusal::Terminal);
             }
-            if task.review.as_ref().is_some_and(|r| r.digest == review.digest) {
+            if task
+                .review
+                .as_ref()
+                .is_some_and(|r| r.digest == review.digest)
+            {
                 return Ok(unchanged(task));
             }
             let kind = EffectKind::ReviewRequested {

@@ -81,7 +81,8 @@ impl SourceFixture for MemoryFixture {
     async fn edit_as(&self, id: &TaskId, body: &str, login: &str, may_approve: bool) {
         let at = Timestamp(self.clock.fetch_add(1, Ordering::SeqCst) as i64);
         let title = self.issues().issue(id).map(|i| i.title).unwrap_or_default();
-        self.issues().edit_as(id, &title, body, login, may_approve, at);
+        self.issues()
+            .edit_as(id, &title, body, login, may_approve, at);
     }
 }
 

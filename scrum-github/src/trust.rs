@@ -37,7 +37,15 @@ pub(crate) struct TrustCache {
     /// Whether a login may approve in a repository, and when that was read.
     permissions: Mutex<HashMap<(RepoName, String), (bool, Instant)>>,
     /// Event pages by path, with the ETag they came with.
-    events: Mutex<HashMap<String, (String, Vec<IssueEvent>, Option<String>)>>,
+    events: Mutex<HashMap<String, EventPage>>,
+}
+
+/// One page of an issue's events as last read: its ETag, events and next page.
+#[derive(Clone)]
+struct EventPage {
+    etag: String,
+    events: Vec<IssueEvent>,
+    next: Option<String>,
 }
 
 impl GitHubClient {
@@ -61,7 +69,11 @@ impl GitHubClient {
             "/repos/{repo}/collaborators/{}/permission",
             encode_segment(&actor.login)
         );
-        let reply = self.inner.transport.send(&Call::get(path, what.clone())).await?;
+        let reply = self
+            .inner
+            .transport
+            .send(&Call::get(path, what.clone()))
+            .await?;
         // 404: not a user GitHub knows (a deleted account reads as `ghost`).
         let may = if reply.status == StatusCode::NOT_FOUND {
             false
@@ -85,12 +97,10 @@ impl GitHubClient {
         while let Some(p) = path.take() {
             let cached = lock(&self.inner.trust.events).get(&p).cloned();
             let mut call = Call::get(p.clone(), what.clone());
-            call.if_none_match = cached.as_ref().map(|(etag, _, _)| etag.clone());
+            call.if_none_match = cached.as_ref().map(|c| c.etag.clone());
             let reply = self.inner.transport.send(&call).await?.success(&what)?;
             let (events, next) = match cached {
-                Some((_, events, next)) if reply.status == StatusCode::NOT_MODIFIED => {
-                    (events, next)
-                }
+                Some(c) if reply.status == StatusCode::NOT_MODIFIED => (c.events, c.next),
                 _ => {
                     let events: Vec<IssueEvent> = reply.json(&what)?;
                     let next = wire::next_link(reply.header("link"));
@@ -99,7 +109,12 @@ impl GitHubClient {
                         if cache.len() >= CACHE_MAX {
                             cache.clear();
                         }
-                        cache.insert(p, (etag.to_string(), events.clone(), next.clone()));
+                        let page = EventPage {
+                            etag: etag.to_string(),
+                            events: events.clone(),
+                            next: next.clone(),
+                        };
+                        cache.insert(p, page);
                     }
                     (events, next)
                 }
@@ -110,7 +125,12 @@ impl GitHubClient {
         Ok(all)
     }
 
-    async fn person(&self, repo: &RepoName, actor: &Actor, at: Option<Timestamp>) -> Result<Person> {
+    async fn person(
+        &self,
+        repo: &RepoName,
+        actor: &Actor,
+        at: Option<Timestamp>,
+    ) -> Result<Person> {
         Ok(Person {
             login: actor.login.clone(),
             may_approve: self.may_approve(repo, actor).await?,
@@ -158,17 +178,19 @@ impl GitHubClient {
             "query": query,
             "variables": { "owner": repo.owner(), "name": repo.name(), "number": id.number() },
         });
-        let call = Call::with_body(Method::POST, "/graphql".into(), body, what.clone()).idempotent();
+        let call =
+            Call::with_body(Method::POST, "/graphql".into(), body, what.clone()).idempotent();
         let reply = self.inner.transport.send(&call).await?.success(&what)?;
         let answer: wire::EditorAnswer = reply.json(&what)?;
-        let issue = answer
-            .data
-            .and_then(|d| d.repository)
-            .and_then(|r| r.issue);
+        let issue = answer.data.and_then(|d| d.repository).and_then(|r| r.issue);
         let Some(issue) = issue else {
             let errors = answer.errors.unwrap_or_default();
-            let not_found = errors.iter().any(|e| e.kind.as_deref() == Some("NOT_FOUND"));
-            let message = errors.first().map_or("no issue in the answer", |e| e.message.as_str());
+            let not_found = errors
+                .iter()
+                .any(|e| e.kind.as_deref() == Some("NOT_FOUND"));
+            let message = errors
+                .first()
+                .map_or("no issue in the answer", |e| e.message.as_str());
             return Err(if not_found || errors.is_empty() {
                 Error::not_found(format!("GitHub has no issue {id}"))
             } else {
@@ -178,9 +200,12 @@ impl GitHubClient {
                 )
             });
         };
-        let body_edit = issue
-            .editor
-            .map(|a| (a, issue.last_edited_at.as_deref().and_then(wire::parse_time)));
+        let body_edit = issue.editor.map(|a| {
+            (
+                a,
+                issue.last_edited_at.as_deref().and_then(wire::parse_time),
+            )
+        });
         let rename = self
             .events(id)
             .await?

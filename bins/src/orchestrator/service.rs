@@ -67,8 +67,12 @@ impl Service {
             ..EngineConfig::default()
         });
         match a.trust_mode {
-            TrustMode::Off => tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it"),
-            mode => tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent"),
+            TrustMode::Off => {
+                tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it")
+            }
+            mode => {
+                tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent")
+            }
         }
         if let Some(probe) = self.probe()? {
             builder = builder.probe(probe);

@@ -491,11 +491,13 @@ pub async fn comment_on_unknown_issue_is_not_found(f: &dyn SourceFixture) {
 /// [`IssueSource::labelled_by`]: who applied the ready label, and whether they may approve.
 pub async fn labelled_by_names_who_applied_the_label(f: &dyn SourceFixture) {
     let id = f.open_issue(REPOS[0], "Labelled", &[], at(1)).await;
-    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true).await;
+    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true)
+        .await;
     let p = f.source().labelled_by(&id).await.unwrap();
     assert_eq!((p.login.as_str(), p.may_approve), ("maintainer", true));
     let other = f.open_issue(REPOS[0], "Drive-by", &[], at(2)).await;
-    f.label_as(&other, &["ai-ready", "backend"], "drive-by", false).await;
+    f.label_as(&other, &["ai-ready", "backend"], "drive-by", false)
+        .await;
     let p = f.source().labelled_by(&other).await.unwrap();
     assert_eq!((p.login.as_str(), p.may_approve), ("drive-by", false));
 }
@@ -503,16 +505,20 @@ pub async fn labelled_by_names_who_applied_the_label(f: &dyn SourceFixture) {
 /// [`IssueSource::labelled_by`]: the last application of the label counts.
 pub async fn labelled_by_names_the_last_application(f: &dyn SourceFixture) {
     let id = f.open_issue(REPOS[0], "Relabelled", &[], at(1)).await;
-    f.label_as(&id, &["ai-ready", "backend"], "drive-by", false).await;
+    f.label_as(&id, &["ai-ready", "backend"], "drive-by", false)
+        .await;
     f.label_as(&id, &["bug"], "maintainer", true).await;
-    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true).await;
+    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true)
+        .await;
     let p = f.source().labelled_by(&id).await.unwrap();
     assert_eq!((p.login.as_str(), p.may_approve), ("maintainer", true));
 }
 
 /// [`IssueSource::edited_by`]: none before an edit, then the last editor.
 pub async fn edited_by_names_the_last_editor(f: &dyn SourceFixture) {
-    let id = f.open_issue(REPOS[0], "Edited", &["ai-ready", "backend"], at(1)).await;
+    let id = f
+        .open_issue(REPOS[0], "Edited", &["ai-ready", "backend"], at(1))
+        .await;
     assert_eq!(f.source().edited_by(&id).await.unwrap(), None);
     f.edit_as(&id, "Better words.", "maintainer", true).await;
     let p = f.source().edited_by(&id).await.unwrap().expect("an editor");
@@ -526,9 +532,18 @@ pub async fn edited_by_names_the_last_editor(f: &dyn SourceFixture) {
 pub async fn trust_reads_of_unknown_issue_are_not_found(f: &dyn SourceFixture) {
     let s = f.source();
     let id = unknown_issue();
-    assert_eq!(s.labelled_by(&id).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(s.edited_by(&id).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(s.opened_by(&id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        s.labelled_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.edited_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.opened_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 /// Generates one `#[tokio::test]` per conformance function for a source; see the

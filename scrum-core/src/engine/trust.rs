@@ -97,12 +97,16 @@ pub(super) enum Admitted {
 
 impl Orchestrator {
     /// Applies the trust rules (module docs) to one listed issue.
-    pub(super) async fn admit(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Admitted> {
+    pub(super) async fn admit(
+        &self,
+        issue: ReadyIssue,
+        observed_at: Timestamp,
+    ) -> Result<Admitted> {
         match self.inner.queue.get(&issue.id).await? {
             Some(task) if !task.state.is_terminal() => self.recheck(task, issue).await,
             // The terminal labels are not written yet: the ready label is the old
             // run's, and the queue would change nothing.
-            Some(task) if !task.effects_written_at.is_some_and(|at| at < observed_at) => {
+            Some(task) if task.effects_written_at.is_none_or(|at| at >= observed_at) => {
                 Ok(Admitted::Queued(Enqueued::Unchanged))
             }
             _ => self.admit_new(issue, observed_at).await,

@@ -88,7 +88,14 @@ impl MemoryIssueSource {
     }
 
     /// Sets an issue's labels as `login` would at `at`, who may approve work or not.
-    pub fn label_as(&self, id: &TaskId, labels: &[&str], login: &str, may_approve: bool, at: Timestamp) {
+    pub fn label_as(
+        &self,
+        id: &TaskId,
+        labels: &[&str],
+        login: &str,
+        may_approve: bool,
+        at: Timestamp,
+    ) {
         self.set_labels(id, labels);
         if let Some(i) = self.lock().issues.get_mut(id) {
             i.labelled_by = Some(person(login, may_approve, at));
@@ -96,7 +103,15 @@ impl MemoryIssueSource {
     }
 
     /// Edits an issue's title and body as `login` would at `at`.
-    pub fn edit_as(&self, id: &TaskId, title: &str, body: &str, login: &str, may_approve: bool, at: Timestamp) {
+    pub fn edit_as(
+        &self,
+        id: &TaskId,
+        title: &str,
+        body: &str,
+        login: &str,
+        may_approve: bool,
+        at: Timestamp,
+    ) {
         if let Some(i) = self.lock().issues.get_mut(id) {
             i.title = title.to_string();
             i.body = body.to_string();
@@ -219,7 +234,9 @@ impl IssueSource for MemoryIssueSource {
     }
 
     async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
-        self.with_issue(id, |i, _| i.labelled_by.clone().unwrap_or_else(Person::tracker))
+        self.with_issue(id, |i, _| {
+            i.labelled_by.clone().unwrap_or_else(Person::tracker)
+        })
     }
 
     async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
@@ -227,6 +244,8 @@ impl IssueSource for MemoryIssueSource {
     }
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
-        self.with_issue(id, |i, _| i.opened_by.clone().unwrap_or_else(Person::tracker))
+        self.with_issue(id, |i, _| {
+            i.opened_by.clone().unwrap_or_else(Person::tracker)
+        })
     }
 }

@@ -177,14 +177,62 @@ fn transition_table() {
             2,
             Ok((TaskState::InProgress, &["review_requested"])),
         ),
-        ("hold again, same edit", held_pending(), hold(), 3, Ok((TaskState::Pending, &[]))),
-        ("hold completed", completed(), hold(), 9, Err(Refusal::Terminal)),
-        ("claim held for review", held_pending(), claim.clone(), 3, Err(Refusal::NotClaimable)),
-        ("approve held", held_pending(), approve(), 3, Ok((TaskState::Pending, &[]))),
-        ("approve completed", completed(), approve(), 9, Err(Refusal::Terminal)),
-        ("release held for review", held_claimed(), release(TOKEN), 3, Ok((TaskState::Pending, &[]))),
-        ("fail held for review", held_claimed(), fail(false), 3, Ok((TaskState::Pending, &[]))),
-        ("expire held for review", held_claimed(), Event::Expire, 12, Ok((TaskState::Pending, &[]))),
+        (
+            "hold again, same edit",
+            held_pending(),
+            hold(),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "hold completed",
+            completed(),
+            hold(),
+            9,
+            Err(Refusal::Terminal),
+        ),
+        (
+            "claim held for review",
+            held_pending(),
+            claim.clone(),
+            3,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "approve held",
+            held_pending(),
+            approve(),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "approve completed",
+            completed(),
+            approve(),
+            9,
+            Err(Refusal::Terminal),
+        ),
+        (
+            "release held for review",
+            held_claimed(),
+            release(TOKEN),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "fail held for review",
+            held_claimed(),
+            fail(false),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "expire held for review",
+            held_claimed(),
+            Event::Expire,
+            12,
+            Ok((TaskState::Pending, &[])),
+        ),
         (
             "claim pending",
             pending(),
@@ -549,7 +597,10 @@ fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() 
         "cut to the grace period"
     );
     let back = step(&stopping, fail(true), t(3)).unwrap().task;
-    assert_eq!((back.state, back.attempt_refunded), (TaskState::Pending, true));
+    assert_eq!(
+        (back.state, back.attempt_refunded),
+        (TaskState::Pending, true)
+    );
     assert_eq!(back.not_before, Timestamp::NEVER);
 
     // One comment per edit: a different edit gets its own marker.
@@ -559,7 +610,9 @@ fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() 
     };
     let second = step(&held, other, t(4)).unwrap().effects[0].marker();
     assert_ne!(first, second);
-    assert!(first.starts_with("scrum-orchestrator:acme/widgets#1:run-1:attempt-0:review_requested:"));
+    assert!(
+        first.starts_with("scrum-orchestrator:acme/widgets#1:run-1:attempt-0:review_requested:")
+    );
 }
 
 /// One random event; tokens pick from a small set so that live and stale tokens

@@ -19,9 +19,7 @@ pub(crate) fn answer(st: &State, body: &Value) -> Answer {
     let text = |k: &str| vars.get(k).and_then(Value::as_str).unwrap_or_default();
     let (owner, name) = (text("owner"), text("name"));
     let number = vars.get("number").and_then(Value::as_u64).unwrap_or(0);
-    let not_found = |path: Value, message: String| {
-        json!({ "type": "NOT_FOUND", "path": path, "locations": [], "message": message })
-    };
+    let not_found = |path: Value, message: String| json!({ "type": "NOT_FOUND", "path": path, "locations": [], "message": message });
     let Some(r) = st.repo(&format!("{owner}/{name}")) else {
         return ok(json!({
             "data": { "repository": null },
@@ -38,7 +36,11 @@ pub(crate) fn answer(st: &State, body: &Value) -> Answer {
     };
     let (editor, at) = match &i.last_edit {
         Some((login, at)) => {
-            let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
+            let kind = if login.ends_with("[bot]") {
+                "Bot"
+            } else {
+                "User"
+            };
             (
                 json!({ "login": login, "__typename": kind }),
                 json!(at.to_rfc3339()),

@@ -12,7 +12,11 @@ fn user(base: &str) -> Value {
 /// A user object for `login`; a login ending in `[bot]` is a GitHub App's (`Bot`).
 pub(crate) fn user_named(base: &str, login: &str) -> Value {
     let u = format!("{base}/users/{login}");
-    let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
     json!({
         "login": login, "id": 1, "node_id": "MDQ6VXNlcjE=",
         "avatar_url": "https://avatars.example.invalid/u/1", "gravatar_id": "",

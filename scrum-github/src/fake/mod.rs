@@ -304,7 +304,7 @@ impl FakeGitHub {
         );
         let full_name = r.full_name.clone();
         for l in labels {
-            st.record_event(repo, number, "labeled", &author, Some(l), None, now);
+            st.record_event(repo, number, FakeEvent::label("labeled", &author, &l, now));
         }
         TaskId::new(&full_name, number).expect("a valid repository name")
     }
@@ -327,10 +327,12 @@ impl FakeGitHub {
         };
         let has = |set: &[String], l: &str| set.iter().any(|x| x.eq_ignore_ascii_case(l));
         for l in before.iter().filter(|l| !has(&names, l)) {
-            st.record_event(id.repo(), id.number(), "unlabeled", login, Some(l.clone()), None, now);
+            let event = FakeEvent::label("unlabeled", login, l, now);
+            st.record_event(id.repo(), id.number(), event);
         }
         for l in names.iter().filter(|l| !has(&before, l)) {
-            st.record_event(id.repo(), id.number(), "labeled", login, Some(l.clone()), None, now);
+            let event = FakeEvent::label("labeled", login, l, now);
+            st.record_event(id.repo(), id.number(), event);
         }
         if let Some(i) = st
             .repo_mut(id.repo())
@@ -355,8 +357,8 @@ impl FakeGitHub {
             return;
         };
         if let Some(t) = title.filter(|t| *t != old) {
-            let rename = Some((old, t.to_string()));
-            st.record_event(id.repo(), id.number(), "renamed", login, None, rename, now);
+            let renamed = FakeEvent::renamed(login, &old, t, now);
+            st.record_event(id.repo(), id.number(), renamed);
         }
         if let Some(i) = st
             .repo_mut(id.repo())

@@ -92,16 +92,18 @@ pub(crate) fn route(
             }
         }
         (Method::POST, ["repos", o, r, "labels"]) => create_label(st, &format!("{o}/{r}"), body),
-        (Method::GET, ["repos", o, r, "issues", n, "events"]) => with_issue(st, o, r, n, |st, repo, i| {
-            let r = st.repo(repo).expect("checked");
-            paged(
-                &st.base_url,
-                &format!("/repos/{}/issues/{}/events", r.full_name, i.number),
-                query,
-                i.events.iter().collect(),
-                |e| json::event(&st.base_url, r, e),
-            )
-        }),
+        (Method::GET, ["repos", o, r, "issues", n, "events"]) => {
+            with_issue(st, o, r, n, |st, repo, i| {
+                let r = st.repo(repo).expect("checked");
+                paged(
+                    &st.base_url,
+                    &format!("/repos/{}/issues/{}/events", r.full_name, i.number),
+                    query,
+                    i.events.iter().collect(),
+                    |e| json::event(&st.base_url, r, e),
+                )
+            })
+        }
         (Method::GET, ["repos", o, r, "collaborators", user, "permission"]) => {
             permission(st, &format!("{o}/{r}"), user)
         }

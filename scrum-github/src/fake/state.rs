@@ -107,6 +107,32 @@ pub struct FakeEvent {
     pub(crate) id: u64,
 }
 
+impl FakeEvent {
+    /// `actor` added (`labeled`) or removed (`unlabeled`) `label` at `at`.
+    pub(crate) fn label(event: &str, actor: &str, label: &str, at: Timestamp) -> FakeEvent {
+        FakeEvent {
+            event: event.to_string(),
+            actor: actor.to_string(),
+            label: Some(label.to_string()),
+            rename: None,
+            created_at: at,
+            id: 0,
+        }
+    }
+
+    /// `actor` retitled the issue from `from` to `to` at `at`.
+    pub(crate) fn renamed(actor: &str, from: &str, to: &str, at: Timestamp) -> FakeEvent {
+        FakeEvent {
+            event: "renamed".to_string(),
+            actor: actor.to_string(),
+            label: None,
+            rename: Some((from.to_string(), to.to_string())),
+            created_at: at,
+            id: 0,
+        }
+    }
+}
+
 /// The pull-request side of a [`FakeIssue`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakePull {
@@ -207,27 +233,11 @@ impl State {
         self.faults.remove(i).map(|f| f.fault)
     }
 
-    /// Records `event` on issue `number` of `repo`, by `actor`, at `now`.
-    pub(crate) fn record_event(
-        &mut self,
-        repo: &str,
-        number: u64,
-        event: &str,
-        actor: &str,
-        label: Option<String>,
-        rename: Option<(String, String)>,
-        now: Timestamp,
-    ) {
-        let id = self.fresh_id();
+    /// Records `event` on issue `number` of `repo`, with a fresh id.
+    pub(crate) fn record_event(&mut self, repo: &str, number: u64, mut event: FakeEvent) {
+        event.id = self.fresh_id();
         if let Some(i) = self.repo_mut(repo).and_then(|r| r.issues.get_mut(&number)) {
-            i.events.push(FakeEvent {
-                event: event.to_string(),
-                actor: actor.to_string(),
-                label,
-                rename,
-                created_at: now,
-                id,
-            });
+            i.events.push(event);
         }
     }
 
