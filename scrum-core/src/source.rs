@@ -47,6 +47,11 @@ pub struct IssueState {
     pub open: bool,
     /// Its labels.
     pub labels: Vec<String>,
+    /// The [`crate::model::text_digest`] of its title and body, when the tracker
+    /// read them: a claim compares it with the approved text's (see
+    /// [`crate::engine::TrustMode`]). `None` skips that check.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// Whether a comment was posted or was already there.
@@ -87,6 +92,8 @@ pub trait IssueSource: Send + Sync + 'static {
     ///
     /// # Behavior
     /// - An open issue reads as open with its labels, a closed one as closed.
+    /// - When a digest is given, it is the digest of the title and body as they
+    ///   are now.
     /// - The issue is read as it is now, with changes made since the last read.
     /// - An unknown issue fails with `NotFound`.
     async fn issue_state(&self, id: &TaskId) -> Result<IssueState>;

@@ -291,6 +291,10 @@ impl IssueSource for GitHubClient {
         let state = IssueState {
             open: issue.state == "open",
             labels: issue.label_names(),
+            digest: Some(scrum_core::model::text_digest(
+                &issue.title,
+                issue.body.as_deref().unwrap_or_default(),
+            )),
         };
         self.inner
             .known_labels

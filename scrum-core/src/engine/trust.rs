@@ -217,6 +217,53 @@ impl Orchestrator {
         }
     }
 
+    /// Before a claimed task is handed out, its issue's text as it is now
+    /// ([`crate::IssueState::digest`]) against the approved digest: changed by
+    /// someone who may not approve, the task is held and the claim handed back
+    /// (`None`); otherwise the task goes out with its approved text (a change by
+    /// someone who may is taken up by the next poll). A tracker that cannot be
+    /// read does not stop the claim: the approved text is what goes out.
+    pub(super) async fn vet_claim(&self, task: Task) -> Result<Option<Task>> {
+        let Some(approval) = task
+            .approval
+            .as_ref()
+            .filter(|_| self.inner.config.trust != TrustMode::Off)
+        else {
+            return Ok(Some(task));
+        };
+        let src = &self.inner.source;
+        let changed = match src.issue_state(&task.id).await {
+            Ok(s) => s.digest.filter(|d| *d != approval.digest),
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "could not read the issue before handing it out; its approved text goes out");
+                None
+            }
+        };
+        let Some(digest) = changed else {
+            return Ok(Some(task));
+        };
+        let editor = match src.edited_by(&task.id).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "could not read who edited the issue; its approved text goes out");
+                return Ok(Some(task));
+            }
+        };
+        let Some(editor) = editor.filter(|e| !e.may_approve) else {
+            return Ok(Some(task));
+        };
+        let Some(token) = task.lease.as_ref().map(|l| l.token) else {
+            return Ok(Some(task));
+        };
+        self.hold_for_review(&task, &editor, digest).await?;
+        let reason = "the issue's text changed since its approval".to_string();
+        self.inner
+            .queue
+            .release(&task.id, token, reason, self.now())
+            .await?;
+        Ok(None)
+    }
+
     async fn approve(
         &self,
         id: &TaskId,

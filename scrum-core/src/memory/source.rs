@@ -198,6 +198,7 @@ impl IssueSource for MemoryIssueSource {
         self.with_issue(id, |i, _| IssueState {
             open: i.open,
             labels: i.labels.clone(),
+            digest: Some(crate::model::text_digest(&i.title, &i.body)),
         })
     }
 
