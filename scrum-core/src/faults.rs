@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, ReadyIssue, Task, TaskId,
+    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, Person, ReadyIssue, Task, TaskId,
     Timestamp, WorkerId,
 };
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
@@ -322,6 +322,21 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
     async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
         self.faults
             .call("comment", self.inner.comment(id, marker, body))
+            .await
+    }
+    async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
+        self.faults
+            .call("labelled_by", self.inner.labelled_by(id))
+            .await
+    }
+    async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
+        self.faults
+            .call("edited_by", self.inner.edited_by(id))
+            .await
+    }
+    async fn opened_by(&self, id: &TaskId) -> Result<Person> {
+        self.faults
+            .call("opened_by", self.inner.opened_by(id))
             .await
     }
 }

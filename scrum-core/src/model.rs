@@ -20,6 +20,10 @@ use crate::error::{Error, ErrorKind};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// A time no clock reaches (the last millisecond of the year 9999): the
+    /// `not_before` of a task held for review, which no backend hands out.
+    pub const NEVER: Timestamp = Timestamp(253_402_300_799_999);
+
     /// The time `d` after this one (saturating).
     pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(
@@ -372,6 +376,91 @@ impl ReadyIssue {
     pub fn branch_name(&self) -> String {
         format!("ai-feature/issue-{}", self.id.number())
     }
+
+    /// The digest of the issue's title and body ([`text_digest`]).
+    pub fn digest(&self) -> String {
+        text_digest(&self.title, &self.body)
+    }
+}
+
+/// The digest of an issue's text, `sha256:` and 64 hexadecimal digits: what an
+/// approval covers and what a worker checks the text it got against. The title's
+/// length is hashed before it, so no title and body split the same text two ways.
+///
+/// ```
+/// use scrum_core::model::text_digest;
+/// let d = text_digest("Add a widget", "It should spin.");
+/// assert!(d.starts_with("sha256:") && d.len() == 7 + 64);
+/// assert_ne!(d, text_digest("Add a widget", "It should spin!"));
+/// assert_ne!(text_digest("ab", "c"), text_digest("a", "bc"));
+/// ```
+pub fn text_digest(title: &str, body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(title.len().to_string().as_bytes());
+    h.update(b"\n");
+    h.update(title.as_bytes());
+    h.update(body.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in h.finalize() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Someone the tracker names as having done something to an issue (applied its
+/// ready label, edited it, opened it), and whether they may approve work for an
+/// agent: on GitHub, write, maintain or admin permission on the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Their name on the tracker (a GitHub login).
+    pub login: String,
+    /// Whether they may approve an issue's text for an agent.
+    pub may_approve: bool,
+    /// When they did it, when the tracker says.
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+}
+
+impl Person {
+    /// The tracker itself vouching for an issue: what a tracker without people or
+    /// permissions answers (every issue on it is trusted).
+    pub fn tracker() -> Person {
+        Person {
+            login: "tracker".into(),
+            may_approve: true,
+            at: None,
+        }
+    }
+}
+
+/// Who approved the text a task works on: the title and body as they were when a
+/// person allowed to approve applied the ready label (or made the last edit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who approved it.
+    pub by: String,
+    /// When (the label or the edit), when the tracker says.
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+    /// The approved text's [`text_digest`].
+    pub digest: String,
+}
+
+/// An edit of an issue's text, after its approval, by someone who may not approve:
+/// the task is held until a person who may applies the ready label again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// Who edited it.
+    pub editor: String,
+    /// When, when the tracker says.
+    #[serde(default)]
+    pub edited_at: Option<Timestamp>,
+    /// The edited text's digest.
+    pub digest: String,
+    /// When the task was held.
+    pub held_at: Timestamp,
 }
 
 /// Where a task is in its life. See [`crate::state`] for the transitions.
@@ -603,6 +692,14 @@ pub struct Task {
     /// When the GitHub effects of the terminal state were written. Only after that
     /// may a ready label seen on the issue start a new run.
     pub effects_written_at: Option<Timestamp>,
+    /// Who approved the text in `issue` (see the README's "Trust"). `None` for a
+    /// task queued with trust checks off, or stored before they existed.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// Set while the issue's text was changed, after its approval, by someone who
+    /// may not approve: the task is not handed out, and a holder is told to stop.
+    #[serde(default)]
+    pub review: Option<Review>,
 }
 
 impl Task {
@@ -621,6 +718,12 @@ impl Task {
             (Some(l), TaskState::InProgress) => Some(&l.worker),
             _ => None,
         }
+    }
+
+    /// Whether the holder should stop: the task is being cancelled, or its text
+    /// changed and awaits review.
+    pub fn stop_requested(&self) -> bool {
+        self.cancel_requested || self.review.is_some()
     }
 
     /// The attempt a lease-holding worker is on (1-based).
@@ -648,6 +751,20 @@ pub struct Assignment {
     pub max_attempts: u32,
     /// How often the worker should send a heartbeat.
     pub heartbeat_interval: Duration,
+    /// The [`text_digest`] of `issue`'s title and body: the approved text. The
+    /// worker checks what it got against it before it runs anything.
+    #[serde(default)]
+    pub text_digest: Option<String>,
+}
+
+impl Assignment {
+    /// Whether the title and body carried match the digest (an assignment without
+    /// one, from an orchestrator that sends none, matches).
+    pub fn text_matches(&self) -> bool {
+        self.text_digest
+            .as_ref()
+            .is_none_or(|d| *d == self.issue.digest())
+    }
 }
 
 impl Assignment {
@@ -667,6 +784,7 @@ impl Assignment {
             attempt: task.attempts,
             max_attempts: task.max_attempts,
             heartbeat_interval,
+            text_digest: Some(task.issue.digest()),
         })
     }
 }

@@ -227,7 +227,7 @@ pub fn heartbeat_reply(task: &Task) -> HeartbeatReply {
             .lease
             .as_ref()
             .map_or(task.updated_at, |l| l.expires_at),
-        cancel: task.cancel_requested,
+        cancel: task.stop_requested(),
     }
 }
 

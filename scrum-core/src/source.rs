@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ReadyIssue, TaskId};
+use crate::model::{Person, ReadyIssue, TaskId};
 
 /// The label names of the lifecycle (the README's "A task's life"). Configurable; the
 /// defaults are those of the Python orchestrator this project replaces.
@@ -47,6 +47,11 @@ pub struct IssueState {
     pub open: bool,
     /// Its labels.
     pub labels: Vec<String>,
+    /// The [`crate::model::text_digest`] of its title and body, when the tracker
+    /// read them: a claim compares it with the approved text's (see
+    /// [`crate::engine::TrustMode`]). `None` skips that check.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// Whether a comment was posted or was already there.
@@ -87,6 +92,8 @@ pub trait IssueSource: Send + Sync + 'static {
     ///
     /// # Behavior
     /// - An open issue reads as open with its labels, a closed one as closed.
+    /// - When a digest is given, it is the digest of the title and body as they
+    ///   are now.
     /// - The issue is read as it is now, with changes made since the last read.
     /// - An unknown issue fails with `NotFound`.
     async fn issue_state(&self, id: &TaskId) -> Result<IssueState>;
@@ -143,4 +150,47 @@ pub trait IssueSource: Send + Sync + 'static {
     /// - A marker is found however many comments the issue has.
     /// - An unknown issue fails with `NotFound`.
     async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented>;
+
+    /// Who last applied a ready label to the issue, when, and whether they may
+    /// approve work for an agent (on GitHub: write, maintain or admin permission,
+    /// or a GitHub App). The engine asks when it is about to queue an issue, and
+    /// while a task is held for review. By default the tracker vouches for every
+    /// issue ([`Person::tracker`]): a tracker without people or permissions is
+    /// trusted whole.
+    ///
+    /// # Behavior
+    /// - An issue labelled ready by a person who may approve names them, with
+    ///   `may_approve`; one labelled by a person who may not names them without it.
+    /// - When the label was applied more than once, the last application counts.
+    /// - An unknown issue fails with `NotFound`.
+    async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
+        let _ = id;
+        Ok(Person::tracker())
+    }
+
+    /// Who last edited the issue's title or body, when, and whether they may
+    /// approve; `None` when it was not edited since it was opened (or the tracker
+    /// does not say, and so vouches for the text). The engine asks when it queues an
+    /// issue and when the text differs from the approved one. By default `None`.
+    ///
+    /// # Behavior
+    /// - An issue never edited answers `None`.
+    /// - After an edit by a person who may approve, names them with `may_approve`;
+    ///   after a later edit by one who may not, names that one without it.
+    /// - An unknown issue fails with `NotFound`.
+    async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// Who opened the issue, and whether they may approve (`TRUST_MODE=author`
+    /// queues only issues whose author may). By default the tracker vouches.
+    ///
+    /// # Behavior
+    /// - Names the issue's author, with `may_approve` as their permission says.
+    /// - An unknown issue fails with `NotFound`.
+    async fn opened_by(&self, id: &TaskId) -> Result<Person> {
+        let _ = id;
+        Ok(Person::tracker())
+    }
 }

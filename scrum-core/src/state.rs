@@ -33,6 +33,16 @@
 //! | terminal, effects written before the issue was seen ready | `Requeue` | Pending, new run | `Queued` |
 //! | Failed or Cancelled | `Retry` (operator) | Pending, new run | `Queued` |
 //! | terminal | `EffectsWritten` | same, effects time recorded | – |
+//! | live | `Approve` | same, the approved text (and who approved it) recorded, a review hold lifted | – |
+//! | Pending | `Hold` (an edit by someone who may not approve) | Pending, held: not handed out | `ReviewRequested` |
+//! | InProgress | `Hold` | InProgress, held: the holder is told to stop, lease cut to the grace period | `ReviewRequested` |
+//! | InProgress, held | `Fail`, `Release`, `Expire` | Pending, held, attempt refunded | – |
+//! | Pending, held | `Claim` | refused (`NotClaimable`) | – |
+//!
+//! A held task is still Pending: its `not_before` is [`Timestamp::NEVER`], so every
+//! backend passes over it as it passes over a task backing off, and `Approve` makes
+//! it due at once. The same edit holds a task once (`Hold` with the digest it holds
+//! for changes nothing).
 //!
 //! A call that repeats the one that ended a lease, with that lease's token, succeeds
 //! and changes nothing ([`Step::unchanged`]); any other call with a token that is not
@@ -46,8 +56,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 use crate::model::{
-    Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
-    TaskState, Timestamp, WorkerId,
+    Approval, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Review,
+    Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::redact::redact;
 
@@ -236,6 +246,21 @@ pub enum Event {
     Retry,
     /// The dispatcher wrote the terminal state's GitHub effects.
     EffectsWritten,
+    /// The task's text is approved: recorded with who approved it. With `issue`, the
+    /// text changed and the new one (approved by a person who may) replaces it. Lifts
+    /// a review hold.
+    Approve {
+        /// Who approved which text.
+        approval: Approval,
+        /// The approved issue, when its text changed since the task stored it.
+        issue: Option<ReadyIssue>,
+    },
+    /// The text was changed, after its approval, by someone who may not approve: the
+    /// task is held until a person who may applies the ready label again.
+    Hold {
+        /// The edit.
+        review: Review,
+    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -290,6 +315,14 @@ pub enum EffectKind {
         /// Why.
         reason: String,
     },
+    /// The text changed after its approval: comment asking a maintainer to review
+    /// the edit and apply the ready label again. No label.
+    ReviewRequested {
+        /// Who edited it.
+        editor: String,
+        /// The edited text's digest (one comment per edit).
+        digest: String,
+    },
 }
 
 impl EffectKind {
@@ -301,6 +334,7 @@ impl EffectKind {
             EffectKind::Completed { .. } => "completed",
             EffectKind::Failed { .. } => "failed",
             EffectKind::Cancelled { .. } => "cancelled",
+            EffectKind::ReviewRequested { .. } => "review_requested",
         }
     }
 
@@ -317,13 +351,21 @@ impl Effect {
     /// The hidden marker a comment for this effect carries, so it is never posted
     /// twice: unique per task, run, attempt and event.
     pub fn marker(&self) -> String {
-        format!(
+        let marker = format!(
             "scrum-orchestrator:{}:run-{}:attempt-{}:{}",
             self.task,
             self.run,
             self.attempt,
             self.kind.name()
-        )
+        );
+        match &self.kind {
+            // One comment per edit, however many edits one attempt sees.
+            EffectKind::ReviewRequested { digest, .. } => {
+                let short = digest.strip_prefix("sha256:").unwrap_or(digest);
+                format!("{marker}:{}", &short[..short.len().min(16)])
+            }
+            _ => marker,
+        }
     }
 }
 
@@ -396,6 +438,8 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         updated_at: now,
         finished_at: None,
         effects_written_at: None,
+        approval: None,
+        review: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -427,7 +471,11 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             token,
             lease,
         } => {
-            if task.state != TaskState::Pending || task.cancel_requested || task.not_before > now {
+            if task.state != TaskState::Pending
+                || task.cancel_requested
+                || task.review.is_some()
+                || task.not_before > now
+            {
                 return Err(Refusal::NotClaimable);
             }
             if !next.attempt_refunded {
@@ -453,7 +501,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
         Event::Heartbeat { token } => {
             let lease = live_lease(task, token, now)?;
             let mut renewed = now.plus(ctx.policy.lease).min(lease.deadline);
-            if task.cancel_requested {
+            if task.stop_requested() {
                 // Told to stop: the cancellation deadline stands.
                 renewed = lease.expires_at;
             }
@@ -511,6 +559,8 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             if task.cancel_requested {
                 cancel_now(&mut next, &mut effects, "issue no longer ready", now);
                 next.lease_end = Some(LeaseEnd::Released);
+            } else if task.review.is_some() {
+                back_to_review(&mut next, LeaseEnd::Released);
             } else {
                 next.state = TaskState::Pending;
                 next.attempt_refunded = true;
@@ -569,6 +619,47 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             }
             next.effects_written_at = Some(now);
         }
+        Event::Approve { approval, issue } => {
+            if task.state.is_terminal() {
+                return Err(Refusal::Terminal);
+            }
+            if task.approval.as_ref() == Some(&approval) && task.review.is_none() && issue.is_none()
+            {
+                return Ok(unchanged(task));
+            }
+            if let Some(issue) = issue {
+                next.issue = Arc::new(issue);
+            }
+            next.approval = Some(approval);
+            if next.review.take().is_some() && task.state == TaskState::Pending {
+                next.not_before = now;
+            }
+        }
+        Event::Hold { review } => {
+            if task.state.is_terminal() {
+                return Err(Refusal::Terminal);
+            }
+            if task
+                .review
+                .as_ref()
+                .is_some_and(|r| r.digest == review.digest)
+            {
+                return Ok(unchanged(task));
+            }
+            let kind = EffectKind::ReviewRequested {
+                editor: review.editor.clone(),
+                digest: review.digest.clone(),
+            };
+            next.review = Some(review);
+            match task.state {
+                TaskState::Pending => next.not_before = Timestamp::NEVER,
+                _ => {
+                    let l = next.lease.as_mut().expect("in-progress tasks hold a lease");
+                    l.expires_at = l.expires_at.min(now.plus(ctx.policy.cancel_grace));
+                }
+            }
+            effects.push(effect(&next, kind));
+        }
     }
     Ok(Step {
         task: next,
@@ -611,6 +702,9 @@ fn end_attempt(
     if next.cancel_requested {
         cancel_now(next, effects, "issue no longer ready", ctx.now);
         next.lease_end = Some(end);
+    } else if next.review.is_some() {
+        // Told to stop because the text awaits review: the attempt is not spent.
+        back_to_review(next, end);
     } else if failure.retryable && next.attempts < next.max_attempts {
         let at = ctx
             .now
@@ -633,6 +727,15 @@ fn end_attempt(
         };
         effects.push(effect(next, kind));
     }
+}
+
+/// A held task's holder stopped: the task waits, Pending and held, for a review,
+/// and the attempt it was on is handed back.
+fn back_to_review(next: &mut Task, end: LeaseEnd) {
+    next.state = TaskState::Pending;
+    next.attempt_refunded = true;
+    next.lease_end = Some(end);
+    next.not_before = Timestamp::NEVER;
 }
 
 fn cancel_now(next: &mut Task, effects: &mut Vec<Effect>, reason: &str, now: Timestamp) {
@@ -669,6 +772,9 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.effects_written_at = None;
     next.lease = None;
     next.lease_end = None;
+    // A new run's text is approved anew (the engine records it after the enqueue).
+    next.approval = None;
+    next.review = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

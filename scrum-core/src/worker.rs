@@ -196,6 +196,18 @@ impl WorkerLoop {
 
     /// Runs an assignment with heartbeats and reports how it ended.
     pub async fn handle(&self, a: Assignment, shutdown: &CancellationToken) -> Handled {
+        if !a.text_matches() {
+            // Not the approved text: run nothing on it.
+            tracing::error!(worker = %self.id, task = %a.task, "the issue text does not match the approved digest; not running it");
+            let outcome = RunOutcome::Failure(Failure {
+                reason: TEXT_MISMATCH.to_string(),
+                retryable: true,
+            });
+            return match self.report(&a, &outcome).await {
+                Ok(()) => Handled::Reported(outcome),
+                Err(_) => Handled::LeaseLost,
+            };
+        }
         let cancel = CancellationToken::new();
         let run = self.runner.run(&a, cancel.clone());
         tokio::pin!(run);
@@ -287,6 +299,10 @@ impl WorkerLoop {
         }
     }
 }
+
+/// The failure a worker reports when an assignment's text does not match its digest.
+pub const TEXT_MISMATCH: &str =
+    "the issue text received does not match the approved text's digest: nothing was run";
 
 impl std::fmt::Debug for WorkerLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

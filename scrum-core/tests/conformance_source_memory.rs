@@ -13,6 +13,8 @@ use scrum_core::{IssueSource, TaskId, Timestamp};
 struct MemoryFixture {
     source: Arc<Faulty<MemoryIssueSource>>,
     next_number: AtomicU64,
+    /// When the next label or edit happens (it only goes up).
+    clock: AtomicU64,
 }
 
 impl MemoryFixture {
@@ -70,6 +72,18 @@ impl SourceFixture for MemoryFixture {
     async fn fail_next_listing(&self, _: &str) {
         self.source.faults().fail_next(1);
     }
+
+    async fn label_as(&self, id: &TaskId, labels: &[&str], login: &str, may_approve: bool) {
+        let at = Timestamp(self.clock.fetch_add(1, Ordering::SeqCst) as i64);
+        self.issues().label_as(id, labels, login, may_approve, at);
+    }
+
+    async fn edit_as(&self, id: &TaskId, body: &str, login: &str, may_approve: bool) {
+        let at = Timestamp(self.clock.fetch_add(1, Ordering::SeqCst) as i64);
+        let title = self.issues().issue(id).map(|i| i.title).unwrap_or_default();
+        self.issues()
+            .edit_as(id, &title, body, login, may_approve, at);
+    }
 }
 
 async fn make() -> MemoryFixture {
@@ -79,6 +93,7 @@ async fn make() -> MemoryFixture {
             Faults::default(),
         )),
         next_number: AtomicU64::new(1),
+        clock: AtomicU64::new(1),
     }
 }
 

@@ -137,6 +137,7 @@ async fn a_report_that_fails_transiently_is_sent_again() {
         attempt: 1,
         max_attempts: 2,
         heartbeat_interval: Duration::from_secs(20),
+        text_digest: None,
     };
     let mut source = MockWorkSource::new();
     let mut calls = mockall::Sequence::new();
@@ -196,4 +197,53 @@ async fn work_finished_during_an_orchestrator_outage_is_accepted_after_the_resta
     );
     let t = queue.get(&id()).await.unwrap().unwrap();
     assert_eq!((t.state, t.attempts), (TaskState::Completed, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn text_that_does_not_match_its_digest_is_never_run() {
+    let assignment = Assignment {
+        task: id(),
+        issue: Arc::new(ReadyIssue {
+            id: id(),
+            title: "t".into(),
+            body: "rewritten on the way".into(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        }),
+        branch_name: "ai-feature/issue-1".into(),
+        lease_token: LeaseToken(1),
+        lease_expires_at: Timestamp(60_000),
+        attempt: 1,
+        max_attempts: 2,
+        heartbeat_interval: Duration::from_secs(20),
+        text_digest: Some(scrum_core::model::text_digest("t", "the approved body")),
+    };
+    let mut source = MockWorkSource::new();
+    source
+        .expect_fail()
+        .times(1)
+        .withf(|_, _, f| f.reason == scrum_core::worker::TEXT_MISMATCH && f.retryable)
+        .returning(|_, _, _| Ok(()));
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = ScriptedRunner::new({
+        let ran = ran.clone();
+        move |_| {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            (
+                Duration::from_secs(1),
+                RunOutcome::Success(Completion::default()),
+            )
+        }
+    });
+    let w = WorkerLoop::new(
+        WorkerId::new("w").unwrap(),
+        Arc::new(source),
+        Arc::new(runner),
+    );
+    let handled = w.handle(assignment, &CancellationToken::new()).await;
+    assert!(matches!(handled, Handled::Reported(RunOutcome::Failure(_))));
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::SeqCst),
+        "the workflow ran"
+    );
 }

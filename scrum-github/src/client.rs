@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use scrum_core::{
-    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, ReadyIssue, RepoName, Result,
-    TaskId,
+    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, ReadyIssue, RepoName,
+    Result, TaskId,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -19,6 +19,7 @@ use crate::listing::{ListWith, Listing, PollStats};
 use crate::status::GitHubStatus;
 use crate::sync::lock;
 use crate::transport::{Call, Transport};
+use crate::trust::TrustCache;
 use crate::wire::{self, encode_segment};
 
 /// GitHub over octocrab: lists ready issues (every page, conditionally), reads and
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     /// Labels known to exist: a missing label is created once.
     known_labels: KnownLabels,
     pub(crate) default_branches: Mutex<HashMap<RepoName, String>>,
+    /// Permissions and issue events, for the trust reads (`crate::trust`).
+    pub(crate) trust: TrustCache,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
@@ -80,6 +83,7 @@ impl GitHubClient {
                 issue_cache: Mutex::new(HashMap::new()),
                 known_labels: KnownLabels::default(),
                 default_branches: Mutex::new(HashMap::new()),
+                trust: TrustCache::default(),
             }),
         })
     }
@@ -287,6 +291,10 @@ impl IssueSource for GitHubClient {
         let state = IssueState {
             open: issue.state == "open",
             labels: issue.label_names(),
+            digest: Some(scrum_core::model::text_digest(
+                &issue.title,
+                issue.body.as_deref().unwrap_or_default(),
+            )),
         };
         self.inner
             .known_labels
@@ -409,6 +417,18 @@ impl IssueSource for GitHubClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
+        self.labeller(id).await
+    }
+
+    async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
+        self.editor(id).await
+    }
+
+    async fn opened_by(&self, id: &TaskId) -> Result<Person> {
+        self.author(id).await
     }
 }
 

@@ -63,6 +63,7 @@ mod pulls;
 pub mod status;
 mod sync;
 mod transport;
+mod trust;
 pub mod webhook;
 mod wire;
 

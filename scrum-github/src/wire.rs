@@ -18,6 +18,96 @@ pub(crate) struct Issue {
     /// Present (an object) when the "issue" is a pull request.
     #[serde(default)]
     pub(crate) pull_request: Option<serde::de::IgnoredAny>,
+    /// Who opened it.
+    #[serde(default)]
+    pub(crate) user: Option<Actor>,
+}
+
+/// A user or app named by GitHub (`user`, `actor`, GraphQL's `editor`).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Actor {
+    pub(crate) login: String,
+    /// `User`, `Bot` or `Organization` in REST answers.
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Option<String>,
+    /// GraphQL's type name: `User`, `Bot`, `Mannequin`…
+    #[serde(rename = "__typename", default)]
+    pub(crate) typename: Option<String>,
+}
+
+impl Actor {
+    /// A GitHub App acting itself: its writes are what an installer allowed.
+    pub(crate) fn is_app(&self) -> bool {
+        self.kind.as_deref() == Some("Bot") || self.typename.as_deref() == Some("Bot")
+    }
+}
+
+/// One entry of `/repos/{repo}/issues/{n}/events`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct IssueEvent {
+    pub(crate) event: String,
+    #[serde(default)]
+    pub(crate) actor: Option<Actor>,
+    pub(crate) created_at: String,
+    #[serde(default)]
+    pub(crate) label: Option<Label>,
+    /// Set when a GitHub App made the change.
+    #[serde(default)]
+    pub(crate) performed_via_github_app: Option<serde::de::IgnoredAny>,
+}
+
+/// `/repos/{repo}/collaborators/{user}/permission`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CollaboratorPermission {
+    /// `admin`, `write`, `read` or `none` (maintain reads as write, triage as read).
+    pub(crate) permission: String,
+    /// The role itself: `admin`, `maintain`, `write`, `triage`, `read` or a custom name.
+    #[serde(default)]
+    pub(crate) role_name: Option<String>,
+}
+
+impl CollaboratorPermission {
+    /// Write, maintain or admin.
+    pub(crate) fn may_approve(&self) -> bool {
+        let strong = |p: &str| matches!(p, "admin" | "maintain" | "write");
+        strong(&self.permission) || self.role_name.as_deref().is_some_and(strong)
+    }
+}
+
+/// The answer of the GraphQL query for an issue's last editor.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditorAnswer {
+    #[serde(default)]
+    pub(crate) data: Option<EditorData>,
+    #[serde(default)]
+    pub(crate) errors: Option<Vec<GraphQlError>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditorData {
+    pub(crate) repository: Option<EditorRepository>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditorRepository {
+    pub(crate) issue: Option<EditedIssue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EditedIssue {
+    #[serde(default)]
+    pub(crate) editor: Option<Actor>,
+    #[serde(default)]
+    pub(crate) last_edited_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQlError {
+    #[serde(default)]
+    pub(crate) message: String,
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Option<String>,
 }
 
 impl Issue {
@@ -27,7 +117,7 @@ impl Issue {
 }
 
 /// A label: an object with a `name` in REST answers; a bare name in some payloads.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Label {
     Object { name: String },

@@ -68,6 +68,18 @@ impl SourceFixture for GitHubFixture {
                 .inject_for("GET", &format!("/repos/{repo}/issues"), Fault::Status(502));
         }
     }
+
+    async fn label_as(&self, id: &TaskId, labels: &[&str], login: &str, may_approve: bool) {
+        let role = if may_approve { "write" } else { "read" };
+        self.github.set_role(id.repo(), login, role);
+        self.github.label_as(id, labels, login);
+    }
+
+    async fn edit_as(&self, id: &TaskId, body: &str, login: &str, may_approve: bool) {
+        let role = if may_approve { "maintain" } else { "triage" };
+        self.github.set_role(id.repo(), login, role);
+        self.github.edit_as(id, login, None, Some(body));
+    }
 }
 
 async fn make() -> GitHubFixture {

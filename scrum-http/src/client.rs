@@ -493,6 +493,7 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         attempt: item.attempt,
         max_attempts: item.max_attempts,
         heartbeat_interval,
+        text_digest: item.text_digest.clone(),
     })
 }
 

@@ -150,6 +150,7 @@ fn schemas() -> Value {
                     "error": { "type": "string" } } },
                 "dispatch": { "type": "object", "properties": {
                     "paused": { "type": "boolean" }, "leader": { "type": "boolean" } } },
+                "trust_mode": { "type": "string", "enum": ["off", "labeler", "author"] },
                 "version": { "type": "string" }
             }
         },
@@ -171,7 +172,8 @@ fn schemas() -> Value {
                 "lease_expires_at_ms": { "type": "integer" },
                 "attempt": { "type": "integer" },
                 "max_attempts": { "type": "integer" },
-                "heartbeat_interval_secs": { "type": "number" }
+                "heartbeat_interval_secs": { "type": "number" },
+                "text_digest": { "type": "string", "pattern": "^sha256:[0-9a-f]{64}$" }
             }
         },
         "CompleteRequest": request(json!({
@@ -294,7 +296,10 @@ fn schemas() -> Value {
                 "updated_at": { "type": "string", "format": "date-time" },
                 "last_error": nullable("string"),
                 "pr_url": nullable("string"),
-                "cancel_requested": { "type": "boolean" }
+                "cancel_requested": { "type": "boolean" },
+                "approved_by": nullable("string"),
+                "text_changed": { "type": "boolean" },
+                "edited_by": nullable("string")
             }
         },
         "QueueResponse": {

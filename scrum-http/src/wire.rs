@@ -96,6 +96,11 @@ pub struct WorkItem {
     pub max_attempts: u32,
     /// *Added*: how often to send `POST /work/heartbeat`, in seconds.
     pub heartbeat_interval_secs: f64,
+    /// *Added*: the digest of `title` and `body` (`sha256:` and 64 hex digits, see
+    /// `scrum_core::model::text_digest`): the approved text. A worker checks what
+    /// it got against it before it runs anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_digest: Option<String>,
 }
 
 /// The fields every report names its task by.
@@ -262,6 +267,17 @@ pub struct QueueEntry {
     pub pr_url: Option<String>,
     /// A cancellation waits for the holder to stop.
     pub cancel_requested: bool,
+    /// *Added*: who approved the text the task works on (the ready label's author,
+    /// or a later editor who may approve); `None` with `TRUST_MODE=off`.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    /// *Added*: the text was changed since its approval by someone who may
+    /// not approve: the task is held until a maintainer applies the label again.
+    #[serde(default)]
+    pub text_changed: bool,
+    /// *Added*: who made that change, while `text_changed`.
+    #[serde(default)]
+    pub edited_by: Option<String>,
 }
 
 /// The query of `GET /queue`: one page of each list.
@@ -370,6 +386,10 @@ pub struct HealthResponse {
     /// *Added*: whether dispatch is paused and whether this orchestrator leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch: Option<DispatchHealth>,
+    /// *Added*: whose text reaches an agent (`TRUST_MODE`: `labeler`, `author` or
+    /// `off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_mode: Option<String>,
 }
 
 /// `github` in [`HealthResponse`].

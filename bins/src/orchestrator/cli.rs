@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use scrum_core::engine::TrustMode;
 use scrum_core::{Labels, RepoName, TaskId};
 use scrum_github::GitHubConfig;
 use scrum_github::config::Timing;
@@ -183,6 +184,14 @@ pub struct ServeArgs {
     /// error.
     #[arg(long, env = "ALLOW_READ_ONLY_REPOS", value_name = "ALLOW_READ_ONLY_REPOS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_read_only_repos: bool,
+    /// Whose text reaches an agent. `labeler`: only issues whose ready label was
+    /// applied by someone with write, maintain or admin permission (or a GitHub
+    /// App) are queued, with their text as it was then; a later edit by anyone else
+    /// holds the task until a maintainer applies the label again. `author`: as
+    /// labeler, and only issues opened by such a person. `off`: every ready issue,
+    /// with its latest text (for private repositories whose every member is trusted).
+    #[arg(long, env = "TRUST_MODE", value_name = "TRUST_MODE", default_value = "labeler", value_parser = parse_trust_mode)]
+    pub trust_mode: TrustMode,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,
@@ -379,4 +388,8 @@ pub fn default_state_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(base.join("scrum-orchestrator"))
+}
+
+fn parse_trust_mode(s: &str) -> Result<TrustMode, String> {
+    s.parse().map_err(|e: scrum_core::Error| e.to_string())
 }

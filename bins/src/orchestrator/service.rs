@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use scrum_core::engine::{EngineConfig, Orchestrator};
+use scrum_core::engine::{EngineConfig, Orchestrator, TrustMode};
 use scrum_core::state::{Backoff, Policy};
 use scrum_core::{ErrorKind, WorkerProbe};
 use scrum_github::{GitHubClient, GitHubConfig};
@@ -63,8 +63,17 @@ impl Service {
             worker_hosts: self.worker_hosts.clone(),
             labels: self.github.labels.clone(),
             leader_ttl: Duration::from_secs(a.leader_ttl_secs),
+            trust: a.trust_mode,
             ..EngineConfig::default()
         });
+        match a.trust_mode {
+            TrustMode::Off => {
+                tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it")
+            }
+            mode => {
+                tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent")
+            }
+        }
         if let Some(probe) = self.probe()? {
             builder = builder.probe(probe);
         }

@@ -145,6 +145,7 @@ impl IssueSource for FileTracker {
         self.change(id, |i| IssueState {
             open: i.open,
             labels: i.labels.clone(),
+            digest: Some(scrum_core::model::text_digest(&i.title, &i.body)),
         })
     }
 

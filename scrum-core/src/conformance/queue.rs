@@ -271,6 +271,73 @@ pub async fn held_tasks_are_passed_over(q: &dyn WorkQueue) {
     assert_eq!(lifted.id, id(1), "claimed once the hold lifts");
 }
 
+/// A task held for review of an edit (`Event::Hold`) is never claimed, however long
+/// the wait, and its holder is told to stop; an approval (`Event::Approve`) makes it
+/// claimable at once, with the approved text.
+pub async fn task_held_for_review_waits_for_approval(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    enqueue(q, 2).await;
+    let edited = "sha256:edited".to_string();
+    let review = crate::model::Review {
+        editor: "author".into(),
+        edited_at: Some(at(1)),
+        digest: edited.clone(),
+        held_at: at(1),
+    };
+    let hold = crate::state::Event::Hold { review };
+    q.apply(&id(1), hold.clone(), at(1))
+        .await
+        .expect("hold pending");
+    let running = claim(q, 1, at(1)).await;
+    assert_eq!(running.id, id(2), "the held task is passed over");
+    q.apply(&id(2), hold, at(2))
+        .await
+        .expect("hold in progress");
+    let beat = q
+        .heartbeat(&id(2), token(&running), at(2))
+        .await
+        .expect("heartbeat");
+    assert!(beat.cancel, "the holder is told to stop");
+    q.release(&id(2), token(&running), "told to stop".into(), at(3))
+        .await
+        .expect("release");
+    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
+    assert!(
+        q.claim(&worker(2), LeaseKind::Heartbeat, years)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a held task is never handed out"
+    );
+    let reviews = effect_kinds(q).await;
+    assert_eq!(
+        reviews
+            .iter()
+            .filter(|(_, k)| *k == "review_requested")
+            .count(),
+        2
+    );
+    let approve = crate::state::Event::Approve {
+        approval: crate::model::Approval {
+            by: "maintainer".into(),
+            at: Some(at(4)),
+            digest: edited,
+        },
+        issue: Some(ReadyIssue {
+            body: "Edited body".into(),
+            ..issue(1, &["ai-ready"], 1)
+        }),
+    };
+    q.apply(&id(1), approve, at(4)).await.expect("approve");
+    let released = claim(q, 3, at(4)).await;
+    assert_eq!(released.id, id(1), "claimable at once");
+    assert_eq!(released.issue.body, "Edited body");
+    assert_eq!(
+        released.approval.as_ref().map(|a| a.by.as_str()),
+        Some("maintainer")
+    );
+}
+
 /// A task backing off after a failure is not claimable before its time.
 pub async fn backing_off_task_not_claimable_early(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
@@ -1093,6 +1160,7 @@ macro_rules! queue_conformance {
                 release_with_stale_token_is_lease_lost,
                 cancel_pending_is_immediate,
                 cancel_in_progress_waits_for_holder,
+                task_held_for_review_waits_for_approval,
                 cancel_terminal_or_unknown_is_noop,
                 retry_failed_starts_new_run,
                 retry_live_or_completed_is_invalid,

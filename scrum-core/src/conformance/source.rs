@@ -74,6 +74,13 @@ pub trait SourceFixture: Send + Sync {
     /// Makes the next listing fail while it reads `repo`, as an outage of the
     /// tracker would; the listing after it reads normally again.
     async fn fail_next_listing(&self, repo: &str);
+
+    /// Replaces the issue's labels as the person `login` would, who may approve
+    /// work in its repository or not (on GitHub: write permission, or read).
+    async fn label_as(&self, id: &TaskId, labels: &[&str], login: &str, may_approve: bool);
+
+    /// Replaces the issue's body as the person `login` would.
+    async fn edit_as(&self, id: &TaskId, body: &str, login: &str, may_approve: bool);
 }
 
 /// A time the suite opens issues at, `secs` seconds after a fixed instant.
@@ -481,6 +488,64 @@ pub async fn comment_on_unknown_issue_is_not_found(f: &dyn SourceFixture) {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
+/// [`IssueSource::labelled_by`]: who applied the ready label, and whether they may approve.
+pub async fn labelled_by_names_who_applied_the_label(f: &dyn SourceFixture) {
+    let id = f.open_issue(REPOS[0], "Labelled", &[], at(1)).await;
+    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true)
+        .await;
+    let p = f.source().labelled_by(&id).await.unwrap();
+    assert_eq!((p.login.as_str(), p.may_approve), ("maintainer", true));
+    let other = f.open_issue(REPOS[0], "Drive-by", &[], at(2)).await;
+    f.label_as(&other, &["ai-ready", "backend"], "drive-by", false)
+        .await;
+    let p = f.source().labelled_by(&other).await.unwrap();
+    assert_eq!((p.login.as_str(), p.may_approve), ("drive-by", false));
+}
+
+/// [`IssueSource::labelled_by`]: the last application of the label counts.
+pub async fn labelled_by_names_the_last_application(f: &dyn SourceFixture) {
+    let id = f.open_issue(REPOS[0], "Relabelled", &[], at(1)).await;
+    f.label_as(&id, &["ai-ready", "backend"], "drive-by", false)
+        .await;
+    f.label_as(&id, &["bug"], "maintainer", true).await;
+    f.label_as(&id, &["ai-ready", "backend"], "maintainer", true)
+        .await;
+    let p = f.source().labelled_by(&id).await.unwrap();
+    assert_eq!((p.login.as_str(), p.may_approve), ("maintainer", true));
+}
+
+/// [`IssueSource::edited_by`]: none before an edit, then the last editor.
+pub async fn edited_by_names_the_last_editor(f: &dyn SourceFixture) {
+    let id = f
+        .open_issue(REPOS[0], "Edited", &["ai-ready", "backend"], at(1))
+        .await;
+    assert_eq!(f.source().edited_by(&id).await.unwrap(), None);
+    f.edit_as(&id, "Better words.", "maintainer", true).await;
+    let p = f.source().edited_by(&id).await.unwrap().expect("an editor");
+    assert_eq!((p.login.as_str(), p.may_approve), ("maintainer", true));
+    f.edit_as(&id, "Other words.", "author", false).await;
+    let p = f.source().edited_by(&id).await.unwrap().expect("an editor");
+    assert_eq!((p.login.as_str(), p.may_approve), ("author", false));
+}
+
+/// The trust reads of an unknown issue fail with `NotFound`.
+pub async fn trust_reads_of_unknown_issue_are_not_found(f: &dyn SourceFixture) {
+    let s = f.source();
+    let id = unknown_issue();
+    assert_eq!(
+        s.labelled_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.edited_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.opened_by(&id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance function for a source; see the
 /// [module docs](crate::conformance::source).
 #[macro_export]
@@ -519,6 +584,10 @@ macro_rules! source_conformance {
                 different_markers_all_post,
                 marker_found_among_many_comments,
                 comment_on_unknown_issue_is_not_found,
+                labelled_by_names_who_applied_the_label,
+                labelled_by_names_the_last_application,
+                edited_by_names_the_last_editor,
+                trust_reads_of_unknown_issue_are_not_found,
             );
         }
     };

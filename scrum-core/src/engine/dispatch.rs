@@ -138,6 +138,17 @@ impl Orchestrator {
             EffectKind::Cancelled { .. } => {
                 src.set_labels(id, &[], &one(&labels.in_progress)).await?;
             }
+            EffectKind::ReviewRequested { editor, .. } => {
+                let body = format!(
+                    "This issue's text was changed by @{editor} after it was approved for an \
+                     agent, and @{editor} has no write access here. The task is on hold: no \
+                     agent gets the new text, and one at work on it was told to stop.\n\n\
+                     A maintainer can review the edit and apply the `{}` label again \
+                     (remove it and add it) to release the task with the new text.",
+                    labels.ready.join("`, `")
+                );
+                src.comment(id, &effect.marker(), &body).await?;
+            }
         }
         Ok(())
     }

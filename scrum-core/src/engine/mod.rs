@@ -31,10 +31,12 @@ mod dispatch;
 mod local;
 mod poll;
 mod registry;
+mod trust;
 mod work;
 mod workers;
 mod writes;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +58,7 @@ pub use dispatch::DispatchReport;
 use local::LocalWorkers;
 pub use poll::PollReport;
 pub use registry::{WorkerInfo, WorkerStatus};
+pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
 use writes::HeldRepos;
 pub use writes::{RepoWrites, WriteHealth};
@@ -93,6 +96,8 @@ pub struct EngineConfig {
     pub comment_on_retry: bool,
     /// How effects that fail to apply are retried, and when they are set aside.
     pub effect_retry: EffectRetry,
+    /// Whose text reaches an agent (`TRUST_MODE`; see [`TrustMode`]).
+    pub trust: TrustMode,
 }
 
 impl Default for EngineConfig {
@@ -112,6 +117,7 @@ impl Default for EngineConfig {
             max_wait: Duration::from_secs(30),
             comment_on_retry: true,
             effect_retry: EffectRetry::default(),
+            trust: TrustMode::default(),
         }
     }
 }
@@ -176,6 +182,7 @@ impl OrchestratorBuilder {
                 poll_requested: Notify::new(),
                 paused: AtomicBool::new(false),
                 hold: Mutex::new(HeldRepos::default()),
+                refused: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -205,6 +212,9 @@ struct Inner {
     paused: AtomicBool,
     /// The repositories whose tasks are held, as last read from the store.
     hold: Mutex<HeldRepos>,
+    /// The marker of the last "not queued" comment posted per issue, so a refused
+    /// issue costs no comment read per poll (the marker keeps it once anyway).
+    refused: Mutex<HashMap<TaskId, String>>,
 }
 
 impl std::fmt::Debug for Orchestrator {

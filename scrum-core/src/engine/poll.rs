@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
+use super::trust::{Admitted, TrustMode};
 use crate::error::{ErrorKind, Result};
 use crate::model::ReadyIssue;
 use crate::queue::{Enqueued, TaskFilter};
@@ -21,11 +22,20 @@ pub struct PollReport {
     pub requeued: usize,
     /// Tasks cancelled (or marked for cancellation) because their issue is no longer ready.
     pub cancelled: usize,
+    /// Ready issues not queued: nobody who may approve applied the label.
+    pub refused: usize,
+    /// Tasks held (or still held) because their text changed after its approval.
+    pub held: usize,
+    /// Tasks whose changed text was approved, or whose hold was released.
+    pub approved: usize,
 }
 
 impl Orchestrator {
     /// Queues one ready issue now, without waiting for the next poll (a webhook said
-    /// it is ready, or a tool queued it), and wakes workers waiting for work.
+    /// it is ready, or a tool queued it), and wakes workers waiting for work. The
+    /// caller vouches for the issue's text: the task records no approval, and the
+    /// next poll checks its ready label as it checks a new issue's (see
+    /// [`TrustMode`]).
     pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
         let result = self.inner.queue.enqueue(issue, self.now()).await?;
         if result != Enqueued::Unchanged {
@@ -60,11 +70,20 @@ impl Orchestrator {
             ..PollReport::default()
         };
         let seen: HashSet<_> = listed.iter().map(|i| i.id.clone()).collect();
+        let trust = self.inner.config.trust;
         for issue in listed {
-            match self.inner.queue.enqueue(issue, observed_at).await? {
-                Enqueued::Created => report.created += 1,
-                Enqueued::Requeued => report.requeued += 1,
-                Enqueued::Unchanged => {}
+            let admitted = if trust == TrustMode::Off {
+                Admitted::Queued(self.inner.queue.enqueue(issue, observed_at).await?)
+            } else {
+                self.admit(issue, observed_at).await?
+            };
+            match admitted {
+                Admitted::Queued(Enqueued::Created) => report.created += 1,
+                Admitted::Queued(Enqueued::Requeued) => report.requeued += 1,
+                Admitted::Queued(Enqueued::Unchanged) => {}
+                Admitted::Refused => report.refused += 1,
+                Admitted::Held => report.held += 1,
+                Admitted::Approved => report.approved += 1,
             }
         }
         if report.created + report.requeued > 0 {

@@ -48,6 +48,10 @@ impl Orchestrator {
                     .claim_where(worker, lease, now, &hold)
                     .await?
                 {
+                    let Some(task) = self.vet_claim(task).await? else {
+                        // Held for review: look for another at once.
+                        continue;
+                    };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
                     return Assignment::from_claimed(

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::model::{ReadyIssue, TaskId, Timestamp};
+use crate::model::{Person, ReadyIssue, TaskId, Timestamp};
 use crate::source::{Commented, IssueSource, IssueState, Labels};
 
 /// One write a [`MemoryIssueSource`] received, in order.
@@ -35,6 +35,13 @@ pub struct MemoryIssue {
     pub created_at: Timestamp,
     /// Comments, as (marker, body).
     pub comments: Vec<(String, String)>,
+    /// Who last applied its labels ([`MemoryIssueSource::label_as`]); `None`: the
+    /// tracker vouches.
+    pub labelled_by: Option<Person>,
+    /// Who last edited its text ([`MemoryIssueSource::edit_as`]).
+    pub edited_by: Option<Person>,
+    /// Who opened it; `None`: the tracker vouches.
+    pub opened_by: Option<Person>,
 }
 
 /// An [`IssueSource`] in memory: issues added by the test or embedder, and a log of
@@ -73,8 +80,54 @@ impl MemoryIssueSource {
             open: true,
             created_at,
             comments: Vec::new(),
+            labelled_by: None,
+            edited_by: None,
+            opened_by: None,
         };
         self.lock().issues.insert(id, issue);
+    }
+
+    /// Sets an issue's labels as `login` would at `at`, who may approve work or not.
+    pub fn label_as(
+        &self,
+        id: &TaskId,
+        labels: &[&str],
+        login: &str,
+        may_approve: bool,
+        at: Timestamp,
+    ) {
+        self.set_labels(id, labels);
+        if let Some(i) = self.lock().issues.get_mut(id) {
+            i.labelled_by = Some(person(login, may_approve, at));
+        }
+    }
+
+    /// Edits an issue's title and body as `login` would at `at`.
+    pub fn edit_as(
+        &self,
+        id: &TaskId,
+        title: &str,
+        body: &str,
+        login: &str,
+        may_approve: bool,
+        at: Timestamp,
+    ) {
+        if let Some(i) = self.lock().issues.get_mut(id) {
+            i.title = title.to_string();
+            i.body = body.to_string();
+            i.edited_by = Some(person(login, may_approve, at));
+        }
+    }
+
+    /// Records who opened an issue.
+    pub fn set_author(&self, id: &TaskId, login: &str, may_approve: bool) {
+        if let Some(i) = self.lock().issues.get_mut(id) {
+            i.opened_by = Some(Person {
+                login: login.to_string(),
+                may_approve,
+                at: Some(i.created_at),
+            });
+        }
     }
 
     /// Closes an issue.
@@ -115,6 +168,14 @@ impl MemoryIssueSource {
     }
 }
 
+fn person(login: &str, may_approve: bool, at: Timestamp) -> Person {
+    Person {
+        login: login.to_string(),
+        may_approve,
+        at: Some(at),
+    }
+}
+
 #[async_trait]
 impl IssueSource for MemoryIssueSource {
     async fn list_ready(&self) -> Result<Vec<ReadyIssue>> {
@@ -137,6 +198,7 @@ impl IssueSource for MemoryIssueSource {
         self.with_issue(id, |i, _| IssueState {
             open: i.open,
             labels: i.labels.clone(),
+            digest: Some(crate::model::text_digest(&i.title, &i.body)),
         })
     }
 
@@ -169,6 +231,22 @@ impl IssueSource for MemoryIssueSource {
             i.comments.push((marker.to_string(), body.to_string()));
             log.push(Write::Commented(id.clone(), marker.to_string()));
             Commented::Posted
+        })
+    }
+
+    async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
+        self.with_issue(id, |i, _| {
+            i.labelled_by.clone().unwrap_or_else(Person::tracker)
+        })
+    }
+
+    async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
+        self.with_issue(id, |i, _| i.edited_by.clone())
+    }
+
+    async fn opened_by(&self, id: &TaskId) -> Result<Person> {
+        self.with_issue(id, |i, _| {
+            i.opened_by.clone().unwrap_or_else(Person::tracker)
         })
     }
 }

@@ -89,6 +89,43 @@ fn written(mut task: Task) -> Task {
     task
 }
 
+fn review(digest: &str) -> Review {
+    Review {
+        editor: "mallory".into(),
+        edited_at: Some(t(2)),
+        digest: digest.into(),
+        held_at: t(2),
+    }
+}
+
+fn hold() -> Event {
+    Event::Hold {
+        review: review("sha256:edited"),
+    }
+}
+
+fn approve() -> Event {
+    Event::Approve {
+        approval: Approval {
+            by: "maintainer".into(),
+            at: Some(t(3)),
+            digest: "sha256:edited".into(),
+        },
+        issue: Some(ReadyIssue {
+            body: "edited".into(),
+            ..issue()
+        }),
+    }
+}
+
+fn held_pending() -> Task {
+    step(&pending(), hold(), t(2)).unwrap().task
+}
+
+fn held_claimed() -> Task {
+    step(&claimed(), hold(), t(2)).unwrap().task
+}
+
 fn fail(retryable: bool) -> Event {
     Event::Fail {
         token: TOKEN,
@@ -126,6 +163,76 @@ fn transition_table() {
         observed_at: t(secs),
     };
     let rows: Vec<(&str, Task, Event, i64, Expect)> = vec![
+        (
+            "hold pending",
+            pending(),
+            hold(),
+            2,
+            Ok((TaskState::Pending, &["review_requested"])),
+        ),
+        (
+            "hold in progress",
+            claimed(),
+            hold(),
+            2,
+            Ok((TaskState::InProgress, &["review_requested"])),
+        ),
+        (
+            "hold again, same edit",
+            held_pending(),
+            hold(),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "hold completed",
+            completed(),
+            hold(),
+            9,
+            Err(Refusal::Terminal),
+        ),
+        (
+            "claim held for review",
+            held_pending(),
+            claim.clone(),
+            3,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "approve held",
+            held_pending(),
+            approve(),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "approve completed",
+            completed(),
+            approve(),
+            9,
+            Err(Refusal::Terminal),
+        ),
+        (
+            "release held for review",
+            held_claimed(),
+            release(TOKEN),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "fail held for review",
+            held_claimed(),
+            fail(false),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "expire held for review",
+            held_claimed(),
+            Event::Expire,
+            12,
+            Ok((TaskState::Pending, &[])),
+        ),
         (
             "claim pending",
             pending(),
@@ -465,6 +572,49 @@ fn effect_markers_name_task_run_attempt_and_event() {
     );
 }
 
+#[test]
+fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() {
+    let held = held_pending();
+    assert_eq!(held.not_before, Timestamp::NEVER, "no backend hands it out");
+    let s = step(&held, approve(), t(3)).unwrap();
+    assert!(s.task.review.is_none());
+    assert_eq!(s.task.not_before, t(3), "claimable at once");
+    assert_eq!(s.task.issue.body, "edited");
+    assert_eq!(s.task.approval.as_ref().unwrap().by, "maintainer");
+    let claim = Event::Claim {
+        worker: WorkerId::new("w").unwrap(),
+        token: TOKEN,
+        lease: LeaseKind::Heartbeat,
+    };
+    assert!(step(&s.task, claim, t(3)).is_ok());
+
+    // A holder is told to stop, and its attempt is handed back.
+    let stopping = held_claimed();
+    assert!(crate::queue::heartbeat_reply(&stopping).cancel);
+    assert_eq!(
+        stopping.lease.as_ref().unwrap().expires_at,
+        t(12),
+        "cut to the grace period"
+    );
+    let back = step(&stopping, fail(true), t(3)).unwrap().task;
+    assert_eq!(
+        (back.state, back.attempt_refunded),
+        (TaskState::Pending, true)
+    );
+    assert_eq!(back.not_before, Timestamp::NEVER);
+
+    // One comment per edit: a different edit gets its own marker.
+    let first = step(&pending(), hold(), t(2)).unwrap().effects[0].marker();
+    let other = Event::Hold {
+        review: review("sha256:other"),
+    };
+    let second = step(&held, other, t(4)).unwrap().effects[0].marker();
+    assert_ne!(first, second);
+    assert!(
+        first.starts_with("scrum-orchestrator:acme/widgets#1:run-1:attempt-0:review_requested:")
+    );
+}
+
 /// One random event; tokens pick from a small set so that live and stale tokens
 /// both occur often.
 fn any_event() -> impl Strategy<Value = (Event, u64)> {
@@ -503,6 +653,8 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
         }),
         Just(Event::Retry),
         Just(Event::EffectsWritten),
+        Just(hold()),
+        Just(approve()),
     ];
     (ev, 0u64..40_000)
 }

@@ -3,20 +3,52 @@
 
 use serde_json::{Value, json};
 
-use super::state::{FakeIssue, FakeLabel, Repo};
+use super::state::{FakeEvent, FakeIssue, FakeLabel, Repo};
 
 fn user(base: &str) -> Value {
-    let u = format!("{base}/users/octo-fake");
+    user_named(base, "octo-fake")
+}
+
+/// A user object for `login`; a login ending in `[bot]` is a GitHub App's (`Bot`).
+pub(crate) fn user_named(base: &str, login: &str) -> Value {
+    let u = format!("{base}/users/{login}");
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
     json!({
-        "login": "octo-fake", "id": 1, "node_id": "MDQ6VXNlcjE=",
+        "login": login, "id": 1, "node_id": "MDQ6VXNlcjE=",
         "avatar_url": "https://avatars.example.invalid/u/1", "gravatar_id": "",
-        "url": u, "html_url": format!("{base}/octo-fake"),
+        "url": u, "html_url": format!("{base}/{login}"),
         "followers_url": format!("{u}/followers"), "following_url": format!("{u}/following{{/other_user}}"),
         "gists_url": format!("{u}/gists{{/gist_id}}"), "starred_url": format!("{u}/starred{{/owner}}{{/repo}}"),
         "subscriptions_url": format!("{u}/subscriptions"), "organizations_url": format!("{u}/orgs"),
         "repos_url": format!("{u}/repos"), "events_url": format!("{u}/events{{/privacy}}"),
-        "received_events_url": format!("{u}/received_events"), "type": "User", "site_admin": false
+        "received_events_url": format!("{u}/received_events"), "type": kind, "site_admin": false
     })
+}
+
+/// One issue event, as `/repos/{repo}/issues/{n}/events` lists it.
+pub(crate) fn event(base: &str, r: &Repo, e: &FakeEvent) -> Value {
+    let mut v = json!({
+        "id": e.id, "node_id": format!("IE_{}", e.id),
+        "url": format!("{base}/repos/{}/issues/events/{}", r.full_name, e.id),
+        "actor": user_named(base, &e.actor), "event": e.event,
+        "commit_id": null, "commit_url": null, "created_at": e.created_at.to_rfc3339(),
+        "performed_via_github_app": null
+    });
+    if let Some(name) = &e.label {
+        let color = r
+            .labels
+            .get(&name.to_ascii_lowercase())
+            .map_or("ededed", |l| l.color.as_str());
+        v["label"] = json!({ "name": name, "color": color });
+    }
+    if let Some((from, to)) = &e.rename {
+        v["rename"] = json!({ "from": from, "to": to });
+    }
+    v
 }
 
 pub(crate) fn label(base: &str, repo: &str, l: &FakeLabel) -> Value {
@@ -62,7 +94,7 @@ pub(crate) fn issue(base: &str, r: &Repo, i: &FakeIssue) -> Value {
         "events_url": format!("{url}/events"), "html_url": html, "number": i.number,
         "state": if i.open { "open" } else { "closed" },
         "state_reason": if i.open { Value::Null } else { json!("completed") },
-        "title": i.title, "body": i.body, "user": user(base), "labels": labels,
+        "title": i.title, "body": i.body, "user": user_named(base, &i.author), "labels": labels,
         "assignee": null, "assignees": [], "milestone": null, "locked": false,
         "active_lock_reason": null, "comments": i.comments.len(),
         "closed_at": if i.open { Value::Null } else { json!(i.updated_at.to_rfc3339()) },

@@ -31,6 +31,7 @@
 //! - It runs on the tokio runtime that starts it, and stops when dropped.
 
 mod answer;
+mod graphql;
 mod json;
 mod pulls;
 mod routes;
@@ -45,10 +46,20 @@ use std::time::Duration;
 use scrum_core::{TaskId, Timestamp};
 use tokio::task::JoinHandle;
 
-pub use state::{FakeIssue, FakePull, Fault, ServedRequest};
+pub use state::{FakeEvent, FakeIssue, FakePull, Fault, ServedRequest};
 
 use server::{Shared, lock};
 use state::{Repo, State};
+
+/// The login that opens, labels and edits issues through the helpers unless told
+/// otherwise ([`NewIssue::author`], [`FakeGitHub::label_as`],
+/// [`FakeGitHub::edit_as`]): an admin of every repository, so a ready label it
+/// applies is a maintainer's approval.
+pub const MAINTAINER: &str = "octo-fake";
+
+/// The login the token acts as: labels, comments and edits the client writes are
+/// its. It has write permission on every repository.
+pub const TOKEN_USER: &str = "scrum-orchestrator-bot";
 
 /// An issue to add with [`FakeGitHub::add_issue`].
 #[derive(Clone, Debug)]
@@ -58,6 +69,7 @@ pub struct NewIssue {
     labels: Vec<String>,
     created_at: Option<Timestamp>,
     pull_request: Option<String>,
+    author: Option<String>,
 }
 
 impl NewIssue {
@@ -69,7 +81,14 @@ impl NewIssue {
             labels: Vec::new(),
             created_at: None,
             pull_request: None,
+            author: None,
         }
+    }
+
+    /// Opened (and its labels applied) by `login` rather than [`MAINTAINER`].
+    pub fn author(mut self, login: &str) -> NewIssue {
+        self.author = Some(login.to_string());
+        self
     }
 
     /// With this body.
@@ -185,7 +204,26 @@ impl FakeGitHub {
                 issues: Default::default(),
                 comment_ids: 0,
                 read_only: false,
+                roles: [
+                    (MAINTAINER.to_string(), "admin".to_string()),
+                    (TOKEN_USER.to_string(), "write".to_string()),
+                ]
+                .into(),
             });
+    }
+
+    /// Gives `login` a role in `repo` (`admin`, `maintain`, `write`, `triage`,
+    /// `read` or `none`), as `/collaborators/{login}/permission` reports it. Anyone
+    /// without one reads the repository (`read`).
+    ///
+    /// # Panics
+    /// When the repository was not added.
+    pub fn set_role(&self, repo: &str, login: &str, role: &str) {
+        lock(&self.state)
+            .repo_mut(repo)
+            .expect("add_repo first")
+            .roles
+            .insert(login.to_ascii_lowercase(), role.to_string());
     }
 
     /// Makes the token read-only on `repo` (or writable again): every write is
@@ -245,22 +283,96 @@ impl FakeGitHub {
             }
         });
         let created_at = issue.created_at.unwrap_or(now);
+        let author = issue.author.unwrap_or_else(|| MAINTAINER.to_string());
         r.issues.insert(
             number,
             FakeIssue {
                 number,
                 title: issue.title,
                 body: issue.body,
-                labels,
+                labels: labels.clone(),
                 open: true,
                 created_at,
                 updated_at: created_at.max(now),
                 comments: Vec::new(),
                 pull,
+                author: author.clone(),
+                last_edit: None,
+                events: Vec::new(),
                 id,
             },
         );
-        TaskId::new(&r.full_name, number).expect("a valid repository name")
+        let full_name = r.full_name.clone();
+        for l in labels {
+            st.record_event(repo, number, FakeEvent::label("labeled", &author, &l, now));
+        }
+        TaskId::new(&full_name, number).expect("a valid repository name")
+    }
+
+    /// Replaces the issue's labels as `login` would: a `labeled` event by `login`
+    /// for each label the issue did not have, an `unlabeled` one for each it loses.
+    pub fn label_as(&self, id: &TaskId, labels: &[&str], login: &str) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let names: Vec<String> = labels
+            .iter()
+            .filter_map(|l| st.ensure_label(id.repo(), l, "ededed"))
+            .collect();
+        let Some(before) = st
+            .repo(id.repo())
+            .and_then(|r| r.issues.get(&id.number()))
+            .map(|i| i.labels.clone())
+        else {
+            return;
+        };
+        let has = |set: &[String], l: &str| set.iter().any(|x| x.eq_ignore_ascii_case(l));
+        for l in before.iter().filter(|l| !has(&names, l)) {
+            let event = FakeEvent::label("unlabeled", login, l, now);
+            st.record_event(id.repo(), id.number(), event);
+        }
+        for l in names.iter().filter(|l| !has(&before, l)) {
+            let event = FakeEvent::label("labeled", login, l, now);
+            st.record_event(id.repo(), id.number(), event);
+        }
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            i.labels = names;
+            i.updated_at = now;
+        }
+    }
+
+    /// Edits the issue as `login` would: a new body makes `login` its last editor
+    /// (GraphQL's `editor`, `lastEditedAt`), a new title records a `renamed` event.
+    /// `None` leaves that part as it is.
+    pub fn edit_as(&self, id: &TaskId, login: &str, title: Option<&str>, body: Option<&str>) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let Some(old) = st
+            .repo(id.repo())
+            .and_then(|r| r.issues.get(&id.number()))
+            .map(|i| i.title.clone())
+        else {
+            return;
+        };
+        if let Some(t) = title.filter(|t| *t != old) {
+            let renamed = FakeEvent::renamed(login, &old, t, now);
+            st.record_event(id.repo(), id.number(), renamed);
+        }
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            if let Some(t) = title {
+                i.title = t.to_string();
+            }
+            if let Some(b) = body {
+                i.body = b.to_string();
+                i.last_edit = Some((login.to_string(), now));
+            }
+            i.updated_at = now;
+        }
     }
 
     fn with_issue<T>(&self, id: &TaskId, f: impl FnOnce(&mut FakeIssue) -> T) -> Option<T> {
@@ -325,21 +437,10 @@ impl FakeGitHub {
         });
     }
 
-    /// Replaces the issue's labels, as a person would (missing labels are created).
+    /// Replaces the issue's labels, as a person would (missing labels are created):
+    /// [`FakeGitHub::label_as`] by [`MAINTAINER`].
     pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
-        let now = Timestamp(server::now_ms());
-        let mut st = lock(&self.state);
-        let names: Vec<String> = labels
-            .iter()
-            .filter_map(|l| st.ensure_label(id.repo(), l, "ededed"))
-            .collect();
-        if let Some(i) = st
-            .repo_mut(id.repo())
-            .and_then(|r| r.issues.get_mut(&id.number()))
-        {
-            i.labels = names;
-            i.updated_at = now;
-        }
+        self.label_as(id, labels, MAINTAINER);
     }
 
     /// The repository's pull requests, open and closed, by number.

@@ -113,6 +113,9 @@ pub(super) fn create_pull(
             body: text,
             open: true,
         }),
+        author: super::TOKEN_USER.to_string(),
+        last_edit: None,
+        events: Vec::new(),
         id,
     };
     r.issues.insert(number, issue);

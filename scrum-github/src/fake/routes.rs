@@ -92,10 +92,49 @@ pub(crate) fn route(
             }
         }
         (Method::POST, ["repos", o, r, "labels"]) => create_label(st, &format!("{o}/{r}"), body),
+        (Method::GET, ["repos", o, r, "issues", n, "events"]) => {
+            with_issue(st, o, r, n, |st, repo, i| {
+                let r = st.repo(repo).expect("checked");
+                paged(
+                    &st.base_url,
+                    &format!("/repos/{}/issues/{}/events", r.full_name, i.number),
+                    query,
+                    i.events.iter().collect(),
+                    |e| json::event(&st.base_url, r, e),
+                )
+            })
+        }
+        (Method::GET, ["repos", o, r, "collaborators", user, "permission"]) => {
+            permission(st, &format!("{o}/{r}"), user)
+        }
+        (Method::POST, ["graphql"]) => super::graphql::answer(st, body),
         (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
         (Method::POST, ["repos", o, r, "pulls"]) => create_pull(st, &format!("{o}/{r}"), body, now),
         _ => not_found(),
     }
+}
+
+/// `GET /repos/{repo}/collaborators/{user}/permission`: the role set with
+/// `FakeGitHub::set_role`; anyone else reads the (public) repository.
+fn permission(st: &State, repo: &str, user: &str) -> Answer {
+    let Some(r) = st.repo(repo) else {
+        return not_found();
+    };
+    let role = r
+        .roles
+        .get(&user.to_ascii_lowercase())
+        .map_or("read", String::as_str);
+    // The legacy `permission` field folds maintain into write and triage into read.
+    let permission = match role {
+        "admin" => "admin",
+        "maintain" | "write" => "write",
+        "none" => "none",
+        _ => "read",
+    };
+    ok(json!({
+        "permission": permission, "role_name": role,
+        "user": json::user_named(&st.base_url, user)
+    }))
 }
 
 fn get_repo(st: &State, repo: &str) -> Answer {
@@ -193,7 +232,24 @@ fn patch_issue(
             None => {}
         }
         if let Some(t) = body.get("title").and_then(Value::as_str) {
+            if t != i.title {
+                let id = st.fresh_id();
+                i.events.push(super::state::FakeEvent {
+                    event: "renamed".into(),
+                    actor: super::TOKEN_USER.into(),
+                    label: None,
+                    rename: Some((i.title.clone(), t.to_string())),
+                    created_at: now,
+                    id,
+                });
+            }
             i.title = t.to_string();
+        }
+        if let Some(b) = body.get("body").and_then(Value::as_str) {
+            if b != i.body {
+                i.last_edit = Some((super::TOKEN_USER.into(), now));
+            }
+            i.body = b.to_string();
         }
         if let Some(pull) = &mut i.pull {
             pull.open = i.open;
@@ -231,6 +287,8 @@ fn write_labels(
     };
     with_issue(st, o, r, n, |st, repo, i| {
         let mut i = i.clone();
+        // GitHub records a `labeled` event only for a label the issue did not have.
+        let before = i.labels.clone();
         if write == Write::Replace {
             i.labels.clear();
         }
@@ -239,6 +297,18 @@ fn write_labels(
             let Some(canonical) = st.ensure_label(repo, name, "ededed") else {
                 return not_found();
             };
+            let had = before.iter().any(|l| l.eq_ignore_ascii_case(name));
+            if !had {
+                let id = st.fresh_id();
+                i.events.push(super::state::FakeEvent {
+                    event: "labeled".into(),
+                    actor: super::TOKEN_USER.into(),
+                    label: Some(canonical.clone()),
+                    rename: None,
+                    created_at: now,
+                    id,
+                });
+            }
             if !i.labels.iter().any(|l| l.eq_ignore_ascii_case(name)) {
                 i.labels.push(canonical);
             }
@@ -279,6 +349,15 @@ fn remove_label(
         if i.labels.len() == before {
             return fail(StatusCode::NOT_FOUND, "Label does not exist");
         }
+        let id = st.fresh_id();
+        i.events.push(super::state::FakeEvent {
+            event: "unlabeled".into(),
+            actor: super::TOKEN_USER.into(),
+            label: Some(name.to_string()),
+            rename: None,
+            created_at: now,
+            id,
+        });
         i.updated_at = now;
         let labels = i.labels.clone();
         update_issue(st, repo, i);

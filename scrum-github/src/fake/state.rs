@@ -82,7 +82,55 @@ pub struct FakeIssue {
     pub comments: Vec<String>,
     /// Set when this "issue" is a pull request.
     pub pull: Option<FakePull>,
+    /// Who opened it.
+    pub author: String,
+    /// Who last edited its body, and when (GraphQL's `editor` and `lastEditedAt`).
+    pub last_edit: Option<(String, Timestamp)>,
+    /// Its events (`labeled`, `unlabeled`, `renamed`), oldest first.
+    pub events: Vec<FakeEvent>,
     pub(crate) id: u64,
+}
+
+/// One entry of an issue's events, as `/repos/{repo}/issues/{n}/events` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeEvent {
+    /// `labeled`, `unlabeled` or `renamed`.
+    pub event: String,
+    /// Who did it (a login).
+    pub actor: String,
+    /// The label, for `labeled` and `unlabeled`.
+    pub label: Option<String>,
+    /// The old and new title, for `renamed`.
+    pub rename: Option<(String, String)>,
+    /// When.
+    pub created_at: Timestamp,
+    pub(crate) id: u64,
+}
+
+impl FakeEvent {
+    /// `actor` added (`labeled`) or removed (`unlabeled`) `label` at `at`.
+    pub(crate) fn label(event: &str, actor: &str, label: &str, at: Timestamp) -> FakeEvent {
+        FakeEvent {
+            event: event.to_string(),
+            actor: actor.to_string(),
+            label: Some(label.to_string()),
+            rename: None,
+            created_at: at,
+            id: 0,
+        }
+    }
+
+    /// `actor` retitled the issue from `from` to `to` at `at`.
+    pub(crate) fn renamed(actor: &str, from: &str, to: &str, at: Timestamp) -> FakeEvent {
+        FakeEvent {
+            event: "renamed".to_string(),
+            actor: actor.to_string(),
+            label: None,
+            rename: Some((from.to_string(), to.to_string())),
+            created_at: at,
+            id: 0,
+        }
+    }
 }
 
 /// The pull-request side of a [`FakeIssue`].
@@ -121,6 +169,9 @@ pub(crate) struct Repo {
     pub(crate) comment_ids: u64,
     /// The token may read but not write: writes get GitHub's 403.
     pub(crate) read_only: bool,
+    /// Collaborators' roles by lower-case login (`admin`, `maintain`, `write`,
+    /// `triage`, `read`); anyone else reads the (public) repository.
+    pub(crate) roles: BTreeMap<String, String>,
 }
 
 impl Repo {
@@ -180,6 +231,14 @@ impl State {
     pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let i = self.faults.iter().position(|f| f.matches(method, path))?;
         self.faults.remove(i).map(|f| f.fault)
+    }
+
+    /// Records `event` on issue `number` of `repo`, with a fresh id.
+    pub(crate) fn record_event(&mut self, repo: &str, number: u64, mut event: FakeEvent) {
+        event.id = self.fresh_id();
+        if let Some(i) = self.repo_mut(repo).and_then(|r| r.issues.get_mut(&number)) {
+            i.events.push(event);
+        }
     }
 
     pub(crate) fn fresh_id(&mut self) -> u64 {

@@ -79,6 +79,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         },
         "store": store,
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
+        "trust_mode": o.config().trust.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
@@ -210,6 +211,9 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         last_error: t.last_error.clone(),
         pr_url: t.completion.as_ref().and_then(|c| c.pr_url.clone()),
         cancel_requested: t.cancel_requested,
+        approved_by: t.approval.as_ref().map(|a| a.by.clone()),
+        text_changed: t.review.is_some(),
+        edited_by: t.review.as_ref().map(|r| r.editor.clone()),
     }
 }
 

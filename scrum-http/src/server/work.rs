@@ -75,6 +75,7 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         attempt: a.attempt,
         max_attempts: a.max_attempts,
         heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
+        text_digest: a.text_digest.clone(),
     }
 }
 
