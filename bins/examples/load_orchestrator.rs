@@ -3,9 +3,12 @@
 //!
 //! It starts the fake GitHub in this process with `--issues N` issues labelled
 //! `ai-ready` in `acme/widgets`, starts the binary on SQLite in `--dir` (its
-//! settings as shipped, but for the fake's URL and a 5 s poll), waits until the
-//! orchestrator has queued every issue, prints `listening on URL`, and serves until
-//! Ctrl-C, when it stops the orchestrator with SIGTERM.
+//! settings as shipped, but for the fake's URL, a 5 s poll and `TRUST_MODE=off`:
+//! in the default mode each claim reads the issue from GitHub first, which here
+//! would measure the fake GitHub in this process; `--trust-mode labeler` measures
+//! that too), waits until the orchestrator has queued every issue, prints
+//! `listening on URL`, and serves until Ctrl-C, when it stops the orchestrator with
+//! SIGTERM.
 //!
 //! ```sh
 //! cargo build --release -p scrum-bins --bin scrum-orchestrator --example load_orchestrator
@@ -32,10 +35,12 @@ struct Args {
     port: u16,
     issues: u64,
     dir: PathBuf,
+    trust_mode: String,
 }
 
 fn args() -> anyhow::Result<Args> {
     let (mut bin, mut port, mut issues, mut dir) = (None, 8000, 100_000, None);
+    let mut trust_mode = "off".to_string();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -44,6 +49,7 @@ fn args() -> anyhow::Result<Args> {
             "--port" => port = value.parse().context("--port takes a port number")?,
             "--issues" => issues = value.parse().context("--issues takes a number")?,
             "--dir" => dir = Some(PathBuf::from(value)),
+            "--trust-mode" => trust_mode = value,
             other => bail!("unknown flag {other}; see the example's doc comment"),
         }
     }
@@ -52,6 +58,7 @@ fn args() -> anyhow::Result<Args> {
         port,
         issues,
         dir: dir.context("--dir PATH (for its state and log) is required")?,
+        trust_mode,
     })
 }
 
@@ -76,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         .env("GITHUB_API_URL", github.url())
         .env("GITHUB_REPOS", "acme/widgets")
         .env("GITHUB_POLL_INTERVAL", "5")
+        .env("TRUST_MODE", &a.trust_mode)
         .env("STATE_DIR", a.dir.join("state"))
         .env("ORCHESTRATOR_HOST", "127.0.0.1")
         .env("ORCHESTRATOR_PORT", a.port.to_string())
