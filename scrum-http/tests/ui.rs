@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::{Fixture, LOOPBACK, call_raw};
@@ -555,4 +555,59 @@ async fn without_a_token_actions_answer_loopback_only_and_need_the_csrf_token() 
     assert_eq!(f.task(&id).await.state, TaskState::Cancelled);
     let (_, _, page) = local.get(&back).await;
     assert!(page.contains("cancelled"), "{page}");
+}
+
+/// Reads the stream until a whole `change` event arrived, or fails at `limit`.
+async fn next_change(resp: &mut reqwest::Response, limit: Duration) -> String {
+    let mut seen = String::new();
+    let read = async {
+        while !seen.contains("event: change\ndata:") || !seen.ends_with("\n\n") {
+            let chunk = resp.chunk().await.unwrap().expect("the stream ended");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(limit, read).await.is_err() {
+        panic!("no change event within {limit:?}; read {seen:?}");
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_says_when_something_changed_and_ends_at_shutdown() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(scrum_http::serve(listener, f.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let mut resp = http.get(format!("{url}/ui/events")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // One on connecting (for what changed since the page was rendered)...
+    next_change(&mut resp, Duration::from_secs(2)).await;
+    // ...then one per change, within a tick.
+    let queued = Instant::now();
+    f.queue_issue().await;
+    let event = next_change(&mut resp, Duration::from_secs(1)).await;
+    assert!(event.contains("data: 1"), "{event}");
+    eprintln!(
+        "the change event came {:?} after the change",
+        queued.elapsed()
+    );
+    // A stream open at shutdown does not hold the server up.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server waited on the open event stream")
+        .unwrap()
+        .unwrap();
 }

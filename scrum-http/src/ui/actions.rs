@@ -155,9 +155,11 @@ pub(crate) async fn confirm(v: Viewer, Query(t): Query<Target>) -> Response {
             }
         }
     };
-    v.page(&d.question, Nav::None)
-        .render(form, html! {})
-        .into_response()
+    let page = super::layout::Page {
+        live: false,
+        ..v.page(&d.question, Nav::None)
+    };
+    page.render(form, html! {}).into_response()
 }
 
 /// The answer to a POST whose CSRF field does not match the cookie.

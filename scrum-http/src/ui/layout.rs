@@ -32,6 +32,8 @@ pub(crate) struct Page<'a> {
     pub(crate) csrf: &'a Csrf,
     /// A note from the action just done, or an error.
     pub(crate) notice: Option<Notice<'a>>,
+    /// Whether the page follows the fleet live (not the login or a confirmation).
+    pub(crate) live: bool,
 }
 
 /// A line shown at the top of a page after an action.
@@ -61,7 +63,8 @@ impl Page<'_> {
                     script src="/ui/assets/htmx.min.js" defer {}
                     script src="/ui/assets/sse.js" defer {}
                 }
-                body hx-ext="sse" sse-connect="/ui/events" {
+                body hx-ext=[self.live.then_some("sse")]
+                    sse-connect=[self.live.then_some("/ui/events")] {
                     header {
                         nav {
                             a.brand href="/ui" { "scrum-orchestrator" }
@@ -83,8 +86,12 @@ impl Page<'_> {
                             p.notice.error[n.error] role="status" { (n.text) }
                         }
                         (controls)
-                        div #live hx-get=(self.url) hx-trigger="sse:change" hx-select="#live"
-                            hx-swap="outerHTML" {
+                        @if self.live {
+                            div #live hx-get=(self.url) hx-trigger="sse:change" hx-select="#live"
+                                hx-swap="outerHTML" {
+                                (live)
+                            }
+                        } @else {
                             (live)
                         }
                     }

@@ -153,6 +153,7 @@ impl Viewer {
                 error: *error,
                 text,
             }),
+            live: true,
         }
     }
 }
@@ -246,6 +247,7 @@ fn login_form(v: &Viewer, next: &str, wrong: bool) -> maud::Markup {
             error: true,
             text: "That is not the API token.",
         }),
+        live: false,
         ..v.page("Log in", Nav::None)
     };
     let form = html! {

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
-use scrum_core::{HostHealth, OutboxEntry, Timestamp};
+use scrum_core::{HostHealth, OutboxEntry, TaskState, Timestamp};
 
 use super::layout::{Nav, action_button, ago, maybe_time, state_badge, task_href, time};
 use super::{Viewer, failed};
@@ -26,13 +26,21 @@ pub(crate) async fn overview(State(s): State<ApiState>, v: Viewer) -> Response {
     };
     let status = o.status();
     let now = o.now();
-    // Every count the queue keeps, by name: a state added later shows up here.
+    // Every count the queue keeps, by name, in lifecycle order: a state added
+    // later shows up here too, after the known ones.
     let counts = serde_json::to_value(counts).unwrap_or_default();
-    let counts: Vec<(String, u64)> = counts
+    let known: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+    let rest = counts
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !known.contains(k));
+    let counts: Vec<(String, u64)> = known
+        .iter()
+        .copied()
+        .chain(rest)
+        .map(|k| (k.to_string(), counts[k].as_u64().unwrap_or(0)))
         .collect();
     let busy = workers
         .iter()
