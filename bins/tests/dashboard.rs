@@ -7,8 +7,9 @@
 //! It checks what an operator sees: the counts on the overview; a completion
 //! reaching the open page within 2 s without a reload; Retry on a failed task
 //! queuing it again (read back from the API); Cancel asking first; with an API
-//! token, the login and a wrong token refused. Screenshots of the overview and of a
-//! task page are written under the target directory and checked not blank.
+//! token, the login and a wrong token refused. Screenshots of the overview, of a
+//! task page and of the queue on a phone-sized window are written under the target
+//! directory (`dashboard/`) and checked not blank.
 //!
 //! Needs `chromium` and `chromium-driver` (`scripts/services.sh` installs them);
 //! without them the test fails, saying so.
@@ -343,6 +344,22 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
         format!("/ui/tasks/{}/{}", waiting.repo(), waiting.number())
     );
     assert_eq!(listed(&api, &waiting).await.unwrap().state, "pending");
+    // On a phone's screen the queue still reads: nothing wider than the window.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{url}/ui/queue")).await.unwrap();
+    let wide = c
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        wide,
+        json!(false),
+        "the queue is wider than a phone's screen"
+    );
+    screenshot(&c, &shots, "queue-phone").await;
     c.close().await.unwrap();
 
     // With a token, the pages need the login, and a wrong token is refused.
