@@ -143,6 +143,27 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_string()
 }
 
+/// Clicks `css` until the browser is on `to`: a live update may replace the
+/// element just as it is clicked, and then the click submits nothing. (No page
+/// this clicks from has its `css` on `to`, so a click never lands twice.)
+async fn click_to(c: &Client, css: &str, to: &str) {
+    eventually(
+        &format!("{to} after a click on {css}"),
+        Duration::from_secs(10),
+        || async {
+            if path(c).await == to {
+                return Ok(());
+            }
+            if let Ok(el) = c.find(Locator::Css(css)).await {
+                let _ = el.click().await;
+            }
+            let now = path(c).await;
+            (now == to).then_some(()).ok_or(now)
+        },
+    )
+    .await;
+}
+
 /// A task as `/queue` lists it.
 async fn listed(api: &OrchestratorClient, id: &TaskId) -> Option<QueueEntry> {
     let q = api.queue(&QueueQuery::default()).await.ok()?;
@@ -315,34 +336,56 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
             .contains("the importer's tests fail")
     );
     let task_shot = screenshot(&c, &shots, "task").await;
-    click(&c, "button[data-action=retry]").await;
-    assert_eq!(path(&c).await, "/ui/confirm");
+    click_to(&c, "button[data-action=retry]", "/ui/confirm").await;
     assert!(text(&c, "h1").await.unwrap().starts_with("Retry"));
     assert_eq!(
         listed(&api, &broken).await.unwrap().state,
         "failed",
         "retried before confirming"
     );
-    click(&c, "#confirm").await;
-    assert_eq!(
-        path(&c).await,
-        format!("/ui/tasks/{}/{}", broken.repo(), broken.number())
-    );
+    let broken_page = format!("/ui/tasks/{}/{}", broken.repo(), broken.number());
+    click_to(&c, "#confirm", &broken_page).await;
     assert!(text(&c, ".notice").await.unwrap().contains("queued again"));
     let entry = listed(&api, &broken).await.unwrap();
     assert_eq!((entry.state.as_str(), entry.attempts), ("pending", 0));
+    // The new run is ready on GitHub again, and a poll after that leaves it queued.
+    eventually(
+        "the ready label back on the retried issue",
+        Duration::from_secs(10),
+        || async {
+            let labels = fleet.github.labels(&broken);
+            labels
+                .iter()
+                .any(|l| l == "ai-ready")
+                .then_some(())
+                .ok_or(format!("{labels:?}"))
+        },
+    )
+    .await;
+    let last_poll = || async { api.health().await.ok().and_then(|h| h.github?.last_poll) };
+    let before = last_poll().await;
+    eventually(
+        "a poll after the relabel",
+        Duration::from_secs(10),
+        || async {
+            let now = last_poll().await;
+            (now > before).then_some(()).ok_or(format!("{now:?}"))
+        },
+    )
+    .await;
+    assert_eq!(
+        listed(&api, &broken).await.unwrap().state,
+        "pending",
+        "the poll cancelled the retry"
+    );
 
     // Cancel asks first: going back leaves the task as it was.
     let page = format!("{url}/ui/tasks/{}/{}", waiting.repo(), waiting.number());
     c.goto(&page).await.unwrap();
-    click(&c, "button[data-action=cancel]").await;
-    assert_eq!(path(&c).await, "/ui/confirm");
+    click_to(&c, "button[data-action=cancel]", "/ui/confirm").await;
     assert_eq!(text(&c, "h1").await.unwrap(), format!("Cancel {waiting}?"));
-    click(&c, "#back").await;
-    assert_eq!(
-        path(&c).await,
-        format!("/ui/tasks/{}/{}", waiting.repo(), waiting.number())
-    );
+    let waiting_page = format!("/ui/tasks/{}/{}", waiting.repo(), waiting.number());
+    click_to(&c, "#back", &waiting_page).await;
     assert_eq!(listed(&api, &waiting).await.unwrap().state, "pending");
     // On a phone's screen the queue still reads: nothing wider than the window.
     c.set_window_size(390, 844).await.unwrap();
