@@ -12,7 +12,8 @@
 //! The API's rules ([`crate::ApiConfig`]): with an API token, every page needs the
 //! login (`/ui/login` sets an HttpOnly, SameSite=Strict cookie; a bearer header
 //! works too); without one, pages answer whom the read endpoints answer (loopback
-//! and `WORKER_IPS`), actions and worker logs only loopback. See [`auth`].
+//! and `WORKER_IPS`), actions and worker logs only loopback. The cookies are described
+//! in `ui/auth.rs`.
 //!
 //! # Layout
 //!
