@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests talk to: PostgreSQL (127.0.0.1:5432, database
 # `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run;
-# installs the tools the access test uses (ip, curl). Does nothing for a service that
+# installs the tools the access test uses (ip, curl) and the browser the dashboard
+# test drives (chromium, chromedriver). Does nothing for a service that
 # is already up.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # deploy/verify.sh checks the units with it
 command -v ip >/dev/null || need_apt+=(iproute2)     # bins/tests/access.rs: a network namespace and a veth pair
 command -v curl >/dev/null || need_apt+=(curl)       # bins/tests/access.rs: calls from inside that namespace
+command -v chromium >/dev/null || need_apt+=(chromium)              # bins/tests/dashboard.rs: the browser
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)   # bins/tests/dashboard.rs: its WebDriver
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}"
     apt-get update -qq

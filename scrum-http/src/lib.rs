@@ -22,6 +22,8 @@
 //! - [`client`]: [`OrchestratorClient`], typed methods for every endpoint with
 //!   retries; it implements the worker loop's `WorkSource`.
 //! - [`openapi`]: the OpenAPI 3.0 document served at `/openapi.json`.
+//! - [`ui`]: the operators' dashboard at `/ui` (HTML, live over server-sent
+//!   events, actions behind a confirmation and a CSRF token).
 //! - `metrics`: the counters behind `/metrics` (Prometheus text format).
 //!
 //! # Endpoints
@@ -34,6 +36,8 @@
 //! | `GET /workers`, `GET /queue?limit=&offset=` | what the orchestrator sees |
 //! | `POST /admin/pause`, `/admin/resume`, `/admin/drain`, `/admin/retry`, `/admin/cancel` | operator actions |
 //! | `GET /metrics`, `GET /openapi.json` | Prometheus text, the API description |
+//! | `GET /` | a browser goes to `/ui`; others get the service's name, version and status |
+//! | `GET /ui`, … | the dashboard ([`ui::ROUTES`]) |
 //!
 //! # Example
 //!
@@ -80,6 +84,7 @@ mod metrics;
 pub mod openapi;
 mod run;
 pub mod server;
+pub mod ui;
 pub mod wire;
 
 pub use client::OrchestratorClient;

@@ -88,6 +88,10 @@ impl Service {
                         s.is_connected(),
                         s.degraded_reason().map(str::to_string),
                     );
+                    let reset = s.rate_limit_reset.map(|secs| {
+                        scrum_core::Timestamp(i64::try_from(secs).unwrap_or(0).saturating_mul(1000))
+                    });
+                    o.report_rate_limit(s.rate_limit_remaining, reset);
                 }
             });
         }

@@ -86,14 +86,19 @@ impl Orchestrator {
         let one = |l: &String| vec![l.clone()];
         match &effect.kind {
             EffectKind::Queued => {
-                // A new run clears the last run's outcome in the same write.
+                // A new run clears the last run's outcome in the same write, and
+                // puts the ready label back: the outcome removed it, and a run an
+                // operator retried must not read as unlabelled (and be cancelled)
+                // at the next poll. A run queued because a person put it back
+                // already has it.
+                let mut add = one(&labels.in_progress);
                 let outcomes = if effect.run > 1 {
+                    add.extend(labels.ready.iter().cloned());
                     vec![labels.completed.clone(), labels.failed.clone()]
                 } else {
                     Vec::new()
                 };
-                src.set_labels(id, &one(&labels.in_progress), &outcomes)
-                    .await?;
+                src.set_labels(id, &add, &outcomes).await?;
             }
             EffectKind::RetryScheduled {
                 reason,

@@ -30,6 +30,7 @@
 mod dispatch;
 mod local;
 mod poll;
+mod reads;
 mod registry;
 mod trust;
 mod work;
@@ -57,6 +58,7 @@ use crate::state::EffectRetry;
 pub use dispatch::DispatchReport;
 use local::LocalWorkers;
 pub use poll::PollReport;
+pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
@@ -137,6 +139,12 @@ pub struct EngineStatus {
     pub paused: bool,
     /// Effects that failed to apply in the last dispatch round.
     pub effects_failing: u64,
+    /// The issue source's rate limit: points left, from its last answer.
+    #[serde(default)]
+    pub rate_limit_remaining: Option<u64>,
+    /// When that rate limit resets.
+    #[serde(default)]
+    pub rate_limit_reset: Option<Timestamp>,
 }
 
 /// Builds an [`Orchestrator`].
@@ -280,6 +288,15 @@ impl Orchestrator {
         self.update_status(|s| {
             s.github_connected = connected;
             s.github_reason = reason;
+        });
+    }
+
+    /// Records the issue source's rate limit as its client last read it: points
+    /// left, and when they reset (for the dashboard).
+    pub fn report_rate_limit(&self, remaining: Option<u64>, reset: Option<Timestamp>) {
+        self.update_status(|s| {
+            s.rate_limit_remaining = remaining;
+            s.rate_limit_reset = reset;
         });
     }
 

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 use super::Orchestrator;
 use super::trust::{Admitted, TrustMode};
 use crate::error::{ErrorKind, Result};
-use crate::model::ReadyIssue;
+use crate::model::{ReadyIssue, Task, TaskId};
 use crate::queue::{Enqueued, TaskFilter};
+use crate::state::EffectKind;
+
+/// The most waiting effects a poll looks through for runs being relabelled.
+const RELABEL_SCAN: usize = 10_000;
 
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,9 +99,28 @@ impl Orchestrator {
             self.inner.work_ready.notify_waiters();
         }
         let live = self.inner.queue.list(&TaskFilter::live()).await?;
-        for task in live
+        let unlisted: Vec<Task> = live
             .into_iter()
             .filter(|t| !seen.contains(&t.id) && !t.cancel_requested)
+            .collect();
+        // A run an operator retried is not ready on the tracker until its `Queued`
+        // effect puts the ready label back: until that lands, its missing label
+        // is ours to write, not a person's removal.
+        let relabelling: HashSet<TaskId> = if unlisted.is_empty() {
+            HashSet::new()
+        } else {
+            self.inner
+                .queue
+                .pending_effects(RELABEL_SCAN)
+                .await?
+                .into_iter()
+                .filter(|e| matches!(e.effect.kind, EffectKind::Queued) && e.effect.run > 1)
+                .map(|e| e.effect.task)
+                .collect()
+        };
+        for task in unlisted
+            .into_iter()
+            .filter(|t| !relabelling.contains(&t.id))
         {
             let reason = match self.inner.source.issue_state(&task.id).await {
                 Ok(s) if !s.open => "issue closed",

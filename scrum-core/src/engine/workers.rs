@@ -29,6 +29,12 @@ impl Orchestrator {
         ))
     }
 
+    /// Whether worker hosts are probed over SSH, so their logs can be fetched
+    /// ([`Orchestrator::worker_logs`]).
+    pub fn probes_hosts(&self) -> bool {
+        self.inner.probe.is_some() && !self.inner.config.worker_hosts.is_empty()
+    }
+
     /// Stops (or, with `false`, resumes) handing new work to `worker`; its current
     /// task goes on. Stored, so every orchestrator on the store and the next one to
     /// start honour it.

@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use scrum_core::{EffectSelector, OutboxEntry, RepoName, TaskId, WorkerId};
+use scrum_core::engine::Orchestrator;
+use scrum_core::{EffectSelector, OutboxEntry, RepoName, Task, TaskId, WorkerId};
 
 use super::ApiState;
 use super::extract::{JsonBody, QueryArgs};
@@ -22,15 +23,77 @@ fn done(paused: Option<bool>) -> Json<ActionResponse> {
     })
 }
 
-pub(super) async fn pause(State(s): State<ApiState>) -> Json<ActionResponse> {
-    s.orchestrator().pause();
+// The operator actions themselves, shared by these JSON handlers and the
+// dashboard's forms (`crate::ui`).
+
+/// Pauses dispatch.
+pub(crate) fn pause_dispatch(o: &Orchestrator) {
+    o.pause();
     tracing::info!("dispatch paused by an operator");
+}
+
+/// Resumes dispatch.
+pub(crate) fn resume_dispatch(o: &Orchestrator) {
+    o.resume();
+    tracing::info!("dispatch resumed by an operator");
+}
+
+/// Drains `worker` (or undoes it).
+pub(crate) async fn drain_worker(
+    o: &Orchestrator,
+    worker: &str,
+    draining: bool,
+) -> Result<(), ApiError> {
+    let worker = WorkerId::new(worker)?;
+    o.drain(&worker, draining).await?;
+    tracing::info!(worker = %worker, draining, "worker drain set by an operator");
+    Ok(())
+}
+
+/// Starts a new run of a failed or cancelled task.
+pub(crate) async fn retry_task(o: &Orchestrator, id: &TaskId) -> Result<Task, ApiError> {
+    let task = o.retry(id).await?;
+    tracing::info!(task = %id, "retried by an operator");
+    Ok(task)
+}
+
+/// Cancels a task.
+pub(crate) async fn cancel_task(
+    o: &Orchestrator,
+    id: &TaskId,
+    reason: Option<&str>,
+) -> Result<Task, ApiError> {
+    let reason = reason.unwrap_or("cancelled by an operator");
+    let task = o.cancel(id, reason).await?;
+    tracing::info!(task = %id, "cancelled by an operator");
+    Ok(task)
+}
+
+/// Which set-aside effects to retry: those of a repository, one by id, or all.
+pub(crate) fn effect_selector(
+    repository: Option<String>,
+    id: Option<u64>,
+) -> Result<EffectSelector, ApiError> {
+    match (repository, id) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "name a repository or an effect id, not both",
+        )),
+        (Some(repo), None) => {
+            let repo: RepoName = repo.parse()?;
+            Ok(EffectSelector::Repo(repo.to_string()))
+        }
+        (None, Some(id)) => Ok(EffectSelector::Id(id)),
+        (None, None) => Ok(EffectSelector::All),
+    }
+}
+
+pub(super) async fn pause(State(s): State<ApiState>) -> Json<ActionResponse> {
+    pause_dispatch(s.orchestrator());
     done(Some(true))
 }
 
 pub(super) async fn resume(State(s): State<ApiState>) -> Json<ActionResponse> {
-    s.orchestrator().resume();
-    tracing::info!("dispatch resumed by an operator");
+    resume_dispatch(s.orchestrator());
     done(Some(false))
 }
 
@@ -38,10 +101,12 @@ pub(super) async fn drain(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<DrainRequest>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let worker = WorkerId::new(&req.worker_id)?;
-    let draining = req.draining.unwrap_or(true);
-    s.orchestrator().drain(&worker, draining).await?;
-    tracing::info!(worker = %worker, draining, "worker drain set by an operator");
+    drain_worker(
+        s.orchestrator(),
+        &req.worker_id,
+        req.draining.unwrap_or(true),
+    )
+    .await?;
     Ok(done(None))
 }
 
@@ -50,8 +115,7 @@ pub(super) async fn retry(
     JsonBody(req): JsonBody<TaskAction>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let id = TaskId::new(&req.repository, req.issue_number)?;
-    let task = s.orchestrator().retry(&id).await?;
-    tracing::info!(task = %id, "retried by an operator");
+    let task = retry_task(s.orchestrator(), &id).await?;
     Ok(Json(ActionResponse {
         status: "ok".to_string(),
         task: Some(queue_entry(&task)),
@@ -64,9 +128,7 @@ pub(super) async fn cancel(
     JsonBody(req): JsonBody<TaskAction>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let id = TaskId::new(&req.repository, req.issue_number)?;
-    let reason = req.reason.as_deref().unwrap_or("cancelled by an operator");
-    let task = s.orchestrator().cancel(&id, reason).await?;
-    tracing::info!(task = %id, "cancelled by an operator");
+    let task = cancel_task(s.orchestrator(), &id, req.reason.as_deref()).await?;
     Ok(Json(ActionResponse {
         status: "ok".to_string(),
         task: Some(queue_entry(&task)),
@@ -103,19 +165,7 @@ pub(super) async fn retry_effects(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<EffectsRetryRequest>,
 ) -> Result<Json<EffectsRetryResponse>, ApiError> {
-    let which = match (req.repository, req.id) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "name a repository or an effect id, not both",
-            ));
-        }
-        (Some(repo), None) => {
-            let repo: RepoName = repo.parse()?;
-            EffectSelector::Repo(repo.to_string())
-        }
-        (None, Some(id)) => EffectSelector::Id(id),
-        (None, None) => EffectSelector::All,
-    };
+    let which = effect_selector(req.repository, req.id)?;
     let retried = s.orchestrator().retry_effects(&which).await?;
     Ok(Json(EffectsRetryResponse {
         status: "ok".to_string(),

@@ -27,7 +27,8 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_canonical());
     req.extensions_mut().insert(Peer(peer));
-    let resp = match admit(&state, req.method(), req.uri().path(), peer, req.headers()) {
+    let path = req.uri().path().to_string();
+    let resp = match admit(&state, req.method(), &path, peer, req.headers()) {
         Ok(()) => {
             let resp = next.run(req).await;
             if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
@@ -36,6 +37,7 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
                 resp
             }
         }
+        Err(e) if crate::ui::is_ui(&path) => crate::ui::refusal(e, &path),
         Err(e) => e.into_response(),
     };
     let metrics = state.metrics();
@@ -55,17 +57,21 @@ enum Rule {
     /// Loopback and `WORKER_IPS`: the work endpoints and every read of tasks or
     /// workers (and any path the API does not have).
     Fleet,
-    /// Loopback only: the operator actions and worker hosts' logs.
+    /// Loopback only: the operator actions and worker hosts' logs (the dashboard's
+    /// too).
     Loopback,
 }
 
 /// The one place a route is given its [`Rule`].
 fn rule(method: &Method, path: &str) -> Rule {
     let read = method == Method::GET || method == Method::HEAD;
-    if path == "/health" || path == WEBHOOK {
+    let ui = crate::ui::is_ui(path);
+    if path == "/health" || path == WEBHOOK || crate::ui::is_open(path) {
         Rule::Open
     } else if (path.starts_with("/admin/") && !read)
-        || (path.starts_with("/workers/") && path.ends_with("/logs"))
+        || ((path.starts_with("/workers/") || path.starts_with("/ui/workers/"))
+            && path.ends_with("/logs"))
+        || (ui && !read)
     {
         Rule::Loopback
     } else {
@@ -86,6 +92,10 @@ fn admit(
     }
     let config = state.config();
     if let Some(token) = &config.token {
+        // A dashboard page takes the login cookie as the token.
+        if crate::ui::is_ui(path) && crate::ui::auth::has_session(headers, token) {
+            return Ok(());
+        }
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

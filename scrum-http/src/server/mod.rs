@@ -1,7 +1,7 @@
 //! The axum server: [`app`] builds the router (test it with `oneshot`), [`serve`]
 //! runs it on a listener until shutdown.
 
-mod admin;
+pub(crate) mod admin;
 mod extract;
 mod guard;
 mod views;
@@ -35,6 +35,9 @@ struct StateInner {
     orchestrator: Orchestrator,
     config: ApiConfig,
     metrics: Metrics,
+    /// Set when the server shuts down, so endless responses (the dashboard's
+    /// event streams) end and graceful shutdown does not wait on them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl ApiState {
@@ -45,6 +48,7 @@ impl ApiState {
                 orchestrator,
                 config,
                 metrics: Metrics::default(),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -65,6 +69,11 @@ impl ApiState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Becomes `true` when the server shuts down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
     }
 }
 
@@ -101,7 +110,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/github"),
 ];
 
-/// The router. Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
+/// The router: the API, and the dashboard at `/ui` ([`crate::ui`]). Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
 /// it; `oneshot` tests insert it as a request extension (without it a caller counts
 /// as remote).
 pub fn app(state: ApiState) -> Router {
@@ -126,6 +135,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
         .route("/webhooks/github", post(webhook::github))
+        .route("/", get(crate::ui::root))
+        .merge(crate::ui::routes())
         .fallback(guard::no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -145,6 +156,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "HTTP API listening; {}", state.config().access_summary());
+    let closing = state.inner.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,0 +1,205 @@
+//! `GET /ui/tasks/{owner}/{repo}/{number}`: one task: its run and attempts with a
+//! timeline, the worker and lease, the failure, the pull request and cost, and its
+//! GitHub effects with whether they landed.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use scrum_core::{LeaseEnd, LeaseKind, OutboxEntry, Task, TaskId, TaskState, Timestamp};
+
+use super::layout::{Nav, action_button, maybe_time, state_badge, time};
+use super::pages::effect_state;
+use super::{Viewer, failed};
+use crate::server::ApiState;
+
+/// One line of the timeline.
+struct Moment {
+    at: Timestamp,
+    what: Markup,
+}
+
+fn lease_end(end: LeaseEnd) -> &'static str {
+    match end {
+        LeaseEnd::Completed => "the worker completed it",
+        LeaseEnd::Failed => "the worker reported a failure",
+        LeaseEnd::Released => "the worker handed it back (no attempt spent)",
+        LeaseEnd::Expired => "the lease lapsed: worker lost",
+        LeaseEnd::Cancelled => "it was cancelled while held",
+    }
+}
+
+/// What the store keeps of the task's life, in time order. The store keeps the
+/// current run's latest lease only: earlier attempts show as a count and the last
+/// failure's reason.
+fn timeline(t: &Task, now: Timestamp) -> Vec<Moment> {
+    let mut m = vec![Moment {
+        at: t.enqueued_at,
+        what: html! { "Run " (t.run) " queued" },
+    }];
+    if let Some(l) = &t.lease {
+        if t.attempts > 1 {
+            m.push(Moment {
+                at: l.claimed_at,
+                what: html! {
+                    "Attempts 1–" (t.attempts - 1) " ended before this one"
+                    @if let Some(e) = &t.last_error { "; the last failure: " q { (e) } }
+                },
+            });
+        }
+        m.push(Moment {
+            at: l.claimed_at,
+            what: html! { "Attempt " (t.attempt()) " claimed by " strong { (l.worker) } },
+        });
+        if t.state == TaskState::InProgress {
+            m.push(Moment {
+                at: l.expires_at,
+                what: html! { "The lease lapses unless renewed" },
+            });
+        } else if let Some(end) = t.lease_end {
+            m.push(Moment {
+                at: t.finished_at.unwrap_or(t.updated_at),
+                what: html! { "Attempt " (t.attempt()) " ended: " (lease_end(end)) },
+            });
+        }
+    }
+    if t.state == TaskState::Pending && t.not_before > now {
+        m.push(Moment {
+            at: t.not_before,
+            what: html! { "The next attempt may start (backoff)" },
+        });
+    }
+    if let Some(at) = t.finished_at {
+        m.push(Moment {
+            at,
+            what: html! { "Finished: " (state_badge(t.state.as_str())) },
+        });
+    }
+    if let Some(at) = t.effects_written_at {
+        m.push(Moment {
+            at,
+            what: html! { "The outcome's labels and comment landed on GitHub" },
+        });
+    }
+    m.sort_by_key(|x| x.at);
+    m
+}
+
+fn effects(t: &Task, waiting: &[OutboxEntry], now: Timestamp) -> Markup {
+    html! {
+        @if waiting.is_empty() {
+            p #effects-landed {
+                "Every GitHub write of this task landed"
+                @if let Some(at) = t.effects_written_at { ", the outcome's " (time(at, now)) }
+                "."
+            }
+        } @else {
+            div.table { table #effects {
+                thead { tr { th { "#" } th { "Write" } th { "Attempt" } th { "Failures" } th { "State" } th.wide { "Last error" } th {} } }
+                tbody { @for e in waiting {
+                    tr #{ "effect-" (e.id) } {
+                        td { (e.id) }
+                        td { (e.effect.kind.name().replace('_', " ")) }
+                        td { (e.effect.attempt) }
+                        td { (e.failures) }
+                        td { (effect_state(e, now)) }
+                        td.wide { small { (e.last_error.as_deref().unwrap_or("")) } }
+                        td { @if e.dead { (action_button("retry-effects", "Retry", &[("effect", e.id.to_string())])) } }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+fn actions(t: &Task) -> Markup {
+    let fields = [("task", t.id.to_string())];
+    html! {
+        div.actions {
+            @if matches!(t.state, TaskState::Failed | TaskState::Cancelled) {
+                (action_button("retry", "Retry", &fields))
+            }
+            @if !t.state.is_terminal() && !t.cancel_requested {
+                (action_button("cancel", "Cancel", &fields))
+            }
+        }
+    }
+}
+
+pub(crate) async fn page(
+    State(s): State<ApiState>,
+    v: Viewer,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let o = s.orchestrator();
+    let id = match TaskId::new(&format!("{owner}/{repo}"), number) {
+        Ok(id) => id,
+        Err(e) => return failed(e),
+    };
+    let (t, waiting, writes) =
+        match tokio::try_join!(o.task(&id), o.task_effects(&id), o.write_health()) {
+            Ok(read) => read,
+            Err(e) => return failed(e),
+        };
+    let now = o.now();
+    let held = t.state == TaskState::Pending && writes.refused().any(|r| r == id.repo());
+    let completion = t.completion.clone().unwrap_or_default();
+    let live = html! {
+        p.lead { strong { (t.issue.title) } " " (state_badge(t.state.as_str()))
+            @if t.cancel_requested { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" } }
+        @if held {
+            p.notice.error #held { "Held: GitHub refuses this orchestrator's writes to " (id.repo())
+                ", so it is not handed out until a write there lands. "
+                a href="/ui/writeback" { "Write-back" } }
+        }
+        (actions(&t))
+        dl.facts {
+            dt { "Run" } dd { (t.run) }
+            dt { "Attempts" } dd #attempts { (t.attempts) " of " (t.max_attempts) }
+            dt { "Labels" } dd { (t.issue.labels.join(", ")) }
+            dt { "Queued" } dd { (time(t.enqueued_at, now)) }
+            dt { "Updated" } dd { (time(t.updated_at, now)) }
+            dt { "Finished" } dd { (maybe_time(t.finished_at, now)) }
+            dt { "Worker" } dd #worker {
+                @match t.lease.as_ref() {
+                    Some(l) => { a href="/ui/workers" { (l.worker) }
+                        @if t.holder().is_none() { " " small { "(the last holder)" } } }
+                    None => { "–" }
+                }
+            }
+            @if let Some(l) = &t.lease {
+                dt { "Lease" } dd #lease {
+                    @if t.state == TaskState::InProgress {
+                        "expires " (time(l.expires_at, now)) ", renewed at most until " (time(l.deadline, now))
+                        @if l.kind == LeaseKind::RunTime { " (a worker that sends no heartbeats: held for the maximum run time)" }
+                    } @else {
+                        "ended: " (t.lease_end.map_or("–", lease_end))
+                    }
+                }
+            }
+            dt { "Failure" } dd #failure { (t.last_error.as_deref().unwrap_or("–")) }
+            dt { "Pull request" } dd #pr {
+                @match &completion.pr_url {
+                    Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                        a href=(url) rel="noopener noreferrer" { (url) }
+                    }
+                    Some(url) => { (url) }
+                    None => { "–" }
+                }
+            }
+            dt { "Cost" } dd #cost {
+                @match completion.cost_usd { Some(c) => { "$" (format!("{c:.2}")) } None => { "–" } }
+                @if let Some(n) = completion.tokens { " (" (n) " tokens)" }
+            }
+        }
+        h2 { "Timeline" }
+        ol.timeline #timeline {
+            @for m in timeline(&t, now) { li { (time(m.at, now)) " — " (m.what) } }
+        }
+        h2 { "GitHub writes" }
+        (effects(&t, &waiting, now))
+    };
+    let title = id.to_string();
+    v.page(&title, Nav::Queue)
+        .render(html! {}, live)
+        .into_response()
+}
