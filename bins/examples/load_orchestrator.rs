@@ -3,7 +3,7 @@
 //!
 //! It starts the fake GitHub in this process with `--issues N` issues labelled
 //! `ai-ready` in `acme/widgets`, starts the binary on SQLite in `--dir` (its
-//! settings as shipped, but for the fake's URL, a 5 s poll and `TRUST_MODE=off`:
+//! settings as shipped, but for the fake's URL and `TRUST_MODE=off`:
 //! in the default mode each claim reads the issue from GitHub first, which here
 //! would measure the fake GitHub in this process; `--trust-mode labeler` measures
 //! that too), waits until the orchestrator has queued every issue, prints
@@ -82,7 +82,6 @@ async fn main() -> anyhow::Result<()> {
         .env("GITHUB_TOKEN", github.token())
         .env("GITHUB_API_URL", github.url())
         .env("GITHUB_REPOS", "acme/widgets")
-        .env("GITHUB_POLL_INTERVAL", "5")
         .env("TRUST_MODE", &a.trust_mode)
         .env("STATE_DIR", a.dir.join("state"))
         .env("ORCHESTRATOR_HOST", "127.0.0.1")

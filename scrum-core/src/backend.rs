@@ -169,6 +169,11 @@ impl LiveIndex {
             .map(|(_, id)| id)
     }
 
+    /// The ids of every in-progress task, earliest lease expiry first.
+    pub fn held(&self) -> impl Iterator<Item = &TaskId> {
+        self.leases.iter().map(|(_, id)| id)
+    }
+
     /// Every in-progress task whose lease lapsed by `now`, earliest first.
     pub fn lapsed(&self, now: Timestamp) -> impl Iterator<Item = &TaskId> {
         self.leases

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::backend::{self, LiveIndex};
 use crate::error::Result;
-use crate::model::{LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, Timestamp, WorkerId};
+use crate::model::{
+    LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp, WorkerId,
+};
 use crate::queue::{
     Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
     WorkQueue, unknown_task,
@@ -67,6 +69,8 @@ struct Inner {
 struct Index {
     live: LiveIndex,
     outbox: Outbox,
+    /// The tasks by state, kept as steps are stored: `/health` asks often.
+    counts: QueueCounts,
 }
 
 impl MemoryQueue {
@@ -115,6 +119,7 @@ impl MemoryQueue {
 impl Inner {
     /// Stores a new task (one not in the map) and its effects.
     fn insert(&mut self, step: Step, now: Timestamp) {
+        self.index.counts.moved(None, step.task.state);
         self.index.live.insert(&step.task, now);
         self.index.outbox.extend(step.effects);
         self.tasks.insert(step.task.id.clone(), step.task);
@@ -129,6 +134,7 @@ impl Index {
             return step.task;
         }
         let old = std::mem::replace(slot, step.task);
+        self.counts.moved(Some(old.state), slot.state);
         self.live.remove(&old);
         self.live.insert(slot, now);
         self.outbox.extend(step.effects);
@@ -145,6 +151,9 @@ struct Outbox {
     before: u64,
     /// `None` where an effect was acknowledged out of order.
     slots: VecDeque<Option<OutboxEntry>>,
+    /// The ids of the effects that failed at least once (`/health` and claims ask,
+    /// and they are few).
+    failing: std::collections::BTreeSet<u64>,
 }
 
 impl Outbox {
@@ -164,7 +173,13 @@ impl Outbox {
         self.slot(id)?.as_mut()
     }
 
+    fn get(&self, id: u64) -> Option<&OutboxEntry> {
+        let i = usize::try_from(id.checked_sub(self.before + 1)?).ok()?;
+        self.slots.get(i)?.as_ref()
+    }
+
     fn remove(&mut self, id: u64) -> Option<OutboxEntry> {
+        self.failing.remove(&id);
         let entry = self.slot(id)?.take();
         while let Some(None) = self.slots.front() {
             self.slots.pop_front();
@@ -285,7 +300,12 @@ impl WorkQueue for MemoryQueue {
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         let inner = self.lock();
-        let mut tasks: Vec<&Task> = inner.tasks.values().filter(|t| filter.matches(t)).collect();
+        let mut tasks: Vec<&Task> = match filter.states.as_slice() {
+            // The in-progress tasks (`/workers` asks) are the held ones of the index.
+            [TaskState::InProgress] => inner.index.live.held().map(|id| &inner.tasks[id]).collect(),
+            _ => inner.tasks.values().collect(),
+        };
+        tasks.retain(|t| filter.matches(t));
         tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         Ok(tasks
             .into_iter()
@@ -296,12 +316,7 @@ impl WorkQueue for MemoryQueue {
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
-        let inner = self.lock();
-        let mut counts = QueueCounts::default();
-        for t in inner.tasks.values() {
-            counts.add(t.state);
-        }
-        Ok(counts)
+        Ok(self.lock().index.counts)
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
@@ -340,25 +355,32 @@ impl WorkQueue for MemoryQueue {
 
     async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         let inner = self.lock();
-        let failing = inner.index.outbox.iter().filter(|e| e.failures > 0);
+        let outbox = &inner.index.outbox;
+        let failing = outbox.failing.iter().filter_map(|id| outbox.get(*id));
         Ok(failing.take(limit).cloned().collect())
     }
 
     async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
-        if let Some(e) = self.lock().index.outbox.get_mut(id) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.index.outbox.get_mut(id) {
             e.record(failure);
+            inner.index.outbox.failing.insert(id);
         }
         Ok(())
     }
 
     async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
         let mut inner = self.lock();
-        let mut revived = 0;
-        for e in inner.index.outbox.iter_mut().filter(|e| which.selects(e)) {
+        let outbox = &mut inner.index.outbox;
+        let mut revived = Vec::new();
+        for e in outbox.iter_mut().filter(|e| which.selects(e)) {
             e.revive(now);
-            revived += 1;
+            revived.push(e.id);
         }
-        Ok(revived)
+        for id in &revived {
+            outbox.failing.remove(id);
+        }
+        Ok(revived.len())
     }
 
     /// One process owns this store: it always leads.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use scrum_core::backend::LiveIndex;
-use scrum_core::{Hold, Task, TaskId, Timestamp};
+use scrum_core::{Hold, Task, TaskFilter, TaskId, TaskState, Timestamp};
 
 /// Pending and in-progress tasks with the indexes claims and the reaper walk.
 ///
@@ -51,6 +51,21 @@ impl Live {
         self.index.promote_due(now);
         let id = self.index.ready().find(|id| !hold.holds(id))?;
         self.tasks.get(id)
+    }
+
+    /// The live tasks that pass `filter`, in id order, paged as it says.
+    pub(super) fn matching(&self, filter: &TaskFilter) -> Vec<Task> {
+        let mut tasks: Vec<&Task> = match filter.states.as_slice() {
+            // The in-progress tasks (`/workers` asks) are the held ones of the index.
+            [TaskState::InProgress] => self.index.held().map(|id| &self.tasks[id]).collect(),
+            _ => self.tasks.values().collect(),
+        };
+        tasks.retain(|t| filter.matches(t));
+        tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let page = tasks.into_iter().skip(filter.offset);
+        page.take(filter.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
     }
 
     /// The workers that hold a task.

@@ -352,6 +352,14 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        // Only live tasks (the poll's question): the memory copy has every one, and
+        // the file has no index by state.
+        let live_only = !filter.states.is_empty() && filter.states.iter().all(|s| !s.is_terminal());
+        if live_only {
+            if let Some(tasks) = self.in_memory(|m| Some(m.live.matching(filter))).await? {
+                return Ok(tasks);
+            }
+        }
         let filter = filter.clone();
         self.writer
             .read(move |conn| rows::list_tasks(conn, &filter))
