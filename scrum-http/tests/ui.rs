@@ -73,7 +73,7 @@ impl<'a> Browser<'a> {
         if form.is_some() {
             headers.push(("content-type", "application/x-www-form-urlencoded"));
         }
-        let got = form_call(&self.f.app, method, uri, form, self.peer, &headers).await;
+        let got = call_raw(&self.f.app, method, uri, form, Some(self.peer), &headers).await;
         self.jar.take(&got.1);
         got
     }
@@ -81,39 +81,6 @@ impl<'a> Browser<'a> {
     async fn get(&mut self, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
         self.send("GET", uri, None).await
     }
-}
-
-/// `call_raw` with a form body (its JSON content type replaced).
-async fn form_call(
-    app: &axum::Router,
-    method: &str,
-    uri: &str,
-    body: Option<&str>,
-    peer: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, axum::http::HeaderMap, String) {
-    use axum::body::Body;
-    use axum::extract::ConnectInfo;
-    use tower::ServiceExt;
-    let mut req = axum::http::Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let mut req = req
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let addr: std::net::SocketAddr = peer.parse().unwrap();
-    req.extensions_mut().insert(ConnectInfo(addr));
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
 }
 
 /// The values of attribute `name` in `html`, entity-decoded.

@@ -134,7 +134,11 @@ pub async fn call_raw(
     headers: &[(&str, &str)],
 ) -> (StatusCode, axum::http::HeaderMap, String) {
     let mut req = Request::builder().method(method).uri(uri);
-    if body.is_some() {
+    // A body is JSON unless the caller names its type (a form, say).
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if body.is_some() && !typed {
         req = req.header("content-type", "application/json");
     }
     for (k, v) in headers {
