@@ -7,6 +7,14 @@ use std::collections::HashMap;
 use scrum_core::backend::LiveIndex;
 use scrum_core::{Hold, Task, TaskFilter, TaskId, TaskState, Timestamp};
 
+/// A task as stored, with its row's rowid: a write finds the row by it, one b-tree
+/// descent by integer instead of two by repository name and number.
+#[derive(Clone, Debug)]
+pub(super) struct Stored {
+    pub(super) row: i64,
+    pub(super) task: Task,
+}
+
 /// Pending and in-progress tasks with the indexes claims and the reaper walk.
 ///
 /// It mirrors the file: it is changed only after the statement that stored the
@@ -14,13 +22,13 @@ use scrum_core::{Hold, Task, TaskFilter, TaskId, TaskState, Timestamp};
 /// write's outcome is unknown.
 #[derive(Debug, Default)]
 pub(super) struct Live {
-    tasks: HashMap<TaskId, Task>,
+    tasks: HashMap<TaskId, Stored>,
     index: LiveIndex,
 }
 
 impl Live {
     /// The live tasks `tasks` (terminal ones are skipped), indexed as of `now`.
-    pub(super) fn build(tasks: impl IntoIterator<Item = Task>, now: Timestamp) -> Live {
+    pub(super) fn build(tasks: impl IntoIterator<Item = Stored>, now: Timestamp) -> Live {
         let mut live = Live::default();
         for task in tasks {
             live.put(task, now);
@@ -29,25 +37,25 @@ impl Live {
     }
 
     /// The live task `id`, if it is live.
-    pub(super) fn get(&self, id: &TaskId) -> Option<&Task> {
+    pub(super) fn get(&self, id: &TaskId) -> Option<&Stored> {
         self.tasks.get(id)
     }
 
     /// Records `task` as stored: replaces its old version and re-indexes it; a
     /// terminal task leaves the cache.
-    pub(super) fn put(&mut self, task: Task, now: Timestamp) {
-        if let Some(old) = self.tasks.remove(&task.id) {
-            self.index.remove(&old);
+    pub(super) fn put(&mut self, stored: Stored, now: Timestamp) {
+        if let Some(old) = self.tasks.remove(&stored.task.id) {
+            self.index.remove(&old.task);
         }
-        if task.state.is_terminal() {
+        if stored.task.state.is_terminal() {
             return;
         }
-        self.index.insert(&task, now);
-        self.tasks.insert(task.id.clone(), task);
+        self.index.insert(&stored.task, now);
+        self.tasks.insert(stored.task.id.clone(), stored);
     }
 
     /// The first task a claim at `now` may take that `hold` does not hold.
-    pub(super) fn first_ready(&mut self, now: Timestamp, hold: &Hold) -> Option<&Task> {
+    pub(super) fn first_ready(&mut self, now: Timestamp, hold: &Hold) -> Option<&Stored> {
         self.index.promote_due(now);
         let id = self.index.ready().find(|id| !hold.holds(id))?;
         self.tasks.get(id)
@@ -57,8 +65,8 @@ impl Live {
     pub(super) fn matching(&self, filter: &TaskFilter) -> Vec<Task> {
         let mut tasks: Vec<&Task> = match filter.states.as_slice() {
             // The in-progress tasks (`/workers` asks) are the held ones of the index.
-            [TaskState::InProgress] => self.index.held().map(|id| &self.tasks[id]).collect(),
-            _ => self.tasks.values().collect(),
+            [TaskState::InProgress] => self.index.held().map(|id| &self.tasks[id].task).collect(),
+            _ => self.tasks.values().map(|s| &s.task).collect(),
         };
         tasks.retain(|t| filter.matches(t));
         tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
@@ -70,7 +78,7 @@ impl Live {
 
     /// The workers that hold a task.
     pub(super) fn holders(&self) -> Vec<String> {
-        let holders = self.tasks.values().filter_map(Task::holder);
+        let holders = self.tasks.values().filter_map(|s| s.task.holder());
         holders.map(|w| w.as_str().to_string()).collect()
     }
 

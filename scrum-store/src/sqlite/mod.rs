@@ -24,7 +24,7 @@ use scrum_core::{
 
 use crate::Durability;
 use crate::logic::number_column;
-use cache::Live;
+use cache::{Live, Stored};
 use rows::{OutboxRead, Row};
 use writer::{Pending, Writer};
 
@@ -111,6 +111,8 @@ impl fmt::Debug for SqliteQueue {
 struct Memory {
     live: Live,
     counts: QueueCounts,
+    /// The largest rowid of the tasks table: a new task takes the next.
+    last_row: i64,
     /// `None` until first built.
     generation: Option<u64>,
 }
@@ -182,12 +184,16 @@ impl SqliteQueue {
         let mut memory = self.memory.lock().await;
         let generation = self.writer.generation();
         if memory.generation != Some(generation) {
-            let (tasks, counts) = self
+            let (tasks, counts, last_row) = self
                 .writer
-                .read(|conn| Ok((rows::read_live(conn)?, rows::count_tasks(conn)?)))
+                .read(|conn| {
+                    let live = rows::read_live(conn)?;
+                    Ok((live, rows::count_tasks(conn)?, rows::last_row(conn)?))
+                })
                 .await?;
             memory.live = Live::build(tasks, now);
             memory.counts = counts;
+            memory.last_row = last_row;
             memory.generation = Some(generation);
         }
         Ok(memory)
@@ -208,16 +214,16 @@ impl SqliteQueue {
         Ok((generation == Some(self.writer.generation())).then_some(found))
     }
 
-    /// The task `id`: from memory when live, else from the file.
-    async fn task(&self, memory: &Memory, id: &TaskId) -> Result<Option<Task>> {
+    /// The task `id` and its row: from memory when live, else from the file.
+    async fn task(&self, memory: &Memory, id: &TaskId) -> Result<Option<Stored>> {
         match memory.live.get(id) {
-            Some(task) => Ok(Some(task.clone())),
+            Some(stored) => Ok(Some(stored.clone())),
             None => self.read_task(id).await,
         }
     }
 
-    /// The task `id` as the file has it.
-    async fn read_task(&self, id: &TaskId) -> Result<Option<Task>> {
+    /// The task `id` as the file has it, with its row.
+    async fn read_task(&self, id: &TaskId) -> Result<Option<Stored>> {
         let repo = id.repo().to_string();
         let number = number_column(id.number())?;
         self.writer
@@ -226,12 +232,12 @@ impl SqliteQueue {
     }
 
     /// Sends the write of `step` (and of the deletion of the acknowledged effect
-    /// `ack`) and records the step in memory; `before` is the task's state before
-    /// the step (`None` for a new task).
+    /// `ack`) and records the step in memory; `before` is the task's state and row
+    /// before the step (`None` for a new task).
     fn save(
         &self,
         memory: &mut Memory,
-        before: Option<TaskState>,
+        before: Option<(TaskState, i64)>,
         step: Step,
         ack: Option<i64>,
         now: Timestamp,
@@ -242,11 +248,22 @@ impl SqliteQueue {
                 write: None,
             });
         }
-        let row = Row::of(&step.task, &step.effects, ack)?;
+        let place = match before {
+            Some((_, rowid)) => (rowid, false),
+            None => (memory.last_row + 1, true),
+        };
+        let row = Row::of(&step.task, place, &step.effects, ack)?;
         let generation = memory.generation.unwrap_or_default();
         let write = self.writer.write(generation, move |conn| row.store(conn));
-        memory.counts.moved(before, step.task.state);
-        memory.live.put(step.task.clone(), now);
+        memory.last_row = memory.last_row.max(place.0);
+        memory
+            .counts
+            .moved(before.map(|(state, _)| state), step.task.state);
+        let stored = Stored {
+            row: place.0,
+            task: step.task.clone(),
+        };
+        memory.live.put(stored, now);
         Ok(Saved {
             task: step.task,
             write: Some(write),
@@ -257,12 +274,12 @@ impl SqliteQueue {
     async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
         let ctx = self.ctx(now);
         let mut memory = self.memory(now).await?;
-        let task = self
+        let Stored { row, task } = self
             .task(&memory, id)
             .await?
             .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
         let step = state::transition(&task, event, &ctx)?;
-        let saved = self.save(&mut memory, Some(task.state), step, None, now)?;
+        let saved = self.save(&mut memory, Some((task.state, row)), step, None, now)?;
         drop(memory);
         saved.committed().await
     }
@@ -278,9 +295,9 @@ impl WorkQueue for SqliteQueue {
         let ctx = self.ctx(observed_at);
         let mut memory = self.memory(observed_at).await?;
         let current = self.task(&memory, &issue.id).await?;
-        let (step, answer) = backend::enqueue_step(current.as_ref(), issue, &ctx)?;
+        let (step, answer) = backend::enqueue_step(current.as_ref().map(|s| &s.task), issue, &ctx)?;
         if let Some(step) = step {
-            let before = current.map(|t| t.state);
+            let before = current.map(|s| (s.task.state, s.row));
             let saved = self.save(&mut memory, before, step, None, observed_at)?;
             drop(memory);
             saved.committed().await?;
@@ -298,7 +315,7 @@ impl WorkQueue for SqliteQueue {
         let ctx = self.ctx(now);
         let mut memory = self.memory(now).await?;
         loop {
-            let Some(task) = memory.live.first_ready(now, hold).cloned() else {
+            let Some(Stored { row, task }) = memory.live.first_ready(now, hold).cloned() else {
                 return Ok(None);
             };
             let event = Event::Claim {
@@ -308,13 +325,13 @@ impl WorkQueue for SqliteQueue {
             };
             match state::transition(&task, event, &ctx) {
                 Ok(step) => {
-                    let saved = self.save(&mut memory, Some(task.state), step, None, now)?;
+                    let saved = self.save(&mut memory, Some((task.state, row)), step, None, now)?;
                     drop(memory);
                     return saved.committed().await.map(Some);
                 }
                 // Indexed as ready at a later `now` than this call's: index it
                 // again as of this call and look for another.
-                Err(Refusal::NotClaimable) => memory.live.put(task, now),
+                Err(Refusal::NotClaimable) => memory.live.put(Stored { row, task }, now),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -330,11 +347,11 @@ impl WorkQueue for SqliteQueue {
         let lapsed = memory.live.lapsed(now);
         let mut saved = Vec::with_capacity(lapsed.len());
         for id in lapsed {
-            let Some(task) = memory.live.get(&id).cloned() else {
+            let Some(Stored { row, task }) = memory.live.get(&id).cloned() else {
                 continue;
             };
             let step = state::transition(&task, Event::Expire, &ctx)?;
-            saved.push(self.save(&mut memory, Some(task.state), step, None, now)?);
+            saved.push(self.save(&mut memory, Some((task.state, row)), step, None, now)?);
         }
         drop(memory);
         let mut expired = Vec::with_capacity(saved.len());
@@ -345,10 +362,13 @@ impl WorkQueue for SqliteQueue {
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        if let Some(task) = self.in_memory(|m| m.live.get(id).cloned()).await? {
+        if let Some(task) = self
+            .in_memory(|m| m.live.get(id).map(|s| s.task.clone()))
+            .await?
+        {
             return Ok(Some(task));
         }
-        self.read_task(id).await
+        Ok(self.read_task(id).await?.map(|s| s.task))
     }
 
     async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
@@ -403,10 +423,11 @@ impl WorkQueue for SqliteQueue {
             return Ok(());
         };
         if effect.kind.is_terminal() {
-            if let Some(task) = self.task(&memory, &effect.task).await? {
+            if let Some(Stored { row, task }) = self.task(&memory, &effect.task).await? {
                 if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
                     // The labels-written time and the deletion in one statement.
-                    let saved = self.save(&mut memory, Some(task.state), step, Some(id), now)?;
+                    let before = Some((task.state, row));
+                    let saved = self.save(&mut memory, before, step, Some(id), now)?;
                     drop(memory);
                     return saved.committed().await.map(drop);
                 }

@@ -10,11 +10,16 @@ use scrum_core::{
     TaskFilter, TaskState,
 };
 
+use super::cache::Stored;
 use super::schema::db_error;
 use crate::logic::{self, from_json, number_column};
 
 /// A step as the file stores it.
 pub(super) struct Row {
+    /// The row's rowid: known for a stored task, chosen by the store for a new one.
+    pub(super) rowid: i64,
+    /// A new task: INSERT rather than UPDATE.
+    pub(super) new: bool,
     pub(super) repo: String,
     pub(super) number: i64,
     pub(super) state: &'static str,
@@ -29,9 +34,17 @@ pub(super) struct Row {
 }
 
 impl Row {
-    /// The row that stores `task`, with the `effects` its step caused.
-    pub(super) fn of(task: &Task, effects: &[Effect], ack: Option<i64>) -> Result<Row> {
+    /// The row `rowid` (`new`: not in the file yet) that stores `task`, with the
+    /// `effects` its step caused.
+    pub(super) fn of(
+        task: &Task,
+        (rowid, new): (i64, bool),
+        effects: &[Effect],
+        ack: Option<i64>,
+    ) -> Result<Row> {
         Ok(Row {
+            rowid,
+            new,
             repo: task.id.repo().to_string(),
             number: number_column(task.id.number())?,
             state: task.state.as_str(),
@@ -42,31 +55,35 @@ impl Row {
         })
     }
 
-    /// Writes the task (an UPDATE, or an INSERT for a new one), then its effects and
-    /// the deletion of the acknowledged effect: prepared statements, inside the
-    /// transaction the write commits in.
+    /// Writes the task (an UPDATE of its row, or an INSERT for a new one), then its
+    /// effects and the deletion of the acknowledged effect: prepared statements,
+    /// inside the transaction the write commits in.
     pub(super) fn store(&self, conn: &Connection) -> Result<()> {
-        let task: [&dyn ToSql; 5] = [
+        let task: [&dyn ToSql; 6] = [
             &self.repo,
             &self.number,
             &self.state,
             &self.holder,
             &self.task,
+            &self.rowid,
         ];
-        let stored = || -> rusqlite::Result<()> {
-            let updated = conn
-                .prepare_cached(
-                    "UPDATE tasks SET state = ?3, holder = ?4, task = ?5
-                     WHERE repo = ?1 AND number = ?2",
-                )?
-                .execute(&task[..])?;
-            if updated == 0 {
+        let stored = || -> rusqlite::Result<usize> {
+            let written = if self.new {
                 conn.prepare_cached(
-                    "INSERT INTO tasks (repo, number, state, holder, task)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO tasks (repo, number, state, holder, task, rowid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(&task[..])?;
-            }
+                .execute(&task[..])?
+            } else {
+                // The key is checked too: it costs no index, and a row that is not
+                // where the memory copy has it fails the write (the copy is then
+                // rebuilt from the file) instead of overwriting another task.
+                conn.prepare_cached(
+                    "UPDATE tasks SET state = ?3, holder = ?4, task = ?5
+                     WHERE rowid = ?6 AND repo = ?1 AND number = ?2",
+                )?
+                .execute(&task[..])?
+            };
             if !self.effects.is_empty() {
                 let mut insert = conn.prepare_cached(
                     "INSERT INTO outbox (repo, number, effect) VALUES (?1, ?2, ?3)",
@@ -79,9 +96,18 @@ impl Row {
                 conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
                     .execute([id])?;
             }
-            Ok(())
+            Ok(written)
         };
-        stored().map_err(|e| db_error("store a task", e))
+        match stored().map_err(|e| db_error("store a task", e))? {
+            1 => Ok(()),
+            _ => Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "store: the row of {}#{} is not where the store's memory has it",
+                    self.repo, self.number
+                ),
+            )),
+        }
     }
 }
 
@@ -114,6 +140,30 @@ fn decode_task(value: ValueRef<'_>) -> Result<Task> {
     }
 }
 
+/// What `read` makes of each row `sql` returns.
+fn query_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T>>,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    let run = || -> rusqlite::Result<Result<()>> {
+        let mut statement = conn.prepare_cached(sql)?;
+        let mut rows = statement.query(params)?;
+        while let Some(row) = rows.next()? {
+            match read(row)? {
+                Ok(item) => found.push(item),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    };
+    run().map_err(|e| db_error(doing, e))??;
+    Ok(found)
+}
+
 /// The tasks in the first column of each row `sql` returns.
 fn query_tasks(
     conn: &Connection,
@@ -121,30 +171,38 @@ fn query_tasks(
     params: impl rusqlite::Params,
     doing: &str,
 ) -> Result<Vec<Task>> {
-    let mut tasks = Vec::new();
-    let read = || -> rusqlite::Result<Result<()>> {
-        let mut statement = conn.prepare_cached(sql)?;
-        let mut rows = statement.query(params)?;
-        while let Some(row) = rows.next()? {
-            match decode_task(row.get_ref(0)?) {
-                Ok(task) => tasks.push(task),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok(Ok(()))
-    };
-    read().map_err(|e| db_error(doing, e))??;
-    Ok(tasks)
+    query_rows(conn, sql, params, doing, |r| Ok(decode_task(r.get_ref(0)?)))
+}
+
+/// The rowid and the task in the first two columns of each row `sql` returns.
+fn query_stored(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+) -> Result<Vec<Stored>> {
+    query_rows(conn, sql, params, doing, |r| {
+        let row = r.get(0)?;
+        Ok(decode_task(r.get_ref(1)?).map(|task| Stored { row, task }))
+    })
 }
 
 /// The live tasks as the file has them.
-pub(super) fn read_live(conn: &Connection) -> Result<Vec<Task>> {
-    query_tasks(
+pub(super) fn read_live(conn: &Connection) -> Result<Vec<Stored>> {
+    query_stored(
         conn,
-        "SELECT task FROM tasks WHERE state IN ('pending', 'in_progress')",
+        "SELECT rowid, task FROM tasks WHERE state IN ('pending', 'in_progress')",
         (),
         "read the live tasks",
     )
+}
+
+/// The largest rowid of the tasks table (0 when empty): new tasks take the next ones.
+pub(super) fn last_row(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT coalesce(max(rowid), 0) FROM tasks", [], |r| {
+        r.get(0)
+    })
+    .map_err(|e| db_error("read the last task row", e))
 }
 
 /// A limit as SQLite takes it: -1 for none.
@@ -152,10 +210,10 @@ fn limit_column(limit: Option<usize>) -> i64 {
     limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
 }
 
-/// The task `repo#number`, if the file has it.
-pub(super) fn read_task(conn: &Connection, repo: &str, number: i64) -> Result<Option<Task>> {
-    let sql = "SELECT task FROM tasks WHERE repo = ?1 AND number = ?2";
-    Ok(query_tasks(conn, sql, (repo, number), "read a task")?.pop())
+/// The task `repo#number` and its row, if the file has it.
+pub(super) fn read_task(conn: &Connection, repo: &str, number: i64) -> Result<Option<Stored>> {
+    let sql = "SELECT rowid, task FROM tasks WHERE repo = ?1 AND number = ?2";
+    Ok(query_stored(conn, sql, (repo, number), "read a task")?.pop())
 }
 
 /// The tasks that pass `filter`, ordered by id.
