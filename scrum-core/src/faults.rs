@@ -369,6 +369,7 @@ impl<R: WorkflowRunner> WorkflowRunner for Faulty<R> {
             Err(e) => RunOutcome::Failure(Failure {
                 reason: e.to_string(),
                 retryable: true,
+                ..Failure::default()
             }),
         }
     }

@@ -72,6 +72,7 @@ pub mod queue;
 pub mod redact;
 pub mod runner;
 pub mod source;
+pub mod spend;
 pub mod state;
 pub mod worker;
 pub mod workers;
@@ -89,4 +90,5 @@ pub use queue::{
 };
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};
+pub use spend::Spend;
 pub use workers::{HostReport, WorkerRecord, WorkerRegistry};

@@ -622,15 +622,25 @@ pub struct Completion {
     pub cost_usd: Option<f64>,
     /// Model tokens the run used, when known.
     pub tokens: Option<u64>,
+    /// Times the review sent the work back before approving it, when the worker
+    /// ran a workflow with a review (reports stored before this read as `None`).
+    #[serde(default)]
+    pub revisions: Option<u32>,
 }
 
 /// What a worker reports when an attempt failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// What went wrong (redacted before it reaches an issue comment).
     pub reason: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
+    /// What the failed attempt cost in US dollars, when known.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the failed attempt used, when known.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 /// How a lease ended: a repeat of the same call with the same token is a no-op.
@@ -700,9 +710,31 @@ pub struct Task {
     /// may not approve: the task is not handed out, and a holder is told to stop.
     #[serde(default)]
     pub review: Option<Review>,
+    /// What this run's attempts cost in US dollars, summed over the reports that
+    /// said (failures and the completion); `None` while none did.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens this run's attempts used, summed likewise.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 impl Task {
+    /// Adds a report's cost and tokens to the run's.
+    pub fn add_spend(&mut self, cost_usd: Option<f64>, tokens: Option<u64>) {
+        let mut spend = self.spend();
+        spend.add(crate::Spend { cost_usd, tokens });
+        (self.cost_usd, self.tokens) = (spend.cost_usd, spend.tokens);
+    }
+
+    /// What this run cost so far.
+    pub fn spend(&self) -> crate::Spend {
+        crate::Spend {
+            cost_usd: self.cost_usd,
+            tokens: self.tokens,
+        }
+    }
+
     /// The key claims are ordered by: priority, then the oldest issue, then the id.
     pub fn order_key(&self) -> (u8, Timestamp, TaskId) {
         (

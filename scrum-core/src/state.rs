@@ -300,8 +300,14 @@ pub enum EffectKind {
         attempts: u32,
         /// From queueing to completion, in milliseconds.
         duration_ms: u64,
-        /// The cost in US dollars, when known.
+        /// The run's cost in US dollars (every attempt's), when known.
         cost_usd: Option<f64>,
+        /// The run's model tokens, when known.
+        #[serde(default)]
+        tokens: Option<u64>,
+        /// Times the review sent the work back, when the workflow had one.
+        #[serde(default)]
+        revisions: Option<u32>,
     },
     /// Remove ready and in-progress, add failed, comment with the reason.
     Failed {
@@ -440,6 +446,8 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         effects_written_at: None,
         approval: None,
         review: None,
+        cost_usd: None,
+        tokens: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -513,13 +521,16 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 return Ok(unchanged(task));
             }
             let lease = live_lease(task, token, now)?;
+            next.add_spend(completion.cost_usd, completion.tokens);
             let kind = EffectKind::Completed {
                 pr_url: completion.pr_url.clone(),
                 worker: lease.worker.clone(),
                 attempts: task.attempts,
                 duration_ms: u64::try_from(now.since(task.enqueued_at).as_millis())
                     .unwrap_or(u64::MAX),
-                cost_usd: completion.cost_usd,
+                cost_usd: next.cost_usd,
+                tokens: next.tokens,
+                revisions: completion.revisions,
             };
             finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
             next.completion = Some(completion);
@@ -530,6 +541,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 return Ok(unchanged(task));
             }
             live_lease(task, token, now)?;
+            next.add_spend(failure.cost_usd, failure.tokens);
             end_attempt(&mut next, &mut effects, failure, LeaseEnd::Failed, ctx);
         }
         Event::Expire => {
@@ -548,6 +560,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             let failure = Failure {
                 reason: reason.to_string(),
                 retryable: true,
+                ..Failure::default()
             };
             end_attempt(&mut next, &mut effects, failure, LeaseEnd::Expired, ctx);
         }
@@ -775,6 +788,8 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     // A new run's text is approved anew (the engine records it after the enqueue).
     next.approval = None;
     next.review = None;
+    next.cost_usd = None;
+    next.tokens = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

@@ -202,6 +202,7 @@ impl WorkerLoop {
             let outcome = RunOutcome::Failure(Failure {
                 reason: TEXT_MISMATCH.to_string(),
                 retryable: true,
+                ..Failure::default()
             });
             return match self.report(&a, &outcome).await {
                 Ok(()) => Handled::Reported(outcome),

@@ -540,6 +540,7 @@ impl WorkSource for OrchestratorClient {
             error: None,
             cost_usd: c.cost_usd,
             tokens: c.tokens,
+            revisions: c.revisions,
         };
         OrchestratorClient::complete(self, &req).await.map(|_| ())
     }
@@ -549,6 +550,8 @@ impl WorkSource for OrchestratorClient {
             task: task_ref(worker, a),
             error: f.reason,
             retryable: Some(f.retryable),
+            cost_usd: f.cost_usd,
+            tokens: f.tokens,
         };
         self.failed(&req).await.map(|_| ())
     }

@@ -110,6 +110,8 @@ fn request(extra: Value, required: &[&str]) -> Value {
 
 fn schemas() -> Value {
     let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"] });
+    let token_count =
+        json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
     json!({
         "Error": {
             "type": "object",
@@ -181,11 +183,14 @@ fn schemas() -> Value {
             "success": { "type": "boolean" },
             "error": nullable("string"),
             "cost_usd": nullable("number"),
-            "tokens": { "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true }
+            "tokens": token_count.clone(),
+            "revisions": { "type": "integer", "minimum": 0, "nullable": true }
         }), &["success"]),
         "FailedRequest": request(json!({
             "error": { "type": "string" },
-            "retryable": nullable("boolean")
+            "retryable": nullable("boolean"),
+            "cost_usd": nullable("number"),
+            "tokens": token_count.clone()
         }), &["error"]),
         "HeartbeatRequest": request(json!({}), &[]),
         "ReleaseRequest": request(json!({ "reason": nullable("string") }), &[]),
@@ -299,7 +304,9 @@ fn schemas() -> Value {
                 "cancel_requested": { "type": "boolean" },
                 "approved_by": nullable("string"),
                 "text_changed": { "type": "boolean" },
-                "edited_by": nullable("string")
+                "edited_by": nullable("string"),
+                "cost_usd": nullable("number"),
+                "tokens": token_count
             }
         },
         "QueueResponse": {

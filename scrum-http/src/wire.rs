@@ -140,10 +140,13 @@ pub struct CompleteRequest {
     /// *Added*: model tokens the run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<u64>,
+    /// *Added*: times the review sent the work back before approving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<u32>,
 }
 
 /// The body of `POST /work/failed`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedRequest {
     /// Which task.
     #[serde(flatten)]
@@ -153,6 +156,12 @@ pub struct FailedRequest {
     /// *Added*: whether another attempt may succeed (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// *Added*: what the failed attempt cost in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// *Added*: model tokens the failed attempt used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
 }
 
 /// The body of `POST /work/heartbeat`.
@@ -278,6 +287,12 @@ pub struct QueueEntry {
     /// *Added*: who made that change, while `text_changed`.
     #[serde(default)]
     pub edited_by: Option<String>,
+    /// *Added*: what this run's attempts cost in US dollars, as reported.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// *Added*: model tokens this run's attempts used, as reported.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 /// The query of `GET /queue`: one page of each list.

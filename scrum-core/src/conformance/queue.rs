@@ -121,6 +121,7 @@ fn retryable(reason: &str) -> Failure {
     Failure {
         reason: reason.into(),
         retryable: true,
+        ..Failure::default()
     }
 }
 
@@ -129,6 +130,7 @@ fn done() -> Completion {
         pr_url: Some("https://github.com/acme/widgets/pull/1".into()),
         cost_usd: Some(0.5),
         tokens: Some(1000),
+        revisions: None,
     }
 }
 
@@ -564,6 +566,7 @@ pub async fn final_failure_is_failed_with_one_effect(q: &dyn WorkQueue) {
     let fatal = Failure {
         reason: "the issue asks for something impossible".into(),
         retryable: false,
+        ..Failure::default()
     };
     let failed = q.fail(&t.id, token(&t), fatal, at(103)).await.unwrap();
     assert_eq!((failed.state, failed.attempts), (TaskState::Failed, 1));
@@ -714,6 +717,7 @@ pub async fn retry_failed_starts_new_run(q: &dyn WorkQueue) {
     let fatal = Failure {
         reason: "no".into(),
         retryable: false,
+        ..Failure::default()
     };
     q.fail(&t.id, token(&t), fatal, at(1)).await.unwrap();
     ack_all(q, at(2)).await;

@@ -118,6 +118,8 @@ impl Orchestrator {
                 attempts,
                 duration_ms,
                 cost_usd,
+                tokens,
+                revisions,
             } => {
                 let mut body = match pr_url {
                     Some(url) => format!("Completed: {url}\n\n"),
@@ -127,8 +129,12 @@ impl Orchestrator {
                     "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
                     human_duration(*duration_ms)
                 ));
-                if let Some(cost) = cost_usd {
-                    body.push_str(&format!("- cost: ${cost:.2}\n"));
+                let spend = crate::Spend {
+                    cost_usd: *cost_usd,
+                    tokens: *tokens,
+                };
+                if let Some(spent) = spend.describe(*revisions) {
+                    body.push_str(&format!("- cost: {spent}\n"));
                 }
                 src.comment(id, &effect.marker(), &body).await?;
                 src.set_labels(id, &one(&labels.completed), &self.live_labels())

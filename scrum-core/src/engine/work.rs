@@ -245,6 +245,7 @@ impl Orchestrator {
         let failure = Failure {
             reason: ABANDONED.to_string(),
             retryable: true,
+            ..Failure::default()
         };
         match self.fail(worker, &id, lease.token, failure).await {
             // Someone else ended it meanwhile (the reaper, a late report): nothing to do.

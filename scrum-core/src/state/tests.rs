@@ -132,6 +132,7 @@ fn fail(retryable: bool) -> Event {
         failure: Failure {
             reason: "boom".into(),
             retryable,
+            ..Failure::default()
         },
     }
 }
@@ -554,6 +555,7 @@ fn failure_reasons_are_redacted_before_they_reach_an_effect() {
         failure: Failure {
             reason: "git push https://x:ghp_0123456789abcdefghijklmnop@github.com failed".into(),
             retryable: false,
+            ..Failure::default()
         },
     };
     let s = step(&claimed(), event, t(3)).unwrap();
@@ -636,6 +638,7 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
             failure: Failure {
                 reason: "x".into(),
                 retryable,
+                ..Failure::default()
             },
         }),
         token.prop_map(|token| Event::Release {

@@ -214,6 +214,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
         text_changed: t.review.is_some(),
         edited_by: t.review.as_ref().map(|r| r.editor.clone()),
+        cost_usd: t.cost_usd,
+        tokens: t.tokens,
     }
 }
 

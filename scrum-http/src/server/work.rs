@@ -90,6 +90,7 @@ pub(super) async fn complete(
             pr_url: req.pr_url,
             cost_usd: req.cost_usd,
             tokens: req.tokens,
+            revisions: req.revisions,
         };
         o.complete(&worker, &id, token, completion).await
     } else {
@@ -98,6 +99,8 @@ pub(super) async fn complete(
                 .error
                 .unwrap_or_else(|| "the worker reported success: false".to_string()),
             retryable: true,
+            cost_usd: req.cost_usd,
+            tokens: req.tokens,
         };
         o.fail(&worker, &id, token, failure).await
     };
@@ -117,6 +120,8 @@ pub(super) async fn failed(
     let failure = Failure {
         reason: req.error,
         retryable: req.retryable.unwrap_or(true),
+        cost_usd: req.cost_usd,
+        tokens: req.tokens,
     };
     let result = s.orchestrator().fail(&worker, &id, token, failure).await;
     reported(&s, result, &s.metrics().failures)
