@@ -414,6 +414,19 @@ impl<W: WorkSource> WorkSource for Faulty<W> {
             .call("fail", self.inner.fail(worker, assignment, failure))
             .await
     }
+    async fn clarify(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        clarification: crate::model::Clarification,
+    ) -> Result<()> {
+        self.faults
+            .call(
+                "clarify",
+                self.inner.clarify(worker, assignment, clarification),
+            )
+            .await
+    }
     async fn release(
         &self,
         worker: &WorkerId,

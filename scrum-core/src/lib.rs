@@ -80,9 +80,9 @@ pub mod workers;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
 pub use model::{
-    Approval, Assignment, Completion, Failure, HeartbeatReply, Lease, LeaseEnd, LeaseKind,
-    LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState, Timestamp,
-    WorkerId,
+    Approval, Assignment, Clarification, Completion, Failure, HeartbeatReply, Lease, LeaseEnd,
+    LeaseKind, LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState,
+    Timestamp, WorkerId,
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{

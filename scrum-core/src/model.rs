@@ -477,24 +477,30 @@ pub enum TaskState {
     Failed,
     /// The issue was closed or lost its ready label. Terminal.
     Cancelled,
+    /// Waiting for a person to answer the worker's questions (posted on the issue,
+    /// labelled needs-clarification). Terminal: the ready label, once back, starts
+    /// a new run.
+    Parked,
 }
 
 impl TaskState {
-    /// Completed, Failed and Cancelled are terminal: no event but a new run leaves them.
+    /// Completed, Failed, Cancelled and Parked are terminal: no event but a new
+    /// run leaves them.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskState::Completed | TaskState::Failed | TaskState::Cancelled
+            TaskState::Completed | TaskState::Failed | TaskState::Cancelled | TaskState::Parked
         )
     }
 
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 5] = [
+    pub const ALL: [TaskState; 6] = [
         TaskState::Pending,
         TaskState::InProgress,
         TaskState::Completed,
         TaskState::Failed,
         TaskState::Cancelled,
+        TaskState::Parked,
     ];
 
     /// The snake_case name used in JSON and SQL.
@@ -505,6 +511,7 @@ impl TaskState {
             TaskState::Completed => "completed",
             TaskState::Failed => "failed",
             TaskState::Cancelled => "cancelled",
+            TaskState::Parked => "parked",
         }
     }
 }
@@ -643,6 +650,23 @@ pub struct Failure {
     pub tokens: Option<u64>,
 }
 
+/// What a worker reports when the issue needs a person's answers before any work:
+/// the questions go on the issue, and the task is parked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clarification {
+    /// What to ask, one question each.
+    pub questions: Vec<String>,
+    /// Why the issue cannot be done as written.
+    #[serde(default)]
+    pub reasoning: String,
+    /// What the check cost in US dollars, when known.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the check used, when known.
+    #[serde(default)]
+    pub tokens: Option<u64>,
+}
+
 /// How a lease ended: a repeat of the same call with the same token is a no-op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -657,6 +681,8 @@ pub enum LeaseEnd {
     Expired,
     /// The task was cancelled while held.
     Cancelled,
+    /// The worker asked for clarification.
+    Parked,
 }
 
 /// One run of one issue. See [`crate::state`] for how it moves.

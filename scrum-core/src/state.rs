@@ -25,19 +25,27 @@
 //! | InProgress, live token | `Fail` retryable, attempts < max | Pending after backoff | `RetryScheduled` |
 //! | InProgress, live token | `Fail` otherwise | Failed | `Failed` |
 //! | InProgress, live token | `Release` | Pending, attempt refunded | – |
+//! | InProgress, live token | `Clarify` (the issue needs answers) | Parked, attempt refunded | `ClarificationRequested` |
 //! | InProgress, lease lapsed | `Expire` | as `Fail` retryable, reason "worker lost" | as `Fail` |
 //! | InProgress | `Resume` (orchestrator start) | InProgress, lease at least one period from now, up to the deadline | – |
 //! | Pending | `Cancel` | Cancelled | `Cancelled` |
 //! | InProgress | `Cancel` | InProgress, cancel requested, lease cut to the grace period | – |
 //! | InProgress, cancel requested | `Fail`, `Release`, `Expire` | Cancelled | `Cancelled` |
 //! | terminal, effects written before the issue was seen ready | `Requeue` | Pending, new run | `Queued` |
-//! | Failed or Cancelled | `Retry` (operator) | Pending, new run | `Queued` |
+//! | Failed, Cancelled or Parked | `Retry` (operator) | Pending, new run | `Queued` |
 //! | terminal | `EffectsWritten` | same, effects time recorded | – |
 //! | live | `Approve` | same, the approved text (and who approved it) recorded, a review hold lifted | – |
 //! | Pending | `Hold` (an edit by someone who may not approve) | Pending, held: not handed out | `ReviewRequested` |
 //! | InProgress | `Hold` | InProgress, held: the holder is told to stop, lease cut to the grace period | `ReviewRequested` |
 //! | InProgress, held | `Fail`, `Release`, `Expire` | Pending, held, attempt refunded | – |
 //! | Pending, held | `Claim` | refused (`NotClaimable`) | – |
+//!
+//! `Complete` and `Fail` add the report's cost and tokens to the run's
+//! (`Task::cost_usd`, `Task::tokens`; a new run starts from none). A Parked task is
+//! terminal: its effect posts the questions, adds the needs-clarification label and
+//! removes the ready label; an issue carrying needs-clarification is never ready
+//! ([`crate::Labels::is_ready`]), so the next run starts only once a person removed
+//! it and the ready label is back (`Requeue`).
 //!
 //! A held task is still Pending: its `not_before` is [`Timestamp::NEVER`], so every
 //! backend passes over it as it passes over a task backing off, and `Approve` makes
@@ -56,8 +64,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 use crate::model::{
-    Approval, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Review,
-    Task, TaskId, TaskState, Timestamp, WorkerId,
+    Approval, Clarification, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken,
+    ReadyIssue, Review, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::redact::redact;
 
@@ -223,6 +231,14 @@ pub enum Event {
         /// Why (needs clarification, out of credits, shutting down).
         reason: String,
     },
+    /// The holder found the issue too vague to work on: the task is parked until a
+    /// person answers its questions.
+    Clarify {
+        /// The holder's token.
+        token: LeaseToken,
+        /// The questions.
+        clarification: Clarification,
+    },
     /// The reaper found the lease lapsed.
     Expire,
     /// An orchestrator starts serving the queue, possibly after an outage in which
@@ -321,6 +337,14 @@ pub enum EffectKind {
         /// Why.
         reason: String,
     },
+    /// The issue needs answers: comment with the questions, add needs-clarification,
+    /// remove ready and in-progress.
+    ClarificationRequested {
+        /// The questions (redacted).
+        questions: Vec<String>,
+        /// Why (redacted).
+        reasoning: String,
+    },
     /// The text changed after its approval: comment asking a maintainer to review
     /// the edit and apply the ready label again. No label.
     ReviewRequested {
@@ -341,6 +365,7 @@ impl EffectKind {
             EffectKind::Failed { .. } => "failed",
             EffectKind::Cancelled { .. } => "cancelled",
             EffectKind::ReviewRequested { .. } => "review_requested",
+            EffectKind::ClarificationRequested { .. } => "clarification_requested",
         }
     }
 
@@ -348,7 +373,10 @@ impl EffectKind {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            EffectKind::Completed { .. } | EffectKind::Failed { .. } | EffectKind::Cancelled { .. }
+            EffectKind::Completed { .. }
+                | EffectKind::Failed { .. }
+                | EffectKind::Cancelled { .. }
+                | EffectKind::ClarificationRequested { .. }
         )
     }
 }
@@ -544,6 +572,34 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             next.add_spend(failure.cost_usd, failure.tokens);
             end_attempt(&mut next, &mut effects, failure, LeaseEnd::Failed, ctx);
         }
+        Event::Clarify {
+            token,
+            clarification,
+        } => {
+            if repeats(task, token, LeaseEnd::Parked) {
+                return Ok(unchanged(task));
+            }
+            live_lease(task, token, now)?;
+            next.add_spend(clarification.cost_usd, clarification.tokens);
+            if task.cancel_requested {
+                cancel_now(&mut next, &mut effects, "issue no longer ready", now);
+                next.lease_end = Some(LeaseEnd::Parked);
+            } else if task.review.is_some() {
+                back_to_review(&mut next, LeaseEnd::Parked);
+            } else {
+                finish(&mut next, TaskState::Parked, LeaseEnd::Parked, now);
+                next.attempt_refunded = true;
+                let kind = EffectKind::ClarificationRequested {
+                    questions: clarification.questions.iter().map(|q| redact(q)).collect(),
+                    reasoning: redact(&clarification.reasoning),
+                };
+                next.last_error = Some(redact(&format!(
+                    "needs clarification: {}",
+                    clarification.questions.join(" ")
+                )));
+                effects.push(effect(&next, kind));
+            }
+        }
         Event::Expire => {
             let lease = match (&task.lease, task.state) {
                 (Some(l), TaskState::InProgress) => l,
@@ -622,7 +678,9 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             new_run(&mut next, &mut effects, ctx);
         }
         Event::Retry => match task.state {
-            TaskState::Failed | TaskState::Cancelled => new_run(&mut next, &mut effects, ctx),
+            TaskState::Failed | TaskState::Cancelled | TaskState::Parked => {
+                new_run(&mut next, &mut effects, ctx)
+            }
             TaskState::Completed => return Err(Refusal::Completed),
             _ => return Err(Refusal::Live),
         },

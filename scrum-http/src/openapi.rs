@@ -109,7 +109,7 @@ fn request(extra: Value, required: &[&str]) -> Value {
 }
 
 fn schemas() -> Value {
-    let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"] });
+    let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled", "parked"] });
     let token_count =
         json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
     json!({
@@ -132,7 +132,7 @@ fn schemas() -> Value {
                 "queue": { "type": "object", "required": ["pending", "in_progress", "completed"], "properties": {
                     "pending": { "type": "integer" }, "in_progress": { "type": "integer" },
                     "completed": { "type": "integer" }, "failed": { "type": "integer" },
-                    "cancelled": { "type": "integer" } } },
+                    "cancelled": { "type": "integer" }, "parked": { "type": "integer" } } },
                 "github_connected": { "type": "boolean" },
                 "github": { "type": "object", "properties": {
                     "connected": { "type": "boolean" }, "reason": nullable("string"),
@@ -194,6 +194,12 @@ fn schemas() -> Value {
         }), &["error"]),
         "HeartbeatRequest": request(json!({}), &[]),
         "ReleaseRequest": request(json!({ "reason": nullable("string") }), &[]),
+        "ClarifyRequest": request(json!({
+            "questions": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+            "reasoning": nullable("string"),
+            "cost_usd": nullable("number"),
+            "tokens": token_count.clone()
+        }), &["questions"]),
         "ReportResponse": {
             "type": "object",
             "required": ["status", "task_id", "state"],
@@ -318,6 +324,7 @@ fn schemas() -> Value {
                 "completed": { "type": "array", "items": r("QueueEntry") },
                 "failed": { "type": "array", "items": r("QueueEntry") },
                 "cancelled": { "type": "array", "items": r("QueueEntry") },
+                "parked": { "type": "array", "items": r("QueueEntry") },
                 "counts": { "type": "object", "additionalProperties": { "type": "integer" } },
                 "limit": { "type": "integer" },
                 "offset": { "type": "integer" }
@@ -461,6 +468,7 @@ fn unnamed_document() -> Value {
             "/work/complete": { "post": op("Report a task done (`success: false` counts as a failed attempt)", Some("CompleteRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/failed": { "post": op("Report a failed attempt", Some("FailedRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/heartbeat": { "post": op("Renew a lease; the answer says whether to stop", Some("HeartbeatRequest"), none.clone(), r("HeartbeatResponse"), &report, false) },
+            "/work/clarify": { "post": op("Park a task whose issue needs a person's answers: its questions are posted once, needs-clarification replaces the ready label, no attempt is spent", Some("ClarifyRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/release": { "post": op("Hand a task back without spending an attempt", Some("ReleaseRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/workers": { "get": op("Every worker that called and every configured host", None, none.clone(), r("WorkersResponse"), &[], false) },
             "/workers/{id}/logs": { "get": op("The worker service's recent log, fetched over SSH from its host", None, logs_params, r("LogsResponse"), &[400, 404, 422, 503], false) },

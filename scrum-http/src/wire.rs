@@ -198,7 +198,27 @@ pub struct ReleaseRequest {
     pub reason: Option<String>,
 }
 
-/// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`).
+/// The body of `POST /work/clarify`: the issue needs a person's answers first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClarifyRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// The questions to post on the issue (at least one).
+    pub questions: Vec<String>,
+    /// Why the issue cannot be done as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// What the check cost in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the check used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+/// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`,
+/// `/work/clarify`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportResponse {
     /// `acknowledged` (Python API).
@@ -319,6 +339,9 @@ pub struct QueueResponse {
     pub failed: Vec<QueueEntry>,
     /// *Added*: cancelled tasks.
     pub cancelled: Vec<QueueEntry>,
+    /// *Added*: tasks parked until a person answers the worker's questions.
+    #[serde(default)]
+    pub parked: Vec<QueueEntry>,
     /// *Added*: how many tasks each state holds in all.
     pub counts: Value,
     /// *Added*: the page size used.

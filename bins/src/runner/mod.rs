@@ -13,7 +13,8 @@
 //!
 //! The built-in workflow's verdict says what happened: approved (deliver), rejected
 //! or a failed gate (a failed attempt, with the cost and tokens spent), out of
-//! credits (hand the task back). A workflow command's exit code says it instead: `0` done, `75` (EX_TEMPFAIL) hand
+//! credits (hand the task back), needs clarification (park the task with its
+//! questions). A workflow command's exit code says it instead: `0` done, `75` (EX_TEMPFAIL) hand
 //! the task back without spending an attempt (out of credits, needs clarification),
 //! `65` (EX_DATAERR) failed for good (the issue cannot be done as written), anything
 //! else a failed attempt that may be retried.
@@ -29,7 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scrum_core::{Assignment, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner};
+use scrum_core::{
+    Assignment, Clarification, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use command::Exit;
@@ -262,11 +265,12 @@ impl CommandRunner {
                 "the agent is out of credits: {}",
                 workflow::agent::cap(reason, 300)
             )),
-            // Until the orchestrator parks tasks for clarification, the questions end
-            // the run as a failure a person reads on the issue.
-            Verdict::NeedsClarification { questions, .. } => RunOutcome::Failure(Failure {
-                reason: format!("the issue needs clarification: {}", questions.join(" ")),
-                retryable: false,
+            Verdict::NeedsClarification {
+                questions,
+                reasoning,
+            } => RunOutcome::Clarify(Clarification {
+                questions: questions.clone(),
+                reasoning: reasoning.clone(),
                 cost_usd: report.spend.cost_usd,
                 tokens: report.spend.tokens,
             }),

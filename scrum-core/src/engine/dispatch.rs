@@ -149,6 +149,28 @@ impl Orchestrator {
             EffectKind::Cancelled { .. } => {
                 src.set_labels(id, &[], &one(&labels.in_progress)).await?;
             }
+            EffectKind::ClarificationRequested {
+                questions,
+                reasoning,
+            } => {
+                let mut body = String::from(
+                    "Before an agent works on this issue, it needs answers to these questions:\n\n",
+                );
+                for q in questions {
+                    body.push_str(&format!("- {q}\n"));
+                }
+                if !reasoning.trim().is_empty() {
+                    body.push_str(&format!("\nWhy: {reasoning}\n"));
+                }
+                body.push_str(&format!(
+                    "\nPlease answer in the issue (edit it or comment), then remove the `{}` label and add `{}` again.",
+                    labels.needs_clarification,
+                    labels.ready.join("`, `")
+                ));
+                src.comment(id, &effect.marker(), &body).await?;
+                src.set_labels(id, &one(&labels.needs_clarification), &self.live_labels())
+                    .await?;
+            }
             EffectKind::ReviewRequested { editor, .. } => {
                 let body = format!(
                     "This issue's text was changed by @{editor} after it was approved for an \

@@ -66,6 +66,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
             "completed": c.completed,
             "failed": c.failed,
             "cancelled": c.cancelled,
+            "parked": c.parked,
         },
         "github_connected": engine.github_connected,
         "github": {
@@ -189,6 +190,7 @@ pub(super) async fn queue(
         completed: next(),
         failed: next(),
         cancelled: next(),
+        parked: next(),
         counts: serde_json::to_value(counts).unwrap_or(Value::Null),
         limit,
         offset,
