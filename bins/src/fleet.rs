@@ -58,7 +58,7 @@ git commit -q -m "Resolve #$ISSUE_NUMBER"
 /// - `[rate-limited]`: the first architect call fails with a rate limit (reported
 ///   as `subtype: success` with `is_error: true`, as Claude Code does);
 /// - `[no-credits]`: the first call fails for a credit balance too low;
-/// - `[vague]`: the clarification check asks a question.
+/// - `[vague]`: the first clarification check asks two questions.
 ///
 /// Each call's prompt and arguments are kept in `$FAKE_CLAUDE_STATE/<owner>_<repo>_issue-N/`
 /// as `<role>-<n>.prompt` and `.args` (and `leaked` if a GitHub or orchestrator
@@ -98,7 +98,7 @@ esac
 case "$role" in
   clarify)
     case "$title" in
-      *"[vague]"*) answer 0.02 success false '{\"needs_clarification\": true, \"questions\": [\"Which page should change?\", \"What should it look like?\"], \"reasoning\": \"The issue names no page.\"}' ;;
+      *"[vague]"*) if [ "$n" = 1 ]; then answer 0.02 success false '{\"needs_clarification\": true, \"questions\": [\"Which page should change?\", \"What should it look like?\"], \"reasoning\": \"The issue names no page.\"}'; else answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Answered.\"}'; fi ;;
       *) answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Clear enough.\"}' ;;
     esac ;;
   architect)

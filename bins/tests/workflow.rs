@@ -15,6 +15,11 @@
 //! 6. a rate limit, then success: retried within the phase, one attempt;
 //! 7. out of credits: handed back without spending an attempt, then completed.
 //!
+//! 5. Apart, a vague issue: the clarification check's questions are posted once,
+//!    `needs-clarification` replaces `ai-ready`, the task is parked with no
+//!    attempt spent and stays so while the label is there, even with `ai-ready`
+//!    back; once a person removes it, a new run completes the issue.
+//!
 //! And `scrum-worker --help`, `workflow show` and a missing agent, as a user sees them.
 
 use std::path::Path;
@@ -270,6 +275,113 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     ] {
         assert!(logs.contains(part), "the task logs record {part:?}");
     }
+}
+
+/// Waits until the orchestrator has finished two more polls than when called, so
+/// that one poll started after whatever the caller just changed.
+async fn two_polls(fleet: &Fleet, client: &OrchestratorClient) {
+    let last_poll = || async {
+        client
+            .health()
+            .await
+            .ok()
+            .and_then(|h| h.github)
+            .and_then(|g| g.last_poll)
+    };
+    let mut seen = last_poll().await;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        loop {
+            let now = last_poll().await;
+            if now.is_some() && now != seen {
+                seen = now;
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                common_fail(fleet, "the orchestrator stopped polling");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn common_fail(fleet: &Fleet, what: &str) -> ! {
+    let log = std::fs::read_to_string(fleet.log("orchestrator")).unwrap_or_default();
+    panic!("{what}\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vague_issue_is_parked_with_its_questions_until_a_person_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let issues = [("acme/web", "Restyle the page [vague]")];
+    let mut fleet = Fleet::prepare(dir.path(), bin_dir(), &issues)
+        .await
+        .unwrap();
+    fleet.set_env("MAX_ATTEMPTS", "1");
+    fleet.start_orchestrator().await.unwrap();
+    fleet.start_agent_worker("agent-1").unwrap();
+    let id = fleet.issues[0].clone();
+    let gh = &fleet.github;
+    fleet
+        .wait_for(
+            "the questions to be posted",
+            Duration::from_secs(60),
+            || gh.labels(&id) == ["needs-clarification"],
+        )
+        .await;
+    let asked = comment_with(gh.comments(&id), "needs answers to these questions");
+    assert!(
+        asked.contains("- Which page should change?\n- What should it look like?"),
+        "{asked}"
+    );
+    assert!(asked.contains("Why: The issue names no page."), "{asked}");
+    assert!(
+        asked.contains("remove the `needs-clarification` label"),
+        "{asked}"
+    );
+    assert_eq!(
+        count(&fleet, &id, "architect"),
+        0,
+        "no agent works on a vague issue"
+    );
+    let client = OrchestratorClient::new(&fleet.url()).unwrap();
+    let queue = client.queue(&QueueQuery::default()).await.unwrap();
+    let parked = entry(&queue.parked, &id);
+    assert_close(parked.cost_usd, 0.02, "the check's cost");
+    assert!(
+        parked
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Which page")),
+        "{parked:?}"
+    );
+    assert_eq!(client.health().await.unwrap().queue.parked, 1);
+    assert!(
+        !gh.comments(&id).iter().any(|c| c.contains("failed")),
+        "parking is no failure: {:?}",
+        gh.comments(&id)
+    );
+
+    // The ready label back while needs-clarification stays: still parked.
+    gh.set_labels(&id, &["needs-clarification", "ai-ready"]);
+    two_polls(&fleet, &client).await;
+    let queue = client.queue(&QueueQuery::default()).await.unwrap();
+    assert_eq!(entry(&queue.parked, &id).task_id, id.to_string());
+    assert_eq!(count(&fleet, &id, "clarify"), 1);
+
+    // A person answered and removed it: a new run does the work.
+    gh.set_labels(&id, &["ai-ready"]);
+    fleet
+        .wait_for("the new run to complete", Duration::from_secs(60), || {
+            gh.labels(&id).contains(&"ai-completed".to_string())
+        })
+        .await;
+    fleet.stop();
+    let gh = &fleet.github;
+    assert_eq!(count(&fleet, &id, "clarify"), 2);
+    let done = comment_with(gh.comments(&id), "Completed:");
+    assert!(done.contains("- attempts: 1"), "{done}");
+    comment_with(gh.comments(&id), "needs answers to these questions");
 }
 
 fn worker(args: &[&str], path: &str) -> (bool, String) {

@@ -490,6 +490,9 @@ pub struct TaskCounts {
     /// *Added*: cancelled tasks.
     #[serde(default)]
     pub cancelled: u64,
+    /// *Added*: tasks parked until a person answers the worker's questions.
+    #[serde(default)]
+    pub parked: u64,
 }
 
 /// The answer to `POST /webhooks/github`.
