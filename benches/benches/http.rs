@@ -149,6 +149,7 @@ fn socket_cycle(c: &mut Criterion) {
                             error: None,
                             cost_usd: None,
                             tokens: None,
+                            revisions: None,
                         })
                         .await
                         .unwrap();

@@ -11,6 +11,11 @@
 //! first attempt, `[always-fails]` fails every attempt, `[slow]` takes
 //! `SLOW_SECS` (default 20) on its first attempt; any other issue gets a file
 //! `changes/issue-N.md` committed.
+//!
+//! Workers started with [`Fleet::start_agent_worker`] run the built-in workflow
+//! instead, over [`FAKE_CLAUDE`], a stand-in for Claude Code first on their `PATH`
+//! that answers with Claude Code's JSON result and commits as each role would. It
+//! reads the same markers, and more (see [`FAKE_CLAUDE`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +41,94 @@ mkdir -p changes
 printf 'Issue #%s: %s (attempt %s)\n' "$ISSUE_NUMBER" "$ISSUE_TITLE" "$ATTEMPT" > "changes/issue-$ISSUE_NUMBER.md"
 git add changes
 git commit -q -m "Resolve #$ISSUE_NUMBER"
+"#;
+
+/// A stand-in for `claude -p --output-format json`: it tells the role from the
+/// appended system prompt, reads the prompt on standard input, and answers with
+/// Claude Code's JSON result (cost $0.25 for the architect, $0.10 for the others;
+/// 1000 input, 200 output, 300 cache tokens each). The architect commits
+/// `changes/issue-N.md`, the tester `tests/issue-N.md`; security says "no security
+/// issues"; the product owner approves. Markers in the issue title change that:
+///
+/// - `[fails-once]`, `[always-fails]`, `[slow]`: as the scripted workflow, in the
+///   architect's call;
+/// - `[lazy-architect]`: the architect commits nothing;
+/// - `[revise-twice]`: the product owner answers REVISE twice, then APPROVE;
+/// - `[revise-forever]`: it always answers REVISE;
+/// - `[rate-limited]`: the first architect call fails with a rate limit (reported
+///   as `subtype: success` with `is_error: true`, as Claude Code does);
+/// - `[no-credits]`: the first call fails for a credit balance too low;
+/// - `[vague]`: the first clarification check asks two questions.
+///
+/// Each call's prompt and arguments are kept in `$FAKE_CLAUDE_STATE/<owner>_<repo>_issue-N/`
+/// as `<role>-<n>.prompt` and `.args` (and `leaked` if a GitHub or orchestrator
+/// token reached it).
+pub const FAKE_CLAUDE: &str = r#"#!/bin/sh
+role=unknown
+for a in "$@"; do
+  case "$a" in
+    *"checking whether an issue can be implemented"*) role=clarify ;;
+    *"You are the Architect"*) role=architect ;;
+    *"You are the Security"*) role=security ;;
+    *"You are the Tester"*) role=tester ;;
+    *"You are the Product Owner"*) role=po ;;
+  esac
+done
+here=$(pwd)
+issue=$(basename "$(dirname "$here")")
+repo=$(basename "$(dirname "$(dirname "$here")")")
+owner=$(basename "$(dirname "$(dirname "$(dirname "$here")")")")
+state="${FAKE_CLAUDE_STATE:-/tmp/fake-claude}/${owner}_${repo}_${issue}"
+mkdir -p "$state"
+n=$(( $(cat "$state/$role.count" 2>/dev/null || echo 0) + 1 ))
+echo "$n" > "$state/$role.count"
+all=$(( $(cat "$state/calls.count" 2>/dev/null || echo 0) + 1 ))
+echo "$all" > "$state/calls.count"
+cat > "$state/$role-$n.prompt"
+printf '%s\n' "$@" > "$state/$role-$n.args"
+if [ -n "$GITHUB_TOKEN$GH_TOKEN$ORCHESTRATOR_API_TOKEN" ]; then echo "$role" >> "$state/leaked"; fi
+title="$ISSUE_TITLE"
+number=${issue#issue-}
+answer() { # cost, subtype, is_error, result (JSON-escaped)
+  printf '{"type":"result","subtype":"%s","is_error":%s,"duration_ms":1200,"duration_api_ms":1000,"num_turns":3,"result":"%s","session_id":"fake-%s-%s","total_cost_usd":%s,"usage":{"input_tokens":1000,"cache_creation_input_tokens":100,"cache_read_input_tokens":200,"output_tokens":200}}\n' "$2" "$3" "$4" "$role" "$n" "$1"
+}
+case "$title" in
+  *"[no-credits]"*) if [ "$all" = 1 ]; then answer 0 success true "Credit balance is too low"; exit 1; fi ;;
+esac
+case "$role" in
+  clarify)
+    case "$title" in
+      *"[vague]"*) if [ "$n" = 1 ]; then answer 0.02 success false '{\"needs_clarification\": true, \"questions\": [\"Which page should change?\", \"What should it look like?\"], \"reasoning\": \"The issue names no page.\"}'; else answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Answered.\"}'; fi ;;
+      *) answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Clear enough.\"}' ;;
+    esac ;;
+  architect)
+    case "$title" in
+      *"[rate-limited]"*) if [ "$n" = 1 ]; then answer 0 success true "API Error: 429 rate_limit_error: Number of request tokens has exceeded your per-minute rate limit"; exit 1; fi ;;
+      *"[always-fails]"*) answer 0.05 error_during_execution true "the tests fail in $here/tests"; exit 1 ;;
+      *"[fails-once]"*) if [ ! -e "$state/failed-once" ]; then touch "$state/failed-once"; answer 0.05 error_during_execution true "flaky: the first try fails"; exit 1; fi ;;
+      *"[slow]"*) if [ ! -e "$state/slow-once" ]; then touch "$state/slow-once"; sleep "${SLOW_SECS:-20}"; fi ;;
+    esac
+    case "$title" in
+      *"[lazy-architect]"*) answer 0.25 success false "I looked around and changed nothing."; exit 0 ;;
+    esac
+    mkdir -p changes
+    printf 'Issue #%s: %s (architect pass %s)\n' "$number" "$title" "$n" > "changes/issue-$number.md"
+    git add changes && git commit -q -m "Implement #$number (pass $n)"
+    answer 0.25 success false "Implemented the change in changes/issue-$number.md." ;;
+  security) answer 0.10 success false "Reviewed the diff: no security issues." ;;
+  tester)
+    mkdir -p tests
+    printf 'Tests for #%s (pass %s)\n' "$number" "$n" > "tests/issue-$number.md"
+    git add tests && git commit -q -m "Test #$number (pass $n)"
+    answer 0.10 success false "Added tests/issue-$number.md; all tests pass." ;;
+  po)
+    case "$title" in
+      *"[revise-forever]"*) answer 0.10 success false 'The change misses the edge cases.\nDECISION: REVISE' ;;
+      *"[revise-twice]"*) if [ "$n" -le 2 ]; then answer 0.10 success false "Please handle empty input (review $n).\\nDECISION: REVISE"; else answer 0.10 success false 'Good now.\nDECISION: APPROVE'; fi ;;
+      *) answer 0.10 success false 'Looks right.\nDECISION: APPROVE' ;;
+    esac ;;
+  *) echo "fake claude: unknown role" >&2; exit 2 ;;
+esac
 "#;
 
 /// How an issue looks on the fake GitHub.
@@ -110,6 +203,16 @@ impl Fleet {
         }
         let workflow = root.join("workflow.sh");
         std::fs::write(&workflow, WORKFLOW)?;
+        let agents = root.join("agents");
+        std::fs::create_dir_all(&agents)?;
+        let claude = agents.join("claude");
+        std::fs::write(&claude, FAKE_CLAUDE)?;
+        std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        // The built-in workflow with waits short enough for a test.
+        let quick = crate::runner::workflow::DEFAULT_WORKFLOW
+            .replace("initial_delay_ms = 30000", "initial_delay_ms = 50")
+            .replace("max_delay_ms = 300000", "max_delay_ms = 200");
+        std::fs::write(root.join("workflow.toml"), quick)?;
         let main = OrchestratorProcess {
             port: free_port()?,
             child: None,
@@ -263,13 +366,23 @@ impl Fleet {
 
     /// Starts a worker named `id`.
     pub fn start_worker(&mut self, id: &str) -> anyhow::Result<()> {
+        let mut cmd = self.worker_command(id)?;
+        cmd.env(
+            "WORKFLOW_COMMAND",
+            format!("sh {}", self.root.join("workflow.sh").display()),
+        );
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting scrum-worker {id}"))?;
+        self.workers.insert(id.to_string(), child);
+        Ok(())
+    }
+
+    /// `scrum-worker` as worker `id` of this fleet, before its workflow is chosen.
+    fn worker_command(&self, id: &str) -> anyhow::Result<Command> {
         let mut cmd = self.command("scrum-worker", id)?;
         cmd.env("WORKER_ID", id)
             .env("ORCHESTRATOR_URL", self.url())
-            .env(
-                "WORKFLOW_COMMAND",
-                format!("sh {}", self.root.join("workflow.sh").display()),
-            )
             .env("WORKSPACE_DIR", self.root.join("workspaces").join(id))
             .env(
                 "GIT_BASE_URL",
@@ -277,11 +390,55 @@ impl Fleet {
             )
             .env("WORKER_POLL_INTERVAL", "1")
             .env("SHUTDOWN_GRACE", "5");
+        Ok(cmd)
+    }
+
+    /// Starts a worker named `id` that runs the built-in workflow (with retry
+    /// waits of milliseconds) over [`FAKE_CLAUDE`], first on its `PATH`; the fake's
+    /// records go to [`Fleet::agent_state`].
+    pub fn start_agent_worker(&mut self, id: &str) -> anyhow::Result<()> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let mut cmd = self.worker_command(id)?;
+        cmd.env_remove("WORKFLOW_COMMAND")
+            .env("WORKFLOW_FILE", self.root.join("workflow.toml"))
+            .env("FAKE_CLAUDE_STATE", self.agent_state())
+            .env(
+                "PATH",
+                format!("{}:{path}", self.root.join("agents").display()),
+            );
         let child = cmd
             .spawn()
             .with_context(|| format!("starting scrum-worker {id}"))?;
         self.workers.insert(id.to_string(), child);
         Ok(())
+    }
+
+    /// Where [`FAKE_CLAUDE`] keeps what each issue's calls got.
+    pub fn agent_state(&self) -> PathBuf {
+        self.root.join("agent-state")
+    }
+
+    /// What [`FAKE_CLAUDE`] kept for `id`: `(file name, content)`, sorted by name.
+    pub fn agent_records(&self, id: &TaskId) -> Vec<(String, String)> {
+        let dir = self.agent_state().join(format!(
+            "{}_{}_issue-{}",
+            id.repo_name().owner(),
+            id.repo_name().name(),
+            id.number()
+        ));
+        let mut records: Vec<(String, String)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        records.sort();
+        records
     }
 
     /// Kills worker `id` with SIGKILL, mid-task or not.

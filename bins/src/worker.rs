@@ -1,5 +1,6 @@
 //! `scrum-worker`: configuration and wiring of one worker: the HTTP client of the
-//! orchestrator, the [`CommandRunner`], and the core worker loop.
+//! orchestrator, the [`CommandRunner`] (the built-in workflow or a workflow
+//! command), and the core worker loop; and `scrum-worker workflow show|check`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,14 +13,39 @@ use scrum_core::worker::WorkerLoop;
 use scrum_http::{ApiToken, OrchestratorClient};
 use tokio_util::sync::CancellationToken;
 
+use crate::runner::workflow::{AgentSpec, DEFAULT_WORKFLOW, Workflow};
 use crate::runner::{CommandRunner, GitHubPullRequests, GitRemote, RunnerConfig, Secret};
+
+/// What `--help` says after the options: the built-in workflow.
+const WORKFLOW_HELP: &str = "\
+The built-in workflow (used when WORKFLOW_COMMAND is not set) runs a team of agents \
+in the task's clone, each a `claude -p --output-format json` call (Claude Code) with \
+its role as an appended system prompt, its allowed tools, a timeout and a gate, the \
+prompt on standard input:
+  0. clarification check: is the issue clear enough? If not, its questions end the run
+     (SKIP_CLARIFICATION_CHECK=true skips it);
+  1. architect: implements the issue; must commit;
+  2. security: reviews and fixes; must commit or say \"no security issues\";
+  3. tester: writes and runs tests;
+  4. product-owner: answers DECISION: APPROVE, REVISE or REJECT (anything else counts
+     as REVISE). REVISE sends its feedback back to the architect, up to 3 revisions;
+     only APPROVE opens the pull request.
+Rate limits, overloads and timeouts are retried within the phase with backoff; out of \
+credits hands the task back without spending an attempt; a rejection, revisions used \
+up or a failed gate is a failed attempt. Cost and tokens of every call are summed and \
+reported with the outcome. Each phase's prompt, answer, gate and decision go to the \
+attempt's log under WORKSPACE_DIR/logs.
+
+`scrum-worker workflow show` prints the built-in workflow file (TOML: agents, phases, \
+prompts, gates, retries); edit a copy and point WORKFLOW_FILE at it. \
+`scrum-worker workflow check FILE` checks one.";
 
 /// A worker: asks the orchestrator for an issue, runs the AI workflow on it in an
 /// isolated clone, pushes the branch, opens the pull request and reports back.
 ///
 /// Every option is also an environment variable (the name in capitals after it).
 #[derive(Debug, Parser)]
-#[command(name = "scrum-worker", version)]
+#[command(name = "scrum-worker", version, after_long_help = WORKFLOW_HELP)]
 pub struct WorkerCli {
     /// This worker's name, as the orchestrator lists it.
     #[arg(long, env = "WORKER_ID", value_name = "WORKER_ID")]
@@ -35,13 +61,26 @@ pub struct WorkerCli {
         hide_env_values = true
     )]
     pub api_token: Option<Secret>,
-    /// The workflow to run in each clone, with `sh -c` (e.g. `claude -p "$(cat $ISSUE_FILE)"`).
-    /// It gets ISSUE_NUMBER, ISSUE_TITLE, ISSUE_BODY, ISSUE_LABELS, ISSUE_REPOSITORY,
-    /// ISSUE_FILE, BRANCH_NAME, BASE_BRANCH, ATTEMPT, MAX_ATTEMPTS. Exit 0: done;
-    /// 75: hand the task back; 65: give up; other: failed attempt.
+    /// A workflow command to run in each clone with `sh -c`, instead of the built-in
+    /// workflow (see below). It gets ISSUE_NUMBER, ISSUE_TITLE, ISSUE_BODY,
+    /// ISSUE_LABELS, ISSUE_REPOSITORY, ISSUE_FILE, BRANCH_NAME, BASE_BRANCH, ATTEMPT,
+    /// MAX_ATTEMPTS. Exit 0: done; 75: hand the task back; 65: give up; other:
+    /// failed attempt.
     #[arg(long, env = "WORKFLOW_COMMAND", value_name = "WORKFLOW_COMMAND")]
-    pub workflow_command: String,
-    /// Seconds a workflow run may take before it is killed.
+    pub workflow_command: Option<String>,
+    /// A workflow file (TOML) replacing the built-in workflow; `scrum-worker
+    /// workflow show` prints the built-in one to start from.
+    #[arg(long, env = "WORKFLOW_FILE", value_name = "WORKFLOW_FILE")]
+    pub workflow_file: Option<PathBuf>,
+    /// Skip the built-in workflow's clarification check.
+    #[arg(
+        long,
+        env = "SKIP_CLARIFICATION_CHECK",
+        value_name = "SKIP_CLARIFICATION_CHECK"
+    )]
+    pub skip_clarification_check: bool,
+    /// Seconds a workflow command's run may take before it is killed (the built-in
+    /// workflow's phases have their own timeouts).
     #[arg(long, env = "WORKFLOW_TIMEOUT", value_name = "WORKFLOW_TIMEOUT", default_value_t = 2 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub workflow_timeout: u64,
     /// Where mirrors, task clones and logs live.
@@ -55,7 +94,7 @@ pub struct WorkerCli {
     /// Seconds between asks for work when there was none.
     #[arg(long, env = "WORKER_POLL_INTERVAL", value_name = "WORKER_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_poll_interval: u64,
-    /// Passed to the workflow.
+    /// Passed to the workflow and its agents.
     #[arg(
         long,
         env = "ANTHROPIC_API_KEY",
@@ -109,15 +148,46 @@ pub struct WorkerCli {
 }
 
 impl WorkerCli {
+    /// The workflow to run when no command is set: `WORKFLOW_FILE`'s, or the
+    /// built-in one; its agents must be on `PATH`.
+    fn workflow(&self) -> anyhow::Result<Workflow> {
+        match (&self.workflow_command, &self.workflow_file) {
+            (Some(c), _) if c.trim().is_empty() => anyhow::bail!(
+                "WORKFLOW_COMMAND is empty: unset it to run the built-in workflow, or name the command to run in each clone"
+            ),
+            (Some(_), Some(_)) => anyhow::bail!(
+                "WORKFLOW_COMMAND and WORKFLOW_FILE are both set: the command replaces the workflow; set one"
+            ),
+            (Some(_), None) => return Ok(Workflow::builtin()),
+            _ => {}
+        }
+        let workflow = match &self.workflow_file {
+            Some(path) => {
+                Workflow::from_file(path).map_err(|e| anyhow::anyhow!("WORKFLOW_FILE {e}"))?
+            }
+            None => Workflow::builtin(),
+        };
+        for (name, agent) in &workflow.agents {
+            let program = match agent {
+                AgentSpec::Claude { command, .. } => command,
+                AgentSpec::Command { command } => &command[0],
+            };
+            if !on_path(program) {
+                anyhow::bail!(
+                    "the workflow's agent {name} runs `{program}`, which is not on PATH: install it (Claude Code: npm install -g @anthropic-ai/claude-code), point WORKFLOW_FILE at a workflow with another agent, or set WORKFLOW_COMMAND"
+                );
+            }
+        }
+        Ok(workflow)
+    }
+
     /// Runs the worker until `shutdown`; a task running then gets `SHUTDOWN_GRACE` to
     /// finish before it is handed back.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let token = self.github_token.clone().context(
             "GITHUB_TOKEN is not set: the worker needs it to push branches and open pull requests",
         )?;
-        if self.workflow_command.trim().is_empty() {
-            anyhow::bail!("WORKFLOW_COMMAND is empty: name the workflow to run in each clone");
-        }
+        let workflow = self.workflow()?;
         std::fs::create_dir_all(&self.workspace_dir).with_context(|| {
             format!(
                 "WORKSPACE_DIR {} cannot be created",
@@ -136,6 +206,8 @@ impl WorkerCli {
             RunnerConfig {
                 workspace_dir: self.workspace_dir.clone(),
                 command: self.workflow_command.clone(),
+                workflow: Arc::new(workflow),
+                clarification_check: !self.skip_clarification_check,
                 timeout: Duration::from_secs(self.workflow_timeout),
                 remote: GitRemote {
                     base_url: self.git_base_url.clone(),
@@ -150,12 +222,71 @@ impl WorkerCli {
             },
             Arc::new(GitHubPullRequests::new(&self.github_api_url, token)),
         );
-        tracing::info!(worker = %self.worker_id, orchestrator = %self.orchestrator_url, workspace = %self.workspace_dir.display(), "scrum-worker {} starting", env!("CARGO_PKG_VERSION"));
+        let runs = match (&self.workflow_command, &self.workflow_file) {
+            (Some(_), _) => "WORKFLOW_COMMAND".to_string(),
+            (None, Some(f)) => format!("the workflow of {}", f.display()),
+            (None, None) => "the built-in workflow".to_string(),
+        };
+        tracing::info!(worker = %self.worker_id, orchestrator = %self.orchestrator_url, workspace = %self.workspace_dir.display(), runs = %runs, "scrum-worker {} starting", env!("CARGO_PKG_VERSION"));
         let worker = WorkerLoop::new(self.worker_id.clone(), Arc::new(client), Arc::new(runner))
             .poll_interval(Duration::from_secs(self.worker_poll_interval))
             .shutdown_grace(Duration::from_secs(self.shutdown_grace));
         worker.run(shutdown).await;
         tracing::info!(worker = %self.worker_id, "stopped");
         Ok(())
+    }
+}
+
+/// Whether `program` (a path, or a name looked up on `PATH`) is an existing file.
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join(program).is_file()))
+}
+
+/// `scrum-worker workflow …`: the built-in workflow, and checks of workflow files.
+#[derive(Debug, Parser)]
+#[command(name = "scrum-worker workflow")]
+pub enum WorkflowCli {
+    /// Prints the built-in workflow file.
+    Show,
+    /// Checks a workflow file (agents, phases, gates, templates) and says what it runs.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+impl WorkflowCli {
+    /// Parses `scrum-worker workflow ARGS` when those are the arguments; `None` for
+    /// any other command line.
+    pub fn from_args(args: &[String]) -> Option<Result<WorkflowCli, clap::Error>> {
+        (args.get(1).map(String::as_str) == Some("workflow"))
+            .then(|| WorkflowCli::try_parse_from(&args[1..]))
+    }
+
+    /// Does it: prints the workflow or the check's result.
+    pub fn run(&self) -> anyhow::Result<String> {
+        match self {
+            WorkflowCli::Show => Ok(DEFAULT_WORKFLOW.to_string()),
+            WorkflowCli::Check { file } => {
+                let w = Workflow::from_file(file).map_err(anyhow::Error::msg)?;
+                let phases: Vec<String> = w
+                    .phases
+                    .iter()
+                    .map(|p| format!("{} ({:?})", p.name, p.gate))
+                    .collect();
+                Ok(format!(
+                    "{}: phases {}, then {} (up to {} revisions); clarification check {}\n",
+                    file.display(),
+                    phases.join(", "),
+                    w.review.name,
+                    w.max_revisions(),
+                    if w.clarification { "on" } else { "off" }
+                ))
+            }
+        }
     }
 }

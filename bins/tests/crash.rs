@@ -221,12 +221,14 @@ impl WorkflowRunner for SimulatedWork {
             return RunOutcome::Failure(Failure {
                 reason: "the tests fail".into(),
                 retryable: false,
+                ..Failure::default()
             });
         }
         if title.contains(FAILS_ONCE) && a.attempt == 1 {
             return RunOutcome::Failure(Failure {
                 reason: "flaky: attempt 1 fails".into(),
                 retryable: true,
+                ..Failure::default()
             });
         }
         RunOutcome::Success(Completion {
@@ -238,6 +240,7 @@ impl WorkflowRunner for SimulatedWork {
             )),
             cost_usd: None,
             tokens: None,
+            revisions: None,
         })
     }
 }

@@ -294,6 +294,7 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
         error: None,
         cost_usd: Some(0.42),
         tokens: Some(1234),
+        revisions: None,
     };
     api.complete(&report).await.unwrap();
     let reported = Instant::now();
@@ -325,6 +326,8 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
         task: task_ref(&work),
         error: "the importer's tests fail".into(),
         retryable: Some(false),
+        cost_usd: None,
+        tokens: None,
     };
     api.failed(&failure).await.unwrap();
     let page = format!("{url}/ui/tasks/{}/{}", broken.repo(), broken.number());

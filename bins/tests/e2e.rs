@@ -1,6 +1,7 @@
 //! End to end, with the real binaries: the fake GitHub, a local bare git repository
 //! per repository as the remote, one `scrum-orchestrator` on SQLite and three
-//! `scrum-worker`s running a scripted workflow. 20 issues across 2 repositories; one
+//! `scrum-worker`s: two run a scripted workflow command, the third the built-in
+//! workflow over a fake `claude` (`fleet::FAKE_CLAUDE`). 20 issues across 2 repositories; one
 //! fails once then succeeds, one always fails; a worker is killed with SIGKILL
 //! mid-task; the orchestrator is killed and restarted once.
 
@@ -51,9 +52,10 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
         log.contains("no API token configured: /work/* and the reads (/queue, /workers"),
         "the start-up log does not state the access rule:\n{log}"
     );
-    for w in ["worker-1", "worker-2", "worker-3"] {
+    for w in ["worker-1", "worker-2"] {
         fleet.start_worker(w).unwrap();
     }
+    fleet.start_agent_worker("worker-3").unwrap();
     let client = OrchestratorClient::new(&fleet.url()).unwrap();
 
     // Kill whichever worker holds the slow issue, mid-task; a fresh worker replaces it.
@@ -109,6 +111,7 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
 
     let gh = &fleet.github;
     let mut prs = 0;
+    let mut reviewed = 0;
     for (id, (repo, title)) in fleet.issues.iter().zip(&list) {
         let labels = gh.labels(id);
         let comments = gh.comments(id);
@@ -146,6 +149,15 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
         );
         assert_eq!(pulls[0].base, "main");
         prs += 1;
+        if pulls[0].body.contains("| product-owner |") {
+            reviewed += 1;
+            assert!(
+                comments
+                    .iter()
+                    .any(|c| c.contains("- cost: 0 revisions, $")),
+                "{id}: the built-in workflow's completion reports its cost: {comments:?}"
+            );
+        }
         let completed: Vec<_> = comments
             .iter()
             .filter(|c| c.contains("Completed:"))
@@ -175,4 +187,8 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
         }
     }
     assert_eq!(prs, 19);
+    assert!(
+        reviewed > 0,
+        "the built-in workflow completed none of the issues"
+    );
 }

@@ -194,6 +194,7 @@ async fn only_approved_text_reaches_a_worker() {
             error: None,
             cost_usd: None,
             tokens: None,
+            revisions: None,
         })
         .await
         .unwrap();

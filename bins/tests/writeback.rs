@@ -111,6 +111,7 @@ async fn refused_writes_to_one_repository_never_hold_back_another() {
             error: None,
             cost_usd: None,
             tokens: None,
+            revisions: None,
         })
         .await
         .unwrap();

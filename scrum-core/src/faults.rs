@@ -369,6 +369,7 @@ impl<R: WorkflowRunner> WorkflowRunner for Faulty<R> {
             Err(e) => RunOutcome::Failure(Failure {
                 reason: e.to_string(),
                 retryable: true,
+                ..Failure::default()
             }),
         }
     }
@@ -411,6 +412,19 @@ impl<W: WorkSource> WorkSource for Faulty<W> {
     ) -> Result<()> {
         self.faults
             .call("fail", self.inner.fail(worker, assignment, failure))
+            .await
+    }
+    async fn clarify(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        clarification: crate::model::Clarification,
+    ) -> Result<()> {
+        self.faults
+            .call(
+                "clarify",
+                self.inner.clarify(worker, assignment, clarification),
+            )
             .await
     }
     async fn release(

@@ -72,6 +72,7 @@ pub mod queue;
 pub mod redact;
 pub mod runner;
 pub mod source;
+pub mod spend;
 pub mod state;
 pub mod worker;
 pub mod workers;
@@ -79,9 +80,9 @@ pub mod workers;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
 pub use model::{
-    Approval, Assignment, Completion, Failure, HeartbeatReply, Lease, LeaseEnd, LeaseKind,
-    LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState, Timestamp,
-    WorkerId,
+    Approval, Assignment, Clarification, Completion, Failure, HeartbeatReply, Lease, LeaseEnd,
+    LeaseKind, LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState,
+    Timestamp, WorkerId,
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{
@@ -89,4 +90,5 @@ pub use queue::{
 };
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};
+pub use spend::Spend;
 pub use workers::{HostReport, WorkerRecord, WorkerRegistry};

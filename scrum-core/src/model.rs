@@ -493,24 +493,30 @@ pub enum TaskState {
     Failed,
     /// The issue was closed or lost its ready label. Terminal.
     Cancelled,
+    /// Waiting for a person to answer the worker's questions (posted on the issue,
+    /// labelled needs-clarification). Terminal: the ready label, once back, starts
+    /// a new run.
+    Parked,
 }
 
 impl TaskState {
-    /// Completed, Failed and Cancelled are terminal: no event but a new run leaves them.
+    /// Completed, Failed, Cancelled and Parked are terminal: no event but a new
+    /// run leaves them.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskState::Completed | TaskState::Failed | TaskState::Cancelled
+            TaskState::Completed | TaskState::Failed | TaskState::Cancelled | TaskState::Parked
         )
     }
 
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 5] = [
+    pub const ALL: [TaskState; 6] = [
         TaskState::Pending,
         TaskState::InProgress,
         TaskState::Completed,
         TaskState::Failed,
         TaskState::Cancelled,
+        TaskState::Parked,
     ];
 
     /// The snake_case name used in JSON and SQL.
@@ -521,6 +527,7 @@ impl TaskState {
             TaskState::Completed => "completed",
             TaskState::Failed => "failed",
             TaskState::Cancelled => "cancelled",
+            TaskState::Parked => "parked",
         }
     }
 }
@@ -647,15 +654,42 @@ pub struct Completion {
     pub cost_usd: Option<f64>,
     /// Model tokens the run used, when known.
     pub tokens: Option<u64>,
+    /// Times the review sent the work back before approving it, when the worker
+    /// ran a workflow with a review (reports stored before this read as `None`).
+    #[serde(default)]
+    pub revisions: Option<u32>,
 }
 
 /// What a worker reports when an attempt failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// What went wrong (redacted before it reaches an issue comment).
     pub reason: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
+    /// What the failed attempt cost in US dollars, when known.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the failed attempt used, when known.
+    #[serde(default)]
+    pub tokens: Option<u64>,
+}
+
+/// What a worker reports when the issue needs a person's answers before any work:
+/// the questions go on the issue, and the task is parked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clarification {
+    /// What to ask, one question each.
+    pub questions: Vec<String>,
+    /// Why the issue cannot be done as written.
+    #[serde(default)]
+    pub reasoning: String,
+    /// What the check cost in US dollars, when known.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the check used, when known.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 /// How a lease ended: a repeat of the same call with the same token is a no-op.
@@ -672,6 +706,8 @@ pub enum LeaseEnd {
     Expired,
     /// The task was cancelled while held.
     Cancelled,
+    /// The worker asked for clarification.
+    Parked,
 }
 
 /// One run of one issue. See [`crate::state`] for how it moves.
@@ -725,9 +761,31 @@ pub struct Task {
     /// may not approve: the task is not handed out, and a holder is told to stop.
     #[serde(default)]
     pub review: Option<Review>,
+    /// What this run's attempts cost in US dollars, summed over the reports that
+    /// said (failures and the completion); `None` while none did.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// Model tokens this run's attempts used, summed likewise.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 impl Task {
+    /// Adds a report's cost and tokens to the run's.
+    pub fn add_spend(&mut self, cost_usd: Option<f64>, tokens: Option<u64>) {
+        let mut spend = self.spend();
+        spend.add(crate::Spend { cost_usd, tokens });
+        (self.cost_usd, self.tokens) = (spend.cost_usd, spend.tokens);
+    }
+
+    /// What this run cost so far.
+    pub fn spend(&self) -> crate::Spend {
+        crate::Spend {
+            cost_usd: self.cost_usd,
+            tokens: self.tokens,
+        }
+    }
+
     /// The key claims are ordered by: priority, then the oldest issue, then the id.
     pub fn order_key(&self) -> (u8, Timestamp, TaskId) {
         (

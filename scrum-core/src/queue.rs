@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId,
-    TaskState, Timestamp, WorkerId,
+    Clarification, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, ReadyIssue, Task,
+    TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::state::{Effect, Event, Policy};
 use crate::workers::WorkerRegistry;
@@ -192,6 +192,9 @@ pub struct QueueCounts {
     pub failed: u64,
     /// Cancelled.
     pub cancelled: u64,
+    /// Parked until a person answers the worker's questions.
+    #[serde(default)]
+    pub parked: u64,
 }
 
 impl QueueCounts {
@@ -216,6 +219,7 @@ impl QueueCounts {
             TaskState::Completed => &mut self.completed,
             TaskState::Failed => &mut self.failed,
             TaskState::Cancelled => &mut self.cancelled,
+            TaskState::Parked => &mut self.parked,
         }
     }
 }
@@ -380,6 +384,31 @@ pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Task> {
         self.apply(id, Event::Release { token, reason }, now).await
+    }
+
+    /// Parks the task `token` holds: the issue needs a person's answers first.
+    ///
+    /// # Behavior
+    /// - The task is Parked (terminal) with one `ClarificationRequested` effect
+    ///   carrying the questions, and the attempt is handed back (`attempt_refunded`).
+    /// - Repeating the call with the same token succeeds and changes nothing.
+    /// - Parking with a stale token fails with `LeaseLost`.
+    async fn clarify(
+        &self,
+        id: &TaskId,
+        token: LeaseToken,
+        clarification: Clarification,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.apply(
+            id,
+            Event::Clarify {
+                token,
+                clarification,
+            },
+            now,
+        )
+        .await
     }
 
     /// Cancels the task of an issue that was closed or lost its ready label.

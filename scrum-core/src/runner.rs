@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Assignment, Completion, Failure};
+use crate::model::{Assignment, Clarification, Completion, Failure};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +15,9 @@ pub enum RunOutcome {
     /// The runner hands the task back without spending an attempt (needs
     /// clarification, out of credits, shutting down).
     Release(String),
+    /// The issue needs a person's answers first: the questions go on the issue and
+    /// the task is parked, spending no attempt.
+    Clarify(Clarification),
 }
 
 /// What a worker does with an assignment: prepare an isolated workspace, run the AI

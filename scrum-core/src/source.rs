@@ -18,6 +18,15 @@ pub struct Labels {
     pub completed: String,
     /// Added when failed for good.
     pub failed: String,
+    /// Added when the task is parked for clarification (its questions posted); an
+    /// issue carrying it is not ready, whatever else it carries, until a person
+    /// removes it.
+    #[serde(default = "needs_clarification")]
+    pub needs_clarification: String,
+}
+
+fn needs_clarification() -> String {
+    "needs-clarification".into()
 }
 
 impl Default for Labels {
@@ -27,16 +36,17 @@ impl Default for Labels {
             in_progress: "ai-in-progress".into(),
             completed: "ai-completed".into(),
             failed: "ai-failed".into(),
+            needs_clarification: needs_clarification(),
         }
     }
 }
 
 impl Labels {
-    /// Whether `labels` include every ready label (case-insensitive, as GitHub matches).
+    /// Whether `labels` include every ready label (case-insensitive, as GitHub
+    /// matches) and not the needs-clarification label.
     pub fn is_ready<S: AsRef<str>>(&self, labels: &[S]) -> bool {
-        self.ready
-            .iter()
-            .all(|r| labels.iter().any(|l| l.as_ref().eq_ignore_ascii_case(r)))
+        let has = |want: &str| labels.iter().any(|l| l.as_ref().eq_ignore_ascii_case(want));
+        self.ready.iter().all(|r| has(r)) && !has(&self.needs_clarification)
     }
 }
 

@@ -25,19 +25,27 @@
 //! | InProgress, live token | `Fail` retryable, attempts < max | Pending after backoff | `RetryScheduled` |
 //! | InProgress, live token | `Fail` otherwise | Failed | `Failed` |
 //! | InProgress, live token | `Release` | Pending, attempt refunded | – |
+//! | InProgress, live token | `Clarify` (the issue needs answers) | Parked, attempt refunded | `ClarificationRequested` |
 //! | InProgress, lease lapsed | `Expire` | as `Fail` retryable, reason "worker lost" | as `Fail` |
 //! | InProgress | `Resume` (orchestrator start) | InProgress, lease at least one period from now, up to the deadline | – |
 //! | Pending | `Cancel` | Cancelled | `Cancelled` |
 //! | InProgress | `Cancel` | InProgress, cancel requested, lease cut to the grace period | – |
 //! | InProgress, cancel requested | `Fail`, `Release`, `Expire` | Cancelled | `Cancelled` |
 //! | terminal, effects written before the issue was seen ready | `Requeue` | Pending, new run | `Queued` |
-//! | Failed or Cancelled | `Retry` (operator) | Pending, new run | `Queued` |
+//! | Failed, Cancelled or Parked | `Retry` (operator) | Pending, new run | `Queued` |
 //! | terminal | `EffectsWritten` | same, effects time recorded | – |
 //! | live | `Approve` | same, the approved text (and who approved it) recorded, a review hold lifted | – |
 //! | Pending | `Hold` (an edit by someone who may not approve) | Pending, held: not handed out | `ReviewRequested` |
 //! | InProgress | `Hold` | InProgress, held: the holder is told to stop, lease cut to the grace period | `ReviewRequested` |
 //! | InProgress, held | `Fail`, `Release`, `Expire` | Pending, held, attempt refunded | – |
 //! | Pending, held | `Claim` | refused (`NotClaimable`) | – |
+//!
+//! `Complete` and `Fail` add the report's cost and tokens to the run's
+//! (`Task::cost_usd`, `Task::tokens`; a new run starts from none). A Parked task is
+//! terminal: its effect posts the questions, adds the needs-clarification label and
+//! removes the ready label; an issue carrying needs-clarification is never ready
+//! ([`crate::Labels::is_ready`]), so the next run starts only once a person removed
+//! it and the ready label is back (`Requeue`).
 //!
 //! A held task is still Pending: its `not_before` is [`Timestamp::NEVER`], so every
 //! backend passes over it as it passes over a task backing off, and `Approve` makes
@@ -56,8 +64,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 use crate::model::{
-    Approval, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Review,
-    Task, TaskId, TaskState, Timestamp, WorkerId,
+    Approval, Clarification, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken,
+    ReadyIssue, Review, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::redact::redact;
 
@@ -223,6 +231,14 @@ pub enum Event {
         /// Why (needs clarification, out of credits, shutting down).
         reason: String,
     },
+    /// The holder found the issue too vague to work on: the task is parked until a
+    /// person answers its questions.
+    Clarify {
+        /// The holder's token.
+        token: LeaseToken,
+        /// The questions.
+        clarification: Clarification,
+    },
     /// The reaper found the lease lapsed.
     Expire,
     /// An orchestrator starts serving the queue, possibly after an outage in which
@@ -300,8 +316,14 @@ pub enum EffectKind {
         attempts: u32,
         /// From queueing to completion, in milliseconds.
         duration_ms: u64,
-        /// The cost in US dollars, when known.
+        /// The run's cost in US dollars (every attempt's), when known.
         cost_usd: Option<f64>,
+        /// The run's model tokens, when known.
+        #[serde(default)]
+        tokens: Option<u64>,
+        /// Times the review sent the work back, when the workflow had one.
+        #[serde(default)]
+        revisions: Option<u32>,
     },
     /// Remove ready and in-progress, add failed, comment with the reason.
     Failed {
@@ -314,6 +336,14 @@ pub enum EffectKind {
     Cancelled {
         /// Why.
         reason: String,
+    },
+    /// The issue needs answers: comment with the questions, add needs-clarification,
+    /// remove ready and in-progress.
+    ClarificationRequested {
+        /// The questions (redacted).
+        questions: Vec<String>,
+        /// Why (redacted).
+        reasoning: String,
     },
     /// The text changed after its approval: comment asking a maintainer to review
     /// the edit and apply the ready label again. No label.
@@ -335,6 +365,7 @@ impl EffectKind {
             EffectKind::Failed { .. } => "failed",
             EffectKind::Cancelled { .. } => "cancelled",
             EffectKind::ReviewRequested { .. } => "review_requested",
+            EffectKind::ClarificationRequested { .. } => "clarification_requested",
         }
     }
 
@@ -342,7 +373,10 @@ impl EffectKind {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            EffectKind::Completed { .. } | EffectKind::Failed { .. } | EffectKind::Cancelled { .. }
+            EffectKind::Completed { .. }
+                | EffectKind::Failed { .. }
+                | EffectKind::Cancelled { .. }
+                | EffectKind::ClarificationRequested { .. }
         )
     }
 }
@@ -440,6 +474,8 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         effects_written_at: None,
         approval: None,
         review: None,
+        cost_usd: None,
+        tokens: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -513,13 +549,16 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 return Ok(unchanged(task));
             }
             let lease = live_lease(task, token, now)?;
+            next.add_spend(completion.cost_usd, completion.tokens);
             let kind = EffectKind::Completed {
                 pr_url: completion.pr_url.clone(),
                 worker: lease.worker.clone(),
                 attempts: task.attempts,
                 duration_ms: u64::try_from(now.since(task.enqueued_at).as_millis())
                     .unwrap_or(u64::MAX),
-                cost_usd: completion.cost_usd,
+                cost_usd: next.cost_usd,
+                tokens: next.tokens,
+                revisions: completion.revisions,
             };
             finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
             next.completion = Some(completion);
@@ -530,7 +569,36 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 return Ok(unchanged(task));
             }
             live_lease(task, token, now)?;
+            next.add_spend(failure.cost_usd, failure.tokens);
             end_attempt(&mut next, &mut effects, failure, LeaseEnd::Failed, ctx);
+        }
+        Event::Clarify {
+            token,
+            clarification,
+        } => {
+            if repeats(task, token, LeaseEnd::Parked) {
+                return Ok(unchanged(task));
+            }
+            live_lease(task, token, now)?;
+            next.add_spend(clarification.cost_usd, clarification.tokens);
+            if task.cancel_requested {
+                cancel_now(&mut next, &mut effects, "issue no longer ready", now);
+                next.lease_end = Some(LeaseEnd::Parked);
+            } else if task.review.is_some() {
+                back_to_review(&mut next, LeaseEnd::Parked);
+            } else {
+                finish(&mut next, TaskState::Parked, LeaseEnd::Parked, now);
+                next.attempt_refunded = true;
+                let kind = EffectKind::ClarificationRequested {
+                    questions: clarification.questions.iter().map(|q| redact(q)).collect(),
+                    reasoning: redact(&clarification.reasoning),
+                };
+                next.last_error = Some(redact(&format!(
+                    "needs clarification: {}",
+                    clarification.questions.join(" ")
+                )));
+                effects.push(effect(&next, kind));
+            }
         }
         Event::Expire => {
             let lease = match (&task.lease, task.state) {
@@ -548,6 +616,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             let failure = Failure {
                 reason: reason.to_string(),
                 retryable: true,
+                ..Failure::default()
             };
             end_attempt(&mut next, &mut effects, failure, LeaseEnd::Expired, ctx);
         }
@@ -609,7 +678,9 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             new_run(&mut next, &mut effects, ctx);
         }
         Event::Retry => match task.state {
-            TaskState::Failed | TaskState::Cancelled => new_run(&mut next, &mut effects, ctx),
+            TaskState::Failed | TaskState::Cancelled | TaskState::Parked => {
+                new_run(&mut next, &mut effects, ctx)
+            }
             TaskState::Completed => return Err(Refusal::Completed),
             _ => return Err(Refusal::Live),
         },
@@ -775,6 +846,8 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     // A new run's text is approved anew (the engine records it after the enqueue).
     next.approval = None;
     next.review = None;
+    next.cost_usd = None;
+    next.tokens = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, Result};
-use crate::model::{Assignment, Completion, Failure, HeartbeatReply, TaskId, WorkerId};
+use crate::model::{
+    Assignment, Clarification, Completion, Failure, HeartbeatReply, TaskId, WorkerId,
+};
 use crate::runner::{RunOutcome, WorkflowRunner};
 
 /// Where a worker gets work and reports on it: the engine in-process, or the
@@ -88,6 +90,34 @@ pub trait WorkSource: Send + Sync + 'static {
     ///   `LeaseLost`, and the holder keeps its lease.
     async fn release(&self, worker: &WorkerId, assignment: &Assignment, reason: &str)
     -> Result<()>;
+    /// Reports that the issue needs a person's answers: the orchestrator posts the
+    /// questions and parks the task without spending an attempt.
+    ///
+    /// # Behavior
+    /// - The task is parked: `next` does not hand it out again (until the issue is
+    ///   made ready again, a new run).
+    /// - Parking twice with the same assignment succeeds both times.
+    /// - With a stale assignment it fails with `LeaseLost`.
+    ///
+    /// A source that cannot park reports a failure that no retry fixes, with the
+    /// questions as its reason (the default).
+    async fn clarify(
+        &self,
+        worker: &WorkerId,
+        assignment: &Assignment,
+        clarification: Clarification,
+    ) -> Result<()> {
+        let failure = Failure {
+            reason: format!(
+                "the issue needs clarification: {}",
+                clarification.questions.join(" ")
+            ),
+            retryable: false,
+            cost_usd: clarification.cost_usd,
+            tokens: clarification.tokens,
+        };
+        self.fail(worker, assignment, failure).await
+    }
 }
 
 /// A deadline that never comes (a year), for a timer armed later.
@@ -202,6 +232,7 @@ impl WorkerLoop {
             let outcome = RunOutcome::Failure(Failure {
                 reason: TEXT_MISMATCH.to_string(),
                 retryable: true,
+                ..Failure::default()
             });
             return match self.report(&a, &outcome).await {
                 Ok(()) => Handled::Reported(outcome),
@@ -283,6 +314,7 @@ impl WorkerLoop {
                 RunOutcome::Success(c) => self.source.complete(&self.id, a, c.clone()).await,
                 RunOutcome::Failure(f) => self.source.fail(&self.id, a, f.clone()).await,
                 RunOutcome::Release(r) => self.source.release(&self.id, a, r).await,
+                RunOutcome::Clarify(c) => self.source.clarify(&self.id, a, c.clone()).await,
             };
             match sent {
                 Ok(()) => return Ok(()),

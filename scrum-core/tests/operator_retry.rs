@@ -27,6 +27,7 @@ async fn a_retried_run_is_labelled_ready_again_and_survives_the_poll() {
     let give_up = Failure {
         reason: "no".into(),
         retryable: false,
+        ..Failure::default()
     };
     o.fail(&w, &a.task, a.lease_token, give_up).await.unwrap();
     o.dispatch_once().await.unwrap();

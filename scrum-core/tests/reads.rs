@@ -106,6 +106,7 @@ async fn the_last_hour_counts_what_finished_in_it() {
     let give_up = Failure {
         reason: "no".into(),
         retryable: false,
+        ..Failure::default()
     };
     o.fail(&w, &b.task, b.lease_token, give_up).await.unwrap();
     let hour = Duration::from_secs(3600);

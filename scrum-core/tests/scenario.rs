@@ -72,6 +72,7 @@ impl WorkflowRunner for FleetRunner {
             RunOutcome::Failure(Failure {
                 reason: format!("tests failed in /home/worker/ws/{}", a.branch_name),
                 retryable: true,
+                ..Failure::default()
             })
         } else {
             RunOutcome::Success(Completion {
@@ -82,6 +83,7 @@ impl WorkflowRunner for FleetRunner {
                 )),
                 cost_usd: Some(0.25),
                 tokens: None,
+                revisions: None,
             })
         }
     }

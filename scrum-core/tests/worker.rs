@@ -87,6 +87,7 @@ async fn a_lost_lease_stops_the_run_and_reports_nothing() {
         scrum_core::Failure {
             reason: "x".into(),
             retryable: true,
+            ..scrum_core::Failure::default()
         },
     )
     .await

@@ -162,6 +162,7 @@ async fn run(a: Args, orchestrator: Orchestrator, url: String) {
                         error: None,
                         cost_usd: None,
                         tokens: None,
+                        revisions: None,
                     })
                     .await
                     .expect("complete");

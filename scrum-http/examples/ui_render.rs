@@ -95,6 +95,7 @@ async fn fill(queue: &Arc<dyn WorkQueue>, tasks: u64, waiting: usize) {
             let failure = Failure {
                 reason: "the tests fail".into(),
                 retryable: false,
+                ..Failure::default()
             };
             queue.fail(&task.id, token, failure, now).await
         } else {
@@ -102,6 +103,7 @@ async fn fill(queue: &Arc<dyn WorkQueue>, tasks: u64, waiting: usize) {
                 pr_url: Some(format!("https://github.com/{}/pull/{n}", task.id.repo())),
                 cost_usd: Some(0.5),
                 tokens: Some(1000),
+                revisions: None,
             };
             queue.complete(&task.id, token, done, now).await
         };

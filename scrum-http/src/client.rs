@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use scrum_core::worker::WorkSource;
 use scrum_core::{
-    Assignment, Completion, Error, ErrorKind, Failure, HeartbeatReply, LeaseToken, ReadyIssue,
-    Result, TaskId, Timestamp, WorkerId,
+    Assignment, Clarification, Completion, Error, ErrorKind, Failure, HeartbeatReply, LeaseToken,
+    ReadyIssue, Result, TaskId, Timestamp, WorkerId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::ApiToken;
 use crate::wire::{
-    ActionResponse, CompleteRequest, DrainRequest, EffectState, EffectsResponse,
+    ActionResponse, ClarifyRequest, CompleteRequest, DrainRequest, EffectState, EffectsResponse,
     EffectsRetryRequest, EffectsRetryResponse, ErrorBody, FailedRequest, HealthResponse,
     HeartbeatRequest, HeartbeatResponse, LeaseMode, NextQuery, NextResponse, QueueQuery,
     QueueResponse, ReleaseRequest, ReportResponse, TaskAction, TaskRef, WorkItem, WorkersResponse,
@@ -176,6 +176,11 @@ impl OrchestratorClient {
     /// `POST /work/heartbeat`.
     pub async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatResponse> {
         self.report("/work/heartbeat", req, &req.task).await
+    }
+
+    /// `POST /work/clarify`.
+    pub async fn clarify_task(&self, req: &ClarifyRequest) -> Result<ReportResponse> {
+        self.report("/work/clarify", req, &req.task).await
     }
 
     /// `POST /work/release`.
@@ -540,6 +545,7 @@ impl WorkSource for OrchestratorClient {
             error: None,
             cost_usd: c.cost_usd,
             tokens: c.tokens,
+            revisions: c.revisions,
         };
         OrchestratorClient::complete(self, &req).await.map(|_| ())
     }
@@ -549,8 +555,21 @@ impl WorkSource for OrchestratorClient {
             task: task_ref(worker, a),
             error: f.reason,
             retryable: Some(f.retryable),
+            cost_usd: f.cost_usd,
+            tokens: f.tokens,
         };
         self.failed(&req).await.map(|_| ())
+    }
+
+    async fn clarify(&self, worker: &WorkerId, a: &Assignment, c: Clarification) -> Result<()> {
+        let req = ClarifyRequest {
+            task: task_ref(worker, a),
+            questions: c.questions,
+            reasoning: Some(c.reasoning).filter(|r| !r.is_empty()),
+            cost_usd: c.cost_usd,
+            tokens: c.tokens,
+        };
+        self.clarify_task(&req).await.map(|_| ())
     }
 
     async fn release(&self, worker: &WorkerId, a: &Assignment, reason: &str) -> Result<()> {

@@ -71,7 +71,7 @@
 //!         lease_token: Some(work.lease_token.clone()),
 //!     },
 //!     pr_url: Some("https://github.com/acme/widgets/pull/2".into()),
-//!     success: true, error: None, cost_usd: None, tokens: None,
+//!     success: true, error: None, cost_usd: None, tokens: None, revisions: None,
 //! }).await.unwrap();
 //! assert_eq!(done.state, "completed");
 //! # });

@@ -109,7 +109,9 @@ fn request(extra: Value, required: &[&str]) -> Value {
 }
 
 fn schemas() -> Value {
-    let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"] });
+    let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled", "parked"] });
+    let token_count =
+        json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
     json!({
         "Error": {
             "type": "object",
@@ -130,7 +132,7 @@ fn schemas() -> Value {
                 "queue": { "type": "object", "required": ["pending", "in_progress", "completed"], "properties": {
                     "pending": { "type": "integer" }, "in_progress": { "type": "integer" },
                     "completed": { "type": "integer" }, "failed": { "type": "integer" },
-                    "cancelled": { "type": "integer" } } },
+                    "cancelled": { "type": "integer" }, "parked": { "type": "integer" } } },
                 "github_connected": { "type": "boolean" },
                 "github": { "type": "object", "properties": {
                     "connected": { "type": "boolean" }, "reason": nullable("string"),
@@ -181,14 +183,23 @@ fn schemas() -> Value {
             "success": { "type": "boolean" },
             "error": nullable("string"),
             "cost_usd": nullable("number"),
-            "tokens": { "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true }
+            "tokens": token_count.clone(),
+            "revisions": { "type": "integer", "minimum": 0, "nullable": true }
         }), &["success"]),
         "FailedRequest": request(json!({
             "error": { "type": "string" },
-            "retryable": nullable("boolean")
+            "retryable": nullable("boolean"),
+            "cost_usd": nullable("number"),
+            "tokens": token_count.clone()
         }), &["error"]),
         "HeartbeatRequest": request(json!({}), &[]),
         "ReleaseRequest": request(json!({ "reason": nullable("string") }), &[]),
+        "ClarifyRequest": request(json!({
+            "questions": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+            "reasoning": nullable("string"),
+            "cost_usd": nullable("number"),
+            "tokens": token_count.clone()
+        }), &["questions"]),
         "ReportResponse": {
             "type": "object",
             "required": ["status", "task_id", "state"],
@@ -299,7 +310,9 @@ fn schemas() -> Value {
                 "cancel_requested": { "type": "boolean" },
                 "approved_by": nullable("string"),
                 "text_changed": { "type": "boolean" },
-                "edited_by": nullable("string")
+                "edited_by": nullable("string"),
+                "cost_usd": nullable("number"),
+                "tokens": token_count
             }
         },
         "QueueResponse": {
@@ -311,6 +324,7 @@ fn schemas() -> Value {
                 "completed": { "type": "array", "items": r("QueueEntry") },
                 "failed": { "type": "array", "items": r("QueueEntry") },
                 "cancelled": { "type": "array", "items": r("QueueEntry") },
+                "parked": { "type": "array", "items": r("QueueEntry") },
                 "counts": { "type": "object", "additionalProperties": { "type": "integer" } },
                 "limit": { "type": "integer" },
                 "offset": { "type": "integer" }
@@ -454,6 +468,7 @@ fn unnamed_document() -> Value {
             "/work/complete": { "post": op("Report a task done (`success: false` counts as a failed attempt)", Some("CompleteRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/failed": { "post": op("Report a failed attempt", Some("FailedRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/heartbeat": { "post": op("Renew a lease; the answer says whether to stop", Some("HeartbeatRequest"), none.clone(), r("HeartbeatResponse"), &report, false) },
+            "/work/clarify": { "post": op("Park a task whose issue needs a person's answers: its questions are posted once, needs-clarification replaces the ready label, no attempt is spent", Some("ClarifyRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/work/release": { "post": op("Hand a task back without spending an attempt", Some("ReleaseRequest"), none.clone(), r("ReportResponse"), &report, false) },
             "/workers": { "get": op("Every worker that called and every configured host", None, none.clone(), r("WorkersResponse"), &[], false) },
             "/workers/{id}/logs": { "get": op("The worker service's recent log, fetched over SSH from its host", None, logs_params, r("LogsResponse"), &[400, 404, 422, 503], false) },

@@ -140,10 +140,13 @@ pub struct CompleteRequest {
     /// *Added*: model tokens the run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<u64>,
+    /// *Added*: times the review sent the work back before approving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<u32>,
 }
 
 /// The body of `POST /work/failed`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedRequest {
     /// Which task.
     #[serde(flatten)]
@@ -153,6 +156,12 @@ pub struct FailedRequest {
     /// *Added*: whether another attempt may succeed (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// *Added*: what the failed attempt cost in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// *Added*: model tokens the failed attempt used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
 }
 
 /// The body of `POST /work/heartbeat`.
@@ -189,7 +198,27 @@ pub struct ReleaseRequest {
     pub reason: Option<String>,
 }
 
-/// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`).
+/// The body of `POST /work/clarify`: the issue needs a person's answers first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClarifyRequest {
+    /// Which task.
+    #[serde(flatten)]
+    pub task: TaskRef,
+    /// The questions to post on the issue (at least one).
+    pub questions: Vec<String>,
+    /// Why the issue cannot be done as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// What the check cost in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Model tokens the check used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+/// The answer of the reports (`/work/complete`, `/work/failed`, `/work/release`,
+/// `/work/clarify`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportResponse {
     /// `acknowledged` (Python API).
@@ -278,6 +307,12 @@ pub struct QueueEntry {
     /// *Added*: who made that change, while `text_changed`.
     #[serde(default)]
     pub edited_by: Option<String>,
+    /// *Added*: what this run's attempts cost in US dollars, as reported.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// *Added*: model tokens this run's attempts used, as reported.
+    #[serde(default)]
+    pub tokens: Option<u64>,
 }
 
 /// The query of `GET /queue`: one page of each list.
@@ -304,6 +339,9 @@ pub struct QueueResponse {
     pub failed: Vec<QueueEntry>,
     /// *Added*: cancelled tasks.
     pub cancelled: Vec<QueueEntry>,
+    /// *Added*: tasks parked until a person answers the worker's questions.
+    #[serde(default)]
+    pub parked: Vec<QueueEntry>,
     /// *Added*: how many tasks each state holds in all.
     pub counts: Value,
     /// *Added*: the page size used.
@@ -452,6 +490,9 @@ pub struct TaskCounts {
     /// *Added*: cancelled tasks.
     #[serde(default)]
     pub cancelled: u64,
+    /// *Added*: tasks parked until a person answers the worker's questions.
+    #[serde(default)]
+    pub parked: u64,
 }
 
 /// The answer to `POST /webhooks/github`.

@@ -52,6 +52,7 @@ async fn the_worker_loop_runs_a_task_over_http() {
                 )),
                 cost_usd: Some(0.25),
                 tokens: Some(10),
+                revisions: None,
             }),
         )
     });
@@ -104,6 +105,7 @@ async fn work_source_calls_map_to_the_api() {
     let failure = Failure {
         reason: "nope".into(),
         retryable: false,
+        ..Failure::default()
     };
     WorkSource::fail(&c, &me, &a, failure.clone())
         .await
@@ -138,6 +140,7 @@ async fn a_completion_sent_twice_takes_effect_once() {
         error: None,
         cost_usd: None,
         tokens: None,
+        revisions: None,
     };
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");

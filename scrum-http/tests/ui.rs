@@ -205,6 +205,7 @@ async fn busy_fixture(config: ApiConfig) -> (Fixture, BTreeMap<&'static str, Tas
         pr_url: Some("https://github.com/acme/widgets/pull/100".into()),
         cost_usd: Some(1.25),
         tokens: Some(4200),
+        revisions: None,
     };
     o.complete(&w, &done.task, done.lease_token, completion)
         .await
@@ -213,6 +214,7 @@ async fn busy_fixture(config: ApiConfig) -> (Fixture, BTreeMap<&'static str, Tas
     let failure = Failure {
         reason: "the tests fail".into(),
         retryable: false,
+        ..Failure::default()
     };
     o.fail(&w, &failed.task, failed.lease_token, failure)
         .await

@@ -68,6 +68,7 @@ pub(crate) fn set_count(counts: &mut QueueCounts, state: TaskState, n: i64) {
         TaskState::Completed => counts.completed = n,
         TaskState::Failed => counts.failed = n,
         TaskState::Cancelled => counts.cancelled = n,
+        TaskState::Parked => counts.parked = n,
     }
 }
 

@@ -2,11 +2,26 @@
 //! SIGINT. Everything else is library code (`scrum_bins::worker`).
 
 use clap::Parser;
-use scrum_bins::{logging, worker::WorkerCli};
+use scrum_bins::logging;
+use scrum_bins::worker::{WorkerCli, WorkflowCli};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(parsed) = WorkflowCli::from_args(&args) {
+        let done = parsed.map_err(|e| e.exit()).and_then(|w| w.run());
+        return match done {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("scrum-worker: {e:#}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     let cli = WorkerCli::parse();
     if let Err(e) = logging::init(&cli.log_level) {
         eprintln!("scrum-worker: {e:#}");

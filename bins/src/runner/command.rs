@@ -58,15 +58,26 @@ pub(super) async fn run(
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0)
-        .kill_on_drop(true);
+        .stderr(Stdio::from(err));
     for k in remove_env {
         cmd.env_remove(k);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    supervise(cmd, "the workflow command", timeout, cancel).await
+}
+
+/// Runs `cmd` (its stdio already set) in a process group of its own until it
+/// exits, `timeout` passes or `cancel` fires; then ends whatever is left of the
+/// group. `what` names it in errors.
+pub(super) async fn supervise(
+    mut cmd: Command,
+    what: &str,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Exit> {
+    cmd.process_group(0).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| {
-        Error::new(ErrorKind::Internal, "could not start the workflow command").with_source(e)
+        Error::new(ErrorKind::Internal, format!("could not start {what}")).with_source(e)
     })?;
     let group = child.id().map(|id| Pid::from_raw(id as i32));
     let ended = tokio::select! {
@@ -77,7 +88,7 @@ pub(super) async fn run(
     let exit = match ended {
         Some(status) => {
             let status = status.map_err(|e| {
-                Error::new(ErrorKind::Internal, "lost the workflow command").with_source(e)
+                Error::new(ErrorKind::Internal, format!("lost {what}")).with_source(e)
             })?;
             status.code().map_or(Exit::Signalled, Exit::Code)
         }

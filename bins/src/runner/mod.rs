@@ -3,14 +3,18 @@
 //! For each assignment it
 //! 1. prepares an isolated clone from a cached mirror, on a fresh
 //!    `ai-feature/issue-N` branch from the repository's default branch;
-//! 2. runs the workflow command (`WORKFLOW_COMMAND`: the AI Scrum Master workflow,
-//!    Claude Code, Codex, aider…) in it, with the issue in environment variables and
-//!    a JSON file, output to a per-task log, a timeout, and its whole process group
-//!    killed on cancel or timeout;
+//! 2. runs the built-in AI Scrum Master workflow ([`workflow`]: architect,
+//!    security, tester and product-owner agents, revisions, cost), or the workflow
+//!    command (`WORKFLOW_COMMAND`: any script) in it, with the issue in environment
+//!    variables and a JSON file, output to a per-task log, a timeout, and the whole
+//!    process group killed on cancel or timeout;
 //! 3. commits what the workflow left uncommitted, pushes the branch (replacing an
 //!    earlier attempt's), and opens the pull request or reuses the open one.
 //!
-//! The workflow's exit code says what happened: `0` done, `75` (EX_TEMPFAIL) hand
+//! The built-in workflow's verdict says what happened: approved (deliver), rejected
+//! or a failed gate (a failed attempt, with the cost and tokens spent), out of
+//! credits (hand the task back), needs clarification (park the task with its
+//! questions). A workflow command's exit code says it instead: `0` done, `75` (EX_TEMPFAIL) hand
 //! the task back without spending an attempt (out of credits, needs clarification),
 //! `65` (EX_DATAERR) failed for good (the issue cannot be done as written), anything
 //! else a failed attempt that may be retried.
@@ -19,19 +23,25 @@ mod command;
 mod git;
 mod pulls;
 mod secret;
+pub mod workflow;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scrum_core::{Assignment, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner};
+use scrum_core::{
+    Assignment, Clarification, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use command::Exit;
 pub use git::{GitRemote, Workspace};
 pub use pulls::{GitHubPullRequests, PullRequests};
 pub use secret::Secret;
+
+use self::workflow::Workflow;
+use self::workflow::pipeline::{self, Job, Report, Verdict};
 
 /// Exit code asking to hand the task back (EX_TEMPFAIL).
 pub const EXIT_RELEASE: i32 = 75;
@@ -43,9 +53,15 @@ pub const EXIT_FATAL: i32 = 65;
 pub struct RunnerConfig {
     /// Where mirrors, task clones and logs live (`WORKSPACE_DIR`).
     pub workspace_dir: PathBuf,
-    /// The workflow, run with `sh -c` in the clone (`WORKFLOW_COMMAND`).
-    pub command: String,
-    /// The longest one run may take (`WORKFLOW_TIMEOUT`).
+    /// The workflow command, run with `sh -c` in the clone (`WORKFLOW_COMMAND`);
+    /// `None` runs [`RunnerConfig::workflow`].
+    pub command: Option<String>,
+    /// The built-in workflow, or the one `WORKFLOW_FILE` names.
+    pub workflow: Arc<Workflow>,
+    /// Whether the built-in workflow checks first that the issue is clear enough
+    /// (`SKIP_CLARIFICATION_CHECK=true` turns it off).
+    pub clarification_check: bool,
+    /// The longest one run of the workflow command may take (`WORKFLOW_TIMEOUT`).
     pub timeout: Duration,
     /// Where to clone from and push to.
     pub remote: GitRemote,
@@ -148,12 +164,31 @@ impl CommandRunner {
         if let Some(key) = &c.anthropic_api_key {
             env.push(("ANTHROPIC_API_KEY".to_string(), key.expose().to_string()));
         }
-        // The workflow gets no GitHub credentials: the runner pushes and opens the PR.
-        let hidden = ["GITHUB_TOKEN", "GH_TOKEN"];
-        let exit =
-            command::run(&c.command, &ws.dir, &env, &hidden, &log, c.timeout, cancel).await?;
-        let outcome = match exit {
-            Exit::Code(0) => self.deliver(a, &ws).await?,
+        let outcome = match &c.command {
+            Some(command) => self.command(a, &ws, command, &env, &log, cancel).await?,
+            None => self.builtin(a, &ws, &task_dir, &env, &log, cancel).await?,
+        };
+        if !c.keep_workspaces {
+            let _ = std::fs::remove_dir_all(&task_dir);
+        }
+        Ok(outcome)
+    }
+
+    /// Runs the workflow command and reads its exit code.
+    async fn command(
+        &self,
+        a: &Assignment,
+        ws: &Workspace,
+        command: &str,
+        env: &[(String, String)],
+        log: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome> {
+        let c = &self.config;
+        let exit = command::run(command, &ws.dir, env, &HIDDEN_ENV, log, c.timeout, cancel).await?;
+        let log = log.to_path_buf();
+        Ok(match exit {
+            Exit::Code(0) => self.deliver(a, ws, None).await?,
             Exit::Code(EXIT_RELEASE) => RunOutcome::Release(format!(
                 "the workflow handed the task back (exit {EXIT_RELEASE}): {}",
                 command::tail(&log, 3)
@@ -172,15 +207,85 @@ impl CommandRunner {
             Exit::Signalled => failure(true, "the workflow was killed by a signal".into()),
             Exit::TimedOut => failure(true, format!("the workflow ran past {:?}", c.timeout)),
             Exit::Cancelled => RunOutcome::Release("cancelled".into()),
-        };
-        if !c.keep_workspaces {
-            let _ = std::fs::remove_dir_all(&task_dir);
-        }
-        Ok(outcome)
+        })
     }
 
-    /// Commits, pushes and opens (or reuses) the pull request.
-    async fn deliver(&self, a: &Assignment, ws: &Workspace) -> Result<RunOutcome> {
+    /// Runs the built-in workflow (or `WORKFLOW_FILE`'s) and turns its verdict
+    /// into the outcome, with the cost and tokens of every agent call.
+    async fn builtin(
+        &self,
+        a: &Assignment,
+        ws: &Workspace,
+        task_dir: &std::path::Path,
+        env: &[(String, String)],
+        log: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome> {
+        let c = &self.config;
+        let vars = [
+            ("issue_title", a.issue.title.clone()),
+            ("issue_body", a.issue.body.clone()),
+            ("issue_labels", a.issue.labels.join(", ")),
+            ("issue_number", a.task.number().to_string()),
+            ("repository", a.task.repo().to_string()),
+            ("branch", a.branch_name.clone()),
+            ("base_branch", ws.base_branch.clone()),
+            ("attempt", a.attempt.to_string()),
+            ("max_attempts", a.max_attempts.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let job = Job {
+            dir: &ws.dir,
+            scratch: &pipeline::scratch_dir(task_dir),
+            log,
+            env,
+            remove_env: &HIDDEN_ENV,
+            vars,
+            clarify: c.clarification_check,
+        };
+        let report = pipeline::run(&c.workflow, &job, cancel).await;
+        let spent = |reason: String| {
+            RunOutcome::Failure(Failure {
+                reason,
+                retryable: true,
+                cost_usd: report.spend.cost_usd,
+                tokens: report.spend.tokens,
+            })
+        };
+        Ok(match &report.verdict {
+            Verdict::Approved => match self.deliver(a, ws, Some(&report)).await? {
+                RunOutcome::Failure(f) => spent(f.reason),
+                other => other,
+            },
+            Verdict::Rejected { reason }
+            | Verdict::GateFailed { reason, .. }
+            | Verdict::AgentFailed { reason, .. } => spent(reason.clone()),
+            Verdict::OutOfCredits { reason } => RunOutcome::Release(format!(
+                "the agent is out of credits: {}",
+                workflow::agent::cap(reason, 300)
+            )),
+            Verdict::NeedsClarification {
+                questions,
+                reasoning,
+            } => RunOutcome::Clarify(Clarification {
+                questions: questions.clone(),
+                reasoning: reasoning.clone(),
+                cost_usd: report.spend.cost_usd,
+                tokens: report.spend.tokens,
+            }),
+            Verdict::Cancelled => RunOutcome::Release("cancelled".into()),
+        })
+    }
+
+    /// Commits, pushes and opens (or reuses) the pull request; with the built-in
+    /// workflow's `report`, its body sums up the phases and the cost.
+    async fn deliver(
+        &self,
+        a: &Assignment,
+        ws: &Workspace,
+        report: Option<&Report>,
+    ) -> Result<RunOutcome> {
         let remote = &self.config.remote;
         let message = format!("{} (#{})", a.issue.title, a.task.number());
         let commits = remote.commit_leftovers(ws, &message).await?;
@@ -191,25 +296,38 @@ impl CommandRunner {
             ));
         }
         remote.push(ws).await?;
-        let body = format!(
+        let mut body = format!(
             "Automated change for #{} ({} commit(s)).",
             a.task.number(),
             commits
         );
+        if let Some(r) = report {
+            body.push_str("\n\n");
+            body.push_str(&r.summary());
+        }
         let url = self
             .pulls
             .open(&a.task, &a.branch_name, &a.issue.title, &body)
             .await?;
         Ok(RunOutcome::Success(Completion {
             pr_url: Some(url),
-            cost_usd: None,
-            tokens: None,
+            cost_usd: report.and_then(|r| r.spend.cost_usd),
+            tokens: report.and_then(|r| r.spend.tokens),
+            revisions: report.map(|r| r.revisions),
         }))
     }
 }
 
+/// What the workflow (command or agents) never sees: the GitHub token (the runner
+/// pushes and opens the pull request) and the orchestrator's token.
+const HIDDEN_ENV: [&str; 3] = ["GITHUB_TOKEN", "GH_TOKEN", "ORCHESTRATOR_API_TOKEN"];
+
 fn failure(retryable: bool, reason: String) -> RunOutcome {
-    RunOutcome::Failure(Failure { reason, retryable })
+    RunOutcome::Failure(Failure {
+        reason,
+        retryable,
+        ..Failure::default()
+    })
 }
 
 #[async_trait]

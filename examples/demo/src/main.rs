@@ -1,7 +1,10 @@
 //! The demo: the fake GitHub with a handful of sample issues, the real
 //! `scrum-orchestrator` on SQLite in a temporary directory, and three real
-//! `scrum-worker`s running a harmless scripted workflow that commits a file.
-//! Shows progress live, prints the API's address, and ends with a summary.
+//! `scrum-worker`s running the built-in AI Scrum Master workflow (architect,
+//! security, tester, product owner) over a harmless fake `claude` the demo ships
+//! (`scrum_bins::fleet::FAKE_CLAUDE`), which commits a file per role.
+//! Shows progress live, prints the API's address, and ends with a summary of each
+//! issue's pull request and cost.
 //!
 //! Run it with `scripts/demo` (which builds the binaries first).
 
@@ -15,7 +18,7 @@ const ISSUES: [(&str, &str); 8] = [
     ("demo/shop", "Add a health endpoint"),
     ("demo/shop", "Validate the checkout form"),
     ("demo/shop", "Fix the flaky price test [fails-once]"),
-    ("demo/shop", "Document the API"),
+    ("demo/shop", "Document the API [revise-twice]"),
     ("demo/blog", "Add an RSS feed"),
     ("demo/blog", "Paginate the archive"),
     ("demo/blog", "Render code blocks"),
@@ -37,10 +40,10 @@ async fn main() -> anyhow::Result<()> {
         fleet.url()
     );
     for w in ["worker-1", "worker-2", "worker-3"] {
-        fleet.start_worker(w)?;
+        fleet.start_agent_worker(w)?;
     }
     println!(
-        "  3 workers started; {} issues labelled ai-ready\n",
+        "  3 workers started (built-in workflow, fake claude); {} issues labelled ai-ready\n",
         fleet.issues.len()
     );
 
@@ -73,24 +76,29 @@ async fn main() -> anyhow::Result<()> {
     println!("summary");
     let mut completed = 0;
     for id in &fleet.issues {
-        let pr = fleet.github.comments(id).iter().find_map(|c| {
+        let comments = fleet.github.comments(id);
+        let done = comments.iter().find(|c| c.starts_with("Completed: "));
+        let pr = done.and_then(|c| {
             c.lines()
                 .next()
                 .and_then(|l| l.strip_prefix("Completed: "))
                 .map(str::to_string)
         });
+        let cost = done
+            .and_then(|c| c.lines().find_map(|l| l.strip_prefix("- cost: ")))
+            .unwrap_or("no cost reported");
         let labels = fleet.github.labels(id).join(", ");
         let id = id.to_string();
         match pr {
             Some(url) => {
                 completed += 1;
-                println!("  {id:<14} {labels:<14} {url}");
+                println!("  {id:<14} {labels:<14} {url}  ({cost})");
             }
             None => println!("  {id:<14} {labels}"),
         }
     }
     println!(
-        "\n{completed} of {} issues completed, each with its pull request.",
+        "\n{completed} of {} issues completed, each with its pull request and its cost.",
         fleet.issues.len()
     );
     if completed != fleet.issues.len() {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 use crate::model::{
-    Completion, Failure, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp,
-    WorkerId,
+    Clarification, Completion, Failure, LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState,
+    Timestamp, WorkerId,
 };
 use crate::queue::{
     EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, TaskFilter, WorkQueue,
@@ -121,6 +121,7 @@ fn retryable(reason: &str) -> Failure {
     Failure {
         reason: reason.into(),
         retryable: true,
+        ..Failure::default()
     }
 }
 
@@ -129,6 +130,7 @@ fn done() -> Completion {
         pr_url: Some("https://github.com/acme/widgets/pull/1".into()),
         cost_usd: Some(0.5),
         tokens: Some(1000),
+        revisions: None,
     }
 }
 
@@ -564,6 +566,7 @@ pub async fn final_failure_is_failed_with_one_effect(q: &dyn WorkQueue) {
     let fatal = Failure {
         reason: "the issue asks for something impossible".into(),
         retryable: false,
+        ..Failure::default()
     };
     let failed = q.fail(&t.id, token(&t), fatal, at(103)).await.unwrap();
     assert_eq!((failed.state, failed.attempts), (TaskState::Failed, 1));
@@ -607,6 +610,52 @@ pub async fn release_spends_no_attempt(q: &dyn WorkQueue) {
     let again = claim(q, 2, at(1)).await;
     assert_eq!(again.attempts, 1, "the release spent an attempt");
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
+}
+
+/// A task whose holder asks for clarification is Parked (terminal) with one
+/// `clarification_requested` effect and its attempt handed back, its cost kept;
+/// repeating the call changes nothing, a stale token is refused, nothing claims it;
+/// once its labels are written, the issue seen ready again starts a new run.
+pub async fn clarify_parks_without_spending_an_attempt(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let asked = Clarification {
+        questions: vec!["Which page?".into()],
+        reasoning: "the issue names none".into(),
+        cost_usd: Some(0.5),
+        tokens: Some(1500),
+    };
+    let parked = q
+        .clarify(&t.id, token(&t), asked.clone(), at(1))
+        .await
+        .unwrap();
+    assert_eq!(parked.state, TaskState::Parked);
+    assert!(parked.attempt_refunded, "the attempt is handed back");
+    assert_eq!((parked.cost_usd, parked.tokens), (Some(0.5), Some(1500)));
+    let again = q.clarify(&t.id, token(&t), asked.clone(), at(2)).await;
+    assert_eq!(again.unwrap().state, TaskState::Parked);
+    let stale = q.clarify(&t.id, LeaseToken(7), asked, at(2)).await;
+    assert_eq!(stale.unwrap_err().kind(), ErrorKind::LeaseLost);
+    let none = q
+        .claim(&worker(2), LeaseKind::Heartbeat, at(3))
+        .await
+        .unwrap();
+    assert!(none.is_none(), "a parked task is not handed out");
+    assert_eq!(
+        effect_kinds(q).await,
+        vec![(id(1), "queued"), (id(1), "clarification_requested")]
+    );
+    assert_eq!(q.counts().await.unwrap().parked, 1);
+    ack_all(q, at(4)).await;
+    let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
+    assert_eq!(seen, Enqueued::Requeued);
+    let t = get(q, 1).await;
+    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 2, 0));
+    assert_eq!(
+        (t.cost_usd, t.tokens),
+        (None, None),
+        "a new run's cost starts afresh"
+    );
 }
 
 /// Releasing with a stale token fails with `LeaseLost`.
@@ -714,6 +763,7 @@ pub async fn retry_failed_starts_new_run(q: &dyn WorkQueue) {
     let fatal = Failure {
         reason: "no".into(),
         retryable: false,
+        ..Failure::default()
     };
     q.fail(&t.id, token(&t), fatal, at(1)).await.unwrap();
     ack_all(q, at(2)).await;
@@ -1157,6 +1207,7 @@ macro_rules! queue_conformance {
                 final_failure_is_failed_with_one_effect,
                 fail_with_stale_token_changes_nothing,
                 release_spends_no_attempt,
+                clarify_parks_without_spending_an_attempt,
                 release_with_stale_token_is_lease_lost,
                 cancel_pending_is_immediate,
                 cancel_in_progress_waits_for_holder,

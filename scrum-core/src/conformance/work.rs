@@ -155,6 +155,7 @@ fn retryable(reason: &str) -> Failure {
     Failure {
         reason: reason.into(),
         retryable: true,
+        ..Failure::default()
     }
 }
 
@@ -163,6 +164,7 @@ fn pull(n: u64) -> Completion {
         pr_url: Some(format!("https://github.com/acme/widgets/pull/{n}")),
         cost_usd: Some(0.5),
         tokens: Some(1000),
+        revisions: None,
     }
 }
 
@@ -346,6 +348,7 @@ pub async fn final_failure_ends_task(f: &WorkFixture) {
     let fatal = Failure {
         reason: "the issue asks for something impossible".into(),
         retryable: false,
+        ..Failure::default()
     };
     fail(f, 1, &a, fatal).await.expect("fail");
     assert_nothing_for(f, 2).await;

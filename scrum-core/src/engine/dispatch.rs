@@ -118,6 +118,8 @@ impl Orchestrator {
                 attempts,
                 duration_ms,
                 cost_usd,
+                tokens,
+                revisions,
             } => {
                 let mut body = match pr_url {
                     Some(url) => format!("Completed: {url}\n\n"),
@@ -127,8 +129,12 @@ impl Orchestrator {
                     "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
                     human_duration(*duration_ms)
                 ));
-                if let Some(cost) = cost_usd {
-                    body.push_str(&format!("- cost: ${cost:.2}\n"));
+                let spend = crate::Spend {
+                    cost_usd: *cost_usd,
+                    tokens: *tokens,
+                };
+                if let Some(spent) = spend.describe(*revisions) {
+                    body.push_str(&format!("- cost: {spent}\n"));
                 }
                 src.comment(id, &effect.marker(), &body).await?;
                 src.set_labels(id, &one(&labels.completed), &self.live_labels())
@@ -142,6 +148,28 @@ impl Orchestrator {
             }
             EffectKind::Cancelled { .. } => {
                 src.set_labels(id, &[], &one(&labels.in_progress)).await?;
+            }
+            EffectKind::ClarificationRequested {
+                questions,
+                reasoning,
+            } => {
+                let mut body = String::from(
+                    "Before an agent works on this issue, it needs answers to these questions:\n\n",
+                );
+                for q in questions {
+                    body.push_str(&format!("- {q}\n"));
+                }
+                if !reasoning.trim().is_empty() {
+                    body.push_str(&format!("\nWhy: {reasoning}\n"));
+                }
+                body.push_str(&format!(
+                    "\nPlease answer in the issue (edit it or comment), then remove the `{}` label and add `{}` again.",
+                    labels.needs_clarification,
+                    labels.ready.join("`, `")
+                ));
+                src.comment(id, &effect.marker(), &body).await?;
+                src.set_labels(id, &one(&labels.needs_clarification), &self.live_labels())
+                    .await?;
             }
             EffectKind::ReviewRequested { editor, .. } => {
                 let body = format!(

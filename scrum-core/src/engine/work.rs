@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use super::{Orchestrator, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    Assignment, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task, TaskId,
-    Timestamp, WorkerId,
+    Assignment, Clarification, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task,
+    TaskId, Timestamp, WorkerId,
 };
 use crate::queue::TaskFilter;
 use crate::worker::WorkSource;
@@ -111,6 +111,30 @@ impl Orchestrator {
         let now = self.now();
         let result = self.inner.queue.fail(task, token, failure, now).await;
         self.after_report(worker, &result, false, now).await;
+        result
+    }
+
+    /// Parks `task`: the issue needs a person's answers; its questions are posted
+    /// and no attempt is spent.
+    pub async fn clarify(
+        &self,
+        worker: &WorkerId,
+        task: &TaskId,
+        token: LeaseToken,
+        clarification: Clarification,
+    ) -> Result<Task> {
+        let now = self.now();
+        let result = self
+            .inner
+            .queue
+            .clarify(task, token, clarification, now)
+            .await;
+        // Neither a completion nor a failure in the worker's record: like a release.
+        self.seen(worker, None, now).await?;
+        if result.is_ok() {
+            lock(&self.inner.local).holds(worker, None);
+        }
+        self.forget_on_lease_lost(worker, &result);
         result
     }
 
@@ -245,6 +269,7 @@ impl Orchestrator {
         let failure = Failure {
             reason: ABANDONED.to_string(),
             retryable: true,
+            ..Failure::default()
         };
         match self.fail(worker, &id, lease.token, failure).await {
             // Someone else ended it meanwhile (the reaper, a late report): nothing to do.
@@ -404,6 +429,17 @@ impl WorkSource for Orchestrator {
 
     async fn release(&self, worker: &WorkerId, a: &Assignment, reason: &str) -> Result<()> {
         Orchestrator::release(self, worker, &a.task, a.lease_token, reason)
+            .await
+            .map(|_| ())
+    }
+
+    async fn clarify(
+        &self,
+        worker: &WorkerId,
+        a: &Assignment,
+        clarification: Clarification,
+    ) -> Result<()> {
+        Orchestrator::clarify(self, worker, &a.task, a.lease_token, clarification)
             .await
             .map(|_| ())
     }

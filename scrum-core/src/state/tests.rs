@@ -132,8 +132,25 @@ fn fail(retryable: bool) -> Event {
         failure: Failure {
             reason: "boom".into(),
             retryable,
+            ..Failure::default()
         },
     }
+}
+
+fn clarify(token: LeaseToken) -> Event {
+    Event::Clarify {
+        token,
+        clarification: Clarification {
+            questions: vec!["Which page?".into()],
+            reasoning: "vague".into(),
+            cost_usd: Some(0.25),
+            tokens: Some(900),
+        },
+    }
+}
+
+fn parked() -> Task {
+    step(&claimed(), clarify(TOKEN), t(3)).unwrap().task
 }
 
 fn complete(token: LeaseToken) -> Event {
@@ -330,6 +347,55 @@ fn transition_table() {
             release(TOKEN),
             3,
             Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "clarify live",
+            claimed(),
+            clarify(TOKEN),
+            3,
+            Ok((TaskState::Parked, &["clarification_requested"])),
+        ),
+        (
+            "clarify stale",
+            claimed(),
+            clarify(STALE),
+            3,
+            Err(Refusal::LeaseLost),
+        ),
+        (
+            "clarify while cancelling",
+            cancelling(),
+            clarify(TOKEN),
+            3,
+            Ok((TaskState::Cancelled, &["cancelled"])),
+        ),
+        (
+            "clarify held for review",
+            held_claimed(),
+            clarify(TOKEN),
+            3,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "retry parked",
+            parked(),
+            Event::Retry,
+            9,
+            Ok((TaskState::Pending, &["queued"])),
+        ),
+        (
+            "claim parked",
+            parked(),
+            claim.clone(),
+            9,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "cancel parked",
+            parked(),
+            cancel.clone(),
+            9,
+            Err(Refusal::Terminal),
         ),
         (
             "release stale",
@@ -554,6 +620,7 @@ fn failure_reasons_are_redacted_before_they_reach_an_effect() {
         failure: Failure {
             reason: "git push https://x:ghp_0123456789abcdefghijklmnop@github.com failed".into(),
             retryable: false,
+            ..Failure::default()
         },
     };
     let s = step(&claimed(), event, t(3)).unwrap();
@@ -636,6 +703,7 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
             failure: Failure {
                 reason: "x".into(),
                 retryable,
+                ..Failure::default()
             },
         }),
         token.prop_map(|token| Event::Release {
@@ -722,4 +790,56 @@ proptest! {
             task = next;
         }
     }
+}
+
+#[test]
+fn clarify_parks_with_the_questions_and_refunds_the_attempt() {
+    let step1 = step(&claimed(), clarify(TOKEN), t(3)).unwrap();
+    let p = &step1.task;
+    assert_eq!(p.state, TaskState::Parked);
+    assert!(p.attempt_refunded);
+    assert_eq!(p.finished_at, Some(t(3)));
+    assert_eq!((p.cost_usd, p.tokens), (Some(0.25), Some(900)));
+    assert_eq!(
+        step1.effects[0].kind,
+        EffectKind::ClarificationRequested {
+            questions: vec!["Which page?".into()],
+            reasoning: "vague".into()
+        }
+    );
+    let again = step(p, clarify(TOKEN), t(4)).unwrap();
+    assert!(again.unchanged, "a repeated report changes nothing");
+    // Seen ready after the questions were posted: a new run, its cost from none.
+    let written = step(p, Event::EffectsWritten, t(5)).unwrap().task;
+    let next = step(
+        &written,
+        Event::Requeue {
+            issue: issue(),
+            observed_at: t(6),
+        },
+        t(6),
+    )
+    .unwrap();
+    assert_eq!((next.task.state, next.task.run), (TaskState::Pending, 2));
+    assert_eq!((next.task.cost_usd, next.task.tokens), (None, None));
+}
+
+#[test]
+fn reports_add_their_cost_to_the_run() {
+    let failed = step(
+        &claimed(),
+        Event::Fail {
+            token: TOKEN,
+            failure: Failure {
+                reason: "rejected".into(),
+                retryable: true,
+                cost_usd: Some(1.0),
+                tokens: Some(1000),
+            },
+        },
+        t(3),
+    )
+    .unwrap()
+    .task;
+    assert_eq!((failed.cost_usd, failed.tokens), (Some(1.0), Some(1000)));
 }

@@ -95,6 +95,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/work/failed"),
     ("post", "/work/heartbeat"),
     ("post", "/work/release"),
+    ("post", "/work/clarify"),
     ("get", "/workers"),
     ("get", "/workers/{id}/logs"),
     ("get", "/queue"),
@@ -122,6 +123,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/work/failed", post(work::failed))
         .route("/work/heartbeat", post(work::heartbeat))
         .route("/work/release", post(work::release))
+        .route("/work/clarify", post(work::clarify))
         .route("/workers", get(views::workers))
         .route("/workers/{id}/logs", get(views::worker_logs))
         .route("/queue", get(views::queue))

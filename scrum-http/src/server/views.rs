@@ -66,6 +66,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
             "completed": c.completed,
             "failed": c.failed,
             "cancelled": c.cancelled,
+            "parked": c.parked,
         },
         "github_connected": engine.github_connected,
         "github": {
@@ -189,6 +190,7 @@ pub(super) async fn queue(
         completed: next(),
         failed: next(),
         cancelled: next(),
+        parked: next(),
         counts: serde_json::to_value(counts).unwrap_or(Value::Null),
         limit,
         offset,
@@ -214,6 +216,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
         text_changed: t.review.is_some(),
         edited_by: t.review.as_ref().map(|r| r.editor.clone()),
+        cost_usd: t.cost_usd,
+        tokens: t.tokens,
     }
 }
 

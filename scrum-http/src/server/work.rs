@@ -1,5 +1,5 @@
 //! The work endpoints: `/work/next`, `/work/complete`, `/work/failed`,
-//! `/work/heartbeat`, `/work/release`.
+//! `/work/heartbeat`, `/work/release`, `/work/clarify`.
 //!
 //! A report names its task by worker, issue number and, optionally, repository and
 //! lease token. With a token the queue checks it (a stale one is `409 lease_lost`);
@@ -12,7 +12,8 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use scrum_core::engine::ReportRef;
 use scrum_core::{
-    Assignment, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, Task, TaskId, WorkerId,
+    Assignment, Clarification, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, Task, TaskId,
+    WorkerId,
 };
 
 use super::ApiState;
@@ -21,8 +22,8 @@ use super::guard::Peer;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::wire::{
-    CompleteRequest, FailedRequest, HeartbeatRequest, HeartbeatResponse, LeaseMode, NextQuery,
-    NextResponse, ReleaseRequest, ReportResponse, TaskRef, WorkItem,
+    ClarifyRequest, CompleteRequest, FailedRequest, HeartbeatRequest, HeartbeatResponse, LeaseMode,
+    NextQuery, NextResponse, ReleaseRequest, ReportResponse, TaskRef, WorkItem,
 };
 
 pub(super) async fn next(
@@ -90,6 +91,7 @@ pub(super) async fn complete(
             pr_url: req.pr_url,
             cost_usd: req.cost_usd,
             tokens: req.tokens,
+            revisions: req.revisions,
         };
         o.complete(&worker, &id, token, completion).await
     } else {
@@ -98,6 +100,8 @@ pub(super) async fn complete(
                 .error
                 .unwrap_or_else(|| "the worker reported success: false".to_string()),
             retryable: true,
+            cost_usd: req.cost_usd,
+            tokens: req.tokens,
         };
         o.fail(&worker, &id, token, failure).await
     };
@@ -117,6 +121,8 @@ pub(super) async fn failed(
     let failure = Failure {
         reason: req.error,
         retryable: req.retryable.unwrap_or(true),
+        cost_usd: req.cost_usd,
+        tokens: req.tokens,
     };
     let result = s.orchestrator().fail(&worker, &id, token, failure).await;
     reported(&s, result, &s.metrics().failures)
@@ -129,6 +135,29 @@ pub(super) async fn release(
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let reason = req.reason.as_deref().unwrap_or("released by the worker");
     let result = s.orchestrator().release(&worker, &id, token, reason).await;
+    reported(&s, result, &s.metrics().releases)
+}
+
+pub(super) async fn clarify(
+    State(s): State<ApiState>,
+    JsonBody(req): JsonBody<ClarifyRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    if req.questions.iter().all(|q| q.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            "questions must hold at least one question",
+        ));
+    }
+    let (worker, id, token) = resolve(&s, &req.task).await?;
+    let clarification = Clarification {
+        questions: req.questions,
+        reasoning: req.reasoning.unwrap_or_default(),
+        cost_usd: req.cost_usd,
+        tokens: req.tokens,
+    };
+    let result = s
+        .orchestrator()
+        .clarify(&worker, &id, token, clarification)
+        .await;
     reported(&s, result, &s.metrics().releases)
 }
 

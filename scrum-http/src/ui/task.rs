@@ -25,6 +25,7 @@ fn lease_end(end: LeaseEnd) -> &'static str {
         LeaseEnd::Released => "the worker handed it back (no attempt spent)",
         LeaseEnd::Expired => "the lease lapsed: worker lost",
         LeaseEnd::Cancelled => "it was cancelled while held",
+        LeaseEnd::Parked => "the worker asked for clarification (no attempt spent)",
     }
 }
 

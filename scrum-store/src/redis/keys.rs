@@ -19,7 +19,7 @@ pub(super) struct Keys {
     pub(super) outbox_seq: String,
     pub(super) outbox_failures: String,
     /// One sorted set per state, in `TaskState::ALL` order.
-    pub(super) states: [String; 5],
+    pub(super) states: [String; TaskState::ALL.len()],
     pub(super) leader: String,
     pub(super) schema: String,
     /// `{prefix}:worker:` + worker id: a hash of one worker's record (`workers.rs`).
@@ -67,7 +67,7 @@ impl Keys {
     }
 }
 
-/// 1 to 5: the state's place in `TaskState::ALL` (and in the COMMIT script's keys).
+/// 1 to 6: the state's place in `TaskState::ALL` (and in the COMMIT script's keys).
 pub(super) fn state_index(state: TaskState) -> usize {
     TaskState::ALL
         .iter()

@@ -12,9 +12,9 @@ use redis::Script;
 ///
 /// KEYS: 1 task hash, 2 all, 3 ready, 4 delayed, 5 leases, 6 claiming, 7 rank,
 /// 8 outbox, 9 outbox ids, 10 outbox sequence, 11 outbox failures,
-/// 12..16 the state sets (pending, in_progress, completed, failed, cancelled).
+/// 12..17 the state sets (pending, in_progress, completed, failed, cancelled, parked).
 /// ARGV: 1 member, 2 expected version (0: must not exist), 3 task JSON, 4 new state
-/// set (1-5), 5 new index (`ready`, `delayed`, `leases` or empty), 6 its score,
+/// set (1-6), 5 new index (`ready`, `delayed`, `leases` or empty), 6 its score,
 /// 7 claim-order score (written when ARGV[10] is 1), 8 effect id to delete (or
 /// empty), 9 old state set (0: new task), 10 whether the claim-order score changed,
 /// 11 old index (`pending`, `leases` or empty), 12.. effect JSONs.
