@@ -339,6 +339,11 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
             .call("opened_by", self.inner.opened_by(id))
             .await
     }
+    async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {
+        self.faults
+            .call("blocked_by", self.inner.blocked_by(id))
+            .await
+    }
 }
 
 #[async_trait]

@@ -14,6 +14,7 @@
 //!   `# Contract` and one `# Behavior` bullet per rule; [`workers`]: the worker
 //!   registry every queue also keeps.
 //! - [`events`]: [`IssueEvents`], webhook deliveries that make the engine poll now.
+//! - [`deps`]: issue dependencies: the blockers an issue names, and cycles.
 //! - [`memory`]: in-memory implementations of all four.
 //! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
 //!   acknowledge steps, the live index), which the memory queue is built from.
@@ -61,6 +62,7 @@ pub mod backend;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod deps;
 pub mod engine;
 mod error;
 pub mod events;

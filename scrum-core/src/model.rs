@@ -700,6 +700,11 @@ pub struct Task {
     /// may not approve: the task is not handed out, and a holder is told to stop.
     #[serde(default)]
     pub review: Option<Review>,
+    /// Set while the blockers are not all closed, or its dependencies have a
+    /// problem (a cycle, a blocker that cannot be read): the task is not handed out
+    /// ([`crate::deps`]).
+    #[serde(default)]
+    pub blocked: Option<crate::deps::Blocked>,
 }
 
 impl Task {

@@ -38,6 +38,17 @@
 //! | InProgress | `Hold` | InProgress, held: the holder is told to stop, lease cut to the grace period | `ReviewRequested` |
 //! | InProgress, held | `Fail`, `Release`, `Expire` | Pending, held, attempt refunded | – |
 //! | Pending, held | `Claim` | refused (`NotClaimable`) | – |
+//! | Pending | `Block` (blockers not all closed, or a dependency problem) | Pending, blocked: not handed out | `DependencyProblem` when the problem is new |
+//! | Pending, blocked | `Block` saying the same | unchanged | – |
+//! | Pending, blocked | `Unblock` (every blocker closed) | Pending, due at once unless held for review | – |
+//! | Pending, blocked | `Claim` | refused (`NotClaimable`) | – |
+//! | InProgress | `Block` | refused (`Live`): the engine releases a claim it finds blocked first | – |
+//! | not blocked | `Unblock` | unchanged | – |
+//!
+//! Blocked stands beside held for review: both keep the task Pending with
+//! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
+//! both blocked and held is handed out once neither holds it. A new run starts
+//! unblocked; the engine checks its blockers again ([`crate::deps`]).
 //!
 //! A held task is still Pending: its `not_before` is [`Timestamp::NEVER`], so every
 //! backend passes over it as it passes over a task backing off, and `Approve` makes
@@ -54,6 +65,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deps::Blocked;
 use crate::error::{Error, ErrorKind};
 use crate::model::{
     Approval, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, Review,
@@ -261,6 +273,14 @@ pub enum Event {
         /// The edit.
         review: Review,
     },
+    /// The issue's blockers are not all closed, or its dependencies have a problem:
+    /// the pending task is not handed out ([`crate::deps`]).
+    Block {
+        /// What blocks it.
+        blocked: Blocked,
+    },
+    /// Every blocker of the issue is closed: a blocked task may be handed out.
+    Unblock,
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -323,6 +343,12 @@ pub enum EffectKind {
         /// The edited text's digest (one comment per edit).
         digest: String,
     },
+    /// The task is blocked by a dependency cycle or a blocker that cannot be read:
+    /// comment saying so, once per problem. No label.
+    DependencyProblem {
+        /// What is wrong (a cycle's path, or which blocker could not be read).
+        problem: String,
+    },
 }
 
 impl EffectKind {
@@ -335,6 +361,7 @@ impl EffectKind {
             EffectKind::Failed { .. } => "failed",
             EffectKind::Cancelled { .. } => "cancelled",
             EffectKind::ReviewRequested { .. } => "review_requested",
+            EffectKind::DependencyProblem { .. } => "dependency_problem",
         }
     }
 
@@ -363,6 +390,11 @@ impl Effect {
             EffectKind::ReviewRequested { digest, .. } => {
                 let short = digest.strip_prefix("sha256:").unwrap_or(digest);
                 format!("{marker}:{}", &short[..short.len().min(16)])
+            }
+            // One comment per problem.
+            EffectKind::DependencyProblem { problem } => {
+                let digest = crate::model::text_digest(problem, "");
+                format!("{marker}:{}", &digest[7..23])
             }
             _ => marker,
         }
@@ -440,6 +472,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         effects_written_at: None,
         approval: None,
         review: None,
+        blocked: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -474,6 +507,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             if task.state != TaskState::Pending
                 || task.cancel_requested
                 || task.review.is_some()
+                || task.blocked.is_some()
                 || task.not_before > now
             {
                 return Err(Refusal::NotClaimable);
@@ -631,7 +665,10 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 next.issue = Arc::new(issue);
             }
             next.approval = Some(approval);
-            if next.review.take().is_some() && task.state == TaskState::Pending {
+            if next.review.take().is_some()
+                && task.state == TaskState::Pending
+                && task.blocked.is_none()
+            {
                 next.not_before = now;
             }
         }
@@ -659,6 +696,35 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 }
             }
             effects.push(effect(&next, kind));
+        }
+        Event::Block { blocked } => match task.state {
+            TaskState::Pending => {
+                let before = task.blocked.as_ref();
+                if before.is_some_and(|b| b.same_as(&blocked)) {
+                    return Ok(unchanged(task));
+                }
+                if let Some(problem) = blocked
+                    .problem
+                    .clone()
+                    .filter(|p| before.and_then(|b| b.problem.as_ref()) != Some(p))
+                {
+                    effects.push(effect(&next, EffectKind::DependencyProblem { problem }));
+                }
+                let since = before.map_or(blocked.since, |b| b.since);
+                next.blocked = Some(Blocked { since, ..blocked });
+                next.not_before = Timestamp::NEVER;
+            }
+            TaskState::InProgress => return Err(Refusal::Live),
+            _ => return Err(Refusal::Terminal),
+        },
+        Event::Unblock => {
+            if task.blocked.is_none() {
+                return Ok(unchanged(task));
+            }
+            next.blocked = None;
+            if task.state == TaskState::Pending && task.review.is_none() {
+                next.not_before = now;
+            }
         }
     }
     Ok(Step {
@@ -775,6 +841,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     // A new run's text is approved anew (the engine records it after the enqueue).
     next.approval = None;
     next.review = None;
+    next.blocked = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

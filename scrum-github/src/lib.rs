@@ -57,6 +57,7 @@
 mod classify;
 mod client;
 pub mod config;
+mod dependencies;
 mod known_labels;
 mod listing;
 mod pulls;

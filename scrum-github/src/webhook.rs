@@ -119,13 +119,17 @@ struct RepoRef {
 }
 
 /// The task an event affects: `Some` for an `issues` event whose action is one of
-/// [`ISSUE_ACTIONS`]; `None` for every other event or action (`ping` included).
+/// [`ISSUE_ACTIONS`], and for an `issue_dependencies` event (its blocked issue);
+/// `None` for every other event or action (`ping` included).
 ///
 /// # Errors
 /// `Invalid` when the `X-GitHub-Event` header is missing, or an `issues` payload is
 /// not JSON or lacks the action, issue number or repository.
 pub fn parse_event(event: Option<&str>, body: &[u8]) -> Result<Option<TaskId>> {
     let event = event.ok_or_else(|| Error::invalid("webhook has no X-GitHub-Event header"))?;
+    if event.trim() == "issue_dependencies" {
+        return dependency_event(body);
+    }
     if event.trim() != "issues" {
         return Ok(None);
     }
@@ -137,6 +141,30 @@ pub fn parse_event(event: Option<&str>, body: &[u8]) -> Result<Option<TaskId>> {
     TaskId::new(&payload.repository.full_name, payload.issue.number)
         .map(Some)
         .map_err(|e| Error::invalid(format!("webhook issues payload: {}", e.message())))
+}
+
+/// An `issue_dependencies` event (a blocker added or removed): the blocked issue's
+/// task, whose blockers the poll it starts checks again.
+fn dependency_event(body: &[u8]) -> Result<Option<TaskId>> {
+    let payload: DependencyPayload = serde_json::from_slice(body).map_err(|e| {
+        Error::invalid(format!(
+            "webhook issue_dependencies payload is malformed: {e}"
+        ))
+    })?;
+    TaskId::new(&payload.repository.full_name, payload.blocked_issue.number)
+        .map(Some)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "webhook issue_dependencies payload: {}",
+                e.message()
+            ))
+        })
+}
+
+#[derive(Deserialize)]
+struct DependencyPayload {
+    blocked_issue: IssueRef,
+    repository: RepoRef,
 }
 
 /// [`verify_signature`], then [`parse_event`]: what the webhook route calls.

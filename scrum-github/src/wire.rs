@@ -21,6 +21,26 @@ pub(crate) struct Issue {
     /// Who opened it.
     #[serde(default)]
     pub(crate) user: Option<Actor>,
+    /// How many issues block it (GitHub's issue dependencies); absent on older
+    /// GitHub versions.
+    #[serde(default)]
+    pub(crate) issue_dependencies_summary: Option<DependencySummary>,
+}
+
+/// An issue's `issue_dependencies_summary`: `blocked_by` counts its open blockers.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub(crate) struct DependencySummary {
+    #[serde(default)]
+    pub(crate) blocked_by: u64,
+}
+
+/// An issue as `/issues/{n}/dependencies/blocked_by` lists it: its number and
+/// repository.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DependencyIssue {
+    pub(crate) number: u64,
+    /// `https://api.github.com/repos/{owner}/{repo}`.
+    pub(crate) repository_url: String,
 }
 
 /// A user or app named by GitHub (`user`, `actor`, GraphQL's `editor`).

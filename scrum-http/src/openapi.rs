@@ -110,6 +110,7 @@ fn request(extra: Value, required: &[&str]) -> Value {
 
 fn schemas() -> Value {
     let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"] });
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
     json!({
         "Error": {
             "type": "object",
@@ -299,7 +300,10 @@ fn schemas() -> Value {
                 "cancel_requested": { "type": "boolean" },
                 "approved_by": nullable("string"),
                 "text_changed": { "type": "boolean" },
-                "edited_by": nullable("string")
+                "edited_by": nullable("string"),
+                "blocked": { "type": "boolean" },
+                "blocked_by": strings.clone(),
+                "blocked_reason": nullable("string")
             }
         },
         "QueueResponse": {

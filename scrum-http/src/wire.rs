@@ -278,6 +278,16 @@ pub struct QueueEntry {
     /// *Added*: who made that change, while `text_changed`.
     #[serde(default)]
     pub edited_by: Option<String>,
+    /// *Added*: the task waits for its dependencies: blockers still open, or a
+    /// problem (a cycle, a blocker that cannot be read) a person must look at.
+    #[serde(default)]
+    pub blocked: bool,
+    /// *Added*: the blockers (`owner/repo#N`) not yet closed, while `blocked`.
+    #[serde(default)]
+    pub blocked_by: Vec<String>,
+    /// *Added*: why it is blocked, for people (its blockers, and any problem).
+    #[serde(default)]
+    pub blocked_reason: Option<String>,
 }
 
 /// The query of `GET /queue`: one page of each list.

@@ -27,6 +27,7 @@
 //! last write. The leader stores its probe reports and drops workers unseen for
 //! [`EngineConfig::worker_forget_after`] that hold nothing, in its reap round.
 
+mod deps;
 mod dispatch;
 mod local;
 mod poll;

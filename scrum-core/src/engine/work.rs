@@ -52,6 +52,10 @@ impl Orchestrator {
                         // Held for review: look for another at once.
                         continue;
                     };
+                    let Some(task) = self.vet_blockers(task).await? else {
+                        // Blocked by an open issue: look for another at once.
+                        continue;
+                    };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
                     return Assignment::from_claimed(

@@ -31,6 +31,7 @@
 //! - It runs on the tokio runtime that starts it, and stops when dropped.
 
 mod answer;
+mod dependencies;
 mod graphql;
 mod json;
 mod pulls;
@@ -441,6 +442,27 @@ impl FakeGitHub {
     /// [`FakeGitHub::label_as`] by [`MAINTAINER`].
     pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
         self.label_as(id, labels, MAINTAINER);
+    }
+
+    /// Records `blocker` (of any repository) as blocking `id`, as GitHub's issue
+    /// dependencies do: `id`'s `issue_dependencies_summary` counts it while it is
+    /// open, and `/issues/{n}/dependencies/blocked_by` lists it.
+    pub fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let list = st
+            .blocked_by
+            .entry((id.repo().to_ascii_lowercase(), id.number()))
+            .or_default();
+        if !list.contains(blocker) {
+            list.push(blocker.clone());
+        }
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            i.updated_at = now;
+        }
     }
 
     /// The repository's pull requests, open and closed, by number.

@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::answer::{Answer, answer, fail, invalid, not_found, ok, paged};
+use super::dependencies::{issue_json, list_blocked_by};
 use super::json;
 use super::pulls::{create_pull, list_pulls};
 use super::state::{FakeIssue, State};
@@ -61,8 +62,11 @@ pub(crate) fn route(
         (Method::GET, ["repos", o, r, "issues"]) => list_issues(st, &format!("{o}/{r}"), query),
         (Method::GET, ["repos", o, r, "issues", n]) => with_issue(st, o, r, n, |st, repo, i| {
             let r = st.repo(repo).expect("checked");
-            ok(json::issue(&st.base_url, r, i))
+            ok(issue_json(st, r, i))
         }),
+        (Method::GET, ["repos", o, r, "issues", n, "dependencies", "blocked_by"]) => {
+            list_blocked_by(st, &format!("{o}/{r}"), n, query)
+        }
         (Method::PATCH, ["repos", o, r, "issues", n]) => patch_issue(st, o, r, n, body, now),
         (Method::POST, ["repos", o, r, "issues", n, "labels"]) => {
             write_labels(st, o, r, n, body, now, Write::Add)
@@ -185,7 +189,7 @@ fn list_issues(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answ
         &format!("/repos/{}/issues", r.full_name),
         query,
         issues,
-        |i| json::issue(&st.base_url, r, i),
+        |i| issue_json(st, r, i),
     )
 }
 

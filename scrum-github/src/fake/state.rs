@@ -204,6 +204,8 @@ pub(crate) struct State {
     /// Where pushed branches live: `{git_root}/{owner}/{name}.git` (see
     /// `FakeGitHub::serve_git_from`).
     pub(crate) git_root: Option<std::path::PathBuf>,
+    /// Issue dependencies: the blockers of (lower-case `owner/name`, number).
+    pub(crate) blocked_by: BTreeMap<(String, u64), Vec<scrum_core::TaskId>>,
 }
 
 impl State {
@@ -224,6 +226,7 @@ impl State {
             faults: VecDeque::new(),
             log: Vec::new(),
             git_root: None,
+            blocked_by: BTreeMap::new(),
         }
     }
 

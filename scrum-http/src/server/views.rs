@@ -214,6 +214,13 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
         text_changed: t.review.is_some(),
         edited_by: t.review.as_ref().map(|r| r.editor.clone()),
+        blocked: t.blocked.is_some(),
+        blocked_by: t
+            .blocked
+            .iter()
+            .flat_map(|b| b.by.iter().map(ToString::to_string))
+            .collect(),
+        blocked_reason: t.blocked.as_ref().map(|b| b.describe()),
     }
 }
 
