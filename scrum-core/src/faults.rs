@@ -344,6 +344,15 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
             .call("blocked_by", self.inner.blocked_by(id))
             .await
     }
+    async fn pull_state(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullState>> {
+        self.faults
+            .call("pull_state", self.inner.pull_state(repo, number))
+            .await
+    }
 }
 
 #[async_trait]

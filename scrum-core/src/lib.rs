@@ -25,6 +25,7 @@
 //! - `conformance` (feature `testkit`): the suites every `WorkQueue` backend, every
 //!   `IssueSource` and every `WorkSource` runs.
 //! - [`clock`]: time the tests can pause.
+//! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
 //!
 //! # Example
@@ -72,6 +73,7 @@ pub mod model;
 pub mod probe;
 pub mod queue;
 pub mod redact;
+pub mod review;
 pub mod runner;
 pub mod source;
 pub mod state;

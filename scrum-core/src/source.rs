@@ -209,4 +209,23 @@ pub trait IssueSource: Send + Sync + 'static {
         let _ = id;
         Ok(Vec::new())
     }
+
+    /// The review state of pull request `number` of `repo` (open, approved, changes
+    /// requested, merged, closed), for review gating ([`crate::review`]); `None`
+    /// from a tracker without pull requests (the default), whose completions are
+    /// then never gated.
+    ///
+    /// # Behavior
+    /// - An open pull request reads as open; with a reviewer's latest review asking
+    ///   for changes as changes requested, else approved once approved; merged and
+    ///   closed ones as such.
+    /// - An unknown pull request fails with `NotFound`.
+    async fn pull_state(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullState>> {
+        let _ = (repo, number);
+        Ok(None)
+    }
 }

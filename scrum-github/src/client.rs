@@ -17,6 +17,7 @@ use crate::config::GitHubConfig;
 use crate::dependencies::{BlockerCounts, list_blocked_by};
 use crate::known_labels::KnownLabels;
 use crate::listing::{ListWith, Listing, PollStats};
+use crate::reviews::ReviewCache;
 use crate::status::GitHubStatus;
 use crate::sync::lock;
 use crate::transport::{Call, Transport};
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) trust: TrustCache,
     /// How many open issues block each issue, as last listed or read.
     pub(crate) blockers: BlockerCounts,
+    /// Pull requests and their reviews, for conditional reads.
+    reviews: ReviewCache,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
@@ -88,6 +91,7 @@ impl GitHubClient {
                 default_branches: Mutex::new(HashMap::new()),
                 trust: TrustCache::default(),
                 blockers: BlockerCounts::default(),
+                reviews: ReviewCache::default(),
             }),
         })
     }
@@ -452,6 +456,18 @@ impl IssueSource for GitHubClient {
             return Ok(Vec::new());
         }
         list_blocked_by(&self.inner.transport, id).await
+    }
+
+    async fn pull_state(
+        &self,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Option<scrum_core::review::PullState>> {
+        self.inner
+            .reviews
+            .pull_state(&self.inner.transport, repo, number)
+            .await
+            .map(Some)
     }
 }
 

@@ -61,6 +61,7 @@ mod dependencies;
 mod known_labels;
 mod listing;
 mod pulls;
+mod reviews;
 pub mod status;
 mod sync;
 mod transport;

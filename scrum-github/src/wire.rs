@@ -212,6 +212,24 @@ pub(crate) struct Pull {
     pub(crate) head: PullRef,
 }
 
+/// A pull request's state, from `GET /repos/{repo}/pulls/{n}`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullStatus {
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) merged: bool,
+    #[serde(default)]
+    pub(crate) merged_at: Option<String>,
+}
+
+/// One review, from `GET /repos/{repo}/pulls/{n}/reviews`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullReview {
+    #[serde(default)]
+    pub(crate) user: Option<Actor>,
+    pub(crate) state: String,
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct PullRef {
     #[serde(rename = "ref")]

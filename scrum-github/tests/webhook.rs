@@ -50,6 +50,16 @@ fn a_dependency_event_names_the_blocked_issue() {
 }
 
 #[test]
+fn pull_request_and_review_events_name_the_pull_request() {
+    let body = br#"{"action":"submitted","pull_request":{"number":12},
+        "review":{"state":"approved"},"repository":{"full_name":"acme/widgets"}}"#;
+    for event in ["pull_request", "pull_request_review"] {
+        let task = parse_event(Some(event), body).unwrap().unwrap();
+        assert_eq!(task.to_string(), "acme/widgets#12", "{event}");
+    }
+}
+
+#[test]
 fn a_wrong_or_missing_signature_is_refused_as_unauthorized() {
     let s = secret();
     let body = issues_event("labeled");

@@ -65,6 +65,62 @@ pub struct NextResponse {
     /// The task, when one was.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub work: Option<WorkItem>,
+    /// *Added* (Python API): no work because review gating holds it back
+    /// (`MAX_PENDING_PRS`, `BLOCK_ON_CHANGES_REQUESTED`); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    /// *Added* (Python API): why, while `blocked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer of `GET /pr-review/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewStatusResponse {
+    /// Whether review gating holds work back now.
+    pub blocked: bool,
+    /// Why, while `blocked`.
+    pub reason: Option<String>,
+    /// Repositories whose tasks wait.
+    pub held_repositories: Vec<String>,
+    /// `MAX_PENDING_PRS` (per repository; 0: no limit).
+    pub max_pending_prs: usize,
+    /// `MAX_PENDING_PRS_TOTAL`, when set.
+    pub max_pending_prs_total: Option<usize>,
+    /// `BLOCK_ON_CHANGES_REQUESTED`.
+    pub block_on_changes_requested: bool,
+    /// Pull requests still open (any review state).
+    pub pending: usize,
+    /// Every tracked pull request.
+    pub pull_requests: Vec<scrum_core::review::TrackedPull>,
+}
+
+impl From<scrum_core::engine::ReviewStatus> for ReviewStatusResponse {
+    fn from(s: scrum_core::engine::ReviewStatus) -> ReviewStatusResponse {
+        ReviewStatusResponse {
+            blocked: s.gate.holds_anything(),
+            reason: s.gate.reason(),
+            held_repositories: s.gate.repos.clone(),
+            max_pending_prs: s.settings.max_pending,
+            max_pending_prs_total: s.settings.max_pending_total,
+            block_on_changes_requested: s.settings.block_on_changes_requested,
+            pending: s.pulls.iter().filter(|p| p.state.is_pending()).count(),
+            pull_requests: s.pulls,
+        }
+    }
+}
+
+/// The answer of `POST /pr-review/{state}/{number}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReviewResponse {
+    /// `ok`.
+    pub status: String,
+    /// The pull request as now counted.
+    pub pull: scrum_core::review::TrackedPull,
+    /// Whether review gating holds work back now.
+    pub blocked: bool,
+    /// Why, while `blocked`.
+    pub reason: Option<String>,
 }
 
 /// A task handed to a worker.
@@ -400,6 +456,9 @@ pub struct HealthResponse {
     /// `off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_mode: Option<String>,
+    /// *Added*: review gating (`blocked`, `reason`, `pending`, the settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_review: Option<Value>,
 }
 
 /// `github` in [`HealthResponse`].

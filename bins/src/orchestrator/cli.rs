@@ -192,6 +192,29 @@ pub struct ServeArgs {
     /// with its latest text (for private repositories whose every member is trusted).
     #[arg(long, env = "TRUST_MODE", value_name = "TRUST_MODE", default_value = "labeler", value_parser = parse_trust_mode)]
     pub trust_mode: TrustMode,
+    /// Review gating: while this many pull requests opened by workers in one
+    /// repository await review (open, not merged or closed), that repository's
+    /// issues are not handed out and /work/next answers `blocked` with a reason.
+    /// 0 turns the limit off.
+    #[arg(
+        long,
+        env = "MAX_PENDING_PRS",
+        value_name = "MAX_PENDING_PRS",
+        default_value_t = 5
+    )]
+    pub max_pending_prs: usize,
+    /// Review gating across every repository: while this many pull requests await
+    /// review in all, no issue is handed out. Unset: no such limit.
+    #[arg(
+        long,
+        env = "MAX_PENDING_PRS_TOTAL",
+        value_name = "MAX_PENDING_PRS_TOTAL"
+    )]
+    pub max_pending_prs_total: Option<usize>,
+    /// Review gating: a pull request with changes requested holds its repository's
+    /// issues until it is approved, merged or closed.
+    #[arg(long, env = "BLOCK_ON_CHANGES_REQUESTED", value_name = "BLOCK_ON_CHANGES_REQUESTED", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub block_on_changes_requested: bool,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,

@@ -64,6 +64,11 @@ impl Service {
             labels: self.github.labels.clone(),
             leader_ttl: Duration::from_secs(a.leader_ttl_secs),
             trust: a.trust_mode,
+            review: scrum_core::review::ReviewSettings {
+                max_pending: a.max_pending_prs,
+                max_pending_total: a.max_pending_prs_total,
+                block_on_changes_requested: a.block_on_changes_requested,
+            },
             ..EngineConfig::default()
         });
         match a.trust_mode {

@@ -33,6 +33,7 @@ mod local;
 mod poll;
 mod reads;
 mod registry;
+mod review;
 mod trust;
 mod work;
 mod workers;
@@ -61,6 +62,7 @@ use local::LocalWorkers;
 pub use poll::PollReport;
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
+pub use review::{ReviewStatus, TRACK_FOR};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
 use writes::HeldRepos;
@@ -101,6 +103,9 @@ pub struct EngineConfig {
     pub effect_retry: EffectRetry,
     /// Whose text reaches an agent (`TRUST_MODE`; see [`TrustMode`]).
     pub trust: TrustMode,
+    /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
+    /// [`crate::review`]).
+    pub review: crate::review::ReviewSettings,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +126,7 @@ impl Default for EngineConfig {
             comment_on_retry: true,
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
+            review: crate::review::ReviewSettings::default(),
         }
     }
 }
@@ -192,6 +198,7 @@ impl OrchestratorBuilder {
                 paused: AtomicBool::new(false),
                 hold: Mutex::new(HeldRepos::default()),
                 refused: Mutex::new(HashMap::new()),
+                pulls: Mutex::new(review::PullBook::default()),
             }),
         }
     }
@@ -224,6 +231,8 @@ struct Inner {
     /// The marker of the last "not queued" comment posted per issue, so a refused
     /// issue costs no comment read per poll (the marker keeps it once anyway).
     refused: Mutex<HashMap<TaskId, String>>,
+    /// The pull requests workers opened, with their review state.
+    pulls: Mutex<review::PullBook>,
 }
 
 impl std::fmt::Debug for Orchestrator {

@@ -154,6 +154,9 @@ impl Orchestrator {
         let checked = self.check_dependencies(&mut Graph::listed(bodies)).await?;
         report.blocked = checked.blocked;
         report.unblocked = checked.unblocked;
+        if let Err(e) = self.refresh_pulls().await {
+            tracing::warn!(error = %e, "could not read the tracked pull requests");
+        }
         Ok(report)
     }
 }

@@ -39,9 +39,12 @@ impl Orchestrator {
 
             let now = self.now();
             let draining = self.seen(worker, address, now).await?;
-            let blocked = draining || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
+            let gate = self.review_gate();
+            let blocked =
+                draining || gate.all || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
             if !blocked {
-                let hold = self.hold().await?;
+                let mut hold = self.hold().await?;
+                hold.repos.extend(gate.repos);
                 if let Some(task) = self
                     .inner
                     .queue
@@ -100,6 +103,9 @@ impl Orchestrator {
             .queue
             .complete(task, token, completion, now)
             .await;
+        if let Ok(done) = &result {
+            self.track_completed(done);
+        }
         self.after_report(worker, &result, true, now).await;
         result
     }

@@ -281,6 +281,8 @@ impl FakeGitHub {
                 title: issue.title.clone(),
                 body: issue.body.clone(),
                 open: true,
+                merged: false,
+                reviews: Vec::new(),
             }
         });
         let created_at = issue.created_at.unwrap_or(now);
@@ -462,6 +464,35 @@ impl FakeGitHub {
             .and_then(|r| r.issues.get_mut(&id.number()))
         {
             i.updated_at = now;
+        }
+    }
+
+    /// Merges pull request `number` of `repo`, as a maintainer would: it is closed
+    /// and merged.
+    pub fn merge_pull(&self, repo: &str, number: u64) {
+        self.change_pull(repo, number, |p| {
+            p.open = false;
+            p.merged = true;
+        });
+    }
+
+    /// Reviews pull request `number` of `repo` as `login`: `APPROVED`,
+    /// `CHANGES_REQUESTED` or `COMMENTED`.
+    pub fn review_pull(&self, repo: &str, number: u64, login: &str, state: &str) {
+        self.change_pull(repo, number, |p| {
+            p.reviews.push((login.to_string(), state.to_string()));
+        });
+    }
+
+    fn change_pull(&self, repo: &str, number: u64, f: impl FnOnce(&mut FakePull)) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        if let Some(i) = st.repo_mut(repo).and_then(|r| r.issues.get_mut(&number)) {
+            if let Some(p) = i.pull.as_mut() {
+                f(p);
+                i.open = p.open;
+                i.updated_at = now;
+            }
         }
     }
 

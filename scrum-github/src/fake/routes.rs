@@ -113,6 +113,30 @@ pub(crate) fn route(
         }
         (Method::POST, ["graphql"]) => super::graphql::answer(st, body),
         (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
+        (Method::GET, ["repos", o, r, "pulls", n]) => with_issue(st, o, r, n, |st, repo, i| {
+            let r = st.repo(repo).expect("checked");
+            match i.pull {
+                Some(_) => ok(json::pull(&st.base_url, r, i)),
+                None => not_found(),
+            }
+        }),
+        (Method::GET, ["repos", o, r, "pulls", n, "reviews"]) => {
+            with_issue(st, o, r, n, |st, _, i| match &i.pull {
+                Some(p) => paged(
+                    &st.base_url,
+                    &format!("/repos/{o}/{r}/pulls/{n}/reviews"),
+                    query,
+                    p.reviews.iter().enumerate().collect(),
+                    |(k, (login, state))| {
+                        serde_json::json!({
+                            "id": i.id * 1000 + k as u64, "user": { "login": login, "type": "User" },
+                            "state": state, "body": "", "submitted_at": i.updated_at.to_rfc3339()
+                        })
+                    },
+                ),
+                None => not_found(),
+            })
+        }
         (Method::POST, ["repos", o, r, "pulls"]) => create_pull(st, &format!("{o}/{r}"), body, now),
         _ => not_found(),
     }

@@ -148,6 +148,11 @@ pub struct FakePull {
     pub body: String,
     /// Whether it is open.
     pub open: bool,
+    /// Whether it was merged (closed by the merge).
+    pub merged: bool,
+    /// Its reviews, oldest first: (reviewer, `APPROVED`, `CHANGES_REQUESTED` or
+    /// `COMMENTED`).
+    pub reviews: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 mod extract;
 mod guard;
+mod review;
 mod views;
 mod webhook;
 mod work;
@@ -108,6 +109,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/webhooks/github"),
+    ("get", "/pr-review/status"),
+    ("post", "/pr-review/{state}/{number}"),
 ];
 
 /// The router: the API, and the dashboard at `/ui` ([`crate::ui`]). Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
@@ -135,6 +138,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
         .route("/webhooks/github", post(webhook::github))
+        .route("/pr-review/status", get(review::status))
+        .route("/pr-review/{state}/{number}", post(review::mark))
         .route("/", get(crate::ui::root))
         .merge(crate::ui::routes())
         .fallback(guard::no_route)

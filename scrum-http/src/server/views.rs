@@ -80,9 +80,24 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "store": store,
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
         "trust_mode": o.config().trust.as_str(),
+        "pr_review": pr_review(o),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+/// `/health`'s `pr_review`: whether review gating holds work back, and why.
+fn pr_review(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
+    let s = crate::wire::ReviewStatusResponse::from(o.review_status());
+    json!({
+        "blocked": s.blocked,
+        "reason": s.reason,
+        "pending": s.pending,
+        "max_pending_prs": s.max_pending_prs,
+        "max_pending_prs_total": s.max_pending_prs_total,
+        "block_on_changes_requested": s.block_on_changes_requested,
+        "held_repositories": s.held_repositories,
+    })
 }
 
 /// `/health`'s `github.reason` while the issue source is degraded. The source's own

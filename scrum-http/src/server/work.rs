@@ -48,13 +48,18 @@ pub(super) async fn next(
             NextResponse {
                 work_available: true,
                 work: Some(work_item(&a)),
+                blocked: false,
+                reason: None,
             }
         }
         None => {
             Metrics::inc(&m.empty_polls);
+            let gate = s.orchestrator().review_gate();
             NextResponse {
                 work_available: false,
                 work: None,
+                blocked: gate.holds_anything(),
+                reason: gate.reason(),
             }
         }
     }))
