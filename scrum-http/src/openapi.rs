@@ -393,9 +393,62 @@ fn name_operations(doc: &mut Value) {
     }
 }
 
+/// The scheduling additions (#12): review gating's endpoints and fields.
+fn add_scheduling(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["NextResponse"]["properties"]["blocked"] = json!({ "type": "boolean",
+        "description": "No work because review gating holds it back (absent otherwise)" });
+    schemas["NextResponse"]["properties"]["reason"] = json!({ "type": "string" });
+    schemas["Health"]["properties"]["pr_review"] = json!({ "type": "object",
+        "description": "Review gating: `blocked`, `reason`, `pending` and the settings" });
+    let nullable_int = json!({ "type": ["integer", "null"] });
+    schemas["TrackedPull"] = json!({
+        "type": "object",
+        "required": ["repo", "number", "url", "task", "state"],
+        "properties": {
+            "repo": { "type": "string" }, "number": { "type": "integer" },
+            "url": { "type": "string" }, "task": { "type": "string" },
+            "state": { "type": "string", "enum": ["open", "approved", "changes_requested", "merged", "closed"] }
+        }
+    });
+    schemas["ReviewStatusResponse"] = json!({
+        "type": "object",
+        "required": ["blocked", "reason", "held_repositories", "max_pending_prs", "max_pending_prs_total",
+                     "block_on_changes_requested", "pending", "pull_requests"],
+        "properties": {
+            "blocked": { "type": "boolean" }, "reason": nullable("string"),
+            "held_repositories": { "type": "array", "items": { "type": "string" } },
+            "max_pending_prs": { "type": "integer" }, "max_pending_prs_total": nullable_int,
+            "block_on_changes_requested": { "type": "boolean" }, "pending": { "type": "integer" },
+            "pull_requests": { "type": "array", "items": r("TrackedPull") }
+        }
+    });
+    schemas["PullReviewResponse"] = json!({
+        "type": "object",
+        "required": ["status", "pull", "blocked", "reason"],
+        "properties": {
+            "status": { "type": "string" }, "pull": r("TrackedPull"),
+            "blocked": { "type": "boolean" }, "reason": nullable("string")
+        }
+    });
+    let mark_params = json!([
+        { "name": "state", "in": "path", "required": true,
+          "schema": { "type": "string", "enum": ["approved", "changes-requested", "merged"] } },
+        { "name": "number", "in": "path", "required": true,
+          "schema": { "type": "integer", "minimum": 1 } },
+        { "name": "repository", "in": "query", "required": false,
+          "description": "`owner/name`, when several tracked repositories have that number",
+          "schema": { "type": "string" } }
+    ]);
+    let paths = &mut doc["paths"];
+    paths["/pr-review/status"] = json!({ "get": op("Review gating: settings, what it holds and why, the tracked pull requests", None, json!([]), r("ReviewStatusResponse"), &[], false) });
+    paths["/pr-review/{state}/{number}"] = json!({ "post": op("Record a pull request's review state (until GitHub says it was merged or closed)", None, mark_params, r("PullReviewResponse"), &[400, 404, 422], false) });
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
     let mut doc = unnamed_document();
+    add_scheduling(&mut doc);
     name_operations(&mut doc);
     doc["paths"]["/work/next"]["get"]["responses"]["200"]["links"] = claim_links();
     doc
