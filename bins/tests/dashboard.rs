@@ -325,6 +325,7 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
         task: task_ref(&work),
         error: "the importer's tests fail".into(),
         retryable: Some(false),
+        cost_usd: None,
     };
     api.failed(&failure).await.unwrap();
     let page = format!("{url}/ui/tasks/{}/{}", broken.repo(), broken.number());

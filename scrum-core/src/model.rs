@@ -705,6 +705,10 @@ pub struct Task {
     /// ([`crate::deps`]).
     #[serde(default)]
     pub blocked: Option<crate::deps::Blocked>,
+    /// What this run's attempts cost in US dollars, as workers reported it (their
+    /// completion's and failures' `cost_usd`): checked against `ISSUE_BUDGET_USD`.
+    #[serde(default)]
+    pub spent_usd: f64,
 }
 
 impl Task {
@@ -760,6 +764,11 @@ pub struct Assignment {
     /// worker checks what it got against it before it runs anything.
     #[serde(default)]
     pub text_digest: Option<String>,
+    /// What is left of the issue's budget (`ISSUE_BUDGET_USD`, less what its
+    /// earlier attempts cost) and of its repository's monthly one, the smaller, in
+    /// US dollars, so the agent can cap itself; `None` without budgets.
+    #[serde(default)]
+    pub budget_left_usd: Option<f64>,
 }
 
 impl Assignment {
@@ -790,6 +799,7 @@ impl Assignment {
             max_attempts: task.max_attempts,
             heartbeat_interval,
             text_digest: Some(task.issue.digest()),
+            budget_left_usd: None,
         })
     }
 }

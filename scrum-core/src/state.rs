@@ -44,6 +44,9 @@
 //! | Pending, blocked | `Claim` | refused (`NotClaimable`) | – |
 //! | InProgress | `Block` | refused (`Live`): the engine releases a claim it finds blocked first | – |
 //! | not blocked | `Unblock` | unchanged | – |
+//! | InProgress, live token | `Complete` with a cost | as `Complete`, the cost added to the run's spend | as `Complete` |
+//! | any | `Spend` (a failed attempt's reported cost) | the cost added to the run's spend | – |
+//! | Pending, spend at or past the budget | `Spend` | Failed: no further attempt | `Failed` ("budget spent") |
 //!
 //! Blocked stands beside held for review: both keep the task Pending with
 //! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
@@ -281,6 +284,15 @@ pub enum Event {
     },
     /// Every blocker of the issue is closed: a blocked task may be handed out.
     Unblock,
+    /// A worker reported what a failed attempt cost: added to the run's spend.
+    /// Once the spend reaches `budget` (`ISSUE_BUDGET_USD`), a pending task gets no
+    /// further attempt.
+    Spend {
+        /// The attempt's cost in US dollars.
+        usd: f64,
+        /// The issue's budget, when one is set.
+        budget: Option<f64>,
+    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -473,6 +485,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         approval: None,
         review: None,
         blocked: None,
+        spent_usd: 0.0,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -556,6 +569,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 cost_usd: completion.cost_usd,
             };
             finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
+            next.spent_usd += cost(completion.cost_usd);
             next.completion = Some(completion);
             effects.push(effect(&next, kind));
         }
@@ -717,6 +731,30 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             TaskState::InProgress => return Err(Refusal::Live),
             _ => return Err(Refusal::Terminal),
         },
+        Event::Spend { usd, budget } => {
+            let usd = cost(Some(usd));
+            if usd == 0.0 {
+                return Ok(unchanged(task));
+            }
+            next.spent_usd += usd;
+            let spent = budget.filter(|b| next.spent_usd >= *b);
+            if let (Some(budget), TaskState::Pending) = (spent, task.state) {
+                let reason = format!(
+                    "its budget is spent: its attempts cost ${:.2} of ${budget:.2} \
+                     (ISSUE_BUDGET_USD), so it gets no further attempt",
+                    next.spent_usd
+                );
+                next.last_error = Some(reason.clone());
+                // The attempt's lease already ended (as the report or the reaper said).
+                next.state = TaskState::Failed;
+                next.finished_at = Some(now);
+                let kind = EffectKind::Failed {
+                    reason,
+                    attempts: next.attempts,
+                };
+                effects.push(effect(&next, kind));
+            }
+        }
         Event::Unblock => {
             if task.blocked.is_none() {
                 return Ok(unchanged(task));
@@ -732,6 +770,11 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
         effects,
         unchanged: false,
     })
+}
+
+/// A reported cost as a spend: unknown, negative or not a number counts as nothing.
+fn cost(usd: Option<f64>) -> f64 {
+    usd.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0)
 }
 
 fn unchanged(task: &Task) -> Step {
@@ -842,6 +885,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.approval = None;
     next.review = None;
     next.blocked = None;
+    next.spent_usd = 0.0;
     effects.push(effect(next, EffectKind::Queued));
 }
 

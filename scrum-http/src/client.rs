@@ -520,6 +520,7 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         max_attempts: item.max_attempts,
         heartbeat_interval,
         text_digest: item.text_digest.clone(),
+        budget_left_usd: item.budget_left_usd,
     })
 }
 
@@ -575,6 +576,7 @@ impl WorkSource for OrchestratorClient {
             task: task_ref(worker, a),
             error: f.reason,
             retryable: Some(f.retryable),
+            cost_usd: None,
         };
         self.failed(&req).await.map(|_| ())
     }

@@ -401,6 +401,10 @@ fn add_scheduling(doc: &mut Value) {
     schemas["NextResponse"]["properties"]["reason"] = json!({ "type": "string" });
     schemas["Health"]["properties"]["pr_review"] = json!({ "type": "object",
         "description": "Review gating: `blocked`, `reason`, `pending` and the settings" });
+    schemas["Health"]["properties"]["budget"] = json!({ "type": "object",
+        "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
+    schemas["FailedRequest"]["properties"]["cost_usd"] = json!({ "type": "number", "minimum": 0 });
+    schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
     let nullable_int = json!({ "type": ["integer", "null"] });
     schemas["TrackedPull"] = json!({
         "type": "object",

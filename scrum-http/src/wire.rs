@@ -157,6 +157,11 @@ pub struct WorkItem {
     /// it got against it before it runs anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_digest: Option<String>,
+    /// *Added*: what is left of the issue's budget and its repository's monthly
+    /// one (the smaller, US dollars), so the agent can cap itself; absent without
+    /// budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_left_usd: Option<f64>,
 }
 
 /// The fields every report names its task by.
@@ -199,7 +204,7 @@ pub struct CompleteRequest {
 }
 
 /// The body of `POST /work/failed`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedRequest {
     /// Which task.
     #[serde(flatten)]
@@ -209,6 +214,10 @@ pub struct FailedRequest {
     /// *Added*: whether another attempt may succeed (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// *Added*: what the failed attempt cost in US dollars, when known (counts
+    /// against `ISSUE_BUDGET_USD` and `REPO_MONTHLY_BUDGET_USD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// The body of `POST /work/heartbeat`.
@@ -459,6 +468,10 @@ pub struct HealthResponse {
     /// *Added*: review gating (`blocked`, `reason`, `pending`, the settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr_review: Option<Value>,
+    /// *Added*: cost budgets (the settings, this month's spend per repository, the
+    /// repositories paused and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Value>,
 }
 
 /// `github` in [`HealthResponse`].

@@ -215,6 +215,16 @@ pub struct ServeArgs {
     /// issues until it is approved, merged or closed.
     #[arg(long, env = "BLOCK_ON_CHANGES_REQUESTED", value_name = "BLOCK_ON_CHANGES_REQUESTED", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub block_on_changes_requested: bool,
+    /// The most one run of an issue may cost, in US dollars, from the costs workers
+    /// report: once its attempts have cost this much it gets no further attempt
+    /// (it fails, and its comment says why). Unset: no limit.
+    #[arg(long, env = "ISSUE_BUDGET_USD", value_name = "ISSUE_BUDGET_USD", value_parser = parse_usd)]
+    pub issue_budget_usd: Option<f64>,
+    /// The most one repository's runs may cost in a calendar month (UTC), in US
+    /// dollars: once spent, its issues are not handed out until the month ends, and
+    /// /health says why. Unset: no limit.
+    #[arg(long, env = "REPO_MONTHLY_BUDGET_USD", value_name = "REPO_MONTHLY_BUDGET_USD", value_parser = parse_usd)]
+    pub repo_monthly_budget_usd: Option<f64>,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,
@@ -411,6 +421,15 @@ pub fn default_state_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(base.join("scrum-orchestrator"))
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not an amount of US dollars greater than 0 (e.g. 2.50)"
+        )),
+    }
 }
 
 fn parse_trust_mode(s: &str) -> Result<TrustMode, String> {

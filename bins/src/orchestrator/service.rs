@@ -69,6 +69,10 @@ impl Service {
                 max_pending_total: a.max_pending_prs_total,
                 block_on_changes_requested: a.block_on_changes_requested,
             },
+            budgets: scrum_core::engine::Budgets {
+                issue_usd: a.issue_budget_usd,
+                repo_monthly_usd: a.repo_monthly_budget_usd,
+            },
             ..EngineConfig::default()
         });
         match a.trust_mode {

@@ -27,6 +27,7 @@
 //! last write. The leader stores its probe reports and drops workers unseen for
 //! [`EngineConfig::worker_forget_after`] that hold nothing, in its reap round.
 
+mod budget;
 mod deps;
 mod dispatch;
 mod local;
@@ -57,6 +58,7 @@ use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
 use crate::state::EffectRetry;
 
+pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
 use local::LocalWorkers;
 pub use poll::PollReport;
@@ -106,6 +108,8 @@ pub struct EngineConfig {
     /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
     /// [`crate::review`]).
     pub review: crate::review::ReviewSettings,
+    /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
+    pub budgets: Budgets,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
             review: crate::review::ReviewSettings::default(),
+            budgets: Budgets::default(),
         }
     }
 }
@@ -199,6 +204,7 @@ impl OrchestratorBuilder {
                 hold: Mutex::new(HeldRepos::default()),
                 refused: Mutex::new(HashMap::new()),
                 pulls: Mutex::new(review::PullBook::default()),
+                month_spend: Mutex::new(MonthSpend::default()),
             }),
         }
     }
@@ -233,6 +239,8 @@ struct Inner {
     refused: Mutex<HashMap<TaskId, String>>,
     /// The pull requests workers opened, with their review state.
     pulls: Mutex<review::PullBook>,
+    /// Each repository's spend this month, as the last poll read it.
+    month_spend: Mutex<MonthSpend>,
 }
 
 impl std::fmt::Debug for Orchestrator {

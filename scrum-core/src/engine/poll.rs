@@ -157,6 +157,9 @@ impl Orchestrator {
         if let Err(e) = self.refresh_pulls().await {
             tracing::warn!(error = %e, "could not read the tracked pull requests");
         }
+        if let Err(e) = self.refresh_month_spend().await {
+            tracing::warn!(error = %e, "could not read this month's spend");
+        }
         Ok(report)
     }
 }

@@ -45,6 +45,8 @@ impl Orchestrator {
             if !blocked {
                 let mut hold = self.hold().await?;
                 hold.repos.extend(gate.repos);
+                hold.repos
+                    .extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
                 if let Some(task) = self
                     .inner
                     .queue
@@ -61,11 +63,12 @@ impl Orchestrator {
                     };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
-                    return Assignment::from_claimed(
+                    let mut a = Assignment::from_claimed(
                         &task,
                         self.inner.queue.policy().heartbeat_interval(),
-                    )
-                    .map(Some);
+                    )?;
+                    a.budget_left_usd = self.budget_left(&task);
+                    return Ok(Some(a));
                 }
             }
             tokio::select! {

@@ -755,6 +755,67 @@ fn a_new_run_starts_unblocked() {
     assert_eq!((again.blocked, again.not_before), (None, t(4)));
 }
 
+#[test]
+fn spending_the_budget_ends_the_run_without_another_attempt() {
+    let failed = step(&claimed(), fail(true), t(2)).unwrap().task;
+    assert_eq!(failed.state, TaskState::Pending);
+    let spend = |usd, budget| Event::Spend { usd, budget };
+    // Under the budget: only counted.
+    let under = step(&failed, spend(0.5, Some(2.0)), t(3)).unwrap();
+    assert_eq!(
+        (under.task.state, under.task.spent_usd),
+        (TaskState::Pending, 0.5)
+    );
+    assert!(under.effects.is_empty());
+    // At it: failed, with the reason.
+    let over = step(&under.task, spend(1.5, Some(2.0)), t(4)).unwrap();
+    assert_eq!(over.task.state, TaskState::Failed);
+    let reason = match &over.effects[..] {
+        [
+            Effect {
+                kind:
+                    EffectKind::Failed {
+                        reason,
+                        attempts: 1,
+                    },
+                ..
+            },
+        ] => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        reason.contains("$2.00 of $2.00 (ISSUE_BUDGET_USD)"),
+        "{reason}"
+    );
+    // No budget, or nothing spent: nothing ends.
+    assert_eq!(
+        step(&failed, spend(9.0, None), t(3)).unwrap().task.state,
+        TaskState::Pending
+    );
+    assert!(
+        step(&failed, spend(f64::NAN, Some(1.0)), t(3))
+            .unwrap()
+            .unchanged
+    );
+    // A completion's cost counts too; a new run starts from nothing.
+    let done = step(
+        &claimed(),
+        Event::Complete {
+            token: TOKEN,
+            completion: Completion {
+                cost_usd: Some(1.25),
+                ..Completion::default()
+            },
+        },
+        t(5),
+    )
+    .unwrap()
+    .task;
+    assert_eq!(done.spent_usd, 1.25);
+    let again = step(&over.task, Event::Retry, t(6)).unwrap().task;
+    assert_eq!(again.spent_usd, 0.0);
+}
+
 /// One random event; tokens pick from a small set so that live and stale tokens
 /// both occur often.
 fn any_event() -> impl Strategy<Value = (Event, u64)> {

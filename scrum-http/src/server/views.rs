@@ -81,9 +81,29 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
         "trust_mode": o.config().trust.as_str(),
         "pr_review": pr_review(o),
+        "budget": budget(o),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+/// `/health`'s `budget`: the budgets, this month's spend, and the repositories
+/// whose dispatch is paused, with why.
+fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
+    let b = o.budgets();
+    let spend = o.month_spend();
+    let paused: Vec<serde_json::Value> = o
+        .budget_holds()
+        .into_iter()
+        .map(|(repo, reason)| json!({"repository": repo, "reason": reason}))
+        .collect();
+    json!({
+        "issue_budget_usd": b.issue_usd,
+        "repo_monthly_budget_usd": b.repo_monthly_usd,
+        "month_start": spend.month_start.to_rfc3339(),
+        "spent_this_month_usd": spend.by_repo,
+        "paused": paused,
+    })
 }
 
 /// `/health`'s `pr_review`: whether review gating holds work back, and why.

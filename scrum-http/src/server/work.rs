@@ -81,6 +81,7 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         max_attempts: a.max_attempts,
         heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
         text_digest: a.text_digest.clone(),
+        budget_left_usd: a.budget_left_usd,
     }
 }
 
@@ -123,7 +124,10 @@ pub(super) async fn failed(
         reason: req.error,
         retryable: req.retryable.unwrap_or(true),
     };
-    let result = s.orchestrator().fail(&worker, &id, token, failure).await;
+    let result = s
+        .orchestrator()
+        .fail_costing(&worker, &id, token, failure, req.cost_usd)
+        .await;
     reported(&s, result, &s.metrics().failures)
 }
 
