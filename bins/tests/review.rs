@@ -81,6 +81,10 @@ async fn pending_pull_requests_hold_work_until_reviewed() {
     let health = client.health().await.unwrap().pr_review.unwrap();
     assert_eq!(health["blocked"], true, "{health}");
     assert_eq!(health["pending"], 1, "{health}");
+    // The scaling signal counts the two held issues as blocked, and wants no worker.
+    let s = client.scaling().await.unwrap();
+    assert_eq!((s.ready, s.in_progress, s.blocked), (0, 0, 2), "{s:?}");
+    assert_eq!((s.idle_workers, s.desired_workers), (1, 0), "{s:?}");
     let status = client.review_status().await.unwrap();
     assert_eq!(status.pull_requests.len(), 1);
     assert_eq!(status.pull_requests[0].number, p1);

@@ -135,6 +135,12 @@ impl OrchestratorClient {
         Ok(r.work.filter(|_| r.work_available))
     }
 
+    /// `GET /scaling`: the figures an autoscaler reads.
+    pub async fn scaling(&self) -> Result<scrum_core::engine::Scaling> {
+        self.call(Method::GET, "/scaling", None::<&()>, &[], Retry::Safe, None)
+            .await
+    }
+
     /// `GET /pr-review/status`: review gating's settings, what it holds and why,
     /// and the tracked pull requests.
     pub async fn review_status(&self) -> Result<crate::wire::ReviewStatusResponse> {

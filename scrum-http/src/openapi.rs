@@ -444,7 +444,18 @@ fn add_scheduling(doc: &mut Value) {
           "description": "`owner/name`, when several tracked repositories have that number",
           "schema": { "type": "string" } }
     ]);
+    schemas["Scaling"] = json!({
+        "type": "object",
+        "required": ["ready", "in_progress", "blocked", "idle_workers", "busy_workers", "desired_workers"],
+        "properties": {
+            "ready": { "type": "integer" }, "in_progress": { "type": "integer" },
+            "blocked": { "type": "integer" }, "idle_workers": { "type": "integer" },
+            "busy_workers": { "type": "integer" },
+            "desired_workers": { "type": "integer", "description": "min(MAX_WORKERS, MIN_IDLE_WORKERS + ready + in_progress)" }
+        }
+    });
     let paths = &mut doc["paths"];
+    paths["/scaling"] = json!({ "get": op("The scaling signal for autoscalers (KEDA metrics-api): ready, in progress, blocked, idle and busy workers, desired workers", None, json!([]), r("Scaling"), &[503], false) });
     paths["/pr-review/status"] = json!({ "get": op("Review gating: settings, what it holds and why, the tracked pull requests", None, json!([]), r("ReviewStatusResponse"), &[], false) });
     paths["/pr-review/{state}/{number}"] = json!({ "post": op("Record a pull request's review state (until GitHub says it was merged or closed)", None, mark_params, r("PullReviewResponse"), &[400, 404, 422], false) });
 }

@@ -225,6 +225,23 @@ pub struct ServeArgs {
     /// /health says why. Unset: no limit.
     #[arg(long, env = "REPO_MONTHLY_BUDGET_USD", value_name = "REPO_MONTHLY_BUDGET_USD", value_parser = parse_usd)]
     pub repo_monthly_budget_usd: Option<f64>,
+    /// The scaling signal (GET /scaling): the most workers it ever asks for.
+    #[arg(
+        long,
+        env = "MAX_WORKERS",
+        value_name = "MAX_WORKERS",
+        default_value_t = 10
+    )]
+    pub max_workers: u64,
+    /// The scaling signal: idle workers to keep beyond what the queue needs
+    /// (desired = min(MAX_WORKERS, MIN_IDLE_WORKERS + ready + in progress)).
+    #[arg(
+        long,
+        env = "MIN_IDLE_WORKERS",
+        value_name = "MIN_IDLE_WORKERS",
+        default_value_t = 0
+    )]
+    pub min_idle_workers: u64,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,

@@ -73,6 +73,10 @@ impl Service {
                 issue_usd: a.issue_budget_usd,
                 repo_monthly_usd: a.repo_monthly_budget_usd,
             },
+            scaling: scrum_core::engine::ScalingSettings {
+                max_workers: a.max_workers,
+                min_idle_workers: a.min_idle_workers,
+            },
             ..EngineConfig::default()
         });
         match a.trust_mode {

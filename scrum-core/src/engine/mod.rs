@@ -35,6 +35,7 @@ mod poll;
 mod reads;
 mod registry;
 mod review;
+mod scaling;
 mod trust;
 mod work;
 mod workers;
@@ -65,6 +66,7 @@ pub use poll::PollReport;
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use review::{ReviewStatus, TRACK_FOR};
+pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
 use writes::HeldRepos;
@@ -110,6 +112,8 @@ pub struct EngineConfig {
     pub review: crate::review::ReviewSettings,
     /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
     pub budgets: Budgets,
+    /// The scaling signal's settings (`MAX_WORKERS`, `MIN_IDLE_WORKERS`).
+    pub scaling: ScalingSettings,
 }
 
 impl Default for EngineConfig {
@@ -132,6 +136,7 @@ impl Default for EngineConfig {
             trust: TrustMode::default(),
             review: crate::review::ReviewSettings::default(),
             budgets: Budgets::default(),
+            scaling: ScalingSettings::default(),
         }
     }
 }

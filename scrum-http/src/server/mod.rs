@@ -111,6 +111,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/github"),
     ("get", "/pr-review/status"),
     ("post", "/pr-review/{state}/{number}"),
+    ("get", "/scaling"),
 ];
 
 /// The router: the API, and the dashboard at `/ui` ([`crate::ui`]). Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
@@ -140,6 +141,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/webhooks/github", post(webhook::github))
         .route("/pr-review/status", get(review::status))
         .route("/pr-review/{state}/{number}", post(review::mark))
+        .route("/scaling", get(review::scaling))
         .route("/", get(crate::ui::root))
         .merge(crate::ui::routes())
         .fallback(guard::no_route)

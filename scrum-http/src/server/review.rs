@@ -1,4 +1,4 @@
-//! Review gating: `GET /pr-review/status` and the operator's word on a pull
+//! Scheduling reads: `GET /scaling`; review gating: `GET /pr-review/status` and the operator's word on a pull
 //! request, `POST /pr-review/{approved|changes-requested|merged}/{number}` (the
 //! Python orchestrator's endpoints, keyed by repository and pull request: add
 //! `?repository=owner/name` when two tracked repositories have that number).
@@ -18,6 +18,13 @@ use crate::wire::{PullReviewResponse, ReviewStatusResponse};
 pub(super) struct PullQuery {
     #[serde(default)]
     repository: Option<String>,
+}
+
+/// `GET /scaling`: the figures an autoscaler reads.
+pub(super) async fn scaling(
+    State(s): State<ApiState>,
+) -> Result<Json<scrum_core::engine::Scaling>, ApiError> {
+    Ok(Json(s.orchestrator().scaling().await?))
 }
 
 pub(super) async fn status(State(s): State<ApiState>) -> Json<ReviewStatusResponse> {
