@@ -13,16 +13,21 @@ fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/bin" "$scratch/units"
-for bin in scrum-orchestrator scrum-worker; do
+for bin in scrum-orchestrator scrum-worker scale-workers.sh; do
     printf '#!/bin/sh\n' >"$scratch/bin/$bin"
     chmod +x "$scratch/bin/$bin"
 done
 for unit in *.service; do
     sed "s#/usr/local/bin/#$scratch/bin/#" "$unit" >"$scratch/units/$unit"
 done
-if ! out=$(systemd-analyze verify --man=no "$scratch"/units/*.service 2>&1) || [ -n "$out" ]; then
+# The autoscaling example (autoscale/): its template is checked as instance 1.
+for unit in autoscale/*.service autoscale/*.timer; do
+    name=$(basename "$unit")
+    sed "s#/usr/local/bin/#$scratch/bin/#" "$unit" >"$scratch/units/${name/@./@1.}"
+done
+if ! out=$(systemd-analyze verify --man=no "$scratch"/units/*.service "$scratch"/units/*.timer 2>&1) || [ -n "$out" ]; then
     printf '%s\n' "${out//$scratch\/units\//deploy/}"
     echo "deploy/verify.sh: the unit files have problems (above)"
     exit 1
 fi
-echo "deploy/verify.sh: $(ls *.service | tr '\n' ' ')verified"
+echo "deploy/verify.sh: $(ls *.service autoscale/*.service autoscale/*.timer | tr '\n' ' ')verified"

@@ -94,6 +94,11 @@ pub struct WorkerCli {
     /// Seconds between asks for work when there was none.
     #[arg(long, env = "WORKER_POLL_INTERVAL", value_name = "WORKER_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_poll_interval: u64,
+    /// Leave once no work came for this many seconds (since start or the last
+    /// task): an autoscaler scales in by idle workers leaving, never by stopping a
+    /// busy one. Unset: run until stopped.
+    #[arg(long, env = "EXIT_WHEN_IDLE", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub exit_when_idle: Option<u64>,
     /// Passed to the workflow and its agents.
     #[arg(
         long,
@@ -228,9 +233,13 @@ impl WorkerCli {
             (None, None) => "the built-in workflow".to_string(),
         };
         tracing::info!(worker = %self.worker_id, orchestrator = %self.orchestrator_url, workspace = %self.workspace_dir.display(), runs = %runs, "scrum-worker {} starting", env!("CARGO_PKG_VERSION"));
-        let worker = WorkerLoop::new(self.worker_id.clone(), Arc::new(client), Arc::new(runner))
-            .poll_interval(Duration::from_secs(self.worker_poll_interval))
-            .shutdown_grace(Duration::from_secs(self.shutdown_grace));
+        let mut worker =
+            WorkerLoop::new(self.worker_id.clone(), Arc::new(client), Arc::new(runner))
+                .poll_interval(Duration::from_secs(self.worker_poll_interval))
+                .shutdown_grace(Duration::from_secs(self.shutdown_grace));
+        if let Some(secs) = self.exit_when_idle {
+            worker = worker.exit_when_idle(Duration::from_secs(secs));
+        }
         worker.run(shutdown).await;
         tracing::info!(worker = %self.worker_id, "stopped");
         Ok(())

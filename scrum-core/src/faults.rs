@@ -339,6 +339,20 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
             .call("opened_by", self.inner.opened_by(id))
             .await
     }
+    async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {
+        self.faults
+            .call("blocked_by", self.inner.blocked_by(id))
+            .await
+    }
+    async fn pull_state(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullState>> {
+        self.faults
+            .call("pull_state", self.inner.pull_state(repo, number))
+            .await
+    }
 }
 
 #[async_trait]

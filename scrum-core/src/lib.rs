@@ -14,6 +14,7 @@
 //!   `# Contract` and one `# Behavior` bullet per rule; [`workers`]: the worker
 //!   registry every queue also keeps.
 //! - [`events`]: [`IssueEvents`], webhook deliveries that make the engine poll now.
+//! - [`deps`]: issue dependencies: the blockers an issue names, and cycles.
 //! - [`memory`]: in-memory implementations of all four.
 //! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
 //!   acknowledge steps, the live index), which the memory queue is built from.
@@ -24,6 +25,7 @@
 //! - `conformance` (feature `testkit`): the suites every `WorkQueue` backend, every
 //!   `IssueSource` and every `WorkSource` runs.
 //! - [`clock`]: time the tests can pause.
+//! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
 //!
 //! # Example
@@ -61,6 +63,7 @@ pub mod backend;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod deps;
 pub mod engine;
 mod error;
 pub mod events;
@@ -70,6 +73,7 @@ pub mod model;
 pub mod probe;
 pub mod queue;
 pub mod redact;
+pub mod review;
 pub mod runner;
 pub mod source;
 pub mod spend;

@@ -768,6 +768,11 @@ pub struct Task {
     /// Model tokens this run's attempts used, summed likewise.
     #[serde(default)]
     pub tokens: Option<u64>,
+    /// Set while the issue's blockers are not all closed, or its dependencies have a
+    /// problem (a cycle, a blocker that cannot be read): the task is not handed out
+    /// ([`crate::deps`]).
+    #[serde(default)]
+    pub blocked: Option<crate::deps::Blocked>,
 }
 
 impl Task {
@@ -838,6 +843,11 @@ pub struct Assignment {
     /// worker checks what it got against it before it runs anything.
     #[serde(default)]
     pub text_digest: Option<String>,
+    /// What is left of the issue's budget (`ISSUE_BUDGET_USD`, less what its
+    /// earlier attempts cost) and of its repository's monthly one, the smaller, in
+    /// US dollars, so the agent can cap itself; `None` without budgets.
+    #[serde(default)]
+    pub budget_left_usd: Option<f64>,
 }
 
 impl Assignment {
@@ -868,6 +878,7 @@ impl Assignment {
             max_attempts: task.max_attempts,
             heartbeat_interval,
             text_digest: Some(task.issue.digest()),
+            budget_left_usd: None,
         })
     }
 }

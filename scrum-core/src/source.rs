@@ -203,4 +203,39 @@ pub trait IssueSource: Send + Sync + 'static {
         let _ = id;
         Ok(Person::tracker())
     }
+
+    /// The issues the tracker itself records as blocking this one, open or closed
+    /// (on GitHub: its issue dependencies, asked for only when the issue's
+    /// `issue_dependencies_summary` counts open blockers). The engine adds those its
+    /// body names ([`crate::deps::parse_blockers`]) and reads each one's state with
+    /// [`IssueSource::issue_state`]. By default none: a tracker without
+    /// dependencies of its own has only the body's.
+    ///
+    /// # Behavior
+    /// - An issue with no recorded blockers answers an empty list.
+    /// - Recorded blockers are named, also those in another repository, and a new
+    ///   one shows at the next call.
+    async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
+    /// The review state of pull request `number` of `repo` (open, approved, changes
+    /// requested, merged, closed), for review gating ([`crate::review`]); `None`
+    /// from a tracker without pull requests (the default), whose completions are
+    /// then never gated.
+    ///
+    /// # Behavior
+    /// - An open pull request reads as open; with a reviewer's latest review asking
+    ///   for changes as changes requested, else approved once approved; merged and
+    ///   closed ones as such.
+    /// - An unknown pull request fails with `NotFound`.
+    async fn pull_state(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullState>> {
+        let _ = (repo, number);
+        Ok(None)
+    }
 }

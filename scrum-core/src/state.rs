@@ -39,6 +39,20 @@
 //! | InProgress | `Hold` | InProgress, held: the holder is told to stop, lease cut to the grace period | `ReviewRequested` |
 //! | InProgress, held | `Fail`, `Release`, `Expire` | Pending, held, attempt refunded | – |
 //! | Pending, held | `Claim` | refused (`NotClaimable`) | – |
+//! | Pending | `Block` (blockers not all closed, or a dependency problem) | Pending, blocked: not handed out | `DependencyProblem` when the problem is new |
+//! | Pending, blocked | `Block` saying the same | unchanged | – |
+//! | Pending, blocked | `Unblock` (every blocker closed) | Pending, due at once unless held for review | – |
+//! | Pending, blocked | `Claim` | refused (`NotClaimable`) | – |
+//! | InProgress | `Block` | refused (`Live`): the engine releases a claim it finds blocked first | – |
+//! | not blocked | `Unblock` | unchanged | – |
+//! | InProgress, live token | `Complete` with a cost | as `Complete`, the cost added to the run's spend | as `Complete` |
+//! | any | `Spend` (a failed attempt's reported cost) | the cost added to the run's spend | – |
+//! | Pending, spend at or past the budget | `Spend` | Failed: no further attempt | `Failed` ("budget spent") |
+//!
+//! Blocked stands beside held for review: both keep the task Pending with
+//! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
+//! both blocked and held is handed out once neither holds it. A new run starts
+//! unblocked; the engine checks its blockers again ([`crate::deps`]).
 //!
 //! `Complete` and `Fail` add the report's cost and tokens to the run's
 //! (`Task::cost_usd`, `Task::tokens`; a new run starts from none). A Parked task is
@@ -62,6 +76,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deps::Blocked;
 use crate::error::{Error, ErrorKind};
 use crate::model::{
     Approval, Clarification, Completion, Failure, Lease, LeaseEnd, LeaseKind, LeaseToken,
@@ -277,6 +292,23 @@ pub enum Event {
         /// The edit.
         review: Review,
     },
+    /// The issue's blockers are not all closed, or its dependencies have a problem:
+    /// the pending task is not handed out ([`crate::deps`]).
+    Block {
+        /// What blocks it.
+        blocked: Blocked,
+    },
+    /// Every blocker of the issue is closed: a blocked task may be handed out.
+    Unblock,
+    /// A worker reported what a failed attempt cost: added to the run's spend.
+    /// Once the spend reaches `budget` (`ISSUE_BUDGET_USD`), a pending task gets no
+    /// further attempt.
+    Spend {
+        /// The attempt's cost in US dollars.
+        usd: f64,
+        /// The issue's budget, when one is set.
+        budget: Option<f64>,
+    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -353,6 +385,12 @@ pub enum EffectKind {
         /// The edited text's digest (one comment per edit).
         digest: String,
     },
+    /// The task is blocked by a dependency cycle or a blocker that cannot be read:
+    /// comment saying so, once per problem. No label.
+    DependencyProblem {
+        /// What is wrong (a cycle's path, or which blocker could not be read).
+        problem: String,
+    },
 }
 
 impl EffectKind {
@@ -366,6 +404,7 @@ impl EffectKind {
             EffectKind::Cancelled { .. } => "cancelled",
             EffectKind::ReviewRequested { .. } => "review_requested",
             EffectKind::ClarificationRequested { .. } => "clarification_requested",
+            EffectKind::DependencyProblem { .. } => "dependency_problem",
         }
     }
 
@@ -397,6 +436,11 @@ impl Effect {
             EffectKind::ReviewRequested { digest, .. } => {
                 let short = digest.strip_prefix("sha256:").unwrap_or(digest);
                 format!("{marker}:{}", &short[..short.len().min(16)])
+            }
+            // One comment per problem.
+            EffectKind::DependencyProblem { problem } => {
+                let digest = crate::model::text_digest(problem, "");
+                format!("{marker}:{}", &digest[7..23])
             }
             _ => marker,
         }
@@ -476,6 +520,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         review: None,
         cost_usd: None,
         tokens: None,
+        blocked: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -510,6 +555,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             if task.state != TaskState::Pending
                 || task.cancel_requested
                 || task.review.is_some()
+                || task.blocked.is_some()
                 || task.not_before > now
             {
                 return Err(Refusal::NotClaimable);
@@ -561,6 +607,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 revisions: completion.revisions,
             };
             finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
+            next.spent_usd += cost(completion.cost_usd);
             next.completion = Some(completion);
             effects.push(effect(&next, kind));
         }
@@ -702,7 +749,10 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 next.issue = Arc::new(issue);
             }
             next.approval = Some(approval);
-            if next.review.take().is_some() && task.state == TaskState::Pending {
+            if next.review.take().is_some()
+                && task.state == TaskState::Pending
+                && task.blocked.is_none()
+            {
                 next.not_before = now;
             }
         }
@@ -731,12 +781,70 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             }
             effects.push(effect(&next, kind));
         }
+        Event::Block { blocked } => match task.state {
+            TaskState::Pending => {
+                let before = task.blocked.as_ref();
+                if before.is_some_and(|b| b.same_as(&blocked)) {
+                    return Ok(unchanged(task));
+                }
+                if let Some(problem) = blocked
+                    .problem
+                    .clone()
+                    .filter(|p| before.and_then(|b| b.problem.as_ref()) != Some(p))
+                {
+                    effects.push(effect(&next, EffectKind::DependencyProblem { problem }));
+                }
+                let since = before.map_or(blocked.since, |b| b.since);
+                next.blocked = Some(Blocked { since, ..blocked });
+                next.not_before = Timestamp::NEVER;
+            }
+            TaskState::InProgress => return Err(Refusal::Live),
+            _ => return Err(Refusal::Terminal),
+        },
+        Event::Spend { usd, budget } => {
+            let usd = cost(Some(usd));
+            if usd == 0.0 {
+                return Ok(unchanged(task));
+            }
+            next.spent_usd += usd;
+            let spent = budget.filter(|b| next.spent_usd >= *b);
+            if let (Some(budget), TaskState::Pending) = (spent, task.state) {
+                let reason = format!(
+                    "its budget is spent: its attempts cost ${:.2} of ${budget:.2} \
+                     (ISSUE_BUDGET_USD), so it gets no further attempt",
+                    next.spent_usd
+                );
+                next.last_error = Some(reason.clone());
+                // The attempt's lease already ended (as the report or the reaper said).
+                next.state = TaskState::Failed;
+                next.finished_at = Some(now);
+                let kind = EffectKind::Failed {
+                    reason,
+                    attempts: next.attempts,
+                };
+                effects.push(effect(&next, kind));
+            }
+        }
+        Event::Unblock => {
+            if task.blocked.is_none() {
+                return Ok(unchanged(task));
+            }
+            next.blocked = None;
+            if task.state == TaskState::Pending && task.review.is_none() {
+                next.not_before = now;
+            }
+        }
     }
     Ok(Step {
         task: next,
         effects,
         unchanged: false,
     })
+}
+
+/// A reported cost as a spend: unknown, negative or not a number counts as nothing.
+fn cost(usd: Option<f64>) -> f64 {
+    usd.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0)
 }
 
 fn unchanged(task: &Task) -> Step {
@@ -848,6 +956,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.review = None;
     next.cost_usd = None;
     next.tokens = None;
+    next.blocked = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

@@ -143,6 +143,8 @@ pub struct WorkerLoop {
     shutdown_grace: Duration,
     /// How long a report is retried through transient errors.
     report_patience: Duration,
+    /// Leave after this long without work (scale-in by idle workers leaving).
+    exit_when_idle: Option<Duration>,
 }
 
 impl WorkerLoop {
@@ -161,7 +163,16 @@ impl WorkerLoop {
             wait: Duration::from_secs(25),
             shutdown_grace: Duration::from_secs(300),
             report_patience: Duration::from_secs(3600),
+            exit_when_idle: None,
         }
+    }
+
+    /// Stops [`WorkerLoop::run`] once no work came for `d` (counted from start, or
+    /// from the last task's end): an autoscaler scales in by idle workers leaving,
+    /// never by stopping a busy one. A task in hand is always finished first.
+    pub fn exit_when_idle(mut self, d: Duration) -> Self {
+        self.exit_when_idle = Some(d);
+        self
     }
 
     /// The pause after an empty or failed poll.
@@ -191,6 +202,7 @@ impl WorkerLoop {
     /// Works until `shutdown` fires: a task running then gets the grace period to
     /// finish, then is cancelled and released.
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut idle_since = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -199,10 +211,17 @@ impl WorkerLoop {
             match next {
                 Ok(Some(a)) => {
                     self.handle(a, &shutdown).await;
+                    idle_since = tokio::time::Instant::now();
                     continue;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(worker = %self.id, error = %e, "could not get work"),
+            }
+            if let Some(limit) = self.exit_when_idle {
+                if idle_since.elapsed() >= limit {
+                    tracing::info!(worker = %self.id, idle_secs = limit.as_secs(), "no work for the idle limit: leaving (EXIT_WHEN_IDLE)");
+                    return;
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

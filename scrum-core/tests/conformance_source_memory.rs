@@ -84,6 +84,11 @@ impl SourceFixture for MemoryFixture {
         self.issues()
             .edit_as(id, &title, body, login, may_approve, at);
     }
+
+    async fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) -> bool {
+        self.issues().add_blocked_by(id, blocker);
+        true
+    }
 }
 
 async fn make() -> MemoryFixture {

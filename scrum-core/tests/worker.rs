@@ -139,6 +139,7 @@ async fn a_report_that_fails_transiently_is_sent_again() {
         max_attempts: 2,
         heartbeat_interval: Duration::from_secs(20),
         text_digest: None,
+        budget_left_usd: None,
     };
     let mut source = MockWorkSource::new();
     let mut calls = mockall::Sequence::new();
@@ -218,6 +219,7 @@ async fn text_that_does_not_match_its_digest_is_never_run() {
         max_attempts: 2,
         heartbeat_interval: Duration::from_secs(20),
         text_digest: Some(scrum_core::model::text_digest("t", "the approved body")),
+        budget_left_usd: None,
     };
     let mut source = MockWorkSource::new();
     source
@@ -246,5 +248,39 @@ async fn text_that_does_not_match_its_digest_is_never_run() {
     assert!(
         !ran.load(std::sync::atomic::Ordering::SeqCst),
         "the workflow ran"
+    );
+}
+
+/// `exit_when_idle`: a worker with a ten-minute task and a one-minute idle limit
+/// finishes the task (it never leaves busy), then leaves once a minute passed
+/// without work.
+#[tokio::test(start_paused = true)]
+async fn an_idle_worker_leaves_but_never_a_busy_one() {
+    let (_source, queue, o) = engine().await;
+    let w = worker(&o, ten_minute_job())
+        .poll_interval(Duration::from_secs(5))
+        .wait(Duration::from_secs(5))
+        .exit_when_idle(Duration::from_secs(60));
+    let started = tokio::time::Instant::now();
+    let run = tokio::spawn(async move { w.run(CancellationToken::new()).await });
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert!(!run.is_finished(), "the worker left while busy");
+    assert_eq!(
+        queue.get(&id()).await.unwrap().unwrap().state,
+        TaskState::InProgress
+    );
+    tokio::time::timeout(Duration::from_secs(900), run)
+        .await
+        .expect("the idle worker never left")
+        .unwrap();
+    let ran = started.elapsed();
+    assert_eq!(
+        queue.get(&id()).await.unwrap().unwrap().state,
+        TaskState::Completed
+    );
+    // Ten minutes of work, then about a minute idle (polls are 10 s apart).
+    assert!(
+        ran >= Duration::from_secs(660) && ran <= Duration::from_secs(680),
+        "{ran:?}"
     );
 }

@@ -14,8 +14,10 @@ use tokio::sync::watch;
 
 use crate::classify::{Subject, What};
 use crate::config::GitHubConfig;
+use crate::dependencies::{BlockerCounts, list_blocked_by};
 use crate::known_labels::KnownLabels;
 use crate::listing::{ListWith, Listing, PollStats};
+use crate::reviews::ReviewCache;
 use crate::status::GitHubStatus;
 use crate::sync::lock;
 use crate::transport::{Call, Transport};
@@ -52,6 +54,10 @@ pub(crate) struct Inner {
     pub(crate) default_branches: Mutex<HashMap<RepoName, String>>,
     /// Permissions and issue events, for the trust reads (`crate::trust`).
     pub(crate) trust: TrustCache,
+    /// How many open issues block each issue, as last listed or read.
+    pub(crate) blockers: BlockerCounts,
+    /// Pull requests and their reviews, for conditional reads.
+    reviews: ReviewCache,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
@@ -84,6 +90,8 @@ impl GitHubClient {
                 known_labels: KnownLabels::default(),
                 default_branches: Mutex::new(HashMap::new()),
                 trust: TrustCache::default(),
+                blockers: BlockerCounts::default(),
+                reviews: ReviewCache::default(),
             }),
         })
     }
@@ -259,11 +267,13 @@ impl IssueSource for GitHubClient {
     async fn list_ready(&self) -> Result<Vec<ReadyIssue>> {
         let mut all = Vec::new();
         let mut stats = PollStats::default();
+        self.inner.blockers.new_listing();
         for repo in &self.inner.repos {
             let with = ListWith {
                 transport: &self.inner.transport,
                 labels: &self.inner.labels,
                 known_labels: &self.inner.known_labels,
+                blockers: &self.inner.blockers,
             };
             let issues = self
                 .inner
@@ -288,6 +298,7 @@ impl IssueSource for GitHubClient {
             }
         }
         let issue: wire::Issue = reply.json(&what)?;
+        self.inner.blockers.remember(id, &issue, false);
         let state = IssueState {
             open: issue.state == "open",
             labels: issue.label_names(),
@@ -429,6 +440,34 @@ impl IssueSource for GitHubClient {
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
         self.author(id).await
+    }
+
+    /// Asks GitHub only when the issue's `issue_dependencies_summary` (from the last
+    /// listing, else a conditional read of the issue) counts open blockers.
+    async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {
+        let count = match self.inner.blockers.listed(id) {
+            Some(n) => n,
+            None => {
+                self.issue_state(id).await?;
+                self.inner.blockers.get(id).unwrap_or(0)
+            }
+        };
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        list_blocked_by(&self.inner.transport, id).await
+    }
+
+    async fn pull_state(
+        &self,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Option<scrum_core::review::PullState>> {
+        self.inner
+            .reviews
+            .pull_state(&self.inner.transport, repo, number)
+            .await
+            .map(Some)
     }
 }
 

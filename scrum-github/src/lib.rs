@@ -57,9 +57,11 @@
 mod classify;
 mod client;
 pub mod config;
+mod dependencies;
 mod known_labels;
 mod listing;
 mod pulls;
+mod reviews;
 pub mod status;
 mod sync;
 mod transport;

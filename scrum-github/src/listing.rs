@@ -12,6 +12,7 @@ use http::StatusCode;
 use scrum_core::{Error, ErrorKind, Labels, ReadyIssue, RepoName, Result, TaskId};
 
 use crate::classify::{Subject, What};
+use crate::dependencies::BlockerCounts;
 use crate::known_labels::KnownLabels;
 use crate::sync::lock;
 use crate::transport::{Call, Transport};
@@ -71,6 +72,7 @@ pub(crate) struct ListWith<'a> {
     pub(crate) transport: &'a Transport,
     pub(crate) labels: &'a Labels,
     pub(crate) known_labels: &'a KnownLabels,
+    pub(crate) blockers: &'a BlockerCounts,
 }
 
 impl Listing {
@@ -104,6 +106,9 @@ impl Listing {
             let page = match (reply.status, cached) {
                 (StatusCode::NOT_MODIFIED, Some(c)) => {
                     stats.not_modified += 1;
+                    for issue in &c.issues {
+                        with.blockers.listed_again(&issue.id);
+                    }
                     c.clone()
                 }
                 (StatusCode::NOT_MODIFIED, None) => {
@@ -162,8 +167,10 @@ fn ready_issues(
         if number == 0 {
             continue;
         }
+        let id = TaskId::in_repo(repo, number);
+        with.blockers.remember(&id, &issue, true);
         out.push(ReadyIssue {
-            id: TaskId::in_repo(repo, number),
+            id,
             title: issue.title,
             body: issue.body.unwrap_or_default(),
             labels,

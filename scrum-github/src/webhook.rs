@@ -119,13 +119,21 @@ struct RepoRef {
 }
 
 /// The task an event affects: `Some` for an `issues` event whose action is one of
-/// [`ISSUE_ACTIONS`]; `None` for every other event or action (`ping` included).
+/// [`ISSUE_ACTIONS`], for an `issue_dependencies` event (its blocked issue), and
+/// for `pull_request` and `pull_request_review` events (the pull request);
+/// `None` for every other event or action (`ping` included).
 ///
 /// # Errors
 /// `Invalid` when the `X-GitHub-Event` header is missing, or an `issues` payload is
 /// not JSON or lacks the action, issue number or repository.
 pub fn parse_event(event: Option<&str>, body: &[u8]) -> Result<Option<TaskId>> {
     let event = event.ok_or_else(|| Error::invalid("webhook has no X-GitHub-Event header"))?;
+    if event.trim() == "issue_dependencies" {
+        return dependency_event(body);
+    }
+    if matches!(event.trim(), "pull_request" | "pull_request_review") {
+        return pull_event(body);
+    }
     if event.trim() != "issues" {
         return Ok(None);
     }
@@ -137,6 +145,46 @@ pub fn parse_event(event: Option<&str>, body: &[u8]) -> Result<Option<TaskId>> {
     TaskId::new(&payload.repository.full_name, payload.issue.number)
         .map(Some)
         .map_err(|e| Error::invalid(format!("webhook issues payload: {}", e.message())))
+}
+
+/// An `issue_dependencies` event (a blocker added or removed): the blocked issue's
+/// task, whose blockers the poll it starts checks again.
+fn dependency_event(body: &[u8]) -> Result<Option<TaskId>> {
+    let payload: DependencyPayload = serde_json::from_slice(body).map_err(|e| {
+        Error::invalid(format!(
+            "webhook issue_dependencies payload is malformed: {e}"
+        ))
+    })?;
+    TaskId::new(&payload.repository.full_name, payload.blocked_issue.number)
+        .map(Some)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "webhook issue_dependencies payload: {}",
+                e.message()
+            ))
+        })
+}
+
+/// A `pull_request` or `pull_request_review` event: the pull request (as
+/// `owner/repo#N`), whose review state the poll it starts reads again.
+fn pull_event(body: &[u8]) -> Result<Option<TaskId>> {
+    let payload: PullPayload = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("webhook pull request payload is malformed: {e}")))?;
+    TaskId::new(&payload.repository.full_name, payload.pull_request.number)
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("webhook pull request payload: {}", e.message())))
+}
+
+#[derive(Deserialize)]
+struct PullPayload {
+    pull_request: IssueRef,
+    repository: RepoRef,
+}
+
+#[derive(Deserialize)]
+struct DependencyPayload {
+    blocked_issue: IssueRef,
+    repository: RepoRef,
 }
 
 /// [`verify_signature`], then [`parse_event`]: what the webhook route calls.

@@ -21,6 +21,26 @@ pub(crate) struct Issue {
     /// Who opened it.
     #[serde(default)]
     pub(crate) user: Option<Actor>,
+    /// How many issues block it (GitHub's issue dependencies); absent on older
+    /// GitHub versions.
+    #[serde(default)]
+    pub(crate) issue_dependencies_summary: Option<DependencySummary>,
+}
+
+/// An issue's `issue_dependencies_summary`: `blocked_by` counts its open blockers.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub(crate) struct DependencySummary {
+    #[serde(default)]
+    pub(crate) blocked_by: u64,
+}
+
+/// An issue as `/issues/{n}/dependencies/blocked_by` lists it: its number and
+/// repository.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DependencyIssue {
+    pub(crate) number: u64,
+    /// `https://api.github.com/repos/{owner}/{repo}`.
+    pub(crate) repository_url: String,
 }
 
 /// A user or app named by GitHub (`user`, `actor`, GraphQL's `editor`).
@@ -190,6 +210,24 @@ pub(crate) struct Pull {
     pub(crate) number: u64,
     pub(crate) html_url: String,
     pub(crate) head: PullRef,
+}
+
+/// A pull request's state, from `GET /repos/{repo}/pulls/{n}`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullStatus {
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) merged: bool,
+    #[serde(default)]
+    pub(crate) merged_at: Option<String>,
+}
+
+/// One review, from `GET /repos/{repo}/pulls/{n}/reviews`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullReview {
+    #[serde(default)]
+    pub(crate) user: Option<Actor>,
+    pub(crate) state: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,6 +80,11 @@ impl SourceFixture for GitHubFixture {
         self.github.set_role(id.repo(), login, role);
         self.github.edit_as(id, login, None, Some(body));
     }
+
+    async fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) -> bool {
+        self.github.add_blocked_by(id, blocker);
+        true
+    }
 }
 
 async fn make() -> GitHubFixture {

@@ -38,6 +38,28 @@ fn a_valid_signature_turns_each_issue_action_into_its_task() {
 }
 
 #[test]
+fn a_dependency_event_names_the_blocked_issue() {
+    let body = br#"{"action":"blocked_by_added","blocked_issue":{"number":7,"title":"B"},
+        "blocking_issue":{"number":3},"repository":{"full_name":"acme/widgets"}}"#;
+    let task = parse_event(Some("issue_dependencies"), body)
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.to_string(), "acme/widgets#7");
+    let err = parse_event(Some("issue_dependencies"), b"{}").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+}
+
+#[test]
+fn pull_request_and_review_events_name_the_pull_request() {
+    let body = br#"{"action":"submitted","pull_request":{"number":12},
+        "review":{"state":"approved"},"repository":{"full_name":"acme/widgets"}}"#;
+    for event in ["pull_request", "pull_request_review"] {
+        let task = parse_event(Some(event), body).unwrap().unwrap();
+        assert_eq!(task.to_string(), "acme/widgets#12", "{event}");
+    }
+}
+
+#[test]
 fn a_wrong_or_missing_signature_is_refused_as_unauthorized() {
     let s = secret();
     let body = issues_event("labeled");

@@ -131,6 +131,38 @@ impl OrchestratorClient {
         wait: Duration,
         lease: LeaseMode,
     ) -> Result<Option<WorkItem>> {
+        let r = self.next_response(worker, wait, lease).await?;
+        Ok(r.work.filter(|_| r.work_available))
+    }
+
+    /// `GET /scaling`: the figures an autoscaler reads.
+    pub async fn scaling(&self) -> Result<scrum_core::engine::Scaling> {
+        self.call(Method::GET, "/scaling", None::<&()>, &[], Retry::Safe, None)
+            .await
+    }
+
+    /// `GET /pr-review/status`: review gating's settings, what it holds and why,
+    /// and the tracked pull requests.
+    pub async fn review_status(&self) -> Result<crate::wire::ReviewStatusResponse> {
+        self.call(
+            Method::GET,
+            "/pr-review/status",
+            None::<&()>,
+            &[],
+            Retry::Safe,
+            None,
+        )
+        .await
+    }
+
+    /// `GET /work/next` as answered: the work, or why there is none
+    /// (`blocked` and `reason` while review gating holds work back).
+    pub async fn next_response(
+        &self,
+        worker: &str,
+        wait: Duration,
+        lease: LeaseMode,
+    ) -> Result<NextResponse> {
         let q = NextQuery {
             worker_id: worker.to_string(),
             wait: Some(wait.as_secs()),
@@ -160,7 +192,7 @@ impl OrchestratorClient {
                 Some(wait),
             )
             .await?;
-        Ok(r.work.filter(|_| r.work_available))
+        Ok(r)
     }
 
     /// `POST /work/complete`.
@@ -499,6 +531,7 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         max_attempts: item.max_attempts,
         heartbeat_interval,
         text_digest: item.text_digest.clone(),
+        budget_left_usd: item.budget_left_usd,
     })
 }
 

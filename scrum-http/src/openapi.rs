@@ -112,6 +112,7 @@ fn schemas() -> Value {
     let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled", "parked"] });
     let token_count =
         json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
     json!({
         "Error": {
             "type": "object",
@@ -312,7 +313,10 @@ fn schemas() -> Value {
                 "text_changed": { "type": "boolean" },
                 "edited_by": nullable("string"),
                 "cost_usd": nullable("number"),
-                "tokens": token_count
+                "tokens": token_count,
+                "blocked": { "type": "boolean" },
+                "blocked_by": strings.clone(),
+                "blocked_reason": nullable("string")
             }
         },
         "QueueResponse": {
@@ -403,9 +407,77 @@ fn name_operations(doc: &mut Value) {
     }
 }
 
+/// The scheduling additions (#12): review gating's endpoints and fields.
+fn add_scheduling(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["NextResponse"]["properties"]["blocked"] = json!({ "type": "boolean",
+        "description": "No work because review gating holds it back (absent otherwise)" });
+    schemas["NextResponse"]["properties"]["reason"] = json!({ "type": "string" });
+    schemas["Health"]["properties"]["pr_review"] = json!({ "type": "object",
+        "description": "Review gating: `blocked`, `reason`, `pending` and the settings" });
+    schemas["Health"]["properties"]["budget"] = json!({ "type": "object",
+        "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
+    schemas["FailedRequest"]["properties"]["cost_usd"] = json!({ "type": "number", "minimum": 0 });
+    schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
+    let nullable_int = json!({ "type": ["integer", "null"] });
+    schemas["TrackedPull"] = json!({
+        "type": "object",
+        "required": ["repo", "number", "url", "task", "state"],
+        "properties": {
+            "repo": { "type": "string" }, "number": { "type": "integer" },
+            "url": { "type": "string" }, "task": { "type": "string" },
+            "state": { "type": "string", "enum": ["open", "approved", "changes_requested", "merged", "closed"] }
+        }
+    });
+    schemas["ReviewStatusResponse"] = json!({
+        "type": "object",
+        "required": ["blocked", "reason", "held_repositories", "max_pending_prs", "max_pending_prs_total",
+                     "block_on_changes_requested", "pending", "pull_requests"],
+        "properties": {
+            "blocked": { "type": "boolean" }, "reason": nullable("string"),
+            "held_repositories": { "type": "array", "items": { "type": "string" } },
+            "max_pending_prs": { "type": "integer" }, "max_pending_prs_total": nullable_int,
+            "block_on_changes_requested": { "type": "boolean" }, "pending": { "type": "integer" },
+            "pull_requests": { "type": "array", "items": r("TrackedPull") }
+        }
+    });
+    schemas["PullReviewResponse"] = json!({
+        "type": "object",
+        "required": ["status", "pull", "blocked", "reason"],
+        "properties": {
+            "status": { "type": "string" }, "pull": r("TrackedPull"),
+            "blocked": { "type": "boolean" }, "reason": nullable("string")
+        }
+    });
+    let mark_params = json!([
+        { "name": "state", "in": "path", "required": true,
+          "schema": { "type": "string", "enum": ["approved", "changes-requested", "merged"] } },
+        { "name": "number", "in": "path", "required": true,
+          "schema": { "type": "integer", "minimum": 1 } },
+        { "name": "repository", "in": "query", "required": false,
+          "description": "`owner/name`, when several tracked repositories have that number",
+          "schema": { "type": "string" } }
+    ]);
+    schemas["Scaling"] = json!({
+        "type": "object",
+        "required": ["ready", "in_progress", "blocked", "idle_workers", "busy_workers", "desired_workers"],
+        "properties": {
+            "ready": { "type": "integer" }, "in_progress": { "type": "integer" },
+            "blocked": { "type": "integer" }, "idle_workers": { "type": "integer" },
+            "busy_workers": { "type": "integer" },
+            "desired_workers": { "type": "integer", "description": "min(MAX_WORKERS, MIN_IDLE_WORKERS + ready + in_progress)" }
+        }
+    });
+    let paths = &mut doc["paths"];
+    paths["/scaling"] = json!({ "get": op("The scaling signal for autoscalers (KEDA metrics-api): ready, in progress, blocked, idle and busy workers, desired workers", None, json!([]), r("Scaling"), &[503], false) });
+    paths["/pr-review/status"] = json!({ "get": op("Review gating: settings, what it holds and why, the tracked pull requests", None, json!([]), r("ReviewStatusResponse"), &[], false) });
+    paths["/pr-review/{state}/{number}"] = json!({ "post": op("Record a pull request's review state (until GitHub says it was merged or closed)", None, mark_params, r("PullReviewResponse"), &[400, 404, 422], false) });
+}
+
 /// The document served at `/openapi.json`.
 pub fn document() -> Value {
     let mut doc = unnamed_document();
+    add_scheduling(&mut doc);
     name_operations(&mut doc);
     doc["paths"]["/work/next"]["get"]["responses"]["200"]["links"] = claim_links();
     doc

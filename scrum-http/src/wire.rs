@@ -65,6 +65,62 @@ pub struct NextResponse {
     /// The task, when one was.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub work: Option<WorkItem>,
+    /// *Added* (Python API): no work because review gating holds it back
+    /// (`MAX_PENDING_PRS`, `BLOCK_ON_CHANGES_REQUESTED`); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    /// *Added* (Python API): why, while `blocked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer of `GET /pr-review/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewStatusResponse {
+    /// Whether review gating holds work back now.
+    pub blocked: bool,
+    /// Why, while `blocked`.
+    pub reason: Option<String>,
+    /// Repositories whose tasks wait.
+    pub held_repositories: Vec<String>,
+    /// `MAX_PENDING_PRS` (per repository; 0: no limit).
+    pub max_pending_prs: usize,
+    /// `MAX_PENDING_PRS_TOTAL`, when set.
+    pub max_pending_prs_total: Option<usize>,
+    /// `BLOCK_ON_CHANGES_REQUESTED`.
+    pub block_on_changes_requested: bool,
+    /// Pull requests still open (any review state).
+    pub pending: usize,
+    /// Every tracked pull request.
+    pub pull_requests: Vec<scrum_core::review::TrackedPull>,
+}
+
+impl From<scrum_core::engine::ReviewStatus> for ReviewStatusResponse {
+    fn from(s: scrum_core::engine::ReviewStatus) -> ReviewStatusResponse {
+        ReviewStatusResponse {
+            blocked: s.gate.holds_anything(),
+            reason: s.gate.reason(),
+            held_repositories: s.gate.repos.clone(),
+            max_pending_prs: s.settings.max_pending,
+            max_pending_prs_total: s.settings.max_pending_total,
+            block_on_changes_requested: s.settings.block_on_changes_requested,
+            pending: s.pulls.iter().filter(|p| p.state.is_pending()).count(),
+            pull_requests: s.pulls,
+        }
+    }
+}
+
+/// The answer of `POST /pr-review/{state}/{number}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReviewResponse {
+    /// `ok`.
+    pub status: String,
+    /// The pull request as now counted.
+    pub pull: scrum_core::review::TrackedPull,
+    /// Whether review gating holds work back now.
+    pub blocked: bool,
+    /// Why, while `blocked`.
+    pub reason: Option<String>,
 }
 
 /// A task handed to a worker.
@@ -101,6 +157,11 @@ pub struct WorkItem {
     /// it got against it before it runs anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_digest: Option<String>,
+    /// *Added*: what is left of the budget and its repository's monthly
+    /// one (the smaller, US dollars), so the agent can cap itself; absent without
+    /// budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_left_usd: Option<f64>,
 }
 
 /// The fields every report names its task by.
@@ -313,6 +374,16 @@ pub struct QueueEntry {
     /// *Added*: model tokens this run's attempts used, as reported.
     #[serde(default)]
     pub tokens: Option<u64>,
+    /// *Added*: the task waits for its dependencies: blockers still open, or a
+    /// problem (a cycle, a blocker that cannot be read) a person must look at.
+    #[serde(default)]
+    pub blocked: bool,
+    /// *Added*: the blockers (`owner/repo#N`) not yet closed, while `blocked`.
+    #[serde(default)]
+    pub blocked_by: Vec<String>,
+    /// *Added*: why it is blocked, for people (its blockers, and any problem).
+    #[serde(default)]
+    pub blocked_reason: Option<String>,
 }
 
 /// The query of `GET /queue`: one page of each list.
@@ -428,6 +499,13 @@ pub struct HealthResponse {
     /// `off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_mode: Option<String>,
+    /// *Added*: review gating (`blocked`, `reason`, `pending`, the settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_review: Option<Value>,
+    /// *Added*: cost budgets (the settings, this month's spend per repository, the
+    /// repositories paused and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Value>,
 }
 
 /// `github` in [`HealthResponse`].

@@ -192,6 +192,56 @@ pub struct ServeArgs {
     /// with its latest text (for private repositories whose every member is trusted).
     #[arg(long, env = "TRUST_MODE", value_name = "TRUST_MODE", default_value = "labeler", value_parser = parse_trust_mode)]
     pub trust_mode: TrustMode,
+    /// Review gating: while this many pull requests opened by workers in one
+    /// repository await review (open, not merged or closed), that repository's
+    /// issues are not handed out and /work/next answers `blocked` with a reason.
+    /// 0 turns the limit off.
+    #[arg(
+        long,
+        env = "MAX_PENDING_PRS",
+        value_name = "MAX_PENDING_PRS",
+        default_value_t = 5
+    )]
+    pub max_pending_prs: usize,
+    /// Review gating across every repository: while this many pull requests await
+    /// review in all, no issue is handed out. Unset: no such limit.
+    #[arg(
+        long,
+        env = "MAX_PENDING_PRS_TOTAL",
+        value_name = "MAX_PENDING_PRS_TOTAL"
+    )]
+    pub max_pending_prs_total: Option<usize>,
+    /// Review gating: a pull request with changes requested holds its repository's
+    /// issues until it is approved, merged or closed.
+    #[arg(long, env = "BLOCK_ON_CHANGES_REQUESTED", value_name = "BLOCK_ON_CHANGES_REQUESTED", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub block_on_changes_requested: bool,
+    /// The most one run of an issue may cost, in US dollars, from the costs workers
+    /// report: once its attempts have cost this much it gets no further attempt
+    /// (it fails, and its comment says why). Unset: no limit.
+    #[arg(long, env = "ISSUE_BUDGET_USD", value_name = "ISSUE_BUDGET_USD", value_parser = parse_usd)]
+    pub issue_budget_usd: Option<f64>,
+    /// The most one repository's runs may cost in a calendar month (UTC), in US
+    /// dollars: once spent, its issues are not handed out until the month ends, and
+    /// /health says why. Unset: no limit.
+    #[arg(long, env = "REPO_MONTHLY_BUDGET_USD", value_name = "REPO_MONTHLY_BUDGET_USD", value_parser = parse_usd)]
+    pub repo_monthly_budget_usd: Option<f64>,
+    /// The scaling signal (GET /scaling): the most workers it ever asks for.
+    #[arg(
+        long,
+        env = "MAX_WORKERS",
+        value_name = "MAX_WORKERS",
+        default_value_t = 10
+    )]
+    pub max_workers: u64,
+    /// The scaling signal: idle workers to keep beyond what the queue needs
+    /// (desired = min(MAX_WORKERS, MIN_IDLE_WORKERS + ready + in progress)).
+    #[arg(
+        long,
+        env = "MIN_IDLE_WORKERS",
+        value_name = "MIN_IDLE_WORKERS",
+        default_value_t = 0
+    )]
+    pub min_idle_workers: u64,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,
@@ -388,6 +438,15 @@ pub fn default_state_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     Some(base.join("scrum-orchestrator"))
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not an amount of US dollars greater than 0 (e.g. 2.50)"
+        )),
+    }
 }
 
 fn parse_trust_mode(s: &str) -> Result<TrustMode, String> {

@@ -64,6 +64,19 @@ impl Service {
             labels: self.github.labels.clone(),
             leader_ttl: Duration::from_secs(a.leader_ttl_secs),
             trust: a.trust_mode,
+            review: scrum_core::review::ReviewSettings {
+                max_pending: a.max_pending_prs,
+                max_pending_total: a.max_pending_prs_total,
+                block_on_changes_requested: a.block_on_changes_requested,
+            },
+            budgets: scrum_core::engine::Budgets {
+                issue_usd: a.issue_budget_usd,
+                repo_monthly_usd: a.repo_monthly_budget_usd,
+            },
+            scaling: scrum_core::engine::ScalingSettings {
+                max_workers: a.max_workers,
+                min_idle_workers: a.min_idle_workers,
+            },
             ..EngineConfig::default()
         });
         match a.trust_mode {

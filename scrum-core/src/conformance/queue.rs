@@ -340,6 +340,93 @@ pub async fn task_held_for_review_waits_for_approval(q: &dyn WorkQueue) {
     );
 }
 
+/// A task blocked by open dependencies (`Event::Block`) is never claimed, however
+/// urgent or long the wait; what blocks it is stored (and read back), its problem
+/// recorded once as a `dependency_problem` effect; `Event::Unblock` makes it
+/// claimable at once.
+pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
+    q.enqueue(issue(1, &["ai-ready", "priority:critical"], 1), at(0))
+        .await
+        .expect("enqueue");
+    enqueue(q, 2).await;
+    let blocked = crate::deps::Blocked {
+        by: vec![id(2)],
+        problem: Some("dependency cycle: acme/widgets#1 → acme/widgets#2 → acme/widgets#1".into()),
+        since: at(1),
+    };
+    let block = crate::state::Event::Block {
+        blocked: blocked.clone(),
+    };
+    q.apply(&id(1), block.clone(), at(1)).await.expect("block");
+    q.apply(&id(1), block, at(2)).await.expect("block again");
+    let stored = q.get(&id(1)).await.expect("get").expect("task");
+    assert_eq!(
+        stored.blocked.as_ref(),
+        Some(&blocked),
+        "stored with the task"
+    );
+    let running = claim(q, 1, at(2)).await;
+    assert_eq!(running.id, id(2), "the blocked task is passed over");
+    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
+    assert!(
+        q.claim(&worker(2), LeaseKind::Heartbeat, years)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a blocked task is never handed out"
+    );
+    let problems = effect_kinds(q).await;
+    assert_eq!(
+        problems
+            .iter()
+            .filter(|(_, k)| *k == "dependency_problem")
+            .count(),
+        1,
+        "the problem is recorded once"
+    );
+    q.apply(&id(1), crate::state::Event::Unblock, at(3))
+        .await
+        .expect("unblock");
+    let freed = claim(q, 3, at(3)).await;
+    assert_eq!(freed.id, id(1), "claimable at once");
+    assert_eq!(freed.blocked, None);
+}
+
+/// What a run's attempts cost is stored with the task (`Event::Spend`); once it
+/// reaches the issue's budget, the pending task fails with one `failed` effect and
+/// is never claimed again.
+pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let failure = Failure {
+        reason: "tests fail".into(),
+        retryable: true,
+    };
+    q.fail(&id(1), token(&t), failure, at(1))
+        .await
+        .expect("fail");
+    let spend = |usd| crate::state::Event::Spend {
+        usd,
+        budget: Some(2.0),
+    };
+    q.apply(&id(1), spend(1.0), at(2)).await.expect("spend");
+    let stored = q.get(&id(1)).await.expect("get").expect("task");
+    assert_eq!((stored.state, stored.spent_usd), (TaskState::Pending, 1.0));
+    let ended = q.apply(&id(1), spend(1.5), at(3)).await.expect("spend");
+    assert_eq!(ended.state, TaskState::Failed);
+    let stored = q.get(&id(1)).await.expect("get").expect("task");
+    assert_eq!((stored.state, stored.spent_usd), (TaskState::Failed, 2.5));
+    let failed = effect_kinds(q).await;
+    assert_eq!(failed.iter().filter(|(_, k)| *k == "failed").count(), 1);
+    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
+    assert!(
+        q.claim(&worker(2), LeaseKind::Heartbeat, years)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
 /// A task backing off after a failure is not claimable before its time.
 pub async fn backing_off_task_not_claimable_early(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
@@ -1212,6 +1299,8 @@ macro_rules! queue_conformance {
                 cancel_pending_is_immediate,
                 cancel_in_progress_waits_for_holder,
                 task_held_for_review_waits_for_approval,
+                blocked_task_waits_until_unblocked,
+                spent_budget_fails_the_run,
                 cancel_terminal_or_unknown_is_noop,
                 retry_failed_starts_new_run,
                 retry_live_or_completed_is_invalid,

@@ -81,6 +81,13 @@ pub trait SourceFixture: Send + Sync {
 
     /// Replaces the issue's body as the person `login` would.
     async fn edit_as(&self, id: &TaskId, body: &str, login: &str, may_approve: bool);
+
+    /// Records `blocker` as blocking `id` in the tracker's own issue dependencies;
+    /// `false` when the tracker has none (the suite then skips those checks).
+    async fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) -> bool {
+        let _ = (id, blocker);
+        false
+    }
 }
 
 /// A time the suite opens issues at, `secs` seconds after a fixed instant.
@@ -546,6 +553,41 @@ pub async fn trust_reads_of_unknown_issue_are_not_found(f: &dyn SourceFixture) {
     );
 }
 
+/// [`IssueSource::blocked_by`]: none before a blocker is recorded, then each
+/// recorded one, also one in another repository.
+pub async fn blocked_by_names_recorded_blockers(f: &dyn SourceFixture) {
+    let first = f.open_issue(REPOS[0], "First", &READY, at(1)).await;
+    let other = f.open_issue(REPOS[1], "Elsewhere", &READY, at(2)).await;
+    let later = f.open_issue(REPOS[0], "Later", &READY, at(3)).await;
+    assert_eq!(f.source().blocked_by(&later).await.unwrap(), []);
+    if !f.add_blocked_by(&later, &first).await {
+        return;
+    }
+    assert_eq!(
+        f.source().blocked_by(&later).await.unwrap(),
+        [first.clone()]
+    );
+    assert!(f.add_blocked_by(&later, &other).await);
+    let got: BTreeSet<TaskId> = f
+        .source()
+        .blocked_by(&later)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(got, BTreeSet::from([first.clone(), other]));
+    assert_eq!(f.source().blocked_by(&first).await.unwrap(), []);
+}
+
+/// A blocker is read with [`IssueSource::issue_state`]: closing it shows as closed,
+/// also for an issue without the ready labels.
+pub async fn a_blocker_reads_closed_once_closed(f: &dyn SourceFixture) {
+    let blocker = f.open_issue(REPOS[1], "Blocker", &["bug"], at(1)).await;
+    assert!(f.source().issue_state(&blocker).await.unwrap().open);
+    f.close_issue(&blocker).await;
+    assert!(!f.source().issue_state(&blocker).await.unwrap().open);
+}
+
 /// Generates one `#[tokio::test]` per conformance function for a source; see the
 /// [module docs](crate::conformance::source).
 #[macro_export]
@@ -588,6 +630,8 @@ macro_rules! source_conformance {
                 labelled_by_names_the_last_application,
                 edited_by_names_the_last_editor,
                 trust_reads_of_unknown_issue_are_not_found,
+                blocked_by_names_recorded_blockers,
+                a_blocker_reads_closed_once_closed,
             );
         }
     };

@@ -182,6 +182,14 @@ impl Orchestrator {
                 );
                 src.comment(id, &effect.marker(), &body).await?;
             }
+            EffectKind::DependencyProblem { problem } => {
+                let body = format!(
+                    "This issue is on hold: {problem}. No agent gets it until this is \
+                     resolved (edit the issue's \"Depends on\" lines or its dependencies, \
+                     or close the blocker)."
+                );
+                src.comment(id, &effect.marker(), &body).await?;
+            }
         }
         Ok(())
     }

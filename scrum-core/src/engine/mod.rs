@@ -27,11 +27,15 @@
 //! last write. The leader stores its probe reports and drops workers unseen for
 //! [`EngineConfig::worker_forget_after`] that hold nothing, in its reap round.
 
+mod budget;
+mod deps;
 mod dispatch;
 mod local;
 mod poll;
 mod reads;
 mod registry;
+mod review;
+mod scaling;
 mod trust;
 mod work;
 mod workers;
@@ -55,11 +59,14 @@ use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
 use crate::state::EffectRetry;
 
+pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
 use local::LocalWorkers;
 pub use poll::PollReport;
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
+pub use review::{ReviewStatus, TRACK_FOR};
+pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
 use writes::HeldRepos;
@@ -100,6 +107,13 @@ pub struct EngineConfig {
     pub effect_retry: EffectRetry,
     /// Whose text reaches an agent (`TRUST_MODE`; see [`TrustMode`]).
     pub trust: TrustMode,
+    /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
+    /// [`crate::review`]).
+    pub review: crate::review::ReviewSettings,
+    /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
+    pub budgets: Budgets,
+    /// The scaling signal's settings (`MAX_WORKERS`, `MIN_IDLE_WORKERS`).
+    pub scaling: ScalingSettings,
 }
 
 impl Default for EngineConfig {
@@ -120,6 +134,9 @@ impl Default for EngineConfig {
             comment_on_retry: true,
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
+            review: crate::review::ReviewSettings::default(),
+            budgets: Budgets::default(),
+            scaling: ScalingSettings::default(),
         }
     }
 }
@@ -191,6 +208,8 @@ impl OrchestratorBuilder {
                 paused: AtomicBool::new(false),
                 hold: Mutex::new(HeldRepos::default()),
                 refused: Mutex::new(HashMap::new()),
+                pulls: Mutex::new(review::PullBook::default()),
+                month_spend: Mutex::new(MonthSpend::default()),
             }),
         }
     }
@@ -223,6 +242,10 @@ struct Inner {
     /// The marker of the last "not queued" comment posted per issue, so a refused
     /// issue costs no comment read per poll (the marker keeps it once anyway).
     refused: Mutex<HashMap<TaskId, String>>,
+    /// The pull requests workers opened, with their review state.
+    pulls: Mutex<review::PullBook>,
+    /// Each repository's spend this month, as the last poll read it.
+    month_spend: Mutex<MonthSpend>,
 }
 
 impl std::fmt::Debug for Orchestrator {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
+use super::deps::Graph;
 use super::trust::{Admitted, TrustMode};
 use crate::error::{ErrorKind, Result};
 use crate::model::{ReadyIssue, Task, TaskId};
@@ -32,6 +33,12 @@ pub struct PollReport {
     pub held: usize,
     /// Tasks whose changed text was approved, or whose hold was released.
     pub approved: usize,
+    /// Pending tasks found blocked by dependencies (or blocked by something new).
+    #[serde(default)]
+    pub blocked: usize,
+    /// Blocked tasks whose blockers are all closed now.
+    #[serde(default)]
+    pub unblocked: usize,
 }
 
 impl Orchestrator {
@@ -74,6 +81,10 @@ impl Orchestrator {
             ..PollReport::default()
         };
         let seen: HashSet<_> = listed.iter().map(|i| i.id.clone()).collect();
+        let bodies = listed
+            .iter()
+            .map(|i| (i.id.clone(), i.body.clone()))
+            .collect();
         let trust = self.inner.config.trust;
         for issue in listed {
             let admitted = if trust == TrustMode::Off {
@@ -139,6 +150,15 @@ impl Orchestrator {
             {
                 report.cancelled += 1;
             }
+        }
+        let checked = self.check_dependencies(&mut Graph::listed(bodies)).await?;
+        report.blocked = checked.blocked;
+        report.unblocked = checked.unblocked;
+        if let Err(e) = self.refresh_pulls().await {
+            tracing::warn!(error = %e, "could not read the tracked pull requests");
+        }
+        if let Err(e) = self.refresh_month_spend().await {
+            tracing::warn!(error = %e, "could not read this month's spend");
         }
         Ok(report)
     }

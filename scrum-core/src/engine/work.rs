@@ -39,9 +39,14 @@ impl Orchestrator {
 
             let now = self.now();
             let draining = self.seen(worker, address, now).await?;
-            let blocked = draining || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
+            let gate = self.review_gate();
+            let blocked =
+                draining || gate.all || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
             if !blocked {
-                let hold = self.hold().await?;
+                let mut hold = self.hold().await?;
+                hold.repos.extend(gate.repos);
+                hold.repos
+                    .extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
                 if let Some(task) = self
                     .inner
                     .queue
@@ -52,13 +57,18 @@ impl Orchestrator {
                         // Held for review: look for another at once.
                         continue;
                     };
+                    let Some(task) = self.vet_blockers(task).await? else {
+                        // Blocked by an open issue: look for another at once.
+                        continue;
+                    };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
-                    return Assignment::from_claimed(
+                    let mut a = Assignment::from_claimed(
                         &task,
                         self.inner.queue.policy().heartbeat_interval(),
-                    )
-                    .map(Some);
+                    )?;
+                    a.budget_left_usd = self.budget_left(&task);
+                    return Ok(Some(a));
                 }
             }
             tokio::select! {
@@ -96,6 +106,9 @@ impl Orchestrator {
             .queue
             .complete(task, token, completion, now)
             .await;
+        if let Ok(done) = &result {
+            self.track_completed(done);
+        }
         self.after_report(worker, &result, true, now).await;
         result
     }

@@ -56,6 +56,8 @@ pub struct MemoryIssueSource {
 struct Inner {
     issues: BTreeMap<TaskId, MemoryIssue>,
     log: Vec<Write>,
+    /// The blockers recorded for each issue ([`MemoryIssueSource::add_blocked_by`]).
+    blocked_by: BTreeMap<TaskId, Vec<TaskId>>,
 }
 
 impl MemoryIssueSource {
@@ -99,6 +101,16 @@ impl MemoryIssueSource {
         self.set_labels(id, labels);
         if let Some(i) = self.lock().issues.get_mut(id) {
             i.labelled_by = Some(person(login, may_approve, at));
+        }
+    }
+
+    /// Records `blocker` as blocking `id`, as a tracker's own issue dependencies do
+    /// ([`IssueSource::blocked_by`]).
+    pub fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) {
+        let mut inner = self.lock();
+        let list = inner.blocked_by.entry(id.clone()).or_default();
+        if !list.contains(blocker) {
+            list.push(blocker.clone());
         }
     }
 
@@ -160,7 +172,7 @@ impl MemoryIssueSource {
         f: impl FnOnce(&mut MemoryIssue, &mut Vec<Write>) -> T,
     ) -> Result<T> {
         let mut inner = self.lock();
-        let Inner { issues, log } = &mut *inner;
+        let Inner { issues, log, .. } = &mut *inner;
         let issue = issues
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no issue {id}")))?;
@@ -242,6 +254,14 @@ impl IssueSource for MemoryIssueSource {
 
     async fn edited_by(&self, id: &TaskId) -> Result<Option<Person>> {
         self.with_issue(id, |i, _| i.edited_by.clone())
+    }
+
+    async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {
+        let inner = self.lock();
+        if !inner.issues.contains_key(id) {
+            return Err(Error::not_found(format!("no issue {id}")));
+        }
+        Ok(inner.blocked_by.get(id).cloned().unwrap_or_default())
     }
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {

@@ -682,6 +682,207 @@ fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() 
     );
 }
 
+fn blocked(by: &[&str], problem: Option<&str>) -> Event {
+    Event::Block {
+        blocked: Blocked {
+            by: by.iter().map(|s| s.parse().unwrap()).collect(),
+            problem: problem.map(str::to_string),
+            since: t(2),
+        },
+    }
+}
+
+#[test]
+fn blocked_rows_of_the_table() {
+    type Expect = Result<(TaskState, &'static [&'static str]), Refusal>;
+    let claim = Event::Claim {
+        worker: WorkerId::new("w2").unwrap(),
+        token: LeaseToken(9),
+        lease: LeaseKind::Heartbeat,
+    };
+    let blocked_pending = step(&pending(), blocked(&["acme/widgets#2"], None), t(2))
+        .unwrap()
+        .task;
+    let rows: Vec<(&str, Task, Event, Expect)> = vec![
+        (
+            "block pending",
+            pending(),
+            blocked(&["acme/widgets#2"], None),
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "block pending with a problem",
+            pending(),
+            blocked(&["acme/widgets#2"], Some("dependency cycle")),
+            Ok((TaskState::Pending, &["dependency_problem"])),
+        ),
+        (
+            "block in progress",
+            claimed(),
+            blocked(&["acme/widgets#2"], None),
+            Err(Refusal::Live),
+        ),
+        (
+            "block completed",
+            completed(),
+            blocked(&["acme/widgets#2"], None),
+            Err(Refusal::Terminal),
+        ),
+        (
+            "claim blocked",
+            blocked_pending.clone(),
+            claim,
+            Err(Refusal::NotClaimable),
+        ),
+        (
+            "unblock blocked",
+            blocked_pending,
+            Event::Unblock,
+            Ok((TaskState::Pending, &[])),
+        ),
+        (
+            "unblock not blocked",
+            pending(),
+            Event::Unblock,
+            Ok((TaskState::Pending, &[])),
+        ),
+    ];
+    for (name, task, event, expect) in rows {
+        let got = step(&task, event, t(3)).map(|s| {
+            let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
+            (s.task.state, kinds)
+        });
+        let want = expect.map(|(st, k)| (st, k.to_vec()));
+        assert_eq!(got, want, "row {name:?}");
+    }
+}
+
+#[test]
+fn a_blocked_task_waits_until_unblocked_and_its_problem_is_said_once() {
+    let b = step(&pending(), blocked(&["acme/widgets#2"], None), t(2)).unwrap();
+    assert_eq!(b.task.not_before, Timestamp::NEVER);
+    assert_eq!(b.task.blocked.as_ref().unwrap().since, t(2));
+    // The same answer again changes nothing; a problem is said once, a new one again.
+    let same = step(&b.task, blocked(&["acme/widgets#2"], None), t(5)).unwrap();
+    assert!(same.unchanged);
+    let cycle = step(&b.task, blocked(&["acme/widgets#2"], Some("cycle a")), t(6)).unwrap();
+    assert_eq!(cycle.effects.len(), 1);
+    assert_eq!(cycle.task.blocked.as_ref().unwrap().since, t(2));
+    let again = step(
+        &cycle.task,
+        blocked(&["acme/widgets#2"], Some("cycle a")),
+        t(7),
+    )
+    .unwrap();
+    assert!(again.unchanged);
+    let fewer = step(&cycle.task, blocked(&[], Some("cycle a")), t(8)).unwrap();
+    assert!(fewer.effects.is_empty() && !fewer.unchanged);
+    let other = step(&fewer.task, blocked(&[], Some("cycle b")), t(9)).unwrap();
+    assert_ne!(cycle.effects[0].marker(), other.effects[0].marker());
+    assert!(cycle.effects[0].marker().contains(":dependency_problem:"));
+    // Unblocked: due at once.
+    let free = step(&other.task, Event::Unblock, t(10)).unwrap().task;
+    assert_eq!((free.blocked.clone(), free.not_before), (None, t(10)));
+}
+
+#[test]
+fn blocked_and_held_for_review_each_lift_only_their_own_hold() {
+    let both = step(&held_pending(), blocked(&["acme/widgets#2"], None), t(3))
+        .unwrap()
+        .task;
+    // Approved while blocked: still not due.
+    let approved = step(&both, approve(), t(4)).unwrap().task;
+    assert_eq!(approved.not_before, Timestamp::NEVER);
+    assert!(approved.review.is_none());
+    // Unblocked while held: still not due.
+    let unblocked = step(&both, Event::Unblock, t(4)).unwrap().task;
+    assert_eq!(unblocked.not_before, Timestamp::NEVER);
+    // Both lifted: due.
+    let free = step(&approved, Event::Unblock, t(5)).unwrap().task;
+    assert_eq!(free.not_before, t(5));
+    let free = step(&unblocked, approve(), t(5)).unwrap().task;
+    assert_eq!(free.not_before, t(5));
+}
+
+#[test]
+fn a_new_run_starts_unblocked() {
+    let b = step(&pending(), blocked(&["acme/widgets#2"], None), t(2))
+        .unwrap()
+        .task;
+    let cancelled = step(
+        &b,
+        Event::Cancel {
+            reason: "closed".into(),
+        },
+        t(3),
+    )
+    .unwrap()
+    .task;
+    let again = step(&cancelled, Event::Retry, t(4)).unwrap().task;
+    assert_eq!((again.blocked, again.not_before), (None, t(4)));
+}
+
+#[test]
+fn spending_the_budget_ends_the_run_without_another_attempt() {
+    let failed = step(&claimed(), fail(true), t(2)).unwrap().task;
+    assert_eq!(failed.state, TaskState::Pending);
+    let spend = |usd, budget| Event::Spend { usd, budget };
+    // Under the budget: only counted.
+    let under = step(&failed, spend(0.5, Some(2.0)), t(3)).unwrap();
+    assert_eq!(
+        (under.task.state, under.task.spent_usd),
+        (TaskState::Pending, 0.5)
+    );
+    assert!(under.effects.is_empty());
+    // At it: failed, with the reason.
+    let over = step(&under.task, spend(1.5, Some(2.0)), t(4)).unwrap();
+    assert_eq!(over.task.state, TaskState::Failed);
+    let reason = match &over.effects[..] {
+        [
+            Effect {
+                kind:
+                    EffectKind::Failed {
+                        reason,
+                        attempts: 1,
+                    },
+                ..
+            },
+        ] => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        reason.contains("$2.00 of $2.00 (ISSUE_BUDGET_USD)"),
+        "{reason}"
+    );
+    // No budget, or nothing spent: nothing ends.
+    assert_eq!(
+        step(&failed, spend(9.0, None), t(3)).unwrap().task.state,
+        TaskState::Pending
+    );
+    assert!(
+        step(&failed, spend(f64::NAN, Some(1.0)), t(3))
+            .unwrap()
+            .unchanged
+    );
+    // A completion's cost counts too; a new run starts from nothing.
+    let done = step(
+        &claimed(),
+        Event::Complete {
+            token: TOKEN,
+            completion: Completion {
+                cost_usd: Some(1.25),
+                ..Completion::default()
+            },
+        },
+        t(5),
+    )
+    .unwrap()
+    .task;
+    assert_eq!(done.spent_usd, 1.25);
+    let again = step(&over.task, Event::Retry, t(6)).unwrap().task;
+    assert_eq!(again.spent_usd, 0.0);
+}
+
 /// One random event; tokens pick from a small set so that live and stale tokens
 /// both occur often.
 fn any_event() -> impl Strategy<Value = (Event, u64)> {
@@ -723,6 +924,8 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
         Just(Event::EffectsWritten),
         Just(hold()),
         Just(approve()),
+        Just(blocked(&["acme/widgets#2"], Some("cycle"))),
+        Just(Event::Unblock),
     ];
     (ev, 0u64..40_000)
 }
@@ -752,6 +955,10 @@ proptest! {
                 _ => None,
             };
             let result = transition(&task, event.clone(), &Ctx { now, policy: &p, jitter: 0.5 });
+            // A blocked task is never claimed.
+            if task.blocked.is_some() && matches!(event, Event::Claim { .. }) {
+                prop_assert!(result.is_err());
+            }
             let Ok(s) = result else { continue };
             let next = s.task;
             // A stale token never changes anything.

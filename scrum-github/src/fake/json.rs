@@ -146,7 +146,8 @@ pub(crate) fn pull(base: &str, r: &Repo, i: &FakeIssue) -> Value {
         "number": p.number, "state": if p.open { "open" } else { "closed" }, "locked": false,
         "title": p.title, "body": p.body, "user": user(base), "labels": [],
         "created_at": i.created_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339(),
-        "closed_at": null, "merged_at": null, "draft": false,
+        "closed_at": null, "draft": false, "merged": p.merged,
+        "merged_at": if p.merged { json!(i.updated_at.to_rfc3339()) } else { Value::Null },
         "head": side(&p.head), "base": side(&p.base), "author_association": "OWNER"
     })
 }

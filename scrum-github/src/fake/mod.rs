@@ -31,6 +31,7 @@
 //! - It runs on the tokio runtime that starts it, and stops when dropped.
 
 mod answer;
+mod dependencies;
 mod graphql;
 mod json;
 mod pulls;
@@ -280,6 +281,8 @@ impl FakeGitHub {
                 title: issue.title.clone(),
                 body: issue.body.clone(),
                 open: true,
+                merged: false,
+                reviews: Vec::new(),
             }
         });
         let created_at = issue.created_at.unwrap_or(now);
@@ -441,6 +444,56 @@ impl FakeGitHub {
     /// [`FakeGitHub::label_as`] by [`MAINTAINER`].
     pub fn set_labels(&self, id: &TaskId, labels: &[&str]) {
         self.label_as(id, labels, MAINTAINER);
+    }
+
+    /// Records `blocker` (of any repository) as blocking `id`, as GitHub's issue
+    /// dependencies do: `id`'s `issue_dependencies_summary` counts it while it is
+    /// open, and `/issues/{n}/dependencies/blocked_by` lists it.
+    pub fn add_blocked_by(&self, id: &TaskId, blocker: &TaskId) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        let list = st
+            .blocked_by
+            .entry((id.repo().to_ascii_lowercase(), id.number()))
+            .or_default();
+        if !list.contains(blocker) {
+            list.push(blocker.clone());
+        }
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            i.updated_at = now;
+        }
+    }
+
+    /// Merges pull request `number` of `repo`, as a maintainer would: it is closed
+    /// and merged.
+    pub fn merge_pull(&self, repo: &str, number: u64) {
+        self.change_pull(repo, number, |p| {
+            p.open = false;
+            p.merged = true;
+        });
+    }
+
+    /// Reviews pull request `number` of `repo` as `login`: `APPROVED`,
+    /// `CHANGES_REQUESTED` or `COMMENTED`.
+    pub fn review_pull(&self, repo: &str, number: u64, login: &str, state: &str) {
+        self.change_pull(repo, number, |p| {
+            p.reviews.push((login.to_string(), state.to_string()));
+        });
+    }
+
+    fn change_pull(&self, repo: &str, number: u64, f: impl FnOnce(&mut FakePull)) {
+        let now = Timestamp(server::now_ms());
+        let mut st = lock(&self.state);
+        if let Some(i) = st.repo_mut(repo).and_then(|r| r.issues.get_mut(&number)) {
+            if let Some(p) = i.pull.as_mut() {
+                f(p);
+                i.open = p.open;
+                i.updated_at = now;
+            }
+        }
     }
 
     /// The repository's pull requests, open and closed, by number.

@@ -112,6 +112,8 @@ pub(super) fn create_pull(
             title,
             body: text,
             open: true,
+            merged: false,
+            reviews: Vec::new(),
         }),
         author: super::TOKEN_USER.to_string(),
         last_edit: None,

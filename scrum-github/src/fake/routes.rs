@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::answer::{Answer, answer, fail, invalid, not_found, ok, paged};
+use super::dependencies::{issue_json, list_blocked_by};
 use super::json;
 use super::pulls::{create_pull, list_pulls};
 use super::state::{FakeIssue, State};
@@ -61,8 +62,11 @@ pub(crate) fn route(
         (Method::GET, ["repos", o, r, "issues"]) => list_issues(st, &format!("{o}/{r}"), query),
         (Method::GET, ["repos", o, r, "issues", n]) => with_issue(st, o, r, n, |st, repo, i| {
             let r = st.repo(repo).expect("checked");
-            ok(json::issue(&st.base_url, r, i))
+            ok(issue_json(st, r, i))
         }),
+        (Method::GET, ["repos", o, r, "issues", n, "dependencies", "blocked_by"]) => {
+            list_blocked_by(st, &format!("{o}/{r}"), n, query)
+        }
         (Method::PATCH, ["repos", o, r, "issues", n]) => patch_issue(st, o, r, n, body, now),
         (Method::POST, ["repos", o, r, "issues", n, "labels"]) => {
             write_labels(st, o, r, n, body, now, Write::Add)
@@ -109,6 +113,30 @@ pub(crate) fn route(
         }
         (Method::POST, ["graphql"]) => super::graphql::answer(st, body),
         (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
+        (Method::GET, ["repos", o, r, "pulls", n]) => with_issue(st, o, r, n, |st, repo, i| {
+            let r = st.repo(repo).expect("checked");
+            match i.pull {
+                Some(_) => ok(json::pull(&st.base_url, r, i)),
+                None => not_found(),
+            }
+        }),
+        (Method::GET, ["repos", o, r, "pulls", n, "reviews"]) => {
+            with_issue(st, o, r, n, |st, _, i| match &i.pull {
+                Some(p) => paged(
+                    &st.base_url,
+                    &format!("/repos/{o}/{r}/pulls/{n}/reviews"),
+                    query,
+                    p.reviews.iter().enumerate().collect(),
+                    |(k, (login, state))| {
+                        serde_json::json!({
+                            "id": i.id * 1000 + k as u64, "user": { "login": login, "type": "User" },
+                            "state": state, "body": "", "submitted_at": i.updated_at.to_rfc3339()
+                        })
+                    },
+                ),
+                None => not_found(),
+            })
+        }
         (Method::POST, ["repos", o, r, "pulls"]) => create_pull(st, &format!("{o}/{r}"), body, now),
         _ => not_found(),
     }
@@ -185,7 +213,7 @@ fn list_issues(st: &State, repo: &str, query: &BTreeMap<String, String>) -> Answ
         &format!("/repos/{}/issues", r.full_name),
         query,
         issues,
-        |i| json::issue(&st.base_url, r, i),
+        |i| issue_json(st, r, i),
     )
 }
 

@@ -148,6 +148,11 @@ pub struct FakePull {
     pub body: String,
     /// Whether it is open.
     pub open: bool,
+    /// Whether it was merged (closed by the merge).
+    pub merged: bool,
+    /// Its reviews, oldest first: (reviewer, `APPROVED`, `CHANGES_REQUESTED` or
+    /// `COMMENTED`).
+    pub reviews: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -204,6 +209,8 @@ pub(crate) struct State {
     /// Where pushed branches live: `{git_root}/{owner}/{name}.git` (see
     /// `FakeGitHub::serve_git_from`).
     pub(crate) git_root: Option<std::path::PathBuf>,
+    /// Issue dependencies: the blockers of (lower-case `owner/name`, number).
+    pub(crate) blocked_by: BTreeMap<(String, u64), Vec<scrum_core::TaskId>>,
 }
 
 impl State {
@@ -224,6 +231,7 @@ impl State {
             faults: VecDeque::new(),
             log: Vec::new(),
             git_root: None,
+            blocked_by: BTreeMap::new(),
         }
     }
 

@@ -68,7 +68,7 @@ fn rule(method: &Method, path: &str) -> Rule {
     let ui = crate::ui::is_ui(path);
     if path == "/health" || path == WEBHOOK || crate::ui::is_open(path) {
         Rule::Open
-    } else if (path.starts_with("/admin/") && !read)
+    } else if ((path.starts_with("/admin/") || path.starts_with("/pr-review/")) && !read)
         || ((path.starts_with("/workers/") || path.starts_with("/ui/workers/"))
             && path.ends_with("/logs"))
         || (ui && !read)

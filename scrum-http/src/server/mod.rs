@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 mod extract;
 mod guard;
+mod review;
 mod views;
 mod webhook;
 mod work;
@@ -109,6 +110,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/webhooks/github"),
+    ("get", "/pr-review/status"),
+    ("post", "/pr-review/{state}/{number}"),
+    ("get", "/scaling"),
 ];
 
 /// The router: the API, and the dashboard at `/ui` ([`crate::ui`]). Peer addresses come from `ConnectInfo<SocketAddr>`: [`serve`] provides
@@ -137,6 +141,9 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
         .route("/webhooks/github", post(webhook::github))
+        .route("/pr-review/status", get(review::status))
+        .route("/pr-review/{state}/{number}", post(review::mark))
+        .route("/scaling", get(review::scaling))
         .route("/", get(crate::ui::root))
         .merge(crate::ui::routes())
         .fallback(guard::no_route)

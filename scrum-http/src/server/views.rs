@@ -81,9 +81,44 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "store": store,
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
         "trust_mode": o.config().trust.as_str(),
+        "pr_review": pr_review(o),
+        "budget": budget(o),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+/// `/health`'s `budget`: the budgets, this month's spend, and the repositories
+/// whose dispatch is paused, with why.
+fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
+    let b = o.budgets();
+    let spend = o.month_spend();
+    let paused: Vec<serde_json::Value> = o
+        .budget_holds()
+        .into_iter()
+        .map(|(repo, reason)| json!({"repository": repo, "reason": reason}))
+        .collect();
+    json!({
+        "issue_budget_usd": b.issue_usd,
+        "repo_monthly_budget_usd": b.repo_monthly_usd,
+        "month_start": spend.month_start.to_rfc3339(),
+        "spent_this_month_usd": spend.by_repo,
+        "paused": paused,
+    })
+}
+
+/// `/health`'s `pr_review`: whether review gating holds work back, and why.
+fn pr_review(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
+    let s = crate::wire::ReviewStatusResponse::from(o.review_status());
+    json!({
+        "blocked": s.blocked,
+        "reason": s.reason,
+        "pending": s.pending,
+        "max_pending_prs": s.max_pending_prs,
+        "max_pending_prs_total": s.max_pending_prs_total,
+        "block_on_changes_requested": s.block_on_changes_requested,
+        "held_repositories": s.held_repositories,
+    })
 }
 
 /// `/health`'s `github.reason` while the issue source is degraded. The source's own
@@ -218,6 +253,13 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         edited_by: t.review.as_ref().map(|r| r.editor.clone()),
         cost_usd: t.cost_usd,
         tokens: t.tokens,
+        blocked: t.blocked.is_some(),
+        blocked_by: t
+            .blocked
+            .iter()
+            .flat_map(|b| b.by.iter().map(ToString::to_string))
+            .collect(),
+        blocked_reason: t.blocked.as_ref().map(|b| b.describe()),
     }
 }
 

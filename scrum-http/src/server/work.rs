@@ -49,13 +49,18 @@ pub(super) async fn next(
             NextResponse {
                 work_available: true,
                 work: Some(work_item(&a)),
+                blocked: false,
+                reason: None,
             }
         }
         None => {
             Metrics::inc(&m.empty_polls);
+            let gate = s.orchestrator().review_gate();
             NextResponse {
                 work_available: false,
                 work: None,
+                blocked: gate.holds_anything(),
+                reason: gate.reason(),
             }
         }
     }))
@@ -77,6 +82,7 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         max_attempts: a.max_attempts,
         heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
         text_digest: a.text_digest.clone(),
+        budget_left_usd: a.budget_left_usd,
     }
 }
 
@@ -124,7 +130,10 @@ pub(super) async fn failed(
         cost_usd: req.cost_usd,
         tokens: req.tokens,
     };
-    let result = s.orchestrator().fail(&worker, &id, token, failure).await;
+    let result = s
+        .orchestrator()
+        .fail_costing(&worker, &id, token, failure, req.cost_usd)
+        .await;
     reported(&s, result, &s.metrics().failures)
 }
 

@@ -1,0 +1,190 @@
+//! Cost budgets, from what workers report (a completion's and a failure's
+//! `cost_usd`):
+//!
+//! - **Per issue** (`ISSUE_BUDGET_USD`): once a run's attempts have cost the
+//!   budget, the run gets no further attempt ([`crate::state::Event::Spend`]): it
+//!   fails, and its comment says why.
+//! - **Per repository and month** (`REPO_MONTHLY_BUDGET_USD`): once the runs of a
+//!   repository that finished this calendar month (UTC), and those still live, have
+//!   cost it, dispatch for that repository pauses for the rest of the month;
+//!   `/health` says why. Read from the store on each poll, so every orchestrator
+//!   sharing it pauses the same.
+//!
+//! A claim's assignment carries what is left ([`crate::Assignment::budget_left_usd`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Orchestrator, lock};
+use crate::error::Result;
+use crate::model::{Failure, LeaseToken, Task, TaskId, TaskState, Timestamp, WorkerId};
+use crate::queue::TaskFilter;
+use crate::state::Event;
+
+/// The budgets in force (none by default).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// The most a run of one issue may cost (`ISSUE_BUDGET_USD`).
+    pub issue_usd: Option<f64>,
+    /// The most one repository's runs may cost in a calendar month
+    /// (`REPO_MONTHLY_BUDGET_USD`).
+    pub repo_monthly_usd: Option<f64>,
+}
+
+/// What each repository spent this month, as the last poll read it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonthSpend {
+    /// The first millisecond of the month it covers (UTC).
+    pub month_start: Timestamp,
+    /// US dollars by repository (`owner/name`).
+    pub by_repo: BTreeMap<String, f64>,
+}
+
+/// The first millisecond (UTC) of the calendar month `now` falls in.
+pub fn month_start(now: Timestamp) -> Timestamp {
+    let rfc = now.to_rfc3339();
+    let (y, m): (i64, i64) = (
+        rfc[0..4].parse().unwrap_or(1970),
+        rfc[5..7].parse().unwrap_or(1),
+    );
+    // Days from the epoch to the first of that month (Howard Hinnant's days_from_civil).
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Timestamp((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+impl Orchestrator {
+    /// The budgets in force.
+    pub fn budgets(&self) -> &Budgets {
+        &self.inner.config.budgets
+    }
+
+    /// What each repository spent this month, as the last poll read it.
+    pub fn month_spend(&self) -> MonthSpend {
+        lock(&self.inner.month_spend).clone()
+    }
+
+    /// The repositories whose monthly budget is spent, each with why.
+    pub fn budget_holds(&self) -> Vec<(String, String)> {
+        let Some(limit) = self.inner.config.budgets.repo_monthly_usd else {
+            return Vec::new();
+        };
+        let spend = lock(&self.inner.month_spend);
+        spend
+            .by_repo
+            .iter()
+            .filter(|(_, usd)| **usd >= limit)
+            .map(|(repo, usd)| {
+                (
+                    repo.clone(),
+                    format!(
+                        "{repo} spent ${usd:.2} of its ${limit:.2} this month \
+                         (REPO_MONTHLY_BUDGET_USD): dispatch there pauses until {}",
+                        next_month(spend.month_start)
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Reports that `worker`'s attempt on `task` failed, and what it cost: the
+    /// cost counts against the issue's budget, which may end the run.
+    pub async fn fail_costing(
+        &self,
+        worker: &WorkerId,
+        task: &TaskId,
+        token: LeaseToken,
+        failure: Failure,
+        cost_usd: Option<f64>,
+    ) -> Result<Task> {
+        let Some(usd) = cost_usd.filter(|c| c.is_finite() && *c > 0.0) else {
+            return self.fail(worker, task, token, failure).await;
+        };
+        // A repeat of the same report spends once: only the report that ends the
+        // lease adds its cost.
+        let ends_lease = self.inner.queue.get(task).await?.is_some_and(|t| {
+            t.state == TaskState::InProgress && t.lease.as_ref().is_some_and(|l| l.token == token)
+        });
+        let failed = self.fail(worker, task, token, failure).await?;
+        if !ends_lease {
+            return Ok(failed);
+        }
+        let budget = self.inner.config.budgets.issue_usd;
+        let spent = self
+            .inner
+            .queue
+            .apply(task, Event::Spend { usd, budget }, self.now())
+            .await?;
+        if spent.state != failed.state {
+            tracing::warn!(task = %task, spent_usd = spent.spent_usd, "the issue's budget is spent: no further attempt");
+        }
+        Ok(spent)
+    }
+
+    /// What is left for `task`'s next attempt: the smaller of the issue's budget
+    /// less its run's spend and its repository's monthly budget less this month's.
+    pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
+        let b = &self.inner.config.budgets;
+        let issue = b.issue_usd.map(|limit| (limit - task.spent_usd).max(0.0));
+        let repo = b.repo_monthly_usd.map(|limit| {
+            let spent = lock(&self.inner.month_spend)
+                .by_repo
+                .get(task.id.repo())
+                .copied()
+                .unwrap_or(0.0);
+            (limit - spent).max(0.0)
+        });
+        match (issue, repo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads this month's spend per repository from the store (the poll's duty,
+    /// only with `REPO_MONTHLY_BUDGET_USD`).
+    pub(super) async fn refresh_month_spend(&self) -> Result<()> {
+        if self.inner.config.budgets.repo_monthly_usd.is_none() {
+            return Ok(());
+        }
+        let start = month_start(self.now());
+        let tasks = self.inner.queue.list(&TaskFilter::default()).await?;
+        let mut by_repo: BTreeMap<String, f64> = BTreeMap::new();
+        for t in tasks
+            .iter()
+            .filter(|t| t.spent_usd > 0.0 && t.finished_at.is_none_or(|at| at >= start))
+        {
+            *by_repo.entry(t.id.repo().to_string()).or_default() += t.spent_usd;
+        }
+        *lock(&self.inner.month_spend) = MonthSpend {
+            month_start: start,
+            by_repo,
+        };
+        Ok(())
+    }
+}
+
+/// The first day of the month after the one starting at `start`, as a date.
+fn next_month(start: Timestamp) -> String {
+    let later = month_start(start.plus(std::time::Duration::from_secs(32 * 86_400)));
+    later.to_rfc3339()[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_start_on_the_first_at_midnight_utc() {
+        // 2026-11-24T02:40:43.123Z
+        let t = Timestamp(1_795_488_043_123);
+        assert_eq!(month_start(t).to_rfc3339(), "2026-11-01T00:00:00.000Z");
+        assert_eq!(next_month(month_start(t)), "2026-12-01");
+        let march = Timestamp(951_782_400_000 + 86_400_000); // 2000-03-01
+        assert_eq!(month_start(march).to_rfc3339(), "2000-03-01T00:00:00.000Z");
+        assert_eq!(next_month(Timestamp(1_796_083_200_000)), "2027-01-01");
+    }
+}

@@ -1,0 +1,59 @@
+//! Scheduling reads: `GET /scaling`; review gating: `GET /pr-review/status` and the operator's word on a pull
+//! request, `POST /pr-review/{approved|changes-requested|merged}/{number}` (the
+//! Python orchestrator's endpoints, keyed by repository and pull request: add
+//! `?repository=owner/name` when two tracked repositories have that number).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use scrum_core::review::PullState;
+use serde::Deserialize;
+
+use super::ApiState;
+use super::extract::QueryArgs;
+use crate::error::ApiError;
+use crate::wire::{PullReviewResponse, ReviewStatusResponse};
+
+/// The query of `POST /pr-review/{state}/{number}`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PullQuery {
+    #[serde(default)]
+    repository: Option<String>,
+}
+
+/// `GET /scaling`: the figures an autoscaler reads.
+pub(super) async fn scaling(
+    State(s): State<ApiState>,
+) -> Result<Json<scrum_core::engine::Scaling>, ApiError> {
+    Ok(Json(s.orchestrator().scaling().await?))
+}
+
+pub(super) async fn status(State(s): State<ApiState>) -> Json<ReviewStatusResponse> {
+    Json(ReviewStatusResponse::from(s.orchestrator().review_status()))
+}
+
+pub(super) async fn mark(
+    State(s): State<ApiState>,
+    Path((state, number)): Path<(String, u64)>,
+    QueryArgs(q): QueryArgs<PullQuery>,
+) -> Result<Json<PullReviewResponse>, ApiError> {
+    let state = match state.as_str() {
+        "approved" => PullState::Approved,
+        "changes-requested" => PullState::ChangesRequested,
+        "merged" => PullState::Merged,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "{other:?} is not one of approved, changes-requested, merged"
+            )));
+        }
+    };
+    let pull = s
+        .orchestrator()
+        .mark_pull(q.repository.as_deref(), number, state)?;
+    let gate = s.orchestrator().review_gate();
+    Ok(Json(PullReviewResponse {
+        status: "ok".into(),
+        pull,
+        blocked: gate.holds_anything(),
+        reason: gate.reason(),
+    }))
+}
