@@ -23,6 +23,8 @@
 //! - [`worker`]: the worker loop: claim, heartbeat while running, report.
 //! - `conformance` (feature `testkit`): the suites every `WorkQueue` backend, every
 //!   `IssueSource` and every `WorkSource` runs.
+//! - [`observe`]: [`observe::Observer`], what the engine and the tracker's client
+//!   report as it happens (claims, ended attempts, requests), for metrics.
 //! - [`clock`]: time the tests can pause.
 //! - [`redact`]: removing secrets from text that leaves the process.
 //!
@@ -67,6 +69,7 @@ pub mod events;
 pub mod faults;
 pub mod memory;
 pub mod model;
+pub mod observe;
 pub mod probe;
 pub mod queue;
 pub mod redact;

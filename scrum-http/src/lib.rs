@@ -24,7 +24,8 @@
 //! - [`openapi`]: the OpenAPI 3.0 document served at `/openapi.json`.
 //! - [`ui`]: the operators' dashboard at `/ui` (HTML, live over server-sent
 //!   events, actions behind a confirmation and a CSRF token).
-//! - `metrics`: the counters behind `/metrics` (Prometheus text format).
+//! - `metrics`: what `/metrics` shows (Prometheus text format, or OpenMetrics on
+//!   request): counters and histograms the engine reports into, gauges read per scrape.
 //!
 //! # Endpoints
 //!

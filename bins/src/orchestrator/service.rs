@@ -56,16 +56,17 @@ impl Service {
         let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
         tracing::info!(repos = ?repos, "GitHub token accepted");
         let mut github_status = github.subscribe_status();
-        let mut builder = Orchestrator::builder(queue, Arc::new(github)).config(EngineConfig {
-            poll_interval: Duration::from_secs(a.github_poll_interval),
-            probe_interval: Duration::from_secs(a.worker_health_check_interval),
-            worker_forget_after: Duration::from_secs(a.worker_forget_secs),
-            worker_hosts: self.worker_hosts.clone(),
-            labels: self.github.labels.clone(),
-            leader_ttl: Duration::from_secs(a.leader_ttl_secs),
-            trust: a.trust_mode,
-            ..EngineConfig::default()
-        });
+        let mut builder =
+            Orchestrator::builder(queue, Arc::new(github.clone())).config(EngineConfig {
+                poll_interval: Duration::from_secs(a.github_poll_interval),
+                probe_interval: Duration::from_secs(a.worker_health_check_interval),
+                worker_forget_after: Duration::from_secs(a.worker_forget_secs),
+                worker_hosts: self.worker_hosts.clone(),
+                labels: self.github.labels.clone(),
+                leader_ttl: Duration::from_secs(a.leader_ttl_secs),
+                trust: a.trust_mode,
+                ..EngineConfig::default()
+            });
         match a.trust_mode {
             TrustMode::Off => {
                 tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it")
@@ -101,6 +102,8 @@ impl Service {
         })?;
         tracing::info!(addr = %listener.local_addr()?, "scrum-orchestrator {} listening", env!("CARGO_PKG_VERSION"));
         let state = ApiState::new(orchestrator, self.api);
+        // GitHub's request durations reach /metrics.
+        github.observe(state.observer());
         scrum_http::run(listener, state, shutdown)
             .await
             .map_err(|e| match e.kind() {

@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Task, TaskId, Timestamp};
+use crate::observe::{AttemptEnd, Observer, ObserverSlot};
 use crate::probe::WorkerProbe;
 use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
@@ -191,6 +192,7 @@ impl OrchestratorBuilder {
                 paused: AtomicBool::new(false),
                 hold: Mutex::new(HeldRepos::default()),
                 refused: Mutex::new(HashMap::new()),
+                observer: ObserverSlot::new(),
             }),
         }
     }
@@ -223,6 +225,8 @@ struct Inner {
     /// The marker of the last "not queued" comment posted per issue, so a refused
     /// issue costs no comment read per poll (the marker keeps it once anyway).
     refused: Mutex<HashMap<TaskId, String>>,
+    /// Told of claims and ended attempts (the HTTP API's metrics).
+    observer: ObserverSlot,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -302,6 +306,17 @@ impl Orchestrator {
 
     fn update_status(&self, f: impl FnOnce(&mut EngineStatus)) {
         f(&mut lock(&self.inner.status));
+    }
+
+    /// Tells `observer` of every claim and every ended attempt from now on
+    /// (replacing the one set before). The HTTP API's state sets its metrics here.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.inner.observer.set(observer);
+    }
+
+    /// The observer of claims and ended attempts.
+    pub(crate) fn observer(&self) -> Arc<dyn Observer> {
+        self.inner.observer.get()
     }
 
     /// Stops handing out work (workers asking get none); running tasks go on.
@@ -389,9 +404,11 @@ impl Orchestrator {
         let expired = self.inner.queue.expire(now).await?;
         if !expired.is_empty() {
             let mut local = lock(&self.inner.local);
+            let observer = self.observer();
             for t in &expired {
                 tracing::warn!(task = %t.id, state = ?t.state, "lease lapsed: worker lost");
                 local.drop_task(&t.id);
+                observer.attempt_ended(t, AttemptEnd::Lost, now);
             }
         }
         // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
