@@ -29,6 +29,7 @@
 
 mod dispatch;
 mod local;
+mod notify;
 mod poll;
 mod reads;
 mod registry;
@@ -58,6 +59,7 @@ use crate::state::EffectRetry;
 
 pub use dispatch::DispatchReport;
 use local::LocalWorkers;
+pub use notify::{Notification, Notifier};
 pub use poll::PollReport;
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
@@ -155,9 +157,17 @@ pub struct OrchestratorBuilder {
     probe: Option<Arc<dyn WorkerProbe>>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl OrchestratorBuilder {
+    /// Sends the outbox's notifications through `notifier` (the queue's
+    /// [`crate::state::Policy::notify`] says which are recorded).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
     /// Probes worker hosts with `probe`.
     pub fn probe(mut self, probe: Arc<dyn WorkerProbe>) -> Self {
         self.probe = Some(probe);
@@ -193,6 +203,9 @@ impl OrchestratorBuilder {
                 hold: Mutex::new(HeldRepos::default()),
                 refused: Mutex::new(HashMap::new()),
                 observer: ObserverSlot::new(),
+                notifier: self.notifier,
+                notes: Mutex::new(notify::Handed::default()),
+                notes_ready: Notify::new(),
             }),
         }
     }
@@ -227,6 +240,12 @@ struct Inner {
     refused: Mutex<HashMap<TaskId, String>>,
     /// Told of claims and ended attempts (the HTTP API's metrics).
     observer: ObserverSlot,
+    /// Sends the outbox's notifications, on the leader, in the background.
+    notifier: Option<Arc<dyn Notifier>>,
+    /// The notifications handed to the notification loops and not yet sent.
+    notes: Mutex<notify::Handed>,
+    /// Woken when a notification is handed over.
+    notes_ready: Notify,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -246,6 +265,7 @@ impl Orchestrator {
             probe: None,
             clock: Arc::new(TokioClock::new()),
             config: EngineConfig::default(),
+            notifier: None,
         }
     }
 
@@ -433,6 +453,10 @@ impl Orchestrator {
         for (duty, every) in duties {
             let (this, stop) = (self.clone(), stop.clone());
             loops.spawn(async move { this.duty_loop(duty, every, stop).await });
+        }
+        for target in self.inner.notifier.iter().flat_map(|n| n.targets()) {
+            let (this, stop) = (self.clone(), stop.clone());
+            loops.spawn(async move { this.notify_loop(target, stop).await });
         }
         shutdown.await;
         stop.cancel();

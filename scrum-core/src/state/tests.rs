@@ -17,6 +17,7 @@ fn policy() -> Policy {
             initial: Duration::from_secs(10),
             cap: Duration::from_secs(60),
         },
+        ..Policy::default()
     }
 }
 
