@@ -34,7 +34,12 @@ impl Service {
     ) -> anyhow::Result<()> {
         let a = &self.args;
         let shown_url = scrum_store::redact_url(&self.database_url);
-        let queue = scrum_store::open(&self.database_url, self.policy())
+        let mut policy = self.policy();
+        let notifier = self.args.notify.notifier()?;
+        if let Some((routes, _)) = &notifier {
+            policy.notify = routes.clone();
+        }
+        let queue = scrum_store::open(&self.database_url, policy)
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         tracing::info!(store = %shown_url, "store open");
@@ -74,6 +79,9 @@ impl Service {
             mode => {
                 tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent")
             }
+        }
+        if let Some((_, notifier)) = notifier {
+            builder = builder.notifier(Arc::new(notifier));
         }
         if let Some(probe) = self.probe()? {
             builder = builder.probe(probe);
