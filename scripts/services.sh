@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests talk to: PostgreSQL (127.0.0.1:5432, database
 # `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run;
-# installs the tools the access test uses (ip, curl) and the browser the dashboard
-# test drives (chromium, chromedriver). Does nothing for a service that
+# installs the tools the access test uses (ip, curl), the browser the dashboard
+# test drives (chromium, chromedriver) and promtool (Debian's prometheus package;
+# its service is not started here). Does nothing for a service that
 # is already up.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v ip >/dev/null || need_apt+=(iproute2)     # bins/tests/access.rs: a n
 command -v curl >/dev/null || need_apt+=(curl)       # bins/tests/access.rs: calls from inside that namespace
 command -v chromium >/dev/null || need_apt+=(chromium)              # bins/tests/dashboard.rs: the browser
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)   # bins/tests/dashboard.rs: its WebDriver
+command -v promtool >/dev/null || need_apt+=(prometheus)            # bins/tests/metrics.rs and .ci/run: promtool (check metrics, test rules)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}"
     apt-get update -qq

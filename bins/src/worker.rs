@@ -150,6 +150,16 @@ pub struct WorkerCli {
         default_value = "INFO"
     )]
     pub log_level: String,
+    /// Log format: text, or json (one JSON object per line with task_id, worker_id,
+    /// repository and attempt where they apply, for log shippers).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl WorkerCli {

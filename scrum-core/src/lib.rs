@@ -24,6 +24,8 @@
 //! - [`worker`]: the worker loop: claim, heartbeat while running, report.
 //! - `conformance` (feature `testkit`): the suites every `WorkQueue` backend, every
 //!   `IssueSource` and every `WorkSource` runs.
+//! - [`observe`]: [`observe::Observer`], what the engine and the tracker's client
+//!   report as it happens (claims, ended attempts, requests), for metrics.
 //! - [`clock`]: time the tests can pause.
 //! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
@@ -70,6 +72,7 @@ pub mod events;
 pub mod faults;
 pub mod memory;
 pub mod model;
+pub mod observe;
 pub mod probe;
 pub mod queue;
 pub mod redact;

@@ -61,6 +61,8 @@
 //! ([`crate::Labels::is_ready`]), so the next run starts only once a person removed
 //! it and the ready label is back (`Requeue`).
 //!
+//! | any step with a `Completed` or `Failed` effect, or an `Expire` | as above | as above, then one `Notify` per [`Policy::notify`] route that wants the event ([`notify`]) |
+//!
 //! A held task is still Pending: its `not_before` is [`Timestamp::NEVER`], so every
 //! backend passes over it as it passes over a task backing off, and `Approve` makes
 //! it due at once. The same edit holds a task once (`Hold` with the digest it holds
@@ -97,6 +99,9 @@ pub struct Policy {
     pub cancel_grace: Duration,
     /// The wait between attempts.
     pub backoff: Backoff,
+    /// Where notifications of completed, failed and lost tasks go (default none):
+    /// each route that wants a step's event gets a `Notify` effect ([`notify`]).
+    pub notify: Vec<NotifyRoute>,
 }
 
 impl Default for Policy {
@@ -107,6 +112,7 @@ impl Default for Policy {
             max_run: Duration::from_secs(3 * 3600),
             cancel_grace: Duration::from_secs(60),
             backoff: Backoff::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -391,6 +397,22 @@ pub enum EffectKind {
         /// What is wrong (a cycle's path, or which blocker could not be read).
         problem: String,
     },
+    /// Tell a notification target (Slack, Discord, a webhook) of the step before
+    /// it. Sent in the background; never holds back the task's labels ([`notify`]).
+    Notify {
+        /// The target's name (`slack`, `discord`, `webhook`).
+        target: String,
+        /// What happened.
+        event: NotifyEvent,
+        /// The title.
+        title: String,
+        /// The pull request of a completion, or the reason of a failure.
+        detail: Option<String>,
+        /// Attempts spent.
+        attempts: u32,
+        /// The most attempts the run may spend.
+        max_attempts: u32,
+    },
 }
 
 impl EffectKind {
@@ -405,6 +427,7 @@ impl EffectKind {
             EffectKind::ReviewRequested { .. } => "review_requested",
             EffectKind::ClarificationRequested { .. } => "clarification_requested",
             EffectKind::DependencyProblem { .. } => "dependency_problem",
+            EffectKind::Notify { .. } => "notify",
         }
     }
 
@@ -542,6 +565,7 @@ fn effect(task: &Task, kind: EffectKind) -> Effect {
 /// Applies `event` to `task` at `ctx.now`. Pure: no I/O, no clock, no randomness
 /// beyond `ctx.jitter`.
 pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refusal> {
+    let expired = matches!(event, Event::Expire);
     let now = ctx.now;
     let mut next = task.clone();
     next.updated_at = now;
@@ -835,6 +859,8 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             }
         }
     }
+    let notes = notify::notifications(&next, &effects, expired, ctx.policy);
+    effects.extend(notes);
     Ok(Step {
         task: next,
         effects,
@@ -960,8 +986,10 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     effects.push(effect(next, EffectKind::Queued));
 }
 
+pub mod notify;
 mod outbox;
 
+pub use notify::{NotifyEvent, NotifyRoute};
 pub use outbox::{EffectRetry, FailureClass, effect_failure};
 
 #[cfg(test)]

@@ -30,6 +30,31 @@ pub(crate) struct What {
     pub(crate) subject: Subject,
 }
 
+impl What {
+    /// A short fixed name of the request's purpose: the `kind` label of the request
+    /// duration metric (a bounded set: never a repository or issue).
+    pub(crate) fn kind(&self) -> &'static str {
+        match (self.action, &self.subject) {
+            ("read", Subject::Repo(_)) => "read_repository",
+            ("read", Subject::Issue(_)) => "read_issue",
+            ("list the issues of", _) => "list_issues",
+            ("close", _) => "close_issue",
+            ("create a label in", _) => "create_label",
+            ("add labels to", _) => "add_labels",
+            ("set the labels of", _) => "set_labels",
+            ("remove a label from", _) => "remove_label",
+            ("comment on", _) => "comment",
+            ("read the comments of", _) => "list_comments",
+            ("open a pull request in", _) => "open_pull_request",
+            ("list the pull requests of", _) => "list_pull_requests",
+            ("read a collaborator's permission in", _) => "read_permission",
+            ("read the events of", _) => "list_events",
+            ("read who edited", _) => "read_editor",
+            _ => "other",
+        }
+    }
+}
+
 impl fmt::Display for What {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.action, self.subject)

@@ -146,6 +146,12 @@ impl GitHubClient {
         self.inner.transport.status.subscribe()
     }
 
+    /// Tells `observer` of every request sent to GitHub from now on: its kind, HTTP
+    /// status and duration (the API's `scrum_github_request_duration_seconds`).
+    pub fn observe(&self, observer: Arc<dyn scrum_core::observe::Observer>) {
+        self.inner.transport.observer.set(observer);
+    }
+
     /// What the last [`IssueSource::list_ready`] cost.
     pub fn last_poll(&self) -> PollStats {
         self.inner.listing.last()

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, header};
 use octocrab::Octocrab;
+use scrum_core::observe::ObserverSlot;
 use scrum_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
@@ -107,6 +108,8 @@ pub(crate) struct Transport {
     /// One request at a time, as GitHub asks of a client ("make requests serially");
     /// holds when the last write was sent, to space writes by `write_spacing`.
     turn: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Told of every request's kind, status and duration (the API's metrics).
+    pub(crate) observer: ObserverSlot,
 }
 
 impl std::fmt::Debug for Transport {
@@ -153,6 +156,7 @@ impl Transport {
             status: StatusCell::new(),
             exhausted_until: Mutex::new(None),
             turn: tokio::sync::Mutex::new(None),
+            observer: ObserverSlot::new(),
         })
     }
 
@@ -254,25 +258,34 @@ impl Transport {
             let body = self.octo.body_to_string(response).await?;
             Ok::<_, octocrab::Error>((status, headers, body))
         };
-        let (status, headers, body) =
-            match tokio::time::timeout(self.timing.request_timeout, exchange).await {
-                Err(_) => {
-                    return Next::Retry(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "GitHub did not answer within {:?} to {}",
-                            self.timing.request_timeout, call.what
-                        ),
-                    ));
-                }
-                Ok(Err(e)) => {
-                    return Next::Retry(Error::unavailable(format!(
-                        "could not reach GitHub to {}: {e}",
-                        call.what
-                    )));
-                }
-                Ok(Ok(answer)) => answer,
-            };
+        let started = tokio::time::Instant::now();
+        let answer = tokio::time::timeout(self.timing.request_timeout, exchange).await;
+        let status = match &answer {
+            Ok(Ok((status, _, _))) => status.as_str(),
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        self.observer
+            .get()
+            .source_request(call.what.kind(), status, started.elapsed());
+        let (status, headers, body) = match answer {
+            Err(_) => {
+                return Next::Retry(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "GitHub did not answer within {:?} to {}",
+                        self.timing.request_timeout, call.what
+                    ),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Next::Retry(Error::unavailable(format!(
+                    "could not reach GitHub to {}: {e}",
+                    call.what
+                )));
+            }
+            Ok(Ok(answer)) => answer,
+        };
         let limit = self.note_rate_limit(&headers);
         let reply = Reply {
             status,

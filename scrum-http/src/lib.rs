@@ -24,7 +24,10 @@
 //! - [`openapi`]: the OpenAPI 3.0 document served at `/openapi.json`.
 //! - [`ui`]: the operators' dashboard at `/ui` (HTML, live over server-sent
 //!   events, actions behind a confirmation and a CSRF token).
-//! - `metrics`: the counters behind `/metrics` (Prometheus text format).
+//! - [`notify`]: the notifier for Slack, Discord and signed JSON webhooks the
+//!   engine sends the outbox's notifications through.
+//! - `metrics`: what `/metrics` shows (Prometheus text format, or OpenMetrics on
+//!   request): counters and histograms the engine reports into, gauges read per scrape.
 //!
 //! # Endpoints
 //!
@@ -81,6 +84,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 mod metrics;
+pub mod notify;
 pub mod openapi;
 mod run;
 pub mod server;
@@ -90,5 +94,6 @@ pub mod wire;
 pub use client::OrchestratorClient;
 pub use config::{ApiConfig, ApiToken};
 pub use error::ApiError;
+pub use notify::{NotifyTarget, WebhookNotifier};
 pub use run::run;
 pub use server::{ApiState, app, serve};

@@ -209,11 +209,15 @@ async fn metrics_are_prometheus_text() {
     for line in [
         "scrum_claims_total 1",
         "scrum_empty_polls_total 1",
-        "scrum_http_client_errors_total 1",
+        "scrum_http_errors_total{class=\"4xx\"} 1",
         "scrum_queue_tasks{state=\"in_progress\"} 1",
+        "scrum_tasks{repository=\"acme/widgets\",state=\"in_progress\"} 1",
         "scrum_workers{status=\"busy\"} 1",
         "scrum_workers{status=\"available\"} 1",
-        "# TYPE scrum_completions_total counter",
+        "# TYPE scrum_runs_total counter",
+        "# TYPE scrum_run_duration_seconds histogram",
+        "scrum_queue_wait_seconds_count 1",
+        "scrum_dispatch_latency_seconds_count{trigger=\"poll\"} 1",
         "scrum_store_up 1",
     ] {
         assert!(

@@ -182,6 +182,21 @@ async fn complete_with_the_lease_token_completes_once() {
         Some("https://github.com/acme/widgets/pull/9")
     );
     assert_eq!((c.cost_usd, c.tokens), (Some(1.5), Some(1200)));
+    // Counted once in /metrics: the run, its time, its cost and tokens.
+    let (_, _, metrics) =
+        common::call_raw(&f.app, "GET", "/metrics", None, Some(common::LOOPBACK), &[]).await;
+    for line in [
+        "scrum_runs_total{repository=\"acme/widgets\",outcome=\"completed\"} 1",
+        "scrum_tasks_finished_total{repository=\"acme/widgets\",state=\"completed\"} 1",
+        "scrum_run_duration_seconds_count{outcome=\"completed\"} 1",
+        "scrum_cost_usd_total{repository=\"acme/widgets\"} 1.5",
+        "scrum_tokens_total{repository=\"acme/widgets\"} 1200",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
     let outbox = f.queue.pending_effects(100).await.unwrap();
     let completed = outbox
         .iter()

@@ -64,6 +64,13 @@ pub enum Operator {
         #[command(subcommand)]
         action: Option<EffectsAction>,
     },
+    /// Notifications: `notify test` sends a test message to every configured
+    /// target (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, NOTIFY_WEBHOOK_URL).
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Cancels a task (`owner/repo#N`).
     Cancel {
         #[command(flatten)]
@@ -75,6 +82,13 @@ pub enum Operator {
         #[arg(long, default_value = "cancelled by an operator")]
         reason: String,
     },
+}
+
+/// What `notify` does.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Sends a test message to each configured target and says which took it.
+    Test(#[command(flatten)] super::notify::NotifyArgs),
 }
 
 /// What `effects` does besides listing.
@@ -299,6 +313,16 @@ pub struct ServeArgs {
         default_value = "INFO"
     )]
     pub log_level: String,
+    /// Log format: text, or json (one JSON object per line with task_id, worker_id,
+    /// repository and attempt where they apply, for log shippers).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
     /// Where the SQLite store and pinned host keys live
     /// (default $XDG_STATE_HOME/scrum-orchestrator, else ~/.local/state/scrum-orchestrator).
     #[arg(long, env = "STATE_DIR", value_name = "STATE_DIR")]
@@ -346,6 +370,9 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub retry_backoff_secs: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub notify: super::notify::NotifyArgs,
 }
 
 impl ServeArgs {
@@ -407,6 +434,9 @@ impl ServeArgs {
             }
         }
         crate::logging::parse_level(&self.log_level)?;
+        // Checked now: a bad URL or event name is a start-up error.
+        self.notify.targets()?;
+        self.notify.events()?;
         let state_dir = match &self.state_dir {
             Some(d) => d.clone(),
             None => default_state_dir()

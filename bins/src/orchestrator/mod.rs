@@ -3,6 +3,7 @@
 //! subcommands that talk to a running orchestrator ([`operator`]).
 
 pub mod cli;
+pub mod notify;
 pub mod operator;
 pub mod service;
 

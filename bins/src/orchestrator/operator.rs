@@ -4,11 +4,14 @@
 use scrum_http::wire::{EffectState, EffectsRetryRequest};
 use scrum_http::{ApiToken, OrchestratorClient};
 
-use super::cli::{EffectsAction, Operator};
+use super::cli::{EffectsAction, NotifyAction, Operator};
 
 /// Runs an operator subcommand and prints its answer as JSON.
 pub async fn operate(op: Operator) -> anyhow::Result<()> {
     let remote = match &op {
+        Operator::Notify {
+            action: NotifyAction::Test(args),
+        } => return super::notify::send_test(args).await,
         Operator::Status(r) | Operator::Queue(r) | Operator::Workers(r) => r,
         Operator::Retry { remote, .. } | Operator::Cancel { remote, .. } => remote,
         Operator::Effects {
@@ -44,6 +47,7 @@ pub async fn operate(op: Operator) -> anyhow::Result<()> {
             };
             serde_json::to_value(client.retry_effects(&which).await.map_err(reach)?)?
         }
+        Operator::Notify { .. } => unreachable!("answered above"),
         Operator::Effects { dead, .. } => {
             let state = dead.then_some(EffectState::Dead);
             serde_json::to_value(client.effects(state).await.map_err(reach)?)?

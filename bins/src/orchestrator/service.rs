@@ -34,7 +34,12 @@ impl Service {
     ) -> anyhow::Result<()> {
         let a = &self.args;
         let shown_url = scrum_store::redact_url(&self.database_url);
-        let queue = scrum_store::open(&self.database_url, self.policy())
+        let mut policy = self.policy();
+        let notifier = self.args.notify.notifier()?;
+        if let Some((routes, _)) = &notifier {
+            policy.notify = routes.clone();
+        }
+        let queue = scrum_store::open(&self.database_url, policy)
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         tracing::info!(store = %shown_url, "store open");
@@ -56,7 +61,7 @@ impl Service {
         let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
         tracing::info!(repos = ?repos, "GitHub token accepted");
         let mut github_status = github.subscribe_status();
-        let mut builder = Orchestrator::builder(queue, Arc::new(github)).config(EngineConfig {
+        let mut builder = Orchestrator::builder(queue, Arc::new(github.clone())).config(EngineConfig {
             poll_interval: Duration::from_secs(a.github_poll_interval),
             probe_interval: Duration::from_secs(a.worker_health_check_interval),
             worker_forget_after: Duration::from_secs(a.worker_forget_secs),
@@ -87,6 +92,9 @@ impl Service {
                 tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent")
             }
         }
+        if let Some((_, notifier)) = notifier {
+            builder = builder.notifier(Arc::new(notifier));
+        }
         if let Some(probe) = self.probe()? {
             builder = builder.probe(probe);
         }
@@ -114,6 +122,8 @@ impl Service {
         })?;
         tracing::info!(addr = %listener.local_addr()?, "scrum-orchestrator {} listening", env!("CARGO_PKG_VERSION"));
         let state = ApiState::new(orchestrator, self.api);
+        // GitHub's request durations reach /metrics.
+        github.observe(state.observer());
         scrum_http::run(listener, state, shutdown)
             .await
             .map_err(|e| match e.kind() {

@@ -41,6 +41,7 @@ pub fn policy() -> Policy {
             initial: Duration::from_secs(10),
             cap: Duration::from_secs(60),
         },
+        ..Policy::default()
     }
 }
 

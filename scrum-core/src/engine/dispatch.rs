@@ -33,9 +33,16 @@ impl Orchestrator {
     pub async fn dispatch_once(&self) -> Result<DispatchReport> {
         let mut report = DispatchReport::default();
         let mut blocked: HashSet<TaskId> = HashSet::new();
-        let due = self.inner.queue.due_effects(self.now(), BATCH).await?;
+        // Notifications waiting to be sent stay due: read past them.
+        let limit = BATCH + self.notifications_waiting();
+        let due = self.inner.queue.due_effects(self.now(), limit).await?;
         for (n, entry) in due.into_iter().enumerate() {
             if blocked.contains(&entry.effect.task) {
+                continue;
+            }
+            if matches!(entry.effect.kind, EffectKind::Notify { .. }) {
+                // Sent in the background; it holds back nothing.
+                self.hand_notification(&entry).await?;
                 continue;
             }
             // A round can outlast the leader lease (GitHub writes are spaced): stop
@@ -190,6 +197,8 @@ impl Orchestrator {
                 );
                 src.comment(id, &effect.marker(), &body).await?;
             }
+            // Handed to the notification loops by the round, never applied here.
+            EffectKind::Notify { .. } => {}
         }
         Ok(())
     }

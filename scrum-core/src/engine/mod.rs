@@ -31,6 +31,7 @@ mod budget;
 mod deps;
 mod dispatch;
 mod local;
+mod notify;
 mod poll;
 mod reads;
 mod registry;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Task, TaskId, Timestamp};
+use crate::observe::{AttemptEnd, Observer, ObserverSlot};
 use crate::probe::WorkerProbe;
 use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
 use crate::source::{IssueSource, Labels};
@@ -62,6 +64,7 @@ use crate::state::EffectRetry;
 pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
 use local::LocalWorkers;
+pub use notify::{Notification, Notifier};
 pub use poll::PollReport;
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
@@ -171,9 +174,17 @@ pub struct OrchestratorBuilder {
     probe: Option<Arc<dyn WorkerProbe>>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl OrchestratorBuilder {
+    /// Sends the outbox's notifications through `notifier` (the queue's
+    /// [`crate::state::Policy::notify`] says which are recorded).
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
     /// Probes worker hosts with `probe`.
     pub fn probe(mut self, probe: Arc<dyn WorkerProbe>) -> Self {
         self.probe = Some(probe);
@@ -210,6 +221,10 @@ impl OrchestratorBuilder {
                 refused: Mutex::new(HashMap::new()),
                 pulls: Mutex::new(review::PullBook::default()),
                 month_spend: Mutex::new(MonthSpend::default()),
+                observer: ObserverSlot::new(),
+                notifier: self.notifier,
+                notes: Mutex::new(notify::Handed::default()),
+                notes_ready: Notify::new(),
             }),
         }
     }
@@ -246,6 +261,14 @@ struct Inner {
     pulls: Mutex<review::PullBook>,
     /// Each repository's spend this month, as the last poll read it.
     month_spend: Mutex<MonthSpend>,
+    /// Told of claims and ended attempts (the HTTP API's metrics).
+    observer: ObserverSlot,
+    /// Sends the outbox's notifications, on the leader, in the background.
+    notifier: Option<Arc<dyn Notifier>>,
+    /// The notifications handed to the notification loops and not yet sent.
+    notes: Mutex<notify::Handed>,
+    /// Woken when a notification is handed over.
+    notes_ready: Notify,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -265,6 +288,7 @@ impl Orchestrator {
             probe: None,
             clock: Arc::new(TokioClock::new()),
             config: EngineConfig::default(),
+            notifier: None,
         }
     }
 
@@ -325,6 +349,17 @@ impl Orchestrator {
 
     fn update_status(&self, f: impl FnOnce(&mut EngineStatus)) {
         f(&mut lock(&self.inner.status));
+    }
+
+    /// Tells `observer` of every claim and every ended attempt from now on
+    /// (replacing the one set before). The HTTP API's state sets its metrics here.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.inner.observer.set(observer);
+    }
+
+    /// The observer of claims and ended attempts.
+    pub(crate) fn observer(&self) -> Arc<dyn Observer> {
+        self.inner.observer.get()
     }
 
     /// Stops handing out work (workers asking get none); running tasks go on.
@@ -412,9 +447,11 @@ impl Orchestrator {
         let expired = self.inner.queue.expire(now).await?;
         if !expired.is_empty() {
             let mut local = lock(&self.inner.local);
+            let observer = self.observer();
             for t in &expired {
                 tracing::warn!(task = %t.id, state = ?t.state, "lease lapsed: worker lost");
                 local.drop_task(&t.id);
+                observer.attempt_ended(t, AttemptEnd::Lost, now);
             }
         }
         // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
@@ -439,6 +476,10 @@ impl Orchestrator {
         for (duty, every) in duties {
             let (this, stop) = (self.clone(), stop.clone());
             loops.spawn(async move { this.duty_loop(duty, every, stop).await });
+        }
+        for target in self.inner.notifier.iter().flat_map(|n| n.targets()) {
+            let (this, stop) = (self.clone(), stop.clone());
+            loops.spawn(async move { this.notify_loop(target, stop).await });
         }
         shutdown.await;
         stop.cancel();

@@ -117,6 +117,12 @@ impl Orchestrator {
         Ok(out)
     }
 
+    /// How many effects are not yet applied to the tracker (due, backing off or
+    /// set aside), counting at most `limit`.
+    pub async fn outbox_backlog(&self, limit: usize) -> Result<usize> {
+        Ok(self.inner.queue.pending_effects(limit).await?.len())
+    }
+
     /// The effects of task `id` not yet applied to the tracker (due, backing off or
     /// set aside), oldest first. An effect that is not here has landed.
     pub async fn task_effects(&self, id: &TaskId) -> Result<Vec<OutboxEntry>> {

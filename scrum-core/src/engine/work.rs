@@ -11,6 +11,7 @@ use crate::model::{
     Assignment, Clarification, Completion, Failure, HeartbeatReply, LeaseKind, LeaseToken, Task,
     TaskId, Timestamp, WorkerId,
 };
+use crate::observe::AttemptEnd;
 use crate::queue::TaskFilter;
 use crate::worker::WorkSource;
 
@@ -62,6 +63,7 @@ impl Orchestrator {
                         continue;
                     };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
+                    self.observer().claimed(&task);
                     tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
                     let mut a = Assignment::from_claimed(
                         &task,
@@ -109,6 +111,7 @@ impl Orchestrator {
         if let Ok(done) = &result {
             self.track_completed(done);
         }
+        self.observe_end(&result, AttemptEnd::Completed, now);
         self.after_report(worker, &result, true, now).await;
         result
     }
@@ -123,6 +126,7 @@ impl Orchestrator {
     ) -> Result<Task> {
         let now = self.now();
         let result = self.inner.queue.fail(task, token, failure, now).await;
+        self.observe_end(&result, AttemptEnd::Failed, now);
         self.after_report(worker, &result, false, now).await;
         result
     }
@@ -166,6 +170,7 @@ impl Orchestrator {
             .queue
             .release(task, token, reason.to_string(), now)
             .await;
+        self.observe_end(&result, AttemptEnd::Released, now);
         if result.is_ok() {
             lock(&self.inner.local).holds(worker, None);
             self.inner.work_ready.notify_waiters();
@@ -352,6 +357,13 @@ impl Orchestrator {
             self.inner.work_ready.notify_waiters();
         }
         self.forget_on_lease_lost(worker, result);
+    }
+
+    /// Tells the observer of an attempt a report ended (or, repeated, ended before).
+    fn observe_end(&self, result: &Result<Task>, end: AttemptEnd, now: Timestamp) {
+        if let Ok(task) = result {
+            self.observer().attempt_ended(task, end, now);
+        }
     }
 
     fn forget_on_lease_lost<T>(&self, worker: &WorkerId, result: &Result<T>) {

@@ -17,6 +17,7 @@ fn policy() -> Policy {
             initial: Duration::from_secs(10),
             cap: Duration::from_secs(60),
         },
+        ..Policy::default()
     }
 }
 
@@ -1049,4 +1050,78 @@ fn reports_add_their_cost_to_the_run() {
     .unwrap()
     .task;
     assert_eq!((failed.cost_usd, failed.tokens), (Some(1.0), Some(1000)));
+}
+
+/// The notification rule: with routes, a completion, a failure for good and a
+/// lapsed lease each add one `Notify` per route that wants the event, after the
+/// step's own effects; a retried failure and every other step add none.
+#[test]
+fn notifications_follow_the_steps_they_are_about() {
+    let mut p = policy();
+    p.notify = vec![
+        NotifyRoute {
+            target: "slack".into(),
+            events: NotifyEvent::ALL.to_vec(),
+        },
+        NotifyRoute {
+            target: "webhook".into(),
+            events: vec![NotifyEvent::Failed],
+        },
+    ];
+    let with = |task: &Task, event: Event, now: Timestamp| {
+        let ctx = Ctx {
+            now,
+            policy: &p,
+            jitter: 0.0,
+        };
+        transition(task, event, &ctx).unwrap().effects
+    };
+    let notes = |effects: &[Effect]| -> Vec<(String, NotifyEvent)> {
+        effects
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EffectKind::Notify { target, event, .. } => Some((target.clone(), *event)),
+                _ => None,
+            })
+            .collect()
+    };
+    let done = with(&claimed(), complete(TOKEN), t(5));
+    assert_eq!(done[0].kind.name(), "completed", "the labels come first");
+    assert_eq!(
+        notes(&done),
+        [("slack".to_string(), NotifyEvent::Completed)]
+    );
+
+    let failed = with(&on_last_attempt(), fail(true), t(5));
+    assert_eq!(failed[0].kind.name(), "failed");
+    assert_eq!(
+        notes(&failed),
+        [
+            ("slack".to_string(), NotifyEvent::Failed),
+            ("webhook".to_string(), NotifyEvent::Failed)
+        ]
+    );
+    assert!(
+        notes(&with(&claimed(), fail(true), t(5))).is_empty(),
+        "a retry is not news"
+    );
+
+    let lost = with(&claimed(), Event::Expire, t(100));
+    assert_eq!(
+        notes(&lost),
+        [("slack".to_string(), NotifyEvent::WorkerLost)]
+    );
+    let EffectKind::Notify { title, detail, .. } = &lost[1].kind else {
+        panic!("{lost:?}");
+    };
+    assert_eq!(
+        (title.as_str(), detail.as_deref()),
+        ("t", Some("worker lost"))
+    );
+
+    // Without routes (the default policy) nothing is recorded.
+    assert!(notes(&step(&claimed(), complete(TOKEN), t(5)).unwrap().effects).is_empty());
+    // Stored effects read back (the stores keep them as JSON or MessagePack).
+    let json = serde_json::to_string(&lost[1]).unwrap();
+    assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), lost[1]);
 }

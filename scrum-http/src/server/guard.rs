@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use crate::error::{ApiError, codes};
-use crate::metrics::Metrics;
 
 /// The webhook route, which checks a signature instead of the caller.
 const WEBHOOK: &str = "/webhooks/github";
@@ -40,11 +39,8 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
         Err(e) if crate::ui::is_ui(&path) => crate::ui::refusal(e, &path),
         Err(e) => e.into_response(),
     };
-    let metrics = state.metrics();
-    if resp.status().is_client_error() {
-        Metrics::inc(&metrics.client_errors);
-    } else if resp.status().is_server_error() {
-        Metrics::inc(&metrics.server_errors);
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        state.metrics().http_error(resp.status());
     }
     resp
 }

@@ -35,7 +35,7 @@ pub struct ApiState {
 struct StateInner {
     orchestrator: Orchestrator,
     config: ApiConfig,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// Set when the server shuts down, so endless responses (the dashboard's
     /// event streams) end and graceful shutdown does not wait on them.
     closing: tokio::sync::watch::Sender<bool>,
@@ -44,11 +44,13 @@ struct StateInner {
 impl ApiState {
     /// The state for a server in front of `orchestrator`.
     pub fn new(orchestrator: Orchestrator, config: ApiConfig) -> ApiState {
+        let metrics = Arc::new(Metrics::new());
+        orchestrator.observe(metrics.clone());
         ApiState {
             inner: Arc::new(StateInner {
                 orchestrator,
                 config,
-                metrics: Metrics::default(),
+                metrics,
                 closing: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -66,6 +68,13 @@ impl ApiState {
     /// The API's configuration.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// What the metrics at `/metrics` count: hand it to the issue source's client
+    /// (the engine's claims and reports reach it already), e.g.
+    /// `GitHubClient::observe`, for the request durations.
+    pub fn observer(&self) -> Arc<dyn scrum_core::observe::Observer> {
+        self.inner.metrics.clone()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
 use scrum_core::{ErrorKind, Task, TaskFilter, TaskState};
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::extract::QueryArgs;
 use crate::error::ApiError;
+use crate::metrics::Scrape;
 use crate::wire::{
     LogsQuery, LogsResponse, MAX_LOG_LINES, MAX_PAGE, QueueEntry, QueueQuery, QueueResponse,
     WorkerEntry, WorkersResponse,
@@ -263,23 +264,20 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
     }
 }
 
-pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
-    let o = s.orchestrator();
-    let counts = o.counts().await.ok();
-    let writes = o.write_health().await.ok();
-    // A store that does not answer shows as no workers, as it shows as no counts.
-    let workers = o.workers().await.unwrap_or_default();
-    let text = s
-        .metrics()
-        .render(counts, &workers, &o.status(), writes.as_ref());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+/// The Prometheus text format, or OpenMetrics for a scraper that asks for it.
+pub(super) async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let scrape = Scrape::read(s.orchestrator()).await;
+    let text = s.metrics().render(&scrape, openmetrics);
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 pub(super) async fn openapi() -> Json<Value> {

@@ -27,7 +27,9 @@ pub(super) async fn github(
     let answer = match events.affected_task(&delivery)? {
         Some(task) => {
             tracing::info!(task = %task, "webhook: issue changed; polling now");
-            s.orchestrator().request_poll();
+            let o = s.orchestrator();
+            s.metrics().webhook_arrived(task.clone(), o.now());
+            o.request_poll();
             let answer = WebhookResponse {
                 status: "polling".to_string(),
                 task_id: Some(task.to_string()),

@@ -20,7 +20,6 @@ use super::ApiState;
 use super::extract::{JsonBody, QueryArgs};
 use super::guard::Peer;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::wire::{
     ClarifyRequest, CompleteRequest, FailedRequest, HeartbeatRequest, HeartbeatResponse, LeaseMode,
     NextQuery, NextResponse, ReleaseRequest, ReportResponse, TaskRef, WorkItem,
@@ -45,7 +44,7 @@ pub(super) async fn next(
     let m = s.metrics();
     Ok(Json(match got {
         Some(a) => {
-            Metrics::inc(&m.claims);
+            m.claims.inc();
             NextResponse {
                 work_available: true,
                 work: Some(work_item(&a)),
@@ -54,7 +53,7 @@ pub(super) async fn next(
             }
         }
         None => {
-            Metrics::inc(&m.empty_polls);
+            m.empty_polls.inc();
             let gate = s.orchestrator().review_gate();
             NextResponse {
                 work_available: false,
@@ -111,12 +110,7 @@ pub(super) async fn complete(
         };
         o.fail(&worker, &id, token, failure).await
     };
-    let counter = if req.success {
-        &s.metrics().completions
-    } else {
-        &s.metrics().failures
-    };
-    reported(&s, result, counter)
+    reported(&s, result)
 }
 
 pub(super) async fn failed(
@@ -130,6 +124,8 @@ pub(super) async fn failed(
         cost_usd: req.cost_usd,
         tokens: req.tokens,
     };
+    let result = s.orchestrator().fail(&worker, &id, token, failure).await;
+    reported(&s, result)
     let result = s
         .orchestrator()
         .fail_costing(&worker, &id, token, failure, req.cost_usd)
@@ -144,7 +140,7 @@ pub(super) async fn release(
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let reason = req.reason.as_deref().unwrap_or("released by the worker");
     let result = s.orchestrator().release(&worker, &id, token, reason).await;
-    reported(&s, result, &s.metrics().releases)
+    reported(&s, result)
 }
 
 pub(super) async fn clarify(
@@ -177,7 +173,7 @@ pub(super) async fn heartbeat(
     let (worker, id, token) = resolve(&s, &req.task).await?;
     match s.orchestrator().heartbeat(&worker, &id, token).await {
         Ok(reply) => {
-            Metrics::inc(&s.metrics().heartbeats);
+            s.metrics().heartbeats.inc();
             Ok(Json(HeartbeatResponse {
                 status: "acknowledged".to_string(),
                 lease_expires_at: reply.lease_expires_at.to_rfc3339(),
@@ -192,24 +188,20 @@ pub(super) async fn heartbeat(
 fn reported(
     s: &ApiState,
     result: scrum_core::Result<Task>,
-    counter: &std::sync::atomic::AtomicU64,
 ) -> Result<Json<ReportResponse>, ApiError> {
     match result {
-        Ok(task) => {
-            Metrics::inc(counter);
-            Ok(Json(ReportResponse {
-                status: "acknowledged".to_string(),
-                task_id: task.id.to_string(),
-                state: task.state.as_str().to_string(),
-            }))
-        }
+        Ok(task) => Ok(Json(ReportResponse {
+            status: "acknowledged".to_string(),
+            task_id: task.id.to_string(),
+            state: task.state.as_str().to_string(),
+        })),
         Err(e) => Err(refused(s, e)),
     }
 }
 
 fn refused(s: &ApiState, e: scrum_core::Error) -> ApiError {
     if e.kind() == ErrorKind::LeaseLost {
-        Metrics::inc(&s.metrics().lease_lost);
+        s.metrics().lease_lost.inc();
     }
     e.into()
 }

@@ -1,0 +1,127 @@
+//! Notifications as outbox effects: a transition that people want to hear about
+//! (a task completed, failed for good, lost its worker) records one
+//! [`EffectKind::Notify`] per configured target, after the effects that write its
+//! labels, in the same commit as the transition. A crash loses none; the leader
+//! sends them in the background and acknowledges each once its target took it.
+//!
+//! They never hold labels back: the dispatcher hands them to the notifier instead
+//! of applying them, and a notification that fails is retried by the notifier
+//! without being marked failed in the store, so the task's later effects stay due
+//! (see [`crate::engine`]'s dispatcher).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Effect, EffectKind, Policy};
+use crate::error::Error;
+use crate::model::Task;
+
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A task completed.
+    Completed,
+    /// A task failed for good (no attempts left, or a failure not worth retrying).
+    Failed,
+    /// A worker stopped answering while it held a task (its lease lapsed).
+    WorkerLost,
+}
+
+impl NotifyEvent {
+    /// Every event a notification can be about, in `NOTIFY_EVENTS` order.
+    pub const ALL: [NotifyEvent; 3] = [
+        NotifyEvent::Completed,
+        NotifyEvent::Failed,
+        NotifyEvent::WorkerLost,
+    ];
+
+    /// The name `NOTIFY_EVENTS` uses: `completed`, `failed`, `worker_lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Completed => "completed",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::WorkerLost => "worker_lost",
+        }
+    }
+}
+
+impl fmt::Display for NotifyEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for NotifyEvent {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<NotifyEvent, Error> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        NotifyEvent::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown notification event {s:?}: one of completed, failed, worker_lost"
+                ))
+            })
+    }
+}
+
+/// One place notifications go, and which events it hears about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyRoute {
+    /// The target's name, as the notifier knows it (`slack`, `discord`, `webhook`).
+    pub target: String,
+    /// The events it is told of.
+    pub events: Vec<NotifyEvent>,
+}
+
+/// The notifications one transition causes, one per route that wants its event.
+/// `effects` are the transition's own effects (labels, comments): a notification
+/// follows the one it is about. `expired` says the transition was a lapsed lease.
+pub(super) fn notifications(
+    next: &Task,
+    effects: &[Effect],
+    expired: bool,
+    policy: &Policy,
+) -> Vec<Effect> {
+    if policy.notify.is_empty() {
+        return Vec::new();
+    }
+    let mut events = Vec::new();
+    if expired {
+        events.push(NotifyEvent::WorkerLost);
+    }
+    for e in effects {
+        match &e.kind {
+            EffectKind::Completed { .. } => events.push(NotifyEvent::Completed),
+            EffectKind::Failed { .. } => events.push(NotifyEvent::Failed),
+            _ => {}
+        }
+    }
+    let detail = match next.state {
+        crate::model::TaskState::Completed => {
+            next.completion.as_ref().and_then(|c| c.pr_url.clone())
+        }
+        _ => next.last_error.clone(),
+    };
+    let mut out = Vec::new();
+    for event in events {
+        for route in policy.notify.iter().filter(|r| r.events.contains(&event)) {
+            out.push(super::effect(
+                next,
+                EffectKind::Notify {
+                    target: route.target.clone(),
+                    event,
+                    title: next.issue.title.clone(),
+                    detail: detail.clone(),
+                    attempts: next.attempts,
+                    max_attempts: next.max_attempts,
+                },
+            ));
+        }
+    }
+    out
+}

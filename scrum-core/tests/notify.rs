@@ -1,0 +1,212 @@
+//! Notifications through the outbox, on the in-memory backends and tokio's paused
+//! clock: recorded with their transition, sent once by the leader in the
+//! background, and never holding back a label when their target is dead.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scrum_core::engine::{Notification, Notifier, Orchestrator};
+use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
+use scrum_core::state::{NotifyEvent, NotifyRoute, Policy};
+use scrum_core::{Completion, Error, LeaseKind, Result, TaskId, Timestamp, WorkQueue, WorkerId};
+
+/// A notifier that records what it was asked to send, and fails while `dead`.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<Notification>>,
+    tries: Mutex<usize>,
+    dead: Mutex<bool>,
+}
+
+#[async_trait]
+impl Notifier for Recorder {
+    fn targets(&self) -> Vec<String> {
+        vec!["slack".to_string()]
+    }
+
+    async fn send(&self, note: &Notification) -> Result<()> {
+        *self.tries.lock().unwrap() += 1;
+        if *self.dead.lock().unwrap() {
+            return Err(Error::unavailable("the stand-in is down"));
+        }
+        self.sent.lock().unwrap().push(note.clone());
+        Ok(())
+    }
+}
+
+fn id(n: u64) -> TaskId {
+    TaskId::new("acme/widgets", n).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy {
+        notify: vec![NotifyRoute {
+            target: "slack".into(),
+            events: NotifyEvent::ALL.to_vec(),
+        }],
+        ..Policy::default()
+    }
+}
+
+struct Fixture {
+    source: Arc<MemoryIssueSource>,
+    queue: Arc<MemoryQueue>,
+    notifier: Arc<Recorder>,
+    orchestrator: Orchestrator,
+}
+
+fn fixture(queue: Arc<MemoryQueue>, source: Arc<MemoryIssueSource>) -> Fixture {
+    let notifier = Arc::new(Recorder::default());
+    let orchestrator = Orchestrator::builder(queue.clone(), source.clone())
+        .notifier(notifier.clone())
+        .build();
+    Fixture {
+        source,
+        queue,
+        notifier,
+        orchestrator,
+    }
+}
+
+fn new_fixture() -> Fixture {
+    let source = Arc::new(MemoryIssueSource::new(Default::default()));
+    source.open_issue(id(1), "Add a widget", &["ai-ready"], Timestamp(1));
+    fixture(Arc::new(MemoryQueue::new(policy())), source)
+}
+
+/// Runs the engine's duties (the notification loops among them) for `span`.
+async fn run_for(o: &Orchestrator, span: Duration) {
+    o.run(tokio::time::sleep(span)).await;
+}
+
+async fn claim(o: &Orchestrator) -> scrum_core::Assignment {
+    o.next_work(
+        &WorkerId::new("w").unwrap(),
+        None,
+        LeaseKind::Heartbeat,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap()
+    .expect("a task to claim")
+}
+
+fn labels(f: &Fixture) -> Vec<String> {
+    f.source.issue(&id(1)).unwrap().labels
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_worker_and_a_completion_are_each_told_once_after_their_labels() {
+    let f = new_fixture();
+    f.orchestrator.poll_once().await.unwrap();
+    claim(&f.orchestrator).await;
+    // The worker goes silent: its lease lapses and the reaper ends the attempt.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    f.orchestrator.reap_once().await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let a = claim(&f.orchestrator).await;
+    let done = Completion {
+        pr_url: Some("https://github.com/acme/widgets/pull/7".into()),
+        ..Completion::default()
+    };
+    let w = WorkerId::new("w").unwrap();
+    f.orchestrator
+        .complete(&w, &a.task, a.lease_token, done)
+        .await
+        .unwrap();
+    run_for(&f.orchestrator, Duration::from_secs(10)).await;
+
+    let sent = f.notifier.sent.lock().unwrap().clone();
+    let events: Vec<NotifyEvent> = sent.iter().map(|n| n.event).collect();
+    assert_eq!(events, [NotifyEvent::WorkerLost, NotifyEvent::Completed]);
+    assert_eq!(
+        sent[1].detail.as_deref(),
+        Some("https://github.com/acme/widgets/pull/7")
+    );
+    assert_eq!(
+        (sent[1].title.as_str(), sent[1].attempts),
+        ("Add a widget", 2)
+    );
+    assert!(labels(&f).contains(&"ai-completed".to_string()));
+    assert!(
+        f.queue.pending_effects(100).await.unwrap().is_empty(),
+        "all acknowledged"
+    );
+
+    // A restarted orchestrator on the same store sends nothing again.
+    let again = fixture(f.queue.clone(), f.source.clone());
+    run_for(&again.orchestrator, Duration::from_secs(10)).await;
+    assert!(again.notifier.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_target_never_holds_back_a_label_and_what_it_missed_is_sent_later() {
+    let f = new_fixture();
+    *f.notifier.dead.lock().unwrap() = true;
+    f.orchestrator.poll_once().await.unwrap();
+    claim(&f.orchestrator).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    f.orchestrator.reap_once().await.unwrap();
+    run_for(&f.orchestrator, Duration::from_secs(60)).await;
+    // The worker-lost notification fails; the task's next labels land regardless.
+    let a = claim(&f.orchestrator).await;
+    let w = WorkerId::new("w").unwrap();
+    f.orchestrator
+        .complete(&w, &a.task, a.lease_token, Completion::default())
+        .await
+        .unwrap();
+    run_for(&f.orchestrator, Duration::from_secs(5)).await;
+    assert!(
+        labels(&f).contains(&"ai-completed".to_string()),
+        "{:?}",
+        labels(&f)
+    );
+    assert!(
+        *f.notifier.tries.lock().unwrap() >= 2,
+        "the notifier was tried"
+    );
+    assert!(
+        f.queue.failing_effects(100).await.unwrap().is_empty(),
+        "a failing notification is not marked failing in the store"
+    );
+    assert_eq!(f.queue.pending_effects(100).await.unwrap().len(), 2);
+
+    // A crash now (a new orchestrator on the store) with the target back: each
+    // notification is sent once, in order.
+    let again = fixture(f.queue.clone(), f.source.clone());
+    run_for(&again.orchestrator, Duration::from_secs(10)).await;
+    let events: Vec<NotifyEvent> = again
+        .notifier
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.event)
+        .collect();
+    assert_eq!(events, [NotifyEvent::WorkerLost, NotifyEvent::Completed]);
+    assert!(f.queue.pending_effects(100).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_routes_no_notification_is_recorded() {
+    let source = Arc::new(MemoryIssueSource::new(Default::default()));
+    source.open_issue(id(1), "Add a widget", &["ai-ready"], Timestamp(1));
+    let f = fixture(Arc::new(MemoryQueue::new(Policy::default())), source);
+    f.orchestrator.poll_once().await.unwrap();
+    let a = claim(&f.orchestrator).await;
+    let w = WorkerId::new("w").unwrap();
+    f.orchestrator
+        .complete(&w, &a.task, a.lease_token, Completion::default())
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = f
+        .queue
+        .pending_effects(100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.effect.kind.name())
+        .collect();
+    assert_eq!(kinds, ["queued", "completed"]);
+}
