@@ -7,30 +7,18 @@
 //!   issues are not handed out, and `/health` says why; the assignment carries
 //!   what is left.
 
+mod played;
+
 use std::path::Path;
 use std::time::Duration;
 
 use scrum_bins::fleet::Fleet;
 use scrum_http::OrchestratorClient;
-use scrum_http::wire::{CompleteRequest, FailedRequest, LeaseMode, QueueQuery, TaskRef, WorkItem};
+use scrum_http::wire::{FailedRequest, QueueQuery, TaskRef};
+
+use played::{WORKER, block_on, next};
 
 const REPO: &str = "acme/budget";
-
-fn task_ref(w: &WorkItem) -> TaskRef {
-    TaskRef {
-        worker_id: "worker-1".into(),
-        issue_number: w.issue_number,
-        repository: Some(w.repository.clone()),
-        lease_token: Some(w.lease_token.clone()),
-    }
-}
-
-async fn next(client: &OrchestratorClient, secs: u64) -> Option<WorkItem> {
-    client
-        .next_work("worker-1", Duration::from_secs(secs), LeaseMode::Heartbeat)
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spent_budgets_stop_attempts_and_pause_dispatch() {
@@ -52,7 +40,7 @@ async fn spent_budgets_stop_attempts_and_pause_dispatch() {
     assert_eq!(w.task_id, costly.to_string());
     assert_eq!(w.budget_left_usd, Some(2.0));
     let failed = FailedRequest {
-        task: task_ref(&w),
+        task: TaskRef::of(WORKER, &w),
         error: "tests fail".into(),
         retryable: Some(true),
         cost_usd: Some(3.0),
@@ -71,31 +59,20 @@ async fn spent_budgets_stop_attempts_and_pause_dispatch() {
     // The next one spends the rest of the month's budget; the third waits.
     let w = next(&client, 10).await.expect("work");
     assert_eq!(w.task_id, cheap.to_string());
-    let done = CompleteRequest {
-        task: task_ref(&w),
-        pr_url: None,
-        success: true,
-        error: None,
-        cost_usd: Some(2.5),
-        tokens: None,
-    };
-    client.complete(&done).await.unwrap();
+    played::complete(&client, &w, None, Some(2.5)).await;
     fleet
         .wait_for(
             "dispatch paused for the month",
             Duration::from_secs(20),
             || {
-                tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(client.health())
-                })
-                .ok()
-                .and_then(|h| h.budget)
-                .is_some_and(|b| {
-                    b["paused"][0]["repository"] == REPO
-                        && b["paused"][0]["reason"]
-                            .as_str()
-                            .is_some_and(|r| r.contains("REPO_MONTHLY_BUDGET_USD"))
-                })
+                block_on(client.health())
+                    .and_then(|h| h.budget)
+                    .is_some_and(|b| {
+                        b["paused"][0]["repository"] == REPO
+                            && b["paused"][0]["reason"]
+                                .as_str()
+                                .is_some_and(|r| r.contains("REPO_MONTHLY_BUDGET_USD"))
+                    })
             },
         )
         .await;

@@ -8,6 +8,8 @@
 //!   with a GitHub-native `blocked_by` dependency;
 //! - a cycle X ↔ Y is said once on each issue and in `/queue`, however many polls.
 
+mod played;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,15 +17,12 @@ use scrum_bins::fleet::Fleet;
 use scrum_core::{TaskId, Timestamp};
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
-use scrum_http::wire::{CompleteRequest, LeaseMode, QueueEntry, QueueQuery, TaskRef, WorkItem};
+use scrum_http::wire::{QueueEntry, QueueQuery, WorkItem};
+
+use played::{block_on, next};
 
 const REPO: &str = "acme/deps";
 const OTHER: &str = "acme/other";
-
-/// Runs `f` to completion from a synchronous closure: `None` when it fails.
-fn block_on<T>(f: impl std::future::Future<Output = scrum_core::Result<T>>) -> Option<T> {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f)).ok()
-}
 
 /// The pending tasks `/queue` lists.
 fn pending(client: &OrchestratorClient) -> Vec<QueueEntry> {
@@ -60,33 +59,13 @@ fn issue(title: &str, body: &str, labels: &[&str], secs: i64) -> NewIssue {
         .created_at(Timestamp(1_700_000_000_000 + secs * 1000))
 }
 
-/// Asks for work as `worker-1`, waiting up to `secs`.
-async fn next(client: &OrchestratorClient, secs: u64) -> Option<WorkItem> {
-    client
-        .next_work("worker-1", Duration::from_secs(secs), LeaseMode::Heartbeat)
-        .await
-        .unwrap()
-}
-
 async fn complete(client: &OrchestratorClient, w: &WorkItem) {
-    let done = CompleteRequest {
-        task: TaskRef {
-            worker_id: "worker-1".into(),
-            issue_number: w.issue_number,
-            repository: Some(w.repository.clone()),
-            lease_token: Some(w.lease_token.clone()),
-        },
-        pr_url: Some(format!(
-            "https://github.com/{}/pull/{}",
-            w.repository,
-            w.issue_number + 100
-        )),
-        success: true,
-        error: None,
-        cost_usd: None,
-        tokens: None,
-    };
-    client.complete(&done).await.unwrap();
+    let pr = format!(
+        "https://github.com/{}/pull/{}",
+        w.repository,
+        w.issue_number + 100
+    );
+    played::complete(client, w, Some(pr), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

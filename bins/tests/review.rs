@@ -8,6 +8,8 @@
 //! - with changes requested (`BLOCK_ON_CHANGES_REQUESTED`, the default), blocked
 //!   until the reviewer approves.
 
+mod played;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,16 +17,11 @@ use scrum_bins::fleet::Fleet;
 use scrum_core::TaskId;
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
-use scrum_http::wire::{CompleteRequest, LeaseMode, NextResponse, TaskRef, WorkItem};
+use scrum_http::wire::{NextResponse, WorkItem};
+
+use played::{block_on, next_response as next};
 
 const REPO: &str = "acme/review";
-
-async fn next(client: &OrchestratorClient, secs: u64) -> NextResponse {
-    client
-        .next_response("worker-1", Duration::from_secs(secs), LeaseMode::Heartbeat)
-        .await
-        .unwrap()
-}
 
 /// Opens a pull request on the fake for `issue`'s branch, as the worker's
 /// workflow would, and completes the task with it.
@@ -33,20 +30,8 @@ async fn complete_with_pull(fleet: &Fleet, client: &OrchestratorClient, w: &Work
         REPO,
         NewIssue::new(&format!("Fix #{}", w.issue_number)).pull_request(&w.branch_name),
     );
-    let done = CompleteRequest {
-        task: TaskRef {
-            worker_id: "worker-1".into(),
-            issue_number: w.issue_number,
-            repository: Some(w.repository.clone()),
-            lease_token: Some(w.lease_token.clone()),
-        },
-        pr_url: Some(format!("https://github.com/{REPO}/pull/{}", pr.number())),
-        success: true,
-        error: None,
-        cost_usd: None,
-        tokens: None,
-    };
-    client.complete(&done).await.unwrap();
+    let url = format!("https://github.com/{REPO}/pull/{}", pr.number());
+    played::complete(client, w, Some(url), None).await;
     pr.number()
 }
 
@@ -102,16 +87,14 @@ async fn pending_pull_requests_hold_work_until_reviewed() {
     fleet.set_env("MAX_PENDING_PRS", "5");
     fleet.start_orchestrator().await.unwrap();
     let tracked = || {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(client.review_status())
-        })
-        .map(|s| {
-            s.pull_requests
-                .iter()
-                .map(|p| (p.number, p.state.as_str()))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
+        block_on(client.review_status())
+            .map(|s| {
+                s.pull_requests
+                    .iter()
+                    .map(|p| (p.number, p.state.as_str()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
     };
     fleet
         .wait_for(

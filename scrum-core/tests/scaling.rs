@@ -14,6 +14,17 @@ fn id(n: u64) -> TaskId {
     TaskId::new("acme/widgets", n).unwrap()
 }
 
+/// Ready, in progress, blocked, busy and idle workers.
+fn figures(s: &Scaling) -> (u64, u64, u64, u64, u64) {
+    (
+        s.ready,
+        s.in_progress,
+        s.blocked,
+        s.busy_workers,
+        s.idle_workers,
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_figures_follow_the_queue_and_the_fleet() {
     let source = Arc::new(MemoryIssueSource::new(Labels::default()));
@@ -74,16 +85,7 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
     assert_eq!(first.task, id(1));
     assert_eq!(claim(2).await.unwrap().task, id(3));
     let s = o.scaling().await.unwrap();
-    assert_eq!(
-        (
-            s.ready,
-            s.in_progress,
-            s.blocked,
-            s.busy_workers,
-            s.idle_workers
-        ),
-        (1, 2, 1, 2, 0)
-    );
+    assert_eq!(figures(&s), (1, 2, 1, 2, 0));
     assert_eq!(s.desired_workers, 4, "min(4, 1 + 1 + 2)");
 
     // #1 done (its issue still open, so #2 still waits); worker 1 is idle.
@@ -91,15 +93,6 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
         .await
         .unwrap();
     let s = o.scaling().await.unwrap();
-    assert_eq!(
-        (
-            s.ready,
-            s.in_progress,
-            s.blocked,
-            s.busy_workers,
-            s.idle_workers
-        ),
-        (1, 1, 1, 1, 1)
-    );
+    assert_eq!(figures(&s), (1, 1, 1, 1, 1));
     assert_eq!(s.desired_workers, 3, "1 idle + 1 ready + 1 in progress");
 }

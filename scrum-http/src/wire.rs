@@ -164,7 +164,8 @@ pub struct WorkItem {
     pub budget_left_usd: Option<f64>,
 }
 
-/// The fields every report names its task by.
+/// The fields every report names its task by ([`TaskRef::of`] builds them from
+/// the work handed out).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRef {
     /// The reporting worker (Python API).
@@ -179,6 +180,18 @@ pub struct TaskRef {
     /// to the task the worker holds for that issue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_token: Option<String>,
+}
+
+impl TaskRef {
+    /// How `worker` names `work` in its reports: by issue, repository and token.
+    pub fn of(worker: &str, work: &WorkItem) -> TaskRef {
+        TaskRef {
+            worker_id: worker.to_string(),
+            issue_number: work.issue_number,
+            repository: Some(work.repository.clone()),
+            lease_token: Some(work.lease_token.clone()),
+        }
+    }
 }
 
 /// The body of `POST /work/complete`.

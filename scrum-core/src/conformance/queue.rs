@@ -274,6 +274,18 @@ pub async fn held_tasks_are_passed_over(q: &dyn WorkQueue) {
     assert_eq!(lifted.id, id(1), "claimed once the hold lifts");
 }
 
+/// Asserts that nothing is claimable, however long the wait (ten years on).
+async fn assert_never_claimed(q: &dyn WorkQueue, what: &str) {
+    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
+    assert!(
+        q.claim(&worker(2), LeaseKind::Heartbeat, years)
+            .await
+            .expect("claim")
+            .is_none(),
+        "{what}"
+    );
+}
+
 /// A task held for review of an edit (`Event::Hold`) is never claimed, however long
 /// the wait, and its holder is told to stop; an approval (`Event::Approve`) makes it
 /// claimable at once, with the approved text.
@@ -304,14 +316,7 @@ pub async fn task_held_for_review_waits_for_approval(q: &dyn WorkQueue) {
     q.release(&id(2), token(&running), "told to stop".into(), at(3))
         .await
         .expect("release");
-    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
-    assert!(
-        q.claim(&worker(2), LeaseKind::Heartbeat, years)
-            .await
-            .expect("claim")
-            .is_none(),
-        "a held task is never handed out"
-    );
+    assert_never_claimed(q, "a held task is never handed out").await;
     let reviews = effect_kinds(q).await;
     assert_eq!(
         reviews
@@ -368,14 +373,7 @@ pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
     );
     let running = claim(q, 1, at(2)).await;
     assert_eq!(running.id, id(2), "the blocked task is passed over");
-    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
-    assert!(
-        q.claim(&worker(2), LeaseKind::Heartbeat, years)
-            .await
-            .expect("claim")
-            .is_none(),
-        "a blocked task is never handed out"
-    );
+    assert_never_claimed(q, "a blocked task is never handed out").await;
     let problems = effect_kinds(q).await;
     assert_eq!(
         problems
@@ -419,13 +417,7 @@ pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
     assert_eq!((stored.state, stored.spent_usd), (TaskState::Failed, 2.5));
     let failed = effect_kinds(q).await;
     assert_eq!(failed.iter().filter(|(_, k)| *k == "failed").count(), 1);
-    let years = Timestamp(at(0).0 + 10 * 365 * 86_400_000);
-    assert!(
-        q.claim(&worker(2), LeaseKind::Heartbeat, years)
-            .await
-            .expect("claim")
-            .is_none()
-    );
+    assert_never_claimed(q, "a failed task is never handed out").await;
 }
 
 /// A task backing off after a failure is not claimable before its time.

@@ -21,12 +21,19 @@ use crate::review::{PullState, ReviewGate, ReviewSettings, TrackedPull, gate, pu
 /// How long after its task completed a pull request is tracked.
 pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
 
+/// How often the completed tasks are read from the store again (for pull requests
+/// another orchestrator's workers reported); between two reads, only the tracked
+/// pull requests still open are read from the tracker.
+const RESCAN_EVERY: Duration = Duration::from_secs(600);
+
 /// The tracked pull requests, by (repository, number).
 #[derive(Debug, Default)]
 pub(super) struct PullBook {
     pulls: BTreeMap<(String, u64), TrackedPull>,
     /// An operator's word on a pull request, until the tracker says it is over.
     overrides: BTreeMap<(String, u64), PullState>,
+    /// When the completed tasks were last read from the store.
+    scanned_at: Option<crate::model::Timestamp>,
 }
 
 impl PullBook {
@@ -160,20 +167,28 @@ impl Orchestrator {
     /// its last state; one it does not have (or a tracker without pull requests)
     /// is not tracked.
     pub(super) async fn refresh_pulls(&self) -> Result<()> {
-        let since = self.now().0 - i64::try_from(TRACK_FOR.as_millis()).unwrap_or(i64::MAX);
-        let completed = self
-            .inner
-            .queue
-            .list(&TaskFilter::states([TaskState::Completed]))
-            .await?;
+        let now = self.now();
+        let since = now.0 - i64::try_from(TRACK_FOR.as_millis()).unwrap_or(i64::MAX);
+        let rescan = lock(&self.inner.pulls)
+            .scanned_at
+            .is_none_or(|at| now >= at.plus(RESCAN_EVERY));
+        let candidates: Vec<TrackedPull> = if rescan {
+            let completed = self
+                .inner
+                .queue
+                .list(&TaskFilter::states([TaskState::Completed]))
+                .await?;
+            lock(&self.inner.pulls).scanned_at = Some(now);
+            completed
+                .iter()
+                .filter(|t| t.finished_at.is_some_and(|at| at.0 >= since))
+                .filter_map(reported)
+                .collect()
+        } else {
+            lock(&self.inner.pulls).pulls.values().cloned().collect()
+        };
         let mut changed = false;
-        for task in completed
-            .iter()
-            .filter(|t| t.finished_at.is_some_and(|at| at.0 >= since))
-        {
-            let Some(mut pull) = reported(task) else {
-                continue;
-            };
+        for mut pull in candidates {
             let key = (pull.repo.clone(), pull.number);
             let known = lock(&self.inner.pulls).pulls.get(&key).map(|p| p.state);
             if known.is_some_and(|s| !s.is_pending()) {
