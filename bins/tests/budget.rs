@@ -44,6 +44,7 @@ async fn spent_budgets_stop_attempts_and_pause_dispatch() {
         error: "tests fail".into(),
         retryable: Some(true),
         cost_usd: Some(3.0),
+        tokens: Some(40_000),
     };
     assert_eq!(client.failed(&failed).await.unwrap().state, "failed");
     fleet

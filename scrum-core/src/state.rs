@@ -45,9 +45,7 @@
 //! | Pending, blocked | `Claim` | refused (`NotClaimable`) | – |
 //! | InProgress | `Block` | refused (`Live`): the engine releases a claim it finds blocked first | – |
 //! | not blocked | `Unblock` | unchanged | – |
-//! | InProgress, live token | `Complete` with a cost | as `Complete`, the cost added to the run's spend | as `Complete` |
-//! | any | `Spend` (a failed attempt's reported cost) | the cost added to the run's spend | – |
-//! | Pending, spend at or past the budget | `Spend` | Failed: no further attempt | `Failed` ("budget spent") |
+//! | InProgress, live token | `Fail`, the run's reported cost at or past [`Policy::issue_budget_usd`] | Failed: no further attempt | `Failed` ("its budget is spent") |
 //!
 //! Blocked stands beside held for review: both keep the task Pending with
 //! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
@@ -99,6 +97,10 @@ pub struct Policy {
     pub cancel_grace: Duration,
     /// The wait between attempts.
     pub backoff: Backoff,
+    /// The most one run of an issue may cost, in US dollars (`ISSUE_BUDGET_USD`;
+    /// default none): a failed attempt that brings the run's reported cost to it
+    /// ends the run, with no further attempt.
+    pub issue_budget_usd: Option<f64>,
     /// Where notifications of completed, failed and lost tasks go (default none):
     /// each route that wants a step's event gets a `Notify` effect ([`notify`]).
     pub notify: Vec<NotifyRoute>,
@@ -112,6 +114,7 @@ impl Default for Policy {
             max_run: Duration::from_secs(3 * 3600),
             cancel_grace: Duration::from_secs(60),
             backoff: Backoff::default(),
+            issue_budget_usd: None,
             notify: Vec::new(),
         }
     }
@@ -306,15 +309,6 @@ pub enum Event {
     },
     /// Every blocker of the issue is closed: a blocked task may be handed out.
     Unblock,
-    /// A worker reported what a failed attempt cost: added to the run's spend.
-    /// Once the spend reaches `budget` (`ISSUE_BUDGET_USD`), a pending task gets no
-    /// further attempt.
-    Spend {
-        /// The attempt's cost in US dollars.
-        usd: f64,
-        /// The issue's budget, when one is set.
-        budget: Option<f64>,
-    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -631,7 +625,6 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 revisions: completion.revisions,
             };
             finish(&mut next, TaskState::Completed, LeaseEnd::Completed, now);
-            next.spent_usd += cost(completion.cost_usd);
             next.completion = Some(completion);
             effects.push(effect(&next, kind));
         }
@@ -825,30 +818,6 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             TaskState::InProgress => return Err(Refusal::Live),
             _ => return Err(Refusal::Terminal),
         },
-        Event::Spend { usd, budget } => {
-            let usd = cost(Some(usd));
-            if usd == 0.0 {
-                return Ok(unchanged(task));
-            }
-            next.spent_usd += usd;
-            let spent = budget.filter(|b| next.spent_usd >= *b);
-            if let (Some(budget), TaskState::Pending) = (spent, task.state) {
-                let reason = format!(
-                    "its budget is spent: its attempts cost ${:.2} of ${budget:.2} \
-                     (ISSUE_BUDGET_USD), so it gets no further attempt",
-                    next.spent_usd
-                );
-                next.last_error = Some(reason.clone());
-                // The attempt's lease already ended (as the report or the reaper said).
-                next.state = TaskState::Failed;
-                next.finished_at = Some(now);
-                let kind = EffectKind::Failed {
-                    reason,
-                    attempts: next.attempts,
-                };
-                effects.push(effect(&next, kind));
-            }
-        }
         Event::Unblock => {
             if task.blocked.is_none() {
                 return Ok(unchanged(task));
@@ -866,11 +835,6 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
         effects,
         unchanged: false,
     })
-}
-
-/// A reported cost as a spend: unknown, negative or not a number counts as nothing.
-fn cost(usd: Option<f64>) -> f64 {
-    usd.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0)
 }
 
 fn unchanged(task: &Task) -> Step {
@@ -907,6 +871,15 @@ fn end_attempt(
     if next.cancel_requested {
         cancel_now(next, effects, "issue no longer ready", ctx.now);
         next.lease_end = Some(end);
+    } else if let Some(spent) = budget_spent(next, ctx.policy) {
+        finish(next, TaskState::Failed, end, ctx.now);
+        let reason = format!("{reason}; and {spent}");
+        next.last_error = Some(reason.clone());
+        let kind = EffectKind::Failed {
+            reason,
+            attempts: next.attempts,
+        };
+        effects.push(effect(next, kind));
     } else if next.review.is_some() {
         // Told to stop because the text awaits review: the attempt is not spent.
         back_to_review(next, end);
@@ -932,6 +905,17 @@ fn end_attempt(
         };
         effects.push(effect(next, kind));
     }
+}
+
+/// Why a run may have no further attempt: its attempts' reported cost reached the
+/// issue's budget.
+fn budget_spent(task: &Task, policy: &Policy) -> Option<String> {
+    let budget = policy.issue_budget_usd?;
+    let spent = task.cost_usd.filter(|usd| *usd >= budget)?;
+    Some(format!(
+        "its budget is spent: its attempts cost ${spent:.2} of ${budget:.2} \
+         (ISSUE_BUDGET_USD), so it gets no further attempt"
+    ))
 }
 
 /// A held task's holder stopped: the task waits, Pending and held, for a review,

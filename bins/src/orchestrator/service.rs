@@ -61,29 +61,29 @@ impl Service {
         let repos: Vec<String> = github.repos().iter().map(|r| r.to_string()).collect();
         tracing::info!(repos = ?repos, "GitHub token accepted");
         let mut github_status = github.subscribe_status();
-        let mut builder = Orchestrator::builder(queue, Arc::new(github.clone())).config(EngineConfig {
-            poll_interval: Duration::from_secs(a.github_poll_interval),
-            probe_interval: Duration::from_secs(a.worker_health_check_interval),
-            worker_forget_after: Duration::from_secs(a.worker_forget_secs),
-            worker_hosts: self.worker_hosts.clone(),
-            labels: self.github.labels.clone(),
-            leader_ttl: Duration::from_secs(a.leader_ttl_secs),
-            trust: a.trust_mode,
-            review: scrum_core::review::ReviewSettings {
-                max_pending: a.max_pending_prs,
-                max_pending_total: a.max_pending_prs_total,
-                block_on_changes_requested: a.block_on_changes_requested,
-            },
-            budgets: scrum_core::engine::Budgets {
-                issue_usd: a.issue_budget_usd,
-                repo_monthly_usd: a.repo_monthly_budget_usd,
-            },
-            scaling: scrum_core::engine::ScalingSettings {
-                max_workers: a.max_workers,
-                min_idle_workers: a.min_idle_workers,
-            },
-            ..EngineConfig::default()
-        });
+        let mut builder =
+            Orchestrator::builder(queue, Arc::new(github.clone())).config(EngineConfig {
+                poll_interval: Duration::from_secs(a.github_poll_interval),
+                probe_interval: Duration::from_secs(a.worker_health_check_interval),
+                worker_forget_after: Duration::from_secs(a.worker_forget_secs),
+                worker_hosts: self.worker_hosts.clone(),
+                labels: self.github.labels.clone(),
+                leader_ttl: Duration::from_secs(a.leader_ttl_secs),
+                trust: a.trust_mode,
+                review: scrum_core::review::ReviewSettings {
+                    max_pending: a.max_pending_prs,
+                    max_pending_total: a.max_pending_prs_total,
+                    block_on_changes_requested: a.block_on_changes_requested,
+                },
+                budgets: scrum_core::engine::Budgets {
+                    repo_monthly_usd: a.repo_monthly_budget_usd,
+                },
+                scaling: scrum_core::engine::ScalingSettings {
+                    max_workers: a.max_workers,
+                    min_idle_workers: a.min_idle_workers,
+                },
+                ..EngineConfig::default()
+            });
         match a.trust_mode {
             TrustMode::Off => {
                 tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it")
@@ -146,6 +146,7 @@ impl Service {
                 initial: Duration::from_secs(a.retry_backoff_secs),
                 cap: Duration::from_secs(15 * 60).max(Duration::from_secs(a.retry_backoff_secs)),
             },
+            issue_budget_usd: a.issue_budget_usd,
             ..Policy::default()
         }
     }

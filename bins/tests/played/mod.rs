@@ -39,6 +39,7 @@ pub(crate) async fn complete(
         error: None,
         cost_usd,
         tokens: None,
+        revisions: None,
     };
     client.complete(&done).await.unwrap();
 }

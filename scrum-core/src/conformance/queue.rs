@@ -30,7 +30,8 @@ use crate::queue::{
 use crate::state::{Backoff, EffectKind, Jitter, Policy};
 
 /// The policy every conformance queue is made with: 2 attempts, 30 s leases, 1 h
-/// maximum run time, 10 s cancellation grace, backoff from 10 s capped at 60 s.
+/// maximum run time, 10 s cancellation grace, backoff from 10 s capped at 60 s, a
+/// budget of 2 USD per run.
 pub fn policy() -> Policy {
     Policy {
         max_attempts: 2,
@@ -41,6 +42,7 @@ pub fn policy() -> Policy {
             initial: Duration::from_secs(10),
             cap: Duration::from_secs(60),
         },
+        issue_budget_usd: Some(2.0),
         ..Policy::default()
     }
 }
@@ -391,30 +393,60 @@ pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
     assert_eq!(freed.blocked, None);
 }
 
-/// What a run's attempts cost is stored with the task (`Event::Spend`); once it
-/// reaches the issue's budget, the pending task fails with one `failed` effect and
-/// is never claimed again.
+/// What a run's attempts cost is stored with the task; a failed attempt that brings
+/// it to the issue's budget (2 USD in the conformance policy) ends the run with one
+/// `failed` effect that says why, attempts left or not, and it is never claimed
+/// again. Under the budget, a failure is retried as usual.
 pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
-    enqueue(q, 1).await;
-    let t = claim(q, 1, at(0)).await;
-    let failure = Failure {
+    let costing = |usd| Failure {
         reason: "tests fail".into(),
         retryable: true,
+        cost_usd: Some(usd),
+        tokens: Some(1000),
     };
-    q.fail(&id(1), token(&t), failure, at(1))
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    let under = q
+        .fail(&id(1), token(&t), costing(1.0), at(1))
         .await
         .expect("fail");
-    let spend = |usd| crate::state::Event::Spend {
-        usd,
-        budget: Some(2.0),
-    };
-    q.apply(&id(1), spend(1.0), at(2)).await.expect("spend");
+    assert_eq!(
+        (under.state, under.cost_usd),
+        (TaskState::Pending, Some(1.0))
+    );
     let stored = q.get(&id(1)).await.expect("get").expect("task");
-    assert_eq!((stored.state, stored.spent_usd), (TaskState::Pending, 1.0));
-    let ended = q.apply(&id(1), spend(1.5), at(3)).await.expect("spend");
-    assert_eq!(ended.state, TaskState::Failed);
-    let stored = q.get(&id(1)).await.expect("get").expect("task");
-    assert_eq!((stored.state, stored.spent_usd), (TaskState::Failed, 2.5));
+    assert_eq!(
+        (stored.state, stored.cost_usd),
+        (TaskState::Pending, Some(1.0))
+    );
+    q.cancel(&id(1), "closed".into(), at(2))
+        .await
+        .expect("cancel");
+
+    enqueue(q, 2).await;
+    let t = claim(q, 2, at(3)).await;
+    let ended = q
+        .fail(&id(2), token(&t), costing(2.5), at(4))
+        .await
+        .expect("fail");
+    assert_eq!(
+        ended.state,
+        TaskState::Failed,
+        "attempts were left, the budget was not"
+    );
+    let stored = q.get(&id(2)).await.expect("get").expect("task");
+    assert_eq!(
+        (stored.state, stored.cost_usd),
+        (TaskState::Failed, Some(2.5))
+    );
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("ISSUE_BUDGET_USD")),
+        "{:?}",
+        stored.last_error
+    );
     let failed = effect_kinds(q).await;
     assert_eq!(failed.iter().filter(|(_, k)| *k == "failed").count(), 1);
     assert_never_claimed(q, "a failed task is never handed out").await;

@@ -1,9 +1,9 @@
 //! Cost budgets, from what workers report (a completion's and a failure's
 //! `cost_usd`):
 //!
-//! - **Per issue** (`ISSUE_BUDGET_USD`): once a run's attempts have cost the
-//!   budget, the run gets no further attempt ([`crate::state::Event::Spend`]): it
-//!   fails, and its comment says why.
+//! - **Per issue** (`ISSUE_BUDGET_USD`, [`crate::state::Policy::issue_budget_usd`]):
+//!   once a run's attempts have cost the budget, the run gets no further attempt:
+//!   the state machine fails it, and its comment says why.
 //! - **Per repository and month** (`REPO_MONTHLY_BUDGET_USD`): once the runs of a
 //!   repository that finished this calendar month (UTC), and those still live, have
 //!   cost it, dispatch for that repository pauses for the rest of the month;
@@ -18,15 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Orchestrator, lock};
 use crate::error::Result;
-use crate::model::{Failure, LeaseToken, Task, TaskId, TaskState, Timestamp, WorkerId};
+use crate::model::{Task, Timestamp};
 use crate::queue::TaskFilter;
-use crate::state::Event;
 
 /// The budgets in force (none by default).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budgets {
-    /// The most a run of one issue may cost (`ISSUE_BUDGET_USD`).
-    pub issue_usd: Option<f64>,
     /// The most one repository's runs may cost in a calendar month
     /// (`REPO_MONTHLY_BUDGET_USD`).
     pub repo_monthly_usd: Option<f64>,
@@ -63,6 +60,12 @@ impl Orchestrator {
         &self.inner.config.budgets
     }
 
+    /// The most one run of an issue may cost (`ISSUE_BUDGET_USD`, a rule of the
+    /// queue's policy).
+    pub fn issue_budget(&self) -> Option<f64> {
+        self.inner.queue.policy().issue_budget_usd
+    }
+
     /// What each repository spent this month, as the last poll read it.
     pub fn month_spend(&self) -> MonthSpend {
         lock(&self.inner.month_spend).clone()
@@ -91,45 +94,13 @@ impl Orchestrator {
             .collect()
     }
 
-    /// Reports that `worker`'s attempt on `task` failed, and what it cost: the
-    /// cost counts against the issue's budget, which may end the run.
-    pub async fn fail_costing(
-        &self,
-        worker: &WorkerId,
-        task: &TaskId,
-        token: LeaseToken,
-        failure: Failure,
-        cost_usd: Option<f64>,
-    ) -> Result<Task> {
-        let Some(usd) = cost_usd.filter(|c| c.is_finite() && *c > 0.0) else {
-            return self.fail(worker, task, token, failure).await;
-        };
-        // A repeat of the same report spends once: only the report that ends the
-        // lease adds its cost.
-        let ends_lease = self.inner.queue.get(task).await?.is_some_and(|t| {
-            t.state == TaskState::InProgress && t.lease.as_ref().is_some_and(|l| l.token == token)
-        });
-        let failed = self.fail(worker, task, token, failure).await?;
-        if !ends_lease {
-            return Ok(failed);
-        }
-        let budget = self.inner.config.budgets.issue_usd;
-        let spent = self
-            .inner
-            .queue
-            .apply(task, Event::Spend { usd, budget }, self.now())
-            .await?;
-        if spent.state != failed.state {
-            tracing::warn!(task = %task, spent_usd = spent.spent_usd, "the issue's budget is spent: no further attempt");
-        }
-        Ok(spent)
-    }
-
     /// What is left for `task`'s next attempt: the smaller of the issue's budget
     /// less its run's spend and its repository's monthly budget less this month's.
     pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
         let b = &self.inner.config.budgets;
-        let issue = b.issue_usd.map(|limit| (limit - task.spent_usd).max(0.0));
+        let spent = task.cost_usd.unwrap_or(0.0);
+        let issue_budget = self.inner.queue.policy().issue_budget_usd;
+        let issue = issue_budget.map(|limit| (limit - spent).max(0.0));
         let repo = b.repo_monthly_usd.map(|limit| {
             let spent = lock(&self.inner.month_spend)
                 .by_repo
@@ -155,9 +126,11 @@ impl Orchestrator {
         let mut by_repo: BTreeMap<String, f64> = BTreeMap::new();
         for t in tasks
             .iter()
-            .filter(|t| t.spent_usd > 0.0 && t.finished_at.is_none_or(|at| at >= start))
+            .filter(|t| t.finished_at.is_none_or(|at| at >= start))
         {
-            *by_repo.entry(t.id.repo().to_string()).or_default() += t.spent_usd;
+            if let Some(usd) = t.cost_usd.filter(|usd| *usd > 0.0) {
+                *by_repo.entry(t.id.repo().to_string()).or_default() += usd;
+            }
         }
         *lock(&self.inner.month_spend) = MonthSpend {
             month_start: start,

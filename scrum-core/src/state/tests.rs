@@ -825,63 +825,72 @@ fn a_new_run_starts_unblocked() {
 
 #[test]
 fn spending_the_budget_ends_the_run_without_another_attempt() {
-    let failed = step(&claimed(), fail(true), t(2)).unwrap().task;
-    assert_eq!(failed.state, TaskState::Pending);
-    let spend = |usd, budget| Event::Spend { usd, budget };
-    // Under the budget: only counted.
-    let under = step(&failed, spend(0.5, Some(2.0)), t(3)).unwrap();
+    let mut p = policy();
+    p.issue_budget_usd = Some(2.0);
+    let with = |task: &Task, event: Event, now: Timestamp| {
+        let ctx = Ctx {
+            now,
+            policy: &p,
+            jitter: 0.0,
+        };
+        transition(task, event, &ctx).unwrap()
+    };
+    let costing = |usd: f64| Event::Fail {
+        token: TOKEN,
+        failure: Failure {
+            reason: "boom".into(),
+            retryable: true,
+            cost_usd: Some(usd),
+            tokens: None,
+        },
+    };
+    // Under the budget: counted, and retried as usual.
+    let under = with(&claimed(), costing(0.5), t(2));
     assert_eq!(
-        (under.task.state, under.task.spent_usd),
-        (TaskState::Pending, 0.5)
+        (under.task.state, under.task.cost_usd),
+        (TaskState::Pending, Some(0.5))
     );
-    assert!(under.effects.is_empty());
-    // At it: failed, with the reason.
-    let over = step(&under.task, spend(1.5, Some(2.0)), t(4)).unwrap();
+    assert_eq!(under.effects[0].kind.name(), "retry_scheduled");
+    // At it, with attempts left: failed, and the reason says why.
+    let reclaim = Event::Claim {
+        worker: WorkerId::new("w").unwrap(),
+        token: TOKEN,
+        lease: LeaseKind::Heartbeat,
+    };
+    let mut run = under.task.clone();
+    run.max_attempts = 3;
+    let again = with(&run, reclaim, t(60)).task;
+    assert_eq!((again.attempts, again.max_attempts), (2, 3));
+    let over = with(&again, costing(1.5), t(4));
     assert_eq!(over.task.state, TaskState::Failed);
     let reason = match &over.effects[..] {
         [
             Effect {
-                kind:
-                    EffectKind::Failed {
-                        reason,
-                        attempts: 1,
-                    },
+                kind: EffectKind::Failed { reason, .. },
                 ..
             },
         ] => reason.clone(),
         other => panic!("{other:?}"),
     };
     assert!(
+        reason.starts_with("boom; and its budget is spent"),
+        "{reason}"
+    );
+    assert!(
         reason.contains("$2.00 of $2.00 (ISSUE_BUDGET_USD)"),
         "{reason}"
     );
-    // No budget, or nothing spent: nothing ends.
-    assert_eq!(
-        step(&failed, spend(9.0, None), t(3)).unwrap().task.state,
-        TaskState::Pending
-    );
-    assert!(
-        step(&failed, spend(f64::NAN, Some(1.0)), t(3))
-            .unwrap()
-            .unchanged
-    );
-    // A completion's cost counts too; a new run starts from nothing.
-    let done = step(
-        &claimed(),
-        Event::Complete {
-            token: TOKEN,
-            completion: Completion {
-                cost_usd: Some(1.25),
-                ..Completion::default()
-            },
-        },
-        t(5),
-    )
-    .unwrap()
-    .task;
-    assert_eq!(done.spent_usd, 1.25);
-    let again = step(&over.task, Event::Retry, t(6)).unwrap().task;
-    assert_eq!(again.spent_usd, 0.0);
+    // Without a budget the same spend is only counted.
+    let unlimited = step(&again, costing(1.5), t(4)).unwrap().task;
+    assert_eq!(unlimited.state, TaskState::Pending);
+    // A lost worker after the budget was spent ends the run too; a new run starts
+    // from nothing.
+    let mut spent = claimed();
+    spent.cost_usd = Some(2.0);
+    let lost = with(&spent, Event::Expire, t(100));
+    assert_eq!(lost.task.state, TaskState::Failed);
+    let next = step(&over.task, Event::Retry, t(6)).unwrap().task;
+    assert_eq!(next.cost_usd, None);
 }
 
 /// One random event; tokens pick from a small set so that live and stale tokens

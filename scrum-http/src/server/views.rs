@@ -100,7 +100,7 @@ fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
         .map(|(repo, reason)| json!({"repository": repo, "reason": reason}))
         .collect();
     json!({
-        "issue_budget_usd": b.issue_usd,
+        "issue_budget_usd": o.issue_budget(),
         "repo_monthly_budget_usd": b.repo_monthly_usd,
         "month_start": spend.month_start.to_rfc3339(),
         "spent_this_month_usd": spend.by_repo,

@@ -126,11 +126,6 @@ pub(super) async fn failed(
     };
     let result = s.orchestrator().fail(&worker, &id, token, failure).await;
     reported(&s, result)
-    let result = s
-        .orchestrator()
-        .fail_costing(&worker, &id, token, failure, req.cost_usd)
-        .await;
-    reported(&s, result, &s.metrics().failures)
 }
 
 pub(super) async fn release(
@@ -163,7 +158,7 @@ pub(super) async fn clarify(
         .orchestrator()
         .clarify(&worker, &id, token, clarification)
         .await;
-    reported(&s, result, &s.metrics().releases)
+    reported(&s, result)
 }
 
 pub(super) async fn heartbeat(
