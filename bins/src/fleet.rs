@@ -347,6 +347,24 @@ impl Fleet {
         }
     }
 
+    /// Waits (up to `limit`) until every issue is labelled completed or failed, then
+    /// (up to 30 s more) until the outbox wrote what follows the final labels: no
+    /// issue keeps its ready or in-progress label.
+    pub async fn wait_for_outcomes(&self, limit: Duration) {
+        self.wait_for("every issue to finish", limit, || self.finished())
+            .await;
+        self.wait_for("the ready labels to go", Duration::from_secs(30), || {
+            self.issues.iter().all(|id| {
+                !self
+                    .github
+                    .labels(id)
+                    .iter()
+                    .any(|l| l == "ai-ready" || l == "ai-in-progress")
+            })
+        })
+        .await;
+    }
+
     /// Kills the orchestrator with SIGKILL (a crash) and waits for it to be gone.
     pub fn kill_orchestrator(&mut self) {
         self.kill_orchestrator_named(MAIN);
