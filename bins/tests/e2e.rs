@@ -124,7 +124,7 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
             );
             continue;
         }
-        assert_eq!(labels, ["ai-completed"], "{id}");
+        assert_eq!(labels, ["ai-completed"], "{id}: {comments:?}");
         let pulls: Vec<_> = gh
             .pull_requests(repo)
             .into_iter()
