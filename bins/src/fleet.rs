@@ -50,8 +50,8 @@ git commit -q -m "Resolve #$ISSUE_NUMBER"
 /// `changes/issue-N.md`, the tester `tests/issue-N.md`; security says "no security
 /// issues"; the product owner approves. Markers in the issue title change that:
 ///
-/// - `[fails-once]`, `[always-fails]`, `[slow]`: as the scripted workflow, in the
-///   architect's call;
+/// - `[fails-once]`, `[always-fails]`, `[slow]`: as the scripted workflow (by the
+///   `ATTEMPT` the runner sets), in the architect's call;
 /// - `[lazy-architect]`: the architect commits nothing;
 /// - `[revise-twice]`: the product owner answers REVISE twice, then APPROVE;
 /// - `[revise-forever]`: it always answers REVISE;
@@ -105,8 +105,8 @@ case "$role" in
     case "$title" in
       *"[rate-limited]"*) if [ "$n" = 1 ]; then answer 0 success true "API Error: 429 rate_limit_error: Number of request tokens has exceeded your per-minute rate limit"; exit 1; fi ;;
       *"[always-fails]"*) answer 0.05 error_during_execution true "the tests fail in $here/tests"; exit 1 ;;
-      *"[fails-once]"*) if [ ! -e "$state/failed-once" ]; then touch "$state/failed-once"; answer 0.05 error_during_execution true "flaky: the first try fails"; exit 1; fi ;;
-      *"[slow]"*) if [ ! -e "$state/slow-once" ]; then touch "$state/slow-once"; sleep "${SLOW_SECS:-20}"; fi ;;
+      *"[fails-once]"*) if [ "$ATTEMPT" = 1 ]; then answer 0.05 error_during_execution true "flaky: attempt 1 fails"; exit 1; fi ;;
+      *"[slow]"*) if [ "$ATTEMPT" = 1 ]; then sleep "${SLOW_SECS:-20}"; fi ;;
     esac
     case "$title" in
       *"[lazy-architect]"*) answer 0.25 success false "I looked around and changed nothing."; exit 0 ;;
@@ -345,6 +345,24 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits (up to `limit`) until every issue is labelled completed or failed, then
+    /// (up to 30 s more) until the outbox wrote what follows the final labels: no
+    /// issue keeps its ready or in-progress label.
+    pub async fn wait_for_outcomes(&self, limit: Duration) {
+        self.wait_for("every issue to finish", limit, || self.finished())
+            .await;
+        self.wait_for("the ready labels to go", Duration::from_secs(30), || {
+            self.issues.iter().all(|id| {
+                !self
+                    .github
+                    .labels(id)
+                    .iter()
+                    .any(|l| l == "ai-ready" || l == "ai-in-progress")
+            })
+        })
+        .await;
     }
 
     /// Kills the orchestrator with SIGKILL (a crash) and waits for it to be gone.

@@ -1,6 +1,6 @@
 //! End to end, with the real binaries: the fake GitHub, a local bare git repository
 //! per repository as the remote, one `scrum-orchestrator` on SQLite and three
-//! `scrum-worker`s: two run a scripted workflow command, the third the built-in
+//! `scrum-worker`s: one runs a scripted workflow command, two the built-in
 //! workflow over a fake `claude` (`fleet::FAKE_CLAUDE`). 20 issues across 2 repositories; one
 //! fails once then succeeds, one always fails; a worker is killed with SIGKILL
 //! mid-task; the orchestrator is killed and restarted once.
@@ -55,10 +55,10 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
         log.contains("no API token configured: /work/* and the reads (/queue, /workers"),
         "the start-up log does not state the access rule:\n{log}"
     );
-    for w in ["worker-1", "worker-2"] {
-        fleet.start_worker(w).unwrap();
+    fleet.start_worker("worker-1").unwrap();
+    for w in ["worker-2", "worker-3"] {
+        fleet.start_agent_worker(w).unwrap();
     }
-    fleet.start_agent_worker("worker-3").unwrap();
     let client = OrchestratorClient::new(&fleet.url()).unwrap();
 
     // Kill whichever worker holds the slow issue, mid-task; a fresh worker replaces it.
@@ -77,7 +77,12 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
     }
     let victim = victim.expect("a worker picked up the slow issue");
     fleet.kill_worker(&victim);
-    fleet.start_worker("worker-4").unwrap();
+    // The replacement runs what the victim ran.
+    if victim == "worker-1" {
+        fleet.start_worker("worker-4").unwrap();
+    } else {
+        fleet.start_agent_worker("worker-4").unwrap();
+    }
 
     // Crash the orchestrator once some work is done, and start it again.
     fleet
@@ -93,23 +98,7 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
     fleet.kill_orchestrator();
     fleet.start_orchestrator().await.unwrap();
 
-    fleet
-        .wait_for("every issue to finish", Duration::from_secs(240), || {
-            fleet.finished()
-        })
-        .await;
-    // Let the outbox drain what follows the final labels (label removals).
-    fleet
-        .wait_for("the ready labels to go", Duration::from_secs(30), || {
-            fleet.issues.iter().all(|id| {
-                !fleet
-                    .github
-                    .labels(id)
-                    .iter()
-                    .any(|l| l == "ai-ready" || l == "ai-in-progress")
-            })
-        })
-        .await;
+    fleet.wait_for_outcomes(Duration::from_secs(240)).await;
     fleet.stop();
 
     let gh = &fleet.github;
@@ -138,7 +127,7 @@ async fn every_issue_ends_right_through_crashes_and_retries() {
             );
             continue;
         }
-        assert_eq!(labels, ["ai-completed"], "{id}");
+        assert_eq!(labels, ["ai-completed"], "{id}: {comments:?}");
         let pulls: Vec<_> = gh
             .pull_requests(repo)
             .into_iter()

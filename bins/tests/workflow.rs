@@ -32,6 +32,8 @@ use scrum_core::TaskId;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::{QueueEntry, QueueQuery};
 
+mod common;
+
 const APPROVED: &str = "Add a health endpoint";
 const REVISED: &str = "Handle empty input [revise-twice]";
 const REJECTED: &str = "Rewrite the parser [revise-forever]";
@@ -108,22 +110,7 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     for w in ["agent-1", "agent-2"] {
         fleet.start_agent_worker(w).unwrap();
     }
-    fleet
-        .wait_for("every issue to finish", Duration::from_secs(120), || {
-            fleet.finished()
-        })
-        .await;
-    fleet
-        .wait_for("the ready labels to go", Duration::from_secs(30), || {
-            fleet.issues.iter().all(|id| {
-                !fleet
-                    .github
-                    .labels(id)
-                    .iter()
-                    .any(|l| l == "ai-ready" || l == "ai-in-progress")
-            })
-        })
-        .await;
+    fleet.wait_for_outcomes(Duration::from_secs(120)).await;
     let queue = OrchestratorClient::new(&fleet.url())
         .unwrap()
         .queue(&QueueQuery::default())
@@ -298,16 +285,15 @@ async fn two_polls(fleet: &Fleet, client: &OrchestratorClient) {
                 break;
             }
             if started.elapsed() > Duration::from_secs(20) {
-                common_fail(fleet, "the orchestrator stopped polling");
+                common::fail_with_logs(
+                    fleet,
+                    &["orchestrator"],
+                    "the orchestrator stopped polling",
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-fn common_fail(fleet: &Fleet, what: &str) -> ! {
-    let log = std::fs::read_to_string(fleet.log("orchestrator")).unwrap_or_default();
-    panic!("{what}\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

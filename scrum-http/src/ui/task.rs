@@ -188,8 +188,8 @@ pub(crate) async fn page(
                 }
             }
             dt { "Cost" } dd #cost {
-                @match completion.cost_usd { Some(c) => { "$" (format!("{c:.2}")) } None => { "–" } }
-                @if let Some(n) = completion.tokens { " (" (n) " tokens)" }
+                // The run's: every attempt's report, failures included.
+                (t.spend().describe(completion.revisions).unwrap_or_else(|| "–".into()))
             }
         }
         h2 { "Timeline" }

@@ -323,6 +323,17 @@ mod tests {
     }
 
     #[test]
+    fn transient_errors_wait_longer_each_time_up_to_the_cap() {
+        let r = RetryPolicy {
+            tries: 5,
+            initial_delay_ms: 100,
+            max_delay_ms: 350,
+        };
+        let waits: Vec<u64> = (1..=4).map(|n| r.delay(n).as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 350, 350]);
+    }
+
+    #[test]
     fn mistakes_in_a_workflow_file_are_named() {
         let bad = |from: &str, to: &str| {
             let text = DEFAULT_WORKFLOW.replacen(from, to, 1);
