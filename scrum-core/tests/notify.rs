@@ -92,6 +92,20 @@ async fn claim(o: &Orchestrator) -> scrum_core::Assignment {
     .expect("a task to claim")
 }
 
+/// Queues the issue, claims it, and lets the lease lapse: the reaper ends the
+/// attempt as a lost worker.
+async fn lose_the_first_worker(o: &Orchestrator) {
+    o.poll_once().await.unwrap();
+    claim(o).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    o.reap_once().await.unwrap();
+}
+
+async fn complete(o: &Orchestrator, a: &scrum_core::Assignment, done: Completion) {
+    let w = WorkerId::new("w").unwrap();
+    o.complete(&w, &a.task, a.lease_token, done).await.unwrap();
+}
+
 fn labels(f: &Fixture) -> Vec<String> {
     f.source.issue(&id(1)).unwrap().labels
 }
@@ -99,22 +113,14 @@ fn labels(f: &Fixture) -> Vec<String> {
 #[tokio::test(start_paused = true)]
 async fn a_lost_worker_and_a_completion_are_each_told_once_after_their_labels() {
     let f = new_fixture();
-    f.orchestrator.poll_once().await.unwrap();
-    claim(&f.orchestrator).await;
-    // The worker goes silent: its lease lapses and the reaper ends the attempt.
-    tokio::time::advance(Duration::from_secs(61)).await;
-    f.orchestrator.reap_once().await.unwrap();
+    lose_the_first_worker(&f.orchestrator).await;
     tokio::time::advance(Duration::from_secs(60)).await;
     let a = claim(&f.orchestrator).await;
     let done = Completion {
         pr_url: Some("https://github.com/acme/widgets/pull/7".into()),
         ..Completion::default()
     };
-    let w = WorkerId::new("w").unwrap();
-    f.orchestrator
-        .complete(&w, &a.task, a.lease_token, done)
-        .await
-        .unwrap();
+    complete(&f.orchestrator, &a, done).await;
     run_for(&f.orchestrator, Duration::from_secs(10)).await;
 
     let sent = f.notifier.sent.lock().unwrap().clone();
@@ -144,18 +150,11 @@ async fn a_lost_worker_and_a_completion_are_each_told_once_after_their_labels() 
 async fn a_dead_target_never_holds_back_a_label_and_what_it_missed_is_sent_later() {
     let f = new_fixture();
     *f.notifier.dead.lock().unwrap() = true;
-    f.orchestrator.poll_once().await.unwrap();
-    claim(&f.orchestrator).await;
-    tokio::time::advance(Duration::from_secs(61)).await;
-    f.orchestrator.reap_once().await.unwrap();
+    lose_the_first_worker(&f.orchestrator).await;
     run_for(&f.orchestrator, Duration::from_secs(60)).await;
     // The worker-lost notification fails; the task's next labels land regardless.
     let a = claim(&f.orchestrator).await;
-    let w = WorkerId::new("w").unwrap();
-    f.orchestrator
-        .complete(&w, &a.task, a.lease_token, Completion::default())
-        .await
-        .unwrap();
+    complete(&f.orchestrator, &a, Completion::default()).await;
     run_for(&f.orchestrator, Duration::from_secs(5)).await;
     assert!(
         labels(&f).contains(&"ai-completed".to_string()),
@@ -195,11 +194,7 @@ async fn without_routes_no_notification_is_recorded() {
     let f = fixture(Arc::new(MemoryQueue::new(Policy::default())), source);
     f.orchestrator.poll_once().await.unwrap();
     let a = claim(&f.orchestrator).await;
-    let w = WorkerId::new("w").unwrap();
-    f.orchestrator
-        .complete(&w, &a.task, a.lease_token, Completion::default())
-        .await
-        .unwrap();
+    complete(&f.orchestrator, &a, Completion::default()).await;
     let kinds: Vec<&str> = f
         .queue
         .pending_effects(100)

@@ -105,9 +105,13 @@ pub(crate) struct Transport {
     pub(crate) status: StatusCell,
     /// Set when GitHub said no primary points remain: no request is sent before then.
     exhausted_until: Mutex<Option<SystemTime>>,
-    /// One request at a time, as GitHub asks of a client ("make requests serially");
-    /// holds when the last write was sent, to space writes by `write_spacing`.
-    turn: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// One request at a time, as GitHub asks of a client ("make requests serially").
+    turn: tokio::sync::Mutex<()>,
+    /// Held by a write from before its spacing wait until it was sent: when the last
+    /// write was sent, to space writes by `write_spacing`. A read waits for the
+    /// request in flight only, never for a write's spacing (a claim's or a poll's
+    /// read must not queue behind a second of label writes).
+    last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Told of every request's kind, status and duration (the API's metrics).
     pub(crate) observer: ObserverSlot,
 }
@@ -155,7 +159,8 @@ impl Transport {
             timing: config.timing,
             status: StatusCell::new(),
             exhausted_until: Mutex::new(None),
-            turn: tokio::sync::Mutex::new(None),
+            turn: tokio::sync::Mutex::new(()),
+            last_write: tokio::sync::Mutex::new(None),
             observer: ObserverSlot::new(),
         })
     }
@@ -165,17 +170,20 @@ impl Transport {
     /// Returns 2xx, 304 and the 4xx answers other than 401 and rate limits; the
     /// caller decides about those with [`Reply::success`].
     pub(crate) async fn send(&self, call: &Call) -> Result<Reply> {
-        let mut last_write = self.turn.lock().await;
-        let is_write = call.method != Method::GET;
-        if is_write {
-            if let Some(at) = *last_write {
-                tokio::time::sleep_until(at + self.timing.write_spacing).await;
-            }
+        // GraphQL is queried with POST, but our queries only read.
+        if call.method == Method::GET || call.path == "/graphql" {
+            let _turn = self.turn.lock().await;
+            return self.send_serially(call).await;
         }
-        let result = self.send_serially(call).await;
-        if is_write {
-            *last_write = Some(tokio::time::Instant::now());
+        let mut last_write = self.last_write.lock().await;
+        if let Some(at) = *last_write {
+            tokio::time::sleep_until(at + self.timing.write_spacing).await;
         }
+        let result = {
+            let _turn = self.turn.lock().await;
+            self.send_serially(call).await
+        };
+        *last_write = Some(tokio::time::Instant::now());
         result
     }
 

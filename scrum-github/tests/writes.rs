@@ -265,3 +265,34 @@ async fn writes_are_spaced_as_github_asks() {
 
     assert!(started.elapsed() >= spacing * 2, "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_read_never_waits_for_a_writes_spacing() {
+    let (github, _) = setup(&["acme/widgets"]).await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("a").labels(&["ai-ready"]));
+    let spacing = std::time::Duration::from_secs(2);
+    let config = config(&github, &["acme/widgets"]).with_timing(scrum_github::Timing {
+        write_spacing: spacing,
+        ..fast_timing()
+    });
+    let client = scrum_github::GitHubClient::new(config).unwrap();
+    client.remove_label(&id, "a").await.unwrap();
+
+    // The next write waits out the spacing; a read sent meanwhile goes first.
+    let writer = client.clone();
+    let w = id.clone();
+    let write = tokio::spawn(async move {
+        writer.remove_label(&w, "b").await.unwrap();
+        std::time::Instant::now()
+    });
+    let read_started = std::time::Instant::now();
+    client.list_ready().await.unwrap();
+    let read_done = std::time::Instant::now();
+    let write_done = write.await.unwrap();
+    assert!(read_done < write_done, "the read waited for the write");
+    assert!(
+        read_done - read_started < spacing / 2,
+        "{:?}",
+        read_done - read_started
+    );
+}

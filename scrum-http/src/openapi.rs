@@ -560,9 +560,9 @@ fn unnamed_document() -> Value {
             "/admin/effects": { "get": op("GitHub effects that failed: backing off, or set aside (`state=dead`)", None, effects_params, r("EffectsResponse"), &[400, 422, 503], false) },
             "/admin/effects/retry": { "post": op("Try set-aside effects again: all, one repository's, or one by id", Some("EffectsRetryRequest"), none.clone(), r("EffectsRetryResponse"), &[503], false) },
             "/metrics": { "get": {
-                "summary": "Counters and gauges in the Prometheus text format",
+                "summary": "Counters, histograms and gauges in the Prometheus text format (OpenMetrics when `Accept` asks for `application/openmetrics-text`)",
                 "responses": {
-                    "200": { "description": "Prometheus text format 0.0.4", "content": { "text/plain": { "schema": text } } },
+                    "200": { "description": "Prometheus text format 0.0.4, or OpenMetrics 1.0.0", "content": { "text/plain": { "schema": text }, "application/openmetrics-text": { "schema": text } } },
                     "401": error_response("Missing or wrong bearer token"),
                     "403": error_response(FORBIDDEN)
                 }

@@ -730,3 +730,26 @@ async fn worker_logs_come_from_the_host_the_worker_calls_from() {
     );
     assert_error(&resp, 404, "not_found");
 }
+
+#[tokio::test]
+async fn metrics_speak_openmetrics_to_a_scraper_that_asks() {
+    let f = Fixture::new();
+    f.queue_issue().await;
+    let accept = [("accept", "application/openmetrics-text; version=1.0.0")];
+    let (s, headers, text) =
+        call_raw(&f.app, "GET", "/metrics", None, Some(LOOPBACK), &accept).await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0"),
+        "{headers:?}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE scrum_claims counter\n"), "{text}");
+    assert!(
+        text.contains("# UNIT scrum_queue_wait_seconds seconds\n"),
+        "{text}"
+    );
+}

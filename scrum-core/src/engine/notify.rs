@@ -133,16 +133,13 @@ impl Orchestrator {
             return self.inner.queue.ack_effect(entry.id, self.now()).await;
         }
         let mut handed = lock(&self.inner.notes);
-        if !handed.waiting.contains_key(&entry.id) {
-            handed.waiting.insert(
-                entry.id,
-                Waiting {
-                    note,
-                    retry_at: Instant::now(),
-                    failures: 0,
-                    first_failure: None,
-                },
-            );
+        if let std::collections::btree_map::Entry::Vacant(slot) = handed.waiting.entry(entry.id) {
+            slot.insert(Waiting {
+                note,
+                retry_at: Instant::now(),
+                failures: 0,
+                first_failure: None,
+            });
             self.inner.notes_ready.notify_waiters();
         }
         Ok(())

@@ -12,23 +12,14 @@ use prometheus_client::registry::{Registry, Unit};
 use scrum_core::engine::{EngineStatus, Orchestrator, WorkerInfo, WorkerStatus, WriteHealth};
 use scrum_core::{QueueCounts, Task, TaskFilter, TaskState, Timestamp};
 
+use super::{Repo, RepoState};
+
 /// The most outbox entries one scrape counts.
 const OUTBOX_SCAN: usize = 100_000;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct State {
     state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RepoState {
-    repository: String,
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Repo {
-    repository: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
