@@ -209,6 +209,7 @@ async fn rounds(
             error: None,
             cost_usd: None,
             tokens: None,
+            revisions: None,
         };
         client.complete(&done).await.map_err(anyhow::Error::msg)?;
         // Closed, it leaves the ready listing at once (the completed label lands
