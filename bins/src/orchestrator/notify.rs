@@ -11,12 +11,7 @@ use crate::runner::Secret;
 
 /// The events `NOTIFY_EVENTS` accepts that nothing records yet: they are accepted,
 /// so a configuration written for them keeps working, and said at start.
-const NOT_YET_EMITTED: [&str; 4] = [
-    "needs_clarification",
-    "writes_refused",
-    "budget_spent",
-    "queue_blocked",
-];
+const NOT_YET_EMITTED: [&str; 3] = ["writes_refused", "budget_spent", "queue_blocked"];
 
 /// Where notifications go, and which.
 #[derive(Debug, Args)]
@@ -54,9 +49,10 @@ pub struct NotifyArgs {
         hide_env_values = true
     )]
     pub notify_webhook_secret: Option<Secret>,
-    /// Which events are sent, comma-separated: completed, failed (for good),
-    /// worker_lost. Also accepted, not yet sent by this version:
-    /// needs_clarification, writes_refused, budget_spent, queue_blocked.
+    /// Which events are sent, comma-separated: completed, failed (for good; a
+    /// spent ISSUE_BUDGET_USD is one), needs_clarification, worker_lost. Also
+    /// accepted, not yet sent by this version: writes_refused, budget_spent (a
+    /// repository's monthly budget), queue_blocked.
     #[arg(
         long,
         env = "NOTIFY_EVENTS",

@@ -1,5 +1,6 @@
 //! Notifications as outbox effects: a transition that people want to hear about
-//! (a task completed, failed for good, lost its worker) records one
+//! (a task completed, failed for good, was parked with questions for a person,
+//! lost its worker) records one
 //! [`EffectKind::Notify`] per configured target, after the effects that write its
 //! labels, in the same commit as the transition. A crash loses none; the leader
 //! sends them in the background and acknowledges each once its target took it.
@@ -28,21 +29,27 @@ pub enum NotifyEvent {
     Failed,
     /// A worker stopped answering while it held a task (its lease lapsed).
     WorkerLost,
+    /// The issue is too vague: its questions were posted, and it waits, parked,
+    /// for a person's answer.
+    NeedsClarification,
 }
 
 impl NotifyEvent {
     /// Every event a notification can be about, in `NOTIFY_EVENTS` order.
-    pub const ALL: [NotifyEvent; 3] = [
+    pub const ALL: [NotifyEvent; 4] = [
         NotifyEvent::Completed,
         NotifyEvent::Failed,
+        NotifyEvent::NeedsClarification,
         NotifyEvent::WorkerLost,
     ];
 
-    /// The name `NOTIFY_EVENTS` uses: `completed`, `failed`, `worker_lost`.
+    /// The name `NOTIFY_EVENTS` uses: `completed`, `failed`, `needs_clarification`,
+    /// `worker_lost`.
     pub fn as_str(self) -> &'static str {
         match self {
             NotifyEvent::Completed => "completed",
             NotifyEvent::Failed => "failed",
+            NotifyEvent::NeedsClarification => "needs_clarification",
             NotifyEvent::WorkerLost => "worker_lost",
         }
     }
@@ -63,7 +70,7 @@ impl FromStr for NotifyEvent {
             .find(|e| e.as_str() == s)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown notification event {s:?}: one of completed, failed, worker_lost"
+                    "unknown notification event {s:?}: one of completed, failed, needs_clarification, worker_lost"
                 ))
             })
     }
@@ -98,6 +105,9 @@ pub(super) fn notifications(
         match &e.kind {
             EffectKind::Completed { .. } => events.push(NotifyEvent::Completed),
             EffectKind::Failed { .. } => events.push(NotifyEvent::Failed),
+            EffectKind::ClarificationRequested { .. } => {
+                events.push(NotifyEvent::NeedsClarification);
+            }
             _ => {}
         }
     }

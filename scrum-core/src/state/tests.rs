@@ -1115,6 +1115,13 @@ fn notifications_follow_the_steps_they_are_about() {
         "a retry is not news"
     );
 
+    let parked = with(&claimed(), clarify(TOKEN), t(5));
+    assert_eq!(parked[0].kind.name(), "clarification_requested");
+    assert_eq!(
+        notes(&parked),
+        [("slack".to_string(), NotifyEvent::NeedsClarification)]
+    );
+
     let lost = with(&claimed(), Event::Expire, t(100));
     assert_eq!(
         notes(&lost),

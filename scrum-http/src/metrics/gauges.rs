@@ -9,7 +9,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use scrum_core::engine::{EngineStatus, Orchestrator, WorkerInfo, WorkerStatus, WriteHealth};
+use scrum_core::engine::{
+    EngineStatus, Orchestrator, Scaling, WorkerInfo, WorkerStatus, WriteHealth,
+};
 use scrum_core::{QueueCounts, Task, TaskFilter, TaskState, Timestamp};
 
 use super::{Repo, RepoState};
@@ -45,6 +47,10 @@ pub(crate) struct Scrape {
     pub(crate) writes: Option<WriteHealth>,
     /// Effects not yet applied (due, backing off or set aside).
     pub(crate) outbox: Option<usize>,
+    /// The repositories whose monthly budget is spent.
+    pub(crate) budget_spent: BTreeSet<String>,
+    /// What `GET /scaling` answers.
+    pub(crate) scaling: Option<Scaling>,
 }
 
 impl Scrape {
@@ -54,6 +60,8 @@ impl Scrape {
         let live = o.tasks(&TaskFilter::live()).await.ok();
         let writes = o.write_health().await.ok();
         let outbox = o.outbox_backlog(OUTBOX_SCAN).await.ok();
+        let budget_spent = o.budget_holds().into_iter().map(|(repo, _)| repo).collect();
+        let scaling = o.scaling().await.ok();
         // A store that does not answer shows as no workers, as it shows as no counts.
         let workers = o.workers().await.unwrap_or_default();
         Scrape {
@@ -64,6 +72,8 @@ impl Scrape {
             status: o.status(),
             writes,
             outbox,
+            budget_spent,
+            scaling,
         }
     }
 
@@ -79,6 +89,7 @@ impl Scrape {
         for r in self.writes.iter().flat_map(|w| &w.repositories) {
             repos.insert(r.repository.clone());
         }
+        repos.extend(self.budget_spent.iter().cloned());
         repos
     }
 
@@ -117,6 +128,7 @@ impl Scrape {
                 ("completed", c.completed),
                 ("failed", c.failed),
                 ("cancelled", c.cancelled),
+                ("parked", c.parked),
             ] {
                 totals.get_or_create(&State { state }).set(n as i64);
             }
@@ -139,6 +151,13 @@ impl Scrape {
             workers.get_or_create(&Status { status }).set(n as i64);
         }
         r.register("scrum_workers", "Workers in each status", workers);
+        if let Some(s) = &self.scaling {
+            r.register(
+                "scrum_desired_workers",
+                "How many workers the queue wants (GET /scaling): MIN_IDLE_WORKERS plus ready and running tasks, at most MAX_WORKERS",
+                count(s.desired_workers),
+            );
+        }
 
         let s = &self.status;
         r.register(
@@ -214,7 +233,7 @@ impl Scrape {
         }
         r.register(
             "scrum_tasks",
-            "Live tasks by repository and state: ready (claimable now), waiting (backing off), held (for review or cancellation), in_progress",
+            "Live tasks by repository and state: ready (claimable now), waiting (backing off), held (for review or cancellation), blocked (by open dependencies), in_progress",
             by_repo,
         );
         let age: Gauge<f64, AtomicU64> = Gauge::default();
@@ -225,18 +244,17 @@ impl Scrape {
             Unit::Seconds,
             age,
         );
-        // No budget feature yet: every repository's budget is unspent.
         let budget: Family<Repo, Gauge> = Family::default();
         for repository in repositories {
             budget
                 .get_or_create(&Repo {
                     repository: repository.clone(),
                 })
-                .set(0);
+                .set(i64::from(self.budget_spent.contains(repository)));
         }
         r.register(
             "scrum_budget_exhausted",
-            "Whether the repository's spending budget is used up (1), which holds its tasks",
+            "Whether the repository's monthly budget (REPO_MONTHLY_BUDGET_USD) is used up (1), which holds its tasks",
             budget,
         );
     }
@@ -282,13 +300,14 @@ impl Scrape {
 }
 
 /// The `state` values of `scrum_tasks`.
-const LIVE_STATES: [&str; 4] = ["ready", "waiting", "held", "in_progress"];
+const LIVE_STATES: [&str; 5] = ["ready", "waiting", "held", "blocked", "in_progress"];
 
 /// Which of [`LIVE_STATES`] a live task is in at `now`.
 fn live_state(t: &Task, now: Timestamp) -> &'static str {
     match t.state {
         TaskState::InProgress => "in_progress",
         _ if t.review.is_some() || t.cancel_requested => "held",
+        _ if t.blocked.is_some() => "blocked",
         _ if t.not_before > now => "waiting",
         _ => "ready",
     }

@@ -203,13 +203,13 @@ impl Metrics {
         );
         r.register_with_unit(
             "scrum_cost",
-            "What completed runs cost, as their workers reported it, by repository",
+            "What finished runs cost (every attempt's report summed), as their workers reported it, by repository",
             Unit::Other("usd".into()),
             m.cost.clone(),
         );
         r.register(
             "scrum_tokens",
-            "Model tokens completed runs used, as their workers reported them, by repository",
+            "Model tokens finished runs used (every attempt's report summed), as their workers reported them, by repository",
             m.tokens.clone(),
         );
         r.register_with_unit(
@@ -398,12 +398,14 @@ impl Observer for Metrics {
                 })
                 .inc();
         }
-        if let (AttemptEnd::Completed, Some(c)) = (end, &task.completion) {
+        // A run's cost is counted once, when it ends: the task sums what each
+        // attempt's report said (failures included).
+        if task.state.is_terminal() {
             let repo = Repo { repository };
-            if let Some(usd) = c.cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
+            if let Some(usd) = task.cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
                 self.cost.get_or_create(&repo).inc_by(usd);
             }
-            if let Some(tokens) = c.tokens {
+            if let Some(tokens) = task.tokens {
                 self.tokens.get_or_create(&repo).inc_by(tokens);
             }
         }

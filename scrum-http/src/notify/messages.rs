@@ -11,6 +11,7 @@ fn headline(n: &Notification) -> String {
         NotifyEvent::Completed => "completed",
         NotifyEvent::Failed => "failed for good",
         NotifyEvent::WorkerLost => "lost its worker",
+        NotifyEvent::NeedsClarification => "needs clarification",
     };
     format!("{} {what}: {}", n.task, n.title)
 }
@@ -22,6 +23,7 @@ fn attempts(n: &Notification) -> String {
 fn detail_label(n: &Notification) -> &'static str {
     match n.event {
         NotifyEvent::Completed => "Pull request",
+        NotifyEvent::NeedsClarification => "Questions",
         _ => "Reason",
     }
 }
@@ -32,6 +34,7 @@ pub(super) fn slack(n: &Notification) -> Value {
         NotifyEvent::Completed => ":white_check_mark:",
         NotifyEvent::Failed => ":x:",
         NotifyEvent::WorkerLost => ":warning:",
+        NotifyEvent::NeedsClarification => ":question:",
     };
     let mut blocks = vec![json!({
         "type": "section",
@@ -63,6 +66,7 @@ pub(super) fn discord(n: &Notification) -> Value {
         NotifyEvent::Completed => 0x2e_cc71,
         NotifyEvent::Failed => 0xe7_4c3c,
         NotifyEvent::WorkerLost => 0xf1_c40f,
+        NotifyEvent::NeedsClarification => 0x34_98db,
     };
     let mut fields = vec![json!({"name": "Attempts", "value": attempts(n), "inline": true})];
     if let Some(d) = &n.detail {
