@@ -38,7 +38,12 @@ struct Page {
     etag: String,
     issues: Vec<ReadyIssue>,
     next: Option<String>,
+    /// GitHub sent a full page ([`PER_PAGE`] issues).
+    full: bool,
 }
+
+/// The issues GitHub is asked for per page (its most).
+const PER_PAGE: usize = 100;
 
 /// The pages last seen per repository, and the last poll's cost.
 #[derive(Default)]
@@ -61,7 +66,7 @@ impl Listing {
 fn first_page(repo: &RepoName, ready: &[String]) -> String {
     let labels: Vec<String> = ready.iter().map(|l| encode_segment(l.trim())).collect();
     format!(
-        "/repos/{repo}/issues?state=open&labels={}&sort=created&direction=asc&per_page=100",
+        "/repos/{repo}/issues?state=open&labels={}&sort=created&direction=asc&per_page={PER_PAGE}",
         labels.join(",")
     )
 }
@@ -90,7 +95,8 @@ impl Listing {
             subject: Subject::Repo(repo.clone()),
         };
         let mut pages: Vec<Page> = Vec::new();
-        let mut path = Some(first_page(repo, &with.labels.ready));
+        let first = first_page(repo, &with.labels.ready);
+        let mut path = Some(first.clone());
         while let Some(p) = path.take() {
             if pages.len() >= MAX_PAGES {
                 return Err(Error::new(
@@ -109,7 +115,13 @@ impl Listing {
                     for issue in &c.issues {
                         with.blockers.listed_again(&issue.id);
                     }
-                    c.clone()
+                    let mut page = c.clone();
+                    // A full page that was the last has no next link, and stays
+                    // unchanged (304) when an issue lands after it: look further.
+                    if page.full && page.next.is_none() {
+                        page.next = Some(format!("{first}&page={}", pages.len() + 2));
+                    }
+                    page
                 }
                 (StatusCode::NOT_MODIFIED, None) => {
                     return Err(Error::new(
@@ -122,6 +134,7 @@ impl Listing {
                     Page {
                         path: p,
                         etag: reply.header("etag").unwrap_or_default().to_string(),
+                        full: raw.len() >= PER_PAGE,
                         issues: ready_issues(with, repo, raw, &what)?,
                         next: wire::next_link(reply.header("link")),
                     }

@@ -170,6 +170,30 @@ async fn a_change_on_the_last_page_is_seen_and_costs_one_point() {
     assert_eq!(ready.last().unwrap().id, new);
 }
 
+/// A full last page (exactly 100 issues) has no next link, and GitHub answers it
+/// 304 when a 101st issue arrives (its body is unchanged): the listing must still
+/// look past it.
+#[tokio::test]
+async fn an_issue_past_a_full_last_page_is_seen() {
+    let (github, client) = setup(&["acme/widgets"]).await;
+    seed_ready(&github, "acme/widgets", 100);
+    assert_eq!(client.list_ready().await.unwrap().len(), 100);
+
+    let new = github.add_issue(
+        "acme/widgets",
+        NewIssue::new("the 101st")
+            .labels(&["ai-ready"])
+            .created_at(Timestamp(1_800_000_000_000)),
+    );
+    let ready = client.list_ready().await.unwrap();
+    assert_eq!(ready.len(), 101);
+    assert_eq!(ready.last().unwrap().id, new);
+    // Unchanged since: both pages are asked for conditionally, and cost nothing.
+    let before = github.points_spent();
+    assert_eq!(client.list_ready().await.unwrap().len(), 101);
+    assert_eq!(github.points_spent(), before);
+}
+
 #[tokio::test]
 async fn a_closed_issue_on_the_first_page_drops_out() {
     let (github, client) = setup(&["acme/widgets"]).await;
