@@ -25,6 +25,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a binary logs: `LOG_LEVEL` and `LOG_FORMAT`, the same for both.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE.
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        value_name = "LOG_LEVEL",
+        default_value = "INFO"
+    )]
+    pub log_level: String,
+    /// Log format: text, or json (one JSON object per line with task_id, worker_id,
+    /// repository and attempt where they apply, for log shippers).
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
 /// Parses a `LOG_LEVEL` value.
 pub fn parse_level(level: &str) -> anyhow::Result<tracing::Level> {
     match level.trim().to_ascii_uppercase().as_str() {
@@ -39,8 +62,11 @@ pub fn parse_level(level: &str) -> anyhow::Result<tracing::Level> {
 
 /// Starts logging at `level` for this workspace's crates (and warnings from others),
 /// as text or JSON lines. `worker_id` goes on every JSON line (the worker's own).
-pub fn init(level: &str, format: LogFormat, worker_id: Option<&str>) -> anyhow::Result<()> {
-    let level = parse_level(level)?.to_string().to_ascii_lowercase();
+pub fn init(log: &LogArgs, worker_id: Option<&str>) -> anyhow::Result<()> {
+    let format = log.log_format;
+    let level = parse_level(&log.log_level)?
+        .to_string()
+        .to_ascii_lowercase();
     let filter = EnvFilter::new(format!(
         "warn,scrum_core={level},scrum_store={level},scrum_github={level},scrum_ssh={level},scrum_http={level},scrum_bins={level},scrum_orchestrator={level},scrum_worker={level}"
     ));

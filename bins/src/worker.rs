@@ -142,24 +142,8 @@ pub struct WorkerCli {
     /// Keep each task's clone after the run, for debugging.
     #[arg(long, env = "KEEP_WORKSPACES", value_name = "KEEP_WORKSPACES")]
     pub keep_workspaces: bool,
-    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE.
-    #[arg(
-        long,
-        env = "LOG_LEVEL",
-        value_name = "LOG_LEVEL",
-        default_value = "INFO"
-    )]
-    pub log_level: String,
-    /// Log format: text, or json (one JSON object per line with task_id, worker_id,
-    /// repository and attempt where they apply, for log shippers).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_name = "LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: crate::logging::LogFormat,
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
 }
 
 impl WorkerCli {

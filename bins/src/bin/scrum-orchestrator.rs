@@ -9,9 +9,7 @@ async fn main() -> std::process::ExitCode {
     let cli = OrchestratorCli::parse();
     let result = match cli.command {
         Some(op) => scrum_bins::orchestrator::operate(op).await,
-        None => match logging::init(&cli.serve.log_level, cli.serve.log_format, None)
-            .and_then(|()| cli.serve.validate())
-        {
+        None => match logging::init(&cli.serve.log, None).and_then(|()| cli.serve.validate()) {
             Ok(service) => service.run(logging::shutdown_signal()).await,
             Err(e) => Err(e),
         },

@@ -23,7 +23,7 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let cli = WorkerCli::parse();
-    if let Err(e) = logging::init(&cli.log_level, cli.log_format, Some(cli.worker_id.as_str())) {
+    if let Err(e) = logging::init(&cli.log, Some(cli.worker_id.as_str())) {
         eprintln!("scrum-worker: {e:#}");
         return std::process::ExitCode::from(2);
     }

@@ -305,24 +305,8 @@ pub struct ServeArgs {
     /// dropped from the worker list, which the store keeps across restarts.
     #[arg(long, env = "WORKER_FORGET_SECS", value_name = "WORKER_FORGET_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_forget_secs: u64,
-    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE.
-    #[arg(
-        long,
-        env = "LOG_LEVEL",
-        value_name = "LOG_LEVEL",
-        default_value = "INFO"
-    )]
-    pub log_level: String,
-    /// Log format: text, or json (one JSON object per line with task_id, worker_id,
-    /// repository and attempt where they apply, for log shippers).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_name = "LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: crate::logging::LogFormat,
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
     /// Where the SQLite store and pinned host keys live
     /// (default $XDG_STATE_HOME/scrum-orchestrator, else ~/.local/state/scrum-orchestrator).
     #[arg(long, env = "STATE_DIR", value_name = "STATE_DIR")]
@@ -433,7 +417,7 @@ impl ServeArgs {
                 bail!("WORKER_SSH_KEY {} is not a readable file", key.display());
             }
         }
-        crate::logging::parse_level(&self.log_level)?;
+        crate::logging::parse_level(&self.log.log_level)?;
         // Checked now: a bad URL or event name is a start-up error.
         self.notify.targets()?;
         self.notify.events()?;
