@@ -142,6 +142,7 @@ pub struct WorkerCli {
     /// Keep each task's clone after the run, for debugging.
     #[arg(long, env = "KEEP_WORKSPACES", value_name = "KEEP_WORKSPACES")]
     pub keep_workspaces: bool,
+    /// LOG_LEVEL and LOG_FORMAT.
     #[command(flatten)]
     pub log: crate::logging::LogArgs,
 }

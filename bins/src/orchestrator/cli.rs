@@ -305,6 +305,7 @@ pub struct ServeArgs {
     /// dropped from the worker list, which the store keeps across restarts.
     #[arg(long, env = "WORKER_FORGET_SECS", value_name = "WORKER_FORGET_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_forget_secs: u64,
+    /// LOG_LEVEL and LOG_FORMAT.
     #[command(flatten)]
     pub log: crate::logging::LogArgs,
     /// Where the SQLite store and pinned host keys live
