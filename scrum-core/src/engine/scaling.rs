@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
-use super::registry::WorkerStatus;
+use super::registry::{WorkerInfo, WorkerStatus};
 use crate::error::Result;
 use crate::model::{Task, TaskState};
 use crate::queue::TaskFilter;
@@ -69,6 +69,13 @@ impl Orchestrator {
     /// The scaling signal (see the module docs).
     pub async fn scaling(&self) -> Result<Scaling> {
         let live = self.inner.queue.list(&TaskFilter::live()).await?;
+        let workers = self.workers().await?;
+        self.scaling_of(&live, &workers).await
+    }
+
+    /// The scaling signal for `live` tasks and `workers` already read (the metrics
+    /// scrape reads both for its own gauges).
+    pub async fn scaling_of(&self, live: &[Task], workers: &[WorkerInfo]) -> Result<Scaling> {
         let mut held: Vec<String> = self.hold().await?.repos;
         let gate = self.review_gate();
         held.extend(gate.repos);
@@ -80,7 +87,7 @@ impl Orchestrator {
                 || held.iter().any(|r| r == t.id.repo())
         };
         let mut out = Scaling::default();
-        for t in &live {
+        for t in live {
             match t.state {
                 TaskState::InProgress => out.in_progress += 1,
                 _ if t.cancel_requested => {}
@@ -88,7 +95,7 @@ impl Orchestrator {
                 _ => out.ready += 1,
             }
         }
-        for w in self.workers().await? {
+        for w in workers {
             match w.status {
                 WorkerStatus::Idle => out.idle_workers += 1,
                 WorkerStatus::Busy => out.busy_workers += 1,

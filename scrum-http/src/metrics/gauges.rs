@@ -61,9 +61,13 @@ impl Scrape {
         let writes = o.write_health().await.ok();
         let outbox = o.outbox_backlog(OUTBOX_SCAN).await.ok();
         let budget_spent = o.budget_holds().into_iter().map(|(repo, _)| repo).collect();
-        let scaling = o.scaling().await.ok();
         // A store that does not answer shows as no workers, as it shows as no counts.
-        let workers = o.workers().await.unwrap_or_default();
+        let workers = o.workers().await;
+        let scaling = match (&live, &workers) {
+            (Some(live), Ok(workers)) => o.scaling_of(live, workers).await.ok(),
+            _ => None,
+        };
+        let workers = workers.unwrap_or_default();
         Scrape {
             now: o.now(),
             counts,
