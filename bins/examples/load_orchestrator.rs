@@ -16,8 +16,9 @@
 //!     --port 8000 --issues 100000 --dir /tmp/load
 //! ```
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -74,22 +75,8 @@ async fn main() -> anyhow::Result<()> {
             .created_at(Timestamp(1_700_000_000_000 + n as i64));
         github.add_issue("acme/widgets", issue);
     }
-    std::fs::create_dir_all(&a.dir)?;
-    let log = a.dir.join("orchestrator.log");
-    let mut child = Command::new(&a.bin)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GITHUB_TOKEN", github.token())
-        .env("GITHUB_API_URL", github.url())
-        .env("GITHUB_REPOS", "acme/widgets")
-        .env("TRUST_MODE", &a.trust_mode)
-        .env("STATE_DIR", a.dir.join("state"))
-        .env("ORCHESTRATOR_HOST", "127.0.0.1")
-        .env("ORCHESTRATOR_PORT", a.port.to_string())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("starting {}", a.bin.display()))?;
+    let env = [("TRUST_MODE", a.trust_mode.as_str())];
+    let (mut child, log) = common::spawn_orchestrator(&a.bin, &a.dir, a.port, &github, &env)?;
     let url = format!("http://127.0.0.1:{}", a.port);
     let client = OrchestratorClient::new(&url).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
