@@ -11,7 +11,7 @@
 //! The in-memory queue ([`crate::memory::MemoryQueue`]) is built from these and is
 //! the shortest backend to read; the SQLite, PostgreSQL and Redis stores use them too.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::error::Result;
 use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
@@ -37,17 +37,15 @@ pub fn enqueue_step(
         ));
     };
     if !task.state.is_terminal() {
-        if *task.issue == issue {
+        // A pending task's keys follow the lock rules, which may have changed since.
+        let locks_current =
+            task.state != TaskState::Pending || task.locks == ctx.policy.locks.keys(&issue);
+        if *task.issue == issue && locks_current {
             return Ok((None, Enqueued::Unchanged));
         }
         let mut refreshed = task.clone();
-        refreshed.issue = issue.into();
-        let step = Step {
-            task: refreshed,
-            effects: Vec::new(),
-            unchanged: false,
-        };
-        return Ok((Some(step), Enqueued::Unchanged));
+        state::set_issue(&mut refreshed, issue, ctx.policy);
+        return Ok((Some(Step::store(refreshed)), Enqueued::Unchanged));
     }
     let observed_at = ctx.now;
     match state::transition(task, Event::Requeue { issue, observed_at }, ctx) {
@@ -106,6 +104,8 @@ pub struct LiveIndex {
     ready: BTreeSet<OrderKey>,
     delayed: BTreeSet<(Timestamp, OrderKey)>,
     leases: BTreeSet<(Timestamp, TaskId)>,
+    /// In-progress tasks that declare paths: their lease's expiry and lock keys.
+    locked: BTreeMap<TaskId, (Timestamp, Vec<String>)>,
 }
 
 impl LiveIndex {
@@ -123,6 +123,10 @@ impl LiveIndex {
             TaskState::InProgress => {
                 if let Some(l) = &task.lease {
                     self.leases.insert((l.expires_at, task.id.clone()));
+                    if !task.locks.is_empty() {
+                        let locked = (l.expires_at, task.locks.clone());
+                        self.locked.insert(task.id.clone(), locked);
+                    }
                 }
             }
             _ => {}
@@ -142,9 +146,20 @@ impl LiveIndex {
                 if let Some(l) = &task.lease {
                     self.leases.remove(&(l.expires_at, task.id.clone()));
                 }
+                if !task.locks.is_empty() {
+                    self.locked.remove(&task.id);
+                }
             }
             _ => {}
         }
+    }
+
+    /// The in-progress task, with a live lease at `now`, whose lock keys overlap
+    /// `keys`: a pending task with `keys` is not handed out while there is one
+    /// ([`crate::locks`]).
+    pub fn lock_holder(&self, keys: &[String], now: Timestamp) -> Option<&TaskId> {
+        let held = self.locked.iter();
+        crate::locks::lock_holder(keys, held.map(|(id, (at, k))| (id, *at, k.as_slice())), now)
     }
 
     /// Moves backing-off tasks whose time has come by `now` into the claim order.

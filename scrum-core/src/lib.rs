@@ -70,6 +70,7 @@ pub mod engine;
 mod error;
 pub mod events;
 pub mod faults;
+pub mod locks;
 pub mod memory;
 pub mod model;
 pub mod observe;

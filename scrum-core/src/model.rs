@@ -773,6 +773,11 @@ pub struct Task {
     /// ([`crate::deps`]).
     #[serde(default)]
     pub blocked: Option<crate::deps::Blocked>,
+    /// The lock keys the issue declares ([`crate::locks`]): while the task is in
+    /// progress, no task whose keys overlap these is handed out. Set with the issue
+    /// ([`crate::state::set_issue`]).
+    #[serde(default)]
+    pub locks: Vec<String>,
 }
 
 impl Task {

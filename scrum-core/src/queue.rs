@@ -288,6 +288,10 @@ pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
     /// - `LeaseKind::RunTime` leases last the maximum run time.
     /// - Tasks `hold` holds are passed over, however old or urgent, and are
     ///   claimed once the hold lifts.
+    /// - A task whose declared paths overlap those of an in-progress task is
+    ///   passed over, and claimed once that task ends ([`crate::locks`]).
+    /// - A lock ends with its task's lease, or a release.
+    /// - Concurrent claimers never hold two tasks whose paths overlap.
     async fn claim_where(
         &self,
         worker: &WorkerId,

@@ -47,6 +47,13 @@
 //! | not blocked | `Unblock` | unchanged | – |
 //! | InProgress, live token | `Fail`, the run's reported cost at or past [`Policy::issue_budget_usd`] | Failed: no further attempt | `Failed` ("its budget is spent") |
 //!
+//! | Pending, its lock keys overlapping an in-progress task's under a live lease | claim | passed over by the store's claim, handed out once that task ends or its lease lapses | – |
+//!
+//! Locks are the one claim rule no single task decides: a task's keys are set with
+//! its issue ([`set_issue`], from [`Policy::locks`]), and every store checks them
+//! against its in-progress tasks inside its claim, atomically with the lease
+//! ([`crate::locks`], [`crate::backend::LiveIndex::lock_holder`]).
+//!
 //! Blocked stands beside held for review: both keep the task Pending with
 //! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
 //! both blocked and held is handed out once neither holds it. A new run starts
@@ -104,6 +111,9 @@ pub struct Policy {
     /// Where notifications of completed, failed and lost tasks go (default none):
     /// each route that wants a step's event gets a `Notify` effect ([`notify`]).
     pub notify: Vec<NotifyRoute>,
+    /// How issues declare the paths they lock ([`crate::locks`]; default: no areas,
+    /// the usual lockfiles and CI files as barriers).
+    pub locks: crate::locks::LockRules,
 }
 
 impl Default for Policy {
@@ -116,6 +126,7 @@ impl Default for Policy {
             backoff: Backoff::default(),
             issue_budget_usd: None,
             notify: Vec::new(),
+            locks: crate::locks::LockRules::default(),
         }
     }
 }
@@ -513,11 +524,24 @@ pub struct Step {
     pub unchanged: bool,
 }
 
+impl Step {
+    /// A step that stores `task` as given, with no effects: a refreshed task, or
+    /// one a claim stores back as it was (which re-indexes it and ends a
+    /// reservation).
+    pub fn store(task: Task) -> Step {
+        Step {
+            task,
+            effects: Vec::new(),
+            unchanged: false,
+        }
+    }
+}
+
 /// A new task (run 1) for an issue seen ready, and its `Queued` effect.
 pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
     let task = Task {
         id: issue.id.clone(),
-        issue: Arc::new(issue),
+        issue: Arc::new(issue.clone()),
         state: TaskState::Pending,
         run: 1,
         attempts: 0,
@@ -538,6 +562,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         cost_usd: None,
         tokens: None,
         blocked: None,
+        locks: policy.locks.keys(&issue),
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -738,7 +763,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 Some(at) if at < observed_at => {}
                 _ => return Err(Refusal::NotRelabelled),
             }
-            next.issue = Arc::new(issue);
+            set_issue(&mut next, issue, ctx.policy);
             new_run(&mut next, &mut effects, ctx);
         }
         Event::Retry => match task.state {
@@ -763,7 +788,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
                 return Ok(unchanged(task));
             }
             if let Some(issue) = issue {
-                next.issue = Arc::new(issue);
+                set_issue(&mut next, issue, ctx.policy);
             }
             next.approval = Some(approval);
             if next.review.take().is_some()
@@ -967,7 +992,21 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.cost_usd = None;
     next.tokens = None;
     next.blocked = None;
+    next.locks = ctx.policy.locks.keys(&next.issue);
     effects.push(effect(next, EffectKind::Queued));
+}
+
+/// Gives `task` the issue data `issue`, and the lock keys it declares under
+/// `policy` ([`crate::locks`]): the one place a task's issue changes.
+///
+/// An in-progress task keeps the keys it was claimed with: its lock neither grows
+/// under another holder's nor shrinks while its worker may still touch the paths.
+/// The new keys take effect when it is pending again.
+pub fn set_issue(task: &mut Task, issue: ReadyIssue, policy: &Policy) {
+    if task.state != TaskState::InProgress {
+        task.locks = policy.locks.keys(&issue);
+    }
+    task.issue = Arc::new(issue);
 }
 
 pub mod notify;

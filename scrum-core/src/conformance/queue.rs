@@ -500,6 +500,117 @@ pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
     assert_eq!(distinct.len(), 40, "no task claimed twice");
 }
 
+/// An issue declaring `body` (its paths), created at `n` seconds.
+fn declaring(n: u64, body: &str) -> ReadyIssue {
+    ReadyIssue {
+        body: body.into(),
+        ..issue(n, &["ai-ready"], n as i64)
+    }
+}
+
+async fn claim_none(q: &dyn WorkQueue, now: Timestamp, why: &str) {
+    let got = q.claim(&worker(9), LeaseKind::Heartbeat, now).await;
+    assert!(got.expect("claim").is_none(), "{why}");
+}
+
+/// A task whose declared paths overlap those of an in-progress task is passed over,
+/// however old or urgent, while tasks that do not overlap are handed out; it is
+/// claimed once the task holding the lock ends. A barrier path (a lockfile) overlaps
+/// every declared path; a task that declares none locks nothing.
+pub async fn overlapping_paths_are_never_in_progress_together(q: &dyn WorkQueue) {
+    let issues = [
+        declaring(1, "Files: src/auth/**"),
+        ReadyIssue {
+            labels: vec!["ai-ready".into(), "priority:critical".into()],
+            ..declaring(2, "Files: src/auth/login.rs")
+        },
+        declaring(3, "Files: docs/guide.md"),
+        declaring(4, "Nothing declared"),
+        declaring(5, "Files: Cargo.lock"),
+    ];
+    for i in issues {
+        q.enqueue(i, T0).await.expect("enqueue");
+    }
+    assert_eq!(get(q, 2).await.locks, ["src/auth/login.rs"]);
+    assert_eq!(get(q, 5).await.locks, [crate::locks::EVERYTHING]);
+    let first = claim(q, 1, at(1)).await;
+    assert_eq!(first.id, id(2), "the critical issue first");
+    let beside: Vec<TaskId> = [claim(q, 2, at(1)).await, claim(q, 3, at(1)).await]
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(beside, [id(3), id(4)], "#1 overlaps #2, #5 is a barrier");
+    claim_none(q, at(1), "#1 and #5 wait for #2's lock").await;
+    q.complete(&first.id, token(&first), done(), at(2))
+        .await
+        .unwrap();
+    let next = claim(q, 4, at(3)).await;
+    assert_eq!(next.id, id(1), "the lock ended with #2");
+    claim_none(q, at(3), "the barrier waits for #1 and #3").await;
+}
+
+/// A lock ends with its task's lease: once the lease lapsed (even before the reaper
+/// expired it) a task waiting for the lock is handed out; a release ends it too.
+pub async fn a_lock_ends_with_its_lease(q: &dyn WorkQueue) {
+    q.enqueue(declaring(1, "Files: src/**"), T0).await.unwrap();
+    q.enqueue(declaring(2, "Files: src/a.rs"), T0)
+        .await
+        .unwrap();
+    q.enqueue(declaring(3, "Files: src/b.rs"), T0)
+        .await
+        .unwrap();
+    let holder = claim(q, 1, at(0)).await;
+    assert_eq!(holder.id, id(1));
+    claim_none(q, at(29), "the lease is live for 30 s").await;
+    let after_lapse = claim(q, 2, at(30)).await;
+    assert_eq!(after_lapse.id, id(2), "the lapsed lease holds no lock");
+    q.release(&after_lapse.id, token(&after_lapse), "done".into(), at(31))
+        .await
+        .unwrap();
+    let again = claim(q, 3, at(31)).await;
+    assert_eq!(
+        again.id,
+        id(2),
+        "released: the lock is free, #2 is first again"
+    );
+}
+
+/// Concurrent claimers never hold two tasks whose paths overlap: of tasks that all
+/// lock the same directory only one is in progress, while every task that locks
+/// nothing is handed out.
+pub async fn concurrent_claims_never_overlap_paths(q: Arc<dyn WorkQueue>) {
+    for n in 1..=30 {
+        let body = if n % 3 == 0 {
+            "Files: src/app/**"
+        } else {
+            "Nothing"
+        };
+        q.enqueue(declaring(n, body), T0).await.expect("enqueue");
+    }
+    let mut handles = Vec::new();
+    for w in 0..12 {
+        let q = q.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(t) = q
+                .claim(&worker(w), LeaseKind::Heartbeat, at(1))
+                .await
+                .expect("claim")
+            {
+                got.push(t);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("claimer"));
+    }
+    let locking = all.iter().filter(|t| !t.locks.is_empty()).count();
+    assert_eq!(locking, 1, "one task holds src/app/ at a time");
+    assert_eq!(all.len(), 21, "the 20 tasks that lock nothing, and one");
+}
+
 /// `LeaseKind::RunTime` leases last the maximum run time.
 pub async fn run_time_lease_lasts_max_run(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
@@ -1325,6 +1436,8 @@ macro_rules! queue_conformance {
                 cancel_in_progress_waits_for_holder,
                 task_held_for_review_waits_for_approval,
                 blocked_task_waits_until_unblocked,
+                overlapping_paths_are_never_in_progress_together,
+                a_lock_ends_with_its_lease,
                 spent_budget_fails_the_run,
                 cancel_terminal_or_unknown_is_noop,
                 retry_failed_starts_new_run,
@@ -1348,6 +1461,7 @@ macro_rules! queue_conformance {
                 let mut listed = EACH.to_vec();
                 listed.extend([
                     "concurrent_claims_never_share_a_task",
+                    "concurrent_claims_never_overlap_paths",
                     "leader_lease",
                     "resigned_lead_passes_at_once",
                 ]);
@@ -1360,6 +1474,11 @@ macro_rules! queue_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_claims_never_share_a_task() {
                 $crate::conformance::queue::concurrent_claims_never_share_a_task(fresh().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_claims_never_overlap_paths() {
+                $crate::conformance::queue::concurrent_claims_never_overlap_paths(fresh().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -257,7 +257,12 @@ impl WorkQueue for MemoryQueue {
         let Some(id) = index
             .live
             .ready()
-            .find(|id| !hold.holds(id) && tasks.get(*id).is_some_and(|t| t.not_before <= now))
+            .find(|id| {
+                !hold.holds(id)
+                    && tasks.get(*id).is_some_and(|t| {
+                        t.not_before <= now && index.live.lock_holder(&t.locks, now).is_none()
+                    })
+            })
             .cloned()
         else {
             return Ok(None);

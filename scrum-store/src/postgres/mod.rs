@@ -213,6 +213,46 @@ impl PostgresQueue {
         Ctx::sample(now, &self.policy, &self.jitter)
     }
 
+    /// Stores a claim of a task that declares paths, unless an in-progress task
+    /// with a live lease holds an overlapping lock: `None` then, otherwise whether
+    /// the version was still `expected`. Claims of such tasks take one advisory
+    /// lock per schema and commit under it, so each sees every earlier one's claim:
+    /// two claimers that reserved overlapping tasks at once never both store.
+    async fn claim_locked(
+        &self,
+        step: &Step,
+        expected: i64,
+        now: Timestamp,
+    ) -> Result<Option<bool>> {
+        let fail = |e| db_error("store a claim with locks", e);
+        let task = &step.task;
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(1396920910, hashtext(current_schema()))")
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let held: bool = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM tasks h
+                 WHERE cardinality(h.locks) > 0 AND h.lease_expires_at > $1
+                   AND NOT (h.repo = $2 AND h.number = $3)
+                   AND scrum_locks_overlap(h.locks, $4))",
+        )
+        .bind(now.0)
+        .bind(task.id.repo())
+        .bind(number_column(task.id.number())?)
+        .bind(&task.locks)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail)?
+        .get(0);
+        if held {
+            return Ok(None);
+        }
+        let written = write(&mut *tx, step, Some(expected)).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(Some(written))
+    }
+
     /// Applies `event` to the task `id` and stores the result, retrying on the new
     /// state when another writer got there first. Starts from the task as this
     /// process last wrote it, if it did, and reads it only when that is out of date.
@@ -269,8 +309,8 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
         None => {
             "WITH t AS (
                 INSERT INTO tasks (repo, number, version, state, claimable, priority, created_at,
-                                   not_before, lease_expires_at, holder, task)
-                VALUES ($1, $2, 1, $4, $5, $6, $7, $8, $9, $10, $11)
+                                   not_before, lease_expires_at, holder, task, locks)
+                VALUES ($1, $2, 1, $4, $5, $6, $7, $8, $9, $10, $11, $13)
                 ON CONFLICT (repo, number) DO NOTHING
                 RETURNING 1 AS written, $3::BIGINT AS unused),
              o AS (
@@ -283,7 +323,7 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
             "WITH t AS (
                 UPDATE tasks SET version = version + 1, state = $4, claimable = $5,
                     priority = $6, created_at = $7, not_before = $8, lease_expires_at = $9,
-                    holder = $10, task = $11, reserved_until = NULL
+                    holder = $10, task = $11, reserved_until = NULL, locks = $13
                 WHERE repo = $1 AND number = $2 AND version = $3
                 RETURNING 1),
              o AS (
@@ -306,6 +346,7 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
         .bind(c.holder)
         .bind(json)
         .bind(effects)
+        .bind(&task.locks)
         .fetch_one(ex)
         .await
         .map_err(|e| db_error("store a task", e))?
@@ -361,8 +402,12 @@ impl WorkQueue for PostgresQueue {
             let row = sqlx::query(
                 "UPDATE tasks SET claimable = false, reserved_until = $2
                  WHERE (repo, number) = (
-                     SELECT repo, number FROM tasks
+                     SELECT repo, number FROM tasks c
                      WHERE claimable AND not_before <= $1 AND NOT (repo = ANY($3))
+                       AND (cardinality(c.locks) = 0 OR NOT EXISTS (
+                           SELECT 1 FROM tasks h
+                           WHERE cardinality(h.locks) > 0 AND h.lease_expires_at > $1
+                             AND scrum_locks_overlap(h.locks, c.locks)))
                      ORDER BY priority, created_at, repo, number
                      LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING task, version, set_config('synchronous_commit', 'off', true)",
@@ -386,17 +431,27 @@ impl WorkQueue for PostgresQueue {
                 Ok(step) => step,
                 // Reserved at a later `now` than this call's: store it back as it
                 // was, which ends the reservation.
-                Err(Refusal::NotClaimable) => Step {
-                    task,
-                    effects: Vec::new(),
-                    unchanged: false,
-                },
+                Err(Refusal::NotClaimable) => Step::store(task.clone()),
                 Err(e) => return Err(e.into()),
             };
             let claimed = step.task.state == TaskState::InProgress;
             // The version is unchanged unless someone else wrote the task since the
             // reservation (a cancel, a refresh): then look again.
-            if write(&self.pool, &step, Some(version)).await? && claimed {
+            let written = if claimed && !step.task.locks.is_empty() {
+                match self.claim_locked(&step, version, now).await? {
+                    Some(written) => written,
+                    // Another claimer took an overlapping lock since the reservation
+                    // looked: store the task back as it was, which ends the
+                    // reservation, and look again (the reservation now skips it).
+                    None => {
+                        write(&self.pool, &Step::store(task), Some(version)).await?;
+                        continue;
+                    }
+                }
+            } else {
+                write(&self.pool, &step, Some(version)).await?
+            };
+            if written && claimed {
                 self.last_written.remember(&step.task, version + 1);
                 return Ok(Some(step.task));
             }

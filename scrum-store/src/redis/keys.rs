@@ -18,6 +18,11 @@ pub(super) struct Keys {
     pub(super) outbox_ids: String,
     pub(super) outbox_seq: String,
     pub(super) outbox_failures: String,
+    /// Member to lock keys (newline-separated), for live tasks that declare paths.
+    pub(super) lock_keys: String,
+    /// Member to `lease expiry` newline `lock keys`, for in-progress tasks that
+    /// declare paths: the locks held.
+    pub(super) locked: String,
     /// One sorted set per state, in `TaskState::ALL` order.
     pub(super) states: [String; TaskState::ALL.len()],
     pub(super) leader: String,
@@ -45,6 +50,8 @@ impl Keys {
             outbox_ids: k("outbox:ids"),
             outbox_seq: k("outbox:seq"),
             outbox_failures: k("outbox:failures"),
+            lock_keys: k("lock-keys"),
+            locked: k("locked"),
             states: TaskState::ALL.map(|s| k(&format!("state:{}", s.as_str()))),
             leader: k("leader"),
             schema: k("schema"),

@@ -25,7 +25,7 @@ use crate::logic::{self, MAX_RETRIES, contention, from_json};
 use crate::redact_url;
 use crate::url::{take_durability, take_param};
 use keys::{Keys, member_id};
-use ops::{redis_error, stop_index, versioned};
+use ops::{Committed, redis_error, stop_index, versioned};
 
 /// The schema version this build writes into Redis (the `{prefix}:schema` key).
 pub const REDIS_SCHEMA_VERSION: u32 = 1;
@@ -224,6 +224,8 @@ impl WorkQueue for RedisQueue {
                 .key(&k.delayed)
                 .key(&k.claiming)
                 .key(&k.rank)
+                .key(&k.lock_keys)
+                .key(&k.locked)
                 .arg(now.0)
                 .arg(now.plus(RESERVATION).0)
                 .arg(&k.task_prefix)
@@ -253,18 +255,23 @@ impl WorkQueue for RedisQueue {
             let step = match state::transition(&current.task, event, &ctx) {
                 Ok(step) => step,
                 // Indexed as ready but not claimable: store it again to re-index.
-                Err(Refusal::NotClaimable) => Step {
-                    task: current.task.clone(),
-                    effects: Vec::new(),
-                    unchanged: false,
-                },
+                Err(Refusal::NotClaimable) => Step::store(current.task.clone()),
                 Err(e) => return Err(e.into()),
             };
             let claimed = step.task.state == TaskState::InProgress;
             let committed = self
-                .commit(Some(&current.task), &step, current.version, None)
+                .commit_checked(Some(&current.task), &step, current.version, None)
                 .await?;
-            if committed && claimed {
+            if committed == Committed::LockHeld {
+                // Another claimer took an overlapping lock since the reservation
+                // looked: store the task back as it was, which ends the reservation
+                // (and the next one passes over it).
+                let back = Step::store(current.task.clone());
+                self.commit(Some(&current.task), &back, current.version, None)
+                    .await?;
+                continue;
+            }
+            if committed == Committed::Written && claimed {
                 self.last_written.remember(&step.task, current.version + 1);
                 return Ok(Some(step.task));
             }

@@ -29,6 +29,18 @@ pub(super) fn redis_error(doing: &str, e: redis::RedisError) -> Error {
     Error::new(kind, format!("store: cannot {doing}")).with_source(e)
 }
 
+/// What a commit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// Stored.
+    Written,
+    /// Not stored: the task changed since it was read.
+    Raced,
+    /// Not stored: a claim whose lock keys overlap a lock another in-progress task
+    /// holds.
+    LockHeld,
+}
+
 /// A task read with the version its writes must match.
 pub(super) struct Versioned {
     pub(super) task: Task,
@@ -63,6 +75,18 @@ impl RedisQueue {
         version: i64,
         ack: Option<u64>,
     ) -> Result<bool> {
+        Ok(self.commit_checked(old, step, version, ack).await? == Committed::Written)
+    }
+
+    /// [`RedisQueue::commit`], telling a lost race from a claim refused because an
+    /// in-progress task holds an overlapping lock.
+    pub(super) async fn commit_checked(
+        &self,
+        old: Option<&Task>,
+        step: &Step,
+        version: i64,
+        ack: Option<u64>,
+    ) -> Result<Committed> {
         let task = &step.task;
         let c = Columns::of(task);
         let json = logic::to_json(task)?;
@@ -112,6 +136,10 @@ impl RedisQueue {
         for s in &k.states {
             call.key(s);
         }
+        call.key(&k.lock_keys).key(&k.locked);
+        let was_held = old.is_some_and(|o| o.state == TaskState::InProgress);
+        let check_locks =
+            task.state == TaskState::InProgress && !was_held && !task.locks.is_empty();
         call.arg(member(&task.id))
             .arg(version)
             .arg(json)
@@ -122,7 +150,14 @@ impl RedisQueue {
             .arg(ack.map(|id| id.to_string()).unwrap_or_default())
             .arg(old_state)
             .arg(u8::from(order_changed))
-            .arg(old_index);
+            .arg(old_index)
+            .arg(task.locks.join("\n"))
+            .arg(
+                check_locks
+                    .then(|| task.updated_at.0.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(u8::from(old.is_some_and(|o| !o.locks.is_empty())));
         for effect in &step.effects {
             call.arg(logic::to_json(effect)?);
         }
@@ -131,7 +166,11 @@ impl RedisQueue {
             .invoke_async(&mut con)
             .await
             .map_err(|e| redis_error("store a task", e))?;
-        Ok(written >= 0)
+        Ok(match written {
+            -2 => Committed::LockHeld,
+            w if w < 0 => Committed::Raced,
+            _ => Committed::Written,
+        })
     }
 
     /// Applies `event` to the task `id` and stores the result, retrying on the new

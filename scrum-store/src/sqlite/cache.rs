@@ -54,10 +54,18 @@ impl Live {
         self.tasks.insert(stored.task.id.clone(), stored);
     }
 
-    /// The first task a claim at `now` may take that `hold` does not hold.
+    /// The first task a claim at `now` may take that `hold` does not hold, and that
+    /// waits for no lock.
     pub(super) fn first_ready(&mut self, now: Timestamp, hold: &Hold) -> Option<&Stored> {
         self.index.promote_due(now);
-        let id = self.index.ready().find(|id| !hold.holds(id))?;
+        let index = &self.index;
+        let tasks = &self.tasks;
+        let id = index.ready().find(|id| {
+            !hold.holds(id)
+                && tasks
+                    .get(*id)
+                    .is_some_and(|s| index.lock_holder(&s.task.locks, now).is_none())
+        })?;
         self.tasks.get(id)
     }
 
