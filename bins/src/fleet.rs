@@ -30,8 +30,16 @@ use scrum_github::fake::{FakeGitHub, NewIssue};
 use scrum_http::OrchestratorClient;
 
 /// The scripted workflow every worker of a fleet runs.
+///
+/// With `RUN_LOG` set, each run appends `start N <ns>` and `end N <ns>` lines
+/// (issue number, nanosecond clock) to that file around `RUN_HOLD_SECS` (default
+/// 0.3) of simulated work, so a test can tell which runs overlapped in time.
 pub const WORKFLOW: &str = r#"#!/bin/sh
 set -e
+if [ -n "$RUN_LOG" ]; then
+  echo "start $ISSUE_NUMBER $(date +%s%N)" >> "$RUN_LOG"
+  sleep "${RUN_HOLD_SECS:-0.3}"
+fi
 case "$ISSUE_TITLE" in
   *"[always-fails]"*) echo "the tests fail in $PWD/tests"; exit 1 ;;
   *"[fails-once]"*) if [ "$ATTEMPT" = 1 ]; then echo "flaky: attempt 1 fails"; exit 1; fi ;;
@@ -41,6 +49,7 @@ mkdir -p changes
 printf 'Issue #%s: %s (attempt %s)\n' "$ISSUE_NUMBER" "$ISSUE_TITLE" "$ATTEMPT" > "changes/issue-$ISSUE_NUMBER.md"
 git add changes
 git commit -q -m "Resolve #$ISSUE_NUMBER"
+[ -z "$RUN_LOG" ] || echo "end $ISSUE_NUMBER $(date +%s%N)" >> "$RUN_LOG"
 "#;
 
 /// A stand-in for `claude -p --output-format json`: it tells the role from the

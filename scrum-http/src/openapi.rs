@@ -319,7 +319,9 @@ fn schemas() -> Value {
                 "tokens": token_count,
                 "blocked": { "type": "boolean" },
                 "blocked_by": strings.clone(),
-                "blocked_reason": nullable("string")
+                "blocked_reason": nullable("string"),
+                "locks": strings.clone(),
+                "waiting_for_lock": nullable("string")
             }
         },
         "QueueResponse": {

@@ -397,6 +397,14 @@ pub struct QueueEntry {
     /// *Added*: why it is blocked, for people (its blockers, and any problem).
     #[serde(default)]
     pub blocked_reason: Option<String>,
+    /// *Added*: the lock keys the issue declares (`src/auth/` a directory,
+    /// `docs/login.md` a file, `**` everything: a barrier path).
+    #[serde(default)]
+    pub locks: Vec<String>,
+    /// *Added*: the in-progress task (`owner/repo#N`) whose overlapping lock a
+    /// pending task waits for.
+    #[serde(default)]
+    pub waiting_for_lock: Option<String>,
 }
 
 /// The query of `GET /queue`: one page of each list.

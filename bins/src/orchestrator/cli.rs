@@ -239,6 +239,18 @@ pub struct ServeArgs {
     /// /health says why. Unset: no limit.
     #[arg(long, env = "REPO_MONTHLY_BUDGET_USD", value_name = "REPO_MONTHLY_BUDGET_USD", value_parser = parse_usd)]
     pub repo_monthly_budget_usd: Option<f64>,
+    /// File-level locks: the paths `area:NAME` labels stand for, as
+    /// `NAME=PATH,PATH;NAME=PATH` (e.g. `auth=src/auth/**,docs/login.md;ui=web/**`).
+    /// Issues also declare paths in their body (`Files: src/auth/**, docs/login.md`);
+    /// two issues whose paths overlap are never in progress at once.
+    #[arg(long, env = "LOCK_AREAS", value_name = "LOCK_AREAS", default_value = "", value_parser = parse_lock_areas)]
+    pub lock_areas: LockAreas,
+    /// File-level locks: barrier paths, comma-separated, that conflict with every
+    /// other declared path. Unset: Cargo.lock, package-lock.json, yarn.lock,
+    /// pnpm-lock.yaml, poetry.lock, Gemfile.lock, go.sum, .github/workflows/**,
+    /// .gitlab-ci.yml, .circleci/**. Empty: none.
+    #[arg(long, env = "LOCK_BARRIERS", value_name = "LOCK_BARRIERS")]
+    pub lock_barriers: Option<String>,
     /// The scaling signal (GET /scaling): the most workers it ever asks for.
     #[arg(
         long,
@@ -462,6 +474,14 @@ fn parse_usd(s: &str) -> Result<f64, String> {
             "{s:?} is not an amount of US dollars greater than 0 (e.g. 2.50)"
         )),
     }
+}
+
+/// `LOCK_AREAS` as read: each area's name and paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockAreas(pub Vec<(String, Vec<String>)>);
+
+fn parse_lock_areas(s: &str) -> Result<LockAreas, String> {
+    scrum_core::locks::LockRules::parse_areas(s).map(LockAreas)
 }
 
 fn parse_trust_mode(s: &str) -> Result<TrustMode, String> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scrum_core::engine::{EngineConfig, Orchestrator, TrustMode};
+use scrum_core::locks::LockRules;
 use scrum_core::state::{Backoff, Policy};
 use scrum_core::{ErrorKind, WorkerProbe};
 use scrum_github::{GitHubClient, GitHubConfig};
@@ -147,6 +148,13 @@ impl Service {
                 cap: Duration::from_secs(15 * 60).max(Duration::from_secs(a.retry_backoff_secs)),
             },
             issue_budget_usd: a.issue_budget_usd,
+            locks: LockRules {
+                areas: a.lock_areas.0.clone(),
+                barriers: a
+                    .lock_barriers
+                    .as_deref()
+                    .map_or_else(|| LockRules::default().barriers, LockRules::parse_barriers),
+            },
             ..Policy::default()
         }
     }

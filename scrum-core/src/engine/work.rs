@@ -352,8 +352,11 @@ impl Orchestrator {
             }
         }
         // A failure may have cancelled or freed nothing claimable now, but a waiting
-        // worker re-checks cheaply.
-        if result.is_ok() && !success {
+        // worker re-checks cheaply; a task that held a lock freed its paths.
+        if result
+            .as_ref()
+            .is_ok_and(|t| !success || !t.locks.is_empty())
+        {
             self.inner.work_ready.notify_waiters();
         }
         self.forget_on_lease_lost(worker, result);

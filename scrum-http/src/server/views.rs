@@ -215,7 +215,13 @@ pub(super) async fn queue(
     let mut lists: Vec<Vec<QueueEntry>> = Vec::with_capacity(5);
     for state in TaskState::ALL {
         let tasks = o.tasks(&page(state)).await?;
-        lists.push(tasks.iter().map(queue_entry).collect());
+        let mut entries: Vec<QueueEntry> = tasks.iter().map(queue_entry).collect();
+        if state == TaskState::Pending {
+            for (e, holder) in entries.iter_mut().zip(o.lock_holders(&tasks).await?) {
+                e.waiting_for_lock = holder.map(|h| h.to_string());
+            }
+        }
+        lists.push(entries);
     }
     let counts = o.counts().await?;
     let mut lists = lists.into_iter();
@@ -261,6 +267,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
             .flat_map(|b| b.by.iter().map(ToString::to_string))
             .collect(),
         blocked_reason: t.blocked.as_ref().map(|b| b.describe()),
+        locks: t.locks.clone(),
+        waiting_for_lock: None,
     }
 }
 

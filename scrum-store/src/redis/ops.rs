@@ -152,11 +152,11 @@ impl RedisQueue {
             .arg(u8::from(order_changed))
             .arg(old_index)
             .arg(task.locks.join("\n"))
-            .arg(
-                check_locks
-                    .then(|| task.updated_at.0.to_string())
-                    .unwrap_or_default(),
-            )
+            .arg(if check_locks {
+                task.updated_at.0.to_string()
+            } else {
+                String::new()
+            })
             .arg(u8::from(old.is_some_and(|o| !o.locks.is_empty())));
         for effect in &step.effects {
             call.arg(logic::to_json(effect)?);
