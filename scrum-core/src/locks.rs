@@ -34,7 +34,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ReadyIssue;
+use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
 
 /// The key that locks every path.
 pub const EVERYTHING: &str = "**";
@@ -211,12 +211,22 @@ pub fn overlaps(a: &[String], b: &[String]) -> bool {
     a.iter().any(|x| b.iter().any(|y| key_overlaps(x, y)))
 }
 
+/// The locks the in-progress tasks among `tasks` hold, as [`lock_holder`] takes
+/// them: each one's id, its lease's expiry and its keys.
+pub fn held_locks(tasks: &[Task]) -> Vec<(&TaskId, Timestamp, &[String])> {
+    tasks
+        .iter()
+        .filter(|t| t.state == TaskState::InProgress && !t.locks.is_empty())
+        .filter_map(|t| Some((&t.id, t.lease.as_ref()?.expires_at, t.locks.as_slice())))
+        .collect()
+}
+
 /// The first of `held` (an in-progress task's id, its lease's expiry and its keys)
 /// whose lease is live at `now` and whose keys overlap `keys`: the task a claim of
 /// a task with `keys` waits for.
-pub fn lock_holder<'a, I, T>(keys: &[String], held: I, now: crate::Timestamp) -> Option<T>
+pub fn lock_holder<'a, I, T>(keys: &[String], held: I, now: Timestamp) -> Option<T>
 where
-    I: IntoIterator<Item = (T, crate::Timestamp, &'a [String])>,
+    I: IntoIterator<Item = (T, Timestamp, &'a [String])>,
 {
     if keys.is_empty() {
         return None;
@@ -229,7 +239,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{TaskId, Timestamp};
 
     fn issue(body: &str, labels: &[&str]) -> ReadyIssue {
         ReadyIssue {

@@ -96,3 +96,44 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
     assert_eq!(figures(&s), (1, 1, 1, 1, 1));
     assert_eq!(s.desired_workers, 3, "1 idle + 1 ready + 1 in progress");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_waiting_for_a_file_lock_counts_as_blocked() {
+    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+    for (n, body) in [(1u64, "Files: src/**"), (2, "Files: src/a.rs"), (3, "")] {
+        source.open_issue(
+            id(n),
+            &format!("Issue {n}"),
+            &["ai-ready"],
+            Timestamp(n as i64),
+        );
+        source.edit_as(
+            &id(n),
+            &format!("Issue {n}"),
+            body,
+            "maintainer",
+            true,
+            Timestamp(9),
+        );
+    }
+    let queue = Arc::new(MemoryQueue::new(Policy::default()));
+    let o = Orchestrator::builder(queue, source.clone()).build();
+    o.poll_once().await.unwrap();
+    let w = WorkerId::new("w1").unwrap();
+    let first = o
+        .next_work(&w, None, LeaseKind::Heartbeat, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.task, id(1));
+    let s = o.scaling().await.unwrap();
+    assert_eq!(
+        (s.ready, s.in_progress, s.blocked),
+        (1, 1, 1),
+        "#2 waits for #1's lock"
+    );
+    assert_eq!(
+        s.desired_workers, 2,
+        "no worker for the task that must wait"
+    );
+}

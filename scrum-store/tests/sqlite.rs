@@ -132,6 +132,46 @@ async fn state_and_outbox_survive_reopening() {
 }
 
 #[tokio::test]
+async fn a_lock_survives_reopening() {
+    let dir = TempDir::new("locks");
+    let path = dir.path().join("store.sqlite3");
+    let declaring = |n: u64, body: &str| ReadyIssue {
+        body: body.into(),
+        ..issue(n)
+    };
+    let worker = WorkerId::new("worker-1").unwrap();
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    q.enqueue(declaring(1, "Files: src/**"), Timestamp(10))
+        .await
+        .unwrap();
+    q.enqueue(declaring(2, "Files: src/a.rs"), Timestamp(10))
+        .await
+        .unwrap();
+    let held = q
+        .claim(&worker, LeaseKind::Heartbeat, Timestamp(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.locks, ["src/"]);
+    q.close().await;
+
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    let claimed = q.claim(&worker, LeaseKind::Heartbeat, Timestamp(30)).await;
+    assert_eq!(
+        claimed.unwrap(),
+        None,
+        "#2 waits for #1's lock after a restart"
+    );
+    let token = held.lease.as_ref().unwrap().token;
+    q.complete(&held.id, token, Completion::default(), Timestamp(40))
+        .await
+        .unwrap();
+    let next = q.claim(&worker, LeaseKind::Heartbeat, Timestamp(50)).await;
+    assert_eq!(next.unwrap().unwrap().id, issue(2).id);
+    q.close().await;
+}
+
+#[tokio::test]
 async fn issue_numbers_order_numerically_not_as_text() {
     let dir = TempDir::new("order");
     let q = SqliteQueue::open(dir.path().join("s.sqlite3"), Policy::default())

@@ -134,10 +134,7 @@ impl Orchestrator {
             .queue
             .list(&TaskFilter::states([TaskState::InProgress]))
             .await?;
-        let held: Vec<(&TaskId, Timestamp, &[String])> = held
-            .iter()
-            .filter_map(|h| Some((&h.id, h.lease.as_ref()?.expires_at, h.locks.as_slice())))
-            .collect();
+        let held = crate::locks::held_locks(&held);
         let now = self.now();
         Ok(tasks
             .iter()

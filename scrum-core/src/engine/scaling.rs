@@ -38,8 +38,8 @@ pub struct Scaling {
     /// Tasks held by workers.
     pub in_progress: u64,
     /// Pending tasks nothing may take now: blocked by dependencies, held for review
-    /// of an edit, or in a repository held back (review gating, budget, refused
-    /// writes).
+    /// of an edit, waiting for a file lock, or in a repository held back (review
+    /// gating, budget, refused writes).
     pub blocked: u64,
     /// Workers seen recently holding nothing.
     pub idle_workers: u64,
@@ -80,11 +80,14 @@ impl Orchestrator {
         let gate = self.review_gate();
         held.extend(gate.repos);
         held.extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
+        let locked = crate::locks::held_locks(live);
+        let now = self.now();
         let stuck = |t: &Task| {
             gate.all
                 || t.blocked.is_some()
                 || t.review.is_some()
                 || held.iter().any(|r| r == t.id.repo())
+                || crate::locks::lock_holder(&t.locks, locked.iter().copied(), now).is_some()
         };
         let mut out = Scaling::default();
         for t in live {
