@@ -25,25 +25,22 @@ fn figures(s: &Scaling) -> (u64, u64, u64, u64, u64) {
     )
 }
 
+/// Ready issues #1, #2, … with these bodies, each as a maintainer wrote it.
+fn ready_issues(bodies: &[&str]) -> Arc<MemoryIssueSource> {
+    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+    for (n, body) in (1..).zip(bodies) {
+        let title = format!("Issue {n}");
+        source.open_issue(id(n), &title, &["ai-ready"], Timestamp(n as i64));
+        if !body.is_empty() {
+            source.edit_as(&id(n), &title, body, "maintainer", true, Timestamp(9));
+        }
+    }
+    source
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_figures_follow_the_queue_and_the_fleet() {
-    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
-    for n in 1..=4 {
-        source.open_issue(
-            id(n),
-            &format!("Issue {n}"),
-            &["ai-ready"],
-            Timestamp(n as i64),
-        );
-    }
-    source.edit_as(
-        &id(2),
-        "Issue 2",
-        "Depends on #1",
-        "maintainer",
-        true,
-        Timestamp(9),
-    );
+    let source = ready_issues(&["", "Depends on #1", "", ""]);
     let queue = Arc::new(MemoryQueue::new(Policy::default()));
     let config = EngineConfig {
         scaling: ScalingSettings {
@@ -99,23 +96,7 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
 
 #[tokio::test(start_paused = true)]
 async fn a_task_waiting_for_a_file_lock_counts_as_blocked() {
-    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
-    for (n, body) in [(1u64, "Files: src/**"), (2, "Files: src/a.rs"), (3, "")] {
-        source.open_issue(
-            id(n),
-            &format!("Issue {n}"),
-            &["ai-ready"],
-            Timestamp(n as i64),
-        );
-        source.edit_as(
-            &id(n),
-            &format!("Issue {n}"),
-            body,
-            "maintainer",
-            true,
-            Timestamp(9),
-        );
-    }
+    let source = ready_issues(&["Files: src/**", "Files: src/a.rs", ""]);
     let queue = Arc::new(MemoryQueue::new(Policy::default()));
     let o = Orchestrator::builder(queue, source.clone()).build();
     o.poll_once().await.unwrap();

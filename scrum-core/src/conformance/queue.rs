@@ -471,13 +471,11 @@ pub async fn backing_off_task_not_claimable_early(q: &dyn WorkQueue) {
     assert_eq!(t.attempts, 2);
 }
 
-/// A task is never handed to two claimers, even when they claim concurrently.
-pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
-    for n in 1..=40 {
-        enqueue(&*q, n).await;
-    }
+/// What `claimers` concurrent claimers got, each claiming at `at(1)` until the
+/// queue had nothing more for it.
+async fn claim_concurrently(q: &Arc<dyn WorkQueue>, claimers: u32) -> Vec<Task> {
     let mut handles = Vec::new();
-    for w in 0..20 {
+    for w in 0..claimers {
         let q = q.clone();
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
@@ -486,7 +484,7 @@ pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
                 .await
                 .expect("claim")
             {
-                got.push(t.id);
+                got.push(t);
             }
             got
         }));
@@ -495,6 +493,19 @@ pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
     for h in handles {
         all.extend(h.await.expect("claimer"));
     }
+    all
+}
+
+/// A task is never handed to two claimers, even when they claim concurrently.
+pub async fn concurrent_claims_never_share_a_task(q: Arc<dyn WorkQueue>) {
+    for n in 1..=40 {
+        enqueue(&*q, n).await;
+    }
+    let all: Vec<TaskId> = claim_concurrently(&q, 20)
+        .await
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     let distinct: HashSet<_> = all.iter().cloned().collect();
     assert_eq!(all.len(), 40, "every task claimed once");
     assert_eq!(distinct.len(), 40, "no task claimed twice");
@@ -587,25 +598,7 @@ pub async fn concurrent_claims_never_overlap_paths(q: Arc<dyn WorkQueue>) {
         };
         q.enqueue(declaring(n, body), T0).await.expect("enqueue");
     }
-    let mut handles = Vec::new();
-    for w in 0..12 {
-        let q = q.clone();
-        handles.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            while let Some(t) = q
-                .claim(&worker(w), LeaseKind::Heartbeat, at(1))
-                .await
-                .expect("claim")
-            {
-                got.push(t);
-            }
-            got
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.expect("claimer"));
-    }
+    let all = claim_concurrently(&q, 12).await;
     let locking = all.iter().filter(|t| !t.locks.is_empty()).count();
     assert_eq!(locking, 1, "one task holds src/app/ at a time");
     assert_eq!(all.len(), 21, "the 20 tasks that lock nothing, and one");
