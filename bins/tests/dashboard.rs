@@ -6,7 +6,9 @@
 //!
 //! It checks what an operator sees: the counts on the overview; a completion
 //! reaching the open page within 2 s without a reload; Retry on a failed task
-//! queuing it again (read back from the API); Cancel asking first; with an API
+//! queuing it again (read back from the API); Cancel asking first; an issue
+//! depending on an open one shown blocked, with its blocker, on the queue
+//! filtered to blocked tasks and on its page; with an API
 //! token, the login and a wrong token refused. Screenshots of the overview, of a
 //! task page and of the queue on a phone-sized window are written under the target
 //! directory (`dashboard/`) and checked not blank.
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use scrum_bins::fleet::Fleet;
 use scrum_core::TaskId;
+use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::{
     CompleteRequest, FailedRequest, LeaseMode, QueueEntry, QueueQuery, TaskRef, WorkItem,
@@ -390,6 +393,45 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
     let waiting_page = format!("/ui/tasks/{}/{}", waiting.repo(), waiting.number());
     click_to(&c, "#back", &waiting_page).await;
     assert_eq!(listed(&api, &waiting).await.unwrap().state, "pending");
+
+    // An issue that depends on the completed one (still open) shows as blocked,
+    // with its blocker, on the queue filtered to blocked tasks and on its page.
+    let dependent = fleet.github.add_issue(
+        "acme/widgets",
+        NewIssue::new("Ship the export docs")
+            .body(&format!("Depends on #{}", done.number()))
+            .labels(&["ai-ready"]),
+    );
+    eventually(
+        "the dependent issue queued and blocked",
+        Duration::from_secs(20),
+        || async {
+            let e = listed(&api, &dependent).await;
+            e.as_ref()
+                .is_some_and(|e| e.blocked)
+                .then_some(())
+                .ok_or(format!("{e:?}"))
+        },
+    )
+    .await;
+    c.goto(&format!("{url}/ui/queue?state=blocked"))
+        .await
+        .unwrap();
+    let rows = text(&c, "#tasks tbody").await.unwrap();
+    assert!(rows.contains(&dependent.to_string()), "{rows}");
+    assert!(
+        rows.contains(&format!("waiting for {done} to be closed")),
+        "{rows}"
+    );
+    assert!(!rows.contains(&waiting.to_string()), "{rows}");
+    let page = format!("{url}/ui/tasks/{}/{}", dependent.repo(), dependent.number());
+    c.goto(&page).await.unwrap();
+    assert_eq!(
+        text(&c, "#blockers").await.unwrap(),
+        format!("waiting for {done}")
+    );
+    screenshot(&c, &shots, "task-blocked").await;
+
     // On a phone's screen the queue still reads: nothing wider than the window.
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{url}/ui/queue")).await.unwrap();

@@ -6,7 +6,9 @@
 //!   that pull request is merged on GitHub, work flows again;
 //! - the tracked pull requests survive a restart (they come from the store);
 //! - with changes requested (`BLOCK_ON_CHANGES_REQUESTED`, the default), blocked
-//!   until the reviewer approves.
+//!   until the reviewer approves, and the issue is not sent back for rework
+//!   (`REWORK_ON_CHANGES_REQUESTED` is off by default; `bins/tests/rework.rs`
+//!   turns it on).
 
 mod played;
 
@@ -17,7 +19,7 @@ use scrum_bins::fleet::Fleet;
 use scrum_core::TaskId;
 use scrum_github::fake::NewIssue;
 use scrum_http::OrchestratorClient;
-use scrum_http::wire::{NextResponse, WorkItem};
+use scrum_http::wire::{NextResponse, QueueQuery, WorkItem};
 
 use played::{block_on, next_response as next};
 
@@ -33,6 +35,14 @@ async fn complete_with_pull(fleet: &Fleet, client: &OrchestratorClient, w: &Work
     let url = format!("https://github.com/{REPO}/pull/{}", pr.number());
     played::complete(client, w, Some(url), None).await;
     pr.number()
+}
+
+async fn tracked_rework(
+    client: &OrchestratorClient,
+    number: u64,
+) -> Option<scrum_core::review::ReworkState> {
+    let s = client.review_status().await.unwrap();
+    s.pull_requests.iter().find(|p| p.number == number)?.rework
 }
 
 fn offered(r: &NextResponse, id: &TaskId) -> WorkItem {
@@ -113,6 +123,16 @@ async fn pending_pull_requests_hold_work_until_reviewed() {
             tracked() == [(p1, "merged"), (p2, "changes_requested")]
         })
         .await;
+    // REWORK_ON_CHANGES_REQUESTED is off: the issue is not sent back.
+    let q = client.queue(&QueueQuery::default()).await.unwrap();
+    assert!(
+        q.completed.iter().any(|e| e.task_id == b.to_string()),
+        "{q:?}"
+    );
+    assert!(
+        tracked_rework(&client, p2).await.is_none(),
+        "no rework without REWORK_ON_CHANGES_REQUESTED"
+    );
     let r = next(&client, 2).await;
     assert!(!r.work_available && r.blocked, "{r:?}");
     let why = r.reason.unwrap();

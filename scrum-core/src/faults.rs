@@ -353,6 +353,15 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
             .call("pull_state", self.inner.pull_state(repo, number))
             .await
     }
+    async fn pull_review(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullReview>> {
+        self.faults
+            .call("pull_review", self.inner.pull_review(repo, number))
+            .await
+    }
 }
 
 #[async_trait]

@@ -778,6 +778,12 @@ pub struct Task {
     /// ([`crate::state::set_issue`]).
     #[serde(default)]
     pub locks: Vec<String>,
+    /// Set on a run queued to answer a request for changes on the pull request of
+    /// the run before (`REWORK_ON_CHANGES_REQUESTED`): the reviewer's text, handed
+    /// to the worker with each claim. Kept once the run ends, so the same review
+    /// never queues the task twice; a run queued any other way starts without.
+    #[serde(default)]
+    pub rework: Option<crate::review::Rework>,
 }
 
 impl Task {
@@ -853,6 +859,11 @@ pub struct Assignment {
     /// US dollars, so the agent can cap itself; `None` without budgets.
     #[serde(default)]
     pub budget_left_usd: Option<f64>,
+    /// On a run that answers a request for changes on the issue's pull request:
+    /// the pull request and the reviewer's text, for the agent to work on (on the
+    /// same branch).
+    #[serde(default)]
+    pub rework: Option<crate::review::Rework>,
 }
 
 impl Assignment {
@@ -884,6 +895,7 @@ impl Assignment {
             heartbeat_interval,
             text_digest: Some(task.issue.digest()),
             budget_left_usd: None,
+            rework: task.rework.clone(),
         })
     }
 }

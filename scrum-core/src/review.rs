@@ -6,12 +6,20 @@
 //!
 //! Pure: [`pull_from_url`] reads a completion's `pr_url`, [`gate`] decides what is
 //! held from the tracked pull requests' states.
+//!
+//! With `REWORK_ON_CHANGES_REQUESTED`, a request for changes on a completed task's
+//! pull request, by a reviewer who may approve work, queues the issue again
+//! ([`crate::state::Event::Rework`]) with the review as the agent's feedback
+//! ([`Rework`]); while that run is live the pull request is not counted, and once
+//! it completed, the request it answered no longer holds the repository (the
+//! reviewer's next review decides).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RepoName, TaskId};
+use crate::model::{Person, RepoName, TaskId, Timestamp};
+use crate::redact::redact;
 
 /// A pull request's review state, as the tracker tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,6 +58,72 @@ impl PullState {
     }
 }
 
+/// A reviewer's request for changes: the latest review that makes a pull request
+/// read as changes requested.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRequest {
+    /// The tracker's id of the review: one rework per review.
+    pub id: String,
+    /// Who asked, and whether they may approve work (only their text reaches an
+    /// agent, as with an issue's text: see [`crate::engine::TrustMode`]).
+    pub reviewer: Person,
+    /// What they wrote (the review's body), as the tracker has it.
+    pub body: String,
+}
+
+/// A pull request's review state with the request for changes behind it, when
+/// there is one ([`crate::IssueSource::pull_review`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullReview {
+    /// Its state.
+    pub state: PullState,
+    /// While changes are requested: the latest such review, when the tracker says.
+    pub change_request: Option<ChangeRequest>,
+}
+
+/// A completed task's pull request sent back for changes: the new run's feedback
+/// (`REWORK_ON_CHANGES_REQUESTED`). Kept on the task through that run and after,
+/// so the same review never queues it twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rework {
+    /// The pull request's page: the run pushes to its branch again.
+    pub pr_url: String,
+    /// The review it answers ([`ChangeRequest::id`]).
+    pub review_id: String,
+    /// Who asked for the changes.
+    pub reviewer: String,
+    /// What they asked, redacted and capped as failure reasons are ([`redact`]).
+    pub feedback: String,
+    /// When the rework was queued.
+    pub requested_at: Timestamp,
+}
+
+impl Rework {
+    /// The rework answering `request` on the pull request at `pr_url`: its text
+    /// redacted and capped ([`redact`]).
+    pub fn answering(pr_url: &str, request: &ChangeRequest, now: Timestamp) -> Rework {
+        Rework {
+            pr_url: pr_url.to_string(),
+            review_id: request.id.clone(),
+            reviewer: request.reviewer.login.clone(),
+            feedback: redact(request.body.trim()),
+            requested_at: now,
+        }
+    }
+}
+
+/// Where a tracked pull request's rework stands, for the gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReworkState {
+    /// Its task is running again to answer the request for changes: the pull
+    /// request is not counted at all (the run must not wait for it).
+    Running,
+    /// The rework run completed: the request it answered no longer holds the
+    /// repository; the pull request still counts as awaiting review.
+    Done,
+}
+
 /// A pull request a worker opened, with its last known state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackedPull {
@@ -63,6 +137,16 @@ pub struct TrackedPull {
     pub task: TaskId,
     /// Its state.
     pub state: PullState,
+    /// Its rework, when its latest request for changes was sent back to an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rework: Option<ReworkState>,
+}
+
+impl TrackedPull {
+    /// Whether the gate counts it as holding its repository for changes requested.
+    fn changes_requested(&self) -> bool {
+        self.state == PullState::ChangesRequested && self.rework.is_none()
+    }
 }
 
 /// The settings of the gate.
@@ -77,6 +161,11 @@ pub struct ReviewSettings {
     /// Whether a pull request with changes requested holds its repository's tasks
     /// (`BLOCK_ON_CHANGES_REQUESTED`, default true).
     pub block_on_changes_requested: bool,
+    /// Whether a request for changes, by a reviewer who may approve, on a completed
+    /// task's pull request queues its issue again with the review as feedback
+    /// (`REWORK_ON_CHANGES_REQUESTED`, default false).
+    #[serde(default)]
+    pub rework_on_changes_requested: bool,
 }
 
 impl Default for ReviewSettings {
@@ -85,6 +174,7 @@ impl Default for ReviewSettings {
             max_pending: 5,
             max_pending_total: None,
             block_on_changes_requested: true,
+            rework_on_changes_requested: false,
         }
     }
 }
@@ -135,7 +225,10 @@ pub fn pull_from_url(url: &str) -> Option<(RepoName, u64)> {
 /// What `settings` hold, given the tracked pull requests.
 pub fn gate(pulls: &[TrackedPull], settings: &ReviewSettings) -> ReviewGate {
     let mut by_repo: BTreeMap<&str, Vec<&TrackedPull>> = BTreeMap::new();
-    for p in pulls.iter().filter(|p| p.state.is_pending()) {
+    let counted = pulls
+        .iter()
+        .filter(|p| p.state.is_pending() && p.rework != Some(ReworkState::Running));
+    for p in counted {
         by_repo.entry(&p.repo).or_default().push(p);
     }
     let mut out = ReviewGate::default();
@@ -157,10 +250,7 @@ pub fn gate(pulls: &[TrackedPull], settings: &ReviewSettings) -> ReviewGate {
             ));
         }
         if settings.block_on_changes_requested {
-            for p in open
-                .iter()
-                .filter(|p| p.state == PullState::ChangesRequested)
-            {
+            for p in open.iter().filter(|p| p.changes_requested()) {
                 held = true;
                 out.reasons.push(format!(
                     "pull request {repo}#{} has changes requested (BLOCK_ON_CHANGES_REQUESTED)",
@@ -186,7 +276,63 @@ mod tests {
             url: format!("https://github.com/{repo}/pull/{number}"),
             task: TaskId::new(repo, number + 100).unwrap(),
             state,
+            rework: None,
         }
+    }
+
+    #[test]
+    fn a_pull_request_being_reworked_is_not_counted_and_a_reworked_request_holds_nothing() {
+        let s = ReviewSettings {
+            max_pending: 1,
+            ..ReviewSettings::default()
+        };
+        let mut p = pull("a/b", 7, PullState::ChangesRequested);
+        assert_eq!(gate(std::slice::from_ref(&p), &s).repos, ["a/b"]);
+        p.rework = Some(ReworkState::Running);
+        assert!(!gate(std::slice::from_ref(&p), &s).holds_anything());
+        // Done: awaiting the reviewer, so it counts towards MAX_PENDING_PRS only.
+        p.rework = Some(ReworkState::Done);
+        let g = gate(std::slice::from_ref(&p), &s);
+        assert_eq!(
+            g.reason().unwrap(),
+            "1 pull requests of a/b await review (MAX_PENDING_PRS=1)"
+        );
+        let roomy = ReviewSettings::default();
+        assert!(!gate(&[p], &roomy).holds_anything());
+    }
+
+    #[test]
+    fn a_reworks_feedback_is_redacted_and_capped() {
+        let request = |body: String| ChangeRequest {
+            id: "9".into(),
+            reviewer: Person {
+                login: "alice".into(),
+                may_approve: true,
+                at: None,
+            },
+            body,
+        };
+        let r = Rework::answering(
+            "https://github.com/a/b/pull/1",
+            &request(
+                "  please rename foo, token ghp_abcdefghijklmnopqrstuvwxyz0123456789  ".into(),
+            ),
+            Timestamp(5),
+        );
+        assert!(
+            r.feedback.starts_with("please rename foo"),
+            "{}",
+            r.feedback
+        );
+        assert!(!r.feedback.contains("ghp_abcdefghij"), "{}", r.feedback);
+        assert_eq!((r.reviewer.as_str(), r.review_id.as_str()), ("alice", "9"));
+        let long = Rework::answering("u", &request("x".repeat(10_000)), Timestamp(5));
+        let cap = crate::redact::MAX_REASON_CHARS;
+        assert!(
+            long.feedback.chars().count() <= cap + 4,
+            "{}",
+            long.feedback.len()
+        );
     }
 
     #[test]

@@ -238,4 +238,26 @@ pub trait IssueSource: Send + Sync + 'static {
         let _ = (repo, number);
         Ok(None)
     }
+
+    /// As [`IssueSource::pull_state`], with the request for changes behind a
+    /// changes-requested state: the latest such review's id, author (and whether
+    /// they may approve) and text, for `REWORK_ON_CHANGES_REQUESTED`
+    /// ([`crate::review::Rework`]). By default the state alone, with no request.
+    ///
+    /// # Behavior
+    /// - Reads as [`IssueSource::pull_state`] does.
+    /// - While changes are requested, names the latest review asking for them;
+    ///   a later one (a new id) replaces it.
+    /// - An unknown pull request fails with `NotFound`.
+    async fn pull_review(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+    ) -> Result<Option<crate::review::PullReview>> {
+        let state = self.pull_state(repo, number).await?;
+        Ok(state.map(|state| crate::review::PullReview {
+            state,
+            change_request: None,
+        }))
+    }
 }

@@ -33,6 +33,10 @@
 //! | InProgress, cancel requested | `Fail`, `Release`, `Expire` | Cancelled | `Cancelled` |
 //! | terminal, effects written before the issue was seen ready | `Requeue` | Pending, new run | `Queued` |
 //! | Failed, Cancelled or Parked | `Retry` (operator) | Pending, new run | `Queued` |
+//! | Completed | `Rework` (changes requested on its pull request) | Pending, new run carrying the review | `Queued`, `ReworkRequested` |
+//! | Completed, reworked for that review already | `Rework` | unchanged | – |
+//! | live | `Rework` | refused (`Live`) | – |
+//! | Failed, Cancelled or Parked | `Rework` | refused (`NotCompleted`) | – |
 //! | terminal | `EffectsWritten` | same, effects time recorded | – |
 //! | live | `Approve` | same, the approved text (and who approved it) recorded, a review hold lifted | – |
 //! | Pending | `Hold` (an edit by someone who may not approve) | Pending, held: not handed out | `ReviewRequested` |
@@ -58,6 +62,10 @@
 //! `not_before` at [`Timestamp::NEVER`], and each lifts only its own hold, so a task
 //! both blocked and held is handed out once neither holds it. A new run starts
 //! unblocked; the engine checks its blockers again ([`crate::deps`]).
+//!
+//! A run started by `Rework` carries the review ([`Task::rework`]) to every claim of
+//! it, and keeps it once over, so the same review never starts another; a run
+//! started by `Requeue` or `Retry` starts without one.
 //!
 //! `Complete` and `Fail` add the report's cost and tokens to the run's
 //! (`Task::cost_usd`, `Task::tokens`; a new run starts from none). A Parked task is
@@ -90,6 +98,7 @@ use crate::model::{
     ReadyIssue, Review, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::redact::redact;
+use crate::review::Rework;
 
 /// Retry and lease settings a queue applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -320,6 +329,12 @@ pub enum Event {
     },
     /// Every blocker of the issue is closed: a blocked task may be handed out.
     Unblock,
+    /// A reviewer who may approve work asked for changes on the completed task's
+    /// pull request (`REWORK_ON_CHANGES_REQUESTED`): a new run answers them.
+    Rework {
+        /// The pull request and the review's text.
+        rework: Rework,
+    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -402,6 +417,15 @@ pub enum EffectKind {
         /// What is wrong (a cycle's path, or which blocker could not be read).
         problem: String,
     },
+    /// A new run answers a request for changes on the pull request: comment
+    /// naming the reviewer and the pull request. No label (`Queued` before it
+    /// writes them).
+    ReworkRequested {
+        /// Who asked for changes.
+        reviewer: String,
+        /// The pull request.
+        pr_url: String,
+    },
     /// Tell a notification target (Slack, Discord, a webhook) of the step before
     /// it. Sent in the background; never holds back the task's labels ([`notify`]).
     Notify {
@@ -432,6 +456,7 @@ impl EffectKind {
             EffectKind::ReviewRequested { .. } => "review_requested",
             EffectKind::ClarificationRequested { .. } => "clarification_requested",
             EffectKind::DependencyProblem { .. } => "dependency_problem",
+            EffectKind::ReworkRequested { .. } => "rework_requested",
             EffectKind::Notify { .. } => "notify",
         }
     }
@@ -500,6 +525,9 @@ pub enum Refusal {
     /// A completed task cannot be retried by an operator.
     #[error("a completed task cannot be retried")]
     Completed,
+    /// Only a completed task's pull request is reworked.
+    #[error("only a completed task is reworked")]
+    NotCompleted,
 }
 
 impl From<Refusal> for Error {
@@ -563,6 +591,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         tokens: None,
         blocked: None,
         locks: policy.locks.keys(&issue),
+        rework: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -843,6 +872,26 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             TaskState::InProgress => return Err(Refusal::Live),
             _ => return Err(Refusal::Terminal),
         },
+        Event::Rework { rework } => match task.state {
+            TaskState::Completed => {
+                if task
+                    .rework
+                    .as_ref()
+                    .is_some_and(|r| r.review_id == rework.review_id)
+                {
+                    return Ok(unchanged(task));
+                }
+                new_run(&mut next, &mut effects, ctx);
+                let kind = EffectKind::ReworkRequested {
+                    reviewer: rework.reviewer.clone(),
+                    pr_url: rework.pr_url.clone(),
+                };
+                next.rework = Some(rework);
+                effects.push(effect(&next, kind));
+            }
+            state if state.is_terminal() => return Err(Refusal::NotCompleted),
+            _ => return Err(Refusal::Live),
+        },
         Event::Unblock => {
             if task.blocked.is_none() {
                 return Ok(unchanged(task));
@@ -993,6 +1042,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.tokens = None;
     next.blocked = None;
     next.locks = ctx.policy.locks.keys(&next.issue);
+    next.rework = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

@@ -31,6 +31,7 @@ fn search(repository: Option<&str>, text: Option<&str>, offset: usize, limit: us
         text: text.map(str::to_string),
         offset,
         limit,
+        blocked: false,
     }
 }
 
@@ -130,4 +131,37 @@ async fn a_task_lists_its_own_waiting_effects_until_they_land() {
     assert!(o.task_effects(&one).await.unwrap().is_empty());
     let two = TaskId::new("acme/widgets", 2).unwrap();
     assert_eq!(o.task_effects(&two).await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn blocked_tasks_are_found_apart() {
+    let (queue, o) = engine(&[
+        ("acme/widgets", 1, "Export widgets"),
+        ("acme/widgets", 2, "Import widgets"),
+    ])
+    .await;
+    let blocked = scrum_core::deps::Blocked {
+        by: vec![TaskId::new("acme/widgets", 9).unwrap()],
+        problem: None,
+        since: o.now(),
+    };
+    queue
+        .apply(
+            &TaskId::new("acme/widgets", 2).unwrap(),
+            scrum_core::state::Event::Block { blocked },
+            o.now(),
+        )
+        .await
+        .unwrap();
+    let only_blocked = TaskSearch {
+        states: vec![TaskState::Pending],
+        blocked: true,
+        ..search(None, None, 0, 10)
+    };
+    let found = o.find_tasks(&only_blocked).await.unwrap();
+    let ids: Vec<String> = found.tasks.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(
+        (ids, found.total),
+        (vec!["acme/widgets#2".to_string()], Some(1))
+    );
 }

@@ -471,9 +471,29 @@ impl IssueSource for GitHubClient {
     ) -> Result<Option<scrum_core::review::PullState>> {
         self.inner
             .reviews
-            .pull_state(&self.inner.transport, repo, number)
+            .pull_review(&self.inner.transport, repo, number)
             .await
-            .map(Some)
+            .map(|(state, _)| Some(state))
+    }
+
+    async fn pull_review(
+        &self,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Option<scrum_core::review::PullReview>> {
+        let (state, latest) = self
+            .inner
+            .reviews
+            .pull_review(&self.inner.transport, repo, number)
+            .await?;
+        let change_request = match latest {
+            Some(review) => Some(self.change_request(repo, review).await?),
+            None => None,
+        };
+        Ok(Some(scrum_core::review::PullReview {
+            state,
+            change_request,
+        }))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Review state of the pull requests workers open ([`scrum_core::IssueSource::pull_state`]):
+//! Review state of the pull requests workers open ([`scrum_core::IssueSource::pull_state`],
+//! and with the request for changes behind it, [`scrum_core::IssueSource::pull_review`]):
 //! `GET /repos/{repo}/pulls/{n}` and, while it is open, `…/reviews`, both asked
 //! with the ETag they last came with, so an unchanged pull request costs no
 //! rate-limit point.
@@ -44,13 +45,14 @@ impl ReviewCache {
         Ok(reply.body)
     }
 
-    /// The review state of pull request `number` of `repo`.
-    pub(crate) async fn pull_state(
+    /// The review state of pull request `number` of `repo`, and while changes are
+    /// requested, the latest review asking for them.
+    pub(crate) async fn pull_review(
         &self,
         transport: &Transport,
         repo: &RepoName,
         number: u64,
-    ) -> Result<PullState> {
+    ) -> Result<(PullState, Option<PullReview>)> {
         let what = What {
             action: "read a pull request of",
             subject: Subject::Repo(repo.clone()),
@@ -59,16 +61,21 @@ impl ReviewCache {
         let body = self.get(transport, path.clone(), &what).await?;
         let pull: PullStatus = parse(&body, &what)?;
         if pull.merged || pull.merged_at.is_some() {
-            return Ok(PullState::Merged);
+            return Ok((PullState::Merged, None));
         }
         if pull.state != "open" {
-            return Ok(PullState::Closed);
+            return Ok((PullState::Closed, None));
         }
         let body = self
             .get(transport, format!("{path}/reviews?per_page=100"), &what)
             .await?;
         let reviews: Vec<PullReview> = parse(&body, &what)?;
-        Ok(review_state(&reviews))
+        let state = review_state(&reviews);
+        let request = (state == PullState::ChangesRequested)
+            .then(|| latest_request(&reviews))
+            .flatten()
+            .cloned();
+        Ok((state, request))
     }
 }
 
@@ -104,6 +111,26 @@ fn review_state(reviews: &[PullReview]) -> PullState {
     }
 }
 
+/// The latest review asking for changes that is still its reviewer's latest
+/// approval or request for changes.
+fn latest_request(reviews: &[PullReview]) -> Option<&PullReview> {
+    let who = |r: &PullReview| r.user.as_ref().map_or("", |u| u.login.as_str()).to_string();
+    let mut latest: HashMap<String, &PullReview> = HashMap::new();
+    let mut order = Vec::new();
+    for r in reviews {
+        if matches!(
+            r.state.as_str(),
+            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED"
+        ) {
+            latest.insert(who(r), r);
+            order.push(r);
+        }
+    }
+    order.into_iter().rev().find(|r| {
+        r.state == "CHANGES_REQUESTED" && latest.get(&who(r)).is_some_and(|l| std::ptr::eq(*l, *r))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,9 +140,40 @@ mod tests {
             .unwrap()
     }
 
+    fn said(id: u64, login: &str, state: &str, body: &str) -> PullReview {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "user": {"login": login}, "state": state, "body": body
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_latest_standing_request_for_changes_is_named() {
+        let id = |rs: &[PullReview]| latest_request(rs).map(|r| r.id);
+        assert_eq!(id(&[]), None);
+        let a = said(1, "a", "CHANGES_REQUESTED", "rename foo");
+        let b = said(2, "b", "CHANGES_REQUESTED", "add a test");
+        assert_eq!(id(&[a.clone(), b.clone()]), Some(2));
+        // b approved since: a's request stands.
+        let b_ok = said(3, "b", "APPROVED", "");
+        assert_eq!(id(&[a.clone(), b.clone(), b_ok]), Some(1));
+        // A comment is no word on the state.
+        let c = said(4, "a", "COMMENTED", "nit");
+        assert_eq!(id(&[a.clone(), c]), Some(1));
+        let a2 = said(5, "a", "CHANGES_REQUESTED", "and bar");
+        assert_eq!(
+            latest_request(&[a, a2]).unwrap().body.as_deref(),
+            Some("and bar")
+        );
+    }
+
     #[test]
     fn each_reviewers_latest_word_counts() {
         assert_eq!(review_state(&[]), PullState::Open);
+        assert_eq!(
+            review_state(&[said(1, "a", "CHANGES_REQUESTED", "x")]),
+            PullState::ChangesRequested
+        );
         assert_eq!(review_state(&[review("a", "COMMENTED")]), PullState::Open);
         assert_eq!(
             review_state(&[review("a", "CHANGES_REQUESTED"), review("a", "APPROVED")]),

@@ -89,6 +89,30 @@ impl GitHubClient {
         Ok(may)
     }
 
+    /// A review asking for changes, with whether its author may approve work
+    /// (as a ready label's author is judged), for `REWORK_ON_CHANGES_REQUESTED`:
+    /// only a collaborator's text reaches an agent. A review without an author (a
+    /// deleted account) may not.
+    pub(crate) async fn change_request(
+        &self,
+        repo: &RepoName,
+        review: wire::PullReview,
+    ) -> Result<scrum_core::review::ChangeRequest> {
+        let (login, may_approve) = match &review.user {
+            Some(actor) => (actor.login.clone(), self.may_approve(repo, actor).await?),
+            None => ("ghost".to_string(), false),
+        };
+        Ok(scrum_core::review::ChangeRequest {
+            id: review.id.to_string(),
+            reviewer: Person {
+                login,
+                may_approve,
+                at: None,
+            },
+            body: review.body.unwrap_or_default(),
+        })
+    }
+
     /// Every event of the issue, oldest first, each page asked for with its ETag.
     async fn events(&self, id: &TaskId) -> Result<Vec<IssueEvent>> {
         let what = issue_what("read the events of", id);

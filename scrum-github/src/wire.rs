@@ -226,8 +226,13 @@ pub(crate) struct PullStatus {
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct PullReview {
     #[serde(default)]
+    pub(crate) id: u64,
+    #[serde(default)]
     pub(crate) user: Option<Actor>,
     pub(crate) state: String,
+    /// What the reviewer wrote (null or empty when nothing).
+    #[serde(default)]
+    pub(crate) body: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -532,6 +532,7 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         heartbeat_interval,
         text_digest: item.text_digest.clone(),
         budget_left_usd: item.budget_left_usd,
+        rework: item.rework.clone(),
     })
 }
 

@@ -428,6 +428,15 @@ fn add_scheduling(doc: &mut Value) {
         "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
     schemas["FailedRequest"]["properties"]["cost_usd"] = json!({ "type": "number", "minimum": 0 });
     schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
+    schemas["NextResponse"]["properties"]["rework"] = json!({ "type": "object",
+        "description": "A run answering a request for changes on the issue's pull request (REWORK_ON_CHANGES_REQUESTED): push to the same branch",
+        "required": ["pr_url", "review_id", "reviewer", "feedback", "requested_at"],
+        "properties": {
+            "pr_url": { "type": "string" }, "review_id": { "type": "string" },
+            "reviewer": { "type": "string" }, "feedback": { "type": "string" },
+            "requested_at": { "type": "integer", "description": "milliseconds since the Unix epoch" }
+        }
+    });
     let nullable_int = json!({ "type": ["integer", "null"] });
     schemas["TrackedPull"] = json!({
         "type": "object",
@@ -435,7 +444,9 @@ fn add_scheduling(doc: &mut Value) {
         "properties": {
             "repo": { "type": "string" }, "number": { "type": "integer" },
             "url": { "type": "string" }, "task": { "type": "string" },
-            "state": { "type": "string", "enum": ["open", "approved", "changes_requested", "merged", "closed"] }
+            "state": { "type": "string", "enum": ["open", "approved", "changes_requested", "merged", "closed"] },
+            "rework": { "type": "string", "enum": ["running", "done"],
+                "description": "REWORK_ON_CHANGES_REQUESTED: its task runs again to answer the request for changes, or did (absent otherwise)" }
         }
     });
     schemas["ReviewStatusResponse"] = json!({
@@ -465,6 +476,9 @@ fn add_scheduling(doc: &mut Value) {
           "schema": { "type": "integer", "minimum": 1 } },
         { "name": "repository", "in": "query", "required": false,
           "description": "`owner/name`, when several tracked repositories have that number",
+          "schema": { "type": "string" } },
+        { "name": "feedback", "in": "query", "required": false,
+          "description": "With `changes-requested` and REWORK_ON_CHANGES_REQUESTED: what the agent is asked to change",
           "schema": { "type": "string" } }
     ]);
     schemas["Scaling"] = json!({

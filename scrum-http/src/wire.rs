@@ -162,6 +162,11 @@ pub struct WorkItem {
     /// budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_left_usd: Option<f64>,
+    /// *Added*: on a run that answers a request for changes on the pull
+    /// request (`REWORK_ON_CHANGES_REQUESTED`): the pull request, who asked and
+    /// what (redacted); push to the same branch. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rework: Option<scrum_core::review::Rework>,
 }
 
 /// The fields every report names its task by ([`TaskRef::of`] builds them from

@@ -580,3 +580,74 @@ async fn the_event_stream_says_when_something_changed_and_ends_at_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn blocked_tasks_show_their_blockers_and_the_queue_filters_them() {
+    let f = Fixture::new();
+    let waiting = f.queue_issue_in("acme/widgets", 1).await;
+    let free = f.queue_issue_in("acme/widgets", 2).await;
+    let cyclic = f.queue_issue_in("acme/widgets", 3).await;
+    let now = f.orchestrator.now();
+    let block = |by: &[&str], problem: Option<&str>| scrum_core::state::Event::Block {
+        blocked: scrum_core::deps::Blocked {
+            by: by.iter().map(|s| s.parse().unwrap()).collect(),
+            problem: problem.map(str::to_string),
+            since: now,
+        },
+    };
+    f.queue
+        .apply(
+            &waiting,
+            block(&["acme/api#9", "acme/widgets#7"], None),
+            now,
+        )
+        .await
+        .unwrap();
+    let cycle = "a dependency cycle: acme/widgets#3 → acme/widgets#4 → acme/widgets#3";
+    f.queue
+        .apply(&cyclic, block(&["acme/widgets#4"], Some(cycle)), now)
+        .await
+        .unwrap();
+    let mut b = Browser::new(&f);
+
+    // The queue: every state shows the blocked ones as such, with their blockers.
+    let (status, _, all) = b.get("/ui/queue").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert!(all.contains("state-blocked"), "{all}");
+    assert!(
+        all.contains("waiting for acme/api#9, acme/widgets#7 to be closed"),
+        "{all}"
+    );
+    assert!(all.contains(&free.to_string()));
+    assert!(
+        all.contains(r#"<option value="blocked">"#),
+        "a filter for blocked tasks: {all}"
+    );
+    // Filtered to blocked: the two blocked, not the free one.
+    let (status, _, only) = b.get("/ui/queue?state=blocked&repo=&q=").await;
+    assert_eq!(status, StatusCode::OK, "{only}");
+    assert!(only.contains(&waiting.to_string()), "{only}");
+    assert!(only.contains(&cyclic.to_string()), "{only}");
+    assert!(!only.contains(&format!(">{free}<")), "{only}");
+    assert!(only.contains("2 tasks"), "{only}");
+    assert!(
+        only.contains(r#"<option value="blocked" selected>"#),
+        "{only}"
+    );
+    // Pending still lists all three.
+    let (_, _, pending) = b.get("/ui/queue?state=pending").await;
+    assert!(pending.contains("3 tasks"), "{pending}");
+
+    // A blocked task's page says what it waits for, and any dependency problem.
+    let (status, _, page) = b.get("/ui/tasks/acme/widgets/1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="blocked""#), "{page}");
+    assert!(page.contains("waiting for acme/api#9"), "{page}");
+    assert!(page.contains("waiting for acme/widgets#7"), "{page}");
+    assert!(!page.contains("dependency-problem"), "{page}");
+    let (_, _, page) = b.get("/ui/tasks/acme/widgets/3").await;
+    assert!(page.contains(r#"id="dependency-problem""#), "{page}");
+    assert!(page.contains("a dependency cycle"), "{page}");
+    let (_, _, page) = b.get("/ui/tasks/acme/widgets/2").await;
+    assert!(!page.contains(r#"id="blocked""#), "{page}");
+}

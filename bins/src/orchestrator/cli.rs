@@ -229,6 +229,13 @@ pub struct ServeArgs {
     /// issues until it is approved, merged or closed.
     #[arg(long, env = "BLOCK_ON_CHANGES_REQUESTED", value_name = "BLOCK_ON_CHANGES_REQUESTED", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub block_on_changes_requested: bool,
+    /// A request for changes on a worker's pull request, by a reviewer with write
+    /// access (or anyone, with TRUST_MODE=off), queues its issue again: the new run
+    /// gets the review's text as feedback for the agent and pushes to the same
+    /// branch. Once per review; while that run is live, the pull request holds
+    /// nothing, and once it completed, the review it answered holds nothing.
+    #[arg(long, env = "REWORK_ON_CHANGES_REQUESTED", value_name = "REWORK_ON_CHANGES_REQUESTED", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    pub rework_on_changes_requested: bool,
     /// The most one run of an issue may cost, in US dollars, from the costs workers
     /// report: once its attempts have cost this much it gets no further attempt
     /// (it fails, and its comment says why). Unset: no limit.

@@ -75,6 +75,7 @@ impl Service {
                     max_pending: a.max_pending_prs,
                     max_pending_total: a.max_pending_prs_total,
                     block_on_changes_requested: a.block_on_changes_requested,
+                    rework_on_changes_requested: a.rework_on_changes_requested,
                 },
                 budgets: scrum_core::engine::Budgets {
                     repo_monthly_usd: a.repo_monthly_budget_usd,

@@ -85,6 +85,9 @@ pub struct Workspace {
     pub base_branch: String,
     /// The commit the branch started from.
     pub base_commit: String,
+    /// The commit this attempt started from: `base_commit`, or on a rework the
+    /// branch's pushed head. Only commits after it are this attempt's work.
+    pub start_commit: String,
     /// The task's branch.
     pub branch: String,
 }
@@ -93,13 +96,16 @@ impl GitRemote {
     /// Brings the cached mirror of `repo` under `cache` up to date (cloning it the
     /// first time), then makes a fresh clone in `dir` with `branch` started from the
     /// default branch. A retry gets a fresh clone too, so whatever an earlier attempt
-    /// pushed on `branch` is replaced, not built upon.
+    /// pushed on `branch` is replaced, not built upon; but with `keep_branch` (a
+    /// rework of the pull request's branch) the branch starts from what was pushed
+    /// on it, when it exists.
     pub async fn prepare(
         &self,
         cache: &Path,
         repo: &RepoName,
         dir: &Path,
         branch: &str,
+        keep_branch: bool,
     ) -> Result<Workspace> {
         let mirror = cache
             .join(repo.owner())
@@ -130,30 +136,35 @@ impl GitRemote {
         .await?;
         let head = self.git(&mirror, &["symbolic-ref", "HEAD"]).await?;
         let base_branch = head.trim_start_matches("refs/heads/").to_string();
-        self.git(
-            dir,
-            &[
-                "checkout",
-                "--quiet",
-                "-B",
-                branch,
-                &format!("origin/{base_branch}"),
-            ],
-        )
-        .await?;
+        let base = format!("origin/{base_branch}");
+        let pushed = format!("origin/{branch}");
+        let start = if keep_branch
+            && self
+                .git(dir, &["rev-parse", "--verify", "--quiet", &pushed])
+                .await
+                .is_ok()
+        {
+            pushed
+        } else {
+            base.clone()
+        };
+        self.git(dir, &["checkout", "--quiet", "-B", branch, &start])
+            .await?;
         self.git(dir, &["remote", "set-url", "origin", &url])
             .await?;
-        let base_commit = self.git(dir, &["rev-parse", "HEAD"]).await?;
+        let base_commit = self.git(dir, &["rev-parse", &base]).await?;
+        let start_commit = self.git(dir, &["rev-parse", "HEAD"]).await?;
         Ok(Workspace {
             dir: dir.to_path_buf(),
             base_branch,
             base_commit,
+            start_commit,
             branch: branch.to_string(),
         })
     }
 
     /// Commits whatever the workflow left uncommitted, and returns how many commits
-    /// the branch has beyond its base.
+    /// this attempt added (beyond [`Workspace::start_commit`]).
     pub async fn commit_leftovers(&self, ws: &Workspace, message: &str) -> Result<u32> {
         let status = self.git(&ws.dir, &["status", "--porcelain"]).await?;
         if !status.is_empty() {
@@ -161,7 +172,7 @@ impl GitRemote {
             self.git(&ws.dir, &["commit", "--quiet", "-m", message])
                 .await?;
         }
-        let range = format!("{}..HEAD", ws.base_commit);
+        let range = format!("{}..HEAD", ws.start_commit);
         let count = self.git(&ws.dir, &["rev-list", "--count", &range]).await?;
         count
             .parse()

@@ -2,7 +2,9 @@
 //!
 //! For each assignment it
 //! 1. prepares an isolated clone from a cached mirror, on a fresh
-//!    `ai-feature/issue-N` branch from the repository's default branch;
+//!    `ai-feature/issue-N` branch from the repository's default branch (on a
+//!    rework run, answering a request for changes on the pull request, the
+//!    branch as pushed, with the review in the workflow's input);
 //! 2. runs the built-in AI Scrum Master workflow ([`workflow`]: architect,
 //!    security, tester and product-owner agents, revisions, cost), or the workflow
 //!    command (`WORKFLOW_COMMAND`: any script) in it, with the issue in environment
@@ -121,6 +123,7 @@ impl CommandRunner {
                 &repo,
                 &task_dir.join("repo"),
                 &a.branch_name,
+                a.rework.is_some(),
             )
             .await?;
         let issue_file = task_dir.join("issue.json");
@@ -133,6 +136,7 @@ impl CommandRunner {
             "branch": a.branch_name,
             "attempt": a.attempt,
             "max_attempts": a.max_attempts,
+            "rework": a.rework,
         });
         std::fs::write(&issue_file, issue_json.to_string())
             .map_err(|e| Error::unavailable("could not write the issue file").with_source(e))?;
@@ -148,6 +152,13 @@ impl CommandRunner {
             ("ATTEMPT".to_string(), a.attempt.to_string()),
             ("MAX_ATTEMPTS".to_string(), a.max_attempts.to_string()),
         ];
+        if let Some(r) = &a.rework {
+            env.extend([
+                ("REWORK_FEEDBACK".to_string(), r.feedback.clone()),
+                ("REWORK_REVIEWER".to_string(), r.reviewer.clone()),
+                ("REWORK_PR_URL".to_string(), r.pr_url.clone()),
+            ]);
+        }
         // Commits the workflow makes need an identity even on a host with no git
         // configuration; one the worker's own environment sets wins.
         let (name, email) = &c.remote.author;
@@ -222,6 +233,7 @@ impl CommandRunner {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
         let c = &self.config;
+        let rework = a.rework.as_ref();
         let vars = [
             ("issue_title", a.issue.title.clone()),
             ("issue_body", a.issue.body.clone()),
@@ -232,6 +244,18 @@ impl CommandRunner {
             ("base_branch", ws.base_branch.clone()),
             ("attempt", a.attempt.to_string()),
             ("max_attempts", a.max_attempts.to_string()),
+            (
+                "review_feedback",
+                rework.map(|r| r.feedback.clone()).unwrap_or_default(),
+            ),
+            (
+                "reviewer",
+                rework.map(|r| r.reviewer.clone()).unwrap_or_default(),
+            ),
+            (
+                "pull_request",
+                rework.map(|r| r.pr_url.clone()).unwrap_or_default(),
+            ),
         ]
         .into_iter()
         .collect();
@@ -242,7 +266,8 @@ impl CommandRunner {
             env,
             remove_env: &HIDDEN_ENV,
             vars,
-            clarify: c.clarification_check,
+            // The issue was clear enough for the run that opened the pull request.
+            clarify: c.clarification_check && rework.is_none(),
         };
         let report = pipeline::run(&c.workflow, &job, cancel).await;
         let spent = |reason: String| {

@@ -1013,6 +1013,47 @@ pub async fn retry_live_or_completed_is_invalid(q: &dyn WorkQueue) {
     );
 }
 
+/// `Event::Rework` on a completed task starts a new run (`queued` and
+/// `rework_requested` effects) that is claimed like any, carrying the review
+/// through the claim and the completion; the same review again changes nothing,
+/// and a live task refuses it.
+pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
+    let rework = |review: &str| crate::state::Event::Rework {
+        rework: crate::review::Rework {
+            pr_url: "https://github.com/acme/widgets/pull/1".into(),
+            review_id: review.into(),
+            reviewer: "alice".into(),
+            feedback: "please rename foo".into(),
+            requested_at: at(3),
+        },
+    };
+    enqueue(q, 1).await;
+    let t = claim(q, 1, at(0)).await;
+    q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
+    ack_all(q, at(2)).await;
+    let again = q.apply(&id(1), rework("r1"), at(3)).await.unwrap();
+    assert_eq!(
+        (again.state, again.run, again.attempts),
+        (TaskState::Pending, 2, 0)
+    );
+    assert_eq!(
+        effect_kinds(q).await,
+        vec![(id(1), "queued"), (id(1), "rework_requested")]
+    );
+    let err = q.apply(&id(1), rework("r2"), at(3)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidTransition);
+    let t = claim(q, 2, at(4)).await;
+    assert_eq!((t.run, t.attempts), (2, 1));
+    assert_eq!(t.rework.as_ref().unwrap().feedback, "please rename foo");
+    let done_task = q.complete(&t.id, token(&t), done(), at(5)).await.unwrap();
+    assert_eq!(done_task.rework.as_ref().unwrap().review_id, "r1");
+    ack_all(q, at(6)).await;
+    let same = q.apply(&id(1), rework("r1"), at(7)).await.unwrap();
+    assert_eq!((same.state, same.run), (TaskState::Completed, 2));
+    assert!(effect_kinds(q).await.is_empty());
+    assert_eq!(get(q, 1).await.run, 2);
+}
+
 /// A lapsed lease counts as a failed attempt: retried while attempts remain, then
 /// Failed.
 pub async fn expired_lease_counts_as_failed_attempt(q: &dyn WorkQueue) {
@@ -1435,6 +1476,7 @@ macro_rules! queue_conformance {
                 cancel_terminal_or_unknown_is_noop,
                 retry_failed_starts_new_run,
                 retry_live_or_completed_is_invalid,
+                completed_task_reworked_starts_a_new_run,
                 expired_lease_counts_as_failed_attempt,
                 live_leases_survive_expire,
                 resume_revives_lapsed_leases_for_one_period,

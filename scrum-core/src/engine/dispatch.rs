@@ -197,6 +197,14 @@ impl Orchestrator {
                 );
                 src.comment(id, &effect.marker(), &body).await?;
             }
+            EffectKind::ReworkRequested { reviewer, pr_url } => {
+                let body = format!(
+                    "@{reviewer} requested changes on {pr_url}: an agent works on them now \
+                     (run {}), on the same branch, with the review as its brief.",
+                    effect.run
+                );
+                src.comment(id, &effect.marker(), &body).await?;
+            }
             // Handed to the notification loops by the round, never applied here.
             EffectKind::Notify { .. } => {}
         }

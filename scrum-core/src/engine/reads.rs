@@ -16,7 +16,7 @@ use crate::queue::{OutboxEntry, TaskFilter};
 const EFFECT_SCAN: usize = 10_000;
 
 /// Which tasks [`Orchestrator::find_tasks`] returns: the queue's filter, narrowed by
-/// repository and by words of the title.
+/// repository, by words of the title, and to blocked tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskSearch {
     /// Only tasks in these states (all states when empty).
@@ -29,11 +29,13 @@ pub struct TaskSearch {
     pub offset: usize,
     /// Return at most this many.
     pub limit: usize,
+    /// Only tasks blocked by their dependencies ([`Task::blocked`]; pending ones).
+    pub blocked: bool,
 }
 
 impl TaskSearch {
     fn narrows(&self) -> bool {
-        self.repository.is_some() || self.text.is_some()
+        self.repository.is_some() || self.text.is_some() || self.blocked
     }
 
     /// Whether `task` passes the repository and title conditions.
@@ -47,7 +49,7 @@ impl TaskSearch {
             task.issue.title.to_lowercase().contains(&t)
                 || task.id.to_string().eq_ignore_ascii_case(&t)
         });
-        repo && text
+        repo && text && (!self.blocked || task.blocked.is_some())
     }
 }
 
@@ -57,7 +59,7 @@ pub struct TaskPage {
     /// The tasks of the page, in id order.
     pub tasks: Vec<Task>,
     /// How many tasks match in all, when known without reading them all (it is
-    /// when the search names a repository or a text, or no state).
+    /// when the search names a repository, a text or blocked tasks, or no state).
     pub total: Option<usize>,
 }
 

@@ -8,15 +8,29 @@
 //! the same store) tracks the same pull requests, and reads their state from the
 //! tracker again. An operator's word (`POST /pr-review/…`) is kept in this
 //! process's memory until the tracker says the pull request was merged or closed.
+//!
+//! With `REWORK_ON_CHANGES_REQUESTED`, each read of a pull request with changes
+//! requested also looks at its task: a completed task whose latest rework does
+//! not answer that review (by id) gets a new run carrying it
+//! ([`crate::state::Event::Rework`]), when the reviewer may approve work (or
+//! `TRUST_MODE=off`); an operator's `changes-requested` does the same with the
+//! text it is given. While that run is live its pull request is not counted, and
+//! once it completed, the review it answered holds nothing
+//! ([`crate::review::ReworkState`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::trust::TrustMode;
 use super::{Orchestrator, lock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{RepoName, Task, TaskState};
+use crate::model::{Person, RepoName, Task, TaskState};
 use crate::queue::TaskFilter;
-use crate::review::{PullState, ReviewGate, ReviewSettings, TrackedPull, gate, pull_from_url};
+use crate::review::{
+    ChangeRequest, PullReview, PullState, ReviewGate, ReviewSettings, Rework, ReworkState,
+    TrackedPull, gate, pull_from_url,
+};
+use crate::state::Event;
 
 /// How long after its task completed a pull request is tracked.
 pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -34,6 +48,9 @@ pub(super) struct PullBook {
     overrides: BTreeMap<(String, u64), PullState>,
     /// When the completed tasks were last read from the store.
     scanned_at: Option<crate::model::Timestamp>,
+    /// Reviews not sent back for rework because their author may not approve
+    /// work: said once in the log.
+    untrusted: BTreeSet<String>,
 }
 
 impl PullBook {
@@ -80,7 +97,19 @@ fn reported(task: &Task) -> Option<TrackedPull> {
         url,
         task: task.id.clone(),
         state: PullState::Open,
+        rework: None,
     })
+}
+
+/// Whether `url` is the page of `pull`.
+fn names(url: &str, pull: &TrackedPull) -> bool {
+    pull_from_url(url)
+        .is_some_and(|(repo, n)| n == pull.number && repo.as_str().eq_ignore_ascii_case(&pull.repo))
+}
+
+/// The task's rework, when it answers a request on `pull`.
+fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
+    task.rework.as_ref().filter(|r| names(&r.pr_url, pull))
 }
 
 impl Orchestrator {
@@ -152,13 +181,147 @@ impl Orchestrator {
             .expect("just recorded"))
     }
 
+    /// Records an operator's word on pull request `number` as [`Orchestrator::mark_pull`]
+    /// does; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
+    /// task's pull request also queues the issue again with `feedback` (the
+    /// operator's text, or a sentence saying an operator asked) as its review. Its
+    /// word then stands no longer: once the rework is done, the tracker's state
+    /// counts again.
+    pub async fn mark_pull_review(
+        &self,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+        feedback: Option<&str>,
+    ) -> Result<TrackedPull> {
+        let pull = self.mark_pull(repo, number, state)?;
+        if state != PullState::ChangesRequested
+            || !self.inner.config.review.rework_on_changes_requested
+        {
+            return Ok(pull);
+        }
+        let now = self.now();
+        let request = ChangeRequest {
+            id: format!("operator-{}", now.0),
+            reviewer: Person {
+                login: "operator".into(),
+                may_approve: true,
+                at: Some(now),
+            },
+            body: feedback
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .unwrap_or("An operator asked for changes on this pull request.")
+                .to_string(),
+        };
+        let rework = self.rework_of(&pull, Some(&request)).await?;
+        let key = (pull.repo.clone(), pull.number);
+        let mut book = lock(&self.inner.pulls);
+        if rework.is_some() {
+            book.overrides.remove(&key);
+        }
+        let Some(tracked) = book.pulls.get_mut(&key) else {
+            return Ok(pull);
+        };
+        tracked.rework = rework;
+        drop(book);
+        self.inner.work_ready.notify_waiters();
+        Ok(self
+            .review_status()
+            .pulls
+            .into_iter()
+            .find(|p| (p.repo.as_str(), p.number) == (key.0.as_str(), key.1))
+            .unwrap_or(pull))
+    }
+
     /// Starts tracking the pull request a completion reported, as open, so the
-    /// gate counts it before the next poll reads it.
+    /// gate counts it before the next poll reads it. A rework run's completion
+    /// marks its pull request's rework done: the review it answered holds nothing.
     pub(super) fn track_completed(&self, task: &Task) {
-        if let Some(pull) = reported(task) {
+        if let Some(mut pull) = reported(task) {
+            pull.rework = rework_on(task, &pull).map(|_| ReworkState::Done);
             let mut book = lock(&self.inner.pulls);
             let key = (pull.repo.clone(), pull.number);
-            book.pulls.entry(key).or_insert(pull);
+            if pull.rework.is_some() {
+                book.overrides.remove(&key);
+            }
+            let rework = pull.rework;
+            book.pulls
+                .entry(key)
+                .and_modify(|p| p.rework = rework)
+                .or_insert(pull);
+        }
+    }
+
+    /// A pull request's review state; with `REWORK_ON_CHANGES_REQUESTED`, with the
+    /// request for changes behind it (which may cost the tracker a read of the
+    /// reviewer's permission).
+    async fn read_pull(&self, repo: &RepoName, number: u64) -> Result<Option<PullReview>> {
+        let src = &self.inner.source;
+        if self.inner.config.review.rework_on_changes_requested {
+            return src.pull_review(repo, number).await;
+        }
+        Ok(src.pull_state(repo, number).await?.map(|state| PullReview {
+            state,
+            change_request: None,
+        }))
+    }
+
+    /// Where `pull`'s rework stands, given the tracker's latest `request` for
+    /// changes on it; sends a completed task back for rework when the request is
+    /// new, its author may approve work and `REWORK_ON_CHANGES_REQUESTED` is on
+    /// (see the module docs). `None`: no rework, the gate counts the state as it is.
+    async fn rework_of(
+        &self,
+        pull: &TrackedPull,
+        request: Option<&ChangeRequest>,
+    ) -> Result<Option<ReworkState>> {
+        if !self.inner.config.review.rework_on_changes_requested {
+            return Ok(None);
+        }
+        let Some(task) = self.inner.queue.get(&pull.task).await? else {
+            return Ok(None);
+        };
+        let answered = rework_on(&task, pull);
+        if !task.state.is_terminal() {
+            return Ok(answered.map(|_| ReworkState::Running));
+        }
+        let Some(request) = request else {
+            return Ok(None);
+        };
+        if answered.is_some_and(|r| r.review_id == request.id) {
+            return Ok((task.state == TaskState::Completed).then_some(ReworkState::Done));
+        }
+        let reported_here = task
+            .completion
+            .as_ref()
+            .and_then(|c| c.pr_url.as_deref())
+            .is_some_and(|url| names(url, pull));
+        if task.state != TaskState::Completed || !reported_here {
+            return Ok(None);
+        }
+        if self.inner.config.trust != TrustMode::Off && !request.reviewer.may_approve {
+            if lock(&self.inner.pulls).untrusted.insert(request.id.clone()) {
+                tracing::warn!(task = %task.id, pull = pull.number, reviewer = %request.reviewer.login, "changes requested by a reviewer without write access: not sent back to an agent");
+            }
+            return Ok(None);
+        }
+        let now = self.now();
+        let rework = Rework::answering(&pull.url, request, now);
+        match self
+            .inner
+            .queue
+            .apply(&task.id, Event::Rework { rework }, now)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(task = %task.id, repository = %pull.repo, pull = pull.number, reviewer = %request.reviewer.login, "changes requested: the issue is queued again with the review");
+                self.inner.work_ready.notify_waiters();
+                Ok(Some(ReworkState::Running))
+            }
+            // Queued again by another way since it was read: no rework.
+            Err(e) if e.kind() == ErrorKind::InvalidTransition => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -190,15 +353,29 @@ impl Orchestrator {
         let mut changed = false;
         for mut pull in candidates {
             let key = (pull.repo.clone(), pull.number);
-            let known = lock(&self.inner.pulls).pulls.get(&key).map(|p| p.state);
-            if known.is_some_and(|s| !s.is_pending()) {
+            let known = lock(&self.inner.pulls)
+                .pulls
+                .get(&key)
+                .map(|p| (p.state, p.rework));
+            if known.is_some_and(|(s, _)| !s.is_pending()) {
                 continue;
             }
             let repo: RepoName = pull.repo.parse()?;
-            match self.inner.source.pull_state(&repo, pull.number).await {
-                Ok(Some(state)) => {
-                    changed |= known != Some(state);
-                    pull.state = state;
+            match self.read_pull(&repo, pull.number).await {
+                Ok(Some(review)) => {
+                    pull.state = review.state;
+                    let request = review
+                        .change_request
+                        .as_ref()
+                        .filter(|_| review.state == PullState::ChangesRequested);
+                    pull.rework = match self.rework_of(&pull, request).await {
+                        Ok(rework) => rework,
+                        Err(e) => {
+                            tracing::warn!(repository = %pull.repo, pull = pull.number, error = %e, "could not read or requeue a pull request's task; its last rework state stands");
+                            known.and_then(|(_, r)| r)
+                        }
+                    };
+                    changed |= known != Some((pull.state, pull.rework));
                     lock(&self.inner.pulls).record(pull);
                 }
                 Ok(None) => {

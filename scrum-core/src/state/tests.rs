@@ -5,7 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{LeaseKind, ReadyIssue, Timestamp};
+use crate::model::{Assignment, LeaseKind, ReadyIssue, Timestamp};
 
 fn policy() -> Policy {
     Policy {
@@ -892,6 +892,145 @@ fn spending_the_budget_ends_the_run_without_another_attempt() {
     let next = step(&over.task, Event::Retry, t(6)).unwrap().task;
     assert_eq!(next.cost_usd, None);
 }
+fn rework(review_id: &str) -> Event {
+    Event::Rework {
+        rework: Rework {
+            pr_url: "https://github.com/acme/widgets/pull/2".into(),
+            review_id: review_id.into(),
+            reviewer: "alice".into(),
+            feedback: "please rename foo".into(),
+            requested_at: t(7),
+        },
+    }
+}
+
+#[test]
+fn rework_rows_of_the_table() {
+    type Expect = Result<(TaskState, &'static [&'static str]), Refusal>;
+    let reworking = step(&completed(), rework("r1"), t(7)).unwrap().task;
+    let claim = Event::Claim {
+        worker: WorkerId::new("w2").unwrap(),
+        token: LeaseToken(9),
+        lease: LeaseKind::Heartbeat,
+    };
+    let reworked = {
+        let claimed = step(&reworking, claim, t(8)).unwrap().task;
+        step(&claimed, complete(LeaseToken(9)), t(9)).unwrap().task
+    };
+    let rows: Vec<(&str, Task, Event, Expect)> = vec![
+        (
+            "rework completed",
+            written(completed()),
+            rework("r1"),
+            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+        ),
+        (
+            "rework completed, effects not yet written",
+            completed(),
+            rework("r1"),
+            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+        ),
+        (
+            "rework again for the same review",
+            reworked.clone(),
+            rework("r1"),
+            Ok((TaskState::Completed, &[])),
+        ),
+        (
+            "rework for a new review",
+            reworked,
+            rework("r2"),
+            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+        ),
+        (
+            "rework pending",
+            pending(),
+            rework("r1"),
+            Err(Refusal::Live),
+        ),
+        (
+            "rework in progress",
+            claimed(),
+            rework("r1"),
+            Err(Refusal::Live),
+        ),
+        (
+            "rework while reworking",
+            reworking,
+            rework("r2"),
+            Err(Refusal::Live),
+        ),
+        (
+            "rework failed",
+            step(&on_last_attempt(), fail(true), t(3)).unwrap().task,
+            rework("r1"),
+            Err(Refusal::NotCompleted),
+        ),
+        (
+            "rework parked",
+            parked(),
+            rework("r1"),
+            Err(Refusal::NotCompleted),
+        ),
+        (
+            "rework cancelled",
+            step(&pending(), Event::Cancel { reason: "x".into() }, t(1))
+                .unwrap()
+                .task,
+            rework("r1"),
+            Err(Refusal::NotCompleted),
+        ),
+    ];
+    for (name, task, event, expect) in rows {
+        let got = step(&task, event, t(10)).map(|s| {
+            let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
+            (s.task.state, kinds)
+        });
+        let want = expect.map(|(st, k)| (st, k.to_vec()));
+        assert_eq!(got, want, "row {name:?}");
+    }
+}
+
+#[test]
+fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
+    let done = step(&written(completed()), rework("r1"), t(7)).unwrap();
+    let task = &done.task;
+    assert_eq!(
+        (task.run, task.attempts, task.state),
+        (2, 0, TaskState::Pending)
+    );
+    assert!(task.completion.is_none() && task.not_before == t(7));
+    assert_eq!(task.rework.as_ref().unwrap().feedback, "please rename foo");
+    assert_eq!(
+        done.effects[1].kind,
+        EffectKind::ReworkRequested {
+            reviewer: "alice".into(),
+            pr_url: "https://github.com/acme/widgets/pull/2".into(),
+        }
+    );
+    assert!(
+        done.effects[1]
+            .marker()
+            .ends_with(":run-2:attempt-0:rework_requested")
+    );
+    let claim = Event::Claim {
+        worker: WorkerId::new("w").unwrap(),
+        token: TOKEN,
+        lease: LeaseKind::Heartbeat,
+    };
+    let claimed = step(task, claim, t(8)).unwrap().task;
+    let a = Assignment::from_claimed(&claimed, Duration::from_secs(10)).unwrap();
+    assert_eq!(a.rework.as_ref().unwrap().review_id, "r1");
+    let finished = step(&claimed, complete(TOKEN), t(9)).unwrap().task;
+    assert_eq!(finished.rework, claimed.rework);
+    // A run the ready label starts is no rework.
+    let again = Event::Requeue {
+        issue: issue(),
+        observed_at: t(20),
+    };
+    let relabelled = step(&written(finished), again, t(21)).unwrap().task;
+    assert!(relabelled.rework.is_none());
+}
 
 /// One random event; tokens pick from a small set so that live and stale tokens
 /// both occur often.
@@ -936,6 +1075,8 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
         Just(approve()),
         Just(blocked(&["acme/widgets#2"], Some("cycle"))),
         Just(Event::Unblock),
+        Just(rework("r1")),
+        Just(rework("r2")),
     ];
     (ev, 0u64..40_000)
 }
@@ -985,8 +1126,14 @@ proptest! {
             } else {
                 prop_assert_eq!(next.run, task.run + 1);
                 prop_assert!(task.state.is_terminal());
-                let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry);
+                let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry | Event::Rework { .. });
                 prop_assert!(new_run_event);
+                // A rework starts only from a completion, once per review.
+                if let Event::Rework { rework } = &event {
+                    prop_assert_eq!(task.state, TaskState::Completed);
+                    prop_assert!(task.rework.as_ref().is_none_or(|r| r.review_id != rework.review_id));
+                    prop_assert_eq!(next.rework.as_ref(), Some(rework));
+                }
             }
             prop_assert!(next.attempts <= next.max_attempts);
             // No lease outlives its deadline.

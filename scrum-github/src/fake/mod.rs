@@ -479,8 +479,21 @@ impl FakeGitHub {
     /// Reviews pull request `number` of `repo` as `login`: `APPROVED`,
     /// `CHANGES_REQUESTED` or `COMMENTED`.
     pub fn review_pull(&self, repo: &str, number: u64, login: &str, state: &str) {
+        self.review_pull_saying(repo, number, login, state, "");
+    }
+
+    /// As [`FakeGitHub::review_pull`], with the review's text (`body`).
+    pub fn review_pull_saying(
+        &self,
+        repo: &str,
+        number: u64,
+        login: &str,
+        state: &str,
+        body: &str,
+    ) {
         self.change_pull(repo, number, |p| {
-            p.reviews.push((login.to_string(), state.to_string()));
+            p.reviews
+                .push((login.to_string(), state.to_string(), body.to_string()));
         });
     }
 

@@ -127,10 +127,10 @@ pub(crate) fn route(
                     &format!("/repos/{o}/{r}/pulls/{n}/reviews"),
                     query,
                     p.reviews.iter().enumerate().collect(),
-                    |(k, (login, state))| {
+                    |(k, (login, state, text))| {
                         serde_json::json!({
                             "id": i.id * 1000 + k as u64, "user": { "login": login, "type": "User" },
-                            "state": state, "body": "", "submitted_at": i.updated_at.to_rfc3339()
+                            "state": state, "body": text, "submitted_at": i.updated_at.to_rfc3339()
                         })
                     },
                 ),

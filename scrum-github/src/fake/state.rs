@@ -151,8 +151,8 @@ pub struct FakePull {
     /// Whether it was merged (closed by the merge).
     pub merged: bool,
     /// Its reviews, oldest first: (reviewer, `APPROVED`, `CHANGES_REQUESTED` or
-    /// `COMMENTED`).
-    pub reviews: Vec<(String, String)>,
+    /// `COMMENTED`, what the reviewer wrote).
+    pub reviews: Vec<(String, String, String)>,
 }
 
 #[derive(Clone, Debug)]

@@ -1,7 +1,9 @@
 //! Scheduling reads: `GET /scaling`; review gating: `GET /pr-review/status` and the operator's word on a pull
 //! request, `POST /pr-review/{approved|changes-requested|merged}/{number}` (the
 //! Python orchestrator's endpoints, keyed by repository and pull request: add
-//! `?repository=owner/name` when two tracked repositories have that number).
+//! `?repository=owner/name` when two tracked repositories have that number, and
+//! `?feedback=…` to `changes-requested` for the agent when
+//! `REWORK_ON_CHANGES_REQUESTED` sends the issue back to it).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,6 +20,8 @@ use crate::wire::{PullReviewResponse, ReviewStatusResponse};
 pub(super) struct PullQuery {
     #[serde(default)]
     repository: Option<String>,
+    #[serde(default)]
+    feedback: Option<String>,
 }
 
 /// `GET /scaling`: the figures an autoscaler reads.
@@ -48,7 +52,13 @@ pub(super) async fn mark(
     };
     let pull = s
         .orchestrator()
-        .mark_pull(q.repository.as_deref(), number, state)?;
+        .mark_pull_review(
+            q.repository.as_deref(),
+            number,
+            state,
+            q.feedback.as_deref(),
+        )
+        .await?;
     let gate = s.orchestrator().review_gate();
     Ok(Json(PullReviewResponse {
         status: "ok".into(),

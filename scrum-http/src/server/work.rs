@@ -82,6 +82,7 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
         text_digest: a.text_digest.clone(),
         budget_left_usd: a.budget_left_usd,
+        rework: a.rework.clone(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! `GET /ui/queue`: tasks filtered by state and repository, searched by title, a
-//! page at a time.
+//! `GET /ui/queue`: tasks filtered by state (or blocked: pending tasks waiting for
+//! their dependencies) and repository, searched by title, a page at a time.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -15,9 +15,12 @@ use crate::server::ApiState;
 /// Tasks per page.
 pub(crate) const PAGE: usize = 50;
 
+/// The filter's name for pending tasks blocked by their dependencies.
+const BLOCKED: &str = "blocked";
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct QueueArgs {
-    /// A state name, or empty for every state.
+    /// A state name, `blocked`, or empty for every state.
     #[serde(default)]
     state: String,
     /// `owner/name`, or empty.
@@ -53,8 +56,10 @@ pub(crate) async fn page(
     Query(args): Query<QueueArgs>,
 ) -> Response {
     let o = s.orchestrator();
+    let blocked = args.state == BLOCKED;
     let state = match args.state.as_str() {
         "" => None,
+        BLOCKED => Some(TaskState::Pending),
         name => match name.parse::<TaskState>() {
             Ok(st) => Some(st),
             Err(e) => return failed(e),
@@ -67,6 +72,7 @@ pub(crate) async fn page(
         text: non_empty(&args.q),
         offset: (page - 1) * PAGE,
         limit: PAGE,
+        blocked,
     };
     let (found, counts) = match tokio::try_join!(o.find_tasks(&search), o.counts()) {
         Ok(read) => read,
@@ -88,7 +94,10 @@ pub(crate) async fn page(
                 select name="state" {
                     option value="" selected[state.is_none()] { "every state" }
                     @for st in TaskState::ALL {
-                        option value=(st.as_str()) selected[state == Some(st)] { (st.as_str().replace('_', " ")) }
+                        option value=(st.as_str()) selected[state == Some(st) && !blocked] { (st.as_str().replace('_', " ")) }
+                        @if st == TaskState::Pending {
+                            option value=(BLOCKED) selected[blocked] { "blocked" }
+                        }
                     }
                 }
             }
@@ -112,7 +121,10 @@ pub(crate) async fn page(
                         td { a href=(task_href(&t.id)) { (t.id) } }
                         td { (t.issue.title) }
                         td { (state_badge(t.state.as_str()))
-                             @if t.cancel_requested { " " small { "cancelling" } } }
+                             @if t.cancel_requested { " " small { "cancelling" } }
+                             @if let Some(b) = &t.blocked {
+                                 " " (state_badge(BLOCKED)) br; small.blocked { (b.describe()) }
+                             } }
                         td.wide { (t.attempts) "/" (t.max_attempts) }
                         td.wide { (t.holder().map(ToString::to_string).unwrap_or_default()) }
                         td { (time(t.updated_at, now)) }

@@ -1,6 +1,7 @@
 //! `GET /ui/tasks/{owner}/{repo}/{number}`: one task: its run and attempts with a
-//! timeline, the worker and lease, the failure, the pull request and cost, and its
-//! GitHub effects with whether they landed.
+//! timeline, the worker and lease, what blocks it (its open blockers and any
+//! dependency problem), the failure, the pull request and cost, the review a
+//! rework run answers, and its GitHub effects with whether they landed.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -63,7 +64,19 @@ fn timeline(t: &Task, now: Timestamp) -> Vec<Moment> {
             });
         }
     }
-    if t.state == TaskState::Pending && t.not_before > now {
+    if let Some(b) = &t.blocked {
+        m.push(Moment {
+            at: b.since,
+            what: html! { "Blocked: " (b.describe()) },
+        });
+    }
+    if let Some(r) = &t.rework {
+        m.push(Moment {
+            at: r.requested_at,
+            what: html! { "Run " (t.run) " queued again: @" (r.reviewer) " requested changes on its pull request" },
+        });
+    }
+    if t.state == TaskState::Pending && t.not_before > now && t.blocked.is_none() {
         m.push(Moment {
             at: t.not_before,
             what: html! { "The next attempt may start (backoff)" },
@@ -146,7 +159,19 @@ pub(crate) async fn page(
     let completion = t.completion.clone().unwrap_or_default();
     let live = html! {
         p.lead { strong { (t.issue.title) } " " (state_badge(t.state.as_str()))
-            @if t.cancel_requested { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" } }
+            @if t.cancel_requested { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
+            @if t.blocked.is_some() { " " (state_badge("blocked")) } }
+        @if let Some(b) = &t.blocked {
+            div.notice.waiting #blocked {
+                p { "Blocked: not handed out until every blocker is closed." }
+                @if !b.by.is_empty() {
+                    ul #blockers { @for by in &b.by { li { "waiting for " (by) } } }
+                }
+                @if let Some(problem) = &b.problem {
+                    p #dependency-problem { "Dependency problem: " (problem) }
+                }
+            }
+        }
         @if held {
             p.notice.error #held { "Held: GitHub refuses this orchestrator's writes to " (id.repo())
                 ", so it is not handed out until a write there lands. "
@@ -185,6 +210,11 @@ pub(crate) async fn page(
                     }
                     Some(url) => { (url) }
                     None => { "–" }
+                }
+            }
+            @if let Some(r) = &t.rework {
+                dt { "Rework" } dd #rework {
+                    "@" (r.reviewer) " requested changes on " (r.pr_url) ": " q { (r.feedback) }
                 }
             }
             dt { "Cost" } dd #cost {

@@ -177,7 +177,7 @@ pub enum Gate {
 }
 
 /// The names a prompt template sees.
-pub const PROMPT_VARS: [&str; 13] = [
+pub const PROMPT_VARS: [&str; 16] = [
     "issue_title",
     "issue_body",
     "issue_labels",
@@ -191,6 +191,9 @@ pub const PROMPT_VARS: [&str; 13] = [
     "revision",
     "max_revisions",
     "feedback",
+    "review_feedback",
+    "reviewer",
+    "pull_request",
 ];
 
 /// The names a role template sees: none of the issue's own text.

@@ -32,7 +32,8 @@ pub struct Job<'a> {
     pub remove_env: &'a [&'a str],
     /// The template values of the issue and attempt: every name of
     /// [`super::PROMPT_VARS`] but `phase`, `revision`, `max_revisions` and
-    /// `feedback`, which the pipeline sets.
+    /// `feedback`, which the pipeline sets (`review_feedback`, `reviewer` and
+    /// `pull_request` empty but on a rework run).
     pub vars: Vars,
     /// Whether to run the clarification check (the workflow must also want it).
     pub clarify: bool,
