@@ -4,7 +4,9 @@
 //! - with `MAX_PENDING_PRS=1`, after one completion `/work/next` answers
 //!   `blocked` with a reason (and `/health` and `/pr-review/status` say so); once
 //!   that pull request is merged on GitHub, work flows again;
-//! - the tracked pull requests survive a restart (they come from the store);
+//! - the tracked pull requests survive a restart (they come from the store), and
+//!   so does an operator's `POST /pr-review/changes-requested/{n}` (recorded on
+//!   the task), until GitHub says the pull request was merged;
 //! - with changes requested (`BLOCK_ON_CHANGES_REQUESTED`, the default), blocked
 //!   until the reviewer approves, and the issue is not sent back for rework
 //!   (`REWORK_ON_CHANGES_REQUESTED` is off by default; `bins/tests/rework.rs`
@@ -143,5 +145,38 @@ async fn pending_pull_requests_hold_work_until_reviewed() {
     fleet.github.review_pull(REPO, p2, "reviewer", "APPROVED");
     let w = offered(&next(&client, 10).await, &c);
     assert_eq!(w.issue_number, c.number());
+
+    // An operator's word outlives a restart: GitHub still says open.
+    let p3 = complete_with_pull(&fleet, &client, &w).await;
+    let said = client
+        .mark_pull("changes-requested", p3, Some(REPO), None)
+        .await
+        .unwrap();
+    assert!(said.blocked, "{said:?}");
+    fleet.stop_orchestrator_named("orchestrator");
+    fleet.start_orchestrator().await.unwrap();
+    fleet
+        .wait_for(
+            "the operator's word counted again",
+            Duration::from_secs(20),
+            || tracked().contains(&(p3, "changes_requested")),
+        )
+        .await;
+    let status = client.review_status().await.unwrap();
+    assert!(status.blocked, "{status:?}");
+    assert!(
+        status
+            .reason
+            .unwrap()
+            .contains(&format!("{REPO}#{p3} has changes requested"))
+    );
+    // Merged on GitHub: the tracker's word ends it.
+    fleet.github.merge_pull(REPO, p3);
+    fleet
+        .wait_for("the merge seen", Duration::from_secs(20), || {
+            tracked().contains(&(p3, "merged"))
+        })
+        .await;
+    assert!(!client.review_status().await.unwrap().blocked);
     fleet.stop();
 }

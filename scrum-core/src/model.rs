@@ -784,6 +784,12 @@ pub struct Task {
     /// never queues the task twice; a run queued any other way starts without.
     #[serde(default)]
     pub rework: Option<crate::review::Rework>,
+    /// An operator's word on the review state of the pull request this completed
+    /// run reported (`POST /pr-review/{state}/{number}`), kept so that a restarted
+    /// orchestrator counts it as the one that heard it did; a new run starts
+    /// without.
+    #[serde(default)]
+    pub pull_mark: Option<crate::review::PullState>,
 }
 
 impl Task {

@@ -37,6 +37,8 @@
 //! | Completed, reworked for that review already | `Rework` | unchanged | – |
 //! | live | `Rework` | refused (`Live`) | – |
 //! | Failed, Cancelled or Parked | `Rework` | refused (`NotCompleted`) | – |
+//! | Completed | `MarkPull` (an operator's word on its pull request's review) | same, the word recorded | – |
+//! | not Completed | `MarkPull` | refused (`NotCompleted`) | – |
 //! | terminal | `EffectsWritten` | same, effects time recorded | – |
 //! | live | `Approve` | same, the approved text (and who approved it) recorded, a review hold lifted | – |
 //! | Pending | `Hold` (an edit by someone who may not approve) | Pending, held: not handed out | `ReviewRequested` |
@@ -98,7 +100,7 @@ use crate::model::{
     ReadyIssue, Review, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::redact::redact;
-use crate::review::Rework;
+use crate::review::{PullState, Rework};
 
 /// Retry and lease settings a queue applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -335,6 +337,13 @@ pub enum Event {
         /// The pull request and the review's text.
         rework: Rework,
     },
+    /// An operator says what the completed task's pull request's review state is
+    /// (`POST /pr-review/…`): recorded on the task, so it outlives the process
+    /// that heard it ([`crate::review`]).
+    MarkPull {
+        /// The state they gave.
+        state: PullState,
+    },
 }
 
 /// A GitHub effect of a step, recorded in the same transaction as the step (the
@@ -525,8 +534,8 @@ pub enum Refusal {
     /// A completed task cannot be retried by an operator.
     #[error("a completed task cannot be retried")]
     Completed,
-    /// Only a completed task's pull request is reworked.
-    #[error("only a completed task is reworked")]
+    /// Only a completed task's pull request is reworked or marked.
+    #[error("only a completed task's pull request is reworked or marked")]
     NotCompleted,
 }
 
@@ -592,6 +601,7 @@ pub fn new_task(issue: ReadyIssue, now: Timestamp, policy: &Policy) -> Step {
         blocked: None,
         locks: policy.locks.keys(&issue),
         rework: None,
+        pull_mark: None,
     };
     let effects = vec![effect(&task, EffectKind::Queued)];
     Step {
@@ -892,6 +902,15 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             state if state.is_terminal() => return Err(Refusal::NotCompleted),
             _ => return Err(Refusal::Live),
         },
+        Event::MarkPull { state } => {
+            if task.state != TaskState::Completed {
+                return Err(Refusal::NotCompleted);
+            }
+            if task.pull_mark == Some(state) {
+                return Ok(unchanged(task));
+            }
+            next.pull_mark = Some(state);
+        }
         Event::Unblock => {
             if task.blocked.is_none() {
                 return Ok(unchanged(task));
@@ -1043,6 +1062,7 @@ fn new_run(next: &mut Task, effects: &mut Vec<Effect>, ctx: &Ctx<'_>) {
     next.blocked = None;
     next.locks = ctx.policy.locks.keys(&next.issue);
     next.rework = None;
+    next.pull_mark = None;
     effects.push(effect(next, EffectKind::Queued));
 }
 

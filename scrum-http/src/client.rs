@@ -155,6 +155,36 @@ impl OrchestratorClient {
         .await
     }
 
+    /// `POST /pr-review/{state}/{number}`: an operator's word on a tracked pull
+    /// request's review state (`approved`, `changes-requested` or `merged`), with
+    /// its repository when several tracked ones have that number, and with
+    /// `changes-requested`, the feedback for a rework (`REWORK_ON_CHANGES_REQUESTED`).
+    pub async fn mark_pull(
+        &self,
+        state: &str,
+        number: u64,
+        repository: Option<&str>,
+        feedback: Option<&str>,
+    ) -> Result<crate::wire::PullReviewResponse> {
+        let mut query = Vec::new();
+        if let Some(r) = repository {
+            query.push(("repository".to_string(), r.to_string()));
+        }
+        if let Some(f) = feedback {
+            query.push(("feedback".to_string(), f.to_string()));
+        }
+        let path = format!("/pr-review/{state}/{number}");
+        self.call(
+            Method::POST,
+            &path,
+            None::<&()>,
+            &query,
+            Retry::IfNotSent,
+            None,
+        )
+        .await
+    }
+
     /// `GET /work/next` as answered: the work, or why there is none
     /// (`blocked` and `reason` while review gating holds work back).
     pub async fn next_response(

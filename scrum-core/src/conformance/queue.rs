@@ -1016,7 +1016,8 @@ pub async fn retry_live_or_completed_is_invalid(q: &dyn WorkQueue) {
 /// `Event::Rework` on a completed task starts a new run (`queued` and
 /// `rework_requested` effects) that is claimed like any, carrying the review
 /// through the claim and the completion; the same review again changes nothing,
-/// and a live task refuses it.
+/// and a live task refuses it. An operator's word (`Event::MarkPull`) is stored on
+/// the completed task, and the new run starts without it.
 pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     let rework = |review: &str| crate::state::Event::Rework {
         rework: crate::review::Rework {
@@ -1031,7 +1032,17 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     let t = claim(q, 1, at(0)).await;
     q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
     ack_all(q, at(2)).await;
+    let word = crate::state::Event::MarkPull {
+        state: crate::review::PullState::ChangesRequested,
+    };
+    q.apply(&id(1), word, at(2)).await.unwrap();
+    assert_eq!(
+        get(q, 1).await.pull_mark,
+        Some(crate::review::PullState::ChangesRequested),
+        "an operator's word is stored"
+    );
     let again = q.apply(&id(1), rework("r1"), at(3)).await.unwrap();
+    assert_eq!(again.pull_mark, None, "a new run starts without it");
     assert_eq!(
         (again.state, again.run, again.attempts),
         (TaskState::Pending, 2, 0)

@@ -6,8 +6,11 @@
 //! What is tracked is derived from the store: the completed tasks of the last
 //! [`TRACK_FOR`] and their `pr_url`, so a restarted orchestrator (or another one on
 //! the same store) tracks the same pull requests, and reads their state from the
-//! tracker again. An operator's word (`POST /pr-review/…`) is kept in this
-//! process's memory until the tracker says the pull request was merged or closed.
+//! tracker again. An operator's word (`POST /pr-review/…`) counts until the tracker
+//! says the pull request was merged or closed; it is recorded on the task too
+//! ([`crate::state::Event::MarkPull`], `Task::pull_mark`), so a restarted
+//! orchestrator (or another on the store, at its next read of the completed tasks)
+//! counts it as well.
 //!
 //! With `REWORK_ON_CHANGES_REQUESTED`, each read of a pull request with changes
 //! requested also looks at its task: a completed task whose latest rework does
@@ -60,6 +63,27 @@ impl PullBook {
             self.overrides.remove(&key);
         }
         self.pulls.insert(key, pull);
+    }
+
+    /// Takes up the operator's word recorded on a completed task
+    /// (`Task::pull_mark`), unless the tracker said since that its pull request was
+    /// merged or closed: a pending state counts as an override, merged or closed
+    /// as the pull request's state.
+    fn recall_mark(&mut self, task: &Task) {
+        let (Some(state), Some(mut pull)) = (task.pull_mark, reported(task)) else {
+            return;
+        };
+        let key = (pull.repo.clone(), pull.number);
+        if self.pulls.get(&key).is_some_and(|p| !p.state.is_pending()) {
+            return;
+        }
+        if state.is_pending() {
+            self.overrides.insert(key, state);
+        } else {
+            pull.state = state;
+            self.overrides.remove(&key);
+            self.pulls.insert(key, pull);
+        }
     }
 
     fn view(&self) -> Vec<TrackedPull> {
@@ -133,35 +157,42 @@ impl Orchestrator {
         }
     }
 
+    /// The tracked pull request `number` (in `repo`, needed when several tracked
+    /// repositories have that number).
+    fn tracked_pull(&self, repo: Option<&str>, number: u64) -> Result<TrackedPull> {
+        let book = lock(&self.inner.pulls);
+        let mut found = book
+            .pulls
+            .values()
+            .filter(|p| {
+                p.number == number && repo.is_none_or(|want| want.eq_ignore_ascii_case(&p.repo))
+            })
+            .cloned();
+        match (found.next(), found.next()) {
+            (Some(p), None) => Ok(p),
+            (Some(_), Some(_)) => Err(Error::invalid(format!(
+                "several tracked repositories have pull request #{number}; say which with `repository`"
+            ))),
+            (None, _) => Err(Error::not_found(format!(
+                "no tracked pull request #{number}{}",
+                repo.map(|r| format!(" in {r}")).unwrap_or_default()
+            ))),
+        }
+    }
+
     /// Records an operator's word on pull request `number` (in `repo`, needed when
-    /// several tracked repositories have that number): the gate counts it so until
-    /// the tracker says it was merged or closed.
+    /// several tracked repositories have that number) in this process: the gate
+    /// counts it so until the tracker says it was merged or closed.
+    /// [`Orchestrator::mark_pull_review`] also records it on the store.
     pub fn mark_pull(
         &self,
         repo: Option<&str>,
         number: u64,
         state: PullState,
     ) -> Result<TrackedPull> {
+        let found = self.tracked_pull(repo, number)?;
+        let key = (found.repo, found.number);
         let mut book = lock(&self.inner.pulls);
-        let mut found = book
-            .pulls
-            .keys()
-            .filter(|(r, n)| *n == number && repo.is_none_or(|want| want.eq_ignore_ascii_case(r)))
-            .cloned();
-        let key = match (found.next(), found.next()) {
-            (Some(k), None) => k,
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(format!(
-                    "several tracked repositories have pull request #{number}; say which with `repository`"
-                )));
-            }
-            (None, _) => {
-                return Err(Error::not_found(format!(
-                    "no tracked pull request #{number}{}",
-                    repo.map(|r| format!(" in {r}")).unwrap_or_default()
-                )));
-            }
-        };
         tracing::info!(repository = %key.0, pull = key.1, state = state.as_str(), "an operator set a pull request's review state");
         if state.is_pending() {
             book.overrides.insert(key.clone(), state);
@@ -182,7 +213,8 @@ impl Orchestrator {
     }
 
     /// Records an operator's word on pull request `number` as [`Orchestrator::mark_pull`]
-    /// does; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
+    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
+    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
     /// task's pull request also queues the issue again with `feedback` (the
     /// operator's text, or a sentence saying an operator asked) as its review. Its
     /// word then stands no longer: once the rework is done, the tracker's state
@@ -194,6 +226,17 @@ impl Orchestrator {
         state: PullState,
         feedback: Option<&str>,
     ) -> Result<TrackedPull> {
+        let found = self.tracked_pull(repo, number)?;
+        let event = Event::MarkPull { state };
+        match self.inner.queue.apply(&found.task, event, self.now()).await {
+            Ok(_) => {}
+            // Its task is running again (a rework) or was queued again since: the
+            // word stands in this process only, until that run ends.
+            Err(e) if e.kind() == ErrorKind::InvalidTransition => {
+                tracing::info!(task = %found.task, pull = number, "the pull request's task is not completed: the operator's word is kept in memory only");
+            }
+            Err(e) => return Err(e),
+        }
         let pull = self.mark_pull(repo, number, state)?;
         if state != PullState::ChangesRequested
             || !self.inner.config.review.rework_on_changes_requested
@@ -341,12 +384,15 @@ impl Orchestrator {
                 .queue
                 .list(&TaskFilter::states([TaskState::Completed]))
                 .await?;
-            lock(&self.inner.pulls).scanned_at = Some(now);
-            completed
+            let recent: Vec<&Task> = completed
                 .iter()
                 .filter(|t| t.finished_at.is_some_and(|at| at.0 >= since))
-                .filter_map(reported)
-                .collect()
+                .collect();
+            let mut book = lock(&self.inner.pulls);
+            book.scanned_at = Some(now);
+            recent.iter().for_each(|t| book.recall_mark(t));
+            drop(book);
+            recent.into_iter().filter_map(reported).collect()
         } else {
             lock(&self.inner.pulls).pulls.values().cloned().collect()
         };

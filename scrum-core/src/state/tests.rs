@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::{Assignment, LeaseKind, ReadyIssue, Timestamp};
+use crate::review::PullState;
 
 fn policy() -> Policy {
     Policy {
@@ -904,6 +905,21 @@ fn rework(review_id: &str) -> Event {
     }
 }
 
+fn mark(state: PullState) -> Event {
+    Event::MarkPull { state }
+}
+
+#[test]
+fn an_operators_word_on_the_pull_request_is_kept_until_a_new_run() {
+    let marked = step(&completed(), mark(PullState::ChangesRequested), t(6)).unwrap();
+    assert!(!marked.unchanged && marked.effects.is_empty());
+    assert_eq!(marked.task.pull_mark, Some(PullState::ChangesRequested));
+    let again = step(&marked.task, mark(PullState::ChangesRequested), t(7)).unwrap();
+    assert!(again.unchanged);
+    let reworked = step(&marked.task, rework("r1"), t(8)).unwrap().task;
+    assert_eq!(reworked.pull_mark, None);
+}
+
 #[test]
 fn rework_rows_of_the_table() {
     type Expect = Result<(TaskState, &'static [&'static str]), Refusal>;
@@ -1077,6 +1093,8 @@ fn any_event() -> impl Strategy<Value = (Event, u64)> {
         Just(Event::Unblock),
         Just(rework("r1")),
         Just(rework("r2")),
+        Just(mark(PullState::Approved)),
+        Just(mark(PullState::Merged)),
     ];
     (ev, 0u64..40_000)
 }
@@ -1144,6 +1162,10 @@ proptest! {
             if task.state.is_terminal() && next.run == task.run {
                 prop_assert_eq!(next.state, task.state);
                 prop_assert!(s.effects.is_empty());
+            }
+            // An operator's word is kept only on a completed run.
+            if next.pull_mark.is_some() {
+                prop_assert_eq!(next.state, TaskState::Completed);
             }
             // A Failed effect only when the run is really over.
             for e in &s.effects {
