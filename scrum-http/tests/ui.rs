@@ -651,3 +651,63 @@ async fn blocked_tasks_show_their_blockers_and_the_queue_filters_them() {
     let (_, _, page) = b.get("/ui/tasks/acme/widgets/2").await;
     assert!(!page.contains(r#"id="blocked""#), "{page}");
 }
+
+#[tokio::test]
+async fn a_task_waiting_for_a_file_lock_says_whose() {
+    let f = Fixture::new();
+    let ids: Vec<TaskId> = [(1, "Files: src/**"), (2, "Files: src/a.rs"), (3, "")]
+        .into_iter()
+        .map(|(n, body)| {
+            let id = TaskId::new("acme/widgets", n).unwrap();
+            let title = format!("Issue {n}");
+            f.source
+                .open_issue(id.clone(), &title, &["ai-ready"], Timestamp(n as i64));
+            f.source
+                .edit_as(&id, &title, body, "maintainer", true, Timestamp(9));
+            id
+        })
+        .collect();
+    f.orchestrator.poll_once().await.unwrap();
+    let worker = WorkerId::new("w1").unwrap();
+    let a = f
+        .orchestrator
+        .next_work(&worker, None, LeaseKind::Heartbeat, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.task, ids[0]);
+
+    // The API: the waiting task names the holder; the free one waits for nothing.
+    let (status, queue) = f.get("/queue").await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    let pending = queue["pending"].as_array().unwrap();
+    let entry = |id: &TaskId| {
+        pending
+            .iter()
+            .find(|e| e["task_id"] == id.to_string())
+            .unwrap()
+    };
+    assert_eq!(entry(&ids[1])["waiting_for_lock"], "acme/widgets#1");
+    assert_eq!(entry(&ids[1])["locks"], serde_json::json!(["src/a.rs"]));
+    assert!(entry(&ids[2])["waiting_for_lock"].is_null());
+
+    // The dashboard: on the queue and on the task's page.
+    let mut b = Browser::new(&f);
+    let (status, _, all) = b.get("/ui/queue").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(
+        all.matches("waiting for a lock held by").count(),
+        1,
+        "{all}"
+    );
+    let (_, _, page) = b.get("/ui/tasks/acme/widgets/2").await;
+    assert!(page.contains(r#"id="lock-wait""#), "{page}");
+    assert!(page.contains("acme/widgets#1"), "{page}");
+    let (_, _, page) = b.get("/ui/tasks/acme/widgets/1").await;
+    assert!(
+        page.contains(r#"id="locks""#) && page.contains("src/"),
+        "{page}"
+    );
+    let (_, _, page) = b.get("/ui/tasks/acme/widgets/3").await;
+    assert!(!page.contains(r#"id="lock-wait""#), "{page}");
+}

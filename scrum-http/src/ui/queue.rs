@@ -87,6 +87,10 @@ pub(crate) async fn page(
         }
     });
     let pages = total.div_ceil(PAGE).max(1);
+    let lock_holders = match o.lock_holders(&found.tasks).await {
+        Ok(holders) => holders,
+        Err(e) => return failed(e),
+    };
     let now = o.now();
     let controls = html! {
         form.filters method="get" action="/ui/queue" role="search" {
@@ -116,7 +120,7 @@ pub(crate) async fn page(
                     th { "Task" } th { "Title" } th { "State" } th.wide { "Attempts" }
                     th.wide { "Worker" } th { "Updated" } th.wide { "Last error" }
                 } }
-                tbody { @for t in &found.tasks {
+                tbody { @for (t, holder) in found.tasks.iter().zip(&lock_holders) {
                     tr {
                         td { a href=(task_href(&t.id)) { (t.id) } }
                         td { (t.issue.title) }
@@ -124,6 +128,9 @@ pub(crate) async fn page(
                              @if t.cancel_requested { " " small { "cancelling" } }
                              @if let Some(b) = &t.blocked {
                                  " " (state_badge(BLOCKED)) br; small.blocked { (b.describe()) }
+                             }
+                             @if let Some(h) = holder {
+                                 br; small.lock-wait { "waiting for a lock held by " a href=(task_href(h)) { (h) } }
                              } }
                         td.wide { (t.attempts) "/" (t.max_attempts) }
                         td.wide { (t.holder().map(ToString::to_string).unwrap_or_default()) }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use scrum_core::{LeaseEnd, LeaseKind, OutboxEntry, Task, TaskId, TaskState, Timestamp};
 
-use super::layout::{Nav, action_button, maybe_time, state_badge, time};
+use super::layout::{Nav, action_button, maybe_time, state_badge, task_href, time};
 use super::pages::effect_state;
 use super::{Viewer, failed};
 use crate::server::ApiState;
@@ -154,6 +154,10 @@ pub(crate) async fn page(
             Ok(read) => read,
             Err(e) => return failed(e),
         };
+    let lock_holder = match o.lock_holders(std::slice::from_ref(&t)).await {
+        Ok(mut holders) => holders.pop().flatten(),
+        Err(e) => return failed(e),
+    };
     let now = o.now();
     let held = t.state == TaskState::Pending && writes.refused().any(|r| r == id.repo());
     let completion = t.completion.clone().unwrap_or_default();
@@ -172,6 +176,10 @@ pub(crate) async fn page(
                 }
             }
         }
+        @if let Some(h) = &lock_holder {
+            p.notice.waiting #lock-wait { "Waiting for a lock held by " a href=(task_href(h)) { (h) }
+                ": their declared paths overlap, so they are never in progress at once." }
+        }
         @if held {
             p.notice.error #held { "Held: GitHub refuses this orchestrator's writes to " (id.repo())
                 ", so it is not handed out until a write there lands. "
@@ -182,6 +190,9 @@ pub(crate) async fn page(
             dt { "Run" } dd { (t.run) }
             dt { "Attempts" } dd #attempts { (t.attempts) " of " (t.max_attempts) }
             dt { "Labels" } dd { (t.issue.labels.join(", ")) }
+            @if !t.locks.is_empty() {
+                dt { "Locks" } dd #locks { (t.locks.join(", ")) }
+            }
             dt { "Queued" } dd { (time(t.enqueued_at, now)) }
             dt { "Updated" } dd { (time(t.updated_at, now)) }
             dt { "Finished" } dd { (maybe_time(t.finished_at, now)) }
