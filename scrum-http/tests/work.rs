@@ -474,3 +474,38 @@ async fn a_seed_worker_asking_again_ends_the_task_it_abandoned() {
     );
     assert_eq!(counts(&f).await.in_progress, 3);
 }
+
+#[tokio::test]
+async fn a_rework_runs_assignment_carries_the_review() {
+    let f = Fixture::new();
+    let id = f.queue_issue().await;
+    let work = claim(&f, "worker-1").await;
+    assert!(work.get("rework").is_none(), "{work}");
+    let url = "https://github.com/acme/widgets/pull/9";
+    let body = with(
+        report("worker-1", &work),
+        json!({"pr_url": url, "success": true}),
+    );
+    assert_eq!(f.post("/work/complete", &body).await.0, 200);
+    let at = f.orchestrator.now();
+    let rework = scrum_core::review::Rework {
+        pr_url: url.into(),
+        review_id: "77".into(),
+        reviewer: "alice".into(),
+        feedback: "please rename foo".into(),
+        requested_at: at,
+    };
+    let event = scrum_core::state::Event::Rework { rework };
+    f.queue.apply(&id, event, at).await.unwrap();
+    let again = claim(&f, "worker-1").await;
+    assert_eq!(again["task_id"], "acme/widgets#1");
+    assert_eq!(
+        again["rework"],
+        json!({"pr_url": url, "review_id": "77", "reviewer": "alice",
+               "feedback": "please rename foo", "requested_at": at.0}),
+        "{again}"
+    );
+    // The client reads it back into the assignment.
+    let item: scrum_http::wire::WorkItem = serde_json::from_value(again).unwrap();
+    assert_eq!(item.rework.unwrap().feedback, "please rename foo");
+}
