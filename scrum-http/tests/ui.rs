@@ -653,6 +653,45 @@ async fn blocked_tasks_show_their_blockers_and_the_queue_filters_them() {
 }
 
 #[tokio::test]
+async fn a_rework_runs_page_shows_the_review_it_answers() {
+    let f = Fixture::new();
+    let id = f.queue_issue_in("acme/widgets", 1).await;
+    let o = &f.orchestrator;
+    let worker = WorkerId::new("worker-1").unwrap();
+    let a = o
+        .next_work(&worker, None, LeaseKind::Heartbeat, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = "https://github.com/acme/widgets/pull/5";
+    let completion = Completion {
+        pr_url: Some(url.into()),
+        ..Completion::default()
+    };
+    o.complete(&worker, &id, a.lease_token, completion)
+        .await
+        .unwrap();
+    let rework = scrum_core::review::Rework {
+        pr_url: url.into(),
+        review_id: "1".into(),
+        reviewer: "alice".into(),
+        feedback: "please rename foo".into(),
+        requested_at: o.now(),
+    };
+    f.queue
+        .apply(&id, scrum_core::state::Event::Rework { rework }, o.now())
+        .await
+        .unwrap();
+    let mut b = Browser::new(&f);
+    let (status, _, page) = b.get("/ui/tasks/acme/widgets/1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="rework""#), "{page}");
+    assert!(page.contains("@alice requested changes on"), "{page}");
+    assert!(page.contains("please rename foo"), "{page}");
+    assert!(page.contains("Run 2 queued again"), "{page}");
+}
+
+#[tokio::test]
 async fn a_task_waiting_for_a_file_lock_says_whose() {
     let f = Fixture::new();
     let ids: Vec<TaskId> = [(1, "Files: src/**"), (2, "Files: src/a.rs"), (3, "")]
@@ -671,12 +710,6 @@ async fn a_task_waiting_for_a_file_lock_says_whose() {
     let worker = WorkerId::new("w1").unwrap();
     let a = f
         .orchestrator
-async fn a_rework_runs_page_shows_the_review_it_answers() {
-    let f = Fixture::new();
-    let id = f.queue_issue_in("acme/widgets", 1).await;
-    let o = &f.orchestrator;
-    let worker = WorkerId::new("worker-1").unwrap();
-    let a = o
         .next_work(&worker, None, LeaseKind::Heartbeat, Duration::ZERO)
         .await
         .unwrap()
@@ -716,30 +749,4 @@ async fn a_rework_runs_page_shows_the_review_it_answers() {
     );
     let (_, _, page) = b.get("/ui/tasks/acme/widgets/3").await;
     assert!(!page.contains(r#"id="lock-wait""#), "{page}");
-    let url = "https://github.com/acme/widgets/pull/5";
-    let completion = Completion {
-        pr_url: Some(url.into()),
-        ..Completion::default()
-    };
-    o.complete(&worker, &id, a.lease_token, completion)
-        .await
-        .unwrap();
-    let rework = scrum_core::review::Rework {
-        pr_url: url.into(),
-        review_id: "1".into(),
-        reviewer: "alice".into(),
-        feedback: "please rename foo".into(),
-        requested_at: o.now(),
-    };
-    f.queue
-        .apply(&id, scrum_core::state::Event::Rework { rework }, o.now())
-        .await
-        .unwrap();
-    let mut b = Browser::new(&f);
-    let (status, _, page) = b.get("/ui/tasks/acme/widgets/1").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(page.contains(r#"id="rework""#), "{page}");
-    assert!(page.contains("@alice requested changes on"), "{page}");
-    assert!(page.contains("please rename foo"), "{page}");
-    assert!(page.contains("Run 2 queued again"), "{page}");
 }
