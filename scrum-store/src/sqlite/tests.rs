@@ -174,3 +174,30 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Checkpoints run beside the commits (`super::checkpoint`), not inside them: with
+/// SQLite's own turned off, the database file still takes the WAL's pages while
+/// the store stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_into_the_file_while_open() {
+    let dir = tempdir("checkpoint");
+    let path = dir.join("s.sqlite3");
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    let at_open = std::fs::metadata(&path).unwrap().len();
+    // About five pages each: some 2,000 pages through the WAL.
+    for n in 1..=400 {
+        q.enqueue(issue(n, 20_000), Timestamp(1)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut size = at_open;
+    while size < 4_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file is still {size} bytes ({at_open} at open): no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        size = std::fs::metadata(&path).unwrap().len();
+    }
+    q.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
