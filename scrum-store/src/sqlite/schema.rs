@@ -112,6 +112,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         SELECT repo, number, state, holder, task FROM tasks ORDER BY rowid;
     DROP TABLE tasks;
     ALTER TABLE tasks_v4 RENAME TO tasks;",
+    // 5: a task is written as MessagePack by position, without field names
+    // (`rows::encode_task`), and an effect as MessagePack with names
+    // (`rows::encode_effect`) instead of JSON. Nothing to change in the tables:
+    // rows keep the format they were last written in until next written, and reads
+    // take every format. The version marks that older builds, which cannot read
+    // the new rows, must not open the file.
+    "-- tasks by position, effects as MessagePack (see rows.rs)",
 ];
 
 /// The schema version this build writes.
