@@ -86,10 +86,10 @@ impl Row {
             };
             if !self.effects.is_empty() {
                 let mut insert = conn.prepare_cached(
-                    "INSERT INTO outbox (repo, number, effect) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO outbox (repo, number, task, effect) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for effect in &self.effects {
-                    insert.execute((&self.repo, self.number, effect))?;
+                    insert.execute((&self.repo, self.number, self.rowid, effect))?;
                 }
             }
             if let Some(id) = self.ack {
@@ -333,8 +333,7 @@ pub(super) fn read_outbox(
             OutboxRead::Due(now) => conn
                 .prepare_cached(&format!(
                     "{SELECT} WHERE dead = 0 AND next_attempt_at <= ?2 AND NOT EXISTS (
-                        SELECT 1 FROM outbox p WHERE p.repo = o.repo AND p.number = o.number
-                        AND p.id < o.id AND (p.dead = 1 OR p.next_attempt_at > ?2))
+                        SELECT 1 FROM outbox p WHERE p.task = o.task AND p.id < o.id AND (p.dead = 1 OR p.next_attempt_at > ?2))
                     ORDER BY id LIMIT ?1"
                 ))?
                 .query_map([limit, now], row)?

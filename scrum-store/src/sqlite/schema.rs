@@ -114,11 +114,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks_v4 RENAME TO tasks;",
     // 5: a task is written as MessagePack by position, without field names
     // (`rows::encode_task`), and an effect as MessagePack with names
-    // (`rows::encode_effect`) instead of JSON. Nothing to change in the tables:
-    // rows keep the format they were last written in until next written, and reads
-    // take every format. The version marks that older builds, which cannot read
-    // the new rows, must not open the file.
-    "-- tasks by position, effects as MessagePack (see rows.rs)",
+    // (`rows::encode_effect`) instead of JSON: rows keep the format they were
+    // last written in until next written, and reads take every format. An effect
+    // names its task's rowid (`task`; rowids of tasks never change, and a
+    // migration that rebuilds the table keeps them), and the index that finds a
+    // task's earlier effects is by that integer instead of the repository's name
+    // and the number: each effect's insert compares integers down the index.
+    "ALTER TABLE outbox ADD COLUMN task INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET task = coalesce(
+        (SELECT t.rowid FROM tasks t WHERE t.repo = outbox.repo AND t.number = outbox.number),
+        0);
+    DROP INDEX outbox_task;
+    CREATE INDEX outbox_task ON outbox (task, id);",
 ];
 
 /// The schema version this build writes.

@@ -336,10 +336,39 @@ async fn a_version_4_file_opens_and_its_tasks_written_with_names_read_back() {
             )
             .unwrap();
         }
+        // An effect of the second task, as JSON.
+        let effect = scrum_core::state::Effect {
+            task: full.id.clone(),
+            run: full.run,
+            attempt: 1,
+            kind: scrum_core::state::EffectKind::Queued,
+        };
+        conn.execute(
+            "INSERT INTO outbox (repo, number, effect) VALUES ('acme/widgets', 7, ?1)",
+            [serde_json::to_string(&effect).unwrap()],
+        )
+        .unwrap();
     }
 
     let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
     assert_eq!(q.get(&full.id).await.unwrap().as_ref(), Some(&full));
+    // The effect names its task's row now, and is due.
+    let due = q.due_effects(Timestamp(5), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].effect.task, full.id);
+    let rows: Vec<(i64, i64)> = q
+        .writer
+        .read(|c| {
+            let read = || -> rusqlite::Result<Vec<(i64, i64)>> {
+                c.prepare("SELECT o.task, t.rowid FROM outbox o JOIN tasks t ON t.number = 7")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            };
+            read().map_err(|e| db_error("read", e))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(rows[..], [(task, row)] if task == row), "{rows:?}");
     let worker = WorkerId::new("w").unwrap();
     let claimed = q.claim(&worker, LeaseKind::Heartbeat, Timestamp(5)).await;
     assert_eq!(claimed.unwrap().unwrap().id.number(), 1);
