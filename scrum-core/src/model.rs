@@ -711,6 +711,9 @@ pub enum LeaseEnd {
 }
 
 /// One run of one issue. See [`crate::state`] for how it moves.
+///
+/// The SQLite store writes a task's fields by position: a new field goes last, with
+/// `#[serde(default)]` (so do the fields of the structs inside it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// `owner/repo#number`.

@@ -22,7 +22,8 @@
 //! `--tasks N` (queued first, default 20,000), `--cycles N` (default: `--tasks`),
 //! `--workers N` (concurrent workers, each looping claim then complete, default
 //! 50 as the wrk script's connections: their writes share SQLite transactions as
-//! under HTTP load). It prints the time per cycle and the queue's counts.
+//! under HTTP load). It prints the time per cycle, the cycles' wall-clock latency
+//! (p50, p99, the slowest) and the queue's counts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,20 +117,31 @@ async fn main() {
     for worker in workers {
         let (orchestrator, left) = (orchestrator.clone(), left.clone());
         loops.spawn(async move {
+            let mut took = Vec::new();
             while left
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
+                let start = Instant::now();
                 cycle(&orchestrator, &worker).await;
+                took.push(start.elapsed());
             }
+            took
         });
     }
-    loops.join_all().await;
+    let mut latency: Vec<Duration> = loops.join_all().await.concat();
     let took = started.elapsed();
+    latency.sort_unstable();
+    let at = |q: f64| {
+        latency.get(((latency.len() as f64 * q) as usize).min(latency.len().saturating_sub(1)))
+    };
     eprintln!(
-        "{cycles} cycles on {} in {took:.2?}: {:.1} µs per cycle",
+        "{cycles} cycles on {} in {took:.2?}: {:.1} µs per cycle; latency p50 {:.2?} p99 {:.2?} max {:.2?}",
         a.store,
-        took.as_secs_f64() * 1e6 / cycles.max(1) as f64
+        took.as_secs_f64() * 1e6 / cycles.max(1) as f64,
+        at(0.5).copied().unwrap_or_default(),
+        at(0.99).copied().unwrap_or_default(),
+        latency.last().copied().unwrap_or_default(),
     );
     let c = queue.counts().await.expect("counts");
     eprintln!(

@@ -563,12 +563,11 @@ impl WorkQueue for PostgresQueue {
             .map_err(fail)?;
         if let Some(row) = row {
             let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
-            if effect.kind.is_terminal() {
-                if let Some((task, version)) = load(&mut *tx, &effect.task, true).await? {
-                    if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
-                        write(&mut *tx, &step, Some(version)).await?;
-                    }
-                }
+            if effect.kind.is_terminal()
+                && let Some((task, version)) = load(&mut *tx, &effect.task, true).await?
+                && let Some(step) = backend::ack_step(&task, &effect, &ctx)
+            {
+                write(&mut *tx, &step, Some(version)).await?;
             }
         }
         tx.commit().await.map_err(fail)

@@ -174,13 +174,13 @@ impl RedisQueue {
             .query_async(&mut con)
             .await;
         // Managed servers may refuse CONFIG: then we cannot tell, and say nothing.
-        if let Ok(pair) = answer {
-            if pair.get(1).map(String::as_str) == Some("no") {
-                tracing::warn!(
-                    target = %self.target,
-                    "Redis runs without appendonly persistence: a Redis restart can lose queue state"
-                );
-            }
+        if let Ok(pair) = answer
+            && pair.get(1).map(String::as_str) == Some("no")
+        {
+            tracing::warn!(
+                target = %self.target,
+                "Redis runs without appendonly persistence: a Redis restart can lose queue state"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`SqliteQueue`]: the embedded default store, one SQLite file one orchestrator owns.
 
 mod cache;
+mod checkpoint;
 mod rows;
 mod schema;
 mod workers;
@@ -37,8 +38,8 @@ pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 ///   are stored in one transaction (the outbox), so a crash keeps both or neither.
 ///   How far a commit is durable is a [`Durability`] choice: surviving a killed
 ///   process (the default) or a power loss too.
-/// - **One owner**: the file is opened in exclusive locking mode and locked at open.
-///   A second orchestrator on the same file gets an [`ErrorKind::Conflict`] error
+/// - **One owner**: the file is locked at open (an advisory lock of the operating
+///   system, held until it is closed). A second orchestrator on the same file gets an [`ErrorKind::Conflict`] error
 ///   that says so; several orchestrators share state through PostgreSQL or Redis.
 /// - **Versioned**: the schema version lives in `PRAGMA user_version`; missing
 ///   migrations are applied at open, and a file from a newer build is refused with
@@ -375,10 +376,8 @@ impl WorkQueue for SqliteQueue {
         // Only live tasks (the poll's question): the memory copy has every one, and
         // the file has no index by state.
         let live_only = !filter.states.is_empty() && filter.states.iter().all(|s| !s.is_terminal());
-        if live_only {
-            if let Some(tasks) = self.in_memory(|m| Some(m.live.matching(filter))).await? {
-                return Ok(tasks);
-            }
+        if live_only && let Some(tasks) = self.in_memory(|m| Some(m.live.matching(filter))).await? {
+            return Ok(tasks);
         }
         let filter = filter.clone();
         self.writer
@@ -422,16 +421,15 @@ impl WorkQueue for SqliteQueue {
         let Some(effect) = effect else {
             return Ok(());
         };
-        if effect.kind.is_terminal() {
-            if let Some(Stored { row, task }) = self.task(&memory, &effect.task).await? {
-                if let Some(step) = backend::ack_step(&task, &effect, &ctx) {
-                    // The labels-written time and the deletion in one statement.
-                    let before = Some((task.state, row));
-                    let saved = self.save(&mut memory, before, step, Some(id), now)?;
-                    drop(memory);
-                    return saved.committed().await.map(drop);
-                }
-            }
+        if effect.kind.is_terminal()
+            && let Some(Stored { row, task }) = self.task(&memory, &effect.task).await?
+            && let Some(step) = backend::ack_step(&task, &effect, &ctx)
+        {
+            // The labels-written time and the deletion in one statement.
+            let before = Some((task.state, row));
+            let saved = self.save(&mut memory, before, step, Some(id), now)?;
+            drop(memory);
+            return saved.committed().await.map(drop);
         }
         let generation = memory.generation.unwrap_or_default();
         let write = self.writer.write(generation, move |conn| {

@@ -1,6 +1,7 @@
 //! Opening the SQLite file: settings, the single-owner lock and versioned
 //! migrations.
 
+use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::time::Duration;
 
@@ -111,6 +112,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         SELECT repo, number, state, holder, task FROM tasks ORDER BY rowid;
     DROP TABLE tasks;
     ALTER TABLE tasks_v4 RENAME TO tasks;",
+    // 5: a task is written as MessagePack by position, without field names
+    // (`rows::encode_task`), and an effect as MessagePack with names
+    // (`rows::encode_effect`) instead of JSON: rows keep the format they were
+    // last written in until next written, and reads take every format. An effect
+    // names its task's rowid (`task`; rowids of tasks never change, and a
+    // migration that rebuilds the table keeps them), and the index that finds a
+    // task's earlier effects is by that integer instead of the repository's name
+    // and the number: each effect's insert compares integers down the index.
+    "ALTER TABLE outbox ADD COLUMN task INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET task = coalesce(
+        (SELECT t.rowid FROM tasks t WHERE t.repo = outbox.repo AND t.number = outbox.number),
+        0);
+    DROP INDEX outbox_task;
+    CREATE INDEX outbox_task ON outbox (task, id);",
 ];
 
 /// The schema version this build writes.
@@ -124,48 +139,99 @@ fn synchronous(durability: Durability) -> &'static str {
     }
 }
 
+/// The store file, open: the connection that writes, and the lock that makes this
+/// process its one owner. Drop the connection (and every other one on the file)
+/// before the lock: closing the lock's file descriptor while SQLite still holds
+/// its own locks on the file would release those (POSIX record locks are per
+/// process and file).
+pub(crate) struct Opened {
+    pub(crate) conn: Connection,
+    /// Held for its lock, released when it is dropped.
+    #[expect(dead_code, reason = "held for its lock only")]
+    pub(crate) owner: File,
+}
+
 /// Opens (creating if needed) the store file at `path`, takes the single-owner lock
 /// and brings the schema up to [`SCHEMA_VERSION`].
-pub(crate) fn open(path: &Path, durability: Durability) -> Result<Connection> {
+pub(crate) fn open(path: &Path, durability: Durability) -> Result<Opened> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::unavailable(format!("store: cannot create {}", dir.display())).with_source(e)
         })?;
     }
-    let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let owner = lock(path)?;
+    let mut conn = connect(path, durability)?;
+    migrate(&mut conn, path)?;
+    Ok(Opened { conn, owner })
+}
+
+/// A second connection to the file [`open`] opened, for the checkpoints
+/// (`super::checkpoint`): in WAL mode, with the normal locking mode, SQLite lets
+/// one connection checkpoint while another commits.
+pub(crate) fn open_more(path: &Path, durability: Durability) -> Result<Connection> {
+    connect(path, durability)
+}
+
+/// Takes the single-owner lock on the file at `path` (an advisory lock of the
+/// operating system on the file itself, held until the returned file is closed),
+/// so that a second orchestrator on the same file fails at start instead of
+/// corrupting the queue's semantics: the memory copy of the live tasks is right
+/// only while one process writes.
+fn lock(path: &Path) -> Result<File> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| {
+            Error::unavailable(format!("store: cannot open {}", path.display())).with_source(e)
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::new(ErrorKind::Conflict, in_use(path))),
+        Err(TryLockError::Error(e)) => {
+            Err(Error::unavailable(format!("store: cannot lock {}", path.display())).with_source(e))
+        }
+    }
+}
+
+/// A connection to the file at `path` with the store's settings.
+fn connect(path: &Path, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     let settings = || -> rusqlite::Result<()> {
         // Never wait for another owner: say so at once.
         conn.busy_timeout(Duration::ZERO)?;
-        // One process owns the file: the first write takes an exclusive lock that is
-        // held until the connection closes, so a second orchestrator on the same
-        // file fails at start instead of corrupting the queue's semantics.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", synchronous(durability))?;
-        // Checkpoints (copying the WAL into the file, with two fsyncs) run inside
-        // the commit that triggers them, holding up the writes queued behind it.
-        // SQLite's default of every 1,000 pages keeps each one short (about 10 ms
-        // here under load; every 10,000 pages took 25 ms and put them at the HTTP
-        // API's p99). The WAL is truncated back to 64 MiB after each.
-        conn.pragma_update(None, "wal_autocheckpoint", 1_000)?;
+        // Checkpoints (copying the WAL into the file, with two fsyncs) do not run
+        // inside a commit, where they held up every write queued behind it (10 to
+        // 25 ms, at the HTTP API's p99): `super::checkpoint` runs them on their own
+        // connection and thread, beside the commits. The WAL is truncated back to
+        // 64 MiB after each.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 67_108_864)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(())
     };
     settings().map_err(|e| open_error(path, e))?;
-    migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// What a second orchestrator on the file at `path` is told.
+fn in_use(path: &Path) -> String {
+    format!(
+        "store: {} is in use by another orchestrator (one process owns a SQLite \
+         store; share state through PostgreSQL or Redis instead)",
+        path.display()
+    )
 }
 
 /// Explains a failure to open the file.
 fn open_error(path: &Path, e: rusqlite::Error) -> Error {
     let mapped = db_error("open the SQLite store", e);
     let message = match mapped.kind() {
-        ErrorKind::Conflict => format!(
-            "store: {} is in use by another orchestrator (one process owns a SQLite \
-             store; share state through PostgreSQL or Redis instead)",
-            path.display()
-        ),
+        ErrorKind::Conflict => in_use(path),
         ErrorKind::Corrupt => format!(
             "store: {} is not a scrum-store SQLite database",
             path.display()
@@ -178,7 +244,8 @@ fn open_error(path: &Path, e: rusqlite::Error) -> Error {
 
 /// Applies the migrations the file lacks, in one transaction with the version bump.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    // BEGIN IMMEDIATE takes the write lock now, which EXCLUSIVE mode then keeps.
+    // BEGIN IMMEDIATE: a process that does not take the owner lock (an older
+    // build, which held SQLite's own exclusive lock instead) is met here.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| open_error(path, e))?;

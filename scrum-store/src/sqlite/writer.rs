@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use scrum_core::{Error, Result};
 
+use super::checkpoint::Checkpoints;
 use super::schema::{self, db_error};
 use crate::Durability;
 
@@ -87,11 +88,13 @@ impl Writer {
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("scrum-sqlite".into())
-            .spawn(move || match schema::open(&path, durability) {
-                Ok(conn) => {
+            .spawn(move || match open(&path, durability) {
+                Ok((file, checkpoints)) => {
                     let _ = opened.send(Ok(()));
-                    thread.serve(&conn, rx);
-                    drop(conn);
+                    thread.serve(&file.conn, &checkpoints, rx);
+                    // The checkpoints' connection, then the writer's, then the lock.
+                    drop(checkpoints);
+                    drop(file);
                     let _ = closed.send(());
                 }
                 Err(e) => {
@@ -184,7 +187,12 @@ struct Thread {
 
 impl Thread {
     /// Serves jobs until every [`Writer`] is gone.
-    fn serve(mut self, conn: &Connection, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    fn serve(
+        mut self,
+        conn: &Connection,
+        checkpoints: &Checkpoints,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+    ) {
         while let Some(first) = next_job(&mut jobs) {
             let mut next = Some(first);
             while let Some(job) = next.take() {
@@ -208,6 +216,9 @@ impl Thread {
                 }
             }
             self.commit(conn);
+            if checkpoints.writer_turn() {
+                checkpoints.run_on(conn);
+            }
         }
     }
 
@@ -229,8 +240,7 @@ impl Thread {
             return;
         }
         let begun = if self.waiting.is_empty() {
-            conn.execute_batch("BEGIN")
-                .map_err(|e| db_error("begin a transaction", e))
+            run_cached(conn, "BEGIN").map_err(|e| db_error("begin a transaction", e))
         } else {
             Ok(())
         };
@@ -245,7 +255,7 @@ impl Thread {
         if self.waiting.is_empty() {
             return;
         }
-        match conn.execute_batch("COMMIT") {
+        match run_cached(conn, "COMMIT") {
             Ok(()) => {
                 for done in self.waiting.drain(..) {
                     let _ = done.send(Ok(()));
@@ -273,6 +283,18 @@ impl Thread {
     fn settle(&self) {
         self.settled.send_replace(self.last_seq);
     }
+}
+
+/// Opens the file and starts its checkpoints.
+fn open(path: &Path, durability: Durability) -> Result<(schema::Opened, Checkpoints)> {
+    let mut file = schema::open(path, durability)?;
+    let checkpoints = Checkpoints::start(path, durability, &mut file.conn)?;
+    Ok((file, checkpoints))
+}
+
+/// Runs `sql`, a statement without parameters, prepared once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// The next job: a caller that is waiting for its last write often sends its next
