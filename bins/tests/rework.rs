@@ -39,18 +39,6 @@ fn bin_dir() -> &'static Path {
         .unwrap()
 }
 
-fn record(fleet: &Fleet, id: &TaskId, name: &str) -> Option<String> {
-    fleet
-        .agent_records(id)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, c)| c)
-}
-
-fn count(fleet: &Fleet, id: &TaskId, role: &str) -> u32 {
-    record(fleet, id, &format!("{role}.count")).map_or(0, |c| c.trim().parse().unwrap())
-}
-
 fn comments_with(fleet: &Fleet, id: &TaskId, needle: &str) -> usize {
     fleet
         .github
@@ -146,7 +134,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     );
     assert_eq!(comments_with(&fleet, &issue, "requested changes on"), 0);
     assert_eq!(fleet.github.labels(&issue), ["ai-completed"]);
-    assert_eq!(count(&fleet, &issue, "architect"), 1);
+    assert_eq!(fleet.agent_calls(&issue, "architect"), 1);
 
     // 3. A collaborator asks for changes: run 2 gets the review.
     fleet
@@ -154,28 +142,28 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
         .review_pull_saying(REPO, pr, "alice", "CHANGES_REQUESTED", "please rename foo");
     fleet
         .wait_for("the rework's architect call", WAIT, || {
-            record(&fleet, &issue, "architect-2.prompt").is_some()
+            fleet.agent_record(&issue, "architect-2.prompt").is_some()
         })
         .await;
-    let prompt = record(&fleet, &issue, "architect-2.prompt").unwrap();
+    let prompt = fleet.agent_record(&issue, "architect-2.prompt").unwrap();
     assert!(prompt.contains("please rename foo"), "{prompt}");
     assert!(prompt.contains("@alice requested changes"), "{prompt}");
     assert!(prompt.contains(&format!("/pull/{pr}")), "{prompt}");
     assert!(!prompt.contains("delete the tests"), "{prompt}");
-    let first = record(&fleet, &issue, "architect-1.prompt").unwrap();
+    let first = fleet.agent_record(&issue, "architect-1.prompt").unwrap();
     assert!(!first.contains("please rename foo"), "{first}");
     fleet
         .wait_for("run 2 completed", WAIT, || {
             comments_with(&fleet, &issue, "Completed:") == 2
         })
         .await;
-    let po = record(&fleet, &issue, "po-2.prompt").unwrap();
+    let po = fleet.agent_record(&issue, "po-2.prompt").unwrap();
     assert!(
         po.contains("please rename foo"),
         "the review checks it: {po}"
     );
     // The issue was clear enough the first time: no second clarification check.
-    assert_eq!(count(&fleet, &issue, "clarify"), 1);
+    assert_eq!(fleet.agent_calls(&issue, "clarify"), 1);
     let said = fleet
         .github
         .comments(&issue)
@@ -218,7 +206,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
             polls.len() >= 3
         })
         .await;
-    assert_eq!(count(&fleet, &issue, "architect"), 2);
+    assert_eq!(fleet.agent_calls(&issue, "architect"), 2);
     assert_eq!(comments_with(&fleet, &issue, "Completed:"), 2);
     assert_eq!(
         tracked(&client, pr),

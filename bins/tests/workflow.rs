@@ -56,19 +56,6 @@ fn bin_dir() -> &'static Path {
         .unwrap()
 }
 
-/// The fake's records for `id`: the content of `name`, if it was written.
-fn record(fleet: &Fleet, id: &TaskId, name: &str) -> Option<String> {
-    fleet
-        .agent_records(id)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, c)| c)
-}
-
-fn count(fleet: &Fleet, id: &TaskId, role: &str) -> u32 {
-    record(fleet, id, &format!("{role}.count")).map_or(0, |c| c.trim().parse().unwrap())
-}
-
 fn entry<'a>(entries: &'a [QueueEntry], id: &TaskId) -> &'a QueueEntry {
     entries
         .iter()
@@ -131,9 +118,9 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     // $0.02 + $0.25 + 3 × $0.10, 1500 tokens a call.
     assert_eq!(gh.labels(&approved), ["ai-completed"]);
     for role in ["clarify", "architect", "security", "tester", "po"] {
-        assert_eq!(count(&fleet, &approved, role), 1, "{role} ran once");
+        assert_eq!(fleet.agent_calls(&approved, role), 1, "{role} ran once");
     }
-    let args = record(&fleet, &approved, "architect-1.args").unwrap();
+    let args = fleet.agent_record(&approved, "architect-1.args").unwrap();
     for flag in [
         "-p",
         "--output-format",
@@ -143,7 +130,7 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     ] {
         assert!(args.lines().any(|l| l == flag), "claude got {flag}: {args}");
     }
-    let prompt = record(&fleet, &approved, "architect-1.prompt").unwrap();
+    let prompt = fleet.agent_record(&approved, "architect-1.prompt").unwrap();
     assert!(
         prompt.contains(APPROVED),
         "the prompt (stdin) has the issue: {prompt}"
@@ -178,12 +165,14 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     // 2. REVISE twice, then APPROVE: three architect passes, each revision's prompt
     // carrying the product owner's feedback.
     assert_eq!(gh.labels(&revised), ["ai-completed"]);
-    assert_eq!(count(&fleet, &revised, "architect"), 3);
-    assert_eq!(count(&fleet, &revised, "po"), 3);
-    let first = record(&fleet, &revised, "architect-1.prompt").unwrap();
+    assert_eq!(fleet.agent_calls(&revised, "architect"), 3);
+    assert_eq!(fleet.agent_calls(&revised, "po"), 3);
+    let first = fleet.agent_record(&revised, "architect-1.prompt").unwrap();
     assert!(!first.contains("asked for changes"), "{first}");
     for (pass, review) in [(2, 1), (3, 2)] {
-        let p = record(&fleet, &revised, &format!("architect-{pass}.prompt")).unwrap();
+        let p = fleet
+            .agent_record(&revised, &format!("architect-{pass}.prompt"))
+            .unwrap();
         assert!(
             p.contains(&format!("Please handle empty input (review {review})")),
             "pass {pass} carries review {review}'s feedback: {p}"
@@ -202,7 +191,7 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
 
     // 3. REVISE four times: the fourth answer finds no revision left.
     assert_eq!(gh.labels(&rejected), ["ai-failed"]);
-    assert_eq!(count(&fleet, &rejected, "architect"), 4);
+    assert_eq!(fleet.agent_calls(&rejected, "architect"), 4);
     let failed = comment_with(gh.comments(&rejected), "Failed after");
     assert!(failed.contains("Failed after 1 attempt(s)"), "{failed}");
     assert!(failed.contains("rejected after 3 revisions"), "{failed}");
@@ -226,11 +215,11 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
         failed.contains("the architect phase made no commit"),
         "{failed}"
     );
-    assert_eq!(count(&fleet, &lazy, "security"), 0);
+    assert_eq!(fleet.agent_calls(&lazy, "security"), 0);
 
     // 6. A rate limit, then success, within the phase and the one attempt.
     assert_eq!(gh.labels(&rate_limited), ["ai-completed"]);
-    assert_eq!(count(&fleet, &rate_limited, "architect"), 2);
+    assert_eq!(fleet.agent_calls(&rate_limited, "architect"), 2);
     let done = comment_with(gh.comments(&rate_limited), "Completed:");
     assert!(done.contains("- attempts: 1"), "{done}");
 
@@ -239,14 +228,14 @@ async fn the_builtin_workflow_reviews_revises_and_reports_its_cost() {
     let done = comment_with(gh.comments(&no_credits), "Completed:");
     assert!(done.contains("- attempts: 1"), "{done}");
     assert_eq!(
-        count(&fleet, &no_credits, "clarify"),
+        fleet.agent_calls(&no_credits, "clarify"),
         2,
         "asked again after the release"
     );
 
     for id in &fleet.issues {
         assert_eq!(
-            record(&fleet, id, "leaked"),
+            fleet.agent_record(id, "leaked"),
             None,
             "{id}: a token reached an agent"
         );
@@ -326,7 +315,7 @@ async fn a_vague_issue_is_parked_with_its_questions_until_a_person_answers() {
         "{asked}"
     );
     assert_eq!(
-        count(&fleet, &id, "architect"),
+        fleet.agent_calls(&id, "architect"),
         0,
         "no agent works on a vague issue"
     );
@@ -353,7 +342,7 @@ async fn a_vague_issue_is_parked_with_its_questions_until_a_person_answers() {
     two_polls(&fleet, &client).await;
     let queue = client.queue(&QueueQuery::default()).await.unwrap();
     assert_eq!(entry(&queue.parked, &id).task_id, id.to_string());
-    assert_eq!(count(&fleet, &id, "clarify"), 1);
+    assert_eq!(fleet.agent_calls(&id, "clarify"), 1);
 
     // A person answered and removed it: a new run does the work.
     gh.set_labels(&id, &["ai-ready"]);
@@ -364,7 +353,7 @@ async fn a_vague_issue_is_parked_with_its_questions_until_a_person_answers() {
         .await;
     fleet.stop();
     let gh = &fleet.github;
-    assert_eq!(count(&fleet, &id, "clarify"), 2);
+    assert_eq!(fleet.agent_calls(&id, "clarify"), 2);
     let done = comment_with(gh.comments(&id), "Completed:");
     assert!(done.contains("- attempts: 1"), "{done}");
     comment_with(gh.comments(&id), "needs answers to these questions");

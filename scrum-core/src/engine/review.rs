@@ -204,12 +204,16 @@ impl Orchestrator {
         }
         drop(book);
         self.inner.work_ready.notify_waiters();
-        Ok(self
-            .review_status()
+        Ok(self.status_of(&key).expect("just recorded"))
+    }
+
+    /// Pull request `key` (repository, number) as [`Orchestrator::review_status`]
+    /// shows it, if tracked.
+    fn status_of(&self, key: &(String, u64)) -> Option<TrackedPull> {
+        self.review_status()
             .pulls
             .into_iter()
             .find(|p| (p.repo.as_str(), p.number) == (key.0.as_str(), key.1))
-            .expect("just recorded"))
     }
 
     /// Records an operator's word on pull request `number` as [`Orchestrator::mark_pull`]
@@ -269,12 +273,7 @@ impl Orchestrator {
         tracked.rework = rework;
         drop(book);
         self.inner.work_ready.notify_waiters();
-        Ok(self
-            .review_status()
-            .pulls
-            .into_iter()
-            .find(|p| (p.repo.as_str(), p.number) == (key.0.as_str(), key.1))
-            .unwrap_or(pull))
+        Ok(self.status_of(&key).unwrap_or(pull))
     }
 
     /// Starts tracking the pull request a completion reported, as open, so the
