@@ -255,7 +255,7 @@ impl SqliteQueue {
         };
         let row = Row::of(&step.task, place, &step.effects, ack)?;
         let generation = memory.generation.unwrap_or_default();
-        let write = self.writer.write(generation, move |conn| row.store(conn));
+        let write = self.writer.store(generation, row);
         memory.last_row = memory.last_row.max(place.0);
         memory
             .counts

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use scrum_core::{Error, Result};
 
 use super::checkpoint::Checkpoints;
+use super::rows::{Row, Statements};
 use super::schema::{self, db_error};
 use crate::Durability;
 
@@ -31,12 +32,21 @@ const MAX_BATCH: usize = 256;
 type WriteFn = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
 type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
 
+/// What a write does.
+enum Run {
+    /// Stores a step, through the statements the thread keeps prepared (most
+    /// writes: one per claim, report or enqueue).
+    Row(Row),
+    /// Anything else.
+    Fn(WriteFn),
+}
+
 enum Job {
     /// Runs in the current transaction; answered when it commits or fails.
     Write {
         seq: u64,
         generation: u64,
-        run: WriteFn,
+        run: Run,
         done: oneshot::Sender<Result<()>>,
     },
     /// Runs after every earlier write has committed or failed; answers itself.
@@ -125,13 +135,22 @@ impl Writer {
         generation: u64,
         run: impl FnOnce(&Connection) -> Result<()> + Send + 'static,
     ) -> Pending {
+        self.send(generation, Run::Fn(Box::new(run)))
+    }
+
+    /// Sends the write of a step's `row`, as [`write`](Writer::write) does.
+    pub(super) fn store(&self, generation: u64, row: Row) -> Pending {
+        self.send(generation, Run::Row(row))
+    }
+
+    fn send(&self, generation: u64, run: Run) -> Pending {
         let (done, answer) = oneshot::channel();
         let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         jobs.0 += 1;
         let job = Job::Write {
             seq: jobs.0,
             generation,
-            run: Box::new(run),
+            run,
             done,
         };
         // A stopped thread drops the job, and with it `done`: `committed` says so.
@@ -193,6 +212,7 @@ impl Thread {
         checkpoints: &Checkpoints,
         mut jobs: mpsc::UnboundedReceiver<Job>,
     ) {
+        let mut statements = Statements::new(conn);
         while let Some(first) = next_job(&mut jobs) {
             let mut next = Some(first);
             while let Some(job) = next.take() {
@@ -204,7 +224,7 @@ impl Thread {
                         done,
                     } => {
                         self.last_seq = seq;
-                        self.write(conn, generation, run, done);
+                        self.write(conn, &mut statements, generation, run, done);
                     }
                     Job::Read(run) => {
                         self.commit(conn);
@@ -225,8 +245,9 @@ impl Thread {
     fn write(
         &mut self,
         conn: &Connection,
+        statements: &mut Statements<'_>,
         generation: u64,
-        run: WriteFn,
+        run: Run,
         done: oneshot::Sender<Result<()>>,
     ) {
         if generation != self.generation.load(Ordering::Acquire) {
@@ -245,7 +266,11 @@ impl Thread {
             Ok(())
         };
         self.waiting.push(done);
-        if let Err(e) = begun.and_then(|()| run(conn)) {
+        let ran = begun.and_then(|()| match run {
+            Run::Row(row) => row.store(statements),
+            Run::Fn(run) => run(conn),
+        });
+        if let Err(e) = ran {
             self.fail(conn, &e);
         }
     }
