@@ -44,12 +44,7 @@ fn blocked_by(client: &OrchestratorClient, id: &TaskId, by: &[&TaskId]) -> bool 
 }
 
 fn cycle_comments(fleet: &Fleet, id: &TaskId) -> usize {
-    fleet
-        .github
-        .comments(id)
-        .iter()
-        .filter(|c| c.contains("dependency cycle"))
-        .count()
+    fleet.github.comments_containing(id, "dependency cycle")
 }
 
 fn issue(title: &str, body: &str, labels: &[&str], secs: i64) -> NewIssue {

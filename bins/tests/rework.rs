@@ -39,15 +39,6 @@ fn bin_dir() -> &'static Path {
         .unwrap()
 }
 
-fn comments_with(fleet: &Fleet, id: &TaskId, needle: &str) -> usize {
-    fleet
-        .github
-        .comments(id)
-        .iter()
-        .filter(|c| c.contains(needle))
-        .count()
-}
-
 /// Commits on the issue's branch of the bare remote beyond `main`.
 fn branch_commits(fleet: &Fleet, id: &TaskId) -> u32 {
     let out = Command::new("git")
@@ -103,7 +94,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     // 1. Run 1 completes with a pull request, which is tracked.
     fleet
         .wait_for("run 1 completed", WAIT, || {
-            comments_with(&fleet, &issue, "Completed:") == 1
+            fleet.github.comments_containing(&issue, "Completed:") == 1
         })
         .await;
     let pulls = fleet.github.pull_requests(REPO);
@@ -132,7 +123,12 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
             .unwrap()
             .contains(&format!("{REPO}#{pr} has changes requested"))
     );
-    assert_eq!(comments_with(&fleet, &issue, "requested changes on"), 0);
+    assert_eq!(
+        fleet
+            .github
+            .comments_containing(&issue, "requested changes on"),
+        0
+    );
     assert_eq!(fleet.github.labels(&issue), ["ai-completed"]);
     assert_eq!(fleet.agent_calls(&issue, "architect"), 1);
 
@@ -154,7 +150,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     assert!(!first.contains("please rename foo"), "{first}");
     fleet
         .wait_for("run 2 completed", WAIT, || {
-            comments_with(&fleet, &issue, "Completed:") == 2
+            fleet.github.comments_containing(&issue, "Completed:") == 2
         })
         .await;
     let po = fleet.agent_record(&issue, "po-2.prompt").unwrap();
@@ -207,7 +203,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
         })
         .await;
     assert_eq!(fleet.agent_calls(&issue, "architect"), 2);
-    assert_eq!(comments_with(&fleet, &issue, "Completed:"), 2);
+    assert_eq!(fleet.github.comments_containing(&issue, "Completed:"), 2);
     assert_eq!(
         tracked(&client, pr),
         Some(("changes_requested".into(), Some("done".into())))

@@ -58,16 +58,6 @@ fn entry(client: &OrchestratorClient, id: &TaskId) -> Option<QueueEntry> {
         .find(|e| e.task_id == id.to_string())
 }
 
-/// Comments on `id` that contain `needle`.
-fn comments_with(fleet: &Fleet, id: &TaskId, needle: &str) -> usize {
-    fleet
-        .github
-        .comments(id)
-        .iter()
-        .filter(|c| c.contains(needle))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_approved_text_reaches_a_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +99,7 @@ async fn only_approved_text_reaches_a_worker() {
                     .iter()
                     .filter(|e| e.approved_by.as_deref() == Some(MAINTAINER))
                     .count();
-                approved == 3 && comments_with(&fleet, &drive_by, "@reader") == 1
+                approved == 3 && fleet.github.comments_containing(&drive_by, "@reader") == 1
             },
         )
         .await;
@@ -207,8 +197,14 @@ async fn only_approved_text_reaches_a_worker() {
     // One comment on each held issue asks for a review, however many polls pass.
     fleet
         .wait_for("the review requests", Duration::from_secs(20), || {
-            comments_with(&fleet, &by_author, "apply the `ai-ready` label again") == 1
-                && comments_with(&fleet, &at_work, "apply the `ai-ready` label again") == 1
+            fleet
+                .github
+                .comments_containing(&by_author, "apply the `ai-ready` label again")
+                == 1
+                && fleet
+                    .github
+                    .comments_containing(&at_work, "apply the `ai-ready` label again")
+                    == 1
         })
         .await;
     assert!(fleet.github.comments(&by_author)[0].contains("@author"));
@@ -242,8 +238,11 @@ async fn only_approved_text_reaches_a_worker() {
     );
 
     // Still one comment each: no poll repeated them.
-    assert_eq!(comments_with(&fleet, &drive_by, "@reader"), 1);
-    assert_eq!(comments_with(&fleet, &by_author, "label again"), 1);
+    assert_eq!(fleet.github.comments_containing(&drive_by, "@reader"), 1);
+    assert_eq!(
+        fleet.github.comments_containing(&by_author, "label again"),
+        1
+    );
     assert!(entry(&client, &drive_by).is_none());
     fleet.stop();
 }

@@ -400,6 +400,12 @@ impl FakeGitHub {
         self.issue(id).map(|i| i.comments).unwrap_or_default()
     }
 
+    /// How many comments on the issue contain `needle`.
+    pub fn comments_containing(&self, id: &TaskId, needle: &str) -> usize {
+        let comments = self.comments(id);
+        comments.iter().filter(|c| c.contains(needle)).count()
+    }
+
     /// Whether the issue is open (`None` for an unknown issue).
     pub fn is_open(&self, id: &TaskId) -> Option<bool> {
         self.issue(id).map(|i| i.open)
