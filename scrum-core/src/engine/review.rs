@@ -70,19 +70,24 @@ impl PullBook {
     /// merged or closed: a pending state counts as an override, merged or closed
     /// as the pull request's state.
     fn recall_mark(&mut self, task: &Task) {
-        let (Some(state), Some(mut pull)) = (task.pull_mark, reported(task)) else {
+        let (Some(state), Some(pull)) = (task.pull_mark, reported(task)) else {
             return;
         };
         let key = (pull.repo.clone(), pull.number);
         if self.pulls.get(&key).is_some_and(|p| !p.state.is_pending()) {
             return;
         }
+        self.take_word(pull, state);
+    }
+
+    /// Counts an operator's word `state` on `pull`: a pending state overrides what
+    /// the tracker says, merged or closed becomes the pull request's state.
+    fn take_word(&mut self, mut pull: TrackedPull, state: PullState) {
         if state.is_pending() {
-            self.overrides.insert(key, state);
+            self.overrides.insert((pull.repo, pull.number), state);
         } else {
             pull.state = state;
-            self.overrides.remove(&key);
-            self.pulls.insert(key, pull);
+            self.record(pull);
         }
     }
 
@@ -191,20 +196,20 @@ impl Orchestrator {
         state: PullState,
     ) -> Result<TrackedPull> {
         let found = self.tracked_pull(repo, number)?;
-        let key = (found.repo, found.number);
-        let mut book = lock(&self.inner.pulls);
+        Ok(self.take_word(found, state))
+    }
+
+    /// [`Orchestrator::mark_pull`] of a pull request already found.
+    fn take_word(&self, pull: TrackedPull, state: PullState) -> TrackedPull {
+        let key = (pull.repo.clone(), pull.number);
         tracing::info!(repository = %key.0, pull = key.1, state = state.as_str(), "an operator set a pull request's review state");
-        if state.is_pending() {
-            book.overrides.insert(key.clone(), state);
-        } else {
-            book.overrides.remove(&key);
-            if let Some(p) = book.pulls.get_mut(&key) {
-                p.state = state;
-            }
-        }
+        let mut book = lock(&self.inner.pulls);
+        // As tracked now: a poll may have read it since it was found.
+        let pull = book.pulls.get(&key).cloned().unwrap_or(pull);
+        book.take_word(pull, state);
         drop(book);
         self.inner.work_ready.notify_waiters();
-        Ok(self.status_of(&key).expect("just recorded"))
+        self.status_of(&key).expect("just recorded")
     }
 
     /// Pull request `key` (repository, number) as [`Orchestrator::review_status`]
@@ -241,7 +246,7 @@ impl Orchestrator {
             }
             Err(e) => return Err(e),
         }
-        let pull = self.mark_pull(repo, number, state)?;
+        let pull = self.take_word(found, state);
         if state != PullState::ChangesRequested
             || !self.inner.config.review.rework_on_changes_requested
         {
