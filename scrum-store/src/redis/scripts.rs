@@ -30,7 +30,7 @@ pub(super) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
 local m = ARGV[1]
 local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[2] then return -1 end
-if ARGV[13] ~= '' and lock_holder(KEYS[19], ARGV[12], tonumber(ARGV[13]), m) then
+if ARGV[13] ~= '' and lock_holder(held_locks(KEYS[19], tonumber(ARGV[13])), ARGV[12], m) then
   return -2
 end
 local nv = tonumber(v) + 1
@@ -103,7 +103,8 @@ for _, from in ipairs({{KEYS[2], KEYS[3]}}) do
 end
 local m = nil
 local now = tonumber(ARGV[1])
-local locking = redis.call('HLEN', KEYS[6]) > 0
+local locks = redis.call('HLEN', KEYS[6]) > 0 and held_locks(KEYS[6], now)
+local locking = locks and #locks > 0
 if #ARGV < 4 and not locking then
   local top = redis.call('ZPOPMIN', KEYS[1])
   if #top == 0 then return false end
@@ -118,7 +119,7 @@ else
     for _, candidate in ipairs(batch) do
       if not held[string.match(candidate, '^(.*)#')] then
         local keys = locking and redis.call('HGET', KEYS[5], candidate)
-        if not keys or not lock_holder(KEYS[6], keys, now, candidate) then
+        if not keys or not lock_holder(locks, keys, candidate) then
           m = candidate
           break
         end
@@ -135,10 +136,11 @@ return {{m, t[1], t[2]}}
     ))
 });
 
-/// The lock functions both scripts above start with: `lock_holder(locked, keys,
-/// now, self)` says whether a task other than `self` holds, in the hash `locked`
-/// (member to `lease expiry` newline `keys`), a lock with a lease live at `now`
-/// overlapping `keys` (newline-separated). The overlap of two keys is
+/// The lock functions both scripts above start with: `held_locks(locked, now)`
+/// reads the hash `locked` (member to `lease expiry` newline `keys`) once, as a
+/// list of `{member, keys}` whose lease is live at `now`; `lock_holder(held, keys,
+/// self)` says whether one of them other than `self` holds keys overlapping `keys`
+/// (newline-separated). The overlap of two keys is
 /// `scrum_core::locks::key_overlaps`, in Lua.
 const LOCKS: &str = r#"
 local function split(s)
@@ -151,14 +153,23 @@ local function key_overlaps(a, b)
     or (string.sub(a, -1) == '/' and string.sub(b, 1, #a) == a)
     or (string.sub(b, -1) == '/' and string.sub(a, 1, #b) == b)
 end
-local function lock_holder(locked, keys, now, self)
-  local mine = split(keys)
-  local held = redis.call('HGETALL', locked)
-  for i = 1, #held, 2 do
-    local entry = held[i + 1]
+local function held_locks(locked, now)
+  local live = {}
+  local all = redis.call('HGETALL', locked)
+  for i = 1, #all, 2 do
+    local entry = all[i + 1]
     local nl = string.find(entry, '\n', 1, true)
-    if held[i] ~= self and tonumber(string.sub(entry, 1, nl - 1)) > now then
-      for _, a in ipairs(split(string.sub(entry, nl + 1))) do
+    if tonumber(string.sub(entry, 1, nl - 1)) > now then
+      live[#live + 1] = {all[i], split(string.sub(entry, nl + 1))}
+    end
+  end
+  return live
+end
+local function lock_holder(held, keys, self)
+  local mine = split(keys)
+  for _, h in ipairs(held) do
+    if h[1] ~= self then
+      for _, a in ipairs(h[2]) do
         for _, b in ipairs(mine) do
           if key_overlaps(a, b) then return true end
         end
