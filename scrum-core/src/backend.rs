@@ -38,9 +38,9 @@ pub fn enqueue_step(
     };
     if !task.state.is_terminal() {
         // A pending task's keys follow the lock rules, which may have changed since.
-        let locks_current =
-            task.state != TaskState::Pending || task.locks == ctx.policy.locks.keys(&issue);
-        if *task.issue == issue && locks_current {
+        if *task.issue == issue
+            && (task.state != TaskState::Pending || task.locks == ctx.policy.locks.keys(&issue))
+        {
             return Ok((None, Enqueued::Unchanged));
         }
         let mut refreshed = task.clone();
