@@ -162,18 +162,28 @@ pub(super) fn encode_task(task: &Task) -> Result<Vec<u8>> {
 /// MessagePack marks a map apart from an array, and serde reads a struct from
 /// either), or JSON text (rows last written before version 4).
 pub(super) fn decode_task(value: ValueRef<'_>) -> Result<Task> {
+    decode(value, "task", "a task")
+}
+
+/// A stored `what` (`a_what`, with its article) read back: MessagePack from a blob,
+/// JSON from text (rows written before MessagePack).
+fn decode<T: serde::de::DeserializeOwned>(
+    value: ValueRef<'_>,
+    what: &str,
+    a_what: &str,
+) -> Result<T> {
     match value {
         ValueRef::Blob(bytes) => rmp_serde::from_slice(bytes).map_err(|e| {
             Error::new(
                 ErrorKind::Corrupt,
-                "a stored task is unreadable (written by a newer version?)",
+                format!("a stored {what} is unreadable (written by a newer version?)"),
             )
             .with_source(e)
         }),
-        ValueRef::Text(text) => from_json(&String::from_utf8_lossy(text), "task"),
+        ValueRef::Text(text) => from_json(&String::from_utf8_lossy(text), what),
         _ => Err(Error::new(
             ErrorKind::Corrupt,
-            "a stored task is not a task",
+            format!("a stored {what} is not {a_what}"),
         )),
     }
 }
@@ -191,20 +201,7 @@ fn encode_effect(effect: &Effect) -> Result<Vec<u8>> {
 /// An effect read back from the `effect` column: MessagePack, or JSON text in rows
 /// written before schema version 5.
 fn decode_effect(value: ValueRef<'_>) -> Result<Effect> {
-    match value {
-        ValueRef::Blob(bytes) => rmp_serde::from_slice(bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::Corrupt,
-                "a stored effect is unreadable (written by a newer version?)",
-            )
-            .with_source(e)
-        }),
-        ValueRef::Text(text) => from_json(&String::from_utf8_lossy(text), "effect"),
-        _ => Err(Error::new(
-            ErrorKind::Corrupt,
-            "a stored effect is not an effect",
-        )),
-    }
+    decode(value, "effect", "an effect")
 }
 
 /// What `read` makes of each row `sql` returns.
