@@ -89,46 +89,43 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &What) -> Result<T> {
     })
 }
 
-/// Each reviewer's latest approval or request for changes counts (comments do
-/// not): changes requested by anyone wins, else approved by anyone, else open.
-fn review_state(reviews: &[PullReview]) -> PullState {
-    let mut latest: HashMap<&str, &str> = HashMap::new();
-    for r in reviews {
-        let who = r.user.as_ref().map_or("", |u| u.login.as_str());
-        match r.state.as_str() {
-            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED" => {
-                latest.insert(who, r.state.as_str());
-            }
-            _ => {}
+/// Each reviewer's latest approval, request for changes or dismissal (comments are
+/// no word on the state), in the order they were given.
+fn latest_words(reviews: &[PullReview]) -> Vec<&PullReview> {
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in reviews.iter().enumerate() {
+        if matches!(
+            r.state.as_str(),
+            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED"
+        ) {
+            latest.insert(r.user.as_ref().map_or("", |u| u.login.as_str()), i);
         }
     }
-    if latest.values().any(|s| *s == "CHANGES_REQUESTED") {
+    let mut at: Vec<usize> = latest.into_values().collect();
+    at.sort_unstable();
+    at.into_iter().map(|i| &reviews[i]).collect()
+}
+
+/// Each reviewer's latest word counts: changes requested by anyone wins, else
+/// approved by anyone, else open.
+fn review_state(reviews: &[PullReview]) -> PullState {
+    let words = latest_words(reviews);
+    if words.iter().any(|r| r.state == "CHANGES_REQUESTED") {
         PullState::ChangesRequested
-    } else if latest.values().any(|s| *s == "APPROVED") {
+    } else if words.iter().any(|r| r.state == "APPROVED") {
         PullState::Approved
     } else {
         PullState::Open
     }
 }
 
-/// The latest review asking for changes that is still its reviewer's latest
-/// approval or request for changes.
+/// The latest review asking for changes that is still its reviewer's latest word.
 fn latest_request(reviews: &[PullReview]) -> Option<&PullReview> {
-    let who = |r: &PullReview| r.user.as_ref().map_or("", |u| u.login.as_str()).to_string();
-    let mut latest: HashMap<String, &PullReview> = HashMap::new();
-    let mut order = Vec::new();
-    for r in reviews {
-        if matches!(
-            r.state.as_str(),
-            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED"
-        ) {
-            latest.insert(who(r), r);
-            order.push(r);
-        }
-    }
-    order.into_iter().rev().find(|r| {
-        r.state == "CHANGES_REQUESTED" && latest.get(&who(r)).is_some_and(|l| std::ptr::eq(*l, *r))
-    })
+    let words = latest_words(reviews);
+    words
+        .into_iter()
+        .rev()
+        .find(|r| r.state == "CHANGES_REQUESTED")
 }
 
 #[cfg(test)]
