@@ -36,10 +36,10 @@ pub fn enqueue_step(
             Enqueued::Created,
         ));
     };
-    if !task.state.is_terminal() {
+    if !task.state().is_terminal() {
         // A pending task's keys follow the lock rules, which may have changed since.
         if *task.issue == issue
-            && (task.state != TaskState::Pending || task.locks == ctx.policy.locks.keys(&issue))
+            && (task.state() != TaskState::Pending || task.locks == ctx.policy.locks.keys(&issue))
         {
             return Ok((None, Enqueued::Unchanged));
         }
@@ -59,7 +59,7 @@ pub fn enqueue_step(
 /// labels were written, for the run that effect belongs to (so a ready label seen
 /// afterwards may start a new run).
 pub fn ack_step(task: &Task, effect: &Effect, ctx: &Ctx<'_>) -> Option<Step> {
-    if !effect.kind.is_terminal() || task.run != effect.run {
+    if !effect.kind.is_terminal() || task.run.number != effect.run {
         return None;
     }
     state::transition(task, Event::EffectsWritten, ctx).ok()
@@ -109,48 +109,37 @@ pub struct LiveIndex {
 }
 
 impl LiveIndex {
-    /// Indexes `task` as stored at `now`. Terminal tasks, and pending ones being
-    /// cancelled, are not indexed.
+    /// Indexes `task` as stored at `now`: a task waiting for a worker by when it
+    /// may be claimed, a running one by its lease. Held and terminal tasks are not
+    /// indexed.
     pub fn insert(&mut self, task: &Task, now: Timestamp) {
-        match task.state {
-            TaskState::Pending if !task.cancel_requested => {
-                if task.not_before <= now {
-                    self.ready.insert(task.order_key());
-                } else {
-                    self.delayed.insert((task.not_before, task.order_key()));
-                }
+        if let Some(at) = task.claimable_from() {
+            if at <= now {
+                self.ready.insert(task.order_key());
+            } else {
+                self.delayed.insert((at, task.order_key()));
             }
-            TaskState::InProgress => {
-                if let Some(l) = &task.lease {
-                    self.leases.insert((l.expires_at, task.id.clone()));
-                    if !task.locks.is_empty() {
-                        let locked = (l.expires_at, task.locks.clone());
-                        self.locked.insert(task.id.clone(), locked);
-                    }
-                }
+        } else if let Some(l) = task.lease() {
+            self.leases.insert((l.expires_at, task.id.clone()));
+            if !task.locks.is_empty() {
+                let locked = (l.expires_at, task.locks.clone());
+                self.locked.insert(task.id.clone(), locked);
             }
-            _ => {}
         }
     }
 
     /// Drops the entries of `task`, the version last passed to [`LiveIndex::insert`].
     pub fn remove(&mut self, task: &Task) {
-        match task.state {
-            TaskState::Pending => {
-                let key = task.order_key();
-                if !self.ready.remove(&key) {
-                    self.delayed.remove(&(task.not_before, key));
-                }
+        if let Some(at) = task.claimable_from() {
+            let key = task.order_key();
+            if !self.ready.remove(&key) {
+                self.delayed.remove(&(at, key));
             }
-            TaskState::InProgress => {
-                if let Some(l) = &task.lease {
-                    self.leases.remove(&(l.expires_at, task.id.clone()));
-                }
-                if !task.locks.is_empty() {
-                    self.locked.remove(&task.id);
-                }
+        } else if let Some(l) = task.lease() {
+            self.leases.remove(&(l.expires_at, task.id.clone()));
+            if !task.locks.is_empty() {
+                self.locked.remove(&task.id);
             }
-            _ => {}
         }
     }
 
@@ -236,7 +225,7 @@ mod tests {
         index.insert(&held, Timestamp(0));
         assert_eq!(index.ready().count(), 1);
         assert_eq!(index.first_lapsed(Timestamp(0)), None);
-        let expiry = held.lease.as_ref().unwrap().expires_at;
+        let expiry = held.lease().as_ref().unwrap().expires_at;
         assert_eq!(index.first_lapsed(expiry), Some(&held.id));
         assert_eq!(index.lapsed(expiry).count(), 1);
 
@@ -249,7 +238,7 @@ mod tests {
         assert_eq!(index.lapsed(expiry).count(), 0);
         index.promote_due(expiry);
         assert_eq!(index.ready().count(), 1, "not due yet");
-        index.promote_due(backing_off.not_before);
+        index.promote_due(backing_off.claimable_from().unwrap());
         let order: Vec<_> = index.ready().map(|id| id.number()).collect();
         assert_eq!(order, [2, 1]);
     }

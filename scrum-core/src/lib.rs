@@ -55,7 +55,7 @@
 //! orchestrator.dispatch_once().await.unwrap();
 //!
 //! let task = queue.get(&"acme/widgets#1".parse().unwrap()).await.unwrap().unwrap();
-//! assert_eq!(task.state, TaskState::Completed);
+//! assert_eq!(task.state(), TaskState::Completed);
 //! let issue = source.issue(&task.id).unwrap();
 //! assert!(issue.labels.contains(&"ai-completed".to_string()));
 //! # });
@@ -88,9 +88,9 @@ pub mod workers;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
 pub use model::{
-    Approval, Assignment, Clarification, Completion, Failure, HeartbeatReply, Lease, LeaseEnd,
-    LeaseKind, LeaseToken, Person, Priority, ReadyIssue, RepoName, Review, Task, TaskId, TaskState,
-    Timestamp, WorkerId,
+    Approval, Assignment, Attempt, Clarification, Completion, EditReview, Failure, HeartbeatReply,
+    Holds, Lease, LeaseEnd, LeaseKind, LeaseToken, Outcome, Person, Priority, ReadyIssue, RepoName,
+    Run, RunCause, Status, Stop, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{

@@ -216,8 +216,8 @@ pub fn overlaps(a: &[String], b: &[String]) -> bool {
 pub fn held_locks(tasks: &[Task]) -> Vec<(&TaskId, Timestamp, &[String])> {
     tasks
         .iter()
-        .filter(|t| t.state == TaskState::InProgress && !t.locks.is_empty())
-        .filter_map(|t| Some((&t.id, t.lease.as_ref()?.expires_at, t.locks.as_slice())))
+        .filter(|t| t.state() == TaskState::InProgress && !t.locks.is_empty())
+        .filter_map(|t| Some((&t.id, t.lease()?.expires_at, t.locks.as_slice())))
         .collect()
 }
 

@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
 
+mod legacy;
+mod task;
+
+pub use legacy::TaskV5;
+pub use task::{Attempt, Holds, Outcome, Run, RunCause, Status, Stop, Task};
+
 /// Milliseconds since the Unix epoch.
 ///
 /// Backends and the state machine take `now` as an argument instead of reading a
@@ -467,7 +473,7 @@ pub struct Approval {
 /// An edit of an issue's text, after its approval, by someone who may not approve:
 /// the task is held until a person who may applies the ready label again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Review {
+pub struct EditReview {
     /// Who edited it.
     pub editor: String,
     /// When, when the tracker says.
@@ -710,136 +716,6 @@ pub enum LeaseEnd {
     Parked,
 }
 
-/// One run of one issue. See [`crate::state`] for how it moves.
-///
-/// The SQLite store writes a task's fields by position: a new field goes last, with
-/// `#[serde(default)]` (so do the fields of the structs inside it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Task {
-    /// `owner/repo#number`.
-    pub id: TaskId,
-    /// The issue as last seen. In an `Arc`: it is large and rarely changes.
-    pub issue: Arc<ReadyIssue>,
-    /// Where the task is.
-    pub state: TaskState,
-    /// Which run of the issue this is: 1, then one more each time a terminal task is
-    /// queued again.
-    pub run: u32,
-    /// Attempts spent in this run. Counted at claim; never decreases.
-    pub attempts: u32,
-    /// The most attempts this run may spend.
-    pub max_attempts: u32,
-    /// Set by a release: the next claim reuses the attempt the release handed back.
-    #[serde(default)]
-    pub attempt_refunded: bool,
-    /// The current lease while in progress; afterwards the last one, so a repeated
-    /// call with its token can be recognised.
-    pub lease: Option<Lease>,
-    /// How the last lease ended.
-    pub lease_end: Option<LeaseEnd>,
-    /// A pending task is not handed out before this time (retry backoff).
-    pub not_before: Timestamp,
-    /// The issue was closed or unlabelled while the task was held: the worker is told
-    /// on its next heartbeat.
-    #[serde(default)]
-    pub cancel_requested: bool,
-    /// The last failure's reason (redacted).
-    pub last_error: Option<String>,
-    /// The worker's report, once completed.
-    pub completion: Option<Completion>,
-    /// When this run was queued.
-    pub enqueued_at: Timestamp,
-    /// When the task last changed.
-    pub updated_at: Timestamp,
-    /// When the task reached a terminal state.
-    pub finished_at: Option<Timestamp>,
-    /// When the GitHub effects of the terminal state were written. Only after that
-    /// may a ready label seen on the issue start a new run.
-    pub effects_written_at: Option<Timestamp>,
-    /// Who approved the text in `issue` (see the README's "Trust"). `None` for a
-    /// task queued with trust checks off, or stored before they existed.
-    #[serde(default)]
-    pub approval: Option<Approval>,
-    /// Set while the issue's text was changed, after its approval, by someone who
-    /// may not approve: the task is not handed out, and a holder is told to stop.
-    #[serde(default)]
-    pub review: Option<Review>,
-    /// What this run's attempts cost in US dollars, summed over the reports that
-    /// said (failures and the completion); `None` while none did.
-    #[serde(default)]
-    pub cost_usd: Option<f64>,
-    /// Model tokens this run's attempts used, summed likewise.
-    #[serde(default)]
-    pub tokens: Option<u64>,
-    /// Set while the issue's blockers are not all closed, or its dependencies have a
-    /// problem (a cycle, a blocker that cannot be read): the task is not handed out
-    /// ([`crate::deps`]).
-    #[serde(default)]
-    pub blocked: Option<crate::deps::Blocked>,
-    /// The lock keys the issue declares ([`crate::locks`]): while the task is in
-    /// progress, no task whose keys overlap these is handed out. Set with the issue
-    /// ([`crate::state::set_issue`]).
-    #[serde(default)]
-    pub locks: Vec<String>,
-    /// Set on a run queued to answer a request for changes on the pull request of
-    /// the run before (`REWORK_ON_CHANGES_REQUESTED`): the reviewer's text, handed
-    /// to the worker with each claim. Kept once the run ends, so the same review
-    /// never queues the task twice; a run queued any other way starts without.
-    #[serde(default)]
-    pub rework: Option<crate::review::Rework>,
-    /// An operator's word on the review state of the pull request this completed
-    /// run reported (`POST /pr-review/{state}/{number}`), kept so that a restarted
-    /// orchestrator counts it as the one that heard it did; a new run starts
-    /// without.
-    #[serde(default)]
-    pub pull_mark: Option<crate::review::PullState>,
-}
-
-impl Task {
-    /// Adds a report's cost and tokens to the run's.
-    pub fn add_spend(&mut self, cost_usd: Option<f64>, tokens: Option<u64>) {
-        let mut spend = self.spend();
-        spend.add(crate::Spend { cost_usd, tokens });
-        (self.cost_usd, self.tokens) = (spend.cost_usd, spend.tokens);
-    }
-
-    /// What this run cost so far.
-    pub fn spend(&self) -> crate::Spend {
-        crate::Spend {
-            cost_usd: self.cost_usd,
-            tokens: self.tokens,
-        }
-    }
-
-    /// The key claims are ordered by: priority, then the oldest issue, then the id.
-    pub fn order_key(&self) -> (u8, Timestamp, TaskId) {
-        (
-            self.issue.priority().rank(),
-            self.issue.created_at,
-            self.id.clone(),
-        )
-    }
-
-    /// The worker holding the task, while it is in progress.
-    pub fn holder(&self) -> Option<&WorkerId> {
-        match (&self.lease, self.state) {
-            (Some(l), TaskState::InProgress) => Some(&l.worker),
-            _ => None,
-        }
-    }
-
-    /// Whether the holder should stop: the task is being cancelled, or its text
-    /// changed and awaits review.
-    pub fn stop_requested(&self) -> bool {
-        self.cancel_requested || self.review.is_some()
-    }
-
-    /// The attempt a lease-holding worker is on (1-based).
-    pub fn attempt(&self) -> u32 {
-        self.attempts.max(1)
-    }
-}
-
 /// What a claim hands a worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
@@ -889,9 +765,7 @@ impl Assignment {
     /// The assignment for a task just claimed. Fails if the task holds no lease.
     pub fn from_claimed(task: &Task, heartbeat_interval: Duration) -> Result<Assignment, Error> {
         let lease = task
-            .lease
-            .as_ref()
-            .filter(|_| task.state == TaskState::InProgress)
+            .lease()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "a claimed task has no lease"))?;
         Ok(Assignment {
             task: task.id.clone(),
@@ -899,12 +773,12 @@ impl Assignment {
             branch_name: task.issue.branch_name(),
             lease_token: lease.token,
             lease_expires_at: lease.expires_at,
-            attempt: task.attempts,
-            max_attempts: task.max_attempts,
+            attempt: task.attempts(),
+            max_attempts: task.max_attempts(),
             heartbeat_interval,
             text_digest: Some(task.issue.digest()),
             budget_left_usd: None,
-            rework: task.rework.clone(),
+            rework: task.rework().cloned(),
         })
     }
 }

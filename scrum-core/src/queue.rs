@@ -171,7 +171,7 @@ impl TaskFilter {
 
     /// Whether `task` passes the state and worker conditions (not the paging).
     pub fn matches(&self, task: &Task) -> bool {
-        (self.states.is_empty() || self.states.contains(&task.state))
+        (self.states.is_empty() || self.states.contains(&task.state()))
             && self
                 .worker
                 .as_ref()
@@ -228,7 +228,7 @@ impl QueueCounts {
 pub fn heartbeat_reply(task: &Task) -> HeartbeatReply {
     HeartbeatReply {
         lease_expires_at: task
-            .lease
+            .lease()
             .as_ref()
             .map_or(task.updated_at, |l| l.expires_at),
         cancel: task.stop_requested(),
@@ -468,7 +468,7 @@ pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
             .await?;
         let mut resumed = Vec::new();
         for task in held {
-            let expiry = |t: &Task| t.lease.as_ref().map(|l| l.expires_at);
+            let expiry = |t: &Task| t.lease().map(|l| l.expires_at);
             let after = self.apply(&task.id, Event::Resume, now).await?;
             if expiry(&after) > expiry(&task) {
                 resumed.push(after);

@@ -81,7 +81,7 @@ async fn closed_and_unlabelled_issues_are_cancelled() {
     let report = f.orchestrator.poll_once().await.unwrap();
     assert_eq!((report.listed, report.cancelled), (1, 2));
     assert_eq!(
-        f.queue.get(&id(2)).await.unwrap().unwrap().state,
+        f.queue.get(&id(2)).await.unwrap().unwrap().state(),
         TaskState::Cancelled
     );
     // The holder of #1 learns on its next heartbeat and then hands it back.
@@ -97,7 +97,7 @@ async fn closed_and_unlabelled_issues_are_cancelled() {
         .await
         .unwrap();
     assert_eq!(
-        f.queue.get(&id(1)).await.unwrap().unwrap().state,
+        f.queue.get(&id(1)).await.unwrap().unwrap().state(),
         TaskState::Cancelled
     );
     f.orchestrator.dispatch_once().await.unwrap();
@@ -283,12 +283,12 @@ async fn a_client_without_heartbeats_that_asks_again_lost_its_task() {
     assert_ne!(first.task, second.task);
     let abandoned = f.queue.get(&first.task).await.unwrap().unwrap();
     assert_eq!(
-        abandoned.state,
+        abandoned.state(),
         TaskState::Pending,
         "retried: attempts remain"
     );
     assert_eq!(
-        abandoned.last_error.as_deref(),
+        abandoned.last_error().as_deref(),
         Some(scrum_core::engine::ABANDONED)
     );
 
@@ -298,7 +298,7 @@ async fn a_client_without_heartbeats_that_asks_again_lost_its_task() {
     let first = ask(&f.orchestrator, "modern", LeaseKind::Heartbeat).await;
     ask(&f.orchestrator, "modern", LeaseKind::Heartbeat).await;
     let held = f.queue.get(&first.task).await.unwrap().unwrap();
-    assert_eq!(held.state, TaskState::InProgress);
+    assert_eq!(held.state(), TaskState::InProgress);
 }
 
 #[tokio::test(start_paused = true)]

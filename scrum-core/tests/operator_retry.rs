@@ -38,7 +38,7 @@ async fn a_retried_run_is_labelled_ready_again_and_survives_the_poll() {
     // Polled before the new run's labels are written: still the operator's run.
     o.poll_once().await.unwrap();
     assert_eq!(
-        queue.get(&id).await.unwrap().unwrap().state,
+        queue.get(&id).await.unwrap().unwrap().state(),
         TaskState::Pending
     );
     // Its labels put the issue back to ready and in progress, without the outcome.
@@ -53,12 +53,12 @@ async fn a_retried_run_is_labelled_ready_again_and_survives_the_poll() {
     assert!(!labels.iter().any(|l| l == "ai-failed"), "{labels:?}");
     o.poll_once().await.unwrap();
     let task = queue.get(&id).await.unwrap().unwrap();
-    assert_eq!((task.state, task.run), (TaskState::Pending, 2));
+    assert_eq!((task.state(), task.run.number), (TaskState::Pending, 2));
     // A person who takes the ready label off still cancels it.
     source.set_labels(&id, &["ai-in-progress"]);
     o.poll_once().await.unwrap();
     assert_eq!(
-        queue.get(&id).await.unwrap().unwrap().state,
+        queue.get(&id).await.unwrap().unwrap().state(),
         TaskState::Cancelled
     );
 }

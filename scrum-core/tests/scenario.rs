@@ -191,7 +191,7 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
     for victim in &victims {
         let t = tasks.iter().find(|t| &t.id == victim).unwrap();
         assert!(
-            t.attempts >= 2 || t.state == TaskState::Failed,
+            t.attempts() >= 2 || t.state() == TaskState::Failed,
             "{victim} was never retried after its worker died"
         );
     }
@@ -200,12 +200,12 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
     let mut failed = 0;
     for t in &tasks {
         assert!(
-            t.attempts <= t.max_attempts,
+            t.attempts() <= t.max_attempts(),
             "{} used {} attempts",
             t.id,
-            t.attempts
+            t.attempts()
         );
-        assert_eq!(t.run, 1, "{} was queued again", t.id);
+        assert_eq!(t.run.number, 1, "{} was queued again", t.id);
         let issue = github.inner().issue(&t.id).unwrap();
         let added = |l: &str| count(&Write::LabelAdded(t.id.clone(), l.into()));
         let removed = |l: &str| count(&Write::LabelRemoved(t.id.clone(), l.into()));
@@ -224,7 +224,7 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
             .iter()
             .filter(|m| m.ends_with(":retry_scheduled"))
             .count();
-        match t.state {
+        match t.state() {
             TaskState::Completed => {
                 assert_eq!(
                     (added(&labels.completed), added(&labels.failed)),
@@ -264,12 +264,12 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
         }
         assert_eq!(
             retries as u32,
-            t.attempts - 1,
+            t.attempts() - 1,
             "{}: one retry note per retried attempt",
             t.id
         );
     }
-    let retried = tasks.iter().filter(|t| t.attempts > 1).count();
+    let retried = tasks.iter().filter(|t| t.attempts() > 1).count();
     eprintln!(
         "failed for good: {failed}, retried: {retried}, simulated minutes: {}",
         started.elapsed().as_secs() / 60

@@ -190,7 +190,7 @@ async fn a_worker_at_work_is_told_to_stop_when_the_text_changes_under_it() {
         .unwrap();
     let task = f.queue.get(&id(1)).await.unwrap().unwrap();
     assert_eq!(
-        (task.state, task.attempt_refunded),
+        (task.state(), task.handed_back()),
         (TaskState::Pending, true)
     );
     assert!(f.claim().await.is_none());
@@ -211,11 +211,11 @@ async fn a_claim_checks_the_text_first_and_holds_an_edit_no_poll_has_seen() {
     assert!(f.claim().await.is_none(), "held at the claim");
     let task = f.queue.get(&id(1)).await.unwrap().unwrap();
     assert_eq!(
-        (task.state, task.attempt_refunded),
+        (task.state(), task.handed_back()),
         (TaskState::Pending, true),
         "no attempt spent"
     );
-    assert_eq!(task.review.unwrap().editor, "author");
+    assert_eq!(task.review().unwrap().editor, "author");
     assert_eq!(f.comments().await.len(), 1);
 
     // An edit by someone who may approve does not stop the claim: the approved

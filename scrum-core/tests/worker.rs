@@ -53,7 +53,7 @@ async fn heartbeats_keep_a_long_task_and_a_cancellation_stops_it() {
     tokio::time::sleep(Duration::from_secs(300)).await;
     assert!(o.reap_once().await.unwrap().is_empty());
     assert_eq!(
-        queue.get(&id()).await.unwrap().unwrap().state,
+        queue.get(&id()).await.unwrap().unwrap().state(),
         TaskState::InProgress
     );
     // The issue is closed: the next heartbeat tells the worker, which hands it back.
@@ -65,7 +65,7 @@ async fn heartbeats_keep_a_long_task_and_a_cancellation_stops_it() {
         Handled::Reported(RunOutcome::Release("cancelled".into()))
     );
     assert_eq!(
-        queue.get(&id()).await.unwrap().unwrap().state,
+        queue.get(&id()).await.unwrap().unwrap().state(),
         TaskState::Cancelled
     );
 }
@@ -79,7 +79,7 @@ async fn a_lost_lease_stops_the_run_and_reports_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The orchestrator gives up on the task behind the worker's back.
     let held = queue.get(&id()).await.unwrap().unwrap();
-    let token = held.lease.unwrap().token;
+    let token = held.lease().unwrap().token;
     o.fail(
         &WorkerId::new("w").unwrap(),
         &id(),
@@ -99,7 +99,7 @@ async fn a_lost_lease_stops_the_run_and_reports_nothing() {
         "stopped at the next heartbeat, not after 10 minutes"
     );
     let t = queue.get(&id()).await.unwrap().unwrap();
-    assert_eq!((t.state, t.completion), (TaskState::Pending, None));
+    assert_eq!((t.state(), t.completion()), (TaskState::Pending, None));
 }
 
 #[tokio::test(start_paused = true)]
@@ -117,8 +117,8 @@ async fn shutdown_lets_the_task_finish_within_the_grace_period_then_releases() {
     // Ten minutes of work do not fit in a 60 s grace: the task was handed back, no
     // attempt spent.
     let t = queue.get(&id()).await.unwrap().unwrap();
-    assert_eq!(t.state, TaskState::Pending);
-    assert!(t.attempt_refunded);
+    assert_eq!(t.state(), TaskState::Pending);
+    assert!(t.handed_back(), "the attempt is handed back");
 }
 
 #[tokio::test(start_paused = true)]
@@ -199,7 +199,7 @@ async fn work_finished_during_an_orchestrator_outage_is_accepted_after_the_resta
         Handled::Reported(RunOutcome::Success(Completion::default()))
     );
     let t = queue.get(&id()).await.unwrap().unwrap();
-    assert_eq!((t.state, t.attempts), (TaskState::Completed, 1));
+    assert_eq!((t.state(), t.attempts()), (TaskState::Completed, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,7 +268,7 @@ async fn an_idle_worker_leaves_but_never_a_busy_one() {
     tokio::time::sleep(Duration::from_secs(300)).await;
     assert!(!run.is_finished(), "the worker left while busy");
     assert_eq!(
-        queue.get(&id()).await.unwrap().unwrap().state,
+        queue.get(&id()).await.unwrap().unwrap().state(),
         TaskState::InProgress
     );
     tokio::time::timeout(Duration::from_secs(900), run)
@@ -277,7 +277,7 @@ async fn an_idle_worker_leaves_but_never_a_busy_one() {
         .unwrap();
     let ran = started.elapsed();
     assert_eq!(
-        queue.get(&id()).await.unwrap().unwrap().state,
+        queue.get(&id()).await.unwrap().unwrap().state(),
         TaskState::Completed
     );
     // Ten minutes of work, then about a minute idle (polls are 10 s apart).

@@ -98,7 +98,7 @@ async fn claim(q: &dyn WorkQueue, w: u32, now: Timestamp) -> Task {
 }
 
 fn token(t: &Task) -> LeaseToken {
-    t.lease.as_ref().expect("a lease").token
+    t.lease().as_ref().expect("a lease").token
 }
 
 async fn effect_kinds(q: &dyn WorkQueue) -> Vec<(TaskId, &'static str)> {
@@ -141,8 +141,8 @@ fn done() -> Completion {
 pub async fn enqueue_creates_pending_task(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
     let t = get(q, 1).await;
-    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 1, 0));
-    assert_eq!(t.max_attempts, 2);
+    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 1, 0));
+    assert_eq!(t.max_attempts(), 2);
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
 }
 
@@ -154,7 +154,7 @@ pub async fn enqueue_of_live_issue_is_unchanged(q: &dyn WorkQueue) {
     claim(q, 1, at(2)).await;
     let again = q.enqueue(issue(1, &["ai-ready"], 1), at(3)).await.unwrap();
     assert_eq!(again, Enqueued::Unchanged);
-    assert_eq!(get(q, 1).await.state, TaskState::InProgress);
+    assert_eq!(get(q, 1).await.state(), TaskState::InProgress);
     assert_eq!(effect_kinds(q).await.len(), 1, "one Queued effect only");
 }
 
@@ -190,7 +190,7 @@ pub async fn requeue_only_after_terminal_effects_written(q: &dyn WorkQueue) {
     let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
     assert_eq!(seen, Enqueued::Requeued);
     let t = get(q, 1).await;
-    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 2, 0));
+    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 2, 0));
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
 }
 
@@ -231,9 +231,9 @@ pub async fn claim_counts_attempt_with_unique_token(q: &dyn WorkQueue) {
     }
     for n in 1..=20 {
         let t = claim(q, n as u32, at(1)).await;
-        assert_eq!(t.state, TaskState::InProgress);
-        assert_eq!(t.attempts, 1);
-        let lease = t.lease.as_ref().unwrap();
+        assert_eq!(t.state(), TaskState::InProgress);
+        assert_eq!(t.attempts(), 1);
+        let lease = t.lease().unwrap();
         assert_eq!(lease.worker, worker(n as u32));
         assert_eq!(lease.expires_at, at(1).plus(policy.lease));
         assert!(tokens.insert(lease.token), "token reused");
@@ -295,7 +295,7 @@ pub async fn task_held_for_review_waits_for_approval(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
     enqueue(q, 2).await;
     let edited = "sha256:edited".to_string();
-    let review = crate::model::Review {
+    let review = crate::model::EditReview {
         editor: "author".into(),
         edited_at: Some(at(1)),
         digest: edited.clone(),
@@ -369,7 +369,7 @@ pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
     q.apply(&id(1), block, at(2)).await.expect("block again");
     let stored = q.get(&id(1)).await.expect("get").expect("task");
     assert_eq!(
-        stored.blocked.as_ref(),
+        stored.blocked(),
         Some(&blocked),
         "stored with the task"
     );
@@ -390,7 +390,7 @@ pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
         .expect("unblock");
     let freed = claim(q, 3, at(3)).await;
     assert_eq!(freed.id, id(1), "claimable at once");
-    assert_eq!(freed.blocked, None);
+    assert_eq!(freed.blocked(), None);
 }
 
 /// What a run's attempts cost is stored with the task; a failed attempt that brings
@@ -411,12 +411,12 @@ pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
         .await
         .expect("fail");
     assert_eq!(
-        (under.state, under.cost_usd),
+        (under.state(), under.spend().cost_usd),
         (TaskState::Pending, Some(1.0))
     );
     let stored = q.get(&id(1)).await.expect("get").expect("task");
     assert_eq!(
-        (stored.state, stored.cost_usd),
+        (stored.state(), stored.spend().cost_usd),
         (TaskState::Pending, Some(1.0))
     );
     q.cancel(&id(1), "closed".into(), at(2))
@@ -430,22 +430,22 @@ pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
         .await
         .expect("fail");
     assert_eq!(
-        ended.state,
+        ended.state(),
         TaskState::Failed,
         "attempts were left, the budget was not"
     );
     let stored = q.get(&id(2)).await.expect("get").expect("task");
     assert_eq!(
-        (stored.state, stored.cost_usd),
+        (stored.state(), stored.spend().cost_usd),
         (TaskState::Failed, Some(2.5))
     );
     assert!(
         stored
-            .last_error
+            .last_error()
             .as_deref()
             .is_some_and(|e| e.contains("ISSUE_BUDGET_USD")),
         "{:?}",
-        stored.last_error
+        stored.last_error()
     );
     let failed = effect_kinds(q).await;
     assert_eq!(failed.iter().filter(|(_, k)| *k == "failed").count(), 1);
@@ -461,14 +461,14 @@ pub async fn backing_off_task_not_claimable_early(q: &dyn WorkQueue) {
         .await
         .unwrap();
     // Backoff after one failure: 10 s, half of it jittered; jitter 0.5 gives 7.5 s.
-    assert_eq!(failed.not_before, Timestamp(at(1).0 + 7_500));
+    assert_eq!(failed.claimable_from(), Some(Timestamp(at(1).0 + 7_500)));
     let early = q
         .claim(&worker(2), LeaseKind::Heartbeat, at(8))
         .await
         .unwrap();
     assert!(early.is_none(), "claimed during backoff");
     let t = claim(q, 2, Timestamp(at(1).0 + 7_500)).await;
-    assert_eq!(t.attempts, 2);
+    assert_eq!(t.attempts(), 2);
 }
 
 /// What `claimers` concurrent claimers got, each claiming at `at(1)` until the
@@ -612,7 +612,7 @@ pub async fn run_time_lease_lasts_max_run(q: &dyn WorkQueue) {
         .await
         .unwrap()
         .unwrap();
-    let lease = t.lease.unwrap();
+    let lease = t.lease().unwrap();
     assert_eq!(lease.expires_at, at(1).plus(policy().max_run));
     let expired = q.expire(at(1000)).await.unwrap();
     assert!(
@@ -645,7 +645,7 @@ pub async fn heartbeat_with_stale_token_is_lease_lost(q: &dyn WorkQueue) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost);
-    assert_eq!(get(q, 1).await.lease.unwrap().expires_at, at(30));
+    assert_eq!(get(q, 1).await.lease().unwrap().expires_at, at(30));
     // A lapsed lease cannot be renewed either.
     let err = q.heartbeat(&t.id, token(&t), at(31)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost);
@@ -677,8 +677,8 @@ pub async fn complete_makes_task_completed(q: &dyn WorkQueue) {
     ack_all(q, T0).await;
     let t = claim(q, 7, at(0)).await;
     let done_task = q.complete(&t.id, token(&t), done(), at(20)).await.unwrap();
-    assert_eq!(done_task.state, TaskState::Completed);
-    assert_eq!(done_task.finished_at, Some(at(20)));
+    assert_eq!(done_task.state(), TaskState::Completed);
+    assert_eq!(done_task.finished_at(), Some(at(20)));
     let effects = q.pending_effects(10).await.unwrap();
     assert_eq!(effects.len(), 1);
     match &effects[0].effect.kind {
@@ -706,8 +706,8 @@ pub async fn complete_twice_takes_effect_once(q: &dyn WorkQueue) {
     let t = claim(q, 1, at(0)).await;
     q.complete(&t.id, token(&t), done(), at(5)).await.unwrap();
     let again = q.complete(&t.id, token(&t), done(), at(6)).await.unwrap();
-    assert_eq!(again.state, TaskState::Completed);
-    assert_eq!(again.finished_at, Some(at(5)));
+    assert_eq!(again.state(), TaskState::Completed);
+    assert_eq!(again.finished_at(), Some(at(5)));
     let kinds = effect_kinds(q).await;
     assert_eq!(kinds, vec![(id(1), "queued"), (id(1), "completed")]);
 }
@@ -739,7 +739,7 @@ pub async fn complete_with_stale_token_changes_nothing(q: &dyn WorkQueue) {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost);
     assert_eq!(get(q, 1).await.holder(), Some(&worker(2)));
-    assert_eq!(get(q, 1).await.lease.unwrap().token, token(&t2));
+    assert_eq!(get(q, 1).await.lease().unwrap().token, token(&t2));
 }
 
 /// A retryable failure with attempts left puts the task back to Pending after a
@@ -751,8 +751,8 @@ pub async fn retryable_failure_backs_off_without_failed_effect(q: &dyn WorkQueue
         .fail(&t.id, token(&t), retryable("tests failed"), at(1))
         .await
         .unwrap();
-    assert_eq!((after.state, after.attempts), (TaskState::Pending, 1));
-    assert_eq!(after.last_error.as_deref(), Some("tests failed"));
+    assert_eq!((after.state(), after.attempts()), (TaskState::Pending, 1));
+    assert_eq!(after.last_error().as_deref(), Some("tests failed"));
     assert_eq!(
         effect_kinds(q).await,
         vec![(id(1), "queued"), (id(1), "retry_scheduled")]
@@ -771,12 +771,12 @@ pub async fn final_failure_is_failed_with_one_effect(q: &dyn WorkQueue) {
         .await
         .unwrap();
     let t = claim(q, 1, at(100)).await;
-    assert_eq!((t.id.clone(), t.attempts), (id(1), 2));
+    assert_eq!((t.id.clone(), t.attempts()), (id(1), 2));
     let last = q
         .fail(&t.id, token(&t), retryable("second"), at(101))
         .await
         .unwrap();
-    assert_eq!(last.state, TaskState::Failed);
+    assert_eq!(last.state(), TaskState::Failed);
     // Issue 2: a non-retryable failure ends the run at once.
     let t = claim(q, 2, at(102)).await;
     let fatal = Failure {
@@ -785,7 +785,7 @@ pub async fn final_failure_is_failed_with_one_effect(q: &dyn WorkQueue) {
         ..Failure::default()
     };
     let failed = q.fail(&t.id, token(&t), fatal, at(103)).await.unwrap();
-    assert_eq!((failed.state, failed.attempts), (TaskState::Failed, 1));
+    assert_eq!((failed.state(), failed.attempts()), (TaskState::Failed, 1));
     let failed_effects: Vec<_> = effect_kinds(q)
         .await
         .into_iter()
@@ -822,9 +822,9 @@ pub async fn release_spends_no_attempt(q: &dyn WorkQueue) {
         .release(&t.id, token(&t), "out of credits".into(), at(1))
         .await
         .unwrap();
-    assert_eq!(released.state, TaskState::Pending);
+    assert_eq!(released.state(), TaskState::Pending);
     let again = claim(q, 2, at(1)).await;
-    assert_eq!(again.attempts, 1, "the release spent an attempt");
+    assert_eq!(again.attempts(), 1, "the release spent an attempt");
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
 }
 
@@ -845,11 +845,11 @@ pub async fn clarify_parks_without_spending_an_attempt(q: &dyn WorkQueue) {
         .clarify(&t.id, token(&t), asked.clone(), at(1))
         .await
         .unwrap();
-    assert_eq!(parked.state, TaskState::Parked);
-    assert!(parked.attempt_refunded, "the attempt is handed back");
-    assert_eq!((parked.cost_usd, parked.tokens), (Some(0.5), Some(1500)));
+    assert_eq!(parked.state(), TaskState::Parked);
+    assert!(parked.handed_back(), "the attempt is handed back");
+    assert_eq!((parked.spend().cost_usd, parked.spend().tokens), (Some(0.5), Some(1500)));
     let again = q.clarify(&t.id, token(&t), asked.clone(), at(2)).await;
-    assert_eq!(again.unwrap().state, TaskState::Parked);
+    assert_eq!(again.unwrap().state(), TaskState::Parked);
     let stale = q.clarify(&t.id, LeaseToken(7), asked, at(2)).await;
     assert_eq!(stale.unwrap_err().kind(), ErrorKind::LeaseLost);
     let none = q
@@ -866,9 +866,9 @@ pub async fn clarify_parks_without_spending_an_attempt(q: &dyn WorkQueue) {
     let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
     assert_eq!(seen, Enqueued::Requeued);
     let t = get(q, 1).await;
-    assert_eq!((t.state, t.run, t.attempts), (TaskState::Pending, 2, 0));
+    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 2, 0));
     assert_eq!(
-        (t.cost_usd, t.tokens),
+        (t.spend().cost_usd, t.spend().tokens),
         (None, None),
         "a new run's cost starts afresh"
     );
@@ -883,7 +883,7 @@ pub async fn release_with_stale_token_is_lease_lost(q: &dyn WorkQueue) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost);
-    assert_eq!(get(q, 1).await.state, TaskState::InProgress);
+    assert_eq!(get(q, 1).await.state(), TaskState::InProgress);
 }
 
 /// A pending task becomes Cancelled at once with a `Cancelled` effect.
@@ -893,7 +893,7 @@ pub async fn cancel_pending_is_immediate(q: &dyn WorkQueue) {
         .cancel(&id(1), "issue closed".into(), at(1))
         .await
         .unwrap();
-    assert_eq!(got.map(|t| t.state), Some(TaskState::Cancelled));
+    assert_eq!(got.map(|t| t.state()), Some(TaskState::Cancelled));
     assert_eq!(
         effect_kinds(q).await,
         vec![(id(1), "queued"), (id(1), "cancelled")]
@@ -921,26 +921,26 @@ pub async fn cancel_in_progress_waits_for_holder(q: &dyn WorkQueue) {
             .cancel(&t.id, "ready label removed".into(), at(1))
             .await
             .unwrap();
-        assert_eq!(marked.map(|t| t.state), Some(TaskState::InProgress));
+        assert_eq!(marked.map(|t| t.state()), Some(TaskState::InProgress));
     }
     let released = q
         .release(&t1.id, token(&t1), "cancelled".into(), at(2))
         .await
         .unwrap();
-    assert_eq!(released.state, TaskState::Cancelled);
+    assert_eq!(released.state(), TaskState::Cancelled);
     let failed = q
         .fail(&t2.id, token(&t2), retryable("killed"), at(2))
         .await
         .unwrap();
     assert_eq!(
-        failed.state,
+        failed.state(),
         TaskState::Cancelled,
         "a cancelled task is not retried"
     );
     let expired = q.expire(at(11)).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(
-        (expired[0].id.clone(), expired[0].state),
+        (expired[0].id.clone(), expired[0].state()),
         (t3.id.clone(), TaskState::Cancelled)
     );
     let cancelled = effect_kinds(q)
@@ -985,11 +985,11 @@ pub async fn retry_failed_starts_new_run(q: &dyn WorkQueue) {
     ack_all(q, at(2)).await;
     let retried = q.retry(&id(1), at(3)).await.unwrap();
     assert_eq!(
-        (retried.state, retried.run, retried.attempts),
+        (retried.state(), retried.run.number, retried.attempts()),
         (TaskState::Pending, 2, 0)
     );
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
-    assert_eq!(claim(q, 2, at(4)).await.attempts, 1);
+    assert_eq!(claim(q, 2, at(4)).await.attempts(), 1);
 }
 
 /// Retrying a live or completed task fails with `InvalidTransition`.
@@ -1037,14 +1037,14 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     };
     q.apply(&id(1), word, at(2)).await.unwrap();
     assert_eq!(
-        get(q, 1).await.pull_mark,
+        get(q, 1).await.pull_mark(),
         Some(crate::review::PullState::ChangesRequested),
         "an operator's word is stored"
     );
     let again = q.apply(&id(1), rework("r1"), at(3)).await.unwrap();
-    assert_eq!(again.pull_mark, None, "a new run starts without it");
+    assert_eq!(again.pull_mark(), None, "a new run starts without it");
     assert_eq!(
-        (again.state, again.run, again.attempts),
+        (again.state(), again.run.number, again.attempts()),
         (TaskState::Pending, 2, 0)
     );
     assert_eq!(
@@ -1054,15 +1054,15 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     let err = q.apply(&id(1), rework("r2"), at(3)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTransition);
     let t = claim(q, 2, at(4)).await;
-    assert_eq!((t.run, t.attempts), (2, 1));
-    assert_eq!(t.rework.as_ref().unwrap().feedback, "please rename foo");
+    assert_eq!((t.run.number, t.attempts()), (2, 1));
+    assert_eq!(t.rework().unwrap().feedback, "please rename foo");
     let done_task = q.complete(&t.id, token(&t), done(), at(5)).await.unwrap();
-    assert_eq!(done_task.rework.as_ref().unwrap().review_id, "r1");
+    assert_eq!(done_task.rework().unwrap().review_id, "r1");
     ack_all(q, at(6)).await;
     let same = q.apply(&id(1), rework("r1"), at(7)).await.unwrap();
-    assert_eq!((same.state, same.run), (TaskState::Completed, 2));
+    assert_eq!((same.state(), same.run.number), (TaskState::Completed, 2));
     assert!(effect_kinds(q).await.is_empty());
-    assert_eq!(get(q, 1).await.run, 2);
+    assert_eq!(get(q, 1).await.run.number, 2);
 }
 
 /// A lapsed lease counts as a failed attempt: retried while attempts remain, then
@@ -1072,11 +1072,11 @@ pub async fn expired_lease_counts_as_failed_attempt(q: &dyn WorkQueue) {
     claim(q, 1, at(0)).await;
     let expired = q.expire(at(30)).await.unwrap();
     assert_eq!(expired.len(), 1);
-    assert_eq!(expired[0].state, TaskState::Pending);
-    assert_eq!(expired[0].last_error.as_deref(), Some("worker lost"));
+    assert_eq!(expired[0].state(), TaskState::Pending);
+    assert_eq!(expired[0].last_error().as_deref(), Some("worker lost"));
     claim(q, 2, at(100)).await;
     let expired = q.expire(at(130)).await.unwrap();
-    assert_eq!(expired[0].state, TaskState::Failed);
+    assert_eq!(expired[0].state(), TaskState::Failed);
     let kinds: Vec<_> = effect_kinds(q).await.into_iter().map(|(_, k)| k).collect();
     assert_eq!(kinds, vec!["queued", "retry_scheduled", "failed"]);
 }
@@ -1093,7 +1093,7 @@ pub async fn live_leases_survive_expire(q: &dyn WorkQueue) {
         expired.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
         vec![t1.id.clone()]
     );
-    assert_eq!(get(q, 2).await.state, TaskState::InProgress);
+    assert_eq!(get(q, 2).await.state(), TaskState::InProgress);
     let err = q
         .complete(&t1.id, token(&t1), done(), at(36))
         .await
@@ -1123,9 +1123,9 @@ pub async fn resume_revives_lapsed_leases_for_one_period(q: &dyn WorkQueue) {
     let resumed = q.resume_leases(at(110)).await.unwrap();
     let ids: Vec<_> = resumed.iter().map(|t| t.id.clone()).collect();
     assert_eq!(ids, vec![lapsed.id.clone(), finished.id.clone()]);
-    assert_eq!(resumed[0].lease.as_ref().unwrap().expires_at, at(140));
+    assert_eq!(resumed[0].lease().unwrap().expires_at, at(140));
     assert_eq!(get(q, 3).await, fresh, "a run-time lease is left alone");
-    assert_eq!(get(q, 4).await.state, TaskState::Pending);
+    assert_eq!(get(q, 4).await.state(), TaskState::Pending);
     // The holders report in: finished work is accepted, not lost.
     q.complete(&finished.id, token(&finished), done(), at(111))
         .await

@@ -318,10 +318,10 @@ pub async fn complete_with_stale_assignment_is_lease_lost(f: &WorkFixture) {
     let err = complete(f, 1, &stale, pull(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost);
     let task = f.queue.get(&id).await.expect("get").expect("the task");
-    assert_eq!(task.state, TaskState::Completed);
+    assert_eq!(task.state(), TaskState::Completed);
     assert_eq!(
-        task.completion,
-        Some(pull(2)),
+        task.completion(),
+        Some(&pull(2)),
         "the stale report took effect"
     );
 }

@@ -98,7 +98,7 @@ impl Orchestrator {
     /// less its run's spend and its repository's monthly budget less this month's.
     pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
         let b = &self.inner.config.budgets;
-        let spent = task.cost_usd.unwrap_or(0.0);
+        let spent = task.spend().cost_usd.unwrap_or(0.0);
         let issue_budget = self.inner.queue.policy().issue_budget_usd;
         let issue = issue_budget.map(|limit| (limit - spent).max(0.0));
         let repo = b.repo_monthly_usd.map(|limit| {
@@ -126,9 +126,9 @@ impl Orchestrator {
         let mut by_repo: BTreeMap<String, f64> = BTreeMap::new();
         for t in tasks
             .iter()
-            .filter(|t| t.finished_at.is_none_or(|at| at >= start))
+            .filter(|t| t.finished_at().is_none_or(|at| at >= start))
         {
-            if let Some(usd) = t.cost_usd.filter(|usd| *usd > 0.0) {
+            if let Some(usd) = t.spend().cost_usd.filter(|usd| *usd > 0.0) {
                 *by_repo.entry(t.id.repo().to_string()).or_default() += usd;
             }
         }

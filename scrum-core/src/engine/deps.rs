@@ -59,7 +59,7 @@ impl Orchestrator {
             .list(&TaskFilter::states([TaskState::Pending]))
             .await?;
         let mut checked = Checked::default();
-        for task in pending.iter().filter(|t| !t.cancel_requested) {
+        for task in pending.iter().filter(|t| !t.stop_requested()) {
             match self.blocked_now(task, graph).await {
                 Ok(now) => match self.record_blocked(task, now).await? {
                     Some(true) => checked.blocked += 1,
@@ -90,7 +90,7 @@ impl Orchestrator {
                 return Ok(Some(task));
             }
         };
-        let Some(token) = task.lease.as_ref().map(|l| l.token) else {
+        let Some(token) = task.lease().map(|l| l.token) else {
             return Ok(Some(task));
         };
         let reason = format!("blocked: {}", blocked.describe());
@@ -112,7 +112,7 @@ impl Orchestrator {
     /// Stores what blocks `task` now: `Some(true)` when it became (or stays, with
     /// something new) blocked, `Some(false)` when it was unblocked.
     async fn record_blocked(&self, task: &Task, now: Option<Blocked>) -> Result<Option<bool>> {
-        let event = match (now, &task.blocked) {
+        let event = match (now, &task.blocked()) {
             (Some(b), Some(old)) if old.same_as(&b) => return Ok(None),
             (Some(b), _) => {
                 tracing::info!(task = %task.id, blocked = %b.describe(), "blocked: not handed out until its blockers are closed");
@@ -205,7 +205,7 @@ impl Orchestrator {
         {
             Some(b) => b,
             None => match self.inner.queue.get(id).await? {
-                Some(t) if !t.state.is_terminal() => t.issue.body.clone(),
+                Some(t) if !t.state().is_terminal() => t.issue.body.clone(),
                 _ => {
                     graph.declared.insert(id.clone(), Vec::new());
                     return Ok(Vec::new());

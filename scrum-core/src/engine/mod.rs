@@ -391,7 +391,7 @@ impl Orchestrator {
                 let task = self.task(id).await?;
                 Err(Error::new(
                     ErrorKind::InvalidTransition,
-                    format!("task {id} is already {}", task.state.as_str()),
+                    format!("task {id} is already {}", task.state().as_str()),
                 ))
             }
         }
@@ -449,7 +449,7 @@ impl Orchestrator {
             let mut local = lock(&self.inner.local);
             let observer = self.observer();
             for t in &expired {
-                tracing::warn!(task = %t.id, state = ?t.state, "lease lapsed: worker lost");
+                tracing::warn!(task = %t.id, state = ?t.state(), "lease lapsed: worker lost");
                 local.drop_task(&t.id);
                 observer.attempt_ended(t, AttemptEnd::Lost, now);
             }

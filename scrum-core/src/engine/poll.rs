@@ -112,7 +112,7 @@ impl Orchestrator {
         let live = self.inner.queue.list(&TaskFilter::live()).await?;
         let unlisted: Vec<Task> = live
             .into_iter()
-            .filter(|t| !seen.contains(&t.id) && !t.cancel_requested)
+            .filter(|t| !seen.contains(&t.id) && !t.stop_requested())
             .collect();
         // A run an operator retried is not ready on the tracker until its `Queued`
         // effect puts the ready label back: until that lands, its missing label

@@ -49,7 +49,7 @@ impl TaskSearch {
             task.issue.title.to_lowercase().contains(&t)
                 || task.id.to_string().eq_ignore_ascii_case(&t)
         });
-        repo && text && (!self.blocked || task.blocked.is_some())
+        repo && text && (!self.blocked || task.blocked().is_some())
     }
 }
 
@@ -110,8 +110,8 @@ impl Orchestrator {
             ]))
             .await?;
         let mut out = Outcomes::default();
-        for t in done.iter().filter(|t| t.finished_at >= Some(since)) {
-            match t.state {
+        for t in done.iter().filter(|t| t.finished_at() >= Some(since)) {
+            match t.state() {
                 TaskState::Completed => out.completed += 1,
                 _ => out.failed += 1,
             }

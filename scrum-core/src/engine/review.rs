@@ -70,7 +70,7 @@ impl PullBook {
     /// merged or closed: a pending state counts as an override, merged or closed
     /// as the pull request's state.
     fn recall_mark(&mut self, task: &Task) {
-        let (Some(state), Some(pull)) = (task.pull_mark, reported(task)) else {
+        let (Some(state), Some(pull)) = (task.pull_mark(), reported(task)) else {
             return;
         };
         let key = (pull.repo.clone(), pull.number);
@@ -118,7 +118,7 @@ pub struct ReviewStatus {
 
 /// The tracked pull request of a completed task, as it was reported.
 fn reported(task: &Task) -> Option<TrackedPull> {
-    let url = task.completion.as_ref()?.pr_url.clone()?;
+    let url = task.completion()?.pr_url.clone()?;
     let (repo, number) = pull_from_url(&url)?;
     Some(TrackedPull {
         repo: repo.to_string(),
@@ -138,7 +138,7 @@ fn names(url: &str, pull: &TrackedPull) -> bool {
 
 /// The task's rework, when it answers a request on `pull`.
 fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
-    task.rework.as_ref().filter(|r| names(&r.pr_url, pull))
+    task.rework().filter(|r| names(&r.pr_url, pull))
 }
 
 impl Orchestrator {
@@ -330,21 +330,21 @@ impl Orchestrator {
             return Ok(None);
         };
         let answered = rework_on(&task, pull);
-        if !task.state.is_terminal() {
+        if !task.state().is_terminal() {
             return Ok(answered.map(|_| ReworkState::Running));
         }
         let Some(request) = request else {
             return Ok(None);
         };
         if answered.is_some_and(|r| r.review_id == request.id) {
-            return Ok((task.state == TaskState::Completed).then_some(ReworkState::Done));
+            return Ok((task.state() == TaskState::Completed).then_some(ReworkState::Done));
         }
         let reported_here = task
-            .completion
+            .completion()
             .as_ref()
             .and_then(|c| c.pr_url.as_deref())
             .is_some_and(|url| names(url, pull));
-        if task.state != TaskState::Completed || !reported_here {
+        if task.state() != TaskState::Completed || !reported_here {
             return Ok(None);
         }
         if self.inner.config.trust != TrustMode::Off && !request.reviewer.may_approve {
@@ -390,7 +390,7 @@ impl Orchestrator {
                 .await?;
             let recent: Vec<&Task> = completed
                 .iter()
-                .filter(|t| t.finished_at.is_some_and(|at| at.0 >= since))
+                .filter(|t| t.finished_at().is_some_and(|at| at.0 >= since))
                 .collect();
             let mut book = lock(&self.inner.pulls);
             book.scanned_at = Some(now);

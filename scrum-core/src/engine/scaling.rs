@@ -84,16 +84,16 @@ impl Orchestrator {
         let now = self.now();
         let stuck = |t: &Task| {
             gate.all
-                || t.blocked.is_some()
-                || t.review.is_some()
+                || t.blocked().is_some()
+                || t.review().is_some()
                 || held.iter().any(|r| r == t.id.repo())
                 || crate::locks::lock_holder(&t.locks, locked.iter().copied(), now).is_some()
         };
         let mut out = Scaling::default();
         for t in live {
-            match t.state {
+            match t.state() {
                 TaskState::InProgress => out.in_progress += 1,
-                _ if t.cancel_requested => {}
+                _ if t.stop_requested() => {}
                 _ if stuck(t) => out.blocked += 1,
                 _ => out.ready += 1,
             }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Orchestrator, lock};
 use crate::error::{Error, Result};
-use crate::model::{Approval, Person, ReadyIssue, Review, Task, TaskId, Timestamp};
+use crate::model::{Approval, EditReview, Person, ReadyIssue, Task, TaskId, Timestamp};
 use crate::queue::Enqueued;
 use crate::state::Event;
 
@@ -103,10 +103,10 @@ impl Orchestrator {
         observed_at: Timestamp,
     ) -> Result<Admitted> {
         match self.inner.queue.get(&issue.id).await? {
-            Some(task) if !task.state.is_terminal() => self.recheck(task, issue).await,
+            Some(task) if !task.state().is_terminal() => self.recheck(task, issue).await,
             // The terminal labels are not written yet: the ready label is the old
             // run's, and the queue would change nothing.
-            Some(task) if task.effects_written_at.is_none_or(|at| at >= observed_at) => {
+            Some(task) if task.effects_written_at().is_none_or(|at| at >= observed_at) => {
                 Ok(Admitted::Queued(Enqueued::Unchanged))
             }
             _ => self.admit_new(issue, observed_at).await,
@@ -179,7 +179,7 @@ impl Orchestrator {
             self.hold_for_review(&task, &labeler, listed).await?;
             return Ok(Admitted::Held);
         };
-        if let Some(review) = &task.review {
+        if let Some(review) = &task.review() {
             let labeler = src.labelled_by(&task.id).await?;
             let relabelled = labeler.may_approve
                 && later(labeler.at, Some(review.edited_at.unwrap_or(review.held_at)));
@@ -252,7 +252,7 @@ impl Orchestrator {
         let Some(editor) = editor.filter(|e| !e.may_approve) else {
             return Ok(Some(task));
         };
-        let Some(token) = task.lease.as_ref().map(|l| l.token) else {
+        let Some(token) = task.lease().map(|l| l.token) else {
             return Ok(Some(task));
         };
         self.hold_for_review(&task, &editor, digest).await?;
@@ -278,7 +278,7 @@ impl Orchestrator {
 
     async fn hold_for_review(&self, task: &Task, editor: &Person, digest: String) -> Result<()> {
         tracing::warn!(task = %task.id, editor = %editor.login, "the issue's text was changed by a person who may not approve: held until a maintainer applies the ready label again");
-        let review = Review {
+        let review = EditReview {
             editor: editor.login.clone(),
             edited_at: editor.at,
             digest,

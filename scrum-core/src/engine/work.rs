@@ -64,7 +64,7 @@ impl Orchestrator {
                     };
                     lock(&self.inner.local).holds(worker, Some(task.id.clone()));
                     self.observer().claimed(&task);
-                    tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts, "claimed");
+                    tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts(), "claimed");
                     let mut a = Assignment::from_claimed(
                         &task,
                         self.inner.queue.policy().heartbeat_interval(),
@@ -194,7 +194,7 @@ impl Orchestrator {
                 // when the report is applied.
                 if self.current_task(worker).as_ref() != Some(id) {
                     let task = self.task(id).await?;
-                    if task.lease.as_ref().is_none_or(|l| &l.worker != worker) {
+                    if task.lease().is_none_or(|l| &l.worker != worker) {
                         return Err(Error::new(
                             ErrorKind::LeaseLost,
                             format!("issue {id} is not leased to worker {worker}"),
@@ -211,7 +211,7 @@ impl Orchestrator {
                 let repo = id.as_ref().map(TaskId::repo);
                 match self.held_task(worker, report.number, repo).await {
                     Ok(task) => {
-                        let token = task.lease.as_ref().map(|l| l.token).ok_or_else(|| {
+                        let token = task.lease().map(|l| l.token).ok_or_else(|| {
                             Error::new(
                                 ErrorKind::LeaseLost,
                                 format!("issue {} holds no lease", task.id),
@@ -277,8 +277,7 @@ impl Orchestrator {
             return Ok(());
         };
         let Some(lease) = task
-            .lease
-            .as_ref()
+            .lease()
             .filter(|l| task.holder() == Some(worker) && l.kind == LeaseKind::RunTime)
         else {
             return Ok(());

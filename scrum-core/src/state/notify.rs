@@ -111,24 +111,22 @@ pub(super) fn notifications(
             _ => {}
         }
     }
-    let detail = match next.state {
-        crate::model::TaskState::Completed => {
-            next.completion.as_ref().and_then(|c| c.pr_url.clone())
-        }
-        _ => next.last_error.clone(),
+    let detail = match next.completion() {
+        Some(c) => c.pr_url.clone(),
+        None => next.last_error().map(str::to_string),
     };
     let mut out = Vec::new();
     for event in events {
         for route in policy.notify.iter().filter(|r| r.events.contains(&event)) {
-            out.push(super::effect(
+            out.push(super::effect_of(
                 next,
                 EffectKind::Notify {
                     target: route.target.clone(),
                     event,
                     title: next.issue.title.clone(),
                     detail: detail.clone(),
-                    attempts: next.attempts,
-                    max_attempts: next.max_attempts,
+                    attempts: next.last_attempt().map_or(0, |a| a.number),
+                    max_attempts: next.run.max_attempts,
                 },
             ));
         }

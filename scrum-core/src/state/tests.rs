@@ -5,7 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{Assignment, LeaseKind, ReadyIssue, Timestamp};
+use crate::model::{Assignment, LeaseKind, LeaseToken, ReadyIssue, TaskState, Timestamp};
 use crate::review::PullState;
 
 fn policy() -> Policy {
@@ -67,7 +67,7 @@ fn claimed() -> Task {
 
 fn on_last_attempt() -> Task {
     let mut task = claimed();
-    task.attempts = 2;
+    task.run.attempts[0].number = 2;
     task
 }
 
@@ -87,12 +87,12 @@ fn completed() -> Task {
 }
 
 fn written(mut task: Task) -> Task {
-    task.effects_written_at = Some(t(6));
+    task.run.written_at = Some(t(6));
     task
 }
 
-fn review(digest: &str) -> Review {
-    Review {
+fn review(digest: &str) -> EditReview {
+    EditReview {
         editor: "mallory".into(),
         edited_at: Some(t(2)),
         digest: digest.into(),
@@ -524,7 +524,7 @@ fn transition_table() {
     for (name, task, event, now, expect) in rows {
         let got = step(&task, event, t(now)).map(|s| {
             let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
-            (s.task.state, kinds)
+            (s.task.state(), kinds)
         });
         let want = expect.map(|(st, k)| (st, k.to_vec()));
         assert_eq!(got, want, "row {name:?}");
@@ -534,8 +534,8 @@ fn transition_table() {
 #[test]
 fn claim_sets_a_lease_and_counts_an_attempt() {
     let task = claimed();
-    let lease = task.lease.as_ref().unwrap();
-    assert_eq!((task.attempts, lease.token), (1, TOKEN));
+    let lease = task.lease().unwrap();
+    assert_eq!((task.attempts(), lease.token), (1, TOKEN));
     assert_eq!(lease.expires_at, t(31));
     assert_eq!(lease.deadline, t(601));
 }
@@ -552,10 +552,10 @@ fn heartbeats_never_pass_the_deadline() {
                 break;
             }
         }
-        assert!(task.lease.as_ref().unwrap().expires_at <= t(601));
+        assert!(task.lease().as_ref().unwrap().expires_at <= t(601));
     }
     let s = step(&task, Event::Expire, t(601)).unwrap();
-    assert_eq!(s.task.last_error.as_deref(), Some("run time exceeded"));
+    assert_eq!(s.task.last_error().as_deref(), Some("run time exceeded"));
 }
 
 #[test]
@@ -563,7 +563,7 @@ fn resume_gives_a_lease_one_more_period_up_to_its_deadline() {
     // Claimed at 1 s: the lease lapsed at 31 s, the deadline is 601 s.
     let lapsed = step(&claimed(), Event::Resume, t(100)).unwrap();
     assert!(!lapsed.unchanged);
-    assert_eq!(lapsed.task.lease.as_ref().unwrap().expires_at, t(130));
+    assert_eq!(lapsed.task.lease().as_ref().unwrap().expires_at, t(130));
     // The holder can report in now, with the same token.
     step(&lapsed.task, Event::Heartbeat { token: TOKEN }, t(120)).unwrap();
     // A lease that already runs longer, or a task not in progress, stays as it is.
@@ -571,7 +571,7 @@ fn resume_gives_a_lease_one_more_period_up_to_its_deadline() {
     assert!(step(&completed(), Event::Resume, t(50)).unwrap().unchanged);
     // Never past the deadline: past it, the reaper still ends the run.
     let late = step(&claimed(), Event::Resume, t(590)).unwrap().task;
-    assert_eq!(late.lease.as_ref().unwrap().expires_at, t(601));
+    assert_eq!(late.lease().as_ref().unwrap().expires_at, t(601));
     assert!(step(&claimed(), Event::Resume, t(700)).unwrap().unchanged);
 }
 
@@ -602,7 +602,7 @@ fn backoff_delays_the_next_claim() {
         },
     )
     .unwrap();
-    assert_eq!(s.task.not_before, t(13));
+    assert_eq!(s.task.status, Status::Scheduled { at: t(13) });
     let claim = Event::Claim {
         worker: WorkerId::new("w").unwrap(),
         token: LeaseToken(10),
@@ -612,7 +612,7 @@ fn backoff_delays_the_next_claim() {
         step(&s.task, claim.clone(), t(12)),
         Err(Refusal::NotClaimable)
     );
-    assert_eq!(step(&s.task, claim, t(13)).unwrap().task.attempts, 2);
+    assert_eq!(step(&s.task, claim, t(13)).unwrap().task.attempts(), 2);
 }
 
 #[test]
@@ -644,10 +644,11 @@ fn effect_markers_name_task_run_attempt_and_event() {
 #[test]
 fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() {
     let held = held_pending();
-    assert_eq!(held.not_before, Timestamp::NEVER, "no backend hands it out");
+    assert_eq!(held.status.name(), "held", "no backend hands it out");
+    assert_eq!(held.claimable_from(), None);
     let s = step(&held, approve(), t(3)).unwrap();
-    assert!(s.task.review.is_none());
-    assert_eq!(s.task.not_before, t(3), "claimable at once");
+    assert!(s.task.review().is_none());
+    assert_eq!(s.task.status, Status::Ready, "claimable at once");
     assert_eq!(s.task.issue.body, "edited");
     assert_eq!(s.task.approval.as_ref().unwrap().by, "maintainer");
     let claim = Event::Claim {
@@ -661,16 +662,16 @@ fn a_held_task_waits_for_review_and_an_approval_releases_it_with_the_new_text() 
     let stopping = held_claimed();
     assert!(crate::queue::heartbeat_reply(&stopping).cancel);
     assert_eq!(
-        stopping.lease.as_ref().unwrap().expires_at,
+        stopping.lease().unwrap().expires_at,
         t(12),
         "cut to the grace period"
     );
     let back = step(&stopping, fail(true), t(3)).unwrap().task;
     assert_eq!(
-        (back.state, back.attempt_refunded),
-        (TaskState::Pending, true)
+        (back.status.name(), back.handed_back()),
+        ("held", true),
+        "held, and the attempt handed back"
     );
-    assert_eq!(back.not_before, Timestamp::NEVER);
 
     // One comment per edit: a different edit gets its own marker.
     let first = step(&pending(), hold(), t(2)).unwrap().effects[0].marker();
@@ -752,7 +753,7 @@ fn blocked_rows_of_the_table() {
     for (name, task, event, expect) in rows {
         let got = step(&task, event, t(3)).map(|s| {
             let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
-            (s.task.state, kinds)
+            (s.task.state(), kinds)
         });
         let want = expect.map(|(st, k)| (st, k.to_vec()));
         assert_eq!(got, want, "row {name:?}");
@@ -762,14 +763,14 @@ fn blocked_rows_of_the_table() {
 #[test]
 fn a_blocked_task_waits_until_unblocked_and_its_problem_is_said_once() {
     let b = step(&pending(), blocked(&["acme/widgets#2"], None), t(2)).unwrap();
-    assert_eq!(b.task.not_before, Timestamp::NEVER);
-    assert_eq!(b.task.blocked.as_ref().unwrap().since, t(2));
+    assert_eq!(b.task.claimable_from(), None);
+    assert_eq!(b.task.blocked().as_ref().unwrap().since, t(2));
     // The same answer again changes nothing; a problem is said once, a new one again.
     let same = step(&b.task, blocked(&["acme/widgets#2"], None), t(5)).unwrap();
     assert!(same.unchanged);
     let cycle = step(&b.task, blocked(&["acme/widgets#2"], Some("cycle a")), t(6)).unwrap();
     assert_eq!(cycle.effects.len(), 1);
-    assert_eq!(cycle.task.blocked.as_ref().unwrap().since, t(2));
+    assert_eq!(cycle.task.blocked().as_ref().unwrap().since, t(2));
     let again = step(
         &cycle.task,
         blocked(&["acme/widgets#2"], Some("cycle a")),
@@ -784,7 +785,7 @@ fn a_blocked_task_waits_until_unblocked_and_its_problem_is_said_once() {
     assert!(cycle.effects[0].marker().contains(":dependency_problem:"));
     // Unblocked: due at once.
     let free = step(&other.task, Event::Unblock, t(10)).unwrap().task;
-    assert_eq!((free.blocked.clone(), free.not_before), (None, t(10)));
+    assert_eq!((free.blocked(), &free.status), (None, &Status::Ready));
 }
 
 #[test]
@@ -794,16 +795,16 @@ fn blocked_and_held_for_review_each_lift_only_their_own_hold() {
         .task;
     // Approved while blocked: still not due.
     let approved = step(&both, approve(), t(4)).unwrap().task;
-    assert_eq!(approved.not_before, Timestamp::NEVER);
-    assert!(approved.review.is_none());
+    assert_eq!(approved.claimable_from(), None);
+    assert!(approved.review().is_none());
     // Unblocked while held: still not due.
     let unblocked = step(&both, Event::Unblock, t(4)).unwrap().task;
-    assert_eq!(unblocked.not_before, Timestamp::NEVER);
+    assert_eq!(unblocked.claimable_from(), None);
     // Both lifted: due.
     let free = step(&approved, Event::Unblock, t(5)).unwrap().task;
-    assert_eq!(free.not_before, t(5));
+    assert_eq!(free.status, Status::Ready);
     let free = step(&unblocked, approve(), t(5)).unwrap().task;
-    assert_eq!(free.not_before, t(5));
+    assert_eq!(free.status, Status::Ready);
 }
 
 #[test]
@@ -821,7 +822,7 @@ fn a_new_run_starts_unblocked() {
     .unwrap()
     .task;
     let again = step(&cancelled, Event::Retry, t(4)).unwrap().task;
-    assert_eq!((again.blocked, again.not_before), (None, t(4)));
+    assert_eq!((again.blocked(), &again.status), (None, &Status::Ready));
 }
 
 #[test]
@@ -848,7 +849,7 @@ fn spending_the_budget_ends_the_run_without_another_attempt() {
     // Under the budget: counted, and retried as usual.
     let under = with(&claimed(), costing(0.5), t(2));
     assert_eq!(
-        (under.task.state, under.task.cost_usd),
+        (under.task.state(), under.task.spend().cost_usd),
         (TaskState::Pending, Some(0.5))
     );
     assert_eq!(under.effects[0].kind.name(), "retry_scheduled");
@@ -859,11 +860,11 @@ fn spending_the_budget_ends_the_run_without_another_attempt() {
         lease: LeaseKind::Heartbeat,
     };
     let mut run = under.task.clone();
-    run.max_attempts = 3;
+    run.run.max_attempts = 3;
     let again = with(&run, reclaim, t(60)).task;
-    assert_eq!((again.attempts, again.max_attempts), (2, 3));
+    assert_eq!((again.attempts(), again.max_attempts()), (2, 3));
     let over = with(&again, costing(1.5), t(4));
-    assert_eq!(over.task.state, TaskState::Failed);
+    assert_eq!(over.task.state(), TaskState::Failed);
     let reason = match &over.effects[..] {
         [
             Effect {
@@ -883,15 +884,15 @@ fn spending_the_budget_ends_the_run_without_another_attempt() {
     );
     // Without a budget the same spend is only counted.
     let unlimited = step(&again, costing(1.5), t(4)).unwrap().task;
-    assert_eq!(unlimited.state, TaskState::Pending);
+    assert_eq!(unlimited.state(), TaskState::Pending);
     // A lost worker after the budget was spent ends the run too; a new run starts
     // from nothing.
     let mut spent = claimed();
-    spent.cost_usd = Some(2.0);
+    spent.run.attempts[0].cost_usd = Some(2.0);
     let lost = with(&spent, Event::Expire, t(100));
-    assert_eq!(lost.task.state, TaskState::Failed);
+    assert_eq!(lost.task.state(), TaskState::Failed);
     let next = step(&over.task, Event::Retry, t(6)).unwrap().task;
-    assert_eq!(next.cost_usd, None);
+    assert_eq!(next.spend().cost_usd, None);
 }
 fn rework(review_id: &str) -> Event {
     Event::Rework {
@@ -913,11 +914,11 @@ fn mark(state: PullState) -> Event {
 fn an_operators_word_on_the_pull_request_is_kept_until_a_new_run() {
     let marked = step(&completed(), mark(PullState::ChangesRequested), t(6)).unwrap();
     assert!(!marked.unchanged && marked.effects.is_empty());
-    assert_eq!(marked.task.pull_mark, Some(PullState::ChangesRequested));
+    assert_eq!(marked.task.pull_mark(), Some(PullState::ChangesRequested));
     let again = step(&marked.task, mark(PullState::ChangesRequested), t(7)).unwrap();
     assert!(again.unchanged);
     let reworked = step(&marked.task, rework("r1"), t(8)).unwrap().task;
-    assert_eq!(reworked.pull_mark, None);
+    assert_eq!(reworked.pull_mark(), None);
 }
 
 #[test]
@@ -1000,7 +1001,7 @@ fn rework_rows_of_the_table() {
     for (name, task, event, expect) in rows {
         let got = step(&task, event, t(10)).map(|s| {
             let kinds: Vec<&str> = s.effects.iter().map(|e| e.kind.name()).collect();
-            (s.task.state, kinds)
+            (s.task.state(), kinds)
         });
         let want = expect.map(|(st, k)| (st, k.to_vec()));
         assert_eq!(got, want, "row {name:?}");
@@ -1012,11 +1013,11 @@ fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
     let done = step(&written(completed()), rework("r1"), t(7)).unwrap();
     let task = &done.task;
     assert_eq!(
-        (task.run, task.attempts, task.state),
+        (task.run.number, task.attempts(), task.state()),
         (2, 0, TaskState::Pending)
     );
-    assert!(task.completion.is_none() && task.not_before == t(7));
-    assert_eq!(task.rework.as_ref().unwrap().feedback, "please rename foo");
+    assert!(task.completion().is_none() && task.status == Status::Ready);
+    assert_eq!(task.rework().as_ref().unwrap().feedback, "please rename foo");
     assert_eq!(
         done.effects[1].kind,
         EffectKind::ReworkRequested {
@@ -1038,14 +1039,14 @@ fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
     let a = Assignment::from_claimed(&claimed, Duration::from_secs(10)).unwrap();
     assert_eq!(a.rework.as_ref().unwrap().review_id, "r1");
     let finished = step(&claimed, complete(TOKEN), t(9)).unwrap().task;
-    assert_eq!(finished.rework, claimed.rework);
+    assert_eq!(finished.rework(), claimed.rework());
     // A run the ready label starts is no rework.
     let again = Event::Requeue {
         issue: issue(),
         observed_at: t(20),
     };
     let relabelled = step(&written(finished), again, t(21)).unwrap().task;
-    assert!(relabelled.rework.is_none());
+    assert!(relabelled.rework().is_none());
 }
 
 /// One random event; tokens pick from a small set so that live and stale tokens
@@ -1114,7 +1115,7 @@ proptest! {
                 Event::Requeue { issue, observed_at } => Event::Requeue { issue, observed_at: Timestamp(now.0 + observed_at.0) },
                 e => e,
             };
-            let live_token = match (&task.lease, task.state) {
+            let live_token = match (&task.lease(), task.state()) {
                 (Some(l), TaskState::InProgress) if now < l.expires_at => Some(l.token),
                 _ => None,
             };
@@ -1125,7 +1126,7 @@ proptest! {
             };
             let result = transition(&task, event.clone(), &Ctx { now, policy: &p, jitter: 0.5 });
             // A blocked task is never claimed.
-            if task.blocked.is_some() && matches!(event, Event::Claim { .. }) {
+            if task.blocked().is_some() && matches!(event, Event::Claim { .. }) {
                 prop_assert!(result.is_err());
             }
             let Ok(s) = result else { continue };
@@ -1137,40 +1138,40 @@ proptest! {
                 }
             }
             // At most one live lease, and only while in progress.
-            prop_assert_eq!(next.state == TaskState::InProgress, next.lease.is_some() && next.lease_end.is_none());
+            prop_assert_eq!(next.state() == TaskState::InProgress, next.lease().is_some());
             // Attempts never decrease within a run and never pass the maximum.
-            if next.run == task.run {
-                prop_assert!(next.attempts >= task.attempts);
+            if next.run.number == task.run.number {
+                prop_assert!(next.attempts() >= task.attempts());
             } else {
-                prop_assert_eq!(next.run, task.run + 1);
-                prop_assert!(task.state.is_terminal());
+                prop_assert_eq!(next.run.number, task.run.number + 1);
+                prop_assert!(task.state().is_terminal());
                 let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry | Event::Rework { .. });
                 prop_assert!(new_run_event);
                 // A rework starts only from a completion, once per review.
                 if let Event::Rework { rework } = &event {
-                    prop_assert_eq!(task.state, TaskState::Completed);
-                    prop_assert!(task.rework.as_ref().is_none_or(|r| r.review_id != rework.review_id));
-                    prop_assert_eq!(next.rework.as_ref(), Some(rework));
+                    prop_assert_eq!(task.state(), TaskState::Completed);
+                    prop_assert!(task.rework().is_none_or(|r| r.review_id != rework.review_id));
+                    prop_assert_eq!(next.rework(), Some(rework));
                 }
             }
-            prop_assert!(next.attempts <= next.max_attempts);
+            prop_assert!(next.attempts() <= next.max_attempts());
             // No lease outlives its deadline.
-            if let Some(l) = &next.lease {
+            if let Some(l) = next.lease() {
                 prop_assert!(l.expires_at <= l.deadline);
             }
             // Terminal states stay terminal unless a new run starts.
-            if task.state.is_terminal() && next.run == task.run {
-                prop_assert_eq!(next.state, task.state);
+            if task.state().is_terminal() && next.run.number == task.run.number {
+                prop_assert_eq!(next.state(), task.state());
                 prop_assert!(s.effects.is_empty());
             }
             // An operator's word is kept only on a completed run.
-            if next.pull_mark.is_some() {
-                prop_assert_eq!(next.state, TaskState::Completed);
+            if next.pull_mark().is_some() {
+                prop_assert_eq!(next.state(), TaskState::Completed);
             }
             // A Failed effect only when the run is really over.
             for e in &s.effects {
                 if matches!(e.kind, EffectKind::Failed { .. }) {
-                    prop_assert_eq!(next.state, TaskState::Failed);
+                    prop_assert_eq!(next.state(), TaskState::Failed);
                 }
             }
             task = next;
@@ -1182,10 +1183,10 @@ proptest! {
 fn clarify_parks_with_the_questions_and_refunds_the_attempt() {
     let step1 = step(&claimed(), clarify(TOKEN), t(3)).unwrap();
     let p = &step1.task;
-    assert_eq!(p.state, TaskState::Parked);
-    assert!(p.attempt_refunded);
-    assert_eq!(p.finished_at, Some(t(3)));
-    assert_eq!((p.cost_usd, p.tokens), (Some(0.25), Some(900)));
+    assert_eq!(p.state(), TaskState::Parked);
+    assert!(p.handed_back(), "the attempt is handed back");
+    assert_eq!(p.finished_at(), Some(t(3)));
+    assert_eq!((p.spend().cost_usd, p.spend().tokens), (Some(0.25), Some(900)));
     assert_eq!(
         step1.effects[0].kind,
         EffectKind::ClarificationRequested {
@@ -1206,8 +1207,8 @@ fn clarify_parks_with_the_questions_and_refunds_the_attempt() {
         t(6),
     )
     .unwrap();
-    assert_eq!((next.task.state, next.task.run), (TaskState::Pending, 2));
-    assert_eq!((next.task.cost_usd, next.task.tokens), (None, None));
+    assert_eq!((next.task.state(), next.task.run.number), (TaskState::Pending, 2));
+    assert_eq!((next.task.spend().cost_usd, next.task.spend().tokens), (None, None));
 }
 
 #[test]
@@ -1227,7 +1228,7 @@ fn reports_add_their_cost_to_the_run() {
     )
     .unwrap()
     .task;
-    assert_eq!((failed.cost_usd, failed.tokens), (Some(1.0), Some(1000)));
+    assert_eq!((failed.spend().cost_usd, failed.spend().tokens), (Some(1.0), Some(1000)));
 }
 
 /// The notification rule: with routes, a completion, a failure for good and a
