@@ -85,7 +85,7 @@ fn claim_complete(c: &mut Criterion) {
                                 .await
                                 .unwrap()
                                 .unwrap();
-                            let token = t.lease.as_ref().unwrap().token;
+                            let token = t.lease().as_ref().unwrap().token;
                             black_box(
                                 q.complete(&t.id, token, Completion::default(), Timestamp(2))
                                     .await

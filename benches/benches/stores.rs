@@ -84,7 +84,7 @@ async fn cycles(q: Arc<dyn WorkQueue>, next: &AtomicU64, iters: u64, claimers: u
                     .await
                     .unwrap()
                     .expect("a task to claim");
-                let token = t.lease.as_ref().unwrap().token;
+                let token = t.lease().as_ref().unwrap().token;
                 q.complete(&t.id, token, Completion::default(), NOW)
                     .await
                     .unwrap();

@@ -342,7 +342,9 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             lease,
         } => lease::claim(task, &mut d, worker, token, lease, ctx),
         Event::Heartbeat { token } => lease::heartbeat(task, &mut d, token, ctx),
-        Event::Complete { token, completion } => lease::complete(task, &mut d, token, completion, ctx),
+        Event::Complete { token, completion } => {
+            lease::complete(task, &mut d, token, completion, ctx)
+        }
         Event::Fail { token, failure } => lease::fail(task, &mut d, token, failure, ctx),
         Event::Release { token, reason } => lease::release(task, &mut d, token, &reason, ctx),
         Event::Clarify {
@@ -356,7 +358,9 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
         Event::Hold { review } => holds::hold(task, &mut d, review, ctx),
         Event::Block { blocked } => holds::block(task, &mut d, blocked),
         Event::Unblock => holds::unblock(task, &mut d),
-        Event::Requeue { issue, observed_at } => runs::requeue(task, &mut d, issue, observed_at, ctx),
+        Event::Requeue { issue, observed_at } => {
+            runs::requeue(task, &mut d, issue, observed_at, ctx)
+        }
         Event::Retry => runs::retry(task, &mut d, ctx),
         Event::Rework { rework } => runs::rework(task, &mut d, rework, ctx),
         Event::MarkPull { state } => runs::mark_pull(task, &mut d, state),

@@ -287,10 +287,7 @@ async fn a_client_without_heartbeats_that_asks_again_lost_its_task() {
         TaskState::Pending,
         "retried: attempts remain"
     );
-    assert_eq!(
-        abandoned.last_error().as_deref(),
-        Some(scrum_core::engine::ABANDONED)
-    );
+    assert_eq!(abandoned.last_error(), Some(scrum_core::engine::ABANDONED));
 
     // A heartbeating worker may hold several tasks: asking again ends nothing.
     let f = fixture(2);

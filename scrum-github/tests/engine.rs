@@ -71,7 +71,7 @@ async fn an_issue_runs_from_ready_to_completed_on_github() {
             .contains("<!-- scrum-orchestrator:acme/widgets#1:run-1:attempt-1:completed -->")
     );
     let task = queue.get(&id).await.unwrap().unwrap();
-    assert_eq!(task.state, TaskState::Completed);
+    assert_eq!(task.state(), TaskState::Completed);
 
     // The next poll finds nothing to queue.
     let report = orchestrator.poll_once().await.unwrap();
@@ -94,7 +94,7 @@ async fn closing_an_issue_cancels_its_pending_task() {
 
     assert_eq!(report.cancelled, 1);
     assert_eq!(
-        queue.get(&id).await.unwrap().unwrap().state,
+        queue.get(&id).await.unwrap().unwrap().state(),
         TaskState::Cancelled
     );
 }

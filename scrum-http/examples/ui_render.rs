@@ -90,7 +90,7 @@ async fn fill(queue: &Arc<dyn WorkQueue>, tasks: u64, waiting: usize) {
             .await
             .expect("claim")
             .expect("a task to claim");
-        let token = task.lease.as_ref().unwrap().token;
+        let token = task.lease().as_ref().unwrap().token;
         let end = if n % 10 == 0 {
             let failure = Failure {
                 reason: "the tests fail".into(),

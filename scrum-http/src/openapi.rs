@@ -321,7 +321,28 @@ fn schemas() -> Value {
                 "blocked_by": strings.clone(),
                 "blocked_reason": nullable("string"),
                 "locks": strings.clone(),
-                "waiting_for_lock": nullable("string")
+                "waiting_for_lock": nullable("string"),
+                "status": { "type": "string", "enum": ["ready", "scheduled", "held", "running",
+                            "completed", "failed", "cancelled", "parked"] },
+                "next_attempt_at": { "type": ["string", "null"], "format": "date-time" },
+                "run_cause": { "type": "string", "enum": ["ready", "retry", "rework"] },
+                "attempt_history": { "type": "array", "items": r("AttemptEntry") }
+            }
+        },
+        "AttemptEntry": {
+            "type": "object",
+            "required": ["number", "worker_id", "started_at", "ended_at", "outcome", "error",
+                         "cost_usd", "tokens"],
+            "properties": {
+                "number": { "type": "integer", "minimum": 1 },
+                "worker_id": { "type": "string" },
+                "started_at": { "type": "string", "format": "date-time" },
+                "ended_at": { "type": ["string", "null"], "format": "date-time" },
+                "outcome": { "type": ["string", "null"], "enum": ["completed", "failed", "lost",
+                             "released", "parked", "cancelled", "withdrawn", null] },
+                "error": nullable("string"),
+                "cost_usd": nullable("number"),
+                "tokens": token_count
             }
         },
         "QueueResponse": {

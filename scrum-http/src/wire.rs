@@ -410,6 +410,43 @@ pub struct QueueEntry {
     /// pending task waits for.
     #[serde(default)]
     pub waiting_for_lock: Option<String>,
+    /// *Added*: the task's named state: `ready`, `scheduled` (waiting for its
+    /// retry), `held` (for review or by its blockers), `running`, `completed`,
+    /// `failed`, `cancelled` or `parked` (`state` is the group it belongs to).
+    #[serde(default)]
+    pub status: String,
+    /// *Added*: while `scheduled`, when its next attempt may start (RFC 3339).
+    #[serde(default)]
+    pub next_attempt_at: Option<String>,
+    /// *Added*: why this run was queued: `ready` (the label), `retry` (an
+    /// operator) or `rework` (changes requested on its pull request).
+    #[serde(default)]
+    pub run_cause: String,
+    /// *Added*: every attempt of this run, oldest first.
+    #[serde(default)]
+    pub attempt_history: Vec<AttemptEntry>,
+}
+
+/// One attempt of a task's run, as `GET /queue` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptEntry {
+    /// The attempt's number (a handed-back attempt's number is used again).
+    pub number: u32,
+    /// Who held it.
+    pub worker_id: String,
+    /// When it was claimed (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339), or `None` while it runs.
+    pub ended_at: Option<String>,
+    /// `completed`, `failed`, `lost`, `released`, `parked`, `cancelled` or
+    /// `withdrawn`; `None` while it runs.
+    pub outcome: Option<String>,
+    /// What went wrong, or why it was handed back (redacted).
+    pub error: Option<String>,
+    /// What it cost in US dollars, when the worker said.
+    pub cost_usd: Option<f64>,
+    /// Model tokens it used, when the worker said.
+    pub tokens: Option<u64>,
 }
 
 /// The query of `GET /queue`: one page of each list.

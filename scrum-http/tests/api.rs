@@ -162,7 +162,7 @@ async fn retry_starts_a_new_run_of_a_failed_task_only() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["task"]["state"], "pending");
     assert_eq!(v["task"]["attempts"], 0);
-    assert_eq!(f.task(&id).await.state, TaskState::Pending);
+    assert_eq!(f.task(&id).await.state(), TaskState::Pending);
     let unknown = r#"{"repository":"acme/widgets","issue_number":99}"#;
     assert_error(&f.post("/admin/retry", unknown).await, 404, "not_found");
     assert_error(
@@ -181,7 +181,7 @@ async fn cancel_ends_a_pending_task_and_refuses_finished_or_unknown_ones() {
     let (s, v) = f.post("/admin/cancel", body).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["task"]["state"], "cancelled");
-    assert_eq!(f.task(&id).await.state, TaskState::Cancelled);
+    assert_eq!(f.task(&id).await.state(), TaskState::Cancelled);
     assert_error(
         &f.post("/admin/cancel", body).await,
         409,

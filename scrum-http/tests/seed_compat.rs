@@ -132,9 +132,9 @@ async fn a_seed_client_completes_a_task() {
     assert_eq!(s, 200, "{ack}");
     assert_eq!(ack["status"], "acknowledged");
     let task = f.task(&id).await;
-    assert_eq!(task.state, TaskState::Completed);
+    assert_eq!(task.state(), TaskState::Completed);
     assert_eq!(
-        task.completion.unwrap().pr_url.as_deref(),
+        task.completion().unwrap().pr_url.as_deref(),
         Some("https://github.com/acme/widgets/pull/2")
     );
 
@@ -168,7 +168,7 @@ async fn a_seed_client_fails_retries_and_fails_for_good() {
         .await;
     assert_eq!((s, ack["status"].clone()), (200, json!("acknowledged")));
     let task = f.task(&id).await;
-    assert_eq!((task.state, task.attempts), (TaskState::Pending, 1));
+    assert_eq!((task.state(), task.attempts()), (TaskState::Pending, 1));
 
     let (_, work) = seed.get("/work/next?worker_id=worker-2").await;
     assert_eq!(work["work_available"], true, "{work}");
@@ -181,7 +181,7 @@ async fn a_seed_client_fails_retries_and_fails_for_good() {
         .await;
     assert_eq!(s, 200);
     let task = f.task(&id).await;
-    assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
+    assert_eq!((task.state(), task.attempts()), (TaskState::Failed, 2));
 
     // A repeat from a Python-API client that no longer holds the task is refused.
     let (s, err) = seed

@@ -66,13 +66,13 @@ async fn the_worker_loop_runs_a_task_over_http() {
     assert_eq!(task, id);
     assert!(matches!(handled, Handled::Reported(RunOutcome::Success(_))));
     let stored = f.task(&id).await;
-    assert_eq!(stored.state, TaskState::Completed);
+    assert_eq!(stored.state(), TaskState::Completed);
     assert_eq!(
-        stored.completion.unwrap().pr_url.as_deref(),
+        stored.completion().unwrap().pr_url.as_deref(),
         Some("https://github.com/acme/widgets/pull/101")
     );
     // A heartbeat lease, not the run-time one.
-    let lease = stored.lease.unwrap();
+    let lease = stored.lease().unwrap();
     assert_eq!(lease.expires_at.0 - lease.claimed_at.0, 60_000);
 }
 
@@ -96,7 +96,7 @@ async fn work_source_calls_map_to_the_api() {
     WorkSource::release(&c, &me, &a, "shutting down")
         .await
         .unwrap();
-    assert_eq!(f.task(&id).await.state, TaskState::Pending);
+    assert_eq!(f.task(&id).await.state(), TaskState::Pending);
 
     let a = WorkSource::next(&c, &me, Duration::ZERO)
         .await
@@ -110,7 +110,7 @@ async fn work_source_calls_map_to_the_api() {
     WorkSource::fail(&c, &me, &a, failure.clone())
         .await
         .unwrap();
-    assert_eq!(f.task(&id).await.state, TaskState::Failed);
+    assert_eq!(f.task(&id).await.state(), TaskState::Failed);
     // The old assignment's lease is gone: a report with it is LeaseLost, and the
     // worker loop knows to stop on that kind.
     let err = WorkSource::heartbeat(&c, &me, &a).await.unwrap_err();
@@ -144,7 +144,7 @@ async fn a_completion_sent_twice_takes_effect_once() {
     };
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");
     assert_eq!(c.complete(&req).await.unwrap().state, "completed");
-    assert_eq!(f.task(&id).await.state, TaskState::Completed);
+    assert_eq!(f.task(&id).await.state(), TaskState::Completed);
     let health = c.health().await.unwrap();
     assert_eq!(health.queue.completed, 1);
     // The sections beyond the Python orchestrator's reach a typed client too.

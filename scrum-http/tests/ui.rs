@@ -433,7 +433,7 @@ async fn with_a_token_the_pages_need_the_login_and_a_wrong_token_is_refused() {
     let (s, h, _) = b.send("POST", &post.action, Some(&post.body())).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert!(h["location"].to_str().unwrap().contains("notice="));
-    assert_eq!(f.task(&ids["failed"]).await.state, TaskState::Pending);
+    assert_eq!(f.task(&ids["failed"]).await.state(), TaskState::Pending);
     // A bearer header works as well as the cookie; a wrong one does not.
     let bearer = format!("Bearer {TOKEN}");
     let (s, _, _) = call_raw(
@@ -500,7 +500,7 @@ async fn without_a_token_actions_answer_loopback_only_and_need_the_csrf_token() 
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
-        f.task(&id).await.state,
+        f.task(&id).await.state(),
         TaskState::Pending,
         "cancelled without the token"
     );
@@ -509,7 +509,7 @@ async fn without_a_token_actions_answer_loopback_only_and_need_the_csrf_token() 
         .get(&format!("/ui/confirm?action=cancel&{cancel}"))
         .await;
     assert!(confirm.contains(&format!("Cancel {id}?")), "{confirm}");
-    assert_eq!(f.task(&id).await.state, TaskState::Pending);
+    assert_eq!(f.task(&id).await.state(), TaskState::Pending);
     let post = forms(&confirm)
         .into_iter()
         .find(|f| f.action.starts_with("/ui/actions/"))
@@ -521,7 +521,7 @@ async fn without_a_token_actions_answer_loopback_only_and_need_the_csrf_token() 
         back.starts_with(&format!("/ui/tasks/{}/{}", id.repo(), id.number())),
         "{back}"
     );
-    assert_eq!(f.task(&id).await.state, TaskState::Cancelled);
+    assert_eq!(f.task(&id).await.state(), TaskState::Cancelled);
     let (_, _, page) = local.get(&back).await;
     assert!(page.contains("cancelled"), "{page}");
 }

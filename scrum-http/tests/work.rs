@@ -63,10 +63,10 @@ async fn next_hands_out_the_issue_with_a_lease() {
     let token = v["lease_token"].as_str().unwrap();
     assert_eq!(token.len(), 32);
     let task = f.task(&id).await;
-    assert_eq!(task.state, TaskState::InProgress);
-    assert_eq!(task.lease.as_ref().unwrap().token.to_string(), token);
+    assert_eq!(task.state(), TaskState::InProgress);
+    assert_eq!(task.lease().as_ref().unwrap().token.to_string(), token);
     // A heartbeat lease lasts one lease period (60 s).
-    let lease = task.lease.unwrap();
+    let lease = task.lease().unwrap();
     assert_eq!(lease.expires_at.0 - lease.claimed_at.0, 60_000);
     assert_eq!(v["lease_expires_at_ms"], lease.expires_at.0);
 }
@@ -77,7 +77,7 @@ async fn seed_clients_hold_their_task_for_the_maximum_run_time() {
     let id = f.queue_issue().await;
     let (_, v) = f.get("/work/next?worker_id=worker-1").await;
     assert_eq!(v["work_available"], true);
-    let lease = f.task(&id).await.lease.unwrap();
+    let lease = f.task(&id).await.lease().cloned().unwrap();
     assert_eq!(lease.expires_at.0 - lease.claimed_at.0, 3 * 3600 * 1000);
 }
 
@@ -175,8 +175,8 @@ async fn complete_with_the_lease_token_completes_once() {
     let (s, _) = f.post("/work/complete", &body).await;
     assert_eq!(s, 200);
     let task = f.task(&id).await;
-    assert_eq!(task.state, TaskState::Completed);
-    let c = task.completion.unwrap();
+    assert_eq!(task.state(), TaskState::Completed);
+    let c = task.completion().unwrap();
     assert_eq!(
         c.pr_url.as_deref(),
         Some("https://github.com/acme/widgets/pull/9")
@@ -218,8 +218,8 @@ async fn success_false_counts_as_a_failed_attempt() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "pending");
     let task = f.task(&id).await;
-    assert_eq!(task.attempts, 1);
-    assert_eq!(task.last_error.as_deref(), Some("tests failed"));
+    assert_eq!(task.attempts(), 1);
+    assert_eq!(task.last_error(), Some("tests failed"));
 }
 
 #[tokio::test]
@@ -247,8 +247,8 @@ async fn a_stale_or_foreign_lease_is_refused_and_changes_nothing() {
         "lease_lost",
     );
     let task = f.task(&id).await;
-    assert_eq!(task.state, TaskState::InProgress);
-    assert_eq!(task.lease.unwrap().token.to_string(), work["lease_token"]);
+    assert_eq!(task.state(), TaskState::InProgress);
+    assert_eq!(task.lease().unwrap().token.to_string(), work["lease_token"]);
 }
 
 #[tokio::test]
@@ -323,7 +323,7 @@ async fn malformed_bodies_get_4xx_and_change_nothing() {
         413,
         "payload_too_large",
     );
-    assert_eq!(f.task(&id).await.state, TaskState::InProgress);
+    assert_eq!(f.task(&id).await.state(), TaskState::InProgress);
 }
 
 #[tokio::test]
@@ -368,8 +368,8 @@ async fn failed_reports_retry_or_fail_for_good() {
     let (s, v) = f.post("/work/failed", &body).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "failed");
-    assert_eq!(f.task(&id2).await.state, TaskState::Failed);
-    assert_eq!(f.task(&id).await.attempts, 1);
+    assert_eq!(f.task(&id2).await.state(), TaskState::Failed);
+    assert_eq!(f.task(&id).await.attempts(), 1);
     assert_error(
         &f.post(
             "/work/failed",
@@ -391,7 +391,7 @@ async fn heartbeats_renew_the_lease_and_carry_cancellation() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "acknowledged");
     assert_eq!(v["cancel"], false);
-    let lease = f.task(&id).await.lease.unwrap();
+    let lease = f.task(&id).await.lease().cloned().unwrap();
     assert_eq!(v["lease_expires_at_ms"], lease.expires_at.0);
     assert!(v["lease_expires_at"].as_str().unwrap().ends_with('Z'));
 
@@ -423,7 +423,7 @@ async fn release_hands_the_task_back_without_spending_an_attempt() {
     assert_ne!(again["lease_token"], work["lease_token"]);
     // The first worker's token is dead now.
     assert_error(&f.post("/work/release", &body).await, 409, "lease_lost");
-    assert_eq!(f.task(&id).await.attempts, 1);
+    assert_eq!(f.task(&id).await.attempts(), 1);
 }
 
 #[tokio::test]
@@ -463,8 +463,8 @@ async fn a_seed_worker_asking_again_ends_the_task_it_abandoned() {
     let (_, v) = f.get("/work/next?worker_id=w").await;
     assert_eq!(v["issue_number"], 2);
     let t = f.task(&first).await;
-    assert_eq!((t.state, t.attempts), (TaskState::Pending, 1));
-    assert!(t.last_error.unwrap().contains("worker lost"));
+    assert_eq!((t.state(), t.attempts()), (TaskState::Pending, 1));
+    assert!(t.last_error().unwrap().contains("worker lost"));
     // A heartbeating worker may hold several tasks at once.
     let a = claim(&f, "h").await;
     let b = claim(&f, "h").await;

@@ -46,7 +46,7 @@ impl LastWritten {
     /// worker is about to heartbeat or finish); forgets it otherwise.
     pub(crate) fn remember(&self, task: &Task, version: i64) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        if task.state != TaskState::InProgress {
+        if task.state() != TaskState::InProgress {
             tasks.remove(&task.id);
             return;
         }
@@ -141,7 +141,7 @@ mod tests {
         let task = claimed(1);
         cache.remember(&task, 2);
         let mut done = task.clone();
-        done.state = TaskState::Completed;
+        done.status = scrum_core::Status::Parked;
         cache.remember(&done, 3);
         assert!(cache.take(&task.id).is_none());
     }

@@ -2,13 +2,13 @@
 //! ([`scrum_core::backend`]): the indexed columns a task is stored with, JSON
 //! encoding, and the bounds of a shared store's compare-and-set retries.
 
-use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskId, TaskState};
+use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskId, TaskState, Timestamp};
 
 /// The columns a task is indexed by, besides its id.
 #[derive(Debug)]
 pub(crate) struct Columns {
     pub(crate) state: &'static str,
-    /// Pending and not being cancelled: a claim may take it once `not_before` passed.
+    /// Ready or Scheduled: a claim may take it once `not_before` passed.
     pub(crate) claimable: bool,
     pub(crate) priority: i16,
     pub(crate) created_at: i64,
@@ -21,17 +21,14 @@ pub(crate) struct Columns {
 
 impl Columns {
     pub(crate) fn of(task: &Task) -> Columns {
-        let lease_expires_at = match (&task.lease, task.state) {
-            (Some(l), TaskState::InProgress) => Some(l.expires_at.0),
-            _ => None,
-        };
+        let claimable_from = task.claimable_from();
         Columns {
-            state: task.state.as_str(),
-            claimable: task.state == TaskState::Pending && !task.cancel_requested,
+            state: task.state().as_str(),
+            claimable: claimable_from.is_some(),
             priority: i16::from(task.issue.priority().rank()),
             created_at: task.issue.created_at.0,
-            not_before: task.not_before.0,
-            lease_expires_at,
+            not_before: claimable_from.unwrap_or(Timestamp::NEVER).0,
+            lease_expires_at: task.lease().map(|l| l.expires_at.0),
             holder: task.holder().map(|w| w.as_str().to_string()),
         }
     }
@@ -45,13 +42,29 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 /// A task or effect read back from stored JSON.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| {
-        Error::new(
-            ErrorKind::Corrupt,
-            format!("a stored {what} is unreadable (written by a newer version?)"),
-        )
-        .with_source(e)
-    })
+    serde_json::from_str(json).map_err(|e| unreadable(what, e))
+}
+
+/// The error for a stored `what` that does not decode.
+fn unreadable(what: &str, e: serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("a stored {what} is unreadable (written by a newer version?)"),
+    )
+    .with_source(e)
+}
+
+/// A task read back from stored JSON: the current form, or the form releases
+/// before named states wrote ([`scrum_core::model::TaskV5`]), which reads as the
+/// task it stood for.
+pub(crate) fn task_from_json(json: &str) -> Result<Task> {
+    match serde_json::from_str::<Task>(json) {
+        Ok(task) => Ok(task),
+        Err(e) => match serde_json::from_str::<scrum_core::model::TaskV5>(json) {
+            Ok(old) => Ok(Task::from_v5(old)),
+            Err(_) => Err(unreadable("task", e)),
+        },
+    }
 }
 
 /// An issue number as the signed 64-bit integer databases store.

@@ -142,16 +142,16 @@ async fn a_killed_orchestrator_loses_nothing_it_acknowledged() {
     let mut completed = 0;
     for t in &tasks {
         if acknowledged.contains(&t.id) {
-            assert_eq!(t.state, TaskState::Completed, "{} was acknowledged", t.id);
+            assert_eq!(t.state(), TaskState::Completed, "{} was acknowledged", t.id);
         }
-        if t.state == TaskState::Completed {
+        if t.state() == TaskState::Completed {
             completed += 1;
             // Its labels were written, or the effect that writes them is still queued.
             let queued = effects.iter().any(|e| {
                 e.effect.task == t.id && matches!(e.effect.kind, EffectKind::Completed { .. })
             });
             assert!(
-                t.effects_written_at.is_some() || queued,
+                t.effects_written_at().is_some() || queued,
                 "{}'s Completed effect was lost",
                 t.id
             );
@@ -168,7 +168,7 @@ async fn a_killed_orchestrator_loses_nothing_it_acknowledged() {
     let reaped = q.expire(later).await.unwrap();
     let held = tasks
         .iter()
-        .filter(|t| t.state == TaskState::InProgress)
+        .filter(|t| t.state() == TaskState::InProgress)
         .count();
     assert_eq!(reaped.len(), held);
     assert!(

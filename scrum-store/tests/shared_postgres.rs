@@ -117,7 +117,7 @@ async fn a_dead_claimers_reservation_is_undone_by_the_reaper() {
         .await
         .unwrap()
         .expect("the task is claimable again");
-    assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
+    assert_eq!((t.state(), t.attempts()), (TaskState::InProgress, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,7 +114,7 @@ async fn a_dead_claimers_reservation_lapses() {
         .await
         .unwrap()
         .expect("the task is claimable again");
-    assert_eq!((t.state, t.attempts), (TaskState::InProgress, 1));
+    assert_eq!((t.state(), t.attempts()), (TaskState::InProgress, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

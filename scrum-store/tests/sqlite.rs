@@ -101,7 +101,7 @@ async fn state_and_outbox_survive_reopening() {
         .await
         .unwrap()
         .unwrap();
-    let token = t.lease.as_ref().unwrap().token;
+    let token = t.lease().as_ref().unwrap().token;
     q.complete(&t.id, token, Completion::default(), Timestamp(30))
         .await
         .unwrap();
@@ -114,7 +114,7 @@ async fn state_and_outbox_survive_reopening() {
     assert_eq!(q.pending_effects(100).await.unwrap(), before_effects);
     assert_eq!(before_effects.len(), 3, "two queued, one completed");
     assert_eq!(
-        q.get(&t.id).await.unwrap().unwrap().state,
+        q.get(&t.id).await.unwrap().unwrap().state(),
         TaskState::Completed
     );
     // The repeated completion is still recognised after the restart.
@@ -162,7 +162,7 @@ async fn a_lock_survives_reopening() {
         None,
         "#2 waits for #1's lock after a restart"
     );
-    let token = held.lease.as_ref().unwrap().token;
+    let token = held.lease().as_ref().unwrap().token;
     q.complete(&held.id, token, Completion::default(), Timestamp(40))
         .await
         .unwrap();
@@ -213,7 +213,7 @@ async fn a_call_cancelled_mid_write_leaves_memory_and_file_agreeing() {
         .await
         .unwrap()
         .unwrap();
-    let token = t.lease.as_ref().unwrap().token;
+    let token = t.lease().as_ref().unwrap().token;
     // Polled once, then dropped: the statement may or may not have run.
     let mut cut = Box::pin(q.complete(&t.id, token, Completion::default(), Timestamp(3)));
     std::future::poll_fn(|cx| {
@@ -227,7 +227,7 @@ async fn a_call_cancelled_mid_write_leaves_memory_and_file_agreeing() {
         .complete(&t.id, token, Completion::default(), Timestamp(4))
         .await
         .unwrap();
-    assert_eq!(done.state, TaskState::Completed);
+    assert_eq!(done.state(), TaskState::Completed);
     let completed = q
         .pending_effects(10)
         .await

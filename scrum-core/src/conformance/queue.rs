@@ -141,7 +141,10 @@ fn done() -> Completion {
 pub async fn enqueue_creates_pending_task(q: &dyn WorkQueue) {
     enqueue(q, 1).await;
     let t = get(q, 1).await;
-    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 1, 0));
+    assert_eq!(
+        (t.state(), t.run.number, t.attempts()),
+        (TaskState::Pending, 1, 0)
+    );
     assert_eq!(t.max_attempts(), 2);
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
 }
@@ -190,7 +193,10 @@ pub async fn requeue_only_after_terminal_effects_written(q: &dyn WorkQueue) {
     let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
     assert_eq!(seen, Enqueued::Requeued);
     let t = get(q, 1).await;
-    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 2, 0));
+    assert_eq!(
+        (t.state(), t.run.number, t.attempts()),
+        (TaskState::Pending, 2, 0)
+    );
     assert_eq!(effect_kinds(q).await, vec![(id(1), "queued")]);
 }
 
@@ -368,11 +374,7 @@ pub async fn blocked_task_waits_until_unblocked(q: &dyn WorkQueue) {
     q.apply(&id(1), block.clone(), at(1)).await.expect("block");
     q.apply(&id(1), block, at(2)).await.expect("block again");
     let stored = q.get(&id(1)).await.expect("get").expect("task");
-    assert_eq!(
-        stored.blocked(),
-        Some(&blocked),
-        "stored with the task"
-    );
+    assert_eq!(stored.blocked(), Some(&blocked), "stored with the task");
     let running = claim(q, 1, at(2)).await;
     assert_eq!(running.id, id(2), "the blocked task is passed over");
     assert_never_claimed(q, "a blocked task is never handed out").await;
@@ -442,7 +444,6 @@ pub async fn spent_budget_fails_the_run(q: &dyn WorkQueue) {
     assert!(
         stored
             .last_error()
-            .as_deref()
             .is_some_and(|e| e.contains("ISSUE_BUDGET_USD")),
         "{:?}",
         stored.last_error()
@@ -752,7 +753,7 @@ pub async fn retryable_failure_backs_off_without_failed_effect(q: &dyn WorkQueue
         .await
         .unwrap();
     assert_eq!((after.state(), after.attempts()), (TaskState::Pending, 1));
-    assert_eq!(after.last_error().as_deref(), Some("tests failed"));
+    assert_eq!(after.last_error(), Some("tests failed"));
     assert_eq!(
         effect_kinds(q).await,
         vec![(id(1), "queued"), (id(1), "retry_scheduled")]
@@ -847,7 +848,10 @@ pub async fn clarify_parks_without_spending_an_attempt(q: &dyn WorkQueue) {
         .unwrap();
     assert_eq!(parked.state(), TaskState::Parked);
     assert!(parked.handed_back(), "the attempt is handed back");
-    assert_eq!((parked.spend().cost_usd, parked.spend().tokens), (Some(0.5), Some(1500)));
+    assert_eq!(
+        (parked.spend().cost_usd, parked.spend().tokens),
+        (Some(0.5), Some(1500))
+    );
     let again = q.clarify(&t.id, token(&t), asked.clone(), at(2)).await;
     assert_eq!(again.unwrap().state(), TaskState::Parked);
     let stale = q.clarify(&t.id, LeaseToken(7), asked, at(2)).await;
@@ -866,7 +870,10 @@ pub async fn clarify_parks_without_spending_an_attempt(q: &dyn WorkQueue) {
     let seen = q.enqueue(issue(1, &["ai-ready"], 1), at(5)).await.unwrap();
     assert_eq!(seen, Enqueued::Requeued);
     let t = get(q, 1).await;
-    assert_eq!((t.state(), t.run.number, t.attempts()), (TaskState::Pending, 2, 0));
+    assert_eq!(
+        (t.state(), t.run.number, t.attempts()),
+        (TaskState::Pending, 2, 0)
+    );
     assert_eq!(
         (t.spend().cost_usd, t.spend().tokens),
         (None, None),
@@ -1073,7 +1080,7 @@ pub async fn expired_lease_counts_as_failed_attempt(q: &dyn WorkQueue) {
     let expired = q.expire(at(30)).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].state(), TaskState::Pending);
-    assert_eq!(expired[0].last_error().as_deref(), Some("worker lost"));
+    assert_eq!(expired[0].last_error(), Some("worker lost"));
     claim(q, 2, at(100)).await;
     let expired = q.expire(at(130)).await.unwrap();
     assert_eq!(expired[0].state(), TaskState::Failed);

@@ -260,7 +260,8 @@ impl WorkQueue for MemoryQueue {
             .find(|id| {
                 !hold.holds(id)
                     && tasks.get(*id).is_some_and(|t| {
-                        t.claimable_from().is_some_and(|at| at <= now) && index.live.lock_holder(&t.locks, now).is_none()
+                        t.claimable_from().is_some_and(|at| at <= now)
+                            && index.live.lock_holder(&t.locks, now).is_none()
                     })
             })
             .cloned()

@@ -93,9 +93,9 @@ fn v5_status(old: &TaskV5) -> Status {
                 blocked: old.blocked.clone(),
             })
         }
-        TaskState::Pending if old.not_before > old.updated_at => Status::Scheduled {
-            at: old.not_before,
-        },
+        TaskState::Pending if old.not_before > old.updated_at => {
+            Status::Scheduled { at: old.not_before }
+        }
         TaskState::Pending => Status::Ready,
         TaskState::InProgress => match &old.lease {
             Some(lease) => Status::Running {

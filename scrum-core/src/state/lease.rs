@@ -23,7 +23,7 @@ pub(super) fn claim(
     ctx: &Ctx<'_>,
 ) -> Applied {
     let now = ctx.now;
-    if !task.claimable_from().is_some_and(|at| at <= now) {
+    if task.claimable_from().is_none_or(|at| at > now) {
         return Err(Refusal::NotClaimable);
     }
     let number = match task.last_attempt() {
@@ -276,7 +276,13 @@ fn stopped(
 
 fn fail_for_good(d: &mut Draft, reason: String, now: Timestamp) {
     let attempts = d.task.attempts();
-    finish(d, Status::Failed { reason: reason.clone() }, now);
+    finish(
+        d,
+        Status::Failed {
+            reason: reason.clone(),
+        },
+        now,
+    );
     d.push(EffectKind::Failed { reason, attempts });
 }
 

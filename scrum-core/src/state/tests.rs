@@ -555,7 +555,7 @@ fn heartbeats_never_pass_the_deadline() {
         assert!(task.lease().as_ref().unwrap().expires_at <= t(601));
     }
     let s = step(&task, Event::Expire, t(601)).unwrap();
-    assert_eq!(s.task.last_error().as_deref(), Some("run time exceeded"));
+    assert_eq!(s.task.last_error(), Some("run time exceeded"));
 }
 
 #[test]
@@ -1017,7 +1017,10 @@ fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
         (2, 0, TaskState::Pending)
     );
     assert!(task.completion().is_none() && task.status == Status::Ready);
-    assert_eq!(task.rework().as_ref().unwrap().feedback, "please rename foo");
+    assert_eq!(
+        task.rework().as_ref().unwrap().feedback,
+        "please rename foo"
+    );
     assert_eq!(
         done.effects[1].kind,
         EffectKind::ReworkRequested {
@@ -1186,7 +1189,10 @@ fn clarify_parks_with_the_questions_and_refunds_the_attempt() {
     assert_eq!(p.state(), TaskState::Parked);
     assert!(p.handed_back(), "the attempt is handed back");
     assert_eq!(p.finished_at(), Some(t(3)));
-    assert_eq!((p.spend().cost_usd, p.spend().tokens), (Some(0.25), Some(900)));
+    assert_eq!(
+        (p.spend().cost_usd, p.spend().tokens),
+        (Some(0.25), Some(900))
+    );
     assert_eq!(
         step1.effects[0].kind,
         EffectKind::ClarificationRequested {
@@ -1207,8 +1213,14 @@ fn clarify_parks_with_the_questions_and_refunds_the_attempt() {
         t(6),
     )
     .unwrap();
-    assert_eq!((next.task.state(), next.task.run.number), (TaskState::Pending, 2));
-    assert_eq!((next.task.spend().cost_usd, next.task.spend().tokens), (None, None));
+    assert_eq!(
+        (next.task.state(), next.task.run.number),
+        (TaskState::Pending, 2)
+    );
+    assert_eq!(
+        (next.task.spend().cost_usd, next.task.spend().tokens),
+        (None, None)
+    );
 }
 
 #[test]
@@ -1228,7 +1240,10 @@ fn reports_add_their_cost_to_the_run() {
     )
     .unwrap()
     .task;
-    assert_eq!((failed.spend().cost_usd, failed.spend().tokens), (Some(1.0), Some(1000)));
+    assert_eq!(
+        (failed.spend().cost_usd, failed.spend().tokens),
+        (Some(1.0), Some(1000))
+    );
 }
 
 /// The notification rule: with routes, a completion, a failure for good and a

@@ -12,7 +12,7 @@ use prometheus_client::registry::{Registry, Unit};
 use scrum_core::engine::{
     EngineStatus, Orchestrator, Scaling, WorkerInfo, WorkerStatus, WriteHealth,
 };
-use scrum_core::{QueueCounts, Task, TaskFilter, TaskState, Timestamp};
+use scrum_core::{QueueCounts, Task, TaskFilter, Timestamp};
 
 use super::{Repo, RepoState};
 
@@ -308,16 +308,19 @@ const LIVE_STATES: [&str; 5] = ["ready", "waiting", "held", "blocked", "in_progr
 
 /// Which of [`LIVE_STATES`] a live task is in at `now`.
 fn live_state(t: &Task, now: Timestamp) -> &'static str {
-    match t.state {
-        TaskState::InProgress => "in_progress",
-        _ if t.review.is_some() || t.cancel_requested => "held",
-        _ if t.blocked.is_some() => "blocked",
-        _ if t.not_before > now => "waiting",
+    match &t.status {
+        scrum_core::Status::Running { .. } => "in_progress",
+        scrum_core::Status::Held(h) if h.review.is_some() => "held",
+        scrum_core::Status::Held(_) => "blocked",
+        scrum_core::Status::Scheduled { at } if *at > now => "waiting",
         _ => "ready",
     }
 }
 
 /// Since when a ready task has been claimable.
 fn ready_since(t: &Task) -> Timestamp {
-    t.enqueued_at.max(t.not_before)
+    match t.status {
+        scrum_core::Status::Scheduled { at } => t.enqueued_at().max(at),
+        _ => t.enqueued_at(),
+    }
 }

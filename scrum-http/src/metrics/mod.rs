@@ -318,14 +318,15 @@ impl Metrics {
     /// The start of `task`'s dispatch latency, and what it was.
     fn ready_at(&self, task: &Task) -> (Timestamp, &'static str) {
         let webhook = lock(&self.webhooks).remove(&task.id);
-        if let Some(at) = webhook.filter(|at| task.enqueued_at.since(*at) <= WEBHOOK_LEADS_WITHIN) {
+        if let Some(at) = webhook.filter(|at| task.enqueued_at().since(*at) <= WEBHOOK_LEADS_WITHIN)
+        {
             return (at, "webhook");
         }
         let label = task.approval.as_ref().and_then(|a| a.at);
-        if let Some(at) = label.filter(|at| task.enqueued_at.since(*at) <= LABEL_LEADS_WITHIN) {
-            return (at.min(task.enqueued_at), "label");
+        if let Some(at) = label.filter(|at| task.enqueued_at().since(*at) <= LABEL_LEADS_WITHIN) {
+            return (at.min(task.enqueued_at()), "label");
         }
-        (task.enqueued_at, "poll")
+        (task.enqueued_at(), "poll")
     }
 
     /// Remembers `task`'s repository (the configured ones are a bounded set).
@@ -356,14 +357,23 @@ fn seconds(d: Duration) -> f64 {
 
 impl Observer for Metrics {
     fn claimed(&self, task: &Task) {
-        let Some(lease) = &task.lease else {
+        let Some(lease) = &task.lease() else {
             return;
         };
         self.saw(task);
         let claimed = lease.claimed_at;
-        let claimable = task.enqueued_at.max(task.not_before);
+        // Since when it waited: its run's queueing, or the end of the attempt
+        // before (and its backoff).
+        let claimable = task
+            .run
+            .attempts
+            .iter()
+            .rev()
+            .nth(1)
+            .and_then(|a| a.ended_at)
+            .map_or(task.enqueued_at(), |ended| ended.max(task.enqueued_at()));
         self.queue_wait.observe(seconds(claimed.since(claimable)));
-        if task.attempts <= 1 && remember(&self.dispatched, (task.id.clone(), task.run)) {
+        if task.attempts() <= 1 && remember(&self.dispatched, (task.id.clone(), task.run.number)) {
             let (ready, trigger) = self.ready_at(task);
             self.dispatch_latency
                 .get_or_create(&Trigger { trigger })
@@ -372,7 +382,7 @@ impl Observer for Metrics {
     }
 
     fn attempt_ended(&self, task: &Task, end: AttemptEnd, now: Timestamp) {
-        let Some(lease) = &task.lease else {
+        let Some(lease) = &task.lease() else {
             return;
         };
         if !remember(&self.ended, lease.token) {
@@ -390,22 +400,22 @@ impl Observer for Metrics {
         self.run_duration
             .get_or_create(&Outcome { outcome })
             .observe(seconds(now.since(lease.claimed_at)));
-        if task.state.is_terminal() {
+        if task.state().is_terminal() {
             self.finished
                 .get_or_create(&RepoState {
                     repository: repository.clone(),
-                    state: task.state.as_str(),
+                    state: task.state().as_str(),
                 })
                 .inc();
         }
         // A run's cost is counted once, when it ends: the task sums what each
         // attempt's report said (failures included).
-        if task.state.is_terminal() {
+        if task.state().is_terminal() {
             let repo = Repo { repository };
-            if let Some(usd) = task.cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
+            if let Some(usd) = task.spend().cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
                 self.cost.get_or_create(&repo).inc_by(usd);
             }
-            if let Some(tokens) = task.tokens {
+            if let Some(tokens) = task.spend().tokens {
                 self.tokens.get_or_create(&repo).inc_by(tokens);
             }
         }

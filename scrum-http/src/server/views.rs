@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
-use scrum_core::{ErrorKind, Task, TaskFilter, TaskState};
+use scrum_core::{
+    Attempt, ErrorKind, RunCause, Status, Stop, Task, TaskFilter, TaskState, Timestamp,
+};
 use serde_json::{Value, json};
 
 use super::ApiState;
@@ -13,8 +15,8 @@ use super::extract::QueryArgs;
 use crate::error::ApiError;
 use crate::metrics::Scrape;
 use crate::wire::{
-    LogsQuery, LogsResponse, MAX_LOG_LINES, MAX_PAGE, QueueEntry, QueueQuery, QueueResponse,
-    WorkerEntry, WorkersResponse,
+    AttemptEntry, LogsQuery, LogsResponse, MAX_LOG_LINES, MAX_PAGE, QueueEntry, QueueQuery,
+    QueueResponse, WorkerEntry, WorkersResponse,
 };
 
 /// `200` with `status: healthy`; `200` with `status: degraded` while write-back to
@@ -246,29 +248,54 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         repository: t.id.repo().to_string(),
         title: t.issue.title.clone(),
         labels: t.issue.labels.clone(),
-        state: t.state.as_str().to_string(),
-        attempts: t.attempts,
-        max_attempts: t.max_attempts,
+        state: t.state().as_str().to_string(),
+        attempts: t.attempts(),
+        max_attempts: t.max_attempts(),
         worker_id: t.holder().map(ToString::to_string),
-        enqueued_at: t.enqueued_at.to_rfc3339(),
+        enqueued_at: t.enqueued_at().to_rfc3339(),
         updated_at: t.updated_at.to_rfc3339(),
-        last_error: t.last_error.clone(),
-        pr_url: t.completion.as_ref().and_then(|c| c.pr_url.clone()),
-        cancel_requested: t.cancel_requested,
+        last_error: t.last_error().map(str::to_string),
+        pr_url: t.completion().and_then(|c| c.pr_url.clone()),
+        cancel_requested: matches!(t.stop(), Some(Stop::Cancel { .. })),
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
-        text_changed: t.review.is_some(),
-        edited_by: t.review.as_ref().map(|r| r.editor.clone()),
-        cost_usd: t.cost_usd,
-        tokens: t.tokens,
-        blocked: t.blocked.is_some(),
+        text_changed: t.review().is_some(),
+        edited_by: t.review().map(|r| r.editor.clone()),
+        cost_usd: t.spend().cost_usd,
+        tokens: t.spend().tokens,
+        blocked: t.blocked().is_some(),
         blocked_by: t
-            .blocked
+            .blocked()
             .iter()
             .flat_map(|b| b.by.iter().map(ToString::to_string))
             .collect(),
-        blocked_reason: t.blocked.as_ref().map(|b| b.describe()),
+        blocked_reason: t.blocked().map(|b| b.describe()),
         locks: t.locks.clone(),
         waiting_for_lock: None,
+        status: t.status.name().to_string(),
+        next_attempt_at: match t.status {
+            Status::Scheduled { at } => Some(at.to_rfc3339()),
+            _ => None,
+        },
+        run_cause: match t.run.cause {
+            RunCause::Ready => "ready",
+            RunCause::Retry => "retry",
+            RunCause::Rework(_) => "rework",
+        }
+        .to_string(),
+        attempt_history: t.run.attempts.iter().map(attempt_entry).collect(),
+    }
+}
+
+fn attempt_entry(a: &Attempt) -> AttemptEntry {
+    AttemptEntry {
+        number: a.number,
+        worker_id: a.worker.to_string(),
+        started_at: a.started_at.to_rfc3339(),
+        ended_at: a.ended_at.map(Timestamp::to_rfc3339),
+        outcome: a.outcome.map(|o| o.as_str().to_string()),
+        error: a.error.clone(),
+        cost_usd: a.cost_usd,
+        tokens: a.tokens,
     }
 }
 

@@ -189,7 +189,7 @@ fn reported(
         Ok(task) => Ok(Json(ReportResponse {
             status: "acknowledged".to_string(),
             task_id: task.id.to_string(),
-            state: task.state.as_str().to_string(),
+            state: task.state().as_str().to_string(),
         })),
         Err(e) => Err(refused(s, e)),
     }

@@ -199,12 +199,12 @@ async fn run(s: &ApiState, action: &str, t: Target) -> Result<String, ApiError> 
         "retry" => {
             let id = task_of(&t)?;
             let task = admin::retry_task(o, &id).await?;
-            format!("{id} queued again (run {})", task.run)
+            format!("{id} queued again (run {})", task.run.number)
         }
         "cancel" => {
             let id = task_of(&t)?;
             let task = admin::cancel_task(o, &id, None).await?;
-            if task.cancel_requested {
+            if task.stop_requested() {
                 format!("{id}: its worker is told to stop")
             } else {
                 format!("{id} cancelled")

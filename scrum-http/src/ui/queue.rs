@@ -124,18 +124,18 @@ pub(crate) async fn page(
                     tr {
                         td { a href=(task_href(&t.id)) { (t.id) } }
                         td { (t.issue.title) }
-                        td { (state_badge(t.state.as_str()))
-                             @if t.cancel_requested { " " small { "cancelling" } }
-                             @if let Some(b) = &t.blocked {
+                        td { (state_badge(t.state().as_str()))
+                             @if t.stop_requested() { " " small { "cancelling" } }
+                             @if let Some(b) = &t.blocked() {
                                  " " (state_badge(BLOCKED)) br; small.blocked { (b.describe()) }
                              }
                              @if let Some(h) = holder {
                                  br; small.lock-wait { "waiting for a lock held by " a href=(task_href(h)) { (h) } }
                              } }
-                        td.wide { (t.attempts) "/" (t.max_attempts) }
+                        td.wide { (t.attempts()) "/" (t.max_attempts()) }
                         td.wide { (t.holder().map(ToString::to_string).unwrap_or_default()) }
                         td { (time(t.updated_at, now)) }
-                        td.wide { small { (t.last_error.as_deref().unwrap_or("")) } }
+                        td.wide { small { (t.last_error().unwrap_or("")) } }
                     }
                 } }
             } }

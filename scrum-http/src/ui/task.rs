@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use scrum_core::{LeaseEnd, LeaseKind, OutboxEntry, Task, TaskId, TaskState, Timestamp};
+use scrum_core::{LeaseKind, OutboxEntry, Outcome, Status, Task, TaskId, TaskState, Timestamp};
 
 use super::layout::{Nav, action_button, maybe_time, state_badge, task_href, time};
 use super::pages::effect_state;
@@ -19,76 +19,68 @@ struct Moment {
     what: Markup,
 }
 
-fn lease_end(end: LeaseEnd) -> &'static str {
-    match end {
-        LeaseEnd::Completed => "the worker completed it",
-        LeaseEnd::Failed => "the worker reported a failure",
-        LeaseEnd::Released => "the worker handed it back (no attempt spent)",
-        LeaseEnd::Expired => "the lease lapsed: worker lost",
-        LeaseEnd::Cancelled => "it was cancelled while held",
-        LeaseEnd::Parked => "the worker asked for clarification (no attempt spent)",
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Completed => "the worker completed it",
+        Outcome::Failed => "the worker reported a failure",
+        Outcome::Lost => "the lease lapsed: worker lost",
+        Outcome::Released => "the worker handed it back (no attempt spent)",
+        Outcome::Parked => "the worker asked for clarification (no attempt spent)",
+        Outcome::Cancelled { .. } => "it was cancelled while held",
+        Outcome::Withdrawn { .. } => "its text awaited review (no attempt spent)",
     }
 }
 
-/// What the store keeps of the task's life, in time order. The store keeps the
-/// current run's latest lease only: earlier attempts show as a count and the last
-/// failure's reason.
-fn timeline(t: &Task, now: Timestamp) -> Vec<Moment> {
+/// The task's life in time order: the run queued, each attempt claimed and
+/// ended, what held it, the backoff, the outcome and its labels.
+fn timeline(t: &Task) -> Vec<Moment> {
     let mut m = vec![Moment {
-        at: t.enqueued_at,
-        what: html! { "Run " (t.run) " queued" },
+        at: t.enqueued_at(),
+        what: html! { "Run " (t.run.number) " queued" },
     }];
-    if let Some(l) = &t.lease {
-        if t.attempts > 1 {
-            m.push(Moment {
-                at: l.claimed_at,
-                what: html! {
-                    "Attempts 1–" (t.attempts - 1) " ended before this one"
-                    @if let Some(e) = &t.last_error { "; the last failure: " q { (e) } }
-                },
-            });
-        }
+    for a in &t.run.attempts {
         m.push(Moment {
-            at: l.claimed_at,
-            what: html! { "Attempt " (t.attempt()) " claimed by " strong { (l.worker) } },
+            at: a.started_at,
+            what: html! { "Attempt " (a.number) " claimed by " strong { (a.worker) } },
         });
-        if t.state == TaskState::InProgress {
+        if let (Some(at), Some(o)) = (a.ended_at, a.outcome) {
             m.push(Moment {
-                at: l.expires_at,
-                what: html! { "The lease lapses unless renewed" },
-            });
-        } else if let Some(end) = t.lease_end {
-            m.push(Moment {
-                at: t.finished_at.unwrap_or(t.updated_at),
-                what: html! { "Attempt " (t.attempt()) " ended: " (lease_end(end)) },
+                at,
+                what: html! { "Attempt " (a.number) " ended: " (outcome(o))
+                @if let Some(e) = &a.error { "; " q { (e) } } },
             });
         }
     }
-    if let Some(b) = &t.blocked {
+    match &t.status {
+        Status::Running { lease, .. } => m.push(Moment {
+            at: lease.expires_at,
+            what: html! { "The lease lapses unless renewed" },
+        }),
+        Status::Scheduled { at } => m.push(Moment {
+            at: *at,
+            what: html! { "The next attempt may start (backoff)" },
+        }),
+        _ => {}
+    }
+    if let Some(b) = t.blocked() {
         m.push(Moment {
             at: b.since,
             what: html! { "Blocked: " (b.describe()) },
         });
     }
-    if let Some(r) = &t.rework {
+    if let Some(r) = t.rework() {
         m.push(Moment {
             at: r.requested_at,
-            what: html! { "Run " (t.run) " queued again: @" (r.reviewer) " requested changes on its pull request" },
+            what: html! { "Run " (t.run.number) " queued again: @" (r.reviewer) " requested changes on its pull request" },
         });
     }
-    if t.state == TaskState::Pending && t.not_before > now && t.blocked.is_none() {
-        m.push(Moment {
-            at: t.not_before,
-            what: html! { "The next attempt may start (backoff)" },
-        });
-    }
-    if let Some(at) = t.finished_at {
+    if let Some(at) = t.finished_at() {
         m.push(Moment {
             at,
-            what: html! { "Finished: " (state_badge(t.state.as_str())) },
+            what: html! { "Finished: " (state_badge(t.state().as_str())) },
         });
     }
-    if let Some(at) = t.effects_written_at {
+    if let Some(at) = t.effects_written_at() {
         m.push(Moment {
             at,
             what: html! { "The outcome's labels and comment landed on GitHub" },
@@ -103,7 +95,7 @@ fn effects(t: &Task, waiting: &[OutboxEntry], now: Timestamp) -> Markup {
         @if waiting.is_empty() {
             p #effects-landed {
                 "Every GitHub write of this task landed"
-                @if let Some(at) = t.effects_written_at { ", the outcome's " (time(at, now)) }
+                @if let Some(at) = t.effects_written_at() { ", the outcome's " (time(at, now)) }
                 "."
             }
         } @else {
@@ -129,10 +121,10 @@ fn actions(t: &Task) -> Markup {
     let fields = [("task", t.id.to_string())];
     html! {
         div.actions {
-            @if matches!(t.state, TaskState::Failed | TaskState::Cancelled) {
+            @if matches!(t.state(), TaskState::Failed | TaskState::Cancelled) {
                 (action_button("retry", "Retry", &fields))
             }
-            @if !t.state.is_terminal() && !t.cancel_requested {
+            @if !t.state().is_terminal() && !t.stop_requested() {
                 (action_button("cancel", "Cancel", &fields))
             }
         }
@@ -159,13 +151,14 @@ pub(crate) async fn page(
         Err(e) => return failed(e),
     };
     let now = o.now();
-    let held = t.state == TaskState::Pending && writes.refused().any(|r| r == id.repo());
-    let completion = t.completion.clone().unwrap_or_default();
+    let held = t.state() == TaskState::Pending && writes.refused().any(|r| r == id.repo());
+    let completion = t.completion().cloned().unwrap_or_default();
     let live = html! {
-        p.lead { strong { (t.issue.title) } " " (state_badge(t.state.as_str()))
-            @if t.cancel_requested { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
-            @if t.blocked.is_some() { " " (state_badge("blocked")) } }
-        @if let Some(b) = &t.blocked {
+        p.lead { strong { (t.issue.title) } " " (state_badge(t.state().as_str()))
+            @if t.stop_requested() { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
+            @if t.blocked().is_some() { " " (state_badge("blocked")) }
+            @if let Status::Scheduled { at } = t.status { " " span #retry-at { "waiting for its retry: the next attempt may start " (time(at, now)) } } }
+        @if let Some(b) = t.blocked() {
             div.notice.waiting #blocked {
                 p { "Blocked: not handed out until every blocker is closed." }
                 @if !b.by.is_empty() {
@@ -187,33 +180,30 @@ pub(crate) async fn page(
         }
         (actions(&t))
         dl.facts {
-            dt { "Run" } dd { (t.run) }
-            dt { "Attempts" } dd #attempts { (t.attempts) " of " (t.max_attempts) }
+            dt { "Run" } dd { (t.run.number) " (" (run_cause(&t)) ")" }
+            dt { "State" } dd #status { (t.status.name()) }
+            dt { "Attempts" } dd #attempts { (t.attempts()) " of " (t.max_attempts()) }
             dt { "Labels" } dd { (t.issue.labels.join(", ")) }
             @if !t.locks.is_empty() {
                 dt { "Locks" } dd #locks { (t.locks.join(", ")) }
             }
-            dt { "Queued" } dd { (time(t.enqueued_at, now)) }
+            dt { "Queued" } dd { (time(t.enqueued_at(), now)) }
             dt { "Updated" } dd { (time(t.updated_at, now)) }
-            dt { "Finished" } dd { (maybe_time(t.finished_at, now)) }
+            dt { "Finished" } dd { (maybe_time(t.finished_at(), now)) }
             dt { "Worker" } dd #worker {
-                @match t.lease.as_ref() {
-                    Some(l) => { a href="/ui/workers" { (l.worker) }
+                @match t.last_attempt() {
+                    Some(a) => { a href="/ui/workers" { (a.worker) }
                         @if t.holder().is_none() { " " small { "(the last holder)" } } }
                     None => { "–" }
                 }
             }
-            @if let Some(l) = &t.lease {
+            @if let Some(l) = t.lease() {
                 dt { "Lease" } dd #lease {
-                    @if t.state == TaskState::InProgress {
-                        "expires " (time(l.expires_at, now)) ", renewed at most until " (time(l.deadline, now))
-                        @if l.kind == LeaseKind::RunTime { " (a worker that sends no heartbeats: held for the maximum run time)" }
-                    } @else {
-                        "ended: " (t.lease_end.map_or("–", lease_end))
-                    }
+                    "expires " (time(l.expires_at, now)) ", renewed at most until " (time(l.deadline, now))
+                    @if l.kind == LeaseKind::RunTime { " (a worker that sends no heartbeats: held for the maximum run time)" }
                 }
             }
-            dt { "Failure" } dd #failure { (t.last_error.as_deref().unwrap_or("–")) }
+            dt { "Failure" } dd #failure { (t.last_error().unwrap_or("–")) }
             dt { "Pull request" } dd #pr {
                 @match &completion.pr_url {
                     Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -223,7 +213,7 @@ pub(crate) async fn page(
                     None => { "–" }
                 }
             }
-            @if let Some(r) = &t.rework {
+            @if let Some(r) = t.rework() {
                 dt { "Rework" } dd #rework {
                     "@" (r.reviewer) " requested changes on " (r.pr_url) ": " q { (r.feedback) }
                 }
@@ -233,9 +223,11 @@ pub(crate) async fn page(
                 (t.spend().describe(completion.revisions).unwrap_or_else(|| "–".into()))
             }
         }
+        h2 { "Attempts" }
+        (attempts(&t, now))
         h2 { "Timeline" }
         ol.timeline #timeline {
-            @for m in timeline(&t, now) { li { (time(m.at, now)) " — " (m.what) } }
+            @for m in timeline(&t) { li { (time(m.at, now)) " — " (m.what) } }
         }
         h2 { "GitHub writes" }
         (effects(&t, &waiting, now))
@@ -244,4 +236,38 @@ pub(crate) async fn page(
     v.page(&title, Nav::Queue)
         .render(html! {}, live)
         .into_response()
+}
+
+/// Why the run was queued, for people.
+fn run_cause(t: &Task) -> &'static str {
+    match t.run.cause {
+        scrum_core::RunCause::Ready => "labelled ready",
+        scrum_core::RunCause::Retry => "an operator's retry",
+        scrum_core::RunCause::Rework(_) => "changes requested",
+    }
+}
+
+/// Every attempt of the run: who, when, how it ended, why, and what it cost.
+fn attempts(t: &Task, now: Timestamp) -> Markup {
+    if t.run.attempts.is_empty() {
+        return html! { p #attempt-list { "No attempt yet." } };
+    }
+    html! {
+        table #attempt-list {
+            thead { tr { th { "#" } th { "Worker" } th { "Started" } th { "Ended" } th { "Outcome" } th { "Error" } th { "Cost" } } }
+            tbody {
+                @for a in &t.run.attempts {
+                    tr.attempt {
+                        td { (a.number) }
+                        td { (a.worker) }
+                        td { (time(a.started_at, now)) }
+                        td { (maybe_time(a.ended_at, now)) }
+                        td.outcome { (a.outcome.map_or("running", Outcome::as_str)) }
+                        td { (a.error.as_deref().unwrap_or("–")) }
+                        td { (a.cost_usd.map_or_else(|| "–".to_string(), |c| format!("${c:.2}"))) }
+                    }
+                }
+            }
+        }
+    }
 }

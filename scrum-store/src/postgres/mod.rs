@@ -290,7 +290,7 @@ async fn load<'c>(ex: impl PgExecutor<'c>, id: &TaskId, lock: bool) -> Result<Op
 }
 
 fn task_and_version(row: &PgRow) -> Result<(Task, i64)> {
-    Ok((from_json(row.get::<&str, _>(0), "task")?, row.get(1)))
+    Ok((logic::task_from_json(row.get::<&str, _>(0))?, row.get(1)))
 }
 
 /// Writes a step's task and its effects in one statement: an insert when
@@ -434,7 +434,7 @@ impl WorkQueue for PostgresQueue {
                 Err(Refusal::NotClaimable) => Step::store(task.clone()),
                 Err(e) => return Err(e.into()),
             };
-            let claimed = step.task.state == TaskState::InProgress;
+            let claimed = step.task.state() == TaskState::InProgress;
             // The version is unchanged unless someone else wrote the task since the
             // reservation (a cancel, a refresh): then look again.
             let written = if claimed && !step.task.locks.is_empty() {
@@ -517,7 +517,7 @@ impl WorkQueue for PostgresQueue {
         .await
         .map_err(|e| db_error("list tasks", e))?;
         rows.iter()
-            .map(|r| from_json(r.get::<&str, _>(0), "task"))
+            .map(|r| logic::task_from_json(r.get::<&str, _>(0)))
             .collect()
     }
 

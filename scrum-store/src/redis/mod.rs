@@ -258,7 +258,7 @@ impl WorkQueue for RedisQueue {
                 Err(Refusal::NotClaimable) => Step::store(current.task.clone()),
                 Err(e) => return Err(e.into()),
             };
-            let claimed = step.task.state == TaskState::InProgress;
+            let claimed = step.task.state() == TaskState::InProgress;
             let committed = self
                 .commit_checked(Some(&current.task), &step, current.version, None)
                 .await?;

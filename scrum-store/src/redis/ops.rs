@@ -8,7 +8,7 @@ use scrum_core::{Error, ErrorKind, Result, Task, TaskId, TaskState, Timestamp};
 use super::keys::{member, order_score, state_index};
 use super::{RedisQueue, scripts};
 use crate::last_written::VersionedRows;
-use crate::logic::{self, Columns, from_json};
+use crate::logic::{self, Columns};
 
 /// Maps a Redis error met while `doing` something, once, to the error callers see.
 pub(super) fn redis_error(doing: &str, e: redis::RedisError) -> Error {
@@ -93,7 +93,10 @@ impl RedisQueue {
         // Where the task goes. A pending task due later waits in `delayed`, which
         // claims move into `ready` when its time comes.
         let (index, index_score) = if c.claimable {
-            if task.not_before <= task.updated_at {
+            if task
+                .claimable_from()
+                .is_some_and(|at| at <= task.updated_at)
+            {
                 ("ready", order_score(c.priority, c.created_at))
             } else {
                 ("delayed", c.not_before)
@@ -108,13 +111,13 @@ impl RedisQueue {
             None => (0, "", true),
             Some(o) => {
                 let oc = (i16::from(o.issue.priority().rank()), o.issue.created_at.0);
-                let old_index = match o.state {
+                let old_index = match o.state() {
                     TaskState::Pending => "pending",
                     TaskState::InProgress => "leases",
                     _ => "",
                 };
                 (
-                    state_index(o.state),
+                    state_index(o.state()),
                     old_index,
                     order_score(oc.0, oc.1) != order,
                 )
@@ -137,13 +140,13 @@ impl RedisQueue {
             call.key(s);
         }
         call.key(&k.lock_keys).key(&k.locked);
-        let was_held = old.is_some_and(|o| o.state == TaskState::InProgress);
+        let was_held = old.is_some_and(|o| o.state() == TaskState::InProgress);
         let check_locks =
-            task.state == TaskState::InProgress && !was_held && !task.locks.is_empty();
+            task.state() == TaskState::InProgress && !was_held && !task.locks.is_empty();
         call.arg(member(&task.id))
             .arg(version)
             .arg(json)
-            .arg(state_index(task.state))
+            .arg(state_index(task.state()))
             .arg(index)
             .arg(index_score)
             .arg(order)
@@ -203,7 +206,7 @@ impl RedisQueue {
         jsons
             .into_iter()
             .flatten()
-            .map(|j| from_json(&j, "task"))
+            .map(|j| logic::task_from_json(&j))
             .collect()
     }
 
@@ -238,7 +241,7 @@ impl VersionedRows for RedisQueue {
 pub(super) fn versioned(version: Option<i64>, json: Option<String>) -> Result<Option<Versioned>> {
     match (version, json) {
         (Some(version), Some(json)) => Ok(Some(Versioned {
-            task: from_json(&json, "task")?,
+            task: logic::task_from_json(&json)?,
             version,
         })),
         _ => Ok(None),

@@ -47,7 +47,7 @@ impl Live {
         if let Some(old) = self.tasks.remove(&stored.task.id) {
             self.index.remove(&old.task);
         }
-        if stored.task.state.is_terminal() {
+        if stored.task.state().is_terminal() {
             return;
         }
         self.index.insert(&stored.task, now);

@@ -259,7 +259,7 @@ impl SqliteQueue {
         memory.last_row = memory.last_row.max(place.0);
         memory
             .counts
-            .moved(before.map(|(state, _)| state), step.task.state);
+            .moved(before.map(|(state, _)| state), step.task.state());
         let stored = Stored {
             row: place.0,
             task: step.task.clone(),
@@ -280,7 +280,7 @@ impl SqliteQueue {
             .await?
             .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
         let step = state::transition(&task, event, &ctx)?;
-        let saved = self.save(&mut memory, Some((task.state, row)), step, None, now)?;
+        let saved = self.save(&mut memory, Some((task.state(), row)), step, None, now)?;
         drop(memory);
         saved.committed().await
     }
@@ -298,7 +298,7 @@ impl WorkQueue for SqliteQueue {
         let current = self.task(&memory, &issue.id).await?;
         let (step, answer) = backend::enqueue_step(current.as_ref().map(|s| &s.task), issue, &ctx)?;
         if let Some(step) = step {
-            let before = current.map(|s| (s.task.state, s.row));
+            let before = current.map(|s| (s.task.state(), s.row));
             let saved = self.save(&mut memory, before, step, None, observed_at)?;
             drop(memory);
             saved.committed().await?;
@@ -326,7 +326,8 @@ impl WorkQueue for SqliteQueue {
             };
             match state::transition(&task, event, &ctx) {
                 Ok(step) => {
-                    let saved = self.save(&mut memory, Some((task.state, row)), step, None, now)?;
+                    let saved =
+                        self.save(&mut memory, Some((task.state(), row)), step, None, now)?;
                     drop(memory);
                     return saved.committed().await.map(Some);
                 }
@@ -352,7 +353,7 @@ impl WorkQueue for SqliteQueue {
                 continue;
             };
             let step = state::transition(&task, Event::Expire, &ctx)?;
-            saved.push(self.save(&mut memory, Some((task.state, row)), step, None, now)?);
+            saved.push(self.save(&mut memory, Some((task.state(), row)), step, None, now)?);
         }
         drop(memory);
         let mut expired = Vec::with_capacity(saved.len());
@@ -426,7 +427,7 @@ impl WorkQueue for SqliteQueue {
             && let Some(step) = backend::ack_step(&task, &effect, &ctx)
         {
             // The labels-written time and the deletion in one statement.
-            let before = Some((task.state, row));
+            let before = Some((task.state(), row));
             let saved = self.save(&mut memory, before, step, Some(id), now)?;
             drop(memory);
             return saved.committed().await.map(drop);

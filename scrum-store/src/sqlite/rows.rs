@@ -47,7 +47,7 @@ impl Row {
             new,
             repo: task.id.repo().to_string(),
             number: number_column(task.id.number())?,
-            state: task.state.as_str(),
+            state: task.state().as_str(),
             holder: task.holder().map(|w| w.as_str().to_string()),
             task: encode_task(task)?,
             effects: effects.iter().map(encode_effect).collect::<Result<_>>()?,
@@ -161,8 +161,16 @@ pub(super) fn encode_task(task: &Task) -> Result<Vec<u8>> {
 /// version 5), MessagePack with field names (rows last written under version 4;
 /// MessagePack marks a map apart from an array, and serde reads a struct from
 /// either), or JSON text (rows last written before version 4).
+///
+/// A row written before schema version 6 holds the task as releases before named
+/// states stored it ([`scrum_core::model::TaskV5`]); opening the file rewrites
+/// them ([`super::schema`]), and a row read before that reads as the task it stood
+/// for.
 pub(super) fn decode_task(value: ValueRef<'_>) -> Result<Task> {
-    decode(value, "task", "a task")
+    decode(value, "task", "a task").or_else(|e| match decode(value, "task", "a task") {
+        Ok(old) => Ok(Task::from_v5(old)),
+        Err(_) => Err(e),
+    })
 }
 
 /// A stored `what` (`a_what`, with its article) read back: MessagePack from a blob,
@@ -186,6 +194,25 @@ fn decode<T: serde::de::DeserializeOwned>(
             format!("a stored {what} is not {a_what}"),
         )),
     }
+}
+
+/// Writes every task row again in this build's form: what opening a file of an
+/// older schema version does, so that no row needs the old form's decoding after.
+pub(super) fn rewrite_tasks(conn: &Connection) -> Result<()> {
+    let doing = "rewrite the tasks in the new form";
+    let rows = query_rows(conn, "SELECT rowid, task FROM tasks", [], doing, |r| {
+        Ok(decode_task(r.get_ref(1)?).map(|t| (r.get::<_, i64>(0), t)))
+    })?;
+    let mut update = conn
+        .prepare("UPDATE tasks SET task = ?1 WHERE rowid = ?2")
+        .map_err(|e| db_error(doing, e))?;
+    for (rowid, task) in rows {
+        let rowid = rowid.map_err(|e| db_error(doing, e))?;
+        update
+            .execute(rusqlite::params![encode_task(&task)?, rowid])
+            .map_err(|e| db_error(doing, e))?;
+    }
+    Ok(())
 }
 
 /// An effect as the `effect` column of the outbox stores it (from schema version

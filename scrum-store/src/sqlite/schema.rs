@@ -126,7 +126,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         0);
     DROP INDEX outbox_task;
     CREATE INDEX outbox_task ON outbox (task, id);",
+    // 6: a task is a named state with its data and a record of its run's attempts
+    // (`scrum_core::model::Task`) instead of a state beside flags and the last
+    // lease (`scrum_core::model::TaskV5`). The columns keep their meaning; opening
+    // the file rewrites every task row in the new form (`rows::rewrite_tasks`), in
+    // the transaction that sets this version.
+    "",
 ];
+
+/// The first version whose task rows are written in the named-state form.
+const NAMED_STATES: usize = 6;
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -290,8 +299,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         }
         Ok(())
     };
-    migrated()
-        .and_then(|()| tx.commit())
+    migrated().map_err(|e| db_error("migrate the SQLite store", e))?;
+    if version < NAMED_STATES {
+        super::rows::rewrite_tasks(&tx)?;
+    }
+    tx.commit()
         .map_err(|e| db_error("migrate the SQLite store", e))
 }
 

@@ -190,7 +190,7 @@ pub(crate) async fn changes_by_another_orchestrator_are_seen(a: &dyn WorkQueue, 
         .await
         .unwrap()
         .unwrap();
-    let token = t.lease.as_ref().unwrap().token;
+    let token = t.lease().as_ref().unwrap().token;
 
     b.cancel(&t.id, "issue closed".into(), T0).await.unwrap();
     let reply = a.heartbeat(&t.id, token, T0).await.unwrap();
@@ -207,7 +207,7 @@ pub(crate) async fn changes_by_another_orchestrator_are_seen(a: &dyn WorkQueue, 
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LeaseLost, "{err}");
     let stored = b.get(&t.id).await.unwrap().unwrap();
-    assert_eq!(stored.state, TaskState::Cancelled);
+    assert_eq!(stored.state(), TaskState::Cancelled);
 }
 
 /// Calls on one task that arrive together (and may be written together): both
@@ -221,7 +221,7 @@ pub(crate) async fn concurrent_calls_on_one_task_take_effect_once(q: Arc<dyn Wor
     let w = WorkerId::new("w").unwrap();
     let mut claimed = Vec::new();
     while let Some(t) = q.claim(&w, LeaseKind::Heartbeat, T0).await.unwrap() {
-        claimed.push((t.id.clone(), t.lease.unwrap().token));
+        claimed.push((t.id.clone(), t.lease().unwrap().token));
     }
     let later = T0.plus(Duration::from_secs(1));
     let (first, token) = claimed[0].clone();
@@ -239,7 +239,7 @@ pub(crate) async fn concurrent_calls_on_one_task_take_effect_once(q: Arc<dyn Wor
         })
         .collect();
     for c in completions {
-        assert_eq!(c.await.unwrap().unwrap().state, TaskState::Completed);
+        assert_eq!(c.await.unwrap().unwrap().state(), TaskState::Completed);
     }
     for h in heartbeats {
         let expires = h.await.unwrap().unwrap().lease_expires_at;
@@ -255,7 +255,7 @@ pub(crate) async fn concurrent_calls_on_one_task_take_effect_once(q: Arc<dyn Wor
     assert_eq!(completed, 1);
     for (id, _) in &claimed[1..] {
         let t = q.get(id).await.unwrap().unwrap();
-        assert_eq!(t.lease.unwrap().expires_at, later.plus(q.policy().lease));
+        assert_eq!(t.lease().unwrap().expires_at, later.plus(q.policy().lease));
     }
 }
 
