@@ -10,7 +10,7 @@ use common::Fixture;
 use scrum_core::memory::ScriptedRunner;
 use scrum_core::runner::RunOutcome;
 use scrum_core::worker::{Handled, WorkSource, WorkerLoop};
-use scrum_core::{Completion, ErrorKind, Failure, TaskState, WorkerId};
+use scrum_core::{Completion, ErrorKind, Failure, LeaseKind, TaskState, WorkerId};
 use scrum_http::wire::{CompleteRequest, LeaseMode, TaskRef};
 use scrum_http::{ApiConfig, ApiToken, OrchestratorClient, serve};
 
@@ -72,8 +72,8 @@ async fn the_worker_loop_runs_a_task_over_http() {
         Some("https://github.com/acme/widgets/pull/101")
     );
     // A heartbeat lease, not the run-time one.
-    let lease = stored.lease().unwrap();
-    assert_eq!(lease.expires_at.0 - lease.claimed_at.0, 60_000);
+    let attempt = stored.last_attempt().unwrap();
+    assert_eq!(attempt.lease, LeaseKind::Heartbeat);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

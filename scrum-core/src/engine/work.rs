@@ -194,7 +194,7 @@ impl Orchestrator {
                 // when the report is applied.
                 if self.current_task(worker).as_ref() != Some(id) {
                     let task = self.task(id).await?;
-                    if task.lease().is_none_or(|l| &l.worker != worker) {
+                    if task.last_attempt().is_none_or(|a| &a.worker != worker) {
                         return Err(Error::new(
                             ErrorKind::LeaseLost,
                             format!("issue {id} is not leased to worker {worker}"),
@@ -211,7 +211,7 @@ impl Orchestrator {
                 let repo = id.as_ref().map(TaskId::repo);
                 match self.held_task(worker, report.number, repo).await {
                     Ok(task) => {
-                        let token = task.lease().map(|l| l.token).ok_or_else(|| {
+                        let token = task.last_attempt().map(|a| a.token).ok_or_else(|| {
                             Error::new(
                                 ErrorKind::LeaseLost,
                                 format!("issue {} holds no lease", task.id),

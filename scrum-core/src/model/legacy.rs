@@ -150,5 +150,6 @@ fn v5_attempt(old: &TaskV5) -> Option<Attempt> {
         error: old.last_error.clone(),
         cost_usd: old.cost_usd,
         tokens: old.tokens,
+        lease: lease.kind,
     })
 }

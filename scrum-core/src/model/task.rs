@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::deps::Blocked;
 use crate::model::{
-    Approval, Completion, EditReview, Lease, LeaseEnd, LeaseToken, ReadyIssue, TaskId, TaskState,
-    Timestamp, WorkerId,
+    Approval, Completion, EditReview, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, TaskId,
+    TaskState, Timestamp, WorkerId,
 };
 use crate::review::{PullState, Rework};
 
@@ -158,6 +158,9 @@ pub struct Attempt {
     pub cost_usd: Option<f64>,
     /// Model tokens it used, when the worker said.
     pub tokens: Option<u64>,
+    /// What the claimer asked for: heartbeats, or the whole run time (a client
+    /// that never heartbeats).
+    pub lease: LeaseKind,
 }
 
 /// How an attempt ended.

@@ -50,6 +50,7 @@ pub(super) fn claim(
         error: None,
         cost_usd: None,
         tokens: None,
+        lease: kind,
     });
     d.task.status = Status::Running {
         lease: Lease {

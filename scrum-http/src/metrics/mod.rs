@@ -357,7 +357,7 @@ fn seconds(d: Duration) -> f64 {
 
 impl Observer for Metrics {
     fn claimed(&self, task: &Task) {
-        let Some(lease) = &task.lease() else {
+        let Some(lease) = task.lease() else {
             return;
         };
         self.saw(task);
@@ -382,10 +382,10 @@ impl Observer for Metrics {
     }
 
     fn attempt_ended(&self, task: &Task, end: AttemptEnd, now: Timestamp) {
-        let Some(lease) = &task.lease() else {
+        let Some(attempt) = task.last_attempt() else {
             return;
         };
-        if !remember(&self.ended, lease.token) {
+        if !remember(&self.ended, attempt.token) {
             return;
         }
         self.saw(task);
@@ -399,7 +399,7 @@ impl Observer for Metrics {
             .inc();
         self.run_duration
             .get_or_create(&Outcome { outcome })
-            .observe(seconds(now.since(lease.claimed_at)));
+            .observe(seconds(now.since(attempt.started_at)));
         if task.state().is_terminal() {
             self.finished
                 .get_or_create(&RepoState {

@@ -161,8 +161,8 @@ async fn a_version_3_file_migrates_and_keeps_its_tasks_and_effects() {
         .unwrap();
     assert_eq!(
         stored,
-        ["blob", "text"],
-        "rewritten when written, else as it was"
+        ["blob", "blob"],
+        "every row is rewritten in this version's form when the file is opened"
     );
     q.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
