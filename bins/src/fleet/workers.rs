@@ -19,6 +19,11 @@ impl Fleet {
             "WORKFLOW_COMMAND",
             format!("sh {}", self.root.join("workflow.sh").display()),
         );
+        self.spawn_worker(id, cmd)
+    }
+
+    /// Starts `cmd` as worker `id`, kept until it is killed or the fleet stops.
+    fn spawn_worker(&mut self, id: &str, mut cmd: Command) -> anyhow::Result<()> {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting scrum-worker {id}"))?;
@@ -54,11 +59,7 @@ impl Fleet {
                 "PATH",
                 format!("{}:{path}", self.root.join("agents").display()),
             );
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting scrum-worker {id}"))?;
-        self.workers.insert(id.to_string(), child);
-        Ok(())
+        self.spawn_worker(id, cmd)
     }
 
     /// Where [`FAKE_CLAUDE`] keeps what each issue's calls got.
