@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{Person, ReadyIssue, TaskId};
 
-/// The label names of the lifecycle (the README's "A task's life"). Configurable; the
-/// defaults are those of the Python orchestrator this project replaces.
+/// The label names of the lifecycle (`docs/github.md`, "Labels and comments").
+/// Configurable; the defaults are those of the Python orchestrator this project
+/// replaces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Labels {
     /// An issue carrying every one of these is ready.
