@@ -9,12 +9,9 @@ use scrum_http::{NotifyTarget, WebhookNotifier};
 
 use crate::runner::Secret;
 
-/// The events `NOTIFY_EVENTS` accepts that nothing records yet: they are accepted,
-/// so a configuration written for them keeps working, and said at start.
-const NOT_YET_EMITTED: [&str; 3] = ["writes_refused", "budget_spent", "queue_blocked"];
-
 /// Where notifications go, and which.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
     /// A Slack incoming webhook: Block Kit messages, one a second at most.
     #[arg(
@@ -50,14 +47,13 @@ pub struct NotifyArgs {
     )]
     pub notify_webhook_secret: Option<Secret>,
     /// Which events are sent, comma-separated: completed, failed (for good; a
-    /// spent ISSUE_BUDGET_USD is one), needs_clarification, worker_lost. Also
-    /// accepted, not yet sent by this version: writes_refused, budget_spent (a
-    /// repository's monthly budget), queue_blocked.
+    /// spent ISSUE_BUDGET_USD is one), needs_clarification (an issue parked with
+    /// questions), worker_lost.
     #[arg(
         long,
         env = "NOTIFY_EVENTS",
         value_name = "NOTIFY_EVENTS",
-        default_value = "completed,failed,needs_clarification,worker_lost,writes_refused,budget_spent,queue_blocked"
+        default_value = "completed,failed,needs_clarification,worker_lost"
     )]
     pub notify_events: String,
 }
@@ -94,7 +90,7 @@ impl NotifyArgs {
         Ok(targets)
     }
 
-    /// The events to send.
+    /// The events to send; an unknown one is an error naming the valid ones.
     pub fn events(&self) -> anyhow::Result<Vec<NotifyEvent>> {
         let mut events = Vec::new();
         for name in self
@@ -104,13 +100,11 @@ impl NotifyArgs {
             .filter(|n| !n.is_empty())
         {
             let name = name.to_ascii_lowercase().replace('-', "_");
-            if NOT_YET_EMITTED.contains(&name.as_str()) {
-                continue;
-            }
             let event: NotifyEvent = name.parse().map_err(|_| {
+                let valid: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.as_str()).collect();
                 anyhow::anyhow!(
-                    "NOTIFY_EVENTS: unknown event {name:?}; known: completed, failed, worker_lost, {}",
-                    NOT_YET_EMITTED.join(", ")
+                    "NOTIFY_EVENTS: unknown event {name:?}; the events are: {}",
+                    valid.join(", ")
                 )
             })?;
             if !events.contains(&event) {
@@ -120,11 +114,26 @@ impl NotifyArgs {
         Ok(events)
     }
 
+    /// Checks the targets' URLs and the events; each error names the variable.
+    pub fn validate(&self) -> anyhow::Result<Notifications> {
+        Ok(Notifications {
+            targets: self.targets()?,
+            events: self.events()?,
+        })
+    }
+}
+
+/// The notification settings, checked.
+pub struct Notifications {
+    targets: Vec<NotifyTarget>,
+    events: Vec<NotifyEvent>,
+}
+
+impl Notifications {
     /// The routes the queue records notifications for, and the notifier that sends
     /// them; `None` when no target is configured.
-    pub fn notifier(&self) -> anyhow::Result<Option<(Vec<NotifyRoute>, WebhookNotifier)>> {
-        let targets = self.targets()?;
-        let events = self.events()?;
+    pub fn notifier(self) -> anyhow::Result<Option<(Vec<NotifyRoute>, WebhookNotifier)>> {
+        let Notifications { targets, events } = self;
         if targets.is_empty() {
             return Ok(None);
         }
@@ -136,8 +145,8 @@ impl NotifyArgs {
             })
             .collect();
         let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
-        let emitted: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
-        tracing::info!(targets = ?names, events = ?emitted, not_yet_emitted = ?NOT_YET_EMITTED, "notifications on");
+        let sent: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+        tracing::info!(targets = ?names, events = ?sent, "notifications on");
         let notifier = WebhookNotifier::new(targets).map_err(anyhow::Error::msg)?;
         Ok(Some((routes, notifier)))
     }
