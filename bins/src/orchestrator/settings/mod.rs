@@ -5,7 +5,7 @@
 //!
 //! Each setting is read from, in this order of precedence: its flag, its
 //! environment variable (the Python orchestrator's names and defaults), the settings
-//! file (`--config`, `ORCHESTRATOR_CONFIG`; see [`file`]), its default.
+//! file (`--config`, `ORCHESTRATOR_CONFIG`; see [`mod@file`]), its default.
 //!
 //! # Layout
 //!
@@ -15,7 +15,7 @@
 //! - [`policy`]: leases and retries, budgets and locks (the queue's policy);
 //! - [`gates`]: trust and review gating;
 //! - [`fleet`]: the workers and their SSH checks;
-//! - [`file`]: the settings file, and how its values join the command line;
+//! - [`mod@file`]: the settings file, and how its values join the command line;
 //! - [`table`]: the settings as documentation (`docs/settings.md`) and as the
 //!   `settings` subcommand prints them.
 
