@@ -183,32 +183,28 @@ trust_mode = "off"
 
 #[test]
 fn switches_take_false_and_true_from_the_command_line() {
-    let shown = |args: &[&str], env: &[(&str, &str)]| {
-        let out = orchestrator(args, env);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
-    };
-    let s = shown(&["--block-on-changes-requested=false", "settings"], &[]);
-    assert_eq!(
-        setting(&s, "block_on_changes_requested"),
-        "block_on_changes_requested = false  # flag"
-    );
-    let s = shown(
-        &["--rework-on-changes-requested", "settings"],
-        &[("REWORK_ON_CHANGES_REQUESTED", "false")],
-    );
-    assert_eq!(
-        setting(&s, "rework_on_changes_requested"),
-        "rework_on_changes_requested = true  # flag"
-    );
-    let s = shown(
-        &["--allow-read-only-repos=false", "settings"],
-        &[("ALLOW_READ_ONLY_REPOS", "true")],
-    );
-    assert_eq!(
-        setting(&s, "allow_read_only_repos"),
-        "allow_read_only_repos = false  # flag"
-    );
+    for (flag, env, shown) in [
+        (
+            "--block-on-changes-requested=false",
+            None,
+            "block_on_changes_requested = false  # flag",
+        ),
+        (
+            "--rework-on-changes-requested",
+            Some(("REWORK_ON_CHANGES_REQUESTED", "false")),
+            "rework_on_changes_requested = true  # flag",
+        ),
+        (
+            "--allow-read-only-repos=false",
+            Some(("ALLOW_READ_ONLY_REPOS", "true")),
+            "allow_read_only_repos = false  # flag",
+        ),
+    ] {
+        let out = orchestrator(&[flag, "settings"], env.as_slice());
+        assert!(out.status.success(), "{flag}: {}", stderr(&out));
+        let key = shown.split(' ').next().unwrap();
+        assert_eq!(setting(&stdout(&out), key), shown);
+    }
     let out = orchestrator(&["--block-on-changes-requested=maybe", "settings"], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("maybe"), "{}", stderr(&out));

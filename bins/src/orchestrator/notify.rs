@@ -13,7 +13,8 @@ use crate::runner::Secret;
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
-    /// A Slack incoming webhook: Block Kit messages, one a second at most.
+    /// A Slack incoming webhook: Block Kit messages, one a second at most. Unset:
+    /// nothing goes to Slack.
     #[arg(
         long,
         env = "SLACK_WEBHOOK_URL",
@@ -21,7 +22,7 @@ pub struct NotifyArgs {
         hide_env_values = true
     )]
     pub slack_webhook_url: Option<Secret>,
-    /// A Discord webhook: embeds.
+    /// A Discord webhook: embeds. Unset: nothing goes to Discord.
     #[arg(
         long,
         env = "DISCORD_WEBHOOK_URL",
@@ -30,7 +31,7 @@ pub struct NotifyArgs {
     )]
     pub discord_webhook_url: Option<Secret>,
     /// Any HTTP endpoint: JSON signed with NOTIFY_WEBHOOK_SECRET
-    /// (`X-Scrum-Signature: sha256=<hex HMAC-SHA256 of the body>`).
+    /// (`X-Scrum-Signature: sha256=<hex HMAC-SHA256 of the body>`). Unset: none.
     #[arg(
         long,
         env = "NOTIFY_WEBHOOK_URL",
@@ -38,7 +39,8 @@ pub struct NotifyArgs {
         hide_env_values = true
     )]
     pub notify_webhook_url: Option<Secret>,
-    /// The key NOTIFY_WEBHOOK_URL's notifications are signed with (16 characters or more).
+    /// The key NOTIFY_WEBHOOK_URL's notifications are signed with (16 characters or
+    /// more; required with NOTIFY_WEBHOOK_URL).
     #[arg(
         long,
         env = "NOTIFY_WEBHOOK_SECRET",

@@ -75,6 +75,7 @@ impl WorkerArgs {
 #[command(next_help_heading = "SSH")]
 pub struct SshArgs {
     /// Private key for SSH checks of the worker hosts (ed25519 or RSA, unencrypted).
+    /// Unset: the hosts are not checked.
     #[arg(long, env = "WORKER_SSH_KEY", value_name = "WORKER_SSH_KEY")]
     pub worker_ssh_key: Option<PathBuf>,
     /// User for SSH checks.

@@ -25,10 +25,11 @@ pub struct GitHubArgs {
         hide_env_values = true
     )]
     pub github_token: Option<Secret>,
-    /// The repository to watch, owner/name.
+    /// The repository to watch, owner/name (this or GITHUB_REPOS is required).
     #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
     pub github_repo: Option<String>,
-    /// Several repositories, comma-separated (instead of GITHUB_REPO).
+    /// Several repositories, comma-separated (instead of GITHUB_REPO; it wins when
+    /// both are set).
     #[arg(long, env = "GITHUB_REPOS", value_name = "GITHUB_REPOS")]
     pub github_repos: Option<String>,
     /// Labels an issue must carry (all of them, comma-separated) to be queued.
