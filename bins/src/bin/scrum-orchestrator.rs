@@ -1,16 +1,15 @@
-//! `scrum-orchestrator`: parses configuration, then runs the service or an operator
-//! subcommand. Everything else is library code (`scrum_bins::orchestrator`).
+//! `scrum-orchestrator`: reads its settings (flags, environment, settings file), then
+//! runs the service or a subcommand. Everything else is library code
+//! (`scrum_bins::orchestrator`).
 
-use clap::Parser;
-use scrum_bins::{logging, orchestrator::OrchestratorCli};
+use scrum_bins::{logging, orchestrator};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = OrchestratorCli::parse();
-    let result = match cli.command {
-        Some(op) => scrum_bins::orchestrator::operate(op).await,
-        None => match logging::init(&cli.serve.log, None).and_then(|()| cli.serve.validate()) {
-            Ok(service) => service.run(logging::shutdown_signal()).await,
+    let result = match orchestrator::load(std::env::args_os()) {
+        Ok(loaded) => orchestrator::run(loaded, logging::shutdown_signal()).await,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
             Err(e) => Err(e),
         },
     };

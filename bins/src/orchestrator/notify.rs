@@ -9,14 +9,12 @@ use scrum_http::{NotifyTarget, WebhookNotifier};
 
 use crate::runner::Secret;
 
-/// The events `NOTIFY_EVENTS` accepts that nothing records yet: they are accepted,
-/// so a configuration written for them keeps working, and said at start.
-const NOT_YET_EMITTED: [&str; 3] = ["writes_refused", "budget_spent", "queue_blocked"];
-
 /// Where notifications go, and which.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
-    /// A Slack incoming webhook: Block Kit messages, one a second at most.
+    /// A Slack incoming webhook: Block Kit messages, one a second at most. Unset:
+    /// nothing goes to Slack.
     #[arg(
         long,
         env = "SLACK_WEBHOOK_URL",
@@ -24,7 +22,7 @@ pub struct NotifyArgs {
         hide_env_values = true
     )]
     pub slack_webhook_url: Option<Secret>,
-    /// A Discord webhook: embeds.
+    /// A Discord webhook: embeds. Unset: nothing goes to Discord.
     #[arg(
         long,
         env = "DISCORD_WEBHOOK_URL",
@@ -33,7 +31,7 @@ pub struct NotifyArgs {
     )]
     pub discord_webhook_url: Option<Secret>,
     /// Any HTTP endpoint: JSON signed with NOTIFY_WEBHOOK_SECRET
-    /// (`X-Scrum-Signature: sha256=<hex HMAC-SHA256 of the body>`).
+    /// (`X-Scrum-Signature: sha256=<hex HMAC-SHA256 of the body>`). Unset: none.
     #[arg(
         long,
         env = "NOTIFY_WEBHOOK_URL",
@@ -41,7 +39,8 @@ pub struct NotifyArgs {
         hide_env_values = true
     )]
     pub notify_webhook_url: Option<Secret>,
-    /// The key NOTIFY_WEBHOOK_URL's notifications are signed with (16 characters or more).
+    /// The key NOTIFY_WEBHOOK_URL's notifications are signed with (16 characters or
+    /// more; required with NOTIFY_WEBHOOK_URL).
     #[arg(
         long,
         env = "NOTIFY_WEBHOOK_SECRET",
@@ -50,14 +49,13 @@ pub struct NotifyArgs {
     )]
     pub notify_webhook_secret: Option<Secret>,
     /// Which events are sent, comma-separated: completed, failed (for good; a
-    /// spent ISSUE_BUDGET_USD is one), needs_clarification, worker_lost. Also
-    /// accepted, not yet sent by this version: writes_refused, budget_spent (a
-    /// repository's monthly budget), queue_blocked.
+    /// spent ISSUE_BUDGET_USD is one), needs_clarification (an issue parked with
+    /// questions), worker_lost.
     #[arg(
         long,
         env = "NOTIFY_EVENTS",
         value_name = "NOTIFY_EVENTS",
-        default_value = "completed,failed,needs_clarification,worker_lost,writes_refused,budget_spent,queue_blocked"
+        default_value = "completed,failed,needs_clarification,worker_lost"
     )]
     pub notify_events: String,
 }
@@ -94,7 +92,7 @@ impl NotifyArgs {
         Ok(targets)
     }
 
-    /// The events to send.
+    /// The events to send; an unknown one is an error naming the valid ones.
     pub fn events(&self) -> anyhow::Result<Vec<NotifyEvent>> {
         let mut events = Vec::new();
         for name in self
@@ -104,13 +102,11 @@ impl NotifyArgs {
             .filter(|n| !n.is_empty())
         {
             let name = name.to_ascii_lowercase().replace('-', "_");
-            if NOT_YET_EMITTED.contains(&name.as_str()) {
-                continue;
-            }
             let event: NotifyEvent = name.parse().map_err(|_| {
+                let valid: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.as_str()).collect();
                 anyhow::anyhow!(
-                    "NOTIFY_EVENTS: unknown event {name:?}; known: completed, failed, worker_lost, {}",
-                    NOT_YET_EMITTED.join(", ")
+                    "NOTIFY_EVENTS: unknown event {name:?}; the events are: {}",
+                    valid.join(", ")
                 )
             })?;
             if !events.contains(&event) {
@@ -120,11 +116,26 @@ impl NotifyArgs {
         Ok(events)
     }
 
+    /// Checks the targets' URLs and the events; each error names the variable.
+    pub fn validate(&self) -> anyhow::Result<Notifications> {
+        Ok(Notifications {
+            targets: self.targets()?,
+            events: self.events()?,
+        })
+    }
+}
+
+/// The notification settings, checked.
+pub struct Notifications {
+    targets: Vec<NotifyTarget>,
+    events: Vec<NotifyEvent>,
+}
+
+impl Notifications {
     /// The routes the queue records notifications for, and the notifier that sends
     /// them; `None` when no target is configured.
-    pub fn notifier(&self) -> anyhow::Result<Option<(Vec<NotifyRoute>, WebhookNotifier)>> {
-        let targets = self.targets()?;
-        let events = self.events()?;
+    pub fn notifier(self) -> anyhow::Result<Option<(Vec<NotifyRoute>, WebhookNotifier)>> {
+        let Notifications { targets, events } = self;
         if targets.is_empty() {
             return Ok(None);
         }
@@ -136,8 +147,8 @@ impl NotifyArgs {
             })
             .collect();
         let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
-        let emitted: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
-        tracing::info!(targets = ?names, events = ?emitted, not_yet_emitted = ?NOT_YET_EMITTED, "notifications on");
+        let sent: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+        tracing::info!(targets = ?names, events = ?sent, "notifications on");
         let notifier = WebhookNotifier::new(targets).map_err(anyhow::Error::msg)?;
         Ok(Some((routes, notifier)))
     }

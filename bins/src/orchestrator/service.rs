@@ -1,28 +1,30 @@
 //! The orchestrator's wiring: the store, GitHub, the SSH probe and the engine, run
 //! by [`scrum_http::run`] with the API in front.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use scrum_core::engine::{EngineConfig, Orchestrator, TrustMode};
-use scrum_core::locks::LockRules;
-use scrum_core::state::{Backoff, Policy};
+use scrum_core::engine::{EngineConfig, Orchestrator};
+use scrum_core::state::Policy;
 use scrum_core::{ErrorKind, WorkerProbe};
 use scrum_github::{GitHubClient, GitHubConfig};
 use scrum_http::{ApiConfig, ApiState};
+use scrum_ssh::SshProbeConfig;
 
-use super::cli::ServeArgs;
+use super::notify::Notifications;
+use super::settings::ServeArgs;
+use super::settings::policy::policy;
+use super::settings::store::StoreSettings;
 
 /// Everything the service needs, validated ([`ServeArgs::validate`]).
 pub struct Service {
     pub(super) args: ServeArgs,
     pub(super) github: GitHubConfig,
     pub(super) api: ApiConfig,
-    pub(super) state_dir: PathBuf,
-    pub(super) database_url: String,
+    pub(super) store: StoreSettings,
+    /// The SSH probe's configuration, when worker hosts are probed.
+    pub(super) ssh: Option<SshProbeConfig>,
+    pub(super) notifier: Notifications,
     pub(super) worker_hosts: Vec<String>,
 }
 
@@ -33,28 +35,29 @@ impl Service {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let probe = self.probe()?;
         let a = &self.args;
-        let shown_url = scrum_store::redact_url(&self.database_url);
+        let shown_url = scrum_store::redact_url(&self.store.database_url);
         let mut policy = self.policy();
-        let notifier = self.args.notify.notifier()?;
+        let notifier = self.notifier.notifier()?;
         if let Some((routes, _)) = &notifier {
             policy.notify = routes.clone();
         }
-        let queue = scrum_store::open(&self.database_url, policy)
+        let queue = scrum_store::open(&self.store.database_url, policy)
             .await
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         tracing::info!(store = %shown_url, "store open");
         let github = GitHubClient::new(self.github.clone()).map_err(anyhow::Error::msg)?;
         let read_only = github.check().await.map_err(|e| match e.kind() {
             ErrorKind::Unauthorized => anyhow::anyhow!("GITHUB_TOKEN was refused by GitHub: {e}"),
-            _ => anyhow::anyhow!("GitHub at {}: {e}", a.github_api_url),
+            _ => anyhow::anyhow!("GitHub at {}: {e}", a.github.github_api_url),
         })?;
         for (repo, granted) in &read_only {
             let why = format!(
                 "GITHUB_TOKEN may read {repo} but not label its issues: it needs the triage or \
                  write permission there (it has: {granted})"
             );
-            if !a.allow_read_only_repos {
+            if !a.github.allow_read_only_repos {
                 anyhow::bail!("{why}; grant it, or set ALLOW_READ_ONLY_REPOS=true to start anyway");
             }
             tracing::warn!(repository = %repo, "{why}; starting anyway (ALLOW_READ_ONLY_REPOS): its writes will be set aside and its tasks held");
@@ -64,40 +67,23 @@ impl Service {
         let mut github_status = github.subscribe_status();
         let mut builder =
             Orchestrator::builder(queue, Arc::new(github.clone())).config(EngineConfig {
-                poll_interval: Duration::from_secs(a.github_poll_interval),
-                probe_interval: Duration::from_secs(a.worker_health_check_interval),
-                worker_forget_after: Duration::from_secs(a.worker_forget_secs),
+                poll_interval: a.github.poll_interval(),
+                probe_interval: a.ssh.interval(),
+                worker_forget_after: a.workers.forget_after(),
                 worker_hosts: self.worker_hosts.clone(),
                 labels: self.github.labels.clone(),
-                leader_ttl: Duration::from_secs(a.leader_ttl_secs),
-                trust: a.trust_mode,
-                review: scrum_core::review::ReviewSettings {
-                    max_pending: a.max_pending_prs,
-                    max_pending_total: a.max_pending_prs_total,
-                    block_on_changes_requested: a.block_on_changes_requested,
-                    rework_on_changes_requested: a.rework_on_changes_requested,
-                },
-                budgets: scrum_core::engine::Budgets {
-                    repo_monthly_usd: a.repo_monthly_budget_usd,
-                },
-                scaling: scrum_core::engine::ScalingSettings {
-                    max_workers: a.max_workers,
-                    min_idle_workers: a.min_idle_workers,
-                },
+                leader_ttl: a.leases.leader_ttl(),
+                trust: a.trust.trust_mode,
+                review: a.review.settings(),
+                budgets: a.budgets.engine_budgets(),
+                scaling: a.workers.scaling(),
                 ..EngineConfig::default()
             });
-        match a.trust_mode {
-            TrustMode::Off => {
-                tracing::warn!(trust_mode = %a.trust_mode, "trust checks are off: every ready issue is queued and workers get its latest text, whoever wrote it")
-            }
-            mode => {
-                tracing::info!(trust_mode = %mode, "only text approved by people with write access reaches an agent")
-            }
-        }
+        a.trust.log();
         if let Some((_, notifier)) = notifier {
             builder = builder.notifier(Arc::new(notifier));
         }
-        if let Some(probe) = self.probe()? {
+        if let Some(probe) = probe {
             builder = builder.probe(probe);
         }
         let orchestrator = builder.build();
@@ -118,7 +104,7 @@ impl Service {
                 }
             });
         }
-        let addr = SocketAddr::new(a.host, a.port);
+        let addr = a.listener.addr();
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!("cannot listen on {addr} (ORCHESTRATOR_HOST/ORCHESTRATOR_PORT)")
         })?;
@@ -140,49 +126,16 @@ impl Service {
 
     fn policy(&self) -> Policy {
         let a = &self.args;
-        Policy {
-            max_attempts: a.max_attempts,
-            lease: Duration::from_secs(a.lease_secs),
-            max_run: Duration::from_secs(a.max_run_secs),
-            backoff: Backoff {
-                initial: Duration::from_secs(a.retry_backoff_secs),
-                cap: Duration::from_secs(15 * 60).max(Duration::from_secs(a.retry_backoff_secs)),
-            },
-            issue_budget_usd: a.issue_budget_usd,
-            locks: LockRules {
-                areas: a.lock_areas.0.clone(),
-                barriers: a
-                    .lock_barriers
-                    .as_deref()
-                    .map_or_else(|| LockRules::default().barriers, LockRules::parse_barriers),
-            },
-            ..Policy::default()
-        }
+        policy(&a.leases, &a.budgets, &a.locks)
     }
 
     /// The SSH probe of the worker hosts, when both hosts and a key are configured.
     fn probe(&self) -> anyhow::Result<Option<Arc<dyn WorkerProbe>>> {
-        let a = &self.args;
-        match (&a.worker_ssh_key, self.worker_hosts.is_empty()) {
-            (Some(key), false) => {
-                let mut ssh = scrum_ssh::SshProbeConfig::new(
-                    &a.worker_ssh_user,
-                    key,
-                    self.state_dir.join("known_hosts"),
-                );
-                ssh.known_hosts = a.worker_ssh_known_hosts.clone();
-                ssh.unit = a.worker_service_unit.clone();
-                let probe = scrum_ssh::SshProbe::new(ssh)
-                    .map_err(|e| anyhow::anyhow!("WORKER_SSH_KEY: {e}"))?;
-                Ok(Some(Arc::new(probe)))
-            }
-            (None, false) => {
-                tracing::warn!(
-                    "WORKER_IPS is set but WORKER_SSH_KEY is not: worker hosts are not probed"
-                );
-                Ok(None)
-            }
-            _ => Ok(None),
-        }
+        let Some(ssh) = &self.ssh else {
+            return Ok(None);
+        };
+        let probe = scrum_ssh::SshProbe::new(ssh.clone())
+            .map_err(|e| anyhow::anyhow!("WORKER_SSH_KEY: {e}"))?;
+        Ok(Some(Arc::new(probe)))
     }
 }

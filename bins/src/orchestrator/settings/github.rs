@@ -1,0 +1,124 @@
+//! The GitHub settings: the token, the repositories, the ready labels, how often
+//! GitHub is polled and how fast it is written to, and the webhook's secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use scrum_core::Labels;
+use scrum_github::GitHubConfig;
+use scrum_github::config::{Timing, parse_ready_labels, parse_repos};
+use scrum_github::webhook::WebhookSecret;
+
+use crate::runner::Secret;
+
+/// GitHub: where work comes from and where outcomes go.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "GitHub")]
+pub struct GitHubArgs {
+    /// GitHub token that can read and label issues (required).
+    #[arg(
+        long,
+        env = "GITHUB_TOKEN",
+        value_name = "GITHUB_TOKEN",
+        hide_env_values = true
+    )]
+    pub github_token: Option<Secret>,
+    /// The repository to watch, owner/name (this or GITHUB_REPOS is required).
+    #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
+    pub github_repo: Option<String>,
+    /// Several repositories, comma-separated (instead of GITHUB_REPO; it wins when
+    /// both are set).
+    #[arg(long, env = "GITHUB_REPOS", value_name = "GITHUB_REPOS")]
+    pub github_repos: Option<String>,
+    /// Labels an issue must carry (all of them, comma-separated) to be queued.
+    #[arg(
+        long,
+        env = "GITHUB_ISSUE_LABELS",
+        value_name = "GITHUB_ISSUE_LABELS",
+        default_value = "ai-ready"
+    )]
+    pub github_issue_labels: String,
+    /// Seconds between GitHub polls.
+    #[arg(long, env = "GITHUB_POLL_INTERVAL", value_name = "GITHUB_POLL_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub github_poll_interval: u64,
+    /// GitHub's API base (point it at a GitHub Enterprise server or a test server).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        value_name = "GITHUB_API_URL",
+        default_value = scrum_github::config::DEFAULT_API_URL
+    )]
+    pub github_api_url: String,
+    /// The least time between two writes to GitHub, in milliseconds (GitHub asks for a
+    /// second, to stay clear of its secondary rate limits).
+    #[arg(
+        long,
+        env = "GITHUB_WRITE_SPACING_MS",
+        value_name = "GITHUB_WRITE_SPACING_MS",
+        default_value_t = 1000
+    )]
+    pub github_write_spacing_ms: u64,
+    /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        value_name = "GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<Secret>,
+    /// Start even when GITHUB_TOKEN may read a repository but not label its issues
+    /// there (it needs triage or write): that repository shows as degraded in
+    /// /health, its labels and comments are set aside, and its tasks are not handed
+    /// out until a write to it succeeds. Without it such a repository is a start-up
+    /// error.
+    #[arg(long, env = "ALLOW_READ_ONLY_REPOS", value_name = "ALLOW_READ_ONLY_REPOS", default_value = "false", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_read_only_repos: bool,
+}
+
+impl GitHubArgs {
+    /// The client's configuration, and the webhook's secret when one is set. Each
+    /// error names the variable to fix.
+    pub fn validate(&self) -> anyhow::Result<(GitHubConfig, Option<Arc<WebhookSecret>>)> {
+        let token = self.github_token.as_ref().context(
+            "GITHUB_TOKEN is not set: the orchestrator needs a token that can read and label issues",
+        )?;
+        let (variable, list) = match (&self.github_repo, &self.github_repos) {
+            (_, Some(list)) if !list.trim().is_empty() => ("GITHUB_REPOS", list.as_str()),
+            (Some(one), _) if !one.trim().is_empty() => ("GITHUB_REPO", one.as_str()),
+            _ => bail!(
+                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name)"
+            ),
+        };
+        let repos = parse_repos(variable, list).map_err(anyhow::Error::msg)?;
+        let labels = Labels {
+            ready: parse_ready_labels(&self.github_issue_labels),
+            ..Labels::default()
+        };
+        if labels.ready.is_empty() {
+            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
+        }
+        let github = GitHubConfig::new(token.expose(), repos)
+            .and_then(|c| c.with_api_url(&self.github_api_url))
+            .and_then(|c| c.with_labels(labels))
+            .map_err(anyhow::Error::msg)?
+            .with_timing(Timing {
+                write_spacing: Duration::from_millis(self.github_write_spacing_ms),
+                ..Timing::default()
+            });
+        let webhook = match &self.github_webhook_secret {
+            Some(secret) => Some(Arc::new(
+                WebhookSecret::new(secret.expose())
+                    .map_err(|e| anyhow::anyhow!("GITHUB_WEBHOOK_SECRET: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok((github, webhook))
+    }
+
+    /// How often GitHub is polled.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.github_poll_interval)
+    }
+}
