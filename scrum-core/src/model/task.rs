@@ -240,7 +240,7 @@ pub struct Task {
     pub status: Status,
     /// The current (or last) run, with its attempts.
     pub run: Run,
-    /// Who approved the text in `issue` (see the README's "Trust"). `None` for a
+    /// Who approved the text in `issue` (see `docs/trust.md`). `None` for a
     /// task queued with trust checks off.
     pub approval: Option<Approval>,
     /// The lock keys the issue declares ([`crate::locks`]): while the task is

@@ -19,7 +19,7 @@ pub struct Effect {
     pub kind: EffectKind,
 }
 
-/// What an [`Effect`] writes to GitHub (the label lifecycle is in the README's "A task's life").
+/// What an [`Effect`] writes to GitHub (the label lifecycle is in `docs/github.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EffectKind {
