@@ -4,18 +4,19 @@
 //!
 //! - [`enqueue_step`] decides what an enqueue stores and answers;
 //! - [`ack_step`] decides what acknowledging an effect changes on its task;
+//! - [`admits`] says whether a claim may take a task (time, hold, locks);
 //! - [`LiveIndex`] keeps the orders claims and the lease reaper walk, for a backend
 //!   that holds its live tasks in memory;
 //! - [`due_effects`] picks the effects to apply now from a scan of the outbox.
 //!
-//! The in-memory queue ([`crate::memory::MemoryQueue`]) is built from these and is
-//! the shortest backend to read; the SQLite, PostgreSQL and Redis stores use them too.
+//! The shared code of every [`Store`](crate::store::Store) uses them; the in-memory
+//! queue ([`crate::memory::MemoryQueue`]) is the shortest backend to read.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::error::Result;
 use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
-use crate::queue::{Enqueued, OutboxEntry};
+use crate::queue::{Enqueued, Hold, OutboxEntry};
 use crate::state::{self, Ctx, Effect, Event, Refusal, Step};
 
 /// What an enqueue of `issue` stores, if anything, and what it answers, given the
@@ -88,6 +89,21 @@ pub fn due_effects<'a>(
     due
 }
 
+/// Whether a claim at `now` may take `task`: it waits for a worker and its time
+/// has come, `hold` does not hold it, and no task of `held` (in-progress tasks:
+/// id, lease expiry, lock keys) holds a lock its keys overlap
+/// ([`crate::locks::lock_holder`]). Every store's reservation asks this.
+pub fn admits<'a>(
+    task: &Task,
+    now: Timestamp,
+    hold: &Hold,
+    held: impl IntoIterator<Item = (&'a TaskId, Timestamp, &'a [String])>,
+) -> bool {
+    task.claimable_from().is_some_and(|at| at <= now)
+        && !hold.holds(&task.id)
+        && crate::locks::lock_holder(&task.locks, held, now).is_none()
+}
+
 /// The claim order of a pending task: priority, then the oldest issue, then the id.
 pub type OrderKey = (u8, Timestamp, TaskId);
 
@@ -104,6 +120,9 @@ pub struct LiveIndex {
     ready: BTreeSet<OrderKey>,
     delayed: BTreeSet<(Timestamp, OrderKey)>,
     leases: BTreeSet<(Timestamp, TaskId)>,
+    /// Claimable tasks a claim reserved, out of the claim order until the time
+    /// given (a claimer that vanished in between does not keep them).
+    reserved: BTreeMap<OrderKey, Timestamp>,
     /// In-progress tasks that declare paths: their lease's expiry and lock keys.
     locked: BTreeMap<TaskId, (Timestamp, Vec<String>)>,
 }
@@ -132,7 +151,7 @@ impl LiveIndex {
     pub fn remove(&mut self, task: &Task) {
         if let Some(at) = task.claimable_from() {
             let key = task.order_key();
-            if !self.ready.remove(&key) {
+            if !self.ready.remove(&key) && self.reserved.remove(&key).is_none() {
                 self.delayed.remove(&(at, key));
             }
         } else if let Some(l) = task.lease() {
@@ -143,16 +162,56 @@ impl LiveIndex {
         }
     }
 
+    /// The in-progress tasks that hold locks: id, lease expiry, lock keys.
+    pub fn locks(&self) -> impl Iterator<Item = (&TaskId, Timestamp, &[String])> {
+        self.locked
+            .iter()
+            .map(|(id, (at, k))| (id, *at, k.as_slice()))
+    }
+
+    /// Reserves the first pending task a claim at `now` may take ([`admits`];
+    /// `task` finds a task by id) until `until`: it leaves the claim order until
+    /// it is stored again ([`LiveIndex::remove`]) or `until` passes.
+    pub fn reserve<'a>(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        hold: &Hold,
+        task: impl Fn(&TaskId) -> Option<&'a Task>,
+    ) -> Option<TaskId> {
+        self.promote_due(now);
+        let key = self
+            .ready
+            .iter()
+            .find(|(_, _, id)| task(id).is_some_and(|t| admits(t, now, hold, self.locks())))?
+            .clone();
+        self.ready.remove(&key);
+        let id = key.2.clone();
+        self.reserved.insert(key, until);
+        Some(id)
+    }
+
     /// The in-progress task, with a live lease at `now`, whose lock keys overlap
     /// `keys`: a pending task with `keys` is not handed out while there is one
     /// ([`crate::locks`]).
     pub fn lock_holder(&self, keys: &[String], now: Timestamp) -> Option<&TaskId> {
-        let held = self.locked.iter();
-        crate::locks::lock_holder(keys, held.map(|(id, (at, k))| (id, *at, k.as_slice())), now)
+        crate::locks::lock_holder(keys, self.locks(), now)
     }
 
-    /// Moves backing-off tasks whose time has come by `now` into the claim order.
+    /// Moves backing-off tasks whose time has come by `now`, and reservations that
+    /// lapsed by then, into the claim order.
     pub fn promote_due(&mut self, now: Timestamp) {
+        // Reservations are few: the claims in flight.
+        if self.reserved.values().any(|until| *until <= now) {
+            let lapsed: Vec<OrderKey> = (self.reserved.iter())
+                .filter(|(_, until)| **until <= now)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in lapsed {
+                self.reserved.remove(&key);
+                self.ready.insert(key);
+            }
+        }
         while self.delayed.first().is_some_and(|(at, _)| *at <= now) {
             let (_, key) = self.delayed.pop_first().expect("checked non-empty");
             self.ready.insert(key);

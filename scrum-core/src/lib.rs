@@ -82,6 +82,7 @@ pub mod runner;
 pub mod source;
 pub mod spend;
 pub mod state;
+pub mod store;
 pub mod worker;
 pub mod workers;
 

@@ -1,4 +1,5 @@
-//! [`MemoryQueue`]: the in-memory [`WorkQueue`], for tests, embedding and benchmarks.
+//! [`MemoryQueue`]: the in-memory [`Store`] (so a [`crate::WorkQueue`]), for tests,
+//! embedding and benchmarks.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -9,18 +10,14 @@ use async_trait::async_trait;
 
 use crate::backend::{self, LiveIndex};
 use crate::error::Result;
-use crate::model::{
-    LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp, WorkerId,
-};
-use crate::queue::{
-    Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
-    WorkQueue, unknown_task,
-};
-use crate::state::{self, Ctx, Event, Jitter, Policy, Step};
+use crate::model::{Task, TaskId, TaskState, Timestamp, WorkerId};
+use crate::queue::{Hold, OutboxEntry, QueueCounts, TaskFilter};
+use crate::state::{self, Jitter, Policy, Step};
+use crate::store::{EffectQuery, Leader, Rules, Settle, Store, Version, Versioned, Write, Written};
 
 use super::workers::Registry;
 
-/// A [`WorkQueue`] that keeps everything in memory: nothing survives the process.
+/// A [`WorkQueue`](crate::WorkQueue) that keeps everything in memory: nothing survives the process.
 ///
 /// Claims cost O(log n) in the number of waiting tasks: pending tasks sit in an
 /// ordered index by (priority, issue age), backing-off tasks in one by due time, and
@@ -58,10 +55,12 @@ pub struct MemoryQueue {
 struct Inner {
     // Task ids come from the configured repositories, not from an attacker, so a
     // fast unkeyed hash is safe here.
-    tasks: HashMap<TaskId, Task, BuildHasherDefault<FxHasher>>,
+    tasks: HashMap<TaskId, Versioned, BuildHasherDefault<FxHasher>>,
     /// Beside `tasks`, so that a step can replace a task in its map slot (one hash
     /// lookup) while the indexes change.
     index: Index,
+    /// The last version a write gave: every write takes the next.
+    versions: Version,
 }
 
 /// The orders claims and the reaper walk, and the outbox.
@@ -100,8 +99,8 @@ impl MemoryQueue {
         inner
             .index
             .live
-            .lapsed(Timestamp(i64::MAX))
-            .filter_map(|id| inner.tasks.get(id)?.holder().cloned())
+            .held()
+            .filter_map(|id| inner.tasks.get(id)?.task.holder().cloned())
             .collect()
     }
 
@@ -110,35 +109,18 @@ impl MemoryQueue {
         // computed first and stored with plain inserts.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx::sample(now, &self.policy, &self.jitter)
-    }
-}
-
-impl Inner {
-    /// Stores a new task (one not in the map) and its effects.
-    fn insert(&mut self, step: Step, now: Timestamp) {
-        self.index.counts.moved(None, step.task.state());
-        self.index.live.insert(&step.task, now);
-        self.index.outbox.extend(step.effects);
-        self.tasks.insert(step.task.id.clone(), step.task);
-    }
 }
 
 impl Index {
-    /// Stores a step of the task in `slot`: the task replaces it, the indexes and
-    /// the outbox follow. Returns the stored task.
-    fn replace(&mut self, slot: &mut Task, step: Step, now: Timestamp) -> Task {
-        if step.unchanged {
-            return step.task;
+    /// Stores a step: the task replaces `old` (`None`: a new task), the indexes and
+    /// the outbox follow.
+    fn store(&mut self, old: Option<&Task>, step: &Step, now: Timestamp) {
+        self.counts.moved(old.map(Task::state), step.task.state());
+        if let Some(old) = old {
+            self.live.remove(old);
         }
-        let old = std::mem::replace(slot, step.task);
-        self.counts.moved(Some(old.state()), slot.state());
-        self.live.remove(&old);
-        self.live.insert(slot, now);
-        self.outbox.extend(step.effects);
-        slot.clone()
+        self.live.insert(&step.task, now);
+        self.outbox.extend(step.effects.iter().cloned());
     }
 }
 
@@ -157,7 +139,7 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn extend(&mut self, effects: Vec<state::Effect>) {
+    fn extend(&mut self, effects: impl IntoIterator<Item = state::Effect>) {
         for effect in effects {
             let id = self.before + self.slots.len() as u64 + 1;
             self.slots.push_back(Some(OutboxEntry::new(id, effect)));
@@ -219,97 +201,81 @@ impl Hasher for FxHasher {
     }
 }
 
+/// How long a claim's reservation hides a task from other claims.
+const RESERVATION: Timestamp = Timestamp(30_000);
+
 #[async_trait]
-impl WorkQueue for MemoryQueue {
-    fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
-        let ctx = self.ctx(observed_at);
-        let mut guard = self.lock();
-        let Inner { tasks, index } = &mut *guard;
-        let id = issue.id.clone();
-        let slot = tasks.get_mut(&id);
-        let (step, answer) = backend::enqueue_step(slot.as_deref(), issue, &ctx)?;
-        match (step, slot) {
-            (Some(step), Some(slot)) => drop(index.replace(slot, step, observed_at)),
-            (Some(step), None) => guard.insert(step, observed_at),
-            (None, _) => {}
+impl Store for MemoryQueue {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            policy: &self.policy,
+            jitter: &self.jitter,
         }
-        Ok(answer)
     }
 
-    async fn claim_where(
-        &self,
-        worker: &WorkerId,
-        lease: LeaseKind,
-        now: Timestamp,
-        hold: &Hold,
-    ) -> Result<Option<Claimed>> {
-        let ctx = self.ctx(now);
-        let mut guard = self.lock();
-        let Inner { tasks, index } = &mut *guard;
-        index.live.promote_due(now);
-        // A caller that read the clock before waiting for the lock can hold an older
-        // `now` than a task enqueued meanwhile: that task is not claimable at this
-        // `now` yet, so skip it instead of failing the claim.
-        let Some(id) = index
-            .live
-            .ready()
-            .find(|id| {
-                !hold.holds(id)
-                    && tasks.get(*id).is_some_and(|t| {
-                        t.claimable_from().is_some_and(|at| at <= now)
-                            && index.live.lock_holder(&t.locks, now).is_none()
-                    })
-            })
-            .cloned()
-        else {
-            return Ok(None);
-        };
-        let slot = tasks.get_mut(&id).expect("found above");
-        let event = Event::Claim {
-            worker: worker.clone(),
-            token: LeaseToken::random(),
-            lease,
-        };
-        let step = state::transition(slot, event, &ctx)?;
-        Ok(Some(index.replace(slot, step, now)))
-    }
-
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        let mut guard = self.lock();
-        let Inner { tasks, index } = &mut *guard;
-        let slot = tasks.get_mut(id).ok_or_else(|| unknown_task(id))?;
-        let step = state::transition(slot, event, &ctx)?;
-        Ok(index.replace(slot, step, now))
-    }
-
-    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
-        let ctx = self.ctx(now);
-        let mut guard = self.lock();
-        let Inner { tasks, index } = &mut *guard;
-        let mut expired = Vec::new();
-        while let Some(id) = index.live.first_lapsed(now).cloned() {
-            let slot = tasks.get_mut(&id).expect("indexed tasks exist");
-            let step = state::transition(slot, Event::Expire, &ctx)?;
-            expired.push(index.replace(slot, step, now));
-        }
-        Ok(expired)
-    }
-
-    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
         Ok(self.lock().tasks.get(id).cloned())
     }
 
-    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+    async fn write(&self, write: Write<'_>) -> Result<Written> {
+        let mut guard = self.lock();
+        let Inner {
+            tasks,
+            index,
+            versions,
+        } = &mut *guard;
+        let id = &write.step.task.id;
+        let slot = tasks.get_mut(id);
+        if slot.as_ref().map(|s| s.version) != write.old.map(|o| o.version) {
+            return Ok(Written::Conflict);
+        }
+        if write.claims_locks()
+            && index
+                .live
+                .lock_holder(&write.step.task.locks, write.now)
+                .is_some()
+        {
+            return Ok(Written::LockHeld);
+        }
+        *versions += 1;
+        let stored = Versioned {
+            task: write.step.task.clone(),
+            version: *versions,
+        };
+        match slot {
+            Some(slot) => {
+                let old = std::mem::replace(slot, stored);
+                index.store(Some(&old.task), write.step, write.now);
+            }
+            None => {
+                index.store(None, write.step, write.now);
+                tasks.insert(id.clone(), stored);
+            }
+        }
+        if let Some(ack) = write.ack {
+            index.outbox.remove(ack);
+        }
+        Ok(Written::Stored(*versions))
+    }
+
+    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+        let mut guard = self.lock();
+        let Inner { tasks, index, .. } = &mut *guard;
+        let until = Timestamp(now.0.saturating_add(RESERVATION.0));
+        let found = index
+            .live
+            .reserve(now, until, hold, |id| tasks.get(id).map(|v| &v.task));
+        Ok(found.and_then(|id| tasks.get(&id).cloned()))
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         let inner = self.lock();
         let mut tasks: Vec<&Task> = match filter.states.as_slice() {
             // The in-progress tasks (`/workers` asks) are the held ones of the index.
-            [TaskState::InProgress] => inner.index.live.held().map(|id| &inner.tasks[id]).collect(),
-            _ => inner.tasks.values().collect(),
+            [TaskState::InProgress] => (inner.index.live.held())
+                .map(|id| &inner.tasks[id].task)
+                .collect(),
+            _ => inner.tasks.values().map(|v| &v.task).collect(),
         };
         tasks.retain(|t| filter.matches(t));
         tasks.sort_unstable_by(|a, b| a.id.cmp(&b.id));
@@ -321,74 +287,54 @@ impl WorkQueue for MemoryQueue {
             .collect())
     }
 
-    async fn counts(&self) -> Result<QueueCounts> {
+    async fn state_counts(&self) -> Result<QueueCounts> {
         Ok(self.lock().index.counts)
     }
 
-    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(self
-            .lock()
-            .index
-            .outbox
-            .iter()
-            .take(limit)
-            .cloned()
-            .collect())
-    }
-
-    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
-        let ctx = self.ctx(now);
-        let mut guard = self.lock();
-        let Inner { tasks, index } = &mut *guard;
-        let Some(entry) = index.outbox.remove(id) else {
-            return Ok(());
-        };
-        if let Some(slot) = tasks.get_mut(&entry.effect.task) {
-            if let Some(step) = backend::ack_step(slot, &entry.effect, &ctx) {
-                index.replace(slot, step, now);
-            }
-        }
-        Ok(())
-    }
-
-    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
-        Ok(backend::due_effects(
-            self.lock().index.outbox.iter(),
-            now,
-            limit,
-        ))
-    }
-
-    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+    async fn effects(&self, query: EffectQuery) -> Result<Vec<OutboxEntry>> {
         let inner = self.lock();
         let outbox = &inner.index.outbox;
-        let failing = outbox.failing.iter().filter_map(|id| outbox.get(*id));
-        Ok(failing.take(limit).cloned().collect())
+        Ok(match query {
+            EffectQuery::Pending(limit) => outbox.iter().take(limit).cloned().collect(),
+            EffectQuery::Due(now, limit) => backend::due_effects(outbox.iter(), now, limit),
+            EffectQuery::Failing(limit) => {
+                let failing = outbox.failing.iter().filter_map(|id| outbox.get(*id));
+                failing.take(limit).cloned().collect()
+            }
+            EffectQuery::Id(id) => outbox.get(id).cloned().into_iter().collect(),
+        })
     }
 
-    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
-        let mut inner = self.lock();
-        if let Some(e) = inner.index.outbox.get_mut(id) {
-            e.record(failure);
-            inner.index.outbox.failing.insert(id);
-        }
-        Ok(())
-    }
-
-    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
+    async fn settle_effects(&self, settle: Settle<'_>) -> Result<usize> {
         let mut inner = self.lock();
         let outbox = &mut inner.index.outbox;
-        let mut revived = Vec::new();
-        for e in outbox.iter_mut().filter(|e| which.selects(e)) {
-            e.revive(now);
-            revived.push(e.id);
+        match settle {
+            Settle::Ack(id) => Ok(usize::from(outbox.remove(id).is_some())),
+            Settle::Fail(id, failure) => {
+                let Some(e) = outbox.get_mut(id) else {
+                    return Ok(0);
+                };
+                e.record(failure);
+                outbox.failing.insert(id);
+                Ok(1)
+            }
+            Settle::Revive(which, now) => {
+                let mut revived = Vec::new();
+                for e in outbox.iter_mut().filter(|e| which.selects(e)) {
+                    e.revive(now);
+                    revived.push(e.id);
+                }
+                for id in &revived {
+                    outbox.failing.remove(id);
+                }
+                Ok(revived.len())
+            }
         }
-        for id in &revived {
-            outbox.failing.remove(id);
-        }
-        Ok(revived.len())
     }
+}
 
+#[async_trait]
+impl Leader for MemoryQueue {
     /// One process owns this store: it always leads.
     async fn lead(&self, _holder: &str, _ttl: Duration, _now: Timestamp) -> Result<bool> {
         Ok(true)
@@ -425,6 +371,9 @@ mod tests {
         outbox.extend(vec![effect(5)]);
         assert_eq!(ids(&outbox), [5]);
     }
+
+    use crate::model::{LeaseKind, ReadyIssue};
+    use crate::queue::WorkQueue;
 
     #[tokio::test]
     async fn a_claim_with_an_older_clock_reading_than_the_enqueue_takes_the_task() {
