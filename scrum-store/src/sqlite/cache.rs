@@ -5,14 +5,36 @@
 use std::collections::HashMap;
 
 use scrum_core::backend::LiveIndex;
+use scrum_core::store::{Version, Versioned};
 use scrum_core::{Hold, Task, TaskFilter, TaskId, TaskState, Timestamp};
 
-/// A task as stored, with its row's rowid: a write finds the row by it, one b-tree
-/// descent by integer instead of two by repository name and number.
+/// A task as stored, with its row's rowid (a write finds the row by it, one b-tree
+/// descent by integer instead of two by repository name and number) and, while it
+/// is live, its version (0: as the file has it).
 #[derive(Clone, Debug)]
 pub(super) struct Stored {
     pub(super) row: i64,
     pub(super) task: Task,
+    pub(super) version: Version,
+}
+
+impl Stored {
+    /// A task as read from its row.
+    pub(super) fn new(row: i64, task: Task) -> Stored {
+        Stored {
+            row,
+            task,
+            version: 0,
+        }
+    }
+
+    /// The task with its version.
+    pub(super) fn versioned(&self) -> Versioned {
+        Versioned {
+            task: self.task.clone(),
+            version: self.version,
+        }
+    }
 }
 
 /// Pending and in-progress tasks with the indexes claims and the reaper walk.
@@ -27,10 +49,16 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// The live tasks `tasks` (terminal ones are skipped), indexed as of `now`.
-    pub(super) fn build(tasks: impl IntoIterator<Item = Stored>, now: Timestamp) -> Live {
+    /// The live tasks `tasks` (terminal ones are skipped), indexed as of `now`,
+    /// each with a version `next` gives.
+    pub(super) fn build(
+        tasks: impl IntoIterator<Item = Stored>,
+        now: Timestamp,
+        mut next: impl FnMut() -> Version,
+    ) -> Live {
         let mut live = Live::default();
-        for task in tasks {
+        for mut task in tasks {
+            task.version = next();
             live.put(task, now);
         }
         live
@@ -54,19 +82,23 @@ impl Live {
         self.tasks.insert(stored.task.id.clone(), stored);
     }
 
-    /// The first task a claim at `now` may take that `hold` does not hold, and that
-    /// waits for no lock.
-    pub(super) fn first_ready(&mut self, now: Timestamp, hold: &Hold) -> Option<&Stored> {
-        self.index.promote_due(now);
-        let index = &self.index;
+    /// Reserves the first task a claim at `now` may take
+    /// ([`scrum_core::backend::admits`]) until `until`.
+    pub(super) fn reserve(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        hold: &Hold,
+    ) -> Option<&Stored> {
         let tasks = &self.tasks;
-        let id = index.ready().find(|id| {
-            !hold.holds(id)
-                && tasks
-                    .get(*id)
-                    .is_some_and(|s| index.lock_holder(&s.task.locks, now).is_none())
-        })?;
-        self.tasks.get(id)
+        let id = (self.index).reserve(now, until, hold, |id| tasks.get(id).map(|s| &s.task))?;
+        self.tasks.get(&id)
+    }
+
+    /// Whether an in-progress task with a live lease at `now` holds a lock that
+    /// overlaps `keys`.
+    pub(super) fn locked(&self, keys: &[String], now: Timestamp) -> bool {
+        self.index.lock_holder(keys, now).is_some()
     }
 
     /// The live tasks that pass `filter`, in id order, paged as it says.
@@ -88,10 +120,5 @@ impl Live {
     pub(super) fn holders(&self) -> Vec<String> {
         let holders = self.tasks.values().filter_map(|s| s.task.holder());
         holders.map(|w| w.as_str().to_string()).collect()
-    }
-
-    /// The ids of in-progress tasks whose lease lapsed by `now`, earliest first.
-    pub(super) fn lapsed(&self, now: Timestamp) -> Vec<TaskId> {
-        self.index.lapsed(now).cloned().collect()
     }
 }

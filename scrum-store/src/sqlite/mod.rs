@@ -7,6 +7,7 @@ mod schema;
 mod workers;
 mod writer;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,12 +17,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Mutex, MutexGuard, oneshot};
 
-use scrum_core::backend;
-use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
-use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, Hold, LeaseKind, LeaseToken, OutboxEntry, QueueCounts,
-    ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp, WorkQueue, WorkerId,
+use scrum_core::state::{Jitter, Policy, Step};
+use scrum_core::store::{
+    EffectQuery, Leader, Rules, Settle, Store, Version, Versioned, Write, Written,
 };
+use scrum_core::{Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId, Timestamp};
 
 use crate::Durability;
 use crate::logic::number_column;
@@ -32,7 +32,7 @@ use writer::{Pending, Writer};
 /// The schema version this build writes into SQLite files.
 pub const SQLITE_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 
-/// A [`WorkQueue`] in one SQLite file, for an orchestrator that runs alone.
+/// A [`WorkQueue`](scrum_core::WorkQueue) in one SQLite file, for an orchestrator that runs alone.
 ///
 /// - **Durable**: WAL journal; every transition and the GitHub effects it causes
 ///   are stored in one transaction (the outbox), so a crash keeps both or neither.
@@ -94,6 +94,8 @@ pub struct SqliteQueue {
     /// read. It is released before waiting for the commit, so that the writes of
     /// concurrent calls share transactions.
     memory: Mutex<Memory>,
+    /// Taken by a write of a task that is not live, until it is sent (see `write`).
+    creating: Mutex<()>,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -116,21 +118,30 @@ struct Memory {
     last_row: i64,
     /// `None` until first built.
     generation: Option<u64>,
+    /// The last version a write gave: every write takes the next.
+    versions: Version,
+    /// The tasks only the file has (terminal ones): a task neither live nor here
+    /// does not exist, and no read asks the file.
+    retired: HashSet<TaskId>,
 }
 
-/// A step on its way to the file: the task it stores, and the write to wait for.
+/// How long a claim's reservation hides a task from other claims.
+const RESERVATION: Duration = Duration::from_secs(30);
+
+/// A step on its way to the file: the version it gave the task, and the write to
+/// wait for.
 struct Saved {
-    task: Task,
+    version: Version,
     write: Option<Pending>,
 }
 
 impl Saved {
-    /// The stored task, once its write committed.
-    async fn committed(self) -> Result<Task> {
+    /// The task's new version, once its write committed.
+    async fn committed(self) -> Result<Version> {
         if let Some(write) = self.write {
             write.committed().await?;
         }
-        Ok(self.task)
+        Ok(self.version)
     }
 }
 
@@ -159,6 +170,7 @@ impl SqliteQueue {
             writer,
             closed,
             memory: Mutex::default(),
+            creating: Mutex::default(),
         })
     }
 
@@ -175,24 +187,28 @@ impl SqliteQueue {
         let _ = closed.await;
     }
 
-    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx::sample(now, &self.policy, &self.jitter)
-    }
-
     /// Locks the memory copy, (re)building it from the file first when it was never
     /// built or a write failed since.
     async fn memory(&self, now: Timestamp) -> Result<MutexGuard<'_, Memory>> {
         let mut memory = self.memory.lock().await;
         let generation = self.writer.generation();
         if memory.generation != Some(generation) {
-            let (tasks, counts, last_row) = self
+            let (tasks, retired, counts, last_row) = self
                 .writer
                 .read(|conn| {
                     let live = rows::read_live(conn)?;
-                    Ok((live, rows::count_tasks(conn)?, rows::last_row(conn)?))
+                    let retired = rows::read_retired(conn)?;
+                    let counts = rows::count_tasks(conn)?;
+                    Ok((live, retired, counts, rows::last_row(conn)?))
                 })
                 .await?;
-            memory.live = Live::build(tasks, now);
+            memory.retired = retired.into_iter().collect();
+            let versions = &mut memory.versions;
+            let live = Live::build(tasks, now, || {
+                *versions += 1;
+                *versions
+            });
+            memory.live = live;
             memory.counts = counts;
             memory.last_row = last_row;
             memory.generation = Some(generation);
@@ -219,7 +235,8 @@ impl SqliteQueue {
     async fn task(&self, memory: &Memory, id: &TaskId) -> Result<Option<Stored>> {
         match memory.live.get(id) {
             Some(stored) => Ok(Some(stored.clone())),
-            None => self.read_task(id).await,
+            None if memory.retired.contains(id) => self.read_task(id).await,
+            None => Ok(None),
         }
     }
 
@@ -233,22 +250,17 @@ impl SqliteQueue {
     }
 
     /// Sends the write of `step` (and of the deletion of the acknowledged effect
-    /// `ack`) and records the step in memory; `before` is the task's state and row
-    /// before the step (`None` for a new task).
+    /// `ack`) and records the step in memory with the next version; `before` is the
+    /// task's state and row before the step (`None` for a new task).
     fn save(
         &self,
         memory: &mut Memory,
-        before: Option<(TaskState, i64)>,
-        step: Step,
+        before: Option<&Stored>,
+        step: &Step,
         ack: Option<i64>,
         now: Timestamp,
     ) -> Result<Saved> {
-        if step.unchanged {
-            return Ok(Saved {
-                task: step.task,
-                write: None,
-            });
-        }
+        let before = before.map(|s| (s.task.state(), s.row));
         let place = match before {
             Some((_, rowid)) => (rowid, false),
             None => (memory.last_row + 1, true),
@@ -260,120 +272,83 @@ impl SqliteQueue {
         memory
             .counts
             .moved(before.map(|(state, _)| state), step.task.state());
+        memory.versions += 1;
         let stored = Stored {
             row: place.0,
             task: step.task.clone(),
+            version: memory.versions,
         };
+        if step.task.state().is_terminal() {
+            memory.retired.insert(step.task.id.clone());
+        } else if before.is_some() {
+            memory.retired.remove(&step.task.id);
+        }
         memory.live.put(stored, now);
         Ok(Saved {
-            task: step.task,
+            version: memory.versions,
             write: Some(write),
         })
-    }
-
-    /// Applies `event` to the task `id` and stores the result.
-    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        let mut memory = self.memory(now).await?;
-        let Stored { row, task } = self
-            .task(&memory, id)
-            .await?
-            .ok_or_else(|| scrum_core::queue::unknown_task(id))?;
-        let step = state::transition(&task, event, &ctx)?;
-        let saved = self.save(&mut memory, Some((task.state(), row)), step, None, now)?;
-        drop(memory);
-        saved.committed().await
     }
 }
 
 #[async_trait]
-impl WorkQueue for SqliteQueue {
-    fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
-        let ctx = self.ctx(observed_at);
-        let mut memory = self.memory(observed_at).await?;
-        let current = self.task(&memory, &issue.id).await?;
-        let (step, answer) = backend::enqueue_step(current.as_ref().map(|s| &s.task), issue, &ctx)?;
-        if let Some(step) = step {
-            let before = current.map(|s| (s.task.state(), s.row));
-            let saved = self.save(&mut memory, before, step, None, observed_at)?;
-            drop(memory);
-            saved.committed().await?;
+impl Store for SqliteQueue {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            policy: &self.policy,
+            jitter: &self.jitter,
         }
-        Ok(answer)
     }
 
-    async fn claim_where(
-        &self,
-        worker: &WorkerId,
-        lease: LeaseKind,
-        now: Timestamp,
-        hold: &Hold,
-    ) -> Result<Option<Task>> {
-        let ctx = self.ctx(now);
-        let mut memory = self.memory(now).await?;
-        loop {
-            let Some(Stored { row, task }) = memory.live.first_ready(now, hold).cloned() else {
-                return Ok(None);
-            };
-            let event = Event::Claim {
-                worker: worker.clone(),
-                token: LeaseToken::random(),
-                lease,
-            };
-            match state::transition(&task, event, &ctx) {
-                Ok(step) => {
-                    let saved =
-                        self.save(&mut memory, Some((task.state(), row)), step, None, now)?;
-                    drop(memory);
-                    return saved.committed().await.map(Some);
-                }
-                // Indexed as ready at a later `now` than this call's: index it
-                // again as of this call and look for another.
-                Err(Refusal::NotClaimable) => memory.live.put(Stored { row, task }, now),
-                Err(e) => return Err(e.into()),
+    /// From the memory copy when live (a write in flight included), else from the
+    /// file (at version 0: a task only the file has is checked by its value).
+    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
+        let memory = self.memory(Timestamp(0)).await?;
+        Ok(self.task(&memory, id).await?.map(|s| s.versioned()))
+    }
+
+    async fn write(&self, write: Write<'_>) -> Result<Written> {
+        // A task that is not live (a new one, or one only the file has) is written
+        // once earlier writes committed, one at a time, as a read of it from the
+        // file would wait: concurrent enqueues of new issues then commit apart, and
+        // a full disk fails only those that do not fit.
+        let _one_at_a_time = match write.old.is_none_or(|o| o.version == 0) {
+            true => {
+                let turn = self.creating.lock().await;
+                self.writer.settled(self.writer.last_sent()).await?;
+                Some(turn)
             }
+            false => None,
+        };
+        let mut memory = self.memory(write.now).await?;
+        let id = &write.step.task.id;
+        let current = self.task(&memory, id).await?;
+        let holds = match (&current, write.old) {
+            (None, None) => true,
+            (Some(c), Some(old)) => {
+                c.version == old.version && (c.version != 0 || c.task == old.task)
+            }
+            _ => false,
+        };
+        if !holds {
+            return Ok(Written::Conflict);
         }
-    }
-
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        self.apply_event(id, event, now).await
-    }
-
-    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
-        let ctx = self.ctx(now);
-        let mut memory = self.memory(now).await?;
-        let lapsed = memory.live.lapsed(now);
-        let mut saved = Vec::with_capacity(lapsed.len());
-        for id in lapsed {
-            let Some(Stored { row, task }) = memory.live.get(&id).cloned() else {
-                continue;
-            };
-            let step = state::transition(&task, Event::Expire, &ctx)?;
-            saved.push(self.save(&mut memory, Some((task.state(), row)), step, None, now)?);
+        if write.claims_locks() && memory.live.locked(&write.step.task.locks, write.now) {
+            return Ok(Written::LockHeld);
         }
+        let ack = write.ack.map(|id| i64::try_from(id).unwrap_or(-1));
+        let saved = self.save(&mut memory, current.as_ref(), write.step, ack, write.now)?;
         drop(memory);
-        let mut expired = Vec::with_capacity(saved.len());
-        for s in saved {
-            expired.push(s.committed().await?);
-        }
-        Ok(expired)
+        saved.committed().await.map(Written::Stored)
     }
 
-    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        if let Some(task) = self
-            .in_memory(|m| m.live.get(id).map(|s| s.task.clone()))
-            .await?
-        {
-            return Ok(Some(task));
-        }
-        Ok(self.read_task(id).await?.map(|s| s.task))
+    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+        let mut memory = self.memory(now).await?;
+        let until = now.plus(RESERVATION);
+        Ok(memory.live.reserve(now, until, hold).map(Stored::versioned))
     }
 
-    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         // Only live tasks (the poll's question): the memory copy has every one, and
         // the file has no index by state.
         let live_only = !filter.states.is_empty() && filter.states.iter().all(|s| !s.is_terminal());
@@ -386,81 +361,69 @@ impl WorkQueue for SqliteQueue {
             .await
     }
 
-    async fn counts(&self) -> Result<QueueCounts> {
+    async fn state_counts(&self) -> Result<QueueCounts> {
         match self.in_memory(|m| Some(m.counts)).await? {
             Some(counts) => Ok(counts),
             None => self.writer.read(rows::count_tasks).await,
         }
     }
 
-    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.writer
-            .read(move |conn| rows::read_outbox(conn, OutboxRead::All, limit))
-            .await
-    }
-
-    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.writer
-            .read(move |conn| rows::read_outbox(conn, OutboxRead::Due(now.0), limit))
-            .await
-    }
-
-    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.writer
-            .read(move |conn| rows::read_outbox(conn, OutboxRead::Failing, limit))
-            .await
-    }
-
-    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
-        let ctx = self.ctx(now);
-        let id = i64::try_from(id).unwrap_or(-1);
-        let mut memory = self.memory(now).await?;
-        let effect = self
-            .writer
-            .read(move |conn| rows::read_effect(conn, id))
-            .await?;
-        let Some(effect) = effect else {
-            return Ok(());
+    async fn effects(&self, query: EffectQuery) -> Result<Vec<OutboxEntry>> {
+        let (read, limit) = match query {
+            EffectQuery::Pending(limit) => (OutboxRead::All, limit),
+            EffectQuery::Due(now, limit) => (OutboxRead::Due(now.0), limit),
+            EffectQuery::Failing(limit) => (OutboxRead::Failing, limit),
+            EffectQuery::Id(id) => {
+                let row = i64::try_from(id).unwrap_or(-1);
+                let effect = self
+                    .writer
+                    .read(move |conn| rows::read_effect(conn, row))
+                    .await?;
+                return Ok(effect
+                    .map(|e| OutboxEntry::new(id, e))
+                    .into_iter()
+                    .collect());
+            }
         };
-        if effect.kind.is_terminal()
-            && let Some(Stored { row, task }) = self.task(&memory, &effect.task).await?
-            && let Some(step) = backend::ack_step(&task, &effect, &ctx)
-        {
-            // The labels-written time and the deletion in one statement.
-            let before = Some((task.state(), row));
-            let saved = self.save(&mut memory, before, step, Some(id), now)?;
-            drop(memory);
-            return saved.committed().await.map(drop);
-        }
-        let generation = memory.generation.unwrap_or_default();
-        let write = self.writer.write(generation, move |conn| {
-            let sql = "DELETE FROM outbox WHERE id = ?1";
-            rows::change_effect(conn, sql, id, "acknowledge an effect")
-        });
-        drop(memory);
-        write.committed().await
+        self.writer
+            .read(move |conn| rows::read_outbox(conn, read, limit))
+            .await
     }
 
-    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
-        let id = i64::try_from(id).unwrap_or(-1);
-        let failure = failure.clone();
-        let write = self.writer.write(self.writer.generation(), move |conn| {
-            rows::record_failure(conn, id, &failure)
-        });
-        write.committed().await
-    }
-
-    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
-        let revived = Arc::new(AtomicUsize::new(0));
-        let (which, count) = (which.clone(), revived.clone());
-        let write = self.writer.write(self.writer.generation(), move |conn| {
-            count.store(rows::revive(conn, &which, now.0)?, Ordering::Relaxed);
-            Ok(())
-        });
+    async fn settle_effects(&self, settle: Settle<'_>) -> Result<usize> {
+        let changed = Arc::new(AtomicUsize::new(0));
+        let count = changed.clone();
+        let generation = self.writer.generation();
+        let write = match settle {
+            Settle::Ack(id) => {
+                let id = i64::try_from(id).unwrap_or(-1);
+                self.writer.write(generation, move |conn| {
+                    let sql = "DELETE FROM outbox WHERE id = ?1";
+                    rows::change_effect(conn, sql, id, "acknowledge an effect")
+                })
+            }
+            Settle::Fail(id, failure) => {
+                let id = i64::try_from(id).unwrap_or(-1);
+                let failure = failure.clone();
+                self.writer.write(generation, move |conn| {
+                    rows::record_failure(conn, id, &failure)
+                })
+            }
+            Settle::Revive(which, now) => {
+                let which = which.clone();
+                self.writer.write(generation, move |conn| {
+                    count.store(rows::revive(conn, &which, now.0)?, Ordering::Relaxed);
+                    Ok(())
+                })
+            }
+        };
         write.committed().await?;
-        Ok(revived.load(Ordering::Relaxed))
+        Ok(changed.load(Ordering::Relaxed))
     }
+}
 
+#[async_trait]
+impl Leader for SqliteQueue {
     /// One process owns this store: it always leads.
     async fn lead(&self, _holder: &str, _ttl: Duration, _now: Timestamp) -> Result<bool> {
         Ok(true)

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Statement, ToSql};
 use scrum_core::state::Effect;
 use scrum_core::{
     EffectFailure, EffectSelector, Error, ErrorKind, OutboxEntry, QueueCounts, Result, Task,
-    TaskFilter, TaskState,
+    TaskFilter, TaskId, TaskState,
 };
 
 use super::cache::Stored;
@@ -274,7 +274,7 @@ fn query_stored(
 ) -> Result<Vec<Stored>> {
     query_rows(conn, sql, params, doing, |r| {
         let row = r.get(0)?;
-        Ok(decode_task(r.get_ref(1)?).map(|task| Stored { row, task }))
+        Ok(decode_task(r.get_ref(1)?).map(|task| Stored::new(row, task)))
     })
 }
 
@@ -286,6 +286,15 @@ pub(super) fn read_live(conn: &Connection) -> Result<Vec<Stored>> {
         (),
         "read the live tasks",
     )
+}
+
+/// The ids of the tasks that are not live (terminal), as the file has them.
+pub(super) fn read_retired(conn: &Connection) -> Result<Vec<TaskId>> {
+    let sql = "SELECT repo, number FROM tasks WHERE state NOT IN ('pending', 'in_progress')";
+    query_rows(conn, sql, (), "read the task ids", |r| {
+        let number = u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0);
+        Ok(TaskId::new(&r.get::<_, String>(0)?, number))
+    })
 }
 
 /// The largest rowid of the tasks table (0 when empty): new tasks take the next ones.
