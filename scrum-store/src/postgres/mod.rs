@@ -13,15 +13,16 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgExecutor, Row};
 
 use scrum_core::backend;
-use scrum_core::state::{self, Ctx, Event, Jitter, Policy, Refusal, Step};
+use scrum_core::state::{Jitter, Policy, Step};
+use scrum_core::store::{
+    EffectQuery, Leader, Remembered, Rules, Settle, Store, Version, Versioned, Write, Written,
+};
 use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, Hold, LeaseKind, LeaseToken,
-    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
-    WorkQueue, WorkerId,
+    EffectSelector, Error, Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId,
+    TaskState, Timestamp,
 };
 
-use crate::last_written::{LastWritten, VersionedRows};
-use crate::logic::{self, Columns, MAX_RETRIES, contention, from_json, number_column};
+use crate::logic::{self, Columns, from_json, number_column};
 use crate::sql::db_error;
 use crate::url::{take_durability, take_param};
 use crate::{Durability, redact_url};
@@ -33,20 +34,21 @@ pub const POSTGRES_SCHEMA_VERSION: usize = schema::SCHEMA_VERSION;
 /// before the reaper hands the task out again (a claimer that died in between).
 const RESERVATION: Duration = Duration::from_secs(30);
 
-/// A [`WorkQueue`] in a PostgreSQL database, shared by any number of orchestrators.
+/// A [`WorkQueue`](scrum_core::WorkQueue) in a PostgreSQL database, shared by any number of orchestrators.
 ///
 /// - **Claims never collide**: a claim reserves the first claimable row with one
 ///   `UPDATE … (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent claimers (in one
 ///   process or many) each take a different task without waiting on each other,
 ///   then stores the claim with a compare-and-set write. Only that write waits for
-///   the WAL flush (see `claim`).
-/// - **Every other change is a compare-and-set**: the task is read with its version,
-///   [`scrum_core::state::transition`] decides in Rust, and one statement writes the
-///   row (if its version is unchanged) together with the outbox rows; a lost race
-///   is retried on the new state. A task this process claimed is not read again:
-///   its heartbeats and completion start from the task as written
-///   and kept in memory, one statement each.
-/// - **Leader lease**: [`WorkQueue::lead`] keeps one row naming the leader and its
+///   the WAL flush (see `reserve`). Claims of tasks with lock keys store under one
+///   advisory lock per schema, after [`scrum_core::locks::lock_holder`] found their
+///   paths free.
+/// - **Every change is a compare-and-set**: one statement writes the row (if its
+///   version is unchanged) together with the outbox rows (the shared code of
+///   [`Store`] reads, decides and retries). A task this process claimed is not read
+///   again: its heartbeats and completion start from the task as written and kept
+///   in memory ([`Remembered`]), one statement each.
+/// - **Leader lease**: [`Leader::lead`] keeps one row naming the leader and its
 ///   expiry; another orchestrator takes it over once it lapsed unrenewed.
 /// - **Versioned schema**: migrations run at connect under an advisory lock; a
 ///   database from a newer build is refused.
@@ -62,7 +64,7 @@ pub struct PostgresQueue {
     jitter: Jitter,
     pool: PgPool,
     /// The tasks this process holds leases on, as it wrote them.
-    last_written: LastWritten,
+    remembered: Remembered,
     /// The URL without its password, for messages.
     target: String,
 }
@@ -78,12 +80,12 @@ impl fmt::Debug for PostgresQueue {
 
 impl PostgresQueue {
     /// The outbox rows `filter` (a WHERE/ORDER/LIMIT tail: `$1` is `limit`, `$2`
-    /// the time when given) selects.
+    /// `param` when given) selects.
     async fn read_outbox(
         &self,
         filter: &'static str,
         limit: usize,
-        now: Option<Timestamp>,
+        param: Option<i64>,
     ) -> Result<Vec<OutboxEntry>> {
         let sql = format!(
             "SELECT id, effect, failures, next_attempt_at, dead, refused, last_error
@@ -92,8 +94,8 @@ impl PostgresQueue {
         // `filter` is one of this file's constants, never input.
         let mut query =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        if let Some(now) = now {
-            query = query.bind(now.0);
+        if let Some(param) = param {
+            query = query.bind(param);
         }
         let rows = query
             .fetch_all(&self.pool)
@@ -199,7 +201,7 @@ impl PostgresQueue {
             policy,
             jitter,
             pool,
-            last_written: LastWritten::default(),
+            remembered: Remembered::default(),
             target,
         })
     }
@@ -209,77 +211,109 @@ impl PostgresQueue {
         self.pool.close().await;
     }
 
-    fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx::sample(now, &self.policy, &self.jitter)
-    }
-
     /// Stores a claim of a task that declares paths, unless an in-progress task
-    /// with a live lease holds an overlapping lock: `None` then, otherwise whether
-    /// the version was still `expected`. Claims of such tasks take one advisory
-    /// lock per schema and commit under it, so each sees every earlier one's claim:
-    /// two claimers that reserved overlapping tasks at once never both store.
-    async fn claim_locked(
-        &self,
-        step: &Step,
-        expected: i64,
-        now: Timestamp,
-    ) -> Result<Option<bool>> {
+    /// with a live lease holds an overlapping lock ([`scrum_core::locks`] decides).
+    /// Claims of such tasks take one advisory lock per schema and commit under it,
+    /// so each sees every earlier one's claim: two claimers that reserved
+    /// overlapping tasks at once never both store.
+    async fn claim_locked(&self, write: &Write<'_>) -> Result<Written> {
         let fail = |e| db_error("store a claim with locks", e);
-        let task = &step.task;
+        let task = &write.step.task;
         let mut tx = self.pool.begin().await.map_err(fail)?;
         sqlx::query("SELECT pg_advisory_xact_lock(1396920910, hashtext(current_schema()))")
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-        let held: bool = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM tasks h
-                 WHERE cardinality(h.locks) > 0 AND h.lease_expires_at > $1
-                   AND NOT (h.repo = $2 AND h.number = $3)
-                   AND scrum_locks_overlap(h.locks, $4))",
+        let held = held_locks(&mut *tx, write.now).await?;
+        let others = held.iter().filter(|(id, _, _)| *id != task.id);
+        let others = others.map(|(id, at, keys)| (id, *at, keys.as_slice()));
+        if scrum_core::locks::lock_holder(&task.locks, others, write.now).is_some() {
+            return Ok(Written::LockHeld);
+        }
+        let written = store(&mut *tx, write).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(written)
+    }
+
+    /// Makes the rows whose reservation lapsed by `now` claimable again; returns
+    /// how many.
+    async fn end_lapsed_reservations(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE tasks SET claimable = true, reserved_until = NULL
+             WHERE reserved_until <= $1 AND state = 'pending'",
         )
         .bind(now.0)
-        .bind(task.id.repo())
-        .bind(number_column(task.id.number())?)
-        .bind(&task.locks)
-        .fetch_one(&mut *tx)
+        .execute(&self.pool)
         .await
-        .map_err(fail)?
-        .get(0);
-        if held {
-            return Ok(None);
-        }
-        let written = write(&mut *tx, step, Some(expected)).await?;
-        tx.commit().await.map_err(fail)?;
-        Ok(Some(written))
+        .map_err(|e| db_error("end lapsed reservations", e))?;
+        Ok(done.rows_affected())
     }
 
-    /// Applies `event` to the task `id` and stores the result, retrying on the new
-    /// state when another writer got there first. Starts from the task as this
-    /// process last wrote it, if it did, and reads it only when that is out of date.
-    async fn apply_event(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        let ctx = self.ctx(now);
-        self.last_written.apply(self, id, event, &ctx).await
+    /// Reserves the first row in claim order that is claimable at `now`, not in a
+    /// repository `hold` holds and none of `passed` (ids as `repo#number`).
+    async fn reserve_row(
+        &self,
+        now: Timestamp,
+        hold: &Hold,
+        passed: &[String],
+    ) -> Result<Option<Versioned>> {
+        // Reserve the first claimable row: SKIP LOCKED passes over rows other
+        // claimers are reserving right now, and the reservation (claimable off
+        // until `reserved_until`) hides it from later claims. One statement,
+        // committed at once.
+        //
+        // The reservation commits without waiting for the WAL flush
+        // (`set_config(…, true)` lasts for this statement's transaction only):
+        // a server crash that loses it leaves the task claimable, as it was, and
+        // nobody has been told of it. The claim's own write does wait, and its
+        // flush covers the reservation's earlier WAL, so one flush per claim.
+        let row = sqlx::query(
+            "UPDATE tasks SET claimable = false, reserved_until = $2
+             WHERE (repo, number) = (
+                 SELECT repo, number FROM tasks c
+                 WHERE claimable AND not_before <= $1 AND NOT (repo = ANY($3))
+                   AND NOT (repo || '#' || number = ANY($4))
+                 ORDER BY priority, created_at, repo, number
+                 LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING task, version, set_config('synchronous_commit', 'off', true)",
+        )
+        .bind(now.0)
+        .bind(now.plus(RESERVATION).0)
+        .bind(&hold.repos)
+        .bind(passed)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error("claim a task", e))?;
+        row.map(|r| task_and_version(&r)).transpose()
     }
 }
 
-#[async_trait]
-impl VersionedRows for PostgresQueue {
-    async fn load_versioned(&self, id: &TaskId) -> Result<Option<(Task, i64)>> {
-        load(&self.pool, id, false).await
-    }
-
-    async fn write_if_at(&self, _old: &Task, step: &Step, version: i64) -> Result<bool> {
-        write(&self.pool, step, Some(version)).await
-    }
+/// The lock keys in-progress tasks with a live lease at `now` hold: id, lease
+/// expiry, keys.
+async fn held_locks<'c>(
+    ex: impl PgExecutor<'c>,
+    now: Timestamp,
+) -> Result<Vec<(TaskId, Timestamp, Vec<String>)>> {
+    let rows = sqlx::query(
+        "SELECT repo, number, lease_expires_at, locks FROM tasks
+         WHERE cardinality(locks) > 0 AND lease_expires_at > $1",
+    )
+    .bind(now.0)
+    .fetch_all(ex)
+    .await
+    .map_err(|e| db_error("read the held locks", e))?;
+    rows.iter()
+        .map(|r| {
+            let number = u64::try_from(r.get::<i64, _>(1)).unwrap_or(0);
+            let id = TaskId::new(r.get::<&str, _>(0), number)?;
+            Ok((id, Timestamp(r.get(2)), r.get(3)))
+        })
+        .collect()
 }
 
-/// The task `id` and its row version; `lock` takes the row lock (in a transaction).
-async fn load<'c>(ex: impl PgExecutor<'c>, id: &TaskId, lock: bool) -> Result<Option<(Task, i64)>> {
-    let sql = if lock {
-        "SELECT task, version FROM tasks WHERE repo = $1 AND number = $2 FOR UPDATE"
-    } else {
-        "SELECT task, version FROM tasks WHERE repo = $1 AND number = $2"
-    };
+/// The task `id` and its row version.
+async fn load<'c>(ex: impl PgExecutor<'c>, id: &TaskId) -> Result<Option<Versioned>> {
+    let sql = "SELECT task, version FROM tasks WHERE repo = $1 AND number = $2";
     let row = sqlx::query(sql)
         .bind(id.repo())
         .bind(number_column(id.number())?)
@@ -289,14 +323,19 @@ async fn load<'c>(ex: impl PgExecutor<'c>, id: &TaskId, lock: bool) -> Result<Op
     row.map(|r| task_and_version(&r)).transpose()
 }
 
-fn task_and_version(row: &PgRow) -> Result<(Task, i64)> {
-    Ok((logic::task_from_json(row.get::<&str, _>(0))?, row.get(1)))
+fn task_and_version(row: &PgRow) -> Result<Versioned> {
+    Ok(Versioned {
+        task: logic::task_from_json(row.get::<&str, _>(0))?,
+        version: Version::try_from(row.get::<i64, _>(1)).unwrap_or(0),
+    })
 }
 
-/// Writes a step's task and its effects in one statement: an insert when
-/// `expected` is `None` (fails if the task exists), otherwise an update if the row
-/// is still at version `expected`. Says whether it wrote.
-async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) -> Result<bool> {
+/// Writes a step's task and its effects (and deletes the acknowledged effect) in
+/// one statement: an insert when there is no old version (nothing is written if
+/// the task exists), otherwise an update if the row is still at that version.
+async fn store<'c>(ex: impl PgExecutor<'c>, write: &Write<'_>) -> Result<Written> {
+    let step: &Step = write.step;
+    let expected = write.old.map(|o| i64::try_from(o.version).unwrap_or(-1));
     let task = &step.task;
     let c = Columns::of(task);
     let json = logic::to_json(task)?;
@@ -316,7 +355,9 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
              o AS (
                 INSERT INTO outbox (repo, number, effect)
                 SELECT $1, $2, e FROM unnest($12::TEXT[]) WITH ORDINALITY AS x(e, i)
-                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i)
+                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i),
+             a AS (
+                DELETE FROM outbox WHERE id = $14 AND EXISTS (SELECT 1 FROM t))
              SELECT count(*) FROM t"
         }
         Some(_) => {
@@ -329,7 +370,9 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
              o AS (
                 INSERT INTO outbox (repo, number, effect)
                 SELECT $1, $2, e FROM unnest($12::TEXT[]) WITH ORDINALITY AS x(e, i)
-                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i)
+                WHERE EXISTS (SELECT 1 FROM t) ORDER BY i),
+             a AS (
+                DELETE FROM outbox WHERE id = $14 AND EXISTS (SELECT 1 FROM t))
              SELECT count(*) FROM t"
         }
     };
@@ -347,161 +390,80 @@ async fn write<'c>(ex: impl PgExecutor<'c>, step: &Step, expected: Option<i64>) 
         .bind(json)
         .bind(effects)
         .bind(&task.locks)
+        .bind(write.ack.map(|id| i64::try_from(id).unwrap_or(-1)))
         .fetch_one(ex)
         .await
         .map_err(|e| db_error("store a task", e))?
         .get(0);
-    Ok(written > 0)
+    Ok(match written {
+        0 => Written::Conflict,
+        _ => Written::Stored(Version::try_from(expected.unwrap_or(0) + 1).unwrap_or(0)),
+    })
 }
 
 #[async_trait]
-impl WorkQueue for PostgresQueue {
-    fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
-        let ctx = self.ctx(observed_at);
-        for _ in 0..MAX_RETRIES {
-            let current = load(&self.pool, &issue.id, false).await?;
-            let (task, version) = match current {
-                Some((t, v)) => (Some(t), Some(v)),
-                None => (None, None),
-            };
-            let (step, answer) = backend::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
-            let Some(step) = step else {
-                return Ok(answer);
-            };
-            if write(&self.pool, &step, version).await? {
-                return Ok(answer);
-            }
+impl Store for PostgresQueue {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            policy: &self.policy,
+            jitter: &self.jitter,
         }
-        Err(contention(&issue.id))
     }
 
-    async fn claim_where(
-        &self,
-        worker: &WorkerId,
-        lease: LeaseKind,
-        now: Timestamp,
-        hold: &Hold,
-    ) -> Result<Option<Task>> {
-        let ctx = self.ctx(now);
-        for _ in 0..MAX_RETRIES {
-            // Reserve the first claimable row: SKIP LOCKED passes over rows other
-            // claimers are reserving right now, and the reservation (claimable off
-            // until `reserved_until`) hides it from later claims. One statement,
-            // committed at once; a claimer that dies before storing its claim leaves
-            // a reservation the reaper (`expire`) undoes.
-            //
-            // The reservation commits without waiting for the WAL flush
-            // (`set_config(…, true)` lasts for this statement's transaction only):
-            // a server crash that loses it leaves the task claimable, as it was, and
-            // nobody has been told of it. The claim's own write below does wait, and
-            // its flush covers the reservation's earlier WAL, so one flush per claim.
-            let row = sqlx::query(
-                "UPDATE tasks SET claimable = false, reserved_until = $2
-                 WHERE (repo, number) = (
-                     SELECT repo, number FROM tasks c
-                     WHERE claimable AND not_before <= $1 AND NOT (repo = ANY($3))
-                       AND (cardinality(c.locks) = 0 OR NOT EXISTS (
-                           SELECT 1 FROM tasks h
-                           WHERE cardinality(h.locks) > 0 AND h.lease_expires_at > $1
-                             AND scrum_locks_overlap(h.locks, c.locks)))
-                     ORDER BY priority, created_at, repo, number
-                     LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING task, version, set_config('synchronous_commit', 'off', true)",
-            )
-            .bind(now.0)
-            .bind(now.plus(RESERVATION).0)
-            .bind(&hold.repos)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("claim a task", e))?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let (task, version) = task_and_version(&row)?;
-            let event = Event::Claim {
-                worker: worker.clone(),
-                token: LeaseToken::random(),
-                lease,
-            };
-            let step = match state::transition(&task, event, &ctx) {
-                Ok(step) => step,
-                // Reserved at a later `now` than this call's: store it back as it
-                // was, which ends the reservation.
-                Err(Refusal::NotClaimable) => Step::store(task.clone()),
-                Err(e) => return Err(e.into()),
-            };
-            let claimed = step.task.state() == TaskState::InProgress;
-            // The version is unchanged unless someone else wrote the task since the
-            // reservation (a cancel, a refresh): then look again.
-            let written = if claimed && !step.task.locks.is_empty() {
-                match self.claim_locked(&step, version, now).await? {
-                    Some(written) => written,
-                    // Another claimer took an overlapping lock since the reservation
-                    // looked: store the task back as it was, which ends the
-                    // reservation, and look again (the reservation now skips it).
-                    None => {
-                        write(&self.pool, &Step::store(task), Some(version)).await?;
-                        continue;
-                    }
+    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
+        load(&self.pool, id).await
+    }
+
+    async fn write(&self, write: Write<'_>) -> Result<Written> {
+        if write.claims_locks() {
+            return self.claim_locked(&write).await;
+        }
+        store(&self.pool, &write).await
+    }
+
+    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+        // Tasks that wait for a lock are passed over: [`backend::admits`] decides,
+        // on the locks held when the first of them is met.
+        let mut held = None;
+        let mut passed = Vec::new();
+        let mut ended = false;
+        loop {
+            let Some(reserved) = self.reserve_row(now, hold, &passed).await? else {
+                // Nothing claimable: end the reservations of claimers that died
+                // before storing their claim, and look again if there were any.
+                if ended || self.end_lapsed_reservations(now).await? == 0 {
+                    return Ok(None);
                 }
-            } else {
-                write(&self.pool, &step, Some(version)).await?
+                ended = true;
+                continue;
             };
-            if written && claimed {
-                self.last_written.remember(&step.task, version + 1);
-                return Ok(Some(step.task));
+            if reserved.task.locks.is_empty() {
+                return Ok(Some(reserved));
             }
-        }
-        Err(Error::unavailable(
-            "store: claims kept colliding with other writers; try again",
-        ))
-    }
-
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        self.apply_event(id, event, now).await
-    }
-
-    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
-        // Reservations of claimers that died between reserving and claiming.
-        sqlx::query(
-            "UPDATE tasks SET claimable = true, reserved_until = NULL
-             WHERE reserved_until <= $1 AND state = 'pending'",
-        )
-        .bind(now.0)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db_error("end lapsed reservations", e))?;
-        let rows = sqlx::query(
-            "SELECT repo, number FROM tasks WHERE lease_expires_at <= $1
-             ORDER BY lease_expires_at, repo, number",
-        )
-        .bind(now.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("find lapsed leases", e))?;
-        let mut expired = Vec::with_capacity(rows.len());
-        for row in rows {
-            let number = u64::try_from(row.get::<i64, _>(1)).unwrap_or(0);
-            let id = TaskId::new(row.get::<&str, _>(0), number)?;
-            match self.apply(&id, Event::Expire, now).await {
-                Ok(task) => expired.push(task),
-                // Renewed, finished or expired by someone else since the scan.
-                Err(e) if e.kind() == ErrorKind::InvalidTransition => {}
-                Err(e) => return Err(e),
+            let held = match &mut held {
+                Some(held) => held,
+                None => held.insert(held_locks(&self.pool, now).await?),
+            };
+            let locks = held.iter().map(|(id, at, keys)| (id, *at, keys.as_slice()));
+            if backend::admits(&reserved.task, now, hold, locks) {
+                return Ok(Some(reserved));
             }
+            // Claimable again, unchanged, for the claims after this one.
+            sqlx::query(
+                "UPDATE tasks SET claimable = true, reserved_until = NULL
+                 WHERE repo = $1 AND number = $2 AND version = $3",
+            )
+            .bind(reserved.task.id.repo())
+            .bind(number_column(reserved.task.id.number())?)
+            .bind(i64::try_from(reserved.version).unwrap_or(-1))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("pass over a task", e))?;
+            passed.push(reserved.task.id.to_string());
         }
-        Ok(expired)
     }
 
-    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        Ok(load(&self.pool, id, false).await?.map(|(t, _)| t))
-    }
-
-    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
         let rows = sqlx::query(
             "SELECT task FROM tasks
@@ -521,7 +483,7 @@ impl WorkQueue for PostgresQueue {
             .collect()
     }
 
-    async fn counts(&self) -> Result<QueueCounts> {
+    async fn state_counts(&self) -> Result<QueueCounts> {
         let rows = sqlx::query("SELECT state, count(*) FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await
@@ -534,88 +496,86 @@ impl WorkQueue for PostgresQueue {
         Ok(counts)
     }
 
-    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.read_outbox("ORDER BY id LIMIT $1", limit, None).await
-    }
-
-    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
-        // Due, and no earlier effect of the same task still waiting.
-        let filter = "WHERE NOT dead AND next_attempt_at <= $2 AND NOT EXISTS (
-                SELECT 1 FROM outbox p WHERE p.repo = o.repo AND p.number = o.number
-                AND p.id < o.id AND (p.dead OR p.next_attempt_at > $2))
-            ORDER BY id LIMIT $1";
-        self.read_outbox(filter, limit, Some(now)).await
-    }
-
-    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.read_outbox("WHERE failures > 0 ORDER BY id LIMIT $1", limit, None)
-            .await
-    }
-
-    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
-        let ctx = self.ctx(now);
-        let fail = |e| db_error("acknowledge an effect", e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        let row = sqlx::query("DELETE FROM outbox WHERE id = $1 RETURNING effect")
-            .bind(i64::try_from(id).unwrap_or(-1))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(fail)?;
-        if let Some(row) = row {
-            let effect: state::Effect = from_json(row.get::<&str, _>(0), "effect")?;
-            if effect.kind.is_terminal()
-                && let Some((task, version)) = load(&mut *tx, &effect.task, true).await?
-                && let Some(step) = backend::ack_step(&task, &effect, &ctx)
-            {
-                write(&mut *tx, &step, Some(version)).await?;
+    async fn effects(&self, query: EffectQuery) -> Result<Vec<OutboxEntry>> {
+        match query {
+            EffectQuery::Pending(limit) => {
+                self.read_outbox("ORDER BY id LIMIT $1", limit, None).await
+            }
+            EffectQuery::Due(now, limit) => {
+                // Due, and no earlier effect of the same task still waiting.
+                let filter = "WHERE NOT dead AND next_attempt_at <= $2 AND NOT EXISTS (
+                        SELECT 1 FROM outbox p WHERE p.repo = o.repo AND p.number = o.number
+                        AND p.id < o.id AND (p.dead OR p.next_attempt_at > $2))
+                    ORDER BY id LIMIT $1";
+                self.read_outbox(filter, limit, Some(now.0)).await
+            }
+            EffectQuery::Failing(limit) => {
+                self.read_outbox("WHERE failures > 0 ORDER BY id LIMIT $1", limit, None)
+                    .await
+            }
+            EffectQuery::Id(id) => {
+                let id = i64::try_from(id).unwrap_or(-1);
+                self.read_outbox("WHERE id = $2 LIMIT $1", 1, Some(id))
+                    .await
             }
         }
-        tx.commit().await.map_err(fail)
     }
 
-    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET failures = failures + 1, last_error = $2, refused = $3,
-                    dead = ($4::BIGINT IS NULL),
-                    next_attempt_at = COALESCE($4, next_attempt_at)
-             WHERE id = $1",
-        )
-        .bind(i64::try_from(id).unwrap_or(-1))
-        .bind(&failure.error)
-        .bind(failure.refused)
-        .bind(failure.retry_at.map(|t| t.0))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db_error("record a failed effect", e))?;
-        Ok(())
-    }
-
-    async fn revive_effects(&self, which: &EffectSelector, now: Timestamp) -> Result<usize> {
-        macro_rules! revive {
-            ($($and:literal)?) => {
-                concat!(
-                    "UPDATE outbox SET dead = FALSE, failures = 0, refused = FALSE, ",
-                    "last_error = NULL, next_attempt_at = $1 WHERE dead",
-                    $($and)?
-                )
-            };
-        }
-        let query = match which {
-            EffectSelector::All => sqlx::query(revive!()).bind(now.0),
-            EffectSelector::Repo(repo) => sqlx::query(revive!(" AND repo = $2"))
-                .bind(now.0)
-                .bind(repo.as_str()),
-            EffectSelector::Id(id) => sqlx::query(revive!(" AND id = $2"))
-                .bind(now.0)
-                .bind(i64::try_from(*id).unwrap_or(-1)),
+    async fn settle_effects(&self, settle: Settle<'_>) -> Result<usize> {
+        let query = match settle {
+            Settle::Ack(id) => sqlx::query("DELETE FROM outbox WHERE id = $1")
+                .bind(i64::try_from(id).unwrap_or(-1)),
+            Settle::Fail(id, failure) => sqlx::query(
+                "UPDATE outbox SET failures = failures + 1, last_error = $2, refused = $3,
+                        dead = ($4::BIGINT IS NULL),
+                        next_attempt_at = COALESCE($4, next_attempt_at)
+                 WHERE id = $1",
+            )
+            .bind(i64::try_from(id).unwrap_or(-1))
+            .bind(&failure.error)
+            .bind(failure.refused)
+            .bind(failure.retry_at.map(|t| t.0)),
+            Settle::Revive(which, now) => revive(which, now),
         };
         let done = query
             .execute(&self.pool)
             .await
-            .map_err(|e| db_error("revive effects", e))?;
+            .map_err(|e| db_error("change the outbox", e))?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
+    fn remembered(&self) -> Option<&Remembered> {
+        Some(&self.remembered)
+    }
+}
+
+/// The statement reviving the dead effects `which` names, due at `now`.
+fn revive(
+    which: &EffectSelector,
+    now: Timestamp,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    macro_rules! revive {
+        ($($and:literal)?) => {
+            concat!(
+                "UPDATE outbox SET dead = FALSE, failures = 0, refused = FALSE, ",
+                "last_error = NULL, next_attempt_at = $1 WHERE dead",
+                $($and)?
+            )
+        };
+    }
+    match which {
+        EffectSelector::All => sqlx::query(revive!()).bind(now.0),
+        EffectSelector::Repo(repo) => sqlx::query(revive!(" AND repo = $2"))
+            .bind(now.0)
+            .bind(repo.as_str()),
+        EffectSelector::Id(id) => sqlx::query(revive!(" AND id = $2"))
+            .bind(now.0)
+            .bind(i64::try_from(*id).unwrap_or(-1)),
+    }
+}
+
+#[async_trait]
+impl Leader for PostgresQueue {
     async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
         // Take the lease if nobody holds it, renew it if `holder` does, take it over
         // if it lapsed; otherwise the row stays and no row comes back.

@@ -74,15 +74,10 @@ const MIGRATIONS: &[&str] = &[
     // in-progress ones that hold any, and the overlap test of
     // `scrum_core::locks::key_overlaps` in SQL.
     r#"ALTER TABLE tasks ADD COLUMN locks TEXT[] NOT NULL DEFAULT '{}';
-    CREATE INDEX tasks_locked ON tasks (lease_expires_at) WHERE cardinality(locks) > 0;
-    CREATE FUNCTION scrum_locks_overlap(a TEXT[], b TEXT[]) RETURNS BOOLEAN
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-        SELECT EXISTS (
-            SELECT 1 FROM unnest(a) AS x(k), unnest(b) AS y(k)
-            WHERE x.k = '**' OR y.k = '**' OR x.k = y.k
-               OR (right(x.k, 1) = '/' AND starts_with(y.k, x.k))
-               OR (right(y.k, 1) = '/' AND starts_with(x.k, y.k)))
-    $$;"#,
+    CREATE INDEX tasks_locked ON tasks (lease_expires_at) WHERE cardinality(locks) > 0;"#,
+    // Lock overlap is decided in Rust (`scrum_core::locks`): the SQL function
+    // schema 4 had is gone.
+    r#"DROP FUNCTION IF EXISTS scrum_locks_overlap(TEXT[], TEXT[]);"#,
 ];
 
 /// The schema version this build writes.
