@@ -17,20 +17,21 @@
 //! `?synchronous=normal|full` in the URL: by default a commit survives the
 //! orchestrator being killed, and `full` makes it survive a power loss too.
 //!
-//! Each backend persists exactly what [`scrum_core::state::transition`] decides and
-//! passes the conformance suite of `scrum_core::conformance` unchanged. The shared
-//! backends also implement the leader lease ([`WorkQueue::lead`]) so that only one
-//! orchestrator polls GitHub, reaps leases and applies the outbox at a time.
+//! Each backend implements the few primitives of [`scrum_core::store::Store`] (load
+//! with a version, write if the version holds, reserve a claim, read, the outbox);
+//! enqueue, claim, apply, expire and acknowledge are scrum-core's, the same for
+//! every store. Each passes the conformance suite of `scrum_core::conformance`
+//! unchanged. The shared backends also implement the leader lease
+//! ([`WorkQueue::lead`]) so that only one orchestrator polls GitHub, reaps leases
+//! and applies the outbox at a time.
 //!
 //! # Layout
 //!
 //! - [`url`](StoreUrl): parsing `DATABASE_URL`; passwords never reach messages.
 //! - [`Durability`]: what a commit survives.
-//! - `logic`: the decisions every backend shares (enqueue, acknowledge, indexed columns).
+//! - `logic`: what the stores share beyond `scrum_core::store` (indexed columns, JSON).
 //! - `registry`: reading back what the worker registries store (every backend keeps
 //!   its workers and probe reports beside its tasks, in a `workers` module).
-//! - `last_written`: the shared backends' memory of the tasks they just wrote, which
-//!   saves a heartbeat or completion its read.
 //! - `sqlite`, `postgres`, `redis`: one backend each, behind its feature.
 //!
 //! # Example
@@ -54,8 +55,6 @@ use scrum_core::state::{Jitter, Policy};
 use scrum_core::{Error, Result, WorkQueue};
 
 mod durability;
-#[cfg(any(feature = "postgres", feature = "redis"))]
-mod last_written;
 // Each backend uses some of the shared helpers; a build with fewer backends leaves
 // some unused.
 #[cfg_attr(

@@ -1,8 +1,8 @@
 //! What the SQL and Redis backends share beyond scrum-core's building blocks
-//! ([`scrum_core::backend`]): the indexed columns a task is stored with, JSON
-//! encoding, and the bounds of a shared store's compare-and-set retries.
+//! ([`scrum_core::store`], [`scrum_core::backend`]): the indexed columns a task is
+//! stored with, and JSON encoding.
 
-use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskId, TaskState, Timestamp};
+use scrum_core::{Error, ErrorKind, QueueCounts, Result, Task, TaskState, Timestamp};
 
 /// The columns a task is indexed by, besides its id.
 #[derive(Debug)]
@@ -83,15 +83,4 @@ pub(crate) fn set_count(counts: &mut QueueCounts, state: TaskState, n: i64) {
         TaskState::Cancelled => counts.cancelled = n,
         TaskState::Parked => counts.parked = n,
     }
-}
-
-/// How many times a shared backend's write retries after another orchestrator
-/// changed the same task between its read and its write.
-pub(crate) const MAX_RETRIES: usize = 64;
-
-/// The error when writes to task `id` kept losing to other writers.
-pub(crate) fn contention(id: &TaskId) -> Error {
-    Error::unavailable(format!(
-        "store: task {id} kept changing under concurrent writers; try again"
-    ))
 }

@@ -23,6 +23,9 @@ pub(super) struct Keys {
     /// Member to `lease expiry` newline `lock keys`, for in-progress tasks that
     /// declare paths: the locks held.
     pub(super) locked: String,
+    /// Counts the changes of `locked`: a claim of a task with lock keys is stored
+    /// only while the count is the one its decision read.
+    pub(super) locks_seq: String,
     /// One sorted set per state, in `TaskState::ALL` order.
     pub(super) states: [String; TaskState::ALL.len()],
     pub(super) leader: String,
@@ -52,6 +55,7 @@ impl Keys {
             outbox_failures: k("outbox:failures"),
             lock_keys: k("lock-keys"),
             locked: k("locked"),
+            locks_seq: k("locks:seq"),
             states: TaskState::ALL.map(|s| k(&format!("state:{}", s.as_str()))),
             leader: k("leader"),
             schema: k("schema"),

@@ -12,20 +12,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use scrum_core::backend;
-use scrum_core::state::{self, Event, Jitter, Policy, Refusal, Step};
+use scrum_core::state::{Jitter, Policy};
+use scrum_core::store::{
+    EffectQuery, Leader, MAX_RETRIES, Remembered, Rules, Settle, Store, Versioned, Write, Written,
+};
 use scrum_core::{
-    EffectFailure, EffectSelector, Enqueued, Error, ErrorKind, Hold, LeaseKind, LeaseToken,
-    OutboxEntry, QueueCounts, ReadyIssue, Result, Task, TaskFilter, TaskId, TaskState, Timestamp,
-    WorkQueue, WorkerId,
+    Error, ErrorKind, Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId, TaskState,
+    Timestamp,
 };
 
-use crate::last_written::LastWritten;
-use crate::logic::{self, MAX_RETRIES, contention, from_json};
+use crate::logic;
 use crate::redact_url;
 use crate::url::{take_durability, take_param};
-use keys::{Keys, member_id};
-use ops::{Committed, redis_error, stop_index, versioned};
+use keys::{Keys, member, member_id};
+use ops::{redis_error, stop_index, versioned};
 
 /// The schema version this build writes into Redis (the `{prefix}:schema` key).
 pub const REDIS_SCHEMA_VERSION: u32 = 1;
@@ -35,17 +35,19 @@ pub const REDIS_SCHEMA_VERSION: u32 = 1;
 /// crashed in between).
 const RESERVATION: Duration = Duration::from_secs(30);
 
-/// A [`WorkQueue`] in Redis, shared by any number of orchestrators.
+/// A [`WorkQueue`](scrum_core::WorkQueue) in Redis, shared by any number of orchestrators.
 ///
-/// - **Atomic changes**: a change reads the task and its version,
-///   [`scrum_core::state::transition`] decides in Rust, and one Lua script writes
-///   the task (if its version is unchanged), its indexes and its outbox effects; a
-///   lost race is retried on the new state. A task this process claimed is not
-///   read again: its heartbeats and completion start from the task as written
-///   and kept in memory, one script call each.
+/// - **Atomic changes**: one Lua script writes the task (if its version is
+///   unchanged), its indexes and its outbox effects (the shared code of [`Store`]
+///   reads, decides and retries). A task this process claimed is not read again:
+///   its heartbeats and completion start from the task as written and kept in
+///   memory ([`Remembered`]), one script call each.
 /// - **Claims never collide**: a script pops the first ready task (sorted by one
 ///   score: priority rank, then issue age; equal scores by id) into a short
-///   reservation, so concurrent claimers each get a different task.
+///   reservation, so concurrent claimers each get a different task. While
+///   repositories are held or tasks hold locks, Rust chooses the task
+///   ([`scrum_core::locks`]) and a script reserves it; a claim of a task with lock
+///   keys is stored only while the held locks are the ones it decided on.
 /// - **Leader lease** with expiry, taken over once it lapsed unrenewed.
 /// - **Isolation**: every key lives under one prefix (default `scrum`), so several
 ///   queues share one server.
@@ -58,7 +60,7 @@ pub struct RedisQueue {
     con: ConnectionManager,
     keys: Keys,
     /// The tasks this process holds leases on, as it wrote them.
-    last_written: LastWritten,
+    remembered: Remembered,
     /// The URL without its password, for messages.
     target: String,
 }
@@ -74,6 +76,49 @@ impl fmt::Debug for RedisQueue {
 }
 
 impl RedisQueue {
+    /// The first ready member a claim at `now` may take, chosen in Rust: not in a
+    /// repository `hold` holds, and waiting for no lock
+    /// ([`scrum_core::locks::lock_holder`]).
+    async fn choose(&self, now: Timestamp, hold: &Hold) -> Result<Option<String>> {
+        const PAGE: isize = 256;
+        let k = &self.keys;
+        let (_, held) = self.held_locks().await?;
+        let mut from = 0;
+        loop {
+            let batch = self.members(&k.ready, from, from + PAGE - 1).await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let mut con = self.con.clone();
+            let keys: Vec<Option<String>> = if held.is_empty() {
+                vec![None; batch.len()]
+            } else {
+                redis::cmd("HMGET")
+                    .arg(&k.lock_keys)
+                    .arg(&batch)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| redis_error("read lock keys", e))?
+            };
+            for (m, keys) in batch.iter().zip(keys) {
+                if hold.holds(&member_id(m)?) {
+                    continue;
+                }
+                let keys: Vec<String> = keys
+                    .iter()
+                    .flat_map(|k| k.lines())
+                    .map(str::to_string)
+                    .collect();
+                let others = held.iter().filter(|(h, _, _)| h != m);
+                let others = others.map(|(h, at, keys)| (h, *at, keys.as_slice()));
+                if scrum_core::locks::lock_holder(&keys, others, now).is_none() {
+                    return Ok(Some(m.clone()));
+                }
+            }
+            from += PAGE;
+        }
+    }
+
     /// Connects to `url` (`redis://[:password@]host:port/db`) under the key prefix
     /// the URL's `prefix=NAME` names (default `scrum`; see
     /// [`RedisQueue::connect_with_prefix`]), with random backoff jitter.
@@ -122,7 +167,7 @@ impl RedisQueue {
             jitter,
             con,
             keys: Keys::new(prefix),
-            last_written: LastWritten::default(),
+            remembered: Remembered::default(),
             target,
         };
         queue.check_schema().await?;
@@ -186,94 +231,94 @@ impl RedisQueue {
 }
 
 #[async_trait]
-impl WorkQueue for RedisQueue {
-    fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    async fn enqueue(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Enqueued> {
-        let ctx = self.ctx(observed_at);
-        for _ in 0..MAX_RETRIES {
-            let current = self.load(&issue.id).await?;
-            let version = current.as_ref().map_or(0, |c| c.version);
-            let task = current.map(|c| c.task);
-            let (step, answer) = backend::enqueue_step(task.as_ref(), issue.clone(), &ctx)?;
-            let Some(step) = step else {
-                return Ok(answer);
-            };
-            if self.commit(task.as_ref(), &step, version, None).await? {
-                return Ok(answer);
-            }
+impl Store for RedisQueue {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            policy: &self.policy,
+            jitter: &self.jitter,
         }
-        Err(contention(&issue.id))
     }
 
-    async fn claim_where(
-        &self,
-        worker: &WorkerId,
-        lease: LeaseKind,
-        now: Timestamp,
-        hold: &Hold,
-    ) -> Result<Option<Task>> {
-        let ctx = self.ctx(now);
+    async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
+        RedisQueue::load(self, id).await
+    }
+
+    async fn write(&self, write: Write<'_>) -> Result<Written> {
+        let task = &write.step.task;
+        let locks_seq = if write.claims_locks() {
+            let (seq, held) = self.held_locks().await?;
+            let me = member(&task.id);
+            let others = held.iter().filter(|(m, _, _)| *m != me);
+            let others = others.map(|(m, at, keys)| (m, *at, keys.as_slice()));
+            if scrum_core::locks::lock_holder(&task.locks, others, write.now).is_some() {
+                return Ok(Written::LockHeld);
+            }
+            Some(seq)
+        } else {
+            None
+        };
+        let version = write
+            .old
+            .map_or(0, |o| i64::try_from(o.version).unwrap_or(-1));
+        let old = write.old.map(|o| &o.task);
+        self.commit(old, write.step, version, write.ack, locks_seq)
+            .await
+    }
+
+    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
         let k = &self.keys;
+        let until = now.plus(RESERVATION).0;
         for _ in 0..MAX_RETRIES {
             let mut con = self.con.clone();
-            let reserved: Option<(String, Option<i64>, Option<String>)> = scripts::RESERVE
+            let popped: Option<Vec<Option<String>>> = scripts::RESERVE
                 .key(&k.ready)
                 .key(&k.delayed)
                 .key(&k.claiming)
                 .key(&k.rank)
-                .key(&k.lock_keys)
                 .key(&k.locked)
                 .arg(now.0)
-                .arg(now.plus(RESERVATION).0)
+                .arg(until)
                 .arg(&k.task_prefix)
-                .arg(&hold.repos)
+                .arg(u8::from(!hold.repos.is_empty()))
                 .invoke_async(&mut con)
                 .await
                 .map_err(|e| redis_error("find a task to claim", e))?;
-            let Some((m, version, json)) = reserved else {
-                return Ok(None);
+            let reserved = match popped {
+                None => return Ok(None),
+                Some(r) if r.first().is_some_and(|m| m.as_deref() == Some("")) => {
+                    let Some(m) = self.choose(now, hold).await? else {
+                        return Ok(None);
+                    };
+                    let taken: Option<Vec<Option<String>>> = scripts::TAKE
+                        .key(&k.ready)
+                        .key(&k.claiming)
+                        .arg(&m)
+                        .arg(until)
+                        .arg(&k.task_prefix)
+                        .invoke_async(&mut con)
+                        .await
+                        .map_err(|e| redis_error("reserve a task", e))?;
+                    // Another claimer took it first: choose again.
+                    let Some(taken) = taken else { continue };
+                    taken
+                }
+                Some(r) => r,
             };
-            let Some(current) = versioned(version, json)? else {
-                // An index entry whose task is gone: drop it.
-                let _: i64 = redis::cmd("ZREM")
-                    .arg(&k.claiming)
-                    .arg(&m)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(|e| redis_error("clean an index", e))?;
-                member_id(&m)?;
-                continue;
-            };
-            let event = Event::Claim {
-                worker: worker.clone(),
-                token: LeaseToken::random(),
-                lease,
-            };
-            let step = match state::transition(&current.task, event, &ctx) {
-                Ok(step) => step,
-                // Indexed as ready but not claimable: store it again to re-index.
-                Err(Refusal::NotClaimable) => Step::store(current.task.clone()),
-                Err(e) => return Err(e.into()),
-            };
-            let claimed = step.task.state() == TaskState::InProgress;
-            let committed = self
-                .commit_checked(Some(&current.task), &step, current.version, None)
-                .await?;
-            if committed == Committed::LockHeld {
-                // Another claimer took an overlapping lock since the reservation
-                // looked: store the task back as it was, which ends the reservation
-                // (and the next one passes over it).
-                let back = Step::store(current.task.clone());
-                self.commit(Some(&current.task), &back, current.version, None)
-                    .await?;
-                continue;
-            }
-            if committed == Committed::Written && claimed {
-                self.last_written.remember(&step.task, current.version + 1);
-                return Ok(Some(step.task));
+            let mut fields = reserved.into_iter();
+            let m = fields.next().flatten().unwrap_or_default();
+            let version = fields.next().flatten().and_then(|v| v.parse().ok());
+            match versioned(version, fields.next().flatten())? {
+                Some(task) => return Ok(Some(task)),
+                None => {
+                    // An index entry whose task is gone: drop it.
+                    let _: i64 = redis::cmd("ZREM")
+                        .arg(&k.claiming)
+                        .arg(&m)
+                        .query_async(&mut con)
+                        .await
+                        .map_err(|e| redis_error("clean an index", e))?;
+                    member_id(&m)?;
+                }
             }
         }
         Err(Error::unavailable(
@@ -281,38 +326,7 @@ impl WorkQueue for RedisQueue {
         ))
     }
 
-    async fn apply(&self, id: &TaskId, event: Event, now: Timestamp) -> Result<Task> {
-        self.apply_event(id, event, now).await
-    }
-
-    async fn expire(&self, now: Timestamp) -> Result<Vec<Task>> {
-        let mut con = self.con.clone();
-        let lapsed: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&self.keys.leases)
-            .arg("-inf")
-            .arg(now.0)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("find lapsed leases", e))?;
-        let mut expired = Vec::with_capacity(lapsed.len());
-        for m in lapsed {
-            let id = member_id(&m)?;
-            match self.apply(&id, Event::Expire, now).await {
-                Ok(task) => expired.push(task),
-                // Renewed, finished or expired by someone else since the scan.
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::InvalidTransition | ErrorKind::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(expired)
-    }
-
-    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        Ok(self.load(id).await?.map(|v| v.task))
-    }
-
-    async fn list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         let k = &self.keys;
         // One set and no holder condition: Redis pages it.
         if filter.worker.is_none() && filter.states.len() <= 1 {
@@ -345,7 +359,7 @@ impl WorkQueue for RedisQueue {
             .collect())
     }
 
-    async fn counts(&self) -> Result<QueueCounts> {
+    async fn state_counts(&self) -> Result<QueueCounts> {
         let mut pipe = redis::pipe();
         for s in &self.keys.states {
             pipe.cmd("ZCARD").arg(s);
@@ -362,68 +376,42 @@ impl WorkQueue for RedisQueue {
         Ok(counts)
     }
 
-    async fn pending_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.outbox_page(0, limit).await
-    }
-
-    async fn due_effects(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.due(now, limit).await
-    }
-
-    async fn failing_effects(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.failing(limit).await
-    }
-
-    async fn ack_effect(&self, id: u64, now: Timestamp) -> Result<()> {
-        let ctx = self.ctx(now);
-        let k = &self.keys;
-        let mut con = self.con.clone();
-        let effect: Option<String> = redis::cmd("HGET")
-            .arg(&k.outbox)
-            .arg(id)
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("acknowledge an effect", e))?;
-        let Some(effect) = effect else {
-            return Ok(());
-        };
-        let effect: state::Effect = from_json(&effect, "effect")?;
-        if effect.kind.is_terminal() {
-            for _ in 0..MAX_RETRIES {
-                let Some(current) = self.load(&effect.task).await? else {
-                    break;
-                };
-                let Some(step) = backend::ack_step(&current.task, &effect, &ctx) else {
-                    break;
-                };
-                // The task's new state and the effect's deletion in one script.
-                if self
-                    .commit(Some(&current.task), &step, current.version, Some(id))
-                    .await?
-                {
-                    return Ok(());
-                }
-            }
+    async fn effects(&self, query: EffectQuery) -> Result<Vec<OutboxEntry>> {
+        match query {
+            EffectQuery::Pending(limit) => self.outbox_page(0, limit).await,
+            EffectQuery::Due(now, limit) => self.due(now, limit).await,
+            EffectQuery::Failing(limit) => self.failing(limit).await,
+            EffectQuery::Id(id) => self.entries(&[id.to_string()]).await,
         }
-        let _: i64 = scripts::ACK
-            .key(&k.outbox)
-            .key(&k.outbox_ids)
-            .key(&k.outbox_failures)
-            .arg(id)
-            .invoke_async(&mut con)
-            .await
-            .map_err(|e| redis_error("acknowledge an effect", e))?;
-        Ok(())
     }
 
-    async fn nack_effect(&self, id: u64, failure: &EffectFailure) -> Result<()> {
-        self.record_failure(id, failure).await
+    async fn settle_effects(&self, settle: Settle<'_>) -> Result<usize> {
+        match settle {
+            Settle::Ack(id) => {
+                let k = &self.keys;
+                let mut con = self.con.clone();
+                let _: i64 = scripts::ACK
+                    .key(&k.outbox)
+                    .key(&k.outbox_ids)
+                    .key(&k.outbox_failures)
+                    .arg(id)
+                    .invoke_async(&mut con)
+                    .await
+                    .map_err(|e| redis_error("acknowledge an effect", e))?;
+                Ok(1)
+            }
+            Settle::Fail(id, failure) => self.record_failure(id, failure).await.map(|()| 1),
+            Settle::Revive(which, _) => self.revive(which).await,
+        }
     }
 
-    async fn revive_effects(&self, which: &EffectSelector, _now: Timestamp) -> Result<usize> {
-        self.revive(which).await
+    fn remembered(&self) -> Option<&Remembered> {
+        Some(&self.remembered)
     }
+}
 
+#[async_trait]
+impl Leader for RedisQueue {
     async fn lead(&self, holder: &str, ttl: Duration, now: Timestamp) -> Result<bool> {
         let mut con = self.con.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);

@@ -1,13 +1,14 @@
 //! The operations the queue is built from: reading a task with its version,
 //! committing a step with the COMMIT script, retrying on a lost race.
 
-use async_trait::async_trait;
-use scrum_core::state::{Ctx, Event, Step};
+use std::collections::HashMap;
+
+use scrum_core::state::Step;
+use scrum_core::store::{Version, Versioned, Written};
 use scrum_core::{Error, ErrorKind, Result, Task, TaskId, TaskState, Timestamp};
 
 use super::keys::{member, order_score, state_index};
 use super::{RedisQueue, scripts};
-use crate::last_written::VersionedRows;
 use crate::logic::{self, Columns};
 
 /// Maps a Redis error met while `doing` something, once, to the error callers see.
@@ -29,29 +30,7 @@ pub(super) fn redis_error(doing: &str, e: redis::RedisError) -> Error {
     Error::new(kind, format!("store: cannot {doing}")).with_source(e)
 }
 
-/// What a commit did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Committed {
-    /// Stored.
-    Written,
-    /// Not stored: the task changed since it was read.
-    Raced,
-    /// Not stored: a claim whose lock keys overlap a lock another in-progress task
-    /// holds.
-    LockHeld,
-}
-
-/// A task read with the version its writes must match.
-pub(super) struct Versioned {
-    pub(super) task: Task,
-    pub(super) version: i64,
-}
-
 impl RedisQueue {
-    pub(super) fn ctx(&self, now: Timestamp) -> Ctx<'_> {
-        Ctx::sample(now, &self.policy, &self.jitter)
-    }
-
     /// The task `id` with its version.
     pub(super) async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {
         let mut con = self.con.clone();
@@ -65,28 +44,42 @@ impl RedisQueue {
         versioned(version, json)
     }
 
+    /// The locks in-progress tasks hold (member, lease expiry, keys), and the
+    /// count of changes to them, read together.
+    pub(super) async fn held_locks(&self) -> Result<(i64, Vec<(String, Timestamp, Vec<String>)>)> {
+        let mut con = self.con.clone();
+        let (seq, locked): (Option<i64>, HashMap<String, String>) = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(&self.keys.locks_seq)
+            .cmd("HGETALL")
+            .arg(&self.keys.locked)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("read the held locks", e))?;
+        let held = locked
+            .into_iter()
+            .filter_map(|(m, entry)| {
+                let mut lines = entry.lines();
+                let expires_at = Timestamp(lines.next()?.parse().ok()?);
+                Some((m, expires_at, lines.map(str::to_string).collect()))
+            })
+            .collect();
+        Ok((seq.unwrap_or(0), held))
+    }
+
     /// Writes `step` if the task is still at `version` (0: must not exist; `old` is
     /// the task as read at that version), and deletes the effect `ack` in the same
-    /// script. Says whether it wrote.
+    /// script; a claim of a task with lock keys passes `locks_seq`, the count of
+    /// lock changes its decision read, and is stored only while it holds.
     pub(super) async fn commit(
         &self,
         old: Option<&Task>,
         step: &Step,
         version: i64,
         ack: Option<u64>,
-    ) -> Result<bool> {
-        Ok(self.commit_checked(old, step, version, ack).await? == Committed::Written)
-    }
-
-    /// [`RedisQueue::commit`], telling a lost race from a claim refused because an
-    /// in-progress task holds an overlapping lock.
-    pub(super) async fn commit_checked(
-        &self,
-        old: Option<&Task>,
-        step: &Step,
-        version: i64,
-        ack: Option<u64>,
-    ) -> Result<Committed> {
+        locks_seq: Option<i64>,
+    ) -> Result<Written> {
         let task = &step.task;
         let c = Columns::of(task);
         let json = logic::to_json(task)?;
@@ -139,10 +132,7 @@ impl RedisQueue {
         for s in &k.states {
             call.key(s);
         }
-        call.key(&k.lock_keys).key(&k.locked);
-        let was_held = old.is_some_and(|o| o.state() == TaskState::InProgress);
-        let check_locks =
-            task.state() == TaskState::InProgress && !was_held && !task.locks.is_empty();
+        call.key(&k.lock_keys).key(&k.locked).key(&k.locks_seq);
         call.arg(member(&task.id))
             .arg(version)
             .arg(json)
@@ -155,11 +145,7 @@ impl RedisQueue {
             .arg(u8::from(order_changed))
             .arg(old_index)
             .arg(task.locks.join("\n"))
-            .arg(if check_locks {
-                task.updated_at.0.to_string()
-            } else {
-                String::new()
-            })
+            .arg(locks_seq.map(|s| s.to_string()).unwrap_or_default())
             .arg(u8::from(old.is_some_and(|o| !o.locks.is_empty())));
         for effect in &step.effects {
             call.arg(logic::to_json(effect)?);
@@ -170,23 +156,10 @@ impl RedisQueue {
             .await
             .map_err(|e| redis_error("store a task", e))?;
         Ok(match written {
-            -2 => Committed::LockHeld,
-            w if w < 0 => Committed::Raced,
-            _ => Committed::Written,
+            -2 => Written::LockHeld,
+            w if w < 0 => Written::Conflict,
+            w => Written::Stored(Version::try_from(w).unwrap_or(0)),
         })
-    }
-
-    /// Applies `event` to the task `id` and stores the result, retrying on the new
-    /// state when another writer got there first. Starts from the task as this
-    /// process last wrote it, if it did, and reads it only when that is out of date.
-    pub(super) async fn apply_event(
-        &self,
-        id: &TaskId,
-        event: Event,
-        now: Timestamp,
-    ) -> Result<Task> {
-        let ctx = self.ctx(now);
-        self.last_written.apply(self, id, event, &ctx).await
     }
 
     /// Reads the tasks `members` name, in that order (skipping any deleted since).
@@ -227,22 +200,11 @@ impl RedisQueue {
     }
 }
 
-#[async_trait]
-impl VersionedRows for RedisQueue {
-    async fn load_versioned(&self, id: &TaskId) -> Result<Option<(Task, i64)>> {
-        Ok(self.load(id).await?.map(|c| (c.task, c.version)))
-    }
-
-    async fn write_if_at(&self, old: &Task, step: &Step, version: i64) -> Result<bool> {
-        self.commit(Some(old), step, version, None).await
-    }
-}
-
 pub(super) fn versioned(version: Option<i64>, json: Option<String>) -> Result<Option<Versioned>> {
     match (version, json) {
         (Some(version), Some(json)) => Ok(Some(Versioned {
             task: logic::task_from_json(&json)?,
-            version,
+            version: Version::try_from(version).unwrap_or(0),
         })),
         _ => Ok(None),
     }

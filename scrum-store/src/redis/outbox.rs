@@ -46,7 +46,7 @@ impl Failed {
 
 impl RedisQueue {
     /// The entries of `ids`, in that order (ids acknowledged meanwhile are skipped).
-    async fn entries(&self, ids: &[String]) -> Result<Vec<OutboxEntry>> {
+    pub(super) async fn entries(&self, ids: &[String]) -> Result<Vec<OutboxEntry>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -13,24 +13,25 @@ use redis::Script;
 /// KEYS: 1 task hash, 2 all, 3 ready, 4 delayed, 5 leases, 6 claiming, 7 rank,
 /// 8 outbox, 9 outbox ids, 10 outbox sequence, 11 outbox failures,
 /// 12..17 the state sets (pending, in_progress, completed, failed, cancelled, parked),
-/// 18 lock keys of live tasks, 19 locks held (see [`LOCKS`]).
+/// 18 lock keys of live tasks, 19 locks held (member to `lease expiry` newline
+/// `lock keys`), 20 the count of changes to 19.
 /// ARGV: 1 member, 2 expected version (0: must not exist), 3 task JSON, 4 new state
 /// set (1-6), 5 new index (`ready`, `delayed`, `leases` or empty), 6 its score,
 /// 7 claim-order score (written when ARGV[10] is 1), 8 effect id to delete (or
 /// empty), 9 old state set (0: new task), 10 whether the claim-order score changed,
 /// 11 old index (`pending`, `leases` or empty), 12 the task's lock keys
-/// (newline-separated, or empty), 13 the time to check held locks at (a claim of a
-/// task with keys; otherwise empty), 14 whether the old version had lock keys
+/// (newline-separated, or empty), 13 the count of 20 the decision to claim a task
+/// with keys read (otherwise empty), 14 whether the old version had lock keys
 /// (`1`/`0`), 15.. effect JSONs.
-/// Returns the new version, -1 when the version changed, or -2 when a claim's keys
-/// overlap a lock another in-progress task holds (nothing written).
+/// Returns the new version, -1 when the version changed, or -2 when the held locks
+/// changed since a claim's decision read them (nothing written).
 pub(super) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{LOCKS}
+    Script::new(
+        r#"
 local m = ARGV[1]
 local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[2] then return -1 end
-if ARGV[13] ~= '' and lock_holder(held_locks(KEYS[19], tonumber(ARGV[13])), ARGV[12], m) then
+if ARGV[13] ~= '' and (redis.call('GET', KEYS[20]) or '0') ~= ARGV[13] then
   return -2
 end
 local nv = tonumber(v) + 1
@@ -67,9 +68,11 @@ if ARGV[12] ~= '' then
   else
     redis.call('HDEL', KEYS[19], m)
   end
+  redis.call('INCR', KEYS[20])
 elseif ARGV[14] == '1' then
   redis.call('HDEL', KEYS[18], m)
   redis.call('HDEL', KEYS[19], m)
+  redis.call('INCR', KEYS[20])
 end
 for i = 15, #ARGV do
   local id = redis.call('INCR', KEYS[10])
@@ -77,23 +80,22 @@ for i = 15, #ARGV do
   redis.call('ZADD', KEYS[9], id, id)
 end
 return nv
-"#
-    ))
+"#,
+    )
 });
 
-/// Reserves the first claimable task: moves backoffs that are due and reservations
-/// that lapsed back to the ready set, pops its first member into the claiming set
-/// until ARGV[2], and returns `{member, version, json}` (nil when none is ready).
+/// Moves backoffs that are due and reservations that lapsed back to the ready
+/// set; then, when nothing needs choosing (no repository held, no lock held), pops
+/// the first ready member into the claiming set until ARGV[2] and returns
+/// `{member, version, json}`; `false` when none is ready, and `{''}` when the
+/// caller must choose (in Rust: holds and locks are decided there) and [`TAKE`].
 ///
-/// Passes over tasks whose lock keys overlap a lock an in-progress task holds.
-///
-/// KEYS: 1 ready, 2 delayed, 3 claiming, 4 rank, 5 lock keys of live tasks, 6 locks
-/// held. ARGV: 1 now, 2 reservation end, 3 the task hash key prefix, 4..
-/// repositories whose tasks are held (passed over).
+/// KEYS: 1 ready, 2 delayed, 3 claiming, 4 rank, 5 locks held. ARGV: 1 now,
+/// 2 reservation end, 3 the task hash key prefix, 4 `1` when repositories are held.
 pub(super) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{LOCKS}
-for _, from in ipairs({{KEYS[2], KEYS[3]}}) do
+    Script::new(
+        r#"
+for _, from in ipairs({KEYS[2], KEYS[3]}) do
   local due = redis.call('ZRANGEBYSCORE', from, '-inf', ARGV[1], 'LIMIT', 0, 256)
   for _, m in ipairs(due) do
     redis.call('ZREM', from, m)
@@ -101,84 +103,33 @@ for _, from in ipairs({{KEYS[2], KEYS[3]}}) do
     if score then redis.call('ZADD', KEYS[1], score, m) end
   end
 end
-local m = nil
-local now = tonumber(ARGV[1])
-local locks = redis.call('HLEN', KEYS[6]) > 0 and held_locks(KEYS[6], now)
-local locking = locks and #locks > 0
-if #ARGV < 4 and not locking then
-  local top = redis.call('ZPOPMIN', KEYS[1])
-  if #top == 0 then return false end
-  m = top[1]
-else
-  local held = {{}}
-  for i = 4, #ARGV do held[ARGV[i]] = true end
-  local from = 0
-  while not m do
-    local batch = redis.call('ZRANGE', KEYS[1], from, from + 255)
-    if #batch == 0 then return false end
-    for _, candidate in ipairs(batch) do
-      if not held[string.match(candidate, '^(.*)#')] then
-        local keys = locking and redis.call('HGET', KEYS[5], candidate)
-        if not keys or not lock_holder(locks, keys, candidate) then
-          m = candidate
-          break
-        end
-      end
-    end
-    from = from + 256
-  end
-  redis.call('ZREM', KEYS[1], m)
-end
+if ARGV[4] == '1' or redis.call('HLEN', KEYS[5]) > 0 then return {''} end
+local top = redis.call('ZPOPMIN', KEYS[1])
+if #top == 0 then return false end
+local m = top[1]
 redis.call('ZADD', KEYS[3], ARGV[2], m)
 local t = redis.call('HMGET', ARGV[3] .. m, 'v', 'json')
-return {{m, t[1], t[2]}}
-"#
-    ))
+return {m, t[1], t[2]}
+"#,
+    )
 });
 
-/// The lock functions both scripts above start with: `held_locks(locked, now)`
-/// reads the hash `locked` (member to `lease expiry` newline `keys`) once, as a
-/// list of `{member, keys}` whose lease is live at `now`; `lock_holder(held, keys,
-/// self)` says whether one of them other than `self` holds keys overlapping `keys`
-/// (newline-separated). The overlap of two keys is
-/// `scrum_core::locks::key_overlaps`, in Lua.
-const LOCKS: &str = r#"
-local function split(s)
-  local t = {}
-  for k in string.gmatch(s, '[^\n]+') do t[#t + 1] = k end
-  return t
-end
-local function key_overlaps(a, b)
-  return a == '**' or b == '**' or a == b
-    or (string.sub(a, -1) == '/' and string.sub(b, 1, #a) == a)
-    or (string.sub(b, -1) == '/' and string.sub(a, 1, #b) == b)
-end
-local function held_locks(locked, now)
-  local live = {}
-  local all = redis.call('HGETALL', locked)
-  for i = 1, #all, 2 do
-    local entry = all[i + 1]
-    local nl = string.find(entry, '\n', 1, true)
-    if tonumber(string.sub(entry, 1, nl - 1)) > now then
-      live[#live + 1] = {all[i], split(string.sub(entry, nl + 1))}
-    end
-  end
-  return live
-end
-local function lock_holder(held, keys, self)
-  local mine = split(keys)
-  for _, h in ipairs(held) do
-    if h[1] ~= self then
-      for _, a in ipairs(h[2]) do
-        for _, b in ipairs(mine) do
-          if key_overlaps(a, b) then return true end
-        end
-      end
-    end
-  end
-  return false
-end
-"#;
+/// Reserves the ready member ARGV[1] the caller chose, if it is still ready:
+/// moves it into the claiming set until ARGV[2] and returns `{member, version,
+/// json}`; `false` when another claimer took it first.
+///
+/// KEYS: 1 ready, 2 claiming. ARGV: 1 member, 2 reservation end, 3 the task hash
+/// key prefix.
+pub(super) static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local t = redis.call('HMGET', ARGV[3] .. ARGV[1], 'v', 'json')
+return {ARGV[1], t[1], t[2]}
+"#,
+    )
+});
 
 /// Deletes an acknowledged effect. KEYS: 1 outbox, 2 outbox ids, 3 failures.
 /// ARGV: 1 id.
