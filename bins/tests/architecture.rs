@@ -5,7 +5,7 @@
 //! - the endpoint table of `docs/http-api.md` lists exactly the routes the server
 //!   and the dashboard register;
 //! - "Adding a backend" in ARCHITECTURE.md lists exactly the required methods (those
-//!   without a default body) of `WorkQueue` and `WorkerRegistry`.
+//!   without a default body) of `Store`, `WorkQueue` and `WorkerRegistry`.
 //!
 //! Each check reads the source as text, so it follows the code as it changes.
 
@@ -307,6 +307,7 @@ fn listed_methods(architecture: &str, name: &str) -> BTreeSet<String> {
 fn adding_a_backend_lists_the_required_methods() {
     let architecture = read(&root().join("ARCHITECTURE.md"));
     for (name, file) in [
+        ("Store", "scrum-core/src/store.rs"),
         ("WorkQueue", "scrum-core/src/queue.rs"),
         ("WorkerRegistry", "scrum-core/src/workers.rs"),
     ] {

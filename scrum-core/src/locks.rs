@@ -16,8 +16,8 @@
 //! for none.
 //!
 //! Paths become lock *keys* ([`LockRules::keys`], stored on the task as
-//! [`crate::Task::locks`]), in one of three forms, so that every store can test
-//! overlap with a prefix comparison ([`overlaps`]):
+//! [`crate::Task::locks`]), in one of three forms, so that overlap is a
+//! prefix comparison ([`overlaps`]):
 //!
 //! - `src/auth/`: a directory, ending in `/`. A glob becomes the directory before
 //!   its first wildcard (`src/auth/**` and `src/auth/*.rs` both lock `src/auth/`):
@@ -29,8 +29,10 @@
 //!
 //! A claim passes over a pending task whose keys overlap those of an in-progress
 //! task whose lease is live ([`lock_holder`]); the lock ends with the task, or with
-//! its lease. Every store decides this inside its claim, atomically with the lease,
-//! so two orchestrators sharing a store never run overlapping tasks together.
+//! its lease. The shared claim of every store ([`crate::store`]) asks this rule:
+//! a store hands it the locks its in-progress tasks hold, and serialises the
+//! claims of tasks with lock keys, so two orchestrators sharing a store never run
+//! overlapping tasks together.
 
 use serde::{Deserialize, Serialize};
 
@@ -196,8 +198,8 @@ fn key(path: &str) -> String {
 }
 
 /// Whether two lock keys overlap: one is everything, they are equal, or one is a
-/// directory the other lies in. Stores that test this in their own language (SQL,
-/// Lua) follow this definition.
+/// directory the other lies in. The one definition: no store tests overlap in its
+/// own language.
 pub fn key_overlaps(a: &str, b: &str) -> bool {
     a == EVERYTHING
         || b == EVERYTHING

@@ -247,10 +247,13 @@ pub fn unknown_task(id: &TaskId) -> Error {
 ///
 /// Every method that changes a task applies [`crate::state::transition`] (or
 /// [`crate::state::new_task`]) and persists the resulting task together with its
-/// effects, atomically: after a crash either both are stored or neither is. The
-/// required methods are few: the per-event methods (heartbeat, complete, fail,
-/// release, cancel, retry) are provided on top of [`WorkQueue::apply`], so a backend
-/// cannot get them subtly wrong.
+/// effects, atomically: after a crash either both are stored or neither is. A
+/// backend does not implement this trait: it implements the few primitives of
+/// [`crate::store::Store`] (and [`crate::store::Leader`], [`WorkerRegistry`]), and
+/// gets every method here from code written once, so it cannot get them subtly
+/// wrong. The per-event methods (heartbeat, complete, fail, release, cancel, retry)
+/// are provided on top of [`WorkQueue::apply`]; a wrapper (fault injection, a mock)
+/// implements the rest.
 /// Methods take `now` instead of reading a clock. A backend is done when the
 /// conformance suite (`scrum_core::conformance`, feature `testkit`) passes unchanged;
 /// each `# Behavior` bullet below is one test there.
