@@ -49,6 +49,11 @@ pub struct Rules<'a> {
 }
 
 impl<'a> Rules<'a> {
+    /// The rules of `policy` with jitter from `jitter`.
+    pub fn new(policy: &'a Policy, jitter: &'a Jitter) -> Rules<'a> {
+        Rules { policy, jitter }
+    }
+
     /// The context of one step at `now`.
     pub fn ctx(&self, now: Timestamp) -> Ctx<'a> {
         Ctx::sample(now, self.policy, self.jitter)

@@ -207,10 +207,7 @@ const RESERVATION: Timestamp = Timestamp(30_000);
 #[async_trait]
 impl Store for MemoryQueue {
     fn rules(&self) -> Rules<'_> {
-        Rules {
-            policy: &self.policy,
-            jitter: &self.jitter,
-        }
+        Rules::new(&self.policy, &self.jitter)
     }
 
     async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {

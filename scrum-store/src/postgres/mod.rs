@@ -404,10 +404,7 @@ async fn store<'c>(ex: impl PgExecutor<'c>, write: &Write<'_>) -> Result<Written
 #[async_trait]
 impl Store for PostgresQueue {
     fn rules(&self) -> Rules<'_> {
-        Rules {
-            policy: &self.policy,
-            jitter: &self.jitter,
-        }
+        Rules::new(&self.policy, &self.jitter)
     }
 
     async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {

@@ -233,10 +233,7 @@ impl RedisQueue {
 #[async_trait]
 impl Store for RedisQueue {
     fn rules(&self) -> Rules<'_> {
-        Rules {
-            policy: &self.policy,
-            jitter: &self.jitter,
-        }
+        Rules::new(&self.policy, &self.jitter)
     }
 
     async fn load(&self, id: &TaskId) -> Result<Option<Versioned>> {

@@ -294,10 +294,7 @@ impl SqliteQueue {
 #[async_trait]
 impl Store for SqliteQueue {
     fn rules(&self) -> Rules<'_> {
-        Rules {
-            policy: &self.policy,
-            jitter: &self.jitter,
-        }
+        Rules::new(&self.policy, &self.jitter)
     }
 
     /// From the memory copy when live (a write in flight included), else from the
