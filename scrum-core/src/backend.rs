@@ -301,4 +301,35 @@ mod tests {
         let order: Vec<_> = index.ready().map(|id| id.number()).collect();
         assert_eq!(order, [2, 1]);
     }
+
+    #[test]
+    fn a_reservation_hides_a_task_until_it_is_stored_or_lapses() {
+        let policy = Policy::default();
+        let mut index = LiveIndex::default();
+        let task = state::new_task(issue(1, &[]), Timestamp(0), &policy).task;
+        index.insert(&task, Timestamp(0));
+        let (hold, find) = (Hold::default(), |_: &TaskId| Some(&task));
+        let reserved = index.reserve(Timestamp(1), Timestamp(30), &hold, find);
+        assert_eq!(reserved.as_ref(), Some(&task.id));
+        assert_eq!(
+            index.reserve(Timestamp(2), Timestamp(31), &hold, find),
+            None
+        );
+        // A claimer that vanished: the task is back once the reservation lapsed.
+        assert_eq!(
+            index.reserve(Timestamp(30), Timestamp(60), &hold, find),
+            Some(task.id.clone())
+        );
+        // Stored again (put back): out of the reservations, into the claim order.
+        index.remove(&task);
+        index.insert(&task, Timestamp(31));
+        assert_eq!(index.ready().count(), 1);
+        let held = Hold {
+            repos: vec!["acme/widgets".into()],
+        };
+        assert_eq!(
+            index.reserve(Timestamp(31), Timestamp(61), &held, find),
+            None
+        );
+    }
 }
