@@ -165,6 +165,9 @@ pub(crate) async fn page(
         p.lead { strong { (t.issue.title) } " " (state_badge(t.state.as_str()))
             @if t.cancel_requested { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
             @if t.blocked.is_some() { " " (state_badge("blocked")) } }
+        @if scrum_core::clean::needs_cleaning(&t.issue.title) || scrum_core::clean::needs_cleaning(&t.issue.body) {
+            p.notice #text-cleaned { "Text removed: the issue holds what a reader cannot see (HTML comments, invisible characters, hidden HTML); agents get it without that." }
+        }
         @if let Some(b) = &t.blocked {
             div.notice.waiting #blocked {
                 p { "Blocked: not handed out until every blocker is closed." }
