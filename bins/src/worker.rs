@@ -239,55 +239,22 @@ impl WorkerCli {
         Ok(workflow)
     }
 
-    /// What the sandbox is to be: the agent's API host, the allowed hosts, the
-    /// paths hidden.
+    /// What the sandbox is to be: the workflow file's hosts and variables, then
+    /// the operator's.
     fn sandbox_settings(&self, workflow: &Workflow) -> SandboxSettings {
-        let api = std::env::var("ANTHROPIC_BASE_URL")
-            .ok()
-            .and_then(|u| host_of(&u))
-            .unwrap_or_else(|| "api.anthropic.com".into());
-        let mut allow_hosts = vec![api];
-        allow_hosts.extend(workflow.sandbox.allow_hosts.iter().cloned());
-        allow_hosts.extend(
-            self.sandbox_allow_hosts
-                .iter()
-                .filter(|h| !h.trim().is_empty())
-                .map(|h| h.trim().to_string()),
-        );
-        allow_hosts.dedup();
-        let mut pass_env = workflow.sandbox.env.clone();
-        pass_env.extend(
-            self.sandbox_pass_env
-                .iter()
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| n.trim().to_string()),
-        );
-        let mut hidden: Vec<PathBuf> = [
-            "/root",
-            "/home",
-            "/etc/ai-scrum-master",
-            "/run/secrets",
-            "/var/run/secrets",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-        hidden.extend(std::env::var_os("HOME").map(PathBuf::from));
-        hidden.push(
-            std::path::absolute(&self.workspace_dir).unwrap_or_else(|_| self.workspace_dir.clone()),
-        );
-        hidden.extend(self.sandbox_hide.iter().cloned());
-        SandboxSettings {
-            mode: self.sandbox,
-            allow_hosts,
-            pass_env,
-            hidden,
-            limits: Limits {
+        let both = |file: &[String], ours: &[String]| [file, ours].concat();
+        SandboxSettings::new(
+            self.sandbox,
+            &self.workspace_dir,
+            &both(&workflow.sandbox.allow_hosts, &self.sandbox_allow_hosts),
+            &both(&workflow.sandbox.env, &self.sandbox_pass_env),
+            &self.sandbox_hide,
+            Limits {
                 memory_mb: self.sandbox_memory_mb,
                 processes: self.sandbox_processes,
                 tmp_mb: self.sandbox_tmp_mb,
             },
-        }
+        )
     }
 
     /// Runs the worker until `shutdown`; a task running then gets `SHUTDOWN_GRACE` to
@@ -359,14 +326,6 @@ impl WorkerCli {
         tracing::info!(worker = %self.worker_id, "stopped");
         Ok(())
     }
-}
-
-/// The host (and port, when the URL names one) of `url`.
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    (!authority.is_empty()).then(|| authority.to_ascii_lowercase())
 }
 
 /// Whether `program` (a path, or a name looked up on `PATH`) is an existing file.

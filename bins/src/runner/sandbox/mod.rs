@@ -48,6 +48,16 @@ pub const PASSED_ENV: [&str; 7] = [
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
 ];
 
+/// Paths no agent reads, beside the worker's home and its workspace: other users'
+/// homes, the deploy unit's environment file, container secrets.
+pub const HIDDEN_PATHS: [&str; 5] = [
+    "/root",
+    "/home",
+    "/etc/ai-scrum-master",
+    "/run/secrets",
+    "/var/run/secrets",
+];
+
 /// The port the proxy answers on inside a bubblewrap sandbox.
 const PROXY_PORT: u16 = 3128;
 
@@ -101,6 +111,46 @@ pub struct SandboxSettings {
     pub hidden: Vec<PathBuf>,
     /// Per-call limits.
     pub limits: Limits,
+}
+
+impl SandboxSettings {
+    /// A worker's settings: the agent's API host (`ANTHROPIC_BASE_URL`'s, else
+    /// `api.anthropic.com`) and `allow_hosts` allowed; `pass_env` passed;
+    /// [`HIDDEN_PATHS`], the worker's `HOME`, `workspace` and `hide` hidden. Blank
+    /// entries are dropped.
+    pub fn new(
+        mode: SandboxMode,
+        workspace: &Path,
+        allow_hosts: &[String],
+        pass_env: &[String],
+        hide: &[PathBuf],
+        limits: Limits,
+    ) -> SandboxSettings {
+        let listed = |l: &[String]| -> Vec<String> {
+            l.iter()
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect()
+        };
+        let api = std::env::var("ANTHROPIC_BASE_URL")
+            .ok()
+            .and_then(|u| host_of(&u))
+            .unwrap_or_else(|| "api.anthropic.com".into());
+        let mut allow = vec![api];
+        allow.extend(listed(allow_hosts));
+        allow.dedup();
+        let mut hidden: Vec<PathBuf> = HIDDEN_PATHS.iter().map(PathBuf::from).collect();
+        hidden.extend(std::env::var_os("HOME").map(PathBuf::from));
+        hidden.push(std::path::absolute(workspace).unwrap_or_else(|_| workspace.to_path_buf()));
+        hidden.extend(hide.iter().cloned());
+        SandboxSettings {
+            mode,
+            allow_hosts: allow,
+            pass_env: listed(pass_env),
+            hidden,
+            limits,
+        }
+    }
 }
 
 /// The sandbox of a worker: how each agent call is wrapped.
@@ -348,6 +398,14 @@ pub fn find(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// The host (and port, when the URL names one) of `url`.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    (!authority.is_empty()).then(|| authority.to_ascii_lowercase())
 }
 
 /// `s` quoted for `sh`.
