@@ -23,123 +23,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use scrum_core::TaskId;
 use scrum_github::fake::{FakeGitHub, NewIssue};
 use scrum_http::OrchestratorClient;
 
-/// The scripted workflow every worker of a fleet runs.
-///
-/// With `RUN_LOG` set, each run appends `start N <ns>` and `end N <ns>` lines
-/// (issue number, nanosecond clock) to that file around `RUN_HOLD_SECS` (default
-/// 0.3) of simulated work, so a test can tell which runs overlapped in time.
-pub const WORKFLOW: &str = r#"#!/bin/sh
-set -e
-if [ -n "$RUN_LOG" ]; then
-  echo "start $ISSUE_NUMBER $(date +%s%N)" >> "$RUN_LOG"
-  sleep "${RUN_HOLD_SECS:-0.3}"
-fi
-case "$ISSUE_TITLE" in
-  *"[always-fails]"*) echo "the tests fail in $PWD/tests"; exit 1 ;;
-  *"[fails-once]"*) if [ "$ATTEMPT" = 1 ]; then echo "flaky: attempt 1 fails"; exit 1; fi ;;
-  *"[slow]"*) if [ "$ATTEMPT" = 1 ]; then sleep "${SLOW_SECS:-20}"; fi ;;
-esac
-mkdir -p changes
-printf 'Issue #%s: %s (attempt %s)\n' "$ISSUE_NUMBER" "$ISSUE_TITLE" "$ATTEMPT" > "changes/issue-$ISSUE_NUMBER.md"
-git add changes
-git commit -q -m "Resolve #$ISSUE_NUMBER"
-[ -z "$RUN_LOG" ] || echo "end $ISSUE_NUMBER $(date +%s%N)" >> "$RUN_LOG"
-"#;
+mod helpers;
+mod records;
+mod scripts;
 
-/// A stand-in for `claude -p --output-format json`: it tells the role from the
-/// appended system prompt, reads the prompt on standard input, and answers with
-/// Claude Code's JSON result (cost $0.25 for the architect, $0.10 for the others;
-/// 1000 input, 200 output, 300 cache tokens each). The architect commits
-/// `changes/issue-N.md`, the tester `tests/issue-N.md`; security says "no security
-/// issues"; the product owner approves. Markers in the issue title change that:
-///
-/// - `[fails-once]`, `[always-fails]`, `[slow]`: as the scripted workflow (by the
-///   `ATTEMPT` the runner sets), in the architect's call;
-/// - `[lazy-architect]`: the architect commits nothing;
-/// - `[revise-twice]`: the product owner answers REVISE twice, then APPROVE;
-/// - `[revise-forever]`: it always answers REVISE;
-/// - `[rate-limited]`: the first architect call fails with a rate limit (reported
-///   as `subtype: success` with `is_error: true`, as Claude Code does);
-/// - `[no-credits]`: the first call fails for a credit balance too low;
-/// - `[vague]`: the first clarification check asks two questions.
-///
-/// Each call's prompt and arguments are kept in `$FAKE_CLAUDE_STATE/<owner>_<repo>_issue-N/`
-/// as `<role>-<n>.prompt` and `.args` (and `leaked` if a GitHub or orchestrator
-/// token reached it); in a sandbox, which passes no `FAKE_CLAUDE_STATE`, under its
-/// private `$HOME`.
-pub const FAKE_CLAUDE: &str = r#"#!/bin/sh
-role=unknown
-for a in "$@"; do
-  case "$a" in
-    *"checking whether an issue can be implemented"*) role=clarify ;;
-    *"You are the Architect"*) role=architect ;;
-    *"You are the Security"*) role=security ;;
-    *"You are the Tester"*) role=tester ;;
-    *"You are the Product Owner"*) role=po ;;
-  esac
-done
-here=$(pwd)
-issue=$(basename "$(dirname "$here")")
-repo=$(basename "$(dirname "$(dirname "$here")")")
-owner=$(basename "$(dirname "$(dirname "$(dirname "$here")")")")
-state="${FAKE_CLAUDE_STATE:-$HOME/.fake-claude}/${owner}_${repo}_${issue}"
-mkdir -p "$state"
-n=$(( $(cat "$state/$role.count" 2>/dev/null || echo 0) + 1 ))
-echo "$n" > "$state/$role.count"
-all=$(( $(cat "$state/calls.count" 2>/dev/null || echo 0) + 1 ))
-echo "$all" > "$state/calls.count"
-cat > "$state/$role-$n.prompt"
-printf '%s\n' "$@" > "$state/$role-$n.args"
-if [ -n "$GITHUB_TOKEN$GH_TOKEN$ORCHESTRATOR_API_TOKEN" ]; then echo "$role" >> "$state/leaked"; fi
-title="$ISSUE_TITLE"
-number=${issue#issue-}
-answer() { # cost, subtype, is_error, result (JSON-escaped)
-  printf '{"type":"result","subtype":"%s","is_error":%s,"duration_ms":1200,"duration_api_ms":1000,"num_turns":3,"result":"%s","session_id":"fake-%s-%s","total_cost_usd":%s,"usage":{"input_tokens":1000,"cache_creation_input_tokens":100,"cache_read_input_tokens":200,"output_tokens":200}}\n' "$2" "$3" "$4" "$role" "$n" "$1"
-}
-case "$title" in
-  *"[no-credits]"*) if [ "$all" = 1 ]; then answer 0 success true "Credit balance is too low"; exit 1; fi ;;
-esac
-case "$role" in
-  clarify)
-    case "$title" in
-      *"[vague]"*) if [ "$n" = 1 ]; then answer 0.02 success false '{\"needs_clarification\": true, \"questions\": [\"Which page should change?\", \"What should it look like?\"], \"reasoning\": \"The issue names no page.\"}'; else answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Answered.\"}'; fi ;;
-      *) answer 0.02 success false '{\"needs_clarification\": false, \"questions\": [], \"reasoning\": \"Clear enough.\"}' ;;
-    esac ;;
-  architect)
-    case "$title" in
-      *"[rate-limited]"*) if [ "$n" = 1 ]; then answer 0 success true "API Error: 429 rate_limit_error: Number of request tokens has exceeded your per-minute rate limit"; exit 1; fi ;;
-      *"[always-fails]"*) answer 0.05 error_during_execution true "the tests fail in $here/tests"; exit 1 ;;
-      *"[fails-once]"*) if [ "$ATTEMPT" = 1 ]; then answer 0.05 error_during_execution true "flaky: attempt 1 fails"; exit 1; fi ;;
-      *"[slow]"*) if [ "$ATTEMPT" = 1 ]; then sleep "${SLOW_SECS:-20}"; fi ;;
-    esac
-    case "$title" in
-      *"[lazy-architect]"*) answer 0.25 success false "I looked around and changed nothing."; exit 0 ;;
-    esac
-    mkdir -p changes
-    printf 'Issue #%s: %s (architect pass %s)\n' "$number" "$title" "$n" > "changes/issue-$number.md"
-    git add changes && git commit -q -m "Implement #$number (pass $n)"
-    answer 0.25 success false "Implemented the change in changes/issue-$number.md." ;;
-  security) answer 0.10 success false "Reviewed the diff: no security issues." ;;
-  tester)
-    mkdir -p tests
-    printf 'Tests for #%s (pass %s)\n' "$number" "$n" > "tests/issue-$number.md"
-    git add tests && git commit -q -m "Test #$number (pass $n)"
-    answer 0.10 success false "Added tests/issue-$number.md; all tests pass." ;;
-  po)
-    case "$title" in
-      *"[revise-forever]"*) answer 0.10 success false 'The change misses the edge cases.\nDECISION: REVISE' ;;
-      *"[revise-twice]"*) if [ "$n" -le 2 ]; then answer 0.10 success false "Please handle empty input (review $n).\\nDECISION: REVISE"; else answer 0.10 success false 'Good now.\nDECISION: APPROVE'; fi ;;
-      *) answer 0.10 success false 'Looks right.\nDECISION: APPROVE' ;;
-    esac ;;
-  *) echo "fake claude: unknown role" >&2; exit 2 ;;
-esac
-"#;
+use self::helpers::{free_port, make_remote, stop_all};
+pub use self::scripts::{FAKE_CLAUDE, WORKFLOW};
 
 /// How an issue looks on the fake GitHub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -444,51 +337,6 @@ impl Fleet {
         Ok(())
     }
 
-    /// Where [`FAKE_CLAUDE`] keeps what each issue's calls got.
-    pub fn agent_state(&self) -> PathBuf {
-        self.root.join("agent-state")
-    }
-
-    /// What [`FAKE_CLAUDE`] kept for `id`: `(file name, content)`, sorted by name.
-    pub fn agent_records(&self, id: &TaskId) -> Vec<(String, String)> {
-        let dir = self.agent_dir(id);
-        let mut records: Vec<(String, String)> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read_to_string(e.path()).unwrap_or_default(),
-                )
-            })
-            .collect();
-        records.sort();
-        records
-    }
-
-    /// The content of [`FAKE_CLAUDE`]'s record `name` for `id` (such as
-    /// `architect-1.prompt`), if it was written.
-    pub fn agent_record(&self, id: &TaskId, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.agent_dir(id).join(name)).ok()
-    }
-
-    /// Where [`FAKE_CLAUDE`] keeps its records for `id`.
-    fn agent_dir(&self, id: &TaskId) -> PathBuf {
-        self.agent_state().join(format!(
-            "{}_{}_issue-{}",
-            id.repo_name().owner(),
-            id.repo_name().name(),
-            id.number()
-        ))
-    }
-
-    /// How many times [`FAKE_CLAUDE`] was called as `role` for `id`.
-    pub fn agent_calls(&self, id: &TaskId, role: &str) -> u32 {
-        self.agent_record(id, &format!("{role}.count"))
-            .map_or(0, |c| c.trim().parse().unwrap_or(0))
-    }
-
     /// Kills worker `id` with SIGKILL, mid-task or not.
     pub fn kill_worker(&mut self, id: &str) {
         if let Some(mut child) = self.workers.remove(id) {
@@ -607,76 +455,5 @@ impl Drop for Fleet {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// A bare repository `{remotes}/{repo}.git` whose `main` has one commit.
-fn make_remote(remotes: &Path, repo: &str, scratch: &Path) -> anyhow::Result<()> {
-    let bare = remotes.join(format!("{repo}.git"));
-    std::fs::create_dir_all(&bare)?;
-    git(
-        &bare,
-        &["init", "--quiet", "--bare", "--initial-branch=main"],
-    )?;
-    let seed = scratch.join(repo);
-    std::fs::create_dir_all(&seed)?;
-    git(&seed, &["init", "--quiet", "--initial-branch=main"])?;
-    std::fs::write(seed.join("README.md"), format!("# {repo}\n"))?;
-    git(&seed, &["add", "README.md"])?;
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=demo",
-            "-c",
-            "user.email=demo@example.invalid",
-            "commit",
-            "--quiet",
-            "-m",
-            "Initial commit",
-        ],
-    )?;
-    git(
-        &seed,
-        &["push", "--quiet", &bare.display().to_string(), "main"],
-    )?;
-    Ok(())
-}
-
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// Sends SIGTERM to each of `children`, then waits up to 15 s for each to exit
-/// before killing it.
-fn stop_all(children: impl IntoIterator<Item = Child>) {
-    let mut children: Vec<Child> = children.into_iter().collect();
-    for child in &children {
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    for child in &mut children {
-        while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
