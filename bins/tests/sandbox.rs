@@ -44,7 +44,8 @@ case "$role" in
   tester) answer "nothing to test"; exit 0 ;;
   po) answer 'DECISION: APPROVE'; exit 0 ;;
   architect) cat > prompt.txt ;;
-  command) printf '%s\n%s\n' "$ISSUE_TITLE" "$ISSUE_BODY" > prompt.txt ;;
+  command) printf '%s\n%s\n' "$ISSUE_TITLE" "$ISSUE_BODY" > prompt.txt
+    grep -q '"number"' "$ISSUE_FILE" || { echo "cannot read ISSUE_FILE $ISSUE_FILE" >&2; exit 4; } ;;
 esac
 report=sandbox-report.txt
 : > "$report"

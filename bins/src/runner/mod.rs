@@ -139,7 +139,15 @@ impl CommandRunner {
             .prepare_clone(&ws.dir)
             .map_err(Error::unavailable)?;
         let a = &cleaned(a, &log);
-        let issue_file = task_dir.join("issue.json");
+        let (home, tmp, state) = (
+            task_dir.join("home"),
+            task_dir.join("tmp"),
+            task_dir.join("sandbox"),
+        );
+        // In the private home, where a sandboxed workflow can read it.
+        std::fs::create_dir_all(&home)
+            .map_err(|e| Error::unavailable("could not create the task's home").with_source(e))?;
+        let issue_file = home.join("issue.json");
         let issue_json = serde_json::json!({
             "repository": a.task.repo(),
             "number": a.task.number(),
@@ -188,11 +196,6 @@ impl CommandRunner {
         if let Some(key) = &c.anthropic_api_key {
             env.push(("ANTHROPIC_API_KEY".to_string(), key.expose().to_string()));
         }
-        let (home, tmp, state) = (
-            task_dir.join("home"),
-            task_dir.join("tmp"),
-            task_dir.join("sandbox"),
-        );
         let cell = Cell {
             dir: &ws.dir,
             home: &home,
