@@ -4,6 +4,9 @@
 //! agent. Prints each one's median and 90th percentile, and the median cost over the
 //! bare run: what every agent call pays on top of the agent's own start.
 //!
+//! `--command "claude --version"` times another command instead (split on spaces),
+//! to see an agent start in each sandbox.
+//!
 //! ```sh
 //! cargo run -p scrum-bins --example sandbox_overhead -- --rounds 20
 //! ```
@@ -22,6 +25,14 @@ async fn main() -> anyhow::Result<()> {
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(20), |n| n.parse())?;
+    let argv: Vec<String> = args
+        .iter()
+        .position(|a| a == "--command")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec!["true".to_string()],
+            |c| c.split_whitespace().map(String::from).collect(),
+        );
     let dir = tempfile::tempdir()?;
     let workspace = dir.path().join("workspace");
     let clone = workspace.join("tasks/acme/app/issue-1/repo");
@@ -43,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     if find("srt").is_some() {
         modes.push(SandboxMode::Srt);
     }
-    println!("sandbox overhead per call, {rounds} rounds of `true`");
+    println!(
+        "sandbox overhead per call, {rounds} rounds of `{}`",
+        argv.join(" ")
+    );
     let mut bare = Duration::ZERO;
     for mode in modes {
         let settings = SandboxSettings {
@@ -61,9 +75,7 @@ async fn main() -> anyhow::Result<()> {
             Sandbox::start(&settings, &dir.path().join("proxy")).map_err(anyhow::Error::msg)?;
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
-            let mut cmd = sandbox
-                .command(&["true".to_string()], &cell)
-                .map_err(anyhow::Error::msg)?;
+            let mut cmd = sandbox.command(&argv, &cell).map_err(anyhow::Error::msg)?;
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
