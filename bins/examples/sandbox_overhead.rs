@@ -5,7 +5,9 @@
 //! bare run: what every agent call pays on top of the agent's own start.
 //!
 //! `--command "claude --version"` times another command instead (split on spaces),
-//! to see an agent start in each sandbox.
+//! to see an agent start in each sandbox; `--allow HOST` lets it reach a host (an
+//! API stand-in named by `ANTHROPIC_BASE_URL`, whose key `ANTHROPIC_API_KEY` it
+//! gets), and its output is shown.
 //!
 //! ```sh
 //! cargo run -p scrum-bins --example sandbox_overhead -- --rounds 20
@@ -33,12 +35,19 @@ async fn main() -> anyhow::Result<()> {
             || vec!["true".to_string()],
             |c| c.split_whitespace().map(String::from).collect(),
         );
+    let allow = args
+        .iter()
+        .position(|a| a == "--allow")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let shown = args.iter().any(|a| a == "--command");
     let dir = tempfile::tempdir()?;
     let workspace = dir.path().join("workspace");
     let clone = workspace.join("tasks/acme/app/issue-1/repo");
     std::fs::create_dir_all(&clone)?;
     let task = clone.parent().unwrap_or(&clone).to_path_buf();
-    let env = vec![("ISSUE_NUMBER".to_string(), "1".to_string())];
+    let mut env = vec![("ISSUE_NUMBER".to_string(), "1".to_string())];
+    env.extend(std::env::var("ANTHROPIC_API_KEY").map(|k| ("ANTHROPIC_API_KEY".to_string(), k)));
     let (home, tmp, state) = (task.join("home"), task.join("tmp"), task.join("sandbox"));
     let cell = Cell {
         dir: &clone,
@@ -62,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     for mode in modes {
         let settings = SandboxSettings {
             mode,
-            allow_hosts: vec!["api.anthropic.com".into()],
+            allow_hosts: allow.iter().cloned().collect(),
             pass_env: vec![],
             hidden: vec![PathBuf::from("/root"), workspace.clone()],
             limits: Limits {
@@ -76,13 +85,24 @@ async fn main() -> anyhow::Result<()> {
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let mut cmd = sandbox.command(&argv, &cell).map_err(anyhow::Error::msg)?;
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            cmd.stdin(Stdio::null());
             let started = Instant::now();
-            let status = cmd.status().await?;
+            let out = cmd.output().await?;
             times.push(started.elapsed());
-            anyhow::ensure!(status.success(), "{} failed: {status}", sandbox.mode());
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::ensure!(
+                out.status.success(),
+                "{} failed: {}: {said}",
+                sandbox.mode(),
+                out.status
+            );
+            if shown && times.len() == 1 {
+                println!("  {} said: {}", sandbox.mode(), said.trim());
+            }
         }
         times.sort();
         let median = times[times.len() / 2];
