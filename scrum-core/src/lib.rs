@@ -29,6 +29,7 @@
 //! - [`clock`]: time the tests can pause.
 //! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
+//! - [`clean`]: removing what a reader cannot see from text an agent gets.
 //!
 //! # Example
 //!
@@ -62,6 +63,7 @@
 //! ```
 
 pub mod backend;
+pub mod clean;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;

@@ -386,6 +386,11 @@ pub struct QueueEntry {
     /// *Added*: who made that change, while `text_changed`.
     #[serde(default)]
     pub edited_by: Option<String>,
+    /// *Added*: the text holds what a reader cannot see (HTML comments,
+    /// invisible or bidirectional characters, hidden HTML), which workers remove
+    /// before an agent reads it.
+    #[serde(default)]
+    pub text_cleaned: bool,
     /// *Added*: what this run's attempts cost in US dollars, as reported.
     #[serde(default)]
     pub cost_usd: Option<f64>,

@@ -3,6 +3,8 @@
 //! `scrum-worker`s running the built-in AI Scrum Master workflow (architect,
 //! security, tester, product owner) over a harmless fake `claude` the demo ships
 //! (`scrum_bins::fleet::FAKE_CLAUDE`), which commits a file per role.
+//! The workers' agents run in a sandbox (sandbox-runtime or bubblewrap) where one
+//! is installed; where none is, the demo runs them with `SANDBOX=none` and says so.
 //! Shows progress live, prints the API's address, and ends with a summary of each
 //! issue's pull request and cost.
 //!
@@ -38,6 +40,16 @@ async fn main() -> anyhow::Result<()> {
         "  orchestrator API {}  (try: curl {}/health)",
         fleet.url(),
         fleet.url()
+    );
+    let sandbox = sandbox();
+    fleet.set_env("SANDBOX", sandbox);
+    println!(
+        "  agent sandbox    SANDBOX={sandbox}{}",
+        if sandbox == "none" {
+            "  (neither sandbox-runtime nor bubblewrap is installed: agents run unsandboxed)"
+        } else {
+            ""
+        }
     );
     for w in ["worker-1", "worker-2", "worker-3"] {
         fleet.start_agent_worker(w)?;
@@ -120,6 +132,18 @@ fn progress_line(fleet: &Fleet) -> String {
         count(IssueProgress::Completed),
         count(IssueProgress::Failed)
     )
+}
+
+/// `auto` when a sandbox for agents is installed (sandbox-runtime, or bubblewrap
+/// with socat), else `none`.
+fn sandbox() -> &'static str {
+    use scrum_bins::runner::sandbox::find;
+    let bwrap = find("bwrap").is_some() && find("socat").is_some();
+    if find("srt").is_some() || bwrap {
+        "auto"
+    } else {
+        "none"
+    }
 }
 
 /// The directory with `scrum-orchestrator` and `scrum-worker`: next to this binary.

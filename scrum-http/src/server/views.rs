@@ -260,6 +260,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
         text_changed: t.review().is_some(),
         edited_by: t.review().map(|r| r.editor.clone()),
+        text_cleaned: scrum_core::clean::needs_cleaning(&t.issue.title)
+            || scrum_core::clean::needs_cleaning(&t.issue.body),
         cost_usd: t.spend().cost_usd,
         tokens: t.spend().tokens,
         blocked: t.blocked().is_some(),
