@@ -180,22 +180,9 @@ impl Tag {
             i += key_len;
             let mut value = None;
             if bytes.get(i) == Some(&b'=') {
-                i += 1;
-                let (v, used) = match bytes.get(i)? {
-                    q @ (b'"' | b'\'') => {
-                        let end = text[i + 1..].find(*q as char)?;
-                        (&text[i + 1..i + 1 + end], end + 2)
-                    }
-                    _ => {
-                        let n = text[i..]
-                            .bytes()
-                            .take_while(|b| !b.is_ascii_whitespace() && *b != b'>')
-                            .count();
-                        (&text[i..i + n], n)
-                    }
-                };
+                let (v, used) = attribute_value(&text[i + 1..])?;
                 value = Some(v.to_string());
-                i += used;
+                i += 1 + used;
             }
             attrs.push((key, value));
         }
@@ -223,6 +210,24 @@ impl Tag {
             rendered,
             dropped,
         })
+    }
+}
+
+/// The value an attribute's `=` is followed by in `text` (quoted or bare), and how
+/// many bytes it takes.
+fn attribute_value(text: &str) -> Option<(&str, usize)> {
+    match text.as_bytes().first()? {
+        q @ (b'"' | b'\'') => {
+            let end = text[1..].find(*q as char)?;
+            Some((&text[1..1 + end], end + 2))
+        }
+        _ => {
+            let n = text
+                .bytes()
+                .take_while(|b| !b.is_ascii_whitespace() && *b != b'>')
+                .count();
+            Some((&text[..n], n))
+        }
     }
 }
 
