@@ -6,9 +6,11 @@
 //! The workers' agents run in a sandbox (sandbox-runtime or bubblewrap) where one
 //! is installed; where none is, the demo runs them with `SANDBOX=none` and says so.
 //! Shows progress live, prints the API's address, and ends with a summary of each
-//! issue's pull request and cost.
+//! issue's pull request and cost. With `--keep`, the fleet stays up after that,
+//! its dashboard answering, until Ctrl-C.
 //!
-//! Run it with `scripts/demo` (which builds the binaries first).
+//! Run it with `scripts/demo` (which builds the binaries first; `scripts/demo
+//! --keep` passes the flag on).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,8 +29,28 @@ const ISSUES: [(&str, &str); 8] = [
     ("demo/blog", "Add a dark theme"),
 ];
 
+const USAGE: &str = "usage: scrum-demo [--keep]
+
+Runs a whole fleet on this machine: a fake GitHub with eight sample issues, the real
+scrum-orchestrator on SQLite in a temporary directory and three real scrum-workers,
+shows progress, and ends with each issue's labels, pull request and cost.
+
+  --keep    after the issues finish, keep the fleet (and its dashboard) up until Ctrl-C
+  -h, --help  print this help";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut keep = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--keep" => keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
     let bin_dir = binaries()?;
     let dir = tempfile::Builder::new().prefix("scrum-demo-").tempdir()?;
     let mut fleet = Fleet::prepare(dir.path(), &bin_dir, &ISSUES).await?;
@@ -83,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         progress_line(&fleet)
     );
-    fleet.stop();
+    if !keep {
+        fleet.stop();
+    }
 
     println!("summary");
     let mut completed = 0;
@@ -114,10 +138,21 @@ async fn main() -> anyhow::Result<()> {
         fleet.issues.len()
     );
     if completed != fleet.issues.len() {
+        fleet.stop();
         bail!(
             "not every demo issue was completed; logs are in {}",
             dir.path().join("logs").display()
         );
+    }
+    if keep {
+        println!(
+            "\nthe fleet stays up: the dashboard is at {}/ui (the API at {}); press Ctrl-C to stop",
+            fleet.url(),
+            fleet.url()
+        );
+        tokio::signal::ctrl_c().await?;
+        fleet.stop();
+        println!("stopped");
     }
     Ok(())
 }
