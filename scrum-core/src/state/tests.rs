@@ -1334,3 +1334,96 @@ fn notifications_follow_the_steps_they_are_about() {
     let json = serde_json::to_string(&lost[1]).unwrap();
     assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), lost[1]);
 }
+
+/// The module doc's table is the one table of the state machine: every event has
+/// its row (the match below fails to compile when an event is added, so its name
+/// is added here and its row in the doc), and every named state shows in it.
+#[test]
+fn the_module_docs_table_names_every_event_and_state() {
+    fn name(e: &Event) -> &'static str {
+        match e {
+            Event::Claim { .. } => "Claim",
+            Event::Heartbeat { .. } => "Heartbeat",
+            Event::Complete { .. } => "Complete",
+            Event::Fail { .. } => "Fail",
+            Event::Release { .. } => "Release",
+            Event::Clarify { .. } => "Clarify",
+            Event::Expire => "Expire",
+            Event::Resume => "Resume",
+            Event::Cancel { .. } => "Cancel",
+            Event::Requeue { .. } => "Requeue",
+            Event::Retry => "Retry",
+            Event::EffectsWritten => "EffectsWritten",
+            Event::Approve { .. } => "Approve",
+            Event::Hold { .. } => "Hold",
+            Event::Block { .. } => "Block",
+            Event::Unblock => "Unblock",
+            Event::Rework { .. } => "Rework",
+            Event::MarkPull { .. } => "MarkPull",
+        }
+    }
+    let source = include_str!("../state.rs");
+    let rows: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | "))
+        .collect();
+    let events = [
+        Event::Expire,
+        Event::Resume,
+        Event::Retry,
+        Event::EffectsWritten,
+        Event::Unblock,
+        Event::Claim {
+            worker: WorkerId::new("w").unwrap(),
+            token: TOKEN,
+            lease: LeaseKind::Heartbeat,
+        },
+        Event::Heartbeat { token: TOKEN },
+        complete(TOKEN),
+        fail(true),
+        Event::Release {
+            token: TOKEN,
+            reason: String::new(),
+        },
+        clarify(TOKEN),
+        Event::Cancel {
+            reason: String::new(),
+        },
+        Event::Requeue {
+            issue: issue(),
+            observed_at: t(0),
+        },
+        approve(),
+        hold(),
+        blocked(&[], None),
+        rework("r1"),
+        Event::MarkPull {
+            state: PullState::Open,
+        },
+    ];
+    for e in &events {
+        let cell = format!("`{}`", name(e));
+        assert!(
+            rows.iter()
+                .any(|r| r.split(" | ").nth(1).is_some_and(|c| c.contains(&cell))),
+            "no row of the table in state.rs's docs has the event {cell}"
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = events.iter().map(name).collect();
+    assert_eq!(names.len(), 18, "every event listed once above");
+    for state in [
+        "Ready",
+        "Scheduled",
+        "Held",
+        "Running",
+        "Completed",
+        "Failed",
+        "Cancelled",
+        "Parked",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.contains(state)),
+            "the table never names {state}"
+        );
+    }
+}
