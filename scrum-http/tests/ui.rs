@@ -221,7 +221,7 @@ async fn busy_fixture(config: ApiConfig) -> (Fixture, BTreeMap<&'static str, Tas
         .unwrap();
     let (_, held) = claim("worker-2").await;
     let cancelled = TaskId::new("acme/widgets", 60).unwrap();
-    o.cancel(&cancelled, "not wanted").await.unwrap();
+    o.operator().cancel(&cancelled, "not wanted").await.unwrap();
     let effects = f.queue.pending_effects(10).await.unwrap();
     let dead = EffectFailure {
         error: "403 Resource not accessible".into(),

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Orchestrator, lock};
+use super::{Orchestrator, Reads, lock};
 use crate::error::Result;
 use crate::model::{Task, Timestamp};
 use crate::queue::TaskFilter;
@@ -55,45 +55,6 @@ pub fn month_start(now: Timestamp) -> Timestamp {
 }
 
 impl Orchestrator {
-    /// The budgets in force.
-    pub fn budgets(&self) -> &Budgets {
-        &self.inner.config.budgets
-    }
-
-    /// The most one run of an issue may cost (`ISSUE_BUDGET_USD`, a rule of the
-    /// queue's policy).
-    pub fn issue_budget(&self) -> Option<f64> {
-        self.inner.queue.policy().issue_budget_usd
-    }
-
-    /// What each repository spent this month, as the last poll read it.
-    pub fn month_spend(&self) -> MonthSpend {
-        lock(&self.inner.month_spend).clone()
-    }
-
-    /// The repositories whose monthly budget is spent, each with why.
-    pub fn budget_holds(&self) -> Vec<(String, String)> {
-        let Some(limit) = self.inner.config.budgets.repo_monthly_usd else {
-            return Vec::new();
-        };
-        let spend = lock(&self.inner.month_spend);
-        spend
-            .by_repo
-            .iter()
-            .filter(|(_, usd)| **usd >= limit)
-            .map(|(repo, usd)| {
-                (
-                    repo.clone(),
-                    format!(
-                        "{repo} spent ${usd:.2} of its ${limit:.2} this month \
-                         (REPO_MONTHLY_BUDGET_USD): dispatch there pauses until {}",
-                        next_month(spend.month_start)
-                    ),
-                )
-            })
-            .collect()
-    }
-
     /// What is left for `task`'s next attempt: the smaller of the issue's budget
     /// less its run's spend and its repository's monthly budget less this month's.
     pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
@@ -137,6 +98,47 @@ impl Orchestrator {
             by_repo,
         };
         Ok(())
+    }
+}
+
+impl<'a> Reads<'a> {
+    /// The budgets in force.
+    pub fn budgets(self) -> &'a Budgets {
+        &self.inner.config.budgets
+    }
+
+    /// The most one run of an issue may cost (`ISSUE_BUDGET_USD`, a rule of the
+    /// queue's policy).
+    pub fn issue_budget(self) -> Option<f64> {
+        self.inner.queue.policy().issue_budget_usd
+    }
+
+    /// What each repository spent this month, as the last poll read it.
+    pub fn month_spend(self) -> MonthSpend {
+        lock(&self.inner.month_spend).clone()
+    }
+
+    /// The repositories whose monthly budget is spent, each with why.
+    pub fn budget_holds(self) -> Vec<(String, String)> {
+        let Some(limit) = self.inner.config.budgets.repo_monthly_usd else {
+            return Vec::new();
+        };
+        let spend = lock(&self.inner.month_spend);
+        spend
+            .by_repo
+            .iter()
+            .filter(|(_, usd)| **usd >= limit)
+            .map(|(repo, usd)| {
+                (
+                    repo.clone(),
+                    format!(
+                        "{repo} spent ${usd:.2} of its ${limit:.2} this month \
+                         (REPO_MONTHLY_BUDGET_USD): dispatch there pauses until {}",
+                        next_month(spend.month_start)
+                    ),
+                )
+            })
+            .collect()
     }
 }
 

@@ -100,7 +100,7 @@ impl Orchestrator {
             .await?;
         let id = task.id.clone();
         match self
-            .record_blocked(&self.task(&id).await?, Some(blocked))
+            .record_blocked(&self.reads().task(&id).await?, Some(blocked))
             .await
         {
             // Claimed again meanwhile: that claim checks for itself.

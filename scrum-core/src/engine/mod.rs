@@ -30,6 +30,7 @@
 mod budget;
 mod deps;
 mod dispatch;
+mod handles;
 mod local;
 mod notify;
 mod poll;
@@ -63,6 +64,7 @@ use crate::state::EffectRetry;
 
 pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
+pub use handles::{Operator, Reads};
 use local::LocalWorkers;
 pub use notify::{Notification, Notifier};
 pub use poll::PollReport;
@@ -292,25 +294,6 @@ impl Orchestrator {
         }
     }
 
-    /// The task of an issue, in any state; `NotFound` when there is none.
-    pub async fn task(&self, id: &TaskId) -> Result<Task> {
-        self.inner
-            .queue
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
-    }
-
-    /// Tasks that pass `filter`, ordered by id.
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
-        self.inner.queue.list(filter).await
-    }
-
-    /// How many tasks are in each state.
-    pub async fn counts(&self) -> Result<QueueCounts> {
-        self.inner.queue.counts().await
-    }
-
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
@@ -319,13 +302,6 @@ impl Orchestrator {
     /// The current time on the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
-    }
-
-    /// The engine's own health.
-    pub fn status(&self) -> EngineStatus {
-        let mut s = lock(&self.inner.status).clone();
-        s.paused = self.inner.paused.load(Ordering::SeqCst);
-        s
     }
 
     /// Records how the issue source looks from its own client (a rate limit being
@@ -362,41 +338,6 @@ impl Orchestrator {
         self.inner.observer.get()
     }
 
-    /// Stops handing out work (workers asking get none); running tasks go on.
-    pub fn pause(&self) {
-        self.inner.paused.store(true, Ordering::SeqCst);
-    }
-
-    /// Hands out work again.
-    pub fn resume(&self) {
-        self.inner.paused.store(false, Ordering::SeqCst);
-        self.inner.work_ready.notify_waiters();
-    }
-
-    /// Starts a new run of a failed or cancelled task (an operator action).
-    pub async fn retry(&self, id: &TaskId) -> Result<Task> {
-        let task = self.inner.queue.retry(id, self.now()).await?;
-        self.inner.work_ready.notify_waiters();
-        Ok(task)
-    }
-
-    /// Cancels a task (an operator action): at once when pending; a holder is told on
-    /// its next heartbeat. An unknown task fails with `NotFound`, a finished one with
-    /// `InvalidTransition`.
-    pub async fn cancel(&self, id: &TaskId, reason: &str) -> Result<Task> {
-        let q = &self.inner.queue;
-        match q.cancel(id, reason.to_string(), self.now()).await? {
-            Some(task) => Ok(task),
-            None => {
-                let task = self.task(id).await?;
-                Err(Error::new(
-                    ErrorKind::InvalidTransition,
-                    format!("task {id} is already {}", task.state().as_str()),
-                ))
-            }
-        }
-    }
-
     /// Asks the poll loop to poll GitHub now (a webhook said an issue changed).
     pub fn request_poll(&self) {
         self.inner.poll_requested.notify_one();
@@ -418,7 +359,7 @@ impl Orchestrator {
 
     /// Takes or renews the leader lease; records and returns whether this
     /// orchestrator leads. A store error counts as not leading.
-    pub async fn leading(&self) -> bool {
+    pub(crate) async fn leading(&self) -> bool {
         let c = &self.inner.config;
         let leads = match self
             .inner
@@ -516,6 +457,71 @@ impl Orchestrator {
             };
             if let Err(e) = result {
                 tracing::warn!(duty = ?duty, error = %e, "round failed; retrying next round");
+            }
+        }
+    }
+}
+
+impl Reads<'_> {
+    /// The task of an issue, in any state; `NotFound` when there is none.
+    pub async fn task(self, id: &TaskId) -> Result<Task> {
+        self.inner
+            .queue
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
+    }
+
+    /// Tasks that pass `filter`, ordered by id.
+    pub async fn tasks(self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.inner.queue.list(filter).await
+    }
+
+    /// How many tasks are in each state.
+    pub async fn counts(self) -> Result<QueueCounts> {
+        self.inner.queue.counts().await
+    }
+
+    /// The engine's own health.
+    pub fn status(self) -> EngineStatus {
+        let mut s = lock(&self.inner.status).clone();
+        s.paused = self.inner.paused.load(Ordering::SeqCst);
+        s
+    }
+}
+
+impl Operator<'_> {
+    /// Stops handing out work (workers asking get none); running tasks go on.
+    pub fn pause(self) {
+        self.inner.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Hands out work again.
+    pub fn resume(self) {
+        self.inner.paused.store(false, Ordering::SeqCst);
+        self.inner.work_ready.notify_waiters();
+    }
+
+    /// Starts a new run of a failed or cancelled task (an operator action).
+    pub async fn retry(self, id: &TaskId) -> Result<Task> {
+        let task = self.inner.queue.retry(id, self.now()).await?;
+        self.inner.work_ready.notify_waiters();
+        Ok(task)
+    }
+
+    /// Cancels a task (an operator action): at once when pending; a holder is told on
+    /// its next heartbeat. An unknown task fails with `NotFound`, a finished one with
+    /// `InvalidTransition`.
+    pub async fn cancel(self, id: &TaskId, reason: &str) -> Result<Task> {
+        let q = &self.inner.queue;
+        match q.cancel(id, reason.to_string(), self.now()).await? {
+            Some(task) => Ok(task),
+            None => {
+                let task = self.engine.reads().task(id).await?;
+                Err(Error::new(
+                    ErrorKind::InvalidTransition,
+                    format!("task {id} is already {}", task.state().as_str()),
+                ))
             }
         }
     }

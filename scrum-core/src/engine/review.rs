@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::trust::TrustMode;
-use super::{Orchestrator, lock};
+use super::{Operator, Orchestrator, Reads, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Person, RepoName, Task, TaskState};
 use crate::queue::TaskFilter;
@@ -142,26 +142,6 @@ fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
 }
 
 impl Orchestrator {
-    /// The review settings in force.
-    pub fn review_settings(&self) -> &ReviewSettings {
-        &self.inner.config.review
-    }
-
-    /// What review gating holds now.
-    pub fn review_gate(&self) -> ReviewGate {
-        gate(&lock(&self.inner.pulls).view(), &self.inner.config.review)
-    }
-
-    /// The settings, the gate and every tracked pull request.
-    pub fn review_status(&self) -> ReviewStatus {
-        let pulls = lock(&self.inner.pulls).view();
-        ReviewStatus {
-            settings: self.inner.config.review.clone(),
-            gate: gate(&pulls, &self.inner.config.review),
-            pulls,
-        }
-    }
-
     /// The tracked pull request `number` (in `repo`, needed when several tracked
     /// repositories have that number).
     fn tracked_pull(&self, repo: Option<&str>, number: u64) -> Result<TrackedPull> {
@@ -185,21 +165,7 @@ impl Orchestrator {
         }
     }
 
-    /// Records an operator's word on pull request `number` (in `repo`, needed when
-    /// several tracked repositories have that number) in this process: the gate
-    /// counts it so until the tracker says it was merged or closed.
-    /// [`Orchestrator::mark_pull_review`] also records it on the store.
-    pub fn mark_pull(
-        &self,
-        repo: Option<&str>,
-        number: u64,
-        state: PullState,
-    ) -> Result<TrackedPull> {
-        let found = self.tracked_pull(repo, number)?;
-        Ok(self.take_word(found, state))
-    }
-
-    /// [`Orchestrator::mark_pull`] of a pull request already found.
+    /// [`Operator::mark_pull`] of a pull request already found.
     fn take_word(&self, pull: TrackedPull, state: PullState) -> TrackedPull {
         let key = (pull.repo.clone(), pull.number);
         tracing::info!(repository = %key.0, pull = key.1, state = state.as_str(), "an operator set a pull request's review state");
@@ -212,73 +178,14 @@ impl Orchestrator {
         self.status_of(&key).expect("just recorded")
     }
 
-    /// Pull request `key` (repository, number) as [`Orchestrator::review_status`]
+    /// Pull request `key` (repository, number) as [`Reads::review_status`]
     /// shows it, if tracked.
     fn status_of(&self, key: &(String, u64)) -> Option<TrackedPull> {
-        self.review_status()
+        self.reads()
+            .review_status()
             .pulls
             .into_iter()
             .find(|p| (p.repo.as_str(), p.number) == (key.0.as_str(), key.1))
-    }
-
-    /// Records an operator's word on pull request `number` as [`Orchestrator::mark_pull`]
-    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
-    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
-    /// task's pull request also queues the issue again with `feedback` (the
-    /// operator's text, or a sentence saying an operator asked) as its review. Its
-    /// word then stands no longer: once the rework is done, the tracker's state
-    /// counts again.
-    pub async fn mark_pull_review(
-        &self,
-        repo: Option<&str>,
-        number: u64,
-        state: PullState,
-        feedback: Option<&str>,
-    ) -> Result<TrackedPull> {
-        let found = self.tracked_pull(repo, number)?;
-        let event = Event::MarkPull { state };
-        match self.inner.queue.apply(&found.task, event, self.now()).await {
-            Ok(_) => {}
-            // Its task is running again (a rework) or was queued again since: the
-            // word stands in this process only, until that run ends.
-            Err(e) if e.kind() == ErrorKind::InvalidTransition => {
-                tracing::info!(task = %found.task, pull = number, "the pull request's task is not completed: the operator's word is kept in memory only");
-            }
-            Err(e) => return Err(e),
-        }
-        let pull = self.take_word(found, state);
-        if state != PullState::ChangesRequested
-            || !self.inner.config.review.rework_on_changes_requested
-        {
-            return Ok(pull);
-        }
-        let now = self.now();
-        let request = ChangeRequest {
-            id: format!("operator-{}", now.0),
-            reviewer: Person {
-                login: "operator".into(),
-                may_approve: true,
-                at: Some(now),
-            },
-            body: feedback
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .unwrap_or("An operator asked for changes on this pull request.")
-                .to_string(),
-        };
-        let rework = self.rework_of(&pull, Some(&request)).await?;
-        let key = (pull.repo.clone(), pull.number);
-        let mut book = lock(&self.inner.pulls);
-        if rework.is_some() {
-            book.overrides.remove(&key);
-        }
-        let Some(tracked) = book.pulls.get_mut(&key) else {
-            return Ok(pull);
-        };
-        tracked.rework = rework;
-        drop(book);
-        self.inner.work_ready.notify_waiters();
-        Ok(self.status_of(&key).unwrap_or(pull))
     }
 
     /// Starts tracking the pull request a completion reported, as open, so the
@@ -444,5 +351,98 @@ impl Orchestrator {
             self.inner.work_ready.notify_waiters();
         }
         Ok(())
+    }
+}
+
+impl Reads<'_> {
+    /// What review gating holds now.
+    pub fn review_gate(self) -> ReviewGate {
+        gate(&lock(&self.inner.pulls).view(), &self.inner.config.review)
+    }
+
+    /// The settings, the gate and every tracked pull request.
+    pub fn review_status(self) -> ReviewStatus {
+        let pulls = lock(&self.inner.pulls).view();
+        ReviewStatus {
+            settings: self.inner.config.review.clone(),
+            gate: gate(&pulls, &self.inner.config.review),
+            pulls,
+        }
+    }
+}
+
+impl Operator<'_> {
+    /// Records an operator's word on pull request `number` (in `repo`, needed when
+    /// several tracked repositories have that number) in this process: the gate
+    /// counts it so until the tracker says it was merged or closed.
+    /// [`Operator::mark_pull_review`] also records it on the store.
+    pub fn mark_pull(
+        self,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+    ) -> Result<TrackedPull> {
+        let found = self.engine.tracked_pull(repo, number)?;
+        Ok(self.engine.take_word(found, state))
+    }
+
+    /// Records an operator's word on pull request `number` as [`Operator::mark_pull`]
+    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
+    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
+    /// task's pull request also queues the issue again with `feedback` (the
+    /// operator's text, or a sentence saying an operator asked) as its review. Its
+    /// word then stands no longer: once the rework is done, the tracker's state
+    /// counts again.
+    pub async fn mark_pull_review(
+        self,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+        feedback: Option<&str>,
+    ) -> Result<TrackedPull> {
+        let found = self.engine.tracked_pull(repo, number)?;
+        let event = Event::MarkPull { state };
+        match self.inner.queue.apply(&found.task, event, self.now()).await {
+            Ok(_) => {}
+            // Its task is running again (a rework) or was queued again since: the
+            // word stands in this process only, until that run ends.
+            Err(e) if e.kind() == ErrorKind::InvalidTransition => {
+                tracing::info!(task = %found.task, pull = number, "the pull request's task is not completed: the operator's word is kept in memory only");
+            }
+            Err(e) => return Err(e),
+        }
+        let pull = self.engine.take_word(found, state);
+        if state != PullState::ChangesRequested
+            || !self.inner.config.review.rework_on_changes_requested
+        {
+            return Ok(pull);
+        }
+        let now = self.now();
+        let request = ChangeRequest {
+            id: format!("operator-{}", now.0),
+            reviewer: Person {
+                login: "operator".into(),
+                may_approve: true,
+                at: Some(now),
+            },
+            body: feedback
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .unwrap_or("An operator asked for changes on this pull request.")
+                .to_string(),
+        };
+        let rework = self.engine.rework_of(&pull, Some(&request)).await?;
+        let key = (pull.repo.clone(), pull.number);
+        let mut book = lock(&self.inner.pulls);
+        if rework.is_some() {
+            book.overrides.remove(&key);
+        }
+        let Some(tracked) = book.pulls.get_mut(&key) else {
+            return Ok(pull);
+        };
+        tracked.rework = rework;
+        drop(book);
+        self.inner.work_ready.notify_waiters();
+        Ok(self.engine.status_of(&key).unwrap_or(pull))
     }
 }

@@ -174,7 +174,7 @@ impl Orchestrator {
             if labeler.may_approve {
                 self.approve(&task.id, approval_by(&labeler, &task.issue), None)
                     .await?;
-                return Box::pin(self.recheck(self.task(&task.id).await?, issue)).await;
+                return Box::pin(self.recheck(self.reads().task(&task.id).await?, issue)).await;
             }
             self.hold_for_review(&task, &labeler, listed).await?;
             return Ok(Admitted::Held);

@@ -40,14 +40,18 @@ impl Orchestrator {
 
             let now = self.now();
             let draining = self.seen(worker, address, now).await?;
-            let gate = self.review_gate();
+            let gate = self.reads().review_gate();
             let blocked =
                 draining || gate.all || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
             if !blocked {
                 let mut hold = self.hold().await?;
                 hold.repos.extend(gate.repos);
-                hold.repos
-                    .extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
+                hold.repos.extend(
+                    self.reads()
+                        .budget_holds()
+                        .into_iter()
+                        .map(|(repo, _)| repo),
+                );
                 if let Some(task) = self
                     .inner
                     .queue
@@ -193,7 +197,7 @@ impl Orchestrator {
                 // What this worker claimed here needs no read: the token is checked
                 // when the report is applied.
                 if self.current_task(worker).as_ref() != Some(id) {
-                    let task = self.task(id).await?;
+                    let task = self.reads().task(id).await?;
                     if task.last_attempt().is_none_or(|a| &a.worker != worker) {
                         return Err(Error::new(
                             ErrorKind::LeaseLost,
@@ -221,7 +225,7 @@ impl Orchestrator {
                     }
                     Err(e) if e.kind() == ErrorKind::LeaseLost => match id {
                         // Unknown is not lost: say so.
-                        Some(id) => Err(self.task(id).await.err().unwrap_or(e)),
+                        Some(id) => Err(self.reads().task(id).await.err().unwrap_or(e)),
                         None => Err(e),
                     },
                     Err(e) => Err(e),

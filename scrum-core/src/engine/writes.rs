@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use super::{Orchestrator, lock};
+use super::{Operator, Orchestrator, Reads, lock};
 use crate::error::Result;
 use crate::model::Timestamp;
 use crate::queue::{EffectSelector, Hold, OutboxEntry};
@@ -105,7 +105,7 @@ impl Orchestrator {
                 held.read_at = Some(now);
             }
         }
-        let health = match self.write_health().await {
+        let health = match self.reads().write_health().await {
             Ok(health) => health,
             Err(e) => {
                 lock(&self.inner.hold).read_at = None;
@@ -135,27 +135,31 @@ impl Orchestrator {
         }
         holding
     }
+}
 
+impl Reads<'_> {
     /// How write-back fares, from the store.
-    pub async fn write_health(&self) -> Result<WriteHealth> {
+    pub async fn write_health(self) -> Result<WriteHealth> {
         let failing = self.inner.queue.failing_effects(SCAN).await?;
         Ok(WriteHealth::from_failing(&failing))
     }
 
     /// Effects that failed (backing off or set aside), oldest first; only the set-aside
     /// ones with `dead_only`.
-    pub async fn failing_effects(&self, dead_only: bool) -> Result<Vec<OutboxEntry>> {
+    pub async fn failing_effects(self, dead_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut failing = self.inner.queue.failing_effects(SCAN).await?;
         failing.retain(|e| e.dead || !dead_only);
         Ok(failing)
     }
+}
 
+impl Operator<'_> {
     /// Tries the set-aside effects `which` names again (an operator fixed the
     /// token): each is due now and lands once. Returns how many.
-    pub async fn retry_effects(&self, which: &EffectSelector) -> Result<usize> {
+    pub async fn retry_effects(self, which: &EffectSelector) -> Result<usize> {
         let revived = self.inner.queue.revive_effects(which, self.now()).await?;
         if revived > 0 {
-            self.lift_hold();
+            self.engine.lift_hold();
             tracing::info!(effects = revived, which = ?which, "set-aside effects retried by an operator");
         }
         Ok(revived)
