@@ -16,9 +16,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Orchestrator, Reads, lock};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::gate::{ClaimCtx, ClaimGate, Gate};
+use super::step::{PollRound, PollStep};
+use super::{Core, Reads, lock};
 use crate::error::Result;
-use crate::model::{Task, Timestamp};
+use crate::model::{Assignment, Task, Timestamp};
 use crate::queue::TaskFilter;
 
 /// The budgets in force (none by default).
@@ -54,16 +60,58 @@ pub fn month_start(now: Timestamp) -> Timestamp {
     Timestamp((era * 146_097 + doe - 719_468) * 86_400_000)
 }
 
-impl Orchestrator {
+/// The monthly budget gate and the poll step that reads this month's spend.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    settings: Budgets,
+    spend: Mutex<MonthSpend>,
+}
+
+impl Budget {
+    /// The gate for `settings`.
+    pub(crate) fn new(settings: Budgets) -> Budget {
+        Budget {
+            settings,
+            spend: Mutex::default(),
+        }
+    }
+
+    /// The repositories whose monthly budget is spent, each with why.
+    pub(crate) fn holds(&self) -> Vec<(String, String)> {
+        let Some(limit) = self.settings.repo_monthly_usd else {
+            return Vec::new();
+        };
+        let spend = lock(&self.spend);
+        spend
+            .by_repo
+            .iter()
+            .filter(|(_, usd)| **usd >= limit)
+            .map(|(repo, usd)| {
+                (
+                    repo.clone(),
+                    format!(
+                        "{repo} spent ${usd:.2} of its ${limit:.2} this month \
+                         (REPO_MONTHLY_BUDGET_USD): dispatch there pauses until {}",
+                        next_month(spend.month_start)
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// What each repository spent this month, as the last poll read it.
+    pub(crate) fn month_spend(&self) -> MonthSpend {
+        lock(&self.spend).clone()
+    }
+
     /// What is left for `task`'s next attempt: the smaller of the issue's budget
-    /// less its run's spend and its repository's monthly budget less this month's.
-    pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
-        let b = &self.inner.config.budgets;
+    /// (`issue_budget`) less its run's spend and its repository's monthly budget
+    /// less this month's.
+    fn left(&self, task: &Task, issue_budget: Option<f64>) -> Option<f64> {
         let spent = task.spend().cost_usd.unwrap_or(0.0);
-        let issue_budget = self.inner.queue.policy().issue_budget_usd;
         let issue = issue_budget.map(|limit| (limit - spent).max(0.0));
-        let repo = b.repo_monthly_usd.map(|limit| {
-            let spent = lock(&self.inner.month_spend)
+        let repo = self.settings.repo_monthly_usd.map(|limit| {
+            let spent = lock(&self.spend)
                 .by_repo
                 .get(task.id.repo())
                 .copied()
@@ -76,14 +124,14 @@ impl Orchestrator {
         }
     }
 
-    /// Reads this month's spend per repository from the store (the poll's duty,
-    /// only with `REPO_MONTHLY_BUDGET_USD`).
-    pub(super) async fn refresh_month_spend(&self) -> Result<()> {
-        if self.inner.config.budgets.repo_monthly_usd.is_none() {
+    /// Reads this month's spend per repository from the store (only with
+    /// `REPO_MONTHLY_BUDGET_USD`).
+    async fn refresh(&self, core: &Core) -> Result<()> {
+        if self.settings.repo_monthly_usd.is_none() {
             return Ok(());
         }
-        let start = month_start(self.now());
-        let tasks = self.inner.queue.list(&TaskFilter::default()).await?;
+        let start = month_start(core.now());
+        let tasks = core.queue.list(&TaskFilter::default()).await?;
         let mut by_repo: BTreeMap<String, f64> = BTreeMap::new();
         for t in tasks
             .iter()
@@ -93,10 +141,36 @@ impl Orchestrator {
                 *by_repo.entry(t.id.repo().to_string()).or_default() += usd;
             }
         }
-        *lock(&self.inner.month_spend) = MonthSpend {
+        *lock(&self.spend) = MonthSpend {
             month_start: start,
             by_repo,
         };
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClaimGate for Budget {
+    fn name(&self) -> &'static str {
+        "budget"
+    }
+
+    async fn check(&self, _core: &Core, _ctx: &ClaimCtx<'_>) -> Result<Gate> {
+        Ok(Gate::Repos(self.holds()))
+    }
+
+    fn assign(&self, core: &Core, task: &Task, assignment: &mut Assignment) {
+        assignment.budget_left_usd = self.left(task, core.queue.policy().issue_budget_usd);
+    }
+}
+
+/// The poll's part: this month's spend, read again (a failed read keeps the last).
+#[async_trait]
+impl PollStep for Budget {
+    async fn run(&self, core: &Core, _round: &mut PollRound) -> Result<()> {
+        if let Err(e) = self.refresh(core).await {
+            tracing::warn!(error = %e, "could not read this month's spend");
+        }
         Ok(())
     }
 }
@@ -115,30 +189,12 @@ impl<'a> Reads<'a> {
 
     /// What each repository spent this month, as the last poll read it.
     pub fn month_spend(self) -> MonthSpend {
-        lock(&self.inner.month_spend).clone()
+        self.inner.features.budget.month_spend()
     }
 
     /// The repositories whose monthly budget is spent, each with why.
     pub fn budget_holds(self) -> Vec<(String, String)> {
-        let Some(limit) = self.inner.config.budgets.repo_monthly_usd else {
-            return Vec::new();
-        };
-        let spend = lock(&self.inner.month_spend);
-        spend
-            .by_repo
-            .iter()
-            .filter(|(_, usd)| **usd >= limit)
-            .map(|(repo, usd)| {
-                (
-                    repo.clone(),
-                    format!(
-                        "{repo} spent ${usd:.2} of its ${limit:.2} this month \
-                         (REPO_MONTHLY_BUDGET_USD): dispatch there pauses until {}",
-                        next_month(spend.month_start)
-                    ),
-                )
-            })
-            .collect()
+        self.inner.features.budget.holds()
     }
 }
 

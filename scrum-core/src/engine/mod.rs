@@ -30,22 +30,26 @@
 mod budget;
 mod deps;
 mod dispatch;
+mod drain;
+mod features;
+mod gate;
 mod handles;
 mod local;
+mod locks;
 mod notify;
+mod pause;
 mod poll;
+mod pull_gate;
 mod reads;
 mod registry;
-mod review;
 mod scaling;
+mod step;
 mod trust;
 mod work;
 mod workers;
 mod writes;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,17 +68,18 @@ use crate::state::EffectRetry;
 
 pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
+use features::Features;
+pub use gate::Why;
 pub use handles::{Operator, Reads};
 use local::LocalWorkers;
 pub use notify::{Notification, Notifier};
 pub use poll::PollReport;
+pub use pull_gate::{ReviewStatus, TRACK_FOR};
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
-pub use review::{ReviewStatus, TRACK_FOR};
 pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
-use writes::HeldRepos;
 pub use writes::{RepoWrites, WriteHealth};
 
 /// How the engine runs. The defaults are those of the Python orchestrator this
@@ -207,22 +212,21 @@ impl OrchestratorBuilder {
 
     /// The orchestrator.
     pub fn build(self) -> Orchestrator {
+        let features = Features::new(&self.config);
         Orchestrator {
             inner: Arc::new(Inner {
-                queue: self.queue,
-                source: self.source,
-                probe: self.probe,
-                clock: self.clock,
-                config: self.config,
+                core: Core {
+                    queue: self.queue,
+                    source: self.source,
+                    probe: self.probe,
+                    clock: self.clock,
+                    config: self.config,
+                    work_ready: Notify::new(),
+                },
                 local: Mutex::new(LocalWorkers::default()),
                 status: Mutex::new(EngineStatus::default()),
-                work_ready: Notify::new(),
                 poll_requested: Notify::new(),
-                paused: AtomicBool::new(false),
-                hold: Mutex::new(HeldRepos::default()),
-                refused: Mutex::new(HashMap::new()),
-                pulls: Mutex::new(review::PullBook::default()),
-                month_spend: Mutex::new(MonthSpend::default()),
+                features,
                 observer: ObserverSlot::new(),
                 notifier: self.notifier,
                 notes: Mutex::new(notify::Handed::default()),
@@ -239,30 +243,62 @@ pub struct Orchestrator {
     inner: Arc<Inner>,
 }
 
+/// What the engine and every feature share: the four traits' implementations,
+/// the clock, the configuration, and the wake-up of long-polling workers.
+pub(crate) struct Core {
+    pub(crate) queue: Arc<dyn WorkQueue>,
+    pub(crate) source: Arc<dyn IssueSource>,
+    pub(crate) probe: Option<Arc<dyn WorkerProbe>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    /// Woken when a task may have become claimable, for long-polling workers.
+    pub(crate) work_ready: Notify,
+}
+
+impl Core {
+    /// The current time on the engine's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Wakes the long-polling workers: a task may have become claimable.
+    pub(crate) fn wake(&self) {
+        self.work_ready.notify_waiters();
+    }
+
+    /// The task of an issue, in any state; `NotFound` when there is none.
+    pub(crate) async fn task(&self, id: &TaskId) -> Result<Task> {
+        self.queue
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
+    }
+
+    /// A core over an empty in-memory queue and issue source, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Core {
+        use crate::memory::{MemoryIssueSource, MemoryQueue};
+        Core {
+            queue: Arc::new(MemoryQueue::new(crate::state::Policy::default())),
+            source: Arc::new(MemoryIssueSource::new(Labels::default())),
+            probe: None,
+            clock: Arc::new(TokioClock::new()),
+            config: EngineConfig::default(),
+            work_ready: Notify::new(),
+        }
+    }
+}
+
 struct Inner {
-    queue: Arc<dyn WorkQueue>,
-    source: Arc<dyn IssueSource>,
-    probe: Option<Arc<dyn WorkerProbe>>,
-    clock: Arc<dyn Clock>,
-    config: EngineConfig,
+    core: Core,
     // std Mutexes: held for a few field updates, never across an await.
     /// The engine's cache of the workers calling it (the store has the registry).
     local: Mutex<LocalWorkers>,
     status: Mutex<EngineStatus>,
-    /// Woken when a task may have become claimable, for long-polling workers.
-    work_ready: Notify,
     /// Woken by a webhook (or an operator) to poll GitHub now.
     poll_requested: Notify,
-    paused: AtomicBool,
-    /// The repositories whose tasks are held, as last read from the store.
-    hold: Mutex<HeldRepos>,
-    /// The marker of the last "not queued" comment posted per issue, so a refused
-    /// issue costs no comment read per poll (the marker keeps it once anyway).
-    refused: Mutex<HashMap<TaskId, String>>,
-    /// The pull requests workers opened, with their review state.
-    pulls: Mutex<review::PullBook>,
-    /// Each repository's spend this month, as the last poll read it.
-    month_spend: Mutex<MonthSpend>,
+    /// The features, each with its own state: the claim gates and poll steps.
+    features: Features,
     /// Told of claims and ended attempts (the HTTP API's metrics).
     observer: ObserverSlot,
     /// Sends the outbox's notifications, on the leader, in the background.
@@ -271,6 +307,14 @@ struct Inner {
     notes: Mutex<notify::Handed>,
     /// Woken when a notification is handed over.
     notes_ready: Notify,
+}
+
+/// The engine's own fields reach the shared core as theirs (`inner.queue`).
+impl std::ops::Deref for Inner {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -465,11 +509,7 @@ impl Orchestrator {
 impl Reads<'_> {
     /// The task of an issue, in any state; `NotFound` when there is none.
     pub async fn task(self, id: &TaskId) -> Result<Task> {
-        self.inner
-            .queue
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
+        self.inner.task(id).await
     }
 
     /// Tasks that pass `filter`, ordered by id.
@@ -485,7 +525,7 @@ impl Reads<'_> {
     /// The engine's own health.
     pub fn status(self) -> EngineStatus {
         let mut s = lock(&self.inner.status).clone();
-        s.paused = self.inner.paused.load(Ordering::SeqCst);
+        s.paused = self.inner.features.pause.is_paused();
         s
     }
 }
@@ -493,13 +533,12 @@ impl Reads<'_> {
 impl Operator<'_> {
     /// Stops handing out work (workers asking get none); running tasks go on.
     pub fn pause(self) {
-        self.inner.paused.store(true, Ordering::SeqCst);
+        self.inner.features.pause.set(self.inner, true);
     }
 
     /// Hands out work again.
     pub fn resume(self) {
-        self.inner.paused.store(false, Ordering::SeqCst);
-        self.inner.work_ready.notify_waiters();
+        self.inner.features.pause.set(self.inner, false);
     }
 
     /// Starts a new run of a failed or cancelled task (an operator action).

@@ -125,28 +125,6 @@ impl Reads<'_> {
         Ok(self.inner.queue.pending_effects(limit).await?.len())
     }
 
-    /// For each of `tasks`, the in-progress task whose lock it waits for, if any
-    /// ([`crate::locks`]): what `/queue` shows as "waiting for a lock held by …".
-    pub async fn lock_holders(self, tasks: &[Task]) -> Result<Vec<Option<TaskId>>> {
-        if tasks.iter().all(|t| t.locks.is_empty()) {
-            return Ok(vec![None; tasks.len()]);
-        }
-        let held = self
-            .inner
-            .queue
-            .list(&TaskFilter::states([TaskState::InProgress]))
-            .await?;
-        let held = crate::locks::held_locks(&held);
-        let now = self.now();
-        Ok(tasks
-            .iter()
-            .map(|t| {
-                let others = held.iter().copied().filter(|(id, _, _)| **id != t.id);
-                crate::locks::lock_holder(&t.locks, others, now).cloned()
-            })
-            .collect())
-    }
-
     /// The effects of task `id` not yet applied to the tracker (due, backing off or
     /// set aside), oldest first. An effect that is not here has landed.
     pub async fn task_effects(self, id: &TaskId) -> Result<Vec<OutboxEntry>> {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Reads;
+use super::gate::ClaimCtx;
 use super::registry::{WorkerInfo, WorkerStatus};
 use crate::error::Result;
 use crate::model::{Task, TaskState};
@@ -76,19 +77,15 @@ impl Reads<'_> {
     /// The scaling signal for `live` tasks and `workers` already read (the metrics
     /// scrape reads both for its own gauges).
     pub async fn scaling_of(self, live: &[Task], workers: &[WorkerInfo]) -> Result<Scaling> {
-        let mut held: Vec<String> = self.engine.hold().await?.repos;
-        let gate = self.review_gate();
-        held.extend(gate.repos);
-        held.extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
-        let locked = crate::locks::held_locks(live);
         let now = self.now();
-        let stuck = |t: &Task| {
-            gate.all
-                || t.blocked().is_some()
-                || t.review().is_some()
-                || held.iter().any(|r| r == t.id.repo())
-                || crate::locks::lock_holder(&t.locks, locked.iter().copied(), now).is_some()
+        let gates = &self.inner.features.gates;
+        let ctx = ClaimCtx {
+            worker: None,
+            draining: false,
+            now,
         };
+        let held = gates.held(self.inner, &ctx).await?;
+        let stuck = |t: &Task| gates.why(t, &held, live, now).is_some();
         let mut out = Scaling::default();
         for t in live {
             match t.state() {
