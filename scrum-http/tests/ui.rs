@@ -671,7 +671,7 @@ async fn a_rework_runs_page_shows_the_review_it_answers() {
     o.complete(&worker, &id, a.lease_token, completion)
         .await
         .unwrap();
-    let rework = scrum_core::review::Rework {
+    let rework = scrum_core::pull_gate::Rework {
         pr_url: url.into(),
         review_id: "1".into(),
         reviewer: "alice".into(),

@@ -13,12 +13,10 @@
 //! A claim's assignment carries what is left ([`crate::Assignment::budget_left_usd`]).
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::gate::{ClaimCtx, ClaimGate, Gate};
 use super::step::{PollRound, PollStep};
@@ -217,5 +215,47 @@ mod tests {
         let march = Timestamp(951_782_400_000 + 86_400_000); // 2000-03-01
         assert_eq!(month_start(march).to_rfc3339(), "2000-03-01T00:00:00.000Z");
         assert_eq!(next_month(Timestamp(1_796_083_200_000)), "2027-01-01");
+    }
+
+    #[tokio::test]
+    async fn a_spent_repository_is_held_and_the_rest_is_what_is_left() {
+        let core = Core::for_tests();
+        let budget = Budget::new(Budgets {
+            repo_monthly_usd: Some(5.0),
+        });
+        let ctx = ClaimCtx {
+            worker: None,
+            draining: false,
+            now: Timestamp(0),
+        };
+        assert_eq!(
+            budget.check(&core, &ctx).await.unwrap(),
+            Gate::Repos(vec![])
+        );
+        lock(&budget.spend).by_repo = BTreeMap::from([
+            ("acme/spent".to_string(), 6.0),
+            ("acme/some".to_string(), 1.5),
+        ]);
+        let Gate::Repos(held) = budget.check(&core, &ctx).await.unwrap() else {
+            panic!("a budget holds repositories");
+        };
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].0, "acme/spent");
+        assert!(
+            held[0].1.contains("REPO_MONTHLY_BUDGET_USD"),
+            "{}",
+            held[0].1
+        );
+        let issue = crate::model::ReadyIssue {
+            id: "acme/some#1".parse().unwrap(),
+            title: "t".into(),
+            body: String::new(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        };
+        let policy = crate::state::Policy::default();
+        let task = crate::state::new_task(issue, Timestamp(0), &policy).task;
+        assert_eq!(budget.left(&task, None), Some(3.5));
+        assert_eq!(budget.left(&task, Some(2.0)), Some(2.0));
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::Core;
+use super::{Core, Reads};
 use crate::error::Result;
 use crate::model::{Assignment, Task, Timestamp, WorkerId};
 use crate::queue::Hold;
@@ -194,5 +194,164 @@ impl Gates {
                 reason,
             })
         })
+    }
+}
+
+impl Reads<'_> {
+    /// For each of the `live` tasks, what holds it if it is pending and held: a
+    /// repository or every task held by a gate, or the gate that knows the task
+    /// waits (blocked, an edit under review, a lock). What `/scaling` counts as
+    /// blocked.
+    pub async fn why(self, live: &[Task]) -> Result<Vec<Option<Why>>> {
+        let now = self.now();
+        let gates = &self.inner.features.gates;
+        let ctx = ClaimCtx {
+            worker: None,
+            draining: false,
+            now,
+        };
+        let held = gates.held(self.inner, &ctx).await?;
+        Ok(live
+            .iter()
+            .map(|t| gates.why(t, &held, live, now))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::model::{ReadyIssue, TaskId};
+    use crate::state::{self, Policy};
+
+    /// A gate that holds what it is told and counts its checks.
+    struct Fixed {
+        name: &'static str,
+        held: Gate,
+        pass: bool,
+        checks: AtomicUsize,
+    }
+
+    fn fixed(name: &'static str, held: Gate, pass: bool) -> Arc<Fixed> {
+        Arc::new(Fixed {
+            name,
+            held,
+            pass,
+            checks: AtomicUsize::new(0),
+        })
+    }
+
+    #[async_trait]
+    impl ClaimGate for Fixed {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        async fn check(&self, _core: &Core, _ctx: &ClaimCtx<'_>) -> Result<Gate> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            Ok(self.held.clone())
+        }
+        async fn vet(&self, _core: &Core, _task: &Task) -> Result<bool> {
+            Ok(self.pass)
+        }
+        fn why(&self, _task: &Task, _live: &[Task], _now: Timestamp) -> Option<String> {
+            (!self.pass).then(|| format!("{} says no", self.name))
+        }
+    }
+
+    fn task(repo: &str) -> Task {
+        let issue = ReadyIssue {
+            id: TaskId::new(repo, 1).unwrap(),
+            title: "t".into(),
+            body: String::new(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        };
+        state::new_task(issue, Timestamp(0), &Policy::default()).task
+    }
+
+    fn repos(list: &[(&str, &str)]) -> Gate {
+        Gate::Repos(
+            list.iter()
+                .map(|(r, why)| (r.to_string(), why.to_string()))
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_first_gate_to_hold_a_repository_says_why() {
+        let core = Core::for_tests();
+        let a = fixed("a", repos(&[("acme/x", "a holds x")]), true);
+        let b = fixed(
+            "b",
+            repos(&[("acme/x", "b too"), ("acme/y", "b holds y")]),
+            true,
+        );
+        let gates = Gates::new(vec![a, b]);
+        let ctx = ClaimCtx {
+            worker: None,
+            draining: false,
+            now: Timestamp(0),
+        };
+        let held = gates.held(&core, &ctx).await.unwrap();
+        assert!(held.may_claim());
+        assert_eq!(held.hold().repos, ["acme/x", "acme/y"]);
+        let why = gates
+            .why(&task("acme/x"), &held, &[], Timestamp(0))
+            .unwrap();
+        assert_eq!((why.gate, why.reason.as_str()), ("a", "a holds x"));
+        assert_eq!(gates.why(&task("acme/z"), &held, &[], Timestamp(0)), None);
+    }
+
+    #[tokio::test]
+    async fn a_worker_held_from_dispatch_costs_the_later_gates_nothing() {
+        let core = Core::for_tests();
+        let first = fixed("first", Gate::Dispatch("paused".into()), true);
+        let later = fixed("later", repos(&[("acme/x", "x")]), true);
+        let gates = Gates::new(vec![first, later.clone()]);
+        let w = WorkerId::new("w").unwrap();
+        let ctx = ClaimCtx {
+            worker: Some(&w),
+            draining: false,
+            now: Timestamp(0),
+        };
+        let held = gates.held(&core, &ctx).await.unwrap();
+        assert!(!held.may_claim());
+        assert_eq!(held.dispatch.unwrap().gate, "first");
+        assert_eq!(later.checks.load(Ordering::SeqCst), 0);
+        // A read (no worker) asks every gate.
+        let read = ClaimCtx {
+            worker: None,
+            ..ctx
+        };
+        let held = gates.held(&core, &read).await.unwrap();
+        assert_eq!(held.hold().repos, ["acme/x"]);
+    }
+
+    #[tokio::test]
+    async fn a_claim_goes_out_only_when_every_gate_lets_it() {
+        let core = Core::for_tests();
+        let t = task("acme/x");
+        let open = Gates::new(vec![fixed("a", Gate::Open, true)]);
+        assert!(open.vet(&core, &t).await.unwrap());
+        let vetoed = Gates::new(vec![
+            fixed("a", Gate::Open, true),
+            fixed("b", Gate::Open, false),
+        ]);
+        assert!(!vetoed.vet(&core, &t).await.unwrap());
+        let why = vetoed.why(&t, &Held::default(), &[], Timestamp(0)).unwrap();
+        assert_eq!((why.gate, why.reason.as_str()), ("b", "b says no"));
+        let everything = Held {
+            tasks: Some(Why {
+                gate: "c",
+                reason: "all held".into(),
+            }),
+            ..Held::default()
+        };
+        assert_eq!(
+            vetoed.why(&t, &everything, &[], Timestamp(0)).unwrap().gate,
+            "c"
+        );
     }
 }

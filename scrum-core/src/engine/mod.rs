@@ -7,7 +7,18 @@
 //!   shutdown): the GitHub poll ([`Orchestrator::poll_once`]), the lease reaper
 //!   ([`Orchestrator::reap_once`]), the outbox dispatcher
 //!   ([`Orchestrator::dispatch_once`]) and the host probe ([`Orchestrator::probe_once`]);
-//! - the **worker registry** and the operator actions (pause, drain, retry, cancel).
+//! - two handles: [`Orchestrator::reads`] ([`Reads`]: tasks, workers, gates,
+//!   health, for operators' views) and [`Orchestrator::operator`] ([`Operator`]:
+//!   pause, drain, retry, cancel, revive effects, mark pull requests).
+//!
+//! # Features
+//!
+//! What holds work back (pause, drain, the pull-request gate, refused writes,
+//! budgets, trust, dependencies, locks) is a claim gate (`ClaimGate`,
+//! `gate.rs`), and what a feature reads on each poll (trust, dependencies,
+//! pull-request reviews, monthly spend) a poll step (`PollStep`, `step.rs`). Each
+//! feature is a module with its own state, settings and tests; `features.rs`
+//! lists them, and `next_work` and `poll_once` only compose them.
 //!
 //! # The worker registry
 //!
@@ -118,8 +129,8 @@ pub struct EngineConfig {
     /// Whose text reaches an agent (`TRUST_MODE`; see [`TrustMode`]).
     pub trust: TrustMode,
     /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
-    /// [`crate::review`]).
-    pub review: crate::review::ReviewSettings,
+    /// [`crate::pull_gate`]).
+    pub review: crate::pull_gate::ReviewSettings,
     /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
     pub budgets: Budgets,
     /// The scaling signal's settings (`MAX_WORKERS`, `MIN_IDLE_WORKERS`).
@@ -144,7 +155,7 @@ impl Default for EngineConfig {
             comment_on_retry: true,
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
-            review: crate::review::ReviewSettings::default(),
+            review: crate::pull_gate::ReviewSettings::default(),
             budgets: Budgets::default(),
             scaling: ScalingSettings::default(),
         }

@@ -3,9 +3,8 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::step::{PollRound, PollStep};
 use super::{Core, Orchestrator};
@@ -47,7 +46,7 @@ impl Orchestrator {
     /// it is ready, or a tool queued it), and wakes workers waiting for work. The
     /// caller vouches for the issue's text: the task records no approval, and the
     /// next poll checks its ready label as it checks a new issue's (see
-    /// [`TrustMode`]).
+    /// [`super::TrustMode`]).
     pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
         let result = self.inner.queue.enqueue(issue, self.now()).await?;
         if result != Enqueued::Unchanged {
@@ -57,7 +56,7 @@ impl Orchestrator {
     }
 
     /// Polls once: lists the ready issues, then runs every poll step over them
-    /// (see [`super::step`]): the trust rules queue them (a no-op for known ones),
+    /// (see the engine's poll steps): the trust rules queue them (a no-op for known ones),
     /// live tasks no longer listed are cancelled if their issue was closed or lost
     /// a ready label, then dependencies, pull-request reviews and this month's
     /// spend are read. A failed listing is an error and changes nothing: it is

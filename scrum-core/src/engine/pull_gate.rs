@@ -1,7 +1,7 @@
-//! Review gating (see [`crate::review`]): the engine tracks the pull requests its
+//! Review gating (see [`crate::pull_gate`]): the engine tracks the pull requests its
 //! workers report (a completion's `pr_url`), reads their state on every poll (and
 //! so on `pull_request` and `pull_request_review` webhooks, which start a poll),
-//! and holds the repositories [`crate::review::gate`] says.
+//! and holds the repositories [`crate::pull_gate::gate`] says.
 //!
 //! What is tracked is derived from the store: the completed tasks of the last
 //! [`TRACK_FOR`] and their `pr_url`, so a restarted orchestrator (or another one on
@@ -19,26 +19,25 @@
 //! `TRUST_MODE=off`); an operator's `changes-requested` does the same with the
 //! text it is given. While that run is live its pull request is not counted, and
 //! once it completed, the review it answered holds nothing
-//! ([`crate::review::ReworkState`]).
+//! ([`crate::pull_gate::ReworkState`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-
-use super::trust::TrustMode;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::gate::{ClaimCtx, ClaimGate, Gate};
 use super::step::{PollRound, PollStep};
+use super::trust::TrustMode;
 use super::{Core, Operator, Reads, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Person, RepoName, Task, TaskState};
-use crate::queue::TaskFilter;
-use crate::review::{
+use crate::pull_gate::{
     ChangeRequest, PullReview, PullState, ReviewGate, ReviewSettings, Rework, ReworkState,
     TrackedPull, gate, pull_from_url,
 };
+use crate::queue::TaskFilter;
 use crate::state::Event;
 
 /// How long after its task completed a pull request is tracked.
@@ -192,7 +191,7 @@ impl PullGate {
         self.status_of(&key).expect("just recorded")
     }
 
-    /// Pull request `key` (repository, number) as [`Reads::review_status`]
+    /// Pull request `key` (repository, number) as [`Reads::pull_gate_status`]
     /// shows it, if tracked.
     fn status_of(&self, key: &(String, u64)) -> Option<TrackedPull> {
         self.status()
@@ -370,10 +369,7 @@ impl PullGate {
         Ok(())
     }
 
-    /// Records an operator's word on pull request `number` (in `repo`, needed when
-    /// several tracked repositories have that number) in this process: the gate
-    /// counts it so until the tracker says it was merged or closed.
-    /// [`Operator::mark_pull_review`] also records it on the store.
+    /// See [`Operator::mark_pull`].
     pub(crate) fn mark(
         &self,
         core: &Core,
@@ -385,13 +381,7 @@ impl PullGate {
         Ok(self.take_word(core, found, state))
     }
 
-    /// Records an operator's word on pull request `number` as [`Operator::mark_pull`]
-    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
-    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
-    /// task's pull request also queues the issue again with `feedback` (the
-    /// operator's text, or a sentence saying an operator asked) as its review. Its
-    /// word then stands no longer: once the rework is done, the tracker's state
-    /// counts again.
+    /// See [`Operator::mark_pull_review`].
     pub(crate) async fn mark_review(
         &self,
         core: &Core,
@@ -506,12 +496,12 @@ impl PollStep for PullGate {
 
 impl Reads<'_> {
     /// What review gating holds now.
-    pub fn review_gate(self) -> ReviewGate {
+    pub fn pull_gate(self) -> ReviewGate {
         self.inner.features.pulls.gate()
     }
 
     /// The settings, the gate and every tracked pull request.
-    pub fn review_status(self) -> ReviewStatus {
+    pub fn pull_gate_status(self) -> ReviewStatus {
         self.inner.features.pulls.status()
     }
 }

@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::Reads;
-use super::gate::ClaimCtx;
 use super::registry::{WorkerInfo, WorkerStatus};
 use crate::error::Result;
 use crate::model::{Task, TaskState};
@@ -77,21 +76,13 @@ impl Reads<'_> {
     /// The scaling signal for `live` tasks and `workers` already read (the metrics
     /// scrape reads both for its own gauges).
     pub async fn scaling_of(self, live: &[Task], workers: &[WorkerInfo]) -> Result<Scaling> {
-        let now = self.now();
-        let gates = &self.inner.features.gates;
-        let ctx = ClaimCtx {
-            worker: None,
-            draining: false,
-            now,
-        };
-        let held = gates.held(self.inner, &ctx).await?;
-        let stuck = |t: &Task| gates.why(t, &held, live, now).is_some();
+        let held = self.why(live).await?;
         let mut out = Scaling::default();
-        for t in live {
+        for (t, why) in live.iter().zip(&held) {
             match t.state() {
                 TaskState::InProgress => out.in_progress += 1,
                 _ if t.stop_requested() => {}
-                _ if stuck(t) => out.blocked += 1,
+                _ if why.is_some() => out.blocked += 1,
                 _ => out.ready += 1,
             }
         }

@@ -25,15 +25,13 @@
 //! Workers get the approved text from the task, never a fresh read, with its
 //! digest ([`crate::Assignment::text_digest`]), which they check.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::gate::ClaimGate;
 use super::step::{PollRound, PollStep};

@@ -39,12 +39,7 @@ impl Orchestrator {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let now = self.now();
-            let ctx = ClaimCtx {
-                worker: Some(worker),
-                draining: self.seen(worker, address, now).await?,
-                now,
-            };
+            let ctx = self.asking(worker, address).await?;
             if let Some(a) = self.claim(&ctx, lease).await? {
                 return Ok(Some(a));
             }
@@ -53,6 +48,20 @@ impl Orchestrator {
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
+    }
+
+    /// What the claim gates see of `worker` asking now (the call counts as seen).
+    async fn asking<'w>(
+        &self,
+        worker: &'w WorkerId,
+        address: Option<IpAddr>,
+    ) -> Result<ClaimCtx<'w>> {
+        let now = self.now();
+        Ok(ClaimCtx {
+            worker: Some(worker),
+            draining: self.seen(worker, address, now).await?,
+            now,
+        })
     }
 
     /// One claim for `ctx`'s worker through the claim gates: what they hold is

@@ -3,14 +3,11 @@
 //! actions on set-aside effects.
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
+use std::sync::Mutex;
 use std::time::Duration;
 
-use std::sync::Mutex;
-
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use super::gate::{ClaimCtx, ClaimGate, Gate};
 use super::{Core, Operator, Orchestrator, Reads, lock};

@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use scrum_core::review::PullState;
+use scrum_core::pull_gate::PullState;
 use serde::Deserialize;
 
 use super::ApiState;
@@ -33,7 +33,7 @@ pub(super) async fn scaling(
 
 pub(super) async fn status(State(s): State<ApiState>) -> Json<ReviewStatusResponse> {
     Json(ReviewStatusResponse::from(
-        s.orchestrator().reads().review_status(),
+        s.orchestrator().reads().pull_gate_status(),
     ))
 }
 
@@ -62,7 +62,7 @@ pub(super) async fn mark(
             q.feedback.as_deref(),
         )
         .await?;
-    let gate = s.orchestrator().reads().review_gate();
+    let gate = s.orchestrator().reads().pull_gate();
     Ok(Json(PullReviewResponse {
         status: "ok".into(),
         pull,

@@ -113,7 +113,7 @@ fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
 
 /// `/health`'s `pr_review`: whether review gating holds work back, and why.
 fn pr_review(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
-    let s = crate::wire::ReviewStatusResponse::from(o.reads().review_status());
+    let s = crate::wire::ReviewStatusResponse::from(o.reads().pull_gate_status());
     json!({
         "blocked": s.blocked,
         "reason": s.reason,
