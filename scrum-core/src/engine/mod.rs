@@ -42,6 +42,7 @@ mod budget;
 mod deps;
 mod dispatch;
 mod drain;
+mod duties;
 mod features;
 mod gate;
 mod handles;
@@ -60,20 +61,18 @@ mod work;
 mod workers;
 mod writes;
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{Task, TaskId, Timestamp};
-use crate::observe::{AttemptEnd, Observer, ObserverSlot};
+use crate::observe::{Observer, ObserverSlot};
 use crate::probe::WorkerProbe;
-use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
+use crate::queue::WorkQueue;
 use crate::source::{IssueSource, Labels};
 use crate::state::EffectRetry;
 
@@ -411,178 +410,6 @@ impl Orchestrator {
         }
         Ok(resumed.len())
     }
-
-    /// Takes or renews the leader lease; records and returns whether this
-    /// orchestrator leads. A store error counts as not leading.
-    pub(crate) async fn leading(&self) -> bool {
-        let c = &self.inner.config;
-        let leads = match self
-            .inner
-            .queue
-            .lead(&c.instance, c.leader_ttl, self.now())
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the leader lease");
-                false
-            }
-        };
-        let was = std::mem::replace(&mut lock(&self.inner.status).leader, leads);
-        if was != leads {
-            tracing::info!(instance = %c.instance, leader = leads, "leadership changed");
-        }
-        leads
-    }
-
-    /// Ends every lapsed lease as a failed attempt and returns the tasks it ended;
-    /// then drops the workers unseen for [`EngineConfig::worker_forget_after`] that
-    /// hold nothing.
-    pub async fn reap_once(&self) -> Result<Vec<Task>> {
-        let now = self.now();
-        let expired = self.inner.queue.expire(now).await?;
-        if !expired.is_empty() {
-            let mut local = lock(&self.inner.local);
-            let observer = self.observer();
-            for t in &expired {
-                tracing::warn!(task = %t.id, state = ?t.state(), "lease lapsed: worker lost");
-                local.drop_task(&t.id);
-                observer.attempt_ended(t, AttemptEnd::Lost, now);
-            }
-        }
-        // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
-        self.inner.work_ready.notify_waiters();
-        self.forget_workers(now).await;
-        Ok(expired)
-    }
-
-    /// Runs the leader's duties (poll, reap, dispatch, probe) until `shutdown`
-    /// completes. Each duty runs in its own loop, so a slow GitHub never delays
-    /// the reaper; each round first takes or renews the leader lease.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let stop = CancellationToken::new();
-        let c = &self.inner.config;
-        let mut loops = tokio::task::JoinSet::new();
-        let duties: [(Duty, Duration); 4] = [
-            (Duty::Poll, c.poll_interval),
-            (Duty::Reap, c.reap_interval),
-            (Duty::Dispatch, c.dispatch_interval),
-            (Duty::Probe, c.probe_interval),
-        ];
-        for (duty, every) in duties {
-            let (this, stop) = (self.clone(), stop.clone());
-            loops.spawn(async move { this.duty_loop(duty, every, stop).await });
-        }
-        for target in self.inner.notifier.iter().flat_map(|n| n.targets()) {
-            let (this, stop) = (self.clone(), stop.clone());
-            loops.spawn(async move { this.notify_loop(target, stop).await });
-        }
-        shutdown.await;
-        stop.cancel();
-        while loops.join_next().await.is_some() {}
-        // Stopping cleanly: another orchestrator takes over at its next round.
-        if lock(&self.inner.status).leader {
-            match self.inner.queue.resign(&c.instance, self.now()).await {
-                Ok(()) => tracing::info!(instance = %c.instance, "gave up the leader lease"),
-                Err(e) => tracing::warn!(error = %e, "could not give up the leader lease"),
-            }
-        }
-    }
-
-    async fn duty_loop(&self, duty: Duty, every: Duration, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
-                () = self.inner.poll_requested.notified(), if duty == Duty::Poll => {}
-            }
-            if !self.leading().await {
-                continue;
-            }
-            let result = match duty {
-                Duty::Poll => self.poll_once().await.map(|_| ()),
-                Duty::Reap => self.reap_once().await.map(|_| ()),
-                Duty::Dispatch => self.dispatch_once().await.map(|_| ()),
-                Duty::Probe => {
-                    self.probe_once().await;
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                tracing::warn!(duty = ?duty, error = %e, "round failed; retrying next round");
-            }
-        }
-    }
-}
-
-impl Reads<'_> {
-    /// The task of an issue, in any state; `NotFound` when there is none.
-    pub async fn task(self, id: &TaskId) -> Result<Task> {
-        self.inner.task(id).await
-    }
-
-    /// Tasks that pass `filter`, ordered by id.
-    pub async fn tasks(self, filter: &TaskFilter) -> Result<Vec<Task>> {
-        self.inner.queue.list(filter).await
-    }
-
-    /// How many tasks are in each state.
-    pub async fn counts(self) -> Result<QueueCounts> {
-        self.inner.queue.counts().await
-    }
-
-    /// The engine's own health.
-    pub fn status(self) -> EngineStatus {
-        let mut s = lock(&self.inner.status).clone();
-        s.paused = self.inner.features.pause.is_paused();
-        s
-    }
-}
-
-impl Operator<'_> {
-    /// Stops handing out work (workers asking get none); running tasks go on.
-    pub fn pause(self) {
-        self.inner.features.pause.set(self.inner, true);
-    }
-
-    /// Hands out work again.
-    pub fn resume(self) {
-        self.inner.features.pause.set(self.inner, false);
-    }
-
-    /// Starts a new run of a failed or cancelled task (an operator action).
-    pub async fn retry(self, id: &TaskId) -> Result<Task> {
-        let task = self.inner.queue.retry(id, self.now()).await?;
-        self.inner.work_ready.notify_waiters();
-        Ok(task)
-    }
-
-    /// Cancels a task (an operator action): at once when pending; a holder is told on
-    /// its next heartbeat. An unknown task fails with `NotFound`, a finished one with
-    /// `InvalidTransition`.
-    pub async fn cancel(self, id: &TaskId, reason: &str) -> Result<Task> {
-        let q = &self.inner.queue;
-        match q.cancel(id, reason.to_string(), self.now()).await? {
-            Some(task) => Ok(task),
-            None => {
-                let task = self.engine.reads().task(id).await?;
-                Err(Error::new(
-                    ErrorKind::InvalidTransition,
-                    format!("task {id} is already {}", task.state().as_str()),
-                ))
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Duty {
-    Poll,
-    Reap,
-    Dispatch,
-    Probe,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

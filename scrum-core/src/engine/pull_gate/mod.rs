@@ -21,7 +21,6 @@
 //! once it completed, the review it answered holds nothing
 //! ([`crate::pull_gate::ReworkState`]).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -35,10 +34,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Person, RepoName, Task, TaskState};
 use crate::pull_gate::{
     ChangeRequest, PullReview, PullState, ReviewGate, ReviewSettings, Rework, ReworkState,
-    TrackedPull, gate, pull_from_url,
+    TrackedPull, gate,
 };
 use crate::queue::TaskFilter;
 use crate::state::Event;
+
+mod book;
+
+use book::{PullBook, names, reported, rework_on};
 
 /// How long after its task completed a pull request is tracked.
 pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -56,68 +59,6 @@ pub(crate) struct PullGate {
     book: Mutex<PullBook>,
 }
 
-/// The tracked pull requests, by (repository, number).
-#[derive(Debug, Default)]
-struct PullBook {
-    pulls: BTreeMap<(String, u64), TrackedPull>,
-    /// An operator's word on a pull request, until the tracker says it is over.
-    overrides: BTreeMap<(String, u64), PullState>,
-    /// When the completed tasks were last read from the store.
-    scanned_at: Option<crate::model::Timestamp>,
-    /// Reviews not sent back for rework because their author may not approve
-    /// work: said once in the log.
-    untrusted: BTreeSet<String>,
-}
-
-impl PullBook {
-    fn record(&mut self, pull: TrackedPull) {
-        let key = (pull.repo.clone(), pull.number);
-        if !pull.state.is_pending() {
-            self.overrides.remove(&key);
-        }
-        self.pulls.insert(key, pull);
-    }
-
-    /// Takes up the operator's word recorded on a completed task
-    /// (`Task::pull_mark`), unless the tracker said since that its pull request was
-    /// merged or closed: a pending state counts as an override, merged or closed
-    /// as the pull request's state.
-    fn recall_mark(&mut self, task: &Task) {
-        let (Some(state), Some(pull)) = (task.pull_mark(), reported(task)) else {
-            return;
-        };
-        let key = (pull.repo.clone(), pull.number);
-        if self.pulls.get(&key).is_some_and(|p| !p.state.is_pending()) {
-            return;
-        }
-        self.take_word(pull, state);
-    }
-
-    /// Counts an operator's word `state` on `pull`: a pending state overrides what
-    /// the tracker says, merged or closed becomes the pull request's state.
-    fn take_word(&mut self, mut pull: TrackedPull, state: PullState) {
-        if state.is_pending() {
-            self.overrides.insert((pull.repo, pull.number), state);
-        } else {
-            pull.state = state;
-            self.record(pull);
-        }
-    }
-
-    fn view(&self) -> Vec<TrackedPull> {
-        self.pulls
-            .iter()
-            .map(|(key, p)| {
-                let mut p = p.clone();
-                if let Some(state) = self.overrides.get(key) {
-                    p.state = *state;
-                }
-                p
-            })
-            .collect()
-    }
-}
-
 /// What `GET /pr-review/status` shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReviewStatus {
@@ -127,31 +68,6 @@ pub struct ReviewStatus {
     pub gate: ReviewGate,
     /// Every tracked pull request with its state.
     pub pulls: Vec<TrackedPull>,
-}
-
-/// The tracked pull request of a completed task, as it was reported.
-fn reported(task: &Task) -> Option<TrackedPull> {
-    let url = task.completion()?.pr_url.clone()?;
-    let (repo, number) = pull_from_url(&url)?;
-    Some(TrackedPull {
-        repo: repo.to_string(),
-        number,
-        url,
-        task: task.id.clone(),
-        state: PullState::Open,
-        rework: None,
-    })
-}
-
-/// Whether `url` is the page of `pull`.
-fn names(url: &str, pull: &TrackedPull) -> bool {
-    pull_from_url(url)
-        .is_some_and(|(repo, n)| n == pull.number && repo.as_str().eq_ignore_ascii_case(&pull.repo))
-}
-
-/// The task's rework, when it answers a request on `pull`.
-fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
-    task.rework().filter(|r| names(&r.pr_url, pull))
 }
 
 impl PullGate {
