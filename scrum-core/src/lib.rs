@@ -77,9 +77,12 @@ pub mod memory;
 pub mod model;
 pub mod observe;
 pub mod probe;
+pub mod pull_gate;
 pub mod queue;
 pub mod redact;
-pub mod review;
+/// The old name of [`pull_gate`] (pull-request review gating), kept while
+/// callers outside the engine move to the new one.
+pub use pull_gate as review;
 pub mod runner;
 pub mod source;
 pub mod spend;

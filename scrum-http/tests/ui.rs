@@ -221,7 +221,7 @@ async fn busy_fixture(config: ApiConfig) -> (Fixture, BTreeMap<&'static str, Tas
         .unwrap();
     let (_, held) = claim("worker-2").await;
     let cancelled = TaskId::new("acme/widgets", 60).unwrap();
-    o.cancel(&cancelled, "not wanted").await.unwrap();
+    o.operator().cancel(&cancelled, "not wanted").await.unwrap();
     let effects = f.queue.pending_effects(10).await.unwrap();
     let dead = EffectFailure {
         error: "403 Resource not accessible".into(),
@@ -705,7 +705,7 @@ async fn a_rework_runs_page_shows_the_review_it_answers() {
     o.complete(&worker, &id, a.lease_token, completion)
         .await
         .unwrap();
-    let rework = scrum_core::review::Rework {
+    let rework = scrum_core::pull_gate::Rework {
         pr_url: url.into(),
         review_id: "1".into(),
         reviewer: "alice".into(),

@@ -138,7 +138,7 @@ pub(crate) async fn page(
     v: Viewer,
     Path((owner, repo, number)): Path<(String, String, u64)>,
 ) -> Response {
-    let o = s.orchestrator();
+    let o = s.orchestrator().reads();
     let id = match TaskId::new(&format!("{owner}/{repo}"), number) {
         Ok(id) => id,
         Err(e) => return failed(e),

@@ -93,6 +93,7 @@ impl Fixture {
     pub async fn until_listed(&self, id: &str) {
         while !self
             .orchestrator
+            .reads()
             .workers()
             .await
             .unwrap()
