@@ -2,9 +2,10 @@
 # Installs and starts what the tests talk to: PostgreSQL (127.0.0.1:5432, database
 # `test`), Redis (127.0.0.1:6379) and the OpenSSH server binary the SSH tests run;
 # installs the tools the access test uses (ip, curl), the browser the dashboard
-# test drives (chromium, chromedriver) and promtool (Debian's prometheus package;
-# its service is not started here). Does nothing for a service that
-# is already up.
+# test drives (chromium, chromedriver), promtool (Debian's prometheus package;
+# its service is not started here), and the agent sandboxes bins/tests/sandbox.rs
+# runs workers in: bubblewrap, ripgrep and socat (Debian) and Anthropic's
+# sandbox-runtime (`srt`, npm). Does nothing for what is already there.
 set -euo pipefail
 
 need_apt=()
@@ -17,12 +18,20 @@ command -v curl >/dev/null || need_apt+=(curl)       # bins/tests/access.rs: cal
 command -v chromium >/dev/null || need_apt+=(chromium)              # bins/tests/dashboard.rs: the browser
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)   # bins/tests/dashboard.rs: its WebDriver
 command -v promtool >/dev/null || need_apt+=(prometheus)            # bins/tests/metrics.rs and .ci/run: promtool (check metrics, test rules)
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)                # bins/tests/sandbox.rs: SANDBOX=bwrap, and under srt
+command -v rg >/dev/null || need_apt+=(ripgrep)                      # sandbox-runtime scans the clone with it
+command -v socat >/dev/null || need_apt+=(socat)                     # the proxy bridge into a sandbox's empty network
+command -v npm >/dev/null || need_apt+=(npm)                         # to install sandbox-runtime
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 mkdir -p /run/sshd
+if ! command -v srt >/dev/null; then
+    echo "installing @anthropic-ai/sandbox-runtime (srt)"
+    npm install -g --silent @anthropic-ai/sandbox-runtime >/dev/null
+fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     echo "starting PostgreSQL"

@@ -13,6 +13,7 @@ use scrum_core::worker::WorkerLoop;
 use scrum_http::{ApiToken, OrchestratorClient};
 use tokio_util::sync::CancellationToken;
 
+use crate::runner::sandbox::{Limits, Sandbox, SandboxMode, SandboxSettings};
 use crate::runner::workflow::{AgentSpec, DEFAULT_WORKFLOW, Workflow};
 use crate::runner::{CommandRunner, GitHubPullRequests, GitRemote, RunnerConfig, Secret};
 
@@ -35,6 +36,23 @@ credits hands the task back without spending an attempt; a rejection, revisions 
 up or a failed gate is a failed attempt. Cost and tokens of every call are summed and \
 reported with the outcome. Each phase's prompt, answer, gate and decision go to the \
 attempt's log under WORKSPACE_DIR/logs.
+
+Every agent call (and WORKFLOW_COMMAND) runs in a sandbox (SANDBOX): sandbox-runtime \
+(`srt`) or bubblewrap. The agent can write its task's clone, a private home and a \
+private temporary directory, and read the rest of the system; it cannot read the \
+worker's home (SSH keys, ~/.config, credentials), /root, /home, /etc/ai-scrum-master \
+(the worker's environment file), the workspace's mirrors, logs or other tasks' \
+clones, nor see other processes. Its network is closed but for a filtering proxy to \
+the allowed hosts: the agent's API host (from ANTHROPIC_BASE_URL, else \
+api.anthropic.com), SANDBOX_ALLOW_HOSTS and the workflow file's [sandbox] \
+allow_hosts; the orchestrator, metadata services and every other local port are \
+closed. Its environment is the task's variables, ANTHROPIC_API_KEY and \
+ANTHROPIC_BASE_URL, PATH, LANG, a private HOME and TMPDIR, and the names \
+SANDBOX_PASS_ENV or the workflow file's [sandbox] env list; never GITHUB_TOKEN or \
+ORCHESTRATOR_API_TOKEN. To let agents reach a package registry, add its host: \
+SANDBOX_ALLOW_HOSTS=registry.npmjs.org,*.crates.io. Issue, review and comment text \
+is cleaned before an agent reads it: HTML comments, invisible and bidirectional \
+characters and hidden HTML are removed, and the attempt's log says so.
 
 `scrum-worker workflow show` prints the built-in workflow file (TOML: agents, phases, \
 prompts, gates, retries); edit a copy and point WORKFLOW_FILE at it. \
@@ -139,6 +157,46 @@ pub struct WorkerCli {
         default_value_t = 300
     )]
     pub shutdown_grace: u64,
+    /// The sandbox agents run in: auto (bubblewrap when `bwrap` is on PATH, else
+    /// sandbox-runtime, else refuse to start), srt, bwrap, or none (agents run as the
+    /// worker, with its files and network; say it explicitly).
+    #[arg(long, env = "SANDBOX", value_name = "SANDBOX", default_value = "auto")]
+    pub sandbox: SandboxMode,
+    /// Hosts agents may reach beyond the agent's API host (comma list of `host`,
+    /// `host:port` or `*.domain`), e.g. the package registries a build needs.
+    #[arg(
+        long,
+        env = "SANDBOX_ALLOW_HOSTS",
+        value_name = "SANDBOX_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub sandbox_allow_hosts: Vec<String>,
+    /// Variables of the worker's environment agents get by name (comma list).
+    #[arg(
+        long,
+        env = "SANDBOX_PASS_ENV",
+        value_name = "SANDBOX_PASS_ENV",
+        value_delimiter = ','
+    )]
+    pub sandbox_pass_env: Vec<String>,
+    /// More paths agents may not read (comma list), beside the worker's home,
+    /// /root, /home, /etc/ai-scrum-master and WORKSPACE_DIR.
+    #[arg(
+        long,
+        env = "SANDBOX_HIDE",
+        value_name = "SANDBOX_HIDE",
+        value_delimiter = ','
+    )]
+    pub sandbox_hide: Vec<PathBuf>,
+    /// Data memory one agent call may use, in MiB.
+    #[arg(long, env = "SANDBOX_MEMORY_MB", value_name = "SANDBOX_MEMORY_MB", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(64..))]
+    pub sandbox_memory_mb: u64,
+    /// Processes one agent call may run (not enforced when the worker runs as root).
+    #[arg(long, env = "SANDBOX_PROCESSES", value_name = "SANDBOX_PROCESSES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(8..))]
+    pub sandbox_processes: u64,
+    /// Size of an agent call's private temporary directory, in MiB (bubblewrap).
+    #[arg(long, env = "SANDBOX_TMP_MB", value_name = "SANDBOX_TMP_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sandbox_tmp_mb: u64,
     /// Keep each task's clone after the run, for debugging.
     #[arg(long, env = "KEEP_WORKSPACES", value_name = "KEEP_WORKSPACES")]
     pub keep_workspaces: bool,
@@ -181,6 +239,24 @@ impl WorkerCli {
         Ok(workflow)
     }
 
+    /// What the sandbox is to be: the workflow file's hosts and variables, then
+    /// the operator's.
+    fn sandbox_settings(&self, workflow: &Workflow) -> SandboxSettings {
+        let both = |file: &[String], ours: &[String]| [file, ours].concat();
+        SandboxSettings::new(
+            self.sandbox,
+            &self.workspace_dir,
+            &both(&workflow.sandbox.allow_hosts, &self.sandbox_allow_hosts),
+            &both(&workflow.sandbox.env, &self.sandbox_pass_env),
+            &self.sandbox_hide,
+            Limits {
+                memory_mb: self.sandbox_memory_mb,
+                processes: self.sandbox_processes,
+                tmp_mb: self.sandbox_tmp_mb,
+            },
+        )
+    }
+
     /// Runs the worker until `shutdown`; a task running then gets `SHUTDOWN_GRACE` to
     /// finish before it is handed back.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -194,6 +270,11 @@ impl WorkerCli {
                 self.workspace_dir.display()
             )
         })?;
+        let sandbox = Sandbox::start(
+            &self.sandbox_settings(&workflow),
+            &self.workspace_dir.join("sandbox"),
+        )
+        .map_err(anyhow::Error::msg)?;
         let mut client =
             OrchestratorClient::new(&self.orchestrator_url).map_err(anyhow::Error::msg)?;
         if let Some(t) = &self.api_token {
@@ -219,6 +300,7 @@ impl WorkerCli {
                 },
                 anthropic_api_key: self.anthropic_api_key.clone(),
                 keep_workspaces: self.keep_workspaces,
+                sandbox: Arc::new(sandbox),
             },
             Arc::new(GitHubPullRequests::new(&self.github_api_url, token)),
         );
@@ -227,7 +309,12 @@ impl WorkerCli {
             (None, Some(f)) => format!("the workflow of {}", f.display()),
             (None, None) => "the built-in workflow".to_string(),
         };
-        tracing::info!(worker = %self.worker_id, orchestrator = %self.orchestrator_url, workspace = %self.workspace_dir.display(), runs = %runs, "scrum-worker {} starting", env!("CARGO_PKG_VERSION"));
+        tracing::info!(worker = %self.worker_id, orchestrator = %self.orchestrator_url, workspace = %self.workspace_dir.display(), runs = %runs, sandbox = %runner.sandbox().mode(), "scrum-worker {} starting", env!("CARGO_PKG_VERSION"));
+        if runner.sandbox().mode() == "none" {
+            tracing::warn!(worker = %self.worker_id, "SANDBOX=none: {}", runner.sandbox().describe());
+        } else {
+            tracing::info!(worker = %self.worker_id, "SANDBOX={}: {}", runner.sandbox().mode(), runner.sandbox().describe());
+        }
         let mut worker =
             WorkerLoop::new(self.worker_id.clone(), Arc::new(client), Arc::new(runner))
                 .poll_interval(Duration::from_secs(self.worker_poll_interval))

@@ -42,7 +42,7 @@ async fn complete_with_pull(fleet: &Fleet, client: &OrchestratorClient, w: &Work
 async fn tracked_rework(
     client: &OrchestratorClient,
     number: u64,
-) -> Option<scrum_core::review::ReworkState> {
+) -> Option<scrum_core::pull_gate::ReworkState> {
     let s = client.review_status().await.unwrap();
     s.pull_requests.iter().find(|p| p.number == number)?.rework
 }

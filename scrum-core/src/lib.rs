@@ -29,6 +29,7 @@
 //! - [`clock`]: time the tests can pause.
 //! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
+//! - [`clean`]: removing what a reader cannot see from text an agent gets.
 //!
 //! # Example
 //!
@@ -62,6 +63,7 @@
 //! ```
 
 pub mod backend;
+pub mod clean;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;
@@ -75,9 +77,12 @@ pub mod memory;
 pub mod model;
 pub mod observe;
 pub mod probe;
+pub mod pull_gate;
 pub mod queue;
 pub mod redact;
-pub mod review;
+/// The old name of [`pull_gate`] (pull-request review gating), kept while
+/// callers outside the engine move to the new one.
+pub use pull_gate as review;
 pub mod runner;
 pub mod source;
 pub mod spend;

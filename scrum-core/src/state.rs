@@ -67,8 +67,8 @@
 //! started by `Rework` carries the review ([`crate::model::RunCause::Rework`]) to
 //! every claim of it and keeps it once over, so the same review never starts
 //! another. A step with a `Completed`, `Failed` or `ClarificationRequested` effect,
-//! or an `Expire`, also records one `Notify` per [`Policy::notify`] route that
-//! wants the event ([`notify`]).
+//! or an `Expire`, also records one `Notify` when [`Policy::notify`] lists the
+//! event ([`notify`]); the engine sends it to every configured target.
 
 use std::sync::Arc;
 
@@ -89,7 +89,7 @@ mod policy;
 mod runs;
 
 pub use effect::{Effect, EffectKind};
-pub use notify::{NotifyEvent, NotifyRoute};
+pub use notify::NotifyEvent;
 pub use outbox::{EffectRetry, FailureClass, effect_failure};
 pub use policy::{Backoff, Ctx, Jitter, Policy};
 

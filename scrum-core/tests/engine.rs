@@ -56,13 +56,13 @@ async fn a_github_error_is_never_read_as_an_empty_backlog() {
     f.orchestrator.poll_once().await.unwrap();
     f.github.faults().fail_next(1);
     assert!(f.orchestrator.poll_once().await.is_err());
-    let status = f.orchestrator.status();
+    let status = f.orchestrator.reads().status();
     assert!(!status.github_connected);
     assert!(status.github_reason.unwrap().contains("injected fault"));
     // Nothing was cancelled for want of a listing.
     assert_eq!(f.queue.counts().await.unwrap().pending, 2);
     f.orchestrator.poll_once().await.unwrap();
-    assert!(f.orchestrator.status().github_connected);
+    assert!(f.orchestrator.reads().status().github_connected);
 }
 
 #[tokio::test(start_paused = true)]
@@ -210,13 +210,17 @@ async fn paused_dispatch_and_draining_workers_get_no_work() {
                 .unwrap()
         }
     };
-    f.orchestrator.pause();
+    f.orchestrator.operator().pause();
     assert!(ask("a").await.is_none());
-    assert!(f.orchestrator.status().paused);
-    f.orchestrator.resume();
-    f.orchestrator.drain(&worker("b"), true).await.unwrap();
+    assert!(f.orchestrator.reads().status().paused);
+    f.orchestrator.operator().resume();
+    f.orchestrator
+        .operator()
+        .drain(&worker("b"), true)
+        .await
+        .unwrap();
     assert!(ask("b").await.is_none());
-    let workers = f.orchestrator.workers().await.unwrap();
+    let workers = f.orchestrator.reads().workers().await.unwrap();
     assert_eq!(
         workers.iter().find(|w| w.id == "b").unwrap().status,
         WorkerStatus::Draining
@@ -327,7 +331,7 @@ async fn probed_hosts_show_their_health_on_the_worker_that_calls_from_them() {
     .await
     .unwrap();
     o.probe_once().await;
-    let workers = o.workers().await.unwrap();
+    let workers = o.reads().workers().await.unwrap();
     let w1 = workers.iter().find(|w| w.id == "worker-1").unwrap();
     assert_eq!(
         (w1.health, w1.status),
@@ -428,5 +432,5 @@ async fn a_dispatch_round_stops_when_another_orchestrator_takes_the_lead() {
         (1, 0),
         "issue 2 is left to the new leader"
     );
-    assert!(!o.status().leader);
+    assert!(!o.reads().status().leader);
 }

@@ -8,26 +8,32 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scrum_core::engine::{Notification, Notifier, Orchestrator};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
-use scrum_core::state::{NotifyEvent, NotifyRoute, Policy};
+use scrum_core::state::{NotifyEvent, Policy};
 use scrum_core::{Completion, Error, LeaseKind, Result, TaskId, Timestamp, WorkQueue, WorkerId};
 
-/// A notifier that records what it was asked to send, and fails while `dead`.
+/// A notifier that records what it was asked to send, and fails while `dead` (or,
+/// for one target, while `down` names it). Its targets are `names`, else `slack`.
 #[derive(Default)]
 struct Recorder {
+    names: Vec<String>,
     sent: Mutex<Vec<Notification>>,
     tries: Mutex<usize>,
     dead: Mutex<bool>,
+    down: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Notifier for Recorder {
     fn targets(&self) -> Vec<String> {
-        vec!["slack".to_string()]
+        if self.names.is_empty() {
+            return vec!["slack".to_string()];
+        }
+        self.names.clone()
     }
 
     async fn send(&self, note: &Notification) -> Result<()> {
         *self.tries.lock().unwrap() += 1;
-        if *self.dead.lock().unwrap() {
+        if *self.dead.lock().unwrap() || self.down.lock().unwrap().contains(&note.target) {
             return Err(Error::unavailable("the stand-in is down"));
         }
         self.sent.lock().unwrap().push(note.clone());
@@ -41,10 +47,7 @@ fn id(n: u64) -> TaskId {
 
 fn policy() -> Policy {
     Policy {
-        notify: vec![NotifyRoute {
-            target: "slack".into(),
-            events: NotifyEvent::ALL.to_vec(),
-        }],
+        notify: NotifyEvent::ALL.to_vec(),
         ..Policy::default()
     }
 }
@@ -187,8 +190,51 @@ async fn a_dead_target_never_holds_back_a_label_and_what_it_missed_is_sent_later
     assert!(f.queue.pending_effects(100).await.unwrap().is_empty());
 }
 
+/// One `Notify` effect is recorded per event, whatever the number of targets; each
+/// target gets it, a target that is down does not keep it from the others, and the
+/// effect is acknowledged once every target took it.
 #[tokio::test(start_paused = true)]
-async fn without_routes_no_notification_is_recorded() {
+async fn one_notification_goes_to_every_target_and_is_acknowledged_once_all_took_it() {
+    let source = Arc::new(MemoryIssueSource::new(Default::default()));
+    source.open_issue(id(1), "Add a widget", &["ai-ready"], Timestamp(1));
+    let queue = Arc::new(MemoryQueue::new(policy()));
+    let notifier = Arc::new(Recorder {
+        names: vec!["slack".into(), "webhook".into()],
+        down: Mutex::new(vec!["webhook".into()]),
+        ..Recorder::default()
+    });
+    let o = Orchestrator::builder(queue.clone(), source.clone())
+        .notifier(notifier.clone())
+        .build();
+    o.poll_once().await.unwrap();
+    let a = claim(&o).await;
+    complete(&o, &a, Completion::default()).await;
+    run_for(&o, Duration::from_secs(10)).await;
+    let sent_to = |r: &Recorder| -> Vec<String> {
+        let sent = r.sent.lock().unwrap();
+        sent.iter().map(|n| n.target.clone()).collect()
+    };
+    assert_eq!(
+        sent_to(&notifier),
+        ["slack"],
+        "the target that is up got it"
+    );
+    let pending = queue.pending_effects(100).await.unwrap();
+    let notes = pending.iter().filter(|e| e.effect.kind.name() == "notify");
+    assert_eq!(
+        notes.count(),
+        1,
+        "one effect, kept until every target took it"
+    );
+
+    notifier.down.lock().unwrap().clear();
+    run_for(&o, Duration::from_secs(120)).await;
+    assert_eq!(sent_to(&notifier), ["slack", "webhook"], "each once");
+    assert!(queue.pending_effects(100).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_events_to_tell_no_notification_is_recorded() {
     let source = Arc::new(MemoryIssueSource::new(Default::default()));
     source.open_issue(id(1), "Add a widget", &["ai-ready"], Timestamp(1));
     let f = fixture(Arc::new(MemoryQueue::new(Policy::default())), source);

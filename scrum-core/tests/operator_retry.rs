@@ -34,7 +34,7 @@ async fn a_retried_run_is_labelled_ready_again_and_survives_the_poll() {
     let labels = source.issue(&id).unwrap().labels;
     assert!(!labels.iter().any(|l| l == "ai-ready"), "{labels:?}");
 
-    o.retry(&id).await.unwrap();
+    o.operator().retry(&id).await.unwrap();
     // Polled before the new run's labels are written: still the operator's run.
     o.poll_once().await.unwrap();
     assert_eq!(

@@ -47,24 +47,30 @@ async fn tasks_are_found_by_repository_and_title_a_page_at_a_time() {
     let ids = |page: scrum_core::engine::TaskPage| -> Vec<String> {
         page.tasks.iter().map(|t| t.id.to_string()).collect()
     };
-    let all = o.find_tasks(&search(None, None, 0, 10)).await.unwrap();
+    let all = o
+        .reads()
+        .find_tasks(&search(None, None, 0, 10))
+        .await
+        .unwrap();
     assert_eq!(all.tasks.len(), 4);
     assert_eq!(
         all.total, None,
         "an unnarrowed page leaves the total to the counts"
     );
     let export = o
+        .reads()
         .find_tasks(&search(None, Some("export"), 0, 10))
         .await
         .unwrap();
     assert_eq!(export.total, Some(3));
     let gadgets = search(Some("acme/gadgets"), Some("gadget"), 0, 1);
-    let first = o.find_tasks(&gadgets).await.unwrap();
+    let first = o.reads().find_tasks(&gadgets).await.unwrap();
     assert_eq!(
         (ids(first.clone()), first.total),
         (vec!["acme/gadgets#3".to_string()], Some(2))
     );
     let second = o
+        .reads()
         .find_tasks(&TaskSearch {
             offset: 1,
             ..gadgets
@@ -73,6 +79,7 @@ async fn tasks_are_found_by_repository_and_title_a_page_at_a_time() {
         .unwrap();
     assert_eq!(ids(second), ["acme/gadgets#4"], "title search ignores case");
     let by_id = o
+        .reads()
         .find_tasks(&search(None, Some("ACME/widgets#2"), 0, 10))
         .await
         .unwrap();
@@ -81,7 +88,10 @@ async fn tasks_are_found_by_repository_and_title_a_page_at_a_time() {
         states: vec![TaskState::Completed],
         ..search(None, Some("export"), 0, 10)
     };
-    assert_eq!(o.find_tasks(&completed).await.unwrap().total, Some(0));
+    assert_eq!(
+        o.reads().find_tasks(&completed).await.unwrap().total,
+        Some(0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -115,22 +125,25 @@ async fn the_last_hour_counts_what_finished_in_it() {
         completed: 1,
         failed: 1,
     };
-    assert_eq!(o.outcomes_within(hour).await.unwrap(), expected);
+    assert_eq!(o.reads().outcomes_within(hour).await.unwrap(), expected);
     tokio::time::advance(Duration::from_secs(3601)).await;
-    assert_eq!(o.outcomes_within(hour).await.unwrap(), Outcomes::default());
+    assert_eq!(
+        o.reads().outcomes_within(hour).await.unwrap(),
+        Outcomes::default()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_task_lists_its_own_waiting_effects_until_they_land() {
     let (queue, o) = engine(&[("acme/widgets", 1, "One"), ("acme/widgets", 2, "Two")]).await;
     let one = TaskId::new("acme/widgets", 1).unwrap();
-    let waiting = o.task_effects(&one).await.unwrap();
+    let waiting = o.reads().task_effects(&one).await.unwrap();
     assert_eq!(waiting.len(), 1);
     assert!(waiting.iter().all(|e| e.effect.task == one));
     queue.ack_effect(waiting[0].id, o.now()).await.unwrap();
-    assert!(o.task_effects(&one).await.unwrap().is_empty());
+    assert!(o.reads().task_effects(&one).await.unwrap().is_empty());
     let two = TaskId::new("acme/widgets", 2).unwrap();
-    assert_eq!(o.task_effects(&two).await.unwrap().len(), 1);
+    assert_eq!(o.reads().task_effects(&two).await.unwrap().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -158,7 +171,7 @@ async fn blocked_tasks_are_found_apart() {
         blocked: true,
         ..search(None, None, 0, 10)
     };
-    let found = o.find_tasks(&only_blocked).await.unwrap();
+    let found = o.reads().find_tasks(&only_blocked).await.unwrap();
     let ids: Vec<String> = found.tasks.iter().map(|t| t.id.to_string()).collect();
     assert_eq!(
         (ids, found.total),

@@ -55,7 +55,7 @@ async fn ask(o: &Orchestrator, name: &str) -> Option<Assignment> {
 }
 
 async fn listed(o: &Orchestrator, name: &str) -> WorkerInfo {
-    let workers = o.workers().await.unwrap();
+    let workers = o.reads().workers().await.unwrap();
     workers
         .into_iter()
         .find(|w| w.id == name)
@@ -125,7 +125,7 @@ async fn another_orchestrator_on_the_store_lists_the_same_workers() {
     assert_eq!(holder.status, WorkerStatus::Busy);
     assert_eq!(holder.current_task, Some(held.task.clone()));
     assert_eq!(
-        second.workers().await.unwrap().len(),
+        second.reads().workers().await.unwrap().len(),
         2,
         "the host is the finisher's"
     );
@@ -137,11 +137,11 @@ async fn a_drain_on_one_orchestrator_holds_on_the_others_within_a_second() {
     let a = store.orchestrator(EngineConfig::default());
     let b = store.orchestrator(EngineConfig::default());
     a.poll_once().await.unwrap();
-    a.drain(&worker("w"), true).await.unwrap();
+    a.operator().drain(&worker("w"), true).await.unwrap();
     assert!(ask(&b, "w").await.is_none(), "drained through a, asking b");
     assert_eq!(listed(&b, "w").await.status, WorkerStatus::Draining);
 
-    a.drain(&worker("w"), false).await.unwrap();
+    a.operator().drain(&worker("w"), false).await.unwrap();
     // b wrote w's call a moment ago and goes by what that write returned...
     assert!(ask(&b, "w").await.is_none());
     // ...until a second has passed: the next call is written, and reads the drain.
@@ -170,6 +170,7 @@ async fn the_leader_forgets_idle_workers_unseen_for_worker_forget_after() {
     tokio::time::advance(Duration::from_secs(1801)).await;
     assert!(o.reap_once().await.unwrap().is_empty(), "no lease lapsed");
     let ids: Vec<String> = o
+        .reads()
         .workers()
         .await
         .unwrap()

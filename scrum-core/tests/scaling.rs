@@ -1,4 +1,4 @@
-//! The scaling signal's figures (`Orchestrator::scaling`, `GET /scaling`) on the
+//! The scaling signal's figures (`Reads::scaling`, `GET /scaling`) on the
 //! in-memory backends: ready, in progress and blocked tasks, idle and busy workers,
 //! and `desired_workers = min(MAX_WORKERS, MIN_IDLE_WORKERS + ready + in_progress)`.
 
@@ -64,7 +64,7 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
     };
 
     // Nothing running: 3 ready (#2 waits for #1), no workers.
-    let s = o.scaling().await.unwrap();
+    let s = o.reads().scaling().await.unwrap();
     assert_eq!(
         s,
         Scaling {
@@ -81,7 +81,7 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
     let first = claim(1).await.unwrap();
     assert_eq!(first.task, id(1));
     assert_eq!(claim(2).await.unwrap().task, id(3));
-    let s = o.scaling().await.unwrap();
+    let s = o.reads().scaling().await.unwrap();
     assert_eq!(figures(&s), (1, 2, 1, 2, 0));
     assert_eq!(s.desired_workers, 4, "min(4, 1 + 1 + 2)");
 
@@ -89,7 +89,7 @@ async fn the_figures_follow_the_queue_and_the_fleet() {
     o.complete(&w(1), &id(1), first.lease_token, Completion::default())
         .await
         .unwrap();
-    let s = o.scaling().await.unwrap();
+    let s = o.reads().scaling().await.unwrap();
     assert_eq!(figures(&s), (1, 1, 1, 1, 1));
     assert_eq!(s.desired_workers, 3, "1 idle + 1 ready + 1 in progress");
 }
@@ -107,7 +107,7 @@ async fn a_task_waiting_for_a_file_lock_counts_as_blocked() {
         .unwrap()
         .unwrap();
     assert_eq!(first.task, id(1));
-    let s = o.scaling().await.unwrap();
+    let s = o.reads().scaling().await.unwrap();
     assert_eq!(
         (s.ready, s.in_progress, s.blocked),
         (1, 1, 1),

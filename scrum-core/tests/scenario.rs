@@ -144,7 +144,7 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
 
     // Two workers die mid-task: their tasks must come back through the reaper.
     tokio::time::sleep(Duration::from_secs(90)).await;
-    let listed = orchestrator.workers().await.unwrap();
+    let listed = orchestrator.reads().workers().await.unwrap();
     let busy: HashSet<&str> = listed
         .iter()
         .filter(|w| w.status == WorkerStatus::Busy)

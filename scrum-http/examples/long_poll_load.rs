@@ -176,7 +176,14 @@ async fn run(a: Args, orchestrator: Orchestrator, url: String) {
         }));
     }
     // Let every worker reach its first long poll before queuing.
-    while orchestrator.workers().await.expect("list workers").len() < a.workers {
+    while orchestrator
+        .reads()
+        .workers()
+        .await
+        .expect("list workers")
+        .len()
+        < a.workers
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 

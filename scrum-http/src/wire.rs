@@ -92,7 +92,7 @@ pub struct ReviewStatusResponse {
     /// Pull requests still open (any review state).
     pub pending: usize,
     /// Every tracked pull request.
-    pub pull_requests: Vec<scrum_core::review::TrackedPull>,
+    pub pull_requests: Vec<scrum_core::pull_gate::TrackedPull>,
 }
 
 impl From<scrum_core::engine::ReviewStatus> for ReviewStatusResponse {
@@ -116,7 +116,7 @@ pub struct PullReviewResponse {
     /// `ok`.
     pub status: String,
     /// The pull request as now counted.
-    pub pull: scrum_core::review::TrackedPull,
+    pub pull: scrum_core::pull_gate::TrackedPull,
     /// Whether review gating holds work back now.
     pub blocked: bool,
     /// Why, while `blocked`.
@@ -166,7 +166,7 @@ pub struct WorkItem {
     /// request (`REWORK_ON_CHANGES_REQUESTED`): the pull request, who asked and
     /// what (redacted); push to the same branch. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rework: Option<scrum_core::review::Rework>,
+    pub rework: Option<scrum_core::pull_gate::Rework>,
 }
 
 /// The fields every report names its task by ([`TaskRef::of`] builds them from
@@ -386,6 +386,11 @@ pub struct QueueEntry {
     /// *Added*: who made that change, while `text_changed`.
     #[serde(default)]
     pub edited_by: Option<String>,
+    /// *Added*: the text holds what a reader cannot see (HTML comments,
+    /// invisible or bidirectional characters, hidden HTML), which workers remove
+    /// before an agent reads it.
+    #[serde(default)]
+    pub text_cleaned: bool,
     /// *Added*: what this run's attempts cost in US dollars, as reported.
     #[serde(default)]
     pub cost_usd: Option<f64>,

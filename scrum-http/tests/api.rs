@@ -62,6 +62,62 @@ async fn workers_lists_callers_with_their_task() {
     assert_eq!(workers[1]["current_task"], json!(null));
 }
 
+/// A retry shows as scheduled with its time, and every attempt of the run is
+/// listed with its worker, times, outcome, error and cost.
+#[tokio::test]
+async fn queue_entries_list_every_attempt_and_when_a_retry_runs() {
+    let policy = scrum_core::state::Policy {
+        backoff: scrum_core::state::Backoff {
+            initial: std::time::Duration::from_secs(3600),
+            cap: std::time::Duration::from_secs(3600),
+        },
+        ..scrum_core::state::Policy::default()
+    };
+    let f = Fixture::with_policy(ApiConfig::default(), policy.clone());
+    f.retried_task(false).await;
+    let (_, v) = f.get("/queue").await;
+    let waiting = &v["pending"][0];
+    assert_eq!(
+        waiting["state"], "pending",
+        "the Python orchestrator's group"
+    );
+    assert_eq!(waiting["status"], "scheduled");
+    assert!(waiting["next_attempt_at"].as_str().is_some(), "{waiting}");
+    let first = &waiting["attempt_history"][0];
+    assert_eq!(
+        (&first["number"], &first["worker_id"], &first["outcome"]),
+        (&json!(1), &json!("worker-1"), &json!("failed"))
+    );
+    assert_eq!(first["error"], "tests failed");
+    assert!(first["ended_at"].as_str().is_some(), "{first}");
+
+    let f = Fixture::with_policy(ApiConfig::default(), policy);
+    f.retried_task(true).await;
+    let (_, v) = f.get("/queue").await;
+    let done = &v["completed"][0];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["next_attempt_at"], json!(null));
+    let history = done["attempt_history"].as_array().unwrap();
+    let seen: Vec<_> = history
+        .iter()
+        .map(|a| {
+            (
+                a["number"].clone(),
+                a["worker_id"].clone(),
+                a["outcome"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!(1), json!("worker-1"), json!("failed")),
+            (json!(2), json!("worker-2"), json!("completed"))
+        ]
+    );
+    assert_eq!(history[1]["cost_usd"], 0.5);
+}
+
 #[tokio::test]
 async fn queue_lists_each_state_a_page_at_a_time() {
     let f = Fixture::new();

@@ -221,7 +221,7 @@ async fn busy_fixture(config: ApiConfig) -> (Fixture, BTreeMap<&'static str, Tas
         .unwrap();
     let (_, held) = claim("worker-2").await;
     let cancelled = TaskId::new("acme/widgets", 60).unwrap();
-    o.cancel(&cancelled, "not wanted").await.unwrap();
+    o.operator().cancel(&cancelled, "not wanted").await.unwrap();
     let effects = f.queue.pending_effects(10).await.unwrap();
     let dead = EffectFailure {
         error: "403 Resource not accessible".into(),
@@ -653,6 +653,40 @@ async fn blocked_tasks_show_their_blockers_and_the_queue_filters_them() {
 }
 
 #[tokio::test]
+async fn a_tasks_page_shows_each_attempt_and_when_its_retry_runs() {
+    let policy = scrum_core::state::Policy {
+        backoff: scrum_core::state::Backoff {
+            initial: Duration::from_secs(3600),
+            cap: Duration::from_secs(3600),
+        },
+        ..scrum_core::state::Policy::default()
+    };
+    let page = |id: &TaskId| format!("/ui/tasks/{}/{}", id.repo(), id.number());
+    let f = Fixture::with_policy(ApiConfig::default(), policy.clone());
+    let waiting = f.retried_task(false).await;
+    let (_, _, html) = Browser::new(&f).get(&page(&waiting)).await;
+    assert!(html.contains(r#"id="retry-at""#), "{html}");
+    assert!(html.contains("waiting for its retry"), "{html}");
+    let f = Fixture::with_policy(ApiConfig::default(), policy);
+    let done = f.retried_task(true).await;
+    let (status, _, html) = Browser::new(&f).get(&page(&done)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let table = &html[html
+        .find(r#"id="attempt-list""#)
+        .expect("the attempts table")..];
+    let rows: Vec<&str> = table.split(r#"<tr class="attempt">"#).skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].contains("worker-1") && rows[0].contains("failed"));
+    assert!(rows[0].contains("tests failed"));
+    assert!(rows[1].contains("worker-2") && rows[1].contains("completed"));
+    assert!(rows[1].contains("$0.50"));
+    assert!(
+        html.contains("Attempt 2 claimed by"),
+        "the timeline: {html}"
+    );
+}
+
+#[tokio::test]
 async fn a_rework_runs_page_shows_the_review_it_answers() {
     let f = Fixture::new();
     let id = f.queue_issue_in("acme/widgets", 1).await;
@@ -671,7 +705,7 @@ async fn a_rework_runs_page_shows_the_review_it_answers() {
     o.complete(&worker, &id, a.lease_token, completion)
         .await
         .unwrap();
-    let rework = scrum_core::review::Rework {
+    let rework = scrum_core::pull_gate::Rework {
         pr_url: url.into(),
         review_id: "1".into(),
         reviewer: "alice".into(),

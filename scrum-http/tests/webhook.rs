@@ -85,7 +85,7 @@ async fn a_signed_issue_event_triggers_a_poll_and_a_forged_one_is_refused() {
         })
     };
     // The first round polls at start; wait for it, so the event is what triggers the next.
-    while orchestrator.status().last_poll.is_none() {
+    while orchestrator.reads().status().last_poll.is_none() {
         tokio::task::yield_now().await;
     }
     source.open_issue(

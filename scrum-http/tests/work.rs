@@ -488,7 +488,7 @@ async fn a_rework_runs_assignment_carries_the_review() {
     );
     assert_eq!(f.post("/work/complete", &body).await.0, 200);
     let at = f.orchestrator.now();
-    let rework = scrum_core::review::Rework {
+    let rework = scrum_core::pull_gate::Rework {
         pr_url: url.into(),
         review_id: "77".into(),
         reviewer: "alice".into(),

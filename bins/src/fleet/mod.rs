@@ -135,6 +135,9 @@ impl Fleet {
             ("GITHUB_TOKEN".to_string(), github.token().to_string()),
             ("GITHUB_API_URL".to_string(), github.url()),
             ("LOG_LEVEL".to_string(), "INFO".to_string()),
+            // The scripted workflow and the fake agent keep records outside their
+            // clone: a test that wants a sandbox sets SANDBOX itself.
+            ("SANDBOX".to_string(), "none".to_string()),
         ];
         Ok(Fleet {
             github,

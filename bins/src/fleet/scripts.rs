@@ -43,7 +43,8 @@ git commit -q -m "Resolve #$ISSUE_NUMBER"
 ///
 /// Each call's prompt and arguments are kept in `$FAKE_CLAUDE_STATE/<owner>_<repo>_issue-N/`
 /// as `<role>-<n>.prompt` and `.args` (and `leaked` if a GitHub or orchestrator
-/// token reached it).
+/// token reached it); in a sandbox, which passes no `FAKE_CLAUDE_STATE`, under its
+/// private `$HOME`.
 pub const FAKE_CLAUDE: &str = r#"#!/bin/sh
 role=unknown
 for a in "$@"; do
@@ -59,7 +60,7 @@ here=$(pwd)
 issue=$(basename "$(dirname "$here")")
 repo=$(basename "$(dirname "$(dirname "$here")")")
 owner=$(basename "$(dirname "$(dirname "$(dirname "$here")")")")
-state="${FAKE_CLAUDE_STATE:-/tmp/fake-claude}/${owner}_${repo}_${issue}"
+state="${FAKE_CLAUDE_STATE:-$HOME/.fake-claude}/${owner}_${repo}_${issue}"
 mkdir -p "$state"
 n=$(( $(cat "$state/$role.count" 2>/dev/null || echo 0) + 1 ))
 echo "$n" > "$state/$role.count"

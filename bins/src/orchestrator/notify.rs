@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 use clap::Args;
-use scrum_core::state::{NotifyEvent, NotifyRoute};
+use scrum_core::state::NotifyEvent;
 use scrum_http::{NotifyTarget, WebhookNotifier};
 
 use crate::runner::Secret;
@@ -132,25 +132,18 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    /// The routes the queue records notifications for, and the notifier that sends
-    /// them; `None` when no target is configured.
-    pub fn notifier(self) -> anyhow::Result<Option<(Vec<NotifyRoute>, WebhookNotifier)>> {
+    /// The events the queue records notifications for, and the notifier that
+    /// sends each to every target; `None` when no target is configured.
+    pub fn notifier(self) -> anyhow::Result<Option<(Vec<NotifyEvent>, WebhookNotifier)>> {
         let Notifications { targets, events } = self;
         if targets.is_empty() {
             return Ok(None);
         }
-        let routes = targets
-            .iter()
-            .map(|t| NotifyRoute {
-                target: t.name().to_string(),
-                events: events.clone(),
-            })
-            .collect();
         let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
         let sent: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
         tracing::info!(targets = ?names, events = ?sent, "notifications on");
         let notifier = WebhookNotifier::new(targets).map_err(anyhow::Error::msg)?;
-        Ok(Some((routes, notifier)))
+        Ok(Some((events, notifier)))
     }
 }
 

@@ -40,8 +40,8 @@ impl Service {
         let shown_url = scrum_store::redact_url(&self.store.database_url);
         let mut policy = self.policy();
         let notifier = self.notifier.notifier()?;
-        if let Some((routes, _)) = &notifier {
-            policy.notify = routes.clone();
+        if let Some((events, _)) = &notifier {
+            policy.notify = events.clone();
         }
         let queue = scrum_store::open(&self.store.database_url, policy)
             .await

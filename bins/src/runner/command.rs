@@ -12,6 +12,8 @@ use scrum_core::{Error, ErrorKind, Result};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::sandbox::{Cell, Sandbox};
+
 /// How a workflow command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -28,12 +30,11 @@ pub enum Exit {
 /// How long a command has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs `sh -c command` in `dir` with `env`, its output appended to `log`.
+/// Runs `sh -c command` in `sandbox`, in `cell`, its output appended to `log`.
 pub(super) async fn run(
     command: &str,
-    dir: &Path,
-    env: &[(String, String)],
-    remove_env: &[&str],
+    sandbox: &Sandbox,
+    cell: &Cell<'_>,
     log: &Path,
     timeout: Duration,
     cancel: &CancellationToken,
@@ -52,17 +53,13 @@ pub(super) async fn run(
     let err = out.try_clone().map_err(|e| {
         Error::new(ErrorKind::Internal, "could not share the log file").with_source(e)
     })?;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(dir)
-        .stdin(Stdio::null())
+    let argv = ["sh", "-c", command].map(String::from);
+    let mut cmd = sandbox
+        .command(&argv, cell)
+        .map_err(|e| Error::new(ErrorKind::Internal, e))?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-    for k in remove_env {
-        cmd.env_remove(k);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     supervise(cmd, "the workflow command", timeout, cancel).await
 }
 
@@ -126,7 +123,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("run.log");
         let env = vec![("GREETING".to_string(), "hello".to_string())];
-        let exit = run(script, dir.path(), &env, &[], &log, timeout, cancel)
+        let cell = Cell {
+            dir: dir.path(),
+            home: dir.path(),
+            tmp: dir.path(),
+            env: &env,
+            state: dir.path(),
+        };
+        let exit = run(script, &Sandbox::none(), &cell, &log, timeout, cancel)
             .await
             .unwrap();
         let text = std::fs::read_to_string(&log).unwrap();

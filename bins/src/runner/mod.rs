@@ -24,6 +24,7 @@
 mod command;
 mod git;
 mod pulls;
+pub mod sandbox;
 mod secret;
 pub mod workflow;
 
@@ -42,6 +43,7 @@ pub use git::{GitRemote, Workspace};
 pub use pulls::{GitHubPullRequests, PullRequests};
 pub use secret::Secret;
 
+use self::sandbox::{Cell, Sandbox};
 use self::workflow::Workflow;
 use self::workflow::pipeline::{self, Job, Report, Verdict};
 
@@ -71,6 +73,8 @@ pub struct RunnerConfig {
     pub anthropic_api_key: Option<Secret>,
     /// Keep each task's clone after the run (for debugging); by default it is removed.
     pub keep_workspaces: bool,
+    /// The sandbox every agent call and workflow command runs in (`SANDBOX`).
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// Runs the workflow command for each assignment; see the [module docs](self).
@@ -91,6 +95,11 @@ impl CommandRunner {
     /// A runner that opens pull requests through `pulls`.
     pub fn new(config: RunnerConfig, pulls: Arc<dyn PullRequests>) -> CommandRunner {
         CommandRunner { config, pulls }
+    }
+
+    /// The sandbox agents run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.config.sandbox
     }
 
     /// The log file of one attempt.
@@ -126,7 +135,19 @@ impl CommandRunner {
                 a.rework.is_some(),
             )
             .await?;
-        let issue_file = task_dir.join("issue.json");
+        c.sandbox
+            .prepare_clone(&ws.dir)
+            .map_err(Error::unavailable)?;
+        let a = &cleaned(a, &log);
+        let (home, tmp, state) = (
+            task_dir.join("home"),
+            task_dir.join("tmp"),
+            task_dir.join("sandbox"),
+        );
+        // In the private home, where a sandboxed workflow can read it.
+        std::fs::create_dir_all(&home)
+            .map_err(|e| Error::unavailable("could not create the task's home").with_source(e))?;
+        let issue_file = home.join("issue.json");
         let issue_json = serde_json::json!({
             "repository": a.task.repo(),
             "number": a.task.number(),
@@ -175,9 +196,16 @@ impl CommandRunner {
         if let Some(key) = &c.anthropic_api_key {
             env.push(("ANTHROPIC_API_KEY".to_string(), key.expose().to_string()));
         }
+        let cell = Cell {
+            dir: &ws.dir,
+            home: &home,
+            tmp: &tmp,
+            env: &env,
+            state: &state,
+        };
         let outcome = match &c.command {
-            Some(command) => self.command(a, &ws, command, &env, &log, cancel).await?,
-            None => self.builtin(a, &ws, &task_dir, &env, &log, cancel).await?,
+            Some(command) => self.command(a, &ws, command, &cell, &log, cancel).await?,
+            None => self.builtin(a, &ws, &cell, &log, cancel).await?,
         };
         if !c.keep_workspaces {
             let _ = std::fs::remove_dir_all(&task_dir);
@@ -191,12 +219,12 @@ impl CommandRunner {
         a: &Assignment,
         ws: &Workspace,
         command: &str,
-        env: &[(String, String)],
+        cell: &Cell<'_>,
         log: &std::path::Path,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
         let c = &self.config;
-        let exit = command::run(command, &ws.dir, env, &HIDDEN_ENV, log, c.timeout, cancel).await?;
+        let exit = command::run(command, &c.sandbox, cell, log, c.timeout, cancel).await?;
         let log = log.to_path_buf();
         Ok(match exit {
             Exit::Code(0) => self.deliver(a, ws, None).await?,
@@ -227,8 +255,7 @@ impl CommandRunner {
         &self,
         a: &Assignment,
         ws: &Workspace,
-        task_dir: &std::path::Path,
-        env: &[(String, String)],
+        cell: &Cell<'_>,
         log: &std::path::Path,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
@@ -260,11 +287,10 @@ impl CommandRunner {
         .into_iter()
         .collect();
         let job = Job {
-            dir: &ws.dir,
-            scratch: &pipeline::scratch_dir(task_dir),
+            cell: *cell,
+            sandbox: &c.sandbox,
+            scratch: &pipeline::scratch_dir(cell.home),
             log,
-            env,
-            remove_env: &HIDDEN_ENV,
             vars,
             // The issue was clear enough for the run that opened the pull request.
             clarify: c.clarification_check && rework.is_none(),
@@ -343,9 +369,36 @@ impl CommandRunner {
     }
 }
 
-/// What the workflow (command or agents) never sees: the GitHub token (the runner
-/// pushes and opens the pull request) and the orchestrator's token.
-const HIDDEN_ENV: [&str; 3] = ["GITHUB_TOKEN", "GH_TOKEN", "ORCHESTRATOR_API_TOKEN"];
+/// The assignment with its issue's text and review feedback cleaned of what a
+/// reader cannot see ([`scrum_core::clean`]); what was removed goes to the log.
+/// The digest was checked on the text as approved: the cleaning comes after.
+fn cleaned(a: &Assignment, log: &std::path::Path) -> Assignment {
+    let mut a = a.clone();
+    let mut issue = (*a.issue).clone();
+    let mut removed = Vec::new();
+    let mut clean = |what: &str, text: &mut String| {
+        let c = scrum_core::clean::clean(text);
+        if c.removed_anything() {
+            removed.push(format!("{what}: {}", c.describe()));
+            *text = c.text;
+        }
+    };
+    clean("title", &mut issue.title);
+    clean("body", &mut issue.body);
+    if let Some(r) = &mut a.rework {
+        clean("review", &mut r.feedback);
+    }
+    if !removed.is_empty() {
+        let said = removed.join("; ");
+        tracing::warn!(task = %a.task, removed = %said, "removed text a reader cannot see before the agents read the issue");
+        workflow::agent::append(
+            log,
+            &format!("== text cleaned before the agents read it: {said}"),
+        );
+    }
+    a.issue = std::sync::Arc::new(issue);
+    a
+}
 
 fn failure(retryable: bool, reason: String) -> RunOutcome {
     RunOutcome::Failure(Failure {

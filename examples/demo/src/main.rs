@@ -3,10 +3,14 @@
 //! `scrum-worker`s running the built-in AI Scrum Master workflow (architect,
 //! security, tester, product owner) over a harmless fake `claude` the demo ships
 //! (`scrum_bins::fleet::FAKE_CLAUDE`), which commits a file per role.
+//! The workers' agents run in a sandbox (sandbox-runtime or bubblewrap) where one
+//! is installed; where none is, the demo runs them with `SANDBOX=none` and says so.
 //! Shows progress live, prints the API's address, and ends with a summary of each
-//! issue's pull request and cost.
+//! issue's pull request and cost. With `--keep`, the fleet stays up after that,
+//! its dashboard answering, until Ctrl-C.
 //!
-//! Run it with `scripts/demo` (which builds the binaries first).
+//! Run it with `scripts/demo` (which builds the binaries first; `scripts/demo
+//! --keep` passes the flag on).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,8 +29,28 @@ const ISSUES: [(&str, &str); 8] = [
     ("demo/blog", "Add a dark theme"),
 ];
 
+const USAGE: &str = "usage: scrum-demo [--keep]
+
+Runs a whole fleet on this machine: a fake GitHub with eight sample issues, the real
+scrum-orchestrator on SQLite in a temporary directory and three real scrum-workers,
+shows progress, and ends with each issue's labels, pull request and cost.
+
+  --keep    after the issues finish, keep the fleet (and its dashboard) up until Ctrl-C
+  -h, --help  print this help";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut keep = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--keep" => keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
     let bin_dir = binaries()?;
     let dir = tempfile::Builder::new().prefix("scrum-demo-").tempdir()?;
     let mut fleet = Fleet::prepare(dir.path(), &bin_dir, &ISSUES).await?;
@@ -38,6 +62,16 @@ async fn main() -> anyhow::Result<()> {
         "  orchestrator API {}  (try: curl {}/health)",
         fleet.url(),
         fleet.url()
+    );
+    let sandbox = sandbox();
+    fleet.set_env("SANDBOX", sandbox);
+    println!(
+        "  agent sandbox    SANDBOX={sandbox}{}",
+        if sandbox == "none" {
+            "  (neither sandbox-runtime nor bubblewrap is installed: agents run unsandboxed)"
+        } else {
+            ""
+        }
     );
     for w in ["worker-1", "worker-2", "worker-3"] {
         fleet.start_agent_worker(w)?;
@@ -71,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         progress_line(&fleet)
     );
-    fleet.stop();
+    if !keep {
+        fleet.stop();
+    }
 
     println!("summary");
     let mut completed = 0;
@@ -102,10 +138,21 @@ async fn main() -> anyhow::Result<()> {
         fleet.issues.len()
     );
     if completed != fleet.issues.len() {
+        fleet.stop();
         bail!(
             "not every demo issue was completed; logs are in {}",
             dir.path().join("logs").display()
         );
+    }
+    if keep {
+        println!(
+            "\nthe fleet stays up: the dashboard is at {}/ui (the API at {}); press Ctrl-C to stop",
+            fleet.url(),
+            fleet.url()
+        );
+        tokio::signal::ctrl_c().await?;
+        fleet.stop();
+        println!("stopped");
     }
     Ok(())
 }
@@ -120,6 +167,18 @@ fn progress_line(fleet: &Fleet) -> String {
         count(IssueProgress::Completed),
         count(IssueProgress::Failed)
     )
+}
+
+/// `auto` when a sandbox for agents is installed (sandbox-runtime, or bubblewrap
+/// with socat), else `none`.
+fn sandbox() -> &'static str {
+    use scrum_bins::runner::sandbox::find;
+    let bwrap = find("bwrap").is_some() && find("socat").is_some();
+    if find("srt").is_some() || bwrap {
+        "auto"
+    } else {
+        "none"
+    }
 }
 
 /// The directory with `scrum-orchestrator` and `scrum-worker`: next to this binary.

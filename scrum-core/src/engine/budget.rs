@@ -13,12 +13,16 @@
 //! A claim's assignment carries what is left ([`crate::Assignment::budget_left_usd`]).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Orchestrator, lock};
+use super::gate::{ClaimCtx, ClaimGate, Gate};
+use super::step::{PollRound, PollStep};
+use super::{Core, Reads, lock};
 use crate::error::Result;
-use crate::model::{Task, Timestamp};
+use crate::model::{Assignment, Task, Timestamp};
 use crate::queue::TaskFilter;
 
 /// The budgets in force (none by default).
@@ -54,29 +58,28 @@ pub fn month_start(now: Timestamp) -> Timestamp {
     Timestamp((era * 146_097 + doe - 719_468) * 86_400_000)
 }
 
-impl Orchestrator {
-    /// The budgets in force.
-    pub fn budgets(&self) -> &Budgets {
-        &self.inner.config.budgets
-    }
+/// The monthly budget gate and the poll step that reads this month's spend.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    settings: Budgets,
+    spend: Mutex<MonthSpend>,
+}
 
-    /// The most one run of an issue may cost (`ISSUE_BUDGET_USD`, a rule of the
-    /// queue's policy).
-    pub fn issue_budget(&self) -> Option<f64> {
-        self.inner.queue.policy().issue_budget_usd
-    }
-
-    /// What each repository spent this month, as the last poll read it.
-    pub fn month_spend(&self) -> MonthSpend {
-        lock(&self.inner.month_spend).clone()
+impl Budget {
+    /// The gate for `settings`.
+    pub(crate) fn new(settings: Budgets) -> Budget {
+        Budget {
+            settings,
+            spend: Mutex::default(),
+        }
     }
 
     /// The repositories whose monthly budget is spent, each with why.
-    pub fn budget_holds(&self) -> Vec<(String, String)> {
-        let Some(limit) = self.inner.config.budgets.repo_monthly_usd else {
+    pub(crate) fn holds(&self) -> Vec<(String, String)> {
+        let Some(limit) = self.settings.repo_monthly_usd else {
             return Vec::new();
         };
-        let spend = lock(&self.inner.month_spend);
+        let spend = lock(&self.spend);
         spend
             .by_repo
             .iter()
@@ -94,15 +97,19 @@ impl Orchestrator {
             .collect()
     }
 
+    /// What each repository spent this month, as the last poll read it.
+    pub(crate) fn month_spend(&self) -> MonthSpend {
+        lock(&self.spend).clone()
+    }
+
     /// What is left for `task`'s next attempt: the smaller of the issue's budget
-    /// less its run's spend and its repository's monthly budget less this month's.
-    pub(super) fn budget_left(&self, task: &Task) -> Option<f64> {
-        let b = &self.inner.config.budgets;
+    /// (`issue_budget`) less its run's spend and its repository's monthly budget
+    /// less this month's.
+    fn left(&self, task: &Task, issue_budget: Option<f64>) -> Option<f64> {
         let spent = task.spend().cost_usd.unwrap_or(0.0);
-        let issue_budget = self.inner.queue.policy().issue_budget_usd;
         let issue = issue_budget.map(|limit| (limit - spent).max(0.0));
-        let repo = b.repo_monthly_usd.map(|limit| {
-            let spent = lock(&self.inner.month_spend)
+        let repo = self.settings.repo_monthly_usd.map(|limit| {
+            let spent = lock(&self.spend)
                 .by_repo
                 .get(task.id.repo())
                 .copied()
@@ -115,14 +122,14 @@ impl Orchestrator {
         }
     }
 
-    /// Reads this month's spend per repository from the store (the poll's duty,
-    /// only with `REPO_MONTHLY_BUDGET_USD`).
-    pub(super) async fn refresh_month_spend(&self) -> Result<()> {
-        if self.inner.config.budgets.repo_monthly_usd.is_none() {
+    /// Reads this month's spend per repository from the store (only with
+    /// `REPO_MONTHLY_BUDGET_USD`).
+    async fn refresh(&self, core: &Core) -> Result<()> {
+        if self.settings.repo_monthly_usd.is_none() {
             return Ok(());
         }
-        let start = month_start(self.now());
-        let tasks = self.inner.queue.list(&TaskFilter::default()).await?;
+        let start = month_start(core.now());
+        let tasks = core.queue.list(&TaskFilter::default()).await?;
         let mut by_repo: BTreeMap<String, f64> = BTreeMap::new();
         for t in tasks
             .iter()
@@ -132,11 +139,60 @@ impl Orchestrator {
                 *by_repo.entry(t.id.repo().to_string()).or_default() += usd;
             }
         }
-        *lock(&self.inner.month_spend) = MonthSpend {
+        *lock(&self.spend) = MonthSpend {
             month_start: start,
             by_repo,
         };
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ClaimGate for Budget {
+    fn name(&self) -> &'static str {
+        "budget"
+    }
+
+    async fn check(&self, _core: &Core, _ctx: &ClaimCtx<'_>) -> Result<Gate> {
+        Ok(Gate::Repos(self.holds()))
+    }
+
+    fn assign(&self, core: &Core, task: &Task, assignment: &mut Assignment) {
+        assignment.budget_left_usd = self.left(task, core.queue.policy().issue_budget_usd);
+    }
+}
+
+/// The poll's part: this month's spend, read again (a failed read keeps the last).
+#[async_trait]
+impl PollStep for Budget {
+    async fn run(&self, core: &Core, _round: &mut PollRound) -> Result<()> {
+        if let Err(e) = self.refresh(core).await {
+            tracing::warn!(error = %e, "could not read this month's spend");
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Reads<'a> {
+    /// The budgets in force.
+    pub fn budgets(self) -> &'a Budgets {
+        &self.inner.config.budgets
+    }
+
+    /// The most one run of an issue may cost (`ISSUE_BUDGET_USD`, a rule of the
+    /// queue's policy).
+    pub fn issue_budget(self) -> Option<f64> {
+        self.inner.queue.policy().issue_budget_usd
+    }
+
+    /// What each repository spent this month, as the last poll read it.
+    pub fn month_spend(self) -> MonthSpend {
+        self.inner.features.budget.month_spend()
+    }
+
+    /// The repositories whose monthly budget is spent, each with why.
+    pub fn budget_holds(self) -> Vec<(String, String)> {
+        self.inner.features.budget.holds()
     }
 }
 
@@ -159,5 +215,47 @@ mod tests {
         let march = Timestamp(951_782_400_000 + 86_400_000); // 2000-03-01
         assert_eq!(month_start(march).to_rfc3339(), "2000-03-01T00:00:00.000Z");
         assert_eq!(next_month(Timestamp(1_796_083_200_000)), "2027-01-01");
+    }
+
+    #[tokio::test]
+    async fn a_spent_repository_is_held_and_the_rest_is_what_is_left() {
+        let core = Core::for_tests();
+        let budget = Budget::new(Budgets {
+            repo_monthly_usd: Some(5.0),
+        });
+        let ctx = ClaimCtx {
+            worker: None,
+            draining: false,
+            now: Timestamp(0),
+        };
+        assert_eq!(
+            budget.check(&core, &ctx).await.unwrap(),
+            Gate::Repos(vec![])
+        );
+        lock(&budget.spend).by_repo = BTreeMap::from([
+            ("acme/spent".to_string(), 6.0),
+            ("acme/some".to_string(), 1.5),
+        ]);
+        let Gate::Repos(held) = budget.check(&core, &ctx).await.unwrap() else {
+            panic!("a budget holds repositories");
+        };
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].0, "acme/spent");
+        assert!(
+            held[0].1.contains("REPO_MONTHLY_BUDGET_USD"),
+            "{}",
+            held[0].1
+        );
+        let issue = crate::model::ReadyIssue {
+            id: "acme/some#1".parse().unwrap(),
+            title: "t".into(),
+            body: String::new(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        };
+        let policy = crate::state::Policy::default();
+        let task = crate::state::new_task(issue, Timestamp(0), &policy).task;
+        assert_eq!(budget.left(&task, None), Some(3.5));
+        assert_eq!(budget.left(&task, Some(2.0)), Some(2.0));
     }
 }

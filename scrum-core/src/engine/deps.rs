@@ -12,10 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use super::Orchestrator;
+use async_trait::async_trait;
+
+use super::Core;
+use super::gate::ClaimGate;
+use super::step::{PollRound, PollStep};
 use crate::deps::{Blocked, cycle_problem, find_cycle, parse_blockers};
 use crate::error::{ErrorKind, Result};
-use crate::model::{Task, TaskId, TaskState};
+use crate::model::{Task, TaskId, TaskState, Timestamp};
 use crate::queue::TaskFilter;
 use crate::state::Event;
 
@@ -25,7 +29,7 @@ const GRAPH_LIMIT: usize = 200;
 /// The blockers each issue declares, read once per round: from the body the poll
 /// listed (or the stored task's) and the tracker's own dependencies.
 #[derive(Default)]
-pub(super) struct Graph {
+struct Graph {
     /// Bodies of the issues listed in this round.
     bodies: BTreeMap<TaskId, String>,
     /// Declared blockers found so far.
@@ -34,7 +38,7 @@ pub(super) struct Graph {
 
 impl Graph {
     /// A round over the issues listed with these bodies.
-    pub(super) fn listed(bodies: BTreeMap<TaskId, String>) -> Graph {
+    fn listed(bodies: BTreeMap<TaskId, String>) -> Graph {
         Graph {
             bodies,
             declared: BTreeMap::new(),
@@ -44,24 +48,62 @@ impl Graph {
 
 /// What a dependency check did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Checked {
-    pub(super) blocked: usize,
-    pub(super) unblocked: usize,
+struct Checked {
+    blocked: usize,
+    unblocked: usize,
 }
 
-impl Orchestrator {
+/// The dependency gate: a claimed task blocked now is handed back; the poll
+/// checks every pending task's blockers.
+#[derive(Debug, Default)]
+pub(crate) struct Dependencies;
+
+#[async_trait]
+impl ClaimGate for Dependencies {
+    fn name(&self) -> &'static str {
+        "dependencies"
+    }
+
+    async fn vet(&self, core: &Core, task: &Task) -> Result<bool> {
+        self.vet_blockers(core, task).await
+    }
+
+    fn why(&self, task: &Task, _live: &[Task], _now: Timestamp) -> Option<String> {
+        task.blocked().map(|b| format!("blocked: {}", b.describe()))
+    }
+}
+
+/// The poll's part: every pending task's blockers, read again, with the bodies
+/// this round listed.
+#[async_trait]
+impl PollStep for Dependencies {
+    async fn run(&self, core: &Core, round: &mut PollRound) -> Result<()> {
+        let bodies = round
+            .listed
+            .iter()
+            .map(|i| (i.id.clone(), i.body.clone()))
+            .collect();
+        let checked = self
+            .check_dependencies(core, &mut Graph::listed(bodies))
+            .await?;
+        round.report.blocked = checked.blocked;
+        round.report.unblocked = checked.unblocked;
+        Ok(())
+    }
+}
+
+impl Dependencies {
     /// Checks the blockers of every pending task (see the module docs); a task
     /// whose check fails for a moment keeps what it had.
-    pub(super) async fn check_dependencies(&self, graph: &mut Graph) -> Result<Checked> {
-        let pending = self
-            .inner
+    async fn check_dependencies(&self, core: &Core, graph: &mut Graph) -> Result<Checked> {
+        let pending = core
             .queue
             .list(&TaskFilter::states([TaskState::Pending]))
             .await?;
         let mut checked = Checked::default();
         for task in pending.iter().filter(|t| !t.stop_requested()) {
-            match self.blocked_now(task, graph).await {
-                Ok(now) => match self.record_blocked(task, now).await? {
+            match self.blocked_now(core, task, graph).await {
+                Ok(now) => match self.record_blocked(core, task, now).await? {
                     Some(true) => checked.blocked += 1,
                     Some(false) => checked.unblocked += 1,
                     None => {}
@@ -72,46 +114,50 @@ impl Orchestrator {
             }
         }
         if checked.unblocked > 0 {
-            self.inner.work_ready.notify_waiters();
+            core.wake();
         }
         Ok(checked)
     }
 
     /// Before a claimed task goes out: blocked now, the claim is handed back and
-    /// the task blocked (`None`). A tracker that cannot be read for a moment does
+    /// the task blocked (`false`). A tracker that cannot be read for a moment does
     /// not stop the claim: the poll's last answer stands.
-    pub(super) async fn vet_blockers(&self, task: Task) -> Result<Option<Task>> {
+    async fn vet_blockers(&self, core: &Core, task: &Task) -> Result<bool> {
         let mut graph = Graph::default();
-        let blocked = match self.blocked_now(&task, &mut graph).await {
+        let blocked = match self.blocked_now(core, task, &mut graph).await {
             Ok(Some(b)) => b,
-            Ok(None) => return Ok(Some(task)),
+            Ok(None) => return Ok(true),
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "could not read the issue's blockers before handing it out; it goes out");
-                return Ok(Some(task));
+                return Ok(true);
             }
         };
         let Some(token) = task.lease().map(|l| l.token) else {
-            return Ok(Some(task));
+            return Ok(true);
         };
         let reason = format!("blocked: {}", blocked.describe());
-        self.inner
-            .queue
-            .release(&task.id, token, reason, self.now())
+        core.queue
+            .release(&task.id, token, reason, core.now())
             .await?;
         let id = task.id.clone();
         match self
-            .record_blocked(&self.task(&id).await?, Some(blocked))
+            .record_blocked(core, &core.task(&id).await?, Some(blocked))
             .await
         {
             // Claimed again meanwhile: that claim checks for itself.
-            Err(e) if e.kind() == ErrorKind::InvalidTransition => Ok(None),
-            other => other.map(|_| None),
+            Err(e) if e.kind() == ErrorKind::InvalidTransition => Ok(false),
+            other => other.map(|_| false),
         }
     }
 
     /// Stores what blocks `task` now: `Some(true)` when it became (or stays, with
     /// something new) blocked, `Some(false)` when it was unblocked.
-    async fn record_blocked(&self, task: &Task, now: Option<Blocked>) -> Result<Option<bool>> {
+    async fn record_blocked(
+        &self,
+        core: &Core,
+        task: &Task,
+        now: Option<Blocked>,
+    ) -> Result<Option<bool>> {
         let event = match (now, &task.blocked()) {
             (Some(b), Some(old)) if old.same_as(&b) => return Ok(None),
             (Some(b), _) => {
@@ -125,15 +171,20 @@ impl Orchestrator {
             (None, None) => return Ok(None),
         };
         let blocked = matches!(event, Event::Block { .. });
-        self.inner.queue.apply(&task.id, event, self.now()).await?;
+        core.queue.apply(&task.id, event, core.now()).await?;
         Ok(Some(blocked))
     }
 
     /// What blocks `task` now: its open blockers, a cycle through it, blockers that
     /// cannot be read. Fails only when the tracker fails for a moment.
-    async fn blocked_now(&self, task: &Task, graph: &mut Graph) -> Result<Option<Blocked>> {
+    async fn blocked_now(
+        &self,
+        core: &Core,
+        task: &Task,
+        graph: &mut Graph,
+    ) -> Result<Option<Blocked>> {
         let declared = self
-            .declared(&task.id, Some(&task.issue.body), graph)
+            .declared(core, &task.id, Some(&task.issue.body), graph)
             .await?;
         if declared.is_empty() {
             return Ok(None);
@@ -141,7 +192,7 @@ impl Orchestrator {
         let mut by = Vec::new();
         let mut problems = Vec::new();
         for b in &declared {
-            match self.inner.source.issue_state(b).await {
+            match core.source.issue_state(b).await {
                 Ok(s) if s.open => by.push(b.clone()),
                 Ok(_) => {}
                 Err(e) if e.kind().is_retryable() => return Err(e),
@@ -152,7 +203,7 @@ impl Orchestrator {
             }
         }
         if !by.is_empty() {
-            if let Some(cycle) = self.cycle_through(&task.id, &by, graph).await {
+            if let Some(cycle) = self.cycle_through(core, &task.id, &by, graph).await {
                 problems.insert(0, cycle_problem(&cycle));
             }
         }
@@ -162,7 +213,7 @@ impl Orchestrator {
         Ok(Some(Blocked {
             by,
             problem: (!problems.is_empty()).then(|| problems.join("; ")),
-            since: self.now(),
+            since: core.now(),
         }))
     }
 
@@ -170,6 +221,7 @@ impl Orchestrator {
     /// bodies are known (listed now, or a live task's).
     async fn cycle_through(
         &self,
+        core: &Core,
         start: &TaskId,
         by: &[TaskId],
         graph: &mut Graph,
@@ -180,7 +232,10 @@ impl Orchestrator {
             if edges.contains_key(&next) || edges.len() >= GRAPH_LIMIT {
                 continue;
             }
-            let out = self.declared(&next, None, graph).await.unwrap_or_default();
+            let out = self
+                .declared(core, &next, None, graph)
+                .await
+                .unwrap_or_default();
             todo.extend(out.iter().cloned());
             edges.insert(next, out);
         }
@@ -192,6 +247,7 @@ impl Orchestrator {
     /// issue with neither declares nothing here.
     async fn declared(
         &self,
+        core: &Core,
         id: &TaskId,
         body: Option<&str>,
         graph: &mut Graph,
@@ -204,7 +260,7 @@ impl Orchestrator {
             .or_else(|| graph.bodies.get(id).cloned())
         {
             Some(b) => b,
-            None => match self.inner.queue.get(id).await? {
+            None => match core.queue.get(id).await? {
                 Some(t) if !t.state().is_terminal() => t.issue.body.clone(),
                 _ => {
                     graph.declared.insert(id.clone(), Vec::new());
@@ -213,7 +269,7 @@ impl Orchestrator {
             },
         };
         let mut all = parse_blockers(&body, id);
-        for b in self.inner.source.blocked_by(id).await? {
+        for b in core.source.blocked_by(id).await? {
             if b != *id && !all.contains(&b) {
                 all.push(b);
             }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::Orchestrator;
+use super::{EngineConfig, Orchestrator};
 use crate::error::Result;
 use crate::model::TaskId;
 use crate::state::{Effect, EffectKind, FailureClass, effect_failure};
@@ -82,141 +82,20 @@ impl Orchestrator {
         Ok(report)
     }
 
-    /// Applies one effect: at most one label write (from a fresh read, see
-    /// [`crate::IssueSource::set_labels`]) and one comment. Every step is idempotent
-    /// (labels already so, a comment whose marker exists), so a retry after a crash
-    /// or a lost reply writes nothing twice.
+    /// Applies one effect: at most one comment, then at most one label write (from
+    /// a fresh read, see [`crate::IssueSource::set_labels`]). Every step is
+    /// idempotent (labels already so, a comment whose marker exists), so a retry
+    /// after a crash or a lost reply writes nothing twice.
     async fn apply(&self, effect: &Effect) -> Result<()> {
-        let src = &self.inner.source;
-        let labels = &self.inner.config.labels;
-        let id = &effect.task;
-        let one = |l: &String| vec![l.clone()];
-        match &effect.kind {
-            EffectKind::Queued => {
-                // A new run clears the last run's outcome in the same write, and
-                // puts the ready label back: the outcome removed it, and a run an
-                // operator retried must not read as unlabelled (and be cancelled)
-                // at the next poll. A run queued because a person put it back
-                // already has it.
-                let mut add = one(&labels.in_progress);
-                let outcomes = if effect.run > 1 {
-                    add.extend(labels.ready.iter().cloned());
-                    vec![labels.completed.clone(), labels.failed.clone()]
-                } else {
-                    Vec::new()
-                };
-                src.set_labels(id, &add, &outcomes).await?;
-            }
-            EffectKind::RetryScheduled {
-                reason,
-                next_attempt_at,
-            } => {
-                if self.inner.config.comment_on_retry {
-                    let body = format!(
-                        "Attempt {} of this issue failed: {reason}\n\nIt will be retried after {next_attempt_at}.",
-                        effect.attempt
-                    );
-                    src.comment(id, &effect.marker(), &body).await?;
-                }
-            }
-            EffectKind::Completed {
-                pr_url,
-                worker,
-                attempts,
-                duration_ms,
-                cost_usd,
-                tokens,
-                revisions,
-            } => {
-                let mut body = match pr_url {
-                    Some(url) => format!("Completed: {url}\n\n"),
-                    None => "Completed.\n\n".to_string(),
-                };
-                body.push_str(&format!(
-                    "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
-                    human_duration(*duration_ms)
-                ));
-                let spend = crate::Spend {
-                    cost_usd: *cost_usd,
-                    tokens: *tokens,
-                };
-                if let Some(spent) = spend.describe(*revisions) {
-                    body.push_str(&format!("- cost: {spent}\n"));
-                }
-                src.comment(id, &effect.marker(), &body).await?;
-                src.set_labels(id, &one(&labels.completed), &self.live_labels())
-                    .await?;
-            }
-            EffectKind::Failed { reason, attempts } => {
-                let body = format!("Failed after {attempts} attempt(s): {reason}");
-                src.comment(id, &effect.marker(), &body).await?;
-                src.set_labels(id, &one(&labels.failed), &self.live_labels())
-                    .await?;
-            }
-            EffectKind::Cancelled { .. } => {
-                src.set_labels(id, &[], &one(&labels.in_progress)).await?;
-            }
-            EffectKind::ClarificationRequested {
-                questions,
-                reasoning,
-            } => {
-                let mut body = String::from(
-                    "Before an agent works on this issue, it needs answers to these questions:\n\n",
-                );
-                for q in questions {
-                    body.push_str(&format!("- {q}\n"));
-                }
-                if !reasoning.trim().is_empty() {
-                    body.push_str(&format!("\nWhy: {reasoning}\n"));
-                }
-                body.push_str(&format!(
-                    "\nPlease answer in the issue (edit it or comment), then remove the `{}` label and add `{}` again.",
-                    labels.needs_clarification,
-                    labels.ready.join("`, `")
-                ));
-                src.comment(id, &effect.marker(), &body).await?;
-                src.set_labels(id, &one(&labels.needs_clarification), &self.live_labels())
-                    .await?;
-            }
-            EffectKind::ReviewRequested { editor, .. } => {
-                let body = format!(
-                    "This issue's text was changed by @{editor} after it was approved for an \
-                     agent, and @{editor} has no write access here. The task is on hold: no \
-                     agent gets the new text, and one at work on it was told to stop.\n\n\
-                     A maintainer can review the edit and apply the `{}` label again \
-                     (remove it and add it) to release the task with the new text.",
-                    labels.ready.join("`, `")
-                );
-                src.comment(id, &effect.marker(), &body).await?;
-            }
-            EffectKind::DependencyProblem { problem } => {
-                let body = format!(
-                    "This issue is on hold: {problem}. No agent gets it until this is \
-                     resolved (edit the issue's \"Depends on\" lines or its dependencies, \
-                     or close the blocker)."
-                );
-                src.comment(id, &effect.marker(), &body).await?;
-            }
-            EffectKind::ReworkRequested { reviewer, pr_url } => {
-                let body = format!(
-                    "@{reviewer} requested changes on {pr_url}: an agent works on them now \
-                     (run {}), on the same branch, with the review as its brief.",
-                    effect.run
-                );
-                src.comment(id, &effect.marker(), &body).await?;
-            }
-            // Handed to the notification loops by the round, never applied here.
-            EffectKind::Notify { .. } => {}
+        let writes = writes_for(effect, &self.inner.config);
+        let (src, id) = (&self.inner.source, &effect.task);
+        if let Some(body) = &writes.comment {
+            src.comment(id, &effect.marker(), body).await?;
+        }
+        if let Some((add, remove)) = &writes.labels {
+            src.set_labels(id, add, remove).await?;
         }
         Ok(())
-    }
-
-    /// The labels a live task's issue carries: ready and in progress.
-    fn live_labels(&self) -> Vec<String> {
-        let labels = &self.inner.config.labels;
-        let mut live = labels.ready.clone();
-        live.push(labels.in_progress.clone());
-        live
     }
 }
 
@@ -227,4 +106,146 @@ fn human_duration(ms: u64) -> String {
         60..3600 => format!("{}m {}s", s / 60, s % 60),
         _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
     }
+}
+
+/// What applying an effect writes on the issue.
+#[derive(Debug, Default)]
+struct Writes {
+    /// The comment, posted first (with the effect's marker).
+    comment: Option<String>,
+    /// The labels to add and to remove, in one write.
+    labels: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// The writes `effect` makes under `config`: its comment and its labels. A
+/// `Notify` makes none (the notification loops send it).
+fn writes_for(effect: &Effect, config: &EngineConfig) -> Writes {
+    let labels = &config.labels;
+    let live = || {
+        let mut live = labels.ready.clone();
+        live.push(labels.in_progress.clone());
+        live
+    };
+    let outcome = |comment: String, label: &String| Writes {
+        comment: Some(comment),
+        labels: Some((vec![label.clone()], live())),
+    };
+    let comment = |comment: String| Writes {
+        comment: Some(comment),
+        labels: None,
+    };
+    match &effect.kind {
+        EffectKind::Queued => Writes {
+            comment: None,
+            labels: Some(queued_labels(effect.run, labels)),
+        },
+        EffectKind::RetryScheduled {
+            reason,
+            next_attempt_at,
+        } if config.comment_on_retry => comment(format!(
+            "Attempt {} of this issue failed: {reason}\n\nIt will be retried after {next_attempt_at}.",
+            effect.attempt
+        )),
+        EffectKind::RetryScheduled { .. } | EffectKind::Notify { .. } => Writes::default(),
+        EffectKind::Completed { .. } => outcome(completed_comment(&effect.kind), &labels.completed),
+        EffectKind::Failed { reason, attempts } => outcome(
+            format!("Failed after {attempts} attempt(s): {reason}"),
+            &labels.failed,
+        ),
+        EffectKind::Cancelled { .. } => Writes {
+            comment: None,
+            labels: Some((Vec::new(), vec![labels.in_progress.clone()])),
+        },
+        EffectKind::ClarificationRequested {
+            questions,
+            reasoning,
+        } => outcome(
+            clarification_comment(questions, reasoning, labels),
+            &labels.needs_clarification,
+        ),
+        EffectKind::ReviewRequested { editor, .. } => comment(format!(
+            "This issue's text was changed by @{editor} after it was approved for an \
+             agent, and @{editor} has no write access here. The task is on hold: no \
+             agent gets the new text, and one at work on it was told to stop.\n\n\
+             A maintainer can review the edit and apply the `{}` label again \
+             (remove it and add it) to release the task with the new text.",
+            labels.ready.join("`, `")
+        )),
+        EffectKind::DependencyProblem { problem } => comment(format!(
+            "This issue is on hold: {problem}. No agent gets it until this is \
+             resolved (edit the issue's \"Depends on\" lines or its dependencies, \
+             or close the blocker)."
+        )),
+        EffectKind::ReworkRequested { reviewer, pr_url } => comment(format!(
+            "@{reviewer} requested changes on {pr_url}: an agent works on them now \
+             (run {}), on the same branch, with the review as its brief.",
+            effect.run
+        )),
+    }
+}
+
+/// The labels a run's `Queued` effect adds and removes. A new run clears the last
+/// run's outcome in the same write, and puts the ready label back: the outcome
+/// removed it, and a run an operator retried must not read as unlabelled (and be
+/// cancelled) at the next poll. A run queued because a person put it back already
+/// has it.
+fn queued_labels(run: u32, labels: &crate::Labels) -> (Vec<String>, Vec<String>) {
+    let mut add = vec![labels.in_progress.clone()];
+    if run == 1 {
+        return (add, Vec::new());
+    }
+    add.extend(labels.ready.iter().cloned());
+    (add, vec![labels.completed.clone(), labels.failed.clone()])
+}
+
+/// The comment of a completion: the pull request, the worker, attempts, duration
+/// and cost.
+fn completed_comment(kind: &EffectKind) -> String {
+    let EffectKind::Completed {
+        pr_url,
+        worker,
+        attempts,
+        duration_ms,
+        cost_usd,
+        tokens,
+        revisions,
+    } = kind
+    else {
+        return String::new();
+    };
+    let mut body = match pr_url {
+        Some(url) => format!("Completed: {url}\n\n"),
+        None => "Completed.\n\n".to_string(),
+    };
+    body.push_str(&format!(
+        "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
+        human_duration(*duration_ms)
+    ));
+    let spend = crate::Spend {
+        cost_usd: *cost_usd,
+        tokens: *tokens,
+    };
+    if let Some(spent) = spend.describe(*revisions) {
+        body.push_str(&format!("- cost: {spent}\n"));
+    }
+    body
+}
+
+/// The comment asking a person the worker's questions.
+fn clarification_comment(questions: &[String], reasoning: &str, labels: &crate::Labels) -> String {
+    let mut body = String::from(
+        "Before an agent works on this issue, it needs answers to these questions:\n\n",
+    );
+    for q in questions {
+        body.push_str(&format!("- {q}\n"));
+    }
+    if !reasoning.trim().is_empty() {
+        body.push_str(&format!("\nWhy: {reasoning}\n"));
+    }
+    body.push_str(&format!(
+        "\nPlease answer in the issue (edit it or comment), then remove the `{}` label and add `{}` again.",
+        labels.needs_clarification,
+        labels.ready.join("`, `")
+    ));
+    body
 }

@@ -7,7 +7,18 @@
 //!   shutdown): the GitHub poll ([`Orchestrator::poll_once`]), the lease reaper
 //!   ([`Orchestrator::reap_once`]), the outbox dispatcher
 //!   ([`Orchestrator::dispatch_once`]) and the host probe ([`Orchestrator::probe_once`]);
-//! - the **worker registry** and the operator actions (pause, drain, retry, cancel).
+//! - two handles: [`Orchestrator::reads`] ([`Reads`]: tasks, workers, gates,
+//!   health, for operators' views) and [`Orchestrator::operator`] ([`Operator`]:
+//!   pause, drain, retry, cancel, revive effects, mark pull requests).
+//!
+//! # Features
+//!
+//! What holds work back (pause, drain, the pull-request gate, refused writes,
+//! budgets, trust, dependencies, locks) is a claim gate (`ClaimGate`,
+//! `gate.rs`), and what a feature reads on each poll (trust, dependencies,
+//! pull-request reviews, monthly spend) a poll step (`PollStep`, `step.rs`). Each
+//! feature is a module with its own state, settings and tests; `features.rs`
+//! lists them, and `next_work` and `poll_once` only compose them.
 //!
 //! # The worker registry
 //!
@@ -30,49 +41,55 @@
 mod budget;
 mod deps;
 mod dispatch;
+mod drain;
+mod duties;
+mod features;
+mod gate;
+mod handles;
 mod local;
+mod locks;
 mod notify;
+mod pause;
 mod poll;
+mod pull_gate;
 mod reads;
 mod registry;
-mod review;
 mod scaling;
+mod step;
 mod trust;
 mod work;
 mod workers;
 mod writes;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{Task, TaskId, Timestamp};
-use crate::observe::{AttemptEnd, Observer, ObserverSlot};
+use crate::observe::{Observer, ObserverSlot};
 use crate::probe::WorkerProbe;
-use crate::queue::{QueueCounts, TaskFilter, WorkQueue};
+use crate::queue::WorkQueue;
 use crate::source::{IssueSource, Labels};
 use crate::state::EffectRetry;
 
 pub use budget::{Budgets, MonthSpend, month_start};
 pub use dispatch::DispatchReport;
+use features::Features;
+pub use gate::Why;
+pub use handles::{Operator, Reads};
 use local::LocalWorkers;
 pub use notify::{Notification, Notifier};
 pub use poll::PollReport;
+pub use pull_gate::{ReviewStatus, TRACK_FOR};
 pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
-pub use review::{ReviewStatus, TRACK_FOR};
 pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
 pub use work::{ABANDONED, ReportRef};
-use writes::HeldRepos;
 pub use writes::{RepoWrites, WriteHealth};
 
 /// How the engine runs. The defaults are those of the Python orchestrator this
@@ -111,8 +128,8 @@ pub struct EngineConfig {
     /// Whose text reaches an agent (`TRUST_MODE`; see [`TrustMode`]).
     pub trust: TrustMode,
     /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
-    /// [`crate::review`]).
-    pub review: crate::review::ReviewSettings,
+    /// [`crate::pull_gate`]).
+    pub review: crate::pull_gate::ReviewSettings,
     /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
     pub budgets: Budgets,
     /// The scaling signal's settings (`MAX_WORKERS`, `MIN_IDLE_WORKERS`).
@@ -137,7 +154,7 @@ impl Default for EngineConfig {
             comment_on_retry: true,
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
-            review: crate::review::ReviewSettings::default(),
+            review: crate::pull_gate::ReviewSettings::default(),
             budgets: Budgets::default(),
             scaling: ScalingSettings::default(),
         }
@@ -205,22 +222,21 @@ impl OrchestratorBuilder {
 
     /// The orchestrator.
     pub fn build(self) -> Orchestrator {
+        let features = Features::new(&self.config);
         Orchestrator {
             inner: Arc::new(Inner {
-                queue: self.queue,
-                source: self.source,
-                probe: self.probe,
-                clock: self.clock,
-                config: self.config,
+                core: Core {
+                    queue: self.queue,
+                    source: self.source,
+                    probe: self.probe,
+                    clock: self.clock,
+                    config: self.config,
+                    work_ready: Notify::new(),
+                },
                 local: Mutex::new(LocalWorkers::default()),
                 status: Mutex::new(EngineStatus::default()),
-                work_ready: Notify::new(),
                 poll_requested: Notify::new(),
-                paused: AtomicBool::new(false),
-                hold: Mutex::new(HeldRepos::default()),
-                refused: Mutex::new(HashMap::new()),
-                pulls: Mutex::new(review::PullBook::default()),
-                month_spend: Mutex::new(MonthSpend::default()),
+                features,
                 observer: ObserverSlot::new(),
                 notifier: self.notifier,
                 notes: Mutex::new(notify::Handed::default()),
@@ -237,30 +253,62 @@ pub struct Orchestrator {
     inner: Arc<Inner>,
 }
 
+/// What the engine and every feature share: the four traits' implementations,
+/// the clock, the configuration, and the wake-up of long-polling workers.
+pub(crate) struct Core {
+    pub(crate) queue: Arc<dyn WorkQueue>,
+    pub(crate) source: Arc<dyn IssueSource>,
+    pub(crate) probe: Option<Arc<dyn WorkerProbe>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    /// Woken when a task may have become claimable, for long-polling workers.
+    pub(crate) work_ready: Notify,
+}
+
+impl Core {
+    /// The current time on the engine's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Wakes the long-polling workers: a task may have become claimable.
+    pub(crate) fn wake(&self) {
+        self.work_ready.notify_waiters();
+    }
+
+    /// The task of an issue, in any state; `NotFound` when there is none.
+    pub(crate) async fn task(&self, id: &TaskId) -> Result<Task> {
+        self.queue
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
+    }
+
+    /// A core over an empty in-memory queue and issue source, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Core {
+        use crate::memory::{MemoryIssueSource, MemoryQueue};
+        Core {
+            queue: Arc::new(MemoryQueue::new(crate::state::Policy::default())),
+            source: Arc::new(MemoryIssueSource::new(Labels::default())),
+            probe: None,
+            clock: Arc::new(TokioClock::new()),
+            config: EngineConfig::default(),
+            work_ready: Notify::new(),
+        }
+    }
+}
+
 struct Inner {
-    queue: Arc<dyn WorkQueue>,
-    source: Arc<dyn IssueSource>,
-    probe: Option<Arc<dyn WorkerProbe>>,
-    clock: Arc<dyn Clock>,
-    config: EngineConfig,
+    core: Core,
     // std Mutexes: held for a few field updates, never across an await.
     /// The engine's cache of the workers calling it (the store has the registry).
     local: Mutex<LocalWorkers>,
     status: Mutex<EngineStatus>,
-    /// Woken when a task may have become claimable, for long-polling workers.
-    work_ready: Notify,
     /// Woken by a webhook (or an operator) to poll GitHub now.
     poll_requested: Notify,
-    paused: AtomicBool,
-    /// The repositories whose tasks are held, as last read from the store.
-    hold: Mutex<HeldRepos>,
-    /// The marker of the last "not queued" comment posted per issue, so a refused
-    /// issue costs no comment read per poll (the marker keeps it once anyway).
-    refused: Mutex<HashMap<TaskId, String>>,
-    /// The pull requests workers opened, with their review state.
-    pulls: Mutex<review::PullBook>,
-    /// Each repository's spend this month, as the last poll read it.
-    month_spend: Mutex<MonthSpend>,
+    /// The features, each with its own state: the claim gates and poll steps.
+    features: Features,
     /// Told of claims and ended attempts (the HTTP API's metrics).
     observer: ObserverSlot,
     /// Sends the outbox's notifications, on the leader, in the background.
@@ -269,6 +317,14 @@ struct Inner {
     notes: Mutex<notify::Handed>,
     /// Woken when a notification is handed over.
     notes_ready: Notify,
+}
+
+/// The engine's own fields reach the shared core as theirs (`inner.queue`).
+impl std::ops::Deref for Inner {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -292,25 +348,6 @@ impl Orchestrator {
         }
     }
 
-    /// The task of an issue, in any state; `NotFound` when there is none.
-    pub async fn task(&self, id: &TaskId) -> Result<Task> {
-        self.inner
-            .queue
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no task for issue {id}")))
-    }
-
-    /// Tasks that pass `filter`, ordered by id.
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
-        self.inner.queue.list(filter).await
-    }
-
-    /// How many tasks are in each state.
-    pub async fn counts(&self) -> Result<QueueCounts> {
-        self.inner.queue.counts().await
-    }
-
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
@@ -319,13 +356,6 @@ impl Orchestrator {
     /// The current time on the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
-    }
-
-    /// The engine's own health.
-    pub fn status(&self) -> EngineStatus {
-        let mut s = lock(&self.inner.status).clone();
-        s.paused = self.inner.paused.load(Ordering::SeqCst);
-        s
     }
 
     /// Records how the issue source looks from its own client (a rate limit being
@@ -362,41 +392,6 @@ impl Orchestrator {
         self.inner.observer.get()
     }
 
-    /// Stops handing out work (workers asking get none); running tasks go on.
-    pub fn pause(&self) {
-        self.inner.paused.store(true, Ordering::SeqCst);
-    }
-
-    /// Hands out work again.
-    pub fn resume(&self) {
-        self.inner.paused.store(false, Ordering::SeqCst);
-        self.inner.work_ready.notify_waiters();
-    }
-
-    /// Starts a new run of a failed or cancelled task (an operator action).
-    pub async fn retry(&self, id: &TaskId) -> Result<Task> {
-        let task = self.inner.queue.retry(id, self.now()).await?;
-        self.inner.work_ready.notify_waiters();
-        Ok(task)
-    }
-
-    /// Cancels a task (an operator action): at once when pending; a holder is told on
-    /// its next heartbeat. An unknown task fails with `NotFound`, a finished one with
-    /// `InvalidTransition`.
-    pub async fn cancel(&self, id: &TaskId, reason: &str) -> Result<Task> {
-        let q = &self.inner.queue;
-        match q.cancel(id, reason.to_string(), self.now()).await? {
-            Some(task) => Ok(task),
-            None => {
-                let task = self.task(id).await?;
-                Err(Error::new(
-                    ErrorKind::InvalidTransition,
-                    format!("task {id} is already {}", task.state().as_str()),
-                ))
-            }
-        }
-    }
-
     /// Asks the poll loop to poll GitHub now (a webhook said an issue changed).
     pub fn request_poll(&self) {
         self.inner.poll_requested.notify_one();
@@ -415,118 +410,6 @@ impl Orchestrator {
         }
         Ok(resumed.len())
     }
-
-    /// Takes or renews the leader lease; records and returns whether this
-    /// orchestrator leads. A store error counts as not leading.
-    pub async fn leading(&self) -> bool {
-        let c = &self.inner.config;
-        let leads = match self
-            .inner
-            .queue
-            .lead(&c.instance, c.leader_ttl, self.now())
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the leader lease");
-                false
-            }
-        };
-        let was = std::mem::replace(&mut lock(&self.inner.status).leader, leads);
-        if was != leads {
-            tracing::info!(instance = %c.instance, leader = leads, "leadership changed");
-        }
-        leads
-    }
-
-    /// Ends every lapsed lease as a failed attempt and returns the tasks it ended;
-    /// then drops the workers unseen for [`EngineConfig::worker_forget_after`] that
-    /// hold nothing.
-    pub async fn reap_once(&self) -> Result<Vec<Task>> {
-        let now = self.now();
-        let expired = self.inner.queue.expire(now).await?;
-        if !expired.is_empty() {
-            let mut local = lock(&self.inner.local);
-            let observer = self.observer();
-            for t in &expired {
-                tracing::warn!(task = %t.id, state = ?t.state(), "lease lapsed: worker lost");
-                local.drop_task(&t.id);
-                observer.attempt_ended(t, AttemptEnd::Lost, now);
-            }
-        }
-        // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
-        self.inner.work_ready.notify_waiters();
-        self.forget_workers(now).await;
-        Ok(expired)
-    }
-
-    /// Runs the leader's duties (poll, reap, dispatch, probe) until `shutdown`
-    /// completes. Each duty runs in its own loop, so a slow GitHub never delays
-    /// the reaper; each round first takes or renews the leader lease.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let stop = CancellationToken::new();
-        let c = &self.inner.config;
-        let mut loops = tokio::task::JoinSet::new();
-        let duties: [(Duty, Duration); 4] = [
-            (Duty::Poll, c.poll_interval),
-            (Duty::Reap, c.reap_interval),
-            (Duty::Dispatch, c.dispatch_interval),
-            (Duty::Probe, c.probe_interval),
-        ];
-        for (duty, every) in duties {
-            let (this, stop) = (self.clone(), stop.clone());
-            loops.spawn(async move { this.duty_loop(duty, every, stop).await });
-        }
-        for target in self.inner.notifier.iter().flat_map(|n| n.targets()) {
-            let (this, stop) = (self.clone(), stop.clone());
-            loops.spawn(async move { this.notify_loop(target, stop).await });
-        }
-        shutdown.await;
-        stop.cancel();
-        while loops.join_next().await.is_some() {}
-        // Stopping cleanly: another orchestrator takes over at its next round.
-        if lock(&self.inner.status).leader {
-            match self.inner.queue.resign(&c.instance, self.now()).await {
-                Ok(()) => tracing::info!(instance = %c.instance, "gave up the leader lease"),
-                Err(e) => tracing::warn!(error = %e, "could not give up the leader lease"),
-            }
-        }
-    }
-
-    async fn duty_loop(&self, duty: Duty, every: Duration, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
-                () = self.inner.poll_requested.notified(), if duty == Duty::Poll => {}
-            }
-            if !self.leading().await {
-                continue;
-            }
-            let result = match duty {
-                Duty::Poll => self.poll_once().await.map(|_| ()),
-                Duty::Reap => self.reap_once().await.map(|_| ()),
-                Duty::Dispatch => self.dispatch_once().await.map(|_| ()),
-                Duty::Probe => {
-                    self.probe_once().await;
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                tracing::warn!(duty = ?duty, error = %e, "round failed; retrying next round");
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Duty {
-    Poll,
-    Reap,
-    Dispatch,
-    Probe,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

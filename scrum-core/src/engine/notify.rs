@@ -1,10 +1,12 @@
 //! Sending the outbox's notifications ([`crate::state::notify`]) in the background.
 //!
 //! The dispatcher hands each due `Notify` effect to the leader's notification
-//! loops instead of applying it, and goes on with the labels. One loop per target
-//! sends that target's notifications oldest first through the [`Notifier`]
-//! (which paces and retries as the target asks) and acknowledges each in the store
-//! once sent. A notification that fails waits in memory and is tried again later:
+//! loops instead of applying it, and goes on with the labels. The effect names an
+//! event, not a target: it is fanned out here to every configured target. One loop
+//! per target sends that target's notifications oldest first through the
+//! [`Notifier`] (which paces and retries as the target asks), and the effect is
+//! acknowledged in the store once every target took it (or was given up on). A
+//! notification that fails waits in memory and is tried again later:
 //! it is never marked failed in the store, so it never holds back its task's
 //! later effects. After a crash the store still has every unacknowledged one, and
 //! the next leader sends it; one sent but not yet acknowledged when the process
@@ -45,19 +47,19 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// The notification an outbox entry holds, if it holds one.
-    pub fn from_entry(entry: &OutboxEntry) -> Option<Notification> {
+    /// The notification an outbox entry holds for `target`, if it holds one.
+    pub fn from_entry(entry: &OutboxEntry, target: &str) -> Option<Notification> {
         match &entry.effect.kind {
             EffectKind::Notify {
-                target,
                 event,
                 title,
                 detail,
                 attempts,
                 max_attempts,
+                ..
             } => Some(Notification {
                 id: entry.id,
-                target: target.clone(),
+                target: target.to_string(),
                 event: *event,
                 task: entry.effect.task.clone(),
                 title: title.clone(),
@@ -93,12 +95,14 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The longest wait between two tries of one notification.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-/// The notifications handed to the loops and not yet sent, by outbox id.
+/// The notifications handed to the loops and not yet sent to every target, by
+/// outbox id.
 #[derive(Debug, Default)]
 pub(super) struct Handed {
-    waiting: BTreeMap<u64, Waiting>,
+    waiting: BTreeMap<u64, BTreeMap<String, Waiting>>,
 }
 
+/// One notification for one target, until that target took it.
 #[derive(Debug)]
 struct Waiting {
     note: Notification,
@@ -114,32 +118,58 @@ impl Handed {
     pub(super) fn len(&self) -> usize {
         self.waiting.len()
     }
+
+    /// Forgets `note` for its target; true when no target waits for it any more
+    /// (the effect can be acknowledged).
+    fn settle(&mut self, note: &Notification) -> bool {
+        let Some(targets) = self.waiting.get_mut(&note.id) else {
+            return false;
+        };
+        targets.remove(&note.target);
+        let done = targets.is_empty();
+        if done {
+            self.waiting.remove(&note.id);
+        }
+        done
+    }
 }
 
 impl Orchestrator {
-    /// Takes a due `Notify` effect from the dispatcher: the loop of its target
-    /// sends it. Without a notifier for its target it is dropped (acknowledged).
+    /// Takes a due `Notify` effect from the dispatcher and fans it out: the loop of
+    /// each configured target sends it (only its own target, for one recorded per
+    /// target by an older release). With no target for it, it is dropped
+    /// (acknowledged).
     pub(super) async fn hand_notification(&self, entry: &OutboxEntry) -> Result<()> {
-        let Some(note) = Notification::from_entry(entry) else {
+        let EffectKind::Notify { target: only, .. } = &entry.effect.kind else {
             return Ok(());
         };
-        let known = self
+        let targets: Vec<String> = self
             .inner
             .notifier
-            .as_ref()
-            .is_some_and(|n| n.targets().contains(&note.target));
-        if !known {
-            tracing::warn!(task = %note.task, target = %note.target, event = %note.event, "no such notification target is configured now; dropping the notification");
+            .iter()
+            .flat_map(|n| n.targets())
+            .filter(|t| only.as_ref().is_none_or(|o| o == t))
+            .collect();
+        if targets.is_empty() {
+            tracing::warn!(task = %entry.effect.task, target = ?only, "no notification target is configured for it now; dropping the notification");
             return self.inner.queue.ack_effect(entry.id, self.now()).await;
         }
         let mut handed = lock(&self.inner.notes);
         if let std::collections::btree_map::Entry::Vacant(slot) = handed.waiting.entry(entry.id) {
-            slot.insert(Waiting {
-                note,
-                retry_at: Instant::now(),
-                failures: 0,
-                first_failure: None,
+            let waiting = targets.into_iter().filter_map(|target| {
+                let note = Notification::from_entry(entry, &target)?;
+                let retry_at = Instant::now();
+                Some((
+                    target,
+                    Waiting {
+                        note,
+                        retry_at,
+                        failures: 0,
+                        first_failure: None,
+                    },
+                ))
             });
+            slot.insert(waiting.collect());
             self.inner.notes_ready.notify_waiters();
         }
         Ok(())
@@ -191,9 +221,11 @@ impl Orchestrator {
             };
             match sent {
                 Ok(()) => {
-                    lock(&self.inner.notes).waiting.remove(&note.id);
-                    if let Err(e) = self.inner.queue.ack_effect(note.id, self.now()).await {
-                        tracing::warn!(task = %note.task, target = %target, error = %e, "notification sent, but not acknowledged in the store: it may be sent again");
+                    let all_sent = lock(&self.inner.notes).settle(&note);
+                    if all_sent {
+                        if let Err(e) = self.inner.queue.ack_effect(note.id, self.now()).await {
+                            tracing::warn!(task = %note.task, target = %target, error = %e, "notification sent, but not acknowledged in the store: it may be sent again");
+                        }
                     }
                 }
                 Err(e) => self.notification_failed(&note, &e),
@@ -206,7 +238,7 @@ impl Orchestrator {
         lock(&self.inner.notes)
             .waiting
             .values()
-            .find(|w| w.note.target == target)
+            .find_map(|targets| targets.get(target))
             .map(|w| (w.note.clone(), w.retry_at))
     }
 
@@ -214,7 +246,11 @@ impl Orchestrator {
     /// [`GIVE_UP_AFTER`].
     fn notification_failed(&self, note: &Notification, e: &crate::Error) {
         let mut handed = lock(&self.inner.notes);
-        let Some(w) = handed.waiting.get_mut(&note.id) else {
+        let Some(w) = handed
+            .waiting
+            .get_mut(&note.id)
+            .and_then(|targets| targets.get_mut(&note.target))
+        else {
             return;
         };
         let now = Instant::now();
@@ -222,7 +258,9 @@ impl Orchestrator {
         let first = *w.first_failure.get_or_insert(now);
         if now.duration_since(first) >= GIVE_UP_AFTER {
             tracing::error!(task = %note.task, target = %note.target, event = %note.event, error = %e, "notification failed for a day; dropping it");
-            handed.waiting.remove(&note.id);
+            if !handed.settle(note) {
+                return;
+            }
             let (queue, id, at) = (self.inner.queue.clone(), note.id, self.now());
             tokio::spawn(async move {
                 let _ = queue.ack_effect(id, at).await;

@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::Orchestrator;
-use super::deps::Graph;
-use super::trust::{Admitted, TrustMode};
+use super::step::{PollRound, PollStep};
+use super::{Core, Orchestrator};
 use crate::error::{ErrorKind, Result};
 use crate::model::{ReadyIssue, Task, TaskId};
 use crate::queue::{Enqueued, TaskFilter};
@@ -46,7 +46,7 @@ impl Orchestrator {
     /// it is ready, or a tool queued it), and wakes workers waiting for work. The
     /// caller vouches for the issue's text: the task records no approval, and the
     /// next poll checks its ready label as it checks a new issue's (see
-    /// [`TrustMode`]).
+    /// [`super::TrustMode`]).
     pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
         let result = self.inner.queue.enqueue(issue, self.now()).await?;
         if result != Enqueued::Unchanged {
@@ -55,9 +55,11 @@ impl Orchestrator {
         Ok(result)
     }
 
-    /// Polls once: every ready issue is enqueued (a no-op for known ones); every live
-    /// task not in the listing is checked and cancelled if its issue was closed or
-    /// lost a ready label. A failed listing is an error and changes nothing: it is
+    /// Polls once: lists the ready issues, then runs every poll step over them
+    /// (see the engine's poll steps): the trust rules queue them (a no-op for known ones),
+    /// live tasks no longer listed are cancelled if their issue was closed or lost
+    /// a ready label, then dependencies, pull-request reviews and this month's
+    /// spend are read. A failed listing is an error and changes nothing: it is
     /// never read as "no issues".
     pub async fn poll_once(&self) -> Result<PollReport> {
         let observed_at = self.now();
@@ -76,90 +78,73 @@ impl Orchestrator {
             s.github_reason = None;
             s.last_poll = Some(observed_at);
         });
-        let mut report = PollReport {
-            listed: listed.len(),
-            ..PollReport::default()
+        let mut round = PollRound {
+            report: PollReport {
+                listed: listed.len(),
+                ..PollReport::default()
+            },
+            listed,
+            observed_at,
         };
-        let seen: HashSet<_> = listed.iter().map(|i| i.id.clone()).collect();
-        let bodies = listed
-            .iter()
-            .map(|i| (i.id.clone(), i.body.clone()))
-            .collect();
-        let trust = self.inner.config.trust;
-        for issue in listed {
-            let admitted = if trust == TrustMode::Off {
-                Admitted::Queued(self.inner.queue.enqueue(issue, observed_at).await?)
-            } else {
-                self.admit(issue, observed_at).await?
-            };
-            match admitted {
-                Admitted::Queued(Enqueued::Created) => report.created += 1,
-                Admitted::Queued(Enqueued::Requeued) => report.requeued += 1,
-                Admitted::Queued(Enqueued::Unchanged) => {}
-                Admitted::Refused => report.refused += 1,
-                Admitted::Held => report.held += 1,
-                Admitted::Approved => report.approved += 1,
-            }
-        }
-        if report.created + report.requeued > 0 {
-            tracing::info!(
-                created = report.created,
-                requeued = report.requeued,
-                "queued ready issues"
-            );
-            self.inner.work_ready.notify_waiters();
-        }
-        let live = self.inner.queue.list(&TaskFilter::live()).await?;
+        let steps = &self.inner.features.steps;
+        steps.run(&self.inner.core, &mut round).await?;
+        Ok(round.report)
+    }
+}
+
+/// The poll's own step: a live task whose issue is no longer listed is cancelled
+/// when its issue was closed, deleted, or lost its ready label.
+#[derive(Debug, Default)]
+pub(crate) struct Unlisted;
+
+#[async_trait]
+impl PollStep for Unlisted {
+    async fn run(&self, core: &Core, round: &mut PollRound) -> Result<()> {
+        let seen: HashSet<&TaskId> = round.listed.iter().map(|i| &i.id).collect();
+        let live = core.queue.list(&TaskFilter::live()).await?;
         let unlisted: Vec<Task> = live
             .into_iter()
             .filter(|t| !seen.contains(&t.id) && !t.stop_requested())
             .collect();
-        // A run an operator retried is not ready on the tracker until its `Queued`
-        // effect puts the ready label back: until that lands, its missing label
-        // is ours to write, not a person's removal.
-        let relabelling: HashSet<TaskId> = if unlisted.is_empty() {
-            HashSet::new()
-        } else {
-            self.inner
-                .queue
-                .pending_effects(RELABEL_SCAN)
-                .await?
-                .into_iter()
-                .filter(|e| matches!(e.effect.kind, EffectKind::Queued) && e.effect.run > 1)
-                .map(|e| e.effect.task)
-                .collect()
-        };
+        let relabelling = relabelling(core, &unlisted).await?;
         for task in unlisted
             .into_iter()
             .filter(|t| !relabelling.contains(&t.id))
         {
-            let reason = match self.inner.source.issue_state(&task.id).await {
+            let reason = match core.source.issue_state(&task.id).await {
                 Ok(s) if !s.open => "issue closed",
-                Ok(s) if !self.inner.config.labels.is_ready(&s.labels) => "ready label removed",
+                Ok(s) if !core.config.labels.is_ready(&s.labels) => "ready label removed",
                 Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::NotFound => "issue deleted",
                 Err(e) => return Err(e),
             };
             tracing::info!(task = %task.id, reason, "cancelling");
-            if self
-                .inner
+            if core
                 .queue
-                .cancel(&task.id, reason.into(), self.now())
+                .cancel(&task.id, reason.into(), core.now())
                 .await?
                 .is_some()
             {
-                report.cancelled += 1;
+                round.report.cancelled += 1;
             }
         }
-        let checked = self.check_dependencies(&mut Graph::listed(bodies)).await?;
-        report.blocked = checked.blocked;
-        report.unblocked = checked.unblocked;
-        if let Err(e) = self.refresh_pulls().await {
-            tracing::warn!(error = %e, "could not read the tracked pull requests");
-        }
-        if let Err(e) = self.refresh_month_spend().await {
-            tracing::warn!(error = %e, "could not read this month's spend");
-        }
-        Ok(report)
+        Ok(())
     }
+}
+
+/// A run an operator retried is not ready on the tracker until its `Queued`
+/// effect puts the ready label back: until that lands, its missing label is ours
+/// to write, not a person's removal. The tasks among `unlisted` in that case.
+async fn relabelling(core: &Core, unlisted: &[Task]) -> Result<HashSet<TaskId>> {
+    if unlisted.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(core
+        .queue
+        .pending_effects(RELABEL_SCAN)
+        .await?
+        .into_iter()
+        .filter(|e| matches!(e.effect.kind, EffectKind::Queued) && e.effect.run > 1)
+        .map(|e| e.effect.task)
+        .collect())
 }

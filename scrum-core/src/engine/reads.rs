@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Orchestrator;
+use super::Reads;
 use crate::error::Result;
 use crate::model::{Task, TaskId, TaskState, Timestamp};
 use crate::queue::{OutboxEntry, TaskFilter};
 
-/// The most waiting effects [`Orchestrator::task_effects`] looks through.
+/// The most waiting effects [`Reads::task_effects`] looks through.
 const EFFECT_SCAN: usize = 10_000;
 
-/// Which tasks [`Orchestrator::find_tasks`] returns: the queue's filter, narrowed by
+/// Which tasks [`Reads::find_tasks`] returns: the queue's filter, narrowed by
 /// repository, by words of the title, and to blocked tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskSearch {
@@ -53,7 +53,7 @@ impl TaskSearch {
     }
 }
 
-/// One page of [`Orchestrator::find_tasks`].
+/// One page of [`Reads::find_tasks`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskPage {
     /// The tasks of the page, in id order.
@@ -72,11 +72,11 @@ pub struct Outcomes {
     pub failed: u64,
 }
 
-impl Orchestrator {
+impl Reads<'_> {
     /// One page of the tasks `search` names. Without a repository or text this is
     /// one read of the queue's page; with them the states' tasks are read and
     /// narrowed here, which every backend can answer.
-    pub async fn find_tasks(&self, search: &TaskSearch) -> Result<TaskPage> {
+    pub async fn find_tasks(self, search: &TaskSearch) -> Result<TaskPage> {
         let mut filter = TaskFilter::states(search.states.iter().copied());
         if !search.narrows() {
             filter.offset = search.offset;
@@ -99,7 +99,7 @@ impl Orchestrator {
     }
 
     /// How many tasks completed and failed for good within `span` before now.
-    pub async fn outcomes_within(&self, span: Duration) -> Result<Outcomes> {
+    pub async fn outcomes_within(self, span: Duration) -> Result<Outcomes> {
         let since = Timestamp(self.now().0.saturating_sub(span.as_millis() as i64));
         let done = self
             .inner
@@ -121,35 +121,13 @@ impl Orchestrator {
 
     /// How many effects are not yet applied to the tracker (due, backing off or
     /// set aside), counting at most `limit`.
-    pub async fn outbox_backlog(&self, limit: usize) -> Result<usize> {
+    pub async fn outbox_backlog(self, limit: usize) -> Result<usize> {
         Ok(self.inner.queue.pending_effects(limit).await?.len())
-    }
-
-    /// For each of `tasks`, the in-progress task whose lock it waits for, if any
-    /// ([`crate::locks`]): what `/queue` shows as "waiting for a lock held by …".
-    pub async fn lock_holders(&self, tasks: &[Task]) -> Result<Vec<Option<TaskId>>> {
-        if tasks.iter().all(|t| t.locks.is_empty()) {
-            return Ok(vec![None; tasks.len()]);
-        }
-        let held = self
-            .inner
-            .queue
-            .list(&TaskFilter::states([TaskState::InProgress]))
-            .await?;
-        let held = crate::locks::held_locks(&held);
-        let now = self.now();
-        Ok(tasks
-            .iter()
-            .map(|t| {
-                let others = held.iter().copied().filter(|(id, _, _)| **id != t.id);
-                crate::locks::lock_holder(&t.locks, others, now).cloned()
-            })
-            .collect())
     }
 
     /// The effects of task `id` not yet applied to the tracker (due, backing off or
     /// set aside), oldest first. An effect that is not here has landed.
-    pub async fn task_effects(&self, id: &TaskId) -> Result<Vec<OutboxEntry>> {
+    pub async fn task_effects(self, id: &TaskId) -> Result<Vec<OutboxEntry>> {
         let mut waiting = self.inner.queue.pending_effects(EFFECT_SCAN).await?;
         waiting.retain(|e| &e.effect.task == id);
         Ok(waiting)

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Orchestrator;
+use super::Reads;
 use super::registry::{WorkerInfo, WorkerStatus};
 use crate::error::Result;
 use crate::model::{Task, TaskState};
@@ -65,9 +65,9 @@ pub fn desired_workers(s: &ScalingSettings, ready: u64, in_progress: u64) -> u64
     )
 }
 
-impl Orchestrator {
+impl Reads<'_> {
     /// The scaling signal (see the module docs).
-    pub async fn scaling(&self) -> Result<Scaling> {
+    pub async fn scaling(self) -> Result<Scaling> {
         let live = self.inner.queue.list(&TaskFilter::live()).await?;
         let workers = self.workers().await?;
         self.scaling_of(&live, &workers).await
@@ -75,26 +75,14 @@ impl Orchestrator {
 
     /// The scaling signal for `live` tasks and `workers` already read (the metrics
     /// scrape reads both for its own gauges).
-    pub async fn scaling_of(&self, live: &[Task], workers: &[WorkerInfo]) -> Result<Scaling> {
-        let mut held: Vec<String> = self.hold().await?.repos;
-        let gate = self.review_gate();
-        held.extend(gate.repos);
-        held.extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
-        let locked = crate::locks::held_locks(live);
-        let now = self.now();
-        let stuck = |t: &Task| {
-            gate.all
-                || t.blocked().is_some()
-                || t.review().is_some()
-                || held.iter().any(|r| r == t.id.repo())
-                || crate::locks::lock_holder(&t.locks, locked.iter().copied(), now).is_some()
-        };
+    pub async fn scaling_of(self, live: &[Task], workers: &[WorkerInfo]) -> Result<Scaling> {
+        let held = self.why(live).await?;
         let mut out = Scaling::default();
-        for t in live {
+        for (t, why) in live.iter().zip(&held) {
             match t.state() {
                 TaskState::InProgress => out.in_progress += 1,
                 _ if t.stop_requested() => {}
-                _ if stuck(t) => out.blocked += 1,
+                _ if why.is_some() => out.blocked += 1,
                 _ => out.ready += 1,
             }
         }

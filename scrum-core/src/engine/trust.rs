@@ -25,12 +25,17 @@
 //! Workers get the approved text from the task, never a fresh read, with its
 //! digest ([`crate::Assignment::text_digest`]), which they check.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Orchestrator, lock};
+use super::gate::ClaimGate;
+use super::step::{PollRound, PollStep};
+use super::{Core, lock};
 use crate::error::{Error, Result};
 use crate::model::{Approval, EditReview, Person, ReadyIssue, Task, TaskId, Timestamp};
 use crate::queue::Enqueued;
@@ -84,7 +89,7 @@ impl FromStr for TrustMode {
 
 /// What the trust rules made of one listed issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Admitted {
+enum Admitted {
     /// Passed to the queue, which answered this.
     Queued(Enqueued),
     /// Not queued: nobody who may approve it applied the label.
@@ -95,30 +100,108 @@ pub(super) enum Admitted {
     Approved,
 }
 
-impl Orchestrator {
+/// The trust rules: the poll's admission of listed issues, the check of a claimed
+/// task's text, and the "not queued" comments already posted.
+#[derive(Debug, Default)]
+pub(crate) struct Trust {
+    mode: TrustMode,
+    /// The marker of the last "not queued" comment posted per issue, so a refused
+    /// issue costs no comment read per poll (the marker keeps it once anyway).
+    refused: Mutex<HashMap<TaskId, String>>,
+}
+
+impl Trust {
+    /// The rules of `mode`.
+    pub(crate) fn new(mode: TrustMode) -> Trust {
+        Trust {
+            mode,
+            refused: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl ClaimGate for Trust {
+    fn name(&self) -> &'static str {
+        "trust"
+    }
+
+    async fn vet(&self, core: &Core, task: &Task) -> Result<bool> {
+        self.vet_claim(core, task).await
+    }
+
+    fn why(&self, task: &Task, _live: &[Task], _now: Timestamp) -> Option<String> {
+        let review = task.review()?;
+        Some(format!(
+            "its text was edited by @{} after its approval: held until a maintainer applies the ready label again",
+            review.editor
+        ))
+    }
+}
+
+/// The poll's part: every listed issue goes through the trust rules (or, with
+/// `TRUST_MODE=off`, straight to the queue).
+#[async_trait]
+impl PollStep for Trust {
+    async fn run(&self, core: &Core, round: &mut PollRound) -> Result<()> {
+        let report = &mut round.report;
+        for issue in round.listed.iter().cloned() {
+            let admitted = if self.mode == TrustMode::Off {
+                Admitted::Queued(core.queue.enqueue(issue, round.observed_at).await?)
+            } else {
+                self.admit(core, issue, round.observed_at).await?
+            };
+            match admitted {
+                Admitted::Queued(Enqueued::Created) => report.created += 1,
+                Admitted::Queued(Enqueued::Requeued) => report.requeued += 1,
+                Admitted::Queued(Enqueued::Unchanged) => {}
+                Admitted::Refused => report.refused += 1,
+                Admitted::Held => report.held += 1,
+                Admitted::Approved => report.approved += 1,
+            }
+        }
+        if report.created + report.requeued > 0 {
+            tracing::info!(
+                created = report.created,
+                requeued = report.requeued,
+                "queued ready issues"
+            );
+            core.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Trust {
     /// Applies the trust rules (module docs) to one listed issue.
-    pub(super) async fn admit(
+    async fn admit(
         &self,
+        core: &Core,
         issue: ReadyIssue,
         observed_at: Timestamp,
     ) -> Result<Admitted> {
-        match self.inner.queue.get(&issue.id).await? {
-            Some(task) if !task.state().is_terminal() => self.recheck(task, issue).await,
+        match core.queue.get(&issue.id).await? {
+            Some(task) if !task.state().is_terminal() => self.recheck(core, task, issue).await,
             // The terminal labels are not written yet: the ready label is the old
             // run's, and the queue would change nothing.
             Some(task) if task.effects_written_at().is_none_or(|at| at >= observed_at) => {
                 Ok(Admitted::Queued(Enqueued::Unchanged))
             }
-            _ => self.admit_new(issue, observed_at).await,
+            _ => self.admit_new(core, issue, observed_at).await,
         }
     }
 
     /// An issue with no live task: queued when its label (and, in author mode, its
     /// author) says a person who may approve asked for it.
-    async fn admit_new(&self, issue: ReadyIssue, observed_at: Timestamp) -> Result<Admitted> {
-        let src = &self.inner.source;
+    async fn admit_new(
+        &self,
+        core: &Core,
+        issue: ReadyIssue,
+        observed_at: Timestamp,
+    ) -> Result<Admitted> {
+        let src = &core.source;
         let labeler = src.labelled_by(&issue.id).await?;
-        let ready = self.inner.config.labels.ready.join("`, `");
+        let ready = core.config.labels.ready.join("`, `");
         let refusal = if !labeler.may_approve {
             Some(format!(
                 "The `{ready}` label was applied by @{}, who has no write access to this \
@@ -137,7 +220,7 @@ impl Orchestrator {
                  review the edit and apply the label again.",
                 editor.login, labeler.login
             ))
-        } else if self.inner.config.trust == TrustMode::Author {
+        } else if self.mode == TrustMode::Author {
             let author = src.opened_by(&issue.id).await?;
             (!author.may_approve).then(|| {
                 format!(
@@ -150,33 +233,33 @@ impl Orchestrator {
             None
         };
         if let Some(why) = refusal {
-            self.refuse(&issue.id, &labeler, &why).await?;
+            self.refuse(core, &issue.id, &labeler, &why).await?;
             return Ok(Admitted::Refused);
         }
         let approval = approval_by(&labeler, &issue);
         let id = issue.id.clone();
-        let enqueued = self.inner.queue.enqueue(issue, observed_at).await?;
+        let enqueued = core.queue.enqueue(issue, observed_at).await?;
         if enqueued != Enqueued::Unchanged {
             tracing::info!(task = %id, approved_by = %approval.by, "queued: the ready label was applied by a person who may approve");
-            self.approve(&id, approval, None).await?;
+            self.approve(core, &id, approval, None).await?;
         }
         Ok(Admitted::Queued(enqueued))
     }
 
     /// A live task: its text compared with the approved one.
-    async fn recheck(&self, task: Task, issue: ReadyIssue) -> Result<Admitted> {
-        let src = &self.inner.source;
+    async fn recheck(&self, core: &Core, task: Task, issue: ReadyIssue) -> Result<Admitted> {
+        let src = &core.source;
         let listed = issue.digest();
         let Some(approval) = task.approval.clone() else {
             // Queued with trust checks off, or a crash came between the enqueue and
             // its approval: the stored text is approved if its label says so.
             let labeler = src.labelled_by(&task.id).await?;
             if labeler.may_approve {
-                self.approve(&task.id, approval_by(&labeler, &task.issue), None)
+                self.approve(core, &task.id, approval_by(&labeler, &task.issue), None)
                     .await?;
-                return Box::pin(self.recheck(self.task(&task.id).await?, issue)).await;
+                return Box::pin(self.recheck(core, core.task(&task.id).await?, issue)).await;
             }
-            self.hold_for_review(&task, &labeler, listed).await?;
+            self.hold_for_review(core, &task, &labeler, listed).await?;
             return Ok(Admitted::Held);
         };
         if let Some(review) = &task.review() {
@@ -186,12 +269,12 @@ impl Orchestrator {
             if relabelled {
                 tracing::info!(task = %task.id, approved_by = %labeler.login, "the ready label was applied again: the edited text is approved");
                 let approval = approval_by(&labeler, &issue);
-                self.approve(&task.id, approval, Some(issue)).await?;
+                self.approve(core, &task.id, approval, Some(issue)).await?;
                 return Ok(Admitted::Approved);
             }
             if listed == approval.digest {
                 tracing::info!(task = %task.id, "the edit was undone: the approved text stands");
-                self.approve(&task.id, approval, None).await?;
+                self.approve(core, &task.id, approval, None).await?;
                 return Ok(Admitted::Approved);
             }
             if listed == review.digest {
@@ -199,19 +282,19 @@ impl Orchestrator {
             }
         } else if listed == approval.digest {
             // Same text: only the labels may have changed.
-            let enqueued = self.inner.queue.enqueue(issue, self.now()).await?;
+            let enqueued = core.queue.enqueue(issue, core.now()).await?;
             return Ok(Admitted::Queued(enqueued));
         }
         match src.edited_by(&task.id).await? {
             Some(editor) if !editor.may_approve => {
-                self.hold_for_review(&task, &editor, listed).await?;
+                self.hold_for_review(core, &task, &editor, listed).await?;
                 Ok(Admitted::Held)
             }
             editor => {
                 let editor = editor.unwrap_or_else(Person::tracker);
                 tracing::info!(task = %task.id, editor = %editor.login, "the issue was edited by a person who may approve: the new text is approved");
                 let approval = approval_by(&editor, &issue);
-                self.approve(&task.id, approval, Some(issue)).await?;
+                self.approve(core, &task.id, approval, Some(issue)).await?;
                 Ok(Admitted::Approved)
             }
         }
@@ -220,18 +303,18 @@ impl Orchestrator {
     /// Before a claimed task is handed out, its issue's text as it is now
     /// ([`crate::IssueState::digest`]) against the approved digest: changed by
     /// someone who may not approve, the task is held and the claim handed back
-    /// (`None`); otherwise the task goes out with its approved text (a change by
+    /// (`false`); otherwise the task goes out with its approved text (a change by
     /// someone who may is taken up by the next poll). A tracker that cannot be
     /// read does not stop the claim: the approved text is what goes out.
-    pub(super) async fn vet_claim(&self, task: Task) -> Result<Option<Task>> {
+    async fn vet_claim(&self, core: &Core, task: &Task) -> Result<bool> {
         let Some(approval) = task
             .approval
             .as_ref()
-            .filter(|_| self.inner.config.trust != TrustMode::Off)
+            .filter(|_| self.mode != TrustMode::Off)
         else {
-            return Ok(Some(task));
+            return Ok(true);
         };
-        let src = &self.inner.source;
+        let src = &core.source;
         let changed = match src.issue_state(&task.id).await {
             Ok(s) => s.digest.filter(|d| *d != approval.digest),
             Err(e) => {
@@ -240,53 +323,58 @@ impl Orchestrator {
             }
         };
         let Some(digest) = changed else {
-            return Ok(Some(task));
+            return Ok(true);
         };
         let editor = match src.edited_by(&task.id).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "could not read who edited the issue; its approved text goes out");
-                return Ok(Some(task));
+                return Ok(true);
             }
         };
         let Some(editor) = editor.filter(|e| !e.may_approve) else {
-            return Ok(Some(task));
+            return Ok(true);
         };
         let Some(token) = task.lease().map(|l| l.token) else {
-            return Ok(Some(task));
+            return Ok(true);
         };
-        self.hold_for_review(&task, &editor, digest).await?;
+        self.hold_for_review(core, task, &editor, digest).await?;
         let reason = "the issue's text changed since its approval".to_string();
-        self.inner
-            .queue
-            .release(&task.id, token, reason, self.now())
+        core.queue
+            .release(&task.id, token, reason, core.now())
             .await?;
-        Ok(None)
+        Ok(false)
     }
 
     async fn approve(
         &self,
+        core: &Core,
         id: &TaskId,
         approval: Approval,
         issue: Option<ReadyIssue>,
     ) -> Result<()> {
         let event = Event::Approve { approval, issue };
-        self.inner.queue.apply(id, event, self.now()).await?;
-        self.inner.work_ready.notify_waiters();
+        core.queue.apply(id, event, core.now()).await?;
+        core.wake();
         Ok(())
     }
 
-    async fn hold_for_review(&self, task: &Task, editor: &Person, digest: String) -> Result<()> {
+    async fn hold_for_review(
+        &self,
+        core: &Core,
+        task: &Task,
+        editor: &Person,
+        digest: String,
+    ) -> Result<()> {
         tracing::warn!(task = %task.id, editor = %editor.login, "the issue's text was changed by a person who may not approve: held until a maintainer applies the ready label again");
         let review = EditReview {
             editor: editor.login.clone(),
             edited_at: editor.at,
             digest,
-            held_at: self.now(),
+            held_at: core.now(),
         };
-        self.inner
-            .queue
-            .apply(&task.id, Event::Hold { review }, self.now())
+        core.queue
+            .apply(&task.id, Event::Hold { review }, core.now())
             .await?;
         Ok(())
     }
@@ -294,18 +382,18 @@ impl Orchestrator {
     /// Says once on the issue why it was not queued. The comment's hidden marker
     /// names the label's application (who, when), so neither a crash nor the next
     /// poll posts it twice, and a new application by someone else gets its own.
-    async fn refuse(&self, id: &TaskId, labeler: &Person, why: &str) -> Result<()> {
+    async fn refuse(&self, core: &Core, id: &TaskId, labeler: &Person, why: &str) -> Result<()> {
         let marker = format!(
             "scrum-orchestrator:{id}:not-approved:{}:{}",
             labeler.login.replace("--", "-"),
             labeler.at.map_or(0, |t| t.0)
         );
-        if lock(&self.inner.refused).get(id) == Some(&marker) {
+        if lock(&self.refused).get(id) == Some(&marker) {
             return Ok(());
         }
         tracing::warn!(issue = %id, labeller = %labeler.login, "not queued: {why}");
-        self.inner.source.comment(id, &marker, why).await?;
-        lock(&self.inner.refused).insert(id.clone(), marker);
+        core.source.comment(id, &marker, why).await?;
+        lock(&self.refused).insert(id.clone(), marker);
         Ok(())
     }
 }

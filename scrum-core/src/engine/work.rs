@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::gate::ClaimCtx;
 use super::{Orchestrator, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -38,45 +39,59 @@ impl Orchestrator {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let now = self.now();
-            let draining = self.seen(worker, address, now).await?;
-            let gate = self.review_gate();
-            let blocked =
-                draining || gate.all || self.inner.paused.load(std::sync::atomic::Ordering::SeqCst);
-            if !blocked {
-                let mut hold = self.hold().await?;
-                hold.repos.extend(gate.repos);
-                hold.repos
-                    .extend(self.budget_holds().into_iter().map(|(repo, _)| repo));
-                if let Some(task) = self
-                    .inner
-                    .queue
-                    .claim_where(worker, lease, now, &hold)
-                    .await?
-                {
-                    let Some(task) = self.vet_claim(task).await? else {
-                        // Held for review: look for another at once.
-                        continue;
-                    };
-                    let Some(task) = self.vet_blockers(task).await? else {
-                        // Blocked by an open issue: look for another at once.
-                        continue;
-                    };
-                    lock(&self.inner.local).holds(worker, Some(task.id.clone()));
-                    self.observer().claimed(&task);
-                    tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts(), "claimed");
-                    let mut a = Assignment::from_claimed(
-                        &task,
-                        self.inner.queue.policy().heartbeat_interval(),
-                    )?;
-                    a.budget_left_usd = self.budget_left(&task);
-                    return Ok(Some(a));
-                }
+            let ctx = self.asking(worker, address).await?;
+            if let Some(a) = self.claim(&ctx, lease).await? {
+                return Ok(Some(a));
             }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
+        }
+    }
+
+    /// What the claim gates see of `worker` asking now (the call counts as seen).
+    async fn asking<'w>(
+        &self,
+        worker: &'w WorkerId,
+        address: Option<IpAddr>,
+    ) -> Result<ClaimCtx<'w>> {
+        let now = self.now();
+        Ok(ClaimCtx {
+            worker: Some(worker),
+            draining: self.seen(worker, address, now).await?,
+            now,
+        })
+    }
+
+    /// One claim for `ctx`'s worker through the claim gates: what they hold is
+    /// passed over, and a claimed task a gate hands back is followed by another
+    /// claim at once. `None` when nothing may be claimed now.
+    async fn claim(&self, ctx: &ClaimCtx<'_>, lease: LeaseKind) -> Result<Option<Assignment>> {
+        let (core, gates) = (&self.inner.core, &self.inner.features.gates);
+        let Some(worker) = ctx.worker else {
+            return Ok(None);
+        };
+        loop {
+            let held = gates.held(core, ctx).await?;
+            if !held.may_claim() {
+                return Ok(None);
+            }
+            let hold = held.hold();
+            let claimed = core.queue.claim_where(worker, lease, ctx.now, &hold);
+            let Some(task) = claimed.await? else {
+                return Ok(None);
+            };
+            if !gates.vet(core, &task).await? {
+                continue;
+            }
+            lock(&self.inner.local).holds(worker, Some(task.id.clone()));
+            self.observer().claimed(&task);
+            tracing::info!(task = %task.id, worker = %worker, attempt = task.attempts(), "claimed");
+            let heartbeat = core.queue.policy().heartbeat_interval();
+            let mut a = Assignment::from_claimed(&task, heartbeat)?;
+            gates.assign(core, &task, &mut a);
+            return Ok(Some(a));
         }
     }
 
@@ -109,7 +124,7 @@ impl Orchestrator {
             .complete(task, token, completion, now)
             .await;
         if let Ok(done) = &result {
-            self.track_completed(done);
+            self.inner.features.pulls.track_completed(done);
         }
         self.observe_end(&result, AttemptEnd::Completed, now);
         self.after_report(worker, &result, true, now).await;
@@ -193,7 +208,7 @@ impl Orchestrator {
                 // What this worker claimed here needs no read: the token is checked
                 // when the report is applied.
                 if self.current_task(worker).as_ref() != Some(id) {
-                    let task = self.task(id).await?;
+                    let task = self.reads().task(id).await?;
                     if task.last_attempt().is_none_or(|a| &a.worker != worker) {
                         return Err(Error::new(
                             ErrorKind::LeaseLost,
@@ -221,7 +236,7 @@ impl Orchestrator {
                     }
                     Err(e) if e.kind() == ErrorKind::LeaseLost => match id {
                         // Unknown is not lost: say so.
-                        Some(id) => Err(self.task(id).await.err().unwrap_or(e)),
+                        Some(id) => Err(self.reads().task(id).await.err().unwrap_or(e)),
                         None => Err(e),
                     },
                     Err(e) => Err(e),

@@ -4,72 +4,13 @@
 
 use std::sync::Arc;
 
-use super::{Orchestrator, WorkerInfo, lock, registry};
+use super::{Operator, Orchestrator, Reads, WorkerInfo, lock, registry};
 use crate::error::{Error, Result};
 use crate::model::{TaskState, Timestamp, WorkerId};
 use crate::queue::TaskFilter;
 use crate::workers::HostReport;
 
 impl Orchestrator {
-    /// Every worker the store knows and every configured host, with the health the
-    /// leader's last probe found, as any orchestrator on the store sees them.
-    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
-        let q = &self.inner.queue;
-        let records = q.workers().await?;
-        let reports = q.probes().await?;
-        let in_progress = q.list(&TaskFilter::states([TaskState::InProgress])).await?;
-        let c = &self.inner.config;
-        Ok(registry::list(
-            records,
-            &reports,
-            &in_progress,
-            &c.worker_hosts,
-            self.now(),
-            c.worker_stale_after,
-        ))
-    }
-
-    /// Whether worker hosts are probed over SSH, so their logs can be fetched
-    /// ([`Orchestrator::worker_logs`]).
-    pub fn probes_hosts(&self) -> bool {
-        self.inner.probe.is_some() && !self.inner.config.worker_hosts.is_empty()
-    }
-
-    /// Stops (or, with `false`, resumes) handing new work to `worker`; its current
-    /// task goes on. Stored, so every orchestrator on the store and the next one to
-    /// start honour it.
-    pub async fn drain(&self, worker: &WorkerId, draining: bool) -> Result<()> {
-        self.inner.queue.set_draining(worker, draining).await?;
-        lock(&self.inner.local).set_draining(worker, draining);
-        if !draining {
-            self.inner.work_ready.notify_waiters();
-        }
-        Ok(())
-    }
-
-    /// The last `lines` lines of the worker service's log on the host of `worker` (a
-    /// worker id, matched by the address it calls from, or a configured host), and
-    /// that host. Only the configured worker hosts are ever contacted.
-    pub async fn worker_logs(&self, worker: &str, lines: u32) -> Result<(String, String)> {
-        // Not configured is not a passing outage: say so as a missing resource.
-        let probe = self.inner.probe.clone().ok_or_else(|| {
-            Error::not_found(
-                "worker logs are fetched over SSH from the worker hosts, and no SSH \
-                 probe is configured (the orchestrator's --help: worker SSH settings)",
-            )
-        })?;
-        let records = self.inner.queue.workers().await?;
-        let host = registry::host_of(worker, &records, &self.inner.config.worker_hosts)
-            .cloned()
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "worker {worker:?} is not a configured worker host and calls from none of them"
-                ))
-            })?;
-        let logs = probe.logs(&host, lines).await?;
-        Ok((host, logs))
-    }
-
     /// Probes every configured host, `probe_concurrency` at a time, and stores the
     /// reports, so every orchestrator on the store shows them.
     pub async fn probe_once(&self) {
@@ -115,5 +56,68 @@ impl Orchestrator {
             Err(e) => tracing::warn!(error = %e, "could not forget long-unseen workers"),
         }
         lock(&self.inner.local).forget_before(cutoff);
+    }
+}
+
+impl Reads<'_> {
+    /// Every worker the store knows and every configured host, with the health the
+    /// leader's last probe found, as any orchestrator on the store sees them.
+    pub async fn workers(self) -> Result<Vec<WorkerInfo>> {
+        let q = &self.inner.queue;
+        let records = q.workers().await?;
+        let reports = q.probes().await?;
+        let in_progress = q.list(&TaskFilter::states([TaskState::InProgress])).await?;
+        let c = &self.inner.config;
+        Ok(registry::list(
+            records,
+            &reports,
+            &in_progress,
+            &c.worker_hosts,
+            self.now(),
+            c.worker_stale_after,
+        ))
+    }
+
+    /// Whether worker hosts are probed over SSH, so their logs can be fetched
+    /// ([`Reads::worker_logs`]).
+    pub fn probes_hosts(self) -> bool {
+        self.inner.probe.is_some() && !self.inner.config.worker_hosts.is_empty()
+    }
+
+    /// The last `lines` lines of the worker service's log on the host of `worker` (a
+    /// worker id, matched by the address it calls from, or a configured host), and
+    /// that host. Only the configured worker hosts are ever contacted.
+    pub async fn worker_logs(self, worker: &str, lines: u32) -> Result<(String, String)> {
+        // Not configured is not a passing outage: say so as a missing resource.
+        let probe = self.inner.probe.clone().ok_or_else(|| {
+            Error::not_found(
+                "worker logs are fetched over SSH from the worker hosts, and no SSH \
+                 probe is configured (the orchestrator's --help: worker SSH settings)",
+            )
+        })?;
+        let records = self.inner.queue.workers().await?;
+        let host = registry::host_of(worker, &records, &self.inner.config.worker_hosts)
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "worker {worker:?} is not a configured worker host and calls from none of them"
+                ))
+            })?;
+        let logs = probe.logs(&host, lines).await?;
+        Ok((host, logs))
+    }
+}
+
+impl Operator<'_> {
+    /// Stops (or, with `false`, resumes) handing new work to `worker`; its current
+    /// task goes on. Stored, so every orchestrator on the store and the next one to
+    /// start honour it.
+    pub async fn drain(self, worker: &WorkerId, draining: bool) -> Result<()> {
+        self.inner.queue.set_draining(worker, draining).await?;
+        lock(&self.inner.local).set_draining(worker, draining);
+        if !draining {
+            self.inner.work_ready.notify_waiters();
+        }
+        Ok(())
     }
 }

@@ -3,15 +3,17 @@
 //! actions on set-aside effects.
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Orchestrator, lock};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::gate::{ClaimCtx, ClaimGate, Gate};
+use super::{Core, Operator, Orchestrator, Reads, lock};
 use crate::error::Result;
 use crate::model::Timestamp;
-use crate::queue::{EffectSelector, Hold, OutboxEntry};
+use crate::queue::{EffectSelector, OutboxEntry};
 
 /// The most failing effects one health reading looks at.
 const SCAN: usize = 10_000;
@@ -20,11 +22,17 @@ const SCAN: usize = 10_000;
 /// claim reads them again.
 const HOLD_FRESH: Duration = Duration::from_secs(1);
 
-/// The repositories whose tasks claims pass over, and when that was read.
+/// The refused-writes gate: the repositories whose tasks claims pass over, as
+/// last read from the store, and when that was.
 #[derive(Debug, Default)]
-pub(super) struct HeldRepos {
+pub(crate) struct RefusedWrites {
+    held: Mutex<HeldRepos>,
+}
+
+#[derive(Debug, Default)]
+struct HeldRepos {
     read_at: Option<Timestamp>,
-    hold: Hold,
+    repos: Vec<String>,
 }
 
 /// How writes to one repository fare.
@@ -87,17 +95,17 @@ impl WriteHealth {
     }
 }
 
-impl Orchestrator {
-    /// What claims pass over now: the tasks of repositories that refuse writes (a
-    /// run would finish with nowhere to report), until a write there succeeds or an
+impl RefusedWrites {
+    /// What claims pass over now: the repositories that refuse writes (a run
+    /// would finish with nowhere to report), until a write there succeeds or an
     /// operator retries its set-aside effects. Read from the store at most once a
     /// second, so every orchestrator sharing it holds the same.
-    pub(super) async fn hold(&self) -> Result<Hold> {
-        let now = self.now();
+    pub(crate) async fn held(&self, core: &Core) -> Result<Vec<String>> {
+        let now = core.now();
         {
-            let mut held = lock(&self.inner.hold);
+            let mut held = lock(&self.held);
             if held.read_at.is_some_and(|at| now < at.plus(HOLD_FRESH)) {
-                return Ok(held.hold.clone());
+                return Ok(held.repos.clone());
             }
             // One claim reads; the ones that come while it does pass over what was
             // held until now rather than each reading too.
@@ -105,57 +113,95 @@ impl Orchestrator {
                 held.read_at = Some(now);
             }
         }
-        let health = match self.write_health().await {
+        let health = match write_health(core).await {
             Ok(health) => health,
             Err(e) => {
-                lock(&self.inner.hold).read_at = None;
+                lock(&self.held).read_at = None;
                 return Err(e);
             }
         };
         let repos: Vec<String> = health.refused().map(str::to_string).collect();
-        let mut held = lock(&self.inner.hold);
-        for repo in repos.iter().filter(|r| !held.hold.repos.contains(r)) {
+        let mut held = lock(&self.held);
+        for repo in repos.iter().filter(|r| !held.repos.contains(r)) {
             tracing::warn!(repository = %repo, "GitHub refuses writes here: its tasks are held until a write succeeds (scrum-orchestrator effects)");
         }
         *held = HeldRepos {
             read_at: Some(now),
-            hold: Hold { repos },
+            repos,
         };
-        Ok(held.hold.clone())
+        Ok(held.repos.clone())
     }
 
     /// While something is held, makes the next claim read the hold from the store
     /// again (writes may have landed); says whether anything was held. With nothing
     /// held the cached reading stands, so a dispatch round costs claims no read.
-    pub(super) fn lift_hold(&self) -> bool {
-        let mut held = lock(&self.inner.hold);
-        let holding = !held.hold.repos.is_empty();
+    pub(crate) fn lift(&self) -> bool {
+        let mut held = lock(&self.held);
+        let holding = !held.repos.is_empty();
         if holding {
             held.read_at = None;
         }
         holding
     }
+}
 
+#[async_trait]
+impl ClaimGate for RefusedWrites {
+    fn name(&self) -> &'static str {
+        "writes"
+    }
+
+    async fn check(&self, core: &Core, _ctx: &ClaimCtx<'_>) -> Result<Gate> {
+        let repos = self.held(core).await?;
+        Ok(Gate::Repos(
+            repos
+                .into_iter()
+                .map(|r| {
+                    let why = format!(
+                        "GitHub refuses writes to {r}: its tasks wait until a write succeeds"
+                    );
+                    (r, why)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// How write-back fares, from the store.
+pub(crate) async fn write_health(core: &Core) -> Result<WriteHealth> {
+    let failing = core.queue.failing_effects(SCAN).await?;
+    Ok(WriteHealth::from_failing(&failing))
+}
+
+impl Orchestrator {
+    /// [`RefusedWrites::lift`], for the dispatcher once writes landed.
+    pub(super) fn lift_hold(&self) -> bool {
+        self.inner.features.writes.lift()
+    }
+}
+
+impl Reads<'_> {
     /// How write-back fares, from the store.
-    pub async fn write_health(&self) -> Result<WriteHealth> {
-        let failing = self.inner.queue.failing_effects(SCAN).await?;
-        Ok(WriteHealth::from_failing(&failing))
+    pub async fn write_health(self) -> Result<WriteHealth> {
+        write_health(self.inner).await
     }
 
     /// Effects that failed (backing off or set aside), oldest first; only the set-aside
     /// ones with `dead_only`.
-    pub async fn failing_effects(&self, dead_only: bool) -> Result<Vec<OutboxEntry>> {
+    pub async fn failing_effects(self, dead_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut failing = self.inner.queue.failing_effects(SCAN).await?;
         failing.retain(|e| e.dead || !dead_only);
         Ok(failing)
     }
+}
 
+impl Operator<'_> {
     /// Tries the set-aside effects `which` names again (an operator fixed the
     /// token): each is due now and lands once. Returns how many.
-    pub async fn retry_effects(&self, which: &EffectSelector) -> Result<usize> {
+    pub async fn retry_effects(self, which: &EffectSelector) -> Result<usize> {
         let revived = self.inner.queue.revive_effects(which, self.now()).await?;
         if revived > 0 {
-            self.lift_hold();
+            self.engine.lift_hold();
             tracing::info!(effects = revived, which = ?which, "set-aside effects retried by an operator");
         }
         Ok(revived)

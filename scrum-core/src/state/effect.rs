@@ -94,11 +94,15 @@ pub enum EffectKind {
         /// The pull request.
         pr_url: String,
     },
-    /// Tell a notification target (Slack, Discord, a webhook) of the step before
-    /// it. Sent in the background; never holds back the task's labels ([`notify`]).
+    /// Tell the notification targets (Slack, Discord, a webhook) of the step
+    /// before it. Sent in the background to every configured target; never holds
+    /// back the task's labels ([`super::notify`]).
     Notify {
-        /// The target's name (`slack`, `discord`, `webhook`).
-        target: String,
+        /// One target's name (`slack`, `discord`, `webhook`) on a notification
+        /// recorded by releases that stored one per target; `None` (every target)
+        /// on those recorded now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
         /// What happened.
         event: NotifyEvent,
         /// The title.

@@ -1,9 +1,11 @@
 //! Notifications as outbox effects: a transition that people want to hear about
 //! (a task completed, failed for good, was parked with questions for a person,
-//! lost its worker) records one
-//! [`EffectKind::Notify`] per configured target, after the effects that write its
-//! labels, in the same commit as the transition. A crash loses none; the leader
-//! sends them in the background and acknowledges each once its target took it.
+//! lost its worker) records one [`EffectKind::Notify`] for the event, after the
+//! effects that write its labels, in the same commit as the transition, when
+//! [`Policy::notify`] lists the event. Where it goes is not the state machine's
+//! business: the engine's notification loops fan each one out to every configured
+//! target when they send it ([`crate::engine::Notifier`]), and acknowledge it once
+//! every target took it. A crash loses none.
 //!
 //! They never hold labels back: the dispatcher hands them to the notifier instead
 //! of applying them, and a notification that fails is retried by the notifier
@@ -76,16 +78,7 @@ impl FromStr for NotifyEvent {
     }
 }
 
-/// One place notifications go, and which events it hears about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotifyRoute {
-    /// The target's name, as the notifier knows it (`slack`, `discord`, `webhook`).
-    pub target: String,
-    /// The events it is told of.
-    pub events: Vec<NotifyEvent>,
-}
-
-/// The notifications one transition causes, one per route that wants its event.
+/// The notifications one transition causes, one per event [`Policy::notify`] lists.
 /// `effects` are the transition's own effects (labels, comments): a notification
 /// follows the one it is about. `expired` says the transition was a lapsed lease.
 pub(super) fn notifications(
@@ -116,20 +109,18 @@ pub(super) fn notifications(
         None => next.last_error().map(str::to_string),
     };
     let mut out = Vec::new();
-    for event in events {
-        for route in policy.notify.iter().filter(|r| r.events.contains(&event)) {
-            out.push(super::effect_of(
-                next,
-                EffectKind::Notify {
-                    target: route.target.clone(),
-                    event,
-                    title: next.issue.title.clone(),
-                    detail: detail.clone(),
-                    attempts: next.last_attempt().map_or(0, |a| a.number),
-                    max_attempts: next.run.max_attempts,
-                },
-            ));
-        }
+    for event in events.into_iter().filter(|e| policy.notify.contains(e)) {
+        out.push(super::effect_of(
+            next,
+            EffectKind::Notify {
+                target: None,
+                event,
+                title: next.issue.title.clone(),
+                detail: detail.clone(),
+                attempts: next.last_attempt().map_or(0, |a| a.number),
+                max_attempts: next.run.max_attempts,
+            },
+        ));
     }
     out
 }

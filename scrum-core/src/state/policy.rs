@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::NotifyRoute;
+use super::NotifyEvent;
 use crate::model::Timestamp;
 
 /// Retry and lease settings a queue applies.
@@ -24,9 +24,10 @@ pub struct Policy {
     /// default none): a failed attempt that brings the run's reported cost to it
     /// ends the run, with no further attempt.
     pub issue_budget_usd: Option<f64>,
-    /// Where notifications of completed, failed and lost tasks go (default none):
-    /// each route that wants a step's event gets a `Notify` effect ([`notify`]).
-    pub notify: Vec<NotifyRoute>,
+    /// The events notifications are recorded for (default none: no target is
+    /// configured): a step with one of them records one `Notify` effect, which the
+    /// engine sends to every target ([`super::notify`]).
+    pub notify: Vec<NotifyEvent>,
     /// How issues declare the paths they lock ([`crate::locks`]; default: no areas,
     /// the usual lockfiles and CI files as barriers).
     pub locks: crate::locks::LockRules,

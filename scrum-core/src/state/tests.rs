@@ -1246,22 +1246,14 @@ fn reports_add_their_cost_to_the_run() {
     );
 }
 
-/// The notification rule: with routes, a completion, a failure for good and a
-/// lapsed lease each add one `Notify` per route that wants the event, after the
-/// step's own effects; a retried failure and every other step add none.
+/// The notification rule: with events to tell, a completion, a failure for good,
+/// questions and a lapsed lease each add one `Notify` (for every target) when the
+/// event is listed, after the step's own effects; a retried failure and every
+/// other step add none.
 #[test]
 fn notifications_follow_the_steps_they_are_about() {
     let mut p = policy();
-    p.notify = vec![
-        NotifyRoute {
-            target: "slack".into(),
-            events: NotifyEvent::ALL.to_vec(),
-        },
-        NotifyRoute {
-            target: "webhook".into(),
-            events: vec![NotifyEvent::Failed],
-        },
-    ];
+    p.notify = NotifyEvent::ALL.to_vec();
     let with = |task: &Task, event: Event, now: Timestamp| {
         let ctx = Ctx {
             now,
@@ -1270,30 +1262,29 @@ fn notifications_follow_the_steps_they_are_about() {
         };
         transition(task, event, &ctx).unwrap().effects
     };
-    let notes = |effects: &[Effect]| -> Vec<(String, NotifyEvent)> {
+    let notes = |effects: &[Effect]| -> Vec<NotifyEvent> {
         effects
             .iter()
             .filter_map(|e| match &e.kind {
-                EffectKind::Notify { target, event, .. } => Some((target.clone(), *event)),
+                EffectKind::Notify {
+                    target: None,
+                    event,
+                    ..
+                } => Some(*event),
                 _ => None,
             })
             .collect()
     };
     let done = with(&claimed(), complete(TOKEN), t(5));
     assert_eq!(done[0].kind.name(), "completed", "the labels come first");
-    assert_eq!(
-        notes(&done),
-        [("slack".to_string(), NotifyEvent::Completed)]
-    );
+    assert_eq!(notes(&done), [NotifyEvent::Completed]);
 
     let failed = with(&on_last_attempt(), fail(true), t(5));
     assert_eq!(failed[0].kind.name(), "failed");
     assert_eq!(
         notes(&failed),
-        [
-            ("slack".to_string(), NotifyEvent::Failed),
-            ("webhook".to_string(), NotifyEvent::Failed)
-        ]
+        [NotifyEvent::Failed],
+        "one, for every target"
     );
     assert!(
         notes(&with(&claimed(), fail(true), t(5))).is_empty(),
@@ -1302,16 +1293,10 @@ fn notifications_follow_the_steps_they_are_about() {
 
     let parked = with(&claimed(), clarify(TOKEN), t(5));
     assert_eq!(parked[0].kind.name(), "clarification_requested");
-    assert_eq!(
-        notes(&parked),
-        [("slack".to_string(), NotifyEvent::NeedsClarification)]
-    );
+    assert_eq!(notes(&parked), [NotifyEvent::NeedsClarification]);
 
     let lost = with(&claimed(), Event::Expire, t(100));
-    assert_eq!(
-        notes(&lost),
-        [("slack".to_string(), NotifyEvent::WorkerLost)]
-    );
+    assert_eq!(notes(&lost), [NotifyEvent::WorkerLost]);
     let EffectKind::Notify { title, detail, .. } = &lost[1].kind else {
         panic!("{lost:?}");
     };
@@ -1320,9 +1305,125 @@ fn notifications_follow_the_steps_they_are_about() {
         ("t", Some("worker lost"))
     );
 
-    // Without routes (the default policy) nothing is recorded.
+    // An event no one listens to is not recorded.
+    let only_failures = Policy {
+        notify: vec![NotifyEvent::Failed],
+        ..policy()
+    };
+    let ctx = Ctx {
+        now: t(5),
+        policy: &only_failures,
+        jitter: 0.0,
+    };
+    let done = transition(&claimed(), complete(TOKEN), &ctx).unwrap();
+    assert!(notes(&done.effects).is_empty());
+    // Without events (the default policy) nothing is recorded.
     assert!(notes(&step(&claimed(), complete(TOKEN), t(5)).unwrap().effects).is_empty());
+    // One stored by a release that recorded one per target keeps its target.
+    let old = r#"{"task":"acme/widgets#1","run":1,"attempt":1,"kind":{"type":"notify","target":"slack","event":"completed","title":"t","detail":null,"attempts":1,"max_attempts":2}}"#;
+    let EffectKind::Notify { target, event, .. } =
+        serde_json::from_str::<Effect>(old).unwrap().kind
+    else {
+        panic!("not a notification");
+    };
+    assert_eq!(
+        (target.as_deref(), event),
+        (Some("slack"), NotifyEvent::Completed)
+    );
     // Stored effects read back (the stores keep them as JSON or MessagePack).
     let json = serde_json::to_string(&lost[1]).unwrap();
     assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), lost[1]);
+}
+
+/// The module doc's table is the one table of the state machine: every event has
+/// its row (the match below fails to compile when an event is added, so its name
+/// is added here and its row in the doc), and every named state shows in it.
+#[test]
+fn the_module_docs_table_names_every_event_and_state() {
+    fn name(e: &Event) -> &'static str {
+        match e {
+            Event::Claim { .. } => "Claim",
+            Event::Heartbeat { .. } => "Heartbeat",
+            Event::Complete { .. } => "Complete",
+            Event::Fail { .. } => "Fail",
+            Event::Release { .. } => "Release",
+            Event::Clarify { .. } => "Clarify",
+            Event::Expire => "Expire",
+            Event::Resume => "Resume",
+            Event::Cancel { .. } => "Cancel",
+            Event::Requeue { .. } => "Requeue",
+            Event::Retry => "Retry",
+            Event::EffectsWritten => "EffectsWritten",
+            Event::Approve { .. } => "Approve",
+            Event::Hold { .. } => "Hold",
+            Event::Block { .. } => "Block",
+            Event::Unblock => "Unblock",
+            Event::Rework { .. } => "Rework",
+            Event::MarkPull { .. } => "MarkPull",
+        }
+    }
+    let source = include_str!("../state.rs");
+    let rows: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | "))
+        .collect();
+    let events = [
+        Event::Expire,
+        Event::Resume,
+        Event::Retry,
+        Event::EffectsWritten,
+        Event::Unblock,
+        Event::Claim {
+            worker: WorkerId::new("w").unwrap(),
+            token: TOKEN,
+            lease: LeaseKind::Heartbeat,
+        },
+        Event::Heartbeat { token: TOKEN },
+        complete(TOKEN),
+        fail(true),
+        Event::Release {
+            token: TOKEN,
+            reason: String::new(),
+        },
+        clarify(TOKEN),
+        Event::Cancel {
+            reason: String::new(),
+        },
+        Event::Requeue {
+            issue: issue(),
+            observed_at: t(0),
+        },
+        approve(),
+        hold(),
+        blocked(&[], None),
+        rework("r1"),
+        Event::MarkPull {
+            state: PullState::Open,
+        },
+    ];
+    for e in &events {
+        let cell = format!("`{}`", name(e));
+        assert!(
+            rows.iter()
+                .any(|r| r.split(" | ").nth(1).is_some_and(|c| c.contains(&cell))),
+            "no row of the table in state.rs's docs has the event {cell}"
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = events.iter().map(name).collect();
+    assert_eq!(names.len(), 18, "every event listed once above");
+    for state in [
+        "Ready",
+        "Scheduled",
+        "Held",
+        "Running",
+        "Completed",
+        "Failed",
+        "Cancelled",
+        "Parked",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.contains(state)),
+            "the table never names {state}"
+        );
+    }
 }

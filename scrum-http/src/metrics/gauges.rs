@@ -56,15 +56,20 @@ pub(crate) struct Scrape {
 impl Scrape {
     /// Reads what the gauges show from `o`.
     pub(crate) async fn read(o: &Orchestrator) -> Scrape {
-        let counts = o.counts().await.ok();
-        let live = o.tasks(&TaskFilter::live()).await.ok();
-        let writes = o.write_health().await.ok();
-        let outbox = o.outbox_backlog(OUTBOX_SCAN).await.ok();
-        let budget_spent = o.budget_holds().into_iter().map(|(repo, _)| repo).collect();
+        let counts = o.reads().counts().await.ok();
+        let live = o.reads().tasks(&TaskFilter::live()).await.ok();
+        let writes = o.reads().write_health().await.ok();
+        let outbox = o.reads().outbox_backlog(OUTBOX_SCAN).await.ok();
+        let budget_spent = o
+            .reads()
+            .budget_holds()
+            .into_iter()
+            .map(|(repo, _)| repo)
+            .collect();
         // A store that does not answer shows as no workers, as it shows as no counts.
-        let workers = o.workers().await;
+        let workers = o.reads().workers().await;
         let scaling = match (&live, &workers) {
-            (Some(live), Ok(workers)) => o.scaling_of(live, workers).await.ok(),
+            (Some(live), Ok(workers)) => o.reads().scaling_of(live, workers).await.ok(),
             _ => None,
         };
         let workers = workers.unwrap_or_default();
@@ -73,7 +78,7 @@ impl Scrape {
             counts,
             live,
             workers,
-            status: o.status(),
+            status: o.reads().status(),
             writes,
             outbox,
             budget_spent,

@@ -28,13 +28,13 @@ fn done(paused: Option<bool>) -> Json<ActionResponse> {
 
 /// Pauses dispatch.
 pub(crate) fn pause_dispatch(o: &Orchestrator) {
-    o.pause();
+    o.operator().pause();
     tracing::info!("dispatch paused by an operator");
 }
 
 /// Resumes dispatch.
 pub(crate) fn resume_dispatch(o: &Orchestrator) {
-    o.resume();
+    o.operator().resume();
     tracing::info!("dispatch resumed by an operator");
 }
 
@@ -45,14 +45,14 @@ pub(crate) async fn drain_worker(
     draining: bool,
 ) -> Result<(), ApiError> {
     let worker = WorkerId::new(worker)?;
-    o.drain(&worker, draining).await?;
+    o.operator().drain(&worker, draining).await?;
     tracing::info!(worker = %worker, draining, "worker drain set by an operator");
     Ok(())
 }
 
 /// Starts a new run of a failed or cancelled task.
 pub(crate) async fn retry_task(o: &Orchestrator, id: &TaskId) -> Result<Task, ApiError> {
-    let task = o.retry(id).await?;
+    let task = o.operator().retry(id).await?;
     tracing::info!(task = %id, "retried by an operator");
     Ok(task)
 }
@@ -64,7 +64,7 @@ pub(crate) async fn cancel_task(
     reason: Option<&str>,
 ) -> Result<Task, ApiError> {
     let reason = reason.unwrap_or("cancelled by an operator");
-    let task = o.cancel(id, reason).await?;
+    let task = o.operator().cancel(id, reason).await?;
     tracing::info!(task = %id, "cancelled by an operator");
     Ok(task)
 }
@@ -141,7 +141,7 @@ pub(super) async fn effects(
     QueryArgs(q): QueryArgs<EffectsQuery>,
 ) -> Result<Json<EffectsResponse>, ApiError> {
     let dead_only = q.state == Some(EffectState::Dead);
-    let failing = s.orchestrator().failing_effects(dead_only).await?;
+    let failing = s.orchestrator().reads().failing_effects(dead_only).await?;
     Ok(Json(EffectsResponse {
         effects: failing.iter().map(effect_entry).collect(),
     }))
@@ -166,7 +166,7 @@ pub(super) async fn retry_effects(
     JsonBody(req): JsonBody<EffectsRetryRequest>,
 ) -> Result<Json<EffectsRetryResponse>, ApiError> {
     let which = effect_selector(req.repository, req.id)?;
-    let retried = s.orchestrator().retry_effects(&which).await?;
+    let retried = s.orchestrator().operator().retry_effects(&which).await?;
     Ok(Json(EffectsRetryResponse {
         status: "ok".to_string(),
         retried,

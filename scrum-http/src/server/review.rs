@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use scrum_core::review::PullState;
+use scrum_core::pull_gate::PullState;
 use serde::Deserialize;
 
 use super::ApiState;
@@ -28,11 +28,13 @@ pub(super) struct PullQuery {
 pub(super) async fn scaling(
     State(s): State<ApiState>,
 ) -> Result<Json<scrum_core::engine::Scaling>, ApiError> {
-    Ok(Json(s.orchestrator().scaling().await?))
+    Ok(Json(s.orchestrator().reads().scaling().await?))
 }
 
 pub(super) async fn status(State(s): State<ApiState>) -> Json<ReviewStatusResponse> {
-    Json(ReviewStatusResponse::from(s.orchestrator().review_status()))
+    Json(ReviewStatusResponse::from(
+        s.orchestrator().reads().pull_gate_status(),
+    ))
 }
 
 pub(super) async fn mark(
@@ -52,6 +54,7 @@ pub(super) async fn mark(
     };
     let pull = s
         .orchestrator()
+        .operator()
         .mark_pull_review(
             q.repository.as_deref(),
             number,
@@ -59,7 +62,7 @@ pub(super) async fn mark(
             q.feedback.as_deref(),
         )
         .await?;
-    let gate = s.orchestrator().review_gate();
+    let gate = s.orchestrator().reads().pull_gate();
     Ok(Json(PullReviewResponse {
         status: "ok".into(),
         pull,

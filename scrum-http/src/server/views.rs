@@ -31,11 +31,11 @@ use crate::wire::{
 pub(super) async fn health(State(s): State<ApiState>) -> Response {
     let o = s.orchestrator();
     // The store answers both, or the orchestrator is degraded.
-    let read = match o.counts().await {
-        Ok(c) => o.workers().await.map(|w| (c, w)),
+    let read = match o.reads().counts().await {
+        Ok(c) => o.reads().workers().await.map(|w| (c, w)),
         Err(e) => Err(e),
     };
-    let writes = o.write_health().await.unwrap_or_default();
+    let writes = o.reads().write_health().await.unwrap_or_default();
     let (status, code, store, (c, workers)) = match read {
         Ok(read) if writes.is_degraded() => {
             ("degraded", StatusCode::OK, json!({"status": "ok"}), read)
@@ -51,7 +51,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
             )
         }
     };
-    let engine = o.status();
+    let engine = o.reads().status();
     let available = workers
         .iter()
         .filter(|w| w.status == WorkerStatus::Idle)
@@ -94,15 +94,16 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
 /// `/health`'s `budget`: the budgets, this month's spend, and the repositories
 /// whose dispatch is paused, with why.
 fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
-    let b = o.budgets();
-    let spend = o.month_spend();
+    let b = o.reads().budgets();
+    let spend = o.reads().month_spend();
     let paused: Vec<serde_json::Value> = o
+        .reads()
         .budget_holds()
         .into_iter()
         .map(|(repo, reason)| json!({"repository": repo, "reason": reason}))
         .collect();
     json!({
-        "issue_budget_usd": o.issue_budget(),
+        "issue_budget_usd": o.reads().issue_budget(),
         "repo_monthly_budget_usd": b.repo_monthly_usd,
         "month_start": spend.month_start.to_rfc3339(),
         "spent_this_month_usd": spend.by_repo,
@@ -112,7 +113,7 @@ fn budget(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
 
 /// `/health`'s `pr_review`: whether review gating holds work back, and why.
 fn pr_review(o: &scrum_core::engine::Orchestrator) -> serde_json::Value {
-    let s = crate::wire::ReviewStatusResponse::from(o.review_status());
+    let s = crate::wire::ReviewStatusResponse::from(o.reads().pull_gate_status());
     json!({
         "blocked": s.blocked,
         "reason": s.reason,
@@ -143,6 +144,7 @@ fn store_trouble(kind: ErrorKind) -> &'static str {
 pub(super) async fn workers(State(s): State<ApiState>) -> Result<Json<WorkersResponse>, ApiError> {
     let workers = s
         .orchestrator()
+        .reads()
         .workers()
         .await?
         .iter()
@@ -188,7 +190,7 @@ pub(super) async fn worker_logs(
             "lines must be between 1 and {MAX_LOG_LINES}"
         )));
     }
-    let (host, logs) = s.orchestrator().worker_logs(&id, lines).await?;
+    let (host, logs) = s.orchestrator().reads().worker_logs(&id, lines).await?;
     Ok(Json(LogsResponse {
         worker_id: id,
         host,
@@ -216,16 +218,19 @@ pub(super) async fn queue(
     };
     let mut lists: Vec<Vec<QueueEntry>> = Vec::with_capacity(5);
     for state in TaskState::ALL {
-        let tasks = o.tasks(&page(state)).await?;
+        let tasks = o.reads().tasks(&page(state)).await?;
         let mut entries: Vec<QueueEntry> = tasks.iter().map(queue_entry).collect();
         if state == TaskState::Pending {
-            for (e, holder) in entries.iter_mut().zip(o.lock_holders(&tasks).await?) {
+            for (e, holder) in entries
+                .iter_mut()
+                .zip(o.reads().lock_holders(&tasks).await?)
+            {
                 e.waiting_for_lock = holder.map(|h| h.to_string());
             }
         }
         lists.push(entries);
     }
-    let counts = o.counts().await?;
+    let counts = o.reads().counts().await?;
     let mut lists = lists.into_iter();
     let mut next = || lists.next().unwrap_or_default();
     Ok(Json(QueueResponse {
@@ -260,6 +265,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         approved_by: t.approval.as_ref().map(|a| a.by.clone()),
         text_changed: t.review().is_some(),
         edited_by: t.review().map(|r| r.editor.clone()),
+        text_cleaned: scrum_core::clean::needs_cleaning(&t.issue.title)
+            || scrum_core::clean::needs_cleaning(&t.issue.body),
         cost_usd: t.spend().cost_usd,
         tokens: t.spend().tokens,
         blocked: t.blocked().is_some(),

@@ -54,7 +54,7 @@ pub(super) async fn next(
         }
         None => {
             m.empty_polls.inc();
-            let gate = s.orchestrator().review_gate();
+            let gate = s.orchestrator().reads().pull_gate();
             NextResponse {
                 work_available: false,
                 work: None,

@@ -225,7 +225,7 @@ async fn run(s: &ApiState, action: &str, t: Target) -> Result<String, ApiError> 
         }
         "retry-effects" => {
             let which = admin::effect_selector(t.repository, t.effect)?;
-            let n = o.retry_effects(&which).await?;
+            let n = o.operator().retry_effects(&which).await?;
             format!("{n} set-aside writes are due again")
         }
         other => return Err(ApiError::not_found(format!("no action {other:?}"))),

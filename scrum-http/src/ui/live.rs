@@ -28,13 +28,13 @@ const TICK: Duration = Duration::from_millis(250);
 /// changed. A store that does not answer is a state of its own.
 async fn fingerprint(o: &Orchestrator) -> u64 {
     let mut h = DefaultHasher::new();
-    match o.counts().await {
+    match o.reads().counts().await {
         Ok(c) => serde_json::to_string(&c).unwrap_or_default().hash(&mut h),
         Err(_) => "store unavailable".hash(&mut h),
     }
-    let s = o.status();
+    let s = o.reads().status();
     (s.paused, s.leader, s.github_connected, &s.github_reason).hash(&mut h);
-    if let Ok(workers) = o.workers().await {
+    if let Ok(workers) = o.reads().workers().await {
         for w in workers {
             let task = w.current_task.map(|t| t.to_string());
             let probe = serde_json::to_string(&w.health).unwrap_or_default();
@@ -49,7 +49,7 @@ async fn fingerprint(o: &Orchestrator) -> u64 {
                 .hash(&mut h);
         }
     }
-    if let Ok(writes) = o.write_health().await {
+    if let Ok(writes) = o.reads().write_health().await {
         serde_json::to_string(&writes)
             .unwrap_or_default()
             .hash(&mut h);

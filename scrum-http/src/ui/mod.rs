@@ -215,7 +215,7 @@ pub(crate) async fn root(State(s): State<ApiState>, headers: HeaderMap) -> Respo
     if browser {
         return Redirect::to("/ui").into_response();
     }
-    let status = match s.orchestrator().counts().await {
+    let status = match s.orchestrator().reads().counts().await {
         Ok(_) => "healthy",
         Err(_) => "degraded",
     };

@@ -16,15 +16,15 @@ use crate::server::ApiState;
 pub(crate) async fn overview(State(s): State<ApiState>, v: Viewer) -> Response {
     let o = s.orchestrator();
     let (counts, hour, workers, writes) = match tokio::try_join!(
-        o.counts(),
-        o.outcomes_within(Duration::from_secs(3600)),
-        o.workers(),
-        o.write_health(),
+        o.reads().counts(),
+        o.reads().outcomes_within(Duration::from_secs(3600)),
+        o.reads().workers(),
+        o.reads().write_health(),
     ) {
         Ok(read) => read,
         Err(e) => return failed(e),
     };
-    let status = o.status();
+    let status = o.reads().status();
     let now = o.now();
     // Every count the queue keeps, by name, in lifecycle order: a state added
     // later shows up here too, after the known ones.
@@ -190,12 +190,12 @@ fn worker_row(w: &WorkerInfo, now: Timestamp, logs: bool) -> Markup {
 /// `GET /ui/workers`: health, task held, last seen, the host probe, logs.
 pub(crate) async fn workers(State(s): State<ApiState>, v: Viewer) -> Response {
     let o = s.orchestrator();
-    let workers = match o.workers().await {
+    let workers = match o.reads().workers().await {
         Ok(w) => w,
         Err(e) => return failed(e),
     };
     let now = o.now();
-    let logs = o.probes_hosts();
+    let logs = o.reads().probes_hosts();
     let live = html! {
         @if workers.is_empty() {
             p { "No worker has called yet, and no worker host is configured (WORKER_IPS)." }
@@ -225,7 +225,7 @@ pub(crate) async fn worker_logs(
     v: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let (host, logs) = match s.orchestrator().worker_logs(&id, 200).await {
+    let (host, logs) = match s.orchestrator().reads().worker_logs(&id, 200).await {
         Ok(l) => l,
         Err(e) => return failed(e),
     };
@@ -255,10 +255,11 @@ pub(crate) fn effect_state(e: &OutboxEntry, now: Timestamp) -> Markup {
 /// `GET /ui/writeback`: failing and set-aside GitHub writes.
 pub(crate) async fn writeback(State(s): State<ApiState>, v: Viewer) -> Response {
     let o = s.orchestrator();
-    let (failing, health) = match tokio::try_join!(o.failing_effects(false), o.write_health()) {
-        Ok(read) => read,
-        Err(e) => return failed(e),
-    };
+    let (failing, health) =
+        match tokio::try_join!(o.reads().failing_effects(false), o.reads().write_health()) {
+            Ok(read) => read,
+            Err(e) => return failed(e),
+        };
     let now = o.now();
     let dead = failing.iter().filter(|e| e.dead).count();
     let live = html! {

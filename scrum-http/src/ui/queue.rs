@@ -74,7 +74,8 @@ pub(crate) async fn page(
         limit: PAGE,
         blocked,
     };
-    let (found, counts) = match tokio::try_join!(o.find_tasks(&search), o.counts()) {
+    let (found, counts) = match tokio::try_join!(o.reads().find_tasks(&search), o.reads().counts())
+    {
         Ok(read) => read,
         Err(e) => return failed(e),
     };
@@ -87,7 +88,7 @@ pub(crate) async fn page(
         }
     });
     let pages = total.div_ceil(PAGE).max(1);
-    let lock_holders = match o.lock_holders(&found.tasks).await {
+    let lock_holders = match o.reads().lock_holders(&found.tasks).await {
         Ok(holders) => holders,
         Err(e) => return failed(e),
     };

@@ -6,7 +6,9 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use scrum_core::{LeaseKind, OutboxEntry, Outcome, Status, Task, TaskId, TaskState, Timestamp};
+use scrum_core::{
+    LeaseKind, OutboxEntry, Outcome, Status, Stop, Task, TaskId, TaskState, Timestamp,
+};
 
 use super::layout::{Nav, action_button, maybe_time, state_badge, task_href, time};
 use super::pages::effect_state;
@@ -136,7 +138,7 @@ pub(crate) async fn page(
     v: Viewer,
     Path((owner, repo, number)): Path<(String, String, u64)>,
 ) -> Response {
-    let o = s.orchestrator();
+    let o = s.orchestrator().reads();
     let id = match TaskId::new(&format!("{owner}/{repo}"), number) {
         Ok(id) => id,
         Err(e) => return failed(e),
@@ -155,9 +157,12 @@ pub(crate) async fn page(
     let completion = t.completion().cloned().unwrap_or_default();
     let live = html! {
         p.lead { strong { (t.issue.title) } " " (state_badge(t.state().as_str()))
-            @if t.stop_requested() { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
+            @if matches!(t.stop(), Some(Stop::Cancel { .. })) { " " (state_badge("cancelling")) " the worker is told at its next heartbeat" }
             @if t.blocked().is_some() { " " (state_badge("blocked")) }
             @if let Status::Scheduled { at } = t.status { " " span #retry-at { "waiting for its retry: the next attempt may start " (time(at, now)) } } }
+        @if scrum_core::clean::needs_cleaning(&t.issue.title) || scrum_core::clean::needs_cleaning(&t.issue.body) {
+            p.notice #text-cleaned { "Text removed: the issue holds what a reader cannot see (HTML comments, invisible characters, hidden HTML); agents get it without that." }
+        }
         @if let Some(b) = t.blocked() {
             div.notice.waiting #blocked {
                 p { "Blocked: not handed out until every blocker is closed." }

@@ -93,6 +93,7 @@ impl Fixture {
     pub async fn until_listed(&self, id: &str) {
         while !self
             .orchestrator
+            .reads()
             .workers()
             .await
             .unwrap()
@@ -101,6 +102,36 @@ impl Fixture {
         {
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Queues an issue whose first attempt, by `worker-1`, fails ("tests failed")
+    /// and waits an hour for its retry; with `finish`, `worker-2` then takes the
+    /// retry two hours on and completes it. Returns its id.
+    pub async fn retried_task(&self, finish: bool) -> TaskId {
+        use scrum_core::{Completion, Failure, LeaseKind, WorkQueue, WorkerId};
+        let id = self.queue_issue().await;
+        let now = self.orchestrator.now();
+        let first = WorkerId::new("worker-1").unwrap();
+        let held = self.queue.claim(&first, LeaseKind::Heartbeat, now).await;
+        let token = held.unwrap().unwrap().lease().unwrap().token;
+        let failure = Failure {
+            reason: "tests failed".into(),
+            retryable: true,
+            ..Failure::default()
+        };
+        self.queue.fail(&id, token, failure, now).await.unwrap();
+        if finish {
+            let later = now.plus(std::time::Duration::from_secs(2 * 3600));
+            let second = WorkerId::new("worker-2").unwrap();
+            let held = self.queue.claim(&second, LeaseKind::Heartbeat, later).await;
+            let token = held.unwrap().unwrap().lease().unwrap().token;
+            let done = Completion {
+                cost_usd: Some(0.5),
+                ..Completion::default()
+            };
+            self.queue.complete(&id, token, done, later).await.unwrap();
+        }
+        id
     }
 
     pub async fn task(&self, id: &TaskId) -> scrum_core::Task {

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use scrum_core::engine::TrustMode;
-use scrum_core::review::ReviewSettings;
+use scrum_core::pull_gate::ReviewSettings;
 
 /// Whose text reaches an agent.
 #[derive(Debug, Args)]

@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 pub use scrum_core::Spend;
@@ -22,6 +21,7 @@ pub use scrum_core::Spend;
 use super::AgentSpec;
 use super::template::{Vars, render};
 use crate::runner::command::{Exit, supervise};
+use crate::runner::sandbox::{Cell, Sandbox};
 
 /// What one agent call is asked to do.
 #[derive(Debug)]
@@ -34,13 +34,12 @@ pub struct Call<'a> {
     pub allowed_tools: &'a [String],
     /// The longest it may take.
     pub timeout: Duration,
-    /// Where it runs (the task's clone).
-    pub dir: &'a Path,
-    /// Environment added to the worker's.
-    pub env: &'a [(String, String)],
-    /// Environment removed from the worker's (credentials the agent must not see).
-    pub remove_env: &'a [&'a str],
-    /// Where the prompt, role and output files go (outside the clone).
+    /// The sandbox it runs in.
+    pub sandbox: &'a Sandbox,
+    /// Where it runs: the task's clone, its private home and temp, its variables.
+    pub cell: Cell<'a>,
+    /// Where the prompt, role and output files go (outside the clone, inside the
+    /// private home).
     pub scratch: &'a Path,
     /// The attempt's log, which gets the agent's standard error.
     pub log: &'a Path,
@@ -157,26 +156,28 @@ async fn run(
     for (path, text) in [(&prompt_file, c.prompt), (&role_file, c.role)] {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let mut cmd = match agent {
+    let argv = match agent {
         AgentSpec::Claude {
             command,
             max_budget_usd,
         } => {
-            let mut cmd = Command::new(command);
-            cmd.args([
+            let mut argv: Vec<String> = [
+                command.as_str(),
                 "-p",
                 "--output-format",
                 "json",
                 "--append-system-prompt",
                 c.role,
-            ]);
+            ]
+            .map(String::from)
+            .into();
             if !c.allowed_tools.is_empty() {
-                cmd.arg("--allowedTools").arg(c.allowed_tools.join(","));
+                argv.extend(["--allowedTools".into(), c.allowed_tools.join(",")]);
             }
             if let Some(budget) = max_budget_usd {
-                cmd.arg("--max-budget-usd").arg(budget.to_string());
+                argv.extend(["--max-budget-usd".into(), budget.to_string()]);
             }
-            cmd
+            argv
         }
         AgentSpec::Command { command } => {
             let vars: Vars = [
@@ -186,15 +187,13 @@ async fn run(
             ]
             .into_iter()
             .collect();
-            let argv = command
+            command
                 .iter()
                 .map(|a| render(a, &vars))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut cmd = Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            cmd
+                .collect::<Result<Vec<_>, _>>()?
         }
     };
+    let mut cmd = c.sandbox.command(&argv, &c.cell)?;
     let file = |p: &PathBuf, create: bool| {
         let f = if create {
             std::fs::File::create(p)
@@ -203,14 +202,9 @@ async fn run(
         };
         f.map_err(|e| format!("cannot open {}: {e}", p.display()))
     };
-    cmd.current_dir(c.dir)
-        .stdin(Stdio::from(file(&prompt_file, false)?))
+    cmd.stdin(Stdio::from(file(&prompt_file, false)?))
         .stdout(Stdio::from(file(&out_file, true)?))
         .stderr(Stdio::from(file(&err_file, true)?));
-    for k in c.remove_env {
-        cmd.env_remove(k);
-    }
-    cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
     let exit = supervise(cmd, "the agent", c.timeout, cancel)
         .await
         .map_err(|e| format!("{e}"))?;
@@ -362,7 +356,7 @@ fn path_string(p: &Path) -> String {
 
 /// Appends `text` to the log (best effort: a log that cannot be written does not
 /// fail the run).
-pub(super) fn append(log: &Path, text: &str) {
+pub(crate) fn append(log: &Path, text: &str) {
     use std::io::Write;
     if text.is_empty() {
         return;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod agent;
+mod outcome;
 pub mod pipeline;
 pub mod template;
 
@@ -60,6 +61,22 @@ pub struct Workflow {
     pub phases: Vec<Phase>,
     /// The review after the phases: `DECISION: APPROVE`, `REVISE` or `REJECT`.
     pub review: Phase,
+    /// What this workflow's agents may reach beyond the sandbox's defaults.
+    #[serde(default)]
+    pub sandbox: SandboxAccess,
+}
+
+/// A workflow's `[sandbox]`: hosts its agents need (beside the agent's API host and
+/// `SANDBOX_ALLOW_HOSTS`) and variables of the worker's environment they get by name.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxAccess {
+    /// Hosts: `host`, `host:port` or `*.domain`.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Variable names passed from the worker's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 fn yes() -> bool {

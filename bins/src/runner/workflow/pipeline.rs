@@ -6,13 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde::Deserialize;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::agent::{self, AgentError, Call, Spend, append, cap};
+pub use super::outcome::{Decision, PhaseRecord, Report, Verdict};
+use super::outcome::{parse_clarification, reason_of};
 use super::template::{Vars, render};
 use super::{Gate, Phase, ROLE_VARS, Workflow};
+use crate::runner::sandbox::{Cell, Sandbox};
 
 /// The longest reason or feedback kept from an agent's answer.
 const KEEP_CHARS: usize = 2000;
@@ -20,16 +22,15 @@ const KEEP_CHARS: usize = 2000;
 /// One attempt's job: where it runs and what it knows of the issue.
 #[derive(Debug)]
 pub struct Job<'a> {
-    /// The task's clone (a git work tree on the task's branch).
-    pub dir: &'a Path,
+    /// Where agents run: the task's clone (a git work tree on the task's branch),
+    /// the private home and temp, the task's variables.
+    pub cell: Cell<'a>,
+    /// The sandbox agents run in.
+    pub sandbox: &'a Sandbox,
     /// Where prompt and output files go, outside the clone.
     pub scratch: &'a Path,
     /// The attempt's log.
     pub log: &'a Path,
-    /// Environment added for agents.
-    pub env: &'a [(String, String)],
-    /// Environment removed for agents (credentials).
-    pub remove_env: &'a [&'a str],
     /// The template values of the issue and attempt: every name of
     /// [`super::PROMPT_VARS`] but `phase`, `revision`, `max_revisions` and
     /// `feedback`, which the pipeline sets (`review_feedback`, `reviewer` and
@@ -37,148 +38,6 @@ pub struct Job<'a> {
     pub vars: Vars,
     /// Whether to run the clarification check (the workflow must also want it).
     pub clarify: bool,
-}
-
-/// A review's decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Open the pull request.
-    Approve,
-    /// Send the feedback back to the first phase.
-    Revise,
-    /// Give up on this attempt.
-    Reject,
-}
-
-impl Decision {
-    /// The last `DECISION: APPROVE|REVISE|REJECT` line of `answer` (markdown
-    /// emphasis allowed); anything else reads as `Revise`.
-    pub fn parse(answer: &str) -> Decision {
-        for line in answer.lines().rev() {
-            let cleaned: String = line
-                .chars()
-                .filter(|c| !matches!(c, '*' | '_' | '`' | '#' | '>'))
-                .collect();
-            let upper = cleaned.trim().to_uppercase();
-            let Some(rest) = upper.strip_prefix("DECISION") else {
-                continue;
-            };
-            let word = rest
-                .trim_start_matches([':', ' ', '\t'])
-                .split_whitespace()
-                .next();
-            match word.map(|w| w.trim_matches(|c: char| !c.is_ascii_alphabetic())) {
-                Some("APPROVE") | Some("APPROVED") => return Decision::Approve,
-                Some("REJECT") | Some("REJECTED") => return Decision::Reject,
-                Some("REVISE") => return Decision::Revise,
-                _ => continue,
-            }
-        }
-        Decision::Revise
-    }
-}
-
-/// How an attempt of the workflow ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
-    /// The review approved: deliver the branch.
-    Approved,
-    /// The review rejected, or revisions ran out: a failed attempt.
-    Rejected {
-        /// The reviewer's reason, e.g. "rejected after 3 revisions: …".
-        reason: String,
-    },
-    /// A phase's gate did not pass: a failed attempt.
-    GateFailed {
-        /// The phase.
-        phase: String,
-        /// What it did not leave.
-        reason: String,
-    },
-    /// An agent call failed (or kept failing transiently): a failed attempt.
-    AgentFailed {
-        /// The phase.
-        phase: String,
-        /// Its error.
-        reason: String,
-    },
-    /// The account is out of credits: hand the task back, spending no attempt.
-    OutOfCredits {
-        /// The agent's message.
-        reason: String,
-    },
-    /// The issue needs a person's answers first.
-    NeedsClarification {
-        /// What to ask.
-        questions: Vec<String>,
-        /// Why.
-        reasoning: String,
-    },
-    /// The run was cancelled.
-    Cancelled,
-}
-
-/// What one phase call did, for the log and the pull request.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PhaseRecord {
-    /// The phase.
-    pub phase: String,
-    /// The pass it was in (0 first, then one per revision).
-    pub revision: u32,
-    /// Calls made (more than one after transient errors).
-    pub tries: u32,
-    /// What it cost.
-    pub spend: Spend,
-    /// Gate or decision, in words.
-    pub outcome: String,
-}
-
-/// An attempt's result: how it ended, what it cost, what happened.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Report {
-    /// How it ended.
-    pub verdict: Verdict,
-    /// Cost and tokens over every call.
-    pub spend: Spend,
-    /// REVISE answers acted on.
-    pub revisions: u32,
-    /// The last decision of the review and its answer, when it ran.
-    pub decision: Option<(Decision, String)>,
-    /// Every phase call, in order.
-    pub phases: Vec<PhaseRecord>,
-}
-
-impl Report {
-    /// The pull request's summary: phases, revisions, the decision and the cost.
-    pub fn summary(&self) -> String {
-        let mut s = String::from(
-            "### AI Scrum Master workflow\n\n| phase | pass | tries | outcome | cost |\n| --- | --- | --- | --- | --- |\n",
-        );
-        for p in &self.phases {
-            s.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                p.phase,
-                p.revision + 1,
-                p.tries,
-                p.outcome.replace('|', "\\|"),
-                p.spend.describe(None).unwrap_or_else(|| "–".into())
-            ));
-        }
-        s.push_str(&format!("\n- revisions: {}\n", self.revisions));
-        if let Some((d, answer)) = &self.decision {
-            s.push_str(&format!(
-                "- Product Owner: {d:?}\n\n> {}\n",
-                cap(answer.trim(), 600).replace('\n', "\n> ")
-            ));
-        }
-        s.push_str(&format!(
-            "\n- cost: {}\n",
-            self.spend
-                .describe(None)
-                .unwrap_or_else(|| "unknown".into())
-        ));
-        s
-    }
 }
 
 /// Runs one attempt of `workflow` on `job`.
@@ -221,15 +80,6 @@ struct Run<'a> {
     calls: u32,
 }
 
-/// The clarification check's answer.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Clarification {
-    needs_clarification: bool,
-    questions: Vec<String>,
-    reasoning: String,
-}
-
 impl Run<'_> {
     async fn attempt(&mut self) -> Verdict {
         let w = self.workflow;
@@ -260,12 +110,12 @@ impl Run<'_> {
         let mut revision = 0;
         loop {
             for phase in &w.phases {
-                let before = head(self.job.dir).await;
+                let before = head(self.job.cell.dir).await;
                 let answer = match self.call(phase, revision, &feedback).await {
                     Ok(a) => a,
                     Err(v) => return v,
                 };
-                let after = head(self.job.dir).await;
+                let after = head(self.job.cell.dir).await;
                 let committed = after.is_some() && after != before;
                 let phrase = phase
                     .approval_phrase
@@ -385,9 +235,8 @@ impl Run<'_> {
                 prompt: &prompt,
                 allowed_tools: &phase.allowed_tools,
                 timeout: phase.timeout(),
-                dir: self.job.dir,
-                env: self.job.env,
-                remove_env: self.job.remove_env,
+                sandbox: self.job.sandbox,
+                cell: self.job.cell,
                 scratch: &scratch,
                 log: self.job.log,
             };
@@ -472,31 +321,6 @@ impl Run<'_> {
     }
 }
 
-/// The reviewer's reason: its answer without the decision line, capped.
-fn reason_of(answer: &str) -> String {
-    let kept: Vec<&str> = answer
-        .lines()
-        .filter(|l| !l.to_uppercase().contains("DECISION"))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let text = kept.join(" ");
-    if text.trim().is_empty() {
-        "no reason given".into()
-    } else {
-        cap(text.trim(), 500)
-    }
-}
-
-/// The clarification answer: a JSON object, alone or in a code block or prose.
-fn parse_clarification(answer: &str) -> Clarification {
-    let start = answer.find('{');
-    let end = answer.rfind('}');
-    match (start, end) {
-        (Some(s), Some(e)) if s < e => serde_json::from_str(&answer[s..=e]).unwrap_or_default(),
-        _ => Clarification::default(),
-    }
-}
-
 /// The clone's HEAD commit, if it has one.
 async fn head(dir: &Path) -> Option<String> {
     let out = Command::new("git")
@@ -511,46 +335,8 @@ async fn head(dir: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Where an attempt's scratch files go, beside (not inside) its clone.
-pub fn scratch_dir(task_dir: &Path) -> PathBuf {
-    task_dir.join("agent")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decisions_are_read_from_the_last_decision_line() {
-        assert_eq!(
-            Decision::parse("Good.\nDECISION: APPROVE"),
-            Decision::Approve
-        );
-        assert_eq!(Decision::parse("**Decision:** reject\n"), Decision::Reject);
-        assert_eq!(
-            Decision::parse("DECISION: REJECT was tempting\nDECISION: APPROVE."),
-            Decision::Approve
-        );
-        assert_eq!(Decision::parse("Looks fine to me"), Decision::Revise);
-        assert_eq!(Decision::parse("DECISION: MAYBE"), Decision::Revise);
-    }
-
-    #[test]
-    fn a_clarification_answer_may_sit_in_prose() {
-        let c = parse_clarification(
-            "Here:\n```json\n{\"needs_clarification\": true, \"questions\": [\"Which API?\"], \"reasoning\": \"vague\"}\n```",
-        );
-        assert!(c.needs_clarification);
-        assert_eq!(c.questions, ["Which API?"]);
-        assert!(!parse_clarification("no json").needs_clarification);
-    }
-
-    #[test]
-    fn the_reason_leaves_out_the_decision() {
-        assert_eq!(
-            reason_of("Tests are missing.\n\nDECISION: REVISE"),
-            "Tests are missing."
-        );
-        assert_eq!(reason_of("DECISION: REJECT"), "no reason given");
-    }
+/// Where an attempt's scratch files go: in the private home (where a sandboxed
+/// agent can read its prompt file), beside (not inside) its clone.
+pub fn scratch_dir(home: &Path) -> PathBuf {
+    home.join(".scrum-agent")
 }

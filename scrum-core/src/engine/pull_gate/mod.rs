@@ -1,7 +1,7 @@
-//! Review gating (see [`crate::review`]): the engine tracks the pull requests its
+//! Review gating (see [`crate::pull_gate`]): the engine tracks the pull requests its
 //! workers report (a completion's `pr_url`), reads their state on every poll (and
 //! so on `pull_request` and `pull_request_review` webhooks, which start a poll),
-//! and holds the repositories [`crate::review::gate`] says.
+//! and holds the repositories [`crate::pull_gate::gate`] says.
 //!
 //! What is tracked is derived from the store: the completed tasks of the last
 //! [`TRACK_FOR`] and their `pr_url`, so a restarted orchestrator (or another one on
@@ -19,21 +19,29 @@
 //! `TRUST_MODE=off`); an operator's `changes-requested` does the same with the
 //! text it is given. While that run is live its pull request is not counted, and
 //! once it completed, the review it answered holds nothing
-//! ([`crate::review::ReworkState`]).
+//! ([`crate::pull_gate::ReworkState`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
+use super::gate::{ClaimCtx, ClaimGate, Gate};
+use super::step::{PollRound, PollStep};
 use super::trust::TrustMode;
-use super::{Orchestrator, lock};
+use super::{Core, Operator, Reads, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Person, RepoName, Task, TaskState};
-use crate::queue::TaskFilter;
-use crate::review::{
+use crate::pull_gate::{
     ChangeRequest, PullReview, PullState, ReviewGate, ReviewSettings, Rework, ReworkState,
-    TrackedPull, gate, pull_from_url,
+    TrackedPull, gate,
 };
+use crate::queue::TaskFilter;
 use crate::state::Event;
+
+mod book;
+
+use book::{PullBook, names, reported, rework_on};
 
 /// How long after its task completed a pull request is tracked.
 pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -43,66 +51,12 @@ pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
 /// pull requests still open are read from the tracker.
 const RESCAN_EVERY: Duration = Duration::from_secs(600);
 
-/// The tracked pull requests, by (repository, number).
+/// The pull-request gate: its settings and the pull requests it tracks.
 #[derive(Debug, Default)]
-pub(super) struct PullBook {
-    pulls: BTreeMap<(String, u64), TrackedPull>,
-    /// An operator's word on a pull request, until the tracker says it is over.
-    overrides: BTreeMap<(String, u64), PullState>,
-    /// When the completed tasks were last read from the store.
-    scanned_at: Option<crate::model::Timestamp>,
-    /// Reviews not sent back for rework because their author may not approve
-    /// work: said once in the log.
-    untrusted: BTreeSet<String>,
-}
-
-impl PullBook {
-    fn record(&mut self, pull: TrackedPull) {
-        let key = (pull.repo.clone(), pull.number);
-        if !pull.state.is_pending() {
-            self.overrides.remove(&key);
-        }
-        self.pulls.insert(key, pull);
-    }
-
-    /// Takes up the operator's word recorded on a completed task
-    /// (`Task::pull_mark`), unless the tracker said since that its pull request was
-    /// merged or closed: a pending state counts as an override, merged or closed
-    /// as the pull request's state.
-    fn recall_mark(&mut self, task: &Task) {
-        let (Some(state), Some(pull)) = (task.pull_mark(), reported(task)) else {
-            return;
-        };
-        let key = (pull.repo.clone(), pull.number);
-        if self.pulls.get(&key).is_some_and(|p| !p.state.is_pending()) {
-            return;
-        }
-        self.take_word(pull, state);
-    }
-
-    /// Counts an operator's word `state` on `pull`: a pending state overrides what
-    /// the tracker says, merged or closed becomes the pull request's state.
-    fn take_word(&mut self, mut pull: TrackedPull, state: PullState) {
-        if state.is_pending() {
-            self.overrides.insert((pull.repo, pull.number), state);
-        } else {
-            pull.state = state;
-            self.record(pull);
-        }
-    }
-
-    fn view(&self) -> Vec<TrackedPull> {
-        self.pulls
-            .iter()
-            .map(|(key, p)| {
-                let mut p = p.clone();
-                if let Some(state) = self.overrides.get(key) {
-                    p.state = *state;
-                }
-                p
-            })
-            .collect()
-    }
+pub(crate) struct PullGate {
+    settings: ReviewSettings,
+    trust: TrustMode,
+    book: Mutex<PullBook>,
 }
 
 /// What `GET /pr-review/status` shows.
@@ -116,56 +70,11 @@ pub struct ReviewStatus {
     pub pulls: Vec<TrackedPull>,
 }
 
-/// The tracked pull request of a completed task, as it was reported.
-fn reported(task: &Task) -> Option<TrackedPull> {
-    let url = task.completion()?.pr_url.clone()?;
-    let (repo, number) = pull_from_url(&url)?;
-    Some(TrackedPull {
-        repo: repo.to_string(),
-        number,
-        url,
-        task: task.id.clone(),
-        state: PullState::Open,
-        rework: None,
-    })
-}
-
-/// Whether `url` is the page of `pull`.
-fn names(url: &str, pull: &TrackedPull) -> bool {
-    pull_from_url(url)
-        .is_some_and(|(repo, n)| n == pull.number && repo.as_str().eq_ignore_ascii_case(&pull.repo))
-}
-
-/// The task's rework, when it answers a request on `pull`.
-fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
-    task.rework().filter(|r| names(&r.pr_url, pull))
-}
-
-impl Orchestrator {
-    /// The review settings in force.
-    pub fn review_settings(&self) -> &ReviewSettings {
-        &self.inner.config.review
-    }
-
-    /// What review gating holds now.
-    pub fn review_gate(&self) -> ReviewGate {
-        gate(&lock(&self.inner.pulls).view(), &self.inner.config.review)
-    }
-
-    /// The settings, the gate and every tracked pull request.
-    pub fn review_status(&self) -> ReviewStatus {
-        let pulls = lock(&self.inner.pulls).view();
-        ReviewStatus {
-            settings: self.inner.config.review.clone(),
-            gate: gate(&pulls, &self.inner.config.review),
-            pulls,
-        }
-    }
-
+impl PullGate {
     /// The tracked pull request `number` (in `repo`, needed when several tracked
     /// repositories have that number).
     fn tracked_pull(&self, repo: Option<&str>, number: u64) -> Result<TrackedPull> {
-        let book = lock(&self.inner.pulls);
+        let book = lock(&self.book);
         let mut found = book
             .pulls
             .values()
@@ -185,100 +94,26 @@ impl Orchestrator {
         }
     }
 
-    /// Records an operator's word on pull request `number` (in `repo`, needed when
-    /// several tracked repositories have that number) in this process: the gate
-    /// counts it so until the tracker says it was merged or closed.
-    /// [`Orchestrator::mark_pull_review`] also records it on the store.
-    pub fn mark_pull(
-        &self,
-        repo: Option<&str>,
-        number: u64,
-        state: PullState,
-    ) -> Result<TrackedPull> {
-        let found = self.tracked_pull(repo, number)?;
-        Ok(self.take_word(found, state))
-    }
-
-    /// [`Orchestrator::mark_pull`] of a pull request already found.
-    fn take_word(&self, pull: TrackedPull, state: PullState) -> TrackedPull {
+    /// [`Operator::mark_pull`] of a pull request already found.
+    fn take_word(&self, core: &Core, pull: TrackedPull, state: PullState) -> TrackedPull {
         let key = (pull.repo.clone(), pull.number);
         tracing::info!(repository = %key.0, pull = key.1, state = state.as_str(), "an operator set a pull request's review state");
-        let mut book = lock(&self.inner.pulls);
+        let mut book = lock(&self.book);
         // As tracked now: a poll may have read it since it was found.
         let pull = book.pulls.get(&key).cloned().unwrap_or(pull);
         book.take_word(pull, state);
         drop(book);
-        self.inner.work_ready.notify_waiters();
+        core.wake();
         self.status_of(&key).expect("just recorded")
     }
 
-    /// Pull request `key` (repository, number) as [`Orchestrator::review_status`]
+    /// Pull request `key` (repository, number) as [`Reads::pull_gate_status`]
     /// shows it, if tracked.
     fn status_of(&self, key: &(String, u64)) -> Option<TrackedPull> {
-        self.review_status()
+        self.status()
             .pulls
             .into_iter()
             .find(|p| (p.repo.as_str(), p.number) == (key.0.as_str(), key.1))
-    }
-
-    /// Records an operator's word on pull request `number` as [`Orchestrator::mark_pull`]
-    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
-    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
-    /// task's pull request also queues the issue again with `feedback` (the
-    /// operator's text, or a sentence saying an operator asked) as its review. Its
-    /// word then stands no longer: once the rework is done, the tracker's state
-    /// counts again.
-    pub async fn mark_pull_review(
-        &self,
-        repo: Option<&str>,
-        number: u64,
-        state: PullState,
-        feedback: Option<&str>,
-    ) -> Result<TrackedPull> {
-        let found = self.tracked_pull(repo, number)?;
-        let event = Event::MarkPull { state };
-        match self.inner.queue.apply(&found.task, event, self.now()).await {
-            Ok(_) => {}
-            // Its task is running again (a rework) or was queued again since: the
-            // word stands in this process only, until that run ends.
-            Err(e) if e.kind() == ErrorKind::InvalidTransition => {
-                tracing::info!(task = %found.task, pull = number, "the pull request's task is not completed: the operator's word is kept in memory only");
-            }
-            Err(e) => return Err(e),
-        }
-        let pull = self.take_word(found, state);
-        if state != PullState::ChangesRequested
-            || !self.inner.config.review.rework_on_changes_requested
-        {
-            return Ok(pull);
-        }
-        let now = self.now();
-        let request = ChangeRequest {
-            id: format!("operator-{}", now.0),
-            reviewer: Person {
-                login: "operator".into(),
-                may_approve: true,
-                at: Some(now),
-            },
-            body: feedback
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .unwrap_or("An operator asked for changes on this pull request.")
-                .to_string(),
-        };
-        let rework = self.rework_of(&pull, Some(&request)).await?;
-        let key = (pull.repo.clone(), pull.number);
-        let mut book = lock(&self.inner.pulls);
-        if rework.is_some() {
-            book.overrides.remove(&key);
-        }
-        let Some(tracked) = book.pulls.get_mut(&key) else {
-            return Ok(pull);
-        };
-        tracked.rework = rework;
-        drop(book);
-        self.inner.work_ready.notify_waiters();
-        Ok(self.status_of(&key).unwrap_or(pull))
     }
 
     /// Starts tracking the pull request a completion reported, as open, so the
@@ -287,7 +122,7 @@ impl Orchestrator {
     pub(super) fn track_completed(&self, task: &Task) {
         if let Some(mut pull) = reported(task) {
             pull.rework = rework_on(task, &pull).map(|_| ReworkState::Done);
-            let mut book = lock(&self.inner.pulls);
+            let mut book = lock(&self.book);
             let key = (pull.repo.clone(), pull.number);
             if pull.rework.is_some() {
                 book.overrides.remove(&key);
@@ -303,9 +138,14 @@ impl Orchestrator {
     /// A pull request's review state; with `REWORK_ON_CHANGES_REQUESTED`, with the
     /// request for changes behind it (which may cost the tracker a read of the
     /// reviewer's permission).
-    async fn read_pull(&self, repo: &RepoName, number: u64) -> Result<Option<PullReview>> {
-        let src = &self.inner.source;
-        if self.inner.config.review.rework_on_changes_requested {
+    async fn read_pull(
+        &self,
+        core: &Core,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Option<PullReview>> {
+        let src = &core.source;
+        if self.settings.rework_on_changes_requested {
             return src.pull_review(repo, number).await;
         }
         Ok(src.pull_state(repo, number).await?.map(|state| PullReview {
@@ -320,13 +160,14 @@ impl Orchestrator {
     /// (see the module docs). `None`: no rework, the gate counts the state as it is.
     async fn rework_of(
         &self,
+        core: &Core,
         pull: &TrackedPull,
         request: Option<&ChangeRequest>,
     ) -> Result<Option<ReworkState>> {
-        if !self.inner.config.review.rework_on_changes_requested {
+        if !self.settings.rework_on_changes_requested {
             return Ok(None);
         }
-        let Some(task) = self.inner.queue.get(&pull.task).await? else {
+        let Some(task) = core.queue.get(&pull.task).await? else {
             return Ok(None);
         };
         let answered = rework_on(&task, pull);
@@ -347,23 +188,22 @@ impl Orchestrator {
         if task.state() != TaskState::Completed || !reported_here {
             return Ok(None);
         }
-        if self.inner.config.trust != TrustMode::Off && !request.reviewer.may_approve {
-            if lock(&self.inner.pulls).untrusted.insert(request.id.clone()) {
+        if self.trust != TrustMode::Off && !request.reviewer.may_approve {
+            if lock(&self.book).untrusted.insert(request.id.clone()) {
                 tracing::warn!(task = %task.id, pull = pull.number, reviewer = %request.reviewer.login, "changes requested by a reviewer without write access: not sent back to an agent");
             }
             return Ok(None);
         }
-        let now = self.now();
+        let now = core.now();
         let rework = Rework::answering(&pull.url, request, now);
-        match self
-            .inner
+        match core
             .queue
             .apply(&task.id, Event::Rework { rework }, now)
             .await
         {
             Ok(_) => {
                 tracing::info!(task = %task.id, repository = %pull.repo, pull = pull.number, reviewer = %request.reviewer.login, "changes requested: the issue is queued again with the review");
-                self.inner.work_ready.notify_waiters();
+                core.wake();
                 Ok(Some(ReworkState::Running))
             }
             // Queued again by another way since it was read: no rework.
@@ -376,15 +216,14 @@ impl Orchestrator {
     /// the module docs). A pull request the tracker cannot read for a moment keeps
     /// its last state; one it does not have (or a tracker without pull requests)
     /// is not tracked.
-    pub(super) async fn refresh_pulls(&self) -> Result<()> {
-        let now = self.now();
+    pub(super) async fn refresh(&self, core: &Core) -> Result<()> {
+        let now = core.now();
         let since = now.0 - i64::try_from(TRACK_FOR.as_millis()).unwrap_or(i64::MAX);
-        let rescan = lock(&self.inner.pulls)
+        let rescan = lock(&self.book)
             .scanned_at
             .is_none_or(|at| now >= at.plus(RESCAN_EVERY));
         let candidates: Vec<TrackedPull> = if rescan {
-            let completed = self
-                .inner
+            let completed = core
                 .queue
                 .list(&TaskFilter::states([TaskState::Completed]))
                 .await?;
@@ -392,18 +231,18 @@ impl Orchestrator {
                 .iter()
                 .filter(|t| t.finished_at().is_some_and(|at| at.0 >= since))
                 .collect();
-            let mut book = lock(&self.inner.pulls);
+            let mut book = lock(&self.book);
             book.scanned_at = Some(now);
             recent.iter().for_each(|t| book.recall_mark(t));
             drop(book);
             recent.into_iter().filter_map(reported).collect()
         } else {
-            lock(&self.inner.pulls).pulls.values().cloned().collect()
+            lock(&self.book).pulls.values().cloned().collect()
         };
         let mut changed = false;
         for mut pull in candidates {
             let key = (pull.repo.clone(), pull.number);
-            let known = lock(&self.inner.pulls)
+            let known = lock(&self.book)
                 .pulls
                 .get(&key)
                 .map(|p| (p.state, p.rework));
@@ -411,14 +250,14 @@ impl Orchestrator {
                 continue;
             }
             let repo: RepoName = pull.repo.parse()?;
-            match self.read_pull(&repo, pull.number).await {
+            match self.read_pull(core, &repo, pull.number).await {
                 Ok(Some(review)) => {
                     pull.state = review.state;
                     let request = review
                         .change_request
                         .as_ref()
                         .filter(|_| review.state == PullState::ChangesRequested);
-                    pull.rework = match self.rework_of(&pull, request).await {
+                    pull.rework = match self.rework_of(core, &pull, request).await {
                         Ok(rework) => rework,
                         Err(e) => {
                             tracing::warn!(repository = %pull.repo, pull = pull.number, error = %e, "could not read or requeue a pull request's task; its last rework state stands");
@@ -426,14 +265,14 @@ impl Orchestrator {
                         }
                     };
                     changed |= known != Some((pull.state, pull.rework));
-                    lock(&self.inner.pulls).record(pull);
+                    lock(&self.book).record(pull);
                 }
                 Ok(None) => {
-                    lock(&self.inner.pulls).pulls.remove(&key);
+                    lock(&self.book).pulls.remove(&key);
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     tracing::warn!(repository = %pull.repo, pull = pull.number, "the tracker has no such pull request: not tracked");
-                    lock(&self.inner.pulls).pulls.remove(&key);
+                    lock(&self.book).pulls.remove(&key);
                 }
                 Err(e) => {
                     tracing::warn!(repository = %pull.repo, pull = pull.number, error = %e, "could not read a pull request's review state; its last one stands");
@@ -441,8 +280,182 @@ impl Orchestrator {
             }
         }
         if changed {
-            self.inner.work_ready.notify_waiters();
+            core.wake();
         }
         Ok(())
+    }
+
+    /// See [`Operator::mark_pull`].
+    pub(crate) fn mark(
+        &self,
+        core: &Core,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+    ) -> Result<TrackedPull> {
+        let found = self.tracked_pull(repo, number)?;
+        Ok(self.take_word(core, found, state))
+    }
+
+    /// See [`Operator::mark_pull_review`].
+    pub(crate) async fn mark_review(
+        &self,
+        core: &Core,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+        feedback: Option<&str>,
+    ) -> Result<TrackedPull> {
+        let found = self.tracked_pull(repo, number)?;
+        let event = Event::MarkPull { state };
+        match core.queue.apply(&found.task, event, core.now()).await {
+            Ok(_) => {}
+            // Its task is running again (a rework) or was queued again since: the
+            // word stands in this process only, until that run ends.
+            Err(e) if e.kind() == ErrorKind::InvalidTransition => {
+                tracing::info!(task = %found.task, pull = number, "the pull request's task is not completed: the operator's word is kept in memory only");
+            }
+            Err(e) => return Err(e),
+        }
+        let pull = self.take_word(core, found, state);
+        if state != PullState::ChangesRequested || !self.settings.rework_on_changes_requested {
+            return Ok(pull);
+        }
+        let now = core.now();
+        let request = ChangeRequest {
+            id: format!("operator-{}", now.0),
+            reviewer: Person {
+                login: "operator".into(),
+                may_approve: true,
+                at: Some(now),
+            },
+            body: feedback
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .unwrap_or("An operator asked for changes on this pull request.")
+                .to_string(),
+        };
+        let rework = self.rework_of(core, &pull, Some(&request)).await?;
+        let key = (pull.repo.clone(), pull.number);
+        let mut book = lock(&self.book);
+        if rework.is_some() {
+            book.overrides.remove(&key);
+        }
+        let Some(tracked) = book.pulls.get_mut(&key) else {
+            return Ok(pull);
+        };
+        tracked.rework = rework;
+        drop(book);
+        core.wake();
+        Ok(self.status_of(&key).unwrap_or(pull))
+    }
+
+    /// The gate for `settings`; with trust checks on (`trust`), only reviewers who
+    /// may approve work send a pull request back for rework.
+    pub(crate) fn new(settings: ReviewSettings, trust: TrustMode) -> PullGate {
+        PullGate {
+            settings,
+            trust,
+            book: Mutex::default(),
+        }
+    }
+
+    /// What the gate holds now.
+    pub(crate) fn gate(&self) -> ReviewGate {
+        gate(&lock(&self.book).view(), &self.settings)
+    }
+
+    /// The settings, the gate and every tracked pull request.
+    pub(crate) fn status(&self) -> ReviewStatus {
+        let pulls = lock(&self.book).view();
+        ReviewStatus {
+            settings: self.settings.clone(),
+            gate: gate(&pulls, &self.settings),
+            pulls,
+        }
+    }
+}
+
+#[async_trait]
+impl ClaimGate for PullGate {
+    fn name(&self) -> &'static str {
+        "pull_gate"
+    }
+
+    async fn check(&self, _core: &Core, _ctx: &ClaimCtx<'_>) -> Result<Gate> {
+        let gate = self.gate();
+        let Some(reason) = gate.reason() else {
+            return Ok(Gate::Open);
+        };
+        if gate.all {
+            return Ok(Gate::Tasks(reason));
+        }
+        Ok(Gate::Repos(
+            gate.repos
+                .into_iter()
+                .map(|r| (r, reason.clone()))
+                .collect(),
+        ))
+    }
+}
+
+/// The poll's part: the tracked pull requests' review states, read again.
+#[async_trait]
+impl PollStep for PullGate {
+    async fn run(&self, core: &Core, _round: &mut PollRound) -> Result<()> {
+        if let Err(e) = self.refresh(core).await {
+            tracing::warn!(error = %e, "could not read the tracked pull requests");
+        }
+        Ok(())
+    }
+}
+
+impl Reads<'_> {
+    /// What review gating holds now.
+    pub fn pull_gate(self) -> ReviewGate {
+        self.inner.features.pulls.gate()
+    }
+
+    /// The settings, the gate and every tracked pull request.
+    pub fn pull_gate_status(self) -> ReviewStatus {
+        self.inner.features.pulls.status()
+    }
+}
+
+impl Operator<'_> {
+    /// Records an operator's word on pull request `number` (in `repo`, needed when
+    /// several tracked repositories have that number) in this process: the gate
+    /// counts it so until the tracker says it was merged or closed.
+    /// [`Operator::mark_pull_review`] also records it on the store.
+    pub fn mark_pull(
+        self,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+    ) -> Result<TrackedPull> {
+        self.inner
+            .features
+            .pulls
+            .mark(self.inner, repo, number, state)
+    }
+
+    /// Records an operator's word on pull request `number` as [`Operator::mark_pull`]
+    /// does, and on its task in the store (`Task::pull_mark`), so a restart keeps
+    /// it; with `REWORK_ON_CHANGES_REQUESTED`, `changes-requested` on a completed
+    /// task's pull request also queues the issue again with `feedback` (the
+    /// operator's text, or a sentence saying an operator asked) as its review. Its
+    /// word then stands no longer: once the rework is done, the tracker's state
+    /// counts again.
+    pub async fn mark_pull_review(
+        self,
+        repo: Option<&str>,
+        number: u64,
+        state: PullState,
+        feedback: Option<&str>,
+    ) -> Result<TrackedPull> {
+        let pulls = &self.inner.features.pulls;
+        pulls
+            .mark_review(self.inner, repo, number, state, feedback)
+            .await
     }
 }
