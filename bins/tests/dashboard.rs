@@ -476,11 +476,17 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
     click(&c, "form.login button").await;
     // The answer to the login is a redirect; on a busy machine the browser may
     // still be on its way when the click returns.
-    eventually("the queue after the login", Duration::from_secs(10), || async {
-        let now = path(&c).await;
-        let notice = text(&c, ".notice").await.unwrap_or_default();
-        (now == "/ui/queue").then_some(()).ok_or(format!("{now} {notice}"))
-    })
+    eventually(
+        "the queue after the login",
+        Duration::from_secs(10),
+        || async {
+            let now = path(&c).await;
+            let notice = text(&c, ".notice").await.unwrap_or_default();
+            (now == "/ui/queue")
+                .then_some(())
+                .ok_or(format!("{now} {notice}"))
+        },
+    )
     .await;
     assert!(
         text(&c, "#tasks")
