@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::error::Result;
 use crate::model::{ReadyIssue, Task, TaskId, TaskState, Timestamp};
-use crate::queue::{Enqueued, Hold, OutboxEntry};
+use crate::queue::{Enqueued, OutboxEntry, RepoHolds};
 use crate::state::{self, Ctx, Effect, Event, Refusal, Step};
 
 /// What an enqueue of `issue` stores, if anything, and what it answers, given the
@@ -96,7 +96,7 @@ pub fn due_effects<'a>(
 pub fn admits<'a>(
     task: &Task,
     now: Timestamp,
-    hold: &Hold,
+    hold: &RepoHolds,
     held: impl IntoIterator<Item = (&'a TaskId, Timestamp, &'a [String])>,
 ) -> bool {
     task.claimable_from().is_some_and(|at| at <= now)
@@ -176,7 +176,7 @@ impl LiveIndex {
         &mut self,
         now: Timestamp,
         until: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
         task: impl Fn(&TaskId) -> Option<&'a Task>,
     ) -> Option<TaskId> {
         self.promote_due(now);
@@ -308,7 +308,7 @@ mod tests {
         let mut index = LiveIndex::default();
         let task = state::new_task(issue(1, &[]), Timestamp(0), &policy).task;
         index.insert(&task, Timestamp(0));
-        let (hold, find) = (Hold::default(), |_: &TaskId| Some(&task));
+        let (hold, find) = (RepoHolds::default(), |_: &TaskId| Some(&task));
         let reserved = index.reserve(Timestamp(1), Timestamp(30), &hold, find);
         assert_eq!(reserved.as_ref(), Some(&task.id));
         assert_eq!(
@@ -324,7 +324,7 @@ mod tests {
         index.remove(&task);
         index.insert(&task, Timestamp(31));
         assert_eq!(index.ready().count(), 1);
-        let held = Hold {
+        let held = RepoHolds {
             repos: vec!["acme/widgets".into()],
         };
         assert_eq!(

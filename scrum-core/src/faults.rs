@@ -27,8 +27,8 @@ use crate::model::{
 };
 use crate::probe::{HostHealth, ProbeReport, WorkerProbe};
 use crate::queue::{
-    Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
-    WorkQueue,
+    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, RepoHolds,
+    TaskFilter, WorkQueue,
 };
 use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
@@ -184,7 +184,7 @@ impl<Q: WorkQueue> WorkQueue for Faulty<Q> {
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
     ) -> Result<Option<Claimed>> {
         self.faults
             .call("claim", self.inner.claim_where(worker, lease, now, hold))
@@ -348,7 +348,7 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
         &self,
         repo: &crate::model::RepoName,
         number: u64,
-    ) -> Result<Option<crate::review::PullState>> {
+    ) -> Result<Option<crate::pull_gate::PullState>> {
         self.faults
             .call("pull_state", self.inner.pull_state(repo, number))
             .await
@@ -357,7 +357,7 @@ impl<S: IssueSource> IssueSource for Faulty<S> {
         &self,
         repo: &crate::model::RepoName,
         number: u64,
-    ) -> Result<Option<crate::review::PullReview>> {
+    ) -> Result<Option<crate::pull_gate::PullReview>> {
         self.faults
             .call("pull_review", self.inner.pull_review(repo, number))
             .await

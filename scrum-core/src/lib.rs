@@ -27,7 +27,7 @@
 //! - [`observe`]: [`observe::Observer`], what the engine and the tracker's client
 //!   report as it happens (claims, ended attempts, requests), for metrics.
 //! - [`clock`]: time the tests can pause.
-//! - [`review`]: pull-request review gating (`MAX_PENDING_PRS`).
+//! - [`pull_gate`]: pull-request review gating (`MAX_PENDING_PRS`).
 //! - [`redact`]: removing secrets from text that leaves the process.
 //! - [`clean`]: removing what a reader cannot see from text an agent gets.
 //!
@@ -80,9 +80,6 @@ pub mod probe;
 pub mod pull_gate;
 pub mod queue;
 pub mod redact;
-/// The old name of [`pull_gate`] (pull-request review gating), kept while
-/// callers outside the engine move to the new one.
-pub use pull_gate as review;
 pub mod runner;
 pub mod source;
 pub mod spend;
@@ -100,7 +97,8 @@ pub use model::{
 };
 pub use probe::{HostHealth, ProbeReport, WorkerProbe};
 pub use queue::{
-    EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter, WorkQueue,
+    EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, RepoHolds, TaskFilter,
+    WorkQueue,
 };
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels};

@@ -748,7 +748,7 @@ pub struct Assignment {
     /// the pull request and the reviewer's text, for the agent to work on (on the
     /// same branch).
     #[serde(default)]
-    pub rework: Option<crate::review::Rework>,
+    pub rework: Option<crate::pull_gate::Rework>,
 }
 
 impl Assignment {

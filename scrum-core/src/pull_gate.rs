@@ -206,7 +206,7 @@ impl ReviewGate {
 /// (`https://github.com/owner/name/pull/12`, on any host).
 ///
 /// ```
-/// use scrum_core::review::pull_from_url;
+/// use scrum_core::pull_gate::pull_from_url;
 /// let (repo, n) = pull_from_url("https://github.com/acme/web/pull/12").unwrap();
 /// assert_eq!((repo.as_str(), n), ("acme/web", 12));
 /// assert!(pull_from_url("https://github.com/acme/web/issues/12").is_none());

@@ -125,17 +125,18 @@ impl EffectSelector {
     }
 }
 
-/// Pending tasks a claim passes over although they are claimable. Held is not a
-/// state: the task stays Pending, and is handed out once nothing holds it.
+/// Repository holds: the repositories whose ready tasks a claim passes over,
+/// because a claim gate holds them (GitHub refuses this orchestrator's writes
+/// there, review gating, a spent budget: [`crate::engine`]'s gates). The tasks
+/// stay ready, and are handed out once nothing holds their repository. (A task's
+/// own holds, an edit awaiting review or open blockers, are its `Held` state.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Hold {
-    /// Repositories (`owner/name`) whose tasks are not handed out, because GitHub
-    /// refuses this orchestrator's writes there: a run would finish with nowhere
-    /// to report.
+pub struct RepoHolds {
+    /// The held repositories (`owner/name`).
     pub repos: Vec<String>,
 }
 
-impl Hold {
+impl RepoHolds {
     /// Whether the task `id` is held.
     pub fn holds(&self, id: &TaskId) -> bool {
         self.repos.iter().any(|r| r == id.repo())
@@ -300,7 +301,7 @@ pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
     ) -> Result<Option<Claimed>>;
 
     /// [`WorkQueue::claim_where`] with nothing held.
@@ -310,7 +311,8 @@ pub trait WorkQueue: WorkerRegistry + Send + Sync + 'static {
         lease: LeaseKind,
         now: Timestamp,
     ) -> Result<Option<Claimed>> {
-        self.claim_where(worker, lease, now, &Hold::default()).await
+        self.claim_where(worker, lease, now, &RepoHolds::default())
+            .await
     }
 
     /// Applies one event to the task `id` and stores the resulting task together with

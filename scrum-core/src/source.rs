@@ -222,7 +222,7 @@ pub trait IssueSource: Send + Sync + 'static {
     }
 
     /// The review state of pull request `number` of `repo` (open, approved, changes
-    /// requested, merged, closed), for review gating ([`crate::review`]); `None`
+    /// requested, merged, closed), for review gating ([`crate::pull_gate`]); `None`
     /// from a tracker without pull requests (the default), whose completions are
     /// then never gated.
     ///
@@ -235,7 +235,7 @@ pub trait IssueSource: Send + Sync + 'static {
         &self,
         repo: &crate::model::RepoName,
         number: u64,
-    ) -> Result<Option<crate::review::PullState>> {
+    ) -> Result<Option<crate::pull_gate::PullState>> {
         let _ = (repo, number);
         Ok(None)
     }
@@ -243,7 +243,7 @@ pub trait IssueSource: Send + Sync + 'static {
     /// As [`IssueSource::pull_state`], with the request for changes behind a
     /// changes-requested state: the latest such review's id, author (and whether
     /// they may approve) and text, for `REWORK_ON_CHANGES_REQUESTED`
-    /// ([`crate::review::Rework`]). By default the state alone, with no request.
+    /// ([`crate::pull_gate::Rework`]). By default the state alone, with no request.
     ///
     /// # Behavior
     /// - Reads as [`IssueSource::pull_state`] does.
@@ -254,9 +254,9 @@ pub trait IssueSource: Send + Sync + 'static {
         &self,
         repo: &crate::model::RepoName,
         number: u64,
-    ) -> Result<Option<crate::review::PullReview>> {
+    ) -> Result<Option<crate::pull_gate::PullReview>> {
         let state = self.pull_state(repo, number).await?;
-        Ok(state.map(|state| crate::review::PullReview {
+        Ok(state.map(|state| crate::pull_gate::PullReview {
             state,
             change_request: None,
         }))

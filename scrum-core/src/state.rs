@@ -78,7 +78,7 @@ use crate::model::{
     Approval, Clarification, Completion, EditReview, Failure, LeaseKind, LeaseToken, ReadyIssue,
     Run, RunCause, Status, Task, Timestamp, WorkerId,
 };
-use crate::review::{PullState, Rework};
+use crate::pull_gate::{PullState, Rework};
 
 mod effect;
 mod holds;
@@ -193,7 +193,7 @@ pub enum Event {
     },
     /// An operator says what the completed task's pull request's review state is
     /// (`POST /pr-review/…`): recorded on the task, so it outlives the process
-    /// that heard it ([`crate::review`]).
+    /// that heard it ([`crate::pull_gate`]).
     MarkPull {
         /// The state they gave.
         state: PullState,

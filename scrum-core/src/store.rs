@@ -19,7 +19,9 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{Task, TaskId, TaskState, Timestamp};
-use crate::queue::{EffectFailure, EffectSelector, Hold, OutboxEntry, QueueCounts, TaskFilter};
+use crate::queue::{
+    EffectFailure, EffectSelector, OutboxEntry, QueueCounts, RepoHolds, TaskFilter,
+};
 use crate::state::{Ctx, Jitter, Policy, Step};
 #[cfg(doc)]
 use crate::workers::WorkerRegistry;
@@ -156,7 +158,7 @@ pub trait Store: Send + Sync + 'static {
     /// the oldest issue, then the id): claimable at `now`, not held by `hold`, and
     /// waiting for no lock ([`crate::backend::admits`]). A shared store hides it from
     /// other reservations for a short while, until it is written or that lapses.
-    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>>;
+    async fn reserve(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<Versioned>>;
 
     /// Tasks that pass `filter`, ordered by id (`WorkQueue::list`).
     async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>>;

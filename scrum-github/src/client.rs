@@ -468,7 +468,7 @@ impl IssueSource for GitHubClient {
         &self,
         repo: &RepoName,
         number: u64,
-    ) -> Result<Option<scrum_core::review::PullState>> {
+    ) -> Result<Option<scrum_core::pull_gate::PullState>> {
         self.inner
             .reviews
             .pull_review(&self.inner.transport, repo, number)
@@ -480,7 +480,7 @@ impl IssueSource for GitHubClient {
         &self,
         repo: &RepoName,
         number: u64,
-    ) -> Result<Option<scrum_core::review::PullReview>> {
+    ) -> Result<Option<scrum_core::pull_gate::PullReview>> {
         let (state, latest) = self
             .inner
             .reviews
@@ -490,7 +490,7 @@ impl IssueSource for GitHubClient {
             Some(review) => Some(self.change_request(repo, review).await?),
             None => None,
         };
-        Ok(Some(scrum_core::review::PullReview {
+        Ok(Some(scrum_core::pull_gate::PullReview {
             state,
             change_request,
         }))

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use http::StatusCode;
-use scrum_core::review::PullState;
+use scrum_core::pull_gate::PullState;
 use scrum_core::{RepoName, Result};
 
 use crate::classify::{Subject, What};

@@ -97,12 +97,12 @@ impl GitHubClient {
         &self,
         repo: &RepoName,
         review: wire::PullReview,
-    ) -> Result<scrum_core::review::ChangeRequest> {
+    ) -> Result<scrum_core::pull_gate::ChangeRequest> {
         let (login, may_approve) = match &review.user {
             Some(actor) => (actor.login.clone(), self.may_approve(repo, actor).await?),
             None => ("ghost".to_string(), false),
         };
-        Ok(scrum_core::review::ChangeRequest {
+        Ok(scrum_core::pull_gate::ChangeRequest {
             id: review.id.to_string(),
             reviewer: Person {
                 login,

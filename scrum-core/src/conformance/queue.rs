@@ -25,7 +25,7 @@ use crate::model::{
     Timestamp, WorkerId,
 };
 use crate::queue::{
-    EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, TaskFilter, WorkQueue,
+    EffectFailure, EffectSelector, Enqueued, OutboxEntry, RepoHolds, TaskFilter, WorkQueue,
 };
 use crate::state::{Backoff, EffectKind, Jitter, Policy};
 
@@ -263,7 +263,7 @@ pub async fn held_tasks_are_passed_over(q: &dyn WorkQueue) {
         ..issue(1, &["ai-ready"], 5)
     };
     q.enqueue(gadget, T0).await.expect("enqueue");
-    let hold = Hold {
+    let hold = RepoHolds {
         repos: vec!["acme/widgets".into()],
     };
     let w = worker(1);
@@ -1027,7 +1027,7 @@ pub async fn retry_live_or_completed_is_invalid(q: &dyn WorkQueue) {
 /// the completed task, and the new run starts without it.
 pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     let rework = |review: &str| crate::state::Event::Rework {
-        rework: crate::review::Rework {
+        rework: crate::pull_gate::Rework {
             pr_url: "https://github.com/acme/widgets/pull/1".into(),
             review_id: review.into(),
             reviewer: "alice".into(),
@@ -1040,12 +1040,12 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
     ack_all(q, at(2)).await;
     let word = crate::state::Event::MarkPull {
-        state: crate::review::PullState::ChangesRequested,
+        state: crate::pull_gate::PullState::ChangesRequested,
     };
     q.apply(&id(1), word, at(2)).await.unwrap();
     assert_eq!(
         get(q, 1).await.pull_mark(),
-        Some(crate::review::PullState::ChangesRequested),
+        Some(crate::pull_gate::PullState::ChangesRequested),
         "an operator's word is stored"
     );
     let again = q.apply(&id(1), rework("r1"), at(3)).await.unwrap();

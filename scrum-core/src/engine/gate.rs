@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use super::{Core, Reads};
 use crate::error::Result;
 use crate::model::{Assignment, Task, Timestamp, WorkerId};
-use crate::queue::Hold;
+use crate::queue::RepoHolds;
 
 /// Who asks for work, and when: what a gate's check may look at.
 #[derive(Clone, Copy, Debug)]
@@ -108,8 +108,8 @@ impl Held {
     }
 
     /// What the store's claim passes over.
-    pub(crate) fn hold(&self) -> Hold {
-        Hold {
+    pub(crate) fn hold(&self) -> RepoHolds {
+        RepoHolds {
             repos: self.repos.keys().cloned().collect(),
         }
     }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::backend::{self, LiveIndex};
 use crate::error::Result;
 use crate::model::{Task, TaskId, TaskState, Timestamp, WorkerId};
-use crate::queue::{Hold, OutboxEntry, QueueCounts, TaskFilter};
+use crate::queue::{OutboxEntry, QueueCounts, RepoHolds, TaskFilter};
 use crate::state::{self, Jitter, Policy, Step};
 use crate::store::{EffectQuery, Leader, Rules, Settle, Store, Version, Versioned, Write, Written};
 
@@ -255,7 +255,7 @@ impl Store for MemoryQueue {
         Ok(Written::Stored(*versions))
     }
 
-    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+    async fn reserve(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<Versioned>> {
         let mut guard = self.lock();
         let Inner { tasks, index, .. } = &mut *guard;
         let until = Timestamp(now.0.saturating_add(RESERVATION.0));

@@ -15,7 +15,7 @@ use crate::model::{
     Approval, Attempt, Completion, EditReview, Holds, Lease, LeaseEnd, Outcome, ReadyIssue, Run,
     RunCause, Status, Stop, Task, TaskId, TaskState, Timestamp,
 };
-use crate::review::{PullState, Rework};
+use crate::pull_gate::{PullState, Rework};
 
 /// The task of schema version 5, field for field (the SQLite store wrote it by
 /// position, so the order is part of the format).

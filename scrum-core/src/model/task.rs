@@ -16,7 +16,7 @@ use crate::model::{
     Approval, Completion, EditReview, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, TaskId,
     TaskState, Timestamp, WorkerId,
 };
-use crate::review::{PullState, Rework};
+use crate::pull_gate::{PullState, Rework};
 
 /// Where a task is in its life, with the data that only makes sense there.
 ///

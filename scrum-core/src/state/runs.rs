@@ -4,7 +4,7 @@
 
 use super::{Applied, Ctx, Draft, EffectKind, Flow, Refusal, set_issue};
 use crate::model::{ReadyIssue, Run, RunCause, Status, Task, Timestamp};
-use crate::review::{PullState, Rework};
+use crate::pull_gate::{PullState, Rework};
 
 pub(super) fn requeue(
     task: &Task,

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::{Assignment, LeaseKind, LeaseToken, ReadyIssue, TaskState, Timestamp};
-use crate::review::PullState;
+use crate::pull_gate::PullState;
 
 fn policy() -> Policy {
     Policy {

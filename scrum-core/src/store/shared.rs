@@ -14,8 +14,8 @@ use crate::model::{
     LeaseKind, LeaseToken, ReadyIssue, Task, TaskId, TaskState, Timestamp, WorkerId,
 };
 use crate::queue::{
-    Claimed, EffectFailure, EffectSelector, Enqueued, Hold, OutboxEntry, QueueCounts, TaskFilter,
-    WorkQueue, unknown_task,
+    Claimed, EffectFailure, EffectSelector, Enqueued, OutboxEntry, QueueCounts, RepoHolds,
+    TaskFilter, WorkQueue, unknown_task,
 };
 use crate::state::{self, Event, Policy, Refusal, Step};
 use crate::workers::WorkerRegistry;
@@ -85,7 +85,7 @@ impl<S: Store + Leader + WorkerRegistry> WorkQueue for S {
         worker: &WorkerId,
         lease: LeaseKind,
         now: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
     ) -> Result<Option<Claimed>> {
         let ctx = self.rules().ctx(now);
         for _ in 0..MAX_RETRIES {

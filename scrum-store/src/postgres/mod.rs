@@ -18,7 +18,7 @@ use scrum_core::store::{
     EffectQuery, Leader, Remembered, Rules, Settle, Store, Version, Versioned, Write, Written,
 };
 use scrum_core::{
-    EffectSelector, Error, Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId,
+    EffectSelector, Error, OutboxEntry, QueueCounts, RepoHolds, Result, Task, TaskFilter, TaskId,
     TaskState, Timestamp,
 };
 
@@ -254,7 +254,7 @@ impl PostgresQueue {
     async fn reserve_row(
         &self,
         now: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
         passed: &[String],
     ) -> Result<Option<Versioned>> {
         // Reserve the first claimable row: SKIP LOCKED passes over rows other
@@ -418,7 +418,7 @@ impl Store for PostgresQueue {
         store(&self.pool, &write).await
     }
 
-    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+    async fn reserve(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<Versioned>> {
         // Tasks that wait for a lock are passed over: [`backend::admits`] decides,
         // on the locks held when the first of them is met.
         let mut held = None;

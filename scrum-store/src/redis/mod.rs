@@ -17,8 +17,8 @@ use scrum_core::store::{
     EffectQuery, Leader, MAX_RETRIES, Remembered, Rules, Settle, Store, Versioned, Write, Written,
 };
 use scrum_core::{
-    Error, ErrorKind, Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId, TaskState,
-    Timestamp,
+    Error, ErrorKind, OutboxEntry, QueueCounts, RepoHolds, Result, Task, TaskFilter, TaskId,
+    TaskState, Timestamp,
 };
 
 use crate::logic;
@@ -79,7 +79,7 @@ impl RedisQueue {
     /// The first ready member a claim at `now` may take, chosen in Rust: not in a
     /// repository `hold` holds, and waiting for no lock
     /// ([`scrum_core::locks::lock_holder`]).
-    async fn choose(&self, now: Timestamp, hold: &Hold) -> Result<Option<String>> {
+    async fn choose(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<String>> {
         const PAGE: isize = 256;
         let k = &self.keys;
         let (_, held) = self.held_locks().await?;
@@ -262,7 +262,7 @@ impl Store for RedisQueue {
             .await
     }
 
-    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+    async fn reserve(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<Versioned>> {
         let k = &self.keys;
         let until = now.plus(RESERVATION).0;
         for _ in 0..MAX_RETRIES {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use scrum_core::backend::LiveIndex;
 use scrum_core::store::{Version, Versioned};
-use scrum_core::{Hold, Task, TaskFilter, TaskId, TaskState, Timestamp};
+use scrum_core::{RepoHolds, Task, TaskFilter, TaskId, TaskState, Timestamp};
 
 /// A task as stored, with its row's rowid (a write finds the row by it, one b-tree
 /// descent by integer instead of two by repository name and number) and, while it
@@ -88,7 +88,7 @@ impl Live {
         &mut self,
         now: Timestamp,
         until: Timestamp,
-        hold: &Hold,
+        hold: &RepoHolds,
     ) -> Option<&Stored> {
         let tasks = &self.tasks;
         let id = (self.index).reserve(now, until, hold, |id| tasks.get(id).map(|s| &s.task))?;

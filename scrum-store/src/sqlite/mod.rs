@@ -21,7 +21,9 @@ use scrum_core::state::{Jitter, Policy, Step};
 use scrum_core::store::{
     EffectQuery, Leader, Rules, Settle, Store, Version, Versioned, Write, Written,
 };
-use scrum_core::{Hold, OutboxEntry, QueueCounts, Result, Task, TaskFilter, TaskId, Timestamp};
+use scrum_core::{
+    OutboxEntry, QueueCounts, RepoHolds, Result, Task, TaskFilter, TaskId, Timestamp,
+};
 
 use crate::Durability;
 use crate::logic::number_column;
@@ -339,7 +341,7 @@ impl Store for SqliteQueue {
         saved.committed().await.map(Written::Stored)
     }
 
-    async fn reserve(&self, now: Timestamp, hold: &Hold) -> Result<Option<Versioned>> {
+    async fn reserve(&self, now: Timestamp, hold: &RepoHolds) -> Result<Option<Versioned>> {
         let mut memory = self.memory(now).await?;
         let until = now.plus(RESERVATION);
         Ok(memory.live.reserve(now, until, hold).map(Stored::versioned))

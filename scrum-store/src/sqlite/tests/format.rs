@@ -5,7 +5,7 @@ use rusqlite::types::ValueRef;
 use scrum_core::model::{
     Approval, Attempt, EditReview, Lease, LeaseEnd, Outcome, Run, RunCause, Status, TaskV5,
 };
-use scrum_core::review::{PullState, Rework};
+use scrum_core::pull_gate::{PullState, Rework};
 use scrum_core::{Completion, LeaseKind, LeaseToken, Task, TaskState, Timestamp, WorkerId};
 
 use super::super::rows::{decode_task, encode_task};
