@@ -26,11 +26,8 @@ pub(super) fn claim(
     if task.claimable_from().is_none_or(|at| at > now) {
         return Err(Refusal::NotClaimable);
     }
-    let number = match task.last_attempt() {
-        Some(a) if a.outcome.is_some_and(|o| !o.spends()) => a.number,
-        Some(a) => a.number + 1,
-        None => 1,
-    };
+    // A handed-back attempt's number is used again.
+    let number = task.attempts() + u32::from(!task.handed_back());
     let deadline = now.plus(ctx.policy.max_run);
     let expires_at = match kind {
         LeaseKind::Heartbeat => now.plus(ctx.policy.lease).min(deadline),

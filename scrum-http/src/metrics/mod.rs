@@ -412,10 +412,11 @@ impl Observer for Metrics {
         // attempt's report said (failures included).
         if task.state().is_terminal() {
             let repo = Repo { repository };
-            if let Some(usd) = task.spend().cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
+            let spend = task.spend();
+            if let Some(usd) = spend.cost_usd.filter(|u| u.is_finite() && *u > 0.0) {
                 self.cost.get_or_create(&repo).inc_by(usd);
             }
-            if let Some(tokens) = task.spend().tokens {
+            if let Some(tokens) = spend.tokens {
                 self.tokens.get_or_create(&repo).inc_by(tokens);
             }
         }

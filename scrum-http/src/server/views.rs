@@ -247,6 +247,7 @@ pub(super) async fn queue(
 }
 
 pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
+    let spend = t.spend();
     QueueEntry {
         task_id: t.id.to_string(),
         issue_number: t.id.number(),
@@ -267,8 +268,8 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         edited_by: t.review().map(|r| r.editor.clone()),
         text_cleaned: scrum_core::clean::needs_cleaning(&t.issue.title)
             || scrum_core::clean::needs_cleaning(&t.issue.body),
-        cost_usd: t.spend().cost_usd,
-        tokens: t.spend().tokens,
+        cost_usd: spend.cost_usd,
+        tokens: spend.tokens,
         blocked: t.blocked().is_some(),
         blocked_by: t
             .blocked()
