@@ -35,6 +35,17 @@ pub struct WorkerRecord {
     pub draining: bool,
 }
 
+/// A call from a worker, to be recorded ([`WorkerRegistry::workers_seen`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    /// Who called.
+    pub worker: WorkerId,
+    /// From where, when known.
+    pub address: Option<IpAddr>,
+    /// When.
+    pub at: Timestamp,
+}
+
 impl WorkerRecord {
     /// A worker that never called: nothing counted, not draining.
     pub fn unseen(id: WorkerId) -> WorkerRecord {
@@ -107,6 +118,22 @@ pub trait WorkerRegistry: Send + Sync {
         address: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<WorkerRecord>;
+
+    /// Records the calls of many workers, each as [`WorkerRegistry::worker_seen`]
+    /// records one, and returns their records as stored after them (in any order).
+    /// The engine writes the calls of workers it knows back in one such
+    /// batch a second, so a store that can should write them in one transaction.
+    ///
+    /// # Behavior
+    /// - Each sighting is recorded as `worker_seen` records it, and each comes
+    ///   back as one record.
+    async fn workers_seen(&self, seen: &[Sighting]) -> Result<Vec<WorkerRecord>> {
+        let mut records = Vec::with_capacity(seen.len());
+        for s in seen {
+            records.push(self.worker_seen(&s.worker, s.address, s.at).await?);
+        }
+        Ok(records)
+    }
 
     /// Counts one attempt `worker` reported at `now`: completed when `success`, else
     /// failed. The report is a call too: last seen moves to `now` as with

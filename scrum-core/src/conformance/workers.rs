@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use crate::model::{LeaseKind, ReadyIssue, TaskId, Timestamp, WorkerId};
 use crate::probe::HostHealth;
 use crate::queue::WorkQueue;
-use crate::workers::{HostReport, WorkerRecord};
+use crate::workers::{HostReport, Sighting, WorkerRecord};
 
 /// This file's text: the macro's test checks that it runs every `pub async fn` here.
 #[doc(hidden)]
@@ -120,6 +120,48 @@ pub async fn later_calls_move_last_seen_and_keep_the_address(q: &dyn WorkQueue) 
         "an older clock reading (another orchestrator's) does not move last seen back"
     );
     assert_eq!(record(q, &w).await, r);
+}
+
+/// A batch of calls records each as one call records it, and each comes back as
+/// one record.
+pub async fn a_batch_of_calls_records_each(q: &dyn WorkQueue) {
+    let (known, new) = (worker("batch-known"), worker("batch-new"));
+    q.worker_seen(&known, ip("10.0.0.1"), at(5)).await.unwrap();
+    q.worker_finished(&known, true, at(6)).await.unwrap();
+    q.set_draining(&known, true).await.unwrap();
+    let seen = |worker: &WorkerId, address, secs| Sighting {
+        worker: worker.clone(),
+        address,
+        at: at(secs),
+    };
+    let batch = [seen(&known, None, 9), seen(&new, ip("10.0.0.2"), 4)];
+    let mut records = q.workers_seen(&batch).await.unwrap();
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    let expected = vec![
+        WorkerRecord {
+            id: known.clone(),
+            address: ip("10.0.0.1"),
+            first_seen: Some(at(5)),
+            last_seen: Some(at(9)),
+            completed: 1,
+            failed: 0,
+            draining: true,
+        },
+        WorkerRecord {
+            id: new.clone(),
+            address: ip("10.0.0.2"),
+            first_seen: Some(at(4)),
+            last_seen: Some(at(4)),
+            completed: 0,
+            failed: 0,
+            draining: false,
+        },
+    ];
+    assert_eq!(records, expected);
+    assert_eq!(listed(q).await, expected);
+    // Never backwards, as one call.
+    let back = q.workers_seen(&[seen(&known, None, 7)]).await.unwrap();
+    assert_eq!(back[0].last_seen, Some(at(9)));
 }
 
 /// Completions and failures are counted apart, and a report counts as a call.
@@ -310,6 +352,7 @@ macro_rules! registry_conformance {
             $crate::registry_conformance!(@each
                 first_call_creates_the_record,
                 later_calls_move_last_seen_and_keep_the_address,
+                a_batch_of_calls_records_each,
                 completions_and_failures_are_counted_apart,
                 draining_stays_until_cleared,
                 a_worker_drained_before_calling_is_listed,
@@ -325,6 +368,7 @@ macro_rules! registry_conformance {
                     &[
                         stringify!(first_call_creates_the_record),
                         stringify!(later_calls_move_last_seen_and_keep_the_address),
+                        stringify!(a_batch_of_calls_records_each),
                         stringify!(completions_and_failures_are_counted_apart),
                         stringify!(draining_stays_until_cleared),
                         stringify!(a_worker_drained_before_calling_is_listed),

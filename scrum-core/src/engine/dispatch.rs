@@ -77,7 +77,7 @@ impl Orchestrator {
         self.update_status(|s| s.effects_failing = report.failed as u64);
         if report.applied > 0 && self.lift_hold() {
             // A held repository's writes may land again: waiting workers look now.
-            self.inner.work_ready.notify_waiters();
+            self.inner.wake();
         }
         Ok(report)
     }

@@ -51,7 +51,7 @@ impl Orchestrator {
             }
         }
         // Tasks back from a lapsed lease, or whose backoff ended, may be claimable.
-        self.inner.work_ready.notify_waiters();
+        self.inner.wake();
         self.forget_workers(now).await;
         Ok(expired)
     }

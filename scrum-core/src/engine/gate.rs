@@ -37,6 +37,14 @@ pub(crate) struct ClaimCtx<'a> {
     pub(crate) now: Timestamp,
 }
 
+impl ClaimCtx<'_> {
+    /// Whether the asking worker takes no work whatever the tasks (the registry
+    /// says it drains): a wake meant for it goes to another worker.
+    pub(crate) fn takes_no_work(&self) -> bool {
+        self.draining
+    }
+}
+
 /// What one gate holds before a claim.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Gate {

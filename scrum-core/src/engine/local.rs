@@ -1,18 +1,21 @@
 //! What one orchestrator keeps in memory of the workers calling it, so that a
-//! worker's call costs at most one registry write: the tasks they claimed here
-//! (the fast paths of `work.rs`), and its last `worker_seen` write per worker
-//! (the rate limit, and the draining flag that write returned).
+//! worker's call costs no store call while nothing changed: the tasks they claimed
+//! here (the fast paths of `work.rs`), the last registry write per worker (the
+//! draining flag it returned), and the calls seen since, written back in one batch
+//! at most once per [`SEEN_WRITE_EVERY`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::model::{TaskId, Timestamp, WorkerId};
-use crate::workers::WorkerRecord;
+use crate::workers::{Sighting, WorkerRecord};
 
-/// A worker's calls write its last seen time at most this often, unless its address
-/// changed: `/workers` shows it to within a second, and a worker long-polling or
-/// heartbeating in a tight loop costs one write a second, not one per call.
+/// The calls of known workers are written back to the registry in one batch at most
+/// this often: `/workers` shows a last seen time to within about a second, and a
+/// fleet long-polling or heartbeating costs one store call a second, however many
+/// workers it has. A worker's first call here, and a call from a new address, are
+/// written at once.
 pub(crate) const SEEN_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 /// The last registry write this orchestrator made for one worker.
@@ -29,21 +32,50 @@ pub(crate) struct LocalWorkers {
     /// The task each worker last claimed here and has not reported on.
     claims: HashMap<WorkerId, TaskId>,
     written: HashMap<WorkerId, Written>,
+    /// Calls seen since the last write of each worker, not yet written back.
+    unwritten: HashMap<WorkerId, Sighting>,
+    /// Whether a write-back of `unwritten` is on its way.
+    pub(crate) writing_back: bool,
 }
 
 impl LocalWorkers {
-    /// `Some(draining)` when a call from `worker` at `now` needs no `worker_seen`
-    /// write: one was made less than [`SEEN_WRITE_EVERY`] ago and the address is
-    /// the same (or not known). `None` when the call must be written.
-    pub(crate) fn fresh(
-        &self,
+    /// `Some(draining)` when a call from `worker` at `now` can be written back later
+    /// (it is then remembered for the next batch): the worker was written before
+    /// and calls from the same address (or an unknown one), and is not draining
+    /// since a second or more. `None` when the call must be written now.
+    pub(crate) fn note(
+        &mut self,
         worker: &WorkerId,
         address: Option<IpAddr>,
         now: Timestamp,
     ) -> Option<bool> {
         let w = self.written.get(worker)?;
-        let same_address = address.is_none() || address == w.address;
-        (same_address && now.since(w.at) < SEEN_WRITE_EVERY).then_some(w.draining)
+        // A draining worker's call reads its flag again once a second, so a drain
+        // lifted on another orchestrator lets it work within a second; anyone's
+        // drain set elsewhere comes back with the next batch.
+        let recheck = w.draining && now.since(w.at) >= SEEN_WRITE_EVERY;
+        if recheck || address.is_some() && address != w.address {
+            return None;
+        }
+        let draining = w.draining;
+        let seen = self.unwritten.entry(worker.clone()).or_insert(Sighting {
+            worker: worker.clone(),
+            address,
+            at: now,
+        });
+        seen.at = seen.at.max(now);
+        seen.address = address.or(seen.address);
+        Some(draining)
+    }
+
+    /// Whether calls wait to be written back.
+    pub(crate) fn has_unwritten(&self) -> bool {
+        !self.unwritten.is_empty()
+    }
+
+    /// The calls not yet written back, forgotten here (the caller writes them).
+    pub(crate) fn take_unwritten(&mut self) -> Vec<Sighting> {
+        self.unwritten.drain().map(|(_, s)| s).collect()
     }
 
     /// Remembers a `worker_seen` write at `now` and the record it returned.
@@ -102,27 +134,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_call_is_written_once_a_second_unless_the_address_changes() {
+    fn a_known_workers_calls_wait_for_the_batch_unless_its_address_changes() {
         let w = WorkerId::new("w").unwrap();
         let here: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
         let mut local = LocalWorkers::default();
-        assert_eq!(local.fresh(&w, here, Timestamp(0)), None, "never written");
+        assert_eq!(local.note(&w, here, Timestamp(0)), None, "never written");
         let mut record = WorkerRecord::unseen(w.clone());
         record.seen_at(here, Timestamp(0));
+        local.wrote(&record, Timestamp(0));
+        assert_eq!(local.note(&w, here, Timestamp(999)), Some(false));
+        assert_eq!(local.note(&w, None, Timestamp(5000)), Some(false));
+        assert_eq!(local.note(&w, here, Timestamp(2000)), Some(false));
+        let elsewhere = Some("10.0.0.2".parse().unwrap());
+        assert_eq!(local.note(&w, elsewhere, Timestamp(10)), None);
+        let batch = local.take_unwritten();
+        assert_eq!(batch.len(), 1, "one sighting per worker: {batch:?}");
+        assert_eq!((batch[0].at, batch[0].address), (Timestamp(5000), here));
+        assert!(local.take_unwritten().is_empty());
+        local.forget_before(Timestamp(5000));
+        assert_eq!(local.note(&w, here, Timestamp(6000)), None, "forgotten");
+    }
+
+    #[test]
+    fn a_draining_workers_call_reads_its_flag_again_after_a_second() {
+        let w = WorkerId::new("w").unwrap();
+        let mut local = LocalWorkers::default();
+        let mut record = WorkerRecord::unseen(w.clone());
+        record.seen_at(None, Timestamp(0));
         record.draining = true;
         local.wrote(&record, Timestamp(0));
-        assert_eq!(local.fresh(&w, here, Timestamp(999)), Some(true));
-        assert_eq!(local.fresh(&w, None, Timestamp(999)), Some(true));
-        let elsewhere = Some("10.0.0.2".parse().unwrap());
-        assert_eq!(local.fresh(&w, elsewhere, Timestamp(10)), None);
-        assert_eq!(
-            local.fresh(&w, here, Timestamp(1000)),
-            None,
-            "a second later"
-        );
-        local.reported(&w, Timestamp(1500));
-        assert_eq!(local.fresh(&w, here, Timestamp(2000)), Some(true));
-        local.forget_before(Timestamp(5000));
-        assert_eq!(local.fresh(&w, here, Timestamp(2000)), None, "forgotten");
+        assert_eq!(local.note(&w, None, Timestamp(999)), Some(true));
+        assert_eq!(local.note(&w, None, Timestamp(1000)), None);
     }
 }

@@ -24,19 +24,27 @@
 //!
 //! Workers are remembered in the store ([`crate::WorkerRegistry`]), so `/workers`
 //! answers the same after a restart and on every orchestrator sharing a store.
-//! Every worker call counts as seen: `next_work`, heartbeats and releases write the
-//! worker's last seen time before they act, but at most once a second per worker
-//! unless its address changed, so a long-polling or heartbeating fleet costs one
-//! small write per worker per second at most; a completion or failure counts it in
-//! the same write as its seen time. A store that does not answer fails the call,
-//! as it would fail the claim; a count that cannot be written after the outcome
+//! Every worker call counts as seen. A worker's first call to this orchestrator,
+//! and a call from a new address, are written at once; the other calls are kept
+//! in memory and written back in one batch a second
+//! ([`crate::WorkerRegistry::workers_seen`]), so a long-polling or heartbeating
+//! fleet costs one store call a second however large it is, and an idle long poll
+//! none. A completion or failure counts the worker in the same write as its seen
+//! time. A store that does not answer fails the call, as it would fail the claim; a count that cannot be written after the outcome
 //! was stored is logged, and the outcome stands. What a worker holds is read from
 //! the queue's in-progress tasks; the engine keeps only a cache of the tasks
 //! claimed through it (to answer reports without a store read) and of the
 //! draining flag its last write returned: an operator's drain on another
-//! orchestrator takes effect here at the worker's first call a second after the
-//! last write. The leader stores its probe reports and drops workers unseen for
-//! [`EngineConfig::worker_forget_after`] that hold nothing, in its reap round.
+//! orchestrator takes effect here with the next batch, and a lifted drain at the
+//! worker's first call a second after the last write. The leader stores its probe
+//! reports and drops workers unseen for [`EngineConfig::worker_forget_after`] that
+//! hold nothing, in its reap round.
+//!
+//! # Waiting workers
+//!
+//! Long-polling workers wait in a line (`waiters.rs`): a task that may have become
+//! claimable wakes the one that waited longest, which wakes the next when it takes
+//! a task, so a queued task costs a claim or two, not one per waiting worker.
 
 mod budget;
 mod deps;
@@ -57,6 +65,7 @@ mod registry;
 mod scaling;
 mod step;
 mod trust;
+mod waiters;
 mod work;
 mod workers;
 mod writes;
@@ -89,6 +98,7 @@ pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
+use waiters::Waiters;
 pub use work::{ABANDONED, ReportRef};
 pub use writes::{RepoWrites, WriteHealth};
 
@@ -231,7 +241,7 @@ impl OrchestratorBuilder {
                     probe: self.probe,
                     clock: self.clock,
                     config: self.config,
-                    work_ready: Notify::new(),
+                    waiters: Waiters::default(),
                 },
                 local: Mutex::new(LocalWorkers::default()),
                 status: Mutex::new(EngineStatus::default()),
@@ -261,8 +271,9 @@ pub(crate) struct Core {
     pub(crate) probe: Option<Arc<dyn WorkerProbe>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
-    /// Woken when a task may have become claimable, for long-polling workers.
-    pub(crate) work_ready: Notify,
+    /// The long-polling workers, woken one at a time when a task may have become
+    /// claimable ([`waiters`]).
+    pub(crate) waiters: Waiters,
 }
 
 impl Core {
@@ -271,9 +282,10 @@ impl Core {
         self.clock.now()
     }
 
-    /// Wakes the long-polling workers: a task may have become claimable.
+    /// Wakes the long-polling worker that has waited longest: a task may have
+    /// become claimable. It wakes the next if it takes one ([`waiters`]).
     pub(crate) fn wake(&self) {
-        self.work_ready.notify_waiters();
+        self.waiters.wake_one();
     }
 
     /// The task of an issue, in any state; `NotFound` when there is none.
@@ -294,7 +306,7 @@ impl Core {
             probe: None,
             clock: Arc::new(TokioClock::new()),
             config: EngineConfig::default(),
-            work_ready: Notify::new(),
+            waiters: Waiters::default(),
         }
     }
 }

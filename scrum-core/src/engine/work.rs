@@ -32,19 +32,23 @@ impl Orchestrator {
         if lease == LeaseKind::RunTime {
             self.end_abandoned(worker).await?;
         }
+        // In the line before looking, so a task queued during the look still wakes
+        // this worker (see `waiters`).
+        let mut place = self.inner.waiters.join();
         loop {
-            // Register interest before looking, so a task queued between the look
-            // and the wait still wakes us.
-            let notified = self.inner.work_ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-
             let ctx = self.asking(worker, address).await?;
+            if ctx.takes_no_work() {
+                tokio::select! {
+                    () = place.stand_aside() => continue,
+                    () = tokio::time::sleep_until(deadline) => return Ok(None),
+                }
+            }
             if let Some(a) = self.claim(&ctx, lease).await? {
+                place.served();
                 return Ok(Some(a));
             }
             tokio::select! {
-                () = &mut notified => {}
+                () = place.woken() => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
@@ -188,7 +192,7 @@ impl Orchestrator {
         self.observe_end(&result, AttemptEnd::Released, now);
         if result.is_ok() {
             lock(&self.inner.local).holds(worker, None);
-            self.inner.work_ready.notify_waiters();
+            self.inner.wake();
         }
         self.forget_on_lease_lost(worker, &result);
         result
@@ -317,21 +321,66 @@ impl Orchestrator {
         }
     }
 
-    /// Records a call from `worker` at `now` in the store, at most once every
-    /// [`super::local::SEEN_WRITE_EVERY`] unless its address changed (see the
-    /// [module docs](super)), and says whether the worker is draining.
+    /// Records a call from `worker` at `now` and says whether the worker is
+    /// draining. A worker's first call here, or a call from a new address, is
+    /// written at once; the calls of a known worker are written back in a batch
+    /// (see [`super::local::SEEN_WRITE_EVERY`]), so a call costs no store call.
     async fn seen(
         &self,
         worker: &WorkerId,
         address: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<bool> {
-        if let Some(draining) = lock(&self.inner.local).fresh(worker, address, now) {
-            return Ok(draining);
+        let noted = {
+            let mut local = lock(&self.inner.local);
+            let noted = local.note(worker, address, now);
+            let write_back = noted.is_some() && !std::mem::replace(&mut local.writing_back, true);
+            noted.map(|draining| (draining, write_back))
+        };
+        match noted {
+            Some((draining, write_back)) => {
+                if write_back {
+                    tokio::spawn(self.clone().write_back_calls());
+                }
+                Ok(draining)
+            }
+            None => {
+                let record = self.inner.queue.worker_seen(worker, address, now).await?;
+                lock(&self.inner.local).wrote(&record, now);
+                Ok(record.draining)
+            }
         }
-        let record = self.inner.queue.worker_seen(worker, address, now).await?;
-        lock(&self.inner.local).wrote(&record, now);
-        Ok(record.draining)
+    }
+
+    /// Writes the calls noted in memory back to the registry, one batch every
+    /// [`super::local::SEEN_WRITE_EVERY`], until none is left; the records that
+    /// come back refresh the draining flags (a drain set on another orchestrator).
+    async fn write_back_calls(self) {
+        loop {
+            tokio::time::sleep(super::local::SEEN_WRITE_EVERY).await;
+            let batch = lock(&self.inner.local).take_unwritten();
+            if !batch.is_empty() {
+                match self.inner.queue.workers_seen(&batch).await {
+                    Ok(records) => {
+                        let mut local = lock(&self.inner.local);
+                        for record in &records {
+                            local.wrote(record, record.last_seen.unwrap_or_default());
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        workers = batch.len(),
+                        error = %e,
+                        "could not write the workers' calls back to the registry"
+                    ),
+                }
+            }
+            let mut local = lock(&self.inner.local);
+            if local.has_unwritten() {
+                continue;
+            }
+            local.writing_back = false;
+            return;
+        }
     }
 
     /// Counts an accepted report in the store (which also marks the worker seen); a
@@ -371,7 +420,7 @@ impl Orchestrator {
             .as_ref()
             .is_ok_and(|t| !success || !t.locks.is_empty())
         {
-            self.inner.work_ready.notify_waiters();
+            self.inner.wake();
         }
         self.forget_on_lease_lost(worker, result);
     }

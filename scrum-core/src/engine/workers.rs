@@ -116,7 +116,8 @@ impl Operator<'_> {
         self.inner.queue.set_draining(worker, draining).await?;
         lock(&self.inner.local).set_draining(worker, draining);
         if !draining {
-            self.inner.work_ready.notify_waiters();
+            self.inner.waiters.drain_lifted();
+            self.inner.wake();
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use scrum_core::{HostReport, Result, Timestamp, WorkerId, WorkerRecord, WorkerRegistry};
+use scrum_core::{HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord, WorkerRegistry};
 
 use super::PostgresQueue;
 use crate::registry;
@@ -28,6 +28,19 @@ const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, com
          address = coalesce(EXCLUDED.address, workers.address),
          completed = workers.completed + EXCLUDED.completed,
          failed = workers.failed + EXCLUDED.failed
+     RETURNING id, address, first_seen, last_seen, completed, failed, draining,
+               set_config('synchronous_commit', 'off', true)";
+
+/// [`SEEN`] for a batch of calls: `$1` ids, `$2` times, `$3` addresses (one
+/// element per worker, each worker once).
+const SEEN_MANY: &str =
+    "INSERT INTO workers (id, first_seen, last_seen, address, completed, failed)
+     SELECT id, at, at, address, 0, 0
+     FROM unnest($1::text[], $2::bigint[], $3::text[]) AS seen (id, at, address)
+     ON CONFLICT (id) DO UPDATE SET
+         first_seen = coalesce(workers.first_seen, EXCLUDED.first_seen),
+         last_seen = greatest(workers.last_seen, EXCLUDED.last_seen),
+         address = coalesce(EXCLUDED.address, workers.address)
      RETURNING id, address, first_seen, last_seen, completed, failed, draining,
                set_config('synchronous_commit', 'off', true)";
 
@@ -75,6 +88,32 @@ impl WorkerRegistry for PostgresQueue {
         now: Timestamp,
     ) -> Result<WorkerRecord> {
         self.seen(worker, address, now, [0, 0]).await
+    }
+
+    async fn workers_seen(&self, seen: &[Sighting]) -> Result<Vec<WorkerRecord>> {
+        let mut once = std::collections::HashSet::new();
+        if !seen.iter().all(|s| once.insert(&s.worker)) {
+            // One statement may not upsert a row twice: one call at a time.
+            let mut records = Vec::with_capacity(seen.len());
+            for s in seen {
+                records.push(self.worker_seen(&s.worker, s.address, s.at).await?);
+            }
+            return Ok(records);
+        }
+        let ids: Vec<&str> = seen.iter().map(|s| s.worker.as_str()).collect();
+        let times: Vec<i64> = seen.iter().map(|s| s.at.0).collect();
+        let addresses: Vec<Option<String>> = seen
+            .iter()
+            .map(|s| s.address.map(|a| a.to_string()))
+            .collect();
+        let rows = sqlx::query(SEEN_MANY)
+            .bind(ids)
+            .bind(times)
+            .bind(addresses)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("record the workers' calls", e))?;
+        rows.iter().map(record).collect()
     }
 
     async fn worker_finished(

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
 
-use scrum_core::{Error, HostReport, Result, Timestamp, WorkerId, WorkerRecord, WorkerRegistry};
+use scrum_core::{
+    Error, HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord, WorkerRegistry,
+};
 
 use super::SqliteQueue;
 use super::schema::db_error;
@@ -111,6 +113,32 @@ impl WorkerRegistry for SqliteQueue {
             })
             .await?;
         row.record()
+    }
+
+    async fn workers_seen(&self, seen: &[Sighting]) -> Result<Vec<WorkerRecord>> {
+        let rows: Vec<_> = seen
+            .iter()
+            .map(|s| {
+                let address = s.address.map(|a| a.to_string());
+                (s.worker.as_str().to_string(), s.at.0, address)
+            })
+            .collect();
+        // One write: the whole batch commits in one transaction.
+        let stored = self
+            .write_returning(move |conn| {
+                let mut upsert = conn
+                    .prepare_cached(&format!("{SEEN}{RETURNING}"))
+                    .map_err(|e| db_error("record the workers' calls", e))?;
+                rows.into_iter()
+                    .map(|(id, at, address)| {
+                        upsert
+                            .query_row((id, at, address, 0, 0), stored)
+                            .map_err(|e| db_error("record the workers' calls", e))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        stored.into_iter().map(Stored::record).collect()
     }
 
     async fn worker_finished(
