@@ -12,6 +12,7 @@
 //! # });
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,7 @@ use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
 use crate::state::{Event, Policy};
 use crate::worker::WorkSource;
-use crate::workers::{HostReport, WorkerRecord, WorkerRegistry};
+use crate::workers::{HostReport, Sighting, WorkerRecord, WorkerRegistry};
 
 /// What to inject, shared and adjustable while the wrapper is in use.
 #[derive(Debug)]
@@ -46,6 +47,7 @@ pub struct Faults {
     lost_reply_ppm: AtomicU32,
     delay_ms: AtomicU32,
     rng: Mutex<fastrand::Rng>,
+    calls: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Faults {
@@ -64,6 +66,7 @@ impl Faults {
             lost_reply_ppm: AtomicU32::new(0),
             delay_ms: AtomicU32::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            calls: Mutex::default(),
         }
     }
 
@@ -95,6 +98,12 @@ impl Faults {
         self
     }
 
+    /// How many calls were made of each operation (`claim`, `worker_seen`,
+    /// `apply`, ...), faults or not: what a load costs the wrapped backend.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn roll(&self, ppm: &AtomicU32) -> bool {
         let p = ppm.load(Ordering::SeqCst);
         p > 0
@@ -111,6 +120,12 @@ impl Faults {
     }
 
     async fn before(&self, op: &str) -> Result<()> {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op.to_string())
+            .or_default() += 1;
         let delay = self.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay.into())).await;
@@ -259,6 +274,11 @@ impl<Q: WorkerRegistry> WorkerRegistry for Faulty<Q> {
     ) -> Result<WorkerRecord> {
         self.faults
             .call("worker_seen", self.inner.worker_seen(worker, address, now))
+            .await
+    }
+    async fn workers_seen(&self, seen: &[Sighting]) -> Result<Vec<WorkerRecord>> {
+        self.faults
+            .call("workers_seen", self.inner.workers_seen(seen))
             .await
     }
     async fn worker_finished(

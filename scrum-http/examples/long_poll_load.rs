@@ -1,16 +1,19 @@
-//! 200 workers long-polling a real server over HTTP, each looping claim → heartbeat →
+//! Workers long-polling a real server over HTTP, each looping claim → heartbeat →
 //! complete with lease tokens, while a producer queues tasks at a steady rate.
-//! Reports cycles per second, `/work/next` latency and dispatch latency (task
-//! queued → a waiting worker has it).
+//! Reports cycles per second, `/work/next` latency, dispatch latency (task queued →
+//! a waiting worker has it), and the store calls made per dispatched task.
 //!
 //! ```sh
-//! cargo run --release -p scrum-http --example long_poll_load -- --workers 200 --tasks 20000 --rate 1000
+//! cargo run --release -p scrum-http --example long_poll_load -- --workers 1000 --tasks 20000 --rate 500
 //! ```
 //!
 //! Flags: `--workers N` (200), `--tasks N` (20000), `--rate N` tasks queued per second
-//! (1000), `--store memory|sqlite:PATH` (memory), `--server-threads N` (2). The
-//! server runs on its own runtime in this process; the workers use
-//! `OrchestratorClient` (reqwest) over loopback.
+//! (1000), `--store memory|sqlite:PATH|postgres:URL|redis:URL` (memory; PostgreSQL
+//! and Redis runs work in a schema or key prefix of their own, named in the
+//! output), `--server-threads N` (2). The server
+//! runs on its own runtime in this process; the workers use `OrchestratorClient`
+//! (reqwest) over loopback. The store is wrapped in `scrum_core::faults::Faulty`
+//! (with no faults) to count its calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scrum_core::engine::Orchestrator;
+use scrum_core::faults::{Faults, Faulty};
 use scrum_core::memory::{MemoryIssueSource, MemoryQueue};
-use scrum_core::state::Policy;
+use scrum_core::state::{Jitter, Policy};
 use scrum_core::{Labels, ReadyIssue, TaskId, Timestamp, WorkQueue};
 use scrum_http::wire::{CompleteRequest, HeartbeatRequest, LeaseMode, TaskRef};
 use scrum_http::{ApiConfig, ApiState, OrchestratorClient, serve};
+use scrum_store::{PostgresQueue, RedisQueue, SqliteQueue};
 
 struct Args {
     workers: usize,
@@ -81,32 +86,73 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (orchestrator, url) = server_rt.block_on(async {
-        let policy = Policy::default();
-        let queue: Arc<dyn WorkQueue> = match a.store.strip_prefix("sqlite:") {
-            Some(path) => scrum_store::open(&format!("sqlite://{path}"), policy)
-                .await
-                .expect("open the SQLite store"),
-            None => Arc::new(MemoryQueue::new(policy)),
-        };
+    let (orchestrator, url, faults) = server_rt.block_on(async {
+        let (queue, faults) = open_store(&a.store).await;
         let source = Arc::new(MemoryIssueSource::new(Labels::default()));
         let orchestrator = Orchestrator::builder(queue, source).build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = ApiState::new(orchestrator.clone(), ApiConfig::default());
         tokio::spawn(serve(listener, state, std::future::pending()));
-        (orchestrator, url)
+        (orchestrator, url, faults)
     });
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    client_rt.block_on(run(a, orchestrator, url));
+    client_rt.block_on(run(a, orchestrator, url, faults));
     drop(server_rt);
 }
 
-async fn run(a: Args, orchestrator: Orchestrator, url: String) {
+/// The store `spec` names, wrapped to count its calls, and the counts.
+async fn open_store(spec: &str) -> (Arc<dyn WorkQueue>, Box<dyn Fn() -> Calls + Send>) {
+    fn counted<Q: WorkQueue + 'static>(
+        q: Q,
+    ) -> (Arc<dyn WorkQueue>, Box<dyn Fn() -> Calls + Send>) {
+        let q = Arc::new(Faulty::new(q, Faults::default()));
+        let counts = q.clone();
+        (q, Box::new(move || counts.faults().calls()))
+    }
+    let policy = Policy::default();
+    let (kind, at) = spec.split_once(':').unwrap_or((spec, ""));
+    match kind {
+        "memory" => counted(MemoryQueue::new(policy)),
+        "sqlite" => counted(
+            SqliteQueue::open(at, policy)
+                .await
+                .expect("open the SQLite store"),
+        ),
+        "postgres" => {
+            let q = PostgresQueue::connect_in_schema(at, &fresh("_"), policy, Jitter::random());
+            counted(q.await.expect("connect to PostgreSQL"))
+        }
+        "redis" => {
+            let q = RedisQueue::connect_with_prefix(at, &fresh(":"), policy, Jitter::random());
+            counted(q.await.expect("connect to Redis"))
+        }
+        other => panic!("unknown store {other}: memory, sqlite:PATH, postgres:URL or redis:URL"),
+    }
+}
+
+type Calls = std::collections::BTreeMap<String, u64>;
+
+/// A schema or key prefix of this run's own, so a run starts empty.
+fn fresh(separator: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("long_poll_load{separator}{secs}");
+    println!("store: in {name} (drop it when done)");
+    name
+}
+
+async fn run(
+    a: Args,
+    orchestrator: Orchestrator,
+    url: String,
+    calls: Box<dyn Fn() -> Calls + Send>,
+) {
     let queued_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let stats: Arc<Mutex<Stats>> = Arc::default();
     let done = Arc::new(AtomicU64::new(0));
@@ -187,6 +233,7 @@ async fn run(a: Args, orchestrator: Orchestrator, url: String) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    let calls_before = calls();
     let started = Instant::now();
     let producer = {
         let (orchestrator, queued_at) = (orchestrator.clone(), queued_at.clone());
@@ -230,6 +277,7 @@ async fn run(a: Args, orchestrator: Orchestrator, url: String) {
         let _ = w.await;
     }
     let completed = done.load(Ordering::SeqCst);
+    let calls_after = calls();
     let mut s = Arc::try_unwrap(stats)
         .ok()
         .map(|m| m.into_inner().unwrap())
@@ -271,6 +319,33 @@ async fn run(a: Args, orchestrator: Orchestrator, url: String) {
         pct(&mut s.complete, 0.50),
         pct(&mut s.complete, 0.99)
     );
+    let made = |ops: &[&str]| -> u64 {
+        ops.iter()
+            .map(|op| {
+                let n = |c: &Calls| c.get(*op).copied().unwrap_or(0);
+                n(&calls_after) - n(&calls_before)
+            })
+            .sum()
+    };
+    let dispatched = s.dispatch.len().max(1) as f64;
+    println!(
+        "store calls per dispatched task: {:.2} to hand it out (claims and seen times), {:.2} in all",
+        made(&["claim", "worker_seen", "workers_seen"]) as f64 / dispatched,
+        calls_after
+            .values()
+            .sum::<u64>()
+            .saturating_sub(calls_before.values().sum()) as f64
+            / dispatched
+    );
+    println!("store calls: {:?}", diff(&calls_before, &calls_after));
+}
+
+fn diff(before: &Calls, after: &Calls) -> Calls {
+    after
+        .iter()
+        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 fn merge(into: &Mutex<Stats>, local: &mut Stats) {
