@@ -263,7 +263,7 @@ async fn version(program: &str, report: &mut Report) {
             let last = said.lines().last().unwrap_or_default().trim().to_string();
             report.fail(
                 "agent",
-                format!("`{program} --version` exited {}: {last}", out.status),
+                format!("`{program} --version` failed ({}): {last}", out.status),
                 fix,
             );
         }
