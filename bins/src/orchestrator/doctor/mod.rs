@@ -42,11 +42,10 @@ pub struct DoctorArgs {
 /// Runs every check of `serve`'s configuration into `report`.
 pub async fn check(serve: &ServeArgs, args: &DoctorArgs, report: &mut Report) {
     let valid = fleet::settings(serve, report);
-    let github = match &valid.github {
-        Some(config) => Some(github_client(config, report)),
-        None => None,
-    }
-    .flatten();
+    let github = valid
+        .github
+        .as_ref()
+        .and_then(|config| github_client(config, report));
     let readable = match &github {
         Some(client) => github::token(client, report).await,
         None => Vec::new(),
