@@ -10,9 +10,11 @@
 //! - [`runner`]: the worker runtime: isolated git workspaces, the workflow command,
 //!   pushes and pull requests.
 //! - [`logging`]: `LOG_LEVEL` and signals.
+//! - [`doctor`]: the report `scrum-orchestrator doctor` and `scrum-worker doctor` print.
 //! - `fleet` (feature `fleet`): a whole deployment on one machine, for the
 //!   end-to-end test and the demo.
 
+pub mod doctor;
 #[cfg(feature = "fleet")]
 pub mod fleet;
 pub mod logging;

@@ -1,6 +1,9 @@
 //! `scrum-worker`: configuration and wiring of one worker: the HTTP client of the
 //! orchestrator, the [`CommandRunner`] (the built-in workflow or a workflow
-//! command), and the core worker loop; and `scrum-worker workflow show|check`.
+//! command), and the core worker loop; `scrum-worker workflow show|check`; and
+//! `scrum-worker doctor` ([`doctor`]), which checks the configuration.
+
+pub mod doctor;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,7 +59,12 @@ characters and hidden HTML are removed, and the attempt's log says so.
 
 `scrum-worker workflow show` prints the built-in workflow file (TOML: agents, phases, \
 prompts, gates, retries); edit a copy and point WORKFLOW_FILE at it. \
-`scrum-worker workflow check FILE` checks one.";
+`scrum-worker workflow check FILE` checks one.
+
+`scrum-worker doctor [--repo OWNER/NAME]` checks this configuration without taking \
+work: the orchestrator takes this worker's calls, git can push and the token may \
+open pull requests in each --repo, the agent CLI runs, and the sandbox runs a \
+command. See `scrum-worker doctor --help`.";
 
 /// A worker: asks the orchestrator for an issue, runs the AI workflow on it in an
 /// isolated clone, pushes the branch, opens the pull request and reports back.

@@ -205,7 +205,7 @@ impl GitHubClient {
     }
 
     /// Creates `label` in the repository unless it is known to exist.
-    async fn ensure_label(&self, repo: &RepoName, label: &str) -> Result<()> {
+    pub(crate) async fn ensure_label(&self, repo: &RepoName, label: &str) -> Result<()> {
         if self.inner.known_labels.contains(repo, label) {
             return Ok(());
         }

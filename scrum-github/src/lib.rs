@@ -20,6 +20,8 @@
 //!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
 //! - [`status`]: [`GitHubStatus`], for `/health`.
 //! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
+//! - [`access`]: what the token may do in each repository, its labels and
+//!   webhooks, read for `scrum-orchestrator doctor`.
 //! - `fake` (feature `fake`): an in-process fake GitHub with state, ETags, paging,
 //!   rate limits, faults and a request log.
 //!
@@ -54,6 +56,7 @@
 //! # });
 //! ```
 
+pub mod access;
 mod classify;
 mod client;
 pub mod config;
@@ -72,6 +75,7 @@ mod wire;
 #[cfg(feature = "fake")]
 pub mod fake;
 
+pub use access::{Grants, Hook, RepoAccess};
 pub use client::GitHubClient;
 pub use config::{GitHubConfig, Timing, parse_ready_labels, parse_repos};
 pub use listing::PollStats;

@@ -15,6 +15,11 @@ async fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `doctor` printed each failure; the count ends its output.
+        Err(e) if e.is::<scrum_bins::doctor::ChecksFailed>() => {
+            eprintln!("scrum-orchestrator doctor: {e}");
+            std::process::ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("scrum-orchestrator: {e:#}");
             std::process::ExitCode::from(2)

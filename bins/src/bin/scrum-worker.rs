@@ -1,8 +1,9 @@
 //! `scrum-worker`: parses configuration and runs the worker loop until SIGTERM or
-//! SIGINT. Everything else is library code (`scrum_bins::worker`).
+//! SIGINT; or runs `workflow` or `doctor`. Everything else is library code (`scrum_bins::worker`).
 
 use clap::Parser;
 use scrum_bins::logging;
+use scrum_bins::worker::doctor::WorkerDoctorCli;
 use scrum_bins::worker::{WorkerCli, WorkflowCli};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +20,18 @@ async fn main() -> std::process::ExitCode {
             Err(e) => {
                 eprintln!("scrum-worker: {e:#}");
                 std::process::ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(parsed) = WorkerDoctorCli::from_args(&args) {
+        let doctor = parsed.unwrap_or_else(|e| e.exit());
+        let mut report = scrum_bins::doctor::Report::printed();
+        doctor.check(&mut report).await;
+        return match report.verdict() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(failed) => {
+                eprintln!("scrum-worker doctor: {failed}");
+                std::process::ExitCode::from(1)
             }
         };
     }

@@ -41,11 +41,15 @@ git commit -q -m "Resolve #$ISSUE_NUMBER"
 /// - `[no-credits]`: the first call fails for a credit balance too low;
 /// - `[vague]`: the first clarification check asks two questions.
 ///
+/// `claude --version` answers with a version and records nothing.
+///
 /// Each call's prompt and arguments are kept in `$FAKE_CLAUDE_STATE/<owner>_<repo>_issue-N/`
 /// as `<role>-<n>.prompt` and `.args` (and `leaked` if a GitHub or orchestrator
 /// token reached it); in a sandbox, which passes no `FAKE_CLAUDE_STATE`, under its
 /// private `$HOME`.
 pub const FAKE_CLAUDE: &str = r#"#!/bin/sh
+# As Claude Code does: `claude --version` prints the version (`scrum-worker doctor` runs it).
+if [ "$1" = "--version" ]; then echo "2.1.197 (Claude Code; the demo's stand-in)"; exit 0; fi
 role=unknown
 for a in "$@"; do
   case "$a" in

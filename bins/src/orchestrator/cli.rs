@@ -34,9 +34,28 @@ pub struct OrchestratorCli {
 }
 
 /// Operator subcommands: each calls a running orchestrator's HTTP API, but
-/// `settings` and `notify test`, which act on this host's settings.
+/// `settings`, `doctor` and `notify test`, which act on this host's settings.
 #[derive(Debug, Subcommand)]
 pub enum Operator {
+    /// Checks this configuration without starting the service, one line per check
+    /// (`ok`, `FAIL` with the fix, or `skip` with why), and exits 1 when any fails.
+    ///
+    /// It reads the same flags, environment variables and settings file as the
+    /// service (give them before `doctor`, or in the environment), and checks:
+    /// the settings; that GitHub accepts GITHUB_TOKEN and that it may read and write
+    /// issues and read pull requests in each repository (its role there, and a
+    /// classic token's scopes); that the ready and lifecycle labels exist or can be
+    /// created; that GITHUB_WEBHOOK_SECRET signs a delivery the server accepts, that
+    /// a running orchestrator (--url, else the configured address when one answers)
+    /// takes a ping signed with it, and that the repositories' hooks to
+    /// /webhooks/github are signed and were not refused (readable with an admin's
+    /// token only; GitHub never shows a hook's secret); that the store opens and is
+    /// migrated; that each WORKER_IPS host answers over SSH with WORKER_SSH_KEY and
+    /// its pinned host key, its worker service active; and that a sandbox tool is
+    /// installed when workers run on this machine. It changes nothing on GitHub
+    /// unless asked (--create-labels); like the service, it pins a worker host's
+    /// key on first use and creates or migrates the store.
+    Doctor(super::doctor::DoctorArgs),
     /// Prints the settings the service would start with, in the settings file's
     /// form, each with where it came from (flag, environment, file or default);
     /// secrets show only where they came from.

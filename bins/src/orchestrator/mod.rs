@@ -1,10 +1,12 @@
 //! `scrum-orchestrator`: its command line ([`cli`]), its settings grouped by what
 //! they configure ([`settings`]), the wiring of the store, GitHub, the SSH probe and
 //! the HTTP API ([`service`]), and the operator subcommands that talk to a running
-//! orchestrator ([`operator`]). [`run`] is what the binary does once its settings
+//! orchestrator ([`operator`]), and `doctor`, which checks a configuration without
+//! starting the service ([`doctor`]). [`run`] is what the binary does once its settings
 //! are read ([`settings::load`]).
 
 pub mod cli;
+pub mod doctor;
 pub mod notify;
 pub mod operator;
 pub mod service;
@@ -32,6 +34,11 @@ pub async fn run(
                 settings::table::effective(&matches, file.as_ref(), &cmd)
             );
             Ok(())
+        }
+        Some(Operator::Doctor(args)) => {
+            let mut report = crate::doctor::Report::printed();
+            doctor::check(&cli.serve, &args, &mut report).await;
+            report.verdict().map_err(anyhow::Error::new)
         }
         Some(op) => operate(op).await,
         None => {

@@ -12,8 +12,10 @@ pub async fn operate(op: Operator) -> anyhow::Result<()> {
         Operator::Notify {
             action: NotifyAction::Test(args),
         } => return super::notify::send_test(args).await,
-        Operator::Settings => {
-            anyhow::bail!("`settings` reads this host's settings, not the API's: see `run`")
+        Operator::Settings | Operator::Doctor(_) => {
+            anyhow::bail!(
+                "`settings` and `doctor` read this host's settings, not the API's: see `run`"
+            )
         }
         Operator::Status(r) | Operator::Queue(r) | Operator::Workers(r) => r,
         Operator::Retry { remote, .. } | Operator::Cancel { remote, .. } => remote,
@@ -50,7 +52,9 @@ pub async fn operate(op: Operator) -> anyhow::Result<()> {
             };
             serde_json::to_value(client.retry_effects(&which).await.map_err(reach)?)?
         }
-        Operator::Notify { .. } | Operator::Settings => unreachable!("answered above"),
+        Operator::Notify { .. } | Operator::Settings | Operator::Doctor(_) => {
+            unreachable!("answered above")
+        }
         Operator::Effects { dead, .. } => {
             let state = dead.then_some(EffectState::Dead);
             serde_json::to_value(client.effects(state).await.map_err(reach)?)?

@@ -179,6 +179,26 @@ impl GitRemote {
             .map_err(|_| Error::new(ErrorKind::Internal, format!("git rev-list said {count:?}")))
     }
 
+    /// Whether a push to `repo` would be accepted, without pushing anything: a
+    /// one-commit repository is made in `scratch` (a new directory) and pushed
+    /// with `--dry-run` and a real push's credentials. Over HTTPS that asks the
+    /// forge for write access, which it refuses to a token that may only read.
+    pub async fn check_push(&self, repo: &RepoName, scratch: &Path) -> Result<()> {
+        std::fs::create_dir_all(scratch).map_err(io("create a scratch repository"))?;
+        self.git(scratch, &["init", "--quiet"]).await?;
+        let message = "scrum-worker doctor";
+        self.git(
+            scratch,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        )
+        .await?;
+        let refspec = "HEAD:refs/heads/scrum-worker-doctor-check";
+        let url = self.url(repo);
+        self.git(scratch, &["push", "--dry-run", "--quiet", &url, refspec])
+            .await
+            .map(|_| ())
+    }
+
     /// Pushes the task's branch, replacing what an earlier attempt pushed.
     pub async fn push(&self, ws: &Workspace) -> Result<()> {
         let refspec = format!("HEAD:refs/heads/{}", ws.branch);

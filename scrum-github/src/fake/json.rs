@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::TOKEN_USER;
 use super::state::{FakeEvent, FakeIssue, FakeLabel, Repo};
 
 fn user(base: &str) -> Value {
@@ -72,10 +73,21 @@ pub(crate) fn repository(base: &str, r: &Repo) -> Value {
         "labels_url": format!("{url}/labels{{/name}}"),
         "default_branch": r.default_branch, "open_issues_count": r.issues.values().filter(|i| i.open).count(),
         "has_issues": true, "archived": false, "disabled": false, "visibility": "public",
-        "permissions": { "admin": false, "maintain": false, "push": !r.read_only,
-                         "triage": !r.read_only, "pull": true },
+        "permissions": permissions(r),
         "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z", "pushed_at": "2020-01-01T00:00:00Z"
     })
+}
+
+/// The token's `permissions` in `r`: its role there ([`TOKEN_USER`]'s, `write`
+/// unless set), without push and triage while the repository is read-only to it.
+fn permissions(r: &Repo) -> Value {
+    let role = r.roles.get(TOKEN_USER).map_or("read", String::as_str);
+    let at_least = |rank: usize| {
+        let ranks = ["none", "read", "triage", "write", "maintain", "admin"];
+        ranks.iter().position(|x| *x == role).unwrap_or(1) >= rank
+    };
+    json!({ "admin": at_least(5), "maintain": at_least(4), "push": at_least(3) && !r.read_only,
+            "triage": at_least(2) && !r.read_only, "pull": at_least(1) })
 }
 
 pub(crate) fn issue(base: &str, r: &Repo, i: &FakeIssue) -> Value {

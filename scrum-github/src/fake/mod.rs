@@ -33,6 +33,7 @@
 mod answer;
 mod dependencies;
 mod graphql;
+mod hooks;
 mod json;
 mod pulls;
 mod routes;
@@ -47,6 +48,7 @@ use std::time::Duration;
 use scrum_core::{TaskId, Timestamp};
 use tokio::task::JoinHandle;
 
+pub use hooks::FakeHook;
 pub use state::{FakeEvent, FakeIssue, FakePull, Fault, ServedRequest};
 
 use server::{Shared, lock};
@@ -210,6 +212,7 @@ impl FakeGitHub {
                     (TOKEN_USER.to_string(), "write".to_string()),
                 ]
                 .into(),
+                hooks: Vec::new(),
             });
     }
 

@@ -111,6 +111,9 @@ pub(crate) fn route(
         (Method::GET, ["repos", o, r, "collaborators", user, "permission"]) => {
             permission(st, &format!("{o}/{r}"), user)
         }
+        (Method::GET, ["repos", o, r, "hooks"]) => {
+            super::hooks::list_hooks(st, &format!("{o}/{r}"))
+        }
         (Method::POST, ["graphql"]) => super::graphql::answer(st, body),
         (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
         (Method::GET, ["repos", o, r, "pulls", n]) => with_issue(st, o, r, n, |st, repo, i| {

@@ -46,7 +46,13 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
 
     let mut st = lock(&shared);
-    let (response, points) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
+    let (mut response, points) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
+    if let Some(scopes) = st.scopes.as_deref() {
+        // A classic token's answers name its scopes (not a refused token's).
+        if response.status() != StatusCode::UNAUTHORIZED {
+            add_headers(&mut response, &[("x-oauth-scopes", scopes)]);
+        }
+    }
     st.points_spent += points;
     st.log.push(ServedRequest {
         method: parts.method.to_string(),

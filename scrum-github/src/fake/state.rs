@@ -177,6 +177,8 @@ pub(crate) struct Repo {
     /// Collaborators' roles by lower-case login (`admin`, `maintain`, `write`,
     /// `triage`, `read`); anyone else reads the (public) repository.
     pub(crate) roles: BTreeMap<String, String>,
+    /// Its webhooks.
+    pub(crate) hooks: Vec<super::hooks::FakeHook>,
 }
 
 impl Repo {
@@ -211,6 +213,8 @@ pub(crate) struct State {
     pub(crate) git_root: Option<std::path::PathBuf>,
     /// Issue dependencies: the blockers of (lower-case `owner/name`, number).
     pub(crate) blocked_by: BTreeMap<(String, u64), Vec<scrum_core::TaskId>>,
+    /// A classic token's scopes, sent as `X-OAuth-Scopes`; `None`: a fine-grained token.
+    pub(crate) scopes: Option<String>,
 }
 
 impl State {
@@ -232,6 +236,7 @@ impl State {
             log: Vec::new(),
             git_root: None,
             blocked_by: BTreeMap::new(),
+            scopes: None,
         }
     }
 
