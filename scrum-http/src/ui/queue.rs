@@ -4,8 +4,8 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use scrum_core::{Status, TaskState};
 use scrum_core::engine::TaskSearch;
+use scrum_core::{Status, TaskState};
 use serde::Deserialize;
 
 use super::layout::{Nav, state_badge, task_href, time};

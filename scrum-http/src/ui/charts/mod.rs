@@ -11,7 +11,7 @@ mod history;
 mod svg;
 
 use maud::{Markup, html};
-use scrum_core::{Outcome, Status, Task, Timestamp};
+use scrum_core::{Outcome, Status, Task, TaskState, Timestamp};
 
 use history::{HOUR, OTHERS, Slot, TEN_MINUTES};
 use svg::{Chart, Column, Lane, Lanes, Series, Unit};
@@ -93,8 +93,13 @@ fn outcomes(tasks: &[Task], now: Timestamp) -> Markup {
     let done: u32 = hours.iter().map(|(_, f)| f.completed).sum();
     let failed: u32 = hours.iter().map(|(_, f)| f.failed).sum();
     let chart = Chart {
-        label: format!("Completed and failed tasks per hour, the last day: {done} completed, {failed} failed"),
-        series: vec![series("completed", "s-completed"), series("failed", "s-failed")],
+        label: format!(
+            "Completed and failed tasks per hour, the last day: {done} completed, {failed} failed"
+        ),
+        series: vec![
+            series("completed", "s-completed"),
+            series("failed", "s-failed"),
+        ],
         columns,
         unit: Unit::Count,
         empty: "No task finished in the last day.",
@@ -131,10 +136,10 @@ fn load(tasks: &[Task], now: Timestamp) -> Markup {
         unit: Unit::Count,
         empty: "No task waited or ran in the last day.",
     };
-    let now_figures = slots.last().map(|(_, l)| l).copied().unwrap_or_default();
+    let count = |state: TaskState| tasks.iter().filter(|t| t.state() == state).count();
     let totals = [
-        format!("{} now", now_figures.waiting),
-        format!("{} now", now_figures.running),
+        format!("{} now", count(TaskState::Pending)),
+        format!("{} now", count(TaskState::InProgress)),
     ];
     figure(
         "chart-load",
@@ -236,20 +241,30 @@ pub(crate) fn attempts(t: &Task, now: Timestamp) -> Markup {
                     a.worker,
                     took(end.0 - a.started_at.0),
                     cost.unwrap_or_default(),
-                    a.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    a.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 ),
             }
         })
         .collect();
     let mark = match t.status {
-        Status::Scheduled { at } => Some((history::fraction(span, at), format!("retry {}", clock_secs(at)))),
+        Status::Scheduled { at } => Some((
+            history::fraction(span, at),
+            format!("retry {}", clock_secs(at)),
+        )),
         _ => None,
     };
     let chart = Lanes {
         label: format!("The attempts of run {} on a time axis", t.run.number),
         lanes,
         start: format!("queued {} UTC", clock_secs(span.start)),
-        end: format!("{} UTC ({} later)", clock_secs(span.end), took(span.end.0 - span.start.0)),
+        end: format!(
+            "{} UTC ({} later)",
+            clock_secs(span.end),
+            took(span.end.0 - span.start.0)
+        ),
         mark,
     };
     let mut outcomes: Vec<&str> = chart.lanes.iter().map(|l| l.outcome.as_str()).collect();

@@ -187,19 +187,30 @@ pub(crate) fn bars(c: &Chart) -> Markup {
 }
 
 /// The outline of series `k` of `c` as steps on an axis up to `max`: a closed
-/// area down to the axis for the first series, a line for the others.
+/// area down to the axis for the first series, a line for the others. A run of
+/// equal values is one horizontal stroke.
 fn outline(c: &Chart, k: usize, max: f64) -> String {
     let column = (WIDTH - LEFT - RIGHT) / c.columns.len().max(1) as f64;
-    let mut d = String::new();
-    for (i, col) in c.columns.iter().enumerate() {
-        let v = col.values.get(k).copied().unwrap_or(0.0);
-        let (x0, x1) = (LEFT + column * i as f64, LEFT + column * (i + 1) as f64);
-        let to = if i == 0 && k > 0 { "M" } else { "L" };
-        d.push_str(&format!("{to}{} {}H{}", n(x0), n(y(v, max)), n(x1)));
+    let ys: Vec<String> = c
+        .columns
+        .iter()
+        .map(|col| n(y(col.values.get(k).copied().unwrap_or(0.0), max)))
+        .collect();
+    let base = n(y(0.0, max));
+    let mut d = match k {
+        0 => format!("M{} {base}", n(LEFT)),
+        _ => format!("M{} {}", n(LEFT), ys.first().unwrap_or(&base)),
+    };
+    let mut last: Option<&String> = (k > 0).then(|| ys.first()).flatten();
+    for (i, level) in ys.iter().enumerate() {
+        if last != Some(level) {
+            d.push_str(&format!("H{}V{level}", n(LEFT + column * i as f64)));
+            last = Some(level);
+        }
     }
+    d.push_str(&format!("H{}", n(WIDTH - RIGHT)));
     if k == 0 {
-        let base = n(y(0.0, max));
-        d = format!("M{} {base}{d}V{base}Z", n(LEFT));
+        d.push_str(&format!("V{base}Z"));
     }
     d
 }
@@ -344,7 +355,10 @@ mod tests {
         let svg = bars(&chart(&[[2.0, 1.0], [0.0, 0.0], [3.0, 0.0]])).into_string();
         assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
         assert_eq!(svg.matches("<rect").count(), svg.matches("</rect>").count());
-        assert!(svg.contains(r#"data-series="failed" data-value="1""#), "{svg}");
+        assert!(
+            svg.contains(r#"data-series="failed" data-value="1""#),
+            "{svg}"
+        );
         assert!(svg.contains("09:00: completed 3"), "{svg}");
         assert!(!svg.contains("Nothing yet."));
         let empty = bars(&chart(&[[0.0, 0.0]])).into_string();
@@ -355,8 +369,14 @@ mod tests {
     #[test]
     fn steps_carry_each_series_peak() {
         let svg = steps(&chart(&[[2.0, 1.0], [4.0, 0.0]])).into_string();
-        assert!(svg.contains(r#"data-series="completed" data-peak="4""#), "{svg}");
-        assert!(svg.contains(r#"data-series="failed" data-peak="1""#), "{svg}");
+        assert!(
+            svg.contains(r#"data-series="completed" data-peak="4""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"data-series="failed" data-peak="1""#),
+            "{svg}"
+        );
         assert!(svg.contains("09:00: 4 completed, 0 failed"), "{svg}");
     }
 }

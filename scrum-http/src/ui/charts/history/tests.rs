@@ -143,7 +143,12 @@ fn one_repositorys_cost_is_summed_per_day_it_was_reported() {
         Some((failed_at, Outcome::Failed)),
     );
     cost(&mut retried, 1.0);
-    attempt(&mut retried, "w-2", ago(20), Some((ago(10), Outcome::Completed)));
+    attempt(
+        &mut retried,
+        "w-2",
+        ago(20),
+        Some((ago(10), Outcome::Completed)),
+    );
     cost(&mut retried, 0.5);
     let unreported = completed("acme/a", 3, ago(20), ago(10));
     let c = cost_per_day(&[today, retried, unreported], now(), 30);
@@ -166,7 +171,9 @@ fn many_repositories_show_the_costliest_and_sum_the_rest() {
     assert_eq!(c.repositories.len(), MAX_REPOSITORIES);
     assert_eq!(
         c.repositories,
-        ["acme/r8", "acme/r7", "acme/r6", "acme/r5", "acme/r4", OTHERS]
+        [
+            "acme/r8", "acme/r7", "acme/r6", "acme/r5", "acme/r4", OTHERS
+        ]
     );
     // The three cheapest: 1 + 2 + 3.
     assert_eq!(c.total(5), 6.0);
@@ -190,9 +197,27 @@ fn load_shows_the_most_waiting_and_running_in_each_slot() {
     let quick = completed("acme/a", 3, Timestamp(DAY0 + 10 * HOUR + 5 * MIN), ago(30));
     let l = load(&[running, waiting, quick], now());
     let at = |i: usize| l[i].1;
-    assert_eq!(at(143), Load { waiting: 1, running: 1 });
-    assert_eq!(at(142), Load { waiting: 2, running: 1 });
-    assert_eq!(at(140), Load { waiting: 0, running: 1 });
+    assert_eq!(
+        at(143),
+        Load {
+            waiting: 1,
+            running: 1
+        }
+    );
+    assert_eq!(
+        at(142),
+        Load {
+            waiting: 2,
+            running: 1
+        }
+    );
+    assert_eq!(
+        at(140),
+        Load {
+            waiting: 0,
+            running: 1
+        }
+    );
     assert_eq!(at(139), Load::default());
 }
 
@@ -217,20 +242,34 @@ fn a_claim_leaves_the_queue_and_starts_at_one_instant() {
     // Queued and claimed at 10:32: it never waited.
     let at_once = completed("acme/a", 1, ago(5), ago(2));
     let l = load(std::slice::from_ref(&at_once), now());
-    assert_eq!(l[143].1, Load { waiting: 0, running: 1 });
+    assert_eq!(
+        l[143].1,
+        Load {
+            waiting: 0,
+            running: 1
+        }
+    );
     // Another queued at 10:31 and claimed at 10:32, and runs on.
     let mut later = task("acme/a", 2, ago(6));
     attempt(&mut later, "w-2", ago(5), None);
     later.status = running_status(&later);
     let l = load(&[at_once, later], now());
-    assert_eq!(l[143].1, Load { waiting: 1, running: 2 });
+    assert_eq!(
+        l[143].1,
+        Load {
+            waiting: 1,
+            running: 2
+        }
+    );
 }
 
 #[test]
 fn a_runs_span_reaches_now_and_its_retry_while_it_is_live() {
     let mut t = task("acme/a", 1, ago(30));
     attempt(&mut t, "w-1", ago(20), Some((ago(10), Outcome::Failed)));
-    t.status = Status::Scheduled { at: now().plus(std::time::Duration::from_secs(600)) };
+    t.status = Status::Scheduled {
+        at: now().plus(std::time::Duration::from_secs(600)),
+    };
     let span = run_span(&t, now());
     assert_eq!(span.start, ago(30));
     assert_eq!(span.end, now().plus(std::time::Duration::from_secs(600)));
