@@ -230,8 +230,12 @@ pub(crate) fn attempts(t: &Task, now: Timestamp) -> Markup {
             let end = a.ended_at.unwrap_or(now.max(a.started_at));
             let outcome = a.outcome.map_or("running", Outcome::as_str);
             let cost = a.cost_usd.map(|c| format!(", {}", Unit::Dollars.format(c)));
+            let mut label = format!("#{} {}", a.number, a.worker);
+            if label.chars().count() > 22 {
+                label = label.chars().take(21).chain(['…']).collect();
+            }
             Lane {
-                label: format!("#{} {}", a.number, a.worker),
+                label,
                 from: history::fraction(span, a.started_at),
                 to: history::fraction(span, end),
                 outcome: outcome.to_string(),

@@ -8,11 +8,11 @@
 use maud::{Markup, html};
 
 /// The drawing's width in its own units (it scales to the page's width).
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 600.0;
 /// The height of a bar or step chart.
-const HEIGHT: f64 = 180.0;
+const HEIGHT: f64 = 170.0;
 /// Room for the y axis' labels on the left.
-const LEFT: f64 = 52.0;
+const LEFT: f64 = 48.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 10.0;
 /// Room for the x axis' labels below.
