@@ -8,8 +8,9 @@
 //! and the busy workers), painted in their colours on screen; the charts following
 //! a completion on the open page without a reload; a task waiting for its retry
 //! saying when it runs again on the queue; and a task's page drawing its attempts
-//! on a time axis, the next one appearing live. Screenshots go under the target
-//! directory (`dashboard/charts-*.png`) and are checked not blank.
+//! on a time axis, the next one appearing live; the charts fitting a phone's
+//! screen. Screenshots go under the target directory (`dashboard/charts-*.png`)
+//! and are checked not blank.
 
 mod browser;
 
@@ -218,6 +219,20 @@ async fn the_charts_draw_the_run_and_follow_it_live() {
     let lanes = element_screenshot(&c, "#attempt-chart", &shots, "charts-attempts").await;
     assert!(lanes.count(GREEN) > 50, "the completed attempt's bar");
     screenshot(&c, &shots, "charts-task").await;
+
+    // On a phone's screen the charts fit: nothing wider than the window.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{url}/ui")).await.unwrap();
+    let wide = c.execute(
+        "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+        vec![],
+    );
+    assert_eq!(
+        wide.await.unwrap(),
+        json!(false),
+        "the overview is wider than a phone"
+    );
+    screenshot(&c, &shots, "charts-phone").await;
     c.close().await.unwrap();
     fleet.stop();
 }
