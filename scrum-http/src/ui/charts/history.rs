@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use scrum_core::{Status, Task, TaskState, Timestamp};
 
-/// Milliseconds in ten minutes, an hour and a day.
+/// Milliseconds in ten minutes.
 pub(crate) const TEN_MINUTES: i64 = 600_000;
 /// Milliseconds in an hour.
 pub(crate) const HOUR: i64 = 3_600_000;
