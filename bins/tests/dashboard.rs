@@ -16,11 +16,13 @@
 //! Needs `chromium` and `chromium-driver` (`scripts/services.sh` installs them);
 //! without them the test fails, saying so.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod browser;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::{Driver, click, click_to, eventually, live, path, screenshot, text};
+use fantoccini::Locator;
 use scrum_bins::fleet::Fleet;
 use scrum_core::TaskId;
 use scrum_github::fake::NewIssue;
@@ -31,141 +33,6 @@ use scrum_http::wire::{
 use serde_json::json;
 
 const TOKEN: &str = "dashboard-browser-test-token";
-
-/// Polls `probe` every 50 ms until it answers `Some`, and panics with `what` and
-/// the last answer when `limit` passes first.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match probe().await {
-            Ok(v) => return v,
-            Err(last) => last,
-        };
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}; last seen: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A `chromedriver` on a port of its own, killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start(logs: &Path) -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(logs.join("chromedriver.log")).unwrap();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start chromedriver ({e}): install chromium and chromium-driver \
-                     (scripts/services.sh does)"
-                )
-            });
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// A headless Chromium session, once chromedriver answers.
-    async fn session(&self, profile: &Path) -> Client {
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        });
-        let caps = caps.as_object().unwrap().clone();
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        eventually("a chromedriver session", Duration::from_secs(30), || {
-            let mut builder = ClientBuilder::new(connector.clone());
-            builder.capabilities(caps.clone());
-            let url = self.url.clone();
-            async move { builder.connect(&url).await.map_err(|e| e.to_string()) }
-        })
-        .await
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The text of the first element `css` finds, read in one script: the live part
-/// of a page is swapped whenever the fleet changes, so an element found in one
-/// WebDriver call may be gone by the next.
-async fn text(c: &Client, css: &str) -> Result<String, String> {
-    let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
-    match c.execute(script, vec![json!(css)]).await {
-        Ok(serde_json::Value::String(s)) => Ok(s.trim().to_string()),
-        Ok(other) => Err(format!("{css}: {other}")),
-        Err(e) => Err(format!("{css}: {e}")),
-    }
-}
-
-/// Clicks the first element `css` finds, finding it again if a live update
-/// replaced it in between.
-async fn click(c: &Client, css: &str) {
-    eventually(
-        &format!("a click on {css}"),
-        Duration::from_secs(5),
-        || async {
-            let el = c.find(Locator::Css(css)).await.map_err(|e| e.to_string())?;
-            el.click().await.map_err(|e| e.to_string())
-        },
-    )
-    .await;
-}
-
-/// The page's path.
-async fn path(c: &Client) -> String {
-    c.current_url().await.unwrap().path().to_string()
-}
-
-/// Clicks `css` until the browser is on `to`: a live update may replace the
-/// element just as it is clicked, and then the click submits nothing. (No page
-/// this clicks from has its `css` on `to`, so a click never lands twice.)
-async fn click_to(c: &Client, css: &str, to: &str) {
-    eventually(
-        &format!("{to} after a click on {css}"),
-        Duration::from_secs(10),
-        || async {
-            if path(c).await == to {
-                return Ok(());
-            }
-            if let Ok(el) = c.find(Locator::Css(css)).await {
-                let _ = el.click().await;
-            }
-            let now = path(c).await;
-            (now == to).then_some(()).ok_or(now)
-        },
-    )
-    .await;
-}
 
 /// A task as `/queue` lists it.
 async fn listed(api: &OrchestratorClient, id: &TaskId) -> Option<QueueEntry> {
@@ -195,33 +62,6 @@ fn task_ref(w: &WorkItem) -> TaskRef {
         repository: Some(w.repository.clone()),
         lease_token: Some(w.lease_token.clone()),
     }
-}
-
-/// Writes a screenshot to `dir/name.png` and checks it is not blank: it decodes,
-/// has many colours, and no colour covers nearly all of it.
-async fn screenshot(c: &Client, dir: &Path, name: &str) -> PathBuf {
-    let png = c.screenshot().await.unwrap();
-    let file = dir.join(format!("{name}.png"));
-    std::fs::write(&file, &png).unwrap();
-    let decoder = png::Decoder::new(std::io::Cursor::new(&png));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", file.display());
-    let samples = info.color_type.samples();
-    let mut colours = std::collections::HashMap::<&[u8], usize>::new();
-    for px in buf[..info.buffer_size()].chunks(samples) {
-        *colours.entry(px).or_default() += 1;
-    }
-    let pixels = (info.width * info.height) as usize;
-    let commonest = colours.values().max().copied().unwrap_or(0);
-    assert!(
-        colours.len() > 20 && commonest < pixels * 97 / 100,
-        "{} looks blank: {} colours, the commonest covers {commonest} of {pixels} pixels",
-        file.display(),
-        colours.len()
-    );
-    file
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,22 +110,7 @@ async fn an_operator_watches_and_acts_in_a_real_browser() {
         .await
         .unwrap();
     // Live: the page waits on its event stream.
-    eventually(
-        "the live stream to open",
-        Duration::from_secs(10),
-        || async {
-            let open = c
-                .execute(
-                    "const s = document.body['htmx-internal-data']; \
-                 return !!(s && s.sseEventSource && s.sseEventSource.readyState === 1);",
-                    vec![],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            (open == json!(true)).then_some(()).ok_or(open.to_string())
-        },
-    )
-    .await;
+    live(&c).await;
 
     // A task completes; the open page shows it within 2 s, without a reload.
     let work = claim(&api).await;

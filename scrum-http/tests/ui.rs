@@ -667,6 +667,25 @@ async fn a_tasks_page_shows_each_attempt_and_when_its_retry_runs() {
     let (_, _, html) = Browser::new(&f).get(&page(&waiting)).await;
     assert!(html.contains(r#"id="retry-at""#), "{html}");
     assert!(html.contains("waiting for its retry"), "{html}");
+    // Its attempt drawn on the time axis, with the retry marked after it.
+    let chart = section(&html, r#"id="attempt-chart""#, "</figure>");
+    assert_eq!(
+        chart.matches(r#"data-outcome="failed""#).count(),
+        1,
+        "{chart}"
+    );
+    assert!(
+        chart.contains(r#"class="mark""#) && chart.contains(">retry "),
+        "{chart}"
+    );
+    // The queue says when it runs again too.
+    let (_, _, queue) = Browser::new(&f).get("/ui/queue").await;
+    let row = section(&queue, &waiting.to_string(), "</tr>");
+    assert!(row.contains("retry at"), "{row}");
+    assert!(
+        row.contains(" min)") || row.contains(" h)"),
+        "a time ahead: {row}"
+    );
     let f = Fixture::with_policy(ApiConfig::default(), policy);
     let done = f.retried_task(true).await;
     let (status, _, html) = Browser::new(&f).get(&page(&done)).await;
@@ -684,6 +703,68 @@ async fn a_tasks_page_shows_each_attempt_and_when_its_retry_runs() {
         html.contains("Attempt 2 claimed by"),
         "the timeline: {html}"
     );
+    let chart = section(&html, r#"id="attempt-chart""#, "</figure>");
+    let bars: Vec<String> = attrs(chart, "data-outcome");
+    assert_eq!(bars, ["failed", "completed"], "{chart}");
+    assert!(
+        chart.contains("Attempt 2 by worker-2: completed after"),
+        "{chart}"
+    );
+}
+
+/// The part of `html` from `start` to the first `end` after it.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"));
+    let rest = &html[from..];
+    &rest[..rest.find(end).map_or(rest.len(), |i| i + end.len())]
+}
+
+/// The sum of the `data-value`s of the bars of `series` in chart `id`.
+fn bar_total(html: &str, id: &str, series: &str) -> f64 {
+    let chart = section(html, &format!(r#"id="{id}""#), "</figure>");
+    chart
+        .split("<rect ")
+        .skip(1)
+        .map(|r| &r[..r.find("</rect>").unwrap()])
+        .filter(|r| r.contains(&format!(r#"data-series="{series}""#)))
+        .flat_map(|r| attrs(r, "data-value"))
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn the_overview_draws_the_fleets_history_without_scripts() {
+    let (f, ids) = busy_fixture(ApiConfig::default()).await;
+    let mut b = Browser::new(&f);
+    let (status, _, html) = b.get("/ui").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // One completion and one failure this hour, drawn as bars in the page itself.
+    assert_eq!(bar_total(&html, "chart-outcomes", "completed"), 1.0);
+    assert_eq!(bar_total(&html, "chart-outcomes", "failed"), 1.0);
+    // The completed attempt's cost, today, for its repository only.
+    let (paid, other) = match ids["completed"].repo() {
+        "acme/widgets" => ("acme/widgets", "acme/gadgets"),
+        _ => ("acme/gadgets", "acme/widgets"),
+    };
+    assert_eq!(bar_total(&html, "chart-cost", paid), 1.25);
+    let cost = section(&html, r#"id="chart-cost""#, "</figure>");
+    assert!(!cost.contains(other), "{cost}");
+    assert!(cost.contains("$1.25"), "the legend's total: {cost}");
+    // The queue: 61 tasks waited before the first claim; 57 wait now (two
+    // finished, one runs, one was cancelled).
+    let load = section(&html, r#"id="chart-load""#, "</figure>");
+    let peaks: Vec<String> = attrs(load, "data-peak");
+    assert_eq!(peaks, ["61", "1"], "{load}");
+    assert!(load.contains("57 now") && load.contains("1 now"), "{load}");
+
+    // Nothing happened yet: the charts say so.
+    let empty = Fixture::new();
+    let (_, _, html) = Browser::new(&empty).get("/ui").await;
+    assert!(html.contains("No task finished in the last day."), "{html}");
+    assert!(html.contains("No attempt reported a cost"), "{html}");
+    assert!(!section(&html, r#"id="chart-outcomes""#, "</figure>").contains("<rect"));
 }
 
 #[tokio::test]

@@ -20,12 +20,14 @@
 //! - `auth`: the login cookie and the CSRF token.
 //! - `layout`: the page shell, assets and small pieces of markup.
 //! - `pages`: overview, workers, a worker's log, write-back.
+//! - `charts`: the charts (SVG drawn here) of the overview and a task's page.
 //! - `queue`, `task`: the queue with its filters, and one task's page.
 //! - `actions`: the confirmation page and the POSTs that act.
 //! - `live`: `/ui/events`, the server-sent events.
 
 mod actions;
 pub(crate) mod auth;
+mod charts;
 mod layout;
 mod live;
 mod pages;

@@ -6,20 +6,24 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
-use scrum_core::{HostHealth, OutboxEntry, TaskState, Timestamp};
+use scrum_core::{HostHealth, OutboxEntry, TaskFilter, TaskState, Timestamp};
 
+use super::charts;
 use super::layout::{Nav, action_button, ago, maybe_time, state_badge, task_href, time};
 use super::{Viewer, failed};
 use crate::server::ApiState;
 
-/// `GET /ui`: counts by state, the last hour, GitHub, the leader, dispatch.
+/// `GET /ui`: counts by state, the charts, the last hour, GitHub, the leader,
+/// dispatch.
 pub(crate) async fn overview(State(s): State<ApiState>, v: Viewer) -> Response {
     let o = s.orchestrator();
-    let (counts, hour, workers, writes) = match tokio::try_join!(
+    let every = TaskFilter::default();
+    let (counts, hour, workers, writes, tasks) = match tokio::try_join!(
         o.reads().counts(),
         o.reads().outcomes_within(Duration::from_secs(3600)),
         o.reads().workers(),
         o.reads().write_health(),
+        o.reads().tasks(&every),
     ) {
         Ok(read) => read,
         Err(e) => return failed(e),
@@ -62,6 +66,7 @@ pub(crate) async fn overview(State(s): State<ApiState>, v: Viewer) -> Response {
                 }
             }
         }
+        (charts::overview(&tasks, now))
         section aria-label="The last hour" {
             h2 { "The last hour" }
             div.cards {

@@ -4,8 +4,8 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use scrum_core::TaskState;
 use scrum_core::engine::TaskSearch;
+use scrum_core::{Status, TaskState};
 use serde::Deserialize;
 
 use super::layout::{Nav, state_badge, task_href, time};
@@ -127,6 +127,9 @@ pub(crate) async fn page(
                         td { (t.issue.title) }
                         td { (state_badge(t.state().as_str()))
                              @if t.stop_requested() { " " small { "cancelling" } }
+                             @if let Status::Scheduled { at } = t.status {
+                                 br; small.retry-at { "waiting for its retry: retry at " (time(at, now)) }
+                             }
                              @if let Some(b) = &t.blocked() {
                                  " " (state_badge(BLOCKED)) br; small.blocked { (b.describe()) }
                              }

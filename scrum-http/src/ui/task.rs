@@ -1,5 +1,5 @@
-//! `GET /ui/tasks/{owner}/{repo}/{number}`: one task: its run and attempts with a
-//! timeline, the worker and lease, what blocks it (its open blockers and any
+//! `GET /ui/tasks/{owner}/{repo}/{number}`: one task: its run and attempts (drawn
+//! on a time axis, and listed) with a timeline, the worker and lease, what blocks it (its open blockers and any
 //! dependency problem), the failure, the pull request and cost, the review a
 //! rework run answers, and its GitHub effects with whether they landed.
 
@@ -10,6 +10,7 @@ use scrum_core::{
     LeaseKind, OutboxEntry, Outcome, Status, Stop, Task, TaskId, TaskState, Timestamp,
 };
 
+use super::charts;
 use super::layout::{Nav, action_button, maybe_time, state_badge, task_href, time};
 use super::pages::effect_state;
 use super::{Viewer, failed};
@@ -229,6 +230,7 @@ pub(crate) async fn page(
             }
         }
         h2 { "Attempts" }
+        (charts::attempts(&t, now))
         (attempts(&t, now))
         h2 { "Timeline" }
         ol.timeline #timeline {
