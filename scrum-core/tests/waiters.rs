@@ -49,7 +49,8 @@ async fn a_queued_task_costs_a_few_store_calls_however_many_workers_wait() {
         Faults::default(),
     ));
     let source = Arc::new(MemoryIssueSource::default());
-    let engine = Orchestrator::builder(queue.clone() as Arc<dyn WorkQueue>, source).build();
+    let engine =
+        Orchestrator::builder(queue.clone() as Arc<dyn WorkQueue>, source.clone()).build();
 
     // Every worker long-polls until it gets one task, then stops.
     let (got, mut handed) = tokio::sync::mpsc::unbounded_channel();
@@ -91,4 +92,18 @@ async fn a_queued_task_costs_a_few_store_calls_however_many_workers_wait() {
         per_task <= 3.0,
         "{per_task:.2} store calls per dispatched task with {WORKERS} workers waiting"
     );
+
+    // A poll that finds several issues wakes one worker, and each worker that takes
+    // one wakes the next: every one goes out.
+    for n in TASKS + 1..=TASKS + 20 {
+        let id = TaskId::new("acme/widgets", n).unwrap();
+        source.open_issue(id, "Polled", &["ai-ready"], Timestamp(n as i64));
+    }
+    engine.poll_once().await.unwrap();
+    for _ in 0..20 {
+        tokio::time::timeout(Duration::from_secs(10), handed.recv())
+            .await
+            .expect("each polled task goes to a waiting worker")
+            .expect("a worker");
+    }
 }

@@ -124,11 +124,13 @@ async fn open_store(spec: &str) -> (Arc<dyn WorkQueue>, Box<dyn Fn() -> Calls + 
                 .expect("open the SQLite store"),
         ),
         "postgres" => {
-            let q = PostgresQueue::connect_in_schema(at, &fresh("_"), policy, Jitter::random());
+            let schema = fresh("_");
+            let q = PostgresQueue::connect_in_schema(at, &schema, policy, Jitter::random());
             counted(q.await.expect("connect to PostgreSQL"))
         }
         "redis" => {
-            let q = RedisQueue::connect_with_prefix(at, &fresh(":"), policy, Jitter::random());
+            let prefix = fresh(":");
+            let q = RedisQueue::connect_with_prefix(at, &prefix, policy, Jitter::random());
             counted(q.await.expect("connect to Redis"))
         }
         other => panic!("unknown store {other}: memory, sqlite:PATH, postgres:URL or redis:URL"),

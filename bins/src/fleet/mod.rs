@@ -100,8 +100,13 @@ impl Fleet {
         let github = FakeGitHub::start().await;
         let remotes = root.join("remotes");
         github.serve_git_from(&remotes);
-        let mut repos: Vec<&str> = issues.iter().map(|(r, _)| *r).collect();
-        repos.dedup();
+        // Each repository once, in the order of its first issue.
+        let mut repos: Vec<&str> = Vec::new();
+        for (repo, _) in issues {
+            if !repos.contains(repo) {
+                repos.push(*repo);
+            }
+        }
         for repo in &repos {
             github.add_repo(repo);
             make_remote(&remotes, repo, &root.join("seed"))?;

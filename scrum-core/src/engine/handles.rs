@@ -104,7 +104,7 @@ impl Operator<'_> {
     /// Starts a new run of a failed or cancelled task (an operator action).
     pub async fn retry(self, id: &TaskId) -> Result<Task> {
         let task = self.inner.queue.retry(id, self.now()).await?;
-        self.inner.wake();
+        self.inner.wake_for_one();
         Ok(task)
     }
 

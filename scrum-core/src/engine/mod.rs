@@ -98,7 +98,7 @@ pub use reads::{Outcomes, TaskPage, TaskSearch};
 pub use registry::{WorkerInfo, WorkerStatus};
 pub use scaling::{Scaling, ScalingSettings, desired_workers};
 pub use trust::TrustMode;
-use waiters::Waiters;
+use waiters::{Freed, Waiters};
 pub use work::{ABANDONED, ReportRef};
 pub use writes::{RepoWrites, WriteHealth};
 
@@ -282,10 +282,16 @@ impl Core {
         self.clock.now()
     }
 
-    /// Wakes the long-polling worker that has waited longest: a task may have
+    /// Wakes the long-polling worker that has waited longest: tasks may have
     /// become claimable. It wakes the next if it takes one ([`waiters`]).
     pub(crate) fn wake(&self) {
-        self.waiters.wake_one();
+        self.waiters.wake_one(Freed::Several);
+    }
+
+    /// Wakes the long-polling worker that has waited longest for one task that
+    /// may have become claimable (queued, released, retried).
+    pub(crate) fn wake_for_one(&self) {
+        self.waiters.wake_one(Freed::One);
     }
 
     /// The task of an issue, in any state; `NotFound` when there is none.

@@ -50,7 +50,7 @@ impl Orchestrator {
     pub async fn enqueue(&self, issue: ReadyIssue) -> Result<Enqueued> {
         let result = self.inner.queue.enqueue(issue, self.now()).await?;
         if result != Enqueued::Unchanged {
-            self.inner.wake();
+            self.inner.wake_for_one();
         }
         Ok(result)
     }

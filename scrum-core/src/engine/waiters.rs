@@ -4,8 +4,8 @@
 //! has waited longest, not all of them: with a thousand workers long-polling, waking
 //! all of them for each queued task would cost a thousand claims in the store for
 //! one task. The worker that is woken looks (one claim); when it takes a task, it
-//! wakes the next in line, since more may be claimable; when it finds nothing, the
-//! chain stops there, as nothing is claimable for anyone (what holds tasks back,
+//! wakes the next in line, since more may be claimable (a poll or the reaper may
+//! have freed many with one wake); when it finds nothing, the chain stops there, as nothing is claimable for anyone (what holds tasks back,
 //! locks and repository holds, holds them for every worker alike).
 //!
 //! Nothing is lost between a wake and a look:
@@ -17,7 +17,7 @@
 //!   on a wake it had, and waits for its drain to lift instead.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -36,11 +36,39 @@ struct Line {
     waiting: BTreeMap<u64, Arc<Bell>>,
 }
 
+/// What a wake says became claimable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Freed {
+    /// One task (queued, released, retried): the worker woken for it wakes nobody
+    /// else.
+    One,
+    /// Perhaps several (a poll, the reaper, a hold lifted): the worker woken for
+    /// them wakes the next when it takes one.
+    Several,
+}
+
 /// One waiter's bell: rung at most once per time in the line.
 #[derive(Debug, Default)]
 struct Bell {
     notify: Notify,
-    rung: AtomicBool,
+    /// 0 while not rung, else 1 + the `Freed` it was rung for.
+    rung: AtomicU8,
+}
+
+impl Bell {
+    fn ring(&self, freed: Freed) {
+        self.rung.store(1 + freed as u8, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// What it was rung for, if it was; not rung any more.
+    fn answer(&self) -> Option<Freed> {
+        match self.rung.swap(0, Ordering::SeqCst) {
+            0 => None,
+            1 => Some(Freed::One),
+            _ => Some(Freed::Several),
+        }
+    }
 }
 
 impl Waiters {
@@ -53,18 +81,18 @@ impl Waiters {
             arrival: line.arrivals,
             bell: Arc::default(),
             in_line: true,
+            woken: None,
         };
         line.waiting.insert(place.arrival, place.bell.clone());
         place
     }
 
-    /// Wakes the worker that has waited longest, if any waits: a task may have
-    /// become claimable.
-    pub(crate) fn wake_one(&self) {
+    /// Wakes the worker that has waited longest, if any waits: what `freed` says
+    /// may have become claimable.
+    pub(crate) fn wake_one(&self, freed: Freed) {
         let next = self.lock().waiting.pop_first();
         if let Some((_, bell)) = next {
-            bell.rung.store(true, Ordering::SeqCst);
-            bell.notify.notify_one();
+            bell.ring(freed);
         }
     }
 
@@ -92,6 +120,8 @@ pub(crate) struct Place<'a> {
     arrival: u64,
     bell: Arc<Bell>,
     in_line: bool,
+    /// What the wake that brought this worker to look again was for, if one did.
+    woken: Option<Freed>,
 }
 
 impl Place<'_> {
@@ -103,15 +133,23 @@ impl Place<'_> {
             // Whoever rang took it out of the line.
             self.in_line = false;
         }
-        self.bell.rung.store(false, Ordering::SeqCst);
+        // The latest wake counts: a chain for several ended when it found nothing.
+        self.woken = self.bell.answer();
         self.rejoin();
     }
 
-    /// The worker took a task: it leaves the line and wakes the next waiter, as
-    /// more may be claimable.
+    /// The worker took a task: it leaves the line and, if a wake for several
+    /// tasks brought it there, wakes the next waiter, as more may be claimable.
+    /// A worker that found a task as it arrived, or was woken for one task, wakes
+    /// nobody: a wake for another task went to a worker that looks.
     pub(crate) fn served(mut self) {
-        self.leave();
-        self.waiters.wake_one();
+        match (self.leave(), self.woken) {
+            // Rung during its look: the wake may be for a task it did not see.
+            (Some(freed), _) | (None, Some(freed @ Freed::Several)) => {
+                self.waiters.wake_one(freed);
+            }
+            _ => {}
+        }
     }
 
     /// The worker may take no work while it drains: it leaves the line (passing on
@@ -133,24 +171,25 @@ impl Place<'_> {
         }
     }
 
-    /// Leaves the line; true when this worker had been woken since it last joined.
-    fn leave(&mut self) -> bool {
-        let was_in_line = std::mem::replace(&mut self.in_line, false);
-        if !was_in_line {
-            return false;
+    /// Leaves the line; what it was rung for, if it was since it last joined.
+    fn leave(&mut self) -> Option<Freed> {
+        if !std::mem::replace(&mut self.in_line, false) {
+            return None;
         }
         let removed = self.waiters.lock().waiting.remove(&self.arrival);
-        let woken = removed.is_none() || self.bell.rung.swap(false, Ordering::SeqCst);
-        if woken {
-            // A fresh bell: the wake is passed on, not kept for a later wait.
-            self.bell = Arc::default();
+        let rung = self.bell.answer();
+        if removed.is_some() {
+            return None;
         }
-        woken
+        // Out of the line by a ring: a fresh bell, so the wake is passed on, not
+        // kept for a later wait.
+        self.bell = Arc::default();
+        rung.or(Some(Freed::Several))
     }
 
     fn leave_passing_on(&mut self) {
-        if self.leave() {
-            self.waiters.wake_one();
+        if let Some(freed) = self.leave() {
+            self.waiters.wake_one(freed);
         }
     }
 }
@@ -177,11 +216,11 @@ mod tests {
     async fn a_wake_goes_to_the_longest_waiting_worker_only() {
         let w = Waiters::default();
         let (mut first, mut second) = (w.join(), w.join());
-        w.wake_one();
+        w.wake_one(Freed::Several);
         assert!(is_woken(&mut first).await);
         assert!(!is_woken(&mut second).await, "only one worker is woken");
         // Back in the line where it arrived: the next wake is its again.
-        w.wake_one();
+        w.wake_one(Freed::Several);
         assert!(is_woken(&mut first).await);
     }
 
@@ -189,7 +228,7 @@ mod tests {
     async fn a_served_worker_wakes_the_next() {
         let w = Waiters::default();
         let (mut first, mut second) = (w.join(), w.join());
-        w.wake_one();
+        w.wake_one(Freed::Several);
         assert!(is_woken(&mut first).await);
         first.served();
         assert!(is_woken(&mut second).await);
@@ -197,10 +236,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_worker_woken_for_one_task_wakes_nobody_when_it_takes_it() {
+        let w = Waiters::default();
+        let (mut first, mut second) = (w.join(), w.join());
+        w.wake_one(Freed::One);
+        assert!(is_woken(&mut first).await);
+        first.served();
+        assert!(!is_woken(&mut second).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_served_as_it_arrived_wakes_nobody() {
+        let w = Waiters::default();
+        let mut waiting = w.join();
+        w.join().served();
+        assert!(!is_woken(&mut waiting).await);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_wake_a_worker_did_not_act_on_passes_on_when_it_leaves() {
         let w = Waiters::default();
         let (first, mut second) = (w.join(), w.join());
-        w.wake_one();
+        w.wake_one(Freed::Several);
         drop(first);
         assert!(is_woken(&mut second).await);
     }
@@ -218,7 +275,7 @@ mod tests {
     async fn a_draining_worker_passes_its_wake_on_and_waits_for_the_drain_to_lift() {
         let w = Waiters::default();
         let (mut draining, mut other) = (w.join(), w.join());
-        w.wake_one();
+        w.wake_one(Freed::Several);
         let lifted = tokio::time::timeout(Duration::from_millis(50), draining.stand_aside()).await;
         assert!(lifted.is_err(), "still draining");
         assert!(is_woken(&mut other).await, "the wake went on");

@@ -190,9 +190,14 @@ impl Orchestrator {
             .release(task, token, reason.to_string(), now)
             .await;
         self.observe_end(&result, AttemptEnd::Released, now);
-        if result.is_ok() {
+        if let Ok(released) = &result {
             lock(&self.inner.local).holds(worker, None);
-            self.inner.wake();
+            // Its locks freed, tasks waiting for them may go too.
+            if released.locks.is_empty() {
+                self.inner.wake_for_one();
+            } else {
+                self.inner.wake();
+            }
         }
         self.forget_on_lease_lost(worker, &result);
         result
