@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use scrum_core::{
-    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, ReadyIssue, RepoName,
-    Result, TaskId,
+    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, Provenance, ReadyIssue,
+    RepoName, Result, TaskId,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -150,6 +150,14 @@ impl GitHubClient {
     /// status and duration (the API's `scrum_github_request_duration_seconds`).
     pub fn observe(&self, observer: Arc<dyn scrum_core::observe::Observer>) {
         self.inner.transport.observer.set(observer);
+    }
+
+    /// Rate-limit points spent since start: (REST, GraphQL). GitHub keeps the two
+    /// budgets apart (5,000 points an hour each for a personal token); a REST
+    /// answer costs one point unless it is a 304, a GraphQL query what its
+    /// `rateLimit { cost }` says.
+    pub fn points_spent(&self) -> (u64, u64) {
+        self.inner.transport.spent.get()
     }
 
     /// What the last [`IssueSource::list_ready`] cost.
@@ -446,6 +454,12 @@ impl IssueSource for GitHubClient {
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
         self.author(id).await
+    }
+
+    /// One GraphQL query per 50 issues, the queries together, then each person's
+    /// permission once (`crate::provenance`).
+    async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
+        self.provenance_of(ids, author).await
     }
 
     /// Asks GitHub only when the issue's `issue_dependencies_summary` (from the last

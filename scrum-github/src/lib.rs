@@ -60,6 +60,7 @@ pub mod config;
 mod dependencies;
 mod known_labels;
 mod listing;
+mod provenance;
 mod pulls;
 mod reviews;
 pub mod status;

@@ -2,6 +2,7 @@
 //! timeouts and malformed answers retried with backoff, and the status kept current.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, header};
@@ -114,6 +115,26 @@ pub(crate) struct Transport {
     last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Told of every request's kind, status and duration (the API's metrics).
     pub(crate) observer: ObserverSlot,
+    /// Points spent in each of GitHub's budgets since start.
+    pub(crate) spent: Spent,
+}
+
+/// Rate-limit points spent since start: REST's (every answer but a 304) and
+/// GraphQL's (each query's `rateLimit { cost }`), which GitHub keeps apart.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    rest: AtomicU64,
+    graphql: AtomicU64,
+}
+
+impl Spent {
+    /// (REST points, GraphQL points) so far.
+    pub(crate) fn get(&self) -> (u64, u64) {
+        (
+            self.rest.load(Ordering::Relaxed),
+            self.graphql.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -162,6 +183,7 @@ impl Transport {
             turn: tokio::sync::Mutex::new(()),
             last_write: tokio::sync::Mutex::new(None),
             observer: ObserverSlot::new(),
+            spent: Spent::default(),
         })
     }
 
@@ -232,6 +254,17 @@ impl Transport {
         }
     }
 
+    /// Counts the cost of a GraphQL answer whose `data` holds `rateLimit { cost }`.
+    pub(crate) fn spent_graphql(&self, data: &serde_json::Map<String, Value>) {
+        let cost = data
+            .get("rateLimit")
+            .and_then(|r| r.get("cost"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        self.spent.graphql.fetch_add(cost, Ordering::Relaxed);
+        self.observer.get().source_points("graphql", cost);
+    }
+
     /// Sleeps the backoff before retry number `retry` (1-based).
     pub(crate) async fn pause(&self, retry: u32) {
         tokio::time::sleep(backoff(&self.timing, retry)).await;
@@ -294,6 +327,10 @@ impl Transport {
             }
             Ok(Ok(answer)) => answer,
         };
+        if status != StatusCode::NOT_MODIFIED && call.path != "/graphql" {
+            self.spent.rest.fetch_add(1, Ordering::Relaxed);
+            self.observer.get().source_points("rest", 1);
+        }
         let limit = self.note_rate_limit(&headers);
         let reply = Reply {
             status,
