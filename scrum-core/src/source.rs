@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::model::{Person, ReadyIssue, TaskId};
 
 /// The label names of the lifecycle (`docs/github.md`, "Labels and comments").
@@ -250,15 +250,12 @@ pub trait IssueSource: Send + Sync + 'static {
     /// - One answer per id, in the order given, each as the three methods answer
     ///   for that issue.
     /// - An unknown issue's answer is `NotFound`; the other issues are answered.
-    /// - A failure of the tracker as a whole (a rate limit, an outage) fails the
-    ///   call.
+    /// - A failure to read one issue is that issue's answer; a failure of the
+    ///   tracker as a whole (a rate limit, an outage) may fail the call instead.
     async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            match provenance_one(self, id, author).await {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                answer => out.push(answer),
-            }
+            out.push(provenance_one(self, id, author).await);
         }
         Ok(out)
     }

@@ -151,14 +151,23 @@ fn facts_of(node: TrustNode, ready: &[String]) -> IssueFacts {
 
 impl GitHubClient {
     /// The facts of each of `ids`, in order, read [`BATCH`] at a time, the
-    /// batches together. An issue GitHub does not have is `NotFound`.
+    /// batches together. An issue GitHub does not have is `NotFound`; the issues
+    /// of a batch that failed (its retries spent) carry its error.
     ///
     /// # Errors
-    /// The first batch that fails (a rate limit, an outage).
+    /// A rate limit: every request would meet it.
     pub(crate) async fn facts(&self, ids: &[TaskId]) -> Result<Vec<Result<IssueFacts>>> {
-        let batches = ids.chunks(BATCH).map(|chunk| self.facts_batch(chunk));
-        let answers = futures::future::try_join_all(batches).await?;
-        Ok(answers.into_iter().flatten().collect())
+        let chunks: Vec<&[TaskId]> = ids.chunks(BATCH).collect();
+        let answers = futures::future::join_all(chunks.iter().map(|c| self.facts_batch(c))).await;
+        let mut out = Vec::with_capacity(ids.len());
+        for (chunk, answer) in chunks.iter().zip(answers) {
+            match answer {
+                Ok(facts) => out.extend(facts),
+                Err(e) if e.kind() == ErrorKind::RateLimited => return Err(e),
+                Err(e) => out.extend(chunk.iter().map(|_| Err(Error::new(e.kind(), e.message())))),
+            }
+        }
+        Ok(out)
     }
 
     async fn facts_batch(&self, ids: &[TaskId]) -> Result<Vec<Result<IssueFacts>>> {
