@@ -25,10 +25,8 @@ use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use scrum_github::fake::{FakeGitHub, NewIssue};
-use scrum_github::webhook::{WebhookSecret, sign};
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::{CompleteRequest, LeaseMode, TaskRef};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "dispatch-latency-secret";
 
@@ -62,27 +60,7 @@ fn args() -> anyhow::Result<Args> {
 
 /// Posts a signed `issues` delivery to the orchestrator (plain HTTP/1.1).
 async fn post_webhook(port: u16, body: &[u8]) -> anyhow::Result<()> {
-    let secret = WebhookSecret::new(SECRET).map_err(anyhow::Error::msg)?;
-    let signature = sign(&secret, body);
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let head = format!(
-        "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         X-GitHub-Event: issues\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let answer = String::from_utf8_lossy(&answer);
-    if !answer.starts_with("HTTP/1.1 202") {
-        bail!(
-            "the webhook was not accepted: {}",
-            answer.lines().next().unwrap_or("")
-        );
-    }
-    Ok(())
+    common::post_webhook(port, SECRET, body).await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

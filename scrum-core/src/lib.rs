@@ -101,6 +101,6 @@ pub use queue::{
     WorkQueue,
 };
 pub use runner::{RunOutcome, WorkflowRunner};
-pub use source::{Commented, IssueSource, IssueState, Labels};
+pub use source::{Commented, IssueSource, IssueState, Labels, Provenance};
 pub use spend::Spend;
 pub use workers::{HostReport, Sighting, WorkerRecord, WorkerRegistry};

@@ -56,6 +56,8 @@ impl AttemptEnd {
 /// - `source_request` is called once per request the tracker's client sends
 ///   (retries are requests of their own), with a short fixed `kind` and the
 ///   answer's HTTP status, or `timeout` or `error` when none came.
+/// - `source_points` is called once per answer that cost rate-limit points, with
+///   the budget it cost them from.
 pub trait Observer: Send + Sync + 'static {
     /// A worker claimed `task`.
     fn claimed(&self, _task: &Task) {}
@@ -65,6 +67,10 @@ pub trait Observer: Send + Sync + 'static {
 
     /// The tracker answered one request (`kind`, `status`) after `elapsed`.
     fn source_request(&self, _kind: &'static str, _status: &str, _elapsed: Duration) {}
+
+    /// One answer of the tracker cost `points` of its rate-limit `budget` (on
+    /// GitHub `rest` or `graphql`, which it counts apart).
+    fn source_points(&self, _budget: &'static str, _points: u64) {}
 }
 
 /// The observer that counts nothing: the default.

@@ -65,6 +65,40 @@ pub struct IssueState {
     pub digest: Option<String>,
 }
 
+/// Who vouches for one issue's text, as [`IssueSource::provenance`] reads it for
+/// the trust rules: the three answers of [`IssueSource::labelled_by`],
+/// [`IssueSource::edited_by`] and [`IssueSource::opened_by`] in one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Who last applied a ready label.
+    pub labelled_by: Person,
+    /// Who last edited the title or body, if anyone did since it was opened.
+    pub edited_by: Option<Person>,
+    /// Who opened it, when it was asked for.
+    pub opened_by: Option<Person>,
+    /// Whether the issue is still open and ready as read now (it may have been
+    /// closed or unlabelled since it was listed); `true` when the tracker does not
+    /// say.
+    pub still_ready: bool,
+}
+
+/// [`IssueSource::provenance`] of one issue, from the three methods.
+async fn provenance_one<S: IssueSource + ?Sized>(
+    src: &S,
+    id: &TaskId,
+    author: bool,
+) -> Result<Provenance> {
+    Ok(Provenance {
+        still_ready: true,
+        labelled_by: src.labelled_by(id).await?,
+        edited_by: src.edited_by(id).await?,
+        opened_by: match author {
+            true => Some(src.opened_by(id).await?),
+            false => None,
+        },
+    })
+}
+
 /// Whether a comment was posted or was already there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Commented {
@@ -203,6 +237,27 @@ pub trait IssueSource: Send + Sync + 'static {
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
         let _ = id;
         Ok(Person::tracker())
+    }
+
+    /// What the trust rules need of each of `ids` (see [`Provenance`]), in as few
+    /// requests as the tracker allows: the engine asks once per poll for the new
+    /// issues it is about to queue. `opened_by` is read only when `author` is set
+    /// (`TRUST_MODE=author`). By default, [`IssueSource::labelled_by`],
+    /// [`IssueSource::edited_by`] and (with `author`) [`IssueSource::opened_by`]
+    /// of each issue in turn.
+    ///
+    /// # Behavior
+    /// - One answer per id, in the order given, each as the three methods answer
+    ///   for that issue.
+    /// - An unknown issue's answer is `NotFound`; the other issues are answered.
+    /// - A failure to read one issue is that issue's answer; a failure of the
+    ///   tracker as a whole (a rate limit, an outage) may fail the call instead.
+    async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(provenance_one(self, id, author).await);
+        }
+        Ok(out)
     }
 
     /// The issues the tracker itself records as blocking this one, open or closed

@@ -434,3 +434,116 @@ async fn a_dispatch_round_stops_when_another_orchestrator_takes_the_lead() {
     );
     assert!(!o.reads().status().leader);
 }
+
+/// The memory tracker, except that it refuses every write to one repository (as
+/// GitHub does once a token loses write access there), counting them.
+struct RefusingSource {
+    inner: MemoryIssueSource,
+    refused: &'static str,
+    refusals: std::sync::atomic::AtomicUsize,
+}
+
+impl RefusingSource {
+    fn check(&self, id: &TaskId) -> scrum_core::Result<()> {
+        if id.repo() != self.refused {
+            return Ok(());
+        }
+        self.refusals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(Error::new(
+            scrum_core::ErrorKind::Forbidden,
+            "Resource not accessible by personal access token",
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl IssueSource for RefusingSource {
+    async fn list_ready(&self) -> scrum_core::Result<Vec<scrum_core::ReadyIssue>> {
+        self.inner.list_ready().await
+    }
+    async fn issue_state(&self, id: &TaskId) -> scrum_core::Result<scrum_core::IssueState> {
+        self.inner.issue_state(id).await
+    }
+    async fn add_labels(&self, id: &TaskId, labels: &[String]) -> scrum_core::Result<()> {
+        self.check(id)?;
+        self.inner.add_labels(id, labels).await
+    }
+    async fn remove_label(&self, id: &TaskId, label: &str) -> scrum_core::Result<()> {
+        self.check(id)?;
+        self.inner.remove_label(id, label).await
+    }
+    async fn comment(
+        &self,
+        id: &TaskId,
+        marker: &str,
+        body: &str,
+    ) -> scrum_core::Result<scrum_core::Commented> {
+        self.check(id)?;
+        self.inner.comment(id, marker, body).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repository_that_refuses_writes_is_probed_with_one_effect_a_round() {
+    let github = Arc::new(RefusingSource {
+        inner: MemoryIssueSource::new(Labels::default()),
+        refused: "acme/refused",
+        refusals: Default::default(),
+    });
+    let refused = |n| TaskId::new("acme/refused", n).unwrap();
+    for n in 1..=30 {
+        let issue = &format!("Refused {n}");
+        github
+            .inner
+            .open_issue(refused(n), issue, &["ai-ready"], Timestamp(n as i64));
+    }
+    let open = TaskId::new("acme/open", 1).unwrap();
+    let newest = Timestamp(1_000);
+    github
+        .inner
+        .open_issue(open.clone(), "Open", &["ai-ready"], newest);
+    let queue = Arc::new(MemoryQueue::new(Policy::default()));
+    let o = Orchestrator::builder(queue.clone(), github.clone() as Arc<dyn IssueSource>).build();
+    o.poll_once().await.unwrap();
+
+    // The open repository's effect lands in the first round, behind one refusal.
+    let r = o.dispatch_once().await.unwrap();
+    assert_eq!((r.applied, r.failed), (1, 1));
+    assert_eq!(github.refusals.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let labels = github.inner.issue_state(&open).await.unwrap().labels;
+    assert!(labels.contains(&"ai-in-progress".to_string()), "{labels:?}");
+
+    // Each later round probes the refusing repository with one effect, not 30.
+    for round in 2..=4 {
+        o.dispatch_once().await.unwrap();
+        let refusals = github.refusals.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(refusals, round, "round {round}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_is_admitted_in_batches_and_an_issue_elsewhere_at_once() {
+    let github = Arc::new(MemoryIssueSource::new(Labels::default()));
+    for n in 1..=150 {
+        let id = TaskId::new("acme/backlog", n).unwrap();
+        github.open_issue(id, "Backlog", &["ai-ready"], Timestamp(n as i64));
+    }
+    let late = TaskId::new("acme/other", 1).unwrap();
+    github.open_issue(late.clone(), "Late", &["ai-ready"], Timestamp(10_000));
+    let queue = Arc::new(MemoryQueue::new(Policy::default()));
+    let o = Orchestrator::builder(queue.clone(), github.clone() as Arc<dyn IssueSource>).build();
+
+    // The first poll admits the backlog's 100 oldest, and the other repository's
+    // issue whatever waits in the backlog.
+    let first = o.poll_once().await.unwrap();
+    assert_eq!((first.listed, first.created), (151, 101));
+    assert!(queue.get(&late).await.unwrap().is_some());
+    let oldest = TaskId::new("acme/backlog", 100).unwrap();
+    assert!(queue.get(&oldest).await.unwrap().is_some());
+    let waiting = TaskId::new("acme/backlog", 101).unwrap();
+    assert!(queue.get(&waiting).await.unwrap().is_none());
+    // The next poll admits the rest.
+    assert_eq!(o.poll_once().await.unwrap().created, 50);
+    assert_eq!(queue.counts().await.unwrap().pending, 151);
+}

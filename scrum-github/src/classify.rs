@@ -49,7 +49,7 @@ impl What {
             ("list the pull requests of", _) => "list_pull_requests",
             ("read a collaborator's permission in", _) => "read_permission",
             ("read the events of", _) => "list_events",
-            ("read who edited", _) => "read_editor",
+            ("read who vouches for the issues of", _) => "read_trust",
             _ => "other",
         }
     }

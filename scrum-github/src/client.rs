@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use scrum_core::{
-    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, ReadyIssue, RepoName,
-    Result, TaskId,
+    Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, Provenance, ReadyIssue,
+    RepoName, Result, TaskId,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -152,6 +152,14 @@ impl GitHubClient {
         self.inner.transport.observer.set(observer);
     }
 
+    /// Rate-limit points spent since start: (REST, GraphQL). GitHub keeps the two
+    /// budgets apart (5,000 points an hour each for a personal token); a REST
+    /// answer costs one point unless it is a 304, a GraphQL query what its
+    /// `rateLimit { cost }` says.
+    pub fn points_spent(&self) -> (u64, u64) {
+        self.inner.transport.spent.get()
+    }
+
     /// What the last [`IssueSource::list_ready`] cost.
     pub fn last_poll(&self) -> PollStats {
         self.inner.listing.last()
@@ -270,23 +278,29 @@ fn marker_tag(marker: &str) -> String {
 
 #[async_trait]
 impl IssueSource for GitHubClient {
+    /// Every repository's pages, the repositories together (the transport bounds
+    /// how many requests are in flight).
     async fn list_ready(&self) -> Result<Vec<ReadyIssue>> {
+        self.inner.blockers.new_listing();
+        let with = ListWith {
+            transport: &self.inner.transport,
+            labels: &self.inner.labels,
+            known_labels: &self.inner.known_labels,
+            blockers: &self.inner.blockers,
+        };
+        let with = &with;
+        let reads = self.inner.repos.iter().map(|repo| async move {
+            let mut stats = PollStats::default();
+            let issues = self.inner.listing.list_repo(with, repo, &mut stats).await?;
+            Ok::<_, Error>((issues, stats))
+        });
         let mut all = Vec::new();
         let mut stats = PollStats::default();
-        self.inner.blockers.new_listing();
-        for repo in &self.inner.repos {
-            let with = ListWith {
-                transport: &self.inner.transport,
-                labels: &self.inner.labels,
-                known_labels: &self.inner.known_labels,
-                blockers: &self.inner.blockers,
-            };
-            let issues = self
-                .inner
-                .listing
-                .list_repo(&with, repo, &mut stats)
-                .await?;
+        for (issues, s) in futures::future::try_join_all(reads).await? {
             all.extend(issues);
+            stats.requests += s.requests;
+            stats.not_modified += s.not_modified;
+            stats.issues += s.issues;
         }
         self.inner.listing.record(stats);
         Ok(all)
@@ -353,11 +367,15 @@ impl IssueSource for GitHubClient {
         Ok(())
     }
 
-    /// One write at most: from a fresh (conditional) read of the issue's labels, a
-    /// `POST` of the missing ones when nothing is to be removed, else one `PUT` of
-    /// the whole new set; nothing when the issue already carries them so. A label
-    /// someone adds between that read and the `PUT` (milliseconds) is lost.
+    /// One write at most: with nothing to remove, a `POST` of `add` (adding a
+    /// label the issue has changes nothing, so no read is needed); else, from a
+    /// fresh (conditional) read of the issue's labels, one `PUT` of the whole new
+    /// set, or nothing when the issue already carries them so. A label someone
+    /// adds between that read and the `PUT` (milliseconds) is lost.
     async fn set_labels(&self, id: &TaskId, add: &[String], remove: &[String]) -> Result<()> {
+        if remove.is_empty() {
+            return self.add_labels(id, add).await;
+        }
         let current = self.issue_state(id).await?.labels;
         let has = |l: &str| current.iter().any(|c| c.eq_ignore_ascii_case(l));
         let dropped = |l: &str| remove.iter().any(|r| r.eq_ignore_ascii_case(l));
@@ -446,6 +464,12 @@ impl IssueSource for GitHubClient {
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
         self.author(id).await
+    }
+
+    /// One GraphQL query per 50 issues, the queries together, then each person's
+    /// permission once (`crate::provenance`).
+    async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
+        self.provenance_of(ids, author).await
     }
 
     /// Asks GitHub only when the issue's `issue_dependencies_summary` (from the last

@@ -26,7 +26,13 @@ pub struct GitHubConfig {
     pub labels: Labels,
     /// Timeouts, retries and waits.
     pub timing: Timing,
+    /// The most requests in flight at once (`GITHUB_CONCURRENCY`, default
+    /// [`DEFAULT_CONCURRENCY`]); writes go one at a time whatever this says.
+    pub concurrency: usize,
 }
+
+/// The default of [`GitHubConfig::concurrency`].
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl fmt::Debug for GitHubConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,6 +42,7 @@ impl fmt::Debug for GitHubConfig {
             .field("repos", &self.repos)
             .field("labels", &self.labels)
             .field("timing", &self.timing)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -69,6 +76,7 @@ impl GitHubConfig {
             repos,
             labels: Labels::default(),
             timing: Timing::default(),
+            concurrency: DEFAULT_CONCURRENCY,
         })
     }
 
@@ -106,6 +114,12 @@ impl GitHubConfig {
     /// With this timing.
     pub fn with_timing(mut self, timing: Timing) -> GitHubConfig {
         self.timing = timing;
+        self
+    }
+
+    /// With at most `concurrency` requests in flight (at least one).
+    pub fn with_concurrency(mut self, concurrency: usize) -> GitHubConfig {
+        self.concurrency = concurrency.max(1);
         self
     }
 
@@ -174,9 +188,9 @@ pub struct Timing {
     /// How long to wait on a secondary rate limit that gives no `retry-after`
     /// (GitHub asks for at least a minute).
     pub secondary_default_wait: Duration,
-    /// The least time between two writes (POST, PATCH, DELETE). GitHub asks for a
-    /// second, to stay clear of its secondary rate limits. Requests are sent one at a
-    /// time in any case.
+    /// The least time between two writes (POST, PATCH, PUT, DELETE). GitHub asks for
+    /// a second, to stay clear of its secondary rate limits. Writes are sent one at
+    /// a time in any case; reads go out together up to [`GitHubConfig::concurrency`].
     pub write_spacing: Duration,
 }
 

@@ -14,9 +14,13 @@
 //!   environment variable to fix.
 //! - `client`: [`GitHubClient`], the `IssueSource` (labels, comments with hidden
 //!   markers, issue state) and closing issues.
-//! - `listing`: the conditional, paged listing of ready issues.
+//! - `listing`: the conditional, paged listing of ready issues, the repositories
+//!   together.
+//! - `trust`, `provenance`: who vouches for an issue's text; the trust of many
+//!   issues in one GraphQL query per 50, each person's permission read once.
 //! - `pulls`: [`GitHubClient::open_pull_request`], idempotent.
-//! - `transport`: one request the careful way (rate limits, retries, timeouts);
+//! - `transport`: one request the careful way (rate limits, retries, timeouts; reads
+//!   together up to [`GitHubConfig::concurrency`], writes one at a time, spaced);
 //!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
 //! - [`status`]: [`GitHubStatus`], for `/health`.
 //! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
@@ -63,6 +67,7 @@ pub mod config;
 mod dependencies;
 mod known_labels;
 mod listing;
+mod provenance;
 mod pulls;
 mod reviews;
 pub mod status;

@@ -2,6 +2,7 @@
 //! timeouts and malformed answers retried with backoff, and the status kept current.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, header};
@@ -103,17 +104,40 @@ pub(crate) struct Transport {
     octo: Octocrab,
     timing: Timing,
     pub(crate) status: StatusCell,
-    /// Set when GitHub said no primary points remain: no request is sent before then.
-    exhausted_until: Mutex<Option<SystemTime>>,
-    /// One request at a time, as GitHub asks of a client ("make requests serially").
-    turn: tokio::sync::Mutex<()>,
-    /// Held by a write from before its spacing wait until it was sent: when the last
-    /// write was sent, to space writes by `write_spacing`. A read waits for the
-    /// request in flight only, never for a write's spacing (a claim's or a poll's
-    /// read must not queue behind a second of label writes).
+    /// Set when GitHub said to wait (no primary points left, or a secondary rate
+    /// limit's `retry-after`): a limit is the token's, so no request is sent
+    /// before then, whichever request met it.
+    hold_until: Mutex<Option<(SystemTime, String)>>,
+    /// Bounds the requests in flight (`GITHUB_CONCURRENCY`): reads of different
+    /// issues and repositories go out together, up to this many.
+    in_flight: tokio::sync::Semaphore,
+    /// Held by a write from before its spacing wait until it was sent: one write
+    /// at a time per token, spaced by `write_spacing`, as GitHub asks of
+    /// content-creating requests. A read never waits for a write's spacing (a
+    /// claim's or a poll's read must not queue behind a second of label writes).
     last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Told of every request's kind, status and duration (the API's metrics).
     pub(crate) observer: ObserverSlot,
+    /// Points spent in each of GitHub's budgets since start.
+    pub(crate) spent: Spent,
+}
+
+/// Rate-limit points spent since start: REST's (every answer but a 304) and
+/// GraphQL's (each query's `rateLimit { cost }`), which GitHub keeps apart.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    rest: AtomicU64,
+    graphql: AtomicU64,
+}
+
+impl Spent {
+    /// (REST points, GraphQL points) so far.
+    pub(crate) fn get(&self) -> (u64, u64) {
+        (
+            self.rest.load(Ordering::Relaxed),
+            self.graphql.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -158,10 +182,11 @@ impl Transport {
             octo,
             timing: config.timing,
             status: StatusCell::new(),
-            exhausted_until: Mutex::new(None),
-            turn: tokio::sync::Mutex::new(()),
+            hold_until: Mutex::new(None),
+            in_flight: tokio::sync::Semaphore::new(config.concurrency.max(1)),
             last_write: tokio::sync::Mutex::new(None),
             observer: ObserverSlot::new(),
+            spent: Spent::default(),
         })
     }
 
@@ -172,35 +197,48 @@ impl Transport {
     pub(crate) async fn send(&self, call: &Call) -> Result<Reply> {
         // GraphQL is queried with POST, but our queries only read.
         if call.method == Method::GET || call.path == "/graphql" {
-            let _turn = self.turn.lock().await;
-            return self.send_serially(call).await;
+            return self.send_in_turn(call).await;
         }
         let mut last_write = self.last_write.lock().await;
         if let Some(at) = *last_write {
             tokio::time::sleep_until(at + self.timing.write_spacing).await;
         }
-        let result = {
-            let _turn = self.turn.lock().await;
-            self.send_serially(call).await
-        };
+        let result = self.send_in_turn(call).await;
         *last_write = Some(tokio::time::Instant::now());
         result
     }
 
-    async fn send_serially(&self, call: &Call) -> Result<Reply> {
+    /// Sends `call` once a slot of `GITHUB_CONCURRENCY` is free.
+    async fn send_in_turn(&self, call: &Call) -> Result<Reply> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "the GitHub client was shut down"))?;
+        self.send_with_retries(call).await
+    }
+
+    /// When GitHub said no request may be sent before, if that is still ahead.
+    fn held(&self) -> Option<(SystemTime, String)> {
+        let hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+        hold.clone().filter(|(until, _)| *until > SystemTime::now())
+    }
+
+    /// Holds every request until `until` (a later hold already set stands).
+    fn hold(&self, until: SystemTime, reason: &str) {
+        let mut hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+        if hold.as_ref().is_none_or(|(at, _)| *at < until) {
+            *hold = Some((until, reason.to_string()));
+        }
+    }
+
+    async fn send_with_retries(&self, call: &Call) -> Result<Reply> {
         let mut retries = 0;
         let mut waits = 0;
         loop {
-            let exhausted = *self
-                .exhausted_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let next = match exhausted {
-                Some(until) if until > SystemTime::now() => Next::Wait(
-                    until,
-                    "the primary rate limit is used up (x-ratelimit-remaining: 0)".to_string(),
-                ),
-                _ => self.try_once(call).await,
+            let next = match self.held() {
+                Some((until, reason)) => Next::Wait(until, reason),
+                None => self.try_once(call).await,
             };
             match next {
                 Next::Done(result) => return result,
@@ -215,6 +253,7 @@ impl Transport {
                 }
                 Next::Wait(until, reason) => {
                     waits += 1;
+                    self.hold(until, &reason);
                     let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
                     let reason = format!("{reason}; waiting {}s before retrying", wait.as_secs());
                     self.status.degraded(reason.clone(), Some(until));
@@ -230,6 +269,17 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Counts the cost of a GraphQL answer whose `data` holds `rateLimit { cost }`.
+    pub(crate) fn spent_graphql(&self, data: &serde_json::Map<String, Value>) {
+        let cost = data
+            .get("rateLimit")
+            .and_then(|r| r.get("cost"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        self.spent.graphql.fetch_add(cost, Ordering::Relaxed);
+        self.observer.get().source_points("graphql", cost);
     }
 
     /// Sleeps the backoff before retry number `retry` (1-based).
@@ -294,6 +344,10 @@ impl Transport {
             }
             Ok(Ok(answer)) => answer,
         };
+        if status != StatusCode::NOT_MODIFIED && call.path != "/graphql" {
+            self.spent.rest.fetch_add(1, Ordering::Relaxed);
+            self.observer.get().source_points("rest", 1);
+        }
         let limit = self.note_rate_limit(&headers);
         let reply = Reply {
             status,
@@ -333,18 +387,26 @@ impl Transport {
         }
     }
 
-    /// Reads `x-ratelimit-*`; remembers an exhausted primary limit.
+    /// Reads `x-ratelimit-*`; remembers an exhausted primary limit. GraphQL's
+    /// budget is its own: its headers neither show as the primary limit nor hold
+    /// REST requests.
     fn note_rate_limit(&self, headers: &HeaderMap) -> (Option<u64>, Option<u64>) {
         let num =
             |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         let (remaining, reset) = (num("x-ratelimit-remaining"), num("x-ratelimit-reset"));
+        let resource = headers
+            .get("x-ratelimit-resource")
+            .and_then(|v| v.to_str().ok());
+        if resource.is_some_and(|r| r != "core") {
+            return (remaining, reset);
+        }
         self.status.rate_limit(remaining, reset);
         if let (Some(0), Some(reset)) = (remaining, reset) {
             let until = UNIX_EPOCH + Duration::from_secs(reset) + self.slack();
-            *self
-                .exhausted_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(until);
+            self.hold(
+                until,
+                "the primary rate limit is used up (x-ratelimit-remaining: 0)",
+            );
         }
         (remaining, reset)
     }

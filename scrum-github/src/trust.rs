@@ -1,6 +1,6 @@
 //! Who vouches for an issue's text on GitHub: who applied its ready label (the
 //! issue's events), who edited it last (GraphQL's `Issue.editor` and
-//! `lastEditedAt`, and `renamed` events for the title), who opened it, and whether
+//! `lastEditedAt`, and the timeline's renames, see `crate::provenance`), who opened it, and whether
 //! each has write, maintain or admin permission on the repository (or is a GitHub
 //! App, whose writes are what its installer allowed).
 //!
@@ -15,9 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
-use scrum_core::{Error, ErrorKind, Person, RepoName, Result, TaskId, Timestamp};
-use serde_json::json;
+use http::StatusCode;
+use scrum_core::{Error, Person, RepoName, Result, TaskId, Timestamp};
 
 use crate::classify::{Subject, What};
 use crate::client::{GitHubClient, issue_path, issue_what};
@@ -51,7 +50,7 @@ struct EventPage {
 impl GitHubClient {
     /// Whether `actor` may approve work in `repo`: an app, or a collaborator with
     /// write, maintain or admin permission.
-    async fn may_approve(&self, repo: &RepoName, actor: &Actor) -> Result<bool> {
+    pub(crate) async fn may_approve(&self, repo: &RepoName, actor: &Actor) -> Result<bool> {
         if actor.is_app() {
             return Ok(true);
         }
@@ -191,58 +190,15 @@ impl GitHubClient {
     }
 
     /// See [`scrum_core::IssueSource::edited_by`]: the later of the body's last
-    /// editor (GraphQL) and the title's last renamer (events).
+    /// editor and the title's last renamer, from one GraphQL query.
     pub(crate) async fn editor(&self, id: &TaskId) -> Result<Option<Person>> {
-        let repo = id.repo_name();
-        let what = issue_what("read who edited", id);
-        let query = "query($owner: String!, $name: String!, $number: Int!) { \
-            repository(owner: $owner, name: $name) { issue(number: $number) { \
-            editor { login __typename } lastEditedAt } } }";
-        let body = json!({
-            "query": query,
-            "variables": { "owner": repo.owner(), "name": repo.name(), "number": id.number() },
-        });
-        let call =
-            Call::with_body(Method::POST, "/graphql".into(), body, what.clone()).idempotent();
-        let reply = self.inner.transport.send(&call).await?.success(&what)?;
-        let answer: wire::EditorAnswer = reply.json(&what)?;
-        let issue = answer.data.and_then(|d| d.repository).and_then(|r| r.issue);
-        let Some(issue) = issue else {
-            let errors = answer.errors.unwrap_or_default();
-            let not_found = errors
-                .iter()
-                .any(|e| e.kind.as_deref() == Some("NOT_FOUND"));
-            let message = errors
-                .first()
-                .map_or("no issue in the answer", |e| e.message.as_str());
-            return Err(if not_found || errors.is_empty() {
-                Error::not_found(format!("GitHub has no issue {id}"))
-            } else {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("GitHub's GraphQL answer for {id}: {message}"),
-                )
-            });
+        let facts = self.facts(std::slice::from_ref(id)).await?;
+        let edited = match facts.into_iter().next() {
+            Some(f) => f?.edited,
+            None => return Err(Error::not_found(format!("GitHub has no issue {id}"))),
         };
-        let body_edit = issue.editor.map(|a| {
-            (
-                a,
-                issue.last_edited_at.as_deref().and_then(wire::parse_time),
-            )
-        });
-        let rename = self
-            .events(id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|e| e.event == "renamed")
-            .and_then(|e| e.actor.map(|a| (a, wire::parse_time(&e.created_at))));
-        let last = match (body_edit, rename) {
-            (Some(b), Some(r)) => Some(if r.1 > b.1 { r } else { b }),
-            (b, r) => b.or(r),
-        };
-        match last {
-            Some((actor, at)) => Ok(Some(self.person(&repo, &actor, at).await?)),
+        match edited {
+            Some((actor, at)) => Ok(Some(self.person(&id.repo_name(), &actor, at).await?)),
             None => Ok(None),
         }
     }

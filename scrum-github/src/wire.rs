@@ -94,32 +94,62 @@ impl CollaboratorPermission {
     }
 }
 
-/// The answer of the GraphQL query for an issue's last editor.
+/// The answer of the batched trust query: `data` by alias, and `errors`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct EditorAnswer {
+pub(crate) struct GraphQlAnswer {
     #[serde(default)]
-    pub(crate) data: Option<EditorData>,
+    pub(crate) data: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub(crate) errors: Option<Vec<GraphQlError>>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct EditorData {
-    pub(crate) repository: Option<EditorRepository>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct EditorRepository {
-    pub(crate) issue: Option<EditedIssue>,
-}
-
+/// What the trust query reads of one issue.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct EditedIssue {
+pub(crate) struct TrustNode {
+    /// `OPEN` or `CLOSED`.
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) author: Option<Actor>,
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
+    /// Who last edited the body, and when.
     #[serde(default)]
     pub(crate) editor: Option<Actor>,
     #[serde(default)]
     pub(crate) last_edited_at: Option<String>,
+    #[serde(default)]
+    pub(crate) labels: Nodes<Label>,
+    /// The last `LabeledEvent` and `RenamedTitleEvent` items, oldest first.
+    #[serde(default)]
+    pub(crate) timeline_items: Nodes<TimelineItem>,
+}
+
+/// A GraphQL connection's `nodes`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Nodes<T> {
+    #[serde(default = "Vec::new")]
+    pub(crate) nodes: Vec<T>,
+}
+
+impl<T> Default for Nodes<T> {
+    fn default() -> Nodes<T> {
+        Nodes { nodes: Vec::new() }
+    }
+}
+
+/// A `LabeledEvent` or `RenamedTitleEvent` of an issue's timeline.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TimelineItem {
+    #[serde(rename = "__typename")]
+    pub(crate) typename: String,
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
+    #[serde(default)]
+    pub(crate) actor: Option<Actor>,
+    #[serde(default)]
+    pub(crate) label: Option<Label>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use scrum_github::fake::FakeGitHub;
+use scrum_github::webhook::{WebhookSecret, sign};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Starts `bin` on `127.0.0.1:port` with its state in `dir/state`, serving
 /// `acme/widgets` from `github`, with `env` on top; its log goes to
@@ -36,4 +38,31 @@ pub(crate) fn spawn_orchestrator(
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     Ok((child, log))
+}
+
+/// Posts a signed `issues` delivery to the orchestrator on `port` (plain HTTP/1.1),
+/// signed with `secret`, and fails unless it is accepted.
+#[allow(dead_code)] // Not every example posts webhooks.
+pub(crate) async fn post_webhook(port: u16, secret: &str, body: &[u8]) -> anyhow::Result<()> {
+    let secret = WebhookSecret::new(secret).map_err(anyhow::Error::msg)?;
+    let signature = sign(&secret, body);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let head = format!(
+        "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         X-GitHub-Event: issues\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    if !answer.starts_with("HTTP/1.1 202") {
+        bail!(
+            "the webhook was not accepted: {}",
+            answer.lines().next().unwrap_or("")
+        );
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::ErrorKind;
-use crate::model::{ReadyIssue, TaskId, Timestamp};
+use crate::model::{Person, ReadyIssue, TaskId, Timestamp};
 use crate::source::{Commented, IssueSource, Labels};
 
 /// This file's text: the macro's test checks that it runs every `pub async fn` here.
@@ -553,6 +553,46 @@ pub async fn trust_reads_of_unknown_issue_are_not_found(f: &dyn SourceFixture) {
     );
 }
 
+/// [`IssueSource::provenance`]: one answer per issue, in order, each as the three
+/// trust methods answer (the author only when asked), and an unknown issue's
+/// answer `NotFound` while the others are answered.
+pub async fn provenance_answers_as_the_trust_methods(f: &dyn SourceFixture) {
+    let approved = f.open_issue(REPOS[0], "Approved", &[], at(1)).await;
+    f.label_as(&approved, &["ai-ready", "backend"], "maintainer", true)
+        .await;
+    let edited = f.open_issue(REPOS[1], "Edited", &[], at(2)).await;
+    f.label_as(&edited, &["ai-ready", "backend"], "maintainer", true)
+        .await;
+    f.edit_as(&edited, "Other words.", "author", false).await;
+    let drive_by = f.open_issue(REPOS[0], "Drive-by", &[], at(3)).await;
+    f.label_as(&drive_by, &["ai-ready", "backend"], "drive-by", false)
+        .await;
+    let ids = [approved, unknown_issue(), edited, drive_by];
+    let s = f.source();
+    let answers = s.provenance(&ids, true).await.unwrap();
+    assert_eq!(answers.len(), ids.len());
+    assert_eq!(answers[1].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+    for (id, answer) in ids.iter().zip(&answers).filter(|(_, a)| a.is_ok()) {
+        let p = answer.as_ref().unwrap();
+        let who = |p: &Person| (p.login.clone(), p.may_approve);
+        assert_eq!(
+            who(&p.labelled_by),
+            who(&s.labelled_by(id).await.unwrap()),
+            "{id}"
+        );
+        assert_eq!(
+            p.edited_by.as_ref().map(who),
+            s.edited_by(id).await.unwrap().as_ref().map(who),
+            "{id}"
+        );
+        let author = s.opened_by(id).await.unwrap();
+        assert_eq!(p.opened_by.as_ref().map(who), Some(who(&author)), "{id}");
+        assert!(p.still_ready, "{id}");
+    }
+    let without = s.provenance(&ids[..1], false).await.unwrap();
+    assert_eq!(without[0].as_ref().unwrap().opened_by, None);
+}
+
 /// [`IssueSource::blocked_by`]: none before a blocker is recorded, then each
 /// recorded one, also one in another repository.
 pub async fn blocked_by_names_recorded_blockers(f: &dyn SourceFixture) {
@@ -630,6 +670,7 @@ macro_rules! source_conformance {
                 labelled_by_names_the_last_application,
                 edited_by_names_the_last_editor,
                 trust_reads_of_unknown_issue_are_not_found,
+                provenance_answers_as_the_trust_methods,
                 blocked_by_names_recorded_blockers,
                 a_blocker_reads_closed_once_closed,
             );

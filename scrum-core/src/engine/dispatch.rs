@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{EngineConfig, Orchestrator};
 use crate::error::Result;
 use crate::model::TaskId;
+use crate::queue::OutboxEntry;
 use crate::state::{Effect, EffectKind, FailureClass, effect_failure};
 
 /// What one dispatch round did.
@@ -21,65 +22,123 @@ pub struct DispatchReport {
     pub set_aside: usize,
 }
 
-/// Effects read per round.
-const BATCH: usize = 200;
+/// Effects read per pass: enough to see past one repository's backlog to the
+/// others' effects.
+const WINDOW: usize = 5_000;
+
+/// One dispatch round: what it did, and what it passes over from now on.
+#[derive(Debug, Default)]
+struct Round {
+    report: DispatchReport,
+    /// Tasks whose effect failed this round: their later effects wait.
+    failed_tasks: HashSet<TaskId>,
+    /// Repositories out of this round: one of their effects failed, so a
+    /// repository that refuses writes (or answers slowly, or not at all) is probed
+    /// with one effect a round, not with every one of its effects.
+    out: HashSet<String>,
+    /// Set when the round must stop (a rate limit, another orchestrator leads).
+    over: bool,
+}
+
+impl Round {
+    /// One pass over `due` (oldest first): the notifications, which hold back
+    /// nothing, and the oldest due effect of each repository still in the round,
+    /// repositories in the order of their oldest effect.
+    fn pass(&self, due: Vec<OutboxEntry>) -> (Vec<OutboxEntry>, Vec<OutboxEntry>) {
+        let (mut notes, mut writes) = (Vec::new(), Vec::new());
+        let mut served: HashSet<String> = HashSet::new();
+        for entry in due {
+            if matches!(entry.effect.kind, EffectKind::Notify { .. }) {
+                notes.push(entry);
+                continue;
+            }
+            let repo = entry.effect.task.repo().to_string();
+            if self.failed_tasks.contains(&entry.effect.task)
+                || self.out.contains(&repo)
+                || !served.insert(repo)
+            {
+                continue;
+            }
+            writes.push(entry);
+        }
+        (notes, writes)
+    }
+}
 
 impl Orchestrator {
-    /// Applies the effects that are due, oldest first, in order per task. An effect
-    /// that fails backs off on its own schedule, or is set aside after a refusal a
-    /// retry cannot fix ([`crate::state::effect_failure`]); it holds back only the
-    /// later effects of its own task, so failing effects never stall the others. A
-    /// rate limit or outage ends the round early.
+    /// Applies the effects that are due, in order per task, taking them
+    /// round-robin across repositories: each pass applies the oldest due effect of
+    /// every repository, then reads the outbox again (so an effect recorded
+    /// meanwhile, a completion in a quiet repository, goes out in the next pass,
+    /// behind at most one effect of each busy repository). An effect that fails
+    /// backs off on its own schedule, or is set aside after a refusal a retry
+    /// cannot fix ([`crate::state::effect_failure`]); it holds back the later
+    /// effects of its own task, and takes its repository out of the round, so a
+    /// repository that refuses writes or answers slowly costs the others one slot
+    /// a round. A rate limit ends the round.
     pub async fn dispatch_once(&self) -> Result<DispatchReport> {
-        let mut report = DispatchReport::default();
-        let mut blocked: HashSet<TaskId> = HashSet::new();
-        // Notifications waiting to be sent stay due: read past them.
-        let limit = BATCH + self.notifications_waiting();
-        let due = self.inner.queue.due_effects(self.now(), limit).await?;
-        for (n, entry) in due.into_iter().enumerate() {
-            if blocked.contains(&entry.effect.task) {
-                continue;
-            }
-            if matches!(entry.effect.kind, EffectKind::Notify { .. }) {
-                // Sent in the background; it holds back nothing.
-                self.hand_notification(&entry).await?;
-                continue;
-            }
+        let mut round = Round::default();
+        let mut passes = 0;
+        while !round.over {
             // A round can outlast the leader lease (GitHub writes are spaced): stop
             // as soon as another orchestrator leads, so two never write at once.
-            if n > 0 && !self.leading().await {
+            if passes > 0 && !self.leading().await {
                 break;
             }
-            let Err(e) = self.apply(&entry.effect).await else {
-                self.inner.queue.ack_effect(entry.id, self.now()).await?;
-                report.applied += 1;
-                continue;
-            };
-            let retry = &self.inner.config.effect_retry;
-            let failure = effect_failure(&entry, &e, self.now(), retry, fastrand::f64());
-            let set_aside = failure.retry_at.is_none();
-            tracing::warn!(
-                task = %entry.effect.task,
-                effect = entry.effect.kind.name(),
-                error = %e,
-                set_aside,
-                "effect not applied; {}",
-                if set_aside { "set aside until an operator retries it" } else { "will retry" }
-            );
-            self.inner.queue.nack_effect(entry.id, &failure).await?;
-            report.failed += 1;
-            report.set_aside += usize::from(set_aside);
-            blocked.insert(entry.effect.task.clone());
-            if FailureClass::of(&e).ends_round() {
+            passes += 1;
+            // Notifications waiting to be sent stay due: read past them.
+            let limit = WINDOW + self.notifications_waiting();
+            let due = self.inner.queue.due_effects(self.now(), limit).await?;
+            let (notes, pass) = round.pass(due);
+            for note in &notes {
+                // Sent in the background; it holds back nothing.
+                self.hand_notification(note).await?;
+            }
+            if pass.is_empty() {
                 break;
+            }
+            for (n, entry) in pass.into_iter().enumerate() {
+                if round.over || (n > 0 && !self.leading().await) {
+                    round.over = true;
+                    break;
+                }
+                self.dispatch_effect(&mut round, entry).await?;
             }
         }
+        let report = round.report;
         self.update_status(|s| s.effects_failing = report.failed as u64);
         if report.applied > 0 && self.lift_hold() {
             // A held repository's writes may land again: waiting workers look now.
             self.inner.wake();
         }
         Ok(report)
+    }
+
+    /// Applies one effect and records how it went.
+    async fn dispatch_effect(&self, round: &mut Round, entry: OutboxEntry) -> Result<()> {
+        let Err(e) = self.apply(&entry.effect).await else {
+            self.inner.queue.ack_effect(entry.id, self.now()).await?;
+            round.report.applied += 1;
+            return Ok(());
+        };
+        let retry = &self.inner.config.effect_retry;
+        let failure = effect_failure(&entry, &e, self.now(), retry, fastrand::f64());
+        let set_aside = failure.retry_at.is_none();
+        tracing::warn!(
+            task = %entry.effect.task,
+            effect = entry.effect.kind.name(),
+            error = %e,
+            set_aside,
+            "effect not applied; {}",
+            if set_aside { "set aside until an operator retries it" } else { "will retry" }
+        );
+        self.inner.queue.nack_effect(entry.id, &failure).await?;
+        round.report.failed += 1;
+        round.report.set_aside += usize::from(set_aside);
+        round.out.insert(entry.effect.task.repo().to_string());
+        round.failed_tasks.insert(entry.effect.task);
+        round.over |= FailureClass::of(&e).ends_round();
+        Ok(())
     }
 
     /// Applies one effect: at most one comment, then at most one label write (from

@@ -85,9 +85,13 @@ impl Orchestrator {
             },
             listed,
             observed_at,
+            again: false,
         };
         let steps = &self.inner.features.steps;
         steps.run(&self.inner.core, &mut round).await?;
+        if round.again {
+            self.inner.poll_requested.notify_one();
+        }
         Ok(round.report)
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct PollRound {
     pub(crate) observed_at: Timestamp,
     /// What the steps did, for the caller.
     pub(crate) report: PollReport,
+    /// Set by a step that left work for the next poll (a backlog admitted in
+    /// batches): the next poll then comes at once.
+    pub(crate) again: bool,
 }
 
 /// A feature's part of the poll (see the module docs).

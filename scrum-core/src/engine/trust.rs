@@ -34,11 +34,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::gate::ClaimGate;
+use super::poll::PollReport;
 use super::step::{PollRound, PollStep};
 use super::{Core, lock};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Approval, EditReview, Person, ReadyIssue, Task, TaskId, Timestamp};
 use crate::queue::Enqueued;
+use crate::source::Provenance;
 use crate::state::Event;
 
 /// Whose text reaches an agent (`TRUST_MODE`).
@@ -139,27 +141,44 @@ impl ClaimGate for Trust {
     }
 }
 
+/// The most new issues of one repository the poll admits at once: a backlog is
+/// admitted oldest first, this many a poll (and the next poll comes at once), so a
+/// poll stays short and an issue labelled elsewhere meanwhile is admitted by the
+/// next one.
+pub(crate) const ADMIT_PER_REPO: usize = 100;
+
 /// The poll's part: every listed issue goes through the trust rules (or, with
-/// `TRUST_MODE=off`, straight to the queue).
+/// `TRUST_MODE=off`, straight to the queue). Live tasks are rechecked one by one
+/// (the tracker is asked only when their text changed); the new issues' trust is
+/// read in one [`crate::IssueSource::provenance`] call.
 #[async_trait]
 impl PollStep for Trust {
     async fn run(&self, core: &Core, round: &mut PollRound) -> Result<()> {
-        let report = &mut round.report;
+        let mut fresh = Vec::new();
         for issue in round.listed.iter().cloned() {
             let admitted = if self.mode == TrustMode::Off {
                 Admitted::Queued(core.queue.enqueue(issue, round.observed_at).await?)
             } else {
-                self.admit(core, issue, round.observed_at).await?
+                match self.admit(core, issue, round.observed_at).await? {
+                    Admission::Done(admitted) => admitted,
+                    Admission::New(issue) => {
+                        fresh.push(issue);
+                        continue;
+                    }
+                }
             };
-            match admitted {
-                Admitted::Queued(Enqueued::Created) => report.created += 1,
-                Admitted::Queued(Enqueued::Requeued) => report.requeued += 1,
-                Admitted::Queued(Enqueued::Unchanged) => {}
-                Admitted::Refused => report.refused += 1,
-                Admitted::Held => report.held += 1,
-                Admitted::Approved => report.approved += 1,
-            }
+            round.report.count(admitted);
         }
+        let (batch, later) = admission_batch(fresh);
+        if later > 0 {
+            tracing::info!(
+                waiting = later,
+                "admitting a backlog of new issues in batches"
+            );
+            round.again = true;
+        }
+        self.admit_batch(core, batch, round).await?;
+        let report = &round.report;
         if report.created + report.requeued > 0 {
             tracing::info!(
                 created = report.created,
@@ -172,23 +191,98 @@ impl PollStep for Trust {
     }
 }
 
+impl PollReport {
+    fn count(&mut self, admitted: Admitted) {
+        match admitted {
+            Admitted::Queued(Enqueued::Created) => self.created += 1,
+            Admitted::Queued(Enqueued::Requeued) => self.requeued += 1,
+            Admitted::Queued(Enqueued::Unchanged) => {}
+            Admitted::Refused => self.refused += 1,
+            Admitted::Held => self.held += 1,
+            Admitted::Approved => self.approved += 1,
+        }
+    }
+}
+
+/// What the poll admits now of the new issues: at most [`ADMIT_PER_REPO`] of each
+/// repository, oldest first; and how many wait for the next poll.
+fn admission_batch(mut fresh: Vec<ReadyIssue>) -> (Vec<ReadyIssue>, usize) {
+    fresh.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let (mut batch, mut later) = (Vec::new(), 0);
+    for issue in fresh {
+        let n = taken.entry(issue.id.repo().to_string()).or_default();
+        if *n < ADMIT_PER_REPO {
+            *n += 1;
+            batch.push(issue);
+        } else {
+            later += 1;
+        }
+    }
+    (batch, later)
+}
+
+/// Whether a listed issue was dealt with, or is new and waits for its trust read.
+enum Admission {
+    Done(Admitted),
+    New(ReadyIssue),
+}
+
 impl Trust {
-    /// Applies the trust rules (module docs) to one listed issue.
+    /// Applies the trust rules (module docs) to one listed issue with a task, or
+    /// hands it back as new.
     async fn admit(
         &self,
         core: &Core,
         issue: ReadyIssue,
         observed_at: Timestamp,
-    ) -> Result<Admitted> {
-        match core.queue.get(&issue.id).await? {
-            Some(task) if !task.state().is_terminal() => self.recheck(core, task, issue).await,
+    ) -> Result<Admission> {
+        Ok(match core.queue.get(&issue.id).await? {
+            Some(task) if !task.state().is_terminal() => {
+                Admission::Done(self.recheck(core, task, issue).await?)
+            }
             // The terminal labels are not written yet: the ready label is the old
             // run's, and the queue would change nothing.
             Some(task) if task.effects_written_at().is_none_or(|at| at >= observed_at) => {
-                Ok(Admitted::Queued(Enqueued::Unchanged))
+                Admission::Done(Admitted::Queued(Enqueued::Unchanged))
             }
-            _ => self.admit_new(core, issue, observed_at).await,
+            _ => Admission::New(issue),
+        })
+    }
+
+    /// The new issues of this poll: their trust read at once, then each admitted.
+    /// An issue gone meanwhile (deleted, or no longer ready) waits for the next
+    /// listing.
+    async fn admit_batch(
+        &self,
+        core: &Core,
+        batch: Vec<ReadyIssue>,
+        round: &mut PollRound,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<TaskId> = batch.iter().map(|i| i.id.clone()).collect();
+        let author = self.mode == TrustMode::Author;
+        let read = core.source.provenance(&ids, author).await?;
+        let mut failed = None;
+        for (issue, provenance) in batch.into_iter().zip(read) {
+            let provenance = match provenance {
+                Ok(p) if p.still_ready => p,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                // The others are admitted; the poll then fails, and the next tries again.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
+            let admitted = self
+                .admit_new(core, issue, provenance, round.observed_at)
+                .await?;
+            round.report.count(admitted);
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// An issue with no live task: queued when its label (and, in author mode, its
@@ -197,10 +291,10 @@ impl Trust {
         &self,
         core: &Core,
         issue: ReadyIssue,
+        provenance: Provenance,
         observed_at: Timestamp,
     ) -> Result<Admitted> {
-        let src = &core.source;
-        let labeler = src.labelled_by(&issue.id).await?;
+        let labeler = provenance.labelled_by;
         let ready = core.config.labels.ready.join("`, `");
         let refusal = if !labeler.may_approve {
             Some(format!(
@@ -209,9 +303,8 @@ impl Trust {
                  review it and apply the label again.",
                 labeler.login
             ))
-        } else if let Some(editor) = src
-            .edited_by(&issue.id)
-            .await?
+        } else if let Some(editor) = provenance
+            .edited_by
             .filter(|e| !e.may_approve && later(e.at, labeler.at))
         {
             Some(format!(
@@ -221,7 +314,7 @@ impl Trust {
                 editor.login, labeler.login
             ))
         } else if self.mode == TrustMode::Author {
-            let author = src.opened_by(&issue.id).await?;
+            let author = provenance.opened_by.unwrap_or_else(Person::tracker);
             (!author.may_approve).then(|| {
                 format!(
                     "This issue was opened by @{}, who has no write access to this \

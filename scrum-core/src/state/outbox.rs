@@ -59,10 +59,11 @@ impl FailureClass {
         }
     }
 
-    /// Whether the failure concerns the tracker as a whole (an outage, a rate
-    /// limit), so the rest of a dispatch round would fail the same way.
+    /// Whether the failure concerns the tracker as a whole (a rate limit, which is
+    /// the token's), so the rest of a dispatch round would fail the same way. A
+    /// passing fault or a refusal takes only its repository out of the round.
     pub fn ends_round(self) -> bool {
-        matches!(self, FailureClass::Transient | FailureClass::RateLimited)
+        matches!(self, FailureClass::RateLimited)
     }
 }
 

@@ -14,6 +14,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
     pub(crate) link: Option<String>,
+    /// Set on a GraphQL answer: what the query cost in GraphQL's budget.
+    pub(crate) graphql_points: Option<u64>,
 }
 
 /// `200 OK` with `body`.
@@ -27,6 +29,7 @@ pub(super) fn answer(status: StatusCode, body: Value) -> Answer {
         status,
         body,
         link: None,
+        graphql_points: None,
     }
 }
 
@@ -102,5 +105,6 @@ pub(super) fn paged<T>(
         status: StatusCode::OK,
         body: Value::Array(body),
         link: (!links.is_empty()).then(|| links.join(", ")),
+        graphql_points: None,
     }
 }

@@ -22,9 +22,13 @@
 //! # What it checks and counts
 //!
 //! - Requests must carry `Authorization: Bearer <token>`; anything else is a 401.
-//! - Each answered request costs one point of the primary rate limit, except a 304
-//!   (an `If-None-Match` that matched), which GitHub does not count, and errors the
-//!   fake injected. [`FakeGitHub::points_spent`] is the total.
+//! - Each answered REST request costs one point of the primary rate limit, except a
+//!   304 (an `If-None-Match` that matched), which GitHub does not count, and errors
+//!   the fake injected. [`FakeGitHub::points_spent`] is the total. A GraphQL query
+//!   costs points of GraphQL's own budget ([`FakeGitHub::graphql_points_spent`]).
+//! - `POST /graphql` answers the batched query the client sends for trust
+//!   (repositories and issues by alias; see `graphql.rs`).
+//! - [`FakeGitHub::set_latency`] holds every answer back, as a distant GitHub would.
 //! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected;
 //!   [`FakeGitHub::inject_for`] aims one at a method and path. (A plain octocrab
 //!   client retries 5xx by itself; build it with `RetryConfig::None` to see each.)
@@ -572,8 +576,21 @@ impl FakeGitHub {
         lock(&self.state).log.clear();
     }
 
-    /// Rate-limit points spent since the start.
+    /// Rate-limit points of the REST budget spent since the start.
     pub fn points_spent(&self) -> u64 {
         lock(&self.state).points_spent
+    }
+
+    /// Points of the GraphQL budget spent since the start (GitHub keeps the two
+    /// apart; a query costs what its connections ask for, at least one point).
+    pub fn graphql_points_spent(&self) -> u64 {
+        lock(&self.state).graphql_points_spent
+    }
+
+    /// Holds every answer back by `latency` from now on, as a GitHub far away
+    /// would (requests in flight together wait together). Zero, the default,
+    /// answers at once.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.state).latency = latency;
     }
 }

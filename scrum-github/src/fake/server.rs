@@ -31,7 +31,16 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, 4 << 20).await.unwrap_or_default();
-    let fault = lock(&shared).take_fault(parts.method.as_str(), parts.uri.path());
+    let (fault, latency) = {
+        let mut st = lock(&shared);
+        (
+            st.take_fault(parts.method.as_str(), parts.uri.path()),
+            st.latency,
+        )
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Some(Fault::Delay(d)) = fault {
         tokio::time::sleep(d).await;
     }
@@ -46,22 +55,42 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
 
     let mut st = lock(&shared);
-    let (mut response, points) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
+    let (mut response, spent) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
     if let Some(scopes) = st.scopes.as_deref() {
         // A classic token's answers name its scopes (not a refused token's).
         if response.status() != StatusCode::UNAUTHORIZED {
             add_headers(&mut response, &[("x-oauth-scopes", scopes)]);
         }
     }
-    st.points_spent += points;
+    st.points_spent += spent.rest;
+    st.graphql_points_spent += spent.graphql;
     st.log.push(ServedRequest {
         method: parts.method.to_string(),
         path: path_and_query,
         if_none_match,
         status: response.status().as_u16(),
-        points,
+        points: spent.rest,
+        graphql_points: spent.graphql,
     });
     response
+}
+
+/// What one answer cost, in each of GitHub's budgets.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    rest: u64,
+    graphql: u64,
+}
+
+impl Spent {
+    const NOTHING: Spent = Spent {
+        rest: 0,
+        graphql: 0,
+    };
+    const ONE: Spent = Spent {
+        rest: 1,
+        graphql: 0,
+    };
 }
 
 fn answer(
@@ -70,7 +99,7 @@ fn answer(
     body: &[u8],
     fault: Option<Fault>,
     if_none_match: Option<&str>,
-) -> (Response, u64) {
+) -> (Response, Spent) {
     let now = now_ms();
     let now_secs = u64::try_from(now / 1000).unwrap_or(0);
     match fault {
@@ -78,7 +107,7 @@ fn answer(
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (
                 json_response(status, &super::json::error("Server Error"), &[]),
-                0,
+                Spent::NOTHING,
             );
         }
         Some(Fault::SecondaryRateLimit { retry_after_secs }) => {
@@ -88,7 +117,7 @@ fn answer(
             let retry = retry_after_secs.to_string();
             return (
                 json_response(StatusCode::FORBIDDEN, &body, &[("retry-after", &retry)]),
-                0,
+                Spent::NOTHING,
             );
         }
         _ => {}
@@ -110,7 +139,7 @@ fn answer(
         };
         return (
             json_response(StatusCode::UNAUTHORIZED, &super::json::error(message), &[]),
-            0,
+            Spent::NOTHING,
         );
     }
 
@@ -130,11 +159,14 @@ fn answer(
             ("x-ratelimit-resource", "core".to_string()),
         ]
     };
-    if st.rate.remaining == 0 {
+    if st.rate.remaining == 0 && parts.uri.path() != "/graphql" {
         let h = rate_headers(st);
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let body = super::json::error("API rate limit exceeded for user ID 1.");
-        return (json_response(StatusCode::FORBIDDEN, &body, &h), 0);
+        return (
+            json_response(StatusCode::FORBIDDEN, &body, &h),
+            Spent::NOTHING,
+        );
     }
 
     let (path, query) = (parts.uri.path(), parts.uri.query());
@@ -158,7 +190,7 @@ fn answer(
                             .map(|(k, v)| (*k, v.as_str()))
                             .collect::<Vec<_>>(),
                     ),
-                    1,
+                    Spent::ONE,
                 );
             }
         }
@@ -170,11 +202,19 @@ fn answer(
             Ok(v) => v,
             Err(_) => {
                 let body = super::json::error("Problems parsing JSON");
-                return (json_response(StatusCode::BAD_REQUEST, &body, &[]), 1);
+                return (
+                    json_response(StatusCode::BAD_REQUEST, &body, &[]),
+                    Spent::ONE,
+                );
             }
         }
     };
-    let Answer { status, body, link } = routes::route(
+    let Answer {
+        status,
+        body,
+        link,
+        graphql_points,
+    } = routes::route(
         st,
         &parts.method,
         &segments,
@@ -187,7 +227,30 @@ fn answer(
         // The write happened; the client never hears of it.
         st.rate.remaining -= 1;
         let body = super::json::error("Server Error");
-        return (json_response(StatusCode::BAD_GATEWAY, &body, &[]), 1);
+        return (
+            json_response(StatusCode::BAD_GATEWAY, &body, &[]),
+            Spent::ONE,
+        );
+    }
+    if let Some(cost) = graphql_points {
+        // GraphQL has a budget of its own, and its answers no ETag.
+        let spent = st.graphql_points_spent + cost;
+        let h = [
+            ("x-ratelimit-limit", "5000".to_string()),
+            (
+                "x-ratelimit-remaining",
+                5000u64.saturating_sub(spent).to_string(),
+            ),
+            ("x-ratelimit-used", spent.to_string()),
+            ("x-ratelimit-reset", st.rate.reset.to_string()),
+            ("x-ratelimit-resource", "graphql".to_string()),
+        ];
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let spent = Spent {
+            rest: 0,
+            graphql: cost,
+        };
+        return (json_response(status, &body, &h), spent);
     }
     let text = body.to_string();
     let etag = format!("W/\"{}\"", hex(&Sha256::digest(text.as_bytes())[..16]));
@@ -200,7 +263,7 @@ fn answer(
             h.push(("link", l));
         }
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        return (empty_response(StatusCode::NOT_MODIFIED, &h), 0);
+        return (empty_response(StatusCode::NOT_MODIFIED, &h), Spent::NOTHING);
     }
     st.rate.remaining -= 1;
     let mut h = rate_headers(st);
@@ -215,7 +278,7 @@ fn answer(
     if matches!(fault, Some(Fault::TruncatedJson)) {
         text.truncate(text.len() / 2);
     }
-    (text_response(status, text, &h), 1)
+    (text_response(status, text, &h), Spent::ONE)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -37,8 +37,11 @@ pub struct ServedRequest {
     pub if_none_match: Option<String>,
     /// The status answered.
     pub status: u16,
-    /// Rate-limit points the request cost (0 for a 304).
+    /// Rate-limit points of the REST budget the request cost (0 for a 304 and
+    /// for a GraphQL query).
     pub points: u64,
+    /// Points of the GraphQL budget the request cost (0 for a REST request).
+    pub graphql_points: u64,
 }
 
 /// A queued fault and the requests it applies to.
@@ -206,6 +209,10 @@ pub(crate) struct State {
     pub(crate) next_id: u64,
     pub(crate) rate: RateLimit,
     pub(crate) points_spent: u64,
+    /// Points of the GraphQL budget spent (GitHub keeps it apart from REST's).
+    pub(crate) graphql_points_spent: u64,
+    /// How long every answer is held back, as a distant GitHub would.
+    pub(crate) latency: Duration,
     pub(crate) faults: VecDeque<QueuedFault>,
     pub(crate) log: Vec<ServedRequest>,
     /// Where pushed branches live: `{git_root}/{owner}/{name}.git` (see
@@ -232,6 +239,8 @@ impl State {
                 window,
             },
             points_spent: 0,
+            graphql_points_spent: 0,
+            latency: Duration::ZERO,
             faults: VecDeque::new(),
             log: Vec::new(),
             git_root: None,

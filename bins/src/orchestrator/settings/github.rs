@@ -60,6 +60,11 @@ pub struct GitHubArgs {
         default_value_t = 1000
     )]
     pub github_write_spacing_ms: u64,
+    /// The most GitHub requests in flight at once: reads of different issues and
+    /// repositories go out together up to this many (writes go one at a time,
+    /// spaced by GITHUB_WRITE_SPACING_MS, whatever this says).
+    #[arg(long, env = "GITHUB_CONCURRENCY", value_name = "GITHUB_CONCURRENCY", default_value_t = scrum_github::config::DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub github_concurrency: u64,
     /// Secret of the GitHub webhook (POST /webhooks/github); without it the route is off.
     #[arg(
         long,
@@ -106,7 +111,8 @@ impl GitHubArgs {
             .with_timing(Timing {
                 write_spacing: Duration::from_millis(self.github_write_spacing_ms),
                 ..Timing::default()
-            });
+            })
+            .with_concurrency(usize::try_from(self.github_concurrency).unwrap_or(1));
         let webhook = match &self.github_webhook_secret {
             Some(secret) => Some(Arc::new(
                 WebhookSecret::new(secret.expose())
