@@ -165,6 +165,16 @@ async fn a_scripted_run_shows_in_metrics_that_promtool_accepts() {
         listed.is_some_and(|n| n >= 1.0),
         "GitHub polls were timed:\n{text}"
     );
+    let points = |budget: &str| {
+        sample(
+            &text,
+            &format!(r#"scrum_github_points_total{{budget="{budget}"}}"#),
+        )
+    };
+    assert!(
+        points("rest").is_some_and(|n| n >= 1.0) && points("graphql").is_some(),
+        "both rate-limit budgets are counted:\n{text}"
+    );
     assert!(
         sample(&text, "scrum_github_rate_limit_remaining").is_some_and(|n| n > 0.0),
         "the rate limit left is shown:\n{text}"

@@ -49,8 +49,7 @@ async fn a_queued_task_costs_a_few_store_calls_however_many_workers_wait() {
         Faults::default(),
     ));
     let source = Arc::new(MemoryIssueSource::default());
-    let engine =
-        Orchestrator::builder(queue.clone() as Arc<dyn WorkQueue>, source.clone()).build();
+    let engine = Orchestrator::builder(queue.clone() as Arc<dyn WorkQueue>, source.clone()).build();
 
     // Every worker long-polls until it gets one task, then stops.
     let (got, mut handed) = tokio::sync::mpsc::unbounded_channel();

@@ -91,6 +91,11 @@ struct Request {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Budget {
+    budget: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Class {
     class: &'static str,
 }
@@ -126,6 +131,7 @@ pub(crate) struct Metrics {
     queue_wait: Histogram,
     dispatch_latency: Histograms<Trigger>,
     github_requests: Histograms<Request>,
+    github_points: Family<Budget, Counter>,
     /// When a verified webhook about each issue arrived (the first since its last
     /// claim): the start of its dispatch latency.
     webhooks: Mutex<HashMap<TaskId, Timestamp>>,
@@ -168,6 +174,7 @@ impl Metrics {
             queue_wait: wait_histogram(),
             dispatch_latency: Family::new_with_constructor(wait_histogram),
             github_requests: Family::new_with_constructor(request_histogram),
+            github_points: Family::default(),
             webhooks: Mutex::new(HashMap::new()),
             dispatched: Mutex::new(HashSet::new()),
             ended: Mutex::new(HashSet::new()),
@@ -236,7 +243,15 @@ impl Metrics {
             Unit::Seconds,
             m.github_requests.clone(),
         );
+        r.register(
+            "scrum_github_points",
+            "Rate-limit points GitHub answers cost, by budget (rest: the primary REST limit; graphql: the GraphQL limit)",
+            m.github_points.clone(),
+        );
         // Known label sets start at zero, so `rate()` sees their first increase.
+        for budget in ["rest", "graphql"] {
+            let _ = m.github_points.get_or_create(&Budget { budget });
+        }
         for class in ["4xx", "5xx"] {
             let _ = m.http_errors.get_or_create(&Class { class });
         }
@@ -429,6 +444,12 @@ impl Observer for Metrics {
                 status: status.to_string(),
             })
             .observe(seconds(elapsed));
+    }
+
+    fn source_points(&self, budget: &'static str, points: u64) {
+        self.github_points
+            .get_or_create(&Budget { budget })
+            .inc_by(points);
     }
 }
 
