@@ -120,6 +120,7 @@ fn schemas() -> Value {
     let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled", "parked"] });
     let token_count =
         json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
+    let cost = json!({ "type": "number", "minimum": 0, "nullable": true });
     let strings = json!({ "type": "array", "items": { "type": "string" } });
     let mut schemas = json!({
         "Error": {
@@ -191,14 +192,14 @@ fn schemas() -> Value {
             "pr_url": nullable("string"),
             "success": { "type": "boolean" },
             "error": nullable("string"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone(),
-            "revisions": { "type": "integer", "minimum": 0, "nullable": true }
+            "revisions": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "nullable": true }
         }), &["success"]),
         "FailedRequest": request(json!({
             "error": { "type": "string" },
             "retryable": nullable("boolean"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone()
         }), &["error"]),
         "HeartbeatRequest": request(json!({}), &[]),
@@ -208,7 +209,7 @@ fn schemas() -> Value {
                 "description": "What a person should answer; every question says something (not only whitespace)",
                 "items": { "type": "string", "pattern": NOT_BLANK } },
             "reasoning": nullable("string"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone()
         }), &["questions"]),
         "ReportResponse": {
@@ -269,9 +270,11 @@ fn schemas() -> Value {
         },
         "EffectsRetryRequest": {
             "type": "object",
+            "description": "A repository, an effect id, or neither (every set-aside effect); not both",
+            "not": { "required": ["repository", "id"] },
             "properties": {
                 "repository": { "type": "string", "pattern": REPOSITORY },
-                "id": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER }
+                "id": { "type": "integer", "minimum": 1, "maximum": u64::MAX }
             }
         },
         "EffectsRetryResponse": {
@@ -429,7 +432,8 @@ fn claim_links() -> Value {
         "Complete": { "operationId": "post_work_complete",
                       "requestBody": with(json!({ "success": true, "pr_url": "https://github.com/acme/widgets/pull/1" })) },
         "Fail": { "operationId": "post_work_failed", "requestBody": with(json!({ "error": "tests failed" })) },
-        "Release": { "operationId": "post_work_release", "requestBody": with(json!({ "reason": "shutting down" })) }
+        "Release": { "operationId": "post_work_release", "requestBody": with(json!({ "reason": "shutting down" })) },
+        "Clarify": { "operationId": "post_work_clarify", "requestBody": with(json!({ "questions": ["Which page should change?"] })) }
     })
 }
 
@@ -457,7 +461,6 @@ fn add_scheduling(doc: &mut Value) {
         "description": "Review gating: `blocked`, `reason`, `pending` and the settings" });
     schemas["Health"]["properties"]["budget"] = json!({ "type": "object",
         "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
-    schemas["FailedRequest"]["properties"]["cost_usd"] = json!({ "type": "number", "minimum": 0 });
     schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
     schemas["NextResponse"]["properties"]["rework"] = json!({ "type": "object",
         "description": "A run answering a request for changes on the issue's pull request (REWORK_ON_CHANGES_REQUESTED): push to the same branch",

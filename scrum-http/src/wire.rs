@@ -711,12 +711,30 @@ pub struct EffectsResponse {
 /// repository, or one by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EffectsRetryRequest {
-    /// Only this repository's (`owner/repo`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only this repository's (`owner/repo`); absent, not `null`.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repository: Option<String>,
-    /// Only this effect.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only this effect; absent, not `null`.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<u64>,
+}
+
+/// An optional field that is absent or a value, never `null` (the OpenAPI
+/// document does not make it nullable).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// The answer of `POST /admin/effects/retry`.

@@ -99,6 +99,24 @@ async fn a_body_that_is_not_a_json_object_is_refused() {
         );
     }
     assert_eq!(f.post("/admin/effects/retry", "{}").await.0, 200);
+    // Its fields are absent or values (the document makes neither nullable), and
+    // at most one of them; effect ids start at 1.
+    for body in [
+        r#"{"id": 1, "repository": null}"#,
+        r#"{"id": null}"#,
+        r#"{"id": 0}"#,
+        r#"{"id": 3, "repository": "acme/widgets"}"#,
+    ] {
+        assert_error(
+            &f.post("/admin/effects/retry", body).await,
+            422,
+            "invalid_request",
+        );
+    }
+    let doc = document(&f).await;
+    let retry = &doc["components"]["schemas"]["EffectsRetryRequest"];
+    assert_eq!(retry["not"]["required"], json!(["repository", "id"]));
+    assert_eq!(retry["properties"]["id"]["minimum"], 1);
 
     // A report as an array names the same fields serde would read from it: refused,
     // and the task keeps its lease.
@@ -116,6 +134,30 @@ async fn a_body_that_is_not_a_json_object_is_refused() {
     assert_error(&got, 422, "invalid_request");
     assert_eq!(f.task(&id).await.state(), TaskState::InProgress);
     assert_error(&f.post("/work/complete", "{").await, 400, "malformed_json");
+}
+
+#[tokio::test]
+async fn a_reported_cost_below_zero_is_refused() {
+    let f = Fixture::new();
+    let id = f.queue_issue().await;
+    let mut task = claim(&f, "w").await;
+    task["error"] = json!("tests failed");
+    task["cost_usd"] = json!(-0.5);
+    let got = f.post("/work/failed", &task.to_string()).await;
+    assert_error(&got, 422, "invalid_request");
+    assert_eq!(f.task(&id).await.state(), TaskState::InProgress);
+    let doc = document(&f).await;
+    for schema in ["CompleteRequest", "FailedRequest", "ClarifyRequest"] {
+        let cost = &doc["components"]["schemas"][schema]["properties"]["cost_usd"];
+        assert_eq!(
+            (&cost["minimum"], &cost["nullable"]),
+            (&json!(0), &json!(true)),
+            "{schema}"
+        );
+    }
+    task["cost_usd"] = json!(0.5);
+    let (s, v) = f.post("/work/failed", &task.to_string()).await;
+    assert_eq!(s, 200, "{v}");
 }
 
 #[tokio::test]

@@ -98,6 +98,7 @@ pub(super) async fn complete(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let o = s.orchestrator();
     let result = if req.success {
@@ -126,6 +127,7 @@ pub(super) async fn failed(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<FailedRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let failure = Failure {
         reason: req.error,
@@ -163,6 +165,7 @@ pub(super) async fn clarify(
             "questions[{n}] is blank: every question must say something"
         )));
     }
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let clarification = Clarification {
         questions: req.questions,
@@ -175,6 +178,16 @@ pub(super) async fn clarify(
         .clarify(&worker, &id, token, clarification)
         .await;
     reported(&s, result)
+}
+
+/// A reported cost is a spend: never below zero (the document's `minimum`).
+fn check_cost(cost_usd: Option<f64>) -> Result<(), ApiError> {
+    match cost_usd {
+        Some(c) if c < 0.0 => Err(ApiError::invalid(format!(
+            "cost_usd must be at least 0, not {c}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `text` has nothing but whitespace (Unicode `White_Space`, the
