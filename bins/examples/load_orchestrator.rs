@@ -8,7 +8,8 @@
 //! would measure the fake GitHub in this process; `--trust-mode labeler` measures
 //! that too), waits until the orchestrator has queued every issue, prints
 //! `listening on URL`, and serves until Ctrl-C, when it stops the orchestrator with
-//! SIGTERM.
+//! SIGTERM. With `ORCHESTRATOR_API_TOKEN` in its environment, the binary gets that
+//! API token too (`scripts/schemathesis` runs it so).
 //!
 //! ```sh
 //! cargo build --release -p scrum-bins --bin scrum-orchestrator --example load_orchestrator
@@ -75,7 +76,13 @@ async fn main() -> anyhow::Result<()> {
             .created_at(Timestamp(1_700_000_000_000 + n as i64));
         github.add_issue("acme/widgets", issue);
     }
-    let env = [("TRUST_MODE", a.trust_mode.as_str())];
+    let mut env = vec![("TRUST_MODE", a.trust_mode.clone())];
+    // The API token, when this process has one: the binary then refuses callers
+    // without it, as a deployment would.
+    if let Ok(token) = std::env::var("ORCHESTRATOR_API_TOKEN") {
+        env.push(("ORCHESTRATOR_API_TOKEN", token));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (mut child, log) = common::spawn_orchestrator(&a.bin, &a.dir, a.port, &github, &env)?;
     let url = format!("http://127.0.0.1:{}", a.port);
     let client = OrchestratorClient::new(&url).map_err(anyhow::Error::msg)?;

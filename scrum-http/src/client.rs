@@ -628,7 +628,13 @@ impl WorkSource for OrchestratorClient {
     async fn clarify(&self, worker: &WorkerId, a: &Assignment, c: Clarification) -> Result<()> {
         let req = ClarifyRequest {
             task: task_ref(worker, a),
-            questions: c.questions,
+            // The API refuses a blank question (it asks nobody anything); an agent's
+            // answer may hold one beside real ones.
+            questions: c
+                .questions
+                .into_iter()
+                .filter(|q| !q.trim().is_empty())
+                .collect(),
             reasoning: Some(c.reasoning).filter(|r| !r.is_empty()),
             cost_usd: c.cost_usd,
             tokens: c.tokens,

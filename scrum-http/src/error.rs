@@ -30,8 +30,13 @@ pub struct ApiError {
 pub mod codes {
     /// The body is not JSON (400).
     pub const MALFORMED_JSON: &str = "malformed_json";
-    /// The query string does not parse (400).
+    /// The query string does not parse, or names a parameter the endpoint does not
+    /// take (400).
     pub const INVALID_QUERY: &str = "invalid_query";
+    /// A path segment does not parse, such as a number that is not one (400).
+    pub const INVALID_PATH: &str = "invalid_path";
+    /// Any other request the server cannot read (400).
+    pub const BAD_REQUEST: &str = "bad_request";
     /// A field is missing, has the wrong type or an invalid value (422).
     pub const INVALID_REQUEST: &str = "invalid_request";
     /// No credentials, or wrong ones (401).
@@ -56,6 +61,23 @@ pub mod codes {
     pub const UNAVAILABLE: &str = "unavailable";
     /// A bug on the server (500).
     pub const INTERNAL: &str = "internal";
+
+    /// The code of a refusal known only by its status (one axum made itself).
+    pub fn for_status(status: super::StatusCode) -> &'static str {
+        match status.as_u16() {
+            401 => UNAUTHORIZED,
+            403 => FORBIDDEN,
+            404 => NOT_FOUND,
+            405 => METHOD_NOT_ALLOWED,
+            409 => CONFLICT,
+            413 => PAYLOAD_TOO_LARGE,
+            422 => INVALID_REQUEST,
+            429 => RATE_LIMITED,
+            503 => UNAVAILABLE,
+            s if s >= 500 => INTERNAL,
+            _ => BAD_REQUEST,
+        }
+    }
 }
 
 impl ApiError {

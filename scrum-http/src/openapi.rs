@@ -1,12 +1,18 @@
 //! `/openapi.json`: the OpenAPI 3.0 description of every endpoint, kept here in one
 //! place. A test checks that it names exactly the routes in [`crate::server::ROUTES`].
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
 const WORKER_ID: &str = "^[A-Za-z0-9._:@-]+$";
 const REPOSITORY: &str = "^[A-Za-z0-9._-]{1,100}/[A-Za-z0-9._-]{1,100}$";
 const LEASE_TOKEN: &str = "^[0-9a-fA-F]{32}$";
 const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
+/// A string with something in it: a character that is not whitespace (Unicode
+/// `White_Space`, what Rust's `char::is_whitespace` and the server's check see),
+/// spelled out so every regex engine reads it the same.
+const NOT_BLANK: &str = "[^\t\n\u{b}\u{c}\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]";
 
 /// The 403 of every guarded endpoint: the rule without an API token.
 const FORBIDDEN: &str = "No API token is configured and the caller's address may not call this endpoint: the work endpoints and the reads answer only loopback and WORKER_IPS, the operator actions and worker logs only loopback. Set an API token, or add the address to WORKER_IPS";
@@ -55,7 +61,9 @@ fn op(
     statuses.dedup();
     for s in statuses {
         let what = match s {
-            400 => "Malformed JSON or query string",
+            400 => {
+                "Malformed JSON, a query string that does not parse or names a parameter the endpoint does not take, or a path segment that does not parse"
+            }
             401 => "Missing or wrong bearer token",
             403 => FORBIDDEN,
             404 => "No such task, issue or worker",
@@ -112,6 +120,7 @@ fn schemas() -> Value {
     let entry_state = json!({ "type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled", "parked"] });
     let token_count =
         json!({ "type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER, "nullable": true });
+    let cost = json!({ "type": "number", "minimum": 0, "nullable": true });
     let strings = json!({ "type": "array", "items": { "type": "string" } });
     let mut schemas = json!({
         "Error": {
@@ -183,22 +192,24 @@ fn schemas() -> Value {
             "pr_url": nullable("string"),
             "success": { "type": "boolean" },
             "error": nullable("string"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone(),
-            "revisions": { "type": "integer", "minimum": 0, "nullable": true }
+            "revisions": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "nullable": true }
         }), &["success"]),
         "FailedRequest": request(json!({
             "error": { "type": "string" },
             "retryable": nullable("boolean"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone()
         }), &["error"]),
         "HeartbeatRequest": request(json!({}), &[]),
         "ReleaseRequest": request(json!({ "reason": nullable("string") }), &[]),
         "ClarifyRequest": request(json!({
-            "questions": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+            "questions": { "type": "array", "minItems": 1,
+                "description": "What a person should answer; every question says something (not only whitespace)",
+                "items": { "type": "string", "pattern": NOT_BLANK } },
             "reasoning": nullable("string"),
-            "cost_usd": nullable("number"),
+            "cost_usd": cost.clone(),
             "tokens": token_count.clone()
         }), &["questions"]),
         "ReportResponse": {
@@ -259,9 +270,11 @@ fn schemas() -> Value {
         },
         "EffectsRetryRequest": {
             "type": "object",
+            "description": "A repository, an effect id, or neither (every set-aside effect); not both",
+            "not": { "required": ["repository", "id"] },
             "properties": {
                 "repository": { "type": "string", "pattern": REPOSITORY },
-                "id": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER }
+                "id": { "type": "integer", "minimum": 1, "maximum": u64::MAX }
             }
         },
         "EffectsRetryResponse": {
@@ -419,7 +432,8 @@ fn claim_links() -> Value {
         "Complete": { "operationId": "post_work_complete",
                       "requestBody": with(json!({ "success": true, "pr_url": "https://github.com/acme/widgets/pull/1" })) },
         "Fail": { "operationId": "post_work_failed", "requestBody": with(json!({ "error": "tests failed" })) },
-        "Release": { "operationId": "post_work_release", "requestBody": with(json!({ "reason": "shutting down" })) }
+        "Release": { "operationId": "post_work_release", "requestBody": with(json!({ "reason": "shutting down" })) },
+        "Clarify": { "operationId": "post_work_clarify", "requestBody": with(json!({ "questions": ["Which page should change?"] })) }
     })
 }
 
@@ -447,7 +461,6 @@ fn add_scheduling(doc: &mut Value) {
         "description": "Review gating: `blocked`, `reason`, `pending` and the settings" });
     schemas["Health"]["properties"]["budget"] = json!({ "type": "object",
         "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
-    schemas["FailedRequest"]["properties"]["cost_usd"] = json!({ "type": "number", "minimum": 0 });
     schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
     schemas["NextResponse"]["properties"]["rework"] = json!({ "type": "object",
         "description": "A run answering a request for changes on the issue's pull request (REWORK_ON_CHANGES_REQUESTED): push to the same branch",
@@ -494,7 +507,7 @@ fn add_scheduling(doc: &mut Value) {
         { "name": "state", "in": "path", "required": true,
           "schema": { "type": "string", "enum": ["approved", "changes-requested", "merged"] } },
         { "name": "number", "in": "path", "required": true,
-          "schema": { "type": "integer", "minimum": 1 } },
+          "schema": { "type": "integer", "minimum": 1, "maximum": MAX_SAFE_INTEGER } },
         { "name": "repository", "in": "query", "required": false,
           "description": "`owner/name`, when several tracked repositories have that number",
           "schema": { "type": "string" } },
@@ -518,16 +531,17 @@ fn add_scheduling(doc: &mut Value) {
     paths["/pr-review/{state}/{number}"] = json!({ "post": op("Record a pull request's review state (until GitHub says it was merged or closed)", None, mark_params, r("PullReviewResponse"), &[400, 404, 422], false) });
 }
 
-/// The document served at `/openapi.json`.
-pub fn document() -> Value {
-    let mut doc = unnamed_document();
+/// The document served at `/openapi.json`, for a server whose long polls last at
+/// most `max_wait` (`EngineConfig::max_wait`: the maximum of `/work/next`'s `wait`).
+pub fn document(max_wait: Duration) -> Value {
+    let mut doc = unnamed_document(max_wait.as_secs());
     add_scheduling(&mut doc);
     name_operations(&mut doc);
     doc["paths"]["/work/next"]["get"]["responses"]["200"]["links"] = claim_links();
     doc
 }
 
-fn unnamed_document() -> Value {
+fn unnamed_document(max_wait: u64) -> Value {
     let none = json!([]);
     let effects_params = json!([
         { "name": "state", "in": "query", "required": false,
@@ -538,8 +552,8 @@ fn unnamed_document() -> Value {
         { "name": "worker_id", "in": "query", "required": true,
           "schema": { "type": "string", "pattern": WORKER_ID, "minLength": 1, "maxLength": 128 } },
         { "name": "wait", "in": "query", "required": false,
-          "description": "Seconds to wait for a task (long poll); capped by the server (30 s by default).",
-          "schema": { "type": "integer", "minimum": 0, "maximum": u64::MAX } },
+          "description": format!("Seconds to wait for a task (long poll), at most {max_wait}: this server's longest poll (more is refused)"),
+          "schema": { "type": "integer", "minimum": 0, "maximum": max_wait } },
         { "name": "lease", "in": "query", "required": false,
           "description": "`heartbeat` if the worker sends heartbeats; `run_time` (default) holds the task for the maximum run time.",
           "schema": { "type": "string", "enum": ["heartbeat", "run_time"] } }

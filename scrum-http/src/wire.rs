@@ -30,8 +30,10 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// The query of `GET /work/next`.
+/// The query of `GET /work/next`. A parameter it does not name is refused
+/// (`400 invalid_query`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NextQuery {
     /// The asking worker (Python API).
     pub worker_id: String,
@@ -454,8 +456,10 @@ pub struct AttemptEntry {
     pub tokens: Option<u64>,
 }
 
-/// The query of `GET /queue`: one page of each list.
+/// The query of `GET /queue`: one page of each list. A parameter it does not name is refused
+/// (`400 invalid_query`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// Entries per list (default 100, at most 1000).
     #[serde(default)]
@@ -515,8 +519,10 @@ pub struct WorkerEntry {
     pub failed: u64,
 }
 
-/// The query of `GET /workers/{id}/logs`.
+/// The query of `GET /workers/{id}/logs`. A parameter it does not name is refused
+/// (`400 invalid_query`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// How many of the last lines (default 100, at most 1000).
     #[serde(default)]
@@ -651,8 +657,10 @@ pub struct WebhookResponse {
     pub task_id: Option<String>,
 }
 
-/// The query of `GET /admin/effects`.
+/// The query of `GET /admin/effects`. A parameter it does not name is refused
+/// (`400 invalid_query`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EffectsQuery {
     /// `failing` (default: backing off or set aside) or `dead` (set aside only).
     #[serde(default)]
@@ -703,12 +711,30 @@ pub struct EffectsResponse {
 /// repository, or one by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EffectsRetryRequest {
-    /// Only this repository's (`owner/repo`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only this repository's (`owner/repo`); absent, not `null`.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repository: Option<String>,
-    /// Only this effect.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only this effect; absent, not `null`.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<u64>,
+}
+
+/// An optional field that is absent or a value, never `null` (the OpenAPI
+/// document does not make it nullable).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// The answer of `POST /admin/effects/retry`.

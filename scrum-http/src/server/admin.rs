@@ -82,6 +82,7 @@ pub(crate) fn effect_selector(
             let repo: RepoName = repo.parse()?;
             Ok(EffectSelector::Repo(repo.to_string()))
         }
+        (None, Some(0)) => Err(ApiError::invalid("effect ids start at 1")),
         (None, Some(id)) => Ok(EffectSelector::Id(id)),
         (None, None) => Ok(EffectSelector::All),
     }

@@ -30,10 +30,10 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
     let resp = match admit(&state, req.method(), &path, peer, req.headers()) {
         Ok(()) => {
             let resp = next.run(req).await;
-            if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-                method_not_allowed(resp)
-            } else {
+            if crate::ui::is_ui(&path) && resp.status() != StatusCode::METHOD_NOT_ALLOWED {
                 resp
+            } else {
+                as_json(resp).await
             }
         }
         Err(e) if crate::ui::is_ui(&path) => crate::ui::refusal(e, &path),
@@ -147,17 +147,39 @@ fn forbidden(rule: Rule, method: &Method, path: &str, peer: Option<IpAddr>) -> A
     ApiError::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
 }
 
-/// axum's own 405 has an empty body; keep its `Allow` header, add ours.
-fn method_not_allowed(resp: Response) -> Response {
-    let allow = resp.headers().get(header::ALLOW).cloned();
-    let mut out = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        codes::METHOD_NOT_ALLOWED,
-        "this endpoint does not take that method",
-    )
-    .into_response();
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
+/// Headers a refusal keeps when its body is rewritten.
+const KEPT: [header::HeaderName; 3] =
+    [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE];
+
+/// Every refusal leaves with the API's JSON error body: one axum made itself (its
+/// 405 has an empty body, an extractor's rejection is plain text) is rewritten
+/// with the same status, its text as the message, and its `Allow`,
+/// `Retry-After` and `WWW-Authenticate` headers.
+async fn as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this endpoint does not take that method".to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
+        _ => text,
+    };
+    let mut out = ApiError::new(status, codes::for_status(status), message).into_response();
+    for name in KEPT {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
     }
     out
 }

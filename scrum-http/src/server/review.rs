@@ -6,17 +6,18 @@
 //! `REWORK_ON_CHANGES_REQUESTED` sends the issue back to it).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use scrum_core::pull_gate::PullState;
 use serde::Deserialize;
 
 use super::ApiState;
-use super::extract::QueryArgs;
+use super::extract::{PathArgs, QueryArgs};
 use crate::error::ApiError;
 use crate::wire::{PullReviewResponse, ReviewStatusResponse};
 
-/// The query of `POST /pr-review/{state}/{number}`.
+/// The query of `POST /pr-review/{state}/{number}` (others are refused).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PullQuery {
     #[serde(default)]
     repository: Option<String>,
@@ -39,7 +40,7 @@ pub(super) async fn status(State(s): State<ApiState>) -> Json<ReviewStatusRespon
 
 pub(super) async fn mark(
     State(s): State<ApiState>,
-    Path((state, number)): Path<(String, u64)>,
+    PathArgs((state, number)): PathArgs<(String, u64)>,
     QueryArgs(q): QueryArgs<PullQuery>,
 ) -> Result<Json<PullReviewResponse>, ApiError> {
     let state = match state.as_str() {

@@ -1,7 +1,7 @@
 //! What the API shows: `/health`, `/workers`, `/queue`, `/metrics`, `/openapi.json`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
@@ -11,7 +11,7 @@ use scrum_core::{
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::extract::QueryArgs;
+use super::extract::{PathArgs, QueryArgs};
 use crate::error::ApiError;
 use crate::metrics::Scrape;
 use crate::wire::{
@@ -181,7 +181,7 @@ fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
 
 pub(super) async fn worker_logs(
     State(s): State<ApiState>,
-    Path(id): Path<String>,
+    PathArgs(id): PathArgs<String>,
     QueryArgs(q): QueryArgs<LogsQuery>,
 ) -> Result<Json<LogsResponse>, ApiError> {
     let lines = q.lines.unwrap_or(100);
@@ -323,6 +323,6 @@ pub(super) async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Re
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
-pub(super) async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+pub(super) async fn openapi(State(s): State<ApiState>) -> Json<Value> {
+    Json(crate::openapi::document(s.orchestrator().config().max_wait))
 }

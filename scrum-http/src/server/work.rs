@@ -31,8 +31,16 @@ pub(super) async fn next(
     QueryArgs(q): QueryArgs<NextQuery>,
 ) -> Result<Json<NextResponse>, ApiError> {
     let worker = WorkerId::new(&q.worker_id)?;
-    // The engine caps the wait (`EngineConfig::max_wait`).
-    let wait = Duration::from_secs(q.wait.unwrap_or(0));
+    // The OpenAPI document gives the engine's cap as the maximum: more is refused,
+    // not cut short, so a client never waits on a promise the server will not keep.
+    let max_wait = s.orchestrator().config().max_wait.as_secs();
+    let wait = q.wait.unwrap_or(0);
+    if wait > max_wait {
+        return Err(ApiError::invalid(format!(
+            "wait must be at most {max_wait} (seconds: the longest this server long-polls)"
+        )));
+    }
+    let wait = Duration::from_secs(wait);
     let lease = match q.lease {
         Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
         Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,
@@ -90,6 +98,7 @@ pub(super) async fn complete(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let o = s.orchestrator();
     let result = if req.success {
@@ -118,6 +127,7 @@ pub(super) async fn failed(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<FailedRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let failure = Failure {
         reason: req.error,
@@ -143,11 +153,19 @@ pub(super) async fn clarify(
     State(s): State<ApiState>,
     JsonBody(req): JsonBody<ClarifyRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
-    if req.questions.iter().all(|q| q.trim().is_empty()) {
+    if req.questions.is_empty() {
         return Err(ApiError::invalid(
             "questions must hold at least one question",
         ));
     }
+    // A blank question asks nobody anything: the issue would wait for an answer
+    // to nothing. The OpenAPI document's pattern says the same.
+    if let Some(n) = req.questions.iter().position(|q| is_blank(q)) {
+        return Err(ApiError::invalid(format!(
+            "questions[{n}] is blank: every question must say something"
+        )));
+    }
+    check_cost(req.cost_usd)?;
     let (worker, id, token) = resolve(&s, &req.task).await?;
     let clarification = Clarification {
         questions: req.questions,
@@ -160,6 +178,22 @@ pub(super) async fn clarify(
         .clarify(&worker, &id, token, clarification)
         .await;
     reported(&s, result)
+}
+
+/// A reported cost is a spend: never below zero (the document's `minimum`).
+fn check_cost(cost_usd: Option<f64>) -> Result<(), ApiError> {
+    match cost_usd {
+        Some(c) if c < 0.0 => Err(ApiError::invalid(format!(
+            "cost_usd must be at least 0, not {c}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `text` has nothing but whitespace (Unicode `White_Space`, the
+/// characters the OpenAPI document's `NOT_BLANK` pattern leaves out).
+pub(crate) fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
 }
 
 pub(super) async fn heartbeat(
