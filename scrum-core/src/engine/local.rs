@@ -1,14 +1,14 @@
 //! What one orchestrator keeps in memory of the workers calling it, so that a
 //! worker's call costs at most one registry write: the tasks they claimed here
 //! (the fast paths of `work.rs`), and its last `worker_seen` write per worker
-//! (the rate limit, and the draining flag that write returned).
+//! (the rate limit, and the draining flag and sandbox that write returned).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::model::{TaskId, Timestamp, WorkerId};
-use crate::workers::WorkerRecord;
+use crate::workers::{AgentSandbox, WorkerRecord};
 
 /// A worker's calls write its last seen time at most this often, unless its address
 /// changed: `/workers` shows it to within a second, and a worker long-polling or
@@ -21,6 +21,7 @@ struct Written {
     at: Timestamp,
     address: Option<IpAddr>,
     draining: bool,
+    sandbox: Option<AgentSandbox>,
 }
 
 /// The in-process memory of the workers: a cache, never the record (the store is).
@@ -52,6 +53,7 @@ impl LocalWorkers {
             at: now,
             address: record.address,
             draining: record.draining,
+            sandbox: record.sandbox,
         };
         self.written.insert(record.id.clone(), written);
     }
@@ -67,6 +69,22 @@ impl LocalWorkers {
     pub(crate) fn set_draining(&mut self, worker: &WorkerId, draining: bool) {
         if let Some(w) = self.written.get_mut(worker) {
             w.draining = draining;
+        }
+    }
+
+    /// Whether the store has `worker`'s sandbox as `sandbox`, as this orchestrator's
+    /// last write for it (at most [`SEEN_WRITE_EVERY`] old while the worker calls)
+    /// returned it: `false` when it never wrote one.
+    pub(crate) fn has_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> bool {
+        self.written
+            .get(worker)
+            .is_some_and(|w| w.sandbox == Some(sandbox))
+    }
+
+    /// Remembers a sandbox written for `worker`.
+    pub(crate) fn set_sandbox(&mut self, worker: &WorkerId, sandbox: AgentSandbox) {
+        if let Some(w) = self.written.get_mut(worker) {
+            w.sandbox = Some(sandbox);
         }
     }
 

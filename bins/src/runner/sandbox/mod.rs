@@ -30,6 +30,7 @@ mod srt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use scrum_core::AgentSandbox;
 use tokio::process::Command;
 
 /// What the workflow (command or agents) never sees: the GitHub token (the runner
@@ -270,13 +271,19 @@ impl Sandbox {
         })
     }
 
+    /// Which sandbox this is, as the worker tells the orchestrator (`/workers`
+    /// shows it).
+    pub fn kind(&self) -> AgentSandbox {
+        match self.tool {
+            Tool::None => AgentSandbox::None,
+            Tool::Srt(_) => AgentSandbox::Srt,
+            Tool::Bwrap { .. } => AgentSandbox::Bwrap,
+        }
+    }
+
     /// `srt`, `bwrap` or `none`.
     pub fn mode(&self) -> &'static str {
-        match self.tool {
-            Tool::None => "none",
-            Tool::Srt(_) => "srt",
-            Tool::Bwrap { .. } => "bwrap",
-        }
+        self.kind().as_str()
     }
 
     /// What agents can reach, in one line for the start-up log.
