@@ -10,15 +10,17 @@
 //! reaches it, while `/queue` says text was removed.
 //!
 //! And the defaults: `SANDBOX=auto` with neither tool refuses to start, naming
-//! both; `SANDBOX=none` starts and says so.
+//! both; `SANDBOX=none` starts and says so, in its log and in the orchestrator's
+//! `/workers` (and the dashboard's workers page), beside a worker under bubblewrap.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use scrum_bins::fleet::Fleet;
-use scrum_core::TaskId;
+use scrum_core::{AgentSandbox, TaskId};
 use scrum_github::fake::NewIssue;
+use scrum_http::OrchestratorClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -224,6 +226,17 @@ async fn probe(mode: &str, agent: Agent) {
         log.contains(&format!("sandbox={mode}")),
         "the log names the sandbox: {log}"
     );
+    let listed = OrchestratorClient::new(&fleet.url())
+        .unwrap()
+        .workers()
+        .await
+        .unwrap();
+    let me = listed.workers.iter().find(|w| w.id == "probe-1");
+    assert_eq!(
+        me.and_then(|w| w.sandbox).map(AgentSandbox::as_str),
+        Some(mode),
+        "/workers shows the sandbox: {listed:?}"
+    );
     let branch = format!("ai-feature/issue-{}", id.number());
     let report = fleet
         .remote_file("acme/probe", &branch, "sandbox-report.txt")
@@ -357,4 +370,64 @@ fn auto_without_a_sandbox_refuses_to_start_and_none_says_so() {
         said.contains("SANDBOX=none: agents run unsandboxed"),
         "{said}"
     );
+}
+
+/// `GET /workers` as it stands once `ids` are all listed with a sandbox, polled
+/// until `limit` (then a panic with what it last listed).
+async fn listed_with_sandboxes(
+    client: &OrchestratorClient,
+    ids: &[&str],
+    limit: Duration,
+) -> Vec<scrum_http::wire::WorkerEntry> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let workers = client.workers().await.map(|r| r.workers);
+        if let Ok(w) = &workers
+            && ids
+                .iter()
+                .all(|id| w.iter().any(|e| e.id == *id && e.sandbox.is_some()))
+        {
+            return workers.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ids:?} listed with their sandboxes: {workers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_show_their_sandbox_and_none_stands_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::prepare(dir.path(), bin_dir(), &[("acme/quiet", "Seed issue")])
+        .await
+        .unwrap();
+    fleet.start_orchestrator().await.unwrap();
+    fleet.set_env("SANDBOX", "none");
+    fleet.start_worker("open-1").unwrap();
+    fleet.set_env("SANDBOX", "bwrap");
+    fleet.start_worker("boxed-1").unwrap();
+    let client = OrchestratorClient::new(&fleet.url()).unwrap();
+    let workers =
+        listed_with_sandboxes(&client, &["open-1", "boxed-1"], Duration::from_secs(60)).await;
+    let sandbox = |id: &str| workers.iter().find(|w| w.id == id).and_then(|w| w.sandbox);
+    assert_eq!(sandbox("open-1"), Some(AgentSandbox::None), "{workers:?}");
+    assert_eq!(sandbox("boxed-1"), Some(AgentSandbox::Bwrap), "{workers:?}");
+    // The JSON names it as the worker's SANDBOX does.
+    let json = http_get(&format!("{}/workers", fleet.url())).await;
+    assert!(json.contains(r#""sandbox":"none""#), "{json}");
+    // The dashboard's workers page marks the unsandboxed worker.
+    let page = http_get(&format!("{}/ui/workers", fleet.url())).await;
+    let row = page
+        .split("<tr id=\"worker-")
+        .find(|r| r.starts_with("open-1"))
+        .unwrap_or_else(|| panic!("open-1 has a row: {page}"));
+    assert!(row.contains("state-unsandboxed"), "{row}");
+    let row = page
+        .split("<tr id=\"worker-")
+        .find(|r| r.starts_with("boxed-1"))
+        .unwrap_or_else(|| panic!("boxed-1 has a row: {page}"));
+    assert!(row.contains(">bwrap<"), "{row}");
+    fleet.stop();
 }
