@@ -342,7 +342,8 @@ impl Sandbox {
                 let settings = cell.state.join("srt-settings.json");
                 std::fs::write(&settings, srt::settings(self, cell).to_string())
                     .map_err(|e| format!("cannot write {}: {e}", settings.display()))?;
-                let mut script = self.limits_script();
+                let mut script = srt::CALL_SCRIPT.to_string();
+                script.push_str(&self.limits_script());
                 script.push_str("exec");
                 for a in argv {
                     script.push(' ');
@@ -380,6 +381,9 @@ impl Sandbox {
         cmd.envs(cell.env.iter().map(|(k, v)| (k, v)))
             .env("HOME", cell.home)
             .env("TMPDIR", cell.tmp)
+            // sandbox-runtime hands the agent this as TMPDIR instead of its own
+            // `/tmp/claude` (missing, so read-only, or shared by every task).
+            .env("CLAUDE_CODE_TMPDIR", cell.tmp)
             .env("NO_PROXY", "")
             .env("no_proxy", "")
             .current_dir(cell.dir);
