@@ -37,7 +37,7 @@ fi
 # scripted API on loopback).
 if ! command -v claude >/dev/null; then
     echo "installing @anthropic-ai/claude-code (claude)"
-    npm install -g --silent @anthropic-ai/claude-code@2 >/dev/null
+    npm install -g --silent @anthropic-ai/claude-code@2.1.197 >/dev/null
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
