@@ -5,7 +5,8 @@
 # test drives (chromium, chromedriver), promtool (Debian's prometheus package;
 # its service is not started here), and the agent sandboxes bins/tests/sandbox.rs
 # runs workers in: bubblewrap, ripgrep and socat (Debian) and Anthropic's
-# sandbox-runtime (`srt`, npm). Does nothing for what is already there.
+# sandbox-runtime (`srt`, npm), and the Claude Code CLI (`claude`, npm) the
+# sandbox test runs in them. Does nothing for what is already there.
 set -euo pipefail
 
 need_apt=()
@@ -31,6 +32,12 @@ mkdir -p /run/sshd
 if ! command -v srt >/dev/null; then
     echo "installing @anthropic-ai/sandbox-runtime (srt)"
     npm install -g --silent @anthropic-ai/sandbox-runtime >/dev/null
+fi
+# bins/tests/sandbox.rs runs the real Claude Code CLI in each sandbox (against a
+# scripted API on loopback).
+if ! command -v claude >/dev/null; then
+    echo "installing @anthropic-ai/claude-code (claude)"
+    npm install -g --silent @anthropic-ai/claude-code@2.1.197 >/dev/null
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -283,8 +283,9 @@ impl WorkerCli {
             &self.workspace_dir.join("sandbox"),
         )
         .map_err(anyhow::Error::msg)?;
-        let mut client =
-            OrchestratorClient::new(&self.orchestrator_url).map_err(anyhow::Error::msg)?;
+        let mut client = OrchestratorClient::new(&self.orchestrator_url)
+            .map_err(anyhow::Error::msg)?
+            .with_sandbox(sandbox.kind());
         if let Some(t) = &self.api_token {
             client = client.with_token(
                 ApiToken::new(t.expose())

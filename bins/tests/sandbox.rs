@@ -10,15 +10,19 @@
 //! reaches it, while `/queue` says text was removed.
 //!
 //! And the defaults: `SANDBOX=auto` with neither tool refuses to start, naming
-//! both; `SANDBOX=none` starts and says so.
+//! both; `SANDBOX=none` starts and says so, in its log and in the orchestrator's
+//! `/workers` (and the dashboard's workers page), beside a worker under bubblewrap.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scrum_bins::fleet::Fleet;
-use scrum_core::TaskId;
+use scrum_bins::runner::sandbox::{Cell, Limits, Sandbox, SandboxMode, SandboxSettings, find};
+use scrum_core::{AgentSandbox, TaskId};
 use scrum_github::fake::NewIssue;
+use scrum_http::OrchestratorClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -224,6 +228,17 @@ async fn probe(mode: &str, agent: Agent) {
         log.contains(&format!("sandbox={mode}")),
         "the log names the sandbox: {log}"
     );
+    let listed = OrchestratorClient::new(&fleet.url())
+        .unwrap()
+        .workers()
+        .await
+        .unwrap();
+    let me = listed.workers.iter().find(|w| w.id == "probe-1");
+    assert_eq!(
+        me.and_then(|w| w.sandbox).map(AgentSandbox::as_str),
+        Some(mode),
+        "/workers shows the sandbox: {listed:?}"
+    );
     let branch = format!("ai-feature/issue-{}", id.number());
     let report = fleet
         .remote_file("acme/probe", &branch, "sandbox-report.txt")
@@ -357,4 +372,283 @@ fn auto_without_a_sandbox_refuses_to_start_and_none_says_so() {
         said.contains("SANDBOX=none: agents run unsandboxed"),
         "{said}"
     );
+}
+
+/// `GET /workers` as it stands once `ids` are all listed with a sandbox, polled
+/// until `limit` (then a panic with what it last listed).
+async fn listed_with_sandboxes(
+    client: &OrchestratorClient,
+    ids: &[&str],
+    limit: Duration,
+) -> Vec<scrum_http::wire::WorkerEntry> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let workers = client.workers().await.map(|r| r.workers);
+        if let Ok(w) = &workers
+            && ids
+                .iter()
+                .all(|id| w.iter().any(|e| e.id == *id && e.sandbox.is_some()))
+        {
+            return workers.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ids:?} listed with their sandboxes: {workers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_show_their_sandbox_and_none_stands_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::prepare(dir.path(), bin_dir(), &[("acme/quiet", "Seed issue")])
+        .await
+        .unwrap();
+    fleet.start_orchestrator().await.unwrap();
+    fleet.set_env("SANDBOX", "none");
+    fleet.start_worker("open-1").unwrap();
+    fleet.set_env("SANDBOX", "bwrap");
+    fleet.start_worker("boxed-1").unwrap();
+    let client = OrchestratorClient::new(&fleet.url()).unwrap();
+    let workers =
+        listed_with_sandboxes(&client, &["open-1", "boxed-1"], Duration::from_secs(60)).await;
+    let sandbox = |id: &str| workers.iter().find(|w| w.id == id).and_then(|w| w.sandbox);
+    assert_eq!(sandbox("open-1"), Some(AgentSandbox::None), "{workers:?}");
+    assert_eq!(sandbox("boxed-1"), Some(AgentSandbox::Bwrap), "{workers:?}");
+    // The JSON names it as the worker's SANDBOX does.
+    let json = http_get(&format!("{}/workers", fleet.url())).await;
+    assert!(json.contains(r#""sandbox":"none""#), "{json}");
+    // The dashboard's workers page marks the unsandboxed worker.
+    let page = http_get(&format!("{}/ui/workers", fleet.url())).await;
+    let row = page
+        .split("<tr id=\"worker-")
+        .find(|r| r.starts_with("open-1"))
+        .unwrap_or_else(|| panic!("open-1 has a row: {page}"));
+    assert!(row.contains("state-unsandboxed"), "{row}");
+    let row = page
+        .split("<tr id=\"worker-")
+        .find(|r| r.starts_with("boxed-1"))
+        .unwrap_or_else(|| panic!("boxed-1 has a row: {page}"));
+    assert!(row.contains(">bwrap<"), "{row}");
+    fleet.stop();
+}
+
+/// A scripted Messages API for the real Claude Code CLI: the first call of a
+/// conversation answers with one `Bash` tool call running `command`, the next
+/// (carrying the tool's result) ends the turn. Returns its port and the request
+/// bodies it got.
+async fn messages_api(command: String) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let got = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let (got, command) = (got.clone(), command.clone());
+            tokio::spawn(async move {
+                let _ = answer_messages(conn, &command, &got).await;
+            });
+        }
+    });
+    (port, bodies)
+}
+
+/// One request on `conn`, answered and closed.
+async fn answer_messages(
+    mut conn: tokio::net::TcpStream,
+    command: &str,
+    got: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // Through a proxy the target comes in absolute form (`http://host:port/v1/…`).
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    let path = target
+        .strip_prefix("http://")
+        .map_or(target, |rest| rest.find('/').map_or("/", |i| &rest[i..]));
+    if !(head.starts_with("post ") && path.starts_with("/v1/messages")) {
+        let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        return conn.write_all(reply.as_bytes()).await;
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+    let followup = body.contains("\"tool_result\"");
+    got.lock().unwrap().push(body);
+    let event = |name: &str, data: serde_json::Value| format!("event: {name}\ndata: {data}\n\n");
+    let start = serde_json::json!({"type": "message_start", "message": {"id": "msg_1",
+        "type": "message", "role": "assistant", "model": "claude-test", "content": [],
+        "stop_reason": null, "usage": {"input_tokens": 10, "output_tokens": 1}}});
+    let (block, delta, stop) = if followup {
+        (
+            serde_json::json!({"type": "text", "text": ""}),
+            serde_json::json!({"type": "text_delta", "text": "confined"}),
+            "end_turn",
+        )
+    } else {
+        let input = serde_json::json!({"command": command, "description": "probe"});
+        (
+            serde_json::json!({"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}),
+            serde_json::json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+            "tool_use",
+        )
+    };
+    let sse = [
+        event("message_start", start),
+        event(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        ),
+        event(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        ),
+        event(
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        ),
+        event(
+            "message_delta",
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": stop},
+                "usage": {"output_tokens": 5}}),
+        ),
+        event("message_stop", serde_json::json!({"type": "message_stop"})),
+    ]
+    .concat();
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sse}",
+        sse.len()
+    );
+    conn.write_all(reply.as_bytes()).await
+}
+
+/// The real Claude Code CLI (`claude` on PATH: scripts/services.sh installs
+/// `@anthropic-ai/claude-code`) run in `mode`'s sandbox as the worker runs an
+/// agent, against a scripted API on loopback: it completes its call, its `Bash`
+/// tool writes in the clone, and cannot read a hidden key or write outside.
+async fn real_claude_is_confined(mode: SandboxMode) {
+    let claude = find("claude").expect(
+        "the Claude Code CLI on PATH (scripts/services.sh installs @anthropic-ai/claude-code)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let secret = root.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "PRIVATE KEY\n").unwrap();
+    let outside = root.join("outside.txt");
+    let clone = root.join("task/repo");
+    std::fs::create_dir_all(&clone).unwrap();
+    let command = format!(
+        "echo made > inside.txt; cat {} || echo key-unreadable; touch {} || echo outside-read-only",
+        secret.join("key").display(),
+        outside.display()
+    );
+    let (port, bodies) = messages_api(command).await;
+    let settings = SandboxSettings {
+        mode,
+        allow_hosts: vec![format!("127.0.0.1:{port}")],
+        pass_env: vec![],
+        hidden: vec![secret.clone()],
+        limits: Limits {
+            memory_mb: 8192,
+            processes: 1024,
+            tmp_mb: 512,
+        },
+    };
+    let sandbox = Sandbox::start(&settings, &root.join("proxy")).unwrap();
+    let env: Vec<(String, String)> = [
+        ("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}")),
+        ("ANTHROPIC_API_KEY", "sk-test".to_string()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let (home, tmp, state) = (
+        root.join("task/home"),
+        root.join("task/tmp"),
+        root.join("task/sandbox"),
+    );
+    let cell = Cell {
+        dir: &clone,
+        home: &home,
+        tmp: &tmp,
+        env: &env,
+        state: &state,
+    };
+    let argv: Vec<String> = [
+        claude.to_str().unwrap(),
+        "-p",
+        "--output-format",
+        "json",
+        "--allowedTools",
+        "Bash",
+    ]
+    .map(String::from)
+    .into();
+    let prompt = root.join("prompt.md");
+    std::fs::write(&prompt, "Run the probe.").unwrap();
+    let mut cmd = sandbox.command(&argv, &cell).unwrap();
+    cmd.stdin(std::fs::File::open(&prompt).unwrap())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("claude under {mode:?} answered within 90 s"))
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains(r#""result":"confined""#),
+        "claude under {mode:?} completed its call: {} {stdout} {stderr}",
+        out.status
+    );
+    let bodies = bodies.lock().unwrap().clone();
+    let result = bodies
+        .iter()
+        .find(|b| b.contains("\"tool_result\""))
+        .unwrap_or_else(|| panic!("the tool's result came back: {bodies:?}"));
+    assert!(result.contains("key-unreadable"), "{result}");
+    assert!(!result.contains("PRIVATE KEY"), "{result}");
+    assert!(result.contains("outside-read-only"), "{result}");
+    assert!(!outside.exists(), "written outside the clone");
+    assert_eq!(
+        std::fs::read_to_string(clone.join("inside.txt"))
+            .ok()
+            .as_deref(),
+        Some("made\n"),
+        "its tool wrote in the clone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_confined_under_sandbox_runtime() {
+    real_claude_is_confined(SandboxMode::Srt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_confined_under_bubblewrap() {
+    real_claude_is_confined(SandboxMode::Bwrap).await;
 }

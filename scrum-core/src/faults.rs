@@ -35,7 +35,7 @@ use crate::runner::{RunOutcome, WorkflowRunner};
 use crate::source::{Commented, IssueSource, IssueState};
 use crate::state::{Event, Policy};
 use crate::worker::WorkSource;
-use crate::workers::{HostReport, Sighting, WorkerRecord, WorkerRegistry};
+use crate::workers::{AgentSandbox, HostReport, Sighting, WorkerRecord, WorkerRegistry};
 
 /// What to inject, shared and adjustable while the wrapper is in use.
 #[derive(Debug)]
@@ -297,6 +297,11 @@ impl<Q: WorkerRegistry> WorkerRegistry for Faulty<Q> {
     async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
         self.faults
             .call("set_draining", self.inner.set_draining(worker, draining))
+            .await
+    }
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        self.faults
+            .call("set_sandbox", self.inner.set_sandbox(worker, sandbox))
             .await
     }
     async fn workers(&self) -> Result<Vec<WorkerRecord>> {

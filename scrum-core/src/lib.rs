@@ -103,4 +103,4 @@ pub use queue::{
 pub use runner::{RunOutcome, WorkflowRunner};
 pub use source::{Commented, IssueSource, IssueState, Labels, Provenance};
 pub use spend::Spend;
-pub use workers::{HostReport, Sighting, WorkerRecord, WorkerRegistry};
+pub use workers::{AgentSandbox, HostReport, Sighting, WorkerRecord, WorkerRegistry};

@@ -589,6 +589,9 @@ impl WorkerRegistry for MockWorkQueue {
     async fn set_draining(&self, _: &WorkerId, _: bool) -> Result<()> {
         Ok(())
     }
+    async fn set_sandbox(&self, _: &WorkerId, _: crate::workers::AgentSandbox) -> Result<()> {
+        Ok(())
+    }
     async fn workers(&self) -> Result<Vec<crate::workers::WorkerRecord>> {
         Ok(Vec::new())
     }

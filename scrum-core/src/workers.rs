@@ -33,6 +33,49 @@ pub struct WorkerRecord {
     pub failed: u64,
     /// Whether it is told to take no new work (an operator action).
     pub draining: bool,
+    /// The sandbox its agents run in, as it last said when asking for work; `None`
+    /// when it never said (a worker of an earlier release, a client of the Python
+    /// orchestrator's API, or a record stored before workers said so).
+    pub sandbox: Option<AgentSandbox>,
+}
+
+/// The sandbox a worker runs its agents in (its `SANDBOX` setting, resolved), as
+/// the worker reports it: operators see in `/workers` which workers run agents
+/// unsandboxed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentSandbox {
+    /// Anthropic's sandbox-runtime (`srt`).
+    Srt,
+    /// bubblewrap with the worker's filtering proxy.
+    Bwrap,
+    /// No sandbox: agents run as the worker (`SANDBOX=none`, chosen explicitly).
+    None,
+}
+
+impl AgentSandbox {
+    /// Every sandbox, in the order [`AgentSandbox::as_str`] lists them.
+    pub const ALL: [AgentSandbox; 3] = [AgentSandbox::Srt, AgentSandbox::Bwrap, AgentSandbox::None];
+
+    /// Its name: `srt`, `bwrap` or `none` (the worker's `SANDBOX` values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentSandbox::Srt => "srt",
+            AgentSandbox::Bwrap => "bwrap",
+            AgentSandbox::None => "none",
+        }
+    }
+
+    /// The sandbox [`AgentSandbox::as_str`] names.
+    pub fn from_name(name: &str) -> Option<AgentSandbox> {
+        AgentSandbox::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for AgentSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A call from a worker, to be recorded ([`WorkerRegistry::workers_seen`]).
@@ -57,6 +100,7 @@ impl WorkerRecord {
             completed: 0,
             failed: 0,
             draining: false,
+            sandbox: None,
         }
     }
 
@@ -151,6 +195,15 @@ pub trait WorkerRegistry: Send + Sync {
     /// - Draining stays set across the worker's calls until it is cleared.
     /// - A worker drained before it ever called is listed, draining and never seen.
     async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()>;
+
+    /// Records the sandbox `worker` says its agents run in (it says so when it
+    /// asks for work; the engine writes it when it changed).
+    ///
+    /// # Behavior
+    /// - The sandbox is kept across the worker's calls, reports and drains until
+    ///   it says another; a record that never had one lists none.
+    /// - A worker that says so before it ever called is listed with it, never seen.
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()>;
 
     /// Every worker the store knows, ordered by id.
     ///

@@ -59,6 +59,7 @@ pub struct OrchestratorClient {
     attempts: u32,
     backoff: Duration,
     timeout: Duration,
+    sandbox: Option<scrum_core::AgentSandbox>,
 }
 
 impl std::fmt::Debug for OrchestratorClient {
@@ -95,6 +96,7 @@ impl OrchestratorClient {
             attempts: 6,
             backoff: Duration::from_millis(200),
             timeout: Duration::from_secs(30),
+            sandbox: None,
         })
     }
 
@@ -109,6 +111,13 @@ impl OrchestratorClient {
     pub fn with_retries(mut self, attempts: u32, first_backoff: Duration) -> OrchestratorClient {
         self.attempts = attempts.max(1);
         self.backoff = first_backoff;
+        self
+    }
+
+    /// Says with every `GET /work/next` that this worker runs its agents in
+    /// `sandbox`, so `GET /workers` shows it.
+    pub fn with_sandbox(mut self, sandbox: scrum_core::AgentSandbox) -> OrchestratorClient {
+        self.sandbox = Some(sandbox);
         self
     }
 
@@ -197,6 +206,7 @@ impl OrchestratorClient {
             worker_id: worker.to_string(),
             wait: Some(wait.as_secs()),
             lease: Some(lease),
+            sandbox: self.sandbox,
         };
         let query = serde_json::to_value(&q).unwrap_or(Value::Null);
         let pairs: Vec<(String, String)> = query

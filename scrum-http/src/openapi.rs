@@ -386,7 +386,9 @@ fn schemas() -> Value {
                 "current_task_id": nullable("string"),
                 "health_reason": nullable("string"),
                 "completed": { "type": "integer" },
-                "failed": { "type": "integer" }
+                "failed": { "type": "integer" },
+                "sandbox": { "type": ["string", "null"], "enum": ["srt", "bwrap", "none", null],
+                             "description": "The sandbox the worker's agents run in, as it said; `none`: unsandboxed; null: never said" }
             }
         },
         "LogsResponse": {
@@ -556,7 +558,10 @@ fn unnamed_document(max_wait: u64) -> Value {
           "schema": { "type": "integer", "minimum": 0, "maximum": max_wait } },
         { "name": "lease", "in": "query", "required": false,
           "description": "`heartbeat` if the worker sends heartbeats; `run_time` (default) holds the task for the maximum run time.",
-          "schema": { "type": "string", "enum": ["heartbeat", "run_time"] } }
+          "schema": { "type": "string", "enum": ["heartbeat", "run_time"] } },
+        { "name": "sandbox", "in": "query", "required": false,
+          "description": "The sandbox the worker runs its agents in, shown in `GET /workers`.",
+          "schema": { "type": "string", "enum": ["srt", "bwrap", "none"] } }
     ]);
     let queue_params = json!([
         { "name": "limit", "in": "query", "required": false,

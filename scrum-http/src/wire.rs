@@ -47,6 +47,10 @@ pub struct NextQuery {
     /// run time without heartbeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseMode>,
+    /// *Added*: the sandbox the worker runs its agents in (`srt`, `bwrap` or
+    /// `none`), which `GET /workers` shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<scrum_core::AgentSandbox>,
 }
 
 /// How a claimer will keep its lease.
@@ -517,6 +521,11 @@ pub struct WorkerEntry {
     pub completed: u64,
     /// *Added*: attempts it reported failed, as the store counts them.
     pub failed: u64,
+    /// *Added*: the sandbox its agents run in, as the worker said when it asked
+    /// for work: `srt`, `bwrap`, or `none` (agents run unsandboxed); `null` when it
+    /// never said (an older worker, or a configured host no worker calls from).
+    #[serde(default)]
+    pub sandbox: Option<scrum_core::AgentSandbox>,
 }
 
 /// The query of `GET /workers/{id}/logs`. A parameter it does not name is refused

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use scrum_core::{Error, ErrorKind, HostHealth, Result, Timestamp, WorkerId};
+use scrum_core::{AgentSandbox, Error, ErrorKind, HostHealth, Result, Timestamp, WorkerId};
 
 /// A stored worker id.
 pub(crate) fn worker_id(text: &str) -> Result<WorkerId> {
@@ -28,6 +28,12 @@ pub(crate) fn count(n: i64) -> u64 {
 /// A stored time (`None` for never).
 pub(crate) fn time(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp)
+}
+
+/// A stored sandbox (`None` for none). A name this build does not know (a newer
+/// release's sandbox) reads as none said: it is shown, never acted on.
+pub(crate) fn sandbox(name: Option<&str>) -> Option<AgentSandbox> {
+    name.and_then(AgentSandbox::from_name)
 }
 
 /// A stored host health.

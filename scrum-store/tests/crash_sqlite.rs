@@ -52,8 +52,13 @@ async fn orchestrator_process(dir: &str) {
         reap_interval: Duration::from_millis(50),
         ..EngineConfig::default()
     };
-    let orchestrator = Orchestrator::builder(queue, source).config(config).build();
-    orchestrator.poll_once().await.unwrap();
+    let orchestrator = Orchestrator::builder(queue.clone(), source)
+        .config(config)
+        .build();
+    // A poll admits a backlog in batches: poll until every issue is queued.
+    while queue.list(&TaskFilter::default()).await.unwrap().len() < ISSUES as usize {
+        orchestrator.poll_once().await.unwrap();
+    }
     let duties = orchestrator.clone();
     tokio::spawn(async move { duties.run(std::future::pending::<()>()).await });
     let mut workers = Vec::new();

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use crate::model::{LeaseKind, ReadyIssue, TaskId, Timestamp, WorkerId};
 use crate::probe::HostHealth;
 use crate::queue::WorkQueue;
-use crate::workers::{HostReport, Sighting, WorkerRecord};
+use crate::workers::{AgentSandbox, HostReport, Sighting, WorkerRecord};
 
 /// This file's text: the macro's test checks that it runs every `pub async fn` here.
 #[doc(hidden)]
@@ -97,6 +97,7 @@ pub async fn first_call_creates_the_record(q: &dyn WorkQueue) {
         completed: 0,
         failed: 0,
         draining: false,
+        sandbox: None,
     };
     assert_eq!(stored, expected);
     assert_eq!(listed(q).await, vec![expected]);
@@ -146,6 +147,7 @@ pub async fn a_batch_of_calls_records_each(q: &dyn WorkQueue) {
             completed: 1,
             failed: 0,
             draining: true,
+            sandbox: None,
         },
         WorkerRecord {
             id: new.clone(),
@@ -155,6 +157,7 @@ pub async fn a_batch_of_calls_records_each(q: &dyn WorkQueue) {
             completed: 0,
             failed: 0,
             draining: false,
+            sandbox: None,
         },
     ];
     assert_eq!(records, expected);
@@ -229,6 +232,42 @@ pub async fn a_worker_drained_before_calling_is_listed(q: &dyn WorkQueue) {
     assert_eq!((r.first_seen, r.last_seen), (Some(at(5)), Some(at(5))));
 }
 
+/// The sandbox is kept across the worker's calls, reports and drains until it
+/// says another; a record that never had one lists none.
+pub async fn the_sandbox_is_kept_until_the_worker_says_another(q: &dyn WorkQueue) {
+    let (w, silent) = (worker("sandboxed"), worker("silent"));
+    q.worker_seen(&silent, ip("10.0.0.3"), at(1)).await.unwrap();
+    q.worker_seen(&w, ip("10.0.0.4"), at(1)).await.unwrap();
+    q.set_sandbox(&w, AgentSandbox::Bwrap).await.unwrap();
+    let r = q.worker_seen(&w, None, at(2)).await.unwrap();
+    assert_eq!(r.sandbox, Some(AgentSandbox::Bwrap), "a call keeps it");
+    q.worker_finished(&w, true, at(3)).await.unwrap();
+    q.set_draining(&w, true).await.unwrap();
+    let r = record(q, &w).await;
+    assert_eq!(
+        (r.sandbox, r.completed, r.draining, r.last_seen),
+        (Some(AgentSandbox::Bwrap), 1, true, Some(at(3))),
+        "a report and a drain keep it, and setting it touches nothing else"
+    );
+    q.set_sandbox(&w, AgentSandbox::None).await.unwrap();
+    assert_eq!(record(q, &w).await.sandbox, Some(AgentSandbox::None));
+    q.set_sandbox(&w, AgentSandbox::Srt).await.unwrap();
+    assert_eq!(record(q, &w).await.sandbox, Some(AgentSandbox::Srt));
+    assert_eq!(record(q, &silent).await.sandbox, None, "never said");
+}
+
+/// A worker that says so before it ever called is listed with it, never seen.
+pub async fn a_sandbox_said_before_calling_is_listed(q: &dyn WorkQueue) {
+    let w = worker("early");
+    q.set_sandbox(&w, AgentSandbox::None).await.unwrap();
+    let mut expected = WorkerRecord::unseen(w.clone());
+    expected.sandbox = Some(AgentSandbox::None);
+    assert_eq!(listed(q).await, vec![expected]);
+    let r = q.worker_seen(&w, ip("10.0.0.5"), at(5)).await.unwrap();
+    assert_eq!(r.sandbox, Some(AgentSandbox::None));
+    assert_eq!((r.first_seen, r.last_seen), (Some(at(5)), Some(at(5))));
+}
+
 /// Each worker is listed once, in id order, with what was recorded of it.
 pub async fn workers_are_listed_once_in_id_order(q: &dyn WorkQueue) {
     assert!(listed(q).await.is_empty());
@@ -258,6 +297,7 @@ pub async fn a_reopened_store_lists_the_same_workers(f: &mut dyn RegistryFixture
         q.worker_finished(&steady, false, at(60)).await.unwrap();
         q.worker_seen(&drained, ip("fd00::2"), at(2)).await.unwrap();
         q.set_draining(&drained, true).await.unwrap();
+        q.set_sandbox(&steady, AgentSandbox::Srt).await.unwrap();
         q.record_probe(report("10.0.0.1", HostHealth::Healthy, None, 10))
             .await
             .unwrap();
@@ -268,6 +308,7 @@ pub async fn a_reopened_store_lists_the_same_workers(f: &mut dyn RegistryFixture
         (listed(&*q).await, q.probes().await.unwrap())
     };
     assert_eq!(workers.len(), 2);
+    assert_eq!(workers[1].sandbox, Some(AgentSandbox::Srt), "{workers:?}");
     f.reopen().await;
     let q = f.queue();
     assert_eq!(listed(&*q).await, workers, "the workers as they were");
@@ -356,6 +397,8 @@ macro_rules! registry_conformance {
                 completions_and_failures_are_counted_apart,
                 draining_stays_until_cleared,
                 a_worker_drained_before_calling_is_listed,
+                the_sandbox_is_kept_until_the_worker_says_another,
+                a_sandbox_said_before_calling_is_listed,
                 workers_are_listed_once_in_id_order,
                 forget_drops_only_idle_workers_unseen_since,
                 each_host_keeps_its_latest_probe,
@@ -372,6 +415,8 @@ macro_rules! registry_conformance {
                         stringify!(completions_and_failures_are_counted_apart),
                         stringify!(draining_stays_until_cleared),
                         stringify!(a_worker_drained_before_calling_is_listed),
+                        stringify!(the_sandbox_is_kept_until_the_worker_says_another),
+                        stringify!(a_sandbox_said_before_calling_is_listed),
                         stringify!(workers_are_listed_once_in_id_order),
                         stringify!(forget_drops_only_idle_workers_unseen_since),
                         stringify!(each_host_keeps_its_latest_probe),

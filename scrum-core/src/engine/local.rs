@@ -1,15 +1,15 @@
 //! What one orchestrator keeps in memory of the workers calling it, so that a
 //! worker's call costs no store call while nothing changed: the tasks they claimed
 //! here (the fast paths of `work.rs`), the last registry write per worker (the
-//! draining flag it returned), and the calls seen since, written back in one batch
-//! at most once per [`SEEN_WRITE_EVERY`].
+//! draining flag and sandbox it returned), and the calls seen since, written back
+//! in one batch at most once per [`SEEN_WRITE_EVERY`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::model::{TaskId, Timestamp, WorkerId};
-use crate::workers::{Sighting, WorkerRecord};
+use crate::workers::{AgentSandbox, Sighting, WorkerRecord};
 
 /// The calls of known workers are written back to the registry in one batch at most
 /// this often: `/workers` shows a last seen time to within about a second, and a
@@ -24,6 +24,7 @@ struct Written {
     at: Timestamp,
     address: Option<IpAddr>,
     draining: bool,
+    sandbox: Option<AgentSandbox>,
 }
 
 /// The in-process memory of the workers: a cache, never the record (the store is).
@@ -84,6 +85,7 @@ impl LocalWorkers {
             at: now,
             address: record.address,
             draining: record.draining,
+            sandbox: record.sandbox,
         };
         self.written.insert(record.id.clone(), written);
     }
@@ -99,6 +101,22 @@ impl LocalWorkers {
     pub(crate) fn set_draining(&mut self, worker: &WorkerId, draining: bool) {
         if let Some(w) = self.written.get_mut(worker) {
             w.draining = draining;
+        }
+    }
+
+    /// Whether the store has `worker`'s sandbox as `sandbox`, as this orchestrator's
+    /// last write for it (at most [`SEEN_WRITE_EVERY`] old while the worker calls)
+    /// returned it: `false` when it never wrote one.
+    pub(crate) fn has_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> bool {
+        self.written
+            .get(worker)
+            .is_some_and(|w| w.sandbox == Some(sandbox))
+    }
+
+    /// Remembers a sandbox written for `worker`.
+    pub(crate) fn set_sandbox(&mut self, worker: &WorkerId, sandbox: AgentSandbox) {
+        if let Some(w) = self.written.get_mut(worker) {
+            w.sandbox = Some(sandbox);
         }
     }
 

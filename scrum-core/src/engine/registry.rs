@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Task, TaskId, Timestamp, WorkerId};
 use crate::probe::HostHealth;
-use crate::workers::{HostReport, WorkerRecord};
+use crate::workers::{AgentSandbox, HostReport, WorkerRecord};
 
 /// What a worker is doing, as `/workers` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,9 @@ pub struct WorkerInfo {
     pub completed: u64,
     /// Attempts it reported failed, as the store counted them.
     pub failed: u64,
+    /// The sandbox its agents run in, as it said; `None` when it never said (or a
+    /// configured host no worker calls from).
+    pub sandbox: Option<AgentSandbox>,
 }
 
 /// Every worker the store knows (and any worker holding a task without a record),
@@ -102,6 +105,7 @@ pub(crate) fn list(
                 health_reason: report.and_then(|r| r.reason.clone()),
                 completed: r.completed,
                 failed: r.failed,
+                sandbox: r.sandbox,
             }
         })
         .collect();
@@ -121,6 +125,7 @@ pub(crate) fn list(
                 health_reason: report.and_then(|r| r.reason.clone()),
                 completed: 0,
                 failed: 0,
+                sandbox: None,
             });
         }
     }

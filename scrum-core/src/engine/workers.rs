@@ -8,7 +8,7 @@ use super::{Operator, Orchestrator, Reads, WorkerInfo, lock, registry};
 use crate::error::{Error, Result};
 use crate::model::{TaskState, Timestamp, WorkerId};
 use crate::queue::TaskFilter;
-use crate::workers::HostReport;
+use crate::workers::{AgentSandbox, HostReport};
 
 impl Orchestrator {
     /// Probes every configured host, `probe_concurrency` at a time, and stores the
@@ -42,6 +42,20 @@ impl Orchestrator {
                 }
             }
         }
+    }
+
+    /// Records the sandbox `worker` says its agents run in (it says so when it
+    /// asks for work), unless the store has it so as this orchestrator's last
+    /// write for the worker found it: a worker saying it on every call costs a
+    /// write only when it changed, and a change written through another
+    /// orchestrator on the store is seen here within a second.
+    pub async fn record_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        if lock(&self.inner.local).has_sandbox(worker, sandbox) {
+            return Ok(());
+        }
+        self.inner.queue.set_sandbox(worker, sandbox).await?;
+        lock(&self.inner.local).set_sandbox(worker, sandbox);
+        Ok(())
     }
 
     /// Drops the workers unseen for [`super::EngineConfig::worker_forget_after`]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::MemoryQueue;
 use crate::error::Result;
 use crate::model::{Timestamp, WorkerId};
-use crate::workers::{HostReport, WorkerRecord, WorkerRegistry};
+use crate::workers::{AgentSandbox, HostReport, WorkerRecord, WorkerRegistry};
 
 /// Workers by id and the latest probe report by host, both in listing order.
 #[derive(Debug, Default)]
@@ -57,6 +57,11 @@ impl WorkerRegistry for MemoryQueue {
 
     async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
         self.registry().record(worker).draining = draining;
+        Ok(())
+    }
+
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        self.registry().record(worker).sandbox = Some(sandbox);
         Ok(())
     }
 

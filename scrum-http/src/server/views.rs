@@ -176,6 +176,7 @@ fn worker_entry(w: &WorkerInfo) -> WorkerEntry {
         health_reason: w.health_reason.clone(),
         completed: w.completed,
         failed: w.failed,
+        sandbox: w.sandbox,
     }
 }
 

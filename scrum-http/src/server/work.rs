@@ -45,6 +45,9 @@ pub(super) async fn next(
         Some(LeaseMode::Heartbeat) => LeaseKind::Heartbeat,
         Some(LeaseMode::RunTime) | None => LeaseKind::RunTime,
     };
+    if let Some(sandbox) = q.sandbox {
+        s.orchestrator().record_sandbox(&worker, sandbox).await?;
+    }
     let got = s
         .orchestrator()
         .next_work(&worker, peer.0, lease, wait)

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use scrum_core::engine::{WorkerInfo, WorkerStatus};
-use scrum_core::{HostHealth, OutboxEntry, TaskFilter, TaskState, Timestamp};
+use scrum_core::{AgentSandbox, HostHealth, OutboxEntry, TaskFilter, TaskState, Timestamp};
 
 use super::charts;
 use super::layout::{Nav, action_button, ago, maybe_time, state_badge, task_href, time};
@@ -150,6 +150,17 @@ fn health_badge(h: HostHealth) -> Markup {
     state_badge(&name)
 }
 
+/// The sandbox a worker's agents run in; `none` stands out, as a warning.
+fn sandbox_badge(s: Option<AgentSandbox>) -> Markup {
+    html! {
+        @match s {
+            Some(AgentSandbox::None) => span.state.state-unsandboxed title="SANDBOX=none: agents run as the worker" { "none" },
+            Some(s) => span.state.state-sandboxed { (s) },
+            None => { "–" },
+        }
+    }
+}
+
 fn status_name(s: WorkerStatus) -> &'static str {
     match s {
         WorkerStatus::Busy => "busy",
@@ -177,6 +188,7 @@ fn worker_row(w: &WorkerInfo, now: Timestamp, logs: bool) -> Markup {
                 }
             }
             td { (maybe_time(w.last_seen, now)) }
+            td { (sandbox_badge(w.sandbox)) }
             td.wide { (w.completed) " / " (w.failed) }
             td {
                 @if logs { a href={ "/ui/workers/" (super::urlencode(&w.id)) "/logs" } { "logs" } " " }
@@ -192,7 +204,8 @@ fn worker_row(w: &WorkerInfo, now: Timestamp, logs: bool) -> Markup {
     }
 }
 
-/// `GET /ui/workers`: health, task held, last seen, the host probe, logs.
+/// `GET /ui/workers`: health, task held, last seen, the sandbox, the host probe,
+/// logs.
 pub(crate) async fn workers(State(s): State<ApiState>, v: Viewer) -> Response {
     let o = s.orchestrator();
     let workers = match o.reads().workers().await {
@@ -209,7 +222,7 @@ pub(crate) async fn workers(State(s): State<ApiState>, v: Viewer) -> Response {
                 table #workers {
                     thead { tr {
                         th { "Worker" } th { "Status" } th { "Host probe" } th { "Task" }
-                        th { "Last seen" } th.wide { "Done / failed" } th { "" }
+                        th { "Last seen" } th { "Sandbox" } th.wide { "Done / failed" } th { "" }
                     } }
                     tbody { @for w in &workers { (worker_row(w, now, logs)) } }
                 }

@@ -78,6 +78,9 @@ const MIGRATIONS: &[&str] = &[
     // Lock overlap is decided in Rust (`scrum_core::locks`): the SQL function
     // schema 4 had is gone.
     r#"DROP FUNCTION IF EXISTS scrum_locks_overlap(TEXT[], TEXT[]);"#,
+    // 6: the sandbox each worker says its agents run in (`super::workers`); rows
+    // of earlier versions have none (NULL: the worker never said).
+    r#"ALTER TABLE workers ADD COLUMN sandbox TEXT;"#,
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,6 @@
 //! The PostgreSQL store's worker registry: the `workers` and `probes` tables
-//! (migration 2 of `schema`), shared by every orchestrator on the schema.
+//! (migration 3 of `schema`; the workers' `sandbox` column, migration 6), shared
+//! by every orchestrator on the schema.
 //!
 //! A worker's call or report is one upsert that commits without waiting for the
 //! WAL flush (`synchronous_commit` off for that statement's transaction only): a
@@ -12,7 +13,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use scrum_core::{HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord, WorkerRegistry};
+use scrum_core::{
+    AgentSandbox, HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord, WorkerRegistry,
+};
 
 use super::PostgresQueue;
 use crate::registry;
@@ -28,7 +31,7 @@ const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, com
          address = coalesce(EXCLUDED.address, workers.address),
          completed = workers.completed + EXCLUDED.completed,
          failed = workers.failed + EXCLUDED.failed
-     RETURNING id, address, first_seen, last_seen, completed, failed, draining,
+     RETURNING id, address, first_seen, last_seen, completed, failed, draining, sandbox,
                set_config('synchronous_commit', 'off', true)";
 
 /// [`SEEN`] for a batch of calls: `$1` ids, `$2` times, `$3` addresses (one
@@ -41,11 +44,11 @@ const SEEN_MANY: &str =
          first_seen = coalesce(workers.first_seen, EXCLUDED.first_seen),
          last_seen = greatest(workers.last_seen, EXCLUDED.last_seen),
          address = coalesce(EXCLUDED.address, workers.address)
-     RETURNING id, address, first_seen, last_seen, completed, failed, draining,
+     RETURNING id, address, first_seen, last_seen, completed, failed, draining, sandbox,
                set_config('synchronous_commit', 'off', true)";
 
 /// A record from a row of `id, address, first_seen, last_seen, completed, failed,
-/// draining`.
+/// draining, sandbox`.
 fn record(row: &PgRow) -> Result<WorkerRecord> {
     Ok(WorkerRecord {
         id: registry::worker_id(row.get::<&str, _>(0))?,
@@ -55,6 +58,7 @@ fn record(row: &PgRow) -> Result<WorkerRecord> {
         completed: registry::count(row.get(4)),
         failed: registry::count(row.get(5)),
         draining: row.get(6),
+        sandbox: registry::sandbox(row.get::<Option<&str>, _>(7)),
     })
 }
 
@@ -139,9 +143,22 @@ impl WorkerRegistry for PostgresQueue {
         Ok(())
     }
 
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, sandbox) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET sandbox = EXCLUDED.sandbox",
+        )
+        .bind(worker.as_str())
+        .bind(sandbox.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("record a worker's sandbox", e))?;
+        Ok(())
+    }
+
     async fn workers(&self) -> Result<Vec<WorkerRecord>> {
         let rows = sqlx::query(
-            "SELECT id, address, first_seen, last_seen, completed, failed, draining
+            "SELECT id, address, first_seen, last_seen, completed, failed, draining, sandbox
              FROM workers ORDER BY id",
         )
         .fetch_all(&self.pool)

@@ -1,12 +1,13 @@
 //! The Redis store's worker registry, shared by every orchestrator on the prefix:
 //! a hash per worker (`{prefix}:worker:ID`: `address`, `first_seen`, `last_seen`,
-//! `completed`, `failed`, `draining`), a sorted set of the worker ids scored by
+//! `completed`, `failed`, `draining`, `sandbox`), a sorted set of the worker ids scored by
 //! last seen (`+inf` for a worker drained before it ever called), which forgetting
 //! walks, and a hash of host to its latest probe report as JSON.
 //!
 //! A worker's call or report is one script call, atomic as Redis runs scripts.
 //! The keys need no migration: a store written by an earlier build simply has no
-//! workers yet.
+//! workers yet, and a worker hash written before workers said their sandbox has
+//! no `sandbox` field (read as none said).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -16,7 +17,8 @@ use async_trait::async_trait;
 use redis::Script;
 
 use scrum_core::{
-    Error, ErrorKind, HostReport, Result, Timestamp, WorkerId, WorkerRecord, WorkerRegistry,
+    AgentSandbox, Error, ErrorKind, HostReport, Result, Timestamp, WorkerId, WorkerRecord,
+    WorkerRegistry,
 };
 
 use super::RedisQueue;
@@ -91,6 +93,7 @@ fn record(id: &str, fields: &HashMap<String, String>) -> Result<Option<WorkerRec
         completed: registry::count(number("completed")?.unwrap_or(0)),
         failed: registry::count(number("failed")?.unwrap_or(0)),
         draining: fields.get("draining").is_some_and(|v| v == "1"),
+        sandbox: registry::sandbox(fields.get("sandbox").map(String::as_str)),
     }))
 }
 
@@ -169,6 +172,28 @@ impl WorkerRegistry for RedisQueue {
             .query_async(&mut con)
             .await
             .map_err(|e| redis_error("drain a worker", e))?;
+        Ok(())
+    }
+
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        let k = &self.keys;
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("HSET")
+            .arg(k.worker(worker.as_str()))
+            .arg("sandbox")
+            .arg(sandbox.as_str())
+            .ignore()
+            .cmd("ZADD")
+            .arg(&k.workers)
+            .arg("NX")
+            .arg("+inf")
+            .arg(worker.as_str())
+            .ignore()
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error("record a worker's sandbox", e))?;
         Ok(())
     }
 

@@ -132,6 +132,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // the file rewrites every task row in the new form (`rows::rewrite_tasks`), in
     // the transaction that sets this version.
     "",
+    // 7: the sandbox each worker says its agents run in (`super::workers`); rows
+    // of earlier versions have none (NULL: the worker never said).
+    "ALTER TABLE workers ADD COLUMN sandbox TEXT;",
 ];
 
 /// The first version whose task rows are written in the named-state form.

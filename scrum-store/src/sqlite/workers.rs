@@ -1,5 +1,5 @@
 //! The SQLite store's worker registry: the `workers` and `probes` tables
-//! (migration 2 of `schema`).
+//! (migration 3 of `schema`; the workers' `sandbox` column, migration 7).
 //!
 //! Writes go through the connection thread like task writes, so a worker's call
 //! commits in the same transaction as the claims and reports that arrive with it
@@ -13,7 +13,8 @@ use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
 
 use scrum_core::{
-    Error, HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord, WorkerRegistry,
+    AgentSandbox, Error, HostReport, Result, Sighting, Timestamp, WorkerId, WorkerRecord,
+    WorkerRegistry,
 };
 
 use super::SqliteQueue;
@@ -21,7 +22,7 @@ use super::schema::db_error;
 use crate::registry;
 
 /// The columns a record is read from, in [`stored`]'s order.
-const RECORD: &str = "id, address, first_seen, last_seen, completed, failed, draining";
+const RECORD: &str = "id, address, first_seen, last_seen, completed, failed, draining, sandbox";
 
 /// Marks a call at `?2` from `?3` (kept when NULL) and adds `?4` completions and
 /// `?5` failures: the one upsert behind `worker_seen` (which adds [`RETURNING`])
@@ -37,7 +38,7 @@ const SEEN: &str = "INSERT INTO workers (id, first_seen, last_seen, address, com
 
 /// What [`SEEN`] returns for `worker_seen`: the columns of [`RECORD`], in that order.
 const RETURNING: &str =
-    " RETURNING id, address, first_seen, last_seen, completed, failed, draining";
+    " RETURNING id, address, first_seen, last_seen, completed, failed, draining, sandbox";
 
 /// A worker's row as read, before its columns are checked.
 struct Stored {
@@ -48,6 +49,7 @@ struct Stored {
     completed: i64,
     failed: i64,
     draining: bool,
+    sandbox: Option<String>,
 }
 
 /// Reads a row of the columns [`RECORD`] names, in that order.
@@ -60,6 +62,7 @@ fn stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
         completed: row.get(4)?,
         failed: row.get(5)?,
         draining: row.get(6)?,
+        sandbox: row.get(7)?,
     })
 }
 
@@ -73,6 +76,7 @@ impl Stored {
             completed: registry::count(self.completed),
             failed: registry::count(self.failed),
             draining: self.draining,
+            sandbox: registry::sandbox(self.sandbox.as_deref()),
         })
     }
 }
@@ -170,6 +174,20 @@ impl WorkerRegistry for SqliteQueue {
             .and_then(|mut s| s.execute((id, draining)))
             .map(drop)
             .map_err(|e| db_error("drain a worker", e))
+        })
+        .await
+    }
+
+    async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
+        let id = worker.as_str().to_string();
+        self.write_returning(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO workers (id, sandbox) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET sandbox = excluded.sandbox",
+            )
+            .and_then(|mut s| s.execute((id, sandbox.as_str())))
+            .map(drop)
+            .map_err(|e| db_error("record a worker's sandbox", e))
         })
         .await
     }

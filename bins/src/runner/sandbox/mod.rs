@@ -30,6 +30,7 @@ mod srt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use scrum_core::AgentSandbox;
 use tokio::process::Command;
 
 /// What the workflow (command or agents) never sees: the GitHub token (the runner
@@ -270,13 +271,19 @@ impl Sandbox {
         })
     }
 
+    /// Which sandbox this is, as the worker tells the orchestrator (`/workers`
+    /// shows it).
+    pub fn kind(&self) -> AgentSandbox {
+        match self.tool {
+            Tool::None => AgentSandbox::None,
+            Tool::Srt(_) => AgentSandbox::Srt,
+            Tool::Bwrap { .. } => AgentSandbox::Bwrap,
+        }
+    }
+
     /// `srt`, `bwrap` or `none`.
     pub fn mode(&self) -> &'static str {
-        match self.tool {
-            Tool::None => "none",
-            Tool::Srt(_) => "srt",
-            Tool::Bwrap { .. } => "bwrap",
-        }
+        self.kind().as_str()
     }
 
     /// What agents can reach, in one line for the start-up log.
@@ -335,7 +342,8 @@ impl Sandbox {
                 let settings = cell.state.join("srt-settings.json");
                 std::fs::write(&settings, srt::settings(self, cell).to_string())
                     .map_err(|e| format!("cannot write {}: {e}", settings.display()))?;
-                let mut script = self.limits_script();
+                let mut script = srt::CALL_SCRIPT.to_string();
+                script.push_str(&self.limits_script());
                 script.push_str("exec");
                 for a in argv {
                     script.push(' ');
@@ -373,6 +381,9 @@ impl Sandbox {
         cmd.envs(cell.env.iter().map(|(k, v)| (k, v)))
             .env("HOME", cell.home)
             .env("TMPDIR", cell.tmp)
+            // sandbox-runtime hands the agent this as TMPDIR instead of its own
+            // `/tmp/claude` (missing, so read-only, or shared by every task).
+            .env("CLAUDE_CODE_TMPDIR", cell.tmp)
             .env("NO_PROXY", "")
             .env("no_proxy", "")
             .current_dir(cell.dir);

@@ -7,6 +7,13 @@ use serde_json::{Value, json};
 
 use super::{Cell, Sandbox};
 
+/// The first line of every call's script under sandbox-runtime. It lists
+/// loopback and the private ranges in `NO_PROXY`, so a client would connect to
+/// an allowed host there (a local API stand-in, a registry mirror) directly, into
+/// the sandbox's empty network, and fail: every host goes through its proxy, which
+/// allows only the allowed ones, as under bubblewrap.
+pub(super) const CALL_SCRIPT: &str = "export NO_PROXY= no_proxy=\n";
+
 /// The settings file: the hidden paths denied, the clone, home and temp readable
 /// and writable, the allowed hosts. sandbox-runtime puts an empty writable
 /// directory in place of a hidden one: those that hold none of the call's own

@@ -407,3 +407,52 @@ async fn a_version_4_file_opens_and_its_tasks_written_with_names_read_back() {
     q.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_version_6_file_opens_and_its_workers_read_back_without_a_sandbox() {
+    use scrum_core::{AgentSandbox, WorkerRecord, WorkerRegistry};
+    let dir = tempdir("migrate-6");
+    let path = dir.join("s.sqlite3");
+    old_file(&path, 6, &[]);
+    {
+        // A worker as version 6 stored it: no sandbox column yet.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO workers (id, address, first_seen, last_seen, completed, failed, draining)
+             VALUES ('w-old', '10.0.0.7', 1000, 2000, 1, 0, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let old = WorkerRecord {
+        id: WorkerId::new("w-old").unwrap(),
+        address: Some("10.0.0.7".parse().unwrap()),
+        first_seen: Some(Timestamp(1_000)),
+        last_seen: Some(Timestamp(2_000)),
+        completed: 1,
+        failed: 0,
+        draining: true,
+        sandbox: None,
+    };
+
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    assert_eq!(q.workers().await.unwrap(), vec![old.clone()], "never said");
+    q.set_sandbox(&old.id, AgentSandbox::Bwrap).await.unwrap();
+    let seen = q
+        .worker_seen(&old.id, None, Timestamp(3_000))
+        .await
+        .unwrap();
+    let expected = WorkerRecord {
+        last_seen: Some(Timestamp(3_000)),
+        sandbox: Some(AgentSandbox::Bwrap),
+        ..old
+    };
+    assert_eq!(seen, expected);
+    q.close().await;
+
+    let q = SqliteQueue::open(&path, Policy::default()).await.unwrap();
+    assert_eq!(q.workers().await.unwrap(), vec![expected]);
+    assert_eq!(stored_rows(&q).await.0, SCHEMA_VERSION as i64);
+    q.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
