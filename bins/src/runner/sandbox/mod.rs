@@ -167,7 +167,7 @@ pub struct Sandbox {
 #[derive(Debug)]
 enum Tool {
     None,
-    Srt(srt::Host),
+    Srt(Box<srt::Host>),
     Bwrap { program: PathBuf, proxy: PathBuf },
 }
 
@@ -240,7 +240,7 @@ impl Sandbox {
             "SANDBOX=srt but `srt` is not on PATH: install it with npm install -g @anthropic-ai/sandbox-runtime (it needs bubblewrap, ripgrep and socat)",
         )?;
         let host = srt::Host::start(&program, state_dir, &srt::base_settings(self)).await?;
-        Ok(Tool::Srt(host))
+        Ok(Tool::Srt(Box::new(host)))
     }
 
     /// No sandbox (`SANDBOX=none`): agents run as the worker, without its tokens.
