@@ -80,11 +80,15 @@ async fn main() -> anyhow::Result<()> {
                 tmp_mb: 2048,
             },
         };
-        let sandbox =
-            Sandbox::start(&settings, &dir.path().join("proxy")).map_err(anyhow::Error::msg)?;
+        let sandbox = Sandbox::start(&settings, &dir.path().join("proxy"))
+            .await
+            .map_err(anyhow::Error::msg)?;
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
-            let mut cmd = sandbox.command(&argv, &cell).map_err(anyhow::Error::msg)?;
+            let mut cmd = sandbox
+                .command(&argv, &cell)
+                .await
+                .map_err(anyhow::Error::msg)?;
             cmd.stdin(Stdio::null());
             let started = Instant::now();
             let out = cmd.output().await?;

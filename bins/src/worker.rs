@@ -165,8 +165,8 @@ pub struct WorkerCli {
         default_value_t = 300
     )]
     pub shutdown_grace: u64,
-    /// The sandbox agents run in: auto (bubblewrap when `bwrap` is on PATH, else
-    /// sandbox-runtime, else refuse to start), srt, bwrap, or none (agents run as the
+    /// The sandbox agents run in: auto (sandbox-runtime when `srt` is on PATH, else
+    /// bubblewrap, else refuse to start), srt, bwrap, or none (agents run as the
     /// worker, with its files and network; say it explicitly).
     #[arg(long, env = "SANDBOX", value_name = "SANDBOX", default_value = "auto")]
     pub sandbox: SandboxMode,
@@ -282,6 +282,7 @@ impl WorkerCli {
             &self.sandbox_settings(&workflow),
             &self.workspace_dir.join("sandbox"),
         )
+        .await
         .map_err(anyhow::Error::msg)?;
         let mut client = OrchestratorClient::new(&self.orchestrator_url)
             .map_err(anyhow::Error::msg)?

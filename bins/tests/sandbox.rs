@@ -577,7 +577,9 @@ async fn real_claude_is_confined(mode: SandboxMode) {
             tmp_mb: 512,
         },
     };
-    let sandbox = Sandbox::start(&settings, &root.join("proxy")).unwrap();
+    let sandbox = Sandbox::start(&settings, &root.join("proxy"))
+        .await
+        .unwrap();
     let env: Vec<(String, String)> = [
         ("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}")),
         ("ANTHROPIC_API_KEY", "sk-test".to_string()),
@@ -609,7 +611,7 @@ async fn real_claude_is_confined(mode: SandboxMode) {
     .into();
     let prompt = root.join("prompt.md");
     std::fs::write(&prompt, "Run the probe.").unwrap();
-    let mut cmd = sandbox.command(&argv, &cell).unwrap();
+    let mut cmd = sandbox.command(&argv, &cell).await.unwrap();
     cmd.stdin(std::fs::File::open(&prompt).unwrap())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())

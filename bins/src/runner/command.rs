@@ -56,6 +56,7 @@ pub(super) async fn run(
     let argv = ["sh", "-c", command].map(String::from);
     let mut cmd = sandbox
         .command(&argv, cell)
+        .await
         .map_err(|e| Error::new(ErrorKind::Internal, e))?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(out))

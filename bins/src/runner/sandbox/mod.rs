@@ -65,7 +65,7 @@ const PROXY_PORT: u16 = 3128;
 /// `SANDBOX`: which sandbox agents run in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SandboxMode {
-    /// bubblewrap when `bwrap` is on `PATH`, else sandbox-runtime, else refuse to start.
+    /// sandbox-runtime when `srt` is on `PATH`, else bubblewrap, else refuse to start.
     Auto,
     /// Anthropic's sandbox-runtime (`srt`).
     Srt,
@@ -167,7 +167,7 @@ pub struct Sandbox {
 #[derive(Debug)]
 enum Tool {
     None,
-    Srt(PathBuf),
+    Srt(Box<srt::Host>),
     Bwrap { program: PathBuf, proxy: PathBuf },
 }
 
@@ -189,27 +189,11 @@ pub struct Cell<'a> {
 }
 
 impl Sandbox {
-    /// The sandbox `settings` ask for, its tool found on `PATH`; with bubblewrap, the
-    /// filtering proxy starts listening on a socket in `state_dir`. Must run within
-    /// a Tokio runtime. The error is one line naming what to install.
-    pub fn start(settings: &SandboxSettings, state_dir: &Path) -> Result<Sandbox, String> {
-        let tool = match settings.mode {
-            SandboxMode::None => Tool::None,
-            SandboxMode::Srt => Tool::Srt(find("srt").ok_or(
-                "SANDBOX=srt but `srt` is not on PATH: install it with npm install -g @anthropic-ai/sandbox-runtime (it needs bubblewrap, ripgrep and socat)",
-            )?),
-            SandboxMode::Bwrap => Sandbox::bwrap(settings, state_dir)?,
-            // bubblewrap first: the Claude Code CLI runs under it (under
-            // sandbox-runtime 0.0.78 `claude -p` prints nothing), and it costs a
-            // tenth of sandbox-runtime's start per call.
-            SandboxMode::Auto => match find("srt") {
-                _ if find("bwrap").is_some() => Sandbox::bwrap(settings, state_dir)?,
-                Some(srt) => Tool::Srt(srt),
-                None => {
-                    return Err("no sandbox for agents: install sandbox-runtime (npm install -g @anthropic-ai/sandbox-runtime, with bubblewrap, ripgrep and socat) or bubblewrap (apt-get install bubblewrap socat), or set SANDBOX=none to run agents unsandboxed".into());
-                }
-            },
-        };
+    /// The sandbox `settings` ask for, its tool found on `PATH`: with bubblewrap, the
+    /// filtering proxy starts listening on a socket in `state_dir`; with
+    /// sandbox-runtime, its host starts (and its proxies with it). Must run within a
+    /// Tokio runtime. The error is one line naming what to install.
+    pub async fn start(settings: &SandboxSettings, state_dir: &Path) -> Result<Sandbox, String> {
         if let Some(name) = settings
             .pass_env
             .iter()
@@ -227,13 +211,36 @@ impl Sandbox {
             .collect();
         hidden.sort_by_key(|p| p.components().count());
         hidden.dedup();
-        Ok(Sandbox {
-            tool,
+        let mut sandbox = Sandbox {
+            tool: Tool::None,
             allow_hosts: settings.allow_hosts.clone(),
             pass_env: settings.pass_env.clone(),
             hidden,
             limits: settings.limits,
-        })
+        };
+        sandbox.tool = match settings.mode {
+            SandboxMode::None => Tool::None,
+            SandboxMode::Srt => sandbox.srt(state_dir).await?,
+            SandboxMode::Bwrap => Sandbox::bwrap(settings, state_dir)?,
+            // sandbox-runtime first, as the well-kept tool with more protections
+            // (seccomp, the clone's shell and git files); its host keeps a call's
+            // cost near bubblewrap's.
+            SandboxMode::Auto if find("srt").is_some() => sandbox.srt(state_dir).await?,
+            SandboxMode::Auto if find("bwrap").is_some() => Sandbox::bwrap(settings, state_dir)?,
+            SandboxMode::Auto => {
+                return Err("no sandbox for agents: install sandbox-runtime (npm install -g @anthropic-ai/sandbox-runtime, with bubblewrap, ripgrep and socat) or bubblewrap (apt-get install bubblewrap socat), or set SANDBOX=none to run agents unsandboxed".into());
+            }
+        };
+        Ok(sandbox)
+    }
+
+    /// sandbox-runtime's host, its proxies allowing this sandbox's hosts.
+    async fn srt(&self, state_dir: &Path) -> Result<Tool, String> {
+        let program = find("srt").ok_or(
+            "SANDBOX=srt but `srt` is not on PATH: install it with npm install -g @anthropic-ai/sandbox-runtime (it needs bubblewrap, ripgrep and socat)",
+        )?;
+        let host = srt::Host::start(&program, state_dir, &srt::base_settings(self)).await?;
+        Ok(Tool::Srt(Box::new(host)))
     }
 
     /// No sandbox (`SANDBOX=none`): agents run as the worker, without its tokens.
@@ -323,7 +330,7 @@ impl Sandbox {
 
     /// The command that runs `argv` in `cell`, sandboxed; its standard streams are
     /// the caller's to set.
-    pub fn command(&self, argv: &[String], cell: &Cell<'_>) -> Result<Command, String> {
+    pub async fn command(&self, argv: &[String], cell: &Cell<'_>) -> Result<Command, String> {
         let (program, args) = argv.split_first().ok_or("an empty command")?;
         let mut cmd = match &self.tool {
             Tool::None => {
@@ -336,24 +343,29 @@ impl Sandbox {
                 cmd.current_dir(cell.dir);
                 return Ok(cmd);
             }
-            Tool::Srt(srt) => {
+            Tool::Srt(host) => {
+                // Before the wrap: sandbox-runtime binds only what exists.
+                Sandbox::make_dirs(cell)?;
                 std::fs::create_dir_all(cell.state)
                     .map_err(|e| format!("cannot create {}: {e}", cell.state.display()))?;
-                let settings = cell.state.join("srt-settings.json");
-                std::fs::write(&settings, srt::settings(self, cell).to_string())
-                    .map_err(|e| format!("cannot write {}: {e}", settings.display()))?;
-                let mut script = srt::CALL_SCRIPT.to_string();
+                let settings = srt::settings(self, cell);
+                let file = cell.state.join("srt-settings.json");
+                std::fs::write(&file, settings.to_string())
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                let mut script = srt::call_script(cell);
                 script.push_str(&self.limits_script());
                 script.push_str("exec");
                 for a in argv {
                     script.push(' ');
                     script.push_str(&quote(a));
                 }
-                let mut cmd = Command::new(srt);
-                cmd.arg("--settings").arg(&settings).arg("-c").arg(script);
+                let wrapped = host.wrap(&script, &settings, cell.dir).await?;
+                let mut cmd = Command::new("/bin/bash");
+                cmd.arg("-c").arg(wrapped);
                 cmd
             }
             Tool::Bwrap { program, proxy } => {
+                Sandbox::make_dirs(cell)?;
                 let mut script = self.limits_script();
                 script.push_str(&bwrap::bridge(proxy, PROXY_PORT));
                 script.push_str("exec \"$@\"\n");
@@ -364,10 +376,6 @@ impl Sandbox {
                 cmd
             }
         };
-        for dir in [cell.home, cell.tmp] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
         cmd.env_clear();
         for name in PASSED_ENV
             .iter()
@@ -381,9 +389,6 @@ impl Sandbox {
         cmd.envs(cell.env.iter().map(|(k, v)| (k, v)))
             .env("HOME", cell.home)
             .env("TMPDIR", cell.tmp)
-            // sandbox-runtime hands the agent this as TMPDIR instead of its own
-            // `/tmp/claude` (missing, so read-only, or shared by every task).
-            .env("CLAUDE_CODE_TMPDIR", cell.tmp)
             .env("NO_PROXY", "")
             .env("no_proxy", "")
             .current_dir(cell.dir);
@@ -394,6 +399,15 @@ impl Sandbox {
             }
         }
         Ok(cmd)
+    }
+
+    /// Creates the call's private home and temporary directory.
+    fn make_dirs(cell: &Cell<'_>) -> Result<(), String> {
+        for dir in [cell.home, cell.tmp] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(())
     }
 
     /// The shell lines that set this call's limits.

@@ -26,12 +26,13 @@ fn modes_parse_by_name() {
     );
 }
 
-#[test]
-fn a_token_cannot_be_passed_by_name() {
+#[tokio::test]
+async fn a_token_cannot_be_passed_by_name() {
     let mut s = settings(SandboxMode::None);
     s.pass_env = vec!["GITHUB_TOKEN".into()];
     assert!(
         Sandbox::start(&s, Path::new("/nonexistent"))
+            .await
             .unwrap_err()
             .contains("GITHUB_TOKEN")
     );

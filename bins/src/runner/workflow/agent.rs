@@ -193,7 +193,7 @@ async fn run(
                 .collect::<Result<Vec<_>, _>>()?
         }
     };
-    let mut cmd = c.sandbox.command(&argv, &c.cell)?;
+    let mut cmd = c.sandbox.command(&argv, &c.cell).await?;
     let file = |p: &PathBuf, create: bool| {
         let f = if create {
             std::fs::File::create(p)
