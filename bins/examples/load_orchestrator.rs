@@ -8,8 +8,8 @@
 //! would measure the fake GitHub in this process; `--trust-mode labeler` measures
 //! that too), waits until the orchestrator has queued every issue, prints
 //! `listening on URL`, and serves until Ctrl-C, when it stops the orchestrator with
-//! SIGTERM. With `ORCHESTRATOR_API_TOKEN` in its environment, the binary gets that
-//! API token too (`scripts/schemathesis` runs it so).
+//! SIGTERM. `ORCHESTRATOR_API_TOKEN` and `GITHUB_WRITE_SPACING_MS`, when set in its
+//! environment, are passed on to the binary (`scripts/schemathesis` sets both).
 //!
 //! ```sh
 //! cargo build --release -p scrum-bins --bin scrum-orchestrator --example load_orchestrator
@@ -28,6 +28,12 @@ use nix::unistd::Pid;
 use scrum_core::Timestamp;
 use scrum_github::fake::{FakeGitHub, NewIssue};
 use scrum_http::OrchestratorClient;
+
+/// Settings the binary gets from this process's environment when set there: an
+/// API token (the binary then refuses callers without it, as a deployment would),
+/// and the spacing of GitHub writes (a dispatch round of spaced writes delays a
+/// stop by up to a few minutes).
+const FORWARDED: [&str; 2] = ["ORCHESTRATOR_API_TOKEN", "GITHUB_WRITE_SPACING_MS"];
 
 /// How long the orchestrator gets to queue every issue.
 const QUEUE_WITHIN: Duration = Duration::from_secs(900);
@@ -77,10 +83,10 @@ async fn main() -> anyhow::Result<()> {
         github.add_issue("acme/widgets", issue);
     }
     let mut env = vec![("TRUST_MODE", a.trust_mode.clone())];
-    // The API token, when this process has one: the binary then refuses callers
-    // without it, as a deployment would.
-    if let Ok(token) = std::env::var("ORCHESTRATOR_API_TOKEN") {
-        env.push(("ORCHESTRATOR_API_TOKEN", token));
+    for name in FORWARDED {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name, value));
+        }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (mut child, log) = common::spawn_orchestrator(&a.bin, &a.dir, a.port, &github, &env)?;
