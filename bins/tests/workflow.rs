@@ -411,9 +411,23 @@ fn help_and_workflow_show_describe_the_builtin_workflow() {
     assert!(said.contains("unknown placeholder {{issue_bdy}}"), "{said}");
 }
 
+/// A directory of links to every program of `/usr/bin` but `claude`: the
+/// machine's tools, without the agent (which may be installed there).
+fn path_without_claude() -> tempfile::TempDir {
+    let bin = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("/usr/bin").unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "claude" {
+            std::os::unix::fs::symlink(entry.path(), bin.path().join(entry.file_name())).unwrap();
+        }
+    }
+    bin
+}
+
 #[test]
 fn a_worker_without_its_agent_says_so() {
     let dir = tempfile::tempdir().unwrap();
+    let bin = path_without_claude();
     let (ok, said) = worker(
         &[
             "--worker-id",
@@ -425,7 +439,7 @@ fn a_worker_without_its_agent_says_so() {
             "--workspace-dir",
             dir.path().to_str().unwrap(),
         ],
-        "/usr/bin:/bin",
+        bin.path().to_str().unwrap(),
     );
     assert!(!ok);
     assert!(

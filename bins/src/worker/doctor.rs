@@ -305,7 +305,7 @@ async fn trial(
     workflow: &Workflow,
     scratch: &Path,
 ) -> Result<(String, String), String> {
-    let sandbox = Sandbox::start(&w.sandbox_settings(workflow), &scratch.join("proxy"))?;
+    let sandbox = Sandbox::start(&w.sandbox_settings(workflow), &scratch.join("proxy")).await?;
     let (dir, home, tmp, state) = (
         scratch.join("repo"),
         scratch.join("home"),
@@ -323,7 +323,7 @@ async fn trial(
         state: &state,
     };
     let argv = ["/bin/sh", "-c", "echo sandbox-ok"].map(String::from);
-    let mut cmd = sandbox.command(&argv, &cell)?;
+    let mut cmd = sandbox.command(&argv, &cell).await?;
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let mode = sandbox.mode();
     let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
