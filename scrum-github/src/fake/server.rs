@@ -55,6 +55,13 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
 
     let mut st = lock(&shared);
+    let installation = super::app::presented(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .and_then(|t| Some(st.app.as_ref()?.tokens.get(&t)?.installation));
     let (mut response, spent) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
     if let Some(scopes) = st.scopes.as_deref() {
         // A classic token's answers name its scopes (not a refused token's).
@@ -71,6 +78,7 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         status: response.status().as_u16(),
         points: spent.rest,
         graphql_points: spent.graphql,
+        installation,
     });
     response
 }
@@ -123,22 +131,22 @@ fn answer(
         _ => {}
     }
 
-    let auth = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let presented = auth.and_then(|a| {
-        a.strip_prefix("Bearer ")
-            .or_else(|| a.strip_prefix("token "))
-    });
-    if presented != Some(st.token.as_str()) {
-        let message = if auth.is_none() {
-            "Requires authentication"
-        } else {
-            "Bad credentials"
-        };
+    let (path, query) = (parts.uri.path(), parts.uri.query());
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| routes::decode(s, false))
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let credential = super::app::presented(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Err((status, message)) = super::app::authenticate(st, credential.as_deref(), &seg, now) {
         return (
-            json_response(StatusCode::UNAUTHORIZED, &super::json::error(message), &[]),
+            json_response(status, &super::json::error(message), &[]),
             Spent::NOTHING,
         );
     }
@@ -169,12 +177,6 @@ fn answer(
         );
     }
 
-    let (path, query) = (parts.uri.path(), parts.uri.query());
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| routes::decode(s, false))
-        .collect();
     let query = routes::parse_query(query);
     if parts.method != Method::GET {
         if let ["repos", o, r, ..] = segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
@@ -214,14 +216,17 @@ fn answer(
         body,
         link,
         graphql_points,
-    } = routes::route(
-        st,
-        &parts.method,
-        &segments,
-        &query,
-        &json_body,
-        scrum_core::Timestamp(now),
-    );
+    } = match super::app::route(st, &parts.method, &seg, &json_body, now) {
+        Some(answer) => answer,
+        None => routes::route(
+            st,
+            &parts.method,
+            &segments,
+            &query,
+            &json_body,
+            scrum_core::Timestamp(now),
+        ),
+    };
 
     if matches!(fault, Some(Fault::LostAnswer)) {
         // The write happened; the client never hears of it.
