@@ -63,6 +63,18 @@ pub(crate) struct Inner {
 /// The most issue states kept for conditional reads; past it the cache starts over.
 const ISSUE_CACHE_MAX: usize = 10_000;
 
+#[async_trait]
+impl scrum_core::RepoCredentials for GitHubClient {
+    /// With a GitHub App, an installation token scoped to `repo`
+    /// ([`GitHubClient::repo_token`]); `None` with a personal token.
+    async fn token_for(&self, repo: &RepoName) -> Result<Option<scrum_core::RepoToken>> {
+        match self.repo_token(repo).await? {
+            Some((token, expires_at)) => scrum_core::RepoToken::new(&token, expires_at).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitHubClient")
