@@ -42,6 +42,7 @@
 mod answer;
 mod app;
 mod dependencies;
+mod git;
 mod graphql;
 mod hooks;
 mod json;
@@ -186,6 +187,12 @@ impl FakeGitHub {
         format!("http://{}", self.addr)
     }
 
+    /// The base of the git remotes served over HTTP (`{git_url}/{owner}/{name}.git`,
+    /// see [`FakeGitHub::serve_git_from`]): what a worker's `GIT_BASE_URL` would be.
+    pub fn git_url(&self) -> String {
+        format!("http://{}/git", self.addr)
+    }
+
     /// The token the fake accepts.
     pub fn token(&self) -> &'static str {
         FakeGitHub::TOKEN
@@ -267,7 +274,9 @@ impl FakeGitHub {
 
     /// Lets branches pushed to the bare repositories `{root}/{owner}/{name}.git` count
     /// as the repository's branches, as a push to GitHub would: a worker that pushes
-    /// to a local remote can then open its pull request here.
+    /// to a local remote can then open its pull request here. The fake also serves
+    /// them over HTTP at [`FakeGitHub::git_url`] (`git http-backend`), checking the
+    /// token each request carries as GitHub does.
     pub fn serve_git_from(&self, root: &std::path::Path) {
         lock(&self.state).git_root = Some(root.to_path_buf());
     }

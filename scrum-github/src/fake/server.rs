@@ -30,7 +30,10 @@ pub(crate) fn now_ms() -> i64 {
 /// Every request lands here; routing happens on the decoded path.
 pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let bytes = to_bytes(body, 64 << 20).await.unwrap_or_default();
+    if parts.uri.path().starts_with("/git/") {
+        return super::git::serve(&shared, &parts, &bytes).await;
+    }
     let (fault, latency) = {
         let mut st = lock(&shared);
         (
@@ -55,13 +58,13 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
 
     let mut st = lock(&shared);
-    let installation = super::app::presented(
+    let issued = super::app::presented(
         parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     )
-    .and_then(|t| Some(st.app.as_ref()?.tokens.get(&t)?.installation));
+    .and_then(|t| st.app.as_ref()?.tokens.get(&t).cloned());
     let (mut response, spent) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
     if let Some(scopes) = st.scopes.as_deref() {
         // A classic token's answers name its scopes (not a refused token's).
@@ -78,7 +81,8 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         status: response.status().as_u16(),
         points: spent.rest,
         graphql_points: spent.graphql,
-        installation,
+        installation: issued.as_ref().map(|t| t.installation),
+        token_scope: issued.and_then(|t| t.repositories),
     });
     response
 }

@@ -45,6 +45,9 @@ pub struct ServedRequest {
     /// The installation whose token the request carried, when the fake acts as
     /// a GitHub App ([`crate::fake::FakeGitHub::act_as_app`]).
     pub installation: Option<u64>,
+    /// The repositories (lower-case names) the installation token it carried was
+    /// limited to; `None` for a token of the whole installation, or no token.
+    pub token_scope: Option<Vec<String>>,
 }
 
 /// A queued fault and the requests it applies to.
