@@ -133,7 +133,9 @@ pub struct WorkerCli {
         hide_env_values = true
     )]
     pub anthropic_api_key: Option<Secret>,
-    /// Token that can push branches and open pull requests (never given to the workflow).
+    /// Token that can push branches and open pull requests (never given to the
+    /// workflow). Not needed when the orchestrator authenticates as a GitHub App:
+    /// each task then brings a short-lived token for its repository.
     #[arg(
         long,
         env = "GITHUB_TOKEN",
@@ -268,9 +270,10 @@ impl WorkerCli {
     /// Runs the worker until `shutdown`; a task running then gets `SHUTDOWN_GRACE` to
     /// finish before it is handed back.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let token = self.github_token.clone().context(
-            "GITHUB_TOKEN is not set: the worker needs it to push branches and open pull requests",
-        )?;
+        let token = self.github_token.clone();
+        if token.is_none() {
+            tracing::info!(worker = %self.worker_id, "GITHUB_TOKEN is not set: pushes and pull requests use the token each task brings from the orchestrator's GitHub App");
+        }
         let workflow = self.workflow()?;
         std::fs::create_dir_all(&self.workspace_dir).with_context(|| {
             format!(
@@ -302,7 +305,7 @@ impl WorkerCli {
                 timeout: Duration::from_secs(self.workflow_timeout),
                 remote: GitRemote {
                     base_url: self.git_base_url.clone(),
-                    token: Some(token.clone()),
+                    token: token.clone(),
                     author: (
                         "scrum-worker".into(),
                         format!("{}@scrum-worker.invalid", self.worker_id),

@@ -303,3 +303,47 @@ async fn the_service_starts_from_a_settings_file_under_its_environment() {
         serde_json::from_str(first).unwrap_or_else(|e| panic!("not a JSON line ({e}): {first}"));
     assert!(line["message"].is_string(), "{line}");
 }
+
+#[test]
+fn a_github_app_is_refused_beside_a_token_and_without_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, scrum_github::fake::FakeGitHub::APP_KEY_PEM).unwrap();
+    let key = key.to_str().unwrap();
+    let base = [("GITHUB_REPO", "acme/api"), ("STATE_DIR", state)];
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[
+                ("GITHUB_TOKEN", "ghp_test"),
+                ("GITHUB_APP_ID", "42"),
+                ("GITHUB_APP_PRIVATE_KEY_PATH", key),
+            ],
+            "both GITHUB_TOKEN and GITHUB_APP_ID are set",
+        ),
+        (
+            &[("GITHUB_APP_ID", "42")],
+            "GITHUB_APP_ID is set without a key",
+        ),
+        (
+            &[
+                ("GITHUB_APP_ID", "42"),
+                ("GITHUB_APP_PRIVATE_KEY", "not a key"),
+            ],
+            "GITHUB_APP_PRIVATE_KEY is not the app's RSA private key",
+        ),
+        (
+            &[
+                ("GITHUB_APP_ID", "42"),
+                ("GITHUB_APP_PRIVATE_KEY", "x"),
+                ("GITHUB_APP_PRIVATE_KEY_PATH", key),
+            ],
+            "GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_PATH are both set",
+        ),
+    ];
+    for (env, expected) in cases {
+        let out = orchestrator(&[], &[&base[..], env].concat());
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    }
+}

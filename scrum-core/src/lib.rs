@@ -67,6 +67,7 @@ pub mod clean;
 pub mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod credentials;
 pub mod deps;
 pub mod engine;
 mod error;
@@ -88,6 +89,7 @@ pub mod store;
 pub mod worker;
 pub mod workers;
 
+pub use credentials::{RepoCredentials, RepoToken};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Delivery, IssueEvents};
 pub use model::{

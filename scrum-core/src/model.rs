@@ -749,6 +749,11 @@ pub struct Assignment {
     /// same branch).
     #[serde(default)]
     pub rework: Option<crate::pull_gate::Rework>,
+    /// A short-lived token for the task's repository, to push and open the pull
+    /// request with, when the orchestrator hands them out (a GitHub App); the
+    /// worker's own token otherwise. Never serialized.
+    #[serde(skip)]
+    pub repo_token: Option<crate::credentials::RepoToken>,
 }
 
 impl Assignment {
@@ -779,6 +784,7 @@ impl Assignment {
             text_digest: Some(task.issue.digest()),
             budget_left_usd: None,
             rework: task.rework().cloned(),
+            repo_token: None,
         })
     }
 }

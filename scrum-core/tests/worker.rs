@@ -141,6 +141,7 @@ async fn a_report_that_fails_transiently_is_sent_again() {
         text_digest: None,
         budget_left_usd: None,
         rework: None,
+        repo_token: None,
     };
     let mut source = MockWorkSource::new();
     let mut calls = mockall::Sequence::new();
@@ -222,6 +223,7 @@ async fn text_that_does_not_match_its_digest_is_never_run() {
         text_digest: Some(scrum_core::model::text_digest("t", "the approved body")),
         budget_left_usd: None,
         rework: None,
+        repo_token: None,
     };
     let mut source = MockWorkSource::new();
     source

@@ -14,6 +14,16 @@ pub(crate) enum Subject {
     Issue(TaskId),
 }
 
+impl Subject {
+    /// The repository the request is about.
+    pub(crate) fn repo(&self) -> RepoName {
+        match self {
+            Subject::Repo(r) => r.clone(),
+            Subject::Issue(i) => i.repo_name(),
+        }
+    }
+}
+
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -50,6 +60,8 @@ impl What {
             ("read a collaborator's permission in", _) => "read_permission",
             ("read the events of", _) => "list_events",
             ("read who vouches for the issues of", _) => "read_trust",
+            ("find the GitHub App's installation on", _) => "find_installation",
+            ("get an installation token for", _) => "installation_token",
             _ => "other",
         }
     }

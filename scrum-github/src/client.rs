@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use http::{Method, StatusCode};
 use scrum_core::{
     Commented, Error, ErrorKind, IssueSource, IssueState, Labels, Person, Provenance, ReadyIssue,
-    RepoName, Result, TaskId,
+    RepoName, Result, TaskId, Timestamp,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -62,6 +62,18 @@ pub(crate) struct Inner {
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
 const ISSUE_CACHE_MAX: usize = 10_000;
+
+#[async_trait]
+impl scrum_core::RepoCredentials for GitHubClient {
+    /// With a GitHub App, an installation token scoped to `repo`
+    /// ([`GitHubClient::repo_token`]); `None` with a personal token.
+    async fn token_for(&self, repo: &RepoName) -> Result<Option<scrum_core::RepoToken>> {
+        match self.repo_token(repo).await? {
+            Some((token, expires_at)) => scrum_core::RepoToken::new(&token, expires_at).map(Some),
+            None => Ok(None),
+        }
+    }
+}
 
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,6 +170,31 @@ impl GitHubClient {
     /// `rateLimit { cost }` says.
     pub fn points_spent(&self) -> (u64, u64) {
         self.inner.transport.spent.get()
+    }
+
+    /// With a GitHub App, the points spent with each installation's tokens, which
+    /// GitHub budgets apart: (installation id, REST, GraphQL), by id. Empty with a
+    /// personal token.
+    pub fn points_by_installation(&self) -> Vec<(u64, u64, u64)> {
+        self.inner.transport.spent_by_installation()
+    }
+
+    /// With a GitHub App, a new installation token that reaches `repo` alone and
+    /// may push to it and open pull requests there (for the worker that runs a
+    /// task of `repo`), with its expiry; `None` with a personal token.
+    ///
+    /// # Errors
+    /// `NotFound` when the app is not installed on the repository's owner; the
+    /// transport's errors.
+    pub async fn repo_token(&self, repo: &RepoName) -> Result<Option<(String, Timestamp)>> {
+        let token = self.inner.transport.repo_token(repo).await?;
+        Ok(token.map(|t| {
+            let ms = t
+                .expires_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            (t.token, Timestamp(ms))
+        }))
     }
 
     /// What the last [`IssueSource::list_ready`] cost.

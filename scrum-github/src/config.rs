@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use scrum_core::{Error, Labels, RepoName, Result};
 
+use crate::app::GitHubApp;
+
 /// The default API base (`GITHUB_API_URL`).
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 
@@ -18,7 +20,7 @@ pub struct GitHubConfig {
     /// The API base (`GITHUB_API_URL`), e.g. `https://api.github.com` or a GitHub
     /// Enterprise `https://ghe.example.com/api/v3`.
     pub api_url: String,
-    token: String,
+    auth: Auth,
     /// The repositories to poll (`GITHUB_REPO` or `GITHUB_REPOS`).
     pub repos: Vec<RepoName>,
     /// The lifecycle labels; an issue is ready when it carries every `labels.ready`
@@ -31,6 +33,15 @@ pub struct GitHubConfig {
     pub concurrency: usize,
 }
 
+/// How the client authenticates.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// One token for everything (`GITHUB_TOKEN`).
+    Token(String),
+    /// A GitHub App: installation tokens, one installation per repository owner.
+    App(GitHubApp),
+}
+
 /// The default of [`GitHubConfig::concurrency`].
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
@@ -38,7 +49,13 @@ impl fmt::Debug for GitHubConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHubConfig")
             .field("api_url", &self.api_url)
-            .field("token", &"[REDACTED]")
+            .field(
+                "auth",
+                &match &self.auth {
+                    Auth::Token(_) => "token [REDACTED]".to_string(),
+                    Auth::App(app) => format!("GitHub App {}", app.id()),
+                },
+            )
             .field("repos", &self.repos)
             .field("labels", &self.labels)
             .field("timing", &self.timing)
@@ -65,6 +82,20 @@ impl GitHubConfig {
                 "GITHUB_TOKEN contains whitespace or control characters",
             ));
         }
+        GitHubConfig::with_auth(Auth::Token(token.to_string()), repos)
+    }
+
+    /// A configuration for `repos` that authenticates as the GitHub App `app`
+    /// (`GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY`): each repository is reached
+    /// with a token of the app's installation on its owner.
+    ///
+    /// # Errors
+    /// `Invalid` naming `GITHUB_REPO`/`GITHUB_REPOS` when no repository is given.
+    pub fn for_app(app: GitHubApp, repos: Vec<RepoName>) -> Result<GitHubConfig> {
+        GitHubConfig::with_auth(Auth::App(app), repos)
+    }
+
+    fn with_auth(auth: Auth, repos: Vec<RepoName>) -> Result<GitHubConfig> {
         if repos.is_empty() {
             return Err(Error::invalid(
                 "no repository: set GITHUB_REPO to owner/name or GITHUB_REPOS to a comma-separated list",
@@ -72,7 +103,7 @@ impl GitHubConfig {
         }
         Ok(GitHubConfig {
             api_url: DEFAULT_API_URL.to_string(),
-            token: token.to_string(),
+            auth,
             repos,
             labels: Labels::default(),
             timing: Timing::default(),
@@ -123,8 +154,13 @@ impl GitHubConfig {
         self
     }
 
-    pub(crate) fn token(&self) -> &str {
-        &self.token
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// Whether the client authenticates as a GitHub App.
+    pub fn is_app(&self) -> bool {
+        matches!(self.auth, Auth::App(_))
     }
 }
 
@@ -192,12 +228,17 @@ pub struct Timing {
     /// a second, to stay clear of its secondary rate limits. Writes are sent one at
     /// a time in any case; reads go out together up to [`GitHubConfig::concurrency`].
     pub write_spacing: Duration,
+    /// A GitHub App's installation token is renewed once less than this is left
+    /// of it (GitHub's last an hour), so no request goes out with one about to
+    /// expire.
+    pub token_refresh_margin: Duration,
 }
 
 impl Timing {
     /// Timing for tests and demos against the fake GitHub: a 2 s timeout, 3 retries
     /// with millisecond backoff, rate limits waited up to 10 s, a 1 s default
-    /// secondary wait and no spacing between writes.
+    /// secondary wait, no spacing between writes, and installation tokens renewed
+    /// when less than a second is left.
     pub fn fast_for_tests() -> Timing {
         Timing {
             request_timeout: Duration::from_secs(2),
@@ -207,6 +248,7 @@ impl Timing {
             max_rate_limit_wait: Duration::from_secs(10),
             secondary_default_wait: Duration::from_secs(1),
             write_spacing: Duration::ZERO,
+            token_refresh_margin: Duration::from_secs(1),
         }
     }
 }
@@ -221,6 +263,7 @@ impl Default for Timing {
             max_rate_limit_wait: Duration::from_secs(15 * 60),
             secondary_default_wait: Duration::from_secs(60),
             write_spacing: Duration::from_secs(1),
+            token_refresh_margin: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -19,8 +19,12 @@
 //! - `trust`, `provenance`: who vouches for an issue's text; the trust of many
 //!   issues in one GraphQL query per 50, each person's permission read once.
 //! - `pulls`: [`GitHubClient::open_pull_request`], idempotent.
+//! - [`app`]: [`GitHubApp`], a GitHub App's key and the JWTs it signs;
+//!   `installation`: requests as the app's installation on each owner, with
+//!   tokens renewed before they expire, and tokens for one repository.
 //! - `transport`: one request the careful way (rate limits, retries, timeouts; reads
-//!   together up to [`GitHubConfig::concurrency`], writes one at a time, spaced);
+//!   together up to [`GitHubConfig::concurrency`], writes one at a time, spaced;
+//!   each token or app installation paced apart);
 //!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
 //! - [`status`]: [`GitHubStatus`], for `/health`.
 //! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
@@ -61,10 +65,12 @@
 //! ```
 
 pub mod access;
+pub mod app;
 mod classify;
 mod client;
 pub mod config;
 mod dependencies;
+mod installation;
 mod known_labels;
 mod listing;
 mod provenance;
@@ -81,6 +87,7 @@ mod wire;
 pub mod fake;
 
 pub use access::{Grants, Hook, RepoAccess};
+pub use app::GitHubApp;
 pub use client::GitHubClient;
 pub use config::{GitHubConfig, Timing, parse_ready_labels, parse_repos};
 pub use listing::PollStats;

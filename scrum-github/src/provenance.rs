@@ -199,7 +199,7 @@ impl GitHubClient {
                 "GitHub's GraphQL answer to {what}: {message}"
             )));
         };
-        self.inner.transport.spent_graphql(&data);
+        self.inner.transport.spent_graphql(&call, &data);
         let ready = &self.inner.labels.ready;
         let aliases = repo_aliases(ids);
         Ok(ids

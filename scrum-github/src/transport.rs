@@ -1,8 +1,9 @@
 //! Sending one request to GitHub the careful way: rate limits waited out, 5xx,
 //! timeouts and malformed answers retried with backoff, and the status kept current.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, header};
@@ -11,8 +12,9 @@ use scrum_core::observe::ObserverSlot;
 use scrum_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
+use crate::app::Installations;
 use crate::classify::{What, classify, github_message};
-use crate::config::{GitHubConfig, Timing};
+use crate::config::{Auth, GitHubConfig, Timing};
 use crate::status::StatusCell;
 
 /// One request to make.
@@ -102,11 +104,29 @@ impl Reply {
 /// The octocrab client, the timing and the rate-limit bookkeeping.
 pub(crate) struct Transport {
     octo: Octocrab,
-    timing: Timing,
+    pub(crate) timing: Timing,
+    /// A token, or a GitHub App whose installation tokens are used.
+    pub(crate) auth: Auth,
     pub(crate) status: StatusCell,
+    /// The pacing of each token: the personal token's (or the app's own, for its
+    /// JWT requests) under `None`, each installation's under its id. GitHub
+    /// counts and limits each of them apart.
+    lanes: Mutex<HashMap<Option<u64>, Arc<Lane>>>,
+    /// `GITHUB_CONCURRENCY`, the bound of each lane.
+    concurrency: usize,
+    /// The app's installations and their tokens.
+    pub(crate) installations: Installations,
+    /// Told of every request's kind, status and duration (the API's metrics).
+    pub(crate) observer: ObserverSlot,
+    /// Points spent in each of GitHub's budgets since start, all tokens together.
+    pub(crate) spent: Spent,
+}
+
+/// One token's pacing: its rate-limit hold, its requests in flight, its writes.
+pub(crate) struct Lane {
     /// Set when GitHub said to wait (no primary points left, or a secondary rate
     /// limit's `retry-after`): a limit is the token's, so no request is sent
-    /// before then, whichever request met it.
+    /// with it before then, whichever request met it.
     hold_until: Mutex<Option<(SystemTime, String)>>,
     /// Bounds the requests in flight (`GITHUB_CONCURRENCY`): reads of different
     /// issues and repositories go out together, up to this many.
@@ -116,10 +136,33 @@ pub(crate) struct Transport {
     /// content-creating requests. A read never waits for a write's spacing (a
     /// claim's or a poll's read must not queue behind a second of label writes).
     last_write: tokio::sync::Mutex<Option<tokio::time::Instant>>,
-    /// Told of every request's kind, status and duration (the API's metrics).
-    pub(crate) observer: ObserverSlot,
-    /// Points spent in each of GitHub's budgets since start.
+    /// Points this token spent.
     pub(crate) spent: Spent,
+}
+
+impl Lane {
+    fn new(concurrency: usize) -> Lane {
+        Lane {
+            hold_until: Mutex::new(None),
+            in_flight: tokio::sync::Semaphore::new(concurrency.max(1)),
+            last_write: tokio::sync::Mutex::new(None),
+            spent: Spent::default(),
+        }
+    }
+
+    /// When GitHub said no request may be sent before, if that is still ahead.
+    fn held(&self) -> Option<(SystemTime, String)> {
+        let hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+        hold.clone().filter(|(until, _)| *until > SystemTime::now())
+    }
+
+    /// Holds every request until `until` (a later hold already set stands).
+    fn hold(&self, until: SystemTime, reason: &str) {
+        let mut hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
+        if hold.as_ref().is_none_or(|(at, _)| *at < until) {
+            *hold = Some((until, reason.to_string()));
+        }
+    }
 }
 
 /// Rate-limit points spent since start: REST's (every answer but a 304) and
@@ -137,6 +180,14 @@ impl Spent {
             self.rest.load(Ordering::Relaxed),
             self.graphql.load(Ordering::Relaxed),
         )
+    }
+
+    fn add_rest(&self, points: u64) {
+        self.rest.fetch_add(points, Ordering::Relaxed);
+    }
+
+    fn add_graphql(&self, points: u64) {
+        self.graphql.fetch_add(points, Ordering::Relaxed);
     }
 }
 
@@ -168,7 +219,6 @@ impl Transport {
         let octo = Octocrab::builder()
             .base_uri(config.api_url.as_str())
             .map_err(invalid_url)?
-            .personal_token(config.token().to_string())
             .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
             .set_connect_timeout(Some(config.timing.request_timeout))
             .build()
@@ -181,64 +231,84 @@ impl Transport {
         Ok(Transport {
             octo,
             timing: config.timing,
+            auth: config.auth().clone(),
             status: StatusCell::new(),
-            hold_until: Mutex::new(None),
-            in_flight: tokio::sync::Semaphore::new(config.concurrency.max(1)),
-            last_write: tokio::sync::Mutex::new(None),
+            lanes: Mutex::new(HashMap::new()),
+            concurrency: config.concurrency.max(1),
+            installations: Installations::default(),
             observer: ObserverSlot::new(),
             spent: Spent::default(),
         })
     }
 
-    /// Sends `call`, retrying transient failures and waiting out rate limits.
+    /// The lane of the personal token or the app (`None`), or of an installation.
+    pub(crate) fn lane(&self, installation: Option<u64>) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .entry(installation)
+            .or_insert_with(|| Arc::new(Lane::new(self.concurrency)))
+            .clone()
+    }
+
+    /// Points spent with each installation's tokens: (installation, REST, GraphQL).
+    pub(crate) fn spent_by_installation(&self) -> Vec<(u64, u64, u64)> {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(u64, u64, u64)> = lanes
+            .iter()
+            .filter_map(|(id, lane)| {
+                let (rest, graphql) = lane.spent.get();
+                id.map(|id| (id, rest, graphql))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Sends `call`, retrying transient failures and waiting out rate limits, with
+    /// the personal token, or as the app's installation on the call's repository.
     ///
     /// Returns 2xx, 304 and the 4xx answers other than 401 and rate limits; the
     /// caller decides about those with [`Reply::success`].
     pub(crate) async fn send(&self, call: &Call) -> Result<Reply> {
-        // GraphQL is queried with POST, but our queries only read.
-        if call.method == Method::GET || call.path == "/graphql" {
-            return self.send_in_turn(call).await;
+        match &self.auth {
+            Auth::Token(token) => self.send_on(&self.lane(None), call, token).await,
+            Auth::App(app) => self.send_as_installation(app, call).await,
         }
-        let mut last_write = self.last_write.lock().await;
+    }
+
+    /// Sends `call` on `lane` with `bearer`: a write waits its turn and spacing.
+    pub(crate) async fn send_on(&self, lane: &Lane, call: &Call, bearer: &str) -> Result<Reply> {
+        // GraphQL is queried with POST, but our queries only read; the app's
+        // token requests create no content.
+        if call.method == Method::GET || call.path == "/graphql" || call.path.starts_with("/app/") {
+            return self.send_in_turn(lane, call, bearer).await;
+        }
+        let mut last_write = lane.last_write.lock().await;
         if let Some(at) = *last_write {
             tokio::time::sleep_until(at + self.timing.write_spacing).await;
         }
-        let result = self.send_in_turn(call).await;
+        let result = self.send_in_turn(lane, call, bearer).await;
         *last_write = Some(tokio::time::Instant::now());
         result
     }
 
     /// Sends `call` once a slot of `GITHUB_CONCURRENCY` is free.
-    async fn send_in_turn(&self, call: &Call) -> Result<Reply> {
-        let _slot = self
+    async fn send_in_turn(&self, lane: &Lane, call: &Call, bearer: &str) -> Result<Reply> {
+        let _slot = lane
             .in_flight
             .acquire()
             .await
             .map_err(|_| Error::new(ErrorKind::Internal, "the GitHub client was shut down"))?;
-        self.send_with_retries(call).await
+        self.send_with_retries(lane, call, bearer).await
     }
 
-    /// When GitHub said no request may be sent before, if that is still ahead.
-    fn held(&self) -> Option<(SystemTime, String)> {
-        let hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
-        hold.clone().filter(|(until, _)| *until > SystemTime::now())
-    }
-
-    /// Holds every request until `until` (a later hold already set stands).
-    fn hold(&self, until: SystemTime, reason: &str) {
-        let mut hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
-        if hold.as_ref().is_none_or(|(at, _)| *at < until) {
-            *hold = Some((until, reason.to_string()));
-        }
-    }
-
-    async fn send_with_retries(&self, call: &Call) -> Result<Reply> {
+    async fn send_with_retries(&self, lane: &Lane, call: &Call, bearer: &str) -> Result<Reply> {
         let mut retries = 0;
         let mut waits = 0;
         loop {
-            let next = match self.held() {
+            let next = match lane.held() {
                 Some((until, reason)) => Next::Wait(until, reason),
-                None => self.try_once(call).await,
+                None => self.try_once(lane, call, bearer).await,
             };
             match next {
                 Next::Done(result) => return result,
@@ -253,7 +323,7 @@ impl Transport {
                 }
                 Next::Wait(until, reason) => {
                     waits += 1;
-                    self.hold(until, &reason);
+                    lane.hold(until, &reason);
                     let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
                     let reason = format!("{reason}; waiting {}s before retrying", wait.as_secs());
                     self.status.degraded(reason.clone(), Some(until));
@@ -271,14 +341,21 @@ impl Transport {
         }
     }
 
-    /// Counts the cost of a GraphQL answer whose `data` holds `rateLimit { cost }`.
-    pub(crate) fn spent_graphql(&self, data: &serde_json::Map<String, Value>) {
+    /// Counts the cost of a GraphQL answer whose `data` holds `rateLimit { cost }`,
+    /// sent as `call`.
+    pub(crate) fn spent_graphql(&self, call: &Call, data: &serde_json::Map<String, Value>) {
         let cost = data
             .get("rateLimit")
             .and_then(|r| r.get("cost"))
             .and_then(Value::as_u64)
             .unwrap_or(1);
-        self.spent.graphql.fetch_add(cost, Ordering::Relaxed);
+        self.spent.add_graphql(cost);
+        if let Auth::App(_) = &self.auth {
+            let owner = call.what.subject.repo();
+            if let Some(id) = self.installations.of(owner.owner()) {
+                self.lane(Some(id)).spent.add_graphql(cost);
+            }
+        }
         self.observer.get().source_points("graphql", cost);
     }
 
@@ -292,11 +369,21 @@ impl Transport {
         self.timing.retries
     }
 
-    async fn try_once(&self, call: &Call) -> Next {
+    async fn try_once(&self, lane: &Lane, call: &Call, bearer: &str) -> Next {
+        let mut auth = match http::HeaderValue::from_str(&format!("Bearer {bearer}")) {
+            Ok(v) => v,
+            Err(_) => {
+                return Next::Done(Err(Error::invalid(
+                    "the GitHub token holds characters a header cannot carry",
+                )));
+            }
+        };
+        auth.set_sensitive(true);
         let mut builder = http::Request::builder()
             .method(call.method.clone())
             .uri(call.path.as_str())
-            .header(header::ACCEPT, "application/vnd.github+json");
+            .header(header::ACCEPT, "application/vnd.github+json")
+            .header(header::AUTHORIZATION, auth);
         if let Some(tag) = &call.if_none_match {
             builder = builder.header(header::IF_NONE_MATCH, tag.as_str());
         }
@@ -345,10 +432,11 @@ impl Transport {
             Ok(Ok(answer)) => answer,
         };
         if status != StatusCode::NOT_MODIFIED && call.path != "/graphql" {
-            self.spent.rest.fetch_add(1, Ordering::Relaxed);
+            self.spent.add_rest(1);
+            lane.spent.add_rest(1);
             self.observer.get().source_points("rest", 1);
         }
-        let limit = self.note_rate_limit(&headers);
+        let limit = self.note_rate_limit(lane, &headers);
         let reply = Reply {
             status,
             headers,
@@ -390,7 +478,7 @@ impl Transport {
     /// Reads `x-ratelimit-*`; remembers an exhausted primary limit. GraphQL's
     /// budget is its own: its headers neither show as the primary limit nor hold
     /// REST requests.
-    fn note_rate_limit(&self, headers: &HeaderMap) -> (Option<u64>, Option<u64>) {
+    fn note_rate_limit(&self, lane: &Lane, headers: &HeaderMap) -> (Option<u64>, Option<u64>) {
         let num =
             |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         let (remaining, reset) = (num("x-ratelimit-remaining"), num("x-ratelimit-reset"));
@@ -403,7 +491,7 @@ impl Transport {
         self.status.rate_limit(remaining, reset);
         if let (Some(0), Some(reset)) = (remaining, reset) {
             let until = UNIX_EPOCH + Duration::from_secs(reset) + self.slack();
-            self.hold(
+            lane.hold(
                 until,
                 "the primary rate limit is used up (x-ratelimit-remaining: 0)",
             );

@@ -9,7 +9,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use scrum_core::worker::WorkSource;
 use scrum_core::{
     Assignment, Clarification, Completion, Error, ErrorKind, Failure, HeartbeatReply, LeaseToken,
-    ReadyIssue, Result, TaskId, Timestamp, WorkerId,
+    ReadyIssue, RepoToken, Result, TaskId, Timestamp, WorkerId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -573,6 +573,10 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         text_digest: item.text_digest.clone(),
         budget_left_usd: item.budget_left_usd,
         rework: item.rework.clone(),
+        repo_token: match (&item.github_token, item.github_token_expires_at_ms) {
+            (Some(t), Some(at)) => Some(RepoToken::new(t, Timestamp(at))?),
+            _ => None,
+        },
     })
 }
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use std::sync::Arc;
 
-use scrum_core::{Error, IssueEvents};
+use scrum_core::{Error, IssueEvents, RepoCredentials};
 
 /// How the HTTP API guards and limits itself. The bind address is the binary's
 /// business; everything the router needs is here.
@@ -32,6 +32,10 @@ pub struct ApiConfig {
     /// Checks push notifications at `POST /webhooks/github` (for GitHub,
     /// `scrum_github::webhook::WebhookSecret`); without it that route answers 404.
     pub webhook: Option<Arc<dyn IssueEvents>>,
+    /// Mints a short-lived token for the repository of each task handed out (for
+    /// GitHub, a GitHub App's installation token scoped to it); `/work/next` then
+    /// carries it as `github_token`. Without it workers push with their own.
+    pub credentials: Option<Arc<dyn RepoCredentials>>,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +45,7 @@ impl Default for ApiConfig {
             worker_ips: Vec::new(),
             body_limit: 64 * 1024,
             webhook: None,
+            credentials: None,
         }
     }
 }

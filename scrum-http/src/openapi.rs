@@ -464,6 +464,12 @@ fn add_scheduling(doc: &mut Value) {
     schemas["Health"]["properties"]["budget"] = json!({ "type": "object",
         "description": "Cost budgets: the settings, this month's spend, the repositories paused and why" });
     schemas["NextResponse"]["properties"]["budget_left_usd"] = json!({ "type": "number" });
+    schemas["NextResponse"]["properties"]["github_token"] = json!({ "type": "string",
+        "description": "With a GitHub App: a short-lived installation token that reaches this task's repository alone (contents and pull requests, write), to push and open the pull request with; absent otherwise" });
+    schemas["NextResponse"]["properties"]["github_token_expires_at"] = json!({ "type": "string", "format": "date-time",
+        "description": "When github_token expires" });
+    schemas["NextResponse"]["properties"]["github_token_expires_at_ms"] = json!({ "type": "integer",
+        "description": "When github_token expires, in milliseconds since the Unix epoch" });
     schemas["NextResponse"]["properties"]["rework"] = json!({ "type": "object",
         "description": "A run answering a request for changes on the issue's pull request (REWORK_ON_CHANGES_REQUESTED): push to the same branch",
         "required": ["pr_url", "review_id", "reviewer", "feedback", "requested_at"],

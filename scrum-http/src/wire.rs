@@ -173,6 +173,18 @@ pub struct WorkItem {
     /// what (redacted); push to the same branch. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rework: Option<scrum_core::pull_gate::Rework>,
+    /// *Added*: when the orchestrator authenticates as a GitHub App, a short-lived
+    /// installation token that reaches this repository alone (contents and pull
+    /// requests, write): push the branch and open the pull request with it.
+    /// Absent otherwise (the worker uses its own `GITHUB_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_token: Option<String>,
+    /// *Added*: when `github_token` expires (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_token_expires_at: Option<String>,
+    /// *Added*: the same instant in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_token_expires_at_ms: Option<i64>,
 }
 
 /// The fields every report names its task by ([`TaskRef::of`] builds them from

@@ -171,6 +171,12 @@ impl Fleet {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// Removes an environment variable the fleet would give every process started
+    /// from now on (e.g. `GITHUB_TOKEN`, for a fleet that works as a GitHub App).
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// The URL of the orchestrator the workers call.
     pub fn url(&self) -> String {
         self.orchestrator_url(MAIN)

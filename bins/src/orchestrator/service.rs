@@ -48,8 +48,12 @@ impl Service {
             .map_err(|e| anyhow::anyhow!("DATABASE_URL {shown_url}: {e}"))?;
         tracing::info!(store = %shown_url, "store open");
         let github = GitHubClient::new(self.github.clone()).map_err(anyhow::Error::msg)?;
+        let who = match self.github.is_app() {
+            true => "the GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
+            false => "GITHUB_TOKEN",
+        };
         let read_only = github.check().await.map_err(|e| match e.kind() {
-            ErrorKind::Unauthorized => anyhow::anyhow!("GITHUB_TOKEN was refused by GitHub: {e}"),
+            ErrorKind::Unauthorized => anyhow::anyhow!("{who} was refused by GitHub: {e}"),
             _ => anyhow::anyhow!("GitHub at {}: {e}", a.github.github_api_url),
         })?;
         for (repo, granted) in &read_only {
@@ -109,7 +113,12 @@ impl Service {
             format!("cannot listen on {addr} (ORCHESTRATOR_HOST/ORCHESTRATOR_PORT)")
         })?;
         tracing::info!(addr = %listener.local_addr()?, "scrum-orchestrator {} listening", env!("CARGO_PKG_VERSION"));
-        let state = ApiState::new(orchestrator, self.api);
+        let mut api = self.api;
+        if self.github.is_app() {
+            // Workers get a short-lived token for their task's repository.
+            api.credentials = Some(Arc::new(github.clone()));
+        }
+        let state = ApiState::new(orchestrator, api);
         // GitHub's request durations reach /metrics.
         github.observe(state.observer());
         scrum_http::run(listener, state, shutdown)

@@ -113,6 +113,16 @@ impl CommandRunner {
         ))
     }
 
+    /// The remote as this assignment reaches it: with the token it carries (a
+    /// GitHub App's, scoped to the task's repository), else the worker's own.
+    fn remote(&self, a: &Assignment) -> GitRemote {
+        let mut remote = self.config.remote.clone();
+        if let Some(t) = &a.repo_token {
+            remote.token = Some(Secret::new(t.expose()));
+        }
+        remote
+    }
+
     async fn attempt(&self, a: &Assignment, cancel: &CancellationToken) -> Result<RunOutcome> {
         let c = &self.config;
         let repo = a.task.repo_name();
@@ -125,8 +135,8 @@ impl CommandRunner {
         std::fs::create_dir_all(c.workspace_dir.join("logs"))
             .map_err(|e| Error::unavailable("could not create the log directory").with_source(e))?;
         let log = self.log_path(a);
-        let ws = c
-            .remote
+        let ws = self
+            .remote(a)
             .prepare(
                 &c.workspace_dir.join("mirrors"),
                 &repo,
@@ -337,7 +347,7 @@ impl CommandRunner {
         ws: &Workspace,
         report: Option<&Report>,
     ) -> Result<RunOutcome> {
-        let remote = &self.config.remote;
+        let remote = &self.remote(a);
         let message = format!("{} (#{})", a.issue.title, a.task.number());
         let commits = remote.commit_leftovers(ws, &message).await?;
         if commits == 0 {
@@ -358,7 +368,13 @@ impl CommandRunner {
         }
         let url = self
             .pulls
-            .open(&a.task, &a.branch_name, &a.issue.title, &body)
+            .open(
+                &a.task,
+                &a.branch_name,
+                &a.issue.title,
+                &body,
+                a.repo_token.as_ref(),
+            )
             .await?;
         Ok(RunOutcome::Success(Completion {
             pr_url: Some(url),

@@ -22,6 +22,11 @@
 //! # What it checks and counts
 //!
 //! - Requests must carry `Authorization: Bearer <token>`; anything else is a 401.
+//!   Acting as a GitHub App ([`FakeGitHub::act_as_app`]), it takes instead the
+//!   app's JWT (its RS256 signature checked with the app's public key) on
+//!   `/app/...` and `/repos/{o}/{r}/installation`, and installation tokens
+//!   elsewhere: an expired one is a 401, one used outside its installation's
+//!   owner or its repositories a 404.
 //! - Each answered REST request costs one point of the primary rate limit, except a
 //!   304 (an `If-None-Match` that matched), which GitHub does not count, and errors
 //!   the fake injected. [`FakeGitHub::points_spent`] is the total. A GraphQL query
@@ -35,7 +40,9 @@
 //! - It runs on the tokio runtime that starts it, and stops when dropped.
 
 mod answer;
+mod app;
 mod dependencies;
+mod git;
 mod graphql;
 mod hooks;
 mod json;
@@ -52,6 +59,7 @@ use std::time::Duration;
 use scrum_core::{TaskId, Timestamp};
 use tokio::task::JoinHandle;
 
+pub use app::IssuedToken;
 pub use hooks::FakeHook;
 pub use state::{FakeEvent, FakeIssue, FakePull, Fault, ServedRequest};
 
@@ -179,6 +187,12 @@ impl FakeGitHub {
         format!("http://{}", self.addr)
     }
 
+    /// The base of the git remotes served over HTTP (`{git_url}/{owner}/{name}.git`,
+    /// see [`FakeGitHub::serve_git_from`]): what a worker's `GIT_BASE_URL` would be.
+    pub fn git_url(&self) -> String {
+        format!("http://{}/git", self.addr)
+    }
+
     /// The token the fake accepts.
     pub fn token(&self) -> &'static str {
         FakeGitHub::TOKEN
@@ -260,7 +274,9 @@ impl FakeGitHub {
 
     /// Lets branches pushed to the bare repositories `{root}/{owner}/{name}.git` count
     /// as the repository's branches, as a push to GitHub would: a worker that pushes
-    /// to a local remote can then open its pull request here.
+    /// to a local remote can then open its pull request here. The fake also serves
+    /// them over HTTP at [`FakeGitHub::git_url`] (`git http-backend`), checking the
+    /// token each request carries as GitHub does.
     pub fn serve_git_from(&self, root: &std::path::Path) {
         lock(&self.state).git_root = Some(root.to_path_buf());
     }
@@ -585,6 +601,77 @@ impl FakeGitHub {
     /// apart; a query costs what its connections ask for, at least one point).
     pub fn graphql_points_spent(&self) -> u64 {
         lock(&self.state).graphql_points_spent
+    }
+
+    /// The id of the app [`FakeGitHub::act_as_app`] makes the fake.
+    pub const APP_ID: u64 = 4242;
+
+    /// The test app's private key (PKCS#1 PEM, as GitHub hands them out). A key for
+    /// tests only: it is public.
+    pub const APP_KEY_PEM: &'static str = include_str!("app_key.pem");
+
+    /// Makes the fake a GitHub App ([`FakeGitHub::APP_ID`], signing with
+    /// [`FakeGitHub::APP_KEY_PEM`]) and returns it: from now on the personal token
+    /// is refused, the app's JWT finds installations and mints installation
+    /// tokens (an hour long unless [`FakeGitHub::set_token_lifetime`]), and those
+    /// tokens reach the repositories of their owner.
+    ///
+    /// # Panics
+    /// Never: the test key is valid.
+    pub fn act_as_app(&self) -> crate::GitHubApp {
+        let app = crate::GitHubApp::from_pem(FakeGitHub::APP_ID, FakeGitHub::APP_KEY_PEM)
+            .expect("the test app key is valid");
+        lock(&self.state).app = Some(app::FakeApp {
+            id: app.id(),
+            public_key: app.public_key_der(),
+            installations: Default::default(),
+            tokens: Default::default(),
+            lifetime: Duration::from_secs(3600),
+        });
+        app
+    }
+
+    /// Installs the app on `owner` (every repository of it) and returns the
+    /// installation's id; installing it again returns the same id.
+    ///
+    /// # Panics
+    /// When the fake does not act as an app.
+    pub fn add_installation(&self, owner: &str) -> u64 {
+        let mut st = lock(&self.state);
+        let id = st.fresh_id();
+        let app = st.app.as_mut().expect("act_as_app first");
+        *app.installations
+            .entry(owner.to_ascii_lowercase())
+            .or_insert(id)
+    }
+
+    /// How long installation tokens minted from now on live (GitHub's: an hour).
+    ///
+    /// # Panics
+    /// When the fake does not act as an app.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        lock(&self.state)
+            .app
+            .as_mut()
+            .expect("act_as_app first")
+            .lifetime = lifetime;
+    }
+
+    /// The installation tokens minted so far, in no particular order.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        lock(&self.state)
+            .app
+            .as_ref()
+            .map(|a| a.tokens.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// What the fake knows of installation token `token`, if it minted it.
+    pub fn issued_token(&self, token: &str) -> Option<IssuedToken> {
+        lock(&self.state)
+            .app
+            .as_ref()
+            .and_then(|a| a.tokens.get(token).cloned())
     }
 
     /// Holds every answer back by `latency` from now on, as a GitHub far away

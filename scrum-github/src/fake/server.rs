@@ -30,7 +30,10 @@ pub(crate) fn now_ms() -> i64 {
 /// Every request lands here; routing happens on the decoded path.
 pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let bytes = to_bytes(body, 64 << 20).await.unwrap_or_default();
+    if parts.uri.path().starts_with("/git/") {
+        return super::git::serve(&shared, &parts, &bytes).await;
+    }
     let (fault, latency) = {
         let mut st = lock(&shared);
         (
@@ -55,6 +58,13 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
 
     let mut st = lock(&shared);
+    let issued = super::app::presented(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .and_then(|t| st.app.as_ref()?.tokens.get(&t).cloned());
     let (mut response, spent) = answer(&mut st, &parts, &bytes, fault, if_none_match.as_deref());
     if let Some(scopes) = st.scopes.as_deref() {
         // A classic token's answers name its scopes (not a refused token's).
@@ -71,6 +81,8 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         status: response.status().as_u16(),
         points: spent.rest,
         graphql_points: spent.graphql,
+        installation: issued.as_ref().map(|t| t.installation),
+        token_scope: issued.and_then(|t| t.repositories),
     });
     response
 }
@@ -123,22 +135,22 @@ fn answer(
         _ => {}
     }
 
-    let auth = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let presented = auth.and_then(|a| {
-        a.strip_prefix("Bearer ")
-            .or_else(|| a.strip_prefix("token "))
-    });
-    if presented != Some(st.token.as_str()) {
-        let message = if auth.is_none() {
-            "Requires authentication"
-        } else {
-            "Bad credentials"
-        };
+    let (path, query) = (parts.uri.path(), parts.uri.query());
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| routes::decode(s, false))
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let credential = super::app::presented(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Err((status, message)) = super::app::authenticate(st, credential.as_deref(), &seg, now) {
         return (
-            json_response(StatusCode::UNAUTHORIZED, &super::json::error(message), &[]),
+            json_response(status, &super::json::error(message), &[]),
             Spent::NOTHING,
         );
     }
@@ -169,12 +181,6 @@ fn answer(
         );
     }
 
-    let (path, query) = (parts.uri.path(), parts.uri.query());
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| routes::decode(s, false))
-        .collect();
     let query = routes::parse_query(query);
     if parts.method != Method::GET {
         if let ["repos", o, r, ..] = segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
@@ -214,14 +220,17 @@ fn answer(
         body,
         link,
         graphql_points,
-    } = routes::route(
-        st,
-        &parts.method,
-        &segments,
-        &query,
-        &json_body,
-        scrum_core::Timestamp(now),
-    );
+    } = match super::app::route(st, &parts.method, &seg, &json_body, now) {
+        Some(answer) => answer,
+        None => routes::route(
+            st,
+            &parts.method,
+            &segments,
+            &query,
+            &json_body,
+            scrum_core::Timestamp(now),
+        ),
+    };
 
     if matches!(fault, Some(Fault::LostAnswer)) {
         // The write happened; the client never hears of it.

@@ -42,6 +42,12 @@ pub struct ServedRequest {
     pub points: u64,
     /// Points of the GraphQL budget the request cost (0 for a REST request).
     pub graphql_points: u64,
+    /// The installation whose token the request carried, when the fake acts as
+    /// a GitHub App ([`crate::fake::FakeGitHub::act_as_app`]).
+    pub installation: Option<u64>,
+    /// The repositories (lower-case names) the installation token it carried was
+    /// limited to; `None` for a token of the whole installation, or no token.
+    pub token_scope: Option<Vec<String>>,
 }
 
 /// A queued fault and the requests it applies to.
@@ -222,6 +228,8 @@ pub(crate) struct State {
     pub(crate) blocked_by: BTreeMap<(String, u64), Vec<scrum_core::TaskId>>,
     /// A classic token's scopes, sent as `X-OAuth-Scopes`; `None`: a fine-grained token.
     pub(crate) scopes: Option<String>,
+    /// Set when the fake acts as a GitHub App.
+    pub(crate) app: Option<super::app::FakeApp>,
 }
 
 impl State {
@@ -246,6 +254,7 @@ impl State {
             git_root: None,
             blocked_by: BTreeMap::new(),
             scopes: None,
+            app: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub fn fast_timing() -> Timing {
         max_rate_limit_wait: Duration::from_secs(5),
         secondary_default_wait: Duration::from_secs(1),
         write_spacing: Duration::ZERO,
+        token_refresh_margin: Duration::from_secs(1),
     }
 }
 

@@ -12,8 +12,8 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use scrum_core::engine::ReportRef;
 use scrum_core::{
-    Assignment, Clarification, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, Task, TaskId,
-    WorkerId,
+    Assignment, Clarification, Completion, ErrorKind, Failure, LeaseKind, LeaseToken, RepoToken,
+    Task, TaskId, WorkerId,
 };
 
 use super::ApiState;
@@ -54,8 +54,9 @@ pub(super) async fn next(
         .await?;
     let m = s.metrics();
     Ok(Json(match got {
-        Some(a) => {
+        Some(mut a) => {
             m.claims.inc();
+            a.repo_token = repo_token(&s, &a).await;
             NextResponse {
                 work_available: true,
                 work: Some(work_item(&a)),
@@ -76,6 +77,20 @@ pub(super) async fn next(
     }))
 }
 
+/// A token for the task's repository, when the orchestrator hands them out. A
+/// failure to mint one is logged and the work goes out without: the worker then
+/// pushes with its own token, if it has one, or fails the attempt saying why.
+async fn repo_token(s: &ApiState, a: &Assignment) -> Option<RepoToken> {
+    let credentials = s.config().credentials.as_ref()?;
+    match credentials.token_for(&a.task.repo_name()).await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::warn!(task = %a.task, error = %e, "could not get a token for the task's repository");
+            None
+        }
+    }
+}
+
 pub(crate) fn work_item(a: &Assignment) -> WorkItem {
     WorkItem {
         issue_number: a.task.number(),
@@ -94,6 +109,9 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         text_digest: a.text_digest.clone(),
         budget_left_usd: a.budget_left_usd,
         rework: a.rework.clone(),
+        github_token: a.repo_token.as_ref().map(|t| t.expose().to_string()),
+        github_token_expires_at: a.repo_token.as_ref().map(|t| t.expires_at.to_rfc3339()),
+        github_token_expires_at_ms: a.repo_token.as_ref().map(|t| t.expires_at.0),
     }
 }
 

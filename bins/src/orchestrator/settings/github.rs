@@ -1,15 +1,16 @@
-//! The GitHub settings: the token, the repositories, the ready labels, how often
+//! The GitHub settings: the token or the GitHub App, the repositories, the ready labels, how often
 //! GitHub is polled and how fast it is written to, and the webhook's secret.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use scrum_core::Labels;
-use scrum_github::GitHubConfig;
 use scrum_github::config::{Timing, parse_ready_labels, parse_repos};
 use scrum_github::webhook::WebhookSecret;
+use scrum_github::{GitHubApp, GitHubConfig};
 
 use crate::runner::Secret;
 
@@ -17,7 +18,8 @@ use crate::runner::Secret;
 #[derive(Debug, Args)]
 #[command(next_help_heading = "GitHub")]
 pub struct GitHubArgs {
-    /// GitHub token that can read and label issues (required).
+    /// GitHub token that can read and label issues (this or a GitHub App is
+    /// required).
     #[arg(
         long,
         env = "GITHUB_TOKEN",
@@ -25,6 +27,28 @@ pub struct GitHubArgs {
         hide_env_values = true
     )]
     pub github_token: Option<Secret>,
+    /// A GitHub App's id, instead of GITHUB_TOKEN: the orchestrator then works as
+    /// the app's installation on each repository's owner, and hands each worker a
+    /// short-lived token scoped to its task's repository (set
+    /// GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH too).
+    #[arg(long, env = "GITHUB_APP_ID", value_name = "GITHUB_APP_ID")]
+    pub github_app_id: Option<u64>,
+    /// The GitHub App's private key, the PEM text GitHub hands out (or
+    /// GITHUB_APP_PRIVATE_KEY_PATH).
+    #[arg(
+        long,
+        env = "GITHUB_APP_PRIVATE_KEY",
+        value_name = "GITHUB_APP_PRIVATE_KEY",
+        hide_env_values = true
+    )]
+    pub github_app_private_key: Option<Secret>,
+    /// A file holding the GitHub App's private key (the .pem file GitHub hands out).
+    #[arg(
+        long,
+        env = "GITHUB_APP_PRIVATE_KEY_PATH",
+        value_name = "GITHUB_APP_PRIVATE_KEY_PATH"
+    )]
+    pub github_app_private_key_path: Option<PathBuf>,
     /// The repository to watch, owner/name (this or GITHUB_REPOS is required).
     #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
     pub github_repo: Option<String>,
@@ -86,9 +110,7 @@ impl GitHubArgs {
     /// The client's configuration, and the webhook's secret when one is set. Each
     /// error names the variable to fix.
     pub fn validate(&self) -> anyhow::Result<(GitHubConfig, Option<Arc<WebhookSecret>>)> {
-        let token = self.github_token.as_ref().context(
-            "GITHUB_TOKEN is not set: the orchestrator needs a token that can read and label issues",
-        )?;
+        let app = self.app()?;
         let (variable, list) = match (&self.github_repo, &self.github_repos) {
             (_, Some(list)) if !list.trim().is_empty() => ("GITHUB_REPOS", list.as_str()),
             (Some(one), _) if !one.trim().is_empty() => ("GITHUB_REPO", one.as_str()),
@@ -104,7 +126,14 @@ impl GitHubArgs {
         if labels.ready.is_empty() {
             bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
         }
-        let github = GitHubConfig::new(token.expose(), repos)
+        let config = match (app, &self.github_token) {
+            (Some(app), _) => GitHubConfig::for_app(app, repos),
+            (None, Some(token)) => GitHubConfig::new(token.expose(), repos),
+            (None, None) => bail!(
+                "neither GITHUB_TOKEN nor GITHUB_APP_ID is set: the orchestrator needs a token that can read and label issues, or a GitHub App"
+            ),
+        };
+        let github = config
             .and_then(|c| c.with_api_url(&self.github_api_url))
             .and_then(|c| c.with_labels(labels))
             .map_err(anyhow::Error::msg)?
@@ -121,6 +150,44 @@ impl GitHubArgs {
             None => None,
         };
         Ok((github, webhook))
+    }
+
+    /// The GitHub App, when one is configured. Each error names the variable.
+    fn app(&self) -> anyhow::Result<Option<GitHubApp>> {
+        let key = match (
+            &self.github_app_private_key,
+            &self.github_app_private_key_path,
+        ) {
+            (Some(_), Some(_)) => bail!(
+                "GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_PATH are both set: give the key one way"
+            ),
+            (Some(key), None) => Some(key.expose().to_string()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "GITHUB_APP_PRIVATE_KEY_PATH {} cannot be read",
+                    path.display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let (id, key) = match (self.github_app_id, key) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => bail!(
+                "GITHUB_APP_ID is set without a key: set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH"
+            ),
+            (None, Some(_)) => {
+                bail!("a GitHub App key is set without GITHUB_APP_ID: set the app's id")
+            }
+            (Some(id), Some(key)) => (id, key),
+        };
+        if self.github_token.is_some() {
+            bail!(
+                "both GITHUB_TOKEN and GITHUB_APP_ID are set: use a personal token or a GitHub App, not both (unset one)"
+            );
+        }
+        Ok(Some(
+            GitHubApp::from_pem(id, &key).map_err(anyhow::Error::msg)?,
+        ))
     }
 
     /// How often GitHub is polled.
