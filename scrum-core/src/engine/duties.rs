@@ -101,14 +101,24 @@ impl Orchestrator {
             if !self.leading().await {
                 continue;
             }
-            let result = match duty {
-                Duty::Poll => self.poll_once().await.map(|_| ()),
-                Duty::Reap => self.reap_once().await.map(|_| ()),
-                Duty::Dispatch => self.dispatch_once().await.map(|_| ()),
-                Duty::Probe => {
-                    self.probe_once().await;
-                    Ok(())
+            let round = async {
+                match duty {
+                    Duty::Poll => self.poll_once().await.map(|_| ()),
+                    Duty::Reap => self.reap_once().await.map(|_| ()),
+                    Duty::Dispatch => self.dispatch_once().await.map(|_| ()),
+                    Duty::Probe => {
+                        self.probe_once().await;
+                        Ok(())
+                    }
                 }
+            };
+            // A stop does not wait for the round: every step of a round is stored
+            // or idempotent (a write-back round of spaced writes can take minutes,
+            // past a service manager's stop timeout), so the round left off is
+            // taken up again, as after a crash, by the next leader.
+            let result = tokio::select! {
+                () = stop.cancelled() => return,
+                result = round => result,
             };
             if let Err(e) = result {
                 tracing::warn!(duty = ?duty, error = %e, "round failed; retrying next round");
