@@ -213,7 +213,7 @@ fn check_cost(cost_usd: Option<f64>) -> Result<(), ApiError> {
 
 /// Whether `text` has nothing but whitespace (Unicode `White_Space`, the
 /// characters the OpenAPI document's `NOT_BLANK` pattern leaves out).
-pub(crate) fn is_blank(text: &str) -> bool {
+fn is_blank(text: &str) -> bool {
     text.chars().all(char::is_whitespace)
 }
 
