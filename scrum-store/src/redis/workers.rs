@@ -98,6 +98,36 @@ fn record(id: &str, fields: &HashMap<String, String>) -> Result<Option<WorkerRec
 }
 
 impl RedisQueue {
+    /// Sets one field of `worker`'s hash, listing the worker (never seen) if it
+    /// was not: what an operator's drain and a worker's sandbox write.
+    async fn set_field(
+        &self,
+        worker: &WorkerId,
+        field: &str,
+        value: &str,
+        what: &str,
+    ) -> Result<()> {
+        let k = &self.keys;
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("HSET")
+            .arg(k.worker(worker.as_str()))
+            .arg(field)
+            .arg(value)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&k.workers)
+            .arg("NX")
+            .arg("+inf")
+            .arg(worker.as_str())
+            .ignore()
+            .query_async(&mut con)
+            .await
+            .map_err(|e| redis_error(what, e))?;
+        Ok(())
+    }
+
     async fn seen(
         &self,
         worker: &WorkerId,
@@ -154,47 +184,19 @@ impl WorkerRegistry for RedisQueue {
     }
 
     async fn set_draining(&self, worker: &WorkerId, draining: bool) -> Result<()> {
-        let k = &self.keys;
-        let mut con = self.con.clone();
-        let _: () = redis::pipe()
-            .atomic()
-            .cmd("HSET")
-            .arg(k.worker(worker.as_str()))
-            .arg("draining")
-            .arg(u8::from(draining))
-            .ignore()
-            .cmd("ZADD")
-            .arg(&k.workers)
-            .arg("NX")
-            .arg("+inf")
-            .arg(worker.as_str())
-            .ignore()
-            .query_async(&mut con)
+        let value = if draining { "1" } else { "0" };
+        self.set_field(worker, "draining", value, "drain a worker")
             .await
-            .map_err(|e| redis_error("drain a worker", e))?;
-        Ok(())
     }
 
     async fn set_sandbox(&self, worker: &WorkerId, sandbox: AgentSandbox) -> Result<()> {
-        let k = &self.keys;
-        let mut con = self.con.clone();
-        let _: () = redis::pipe()
-            .atomic()
-            .cmd("HSET")
-            .arg(k.worker(worker.as_str()))
-            .arg("sandbox")
-            .arg(sandbox.as_str())
-            .ignore()
-            .cmd("ZADD")
-            .arg(&k.workers)
-            .arg("NX")
-            .arg("+inf")
-            .arg(worker.as_str())
-            .ignore()
-            .query_async(&mut con)
-            .await
-            .map_err(|e| redis_error("record a worker's sandbox", e))?;
-        Ok(())
+        self.set_field(
+            worker,
+            "sandbox",
+            sandbox.as_str(),
+            "record a worker's sandbox",
+        )
+        .await
     }
 
     async fn workers(&self) -> Result<Vec<WorkerRecord>> {
