@@ -47,7 +47,7 @@ pub struct Faults {
     lost_reply_ppm: AtomicU32,
     delay_ms: AtomicU32,
     rng: Mutex<fastrand::Rng>,
-    calls: Mutex<BTreeMap<String, u64>>,
+    calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Faults {
@@ -100,7 +100,7 @@ impl Faults {
 
     /// How many calls were made of each operation (`claim`, `worker_seen`,
     /// `apply`, ...), faults or not: what a load costs the wrapped backend.
-    pub fn calls(&self) -> BTreeMap<String, u64> {
+    pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -119,12 +119,12 @@ impl Faults {
         Error::new(self.kind, format!("injected fault {when} {op}"))
     }
 
-    async fn before(&self, op: &str) -> Result<()> {
+    async fn before(&self, op: &'static str) -> Result<()> {
         *self
             .calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(op.to_string())
+            .entry(op)
             .or_default() += 1;
         let delay = self.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
@@ -146,7 +146,7 @@ impl Faults {
         }
     }
 
-    async fn call<T>(&self, op: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn call<T>(&self, op: &'static str, f: impl Future<Output = Result<T>>) -> Result<T> {
         self.before(op).await?;
         let result = f.await;
         self.after(op, result)

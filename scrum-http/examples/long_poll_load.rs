@@ -137,7 +137,7 @@ async fn open_store(spec: &str) -> (Arc<dyn WorkQueue>, Box<dyn Fn() -> Calls + 
     }
 }
 
-type Calls = std::collections::BTreeMap<String, u64>;
+type Calls = std::collections::BTreeMap<&'static str, u64>;
 
 /// A schema or key prefix of this run's own, so a run starts empty.
 fn fresh(separator: &str) -> String {
@@ -321,31 +321,22 @@ async fn run(
         pct(&mut s.complete, 0.50),
         pct(&mut s.complete, 0.99)
     );
-    let made = |ops: &[&str]| -> u64 {
-        ops.iter()
-            .map(|op| {
-                let n = |c: &Calls| c.get(*op).copied().unwrap_or(0);
-                n(&calls_after) - n(&calls_before)
-            })
-            .sum()
-    };
+    let made = diff(&calls_before, &calls_after);
+    let of = |ops: &[&str]| -> u64 { ops.iter().filter_map(|op| made.get(op)).sum() };
     let dispatched = s.dispatch.len().max(1) as f64;
     println!(
         "store calls per dispatched task: {:.2} to hand it out (claims and seen times), {:.2} in all",
-        made(&["claim", "worker_seen", "workers_seen"]) as f64 / dispatched,
-        calls_after
-            .values()
-            .sum::<u64>()
-            .saturating_sub(calls_before.values().sum()) as f64
-            / dispatched
+        of(&["claim", "worker_seen", "workers_seen"]) as f64 / dispatched,
+        made.values().sum::<u64>() as f64 / dispatched
     );
-    println!("store calls: {:?}", diff(&calls_before, &calls_after));
+    println!("store calls: {made:?}");
 }
 
+/// The calls made between two counts, of each operation that was called.
 fn diff(before: &Calls, after: &Calls) -> Calls {
     after
         .iter()
-        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+        .map(|(op, n)| (*op, n - before.get(op).copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect()
 }
