@@ -36,7 +36,7 @@ pub(crate) struct LocalWorkers {
     /// Calls seen since the last write of each worker, not yet written back.
     unwritten: HashMap<WorkerId, Sighting>,
     /// Whether a write-back of `unwritten` is on its way.
-    pub(crate) writing_back: bool,
+    writing_back: bool,
 }
 
 impl LocalWorkers {
@@ -69,9 +69,17 @@ impl LocalWorkers {
         Some(draining)
     }
 
-    /// Whether calls wait to be written back.
-    pub(crate) fn has_unwritten(&self) -> bool {
-        !self.unwritten.is_empty()
+    /// Whether the caller is to start writing the noted calls back: none is on its
+    /// way yet (then one is, from now on).
+    pub(crate) fn start_write_back(&mut self) -> bool {
+        !std::mem::replace(&mut self.writing_back, true)
+    }
+
+    /// Ends a write-back round: `false` when calls were noted meanwhile, and the
+    /// write-back goes on.
+    pub(crate) fn finish_write_back(&mut self) -> bool {
+        self.writing_back = !self.unwritten.is_empty();
+        !self.writing_back
     }
 
     /// The calls not yet written back, forgotten here (the caller writes them).

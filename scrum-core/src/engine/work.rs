@@ -339,8 +339,7 @@ impl Orchestrator {
         let noted = {
             let mut local = lock(&self.inner.local);
             let noted = local.note(worker, address, now);
-            let write_back = noted.is_some() && !std::mem::replace(&mut local.writing_back, true);
-            noted.map(|draining| (draining, write_back))
+            noted.map(|draining| (draining, local.start_write_back()))
         };
         match noted {
             Some((draining, write_back)) => {
@@ -379,12 +378,9 @@ impl Orchestrator {
                     ),
                 }
             }
-            let mut local = lock(&self.inner.local);
-            if local.has_unwritten() {
-                continue;
+            if lock(&self.inner.local).finish_write_back() {
+                return;
             }
-            local.writing_back = false;
-            return;
         }
     }
 
