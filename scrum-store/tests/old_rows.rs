@@ -143,11 +143,7 @@ async fn postgres_rows_of_the_last_release_read_back() {
     let q = connect().await.unwrap();
     reads_back_and_goes_on(&q, &before).await;
     q.close().await;
-    let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    common::drop_schema(&mut conn, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

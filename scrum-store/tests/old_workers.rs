@@ -71,11 +71,7 @@ async fn postgres_workers_of_schema_5_read_back_without_a_sandbox() {
     let q = connect().await.expect("schema 5 migrates");
     reads_back_and_takes_a_sandbox(&q).await;
     q.close().await;
-    let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    common::drop_schema(&mut conn, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

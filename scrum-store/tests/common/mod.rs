@@ -81,6 +81,16 @@ pub(crate) fn owner_gone(name: &str) -> bool {
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) mod shared;
 
+/// Drops the PostgreSQL schema a test worked in, with everything in it.
+#[cfg(feature = "postgres")]
+pub(crate) async fn drop_schema(conn: &mut sqlx::PgConnection, schema: &str) {
+    let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
 /// How a shared store's test connects a queue to the namespace (schema or key
 /// prefix) it names.
 pub(crate) type Connect = fn(
