@@ -131,7 +131,7 @@ impl GitHubClient {
         let mut read_only = Vec::new();
         for repo in &self.inner.repos {
             let r = self.read_repo(repo).await?;
-            if let Some(p) = r.permissions.filter(|p| !p.can_label()) {
+            if let Some(p) = r.permissions.filter(|p| !p.can_write_issues()) {
                 read_only.push((repo.clone(), p.granted()));
             }
         }

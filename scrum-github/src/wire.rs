@@ -193,46 +193,7 @@ pub(crate) struct Repository {
     pub(crate) default_branch: String,
     /// What the token may do there (absent for some tokens, such as an app's).
     #[serde(default)]
-    pub(crate) permissions: Option<Permissions>,
-}
-
-/// `permissions` of a repository, for the authenticated token.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Permissions {
-    #[serde(default)]
-    pub(crate) admin: bool,
-    #[serde(default)]
-    pub(crate) maintain: bool,
-    #[serde(default)]
-    pub(crate) push: bool,
-    #[serde(default)]
-    pub(crate) triage: bool,
-    #[serde(default)]
-    pub(crate) pull: bool,
-}
-
-impl Permissions {
-    /// Labelling issues takes triage, write (push), maintain or admin.
-    pub(crate) fn can_label(&self) -> bool {
-        self.admin || self.maintain || self.push || self.triage
-    }
-
-    /// What is granted, e.g. `pull`, or `none`.
-    pub(crate) fn granted(&self) -> String {
-        let names = [
-            (self.admin, "admin"),
-            (self.maintain, "maintain"),
-            (self.push, "push"),
-            (self.triage, "triage"),
-            (self.pull, "pull"),
-        ];
-        let granted: Vec<&str> = names.iter().filter(|(g, _)| *g).map(|(_, n)| *n).collect();
-        if granted.is_empty() {
-            "none".to_string()
-        } else {
-            granted.join(", ")
-        }
-    }
+    pub(crate) permissions: Option<crate::access::Grants>,
 }
 
 #[derive(Debug, Deserialize)]
