@@ -42,9 +42,12 @@ async fn complete_with_pull(fleet: &Fleet, client: &OrchestratorClient, w: &Work
 async fn tracked_rework(
     client: &OrchestratorClient,
     number: u64,
-) -> Option<scrum_core::pull_gate::ReworkState> {
+) -> Option<scrum_core::pull_gate::FollowUpState> {
     let s = client.review_status().await.unwrap();
-    s.pull_requests.iter().find(|p| p.number == number)?.rework
+    s.pull_requests
+        .iter()
+        .find(|p| p.number == number)?
+        .follow_up
 }
 
 fn offered(r: &NextResponse, id: &TaskId) -> WorkItem {

@@ -61,7 +61,7 @@ fn status(client: &OrchestratorClient) -> Option<ReviewStatusResponse> {
 fn tracked(client: &OrchestratorClient, number: u64) -> Option<(String, Option<String>)> {
     let s = status(client)?;
     let p = s.pull_requests.iter().find(|p| p.number == number)?;
-    let rework = p.rework.map(|r| {
+    let rework = p.follow_up.map(|r| {
         serde_json::to_value(r)
             .unwrap()
             .as_str()

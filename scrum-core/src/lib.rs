@@ -73,6 +73,7 @@ pub mod engine;
 mod error;
 pub mod events;
 pub mod faults;
+pub mod follow_up;
 pub mod locks;
 pub mod memory;
 pub mod model;

@@ -81,10 +81,12 @@ impl fmt::Display for Timestamp {
 /// One issue of one repository: `owner/repo#number`. Also the id of the task that
 /// works on it, because two repositories have the same issue numbers.
 ///
-/// The repository part is two segments of letters, digits, `.`, `_` or `-` (up to
-/// 100 characters each), the number is positive. GitHub's `owner/repo` fits as it
-/// is; a tracker other than GitHub names its projects the same way, for example
-/// `jira/PROJ#123` or `local/todo#3`.
+/// The repository part is a [`RepoName`]: GitHub's `owner/repo` as it is (two
+/// segments of letters, digits, `.`, `_` or `-`, up to 100 characters each), or a
+/// project of another forge named with its forge and full path,
+/// `gitlab:group/sub/project` (two to twenty segments). The number is positive. A
+/// tracker of its own names its projects the same way, for example `jira/PROJ#123`
+/// or `local/todo#3`.
 ///
 /// ```
 /// use scrum_core::TaskId;
@@ -93,6 +95,13 @@ impl fmt::Display for Timestamp {
 /// assert_eq!(id.number(), 42);
 /// assert_eq!(id.to_string(), "acme/widgets#42");
 /// assert!("42".parse::<TaskId>().is_err());
+/// let lab: TaskId = "gitlab:group/sub/project#12".parse().unwrap();
+/// assert_eq!(lab.repo_name().forge(), "gitlab");
+/// assert_eq!(lab.repo_name().path(), "group/sub/project");
+/// assert_eq!(lab.repo_name().owner(), "group/sub");
+/// assert_eq!(lab.repo_name().name(), "project");
+/// assert!("gitlab:project#1".parse::<TaskId>().is_err());
+/// assert!("group/sub/project#1".parse::<TaskId>().is_err(), "only a forge's names nest");
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId {
@@ -187,24 +196,39 @@ impl<'de> Deserialize<'de> for TaskId {
     }
 }
 
-/// A validated `owner/name` repository name.
+/// The forge a repository name without a `forge:` prefix belongs to.
+pub const GITHUB: &str = "github";
+
+/// A validated repository name: GitHub's `owner/name`, or another forge's project
+/// as `forge:namespace/…/name` (for example `gitlab:group/sub/project`).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoName(Arc<str>);
 
 impl RepoName {
-    /// The name as `owner/name`.
+    /// The name as written: `owner/name` or `forge:path`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The owner part.
-    pub fn owner(&self) -> &str {
-        self.0.split_once('/').map_or("", |(o, _)| o)
+    /// The forge: its prefix (`gitlab`), or [`GITHUB`] for a name without one.
+    pub fn forge(&self) -> &str {
+        self.0.split_once(':').map_or(GITHUB, |(f, _)| f)
     }
 
-    /// The name part.
+    /// The path on its forge, without the prefix: `owner/name`, `group/sub/project`.
+    pub fn path(&self) -> &str {
+        self.0.split_once(':').map_or(&self.0, |(_, p)| p)
+    }
+
+    /// The owner part: everything of the path before its last segment (a GitHub
+    /// owner, a GitLab namespace such as `group/sub`).
+    pub fn owner(&self) -> &str {
+        self.path().rsplit_once('/').map_or("", |(o, _)| o)
+    }
+
+    /// The name part: the path's last segment.
     pub fn name(&self) -> &str {
-        self.0.split_once('/').map_or("", |(_, n)| n)
+        self.path().rsplit_once('/').map_or("", |(_, n)| n)
     }
 }
 
@@ -249,12 +273,26 @@ fn validate_repo(repo: &str) -> Result<(), Error> {
             && p.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     };
-    match repo.split_once('/') {
-        Some((owner, name)) if ok_part(owner) && ok_part(name) => Ok(()),
-        _ => Err(Error::invalid(format!(
-            "repository {repo:?} is not of the form owner/name"
-        ))),
+    let ok_forge = |f: &str| {
+        !f.is_empty() && f.len() <= 20 && f != GITHUB && f.bytes().all(|b| b.is_ascii_lowercase())
+    };
+    let (segments, most) = match repo.split_once(':') {
+        None => (repo, 2),
+        Some((forge, path)) if ok_forge(forge) => (path, 20),
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "repository {repo:?} names no forge: a prefix is lowercase letters, as in gitlab:group/project (GitHub's names have none)"
+            )));
+        }
+    };
+    let count = segments.split('/').count();
+    if (2..=most).contains(&count) && segments.split('/').all(ok_part) {
+        return Ok(());
     }
+    Err(Error::invalid(match most {
+        2 => format!("repository {repo:?} is not of the form owner/name"),
+        _ => format!("repository {repo:?} is not of the form forge:namespace/name"),
+    }))
 }
 
 /// The name a worker gives itself.
@@ -744,11 +782,12 @@ pub struct Assignment {
     /// US dollars, so the agent can cap itself; `None` without budgets.
     #[serde(default)]
     pub budget_left_usd: Option<f64>,
-    /// On a run that answers a request for changes on the issue's pull request:
-    /// the pull request and the reviewer's text, for the agent to work on (on the
-    /// same branch).
-    #[serde(default)]
-    pub rework: Option<crate::pull_gate::Rework>,
+    /// On a follow-up run ([`crate::follow_up`]): the pull request, the cause (a
+    /// failed check, a conflict, a request for changes, a comment) and the
+    /// feedback, for the agent to work on, on the same branch. `rework` from
+    /// orchestrators before follow-ups.
+    #[serde(default, alias = "rework")]
+    pub follow_up: Option<crate::follow_up::FollowUp>,
     /// A short-lived token for the task's repository, to push and open the pull
     /// request with, when the orchestrator hands them out (a GitHub App); the
     /// worker's own token otherwise. Never serialized.
@@ -783,7 +822,7 @@ impl Assignment {
             heartbeat_interval,
             text_digest: Some(task.issue.digest()),
             budget_left_usd: None,
-            rework: task.rework().cloned(),
+            follow_up: task.follow_up().cloned(),
             repo_token: None,
         })
     }

@@ -71,6 +71,9 @@ pub trait Observer: Send + Sync + 'static {
     /// One answer of the tracker cost `points` of its rate-limit `budget` (on
     /// GitHub `rest` or `graphql`, which it counts apart).
     fn source_points(&self, _budget: &'static str, _points: u64) {}
+    /// A completed task's pull request got a follow-up run for `cause`, or, with
+    /// `exhausted`, none because its rounds were used up.
+    fn follow_up(&self, _task: &Task, _cause: crate::follow_up::FollowUpCause, _exhausted: bool) {}
 }
 
 /// The observer that counts nothing: the default.

@@ -7,19 +7,15 @@
 //! Pure: [`pull_from_url`] reads a completion's `pr_url`, [`gate`] decides what is
 //! held from the tracked pull requests' states.
 //!
-//! With `REWORK_ON_CHANGES_REQUESTED`, a request for changes on a completed task's
-//! pull request, by a reviewer who may approve work, queues the issue again
-//! ([`crate::state::Event::Rework`]) with the review as the agent's feedback
-//! ([`Rework`]); while that run is live the pull request is not counted, and once
-//! it completed, the request it answered no longer holds the repository (the
-//! reviewer's next review decides).
+//! A pull request whose task is in a follow-up run ([`crate::follow_up`]) counts as
+//! open; once a follow-up answering a request for changes completed, that request
+//! no longer holds the repository (the reviewer's next review decides).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Person, RepoName, TaskId, Timestamp};
-use crate::redact::redact;
+use crate::model::{Person, RepoName, TaskId};
 
 /// A pull request's review state, as the tracker tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,47 +77,18 @@ pub struct PullReview {
     pub change_request: Option<ChangeRequest>,
 }
 
-/// A completed task's pull request sent back for changes: the new run's feedback
-/// (`REWORK_ON_CHANGES_REQUESTED`). Kept on the task through that run and after,
-/// so the same review never queues it twice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rework {
-    /// The pull request's page: the run pushes to its branch again.
-    pub pr_url: String,
-    /// The review it answers ([`ChangeRequest::id`]).
-    pub review_id: String,
-    /// Who asked for the changes.
-    pub reviewer: String,
-    /// What they asked, redacted and capped as failure reasons are ([`redact`]).
-    pub feedback: String,
-    /// When the rework was queued.
-    pub requested_at: Timestamp,
-}
-
-impl Rework {
-    /// The rework answering `request` on the pull request at `pr_url`: its text
-    /// redacted and capped ([`redact`]).
-    pub fn answering(pr_url: &str, request: &ChangeRequest, now: Timestamp) -> Rework {
-        Rework {
-            pr_url: pr_url.to_string(),
-            review_id: request.id.clone(),
-            reviewer: request.reviewer.login.clone(),
-            feedback: redact(request.body.trim()),
-            requested_at: now,
-        }
-    }
-}
-
-/// Where a tracked pull request's rework stands, for the gate.
+/// Where a tracked pull request's follow-up stands, for the gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReworkState {
-    /// Its task is running again to answer the request for changes: the pull
-    /// request is not counted at all (the run must not wait for it).
+pub enum FollowUpState {
+    /// Its task is running again to answer a follow-up: the pull request counts
+    /// as open, and not as changes requested (the run answers them).
     Running,
-    /// The rework run completed: the request it answered no longer holds the
-    /// repository; the pull request still counts as awaiting review.
+    /// The follow-up run completed: a request for changes it answered no longer
+    /// holds the repository; the pull request still counts as awaiting review.
     Done,
+    /// The follow-up rounds are used up (`FOLLOW_UP_ROUNDS`): left for people.
+    Exhausted,
 }
 
 /// A pull request a worker opened, with its last known state.
@@ -137,15 +104,20 @@ pub struct TrackedPull {
     pub task: TaskId,
     /// Its state.
     pub state: PullState,
-    /// Its rework, when its latest request for changes was sent back to an agent.
+    /// Its follow-up, when one was sent back to an agent ([`crate::follow_up`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rework: Option<ReworkState>,
+    pub follow_up: Option<FollowUpState>,
 }
 
 impl TrackedPull {
-    /// Whether the gate counts it as holding its repository for changes requested.
+    /// Whether the gate counts it as holding its repository for changes requested:
+    /// not while a follow-up answers them, nor after one did.
     fn changes_requested(&self) -> bool {
-        self.state == PullState::ChangesRequested && self.rework.is_none()
+        self.state == PullState::ChangesRequested
+            && !matches!(
+                self.follow_up,
+                Some(FollowUpState::Running | FollowUpState::Done)
+            )
     }
 }
 
@@ -203,18 +175,31 @@ impl ReviewGate {
 }
 
 /// The repository and number of a pull request from its page's URL
-/// (`https://github.com/owner/name/pull/12`, on any host).
+/// (`https://github.com/owner/name/pull/12`, on any host), or of a GitLab merge
+/// request (`https://gitlab.com/group/sub/project/-/merge_requests/5`, on any host:
+/// `gitlab:group/sub/project`).
 ///
 /// ```
 /// use scrum_core::pull_gate::pull_from_url;
 /// let (repo, n) = pull_from_url("https://github.com/acme/web/pull/12").unwrap();
 /// assert_eq!((repo.as_str(), n), ("acme/web", 12));
 /// assert!(pull_from_url("https://github.com/acme/web/issues/12").is_none());
+/// let (repo, n) = pull_from_url("https://gitlab.example/g/sub/p/-/merge_requests/5").unwrap();
+/// assert_eq!((repo.as_str(), n), ("gitlab:g/sub/p", 5));
 /// ```
 pub fn pull_from_url(url: &str) -> Option<(RepoName, u64)> {
     let path = url.split_once("://").map_or(url, |(_, rest)| rest);
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let seg: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(dash) = seg.iter().position(|s| *s == "-") {
+        if seg.get(dash + 1) == Some(&"merge_requests") {
+            let number: u64 = seg.get(dash + 2)?.parse().ok().filter(|n| *n > 0)?;
+            // The first segment is the host.
+            let project = seg.get(1..dash)?.join("/");
+            let repo: RepoName = format!("gitlab:{project}").parse().ok()?;
+            return Some((repo, number));
+        }
+    }
     let at = seg.iter().rposition(|s| *s == "pull" || *s == "pulls")?;
     let number: u64 = seg.get(at + 1)?.parse().ok().filter(|n| *n > 0)?;
     let (owner, name) = (seg.get(at.checked_sub(2)?)?, seg.get(at - 1)?);
@@ -225,9 +210,7 @@ pub fn pull_from_url(url: &str) -> Option<(RepoName, u64)> {
 /// What `settings` hold, given the tracked pull requests.
 pub fn gate(pulls: &[TrackedPull], settings: &ReviewSettings) -> ReviewGate {
     let mut by_repo: BTreeMap<&str, Vec<&TrackedPull>> = BTreeMap::new();
-    let counted = pulls
-        .iter()
-        .filter(|p| p.state.is_pending() && p.rework != Some(ReworkState::Running));
+    let counted = pulls.iter().filter(|p| p.state.is_pending());
     for p in counted {
         by_repo.entry(&p.repo).or_default().push(p);
     }
@@ -276,63 +259,31 @@ mod tests {
             url: format!("https://github.com/{repo}/pull/{number}"),
             task: TaskId::new(repo, number + 100).unwrap(),
             state,
-            rework: None,
+            follow_up: None,
         }
     }
 
     #[test]
-    fn a_pull_request_being_reworked_is_not_counted_and_a_reworked_request_holds_nothing() {
+    fn a_pull_request_in_follow_up_counts_as_open_but_not_as_changes_requested() {
         let s = ReviewSettings {
-            max_pending: 1,
+            max_pending: 2,
             ..ReviewSettings::default()
         };
         let mut p = pull("a/b", 7, PullState::ChangesRequested);
         assert_eq!(gate(std::slice::from_ref(&p), &s).repos, ["a/b"]);
-        p.rework = Some(ReworkState::Running);
-        assert!(!gate(std::slice::from_ref(&p), &s).holds_anything());
-        // Done: awaiting the reviewer, so it counts towards MAX_PENDING_PRS only.
-        p.rework = Some(ReworkState::Done);
-        let g = gate(std::slice::from_ref(&p), &s);
-        assert_eq!(
-            g.reason().unwrap(),
-            "1 pull requests of a/b await review (MAX_PENDING_PRS=1)"
-        );
-        let roomy = ReviewSettings::default();
-        assert!(!gate(&[p], &roomy).holds_anything());
-    }
-
-    #[test]
-    fn a_reworks_feedback_is_redacted_and_capped() {
-        let request = |body: String| ChangeRequest {
-            id: "9".into(),
-            reviewer: Person {
-                login: "alice".into(),
-                may_approve: true,
-                at: None,
-            },
-            body,
-        };
-        let r = Rework::answering(
-            "https://github.com/a/b/pull/1",
-            &request(
-                "  please rename foo, token ghp_abcdefghijklmnopqrstuvwxyz0123456789  ".into(),
-            ),
-            Timestamp(5),
-        );
-        assert!(
-            r.feedback.starts_with("please rename foo"),
-            "{}",
-            r.feedback
-        );
-        assert!(!r.feedback.contains("ghp_abcdefghij"), "{}", r.feedback);
-        assert_eq!((r.reviewer.as_str(), r.review_id.as_str()), ("alice", "9"));
-        let long = Rework::answering("u", &request("x".repeat(10_000)), Timestamp(5));
-        let cap = crate::redact::MAX_REASON_CHARS;
-        assert!(
-            long.feedback.chars().count() <= cap + 4,
-            "{}",
-            long.feedback.len()
-        );
+        for state in [FollowUpState::Running, FollowUpState::Done] {
+            p.follow_up = Some(state);
+            assert!(!gate(std::slice::from_ref(&p), &s).holds_anything());
+            let q = pull("a/b", 8, PullState::Open);
+            let g = gate(&[p.clone(), q], &s);
+            assert_eq!(
+                g.reason().unwrap(),
+                "2 pull requests of a/b await review (MAX_PENDING_PRS=2)",
+                "{state:?}: counted as open"
+            );
+        }
+        p.follow_up = Some(FollowUpState::Exhausted);
+        assert_eq!(gate(&[p], &s).repos, ["a/b"], "left for people: it holds");
     }
 
     #[test]

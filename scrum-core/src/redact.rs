@@ -18,7 +18,13 @@ pub const MAX_REASON_CHARS: usize = 1000;
 /// assert!(r.contains("[REDACTED]"));
 /// ```
 pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_REASON_CHARS + 16));
+    redact_to(text, MAX_REASON_CHARS)
+}
+
+/// [`redact`], capped at `max` characters instead (a follow-up's feedback carries
+/// several checks' logs: [`crate::follow_up::MAX_FEEDBACK_CHARS`]).
+pub fn redact_to(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 16));
     for (i, word) in text.split_inclusive(char::is_whitespace).enumerate() {
         let trimmed = word.trim_end();
         let tail = &word[trimmed.len()..];
@@ -34,8 +40,8 @@ pub fn redact(text: &str) -> String {
         .chars()
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .collect();
-    if out.chars().count() > MAX_REASON_CHARS {
-        out = out.chars().take(MAX_REASON_CHARS).collect();
+    if out.chars().count() > max {
+        out = out.chars().take(max).collect();
         out.push_str(" […]");
     }
     out

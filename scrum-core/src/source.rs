@@ -24,6 +24,14 @@ pub struct Labels {
     /// removes it.
     #[serde(default = "needs_clarification")]
     pub needs_clarification: String,
+    /// Added while a follow-up run works on the completed task's pull request
+    /// (a failed check, a conflict, a comment: [`crate::follow_up`]).
+    #[serde(default = "fixing")]
+    pub fixing: String,
+}
+
+fn fixing() -> String {
+    "ai-fixing".into()
 }
 
 fn needs_clarification() -> String {
@@ -38,6 +46,7 @@ impl Default for Labels {
             completed: "ai-completed".into(),
             failed: "ai-failed".into(),
             needs_clarification: needs_clarification(),
+            fixing: fixing(),
         }
     }
 }
@@ -106,6 +115,9 @@ pub enum Commented {
     Posted,
     /// A comment with the same marker already existed; nothing was posted.
     AlreadyPresent,
+    /// A comment with the same marker existed and now has the new body
+    /// ([`IssueSource::upsert_comment`]).
+    Updated,
 }
 
 /// Where ready issues come from and where outcomes are written.
@@ -315,5 +327,43 @@ pub trait IssueSource: Send + Sync + 'static {
             state,
             change_request: None,
         }))
+    }
+
+    /// What follow-ups need of pull request `number` of `repo` ([`crate::follow_up`]):
+    /// its review state with the latest request for changes, its head commit,
+    /// whether it can merge, the checks of its head commit that count (`checks`
+    /// names them; empty: the base branch's required checks where the token can
+    /// read branch protection, else every check), each failed one with its
+    /// annotations and the tail of its job's log, and the comments on it that start
+    /// with `/agent`, each with its author's permission. `None` from a tracker
+    /// without pull requests. By default [`IssueSource::pull_review`] alone: no
+    /// checks, no comments, mergeability unknown.
+    ///
+    /// # Behavior
+    /// - Reads the review state as [`IssueSource::pull_review`] does.
+    /// - A check still running reads as pending, none at all as none.
+    /// - An unknown pull request fails with `NotFound`.
+    async fn pull_status(
+        &self,
+        repo: &crate::model::RepoName,
+        number: u64,
+        checks: &[String],
+    ) -> Result<Option<crate::follow_up::PullStatus>> {
+        let _ = checks;
+        let review = self.pull_review(repo, number).await?;
+        Ok(review.map(crate::follow_up::PullStatus::of_review))
+    }
+
+    /// Posts `body` with the hidden `marker` or, when a comment with that marker
+    /// exists, replaces that comment's body with it: one comment that follows a
+    /// pull request through its follow-up rounds. By default
+    /// [`IssueSource::comment`] (a tracker that cannot edit keeps the first body).
+    ///
+    /// # Behavior
+    /// - The first call posts (`Posted`); a later one with the same marker edits
+    ///   that comment (`Updated`), and the issue still has one comment with it.
+    /// - An unknown issue fails with `NotFound`.
+    async fn upsert_comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
+        self.comment(id, marker, body).await
     }
 }

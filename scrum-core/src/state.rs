@@ -18,7 +18,7 @@
 //!                       by its own event)        to stop first), or open blockers
 //!   Ready, Scheduled, Held ──cancel──► Cancelled
 //!   Running ──cancel──► Running { stop: Cancel } ──the holder stops or the lease lapses──► Cancelled
-//!   Completed, Failed, Cancelled, Parked ──requeue (labelled ready again) / retry / rework──► Ready (a new run)
+//!   Completed, Failed, Cancelled, Parked ──requeue (labelled ready again) / retry / follow-up──► Ready (a new run)
 //! ```
 //!
 //! | from | event | to | effects |
@@ -45,7 +45,8 @@
 //! | Held, blocked | `Unblock` | Ready once nothing else holds | – |
 //! | terminal, effects written before the issue was seen ready | `Requeue` | Ready, a new run | `Queued` |
 //! | Failed, Cancelled, Parked | `Retry` (operator) | Ready, a new run | `Queued` |
-//! | Completed | `Rework` (changes requested on its pull request, once per review) | Ready, a new run carrying the review | `Queued`, `ReworkRequested` |
+//! | Completed | `FollowUp` (its pull request needs one: a red check, a conflict, a request for changes, a `/agent` comment; once per thing answered), within `follow_up_rounds` | Ready, a new run carrying it, numbered after the rounds before it | `Queued`, `FollowUpRequested` |
+//! | Completed | `FollowUp` past `follow_up_rounds` | Completed, the follow-up recorded as left for people (later ones change nothing) | `FollowUpsExhausted` |
 //! | Completed | `MarkPull` (an operator's word on its pull request) | Completed, the word recorded | – |
 //! | terminal | `EffectsWritten` | same, the run's `written_at` recorded | – |
 //! | Held, Running (not due), terminal | `Claim` | refused (`NotClaimable`) | – |
@@ -64,9 +65,9 @@
 //!
 //! Each attempt is kept in the run's record ([`crate::model::Run`]) with its
 //! worker, times, outcome, error and cost; the run's spend is their sum. A run
-//! started by `Rework` carries the review ([`crate::model::RunCause::Rework`]) to
-//! every claim of it and keeps it once over, so the same review never starts
-//! another. A step with a `Completed`, `Failed` or `ClarificationRequested` effect,
+//! started by `FollowUp` carries it ([`crate::model::RunCause::FollowUp`]) to
+//! every claim of it and keeps it once over, with the rounds before it, so what
+//! one round answered never starts another. A step with a `Completed`, `Failed` or `ClarificationRequested` effect,
 //! or an `Expire`, also records one `Notify` when [`Policy::notify`] lists the
 //! event ([`notify`]); the engine sends it to every configured target.
 
@@ -74,11 +75,12 @@ use std::sync::Arc;
 
 use crate::deps::Blocked;
 use crate::error::{Error, ErrorKind};
+use crate::follow_up::FollowUp;
 use crate::model::{
     Approval, Clarification, Completion, EditReview, Failure, LeaseKind, LeaseToken, ReadyIssue,
     Run, RunCause, Status, Task, Timestamp, WorkerId,
 };
-use crate::pull_gate::{PullState, Rework};
+use crate::pull_gate::PullState;
 
 mod effect;
 mod holds;
@@ -185,11 +187,12 @@ pub enum Event {
     },
     /// Every blocker of the issue is closed: a blocked task may be handed out.
     Unblock,
-    /// A reviewer who may approve work asked for changes on the completed task's
-    /// pull request (`REWORK_ON_CHANGES_REQUESTED`): a new run answers them.
-    Rework {
-        /// The pull request and the review's text.
-        rework: Rework,
+    /// The completed task's pull request needs a follow-up ([`crate::follow_up`]):
+    /// a new run answers it on the same branch, or, past
+    /// [`Policy::follow_up_rounds`], the pull request is left for people.
+    FollowUp {
+        /// The pull request, the cause and the feedback.
+        follow_up: FollowUp,
     },
     /// An operator says what the completed task's pull request's review state is
     /// (`POST /pr-review/…`): recorded on the task, so it outlives the process
@@ -225,8 +228,8 @@ pub enum Refusal {
     /// A completed task cannot be retried by an operator.
     #[error("a completed task cannot be retried")]
     Completed,
-    /// Only a completed task's pull request is reworked or marked.
-    #[error("only a completed task's pull request is reworked or marked")]
+    /// Only a completed task's pull request is followed up or marked.
+    #[error("only a completed task's pull request is followed up or marked")]
     NotCompleted,
 }
 
@@ -362,7 +365,7 @@ pub fn transition(task: &Task, event: Event, ctx: &Ctx<'_>) -> Result<Step, Refu
             runs::requeue(task, &mut d, issue, observed_at, ctx)
         }
         Event::Retry => runs::retry(task, &mut d, ctx),
-        Event::Rework { rework } => runs::rework(task, &mut d, rework, ctx),
+        Event::FollowUp { follow_up } => runs::follow_up(task, &mut d, follow_up, ctx),
         Event::MarkPull { state } => runs::mark_pull(task, &mut d, state),
         Event::EffectsWritten => runs::effects_written(task, &mut d, ctx),
     }?;

@@ -140,7 +140,7 @@ async fn a_report_that_fails_transiently_is_sent_again() {
         heartbeat_interval: Duration::from_secs(20),
         text_digest: None,
         budget_left_usd: None,
-        rework: None,
+        follow_up: None,
         repo_token: None,
     };
     let mut source = MockWorkSource::new();
@@ -222,7 +222,7 @@ async fn text_that_does_not_match_its_digest_is_never_run() {
         heartbeat_interval: Duration::from_secs(20),
         text_digest: Some(scrum_core::model::text_digest("t", "the approved body")),
         budget_left_usd: None,
-        rework: None,
+        follow_up: None,
         repo_token: None,
     };
     let mut source = MockWorkSource::new();

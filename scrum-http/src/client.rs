@@ -572,7 +572,7 @@ pub fn assignment(item: &WorkItem) -> Result<Assignment> {
         heartbeat_interval,
         text_digest: item.text_digest.clone(),
         budget_left_usd: item.budget_left_usd,
-        rework: item.rework.clone(),
+        follow_up: item.follow_up.clone(),
         repo_token: match (&item.github_token, item.github_token_expires_at_ms) {
             (Some(t), Some(at)) => Some(RepoToken::new(t, Timestamp(at))?),
             _ => None,

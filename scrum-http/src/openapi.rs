@@ -338,8 +338,11 @@ fn schemas() -> Value {
                 "status": { "type": "string", "enum": ["ready", "scheduled", "held", "running",
                             "completed", "failed", "cancelled", "parked"] },
                 "next_attempt_at": { "type": ["string", "null"], "format": "date-time" },
-                "run_cause": { "type": "string", "enum": ["ready", "retry", "rework"] },
-                "attempt_history": { "type": "array", "items": r("AttemptEntry") }
+                "run_cause": { "type": "string", "enum": ["ready", "retry", "follow_up"] },
+                "attempt_history": { "type": "array", "items": r("AttemptEntry") },
+                "follow_up_cause": { "type": ["string", "null"], "enum": ["checks", "conflicts", "comments", "changes-requested", null] },
+                "rounds": { "type": "array", "items": r("RoundEntry") },
+                "follow_ups_exhausted": nullable("string")
             }
         },
         "AttemptEntry": {
@@ -470,14 +473,28 @@ fn add_scheduling(doc: &mut Value) {
         "description": "When github_token expires" });
     schemas["NextResponse"]["properties"]["github_token_expires_at_ms"] = json!({ "type": "integer",
         "description": "When github_token expires, in milliseconds since the Unix epoch" });
-    schemas["NextResponse"]["properties"]["rework"] = json!({ "type": "object",
-        "description": "A run answering a request for changes on the issue's pull request (REWORK_ON_CHANGES_REQUESTED): push to the same branch",
-        "required": ["pr_url", "review_id", "reviewer", "feedback", "requested_at"],
+    schemas["NextResponse"]["properties"]["follow_up"] = json!({ "type": "object",
+        "description": "A follow-up run (a failed check, a conflict with the base branch, a request for changes, a collaborator's /agent comment on the issue's pull request): push to the same branch",
+        "required": ["pr_url", "answers", "author", "feedback", "requested_at", "cause", "round", "history"],
         "properties": {
-            "pr_url": { "type": "string" }, "review_id": { "type": "string" },
-            "reviewer": { "type": "string" }, "feedback": { "type": "string" },
-            "requested_at": { "type": "integer", "description": "milliseconds since the Unix epoch" }
+            "pr_url": { "type": "string" }, "answers": { "type": "string" },
+            "author": { "type": "string" }, "feedback": { "type": "string" },
+            "requested_at": { "type": "integer", "description": "milliseconds since the Unix epoch" },
+            "cause": { "type": "string", "enum": ["changes_requested", "checks", "conflicts", "comments"] },
+            "round": { "type": "integer", "minimum": 1 },
+            "history": { "type": "array", "items": { "type": "object",
+                "required": ["run", "cause", "outcome", "answers"],
+                "properties": { "run": { "type": "integer" },
+                    "cause": { "type": ["string", "null"], "enum": ["changes_requested", "checks", "conflicts", "comments", null] },
+                    "outcome": { "type": "string" }, "answers": { "type": "string" } } } }
         }
+    });
+    schemas["RoundEntry"] = json!({ "type": "object",
+        "description": "One round of a pull request: the run that opened it (cause opened), or a follow-up",
+        "required": ["run", "cause", "outcome"],
+        "properties": { "run": { "type": "integer" },
+            "cause": { "type": "string", "enum": ["opened", "checks", "conflicts", "comments", "changes-requested"] },
+            "outcome": { "type": "string" } }
     });
     let nullable_int = json!({ "type": ["integer", "null"] });
     schemas["TrackedPull"] = json!({
@@ -487,8 +504,8 @@ fn add_scheduling(doc: &mut Value) {
             "repo": { "type": "string" }, "number": { "type": "integer" },
             "url": { "type": "string" }, "task": { "type": "string" },
             "state": { "type": "string", "enum": ["open", "approved", "changes_requested", "merged", "closed"] },
-            "rework": { "type": "string", "enum": ["running", "done"],
-                "description": "REWORK_ON_CHANGES_REQUESTED: its task runs again to answer the request for changes, or did (absent otherwise)" }
+            "follow_up": { "type": "string", "enum": ["running", "done", "exhausted"],
+                "description": "Its task runs again to answer a follow-up, did, or used up FOLLOW_UP_ROUNDS (absent otherwise)" }
         }
     });
     schemas["ReviewStatusResponse"] = json!({

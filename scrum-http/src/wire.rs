@@ -168,11 +168,14 @@ pub struct WorkItem {
     /// budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_left_usd: Option<f64>,
-    /// *Added*: on a run that answers a request for changes on the pull
-    /// request (`REWORK_ON_CHANGES_REQUESTED`): the pull request, who asked and
-    /// what (redacted); push to the same branch. Absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rework: Option<scrum_core::pull_gate::Rework>,
+    /// *Added*: on a follow-up run (a failed check, a conflict with the base
+    /// branch, a request for changes, a collaborator's `/agent` comment on the
+    /// issue's pull request): the pull request, the cause, who asked, the feedback
+    /// (redacted) and the round; push to the same branch. Absent otherwise.
+    /// (`rework`, with a request for changes only, from orchestrators before
+    /// follow-ups.)
+    #[serde(default, alias = "rework", skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<scrum_core::follow_up::FollowUp>,
     /// *Added*: when the orchestrator authenticates as a GitHub App, a short-lived
     /// installation token that reaches this repository alone (contents and pull
     /// requests, write): push the branch and open the pull request with it.
@@ -362,6 +365,18 @@ pub struct ActionResponse {
     pub paused: Option<bool>,
 }
 
+/// One round of a pull request: the run that opened it, or a follow-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundEntry {
+    /// The run.
+    pub run: u32,
+    /// `opened` for the run that opened the pull request, else the follow-up's
+    /// cause (`checks`, `conflicts`, `comments`, `changes-requested`).
+    pub cause: String,
+    /// `completed`, `running`, or the run's state.
+    pub outcome: String,
+}
+
 /// One task as `GET /queue` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -442,12 +457,24 @@ pub struct QueueEntry {
     #[serde(default)]
     pub next_attempt_at: Option<String>,
     /// *Added*: why this run was queued: `ready` (the label), `retry` (an
-    /// operator) or `rework` (changes requested on its pull request).
+    /// operator) or `follow_up` (its pull request needed one: `follow_up_cause`).
     #[serde(default)]
     pub run_cause: String,
     /// *Added*: every attempt of this run, oldest first.
     #[serde(default)]
     pub attempt_history: Vec<AttemptEntry>,
+    /// *Added*: on a follow-up run, its cause: `checks`, `conflicts`,
+    /// `comments` or `changes-requested`.
+    #[serde(default)]
+    pub follow_up_cause: Option<String>,
+    /// *Added*: the rounds of its pull request, oldest first, each with its
+    /// cause and outcome, when follow-ups ran on it (empty otherwise).
+    #[serde(default)]
+    pub rounds: Vec<RoundEntry>,
+    /// *Added*: the follow-up rounds on its pull request are used up
+    /// (`FOLLOW_UP_ROUNDS`): what is still wrong. Absent otherwise.
+    #[serde(default)]
+    pub follow_ups_exhausted: Option<String>,
 }
 
 /// One attempt of a task's run, as `GET /queue` lists it.

@@ -768,7 +768,7 @@ async fn the_overview_draws_the_fleets_history_without_scripts() {
 }
 
 #[tokio::test]
-async fn a_rework_runs_page_shows_the_review_it_answers() {
+async fn a_follow_up_runs_page_shows_what_it_answers_and_the_rounds() {
     let f = Fixture::new();
     let id = f.queue_issue_in("acme/widgets", 1).await;
     let o = &f.orchestrator;
@@ -786,24 +786,32 @@ async fn a_rework_runs_page_shows_the_review_it_answers() {
     o.complete(&worker, &id, a.lease_token, completion)
         .await
         .unwrap();
-    let rework = scrum_core::pull_gate::Rework {
-        pr_url: url.into(),
-        review_id: "1".into(),
-        reviewer: "alice".into(),
-        feedback: "please rename foo".into(),
-        requested_at: o.now(),
-    };
+    let follow_up = scrum_core::follow_up::FollowUp::new(
+        scrum_core::follow_up::FollowUpCause::Checks,
+        url,
+        "checks:abc".into(),
+        "checks",
+        "Check \"test\" failed: tests::adds",
+        0,
+        o.now(),
+    );
     f.queue
-        .apply(&id, scrum_core::state::Event::Rework { rework }, o.now())
+        .apply(
+            &id,
+            scrum_core::state::Event::FollowUp { follow_up },
+            o.now(),
+        )
         .await
         .unwrap();
     let mut b = Browser::new(&f);
     let (status, _, page) = b.get("/ui/tasks/acme/widgets/1").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(page.contains(r#"id="rework""#), "{page}");
-    assert!(page.contains("@alice requested changes on"), "{page}");
-    assert!(page.contains("please rename foo"), "{page}");
+    assert!(page.contains(r#"id="follow-up""#), "{page}");
+    assert!(page.contains("Round 1, a check failed"), "{page}");
+    assert!(page.contains("tests::adds"), "{page}");
     assert!(page.contains("Run 2 queued again"), "{page}");
+    assert!(page.contains("run 1 (opened): completed"), "{page}");
+    assert!(page.contains("run 2 (checks): running"), "{page}");
 }
 
 #[tokio::test]

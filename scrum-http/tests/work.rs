@@ -488,24 +488,39 @@ async fn a_rework_runs_assignment_carries_the_review() {
     );
     assert_eq!(f.post("/work/complete", &body).await.0, 200);
     let at = f.orchestrator.now();
-    let rework = scrum_core::pull_gate::Rework {
-        pr_url: url.into(),
-        review_id: "77".into(),
-        reviewer: "alice".into(),
-        feedback: "please rename foo".into(),
-        requested_at: at,
-    };
-    let event = scrum_core::state::Event::Rework { rework };
+    let follow_up = scrum_core::follow_up::FollowUp::new(
+        scrum_core::follow_up::FollowUpCause::ChangesRequested,
+        url,
+        "77".into(),
+        "alice",
+        "please rename foo",
+        0,
+        at,
+    );
+    let event = scrum_core::state::Event::FollowUp { follow_up };
     f.queue.apply(&id, event, at).await.unwrap();
     let again = claim(&f, "worker-1").await;
     assert_eq!(again["task_id"], "acme/widgets#1");
     assert_eq!(
-        again["rework"],
-        json!({"pr_url": url, "review_id": "77", "reviewer": "alice",
-               "feedback": "please rename foo", "requested_at": at.0}),
+        again["follow_up"],
+        json!({"pr_url": url, "answers": "77", "author": "alice",
+               "feedback": "please rename foo", "requested_at": at.0,
+               "cause": "changes_requested", "round": 1,
+               "history": [{"run": 1, "cause": null, "outcome": "completed", "answers": ""}]}),
         "{again}"
     );
     // The client reads it back into the assignment.
-    let item: scrum_http::wire::WorkItem = serde_json::from_value(again).unwrap();
-    assert_eq!(item.rework.unwrap().feedback, "please rename foo");
+    let item: scrum_http::wire::WorkItem = serde_json::from_value(again.clone()).unwrap();
+    assert_eq!(item.follow_up.unwrap().feedback, "please rename foo");
+    // As an orchestrator before follow-ups sent it.
+    let mut old = again;
+    let f = old.as_object_mut().unwrap().remove("follow_up").unwrap();
+    old["rework"] = json!({"pr_url": f["pr_url"], "review_id": "77", "reviewer": "alice",
+                           "feedback": "please rename foo", "requested_at": at.0});
+    let item: scrum_http::wire::WorkItem = serde_json::from_value(old).unwrap();
+    let f = item.follow_up.unwrap();
+    assert_eq!(
+        (f.author.as_str(), f.answers.as_str(), f.round),
+        ("alice", "77", 1)
+    );
 }

@@ -142,7 +142,7 @@ impl CommandRunner {
                 &repo,
                 &task_dir.join("repo"),
                 &a.branch_name,
-                a.rework.is_some(),
+                a.follow_up.is_some(),
             )
             .await?;
         c.sandbox
@@ -167,7 +167,7 @@ impl CommandRunner {
             "branch": a.branch_name,
             "attempt": a.attempt,
             "max_attempts": a.max_attempts,
-            "rework": a.rework,
+            "follow_up": a.follow_up,
         });
         std::fs::write(&issue_file, issue_json.to_string())
             .map_err(|e| Error::unavailable("could not write the issue file").with_source(e))?;
@@ -183,10 +183,10 @@ impl CommandRunner {
             ("ATTEMPT".to_string(), a.attempt.to_string()),
             ("MAX_ATTEMPTS".to_string(), a.max_attempts.to_string()),
         ];
-        if let Some(r) = &a.rework {
+        if let Some(r) = &a.follow_up {
             env.extend([
                 ("REWORK_FEEDBACK".to_string(), r.feedback.clone()),
-                ("REWORK_REVIEWER".to_string(), r.reviewer.clone()),
+                ("REWORK_REVIEWER".to_string(), r.author.clone()),
                 ("REWORK_PR_URL".to_string(), r.pr_url.clone()),
             ]);
         }
@@ -270,7 +270,7 @@ impl CommandRunner {
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
         let c = &self.config;
-        let rework = a.rework.as_ref();
+        let rework = a.follow_up.as_ref();
         let vars = [
             ("issue_title", a.issue.title.clone()),
             ("issue_body", a.issue.body.clone()),
@@ -287,7 +287,7 @@ impl CommandRunner {
             ),
             (
                 "reviewer",
-                rework.map(|r| r.reviewer.clone()).unwrap_or_default(),
+                rework.map(|r| r.author.clone()).unwrap_or_default(),
             ),
             (
                 "pull_request",
@@ -401,7 +401,7 @@ fn cleaned(a: &Assignment, log: &std::path::Path) -> Assignment {
     };
     clean("title", &mut issue.title);
     clean("body", &mut issue.body);
-    if let Some(r) = &mut a.rework {
+    if let Some(r) = &mut a.follow_up {
         clean("review", &mut r.feedback);
     }
     if !removed.is_empty() {

@@ -1020,21 +1020,28 @@ pub async fn retry_live_or_completed_is_invalid(q: &dyn WorkQueue) {
     );
 }
 
-/// `Event::Rework` on a completed task starts a new run (`queued` and
-/// `rework_requested` effects) that is claimed like any, carrying the review
-/// through the claim and the completion; the same review again changes nothing,
-/// and a live task refuses it. An operator's word (`Event::MarkPull`) is stored on
-/// the completed task, and the new run starts without it.
-pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
-    let rework = |review: &str| crate::state::Event::Rework {
-        rework: crate::pull_gate::Rework {
-            pr_url: "https://github.com/acme/widgets/pull/1".into(),
-            review_id: review.into(),
-            reviewer: "alice".into(),
-            feedback: "please rename foo".into(),
-            requested_at: at(3),
-        },
+/// `Event::FollowUp` on a completed task starts a new run (`queued` and
+/// `follow_up_requested` effects) that is claimed like any, carrying the follow-up
+/// through the claim and the completion; what a round answered changes nothing
+/// again, and a live task refuses one. Rounds are numbered with the history of
+/// the pull request, and past the queue's `follow_up_rounds` a follow-up starts no
+/// run: the task stays completed, says so once (`follow_ups_exhausted`) and takes
+/// no further follow-up. An operator's word (`Event::MarkPull`) is stored on the
+/// completed task, and the new run starts without it.
+pub async fn completed_task_followed_up_starts_a_new_run(q: &dyn WorkQueue) {
+    use crate::follow_up::{FollowUp, FollowUpCause};
+    let follow = |answers: &str, cause: FollowUpCause| crate::state::Event::FollowUp {
+        follow_up: FollowUp::new(
+            cause,
+            "https://github.com/acme/widgets/pull/1",
+            answers.into(),
+            "alice",
+            "please rename foo",
+            0,
+            at(3),
+        ),
     };
+    let review = |r: &str| follow(r, FollowUpCause::ChangesRequested);
     enqueue(q, 1).await;
     let t = claim(q, 1, at(0)).await;
     q.complete(&t.id, token(&t), done(), at(1)).await.unwrap();
@@ -1048,7 +1055,7 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
         Some(crate::pull_gate::PullState::ChangesRequested),
         "an operator's word is stored"
     );
-    let again = q.apply(&id(1), rework("r1"), at(3)).await.unwrap();
+    let again = q.apply(&id(1), review("r1"), at(3)).await.unwrap();
     assert_eq!(again.pull_mark(), None, "a new run starts without it");
     assert_eq!(
         (again.state(), again.run.number, again.attempts()),
@@ -1056,20 +1063,51 @@ pub async fn completed_task_reworked_starts_a_new_run(q: &dyn WorkQueue) {
     );
     assert_eq!(
         effect_kinds(q).await,
-        vec![(id(1), "queued"), (id(1), "rework_requested")]
+        vec![(id(1), "queued"), (id(1), "follow_up_requested")]
     );
-    let err = q.apply(&id(1), rework("r2"), at(3)).await.unwrap_err();
+    let err = q.apply(&id(1), review("r2"), at(3)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTransition);
     let t = claim(q, 2, at(4)).await;
     assert_eq!((t.run.number, t.attempts()), (2, 1));
-    assert_eq!(t.rework().unwrap().feedback, "please rename foo");
+    assert_eq!(t.follow_up().unwrap().feedback, "please rename foo");
     let done_task = q.complete(&t.id, token(&t), done(), at(5)).await.unwrap();
-    assert_eq!(done_task.rework().unwrap().review_id, "r1");
+    let f = done_task.follow_up().unwrap();
+    assert_eq!((f.answers.as_str(), f.round), ("r1", 1));
+    assert_eq!(f.history.len(), 1, "the run that opened the pull request");
     ack_all(q, at(6)).await;
-    let same = q.apply(&id(1), rework("r1"), at(7)).await.unwrap();
+    let same = q.apply(&id(1), review("r1"), at(7)).await.unwrap();
     assert_eq!((same.state(), same.run.number), (TaskState::Completed, 2));
     assert!(effect_kinds(q).await.is_empty());
-    assert_eq!(get(q, 1).await.run.number, 2);
+    let rounds = q.policy().follow_up_rounds;
+    for round in 2..=rounds {
+        let next = follow(&format!("checks:{round}"), FollowUpCause::Checks);
+        q.apply(&id(1), next, at(8)).await.unwrap();
+        let t = claim(q, 2, at(9)).await;
+        let done_task = q.complete(&t.id, token(&t), done(), at(10)).await.unwrap();
+        let f = done_task.follow_up().unwrap();
+        assert_eq!((f.round, f.cause), (round, FollowUpCause::Checks));
+        ack_all(q, at(11)).await;
+    }
+    let run = get(q, 1).await.run.number;
+    let last = follow("checks:last", FollowUpCause::Checks);
+    let left = q.apply(&id(1), last, at(12)).await.unwrap();
+    assert_eq!((left.state(), left.run.number), (TaskState::Completed, run));
+    let exhausted = left.follow_ups_exhausted().expect("the rounds are used up");
+    assert_eq!(
+        (exhausted.answers.as_str(), exhausted.round),
+        ("checks:last", rounds + 1)
+    );
+    let kinds: Vec<&str> = effect_kinds(q).await.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(kinds.first(), Some(&"follow_ups_exhausted"));
+    ack_all(q, at(13)).await;
+    let more = follow("comment:9", FollowUpCause::Comments);
+    let still = q.apply(&id(1), more, at(14)).await.unwrap();
+    assert_eq!(
+        (still.state(), still.run.number),
+        (TaskState::Completed, run)
+    );
+    assert!(effect_kinds(q).await.is_empty(), "said once");
+    assert!(get(q, 1).await.follow_ups_exhausted().is_some(), "stored");
 }
 
 /// A lapsed lease counts as a failed attempt: retried while attempts remain, then
@@ -1494,7 +1532,7 @@ macro_rules! queue_conformance {
                 cancel_terminal_or_unknown_is_noop,
                 retry_failed_starts_new_run,
                 retry_live_or_completed_is_invalid,
-                completed_task_reworked_starts_a_new_run,
+                completed_task_followed_up_starts_a_new_run,
                 expired_lease_counts_as_failed_attempt,
                 live_leases_survive_expire,
                 resume_revives_lapsed_leases_for_one_period,

@@ -148,8 +148,14 @@ impl Orchestrator {
     async fn apply(&self, effect: &Effect) -> Result<()> {
         let writes = writes_for(effect, &self.inner.config);
         let (src, id) = (&self.inner.source, &effect.task);
-        if let Some(body) = &writes.comment {
-            src.comment(id, &effect.marker(), body).await?;
+        match &writes.comment {
+            Some(body) if writes.in_place => {
+                src.upsert_comment(id, &effect.marker(), body).await?;
+            }
+            Some(body) => {
+                src.comment(id, &effect.marker(), body).await?;
+            }
+            None => {}
         }
         if let Some((add, remove)) = &writes.labels {
             src.set_labels(id, add, remove).await?;
@@ -172,6 +178,9 @@ fn human_duration(ms: u64) -> String {
 struct Writes {
     /// The comment, posted first (with the effect's marker).
     comment: Option<String>,
+    /// Whether the comment replaces the one with the same marker: a pull
+    /// request's comment, updated each follow-up round.
+    in_place: bool,
     /// The labels to add and to remove, in one write.
     labels: Option<(Vec<String>, Vec<String>)>,
 }
@@ -183,20 +192,24 @@ fn writes_for(effect: &Effect, config: &EngineConfig) -> Writes {
     let live = || {
         let mut live = labels.ready.clone();
         live.push(labels.in_progress.clone());
+        live.push(labels.fixing.clone());
         live
     };
     let outcome = |comment: String, label: &String| Writes {
         comment: Some(comment),
         labels: Some((vec![label.clone()], live())),
+        in_place: false,
     };
     let comment = |comment: String| Writes {
         comment: Some(comment),
         labels: None,
+        in_place: false,
     };
     match &effect.kind {
         EffectKind::Queued => Writes {
             comment: None,
             labels: Some(queued_labels(effect.run, labels)),
+            in_place: false,
         },
         EffectKind::RetryScheduled {
             reason,
@@ -206,7 +219,10 @@ fn writes_for(effect: &Effect, config: &EngineConfig) -> Writes {
             effect.attempt
         )),
         EffectKind::RetryScheduled { .. } | EffectKind::Notify { .. } => Writes::default(),
-        EffectKind::Completed { .. } => outcome(completed_comment(&effect.kind), &labels.completed),
+        EffectKind::Completed { pr_url, .. } => Writes {
+            in_place: pr_url.is_some(),
+            ..outcome(completed_comment(&effect.kind), &labels.completed)
+        },
         EffectKind::Failed { reason, attempts } => outcome(
             format!("Failed after {attempts} attempt(s): {reason}"),
             &labels.failed,
@@ -214,6 +230,7 @@ fn writes_for(effect: &Effect, config: &EngineConfig) -> Writes {
         EffectKind::Cancelled { .. } => Writes {
             comment: None,
             labels: Some((Vec::new(), vec![labels.in_progress.clone()])),
+            in_place: false,
         },
         EffectKind::ClarificationRequested {
             questions,
@@ -235,10 +252,34 @@ fn writes_for(effect: &Effect, config: &EngineConfig) -> Writes {
              resolved (edit the issue's \"Depends on\" lines or its dependencies, \
              or close the blocker)."
         )),
-        EffectKind::ReworkRequested { reviewer, pr_url } => comment(format!(
-            "@{reviewer} requested changes on {pr_url}: an agent works on them now \
-             (run {}), on the same branch, with the review as its brief.",
-            effect.run
+        EffectKind::FollowUpRequested {
+            author,
+            pr_url,
+            cause,
+            rounds,
+            max_rounds,
+        } => Writes {
+            comment: Some(follow_up_comment(
+                author,
+                pr_url,
+                *cause,
+                rounds,
+                *max_rounds,
+            )),
+            labels: Some((vec![labels.fixing.clone()], vec![labels.completed.clone()])),
+            in_place: !rounds.is_empty(),
+        },
+        EffectKind::FollowUpsExhausted {
+            pr_url,
+            cause,
+            feedback,
+            rounds,
+        } => comment(format!(
+            "The follow-up rounds on {pr_url} are used up ({} ran): it is left for \
+             people. Still wrong: {}.\n\n{feedback}\n\nRounds:\n{}",
+            rounds.len().saturating_sub(1),
+            cause.describe(),
+            crate::follow_up::rounds_list(rounds)
         )),
     }
 }
@@ -268,6 +309,7 @@ fn completed_comment(kind: &EffectKind) -> String {
         cost_usd,
         tokens,
         revisions,
+        rounds,
     } = kind
     else {
         return String::new();
@@ -276,6 +318,13 @@ fn completed_comment(kind: &EffectKind) -> String {
         Some(url) => format!("Completed: {url}\n\n"),
         None => "Completed.\n\n".to_string(),
     };
+    if !rounds.is_empty() {
+        body.push_str(&format!(
+            "Rounds ({}):\n{}\n",
+            rounds.len(),
+            crate::follow_up::rounds_list(rounds)
+        ));
+    }
     body.push_str(&format!(
         "- worker: `{worker}`\n- attempts: {attempts}\n- duration: {}\n",
         human_duration(*duration_ms)
@@ -288,6 +337,29 @@ fn completed_comment(kind: &EffectKind) -> String {
         body.push_str(&format!("- cost: {spent}\n"));
     }
     body
+}
+
+/// The pull request's comment while a follow-up runs: the cause, who asked, and
+/// the rounds so far.
+fn follow_up_comment(
+    author: &str,
+    pr_url: &str,
+    cause: crate::follow_up::FollowUpCause,
+    rounds: &[crate::follow_up::Round],
+    max_rounds: u32,
+) -> String {
+    let round = rounds.len().saturating_sub(1);
+    let by = match cause {
+        crate::follow_up::FollowUpCause::ChangesRequested
+        | crate::follow_up::FollowUpCause::Comments => format!(" (@{author})"),
+        _ => String::new(),
+    };
+    format!(
+        "Follow-up {round} of {max_rounds} on {pr_url}: {}{by}. An agent works on it \
+         now, on the same branch.\n\nRounds:\n{}",
+        cause.describe(),
+        crate::follow_up::rounds_list(rounds)
+    )
 }
 
 /// The comment asking a person the worker's questions.

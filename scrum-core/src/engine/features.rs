@@ -35,7 +35,11 @@ impl Features {
     pub(crate) fn new(config: &EngineConfig) -> Features {
         let pause = Arc::new(Pause::default());
         let writes = Arc::new(RefusedWrites::default());
-        let pulls = Arc::new(PullGate::new(config.review.clone(), config.trust));
+        let pulls = Arc::new(PullGate::new(
+            config.review.clone(),
+            config.follow_ups.clone(),
+            config.trust,
+        ));
         let budget = Arc::new(Budget::new(config.budgets.clone()));
         let trust = Arc::new(Trust::new(config.trust));
         let deps = Arc::new(Dependencies);

@@ -140,6 +140,10 @@ pub struct EngineConfig {
     /// Pull-request review gating (`MAX_PENDING_PRS` and friends; see
     /// [`crate::pull_gate`]).
     pub review: crate::pull_gate::ReviewSettings,
+    /// Which causes start a follow-up run on a completed task's pull request, and
+    /// which checks count (`FOLLOW_UP_ON`, `FOLLOW_UP_CHECKS`; the most rounds is
+    /// the queue's [`crate::state::Policy::follow_up_rounds`]).
+    pub follow_ups: crate::follow_up::FollowUpSettings,
     /// Cost budgets (`ISSUE_BUDGET_USD`, `REPO_MONTHLY_BUDGET_USD`; none by default).
     pub budgets: Budgets,
     /// The scaling signal's settings (`MAX_WORKERS`, `MIN_IDLE_WORKERS`).
@@ -165,6 +169,7 @@ impl Default for EngineConfig {
             effect_retry: EffectRetry::default(),
             trust: TrustMode::default(),
             review: crate::pull_gate::ReviewSettings::default(),
+            follow_ups: crate::follow_up::FollowUpSettings::default(),
             budgets: Budgets::default(),
             scaling: ScalingSettings::default(),
         }
@@ -242,12 +247,12 @@ impl OrchestratorBuilder {
                     clock: self.clock,
                     config: self.config,
                     waiters: Waiters::default(),
+                    observer: ObserverSlot::new(),
                 },
                 local: Mutex::new(LocalWorkers::default()),
                 status: Mutex::new(EngineStatus::default()),
                 poll_requested: Notify::new(),
                 features,
-                observer: ObserverSlot::new(),
                 notifier: self.notifier,
                 notes: Mutex::new(notify::Handed::default()),
                 notes_ready: Notify::new(),
@@ -274,6 +279,8 @@ pub(crate) struct Core {
     /// The long-polling workers, woken one at a time when a task may have become
     /// claimable ([`waiters`]).
     pub(crate) waiters: Waiters,
+    /// Told of claims, ended attempts and follow-ups (the HTTP API's metrics).
+    pub(crate) observer: ObserverSlot,
 }
 
 impl Core {
@@ -313,6 +320,7 @@ impl Core {
             clock: Arc::new(TokioClock::new()),
             config: EngineConfig::default(),
             waiters: Waiters::default(),
+            observer: ObserverSlot::new(),
         }
     }
 }
@@ -327,8 +335,6 @@ struct Inner {
     poll_requested: Notify,
     /// The features, each with its own state: the claim gates and poll steps.
     features: Features,
-    /// Told of claims and ended attempts (the HTTP API's metrics).
-    observer: ObserverSlot,
     /// Sends the outbox's notifications, on the leader, in the background.
     notifier: Option<Arc<dyn Notifier>>,
     /// The notifications handed to the notification loops and not yet sent.

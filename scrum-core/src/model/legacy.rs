@@ -11,11 +11,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::deps::Blocked;
+use crate::follow_up::FollowUp;
 use crate::model::{
     Approval, Attempt, Completion, EditReview, Holds, Lease, LeaseEnd, Outcome, ReadyIssue, Run,
     RunCause, Status, Stop, Task, TaskId, TaskState, Timestamp,
 };
-use crate::pull_gate::{PullState, Rework};
+use crate::pull_gate::PullState;
 
 /// The task of schema version 5, field for field (the SQLite store wrote it by
 /// position, so the order is part of the format).
@@ -54,7 +55,7 @@ pub struct TaskV5 {
     #[serde(default)]
     pub locks: Vec<String>,
     #[serde(default)]
-    pub rework: Option<Rework>,
+    pub rework: Option<FollowUp>,
     #[serde(default)]
     pub pull_mark: Option<PullState>,
 }
@@ -70,7 +71,7 @@ impl Task {
             status,
             run: Run {
                 number: old.run,
-                cause: old.rework.map_or(RunCause::Ready, RunCause::Rework),
+                cause: old.rework.map_or(RunCause::Ready, RunCause::FollowUp),
                 max_attempts: old.max_attempts,
                 attempts,
                 queued_at: old.enqueued_at,
@@ -111,6 +112,7 @@ fn v5_status(old: &TaskV5) -> Status {
         TaskState::Completed => Status::Completed {
             completion: old.completion.clone().unwrap_or_default(),
             pull_mark: old.pull_mark,
+            exhausted: None,
         },
         TaskState::Failed => Status::Failed { reason: reason() },
         TaskState::Cancelled => Status::Cancelled { reason: reason() },

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::deps::Blocked;
+use crate::follow_up::FollowUp;
 use crate::model::{
     Approval, Completion, EditReview, Lease, LeaseEnd, LeaseKind, LeaseToken, ReadyIssue, TaskId,
     TaskState, Timestamp, WorkerId,
 };
-use crate::pull_gate::{PullState, Rework};
+use crate::pull_gate::PullState;
 
 /// Where a task is in its life, with the data that only makes sense there.
 ///
@@ -53,6 +54,11 @@ pub enum Status {
         /// orchestrator counts it too.
         #[serde(default)]
         pull_mark: Option<PullState>,
+        /// The follow-up rounds on its pull request were used up
+        /// (`FOLLOW_UP_ROUNDS`): the follow-up that was not run, saying what is
+        /// still wrong. The pull request is left for people.
+        #[serde(default)]
+        exhausted: Option<FollowUp>,
     },
     /// Failed for good. Terminal.
     Failed {
@@ -108,9 +114,12 @@ pub enum RunCause {
     Ready,
     /// An operator asked for a new run (`POST /admin/tasks/…/retry`).
     Retry,
-    /// A collaborator requested changes on the pull request of the run before:
-    /// the run answers them on the same branch.
-    Rework(Rework),
+    /// The pull request of the run before needs a follow-up (a failed check, a
+    /// conflict, a request for changes, a collaborator's `/agent` comment): the
+    /// run answers it on the same branch ([`crate::follow_up`]). Stored as
+    /// `rework` by releases before follow-ups, which had only requests for changes.
+    #[serde(alias = "rework")]
+    FollowUp(FollowUp),
 }
 
 /// One run of an issue: from the moment it was queued to its terminal state.
@@ -335,10 +344,19 @@ impl Task {
         self.run.max_attempts
     }
 
-    /// The review a rework run answers.
-    pub fn rework(&self) -> Option<&Rework> {
+    /// What a follow-up run answers.
+    pub fn follow_up(&self) -> Option<&FollowUp> {
         match &self.run.cause {
-            RunCause::Rework(r) => Some(r),
+            RunCause::FollowUp(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The follow-up rounds were used up on the completed run's pull request: what
+    /// was still wrong then.
+    pub fn follow_ups_exhausted(&self) -> Option<&FollowUp> {
+        match &self.status {
+            Status::Completed { exhausted, .. } => exhausted.as_ref(),
             _ => None,
         }
     }

@@ -50,6 +50,10 @@ pub enum EffectKind {
         /// Times the review sent the work back, when the workflow had one.
         #[serde(default)]
         revisions: Option<u32>,
+        /// The pull request's rounds, this one last, when follow-ups ran on it
+        /// ([`crate::follow_up`]); empty for the run that opened it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rounds: Vec<crate::follow_up::Round>,
     },
     /// Remove ready and in-progress, add failed, comment with the reason.
     Failed {
@@ -85,14 +89,38 @@ pub enum EffectKind {
         /// What is wrong (a cycle's path, or which blocker could not be read).
         problem: String,
     },
-    /// A new run answers a request for changes on the pull request: comment
-    /// naming the reviewer and the pull request. No label (`Queued` before it
-    /// writes them).
-    ReworkRequested {
-        /// Who asked for changes.
-        reviewer: String,
+    /// A follow-up run answers the pull request's cause ([`crate::follow_up`]):
+    /// adds the fixing label, removes completed, and updates the completion's
+    /// comment in place with the rounds. `rework_requested` in releases before
+    /// follow-ups, which had only requests for changes.
+    #[serde(alias = "rework_requested")]
+    FollowUpRequested {
+        /// Who asked (a reviewer, a commenter; `checks` or `forge`).
+        #[serde(alias = "reviewer")]
+        author: String,
         /// The pull request.
         pr_url: String,
+        /// Why.
+        #[serde(default)]
+        cause: crate::follow_up::FollowUpCause,
+        /// The pull request's rounds, this one last (running).
+        #[serde(default)]
+        rounds: Vec<crate::follow_up::Round>,
+        /// The most follow-up rounds ([`super::Policy::follow_up_rounds`]).
+        #[serde(default)]
+        max_rounds: u32,
+    },
+    /// The follow-up rounds are used up: one comment says what is still wrong, and
+    /// the pull request is left for people. No label.
+    FollowUpsExhausted {
+        /// The pull request.
+        pr_url: String,
+        /// What is still wrong.
+        cause: crate::follow_up::FollowUpCause,
+        /// Its feedback (redacted, capped).
+        feedback: String,
+        /// The rounds that ran.
+        rounds: Vec<crate::follow_up::Round>,
     },
     /// Tell the notification targets (Slack, Discord, a webhook) of the step
     /// before it. Sent in the background to every configured target; never holds
@@ -128,7 +156,8 @@ impl EffectKind {
             EffectKind::ReviewRequested { .. } => "review_requested",
             EffectKind::ClarificationRequested { .. } => "clarification_requested",
             EffectKind::DependencyProblem { .. } => "dependency_problem",
-            EffectKind::ReworkRequested { .. } => "rework_requested",
+            EffectKind::FollowUpRequested { .. } => "follow_up_requested",
+            EffectKind::FollowUpsExhausted { .. } => "follow_ups_exhausted",
             EffectKind::Notify { .. } => "notify",
         }
     }
@@ -147,8 +176,22 @@ impl EffectKind {
 
 impl Effect {
     /// The hidden marker a comment for this effect carries, so it is never posted
-    /// twice: unique per task, run, attempt and event.
+    /// twice: unique per task, run, attempt and event. A completion and the
+    /// follow-ups of its pull request share one: the comment the run that opened
+    /// the pull request posted, updated in place each round.
     pub fn marker(&self) -> String {
+        let opened = match &self.kind {
+            EffectKind::Completed {
+                rounds,
+                pr_url: Some(_),
+                ..
+            } => Some(rounds.first().map_or(self.run, |r| r.run)),
+            EffectKind::FollowUpRequested { rounds, .. } => rounds.first().map(|r| r.run),
+            _ => None,
+        };
+        if let Some(run) = opened {
+            return format!("scrum-orchestrator:{}:run-{run}:pull", self.task);
+        }
         let marker = format!(
             "scrum-orchestrator:{}:run-{}:attempt-{}:{}",
             self.task,

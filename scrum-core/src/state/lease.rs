@@ -97,10 +97,15 @@ pub(super) fn complete(
         cost_usd: spend.cost_usd,
         tokens: spend.tokens,
         revisions: completion.revisions,
+        rounds: task
+            .follow_up()
+            .map(|f| f.rounds(task.run.number, "completed"))
+            .unwrap_or_default(),
     };
     let status = Status::Completed {
         completion,
         pull_mark: None,
+        exhausted: None,
     };
     finish(d, status, ctx.now);
     d.push(kind);

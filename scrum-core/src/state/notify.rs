@@ -34,15 +34,19 @@ pub enum NotifyEvent {
     /// The issue is too vague: its questions were posted, and it waits, parked,
     /// for a person's answer.
     NeedsClarification,
+    /// The follow-up rounds on a pull request are used up (`FOLLOW_UP_ROUNDS`):
+    /// it is left for people with what is still wrong.
+    FollowUpsExhausted,
 }
 
 impl NotifyEvent {
     /// Every event a notification can be about, in `NOTIFY_EVENTS` order.
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 5] = [
         NotifyEvent::Completed,
         NotifyEvent::Failed,
         NotifyEvent::NeedsClarification,
         NotifyEvent::WorkerLost,
+        NotifyEvent::FollowUpsExhausted,
     ];
 
     /// The name `NOTIFY_EVENTS` uses: `completed`, `failed`, `needs_clarification`,
@@ -53,6 +57,7 @@ impl NotifyEvent {
             NotifyEvent::Failed => "failed",
             NotifyEvent::NeedsClarification => "needs_clarification",
             NotifyEvent::WorkerLost => "worker_lost",
+            NotifyEvent::FollowUpsExhausted => "follow_ups_exhausted",
         }
     }
 }
@@ -72,7 +77,7 @@ impl FromStr for NotifyEvent {
             .find(|e| e.as_str() == s)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown notification event {s:?}: one of completed, failed, needs_clarification, worker_lost"
+                    "unknown notification event {s:?}: one of completed, failed, needs_clarification, worker_lost, follow_ups_exhausted"
                 ))
             })
     }
@@ -101,12 +106,14 @@ pub(super) fn notifications(
             EffectKind::ClarificationRequested { .. } => {
                 events.push(NotifyEvent::NeedsClarification);
             }
+            EffectKind::FollowUpsExhausted { .. } => events.push(NotifyEvent::FollowUpsExhausted),
             _ => {}
         }
     }
-    let detail = match next.completion() {
-        Some(c) => c.pr_url.clone(),
-        None => next.last_error().map(str::to_string),
+    let detail = match (next.follow_ups_exhausted(), next.completion()) {
+        (Some(f), _) => Some(format!("{}: {}", f.pr_url, f.cause.describe())),
+        (None, Some(c)) => c.pr_url.clone(),
+        (None, None) => next.last_error().map(str::to_string),
     };
     let mut out = Vec::new();
     for event in events.into_iter().filter(|e| policy.notify.contains(e)) {

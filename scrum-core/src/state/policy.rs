@@ -31,6 +31,10 @@ pub struct Policy {
     /// How issues declare the paths they lock ([`crate::locks`]; default: no areas,
     /// the usual lockfiles and CI files as barriers).
     pub locks: crate::locks::LockRules,
+    /// The most follow-up runs per pull request (`FOLLOW_UP_ROUNDS`, default 3):
+    /// past it, a follow-up is not run and the pull request is left for people
+    /// ([`crate::follow_up`]).
+    pub follow_up_rounds: u32,
 }
 
 impl Default for Policy {
@@ -44,6 +48,7 @@ impl Default for Policy {
             issue_budget_usd: None,
             notify: Vec::new(),
             locks: crate::locks::LockRules::default(),
+            follow_up_rounds: 3,
         }
     }
 }

@@ -3,8 +3,9 @@
 //! recorded on a finished one.
 
 use super::{Applied, Ctx, Draft, EffectKind, Flow, Refusal, set_issue};
+use crate::follow_up::{FollowUp, Round};
 use crate::model::{ReadyIssue, Run, RunCause, Status, Task, Timestamp};
-use crate::pull_gate::{PullState, Rework};
+use crate::pull_gate::PullState;
 
 pub(super) fn requeue(
     task: &Task,
@@ -36,23 +37,60 @@ pub(super) fn retry(task: &Task, d: &mut Draft, ctx: &Ctx<'_>) -> Applied {
     }
 }
 
-pub(super) fn rework(task: &Task, d: &mut Draft, rework: Rework, ctx: &Ctx<'_>) -> Applied {
+/// A follow-up of the completed task's pull request: numbered after the rounds
+/// before it on the same pull request, with their history; a new run while
+/// [`super::Policy::follow_up_rounds`] allows, else the pull request is left for
+/// people, said once. What the latest follow-up already answers changes nothing.
+pub(super) fn follow_up(
+    task: &Task,
+    d: &mut Draft,
+    mut follow_up: FollowUp,
+    ctx: &Ctx<'_>,
+) -> Applied {
     match task.status {
         Status::Completed { .. } => {}
         ref s if s.is_terminal() => return Err(Refusal::NotCompleted),
         _ => return Err(Refusal::Live),
     }
-    if task
-        .rework()
-        .is_some_and(|r| r.review_id == rework.review_id)
+    let before = task.follow_up().filter(|f| f.pr_url == follow_up.pr_url);
+    if task.follow_ups_exhausted().is_some()
+        || before.is_some_and(|f| f.answered(&follow_up.answers))
     {
         return Ok(Flow::Unchanged);
     }
-    let kind = EffectKind::ReworkRequested {
-        reviewer: rework.reviewer.clone(),
-        pr_url: rework.pr_url.clone(),
+    (follow_up.round, follow_up.history) = match before {
+        Some(f) => (f.round + 1, f.rounds(task.run.number, "completed")),
+        None => (
+            1,
+            vec![Round {
+                run: task.run.number,
+                cause: None,
+                outcome: "completed".into(),
+                answers: String::new(),
+            }],
+        ),
     };
-    new_run(d, RunCause::Rework(rework), ctx);
+    if follow_up.round > ctx.policy.follow_up_rounds {
+        let kind = EffectKind::FollowUpsExhausted {
+            pr_url: follow_up.pr_url.clone(),
+            cause: follow_up.cause,
+            feedback: follow_up.feedback.clone(),
+            rounds: follow_up.history.clone(),
+        };
+        if let Status::Completed { exhausted, .. } = &mut d.task.status {
+            *exhausted = Some(follow_up);
+        }
+        d.push(kind);
+        return Ok(Flow::Changed);
+    }
+    let kind = EffectKind::FollowUpRequested {
+        author: follow_up.author.clone(),
+        pr_url: follow_up.pr_url.clone(),
+        cause: follow_up.cause,
+        rounds: follow_up.rounds(task.run.number + 1, "running"),
+        max_rounds: ctx.policy.follow_up_rounds,
+    };
+    new_run(d, RunCause::FollowUp(follow_up), ctx);
     d.push(kind);
     Ok(Flow::Changed)
 }

@@ -895,14 +895,16 @@ fn spending_the_budget_ends_the_run_without_another_attempt() {
     assert_eq!(next.spend().cost_usd, None);
 }
 fn rework(review_id: &str) -> Event {
-    Event::Rework {
-        rework: Rework {
-            pr_url: "https://github.com/acme/widgets/pull/2".into(),
-            review_id: review_id.into(),
-            reviewer: "alice".into(),
-            feedback: "please rename foo".into(),
-            requested_at: t(7),
-        },
+    Event::FollowUp {
+        follow_up: crate::follow_up::FollowUp::new(
+            crate::follow_up::FollowUpCause::ChangesRequested,
+            "https://github.com/acme/widgets/pull/2",
+            review_id.into(),
+            "alice",
+            "please rename foo",
+            0,
+            t(7),
+        ),
     }
 }
 
@@ -939,13 +941,13 @@ fn rework_rows_of_the_table() {
             "rework completed",
             written(completed()),
             rework("r1"),
-            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+            Ok((TaskState::Pending, &["queued", "follow_up_requested"])),
         ),
         (
             "rework completed, effects not yet written",
             completed(),
             rework("r1"),
-            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+            Ok((TaskState::Pending, &["queued", "follow_up_requested"])),
         ),
         (
             "rework again for the same review",
@@ -957,7 +959,7 @@ fn rework_rows_of_the_table() {
             "rework for a new review",
             reworked,
             rework("r2"),
-            Ok((TaskState::Pending, &["queued", "rework_requested"])),
+            Ok((TaskState::Pending, &["queued", "follow_up_requested"])),
         ),
         (
             "rework pending",
@@ -1009,7 +1011,7 @@ fn rework_rows_of_the_table() {
 }
 
 #[test]
-fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
+fn a_follow_up_run_carries_its_feedback_to_its_claims_and_keeps_it_once_over() {
     let done = step(&written(completed()), rework("r1"), t(7)).unwrap();
     let task = &done.task;
     assert_eq!(
@@ -1017,21 +1019,25 @@ fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
         (2, 0, TaskState::Pending)
     );
     assert!(task.completion().is_none() && task.status == Status::Ready);
+    let f = task.follow_up().unwrap();
+    assert_eq!((f.feedback.as_str(), f.round), ("please rename foo", 1));
+    let EffectKind::FollowUpRequested {
+        author,
+        pr_url,
+        rounds,
+        ..
+    } = &done.effects[1].kind
+    else {
+        panic!("{:?}", done.effects[1].kind);
+    };
     assert_eq!(
-        task.rework().as_ref().unwrap().feedback,
-        "please rename foo"
-    );
-    assert_eq!(
-        done.effects[1].kind,
-        EffectKind::ReworkRequested {
-            reviewer: "alice".into(),
-            pr_url: "https://github.com/acme/widgets/pull/2".into(),
-        }
+        (author.as_str(), pr_url.as_str(), rounds.len()),
+        ("alice", "https://github.com/acme/widgets/pull/2", 2)
     );
     assert!(
-        done.effects[1]
-            .marker()
-            .ends_with(":run-2:attempt-0:rework_requested")
+        done.effects[1].marker().ends_with(":run-1:pull"),
+        "the completion's comment, updated: {}",
+        done.effects[1].marker()
     );
     let claim = Event::Claim {
         worker: WorkerId::new("w").unwrap(),
@@ -1040,16 +1046,18 @@ fn a_rework_run_carries_the_review_to_its_claims_and_keeps_it_once_over() {
     };
     let claimed = step(task, claim, t(8)).unwrap().task;
     let a = Assignment::from_claimed(&claimed, Duration::from_secs(10)).unwrap();
-    assert_eq!(a.rework.as_ref().unwrap().review_id, "r1");
-    let finished = step(&claimed, complete(TOKEN), t(9)).unwrap().task;
-    assert_eq!(finished.rework(), claimed.rework());
+    assert_eq!(a.follow_up.as_ref().unwrap().answers, "r1");
+    let finished = step(&claimed, complete(TOKEN), t(9)).unwrap();
+    assert!(finished.effects[0].marker().ends_with(":run-1:pull"));
+    let finished = finished.task;
+    assert_eq!(finished.follow_up(), claimed.follow_up());
     // A run the ready label starts is no rework.
     let again = Event::Requeue {
         issue: issue(),
         observed_at: t(20),
     };
     let relabelled = step(&written(finished), again, t(21)).unwrap().task;
-    assert!(relabelled.rework().is_none());
+    assert!(relabelled.follow_up().is_none());
 }
 
 /// One random event; tokens pick from a small set so that live and stale tokens
@@ -1148,13 +1156,16 @@ proptest! {
             } else {
                 prop_assert_eq!(next.run.number, task.run.number + 1);
                 prop_assert!(task.state().is_terminal());
-                let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry | Event::Rework { .. });
+                let new_run_event = matches!(event, Event::Requeue { .. } | Event::Retry | Event::FollowUp { .. });
                 prop_assert!(new_run_event);
-                // A rework starts only from a completion, once per review.
-                if let Event::Rework { rework } = &event {
+                // A follow-up starts only from a completion, once per thing it
+                // answers, and within the rounds.
+                if let Event::FollowUp { follow_up } = &event {
                     prop_assert_eq!(task.state(), TaskState::Completed);
-                    prop_assert!(task.rework().is_none_or(|r| r.review_id != rework.review_id));
-                    prop_assert_eq!(next.rework(), Some(rework));
+                    prop_assert!(task.follow_up().is_none_or(|f| !f.answered(&follow_up.answers)));
+                    let f = next.follow_up().expect("a follow-up run");
+                    prop_assert_eq!(&f.answers, &follow_up.answers);
+                    prop_assert!(f.round <= crate::state::Policy::default().follow_up_rounds);
                 }
             }
             prop_assert!(next.attempts() <= next.max_attempts());
@@ -1358,7 +1369,7 @@ fn the_module_docs_table_names_every_event_and_state() {
             Event::Hold { .. } => "Hold",
             Event::Block { .. } => "Block",
             Event::Unblock => "Unblock",
-            Event::Rework { .. } => "Rework",
+            Event::FollowUp { .. } => "FollowUp",
             Event::MarkPull { .. } => "MarkPull",
         }
     }

@@ -12,6 +12,7 @@ fn headline(n: &Notification) -> String {
         NotifyEvent::Failed => "failed for good",
         NotifyEvent::WorkerLost => "lost its worker",
         NotifyEvent::NeedsClarification => "needs clarification",
+        NotifyEvent::FollowUpsExhausted => "used up its follow-up rounds",
     };
     format!("{} {what}: {}", n.task, n.title)
 }
@@ -24,6 +25,7 @@ fn detail_label(n: &Notification) -> &'static str {
     match n.event {
         NotifyEvent::Completed => "Pull request",
         NotifyEvent::NeedsClarification => "Questions",
+        NotifyEvent::FollowUpsExhausted => "Still wrong",
         _ => "Reason",
     }
 }
@@ -35,6 +37,7 @@ pub(super) fn slack(n: &Notification) -> Value {
         NotifyEvent::Failed => ":x:",
         NotifyEvent::WorkerLost => ":warning:",
         NotifyEvent::NeedsClarification => ":question:",
+        NotifyEvent::FollowUpsExhausted => ":construction:",
     };
     let mut blocks = vec![json!({
         "type": "section",
@@ -67,6 +70,7 @@ pub(super) fn discord(n: &Notification) -> Value {
         NotifyEvent::Failed => 0xe7_4c3c,
         NotifyEvent::WorkerLost => 0xf1_c40f,
         NotifyEvent::NeedsClarification => 0x34_98db,
+        NotifyEvent::FollowUpsExhausted => 0xe6_7e22,
     };
     let mut fields = vec![json!({"name": "Attempts", "value": attempts(n), "inline": true})];
     if let Some(d) = &n.detail {

@@ -5,7 +5,7 @@ pub(crate) mod admin;
 mod extract;
 mod guard;
 mod review;
-mod views;
+pub(crate) mod views;
 mod webhook;
 mod work;
 

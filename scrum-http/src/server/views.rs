@@ -288,11 +288,44 @@ pub(crate) fn queue_entry(t: &Task) -> QueueEntry {
         run_cause: match t.run.cause {
             RunCause::Ready => "ready",
             RunCause::Retry => "retry",
-            RunCause::Rework(_) => "rework",
+            RunCause::FollowUp(_) => "follow_up",
         }
         .to_string(),
         attempt_history: t.run.attempts.iter().map(attempt_entry).collect(),
+        follow_up_cause: t.follow_up().map(|f| f.cause.as_str().to_string()),
+        rounds: rounds(t),
+        follow_ups_exhausted: t
+            .follow_ups_exhausted()
+            .map(|f| format!("{}: {}", f.cause.describe(), f.feedback)),
     }
+}
+
+/// The rounds of the task's pull request, this run last, when follow-ups ran.
+pub(crate) fn rounds(t: &Task) -> Vec<crate::wire::RoundEntry> {
+    let Some(f) = t.follow_ups_exhausted().or(t.follow_up()) else {
+        return Vec::new();
+    };
+    let mut all = f.history.clone();
+    if t.follow_ups_exhausted().is_none() {
+        all.push(scrum_core::follow_up::Round {
+            run: t.run.number,
+            cause: Some(f.cause),
+            outcome: match t.status.name() {
+                "completed" => "completed",
+                "ready" | "scheduled" | "held" | "running" => "running",
+                other => other,
+            }
+            .to_string(),
+            answers: f.answers.clone(),
+        });
+    }
+    all.into_iter()
+        .map(|r| crate::wire::RoundEntry {
+            run: r.run,
+            cause: r.cause.map_or("opened", |c| c.as_str()).to_string(),
+            outcome: r.outcome,
+        })
+        .collect()
 }
 
 fn attempt_entry(a: &Attempt) -> AttemptEntry {

@@ -108,7 +108,7 @@ pub(crate) fn work_item(a: &Assignment) -> WorkItem {
         heartbeat_interval_secs: a.heartbeat_interval.as_secs_f64(),
         text_digest: a.text_digest.clone(),
         budget_left_usd: a.budget_left_usd,
-        rework: a.rework.clone(),
+        follow_up: a.follow_up.clone(),
         github_token: a.repo_token.as_ref().map(|t| t.expose().to_string()),
         github_token_expires_at: a.repo_token.as_ref().map(|t| t.expires_at.to_rfc3339()),
         github_token_expires_at_ms: a.repo_token.as_ref().map(|t| t.expires_at.0),

@@ -71,10 +71,10 @@ fn timeline(t: &Task) -> Vec<Moment> {
             what: html! { "Blocked: " (b.describe()) },
         });
     }
-    if let Some(r) = t.rework() {
+    if let Some(f) = t.follow_up() {
         m.push(Moment {
-            at: r.requested_at,
-            what: html! { "Run " (t.run.number) " queued again: @" (r.reviewer) " requested changes on its pull request" },
+            at: f.requested_at,
+            what: html! { "Run " (t.run.number) " queued again, follow-up " (f.round) ": " (f.cause.describe()) " (" (f.author) ") on its pull request" },
         });
     }
     if let Some(at) = t.finished_at() {
@@ -219,9 +219,20 @@ pub(crate) async fn page(
                     None => { "–" }
                 }
             }
-            @if let Some(r) = t.rework() {
-                dt { "Rework" } dd #rework {
-                    "@" (r.reviewer) " requested changes on " (r.pr_url) ": " q { (r.feedback) }
+            @if let Some(f) = t.follow_up() {
+                dt { "Follow-up" } dd #follow-up {
+                    "Round " (f.round) ", " (f.cause.describe()) " (" (f.author) ") on " (f.pr_url) ": " q { (f.feedback) }
+                }
+            }
+            @if let Some(f) = t.follow_ups_exhausted() {
+                dt { "Left for people" } dd #follow-ups-exhausted {
+                    "The follow-up rounds are used up. Still wrong: " (f.cause.describe()) ": " q { (f.feedback) }
+                }
+            }
+            @let rounds = crate::server::views::rounds(&t);
+            @if !rounds.is_empty() {
+                dt { "Rounds" } dd #rounds {
+                    ol { @for r in &rounds { li { "run " (r.run) " (" (r.cause) "): " (r.outcome) } } }
                 }
             }
             dt { "Cost" } dd #cost {
@@ -247,10 +258,10 @@ pub(crate) async fn page(
 
 /// Why the run was queued, for people.
 fn run_cause(t: &Task) -> &'static str {
-    match t.run.cause {
+    match &t.run.cause {
         scrum_core::RunCause::Ready => "labelled ready",
         scrum_core::RunCause::Retry => "an operator's retry",
-        scrum_core::RunCause::Rework(_) => "changes requested",
+        scrum_core::RunCause::FollowUp(f) => f.cause.describe(),
     }
 }
 

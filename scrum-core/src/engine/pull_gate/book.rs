@@ -1,9 +1,10 @@
 //! The pull requests the gate tracks, with the operators' word on them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use crate::follow_up::FollowUp;
 use crate::model::Task;
-use crate::pull_gate::{PullState, Rework, TrackedPull, pull_from_url};
+use crate::pull_gate::{PullState, TrackedPull, pull_from_url};
 
 /// The tracked pull requests, by (repository, number).
 #[derive(Debug, Default)]
@@ -13,9 +14,6 @@ pub(super) struct PullBook {
     pub(super) overrides: BTreeMap<(String, u64), PullState>,
     /// When the completed tasks were last read from the store.
     pub(super) scanned_at: Option<crate::model::Timestamp>,
-    /// Reviews not sent back for rework because their author may not approve
-    /// work: said once in the log.
-    pub(super) untrusted: BTreeSet<String>,
 }
 
 impl PullBook {
@@ -77,7 +75,7 @@ pub(super) fn reported(task: &Task) -> Option<TrackedPull> {
         url,
         task: task.id.clone(),
         state: PullState::Open,
-        rework: None,
+        follow_up: None,
     })
 }
 
@@ -87,7 +85,7 @@ pub(super) fn names(url: &str, pull: &TrackedPull) -> bool {
         .is_some_and(|(repo, n)| n == pull.number && repo.as_str().eq_ignore_ascii_case(&pull.repo))
 }
 
-/// The task's rework, when it answers a request on `pull`.
-pub(super) fn rework_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a Rework> {
-    task.rework().filter(|r| names(&r.pr_url, pull))
+/// The task's follow-up, when it is one of `pull`.
+pub(super) fn follow_up_on<'a>(task: &'a Task, pull: &TrackedPull) -> Option<&'a FollowUp> {
+    task.follow_up().filter(|f| names(&f.pr_url, pull))
 }

@@ -12,14 +12,19 @@
 //! orchestrator (or another on the store, at its next read of the completed tasks)
 //! counts it as well.
 //!
-//! With `REWORK_ON_CHANGES_REQUESTED`, each read of a pull request with changes
-//! requested also looks at its task: a completed task whose latest rework does
-//! not answer that review (by id) gets a new run carrying it
-//! ([`crate::state::Event::Rework`]), when the reviewer may approve work (or
-//! `TRUST_MODE=off`); an operator's `changes-requested` does the same with the
-//! text it is given. While that run is live its pull request is not counted, and
-//! once it completed, the review it answered holds nothing
-//! ([`crate::pull_gate::ReworkState`]).
+//! Follow-ups ([`crate::follow_up`]): with any cause on (`FOLLOW_UP_ON`), each read
+//! of a pull request is its whole status (checks, mergeability, `/agent`
+//! comments, the request for changes), and a completed task whose pull request
+//! has something wrong that no round of it answered yet gets a follow-up run
+//! ([`crate::state::Event::FollowUp`]) for the first such cause, in
+//! [`FollowUpCause::ALL`] order; only the words of people who may approve work
+//! (or any, with `TRUST_MODE=off`) count. An operator's `changes-requested` does
+//! the same with the text it is given, when changes requested is on
+//! (`REWORK_ON_CHANGES_REQUESTED`). While that run is live its pull request counts
+//! as open but not as changes requested, and once it completed, a review it
+//! answered holds nothing ([`crate::pull_gate::FollowUpState`]). Past
+//! `FOLLOW_UP_ROUNDS` the pull request is left for people, and holds its
+//! repository as a request for changes would.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -31,17 +36,18 @@ use super::step::{PollRound, PollStep};
 use super::trust::TrustMode;
 use super::{Core, Operator, Reads, lock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Person, RepoName, Task, TaskState};
+use crate::follow_up::{FollowUp, FollowUpCause, FollowUpSettings, PullStatus, problems};
+use crate::model::{Person, RepoName, Task, TaskState, Timestamp};
 use crate::pull_gate::{
-    ChangeRequest, PullReview, PullState, ReviewGate, ReviewSettings, Rework, ReworkState,
-    TrackedPull, gate,
+    ChangeRequest, FollowUpState, PullReview, PullState, ReviewGate, ReviewSettings, TrackedPull,
+    gate,
 };
 use crate::queue::TaskFilter;
 use crate::state::Event;
 
 mod book;
 
-use book::{PullBook, names, reported, rework_on};
+use book::{PullBook, follow_up_on, names, reported};
 
 /// How long after its task completed a pull request is tracked.
 pub const TRACK_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -55,6 +61,7 @@ const RESCAN_EVERY: Duration = Duration::from_secs(600);
 #[derive(Debug, Default)]
 pub(crate) struct PullGate {
     settings: ReviewSettings,
+    follow_ups: FollowUpSettings,
     trust: TrustMode,
     book: Mutex<PullBook>,
 }
@@ -117,68 +124,65 @@ impl PullGate {
     }
 
     /// Starts tracking the pull request a completion reported, as open, so the
-    /// gate counts it before the next poll reads it. A rework run's completion
-    /// marks its pull request's rework done: the review it answered holds nothing.
+    /// gate counts it before the next poll reads it. A follow-up run's completion
+    /// marks its pull request's follow-up done: a request for changes it answered
+    /// holds nothing.
     pub(super) fn track_completed(&self, task: &Task) {
         if let Some(mut pull) = reported(task) {
-            pull.rework = rework_on(task, &pull).map(|_| ReworkState::Done);
+            pull.follow_up = follow_up_on(task, &pull).map(|_| FollowUpState::Done);
             let mut book = lock(&self.book);
             let key = (pull.repo.clone(), pull.number);
-            if pull.rework.is_some() {
+            if pull.follow_up.is_some() {
                 book.overrides.remove(&key);
             }
-            let rework = pull.rework;
+            let follow_up = pull.follow_up;
             book.pulls
                 .entry(key)
-                .and_modify(|p| p.rework = rework)
+                .and_modify(|p| p.follow_up = follow_up)
                 .or_insert(pull);
         }
     }
 
-    /// A pull request's review state; with `REWORK_ON_CHANGES_REQUESTED`, with the
-    /// request for changes behind it (which may cost the tracker a read of the
-    /// reviewer's permission).
+    /// A pull request's status: with follow-ups on, its checks, mergeability and
+    /// `/agent` comments too ([`crate::IssueSource::pull_status`]); else its review
+    /// state alone.
     async fn read_pull(
         &self,
         core: &Core,
         repo: &RepoName,
         number: u64,
-    ) -> Result<Option<PullReview>> {
+    ) -> Result<Option<PullStatus>> {
         let src = &core.source;
-        if self.settings.rework_on_changes_requested {
-            return src.pull_review(repo, number).await;
+        if self.follow_ups.any() {
+            return src.pull_status(repo, number, &self.follow_ups.checks).await;
         }
-        Ok(src.pull_state(repo, number).await?.map(|state| PullReview {
-            state,
-            change_request: None,
+        Ok(src.pull_state(repo, number).await?.map(|state| {
+            PullStatus::of_review(PullReview {
+                state,
+                change_request: None,
+            })
         }))
     }
 
-    /// Where `pull`'s rework stands, given the tracker's latest `request` for
-    /// changes on it; sends a completed task back for rework when the request is
-    /// new, its author may approve work and `REWORK_ON_CHANGES_REQUESTED` is on
-    /// (see the module docs). `None`: no rework, the gate counts the state as it is.
-    async fn rework_of(
+    /// Where `pull`'s follow-up stands, given its latest `status`; sends a
+    /// completed task a follow-up ([`Event::FollowUp`]) when something on its pull
+    /// request is wrong that no round answered yet (see the module docs). `None`:
+    /// no follow-up, the gate counts the state as it is.
+    async fn follow_up_of(
         &self,
         core: &Core,
         pull: &TrackedPull,
-        request: Option<&ChangeRequest>,
-    ) -> Result<Option<ReworkState>> {
-        if !self.settings.rework_on_changes_requested {
+        status: &PullStatus,
+    ) -> Result<Option<FollowUpState>> {
+        if !self.follow_ups.any() {
             return Ok(None);
         }
         let Some(task) = core.queue.get(&pull.task).await? else {
             return Ok(None);
         };
-        let answered = rework_on(&task, pull);
+        let ours = follow_up_on(&task, pull);
         if !task.state().is_terminal() {
-            return Ok(answered.map(|_| ReworkState::Running));
-        }
-        let Some(request) = request else {
-            return Ok(None);
-        };
-        if answered.is_some_and(|r| r.review_id == request.id) {
-            return Ok((task.state() == TaskState::Completed).then_some(ReworkState::Done));
+            return Ok(ours.map(|_| FollowUpState::Running));
         }
         let reported_here = task
             .completion()
@@ -188,25 +192,46 @@ impl PullGate {
         if task.state() != TaskState::Completed || !reported_here {
             return Ok(None);
         }
-        if self.trust != TrustMode::Off && !request.reviewer.may_approve {
-            if lock(&self.book).untrusted.insert(request.id.clone()) {
-                tracing::warn!(task = %task.id, pull = pull.number, reviewer = %request.reviewer.login, "changes requested by a reviewer without write access: not sent back to an agent");
-            }
-            return Ok(None);
+        if task.follow_ups_exhausted().is_some() {
+            return Ok(Some(FollowUpState::Exhausted));
         }
+        let since = task.finished_at().unwrap_or(Timestamp(0));
+        let trusted = self.trust == TrustMode::Off;
+        let due = problems(status, &self.follow_ups, since, trusted)
+            .into_iter()
+            .find(|p| ours.is_none_or(|f| !f.answered(&p.answers)));
+        let Some(problem) = due else {
+            return Ok(ours.map(|_| FollowUpState::Done));
+        };
         let now = core.now();
-        let rework = Rework::answering(&pull.url, request, now);
+        let follow_up = FollowUp::new(
+            problem.cause,
+            &pull.url,
+            problem.answers,
+            &problem.author,
+            &problem.feedback,
+            0,
+            now,
+        );
         match core
             .queue
-            .apply(&task.id, Event::Rework { rework }, now)
+            .apply(&task.id, Event::FollowUp { follow_up }, now)
             .await
         {
-            Ok(_) => {
-                tracing::info!(task = %task.id, repository = %pull.repo, pull = pull.number, reviewer = %request.reviewer.login, "changes requested: the issue is queued again with the review");
-                core.wake();
-                Ok(Some(ReworkState::Running))
+            Ok(next) => {
+                let exhausted = next.follow_ups_exhausted().is_some();
+                core.observer
+                    .get()
+                    .follow_up(&next, problem.cause, exhausted);
+                if exhausted {
+                    tracing::warn!(task = %task.id, repository = %pull.repo, pull = pull.number, cause = problem.cause.as_str(), "the follow-up rounds are used up: the pull request is left for people");
+                    return Ok(Some(FollowUpState::Exhausted));
+                }
+                tracing::info!(task = %task.id, repository = %pull.repo, pull = pull.number, cause = problem.cause.as_str(), author = %problem.author, "a follow-up: the issue is queued again on the same branch");
+                core.wake_for_one();
+                Ok(Some(FollowUpState::Running))
             }
-            // Queued again by another way since it was read: no rework.
+            // Queued again by another way since it was read: no follow-up.
             Err(e) if e.kind() == ErrorKind::InvalidTransition => Ok(None),
             Err(e) => Err(e),
         }
@@ -245,26 +270,22 @@ impl PullGate {
             let known = lock(&self.book)
                 .pulls
                 .get(&key)
-                .map(|p| (p.state, p.rework));
+                .map(|p| (p.state, p.follow_up));
             if known.is_some_and(|(s, _)| !s.is_pending()) {
                 continue;
             }
             let repo: RepoName = pull.repo.parse()?;
             match self.read_pull(core, &repo, pull.number).await {
-                Ok(Some(review)) => {
-                    pull.state = review.state;
-                    let request = review
-                        .change_request
-                        .as_ref()
-                        .filter(|_| review.state == PullState::ChangesRequested);
-                    pull.rework = match self.rework_of(core, &pull, request).await {
-                        Ok(rework) => rework,
+                Ok(Some(status)) => {
+                    pull.state = status.review.state;
+                    pull.follow_up = match self.follow_up_of(core, &pull, &status).await {
+                        Ok(follow_up) => follow_up,
                         Err(e) => {
-                            tracing::warn!(repository = %pull.repo, pull = pull.number, error = %e, "could not read or requeue a pull request's task; its last rework state stands");
+                            tracing::warn!(repository = %pull.repo, pull = pull.number, error = %e, "could not read or requeue a pull request's task; its last follow-up state stands");
                             known.and_then(|(_, r)| r)
                         }
                     };
-                    changed |= known != Some((pull.state, pull.rework));
+                    changed |= known != Some((pull.state, pull.follow_up));
                     lock(&self.book).record(pull);
                 }
                 Ok(None) => {
@@ -318,7 +339,9 @@ impl PullGate {
             Err(e) => return Err(e),
         }
         let pull = self.take_word(core, found, state);
-        if state != PullState::ChangesRequested || !self.settings.rework_on_changes_requested {
+        if state != PullState::ChangesRequested
+            || !self.follow_ups.on(FollowUpCause::ChangesRequested)
+        {
             return Ok(pull);
         }
         let now = core.now();
@@ -335,26 +358,39 @@ impl PullGate {
                 .unwrap_or("An operator asked for changes on this pull request.")
                 .to_string(),
         };
-        let rework = self.rework_of(core, &pull, Some(&request)).await?;
+        let status = PullStatus::of_review(PullReview {
+            state,
+            change_request: Some(request),
+        });
+        let follow_up = self.follow_up_of(core, &pull, &status).await?;
         let key = (pull.repo.clone(), pull.number);
         let mut book = lock(&self.book);
-        if rework.is_some() {
+        if follow_up.is_some() {
             book.overrides.remove(&key);
         }
         let Some(tracked) = book.pulls.get_mut(&key) else {
             return Ok(pull);
         };
-        tracked.rework = rework;
+        tracked.follow_up = follow_up;
         drop(book);
         core.wake();
         Ok(self.status_of(&key).unwrap_or(pull))
     }
 
-    /// The gate for `settings`; with trust checks on (`trust`), only reviewers who
-    /// may approve work send a pull request back for rework.
-    pub(crate) fn new(settings: ReviewSettings, trust: TrustMode) -> PullGate {
+    /// The gate for `settings`, following pull requests up as `follow_ups` say
+    /// (`REWORK_ON_CHANGES_REQUESTED` adds changes requested); with trust checks
+    /// on (`trust`), only the words of people who may approve work reach an agent.
+    pub(crate) fn new(
+        settings: ReviewSettings,
+        mut follow_ups: FollowUpSettings,
+        trust: TrustMode,
+    ) -> PullGate {
+        if settings.rework_on_changes_requested {
+            follow_ups.on.insert(FollowUpCause::ChangesRequested);
+        }
         PullGate {
             settings,
+            follow_ups,
             trust,
             book: Mutex::default(),
         }

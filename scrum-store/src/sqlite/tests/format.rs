@@ -2,10 +2,11 @@
 //! files of older versions open and migrate.
 
 use rusqlite::types::ValueRef;
+use scrum_core::follow_up::FollowUp;
 use scrum_core::model::{
     Approval, Attempt, EditReview, Lease, LeaseEnd, Outcome, Run, RunCause, Status, TaskV5,
 };
-use scrum_core::pull_gate::{PullState, Rework};
+use scrum_core::pull_gate::PullState;
 use scrum_core::{Completion, LeaseKind, LeaseToken, Task, TaskState, Timestamp, WorkerId};
 
 use super::super::rows::{decode_task, encode_task};
@@ -101,6 +102,7 @@ fn full_task() -> Task {
     task.status = Status::Completed {
         completion: completion(),
         pull_mark: Some(PullState::Approved),
+        exhausted: None,
     };
     let attempt = |number, outcome| Attempt {
         number,
@@ -116,13 +118,15 @@ fn full_task() -> Task {
     };
     task.run = Run {
         number: 2,
-        cause: RunCause::Rework(Rework {
-            pr_url: "https://github.com/acme/widgets/pull/8".into(),
-            review_id: "r1".into(),
-            reviewer: "alice".into(),
-            feedback: "rename it".into(),
-            requested_at: Timestamp(2),
-        }),
+        cause: RunCause::FollowUp(FollowUp::new(
+            scrum_core::follow_up::FollowUpCause::ChangesRequested,
+            "https://github.com/acme/widgets/pull/8",
+            "r1".into(),
+            "alice",
+            "rename it",
+            1,
+            Timestamp(2),
+        )),
         max_attempts: 2,
         attempts: vec![
             attempt(

@@ -58,6 +58,7 @@ fn completed(repo: &str, n: u64, start: Timestamp, end: Timestamp) -> Task {
     t.status = Status::Completed {
         completion: Completion::default(),
         pull_mark: None,
+        exhausted: None,
     };
     t.run.finished_at = Some(end);
     t
