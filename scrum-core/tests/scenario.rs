@@ -236,7 +236,7 @@ async fn a_fleet_finishes_every_issue_exactly_once() {
                 let (_, body) = issue
                     .comments
                     .iter()
-                    .find(|(m, _)| m.ends_with(":completed"))
+                    .find(|(m, _)| m.ends_with(":pull"))
                     .unwrap();
                 assert!(
                     body.contains(&format!("/pull/{}", 1000 + t.id.number())),

@@ -75,10 +75,14 @@ impl Service {
                 probe_interval: a.ssh.interval(),
                 worker_forget_after: a.workers.forget_after(),
                 worker_hosts: self.worker_hosts.clone(),
-                labels: self.github.labels.clone(),
+                labels: scrum_core::Labels {
+                    fixing: a.follow_ups.follow_up_label.clone(),
+                    ..self.github.labels.clone()
+                },
                 leader_ttl: a.leases.leader_ttl(),
                 trust: a.trust.trust_mode,
                 review: a.review.settings(),
+                follow_ups: a.follow_ups.settings(&a.review),
                 budgets: a.budgets.engine_budgets(),
                 scaling: a.workers.scaling(),
                 ..EngineConfig::default()
@@ -135,7 +139,7 @@ impl Service {
 
     fn policy(&self) -> Policy {
         let a = &self.args;
-        policy(&a.leases, &a.budgets, &a.locks)
+        policy(&a.leases, &a.budgets, &a.locks, &a.follow_ups)
     }
 
     /// The SSH probe of the worker hosts, when both hosts and a key are configured.

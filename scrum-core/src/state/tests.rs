@@ -1047,8 +1047,19 @@ fn a_follow_up_run_carries_its_feedback_to_its_claims_and_keeps_it_once_over() {
     let claimed = step(task, claim, t(8)).unwrap().task;
     let a = Assignment::from_claimed(&claimed, Duration::from_secs(10)).unwrap();
     assert_eq!(a.follow_up.as_ref().unwrap().answers, "r1");
-    let finished = step(&claimed, complete(TOKEN), t(9)).unwrap();
-    assert!(finished.effects[0].marker().ends_with(":run-1:pull"));
+    let with_pull = Event::Complete {
+        token: TOKEN,
+        completion: Completion {
+            pr_url: Some("https://github.com/acme/widgets/pull/2".into()),
+            ..Completion::default()
+        },
+    };
+    let finished = step(&claimed, with_pull, t(9)).unwrap();
+    assert!(
+        finished.effects[0].marker().ends_with(":run-1:pull"),
+        "the same comment, updated: {}",
+        finished.effects[0].marker()
+    );
     let finished = finished.task;
     assert_eq!(finished.follow_up(), claimed.follow_up());
     // A run the ready label starts is no rework.

@@ -96,6 +96,13 @@ struct Budget {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowUp {
+    cause: &'static str,
+    /// `run`: a follow-up run was queued; `exhausted`: the rounds were used up.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Class {
     class: &'static str,
 }
@@ -132,6 +139,7 @@ pub(crate) struct Metrics {
     dispatch_latency: Histograms<Trigger>,
     github_requests: Histograms<Request>,
     github_points: Family<Budget, Counter>,
+    follow_ups: Family<FollowUp, Counter>,
     /// When a verified webhook about each issue arrived (the first since its last
     /// claim): the start of its dispatch latency.
     webhooks: Mutex<HashMap<TaskId, Timestamp>>,
@@ -175,6 +183,7 @@ impl Metrics {
             dispatch_latency: Family::new_with_constructor(wait_histogram),
             github_requests: Family::new_with_constructor(request_histogram),
             github_points: Family::default(),
+            follow_ups: Family::default(),
             webhooks: Mutex::new(HashMap::new()),
             dispatched: Mutex::new(HashSet::new()),
             ended: Mutex::new(HashSet::new()),
@@ -248,6 +257,17 @@ impl Metrics {
             "Rate-limit points GitHub answers cost, by budget (rest: the primary REST limit; graphql: the GraphQL limit)",
             m.github_points.clone(),
         );
+        r.register(
+            "scrum_follow_ups",
+            "Follow-ups of workers' pull requests, by cause (checks, conflicts, comments, changes-requested) and outcome (run: a follow-up run was queued; exhausted: FOLLOW_UP_ROUNDS were used up, left for people)",
+            m.follow_ups.clone(),
+        );
+        for cause in scrum_core::follow_up::FollowUpCause::ALL {
+            for outcome in ["run", "exhausted"] {
+                let cause = cause.as_str();
+                let _ = m.follow_ups.get_or_create(&FollowUp { cause, outcome });
+            }
+        }
         // Known label sets start at zero, so `rate()` sees their first increase.
         for budget in ["rest", "graphql"] {
             let _ = m.github_points.get_or_create(&Budget { budget });
@@ -450,6 +470,19 @@ impl Observer for Metrics {
         self.github_points
             .get_or_create(&Budget { budget })
             .inc_by(points);
+    }
+
+    fn follow_up(
+        &self,
+        _task: &Task,
+        cause: scrum_core::follow_up::FollowUpCause,
+        exhausted: bool,
+    ) {
+        let outcome = if exhausted { "exhausted" } else { "run" };
+        let cause = cause.as_str();
+        self.follow_ups
+            .get_or_create(&FollowUp { cause, outcome })
+            .inc();
     }
 }
 

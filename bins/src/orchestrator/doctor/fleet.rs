@@ -71,7 +71,7 @@ pub fn settings(a: &ServeArgs, report: &mut Report) -> Valid {
 /// Opens the store as the service would, which applies the migrations it lacks.
 pub async fn store(a: &ServeArgs, store: &StoreSettings, report: &mut Report) {
     let shown = scrum_store::redact_url(&store.database_url);
-    let policy = policy(&a.leases, &a.budgets, &a.locks);
+    let policy = policy(&a.leases, &a.budgets, &a.locks, &a.follow_ups);
     match scrum_store::open(&store.database_url, policy).await {
         Ok(queue) => match queue.counts().await {
             Ok(counts) => report.ok(

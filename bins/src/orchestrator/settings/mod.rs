@@ -48,7 +48,7 @@ pub struct Group {
 
 /// The groups, in the order `--help` shows them. Each struct's
 /// `next_help_heading` is one of these headings (a test checks it).
-pub const GROUPS: [Group; 13] = [
+pub const GROUPS: [Group; 14] = [
     Group {
         key: "listener",
         heading: "HTTP listener",
@@ -76,6 +76,10 @@ pub const GROUPS: [Group; 13] = [
     Group {
         key: "review",
         heading: "Review gating",
+    },
+    Group {
+        key: "follow_ups",
+        heading: "Follow-ups",
     },
     Group {
         key: "budgets",
@@ -136,6 +140,8 @@ pub struct ServeArgs {
     pub trust: gates::TrustArgs,
     #[command(flatten)]
     pub review: gates::ReviewArgs,
+    #[command(flatten)]
+    pub follow_ups: gates::FollowUpArgs,
     #[command(flatten)]
     pub budgets: policy::BudgetArgs,
     #[command(flatten)]

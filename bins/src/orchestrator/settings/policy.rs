@@ -121,7 +121,12 @@ impl LockArgs {
 }
 
 /// The queue's policy from its three groups of settings.
-pub fn policy(leases: &LeaseArgs, budgets: &BudgetArgs, locks: &LockArgs) -> Policy {
+pub fn policy(
+    leases: &LeaseArgs,
+    budgets: &BudgetArgs,
+    locks: &LockArgs,
+    follow_ups: &super::gates::FollowUpArgs,
+) -> Policy {
     let initial = Duration::from_secs(leases.retry_backoff_secs);
     Policy {
         max_attempts: leases.max_attempts,
@@ -133,6 +138,7 @@ pub fn policy(leases: &LeaseArgs, budgets: &BudgetArgs, locks: &LockArgs) -> Pol
         },
         issue_budget_usd: budgets.issue_budget_usd,
         locks: locks.rules(),
+        follow_up_rounds: follow_ups.follow_up_rounds,
         ..Policy::default()
     }
 }
