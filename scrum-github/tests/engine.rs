@@ -68,7 +68,7 @@ async fn an_issue_runs_from_ready_to_completed_on_github() {
     assert!(comments[0].contains("https://github.com/acme/widgets/pull/11"));
     assert!(
         comments[0]
-            .contains("<!-- scrum-orchestrator:acme/widgets#1:run-1:attempt-1:completed -->")
+            .contains("<!-- scrum-orchestrator:acme/widgets#1:run-1:pull -->")
     );
     let task = queue.get(&id).await.unwrap().unwrap();
     assert_eq!(task.state(), TaskState::Completed);

@@ -50,12 +50,13 @@ pub struct NotifyArgs {
     pub notify_webhook_secret: Option<Secret>,
     /// Which events are sent, comma-separated: completed, failed (for good; a
     /// spent ISSUE_BUDGET_USD is one), needs_clarification (an issue parked with
-    /// questions), worker_lost.
+    /// questions), worker_lost, follow_ups_exhausted (a pull request's
+    /// FOLLOW_UP_ROUNDS used up, left for people).
     #[arg(
         long,
         env = "NOTIFY_EVENTS",
         value_name = "NOTIFY_EVENTS",
-        default_value = "completed,failed,needs_clarification,worker_lost"
+        default_value = "completed,failed,needs_clarification,worker_lost,follow_ups_exhausted"
     )]
     pub notify_events: String,
 }
