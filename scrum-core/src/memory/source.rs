@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::model::{Person, ReadyIssue, TaskId, Timestamp};
+use crate::follow_up::PullStatus;
+use crate::model::{Person, ReadyIssue, RepoName, TaskId, Timestamp};
+use crate::pull_gate::{PullReview, PullState};
 use crate::source::{Commented, IssueSource, IssueState, Labels};
 
 /// One write a [`MemoryIssueSource`] received, in order.
@@ -18,6 +20,8 @@ pub enum Write {
     LabelRemoved(TaskId, String),
     /// A comment was posted.
     Commented(TaskId, String),
+    /// The comment with this marker got a new body ([`IssueSource::upsert_comment`]).
+    CommentUpdated(TaskId, String),
 }
 
 /// An issue held by a [`MemoryIssueSource`].
@@ -58,6 +62,9 @@ struct Inner {
     log: Vec<Write>,
     /// The blockers recorded for each issue ([`MemoryIssueSource::add_blocked_by`]).
     blocked_by: BTreeMap<TaskId, Vec<TaskId>>,
+    /// Pull requests by (repository, number), as [`MemoryIssueSource::set_pull`]
+    /// set them.
+    pulls: BTreeMap<(RepoName, u64), PullStatus>,
 }
 
 impl MemoryIssueSource {
@@ -166,6 +173,19 @@ impl MemoryIssueSource {
         self.lock().log.clone()
     }
 
+    /// Sets what the tracker says of pull request `number` of `repo`: its review
+    /// state, checks, mergeability and `/agent` comments. A pull request never set
+    /// is unknown (`NotFound`).
+    pub fn set_pull(&self, repo: &RepoName, number: u64, status: PullStatus) {
+        self.lock().pulls.insert((repo.clone(), number), status);
+    }
+
+    fn pull(&self, repo: &RepoName, number: u64) -> Result<PullStatus> {
+        let inner = self.lock();
+        let found = inner.pulls.get(&(repo.clone(), number)).cloned();
+        found.ok_or_else(|| Error::not_found(format!("no pull request {repo}#{number}")))
+    }
+
     fn with_issue<T>(
         &self,
         id: &TaskId,
@@ -244,6 +264,36 @@ impl IssueSource for MemoryIssueSource {
             log.push(Write::Commented(id.clone(), marker.to_string()));
             Commented::Posted
         })
+    }
+
+    async fn upsert_comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
+        self.with_issue(id, |i, log| {
+            if let Some((_, old)) = i.comments.iter_mut().find(|(m, _)| m == marker) {
+                *old = body.to_string();
+                log.push(Write::CommentUpdated(id.clone(), marker.to_string()));
+                return Commented::Updated;
+            }
+            i.comments.push((marker.to_string(), body.to_string()));
+            log.push(Write::Commented(id.clone(), marker.to_string()));
+            Commented::Posted
+        })
+    }
+
+    async fn pull_state(&self, repo: &RepoName, number: u64) -> Result<Option<PullState>> {
+        Ok(Some(self.pull(repo, number)?.review.state))
+    }
+
+    async fn pull_review(&self, repo: &RepoName, number: u64) -> Result<Option<PullReview>> {
+        Ok(Some(self.pull(repo, number)?.review))
+    }
+
+    async fn pull_status(
+        &self,
+        repo: &RepoName,
+        number: u64,
+        _checks: &[String],
+    ) -> Result<Option<PullStatus>> {
+        Ok(Some(self.pull(repo, number)?))
     }
 
     async fn labelled_by(&self, id: &TaskId) -> Result<Person> {
