@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use common::{api_project, config};
 use scrum_core::conformance::source::{REPOS, SourceFixture, labels};
 use scrum_core::{IssueSource, TaskId, Timestamp};
-use scrum_gitlab::fake::{Fault, FakeGitLab, NewIssue, access};
+use scrum_gitlab::fake::{FakeGitLab, Fault, NewIssue, access};
 use scrum_gitlab::{GitLabClient, Timing};
 
 struct GitLabFixture {
