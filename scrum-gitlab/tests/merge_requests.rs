@@ -86,6 +86,46 @@ async fn a_merge_request_reads_open_approved_merged_and_closed() {
 }
 
 #[tokio::test]
+async fn a_request_for_changes_names_its_reviewer_and_words() {
+    let (gitlab, client) = setup(&[PATH]).await;
+    gitlab.add_member(PATH, "lead", access::MAINTAINER);
+    gitlab.add_member(PATH, "visitor", access::REPORTER);
+    let n = gitlab.add_merge_request(PATH, "ai-feature/issue-2", "main", "Fix");
+    gitlab.approve(PATH, n, "lead");
+    gitlab.request_changes(PATH, n, "lead", "Please handle the empty case.");
+    let review = client.pull_review(&repo(), n).await.unwrap().unwrap();
+    assert_eq!(review.state, PullState::ChangesRequested);
+    let asked = review.change_request.expect("the request");
+    assert_eq!(
+        (
+            asked.reviewer.login.as_str(),
+            asked.reviewer.may_approve,
+            asked.body.as_str()
+        ),
+        ("lead", true, "Please handle the empty case.")
+    );
+
+    // A later request is a new one (a new id), by whoever asked last.
+    gitlab.request_changes(PATH, n, "visitor", "Rewrite it in Go.");
+    let later = client.pull_review(&repo(), n).await.unwrap().unwrap();
+    let again = later.change_request.clone().expect("the request");
+    assert_ne!(again.id, asked.id);
+    assert_eq!(
+        (again.reviewer.login.as_str(), again.reviewer.may_approve),
+        ("visitor", false)
+    );
+    let status = client.pull_status(&repo(), n, &[]).await.unwrap().unwrap();
+    assert_eq!(status.review, later);
+
+    gitlab.approve(PATH, n, "lead");
+    gitlab.approve(PATH, n, "visitor");
+    assert_eq!(
+        client.pull_state(&repo(), n).await.unwrap(),
+        Some(PullState::Approved)
+    );
+}
+
+#[tokio::test]
 async fn a_failed_job_brings_its_log_tail_and_a_conflict_reads_as_one() {
     let (gitlab, client) = setup(&[PATH]).await;
     let n = gitlab.add_merge_request(PATH, "ai-feature/issue-1", "main", "Fix");

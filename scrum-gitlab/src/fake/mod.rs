@@ -415,15 +415,28 @@ impl FakeGitLab {
             .collect()
     }
 
-    /// Approves merge request `iid` as `username`.
+    /// Approves merge request `iid` as `username` (a reviewer now `approved`).
     pub fn approve(&self, project: &str, iid: u64, username: &str) {
         self.change_mr(project, iid, |st, m| {
             let user = st.user(username);
             if !m.approved_by.contains(&user) {
                 m.approved_by.push(user);
             }
+            set_reviewer(m, user, "approved");
             "approved"
         });
+    }
+
+    /// Submits a review of merge request `iid` as `username` requesting changes,
+    /// with `body` as its note (their approval, if any, withdrawn).
+    pub fn request_changes(&self, project: &str, iid: u64, username: &str, body: &str) {
+        self.change_mr(project, iid, |st, m| {
+            let user = st.user(username);
+            m.approved_by.retain(|u| *u != user);
+            set_reviewer(m, user, "requested_changes");
+            "update"
+        });
+        self.comment_on_mr(project, iid, username, body);
     }
 
     /// Merges merge request `iid`.
@@ -588,6 +601,13 @@ impl FakeGitLab {
         let action = f(&mut st, &mut m);
         st.project_mut(project).merge_requests.insert(iid, m);
         hooks::merge_request(&mut st, project, iid, action);
+    }
+}
+
+fn set_reviewer(m: &mut state::MergeRequest, user: u64, state: &str) {
+    match m.reviewers.iter_mut().find(|(u, _)| *u == user) {
+        Some(r) => r.1 = state.to_string(),
+        None => m.reviewers.push((user, state.to_string())),
     }
 }
 

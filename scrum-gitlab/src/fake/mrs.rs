@@ -39,6 +39,18 @@ pub(crate) fn route(st: &mut State, key: &str, rest: &[&str], req: &Req) -> Rout
                 }),
             ))
         }
+        ("GET", ["merge_requests", n, "reviewers"]) => {
+            let p = &st.projects[key];
+            let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;
+            let out = m
+                .reviewers
+                .iter()
+                .map(|(u, state)| {
+                    json!({ "user": json::user(st, *u), "state": state, "created_at": json::time(m.created_at) })
+                })
+                .collect();
+            Ok(Answer::Json(200, Value::Array(out)))
+        }
         ("GET", ["merge_requests", n, "notes"]) => {
             let p = &st.projects[key];
             let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;
@@ -188,6 +200,7 @@ pub(crate) fn fresh(id: u64, iid: u64, at: scrum_core::Timestamp, d: &Draft<'_>)
         has_conflicts: false,
         detailed_merge_status: "mergeable".into(),
         approved_by: Vec::new(),
+        reviewers: Vec::new(),
         pipeline: None,
         notes: Vec::new(),
     }
