@@ -119,7 +119,7 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Routed {
         | (_, ["projects", p, "pipelines", ..])
         | (_, ["projects", p, "jobs", ..]) => {
             let key = project_key(st, p)?;
-            super::mrs::route(st, &key, &segs[2..], req)
+            super::mr_routes::route(st, &key, &segs[2..], req)
         }
         (_, ["projects", p, "issues", rest @ ..]) => {
             let key = project_key(st, p)?;

@@ -69,7 +69,8 @@ pub(crate) fn route(st: &mut State, key: &str, rest: &[&str], req: &Req) -> Rout
                 .ok_or_else(|| (400, "400 Bad request - body is missing".to_string()))?;
             let me = token_user(st);
             let n = iid(n)?;
-            let note = super::note_on_mr(st, key, n, me, &body).ok_or_else(mr_missing)?;
+            let note =
+                super::merge_requests::note_on_mr(st, key, n, me, &body).ok_or_else(mr_missing)?;
             let m = &st.projects[key].merge_requests[&n];
             Ok(Answer::Json(
                 201,
@@ -167,7 +168,7 @@ fn create(st: &mut State, key: &str, req: &Req) -> Routed {
         description: &description,
         author: me,
     };
-    let n = super::new_merge_request(st, key, &draft);
+    let n = super::merge_requests::new_merge_request(st, key, &draft);
     let p = &st.projects[key];
     Ok(Answer::Json(
         201,
