@@ -144,7 +144,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     let prompt = fleet.agent_record(&issue, "architect-2.prompt").unwrap();
     assert!(prompt.contains("please rename foo"), "{prompt}");
     assert!(
-        prompt.contains("because of changes requested, reported by alice"),
+        prompt.contains("follow-up round 1: changes requested (alice)"),
         "{prompt}"
     );
     assert!(prompt.contains(&format!("/pull/{pr}")), "{prompt}");
