@@ -15,7 +15,8 @@
 //!    process group killed on cancel or timeout;
 //! 3. commits what the workflow left uncommitted, pushes the branch (replacing an
 //!    earlier attempt's), and opens the pull request or reuses the open one; a
-//!    follow-up then writes its round into the pull request's body ([`rounds`]).
+//!    follow-up then writes its round into the pull request's body (a Rounds
+//!    section).
 //!
 //! The built-in workflow's verdict says what happened: approved (deliver), rejected
 //! or a failed gate (a failed attempt, with the cost and tokens spent), out of
