@@ -8,7 +8,7 @@
 //!    repository is held, `BLOCK_ON_CHANGES_REQUESTED`), the issue is not sent
 //!    back and no agent sees that text.
 //! 3. A collaborator requests changes, "please rename foo": the issue is handed
-//!    out again (run 2, one comment naming the reviewer), the architect's prompt
+//!    out again (run 2, one comment naming the reviewer), the fix phase's prompt
 //!    carries the review, the run builds on the branch as pushed (its commits
 //!    come after run 1's) and completes on the same pull request.
 //! 4. Then the review it answered holds nothing, and later polls do not send the
@@ -143,7 +143,10 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
         .await;
     let prompt = fleet.agent_record(&issue, "architect-2.prompt").unwrap();
     assert!(prompt.contains("please rename foo"), "{prompt}");
-    assert!(prompt.contains("@alice requested changes"), "{prompt}");
+    assert!(
+        prompt.contains("follow-up round 1: changes requested (alice)"),
+        "{prompt}"
+    );
     assert!(prompt.contains(&format!("/pull/{pr}")), "{prompt}");
     assert!(!prompt.contains("delete the tests"), "{prompt}");
     let first = fleet.agent_record(&issue, "architect-1.prompt").unwrap();

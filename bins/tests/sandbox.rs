@@ -654,3 +654,151 @@ async fn claude_code_runs_confined_under_sandbox_runtime() {
 async fn claude_code_runs_confined_under_bubblewrap() {
     real_claude_is_confined(SandboxMode::Bwrap).await;
 }
+
+/// A follow-up as the real Claude Code CLI gets it: the built-in workflow's fix
+/// phase, in bubblewrap, against the scripted API, for a failed check. The
+/// prompt that reaches the API carries the cause, who reported it and the check's
+/// output, from the assignment the worker got; its `Bash` tool commits the fix,
+/// which passes the phase's gate, and the review approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_gets_a_follow_ups_cause_and_feedback() {
+    use scrum_bins::runner::vars::prompt_vars;
+    use scrum_bins::runner::workflow::pipeline::{self, Job, Verdict};
+    use scrum_bins::runner::workflow::{AgentSpec, Workflow};
+    use scrum_core::follow_up::{FollowUp, FollowUpCause};
+    use scrum_core::{Assignment, LeaseToken, ReadyIssue, Timestamp};
+    use tokio_util::sync::CancellationToken;
+
+    find("claude").expect(
+        "the Claude Code CLI on PATH (scripts/services.sh installs @anthropic-ai/claude-code)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let clone = root.join("task/repo");
+    std::fs::create_dir_all(&clone).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(&clone)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+    };
+    git(&["init", "--quiet", "--initial-branch=main"]);
+    git(&["commit", "--quiet", "--allow-empty", "-m", "start"]);
+    let fix = "echo fixed > fix.txt && git add fix.txt && git -c user.name=t -c user.email=t@example.invalid commit -qm fix && echo committed";
+    let (port, bodies) = messages_api(fix.to_string()).await;
+    let settings = SandboxSettings {
+        mode: SandboxMode::Bwrap,
+        allow_hosts: vec![format!("127.0.0.1:{port}")],
+        pass_env: vec![],
+        hidden: vec![],
+        limits: Limits {
+            memory_mb: 8192,
+            processes: 1024,
+            tmp_mb: 512,
+        },
+    };
+    let sandbox = Sandbox::start(&settings, &root.join("proxy"))
+        .await
+        .unwrap();
+    sandbox.prepare_clone(&clone).unwrap();
+
+    // The fix phase as the built-in workflow has it, and a review that approves.
+    let mut workflow = Workflow::builtin();
+    workflow.phases.retain(|p| p.name == "fix");
+    workflow.agents.insert(
+        "approve".into(),
+        AgentSpec::Command {
+            command: ["sh", "-c", "echo 'DECISION: APPROVE'"]
+                .map(String::from)
+                .into(),
+        },
+    );
+    workflow.review.agent = "approve".into();
+    let task: TaskId = "acme/api#7".parse().unwrap();
+    let pr = "https://github.com/acme/api/pull/9";
+    let follow_up = FollowUp::new(
+        FollowUpCause::Checks,
+        pr,
+        "checks:abc".into(),
+        "checks",
+        "test tests::adds ... FAILED: expected 3, got 4",
+        1,
+        Timestamp(0),
+    );
+    let assignment = Assignment {
+        issue: Arc::new(ReadyIssue {
+            id: task.clone(),
+            title: "Add numbers".into(),
+            body: "Add two numbers.".into(),
+            labels: vec![],
+            created_at: Timestamp(0),
+        }),
+        task,
+        branch_name: "ai-feature/issue-7".into(),
+        lease_token: LeaseToken(1),
+        lease_expires_at: Timestamp(0),
+        attempt: 1,
+        max_attempts: 2,
+        heartbeat_interval: Duration::from_secs(20),
+        text_digest: None,
+        budget_left_usd: None,
+        follow_up: Some(follow_up),
+        repo_token: None,
+    };
+    let env: Vec<(String, String)> = [
+        ("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}")),
+        ("ANTHROPIC_API_KEY", "sk-test".to_string()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let (home, tmp, state) = (
+        root.join("task/home"),
+        root.join("task/tmp"),
+        root.join("task/sandbox"),
+    );
+    std::fs::create_dir_all(&home).unwrap();
+    let cell = Cell {
+        dir: &clone,
+        home: &home,
+        tmp: &tmp,
+        env: &env,
+        state: &state,
+    };
+    let log = root.join("attempt.log");
+    let job = Job {
+        cell,
+        sandbox: &sandbox,
+        scratch: &pipeline::scratch_dir(&home),
+        log: &log,
+        vars: prompt_vars(&assignment, "main", &[]),
+        clarify: false,
+        follow_up: true,
+        conflicts: &[],
+    };
+    let report = tokio::time::timeout(
+        Duration::from_secs(120),
+        pipeline::run(&workflow, &job, &CancellationToken::new()),
+    )
+    .await
+    .expect("the fix phase ends within 120 s");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(report.verdict, Verdict::Approved, "{logged}");
+    let bodies = bodies.lock().unwrap().clone();
+    let first = bodies
+        .iter()
+        .find(|b| !b.contains("\"tool_result\""))
+        .unwrap_or_else(|| panic!("claude called the API: {bodies:?}"));
+    for said in [
+        "follow-up round 1: a check failed (checks)",
+        "tests::adds ... FAILED: expected 3, got 4",
+        pr,
+        "You are the Architect",
+    ] {
+        assert!(first.contains(said), "{said:?} in {first}");
+    }
+    assert!(clone.join("fix.txt").exists(), "its tool committed the fix");
+}

@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode};
 use scrum_core::{Error, ErrorKind, RepoName, Result, TaskId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::classify::{Subject, What};
@@ -123,5 +123,62 @@ impl GitHubClient {
                 html_url: p.html_url,
                 created: false,
             }))
+    }
+}
+
+/// What the worker reads of a pull request to edit its body.
+#[derive(Deserialize)]
+struct PullBody {
+    #[serde(default)]
+    body: Option<String>,
+}
+
+impl GitHubClient {
+    /// The body of pull request `number` of `repo` (empty when it has none), to
+    /// edit a section of it with [`GitHubClient::set_pull_body`].
+    ///
+    /// # Errors
+    /// `NotFound` naming the repository; the transport's errors.
+    pub async fn pull_body(&self, repo: &RepoName, number: u64) -> Result<String> {
+        let what = What {
+            action: "read a pull request of",
+            subject: Subject::Repo(repo.clone()),
+        };
+        let reply = self
+            .inner
+            .transport
+            .send(&Call::get(
+                format!("/repos/{repo}/pulls/{number}"),
+                what.clone(),
+            ))
+            .await?
+            .success(&what)?;
+        let pull: PullBody = reply.json(&what)?;
+        Ok(pull.body.unwrap_or_default())
+    }
+
+    /// Replaces the body of pull request `number` of `repo`.
+    ///
+    /// # Errors
+    /// `NotFound` naming the repository; the transport's errors.
+    pub async fn set_pull_body(&self, repo: &RepoName, number: u64, body: &str) -> Result<()> {
+        let what = What {
+            action: "edit a pull request of",
+            subject: Subject::Repo(repo.clone()),
+        };
+        self.inner
+            .transport
+            .send(
+                &Call::with_body(
+                    Method::PATCH,
+                    format!("/repos/{repo}/pulls/{number}"),
+                    json!({ "body": body }),
+                    what.clone(),
+                )
+                .idempotent(),
+            )
+            .await?
+            .success(&what)?;
+        Ok(())
     }
 }

@@ -105,3 +105,32 @@ async fn a_pull_request_whose_answer_was_lost_is_found_on_retry() {
     assert_eq!(pulls.len(), 1);
     assert_eq!(pr.number, pulls[0].number);
 }
+
+#[tokio::test]
+async fn a_pull_requests_body_is_read_and_replaced() {
+    let (github, client) = setup_develop().await;
+    let id = github.add_issue("acme/widgets", NewIssue::new("Add a widget"));
+    github.add_branch("acme/widgets", "ai-feature/issue-1");
+    let pr = client
+        .open_pull_request(&id, "ai-feature/issue-1", "Add a widget", "Implements it.")
+        .await
+        .unwrap();
+    let repo = id.repo_name();
+
+    let body = client.pull_body(&repo, pr.number).await.unwrap();
+    assert_eq!(body, "Implements it.\n\nCloses #1");
+    client
+        .set_pull_body(&repo, pr.number, &format!("{body}\n\n### Rounds"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        client.pull_body(&repo, pr.number).await.unwrap(),
+        "Implements it.\n\nCloses #1\n\n### Rounds"
+    );
+    let pulls = github.pull_requests("acme/widgets");
+    assert!(pulls[0].body.ends_with("### Rounds"), "{pulls:?}");
+    assert!(pulls[0].open, "the rest unchanged");
+    let missing = client.pull_body(&repo, 99).await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+}

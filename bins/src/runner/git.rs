@@ -9,6 +9,7 @@ use std::time::Duration;
 use scrum_core::{Error, ErrorKind, RepoName, Result};
 use tokio::process::Command;
 
+use super::merge::Merge;
 use super::secret::Secret;
 
 /// How long one git command may take before it is killed.
@@ -85,7 +86,7 @@ pub struct Workspace {
     pub base_branch: String,
     /// The commit the branch started from.
     pub base_commit: String,
-    /// The commit this attempt started from: `base_commit`, or on a rework the
+    /// The commit this attempt started from: `base_commit`, or on a follow-up the
     /// branch's pushed head. Only commits after it are this attempt's work.
     pub start_commit: String,
     /// The task's branch.
@@ -97,8 +98,8 @@ impl GitRemote {
     /// first time), then makes a fresh clone in `dir` with `branch` started from the
     /// default branch. A retry gets a fresh clone too, so whatever an earlier attempt
     /// pushed on `branch` is replaced, not built upon; but with `keep_branch` (a
-    /// rework of the pull request's branch) the branch starts from what was pushed
-    /// on it, when it exists.
+    /// follow-up of the pull request's branch) the branch starts from what was
+    /// pushed on it, when it exists.
     pub async fn prepare(
         &self,
         cache: &Path,
@@ -163,8 +164,47 @@ impl GitRemote {
         })
     }
 
+    /// Merges the base branch, fetched again, into the task's branch (a follow-up
+    /// for a conflict): `git merge --no-edit origin/<base>`. Where git stops on
+    /// conflicts, the merge is left in progress with the conflicted files for
+    /// the agent ([`super::merge::conclude`] finishes it).
+    pub async fn merge_base(&self, ws: &Workspace) -> Result<Merge> {
+        let base = &ws.base_branch;
+        let tracking = format!("+refs/heads/{base}:refs/remotes/origin/{base}");
+        self.git(&ws.dir, &["fetch", "--quiet", "origin", &tracking])
+            .await?;
+        let before = self.git(&ws.dir, &["rev-parse", "HEAD"]).await?;
+        let theirs = format!("origin/{base}");
+        let merged = self
+            .git(&ws.dir, &["merge", "--no-edit", "--quiet", &theirs])
+            .await;
+        if let Err(e) = merged {
+            let unmerged = self
+                .git(&ws.dir, &["diff", "--name-only", "-z", "--diff-filter=U"])
+                .await?;
+            let files: Vec<String> = unmerged
+                .split('\0')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            return if files.is_empty() {
+                Err(e)
+            } else {
+                Ok(Merge::Conflicted(files))
+            };
+        }
+        let after = self.git(&ws.dir, &["rev-parse", "HEAD"]).await?;
+        Ok(if after == before {
+            Merge::UpToDate
+        } else {
+            Merge::Clean
+        })
+    }
+
     /// Commits whatever the workflow left uncommitted, and returns how many commits
-    /// this attempt added (beyond [`Workspace::start_commit`]).
+    /// this attempt added on the branch (beyond [`Workspace::start_commit`], first
+    /// parents only: a merge of the base branch counts once, not with the base
+    /// branch's own commits).
     pub async fn commit_leftovers(&self, ws: &Workspace, message: &str) -> Result<u32> {
         let status = self.git(&ws.dir, &["status", "--porcelain"]).await?;
         if !status.is_empty() {
@@ -173,7 +213,9 @@ impl GitRemote {
                 .await?;
         }
         let range = format!("{}..HEAD", ws.start_commit);
-        let count = self.git(&ws.dir, &["rev-list", "--count", &range]).await?;
+        let count = self
+            .git(&ws.dir, &["rev-list", "--count", "--first-parent", &range])
+            .await?;
         count
             .parse()
             .map_err(|_| Error::new(ErrorKind::Internal, format!("git rev-list said {count:?}")))

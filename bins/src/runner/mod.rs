@@ -3,15 +3,20 @@
 //! For each assignment it
 //! 1. prepares an isolated clone from a cached mirror, on a fresh
 //!    `ai-feature/issue-N` branch from the repository's default branch (on a
-//!    rework run, answering a request for changes on the pull request, the
-//!    branch as pushed, with the review in the workflow's input);
+//!    follow-up run, answering a failed check, a conflict, a request for changes
+//!    or an `/agent` comment on the pull request, the branch as pushed, with the
+//!    follow-up in the workflow's input: [`vars`]); on a follow-up for a
+//!    conflict it merges the base branch in ([`merge`]): a clean merge is pushed
+//!    with no agent, conflicted files go to the agent to resolve;
 //! 2. runs the built-in AI Scrum Master workflow ([`workflow`]: architect,
 //!    security, tester and product-owner agents, revisions, cost), or the workflow
 //!    command (`WORKFLOW_COMMAND`: any script) in it, with the issue in environment
 //!    variables and a JSON file, output to a per-task log, a timeout, and the whole
 //!    process group killed on cancel or timeout;
 //! 3. commits what the workflow left uncommitted, pushes the branch (replacing an
-//!    earlier attempt's), and opens the pull request or reuses the open one.
+//!    earlier attempt's), and opens the pull request or reuses the open one; a
+//!    follow-up then writes its round into the pull request's body (a Rounds
+//!    section).
 //!
 //! The built-in workflow's verdict says what happened: approved (deliver), rejected
 //! or a failed gate (a failed attempt, with the cost and tokens spent), out of
@@ -23,9 +28,12 @@
 
 mod command;
 mod git;
+pub mod merge;
 mod pulls;
+mod rounds;
 pub mod sandbox;
 mod secret;
+pub mod vars;
 pub mod workflow;
 
 use std::path::PathBuf;
@@ -33,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use scrum_core::follow_up::FollowUpCause;
 use scrum_core::{
     Assignment, Clarification, Completion, Error, Failure, Result, RunOutcome, WorkflowRunner,
 };
@@ -43,6 +52,7 @@ pub use git::{GitRemote, Workspace};
 pub use pulls::{GitHubPullRequests, PullRequests};
 pub use secret::Secret;
 
+use self::merge::Merge;
 use self::sandbox::{Cell, Sandbox};
 use self::workflow::Workflow;
 use self::workflow::pipeline::{self, Job, Report, Verdict};
@@ -145,10 +155,50 @@ impl CommandRunner {
                 a.follow_up.is_some(),
             )
             .await?;
+        let outcome = self.work(a, &ws, &task_dir, &log, cancel).await;
+        if !c.keep_workspaces {
+            let _ = std::fs::remove_dir_all(&task_dir);
+        }
+        outcome
+    }
+
+    /// In the clone just prepared: on a follow-up for a conflict, merges the base
+    /// branch first (a clean merge needs no agent), then runs the workflow with
+    /// what it is told of the task ([`vars`]) and delivers.
+    async fn work(
+        &self,
+        a: &Assignment,
+        ws: &Workspace,
+        task_dir: &std::path::Path,
+        log: &std::path::Path,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome> {
+        let c = &self.config;
+        let merge = match &a.follow_up {
+            Some(f) if f.cause == FollowUpCause::Conflicts => {
+                Some(self.remote(a).merge_base(ws).await?)
+            }
+            _ => None,
+        };
+        let conflicted: &[String] = match &merge {
+            Some(Merge::UpToDate) => return Ok(self.already_merged(a, log).await),
+            Some(Merge::Clean) => {
+                workflow::agent::append(log, "== the base branch merged without conflicts");
+                return self.deliver(a, ws, None).await;
+            }
+            Some(Merge::Conflicted(files)) => {
+                workflow::agent::append(
+                    log,
+                    &format!("== the base branch conflicts in {}", files.join(", ")),
+                );
+                files
+            }
+            None => &[],
+        };
         c.sandbox
             .prepare_clone(&ws.dir)
             .map_err(Error::unavailable)?;
-        let a = &cleaned(a, &log);
+        let a = &cleaned(a, log);
         let (home, tmp, state) = (
             task_dir.join("home"),
             task_dir.join("tmp"),
@@ -158,18 +208,7 @@ impl CommandRunner {
         std::fs::create_dir_all(&home)
             .map_err(|e| Error::unavailable("could not create the task's home").with_source(e))?;
         let issue_file = home.join("issue.json");
-        let issue_json = serde_json::json!({
-            "repository": a.task.repo(),
-            "number": a.task.number(),
-            "title": a.issue.title,
-            "body": a.issue.body,
-            "labels": a.issue.labels,
-            "branch": a.branch_name,
-            "attempt": a.attempt,
-            "max_attempts": a.max_attempts,
-            "follow_up": a.follow_up,
-        });
-        std::fs::write(&issue_file, issue_json.to_string())
+        std::fs::write(&issue_file, vars::issue_json(a, conflicted).to_string())
             .map_err(|e| Error::unavailable("could not write the issue file").with_source(e))?;
         let mut env = vec![
             ("ISSUE_REPOSITORY".to_string(), a.task.repo().to_string()),
@@ -183,12 +222,8 @@ impl CommandRunner {
             ("ATTEMPT".to_string(), a.attempt.to_string()),
             ("MAX_ATTEMPTS".to_string(), a.max_attempts.to_string()),
         ];
-        if let Some(r) = &a.follow_up {
-            env.extend([
-                ("REWORK_FEEDBACK".to_string(), r.feedback.clone()),
-                ("REWORK_REVIEWER".to_string(), r.author.clone()),
-                ("REWORK_PR_URL".to_string(), r.pr_url.clone()),
-            ]);
+        if let Some(f) = &a.follow_up {
+            env.extend(vars::follow_up_env(f, conflicted));
         }
         // Commits the workflow makes need an identity even on a host with no git
         // configuration; one the worker's own environment sets wins.
@@ -213,23 +248,40 @@ impl CommandRunner {
             env: &env,
             state: &state,
         };
-        let outcome = match &c.command {
-            Some(command) => self.command(a, &ws, command, &cell, &log, cancel).await?,
-            None => self.builtin(a, &ws, &cell, &log, cancel).await?,
-        };
-        if !c.keep_workspaces {
-            let _ = std::fs::remove_dir_all(&task_dir);
+        match &c.command {
+            Some(command) => {
+                self.command(a, ws, command, &cell, conflicted, log, cancel)
+                    .await
+            }
+            None => self.builtin(a, ws, &cell, conflicted, log, cancel).await,
         }
-        Ok(outcome)
     }
 
-    /// Runs the workflow command and reads its exit code.
+    /// A follow-up for a conflict whose branch already holds the base branch
+    /// (merged by someone since): nothing to push; the pull request stands.
+    async fn already_merged(&self, a: &Assignment, log: &std::path::Path) -> RunOutcome {
+        workflow::agent::append(log, "== the branch already holds the base branch");
+        let Some(f) = &a.follow_up else {
+            return failure(true, "no pull request to follow up".into());
+        };
+        self.record_rounds(a, &f.pr_url).await;
+        RunOutcome::Success(Completion {
+            pr_url: Some(f.pr_url.clone()),
+            ..Completion::default()
+        })
+    }
+
+    /// Runs the workflow command and reads its exit code. On a conflict, the
+    /// merge it resolved is concluded (no conflict marker may remain) before
+    /// the push.
+    #[allow(clippy::too_many_arguments)]
     async fn command(
         &self,
         a: &Assignment,
         ws: &Workspace,
         command: &str,
         cell: &Cell<'_>,
+        conflicted: &[String],
         log: &std::path::Path,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
@@ -237,6 +289,12 @@ impl CommandRunner {
         let exit = command::run(command, &c.sandbox, cell, log, c.timeout, cancel).await?;
         let log = log.to_path_buf();
         Ok(match exit {
+            Exit::Code(0) if !conflicted.is_empty() => {
+                match merge::conclude(&ws.dir, conflicted, cell.env).await {
+                    Ok(_) => self.deliver(a, ws, None).await?,
+                    Err(e) => failure(true, format!("the workflow {e}")),
+                }
+            }
             Exit::Code(0) => self.deliver(a, ws, None).await?,
             Exit::Code(EXIT_RELEASE) => RunOutcome::Release(format!(
                 "the workflow handed the task back (exit {EXIT_RELEASE}): {}",
@@ -266,44 +324,21 @@ impl CommandRunner {
         a: &Assignment,
         ws: &Workspace,
         cell: &Cell<'_>,
+        conflicted: &[String],
         log: &std::path::Path,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome> {
         let c = &self.config;
-        let rework = a.follow_up.as_ref();
-        let vars = [
-            ("issue_title", a.issue.title.clone()),
-            ("issue_body", a.issue.body.clone()),
-            ("issue_labels", a.issue.labels.join(", ")),
-            ("issue_number", a.task.number().to_string()),
-            ("repository", a.task.repo().to_string()),
-            ("branch", a.branch_name.clone()),
-            ("base_branch", ws.base_branch.clone()),
-            ("attempt", a.attempt.to_string()),
-            ("max_attempts", a.max_attempts.to_string()),
-            (
-                "review_feedback",
-                rework.map(|r| r.feedback.clone()).unwrap_or_default(),
-            ),
-            (
-                "reviewer",
-                rework.map(|r| r.author.clone()).unwrap_or_default(),
-            ),
-            (
-                "pull_request",
-                rework.map(|r| r.pr_url.clone()).unwrap_or_default(),
-            ),
-        ]
-        .into_iter()
-        .collect();
         let job = Job {
             cell: *cell,
             sandbox: &c.sandbox,
             scratch: &pipeline::scratch_dir(cell.home),
             log,
-            vars,
+            vars: vars::prompt_vars(a, &ws.base_branch, conflicted),
             // The issue was clear enough for the run that opened the pull request.
-            clarify: c.clarification_check && rework.is_none(),
+            clarify: c.clarification_check && a.follow_up.is_none(),
+            follow_up: a.follow_up.is_some(),
+            conflicts: conflicted,
         };
         let report = pipeline::run(&c.workflow, &job, cancel).await;
         let spent = |reason: String| {
@@ -376,6 +411,9 @@ impl CommandRunner {
                 a.repo_token.as_ref(),
             )
             .await?;
+        if a.follow_up.is_some() {
+            self.record_rounds(a, &url).await;
+        }
         Ok(RunOutcome::Success(Completion {
             pr_url: Some(url),
             cost_usd: report.and_then(|r| r.spend.cost_usd),
@@ -385,7 +423,29 @@ impl CommandRunner {
     }
 }
 
-/// The assignment with its issue's text and review feedback cleaned of what a
+impl CommandRunner {
+    /// On a follow-up, once its work is pushed: the pull request's body gets the
+    /// Rounds section ([`rounds`]) with this round completed. The body is only a
+    /// summary: a failure to edit it is logged and the run completes all the same.
+    async fn record_rounds(&self, a: &Assignment, pr_url: &str) {
+        let Some(f) = &a.follow_up else { return };
+        let all = rounds::rounds(f, "completed");
+        let token = a.repo_token.as_ref();
+        let edited = async {
+            let body = self.pulls.body(&a.task, pr_url, token).await?;
+            let new = rounds::with_rounds(&body, &all);
+            if new != body {
+                self.pulls.set_body(&a.task, pr_url, &new, token).await?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = edited.await {
+            tracing::warn!(task = %a.task, pr = %pr_url, error = %e, "could not write the rounds into the pull request's body");
+        }
+    }
+}
+
+/// The assignment with its issue's text and follow-up feedback cleaned of what a
 /// reader cannot see ([`scrum_core::clean`]); what was removed goes to the log.
 /// The digest was checked on the text as approved: the cleaning comes after.
 fn cleaned(a: &Assignment, log: &std::path::Path) -> Assignment {
@@ -402,7 +462,7 @@ fn cleaned(a: &Assignment, log: &std::path::Path) -> Assignment {
     clean("title", &mut issue.title);
     clean("body", &mut issue.body);
     if let Some(r) = &mut a.follow_up {
-        clean("review", &mut r.feedback);
+        clean("follow-up feedback", &mut r.feedback);
     }
     if !removed.is_empty() {
         let said = removed.join("; ");

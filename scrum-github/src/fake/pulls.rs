@@ -1,5 +1,5 @@
-//! The fake's pull-request routes: list (by head and state) and open, refusing a
-//! second open pull request for the same branch as GitHub does.
+//! The fake's pull-request routes: list (by head and state), open (refusing a
+//! second open pull request for the same branch, as GitHub does) and edit.
 
 use std::collections::BTreeMap;
 
@@ -127,4 +127,45 @@ pub(super) fn create_pull(
         StatusCode::CREATED,
         json::pull(&base_url, r, &r.issues[&number]),
     )
+}
+
+/// `PATCH /repos/{repo}/pulls/{n}`: a new title, body or state, as GitHub takes
+/// them (the pull request's issue gets the same title and body).
+pub(super) fn patch_pull(
+    st: &mut State,
+    repo: &str,
+    n: &str,
+    body: &Value,
+    now: scrum_core::Timestamp,
+) -> Answer {
+    let base_url = st.base_url.clone();
+    let Some(r) = st.repo_mut(repo) else {
+        return not_found();
+    };
+    let Some(i) = n.parse::<u64>().ok().and_then(|n| r.issues.get_mut(&n)) else {
+        return not_found();
+    };
+    let Some(p) = &mut i.pull else {
+        return not_found();
+    };
+    let field = |k: &str| body.get(k).and_then(Value::as_str);
+    match field("state") {
+        Some("open") => p.open = true,
+        Some("closed") => p.open = false,
+        Some(other) => return invalid(&format!("state {other:?} is not open or closed")),
+        None => {}
+    }
+    if let Some(t) = field("title") {
+        p.title = t.to_string();
+        i.title = t.to_string();
+    }
+    if let Some(b) = field("body") {
+        p.body = b.to_string();
+        i.body = b.to_string();
+    }
+    i.open = p.open;
+    i.updated_at = now;
+    let number = i.number;
+    let r = st.repo(repo).expect("checked");
+    answer(StatusCode::OK, json::pull(&base_url, r, &r.issues[&number]))
 }

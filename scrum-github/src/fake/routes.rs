@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::answer::{Answer, answer, fail, invalid, not_found, ok, paged};
 use super::dependencies::{issue_json, list_blocked_by};
 use super::json;
-use super::pulls::{create_pull, list_pulls};
+use super::pulls::{create_pull, list_pulls, patch_pull};
 use super::state::{FakeIssue, State};
 
 /// Decodes `%XX` and, in queries, `+`.
@@ -141,6 +141,9 @@ pub(crate) fn route(
             })
         }
         (Method::POST, ["repos", o, r, "pulls"]) => create_pull(st, &format!("{o}/{r}"), body, now),
+        (Method::PATCH, ["repos", o, r, "pulls", n]) => {
+            patch_pull(st, &format!("{o}/{r}"), n, body, now)
+        }
         _ => not_found(),
     }
 }

@@ -16,8 +16,11 @@
 //! ```
 //! use scrum_bins::runner::workflow::Workflow;
 //! let w = Workflow::builtin();
-//! let names: Vec<&str> = w.phases.iter().map(|p| p.name.as_str()).collect();
-//! assert_eq!(names, ["architect", "security", "tester"]);
+//! let names = |follow_up| -> Vec<&str> {
+//!     w.phases_for(follow_up).map(|p| p.name.as_str()).collect()
+//! };
+//! assert_eq!(names(false), ["architect", "security", "tester"]);
+//! assert_eq!(names(true), ["fix", "tester"]);
 //! assert_eq!(w.review.name, "product-owner");
 //! assert_eq!(w.review.max_revisions, Some(3));
 //! ```
@@ -57,7 +60,8 @@ pub struct Workflow {
     /// The clarification check's agent call; it answers
     /// `{"needs_clarification", "questions", "reasoning"}`.
     pub clarification_check: Option<Phase>,
-    /// The phases, run in this order on each pass.
+    /// The phases, run in this order on each pass (those whose [`Phase::runs`]
+    /// fits the run: [`Workflow::phases_for`]).
     pub phases: Vec<Phase>,
     /// The review after the phases: `DECISION: APPROVE`, `REVISE` or `REJECT`.
     pub review: Phase,
@@ -171,6 +175,37 @@ pub struct Phase {
     /// fails (default 3).
     #[serde(default)]
     pub max_revisions: Option<u32>,
+    /// Which runs the phase is part of: every run (the default, so a workflow
+    /// file written before follow-ups runs all its phases on them too), only
+    /// runs that start the work, or only follow-ups of its pull request.
+    #[serde(default)]
+    pub runs: Runs,
+}
+
+/// Which runs a phase is part of.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Runs {
+    /// Every run.
+    #[default]
+    Always,
+    /// Runs that start the work: every run but a follow-up.
+    FirstRun,
+    /// Follow-ups of the pull request (a failed check, a conflict, a request for
+    /// changes, an `/agent` comment), which start from the branch as pushed.
+    FollowUp,
+}
+
+impl Runs {
+    /// Whether a phase that `runs` this way is part of a run that is (or is not)
+    /// a follow-up.
+    pub fn includes(self, follow_up: bool) -> bool {
+        match self {
+            Runs::Always => true,
+            Runs::FirstRun => !follow_up,
+            Runs::FollowUp => follow_up,
+        }
+    }
 }
 
 impl Phase {
@@ -193,8 +228,10 @@ pub enum Gate {
     None,
 }
 
-/// The names a prompt template sees.
-pub const PROMPT_VARS: [&str; 16] = [
+/// The names a prompt template sees. The follow-up's (`follow_up_*`,
+/// `conflicted_files`, and their older names `review_feedback`, `reviewer`,
+/// `pull_request`) are empty but on a follow-up run.
+pub const PROMPT_VARS: [&str; 21] = [
     "issue_title",
     "issue_body",
     "issue_labels",
@@ -211,6 +248,11 @@ pub const PROMPT_VARS: [&str; 16] = [
     "review_feedback",
     "reviewer",
     "pull_request",
+    "follow_up_cause",
+    "follow_up_feedback",
+    "follow_up_author",
+    "follow_up_round",
+    "conflicted_files",
 ];
 
 /// The names a role template sees: none of the issue's own text.
@@ -267,6 +309,19 @@ impl Workflow {
                 ));
             }
         }
+        for (follow_up, run, runs) in [
+            (false, "a first run", "first_run"),
+            (true, "a follow-up", "follow_up"),
+        ] {
+            if self.phases_for(follow_up).next().is_none() {
+                return Err(format!(
+                    "no phase runs on {run}: give one runs = \"{runs}\" or \"always\""
+                ));
+            }
+        }
+        if self.review.runs != Runs::Always {
+            return Err("[review] runs on every run: it takes no runs".into());
+        }
         if self.review.gate != Gate::None {
             return Err("[review] has no gate: its decision is its gate".into());
         }
@@ -305,6 +360,13 @@ impl Workflow {
         Ok(())
     }
 
+    /// The phases of a run that is (or is not) a follow-up, in order.
+    pub fn phases_for(&self, follow_up: bool) -> impl Iterator<Item = &Phase> {
+        self.phases
+            .iter()
+            .filter(move |p| p.runs.includes(follow_up))
+    }
+
     /// How many REVISE answers the review allows.
     pub fn max_revisions(&self) -> u32 {
         self.review.max_revisions.unwrap_or(DEFAULT_MAX_REVISIONS)
@@ -323,23 +385,66 @@ mod tests {
     #[test]
     fn the_builtin_workflow_declares_the_scrum_team() {
         let w = Workflow::builtin();
-        let gates: Vec<(&str, Gate)> = w.phases.iter().map(|p| (p.name.as_str(), p.gate)).collect();
+        let gates: Vec<(&str, Gate, Runs)> = w
+            .phases
+            .iter()
+            .map(|p| (p.name.as_str(), p.gate, p.runs))
+            .collect();
         assert_eq!(
             gates,
             [
-                ("architect", Gate::Commit),
-                ("security", Gate::CommitOrPhrase),
-                ("tester", Gate::None)
+                ("architect", Gate::Commit, Runs::FirstRun),
+                ("fix", Gate::Commit, Runs::FollowUp),
+                ("security", Gate::CommitOrPhrase, Runs::FirstRun),
+                ("tester", Gate::None, Runs::Always)
             ]
         );
+        assert_eq!(w.phases[0].role, w.phases[1].role, "the architect fixes");
+        for var in [
+            "{{follow_up_cause}}",
+            "{{follow_up_feedback}}",
+            "{{conflicted_files}}",
+        ] {
+            assert!(w.phases[1].prompt.contains(var), "{var}");
+        }
         assert_eq!(
-            w.phases[1].approval_phrase.as_deref(),
+            w.phases[2].approval_phrase.as_deref(),
             Some("no security issues")
         );
         assert_eq!(w.max_revisions(), 3);
         assert!(w.clarification);
         assert!(matches!(w.agents["claude"], AgentSpec::Claude { .. }));
         assert!(w.phases[0].allowed_tools.iter().any(|t| t == "Edit"));
+    }
+
+    #[test]
+    fn a_workflow_file_without_runs_runs_every_phase_on_follow_ups_too() {
+        let mut text = DEFAULT_WORKFLOW.to_string();
+        for runs in ["runs = \"first_run\"\n", "runs = \"always\"\n"] {
+            text = text.replace(runs, "");
+        }
+        let start = text.find("[[phases]]\nname = \"fix\"").unwrap();
+        let end = start + text[start..].find("\n[[phases]]").unwrap();
+        text.replace_range(start..end, "");
+        let w = Workflow::parse(&text).unwrap();
+        let names: Vec<&str> = w.phases_for(true).map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["architect", "security", "tester"]);
+        assert!(w.phases.iter().all(|p| p.runs == Runs::Always));
+    }
+
+    #[test]
+    fn every_kind_of_run_needs_a_phase() {
+        let only_first = DEFAULT_WORKFLOW
+            .replace("runs = \"follow_up\"", "runs = \"first_run\"")
+            .replace("runs = \"always\"", "runs = \"first_run\"");
+        let e = Workflow::parse(&only_first).unwrap_err();
+        assert!(e.contains("no phase runs on a follow-up"), "{e}");
+        let on_review = DEFAULT_WORKFLOW.replace(
+            "name = \"product-owner\"",
+            "name = \"product-owner\"\nruns = \"follow_up\"",
+        );
+        let e = Workflow::parse(&on_review).unwrap_err();
+        assert!(e.contains("[review] runs on every run"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use super::outcome::{Decision, PhaseRecord, Report, Verdict};
 use super::outcome::{parse_clarification, reason_of};
 use super::template::{Vars, render};
 use super::{Gate, Phase, ROLE_VARS, Workflow};
+use crate::runner::merge;
 use crate::runner::sandbox::{Cell, Sandbox};
 
 /// The longest reason or feedback kept from an agent's answer.
@@ -33,11 +34,20 @@ pub struct Job<'a> {
     pub log: &'a Path,
     /// The template values of the issue and attempt: every name of
     /// [`super::PROMPT_VARS`] but `phase`, `revision`, `max_revisions` and
-    /// `feedback`, which the pipeline sets (`review_feedback`, `reviewer` and
-    /// `pull_request` empty but on a rework run).
+    /// `feedback`, which the pipeline sets (the follow-up's empty but on a
+    /// follow-up run: [`crate::runner::vars::prompt_vars`]).
     pub vars: Vars,
     /// Whether to run the clarification check (the workflow must also want it).
     pub clarify: bool,
+    /// Whether this is a follow-up run: it picks the phases
+    /// ([`Workflow::phases_for`]).
+    pub follow_up: bool,
+    /// The files a merge of the base branch left in conflict (a follow-up for a
+    /// conflict), empty otherwise. After each phase none may hold a conflict
+    /// marker, and a merge still in progress is concluded
+    /// ([`crate::runner::merge::conclude`]), so later phases work on the merge
+    /// commit.
+    pub conflicts: &'a [String],
 }
 
 /// Runs one attempt of `workflow` on `job`.
@@ -109,12 +119,15 @@ impl Run<'_> {
         let mut feedback = String::new();
         let mut revision = 0;
         loop {
-            for phase in &w.phases {
+            for phase in w.phases_for(self.job.follow_up) {
                 let before = head(self.job.cell.dir).await;
                 let answer = match self.call(phase, revision, &feedback).await {
                     Ok(a) => a,
                     Err(v) => return v,
                 };
+                if let Err(reason) = self.conclude_merge(phase).await {
+                    return reason;
+                }
                 let after = head(self.job.cell.dir).await;
                 let committed = after.is_some() && after != before;
                 let phrase = phase
@@ -308,6 +321,30 @@ impl Run<'_> {
                 };
                 self.record_outcome(&format!("{verdict:?}"));
                 Err(verdict)
+            }
+        }
+    }
+
+    /// On a follow-up for a conflict: fails the phase if a conflicted file still
+    /// holds a conflict marker, and concludes a merge the agent left in progress.
+    async fn conclude_merge(&mut self, phase: &Phase) -> Result<(), Verdict> {
+        if self.job.conflicts.is_empty() {
+            return Ok(());
+        }
+        match merge::conclude(self.job.cell.dir, self.job.conflicts, self.job.cell.env).await {
+            Ok(concluded) => {
+                if concluded {
+                    append(self.job.log, "--- the merge of the base branch concluded");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("the {} phase {e}", phase.name);
+                self.record_outcome(&format!("gate failed: {e}"));
+                Err(Verdict::GateFailed {
+                    phase: phase.name.clone(),
+                    reason,
+                })
             }
         }
     }
