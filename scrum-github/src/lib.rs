@@ -19,6 +19,10 @@
 //! - `trust`, `provenance`: who vouches for an issue's text; the trust of many
 //!   issues in one GraphQL query per 50, each person's permission read once.
 //! - `pulls`: [`GitHubClient::open_pull_request`], idempotent.
+//! - `reviews`, `follow_ups`, `checks`: what review gating and follow-ups read of
+//!   a pull request (its reviews, head commit, mergeability, checks with their
+//!   annotations and logs, `/agent` comments), conditionally; the status comment
+//!   edited in place.
 //! - [`app`]: [`GitHubApp`], a GitHub App's key and the JWTs it signs;
 //!   `installation`: requests as the app's installation on each owner, with
 //!   tokens renewed before they expire, and tokens for one repository.
@@ -66,10 +70,12 @@
 
 pub mod access;
 pub mod app;
+mod checks;
 mod classify;
 mod client;
 pub mod config;
 mod dependencies;
+mod follow_ups;
 mod installation;
 mod known_labels;
 mod listing;
@@ -81,6 +87,7 @@ mod sync;
 mod transport;
 mod trust;
 pub mod webhook;
+mod webhook_checks;
 mod wire;
 
 #[cfg(feature = "fake")]
@@ -90,6 +97,7 @@ pub use access::{Grants, Hook, RepoAccess};
 pub use app::GitHubApp;
 pub use client::GitHubClient;
 pub use config::{GitHubConfig, Timing, parse_ready_labels, parse_repos};
+pub use follow_ups::PullHeads;
 pub use listing::PollStats;
 pub use pulls::PullRequest;
 pub use status::{GitHubStatus, Health};
