@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     pub(crate) checks: CheckCache,
     /// Tracked pull requests by head commit, for `status` webhooks.
     pub(crate) pull_heads: PullHeads,
+    /// The `/agent` comments of each pull request as last read: kept while the
+    /// pull request (which counts its comments) answers 304.
+    pub(crate) agent_comments: Mutex<HashMap<(RepoName, u64), Vec<wire::PullComment>>>,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
@@ -112,6 +115,7 @@ impl GitHubClient {
                 reviews: ReviewCache::default(),
                 checks: CheckCache::default(),
                 pull_heads: PullHeads::default(),
+                agent_comments: Mutex::new(HashMap::new()),
             }),
         })
     }

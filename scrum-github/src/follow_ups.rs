@@ -77,7 +77,8 @@ impl GitHubClient {
         checks: &[String],
     ) -> Result<PullStatus> {
         let t = &self.inner.transport;
-        let body = self.inner.reviews.pull(t, repo, number).await?;
+        let page = self.inner.reviews.pull_page(t, repo, number).await?;
+        let body = page.body;
         let what = What {
             action: "read a pull request of",
             subject: Subject::Repo(repo.clone()),
@@ -93,7 +94,9 @@ impl GitHubClient {
                 .remember(repo.as_str(), &pull.head.sha, number);
             status.mergeable = mergeable(&pull);
             status.checks = self.head_checks(repo, &pull, checks).await?;
-            status.comments = self.agent_comments(repo, number, &pull).await?;
+            status.comments = self
+                .agent_comments(repo, number, &pull, page.unchanged)
+                .await?;
         }
         Ok(status)
     }
@@ -137,45 +140,62 @@ impl GitHubClient {
     }
 
     /// The pull request's comments that start with `/agent`, conversation and
-    /// review comments together, oldest first. A list the pull request counts
-    /// none of is not read.
+    /// review comments together, oldest first. While the pull request itself is
+    /// `unchanged` (it counts its comments), the lists last read stand.
     async fn agent_comments(
         &self,
         repo: &RepoName,
         number: u64,
         pull: &PullDetail,
+        unchanged: bool,
     ) -> Result<Vec<AgentComment>> {
-        let what = What {
-            action: "read the comments of",
-            subject: Subject::Repo(repo.clone()),
+        let key = (repo.clone(), number);
+        let known = lock(&self.inner.agent_comments).get(&key).cloned();
+        let all = match known.filter(|_| unchanged) {
+            Some(all) => all,
+            None => {
+                let all = self.read_agent_comments(repo, number, pull).await?;
+                let mut map = lock(&self.inner.agent_comments);
+                if map.len() >= HEADS_MAX {
+                    map.clear();
+                }
+                map.insert(key, all.clone());
+                all
+            }
         };
-        let t = &self.inner.transport;
-        let mut all: Vec<PullComment> = Vec::new();
-        if pull.comments != Some(0) {
-            let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
-            all.extend(
-                self.inner
-                    .reviews
-                    .all_pages::<PullComment>(t, path, &what)
-                    .await?,
-            );
-        }
-        if pull.review_comments != Some(0) {
-            let path = format!("/repos/{repo}/pulls/{number}/comments?per_page=100");
-            all.extend(
-                self.inner
-                    .reviews
-                    .all_pages::<PullComment>(t, path, &what)
-                    .await?,
-            );
-        }
-        all.retain(|c| is_agent(c.body.as_deref().unwrap_or_default()));
         let mut out = Vec::with_capacity(all.len());
         for c in all {
             out.push(self.agent_comment(repo, c).await?);
         }
         out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// Reads both comment lists (each only when the pull request counts any) and
+    /// keeps the `/agent` comments.
+    async fn read_agent_comments(
+        &self,
+        repo: &RepoName,
+        number: u64,
+        pull: &PullDetail,
+    ) -> Result<Vec<PullComment>> {
+        let what = What {
+            action: "read the comments of",
+            subject: Subject::Repo(repo.clone()),
+        };
+        let t = &self.inner.transport;
+        let reviews = &self.inner.reviews;
+        let mut all: Vec<PullComment> = Vec::new();
+        if pull.comments != Some(0) {
+            let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
+            all.extend(reviews.all_pages::<PullComment>(t, path, &what).await?);
+        }
+        if pull.review_comments != Some(0) {
+            let path = format!("/repos/{repo}/pulls/{number}/comments?per_page=100");
+            all.extend(reviews.all_pages::<PullComment>(t, path, &what).await?);
+        }
+        all.retain(|c| is_agent(c.body.as_deref().unwrap_or_default()));
+        Ok(all)
     }
 
     async fn agent_comment(&self, repo: &RepoName, c: PullComment) -> Result<AgentComment> {

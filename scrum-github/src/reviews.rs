@@ -35,6 +35,8 @@ struct Cached {
 pub(crate) struct Page {
     pub(crate) body: String,
     pub(crate) next: Option<String>,
+    /// Whether GitHub said it had not changed since it was last read (a 304).
+    pub(crate) unchanged: bool,
 }
 
 impl ReviewCache {
@@ -60,6 +62,7 @@ impl ReviewCache {
         Ok(page.unwrap_or(Page {
             body: String::new(),
             next: None,
+            unchanged: false,
         }))
     }
 
@@ -96,6 +99,7 @@ impl ReviewCache {
                 return Ok(Some(Page {
                     body: c.body,
                     next: wire::next_link(c.link.as_deref()),
+                    unchanged: true,
                 }));
             }
         }
@@ -115,6 +119,7 @@ impl ReviewCache {
         Ok(Some(Page {
             next: wire::next_link(link.as_deref()),
             body: reply.body,
+            unchanged: false,
         }))
     }
 
@@ -143,8 +148,18 @@ impl ReviewCache {
         repo: &RepoName,
         number: u64,
     ) -> Result<String> {
+        Ok(self.pull_page(transport, repo, number).await?.body)
+    }
+
+    /// As [`ReviewCache::pull`], saying whether it changed since the last read.
+    pub(crate) async fn pull_page(
+        &self,
+        transport: &Transport,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Page> {
         let path = format!("/repos/{repo}/pulls/{number}");
-        self.get(transport, path, &pull_what(repo)).await
+        self.page(transport, path, &pull_what(repo)).await
     }
 
     /// The review state of pull request `number` of `repo`, and while changes are

@@ -336,8 +336,14 @@ async fn an_unchanged_pull_request_costs_no_rate_limit_point_on_the_next_poll() 
         first.0, first.1, second.0, second.1
     );
     assert_eq!(second.1, 0, "an unchanged pull request costs no point");
-    assert!(second.0 <= 6, "{second:?}");
+    assert!(second.0 <= 4, "{second:?}");
     assert!(first.0 <= 12, "{first:?}");
+
+    // A new comment changes the pull request (it counts its comments): read.
+    github.comment_on_pull(REPO, pr, "writer", "/agent and the docs");
+    let s = status(&client, pr, &[]).await;
+    assert_eq!(s.comments.len(), 3, "{:?}", s.comments);
+    assert_eq!(s.comments[2].body, "/agent and the docs");
 
     // A pull request with no comments and no checks reads fewer lists.
     let quiet = github.add_issue(REPO, NewIssue::new("Quiet").pull_request("quiet"));

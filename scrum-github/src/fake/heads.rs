@@ -157,7 +157,7 @@ fn merges(dir: &Path, base: &str, head: &str) -> Option<bool> {
     let out = Command::new("git")
         .arg("--git-dir")
         .arg(dir)
-        .args(["merge-tree", "--write-tree", "--quiet", base, head])
+        .args(["merge-tree", "--write-tree", "--no-messages", base, head])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
