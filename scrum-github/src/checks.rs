@@ -42,10 +42,13 @@ const FAILED_CONCLUSIONS: [&str; 4] = ["failure", "timed_out", "cancelled", "act
 pub(crate) struct CheckCache {
     /// The required checks of (repository, branch): `None` when the token cannot
     /// read its protection (or it has none), and when that was read.
-    required: Mutex<HashMap<(RepoName, String), (Option<Vec<String>>, Instant)>>,
+    required: Mutex<HashMap<(RepoName, String), Required>>,
     /// What failed check runs need, by check run id: read once.
     failed: Mutex<HashMap<u64, FailedCheck>>,
 }
+
+/// A branch's required checks as last read (`None`: every check counts), and when.
+type Required = (Option<Vec<String>>, Instant);
 
 /// One check of the head commit, check run or commit status, as it counts.
 #[derive(Clone, Debug)]
