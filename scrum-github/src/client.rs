@@ -114,7 +114,7 @@ impl GitHubClient {
                 blockers: BlockerCounts::default(),
                 reviews: ReviewCache::default(),
                 checks: CheckCache::default(),
-                pull_heads: PullHeads::default(),
+                pull_heads: config.pull_heads(),
                 agent_comments: Mutex::new(HashMap::new()),
             }),
         })

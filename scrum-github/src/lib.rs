@@ -31,11 +31,13 @@
 //!   each token or app installation paced apart);
 //!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
 //! - [`status`]: [`GitHubStatus`], for `/health`.
-//! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
+//! - [`webhook`]: `X-Hub-Signature-256` checks, and the task or pull request each
+//!   event concerns (`webhook_checks`: check and status events).
 //! - [`access`]: what the token may do in each repository, its labels and
 //!   webhooks, read for `scrum-orchestrator doctor`.
 //! - `fake` (feature `fake`): an in-process fake GitHub with state, ETags, paging,
-//!   rate limits, faults and a request log.
+//!   rate limits, faults and a request log; checks, CI scripts, mergeability and
+//!   signed webhook deliveries for follow-ups.
 //!
 //! # Example
 //!

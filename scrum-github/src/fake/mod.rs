@@ -34,6 +34,16 @@
 //! - `POST /graphql` answers the batched query the client sends for trust
 //!   (repositories and issues by alias; see `graphql.rs`).
 //! - [`FakeGitHub::set_latency`] holds every answer back, as a distant GitHub would.
+//! - Pull requests have head commits (their branch's, real ones where the fake
+//!   hosts git: [`FakeGitHub::serve_git_from`]), a computed or set `mergeable`,
+//!   checks ([`FakeGitHub::set_check`], [`FakeGitHub::add_status`],
+//!   [`FakeGitHub::require_checks`], CI scripts that decide each new head's checks:
+//!   [`FakeGitHub::set_ci`], [`FakeGitHub::ci_fails_while`]), comments and review
+//!   comments by people ([`FakeGitHub::comment_on_pull`],
+//!   [`FakeGitHub::review_comment`]); an Actions job's log is served through a
+//!   redirect, as GitHub serves it.
+//! - [`FakeGitHub::deliver_to`] adds a hook that receives signed deliveries of the
+//!   events follow-ups answer to ([`FakeGitHub::deliveries`] lists them).
 //! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected;
 //!   [`FakeGitHub::inject_for`] aims one at a method and path. (A plain octocrab
 //!   client retries 5xx by itself; build it with `RetryConfig::None` to see each.)
