@@ -116,7 +116,10 @@ async fn head_checks(
         "/repos/{repo}/commits/{sha}/check-runs?per_page=100"
     ));
     while let Some(p) = path.take() {
-        let page = answers.page(transport, p, what).await?;
+        let Some(page) = answers.page_if_found(transport, p, what).await? else {
+            refused(repo, "check runs", "Checks: read");
+            break;
+        };
         let runs: wire::CheckRuns = parse(&page.body, what)?;
         for run in runs.check_runs {
             match latest.get(&run.name) {
@@ -129,14 +132,12 @@ async fn head_checks(
         path = page.next;
     }
     let mut seen: Vec<Seen> = latest.into_values().map(of_run).collect();
-    let body = answers
-        .get(
-            transport,
-            format!("/repos/{repo}/commits/{sha}/status?per_page=100"),
-            what,
-        )
-        .await?;
-    let combined: CombinedStatus = parse(&body, what)?;
+    let path = format!("/repos/{repo}/commits/{sha}/status?per_page=100");
+    let Some(page) = answers.page_if_found(transport, path, what).await? else {
+        refused(repo, "commit statuses", "Commit statuses: read");
+        return Ok(seen);
+    };
+    let combined: CombinedStatus = parse(&page.body, what)?;
     seen.extend(combined.statuses.into_iter().map(|s| {
         let standing = match s.state.as_str() {
             "success" => Standing::Passed,
@@ -155,6 +156,15 @@ async fn head_checks(
         }
     }));
     Ok(seen)
+}
+
+/// Says that the token may not read `what` of `repo` (a 403 or 404): those checks
+/// are left out, and follow-ups on checks see only the others.
+fn refused(repo: &RepoName, what: &str, permission: &str) {
+    tracing::warn!(
+        repository = %repo,
+        "GitHub refused to show the {what} of a pull request's head commit: the token needs {permission}; follow-ups leave them out"
+    );
 }
 
 fn of_run(run: CheckRun) -> Seen {

@@ -353,3 +353,19 @@ async fn an_unchanged_pull_request_costs_no_rate_limit_point_on_the_next_poll() 
     let paths: Vec<String> = github.requests().iter().map(|r| r.path.clone()).collect();
     assert!(!paths.iter().any(|p| p.contains("/comments")), "{paths:?}");
 }
+
+#[tokio::test]
+async fn checks_the_token_may_not_read_are_left_out_not_an_error() {
+    let (github, client, pr) = with_pull().await;
+    github.set_check(REPO, pr, FakeCheck::failed("test"));
+    github.add_status(REPO, pr, "ci/jenkins", "success", "");
+    // A token without Checks: read is refused the check runs.
+    github.inject_for(
+        "GET",
+        &format!("/repos/{REPO}/commits/"),
+        scrum_github::fake::Fault::Status(403),
+    );
+    let s = status(&client, pr, &[]).await;
+    assert_eq!(s.checks.state, ChecksState::Passed, "{:?}", s.checks);
+    assert_eq!(s.mergeable, Mergeable::Clean);
+}
