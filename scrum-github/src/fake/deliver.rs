@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::FakeGitHub;
-use super::checks::{StoredRun, pulls_at};
+use super::check_routes::pulls_at;
+use super::checks::StoredRun;
 use super::hooks::FakeHook;
 use super::server::{Shared, lock};
 use super::state::{FakeComment, FakeReviewComment, State};

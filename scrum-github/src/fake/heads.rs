@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use super::checks::CiRun;
+use super::FakeGitHub;
+use super::checks::{At, CiRun, resolve};
+use super::server::lock;
 use super::state::State;
 
 /// A branch where the fake hosts no git: its made-up commit and its files.
@@ -169,11 +171,11 @@ fn merges(dir: &Path, base: &str, head: &str) -> Option<bool> {
     }
 }
 
-/// Brings each open pull request of `repo` up to date with its branches: its head
+/// Brings each open pull request of `repo` (or only pull request `only`) up to date with its branches: its head
 /// and base commits, whether it merges (where git is hosted and either moved),
 /// and continuous integration on a head it has not run on; queues the webhooks
 /// that follow (`pull_request` synchronize, `check_run`, `check_suite`).
-pub(crate) fn refresh(st: &mut State, repo: &str) {
+pub(crate) fn refresh(st: &mut State, repo: &str, only: Option<u64>) {
     let Some(r) = st.repo(repo) else {
         return;
     };
@@ -181,7 +183,7 @@ pub(crate) fn refresh(st: &mut State, repo: &str) {
         .issues
         .values()
         .filter_map(|i| i.pull.as_ref())
-        .filter(|p| p.open)
+        .filter(|p| p.open && only.is_none_or(|n| n == p.number))
         .map(|p| (p.number, p.head.clone(), p.base.clone()))
         .collect();
     let git = git_dir(st, repo);
@@ -241,4 +243,51 @@ fn pull_mut<'a>(
     number: u64,
 ) -> Option<&'a mut super::state::FakePull> {
     st.repo_mut(repo)?.issues.get_mut(&number)?.pull.as_mut()
+}
+
+impl FakeGitHub {
+    /// Sets whether pull request `number` of `repo` merges cleanly (`None`: not
+    /// computed yet). Where the fake hosts git it is computed again when a branch
+    /// moves.
+    pub fn set_mergeable(&self, repo: &str, number: u64, mergeable: Option<bool>) {
+        let mut st = lock(&self.state);
+        refresh(&mut st, repo, Some(number));
+        if let Some(p) = st
+            .repo_mut(repo)
+            .and_then(|r| r.issues.get_mut(&number))
+            .and_then(|i| i.pull.as_mut())
+        {
+            p.mergeable = mergeable;
+        }
+    }
+
+    /// Writes `content` to `path` on `branch` of `repo` as one new commit (a real
+    /// one where the fake hosts git: a push to a pull request's branch, or to its
+    /// base to make it conflict), brings the pull requests up to date (CI runs on
+    /// a new head) and returns the commit.
+    ///
+    /// # Panics
+    /// When the repository is unknown or git fails.
+    pub fn commit_to_branch(&self, repo: &str, branch: &str, path: &str, content: &str) -> String {
+        let sha = {
+            let mut st = lock(&self.state);
+            let message = format!("Update {path}");
+            let sha = commit(&mut st, repo, branch, path, content, &message)
+                .expect("a known repository, and git able to commit");
+            refresh(&mut st, repo, None);
+            sha
+        };
+        self.flush_deliveries();
+        sha
+    }
+
+    /// Pull request `number`'s head commit as the fake sees it now.
+    pub fn head_sha(&self, repo: &str, number: u64) -> Option<String> {
+        let sha = {
+            let mut st = lock(&self.state);
+            resolve(&mut st, repo, &At::Pull(number))
+        };
+        self.flush_deliveries();
+        sha
+    }
 }

@@ -51,6 +51,7 @@
 
 mod answer;
 mod app;
+mod check_routes;
 mod checks;
 mod comments;
 mod deliver;

@@ -57,8 +57,13 @@ pub(crate) fn route(
     now: scrum_core::Timestamp,
 ) -> Answer {
     let seg: Vec<&str> = path.iter().map(String::as_str).collect();
-    if let ["repos", o, r, "pulls", ..] = seg.as_slice() {
-        super::heads::refresh(st, &format!("{o}/{r}"));
+    match seg.as_slice() {
+        ["repos", o, r, "pulls"] => super::heads::refresh(st, &format!("{o}/{r}"), None),
+        ["repos", o, r, "pulls", n, ..] => {
+            let only = n.parse().ok();
+            super::heads::refresh(st, &format!("{o}/{r}"), only);
+        }
+        _ => {}
     }
     match (method.clone(), seg.as_slice()) {
         (Method::GET, ["repos", o, r]) => get_repo(st, &format!("{o}/{r}")),
@@ -138,7 +143,7 @@ pub(crate) fn route(
                 "protection",
                 "required_status_checks",
             ],
-        ) => super::checks::route(st, &seg, query),
+        ) => super::check_routes::route(st, &seg, query),
         (Method::GET, ["repos", o, r, "pulls", n]) => with_issue(st, o, r, n, |st, repo, i| {
             let r = st.repo(repo).expect("checked");
             match i.pull {

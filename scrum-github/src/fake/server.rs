@@ -96,7 +96,7 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
 /// so it costs no rate-limit point and asks for no token.
 fn serve_log(shared: &Shared, id: &str, path: &str) -> Response {
     let mut st = lock(shared);
-    let (status, text) = match super::checks::log_text(&st, id) {
+    let (status, text) = match super::check_routes::log_text(&st, id) {
         Some(text) => (StatusCode::OK, text),
         None => (
             StatusCode::NOT_FOUND,
