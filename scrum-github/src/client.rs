@@ -12,9 +12,11 @@ use scrum_core::{
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::checks::CheckCache;
 use crate::classify::{Subject, What};
 use crate::config::GitHubConfig;
 use crate::dependencies::{BlockerCounts, list_blocked_by};
+use crate::follow_ups::PullHeads;
 use crate::known_labels::KnownLabels;
 use crate::listing::{ListWith, Listing, PollStats};
 use crate::reviews::ReviewCache;
@@ -56,8 +58,15 @@ pub(crate) struct Inner {
     pub(crate) trust: TrustCache,
     /// How many open issues block each issue, as last listed or read.
     pub(crate) blockers: BlockerCounts,
-    /// Pull requests and their reviews, for conditional reads.
-    reviews: ReviewCache,
+    /// Conditional answers: pull requests, reviews, checks, comments.
+    pub(crate) reviews: ReviewCache,
+    /// Required checks and the details of failed checks.
+    pub(crate) checks: CheckCache,
+    /// Tracked pull requests by head commit, for `status` webhooks.
+    pub(crate) pull_heads: PullHeads,
+    /// The `/agent` comments of each pull request as last read: kept while the
+    /// pull request (which counts its comments) answers 304.
+    pub(crate) agent_comments: Mutex<HashMap<(RepoName, u64), Vec<wire::PullComment>>>,
 }
 
 /// The most issue states kept for conditional reads; past it the cache starts over.
@@ -104,6 +113,9 @@ impl GitHubClient {
                 trust: TrustCache::default(),
                 blockers: BlockerCounts::default(),
                 reviews: ReviewCache::default(),
+                checks: CheckCache::default(),
+                pull_heads: config.pull_heads(),
+                agent_comments: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -195,6 +207,13 @@ impl GitHubClient {
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             (t.token, Timestamp(ms))
         }))
+    }
+
+    /// The pull requests whose status [`IssueSource::pull_status`] read, by head
+    /// commit: give it to [`crate::webhook::WebhookSecret::with_pull_heads`] so a
+    /// `status` delivery, which names a commit, makes the poll run at once.
+    pub fn pull_heads(&self) -> PullHeads {
+        self.inner.pull_heads.clone()
     }
 
     /// What the last [`IssueSource::list_ready`] cost.
@@ -309,8 +328,16 @@ pub(crate) fn issue_what(action: &'static str, id: &TaskId) -> What {
 }
 
 /// The hidden marker as it appears in a comment body.
-fn marker_tag(marker: &str) -> String {
-    format!("<!-- {marker} -->")
+///
+/// # Errors
+/// `Invalid` for a marker an HTML comment cannot hold.
+fn marker_tag(marker: &str) -> Result<String> {
+    if marker.trim().is_empty() || marker.contains("--") || marker.contains('>') {
+        return Err(Error::invalid(format!(
+            "comment marker {marker:?} must be non-empty and hold no '--' or '>'"
+        )));
+    }
+    Ok(format!("<!-- {marker} -->"))
 }
 
 #[async_trait]
@@ -458,16 +485,11 @@ impl IssueSource for GitHubClient {
     }
 
     async fn comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
-        if marker.trim().is_empty() || marker.contains("--") || marker.contains('>') {
-            return Err(Error::invalid(format!(
-                "comment marker {marker:?} must be non-empty and hold no '--' or '>'"
-            )));
-        }
-        let tag = marker_tag(marker);
+        let tag = marker_tag(marker)?;
         let t = &self.inner.transport;
         let mut retry = 0;
         loop {
-            if self.has_comment_with(id, &tag).await? {
+            if self.comment_with(id, &tag).await?.is_some() {
                 return Ok(Commented::AlreadyPresent);
             }
             let what = issue_what("comment on", id);
@@ -547,20 +569,34 @@ impl IssueSource for GitHubClient {
             .reviews
             .pull_review(&self.inner.transport, repo, number)
             .await?;
-        let change_request = match latest {
-            Some(review) => Some(self.change_request(repo, review).await?),
-            None => None,
-        };
-        Ok(Some(scrum_core::pull_gate::PullReview {
-            state,
-            change_request,
-        }))
+        self.review_of(repo, state, latest).await.map(Some)
+    }
+
+    /// The pull request, its reviews, its head's checks and its `/agent` comments
+    /// (`crate::follow_ups`), each read conditionally.
+    async fn pull_status(
+        &self,
+        repo: &RepoName,
+        number: u64,
+        checks: &[String],
+    ) -> Result<Option<scrum_core::follow_up::PullStatus>> {
+        self.read_pull_status(repo, number, checks).await.map(Some)
+    }
+
+    /// Finds the comment with the marker (every page) and edits it, else posts.
+    async fn upsert_comment(&self, id: &TaskId, marker: &str, body: &str) -> Result<Commented> {
+        let tag = marker_tag(marker)?;
+        self.upsert(id, &tag, body).await
     }
 }
 
 impl GitHubClient {
-    /// Whether a comment on the issue holds `tag` (every page is read).
-    async fn has_comment_with(&self, id: &TaskId, tag: &str) -> Result<bool> {
+    /// The comment on the issue that holds `tag`, if one does (every page is read).
+    pub(crate) async fn comment_with(
+        &self,
+        id: &TaskId,
+        tag: &str,
+    ) -> Result<Option<wire::Comment>> {
         let what = issue_what("read the comments of", id);
         let mut path = Some(format!("{}/comments?per_page=100", issue_path(id)));
         while let Some(p) = path.take() {
@@ -571,14 +607,14 @@ impl GitHubClient {
                 .await?
                 .success(&what)?;
             let comments: Vec<wire::Comment> = reply.json(&what)?;
-            if comments
-                .iter()
-                .any(|c| c.body.as_deref().is_some_and(|b| b.contains(tag)))
+            if let Some(found) = comments
+                .into_iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(tag)))
             {
-                return Ok(true);
+                return Ok(Some(found));
             }
             path = wire::next_link(reply.header("link"));
         }
-        Ok(false)
+        Ok(None)
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use scrum_core::{Error, Labels, RepoName, Result};
 
 use crate::app::GitHubApp;
+use crate::follow_ups::PullHeads;
 
 /// The default API base (`GITHUB_API_URL`).
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -31,6 +32,10 @@ pub struct GitHubConfig {
     /// The most requests in flight at once (`GITHUB_CONCURRENCY`, default
     /// [`DEFAULT_CONCURRENCY`]); writes go one at a time whatever this says.
     pub concurrency: usize,
+    /// The pull requests the client reads, by head commit: shared by every
+    /// client built from this configuration (or a clone of it) and by the
+    /// webhook given it ([`GitHubConfig::pull_heads`]).
+    pull_heads: PullHeads,
 }
 
 /// How the client authenticates.
@@ -108,6 +113,7 @@ impl GitHubConfig {
             labels: Labels::default(),
             timing: Timing::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            pull_heads: PullHeads::default(),
         })
     }
 
@@ -156,6 +162,14 @@ impl GitHubConfig {
 
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
+    }
+
+    /// The index of tracked pull requests by head commit that clients built from
+    /// this configuration fill: give it to
+    /// [`crate::webhook::WebhookSecret::with_pull_heads`] before the client
+    /// exists, so a `status` delivery finds its pull request.
+    pub fn pull_heads(&self) -> PullHeads {
+        self.pull_heads.clone()
     }
 
     /// Whether the client authenticates as a GitHub App.

@@ -19,6 +19,10 @@
 //! - `trust`, `provenance`: who vouches for an issue's text; the trust of many
 //!   issues in one GraphQL query per 50, each person's permission read once.
 //! - `pulls`: [`GitHubClient::open_pull_request`], idempotent.
+//! - `reviews`, `follow_ups`, `checks`: what review gating and follow-ups read of
+//!   a pull request (its reviews, head commit, mergeability, checks with their
+//!   annotations and logs, `/agent` comments), conditionally; the status comment
+//!   edited in place.
 //! - [`app`]: [`GitHubApp`], a GitHub App's key and the JWTs it signs;
 //!   `installation`: requests as the app's installation on each owner, with
 //!   tokens renewed before they expire, and tokens for one repository.
@@ -27,11 +31,13 @@
 //!   each token or app installation paced apart);
 //!   `classify` maps GitHub's answers to [`scrum_core::ErrorKind`] once.
 //! - [`status`]: [`GitHubStatus`], for `/health`.
-//! - [`webhook`]: `X-Hub-Signature-256` checks and `issues` events.
+//! - [`webhook`]: `X-Hub-Signature-256` checks, and the task or pull request each
+//!   event concerns (`webhook_checks`: check and status events).
 //! - [`access`]: what the token may do in each repository, its labels and
 //!   webhooks, read for `scrum-orchestrator doctor`.
 //! - `fake` (feature `fake`): an in-process fake GitHub with state, ETags, paging,
-//!   rate limits, faults and a request log.
+//!   rate limits, faults and a request log; checks, CI scripts, mergeability and
+//!   signed webhook deliveries for follow-ups.
 //!
 //! # Example
 //!
@@ -66,10 +72,12 @@
 
 pub mod access;
 pub mod app;
+mod checks;
 mod classify;
 mod client;
 pub mod config;
 mod dependencies;
+mod follow_ups;
 mod installation;
 mod known_labels;
 mod listing;
@@ -81,6 +89,7 @@ mod sync;
 mod transport;
 mod trust;
 pub mod webhook;
+mod webhook_checks;
 mod wire;
 
 #[cfg(feature = "fake")]
@@ -90,6 +99,7 @@ pub use access::{Grants, Hook, RepoAccess};
 pub use app::GitHubApp;
 pub use client::GitHubClient;
 pub use config::{GitHubConfig, Timing, parse_ready_labels, parse_repos};
+pub use follow_ups::PullHeads;
 pub use listing::PollStats;
 pub use pulls::PullRequest;
 pub use status::{GitHubStatus, Health};

@@ -14,35 +14,152 @@ use scrum_core::{RepoName, Result};
 use crate::classify::{Subject, What};
 use crate::sync::lock;
 use crate::transport::{Call, Transport};
-use crate::wire::{PullReview, PullStatus};
+use crate::wire::{self, PullReview, PullStatus};
 
 /// The most answers kept; past it the cache starts over.
 const MAX: usize = 10_000;
 
-/// Answers by path, with their ETag.
+/// Answers by path, with their ETag and `Link` header.
 #[derive(Default)]
-pub(crate) struct ReviewCache(Mutex<HashMap<String, (String, String)>>);
+pub(crate) struct ReviewCache(Mutex<HashMap<String, Cached>>);
+
+/// One answer as last read.
+#[derive(Clone)]
+struct Cached {
+    etag: String,
+    body: String,
+    link: Option<String>,
+}
+
+/// One page of an answer: its body and the path of the next page.
+pub(crate) struct Page {
+    pub(crate) body: String,
+    pub(crate) next: Option<String>,
+    /// Whether GitHub said it had not changed since it was last read (a 304).
+    pub(crate) unchanged: bool,
+}
 
 impl ReviewCache {
     /// `GET path`, conditionally: the body (the cached one on a 304).
-    async fn get(&self, transport: &Transport, path: String, what: &What) -> Result<String> {
+    pub(crate) async fn get(
+        &self,
+        transport: &Transport,
+        path: String,
+        what: &What,
+    ) -> Result<String> {
+        Ok(self.page(transport, path, what).await?.body)
+    }
+
+    /// `GET path`, conditionally: the body and next page (the cached ones on a
+    /// 304).
+    pub(crate) async fn page(
+        &self,
+        transport: &Transport,
+        path: String,
+        what: &What,
+    ) -> Result<Page> {
+        let page = self.fetch(transport, path, what, false).await?;
+        Ok(page.unwrap_or(Page {
+            body: String::new(),
+            next: None,
+            unchanged: false,
+        }))
+    }
+
+    /// As [`ReviewCache::page`], but `None` for a 404 or a 403 that is no rate
+    /// limit (a token that may not read it).
+    pub(crate) async fn page_if_found(
+        &self,
+        transport: &Transport,
+        path: String,
+        what: &What,
+    ) -> Result<Option<Page>> {
+        self.fetch(transport, path, what, true).await
+    }
+
+    /// `GET path` with the ETag it last came with; `None` for a 403 or 404 when
+    /// `tolerate`, else those fail as GitHub's answers are classified.
+    async fn fetch(
+        &self,
+        transport: &Transport,
+        path: String,
+        what: &What,
+        tolerate: bool,
+    ) -> Result<Option<Page>> {
         let cached = lock(&self.0).get(&path).cloned();
         let mut call = Call::get(path.clone(), what.clone());
-        call.if_none_match = cached.as_ref().map(|(etag, _)| etag.clone());
-        let reply = transport.send(&call).await?.success(what)?;
+        call.if_none_match = cached.as_ref().map(|c| c.etag.clone());
+        let reply = transport.send(&call).await?;
+        if tolerate && matches!(reply.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN) {
+            return Ok(None);
+        }
+        let reply = reply.success(what)?;
         if reply.status == StatusCode::NOT_MODIFIED {
-            if let Some((_, body)) = cached {
-                return Ok(body);
+            if let Some(c) = cached {
+                return Ok(Some(Page {
+                    body: c.body,
+                    next: wire::next_link(c.link.as_deref()),
+                    unchanged: true,
+                }));
             }
         }
+        let link = reply.header("link").map(str::to_string);
         if let Some(etag) = reply.header("etag") {
             let mut map = lock(&self.0);
             if map.len() >= MAX {
                 map.clear();
             }
-            map.insert(path, (etag.to_string(), reply.body.clone()));
+            let entry = Cached {
+                etag: etag.to_string(),
+                body: reply.body.clone(),
+                link: link.clone(),
+            };
+            map.insert(path, entry);
         }
-        Ok(reply.body)
+        Ok(Some(Page {
+            next: wire::next_link(link.as_deref()),
+            body: reply.body,
+            unchanged: false,
+        }))
+    }
+
+    /// Every page from `path` on, each conditionally, parsed and joined.
+    pub(crate) async fn all_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        transport: &Transport,
+        path: String,
+        what: &What,
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut path = Some(path);
+        while let Some(p) = path.take() {
+            let page = self.page(transport, p, what).await?;
+            let items: Vec<T> = parse(&page.body, what)?;
+            all.extend(items);
+            path = page.next;
+        }
+        Ok(all)
+    }
+
+    /// Pull request `number` of `repo` as `GET /repos/{repo}/pulls/{n}` answers.
+    pub(crate) async fn pull(
+        &self,
+        transport: &Transport,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<String> {
+        Ok(self.pull_page(transport, repo, number).await?.body)
+    }
+
+    /// As [`ReviewCache::pull`], saying whether it changed since the last read.
+    pub(crate) async fn pull_page(
+        &self,
+        transport: &Transport,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<Page> {
+        let path = format!("/repos/{repo}/pulls/{number}");
+        self.page(transport, path, &pull_what(repo)).await
     }
 
     /// The review state of pull request `number` of `repo`, and while changes are
@@ -53,22 +170,29 @@ impl ReviewCache {
         repo: &RepoName,
         number: u64,
     ) -> Result<(PullState, Option<PullReview>)> {
-        let what = What {
-            action: "read a pull request of",
-            subject: Subject::Repo(repo.clone()),
-        };
-        let path = format!("/repos/{repo}/pulls/{number}");
-        let body = self.get(transport, path.clone(), &what).await?;
-        let pull: PullStatus = parse(&body, &what)?;
+        let body = self.pull(transport, repo, number).await?;
+        self.review(transport, repo, number, &body).await
+    }
+
+    /// As [`ReviewCache::pull_review`], with the pull request's answer (`pull`)
+    /// already read.
+    pub(crate) async fn review(
+        &self,
+        transport: &Transport,
+        repo: &RepoName,
+        number: u64,
+        pull: &str,
+    ) -> Result<(PullState, Option<PullReview>)> {
+        let what = pull_what(repo);
+        let pull: PullStatus = parse(pull, &what)?;
         if pull.merged || pull.merged_at.is_some() {
             return Ok((PullState::Merged, None));
         }
         if pull.state != "open" {
             return Ok((PullState::Closed, None));
         }
-        let body = self
-            .get(transport, format!("{path}/reviews?per_page=100"), &what)
-            .await?;
+        let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
+        let body = self.get(transport, path, &what).await?;
         let reviews: Vec<PullReview> = parse(&body, &what)?;
         let state = review_state(&reviews);
         let request = (state == PullState::ChangesRequested)
@@ -79,7 +203,14 @@ impl ReviewCache {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &What) -> Result<T> {
+fn pull_what(repo: &RepoName) -> What {
+    What {
+        action: "read a pull request of",
+        subject: Subject::Repo(repo.clone()),
+    }
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &What) -> Result<T> {
     serde_json::from_str(body).map_err(|e| {
         scrum_core::Error::new(
             scrum_core::ErrorKind::Internal,

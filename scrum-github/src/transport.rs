@@ -29,6 +29,8 @@ pub(crate) struct Call {
     /// comment) is not retried after a failure that may have followed the write: its
     /// caller checks what happened first.
     pub(crate) idempotent: bool,
+    /// Whether the answer is text rather than JSON (a job's log).
+    pub(crate) text: bool,
 }
 
 impl Call {
@@ -40,6 +42,7 @@ impl Call {
             if_none_match: None,
             what,
             idempotent: true,
+            text: false,
         }
     }
 
@@ -51,6 +54,7 @@ impl Call {
             body: Some(body),
             if_none_match: None,
             what,
+            text: false,
         }
     }
 
@@ -444,7 +448,8 @@ impl Transport {
         };
         match status.as_u16() {
             200..=299 | 304 => {
-                if !reply.body.trim().is_empty()
+                if !call.text
+                    && !reply.body.trim().is_empty()
                     && serde_json::from_str::<serde::de::IgnoredAny>(&reply.body).is_err()
                 {
                     return Next::Retry(Error::unavailable(format!(

@@ -1,5 +1,9 @@
-//! GitHub webhooks: checking `X-Hub-Signature-256` and turning `issues` events into
-//! the task whose issue should be looked at now, instead of at the next poll.
+//! GitHub webhooks: checking `X-Hub-Signature-256` and turning events into the
+//! task whose issue or pull request should be looked at now, instead of at the
+//! next poll: `issues` and `issue_dependencies` events (the issue), and for
+//! follow-ups `pull_request`, `pull_request_review`,
+//! `pull_request_review_comment`, `issue_comment` on a pull request, `check_run`,
+//! `check_suite` and `status` (the pull request).
 //!
 //! The HTTP route lives in `scrum-http`: it takes any [`IssueEvents`], which
 //! [`WebhookSecret`] implements with [`affected_task`], and maps the errors:
@@ -23,12 +27,21 @@ use scrum_core::{Delivery, Error, ErrorKind, IssueEvents, Result, TaskId};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::follow_ups::PullHeads;
+
 /// The `issues` actions that can change whether an issue is ready.
 pub const ISSUE_ACTIONS: [&str; 5] = ["labeled", "unlabeled", "closed", "reopened", "opened"];
 
 /// The shared secret of the webhook (`GITHUB_WEBHOOK_SECRET`). `Debug` hides it.
+///
+/// With the client's [`PullHeads`] ([`WebhookSecret::with_pull_heads`]), a
+/// `status` delivery, which names a commit rather than a pull request, is routed
+/// to the tracked pull request whose head it is.
 #[derive(Clone)]
-pub struct WebhookSecret(Vec<u8>);
+pub struct WebhookSecret {
+    key: Vec<u8>,
+    heads: Option<PullHeads>,
+}
 
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,12 +60,23 @@ impl WebhookSecret {
                 "GITHUB_WEBHOOK_SECRET is empty: set it to the secret configured on the webhook",
             ));
         }
-        Ok(WebhookSecret(secret.as_bytes().to_vec()))
+        Ok(WebhookSecret {
+            key: secret.as_bytes().to_vec(),
+            heads: None,
+        })
+    }
+
+    /// Routes deliveries that name a commit (`status`, and check events without
+    /// a pull request) through `heads`, the client's index of tracked pull
+    /// requests by head commit ([`crate::GitHubClient::pull_heads`]).
+    pub fn with_pull_heads(mut self, heads: PullHeads) -> WebhookSecret {
+        self.heads = Some(heads);
+        self
     }
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length; this cannot fail.
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC accepts any key length")
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC accepts any key length")
     }
 }
 
@@ -109,30 +133,78 @@ struct IssuesPayload {
 }
 
 #[derive(Deserialize)]
-struct IssueRef {
-    number: u64,
+pub(crate) struct IssueRef {
+    pub(crate) number: u64,
 }
 
 #[derive(Deserialize)]
-struct RepoRef {
-    full_name: String,
+pub(crate) struct RepoRef {
+    pub(crate) full_name: String,
+}
+
+/// An `issue_comment` event: the pull request it is on; `None` on an issue.
+fn comment_event(body: &[u8]) -> Result<Option<TaskId>> {
+    let payload: CommentPayload = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("webhook issue_comment payload is malformed: {e}")))?;
+    if payload.issue.pull_request.is_none() {
+        return Ok(None);
+    }
+    TaskId::new(&payload.repository.full_name, payload.issue.number)
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("webhook issue_comment payload: {}", e.message())))
+}
+
+#[derive(Deserialize)]
+struct CommentPayload {
+    issue: CommentedIssue,
+    repository: RepoRef,
+}
+
+#[derive(Deserialize)]
+struct CommentedIssue {
+    number: u64,
+    /// Present when the issue is a pull request.
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
 }
 
 /// The task an event affects: `Some` for an `issues` event whose action is one of
-/// [`ISSUE_ACTIONS`], for an `issue_dependencies` event (its blocked issue), and
-/// for `pull_request` and `pull_request_review` events (the pull request);
-/// `None` for every other event or action (`ping` included).
+/// [`ISSUE_ACTIONS`], for an `issue_dependencies` event (its blocked issue), for
+/// `pull_request`, `pull_request_review` and `pull_request_review_comment` events
+/// and `issue_comment` events on a pull request (the pull request, as
+/// `owner/repo#N`), and for `check_run` and `check_suite` events that name a pull
+/// request (its first); `None` for every other event or action (`ping`, `status`
+/// and a comment on an issue included). [`parse_event_with`] also routes commits.
 ///
 /// # Errors
-/// `Invalid` when the `X-GitHub-Event` header is missing, or an `issues` payload is
-/// not JSON or lacks the action, issue number or repository.
+/// `Invalid` when the `X-GitHub-Event` header is missing, or a payload of one of
+/// those events is not JSON or lacks what names its issue or pull request.
 pub fn parse_event(event: Option<&str>, body: &[u8]) -> Result<Option<TaskId>> {
+    parse_event_with(event, body, None)
+}
+
+/// As [`parse_event`], with `heads` to route a delivery that names only a commit
+/// (`status`; a `check_run` or `check_suite` of a fork's pull request) to the
+/// tracked pull request whose head it is.
+///
+/// # Errors
+/// As [`parse_event`].
+pub fn parse_event_with(
+    event: Option<&str>,
+    body: &[u8],
+    heads: Option<&PullHeads>,
+) -> Result<Option<TaskId>> {
     let event = event.ok_or_else(|| Error::invalid("webhook has no X-GitHub-Event header"))?;
-    if event.trim() == "issue_dependencies" {
-        return dependency_event(body);
-    }
-    if matches!(event.trim(), "pull_request" | "pull_request_review") {
-        return pull_event(body);
+    match event.trim() {
+        "issue_dependencies" => return dependency_event(body),
+        "pull_request" | "pull_request_review" | "pull_request_review_comment" => {
+            return pull_event(body);
+        }
+        "issue_comment" => return comment_event(body),
+        "check_run" | "check_suite" | "status" => {
+            return crate::webhook_checks::check_event(event.trim(), body, heads);
+        }
+        _ => {}
     }
     if event.trim() != "issues" {
         return Ok(None);
@@ -198,7 +270,7 @@ pub fn affected_task(
     body: &[u8],
 ) -> Result<Option<TaskId>> {
     verify_signature(secret, signature, body)?;
-    parse_event(event, body)
+    parse_event_with(event, body, secret.heads.as_ref())
 }
 
 /// The orchestrator's HTTP API (`POST /webhooks/github`) checks deliveries with the

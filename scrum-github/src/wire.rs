@@ -185,6 +185,8 @@ impl Label {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Comment {
     #[serde(default)]
+    pub(crate) id: u64,
+    #[serde(default)]
     pub(crate) body: Option<String>,
 }
 
@@ -373,4 +375,135 @@ mod tests {
         assert_eq!(encode_segment("priority: high/x"), "priority%3A%20high%2Fx");
         assert_eq!(encode_segment("ai-ready"), "ai-ready");
     }
+}
+
+/// What follow-ups read of a pull request, from `GET /repos/{repo}/pulls/{n}`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullDetail {
+    pub(crate) head: PullSide,
+    pub(crate) base: PullSide,
+    /// `null` while GitHub computes it.
+    #[serde(default)]
+    pub(crate) mergeable: Option<bool>,
+    /// `clean`, `dirty` (conflicts), `blocked`, `unstable`, `unknown`…
+    #[serde(default)]
+    pub(crate) mergeable_state: Option<String>,
+    /// How many conversation comments it has (absent: unknown).
+    #[serde(default)]
+    pub(crate) comments: Option<u64>,
+    /// How many review comments it has (absent: unknown).
+    #[serde(default)]
+    pub(crate) review_comments: Option<u64>,
+}
+
+/// One side of a pull request: its branch and commit.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullSide {
+    #[serde(rename = "ref")]
+    pub(crate) branch: String,
+    #[serde(default)]
+    pub(crate) sha: String,
+}
+
+/// `GET /repos/{repo}/commits/{sha}/check-runs`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct CheckRuns {
+    #[serde(default)]
+    pub(crate) check_runs: Vec<CheckRun>,
+}
+
+/// One check run.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct CheckRun {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    /// `queued`, `in_progress`, `completed`, `waiting`, `requested`, `pending`.
+    pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) conclusion: Option<String>,
+    #[serde(default)]
+    pub(crate) output: Option<CheckOutput>,
+    #[serde(default)]
+    pub(crate) app: Option<CheckApp>,
+}
+
+/// A check run's output.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct CheckOutput {
+    #[serde(default)]
+    pub(crate) title: Option<String>,
+    #[serde(default)]
+    pub(crate) summary: Option<String>,
+    #[serde(default)]
+    pub(crate) annotations_count: u64,
+}
+
+/// The app that made a check run (`github-actions` for Actions jobs).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct CheckApp {
+    #[serde(default)]
+    pub(crate) slug: Option<String>,
+}
+
+/// One annotation of a check run.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Annotation {
+    #[serde(default)]
+    pub(crate) path: String,
+    #[serde(default)]
+    pub(crate) start_line: Option<u64>,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+/// `GET /repos/{repo}/commits/{sha}/status`: the latest status of each context.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct CombinedStatus {
+    #[serde(default)]
+    pub(crate) statuses: Vec<CommitStatus>,
+}
+
+/// One commit status.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct CommitStatus {
+    pub(crate) context: String,
+    /// `pending`, `success`, `failure`, `error`.
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+}
+
+/// `GET /repos/{repo}/branches/{b}/protection/required_status_checks`.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct RequiredChecks {
+    #[serde(default)]
+    pub(crate) contexts: Vec<String>,
+    #[serde(default)]
+    pub(crate) checks: Vec<RequiredCheck>,
+}
+
+/// One required check, by name.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct RequiredCheck {
+    pub(crate) context: String,
+}
+
+/// A comment on a pull request: a conversation comment
+/// (`/issues/{n}/comments`) or a review comment (`/pulls/{n}/comments`, with
+/// its file and line).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PullComment {
+    pub(crate) id: u64,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    #[serde(default)]
+    pub(crate) user: Option<Actor>,
+    #[serde(default)]
+    pub(crate) created_at: String,
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    #[serde(default)]
+    pub(crate) line: Option<u64>,
+    #[serde(default)]
+    pub(crate) original_line: Option<u64>,
 }

@@ -66,7 +66,10 @@ async fn an_issue_runs_from_ready_to_completed_on_github() {
     let comments = github.comments(&id);
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert!(comments[0].contains("https://github.com/acme/widgets/pull/11"));
-    assert!(comments[0].contains("<!-- scrum-orchestrator:acme/widgets#1:run-1:pull -->"));
+    assert!(
+        comments[0].contains("<!-- scrum-orchestrator:acme/widgets#1:run-1:pull -->"),
+        "the completion with a pull request is the pull request's status comment, edited in place by follow-ups: {comments:?}"
+    );
     let task = queue.get(&id).await.unwrap().unwrap();
     assert_eq!(task.state(), TaskState::Completed);
 

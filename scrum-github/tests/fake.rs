@@ -132,6 +132,11 @@ async fn people_can_close_reopen_relabel_and_comment() {
     let issue = github.issue(&id).unwrap();
     assert!(issue.open);
     assert_eq!(issue.labels, ["ai-ready", "priority:high"]);
-    assert_eq!(issue.comments, ["hello"]);
+    let comments: Vec<(&str, &str)> = issue
+        .comments
+        .iter()
+        .map(|c| (c.author.as_str(), c.body.as_str()))
+        .collect();
+    assert_eq!(comments, [("octo-fake", "hello")]);
     assert_eq!(github.is_open(&"acme/widgets#9".parse().unwrap()), None);
 }

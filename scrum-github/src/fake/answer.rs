@@ -16,6 +16,8 @@ pub(crate) struct Answer {
     pub(crate) link: Option<String>,
     /// Set on a GraphQL answer: what the query cost in GraphQL's budget.
     pub(crate) graphql_points: Option<u64>,
+    /// Where a redirect points (`Location`).
+    pub(crate) location: Option<String>,
 }
 
 /// `200 OK` with `body`.
@@ -30,6 +32,7 @@ pub(super) fn answer(status: StatusCode, body: Value) -> Answer {
         body,
         link: None,
         graphql_points: None,
+        location: None,
     }
 }
 
@@ -106,5 +109,6 @@ pub(super) fn paged<T>(
         body: Value::Array(body),
         link: (!links.is_empty()).then(|| links.join(", ")),
         graphql_points: None,
+        location: None,
     }
 }

@@ -23,9 +23,10 @@ pub struct FakeHook {
 }
 
 impl FakeGitHub {
-    /// Adds a webhook to `repo` that delivers `issues` events to `url`, signed when
-    /// `has_secret`; returns its id. The token reads hooks only where its role is
-    /// `admin` ([`FakeGitHub::set_role`] with [`TOKEN_USER`]).
+    /// Adds a webhook to `repo` pointing at `url`, signed when `has_secret`, as
+    /// `GET /repos/{repo}/hooks` lists it; returns its id. It delivers nothing
+    /// (for that, [`FakeGitHub::deliver_to`]). The token reads hooks only where its
+    /// role is `admin` ([`FakeGitHub::set_role`] with [`TOKEN_USER`]).
     ///
     /// # Panics
     /// When the repository was not added.

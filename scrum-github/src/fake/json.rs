@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::TOKEN_USER;
-use super::state::{FakeEvent, FakeIssue, FakeLabel, Repo};
+use super::state::{FakeComment, FakeEvent, FakeIssue, FakeLabel, Repo};
 
 fn user(base: &str) -> Value {
     user_named(base, "octo-fake")
@@ -124,16 +124,26 @@ pub(crate) fn issue(base: &str, r: &Repo, i: &FakeIssue) -> Value {
     v
 }
 
-pub(crate) fn comment(base: &str, r: &Repo, i: &FakeIssue, index: usize) -> Value {
-    let id = i.id * 1000 + index as u64;
+pub(crate) fn comment(base: &str, r: &Repo, i: &FakeIssue, c: &FakeComment) -> Value {
+    let id = c.id;
     json!({
         "id": id, "node_id": format!("IC_{id}"),
         "url": format!("{base}/repos/{}/issues/comments/{id}", r.full_name),
         "html_url": format!("{base}/{}/issues/{}#issuecomment-{id}", r.full_name, i.number),
         "issue_url": format!("{base}/repos/{}/issues/{}", r.full_name, i.number),
-        "body": i.comments[index], "user": user(base), "author_association": "OWNER",
-        "created_at": i.updated_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339()
+        "body": c.body, "user": user_named(base, &c.author), "author_association": association(r, &c.author),
+        "created_at": c.created_at.to_rfc3339(), "updated_at": c.updated_at.to_rfc3339()
     })
+}
+
+/// GitHub's `author_association` of `login` in `r`: `OWNER`, `COLLABORATOR` or
+/// `NONE` (informative only: permissions are read from the collaborator API).
+pub(crate) fn association(r: &Repo, login: &str) -> &'static str {
+    match r.roles.get(&login.to_ascii_lowercase()).map(String::as_str) {
+        Some("admin") => "OWNER",
+        Some("maintain" | "write" | "triage") => "COLLABORATOR",
+        _ => "NONE",
+    }
 }
 
 pub(crate) fn pull(base: &str, r: &Repo, i: &FakeIssue) -> Value {
@@ -141,12 +151,21 @@ pub(crate) fn pull(base: &str, r: &Repo, i: &FakeIssue) -> Value {
         return Value::Null;
     };
     let owner = r.full_name.split('/').next().unwrap_or_default();
-    let side = |branch: &str| {
+    let side = |branch: &str, sha: &str| {
+        let sha = if sha.is_empty() {
+            "0000000000000000000000000000000000000000"
+        } else {
+            sha
+        };
         json!({
-            "label": format!("{owner}:{branch}"), "ref": branch,
-            "sha": "0000000000000000000000000000000000000000",
+            "label": format!("{owner}:{branch}"), "ref": branch, "sha": sha,
             "user": user(base), "repo": repository(base, r)
         })
+    };
+    let mergeable_state = match (p.open, p.mergeable) {
+        (false, _) | (true, None) => "unknown",
+        (true, Some(true)) => "clean",
+        (true, Some(false)) => "dirty",
     };
     json!({
         "id": i.id, "node_id": format!("PR_{}", i.id),
@@ -160,7 +179,11 @@ pub(crate) fn pull(base: &str, r: &Repo, i: &FakeIssue) -> Value {
         "created_at": i.created_at.to_rfc3339(), "updated_at": i.updated_at.to_rfc3339(),
         "closed_at": null, "draft": false, "merged": p.merged,
         "merged_at": if p.merged { json!(i.updated_at.to_rfc3339()) } else { Value::Null },
-        "head": side(&p.head), "base": side(&p.base), "author_association": "OWNER"
+        "head": side(&p.head, &p.head_sha), "base": side(&p.base, &p.base_sha),
+        "author_association": "OWNER",
+        "mergeable": if p.open { json!(p.mergeable) } else { Value::Null },
+        "mergeable_state": mergeable_state,
+        "comments": i.comments.len(), "review_comments": p.review_comments.len()
     })
 }
 

@@ -34,6 +34,16 @@
 //! - `POST /graphql` answers the batched query the client sends for trust
 //!   (repositories and issues by alias; see `graphql.rs`).
 //! - [`FakeGitHub::set_latency`] holds every answer back, as a distant GitHub would.
+//! - Pull requests have head commits (their branch's, real ones where the fake
+//!   hosts git: [`FakeGitHub::serve_git_from`]), a computed or set `mergeable`,
+//!   checks ([`FakeGitHub::set_check`], [`FakeGitHub::add_status`],
+//!   [`FakeGitHub::require_checks`], CI scripts that decide each new head's checks:
+//!   [`FakeGitHub::set_ci`], [`FakeGitHub::ci_fails_while`]), comments and review
+//!   comments by people ([`FakeGitHub::comment_on_pull`],
+//!   [`FakeGitHub::review_comment`]); an Actions job's log is served through a
+//!   redirect, as GitHub serves it.
+//! - [`FakeGitHub::deliver_to`] adds a hook that receives signed deliveries of the
+//!   events follow-ups answer to ([`FakeGitHub::deliveries`] lists them).
 //! - Faults ([`Fault`]) apply to the next requests, one each, in the order injected;
 //!   [`FakeGitHub::inject_for`] aims one at a method and path. (A plain octocrab
 //!   client retries 5xx by itself; build it with `RetryConfig::None` to see each.)
@@ -41,9 +51,14 @@
 
 mod answer;
 mod app;
+mod check_routes;
+mod checks;
+mod comments;
+mod deliver;
 mod dependencies;
 mod git;
 mod graphql;
+mod heads;
 mod hooks;
 mod json;
 mod pulls;
@@ -60,8 +75,11 @@ use scrum_core::{TaskId, Timestamp};
 use tokio::task::JoinHandle;
 
 pub use app::IssuedToken;
+pub use checks::{At, CiRun, FakeCheck};
 pub use hooks::FakeHook;
-pub use state::{FakeEvent, FakeIssue, FakePull, Fault, ServedRequest};
+pub use state::{
+    FakeComment, FakeEvent, FakeIssue, FakePull, FakeReviewComment, Fault, ServedRequest,
+};
 
 use server::{Shared, lock};
 use state::{Repo, State};
@@ -231,6 +249,9 @@ impl FakeGitHub {
                 ]
                 .into(),
                 hooks: Vec::new(),
+                delivering: Default::default(),
+                checks: Default::default(),
+                commits: Default::default(),
             });
     }
 
@@ -297,16 +318,13 @@ impl FakeGitHub {
         let number = r.next_number();
         let pull = issue.pull_request.map(|head| {
             r.branches.insert(head.clone());
-            FakePull {
+            FakePull::new(
                 number,
                 head,
-                base: r.default_branch.clone(),
-                title: issue.title.clone(),
-                body: issue.body.clone(),
-                open: true,
-                merged: false,
-                reviews: Vec::new(),
-            }
+                r.default_branch.clone(),
+                issue.title.clone(),
+                issue.body.clone(),
+            )
         });
         let created_at = issue.created_at.unwrap_or(now);
         let author = issue.author.unwrap_or_else(|| MAINTAINER.to_string());
@@ -420,7 +438,9 @@ impl FakeGitHub {
 
     /// The issue's comment bodies, oldest first.
     pub fn comments(&self, id: &TaskId) -> Vec<String> {
-        self.issue(id).map(|i| i.comments).unwrap_or_default()
+        self.issue(id)
+            .map(|i| i.comments.into_iter().map(|c| c.body).collect())
+            .unwrap_or_default()
     }
 
     /// How many comments on the issue contain `needle`.
@@ -460,13 +480,24 @@ impl FakeGitHub {
         });
     }
 
-    /// Posts a comment on the issue, as a person would.
+    /// Posts a comment on the issue, as a person would ([`MAINTAINER`]).
     pub fn add_comment(&self, id: &TaskId, body: &str) {
         let now = Timestamp(server::now_ms());
-        self.with_issue(id, |i| {
-            i.comments.push(body.to_string());
+        let mut st = lock(&self.state);
+        let comment_id = st.fresh_id();
+        if let Some(i) = st
+            .repo_mut(id.repo())
+            .and_then(|r| r.issues.get_mut(&id.number()))
+        {
+            i.comments.push(FakeComment {
+                id: comment_id,
+                author: MAINTAINER.to_string(),
+                body: body.to_string(),
+                created_at: now,
+                updated_at: now,
+            });
             i.updated_at = now;
-        });
+        }
     }
 
     /// Replaces the issue's labels, as a person would (missing labels are created):

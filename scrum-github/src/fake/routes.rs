@@ -57,6 +57,14 @@ pub(crate) fn route(
     now: scrum_core::Timestamp,
 ) -> Answer {
     let seg: Vec<&str> = path.iter().map(String::as_str).collect();
+    match seg.as_slice() {
+        ["repos", o, r, "pulls"] => super::heads::refresh(st, &format!("{o}/{r}"), None),
+        ["repos", o, r, "pulls", n, ..] => {
+            let only = n.parse().ok();
+            super::heads::refresh(st, &format!("{o}/{r}"), only);
+        }
+        _ => {}
+    }
     match (method.clone(), seg.as_slice()) {
         (Method::GET, ["repos", o, r]) => get_repo(st, &format!("{o}/{r}")),
         (Method::GET, ["repos", o, r, "issues"]) => list_issues(st, &format!("{o}/{r}"), query),
@@ -66,6 +74,9 @@ pub(crate) fn route(
         }),
         (Method::GET, ["repos", o, r, "issues", n, "dependencies", "blocked_by"]) => {
             list_blocked_by(st, &format!("{o}/{r}"), n, query)
+        }
+        (Method::PATCH, ["repos", o, r, "issues", "comments", id]) => {
+            super::comments::edit_comment(st, &format!("{o}/{r}"), id, body, now)
         }
         (Method::PATCH, ["repos", o, r, "issues", n]) => patch_issue(st, o, r, n, body, now),
         (Method::POST, ["repos", o, r, "issues", n, "labels"]) => {
@@ -116,6 +127,23 @@ pub(crate) fn route(
         }
         (Method::POST, ["graphql"]) => super::graphql::answer(st, body),
         (Method::GET, ["repos", o, r, "pulls"]) => list_pulls(st, &format!("{o}/{r}"), query),
+        (Method::GET, ["repos", o, r, "pulls", n, "comments"]) => {
+            super::comments::list_review_comments(st, &format!("{o}/{r}"), n, query)
+        }
+        (Method::GET, ["repos", _, _, "commits", ..] | ["repos", _, _, "check-runs", ..])
+        | (Method::GET, ["repos", _, _, "actions", "jobs", _, "logs"])
+        | (
+            Method::GET,
+            [
+                "repos",
+                _,
+                _,
+                "branches",
+                _,
+                "protection",
+                "required_status_checks",
+            ],
+        ) => super::check_routes::route(st, &seg, query),
         (Method::GET, ["repos", o, r, "pulls", n]) => with_issue(st, o, r, n, |st, repo, i| {
             let r = st.repo(repo).expect("checked");
             match i.pull {
@@ -420,8 +448,8 @@ fn list_comments(
             &st.base_url,
             &format!("/repos/{}/issues/{}/comments", r.full_name, i.number),
             query,
-            (0..i.comments.len()).collect(),
-            |k| json::comment(&st.base_url, r, i, k),
+            i.comments.iter().collect(),
+            |c| json::comment(&st.base_url, r, i, c),
         )
     })
 }
@@ -439,9 +467,15 @@ fn post_comment(
     };
     with_issue(st, o, r, n, |st, repo, i| {
         let mut i = i.clone();
-        i.comments.push(text);
+        let comment = super::state::FakeComment {
+            id: st.fresh_id(),
+            author: super::TOKEN_USER.to_string(),
+            body: text,
+            created_at: now,
+            updated_at: now,
+        };
+        i.comments.push(comment.clone());
         i.updated_at = now;
-        let index = i.comments.len() - 1;
         update_issue(st, repo, i.clone());
         if let Some(r) = st.repo_mut(repo) {
             r.comment_ids += 1;
@@ -449,7 +483,7 @@ fn post_comment(
         let r = st.repo(repo).expect("checked");
         answer(
             StatusCode::CREATED,
-            json::comment(&st.base_url, r, &i, index),
+            json::comment(&st.base_url, r, &i, &comment),
         )
     })
 }

@@ -34,6 +34,9 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
     if parts.uri.path().starts_with("/git/") {
         return super::git::serve(&shared, &parts, &bytes).await;
     }
+    if let Some(id) = parts.uri.path().strip_prefix("/_fake/logs/") {
+        return serve_log(&shared, id, parts.uri.path());
+    }
     let (fault, latency) = {
         let mut st = lock(&shared);
         (
@@ -84,7 +87,39 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         installation: issued.as_ref().map(|t| t.installation),
         token_scope: issued.and_then(|t| t.repositories),
     });
+    drop(st);
+    super::deliver::flush(&shared);
     response
+}
+
+/// A job's log, where GitHub's redirect for it points: stored apart from the API,
+/// so it costs no rate-limit point and asks for no token.
+fn serve_log(shared: &Shared, id: &str, path: &str) -> Response {
+    let mut st = lock(shared);
+    let (status, text) = match super::check_routes::log_text(&st, id) {
+        Some(text) => (StatusCode::OK, text),
+        None => (
+            StatusCode::NOT_FOUND,
+            "The specified blob does not exist.".to_string(),
+        ),
+    };
+    st.log.push(ServedRequest {
+        method: "GET".into(),
+        path: path.to_string(),
+        if_none_match: None,
+        status: status.as_u16(),
+        points: 0,
+        graphql_points: 0,
+        installation: None,
+        token_scope: None,
+    });
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// What one answer cost, in each of GitHub's budgets.
@@ -220,6 +255,7 @@ fn answer(
         body,
         link,
         graphql_points,
+        location,
     } = match super::app::route(st, &parts.method, &seg, &json_body, now) {
         Some(answer) => answer,
         None => routes::route(
@@ -281,6 +317,9 @@ fn answer(
     }
     if let Some(l) = link {
         h.push(("link", l));
+    }
+    if let Some(l) = location {
+        h.push(("location", l));
     }
     let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut text = text;

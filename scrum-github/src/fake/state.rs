@@ -87,8 +87,8 @@ pub struct FakeIssue {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
-    /// Comment bodies, oldest first.
-    pub comments: Vec<String>,
+    /// Its conversation comments, oldest first.
+    pub comments: Vec<FakeComment>,
     /// Set when this "issue" is a pull request.
     pub pull: Option<FakePull>,
     /// Who opened it.
@@ -142,6 +142,38 @@ impl FakeEvent {
     }
 }
 
+/// A conversation comment on an issue or pull request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeComment {
+    /// GitHub's id of the comment.
+    pub id: u64,
+    /// Who wrote it.
+    pub author: String,
+    /// Its text.
+    pub body: String,
+    /// When it was written.
+    pub created_at: Timestamp,
+    /// When it was last edited (or written).
+    pub updated_at: Timestamp,
+}
+
+/// A review comment: on a line of a file of a pull request's diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeReviewComment {
+    /// GitHub's id of the comment.
+    pub id: u64,
+    /// Who wrote it.
+    pub author: String,
+    /// The file it is on.
+    pub path: String,
+    /// The line it is on.
+    pub line: u64,
+    /// Its text.
+    pub body: String,
+    /// When it was written.
+    pub created_at: Timestamp,
+}
+
 /// The pull-request side of a [`FakeIssue`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakePull {
@@ -162,6 +194,45 @@ pub struct FakePull {
     /// Its reviews, oldest first: (reviewer, `APPROVED`, `CHANGES_REQUESTED` or
     /// `COMMENTED`, what the reviewer wrote).
     pub reviews: Vec<(String, String, String)>,
+    /// Its review comments, oldest first.
+    pub review_comments: Vec<FakeReviewComment>,
+    /// Its head commit, as last seen.
+    pub head_sha: String,
+    /// Its base branch's commit, as last seen.
+    pub base_sha: String,
+    /// Whether it merges cleanly: set by [`crate::fake::FakeGitHub::set_mergeable`],
+    /// or computed by merging head into base where the fake hosts git; `None`
+    /// (GitHub's `null`) while unknown.
+    pub mergeable: Option<bool>,
+    /// The head commits continuous integration ran on, oldest first.
+    pub ci_ran: Vec<String>,
+}
+
+impl FakePull {
+    /// An open pull request from `head` into `base`, its commits not seen yet.
+    pub(crate) fn new(
+        number: u64,
+        head: String,
+        base: String,
+        title: String,
+        body: String,
+    ) -> FakePull {
+        FakePull {
+            number,
+            head,
+            base,
+            title,
+            body,
+            open: true,
+            merged: false,
+            reviews: Vec::new(),
+            review_comments: Vec::new(),
+            head_sha: String::new(),
+            base_sha: String::new(),
+            mergeable: None,
+            ci_ran: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +259,13 @@ pub(crate) struct Repo {
     pub(crate) roles: BTreeMap<String, String>,
     /// Its webhooks.
     pub(crate) hooks: Vec<super::hooks::FakeHook>,
+    /// The secrets of the hooks that deliver events, by hook id.
+    pub(crate) delivering: BTreeMap<u64, String>,
+    /// Check runs and commit statuses by commit, required checks by branch, CI.
+    pub(crate) checks: super::checks::RepoChecks,
+    /// Branches' commits and files where the fake hosts no git (see
+    /// `super::heads`).
+    pub(crate) commits: BTreeMap<String, super::heads::Branch>,
 }
 
 impl Repo {
@@ -230,6 +308,10 @@ pub(crate) struct State {
     pub(crate) scopes: Option<String>,
     /// Set when the fake acts as a GitHub App.
     pub(crate) app: Option<super::app::FakeApp>,
+    /// Webhook deliveries waiting to be sent (`super::deliver`).
+    pub(crate) outbox: Vec<super::deliver::Delivery>,
+    /// Deliveries sent: (event, the receiver's status; 0 when unreachable).
+    pub(crate) delivered: Vec<(String, u16)>,
 }
 
 impl State {
@@ -255,6 +337,8 @@ impl State {
             blocked_by: BTreeMap::new(),
             scopes: None,
             app: None,
+            outbox: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 

@@ -145,7 +145,8 @@ impl GitHubArgs {
         let webhook = match &self.github_webhook_secret {
             Some(secret) => Some(Arc::new(
                 WebhookSecret::new(secret.expose())
-                    .map_err(|e| anyhow::anyhow!("GITHUB_WEBHOOK_SECRET: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("GITHUB_WEBHOOK_SECRET: {e}"))?
+                    .with_pull_heads(github.pull_heads()),
             )),
             None => None,
         };
