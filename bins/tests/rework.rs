@@ -123,12 +123,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
             .unwrap()
             .contains(&format!("{REPO}#{pr} has changes requested"))
     );
-    assert_eq!(
-        fleet
-            .github
-            .comments_containing(&issue, "requested changes on"),
-        0
-    );
+    assert_eq!(fleet.github.comments_containing(&issue, "Follow-up"), 0);
     assert_eq!(fleet.github.labels(&issue), ["ai-completed"]);
     assert_eq!(fleet.agent_calls(&issue, "architect"), 1);
 
@@ -153,7 +148,7 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     assert!(!first.contains("please rename foo"), "{first}");
     fleet
         .wait_for("run 2 completed", WAIT, || {
-            fleet.github.comments_containing(&issue, "Completed:") == 2
+            fleet.github.comments_containing(&issue, "Rounds (2)") == 1
         })
         .await;
     let po = fleet.agent_record(&issue, "po-2.prompt").unwrap();
@@ -163,15 +158,12 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
     );
     // The issue was clear enough the first time: no second clarification check.
     assert_eq!(fleet.agent_calls(&issue, "clarify"), 1);
-    let said = fleet
-        .github
-        .comments(&issue)
-        .into_iter()
-        .filter(|c| c.contains("requested changes on"))
-        .collect::<Vec<_>>();
+    // One comment followed the pull request: the completion's, updated.
+    let said = fleet.github.comments(&issue);
     assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("Completed: "), "{said:?}");
     assert!(
-        said[0].contains("@alice") && said[0].contains("run 2"),
+        said[0].contains("run 2 (changes requested): completed"),
         "{said:?}"
     );
     assert_eq!(
@@ -206,7 +198,8 @@ async fn changes_requested_by_a_collaborator_send_the_issue_back_with_the_review
         })
         .await;
     assert_eq!(fleet.agent_calls(&issue, "architect"), 2);
-    assert_eq!(fleet.github.comments_containing(&issue, "Completed:"), 2);
+    assert_eq!(fleet.github.comments_containing(&issue, "Completed:"), 1);
+    assert_eq!(fleet.github.comments_containing(&issue, "Rounds (2)"), 1);
     assert_eq!(
         tracked(&client, pr),
         Some(("changes_requested".into(), Some("done".into())))
