@@ -63,7 +63,6 @@ pub mod config;
 mod links;
 mod merge_requests;
 mod source;
-mod time;
 mod transport;
 mod trust;
 pub mod webhook;

@@ -13,7 +13,6 @@ use scrum_core::{ErrorKind, Person, RepoName, Result, Timestamp};
 use serde_json::json;
 
 use crate::client::{DEVELOPER, GitLabClient, project_path};
-use crate::time::parse_time;
 use crate::transport::encode;
 use crate::wire::{Approvals, Job, MergeRequest, Note, Reviewer};
 
@@ -196,7 +195,7 @@ impl GitLabClient {
                     may_approve: level >= DEVELOPER,
                     at: said
                         .and_then(|n| n.created_at.as_deref())
-                        .and_then(parse_time),
+                        .and_then(Timestamp::parse_rfc3339),
                 },
                 body: said.map(|n| n.body.clone()).unwrap_or_default(),
             }),
@@ -305,7 +304,10 @@ impl GitLabClient {
             .filter(|n| !n.system && n.body.trim_start().starts_with("/agent"))
         {
             let level = self.access_level(project.path(), note.author.id).await?;
-            let at = note.created_at.as_deref().and_then(parse_time);
+            let at = note
+                .created_at
+                .as_deref()
+                .and_then(Timestamp::parse_rfc3339);
             out.push(AgentComment {
                 id: note.id.to_string(),
                 author: Person {

@@ -13,7 +13,6 @@ use scrum_core::{Error, IssueSource, Person, ReadyIssue, RepoName, Result, TaskI
 use serde_json::json;
 
 use crate::client::{GitLabClient, issue_path, project_path};
-use crate::time::parse_time;
 use crate::transport::encode;
 use crate::wire;
 
@@ -44,7 +43,7 @@ impl GitLabClient {
             .filter(|i| i.is_open() && labels.is_ready(&i.labels))
             .map(|i| ReadyIssue {
                 id: TaskId::in_repo(project, i.iid),
-                created_at: parse_time(&i.created_at).unwrap_or_default(),
+                created_at: scrum_core::Timestamp::parse_rfc3339(&i.created_at).unwrap_or_default(),
                 body: i.description.unwrap_or_default(),
                 title: i.title,
                 labels: i.labels,

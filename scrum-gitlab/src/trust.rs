@@ -8,7 +8,6 @@ use scrum_core::{Error, ErrorKind, Person, RepoName, Result, TaskId, Timestamp};
 use serde::Deserialize;
 
 use crate::client::{DEVELOPER, GitLabClient, issue_path};
-use crate::time::parse_time;
 use crate::wire::{Issue, LabelEvent, User};
 
 /// `GET /users/:id`, for the name of an editor GitLab gives by id only.
@@ -51,8 +50,12 @@ impl GitLabClient {
         });
         match last.and_then(|e| e.user.as_ref().map(|u| (u, e))) {
             Some((user, e)) => {
-                self.person(&id.repo_name(), user, parse_time(&e.created_at))
-                    .await
+                self.person(
+                    &id.repo_name(),
+                    user,
+                    Timestamp::parse_rfc3339(&e.created_at),
+                )
+                .await
             }
             // A label whose application GitLab does not show is nobody's approval.
             None => Ok(Person {
@@ -75,7 +78,7 @@ impl GitLabClient {
             .last_edited_at
             .as_deref()
             .or(issue.updated_at.as_deref())
-            .and_then(parse_time);
+            .and_then(Timestamp::parse_rfc3339);
         let user = match (issue.last_edited_by, issue.updated_by_id) {
             (Some(user), _) => user,
             (None, Some(user_id)) => {
@@ -101,7 +104,7 @@ impl GitLabClient {
     }
 
     async fn author_of(&self, id: &TaskId, issue: &Issue) -> Result<Person> {
-        let at = parse_time(&issue.created_at);
+        let at = Timestamp::parse_rfc3339(&issue.created_at);
         self.person(&id.repo_name(), &issue.author, at).await
     }
 

@@ -156,6 +156,20 @@ fn git_commit(
 
 /// Whether `head` merges into `base` in the bare repository `dir` without conflict.
 fn merges(dir: &Path, base: &str, head: &str) -> Option<bool> {
+    // A branch the repository does not have (a pull request a test made up) has a
+    // made-up commit, which merge-tree would report as a conflict: unknown instead.
+    let known = |sha: &str| {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !known(base) || !known(head) {
+        return None;
+    }
     let out = Command::new("git")
         .arg("--git-dir")
         .arg(dir)
