@@ -164,7 +164,10 @@ impl IssueSource for Forges {
         let mut outcomes = BTreeMap::new();
         while let Some(read) = reads.join_next().await {
             let (forge, listed) = read.map_err(|e| {
-                Error::new(ErrorKind::Internal, format!("a forge's listing stopped: {e}"))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("a forge's listing stopped: {e}"),
+                )
             })?;
             self.record(&forge, &listed);
             outcomes.insert(forge, listed);
@@ -217,10 +220,7 @@ impl IssueSource for Forges {
     async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
         let mut by_forge: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (at, id) in ids.iter().enumerate() {
-            by_forge
-                .entry(forge_of(id))
-                .or_default()
-                .push(at);
+            by_forge.entry(forge_of(id)).or_default().push(at);
         }
         let mut answers: Vec<Option<Result<Provenance>>> = ids.iter().map(|_| None).collect();
         for (forge, places) in by_forge {
@@ -276,7 +276,8 @@ impl IssueSource for Forges {
 
 fn forge_of(id: &TaskId) -> &str {
     let repo = id.repo();
-    repo.split_once(':').map_or(crate::model::GITHUB, |(f, _)| f)
+    repo.split_once(':')
+        .map_or(crate::model::GITHUB, |(f, _)| f)
 }
 
 #[cfg(test)]

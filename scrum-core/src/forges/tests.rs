@@ -40,12 +40,16 @@ fn id(s: &str) -> TaskId {
 async fn each_call_goes_to_the_forge_its_issue_names() {
     let t = two();
     let (hub, lab) = (id("acme/widgets#1"), id("gitlab:group/sub/project#1"));
-    t.github.open_issue(hub.clone(), "Hub", &["ai-ready"], Timestamp(1));
+    t.github
+        .open_issue(hub.clone(), "Hub", &["ai-ready"], Timestamp(1));
     t.gitlab
         .inner()
         .open_issue(lab.clone(), "Lab", &["ai-ready"], Timestamp(2));
 
-    t.both.add_labels(&lab, &["ai-in-progress".into()]).await.unwrap();
+    t.both
+        .add_labels(&lab, &["ai-in-progress".into()])
+        .await
+        .unwrap();
     t.both.comment(&hub, "m", "hello").await.unwrap();
 
     let on_lab = t.gitlab.inner().issue(&lab).unwrap();
@@ -61,7 +65,8 @@ async fn each_call_goes_to_the_forge_its_issue_names() {
 async fn a_listing_merges_every_forge() {
     let t = two();
     let (hub, lab) = (id("acme/widgets#1"), id("gitlab:group/sub/project#7"));
-    t.github.open_issue(hub.clone(), "Hub", &["ai-ready"], Timestamp(1));
+    t.github
+        .open_issue(hub.clone(), "Hub", &["ai-ready"], Timestamp(1));
     t.gitlab
         .inner()
         .open_issue(lab.clone(), "Lab", &["ai-ready"], Timestamp(2));
