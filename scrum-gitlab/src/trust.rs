@@ -1,0 +1,101 @@
+//! Who vouches for an issue's text on GitLab: who last added a ready label (the
+//! issue's resource label events), who last edited it (the issue's
+//! `last_edited_by`, else `updated_by_id`), who opened it, and whether each may
+//! approve work for an agent: Developer access (30) or more to the project.
+
+use scrum_core::{Person, RepoName, Result, TaskId, Timestamp};
+use serde::Deserialize;
+
+use crate::client::{DEVELOPER, GitLabClient, issue_path};
+use crate::time::parse_time;
+use crate::wire::{LabelEvent, User};
+
+/// `GET /users/:id`, for the name of an editor GitLab gives by id only.
+#[derive(Deserialize)]
+struct UserById {
+    username: String,
+}
+
+impl GitLabClient {
+    /// `user` as a [`Person`] of `project`, with whether they may approve.
+    async fn person(
+        &self,
+        project: &RepoName,
+        user: &User,
+        at: Option<Timestamp>,
+    ) -> Result<Person> {
+        let level = self.access_level(project.path(), user.id).await?;
+        Ok(Person {
+            login: user.username.clone(),
+            may_approve: level >= DEVELOPER,
+            at,
+        })
+    }
+
+    /// See [`scrum_core::IssueSource::labelled_by`]: the last `add` of a ready
+    /// label among the issue's label events.
+    pub(crate) async fn labeller(&self, id: &TaskId) -> Result<Person> {
+        let path = format!("{}/resource_label_events?sort=asc", issue_path(id)?);
+        let events: Vec<LabelEvent> = self
+            .inner
+            .transport
+            .get_all(&path, true, &format!("reading the label events of {id}"))
+            .await?;
+        let ready = &self.labels().ready;
+        let last = events.iter().rev().find(|e| {
+            e.action == "add"
+                && e.label
+                    .as_ref()
+                    .is_some_and(|l| ready.iter().any(|r| r.eq_ignore_ascii_case(&l.name)))
+        });
+        match last.and_then(|e| e.user.as_ref().map(|u| (u, e))) {
+            Some((user, e)) => {
+                self.person(&id.repo_name(), user, parse_time(&e.created_at))
+                    .await
+            }
+            // A label whose application GitLab does not show is nobody's approval.
+            None => Ok(Person {
+                login: "unknown".into(),
+                may_approve: false,
+                at: None,
+            }),
+        }
+    }
+
+    /// See [`scrum_core::IssueSource::edited_by`].
+    pub(crate) async fn editor(&self, id: &TaskId) -> Result<Option<Person>> {
+        let issue = self.issue(id).await?;
+        let at = issue
+            .last_edited_at
+            .as_deref()
+            .or(issue.updated_at.as_deref())
+            .and_then(parse_time);
+        let user = match (issue.last_edited_by, issue.updated_by_id) {
+            (Some(user), _) => user,
+            (None, Some(user_id)) => {
+                let found: UserById = self
+                    .inner
+                    .transport
+                    .get_json(&format!("/users/{user_id}"), "reading an editor's name")
+                    .await?;
+                User {
+                    id: user_id,
+                    username: found.username,
+                }
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(self.person(&id.repo_name(), &user, at).await?))
+    }
+
+    /// See [`scrum_core::IssueSource::opened_by`].
+    pub(crate) async fn author(&self, id: &TaskId) -> Result<Person> {
+        let issue = self.issue(id).await?;
+        self.person(
+            &id.repo_name(),
+            &issue.author,
+            parse_time(&issue.created_at),
+        )
+        .await
+    }
+}
