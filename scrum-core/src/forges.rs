@@ -131,10 +131,10 @@ impl Forges {
                 reason: Some(e.to_string()),
             },
         };
-        self.health.send_if_modified(|all| {
-            let changed = all.get(forge) != Some(&health);
+        // Every listing is news, changed or not: a watcher reads what else the
+        // listing updated (a client's rate limit) when it hears of one.
+        self.health.send_modify(|all| {
             all.insert(forge.to_string(), health);
-            changed
         });
     }
 }

@@ -14,20 +14,32 @@ use super::secret::Secret;
 /// How long one git command may take before it is killed.
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Where repositories are cloned from and how pushes authenticate.
+/// Where repositories are cloned from and how pushes authenticate: one forge's
+/// (the worker's forge seam, [`super::forge`], gives each task its own).
 #[derive(Clone, Debug)]
 pub struct GitRemote {
-    /// `https://github.com` by default; repositories are `{base}/{owner}/{name}.git`.
+    /// `https://github.com` by default; repositories are `{base}/{path}.git`, the
+    /// path as the forge names it (`owner/name`, `group/sub/project`).
     pub base_url: String,
-    /// The token pushes authenticate with (HTTP basic `x-access-token`), if any.
+    /// The token pushes authenticate with (HTTP basic, as [`GitRemote::user`]), if any.
     pub token: Option<Secret>,
+    /// The HTTP basic user the token goes with: `x-access-token` on GitHub,
+    /// `oauth2` on GitLab.
+    pub user: &'static str,
     /// The commit author for commits the runner makes itself.
     pub author: (String, String),
 }
 
+/// GitHub's HTTP basic user for a token.
+pub const GITHUB_USER: &str = "x-access-token";
+
 impl GitRemote {
     fn url(&self, repo: &RepoName) -> String {
-        format!("{}/{}.git", self.base_url.trim_end_matches('/'), repo)
+        format!(
+            "{}/{}.git",
+            self.base_url.trim_end_matches('/'),
+            repo.path()
+        )
     }
 
     /// Runs `git args` in `dir`, with the credentials and author in the environment.
@@ -51,7 +63,7 @@ impl GitRemote {
                     "GIT_CONFIG_VALUE_0",
                     format!(
                         "Authorization: Basic {}",
-                        base64(&format!("x-access-token:{}", token.expose()))
+                        base64(&format!("{}:{}", self.user, token.expose()))
                     ),
                 );
         }
@@ -107,7 +119,10 @@ impl GitRemote {
         branch: &str,
         keep_branch: bool,
     ) -> Result<Workspace> {
+        // Under the forge's name: GitHub's `acme/widgets` and GitLab's
+        // `gitlab:acme/widgets` are two repositories.
         let mirror = cache
+            .join(repo.forge())
             .join(repo.owner())
             .join(format!("{}.git", repo.name()));
         let url = self.url(repo);

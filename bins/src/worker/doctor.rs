@@ -131,6 +131,7 @@ async fn push(w: &WorkerCli, repo: &RepoName, report: &mut Report) {
     let remote = GitRemote {
         base_url: w.git_base_url.clone(),
         token: w.github_token.clone(),
+        user: crate::runner::GITHUB_USER,
         author: (
             "scrum-worker".into(),
             format!("{}@scrum-worker.invalid", w.worker_id),

@@ -32,9 +32,9 @@ pub struct Valid {
 pub fn settings(a: &ServeArgs, report: &mut Report) -> Valid {
     let mut valid = Valid::default();
     let mut errors = Vec::new();
-    match a.github.validate() {
+    match a.github.validate(a.gitlab.is_set()) {
         Ok((github, webhook)) => {
-            valid.github = Some(github);
+            valid.github = github;
             valid.webhook = webhook;
         }
         Err(e) => errors.push(e),

@@ -56,7 +56,8 @@ pub struct GitHubArgs {
     /// both are set).
     #[arg(long, env = "GITHUB_REPOS", value_name = "GITHUB_REPOS")]
     pub github_repos: Option<String>,
-    /// Labels an issue must carry (all of them, comma-separated) to be queued.
+    /// Labels an issue must carry (all of them, comma-separated) to be queued, on
+    /// GitHub and on GitLab.
     #[arg(
         long,
         env = "GITHUB_ISSUE_LABELS",
@@ -107,25 +108,31 @@ pub struct GitHubArgs {
 }
 
 impl GitHubArgs {
-    /// The client's configuration, and the webhook's secret when one is set. Each
-    /// error names the variable to fix.
-    pub fn validate(&self) -> anyhow::Result<(GitHubConfig, Option<Arc<WebhookSecret>>)> {
+    /// The client's configuration (`None` when no repository is named and
+    /// GitLab, `gitlab_set`, is the one forge), and the webhook's secret when one
+    /// is set. Each error names the variable to fix.
+    pub fn validate(
+        &self,
+        gitlab_set: bool,
+    ) -> anyhow::Result<(Option<GitHubConfig>, Option<Arc<WebhookSecret>>)> {
         let app = self.app()?;
         let (variable, list) = match (&self.github_repo, &self.github_repos) {
             (_, Some(list)) if !list.trim().is_empty() => ("GITHUB_REPOS", list.as_str()),
             (Some(one), _) if !one.trim().is_empty() => ("GITHUB_REPO", one.as_str()),
+            _ if gitlab_set => {
+                if self.github_webhook_secret.is_some() {
+                    bail!(
+                        "GITHUB_WEBHOOK_SECRET is set but no GitHub repository is: name them with GITHUB_REPOS, or unset it"
+                    );
+                }
+                return Ok((None, None));
+            }
             _ => bail!(
-                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name)"
+                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name), or GitLab projects with GITLAB_PROJECTS"
             ),
         };
         let repos = parse_repos(variable, list).map_err(anyhow::Error::msg)?;
-        let labels = Labels {
-            ready: parse_ready_labels(&self.github_issue_labels),
-            ..Labels::default()
-        };
-        if labels.ready.is_empty() {
-            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
-        }
+        let labels = self.labels()?;
         let config = match (app, &self.github_token) {
             (Some(app), _) => GitHubConfig::for_app(app, repos),
             (None, Some(token)) => GitHubConfig::new(token.expose(), repos),
@@ -149,7 +156,20 @@ impl GitHubArgs {
             )),
             None => None,
         };
-        Ok((github, webhook))
+        Ok((Some(github), webhook))
+    }
+
+    /// The lifecycle labels with the ready labels `GITHUB_ISSUE_LABELS` names
+    /// (GitLab's issues are read with the same).
+    pub fn labels(&self) -> anyhow::Result<Labels> {
+        let labels = Labels {
+            ready: parse_ready_labels(&self.github_issue_labels),
+            ..Labels::default()
+        };
+        if labels.ready.is_empty() {
+            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
+        }
+        Ok(labels)
     }
 
     /// The GitHub App, when one is configured. Each error names the variable.
