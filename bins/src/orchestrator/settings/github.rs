@@ -19,7 +19,7 @@ use crate::runner::Secret;
 #[command(next_help_heading = "GitHub")]
 pub struct GitHubArgs {
     /// GitHub token that can read and label issues (this or a GitHub App is
-    /// required).
+    /// required for GitHub repositories).
     #[arg(
         long,
         env = "GITHUB_TOKEN",
@@ -49,7 +49,8 @@ pub struct GitHubArgs {
         value_name = "GITHUB_APP_PRIVATE_KEY_PATH"
     )]
     pub github_app_private_key_path: Option<PathBuf>,
-    /// The repository to watch, owner/name (this or GITHUB_REPOS is required).
+    /// The repository to watch, owner/name (this, GITHUB_REPOS or GITLAB_PROJECTS
+    /// is required).
     #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
     pub github_repo: Option<String>,
     /// Several repositories, comma-separated (instead of GITHUB_REPO; it wins when
@@ -65,7 +66,7 @@ pub struct GitHubArgs {
         default_value = "ai-ready"
     )]
     pub github_issue_labels: String,
-    /// Seconds between GitHub polls.
+    /// Seconds between polls (of GitHub and of GitLab).
     #[arg(long, env = "GITHUB_POLL_INTERVAL", value_name = "GITHUB_POLL_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub github_poll_interval: u64,
     /// GitHub's API base (point it at a GitHub Enterprise server or a test server).
