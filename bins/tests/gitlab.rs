@@ -4,10 +4,10 @@
 //! `scrum-worker`s run the scripted workflow command, clone from and push to each
 //! forge's git remote with that forge's token, and open a pull request on GitHub and
 //! a merge request on GitLab. An issue a Reporter labelled queues nothing; a GitLab
-//! token that may only read is refused at start.
+//! token that may only read is refused at start, and by `doctor`.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use scrum_bins::fleet::Fleet;
@@ -154,27 +154,31 @@ async fn one_fleet_works_a_github_repository_and_a_nested_gitlab_project() {
     fleet.stop();
 }
 
+/// `scrum-orchestrator ARGS` with only the GitLab settings (and a state directory)
+/// in its environment.
+async fn orchestrator(args: &[&str], gitlab: &FakeGitLab, state: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STATE_DIR", state)
+        .env("ORCHESTRATOR_PORT", "0")
+        .env("GITLAB_URL", gitlab.url())
+        .env("GITLAB_TOKEN", FakeGitLab::TOKEN)
+        .env("GITLAB_PROJECTS", PROJECT);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gitlab_token_that_may_only_read_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let gitlab = FakeGitLab::start().await;
     gitlab.add_project(PROJECT);
     gitlab.set_scopes(&["read_api"]);
-    let state = dir.path().to_str().unwrap().to_string();
-    let url = gitlab.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .env_clear()
-            .env("STATE_DIR", state)
-            .env("ORCHESTRATOR_PORT", "0")
-            .env("GITLAB_URL", url)
-            .env("GITLAB_TOKEN", FakeGitLab::TOKEN)
-            .env("GITLAB_PROJECTS", PROJECT)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+
+    let out = orchestrator(&[], &gitlab, dir.path()).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it started: {stderr}");
     for part in [
@@ -187,5 +191,26 @@ async fn a_gitlab_token_that_may_only_read_is_refused_at_start() {
     assert!(
         !stderr.contains(FakeGitLab::TOKEN),
         "the token leaked: {stderr}"
+    );
+
+    // The doctor says the same before anyone starts the service, with the fix.
+    let doctor = orchestrator(&["doctor"], &gitlab, dir.path()).await;
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{report}");
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("gitlab"))
+        .unwrap_or_else(|| panic!("no gitlab failure in:\n{report}"));
+    assert!(line.contains("api scope"), "{line}");
+
+    gitlab.set_scopes(&["api"]);
+    let doctor = orchestrator(&["doctor"], &gitlab, dir.path()).await;
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("ok")
+                && l.contains("Developer access to gitlab:group/sub/project")),
+        "{report}"
     );
 }
