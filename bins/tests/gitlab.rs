@@ -139,6 +139,31 @@ async fn one_fleet_works_a_github_repository_and_a_nested_gitlab_project() {
     assert_eq!(names, ["github", "gitlab"], "{health}");
     assert!(forges.iter().all(|f| f["connected"] == true), "{health}");
 
+    // The worker's doctor checks a push and merge requests on the GitLab project
+    // with the worker's GitLab token.
+    let worker_doctor = Command::new(bin_dir().join("scrum-worker"))
+        .args(["doctor", "--repo", "gitlab:group/sub/project"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WORKER_ID", "doctor")
+        .env("ORCHESTRATOR_URL", fleet.url())
+        .env("WORKSPACE_DIR", dir.path().join("doctor"))
+        .env("WORKFLOW_COMMAND", "true")
+        .env("SANDBOX", "none")
+        .env("GITLAB_URL", fleet.gitlab().url())
+        .env("GITLAB_TOKEN", fleet.gitlab().token())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&worker_doctor.stdout);
+    for area in ["git", "gitlab"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&format!("ok   {area}: "))),
+            "no passing {area} check:\n{report}"
+        );
+    }
+
     // GitLab's webhook reached the orchestrator with its secret token.
     let deliveries = fleet.gitlab().deliveries();
     assert!(

@@ -68,6 +68,14 @@ async fn health_shows_each_forge_apart_with_fixed_phrases() {
         queue["in_progress"][0]["repository"],
         "gitlab:group/sub/project"
     );
+    let (_, _, metrics) = call_raw(&f.app, "GET", "/metrics", None, Some(LOOPBACK), &[]).await;
+    let series = "scrum_tasks{repository=\"gitlab:group/sub/project\",state=\"in_progress\"} 1";
+    assert!(metrics.contains(series), "{metrics}");
+    // A worker's report names the task by its whole repository name.
+    let done = r#"{"worker_id":"w1","issue_number":12,"repository":"gitlab:group/sub/project","pr_url":"https://gitlab.example/group/sub/project/-/merge_requests/3","success":true}"#;
+    let (s, v) = f.post("/work/complete", done).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["task_id"], "gitlab:group/sub/project#12");
 }
 
 #[tokio::test]
