@@ -100,7 +100,14 @@ impl GitLabClient {
             .inner
             .transport
             .get_json("/personal_access_tokens/self", "reading the token's scopes")
-            .await?;
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::new(
+                    ErrorKind::Unauthorized,
+                    "GitLab does not say this token's scopes (GET /personal_access_tokens/self answered 404): use a personal, project or group access token with the api scope",
+                ),
+                _ => e,
+            })?;
         if !token.active {
             return Err(Error::new(
                 ErrorKind::Unauthorized,

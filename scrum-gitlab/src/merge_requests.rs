@@ -1,5 +1,6 @@
 //! Merge requests: opening one for a pushed branch (idempotent), and reading one
-//! for review gating and follow-ups: its state and approvals, whether it
+//! for review gating and follow-ups: its state, approvals and reviewers who
+//! requested changes (with their latest note as the request), whether it
 //! conflicts, its head pipeline's jobs (a failed job with the tail of its log),
 //! and its `/agent` notes with their authors' access.
 
@@ -7,14 +8,14 @@ use http::Method;
 use scrum_core::follow_up::{
     AgentComment, Checks, ChecksState, FailedCheck, Mergeable, PullStatus,
 };
-use scrum_core::pull_gate::{PullReview, PullState};
+use scrum_core::pull_gate::{ChangeRequest, PullReview, PullState};
 use scrum_core::{ErrorKind, Person, RepoName, Result, Timestamp};
 use serde_json::json;
 
 use crate::client::{DEVELOPER, GitLabClient, project_path};
 use crate::time::parse_time;
 use crate::transport::encode;
-use crate::wire::{Approvals, Job, MergeRequest, Note};
+use crate::wire::{Approvals, Job, MergeRequest, Note, Reviewer};
 
 /// How much of a failed job's log the agent gets: its last lines, at most this
 /// many characters.
@@ -115,37 +116,103 @@ impl GitLabClient {
         iid: u64,
     ) -> Result<PullReview> {
         let (base, mr) = self.merge_request(project, iid).await?;
-        self.review_of(project, &base, &mr).await
+        self.review_of(project, &base, &mr, None).await
     }
 
+    /// The review state: merged or closed; else changes requested while a
+    /// reviewer's state says so (the request is their latest note), approved
+    /// once someone approved, or open. `notes` are the merge request's, when
+    /// read already.
     async fn review_of(
         &self,
         project: &RepoName,
         base: &str,
         mr: &MergeRequest,
+        notes: Option<&[Note]>,
     ) -> Result<PullReview> {
-        let state = match mr.state.as_str() {
-            "merged" => PullState::Merged,
-            "closed" | "locked" => PullState::Closed,
-            _ => {
-                let approvals: Approvals = self
-                    .inner
-                    .transport
-                    .get_json(
-                        &format!("{base}/approvals"),
-                        &format!("reading the approvals of !{} in {project}", mr.iid),
-                    )
-                    .await?;
-                match approvals.approved_by.is_empty() {
-                    true => PullState::Open,
-                    false => PullState::Approved,
+        match mr.state.as_str() {
+            "merged" => return Ok(review(PullState::Merged)),
+            "closed" | "locked" => return Ok(review(PullState::Closed)),
+            _ => {}
+        }
+        let what = |of: &str| format!("reading the {of} of !{} in {project}", mr.iid);
+        let t = &self.inner.transport;
+        let reviewers: Vec<Reviewer> = t
+            .get_json(&format!("{base}/reviewers"), &what("reviewers"))
+            .await?;
+        let asking: Vec<&Reviewer> = reviewers
+            .iter()
+            .filter(|r| r.state == "requested_changes")
+            .collect();
+        if !asking.is_empty() {
+            let read;
+            let notes = match notes {
+                Some(notes) => notes,
+                None => {
+                    read = self.mr_notes(project, base).await?;
+                    &read
                 }
-            }
+            };
+            return self.change_request(project, &asking, notes).await;
+        }
+        let approvals: Approvals = t
+            .get_json(&format!("{base}/approvals"), &what("approvals"))
+            .await?;
+        Ok(review(match approvals.approved_by.is_empty() {
+            true => PullState::Open,
+            false => PullState::Approved,
+        }))
+    }
+
+    /// Changes requested by `asking`: the one who wrote last, with that note as
+    /// the request (its id makes each new request a new follow-up).
+    async fn change_request(
+        &self,
+        project: &RepoName,
+        asking: &[&Reviewer],
+        notes: &[Note],
+    ) -> Result<PullReview> {
+        let last_note = |r: &Reviewer| {
+            notes
+                .iter()
+                .rev()
+                .find(|n| !n.system && n.author.id == r.user.id)
         };
+        let latest = asking
+            .iter()
+            .max_by_key(|r| last_note(r).map_or(0, |n| n.id))
+            .copied();
+        let Some(reviewer) = latest else {
+            return Ok(review(PullState::ChangesRequested));
+        };
+        let said = last_note(reviewer);
+        let level = self.access_level(project.path(), reviewer.user.id).await?;
         Ok(PullReview {
-            state,
-            change_request: None,
+            state: PullState::ChangesRequested,
+            change_request: Some(ChangeRequest {
+                id: format!("changes:{}:{}", reviewer.user.id, said.map_or(0, |n| n.id)),
+                reviewer: Person {
+                    login: reviewer.user.username.clone(),
+                    may_approve: level >= DEVELOPER,
+                    at: said
+                        .and_then(|n| n.created_at.as_deref())
+                        .and_then(parse_time),
+                },
+                body: said.map(|n| n.body.clone()).unwrap_or_default(),
+            }),
         })
+    }
+
+    /// Every note of the merge request at `base`, oldest first.
+    async fn mr_notes(&self, project: &RepoName, base: &str) -> Result<Vec<Note>> {
+        self.inner
+            .transport
+            .get_all(
+                &format!("{base}/notes?sort=asc&order_by=created_at"),
+                false,
+                &format!("reading the notes of a merge request in {project}"),
+            )
+            .await
     }
 
     /// What follow-ups need of merge request `iid` (see
@@ -157,7 +224,8 @@ impl GitLabClient {
         checks: &[String],
     ) -> Result<PullStatus> {
         let (base, mr) = self.merge_request(project, iid).await?;
-        let review = self.review_of(project, &base, &mr).await?;
+        let notes = self.mr_notes(project, &base).await?;
+        let review = self.review_of(project, &base, &mr, Some(&notes)).await?;
         let checks = match &mr.head_pipeline {
             Some(p) => self.pipeline_checks(project, p.id, checks).await?,
             None => Checks::default(),
@@ -167,7 +235,7 @@ impl GitLabClient {
             head: mr.sha.clone().unwrap_or_default(),
             mergeable: mergeable(&mr),
             checks,
-            comments: self.agent_notes(project, &base).await?,
+            comments: self.agent_notes(project, notes).await?,
         })
     }
 
@@ -230,16 +298,7 @@ impl GitLabClient {
 
     /// The notes on the merge request that start with `/agent`, oldest first,
     /// each with its author's access.
-    async fn agent_notes(&self, project: &RepoName, base: &str) -> Result<Vec<AgentComment>> {
-        let notes: Vec<Note> = self
-            .inner
-            .transport
-            .get_all(
-                &format!("{base}/notes?sort=asc&order_by=created_at"),
-                false,
-                &format!("reading the notes of a merge request in {project}"),
-            )
-            .await?;
+    async fn agent_notes(&self, project: &RepoName, notes: Vec<Note>) -> Result<Vec<AgentComment>> {
         let mut out = Vec::new();
         for note in notes
             .into_iter()
@@ -266,6 +325,13 @@ impl GitLabClient {
             });
         }
         Ok(out)
+    }
+}
+
+fn review(state: PullState) -> PullReview {
+    PullReview {
+        state,
+        change_request: None,
     }
 }
 

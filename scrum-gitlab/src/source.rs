@@ -8,7 +8,7 @@ use http::Method;
 use scrum_core::follow_up::PullStatus;
 use scrum_core::model::text_digest;
 use scrum_core::pull_gate::{PullReview, PullState};
-use scrum_core::source::{Commented, IssueState};
+use scrum_core::source::{Commented, IssueState, Provenance};
 use scrum_core::{Error, IssueSource, Person, ReadyIssue, RepoName, Result, TaskId};
 use serde_json::json;
 
@@ -228,6 +228,10 @@ impl IssueSource for GitLabClient {
 
     async fn opened_by(&self, id: &TaskId) -> Result<Person> {
         self.author(id).await
+    }
+
+    async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
+        self.provenance_of(ids, author).await
     }
 
     async fn blocked_by(&self, id: &TaskId) -> Result<Vec<TaskId>> {

@@ -18,6 +18,9 @@ use crate::config::{GitLabConfig, Timing};
 /// GitLab's largest page.
 pub(crate) const PER_PAGE: u32 = 100;
 
+/// The most pages kept for `If-None-Match`; past it the cache starts over.
+const ETAG_PAGES_MAX: usize = 10_000;
+
 /// An answer that was a success (2xx, or 304 to a conditional read).
 #[derive(Clone, Debug)]
 pub(crate) struct Reply {
@@ -182,7 +185,11 @@ impl Transport {
                 etag: etag.to_string(),
                 reply: reply.clone(),
             };
-            self.lock_etags().insert(url.to_string(), cached);
+            let mut etags = self.lock_etags();
+            if etags.len() >= ETAG_PAGES_MAX {
+                etags.clear();
+            }
+            etags.insert(url.to_string(), cached);
         }
         Ok(reply)
     }

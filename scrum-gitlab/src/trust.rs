@@ -3,12 +3,13 @@
 //! `last_edited_by`, else `updated_by_id`), who opened it, and whether each may
 //! approve work for an agent: Developer access (30) or more to the project.
 
-use scrum_core::{Person, RepoName, Result, TaskId, Timestamp};
+use scrum_core::source::Provenance;
+use scrum_core::{Error, ErrorKind, Person, RepoName, Result, TaskId, Timestamp};
 use serde::Deserialize;
 
 use crate::client::{DEVELOPER, GitLabClient, issue_path};
 use crate::time::parse_time;
-use crate::wire::{LabelEvent, User};
+use crate::wire::{Issue, LabelEvent, User};
 
 /// `GET /users/:id`, for the name of an editor GitLab gives by id only.
 #[derive(Deserialize)]
@@ -65,6 +66,11 @@ impl GitLabClient {
     /// See [`scrum_core::IssueSource::edited_by`].
     pub(crate) async fn editor(&self, id: &TaskId) -> Result<Option<Person>> {
         let issue = self.issue(id).await?;
+        self.editor_of(id, issue).await
+    }
+
+    /// The last editor of `issue` (read already).
+    async fn editor_of(&self, id: &TaskId, issue: Issue) -> Result<Option<Person>> {
         let at = issue
             .last_edited_at
             .as_deref()
@@ -91,11 +97,57 @@ impl GitLabClient {
     /// See [`scrum_core::IssueSource::opened_by`].
     pub(crate) async fn author(&self, id: &TaskId) -> Result<Person> {
         let issue = self.issue(id).await?;
-        self.person(
-            &id.repo_name(),
-            &issue.author,
-            parse_time(&issue.created_at),
-        )
-        .await
+        self.author_of(id, &issue).await
     }
+
+    async fn author_of(&self, id: &TaskId, issue: &Issue) -> Result<Person> {
+        let at = parse_time(&issue.created_at);
+        self.person(&id.repo_name(), &issue.author, at).await
+    }
+
+    /// See [`scrum_core::IssueSource::provenance`]: per issue, the issue read once
+    /// (its state, editor and author) and its label events; each member's access
+    /// read once a minute.
+    pub(crate) async fn provenance_of(
+        &self,
+        ids: &[TaskId],
+        author: bool,
+    ) -> Result<Vec<Result<Provenance>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.provenance_one(id, author).await {
+                // GitLab as a whole failing fails the call; one issue, its answer.
+                Err(e) if whole_failure(&e) => return Err(e),
+                one => out.push(one),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn provenance_one(&self, id: &TaskId, author: bool) -> Result<Provenance> {
+        let issue = self.issue(id).await?;
+        let still_ready = issue.is_open() && self.labels().is_ready(&issue.labels);
+        let opened_by = match author {
+            true => Some(self.author_of(id, &issue).await?),
+            false => None,
+        };
+        Ok(Provenance {
+            labelled_by: self.labeller(id).await?,
+            edited_by: self.editor_of(id, issue).await?,
+            opened_by,
+            still_ready,
+        })
+    }
+}
+
+/// Whether an error is GitLab's as a whole (a rate limit, a refused token, an
+/// outage) rather than one issue's.
+fn whole_failure(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::RateLimited
+            | ErrorKind::Unauthorized
+            | ErrorKind::Unavailable
+            | ErrorKind::Timeout
+    )
 }

@@ -160,6 +160,15 @@ pub(crate) struct Approvals {
     pub(crate) approved_by: Vec<serde_json::Value>,
 }
 
+/// One of `GET …/merge_requests/:iid/reviewers`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Reviewer {
+    pub(crate) user: User,
+    /// `unreviewed`, `review_started`, `reviewed`, `requested_changes`,
+    /// `approved`, `unapproved`.
+    pub(crate) state: String,
+}
+
 /// A job of a pipeline.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Job {

@@ -105,7 +105,7 @@ pub(crate) fn label_event(st: &State, i: &Issue, e: &LabelEvent) -> Value {
 }
 
 /// A stable id for a label name.
-fn label_id(name: &str) -> u64 {
+pub(crate) fn label_id(name: &str) -> u64 {
     name.to_ascii_lowercase()
         .bytes()
         .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))

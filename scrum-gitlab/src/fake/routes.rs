@@ -111,11 +111,15 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Routed {
             v["access_level"] = json!(level);
             Ok(Answer::Json(200, v))
         }
+        ("GET", ["projects", p, "labels"]) => {
+            let key = project_key(st, p)?;
+            Ok(Answer::List(labels(&st.projects[&key])))
+        }
         (_, ["projects", p, "merge_requests", ..])
         | (_, ["projects", p, "pipelines", ..])
         | (_, ["projects", p, "jobs", ..]) => {
             let key = project_key(st, p)?;
-            super::mrs::route(st, &key, &segs[2..], req)
+            super::mr_routes::route(st, &key, &segs[2..], req)
         }
         (_, ["projects", p, "issues", rest @ ..]) => {
             let key = project_key(st, p)?;
@@ -123,6 +127,21 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Routed {
         }
         _ => Err(not_found("")),
     }
+}
+
+/// The project's labels: every label an issue of it carries or carried.
+fn labels(p: &super::state::Project) -> Vec<Value> {
+    let mut names: Vec<&str> = Vec::new();
+    let events = p.issues.values().flat_map(|i| i.label_events.iter());
+    for e in events {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&e.label)) {
+            names.push(&e.label);
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| json!({ "id": json::label_id(n), "name": n, "color": "#428BCA", "description": null }))
+        .collect()
 }
 
 fn token_self(st: &mut State) -> Routed {

@@ -148,6 +148,8 @@ pub(crate) struct MergeRequest {
     pub(crate) has_conflicts: bool,
     pub(crate) detailed_merge_status: String,
     pub(crate) approved_by: Vec<u64>,
+    /// Reviewers and their state (`unreviewed`, `requested_changes`, `approved`…).
+    pub(crate) reviewers: Vec<(u64, String)>,
     pub(crate) pipeline: Option<Pipeline>,
     pub(crate) notes: Vec<Note>,
 }

@@ -39,6 +39,18 @@ pub(crate) fn route(st: &mut State, key: &str, rest: &[&str], req: &Req) -> Rout
                 }),
             ))
         }
+        ("GET", ["merge_requests", n, "reviewers"]) => {
+            let p = &st.projects[key];
+            let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;
+            let out = m
+                .reviewers
+                .iter()
+                .map(|(u, state)| {
+                    json!({ "user": json::user(st, *u), "state": state, "created_at": json::time(m.created_at) })
+                })
+                .collect();
+            Ok(Answer::Json(200, Value::Array(out)))
+        }
         ("GET", ["merge_requests", n, "notes"]) => {
             let p = &st.projects[key];
             let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;
@@ -57,7 +69,8 @@ pub(crate) fn route(st: &mut State, key: &str, rest: &[&str], req: &Req) -> Rout
                 .ok_or_else(|| (400, "400 Bad request - body is missing".to_string()))?;
             let me = token_user(st);
             let n = iid(n)?;
-            let note = super::note_on_mr(st, key, n, me, &body).ok_or_else(mr_missing)?;
+            let note =
+                super::merge_requests::note_on_mr(st, key, n, me, &body).ok_or_else(mr_missing)?;
             let m = &st.projects[key].merge_requests[&n];
             Ok(Answer::Json(
                 201,
@@ -155,7 +168,7 @@ fn create(st: &mut State, key: &str, req: &Req) -> Routed {
         description: &description,
         author: me,
     };
-    let n = super::new_merge_request(st, key, &draft);
+    let n = super::merge_requests::new_merge_request(st, key, &draft);
     let p = &st.projects[key];
     Ok(Answer::Json(
         201,
@@ -188,6 +201,7 @@ pub(crate) fn fresh(id: u64, iid: u64, at: scrum_core::Timestamp, d: &Draft<'_>)
         has_conflicts: false,
         detailed_merge_status: "mergeable".into(),
         approved_by: Vec::new(),
+        reviewers: Vec::new(),
         pipeline: None,
         notes: Vec::new(),
     }
