@@ -121,3 +121,49 @@ pub(crate) fn closing(issue: &TaskId, body: &str) -> String {
         b => format!("{b}\n\n{closes}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::secret::Secret;
+
+    fn id(s: &str) -> TaskId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_description_says_once_that_it_closes_the_issue() {
+        let issue = id("gitlab:group/sub/project#12");
+        assert_eq!(closing(&issue, ""), "Closes #12");
+        assert_eq!(closing(&issue, "Done."), "Done.\n\nCloses #12");
+        assert_eq!(
+            closing(&issue, "Done.\n\nCloses #12"),
+            "Done.\n\nCloses #12"
+        );
+    }
+
+    #[test]
+    fn each_task_goes_to_its_forge_and_a_missing_one_is_a_retryable_failure() {
+        let author = ("w".to_string(), "w@example.invalid".to_string());
+        let only_github = Forges::new().with(
+            "github",
+            Arc::new(GitHubForge::new("http://api", "http://hub", None)),
+        );
+        let lab = id("gitlab:group/sub/project#1").repo_name();
+        let e = only_github.of(&lab).err().expect("no GitLab settings");
+        assert!(e.is_retryable(), "another worker may have them: {e}");
+        assert!(e.to_string().contains("GITLAB_TOKEN"), "{e}");
+
+        let both = only_github.with(
+            "gitlab",
+            Arc::new(GitLabForge::new("http://lab/", Secret::new("glpat-x"))),
+        );
+        let remote = both.of(&lab).unwrap().remote(&lab, None, &author);
+        assert_eq!(remote.base_url, "http://lab");
+        assert_eq!(remote.user, "oauth2");
+        let hub = id("acme/widgets#1").repo_name();
+        let remote = both.of(&hub).unwrap().remote(&hub, None, &author);
+        assert_eq!(remote.base_url, "http://hub");
+        assert!(remote.token.is_none());
+    }
+}
