@@ -63,7 +63,7 @@ prompts, gates, retries); edit a copy and point WORKFLOW_FILE at it. \
 
 `scrum-worker doctor [--repo OWNER/NAME]` checks this configuration without taking \
 work: the orchestrator takes this worker's calls, git can push and the token may \
-open pull requests in each --repo, the agent CLI runs, and the sandbox runs a \
+open pull requests (merge requests, for --repo gitlab:GROUP/PROJECT) in each --repo, the agent CLI runs, and the sandbox runs a \
 command. See `scrum-worker doctor --help`.";
 
 /// A worker: asks the orchestrator for an issue, runs the AI workflow on it in an
@@ -151,7 +151,8 @@ pub struct WorkerCli {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
-    /// Where repositories are cloned from: {GIT_BASE_URL}/{owner}/{name}.git.
+    /// Where GitHub repositories are cloned from: {GIT_BASE_URL}/{owner}/{name}.git
+    /// (GitLab's projects come from GITLAB_URL).
     #[arg(
         long,
         env = "GIT_BASE_URL",
