@@ -218,15 +218,16 @@ impl IssueSource for Forges {
     /// Each forge answers for its own ids in one call; the answers are put back in
     /// the order asked.
     async fn provenance(&self, ids: &[TaskId], author: bool) -> Result<Vec<Result<Provenance>>> {
-        let mut by_forge: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut by_forge: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (at, id) in ids.iter().enumerate() {
-            by_forge.entry(forge_of(id)).or_default().push(at);
+            let forge = id.repo_name().forge().to_string();
+            by_forge.entry(forge).or_default().push(at);
         }
         let mut answers: Vec<Option<Result<Provenance>>> = ids.iter().map(|_| None).collect();
         for (forge, places) in by_forge {
-            let Some(source) = self.sources.get(forge) else {
+            let Some(source) = self.sources.get(&forge) else {
                 for at in places {
-                    answers[at] = Some(Err(self.missing(forge)));
+                    answers[at] = Some(Err(self.missing(&forge)));
                 }
                 continue;
             };
@@ -272,12 +273,6 @@ impl IssueSource for Forges {
     ) -> Result<Option<PullStatus>> {
         self.of_repo(repo)?.pull_status(repo, number, checks).await
     }
-}
-
-fn forge_of(id: &TaskId) -> &str {
-    let repo = id.repo();
-    repo.split_once(':')
-        .map_or(crate::model::GITHUB, |(f, _)| f)
 }
 
 #[cfg(test)]

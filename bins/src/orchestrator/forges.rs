@@ -127,6 +127,8 @@ pub fn report_health(
     }
     if let Some(forges) = forges {
         let (o, mut health, gitlab) = (o.clone(), forges.health(), gitlab.cloned());
+        // With GitLab alone, its rate limit is the source's.
+        let alone = github.is_none();
         tokio::spawn(async move {
             while health.changed().await.is_ok() {
                 let all = health.borrow_and_update().clone();
@@ -135,6 +137,9 @@ pub fn report_health(
                 }
                 if let Some((remaining, reset)) = gitlab.as_ref().and_then(|g| g.rate_limit()) {
                     o.report_forge_rate_limit(GITLAB, Some(remaining), Some(reset));
+                    if alone {
+                        o.report_rate_limit(Some(remaining), Some(reset));
+                    }
                 }
             }
         });

@@ -407,7 +407,10 @@ pub(crate) fn forges(
             let mine: Vec<_> = writes
                 .repositories
                 .iter()
-                .filter(|r| forge_of(&r.repository) == forge)
+                .filter(|r| {
+                    let repo = r.repository.parse::<scrum_core::RepoName>();
+                    repo.is_ok_and(|repo| repo.forge() == forge)
+                })
                 .collect();
             ForgeRow {
                 forge: forge.clone(),
@@ -418,10 +421,4 @@ pub(crate) fn forges(
             }
         })
         .collect()
-}
-
-/// The forge a repository name belongs to (`gitlab` for `gitlab:group/project`).
-pub(crate) fn forge_of(repo: &str) -> &str {
-    repo.split_once(':')
-        .map_or(scrum_core::model::GITHUB, |(f, _)| f)
 }
