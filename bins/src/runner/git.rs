@@ -125,6 +125,7 @@ impl GitRemote {
             .join(repo.forge())
             .join(repo.owner())
             .join(format!("{}.git", repo.name()));
+        adopt_unprefixed_mirror(cache, repo, &mirror);
         let url = self.url(repo);
         if mirror.join("HEAD").exists() {
             self.git(&mirror, &["remote", "update", "--prune"]).await?;
@@ -223,6 +224,26 @@ impl GitRemote {
     }
 }
 
+/// Moves a GitHub mirror from where workers kept it before forges had names
+/// (`{cache}/{owner}/{name}.git`) to its place under `github/`, so an upgraded
+/// worker fetches into the mirror it has instead of cloning it again. A failed
+/// move leaves it: the mirror is then cloned afresh.
+fn adopt_unprefixed_mirror(cache: &Path, repo: &RepoName, mirror: &Path) {
+    if repo.forge() != scrum_core::model::GITHUB || mirror.join("HEAD").exists() {
+        return;
+    }
+    let old = cache
+        .join(repo.owner())
+        .join(format!("{}.git", repo.name()));
+    if !old.join("HEAD").exists() {
+        return;
+    }
+    if let Some(parent) = mirror.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::rename(&old, mirror);
+}
+
 fn path_str(p: &Path) -> Result<String> {
     p.to_str()
         .map(str::to_string)
@@ -259,6 +280,27 @@ fn base64(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mirror_from_before_forges_had_names_moves_under_github() {
+        let cache = tempfile::tempdir().unwrap();
+        let old = cache.path().join("acme").join("widgets.git");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let repo: RepoName = "acme/widgets".parse().unwrap();
+        let mirror = cache.path().join("github/acme/widgets.git");
+        adopt_unprefixed_mirror(cache.path(), &repo, &mirror);
+        assert!(mirror.join("HEAD").exists());
+        assert!(!old.exists());
+        // A GitLab project of the same path is another repository: nothing moves.
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("HEAD"), "x").unwrap();
+        let lab: RepoName = "gitlab:acme/widgets".parse().unwrap();
+        let lab_mirror = cache.path().join("gitlab/acme/widgets.git");
+        adopt_unprefixed_mirror(cache.path(), &lab, &lab_mirror);
+        assert!(!lab_mirror.exists());
+        assert!(old.exists());
+    }
 
     #[test]
     fn base64_matches_the_standard_vectors() {
