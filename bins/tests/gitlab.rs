@@ -11,7 +11,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use scrum_bins::fleet::Fleet;
+use scrum_bins::runner::{Forge, GitLabForge, Secret};
 use scrum_core::TaskId;
+use scrum_core::pull_gate::PullState;
 use scrum_gitlab::fake::{FakeGitLab, NewIssue, access};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scrum-orchestrator");
@@ -88,6 +90,14 @@ async fn one_fleet_works_a_github_repository_and_a_nested_gitlab_project() {
         fleet.comments(&lab),
         mr.web_url
     );
+    // The worker's forge reads it back as GitLab holds it.
+    let forge = GitLabForge::new(&fleet.gitlab().url(), Secret::new(fleet.gitlab().token()));
+    let project = lab.repo_name();
+    let state = forge.change_state(&project, mr.iid, None).await.unwrap();
+    assert_eq!(state, Some(PullState::Open));
+    fleet.gitlab().merge(PROJECT, mr.iid);
+    let state = forge.change_state(&project, mr.iid, None).await.unwrap();
+    assert_eq!(state, Some(PullState::Merged));
     let change = fleet
         .remote_file(
             "gitlab:group/sub/project",
