@@ -249,3 +249,68 @@ async fn a_gitlab_token_that_may_only_read_is_refused_at_start() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_alone_needs_no_github_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let gitlab = FakeGitLab::start().await;
+    gitlab.add_project(PROJECT);
+    let id = gitlab.add_issue(
+        PROJECT,
+        NewIssue::new("Only on GitLab").labels(&["ai-ready"]),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut orchestrator = KillOnDrop(
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STATE_DIR", dir.path())
+            .env("ORCHESTRATOR_HOST", "127.0.0.1")
+            .env("ORCHESTRATOR_PORT", port.to_string())
+            .env("GITHUB_POLL_INTERVAL", "1")
+            .env("GITLAB_URL", gitlab.url())
+            .env("GITLAB_TOKEN", FakeGitLab::TOKEN)
+            .env("GITLAB_PROJECTS", PROJECT)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while !gitlab.labels(&id).contains(&"ai-in-progress".to_string()) {
+        if let Some(status) = orchestrator.0.try_wait().unwrap() {
+            panic!("the orchestrator exited with {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the GitLab issue was not queued; /health said {last}"
+        );
+        if let Ok(r) = reqwest::get(format!("{url}/health")).await {
+            last = r.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health: serde_json::Value = reqwest::get(format!("{url}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["forges"][0]["forge"], "gitlab", "{health}");
+}
+
+/// A process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
