@@ -4,7 +4,8 @@
 //! `scrum-worker`s run the scripted workflow command, clone from and push to each
 //! forge's git remote with that forge's token, and open a pull request on GitHub and
 //! a merge request on GitLab. An issue a Reporter labelled queues nothing; a GitLab
-//! token that may only read is refused at start, and by `doctor`.
+//! token that may only read is refused at start, and by `doctor`; GitLab alone
+//! needs no GitHub setting.
 
 use std::path::Path;
 use std::process::{Command, Output};
