@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runner::sandbox::{Limits, Sandbox, SandboxMode, SandboxSettings};
 use crate::runner::workflow::{AgentSpec, DEFAULT_WORKFLOW, Workflow};
-use crate::runner::{CommandRunner, GitHubPullRequests, GitRemote, RunnerConfig, Secret};
+use crate::runner::{CommandRunner, Forges, GitHubForge, GitLabForge, RunnerConfig, Secret};
 
 /// What `--help` says after the options: the built-in workflow.
 const WORKFLOW_HELP: &str = "\
@@ -51,8 +51,8 @@ api.anthropic.com), SANDBOX_ALLOW_HOSTS and the workflow file's [sandbox] \
 allow_hosts; the orchestrator, metadata services and every other local port are \
 closed. Its environment is the task's variables, ANTHROPIC_API_KEY and \
 ANTHROPIC_BASE_URL, PATH, LANG, a private HOME and TMPDIR, and the names \
-SANDBOX_PASS_ENV or the workflow file's [sandbox] env list; never GITHUB_TOKEN or \
-ORCHESTRATOR_API_TOKEN. To let agents reach a package registry, add its host: \
+SANDBOX_PASS_ENV or the workflow file's [sandbox] env list; never GITHUB_TOKEN, \
+GITLAB_TOKEN or ORCHESTRATOR_API_TOKEN. To let agents reach a package registry, add its host: \
 SANDBOX_ALLOW_HOSTS=registry.npmjs.org,*.crates.io. Issue, review and comment text \
 is cleaned before an agent reads it: HTML comments, invisible and bidirectional \
 characters and hidden HTML are removed, and the attempt's log says so.
@@ -63,7 +63,7 @@ prompts, gates, retries); edit a copy and point WORKFLOW_FILE at it. \
 
 `scrum-worker doctor [--repo OWNER/NAME]` checks this configuration without taking \
 work: the orchestrator takes this worker's calls, git can push and the token may \
-open pull requests in each --repo, the agent CLI runs, and the sandbox runs a \
+open pull requests (merge requests, for --repo gitlab:GROUP/PROJECT) in each --repo, the agent CLI runs, and the sandbox runs a \
 command. See `scrum-worker doctor --help`.";
 
 /// A worker: asks the orchestrator for an issue, runs the AI workflow on it in an
@@ -151,7 +151,8 @@ pub struct WorkerCli {
         default_value = "https://api.github.com"
     )]
     pub github_api_url: String,
-    /// Where repositories are cloned from: {GIT_BASE_URL}/{owner}/{name}.git.
+    /// Where GitHub repositories are cloned from: {GIT_BASE_URL}/{owner}/{name}.git
+    /// (GitLab's projects come from GITLAB_URL).
     #[arg(
         long,
         env = "GIT_BASE_URL",
@@ -159,6 +160,26 @@ pub struct WorkerCli {
         default_value = "https://github.com"
     )]
     pub git_base_url: String,
+    /// GitLab's address, for tasks of GitLab projects (`gitlab:group/project#N`):
+    /// clones and pushes go to {GITLAB_URL}/{group/project}.git, merge requests
+    /// through its API.
+    #[arg(
+        long,
+        env = "GITLAB_URL",
+        value_name = "GITLAB_URL",
+        default_value = scrum_gitlab::GITLAB_COM
+    )]
+    pub gitlab_url: String,
+    /// Token that can push to GitLab projects and open merge requests (scope
+    /// `api`; never given to the workflow). Without it this worker takes GitLab
+    /// tasks only to fail them, retryably, for a worker that has one.
+    #[arg(
+        long,
+        env = "GITLAB_TOKEN",
+        value_name = "GITLAB_TOKEN",
+        hide_env_values = true
+    )]
+    pub gitlab_token: Option<Secret>,
     /// Seconds a running task may go on after SIGTERM before it is handed back.
     #[arg(
         long,
@@ -267,6 +288,18 @@ impl WorkerCli {
         )
     }
 
+    /// The forges this worker works on: GitHub always (with `token`, or the one
+    /// each task brings), GitLab when `GITLAB_TOKEN` is set.
+    fn forges(&self, token: Option<Secret>) -> Forges {
+        let github = GitHubForge::new(&self.github_api_url, &self.git_base_url, token);
+        let mut forges = Forges::new().with(scrum_core::model::GITHUB, Arc::new(github));
+        if let Some(t) = &self.gitlab_token {
+            let gitlab = GitLabForge::new(&self.gitlab_url, t.clone());
+            forges = forges.with("gitlab", Arc::new(gitlab));
+        }
+        forges
+    }
+
     /// Runs the worker until `shutdown`; a task running then gets `SHUTDOWN_GRACE` to
     /// finish before it is handed back.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -303,19 +336,15 @@ impl WorkerCli {
                 workflow: Arc::new(workflow),
                 clarification_check: !self.skip_clarification_check,
                 timeout: Duration::from_secs(self.workflow_timeout),
-                remote: GitRemote {
-                    base_url: self.git_base_url.clone(),
-                    token: token.clone(),
-                    author: (
-                        "scrum-worker".into(),
-                        format!("{}@scrum-worker.invalid", self.worker_id),
-                    ),
-                },
+                author: (
+                    "scrum-worker".into(),
+                    format!("{}@scrum-worker.invalid", self.worker_id),
+                ),
                 anthropic_api_key: self.anthropic_api_key.clone(),
                 keep_workspaces: self.keep_workspaces,
                 sandbox: Arc::new(sandbox),
             },
-            Arc::new(GitHubPullRequests::new(&self.github_api_url, token)),
+            self.forges(token),
         );
         let runs = match (&self.workflow_command, &self.workflow_file) {
             (Some(_), _) => "WORKFLOW_COMMAND".to_string(),

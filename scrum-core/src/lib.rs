@@ -14,6 +14,8 @@
 //!   `# Contract` and one `# Behavior` bullet per rule; [`workers`]: the worker
 //!   registry every queue also keeps.
 //! - [`events`]: [`IssueEvents`], webhook deliveries that make the engine poll now.
+//! - [`forges`]: [`forges::Forges`], one issue source over several forges (GitHub
+//!   beside GitLab), routing each call by the forge its task id names.
 //! - [`deps`]: issue dependencies: the blockers an issue names, and cycles.
 //! - [`memory`]: in-memory implementations of all four.
 //! - [`backend`]: building blocks for `WorkQueue` backends (the enqueue and
@@ -74,6 +76,7 @@ mod error;
 pub mod events;
 pub mod faults;
 pub mod follow_up;
+pub mod forges;
 pub mod locks;
 pub mod memory;
 pub mod model;

@@ -100,6 +100,30 @@ impl GitLabClient {
         Ok(found.into_iter().next())
     }
 
+    /// The description of merge request `iid` of `project` (empty when it has
+    /// none): a follow-up keeps its rounds there.
+    pub async fn merge_request_description(&self, project: &RepoName, iid: u64) -> Result<String> {
+        let (_, mr) = self.merge_request(project, iid).await?;
+        Ok(mr.description.unwrap_or_default())
+    }
+
+    /// Replaces the description of merge request `iid` of `project`.
+    pub async fn set_merge_request_description(
+        &self,
+        project: &RepoName,
+        iid: u64,
+        description: &str,
+    ) -> Result<()> {
+        let base = format!("/projects/{}/merge_requests/{iid}", project_path(project)?);
+        let what = format!("editing merge request !{iid} of {project}");
+        let body = json!({ "description": description });
+        self.inner
+            .transport
+            .write::<MergeRequest>(Method::PUT, &base, body, &what)
+            .await
+            .map(|_| ())
+    }
+
     async fn merge_request(&self, project: &RepoName, iid: u64) -> Result<(String, MergeRequest)> {
         let base = format!("/projects/{}/merge_requests/{iid}", project_path(project)?);
         let what = format!("reading merge request !{iid} of {project}");

@@ -137,6 +137,8 @@ pub(crate) struct MergeRequest {
     pub(crate) state: String,
     pub(crate) web_url: String,
     #[serde(default)]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
     pub(crate) sha: Option<String>,
     #[serde(default)]
     pub(crate) has_conflicts: bool,

@@ -32,6 +32,10 @@ pub struct ApiConfig {
     /// Checks push notifications at `POST /webhooks/github` (for GitHub,
     /// `scrum_github::webhook::WebhookSecret`); without it that route answers 404.
     pub webhook: Option<Arc<dyn IssueEvents>>,
+    /// Checks GitLab's deliveries at `POST /webhooks/gitlab`: `X-Gitlab-Event` as
+    /// the event and `X-Gitlab-Token` (the hook's secret token) as the signature;
+    /// without it that route answers 404.
+    pub gitlab_webhook: Option<Arc<dyn IssueEvents>>,
     /// Mints a short-lived token for the repository of each task handed out (for
     /// GitHub, a GitHub App's installation token scoped to it); `/work/next` then
     /// carries it as `github_token`. Without it workers push with their own.
@@ -45,6 +49,7 @@ impl Default for ApiConfig {
             worker_ips: Vec::new(),
             body_limit: 64 * 1024,
             webhook: None,
+            gitlab_webhook: None,
             credentials: None,
         }
     }
@@ -76,7 +81,7 @@ impl ApiConfig {
     /// call the work endpoints, the reads and the operator endpoints.
     pub fn access_summary(&self) -> String {
         if self.token.is_some() {
-            return "API token configured: every call except /health and POST /webhooks/github (signed) needs `Authorization: Bearer <token>`".to_string();
+            return "API token configured: every call except /health and the webhooks (POST /webhooks/github, signed; POST /webhooks/gitlab, with its secret token) needs `Authorization: Bearer <token>`".to_string();
         }
         let fleet = if self.worker_ips.is_empty() {
             "only loopback (WORKER_IPS is empty)".to_string()
@@ -86,7 +91,7 @@ impl ApiConfig {
         };
         format!(
             "no API token configured: /work/* and the reads (/queue, /workers, /metrics, /openapi.json, GET /admin/*) answer {fleet}; \
-             POST /admin/* and /workers/{{id}}/logs only loopback; /health and POST /webhooks/github (signed) are open. \
+             POST /admin/* and /workers/{{id}}/logs only loopback; /health and the webhooks (POST /webhooks/github, signed; /webhooks/gitlab, with its token) are open. \
              Set an API token, or add addresses to WORKER_IPS, to let remote callers in"
         )
     }
@@ -106,6 +111,7 @@ impl fmt::Debug for ApiConfig {
             .field("worker_ips", &self.worker_ips)
             .field("body_limit", &self.body_limit)
             .field("webhook", &self.webhook.is_some())
+            .field("gitlab_webhook", &self.gitlab_webhook.is_some())
             .finish()
     }
 }

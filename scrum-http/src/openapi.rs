@@ -18,7 +18,7 @@ const NOT_BLANK: &str = "[^\t\n\u{b}\u{c}\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a
 const FORBIDDEN: &str = "No API token is configured and the caller's address may not call this endpoint: the work endpoints and the reads answer only loopback and WORKER_IPS, the operator actions and worker logs only loopback. Set an API token, or add the address to WORKER_IPS";
 
 /// The access rule, for the document's description.
-const ACCESS: &str = "Access: with an API token, every call but `/health` and `POST /webhooks/github` (signed) needs `Authorization: Bearer <token>`. Without one, `/work/*`, `/queue`, `/workers`, `/metrics`, `/openapi.json` and `GET /admin/*` answer only loopback and WORKER_IPS, `POST /admin/*` and `/workers/{id}/logs` only loopback (403 otherwise); `/health` is open and carries no issue text.";
+const ACCESS: &str = "Access: with an API token, every call but `/health` and the webhooks (`POST /webhooks/github`, signed; `POST /webhooks/gitlab`, with its secret token) needs `Authorization: Bearer <token>`. Without one, `/work/*`, `/queue`, `/workers`, `/metrics`, `/openapi.json` and `GET /admin/*` answer only loopback and WORKER_IPS, `POST /admin/*` and `/workers/{id}/logs` only loopback (403 otherwise); `/health` is open and carries no issue text.";
 
 fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -157,6 +157,19 @@ fn schemas() -> Value {
                                 "dead": { "type": "integer", "minimum": 0 },
                                 "refused": { "type": "boolean" },
                                 "last_error": nullable("string") } } } } } } },
+                "forges": { "type": "array",
+                    "description": "Each forge apart when the orchestrator serves several (GitHub beside GitLab); empty otherwise, the `github` fields then speak for the one source",
+                    "items": { "type": "object",
+                        "required": ["forge", "connected", "reason", "rate_limit", "writes"],
+                        "properties": {
+                            "forge": { "type": "string", "example": "gitlab" },
+                            "connected": { "type": "boolean" },
+                            "reason": nullable("string"),
+                            "rate_limit": { "type": "object", "required": ["remaining", "reset"], "properties": {
+                                "remaining": nullable("integer"), "reset": nullable("string") } },
+                            "writes": { "type": "object", "required": ["status", "failing_repositories"], "properties": {
+                                "status": { "type": "string", "enum": ["ok", "degraded"] },
+                                "failing_repositories": { "type": "integer", "minimum": 0 } } } } } },
                 "store": { "type": "object", "properties": {
                     "status": { "type": "string", "enum": ["ok", "unavailable"] },
                     "error": { "type": "string" } } },
@@ -656,6 +669,18 @@ fn unnamed_document(max_wait: u64) -> Value {
                     "401": error_response("The signature is missing or wrong"),
                     "404": error_response("No webhook secret is configured"),
                     "422": error_response("The body is not a GitHub event")
+                }
+            } },
+            "/webhooks/gitlab": { "post": {
+                "summary": "GitLab webhook deliveries (Issue, Merge Request, Note and Pipeline Hooks): the issue is looked at now. Checked by `X-Gitlab-Token` (the secret GITLAB_WEBHOOK_SECRET names), not the API token; 404 when no GitLab webhook secret is configured",
+                "security": [],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": { "description": "An event that changes no task", "content": { "application/json": { "schema": r("WebhookResponse") } } },
+                    "202": { "description": "The issue is looked at now", "content": { "application/json": { "schema": r("WebhookResponse") } } },
+                    "401": error_response("The token is missing or wrong"),
+                    "404": error_response("No GitLab webhook secret is configured"),
+                    "422": error_response("The body is not a GitLab event")
                 }
             } },
             "/openapi.json": { "get": {

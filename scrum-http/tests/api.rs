@@ -31,6 +31,54 @@ async fn health_reports_counts_github_store_and_version() {
 }
 
 #[tokio::test]
+async fn health_shows_each_forge_apart_with_fixed_phrases() {
+    let f = Fixture::new();
+    let lab = f.queue_issue_in("gitlab:group/sub/project", 12).await;
+    let o = &f.orchestrator;
+    o.report_forge_health("github", true, None);
+    o.report_forge_rate_limit("github", Some(4999), None);
+    o.report_forge_health("gitlab", false, Some("gitlab: 429 for Issue 12".into()));
+    o.report_forge_rate_limit(
+        "gitlab",
+        Some(0),
+        Some(scrum_core::Timestamp(1_800_000_000_000)),
+    );
+    let (s, v) = f.get("/health").await;
+    assert_eq!(s, 200);
+    let forges = v["forges"].as_array().unwrap();
+    assert_eq!(forges.len(), 2);
+    assert_eq!(forges[0]["forge"], "github");
+    assert_eq!(forges[0]["connected"], true);
+    assert_eq!(forges[0]["rate_limit"]["remaining"], 4999);
+    assert_eq!(forges[1]["forge"], "gitlab");
+    assert_eq!(forges[1]["connected"], false);
+    assert_eq!(forges[1]["rate_limit"]["remaining"], 0);
+    assert_eq!(forges[1]["rate_limit"]["reset"], "2027-01-15T08:00:00.000Z");
+    assert_eq!(forges[1]["writes"]["status"], "ok");
+    assert!(
+        !v.to_string().contains("Issue 12"),
+        "a forge's free error text stays in the log: {v}"
+    );
+    // The task of a nested project is served like any other.
+    let (_, next) = f.get("/work/next?worker_id=w1").await;
+    assert_eq!(next["repository"], lab.repo());
+    assert_eq!(next["branch_name"], "ai-feature/issue-12");
+    let (_, queue) = f.get("/queue").await;
+    assert_eq!(
+        queue["in_progress"][0]["repository"],
+        "gitlab:group/sub/project"
+    );
+    let (_, _, metrics) = call_raw(&f.app, "GET", "/metrics", None, Some(LOOPBACK), &[]).await;
+    let series = "scrum_tasks{repository=\"gitlab:group/sub/project\",state=\"in_progress\"} 1";
+    assert!(metrics.contains(series), "{metrics}");
+    // A worker's report names the task by its whole repository name.
+    let done = r#"{"worker_id":"w1","issue_number":12,"repository":"gitlab:group/sub/project","pr_url":"https://gitlab.example/group/sub/project/-/merge_requests/3","success":true}"#;
+    let (s, v) = f.post("/work/complete", done).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["task_id"], "gitlab:group/sub/project#12");
+}
+
+#[tokio::test]
 async fn health_says_degraded_when_the_store_is_down() {
     let f = Fixture::new();
     f.queue.faults().fail_next(1);
@@ -363,7 +411,7 @@ async fn with_a_token_every_call_but_health_needs_it() {
     let (s, _) = call(&f.app, "GET", "/health", None, remote, &[]).await;
     assert_eq!(s, 200);
     // /health is open; webhook deliveries are checked by their signature instead.
-    let guarded = |p: &&str| !["/health", "/webhooks/github"].contains(p);
+    let guarded = |p: &&str| !["/health", "/webhooks/github", "/webhooks/gitlab"].contains(p);
     for (method, path) in ROUTES.iter().filter(|(_, p)| guarded(p)) {
         let body = (*method == "post").then_some("{}");
         let got = call(&f.app, &method.to_uppercase(), path, body, remote, &[]).await;
@@ -492,7 +540,7 @@ async fn without_a_token_strangers_get_403_on_everything_but_health_and_the_webh
     f.queue_issue().await;
     let (_, doc) = f.get("/openapi.json").await;
     let stranger = Some("198.51.100.7:4000");
-    let open = |p: &&str| ["/health", "/webhooks/github"].contains(p);
+    let open = |p: &&str| ["/health", "/webhooks/github", "/webhooks/gitlab"].contains(p);
     for (method, path) in ROUTES.iter().filter(|(_, p)| !open(p)) {
         let body = (*method == "post").then_some("{}");
         let got = call(&f.app, &method.to_uppercase(), path, body, stranger, &[]).await;

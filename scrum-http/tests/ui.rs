@@ -873,3 +873,35 @@ async fn a_task_waiting_for_a_file_lock_says_whose() {
     let (_, _, page) = b.get("/ui/tasks/acme/widgets/3").await;
     assert!(!page.contains(r#"id="lock-wait""#), "{page}");
 }
+
+#[tokio::test]
+async fn a_task_of_a_nested_gitlab_project_has_its_page_and_the_overview_each_forge() {
+    let f = Fixture::new();
+    let lab = f.queue_issue_in("gitlab:group/sub/project", 12).await;
+    f.queue_issue_in("acme/widgets", 3).await;
+    f.orchestrator.report_forge_health("github", true, None);
+    f.orchestrator
+        .report_forge_health("gitlab", false, Some("rate limited".into()));
+    f.orchestrator
+        .report_forge_rate_limit("gitlab", Some(17), None);
+    let mut b = Browser::new(&f);
+    let (_, _, queue) = b.get("/ui/queue").await;
+    let href = "/ui/task?id=gitlab:group/sub/project%2312";
+    assert!(
+        attrs(&queue, "href").iter().any(|h| h == href),
+        "the queue links {lab} to {href}: {queue}"
+    );
+    let (status, _, page) = b.get(href).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Issue 12"), "{page}");
+    let (status, _, _) = b.get("/ui/task?id=gitlab:group/sub/project%2399").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = b.get("/ui/task?id=not-an-id").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // GitHub's keep their old address.
+    let (status, _, _) = b.get("/ui/tasks/acme/widgets/3").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, overview) = b.get("/ui").await;
+    assert!(overview.contains("id=\"forge-gitlab\""), "{overview}");
+    assert!(overview.contains("17 requests left"), "{overview}");
+}

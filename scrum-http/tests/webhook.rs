@@ -170,3 +170,83 @@ async fn with_an_api_token_github_still_reaches_the_webhook_by_its_signature() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// GitLab's hook as the route sees it: the secret token arrives as the signature,
+/// `X-Gitlab-Event` as the event (the real check is `scrum-gitlab`'s).
+struct GitLabToken;
+
+impl scrum_core::IssueEvents for GitLabToken {
+    fn affected_task(
+        &self,
+        d: &scrum_core::Delivery<'_>,
+    ) -> scrum_core::Result<Option<scrum_core::TaskId>> {
+        if d.signature != Some("lab-s3cret") {
+            return Err(scrum_core::Error::new(
+                scrum_core::ErrorKind::Unauthorized,
+                "wrong X-Gitlab-Token",
+            ));
+        }
+        Ok((d.event == Some("Issue Hook")).then(|| "gitlab:group/sub/project#12".parse().unwrap()))
+    }
+}
+
+fn post_gitlab(event: &str, token: &str) -> Request<Body> {
+    Request::post("/webhooks/gitlab")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-token", token)
+        .body(Body::from("{}"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gitlab_deliveries_reach_their_own_route_beside_the_api_token() {
+    let source = Arc::new(MemoryIssueSource::new(Labels::default()));
+    let queue = Arc::new(MemoryQueue::new(Policy::default()));
+    let orchestrator = Orchestrator::builder(queue, source).build();
+    let config = ApiConfig {
+        token: Some(scrum_http::ApiToken::new("0123456789abcdef0123").unwrap()),
+        gitlab_webhook: Some(Arc::new(GitLabToken)),
+        ..ApiConfig::default()
+    };
+    let router = app(ApiState::new(orchestrator.clone(), config));
+
+    let good = router
+        .clone()
+        .oneshot(post_gitlab("Issue Hook", "lab-s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(good.status(), StatusCode::ACCEPTED);
+    let body = axum::body::to_bytes(good.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["task_id"], "gitlab:group/sub/project#12");
+
+    let wrong = router
+        .clone()
+        .oneshot(post_gitlab("Issue Hook", "guess"))
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let other = router
+        .clone()
+        .oneshot(post_gitlab("Push Hook", "lab-s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    let github_off = router
+        .oneshot(post("issues", Some("sha256=00".into()), LABELED))
+        .await
+        .unwrap();
+    assert_eq!(
+        github_off.status(),
+        StatusCode::NOT_FOUND,
+        "GitHub's is off"
+    );
+
+    let off = app(ApiState::new(orchestrator, ApiConfig::default()))
+        .oneshot(post_gitlab("Issue Hook", "lab-s3cret"))
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::NOT_FOUND);
+}

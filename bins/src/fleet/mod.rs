@@ -24,8 +24,10 @@
 //!   ([`FAKE_CLAUDE`]);
 //! - `process`: starting, crashing and stopping the orchestrators, logs;
 //! - `workers`: starting and killing workers, and the fake agent's records;
-//! - `remote`: the bare git remotes.
+//! - `remote`: the bare git remotes;
+//! - `gitlab`: a fake GitLab beside the fake GitHub ([`Fleet::add_gitlab`]).
 
+mod gitlab;
 mod process;
 mod remote;
 mod scripts;
@@ -39,6 +41,7 @@ use std::time::Duration;
 use anyhow::bail;
 use scrum_core::TaskId;
 use scrum_github::fake::{FakeGitHub, NewIssue};
+use scrum_gitlab::fake::FakeGitLab;
 
 use process::free_port;
 use remote::make_remote;
@@ -70,6 +73,8 @@ struct OrchestratorProcess {
 pub struct Fleet {
     /// The fake GitHub everything talks to.
     pub github: FakeGitHub,
+    /// The fake GitLab beside it, once [`Fleet::add_gitlab`] started it.
+    gitlab: Option<FakeGitLab>,
     /// The issues, in the order they were opened.
     pub issues: Vec<TaskId>,
     root: PathBuf,
@@ -146,6 +151,7 @@ impl Fleet {
         ];
         Ok(Fleet {
             github,
+            gitlab: None,
             issues: ids,
             root: root.to_path_buf(),
             bin_dir: bin_dir.to_path_buf(),
@@ -221,7 +227,6 @@ impl Fleet {
         self.wait_for("the ready labels to go", Duration::from_secs(30), || {
             self.issues.iter().all(|id| {
                 !self
-                    .github
                     .labels(id)
                     .iter()
                     .any(|l| l == "ai-ready" || l == "ai-in-progress")
@@ -230,12 +235,12 @@ impl Fleet {
         .await;
     }
 
-    /// Each issue's progress, from its labels on the fake GitHub.
+    /// Each issue's progress, from its labels on its fake forge.
     pub fn progress(&self) -> Vec<(TaskId, IssueProgress)> {
         self.issues
             .iter()
             .map(|id| {
-                let labels = self.github.labels(id);
+                let labels = self.labels(id);
                 let has = |l: &str| labels.iter().any(|x| x == l);
                 let p = if has("ai-completed") {
                     IssueProgress::Completed

@@ -9,11 +9,20 @@ use anyhow::{Context, bail};
 use super::Fleet;
 
 impl Fleet {
-    /// The branches of `repo`'s bare remote.
+    /// The bare remote of `repo`: GitHub's `owner/name`, or a GitLab project as
+    /// `gitlab:group/sub/project`.
+    fn bare(&self, repo: &str) -> std::path::PathBuf {
+        match repo.strip_prefix("gitlab:") {
+            Some(path) => self.root.join("gitlab-remotes").join(format!("{path}.git")),
+            None => self.root.join("remotes").join(format!("{repo}.git")),
+        }
+    }
+
+    /// The branches of `repo`'s bare remote (`owner/name`, `gitlab:group/project`).
     pub fn remote_branches(&self, repo: &str) -> anyhow::Result<Vec<String>> {
         let out = Command::new("git")
             .args(["for-each-ref", "--format=%(refname:short)", "refs/heads"])
-            .current_dir(self.root.join("remotes").join(format!("{repo}.git")))
+            .current_dir(self.bare(repo))
             .output()?;
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -25,7 +34,7 @@ impl Fleet {
     pub fn remote_file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         let out = Command::new("git")
             .args(["show", &format!("{branch}:{path}")])
-            .current_dir(self.root.join("remotes").join(format!("{repo}.git")))
+            .current_dir(self.bare(repo))
             .output()
             .ok()?;
         out.status

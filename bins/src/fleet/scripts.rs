@@ -72,7 +72,7 @@ all=$(( $(cat "$state/calls.count" 2>/dev/null || echo 0) + 1 ))
 echo "$all" > "$state/calls.count"
 cat > "$state/$role-$n.prompt"
 printf '%s\n' "$@" > "$state/$role-$n.args"
-if [ -n "$GITHUB_TOKEN$GH_TOKEN$ORCHESTRATOR_API_TOKEN" ]; then echo "$role" >> "$state/leaked"; fi
+if [ -n "$GITHUB_TOKEN$GH_TOKEN$GITLAB_TOKEN$ORCHESTRATOR_API_TOKEN" ]; then echo "$role" >> "$state/leaked"; fi
 title="$ISSUE_TITLE"
 number=${issue#issue-}
 answer() { # cost, subtype, is_error, result (JSON-escaped)

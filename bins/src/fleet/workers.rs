@@ -97,12 +97,12 @@ impl Fleet {
 
     /// Where [`FAKE_CLAUDE`] keeps its records for `id`.
     fn agent_dir(&self, id: &TaskId) -> PathBuf {
-        self.agent_state().join(format!(
-            "{}_{}_issue-{}",
-            id.repo_name().owner(),
-            id.repo_name().name(),
-            id.number()
-        ))
+        // As FAKE_CLAUDE names it from its clone's path: the owner's last segment
+        // (a GitLab project's group `demo/lab` is `lab`).
+        let repo = id.repo_name();
+        let owner = repo.owner().rsplit('/').next().unwrap_or_default();
+        self.agent_state()
+            .join(format!("{owner}_{}_issue-{}", repo.name(), id.number()))
     }
 
     /// How many times [`FAKE_CLAUDE`] was called as `role` for `id`.

@@ -1,12 +1,13 @@
 //! `scrum-orchestrator`: its command line ([`cli`]), its settings grouped by what
-//! they configure ([`settings`]), the wiring of the store, GitHub, the SSH probe and
-//! the HTTP API ([`service`]), and the operator subcommands that talk to a running
+//! they configure ([`settings`]), the wiring of the store, the forges ([`forges`]: GitHub,
+//! GitLab), the SSH probe and the HTTP API ([`service`]), and the operator subcommands that talk to a running
 //! orchestrator ([`operator`]), and `doctor`, which checks a configuration without
 //! starting the service ([`doctor`]). [`run`] is what the binary does once its settings
 //! are read ([`settings::load`]).
 
 pub mod cli;
 pub mod doctor;
+pub mod forges;
 pub mod notify;
 pub mod operator;
 pub mod service;

@@ -15,20 +15,32 @@ use super::secret::Secret;
 /// How long one git command may take before it is killed.
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Where repositories are cloned from and how pushes authenticate.
+/// Where repositories are cloned from and how pushes authenticate: one forge's
+/// (the worker's forge seam, [`super::forge`], gives each task its own).
 #[derive(Clone, Debug)]
 pub struct GitRemote {
-    /// `https://github.com` by default; repositories are `{base}/{owner}/{name}.git`.
+    /// `https://github.com` by default; repositories are `{base}/{path}.git`, the
+    /// path as the forge names it (`owner/name`, `group/sub/project`).
     pub base_url: String,
-    /// The token pushes authenticate with (HTTP basic `x-access-token`), if any.
+    /// The token pushes authenticate with (HTTP basic, as [`GitRemote::user`]), if any.
     pub token: Option<Secret>,
+    /// The HTTP basic user the token goes with: `x-access-token` on GitHub,
+    /// `oauth2` on GitLab.
+    pub user: &'static str,
     /// The commit author for commits the runner makes itself.
     pub author: (String, String),
 }
 
+/// GitHub's HTTP basic user for a token.
+pub const GITHUB_USER: &str = "x-access-token";
+
 impl GitRemote {
     fn url(&self, repo: &RepoName) -> String {
-        format!("{}/{}.git", self.base_url.trim_end_matches('/'), repo)
+        format!(
+            "{}/{}.git",
+            self.base_url.trim_end_matches('/'),
+            repo.path()
+        )
     }
 
     /// Runs `git args` in `dir`, with the credentials and author in the environment.
@@ -52,7 +64,7 @@ impl GitRemote {
                     "GIT_CONFIG_VALUE_0",
                     format!(
                         "Authorization: Basic {}",
-                        base64(&format!("x-access-token:{}", token.expose()))
+                        base64(&format!("{}:{}", self.user, token.expose()))
                     ),
                 );
         }
@@ -108,9 +120,13 @@ impl GitRemote {
         branch: &str,
         keep_branch: bool,
     ) -> Result<Workspace> {
+        // Under the forge's name: GitHub's `acme/widgets` and GitLab's
+        // `gitlab:acme/widgets` are two repositories.
         let mirror = cache
+            .join(repo.forge())
             .join(repo.owner())
             .join(format!("{}.git", repo.name()));
+        adopt_unprefixed_mirror(cache, repo, &mirror);
         let url = self.url(repo);
         if mirror.join("HEAD").exists() {
             self.git(&mirror, &["remote", "update", "--prune"]).await?;
@@ -250,6 +266,26 @@ impl GitRemote {
     }
 }
 
+/// Moves a GitHub mirror from where workers kept it before forges had names
+/// (`{cache}/{owner}/{name}.git`) to its place under `github/`, so an upgraded
+/// worker fetches into the mirror it has instead of cloning it again. A failed
+/// move leaves it: the mirror is then cloned afresh.
+fn adopt_unprefixed_mirror(cache: &Path, repo: &RepoName, mirror: &Path) {
+    if repo.forge() != scrum_core::model::GITHUB || mirror.join("HEAD").exists() {
+        return;
+    }
+    let old = cache
+        .join(repo.owner())
+        .join(format!("{}.git", repo.name()));
+    if !old.join("HEAD").exists() {
+        return;
+    }
+    if let Some(parent) = mirror.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::rename(&old, mirror);
+}
+
 fn path_str(p: &Path) -> Result<String> {
     p.to_str()
         .map(str::to_string)
@@ -286,6 +322,27 @@ fn base64(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mirror_from_before_forges_had_names_moves_under_github() {
+        let cache = tempfile::tempdir().unwrap();
+        let old = cache.path().join("acme").join("widgets.git");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let repo: RepoName = "acme/widgets".parse().unwrap();
+        let mirror = cache.path().join("github/acme/widgets.git");
+        adopt_unprefixed_mirror(cache.path(), &repo, &mirror);
+        assert!(mirror.join("HEAD").exists());
+        assert!(!old.exists());
+        // A GitLab project of the same path is another repository: nothing moves.
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("HEAD"), "x").unwrap();
+        let lab: RepoName = "gitlab:acme/widgets".parse().unwrap();
+        let lab_mirror = cache.path().join("gitlab/acme/widgets.git");
+        adopt_unprefixed_mirror(cache.path(), &lab, &lab_mirror);
+        assert!(!lab_mirror.exists());
+        assert!(old.exists());
+    }
 
     #[test]
     fn base64_matches_the_standard_vectors() {

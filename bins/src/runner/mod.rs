@@ -14,9 +14,10 @@
 //!    variables and a JSON file, output to a per-task log, a timeout, and the whole
 //!    process group killed on cancel or timeout;
 //! 3. commits what the workflow left uncommitted, pushes the branch (replacing an
-//!    earlier attempt's), and opens the pull request or reuses the open one; a
-//!    follow-up then writes its round into the pull request's body (a Rounds
-//!    section).
+//!    earlier attempt's), and opens the pull request (on GitLab, the merge
+//!    request) or reuses the open one: the task's forge ([`forge`]) says where
+//!    and how; a follow-up then writes its round into the change request's
+//!    description (a Rounds section).
 //!
 //! The built-in workflow's verdict says what happened: approved (deliver), rejected
 //! or a failed gate (a failed attempt, with the cost and tokens spent), out of
@@ -27,9 +28,9 @@
 //! else a failed attempt that may be retried.
 
 mod command;
+pub mod forge;
 mod git;
 pub mod merge;
-mod pulls;
 mod rounds;
 pub mod sandbox;
 mod secret;
@@ -48,8 +49,8 @@ use scrum_core::{
 use tokio_util::sync::CancellationToken;
 
 pub use command::Exit;
-pub use git::{GitRemote, Workspace};
-pub use pulls::{GitHubPullRequests, PullRequests};
+pub use forge::{Forge, Forges, GitHubForge, GitLabForge};
+pub use git::{GITHUB_USER, GitRemote, Workspace};
 pub use secret::Secret;
 
 use self::merge::Merge;
@@ -77,8 +78,9 @@ pub struct RunnerConfig {
     pub clarification_check: bool,
     /// The longest one run of the workflow command may take (`WORKFLOW_TIMEOUT`).
     pub timeout: Duration,
-    /// Where to clone from and push to.
-    pub remote: GitRemote,
+    /// The author of the commits the runner makes itself (where to clone from and
+    /// push to is the task's forge's business: [`Forges`]).
+    pub author: (String, String),
     /// Passed to the workflow as `ANTHROPIC_API_KEY`.
     pub anthropic_api_key: Option<Secret>,
     /// Keep each task's clone after the run (for debugging); by default it is removed.
@@ -90,7 +92,7 @@ pub struct RunnerConfig {
 /// Runs the workflow command for each assignment; see the [module docs](self).
 pub struct CommandRunner {
     config: RunnerConfig,
-    pulls: Arc<dyn PullRequests>,
+    forges: Forges,
 }
 
 impl std::fmt::Debug for CommandRunner {
@@ -102,9 +104,10 @@ impl std::fmt::Debug for CommandRunner {
 }
 
 impl CommandRunner {
-    /// A runner that opens pull requests through `pulls`.
-    pub fn new(config: RunnerConfig, pulls: Arc<dyn PullRequests>) -> CommandRunner {
-        CommandRunner { config, pulls }
+    /// A runner that clones, pushes and opens change requests on `forges`, each
+    /// task on its own forge's.
+    pub fn new(config: RunnerConfig, forges: Forges) -> CommandRunner {
+        CommandRunner { config, forges }
     }
 
     /// The sandbox agents run in.
@@ -112,41 +115,47 @@ impl CommandRunner {
         &self.config.sandbox
     }
 
-    /// The log file of one attempt.
+    /// The log file of one attempt: `owner__name__issue-N__attempt-K.log` for a
+    /// GitHub task, `forge+group+sub+project__issue-N__attempt-K.log` for another
+    /// forge's (`+` is in no repository's name, so no two tasks share a file).
     pub fn log_path(&self, a: &Assignment) -> PathBuf {
+        let repo = a.task.repo_name();
+        let name = match repo.forge() == scrum_core::model::GITHUB {
+            true => format!("{}__{}", repo.owner(), repo.name()),
+            false => format!("{}+{}", repo.forge(), repo.path().replace('/', "+")),
+        };
         self.config.workspace_dir.join("logs").join(format!(
-            "{}__{}__issue-{}__attempt-{}.log",
-            a.task.repo_name().owner(),
-            a.task.repo_name().name(),
+            "{name}__issue-{}__attempt-{}.log",
             a.task.number(),
             a.attempt
         ))
     }
 
-    /// The remote as this assignment reaches it: with the token it carries (a
-    /// GitHub App's, scoped to the task's repository), else the worker's own.
-    fn remote(&self, a: &Assignment) -> GitRemote {
-        let mut remote = self.config.remote.clone();
-        if let Some(t) = &a.repo_token {
-            remote.token = Some(Secret::new(t.expose()));
-        }
-        remote
+    /// The remote as this assignment reaches it: its forge's, with the token it
+    /// carries (a GitHub App's, scoped to the task's repository), else the
+    /// worker's own for that forge.
+    fn remote(&self, a: &Assignment) -> Result<GitRemote> {
+        let repo = a.task.repo_name();
+        let forge = self.forges.of(&repo)?;
+        Ok(forge.remote(&repo, a.repo_token.as_ref(), &self.config.author))
     }
 
     async fn attempt(&self, a: &Assignment, cancel: &CancellationToken) -> Result<RunOutcome> {
         let c = &self.config;
         let repo = a.task.repo_name();
+        // Under the forge's name and the repository's whole path, so no two
+        // repositories share a clone (`acme/widgets`, `gitlab:acme/widgets`).
         let task_dir = c
             .workspace_dir
             .join("tasks")
-            .join(repo.owner())
-            .join(repo.name())
+            .join(repo.forge())
+            .join(repo.path())
             .join(format!("issue-{}", a.task.number()));
         std::fs::create_dir_all(c.workspace_dir.join("logs"))
             .map_err(|e| Error::unavailable("could not create the log directory").with_source(e))?;
         let log = self.log_path(a);
         let ws = self
-            .remote(a)
+            .remote(a)?
             .prepare(
                 &c.workspace_dir.join("mirrors"),
                 &repo,
@@ -176,7 +185,7 @@ impl CommandRunner {
         let c = &self.config;
         let merge = match &a.follow_up {
             Some(f) if f.cause == FollowUpCause::Conflicts => {
-                Some(self.remote(a).merge_base(ws).await?)
+                Some(self.remote(a)?.merge_base(ws).await?)
             }
             _ => None,
         };
@@ -227,7 +236,7 @@ impl CommandRunner {
         }
         // Commits the workflow makes need an identity even on a host with no git
         // configuration; one the worker's own environment sets wins.
-        let (name, email) = &c.remote.author;
+        let (name, email) = &c.author;
         for (var, value) in [
             ("GIT_AUTHOR_NAME", name),
             ("GIT_AUTHOR_EMAIL", email),
@@ -382,7 +391,7 @@ impl CommandRunner {
         ws: &Workspace,
         report: Option<&Report>,
     ) -> Result<RunOutcome> {
-        let remote = &self.remote(a);
+        let remote = &self.remote(a)?;
         let message = format!("{} (#{})", a.issue.title, a.task.number());
         let commits = remote.commit_leftovers(ws, &message).await?;
         if commits == 0 {
@@ -402,10 +411,12 @@ impl CommandRunner {
             body.push_str(&r.summary());
         }
         let url = self
-            .pulls
-            .open(
+            .forges
+            .of(&a.task.repo_name())?
+            .open_change(
                 &a.task,
                 &a.branch_name,
+                &ws.base_branch,
                 &a.issue.title,
                 &body,
                 a.repo_token.as_ref(),
@@ -424,18 +435,20 @@ impl CommandRunner {
 }
 
 impl CommandRunner {
-    /// On a follow-up, once its work is pushed: the pull request's body gets the
-    /// Rounds section ([`rounds`]) with this round completed. The body is only a
-    /// summary: a failure to edit it is logged and the run completes all the same.
+    /// On a follow-up, once its work is pushed: the change request's description
+    /// gets the Rounds section ([`rounds`]) with this round completed. The
+    /// description is only a summary: a failure to edit it is logged and the run
+    /// completes all the same.
     async fn record_rounds(&self, a: &Assignment, pr_url: &str) {
         let Some(f) = &a.follow_up else { return };
         let all = rounds::rounds(f, "completed");
         let token = a.repo_token.as_ref();
         let edited = async {
-            let body = self.pulls.body(&a.task, pr_url, token).await?;
+            let forge = self.forges.of(&a.task.repo_name())?;
+            let body = forge.change_body(pr_url, token).await?;
             let new = rounds::with_rounds(&body, &all);
             if new != body {
-                self.pulls.set_body(&a.task, pr_url, &new, token).await?;
+                forge.set_change_body(pr_url, &new, token).await?;
             }
             Ok::<(), Error>(())
         };

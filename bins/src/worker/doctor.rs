@@ -16,7 +16,6 @@ use scrum_http::{ApiToken, OrchestratorClient};
 
 use super::{WorkerCli, on_path};
 use crate::doctor::Report;
-use crate::runner::GitRemote;
 use crate::runner::sandbox::{Cell, Sandbox};
 use crate::runner::workflow::{AgentSpec, Workflow};
 
@@ -30,15 +29,17 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// orchestrator at ORCHESTRATOR_URL answers and takes this worker's calls (with
 /// ORCHESTRATOR_API_TOKEN, or from an address in its WORKER_IPS); for each --repo,
 /// that git can push there (`git push --dry-run` of a scratch commit to
-/// GIT_BASE_URL with GITHUB_TOKEN: nothing is pushed) and that GITHUB_TOKEN may
-/// open pull requests there; that the agent CLI of the workflow runs (`claude
+/// GIT_BASE_URL with GITHUB_TOKEN, or to GITLAB_URL with GITLAB_TOKEN for a
+/// `gitlab:` project: nothing is pushed) and that the token may open pull (merge)
+/// requests there; that the agent CLI of the workflow runs (`claude
 /// --version`), or that WORKFLOW_COMMAND's program is installed; and that a
 /// trivial command runs in the configured SANDBOX.
 #[derive(Debug, Parser)]
 #[command(name = "scrum-worker doctor", bin_name = "scrum-worker doctor")]
 pub struct WorkerDoctorCli {
-    /// A repository this worker works on (`owner/name`; repeat it or separate with
-    /// commas): git push and the pull request permission are checked there.
+    /// A repository this worker works on (`owner/name`, or a GitLab project as
+    /// `gitlab:group/sub/project`; repeat it or separate with commas): git push and
+    /// the pull (merge) request permission are checked there.
     #[arg(long = "repo", value_name = "OWNER/NAME", value_delimiter = ',')]
     pub repos: Vec<RepoName>,
     #[command(flatten)]
@@ -66,7 +67,10 @@ impl WorkerDoctorCli {
         }
         for repo in &self.repos {
             push(w, repo, report).await;
-            pull_requests(w, repo, report).await;
+            match repo.forge() {
+                "gitlab" => merge_requests(w, repo, report).await,
+                _ => pull_requests(w, repo, report).await,
+            }
         }
         agent(w, report).await;
         sandbox(w, report).await;
@@ -126,28 +130,62 @@ async fn orchestrator(w: &WorkerCli, report: &mut Report) {
     }
 }
 
-/// `git push --dry-run` to the repository, with the worker's credentials.
+/// `git push --dry-run` to the repository, with the worker's credentials for its
+/// forge (GitHub's at GIT_BASE_URL, GitLab's at GITLAB_URL).
 async fn push(w: &WorkerCli, repo: &RepoName, report: &mut Report) {
-    let remote = GitRemote {
-        base_url: w.git_base_url.clone(),
-        token: w.github_token.clone(),
-        author: (
-            "scrum-worker".into(),
-            format!("{}@scrum-worker.invalid", w.worker_id),
-        ),
+    let author = (
+        "scrum-worker".into(),
+        format!("{}@scrum-worker.invalid", w.worker_id),
+    );
+    let remote = match w.forges(w.github_token.clone()).of(repo) {
+        Ok(forge) => forge.remote(repo, None, &author),
+        Err(e) => {
+            return report.fail("git", e.to_string(), "set GITLAB_TOKEN and GITLAB_URL");
+        }
     };
     let scratch = scratch_dir(w, "push");
     let result = remote.check_push(repo, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
+    let (at, token) = match repo.forge() {
+        "gitlab" => ("GITLAB_URL", "GITLAB_TOKEN"),
+        _ => ("GIT_BASE_URL", "GITHUB_TOKEN"),
+    };
     match result {
         Ok(()) => report.ok(
             "git",
-            format!("a push to {repo} at {} would be accepted (dry run)", w.git_base_url),
+            format!("a push to {repo} at {} would be accepted (dry run)", remote.base_url),
         ),
         Err(e) => report.fail(
             "git",
-            format!("a push to {repo} at {} is refused: {e}", w.git_base_url),
-            "check GIT_BASE_URL and that GITHUB_TOKEN may push there (GitHub: the write role; a fine-grained token: Contents read and write)",
+            format!("a push to {repo} at {} is refused: {e}", remote.base_url),
+            format!("check {at} and that {token} may push there (GitHub: the write role, a fine-grained token: Contents read and write; GitLab: the Developer role and the api scope)"),
+        ),
+    }
+}
+
+/// GitLab's word on whether the token may push and open merge requests: the
+/// `api` scope and the Developer role in the project.
+async fn merge_requests(w: &WorkerCli, repo: &RepoName, report: &mut Report) {
+    let Some(token) = &w.gitlab_token else {
+        let fix = "set GITLAB_TOKEN to a token with the api scope";
+        return report.fail("gitlab", "GITLAB_TOKEN is not set", fix);
+    };
+    let checked =
+        match scrum_gitlab::GitLabConfig::new(&w.gitlab_url, token.expose(), vec![repo.clone()])
+            .and_then(scrum_gitlab::GitLabClient::new)
+        {
+            Ok(client) => client.check_access().await,
+            Err(e) => Err(e),
+        };
+    match checked {
+        Ok(()) => report.ok(
+            "gitlab",
+            format!("GITLAB_TOKEN may open merge requests in {repo}"),
+        ),
+        Err(e) => report.fail(
+            "gitlab",
+            format!("GITLAB_TOKEN at {}: {e}", w.gitlab_url),
+            "give the token the api scope and its user the Developer role (or more) in the project",
         ),
     }
 }

@@ -1,4 +1,5 @@
-//! The demo: the fake GitHub with a handful of sample issues, the real
+//! The demo: the fake GitHub with a handful of sample issues, a fake GitLab beside
+//! it with one more (in a project of a nested group), the real
 //! `scrum-orchestrator` on SQLite in a temporary directory, and three real
 //! `scrum-worker`s running the built-in AI Scrum Master workflow (architect,
 //! security, tester, product owner) over a harmless fake `claude` the demo ships
@@ -29,11 +30,15 @@ const ISSUES: [(&str, &str); 8] = [
     ("demo/blog", "Add a dark theme"),
 ];
 
+/// The GitLab project (in a nested group) and its issue, beside GitHub's.
+const GITLAB_ISSUES: [(&str, &str); 1] = [("demo/lab/tools", "Add a --version flag")];
+
 const USAGE: &str = "usage: scrum-demo [--keep]
 
-Runs a whole fleet on this machine: a fake GitHub with eight sample issues, the real
-scrum-orchestrator on SQLite in a temporary directory and three real scrum-workers,
-shows progress, and ends with each issue's labels, pull request and cost.
+Runs a whole fleet on this machine: a fake GitHub with eight sample issues and a fake
+GitLab with one more, the real scrum-orchestrator on SQLite in a temporary directory
+and three real scrum-workers, shows progress, and ends with each issue's labels,
+pull or merge request and cost.
 
   --keep    after the issues finish, keep the fleet (and its dashboard) up until Ctrl-C
   -h, --help  print this help";
@@ -54,8 +59,10 @@ async fn main() -> anyhow::Result<()> {
     let bin_dir = binaries()?;
     let dir = tempfile::Builder::new().prefix("scrum-demo-").tempdir()?;
     let mut fleet = Fleet::prepare(dir.path(), &bin_dir, &ISSUES).await?;
+    fleet.add_gitlab(&GITLAB_ISSUES).await?;
     println!("scrum-orchestrator demo");
     println!("  fake GitHub      {}", fleet.github.url());
+    println!("  fake GitLab      {}", fleet.gitlab().url());
     println!("  working files    {}", dir.path().display());
     fleet.start_orchestrator().await?;
     println!(
@@ -112,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     println!("summary");
     let mut completed = 0;
     for id in &fleet.issues {
-        let comments = fleet.github.comments(id);
+        let comments = fleet.comments(id);
         let done = comments.iter().find(|c| c.starts_with("Completed: "));
         let pr = done.and_then(|c| {
             c.lines()
@@ -123,18 +130,18 @@ async fn main() -> anyhow::Result<()> {
         let cost = done
             .and_then(|c| c.lines().find_map(|l| l.strip_prefix("- cost: ")))
             .unwrap_or("no cost reported");
-        let labels = fleet.github.labels(id).join(", ");
+        let labels = fleet.labels(id).join(", ");
         let id = id.to_string();
         match pr {
             Some(url) => {
                 completed += 1;
-                println!("  {id:<14} {labels:<14} {url}  ({cost})");
+                println!("  {id:<28} {labels:<14} {url}  ({cost})");
             }
-            None => println!("  {id:<14} {labels}"),
+            None => println!("  {id:<28} {labels}"),
         }
     }
     println!(
-        "\n{completed} of {} issues completed, each with its pull request and its cost.",
+        "\n{completed} of {} issues completed, each with its pull or merge request and its cost.",
         fleet.issues.len()
     );
     if completed != fleet.issues.len() {

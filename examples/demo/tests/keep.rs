@@ -59,7 +59,11 @@ fn keep_leaves_the_dashboard_answering_until_interrupted() {
         }
     }
     let text = seen.join("\n");
-    assert!(text.contains("8 of 8 issues completed"), "{text}");
+    assert!(text.contains("9 of 9 issues completed"), "{text}");
+    assert!(
+        text.contains("gitlab:demo/lab/tools#1") && text.contains("/-/merge_requests/"),
+        "the GitLab issue ends with its merge request: {text}"
+    );
     let addr = addr.unwrap_or_else(|| panic!("no API address printed:\n{text}"));
 
     let (status, page) = get(&addr, "/ui/queue");
@@ -69,7 +73,7 @@ fn keep_leaves_the_dashboard_answering_until_interrupted() {
     let queue: serde_json::Value = serde_json::from_str(&queue).unwrap();
     assert_eq!(
         queue["completed"].as_array().map(Vec::len),
-        Some(8),
+        Some(9),
         "{queue}"
     );
 
@@ -113,8 +117,8 @@ async fn sum(c: &fantoccini::Client, css: &str, value: &str) -> f64 {
     browser::number(c, &script, vec![json!(css)]).await.unwrap()
 }
 
-/// A browser on the kept dashboard: the overview charts the eight completions,
-/// the cost of both repositories and the fleet's load; the issue that failed once
+/// A browser on the kept dashboard: the overview charts the nine completions,
+/// the cost of the three repositories (two on GitHub, one on GitLab) and the fleet's load; the issue that failed once
 /// draws its two attempts. Screenshots go under the target directory (`demo/`).
 async fn the_dashboard_charts_the_run(addr: &str, fails_once: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -124,17 +128,17 @@ async fn the_dashboard_charts_the_run(addr: &str, fails_once: &str) {
     let c = driver.session(&dir.path().join("chromium")).await;
     c.goto(&format!("http://{addr}/ui")).await.unwrap();
     let bars = "#chart-outcomes rect[data-series=completed]";
-    assert_eq!(sum(&c, bars, "e.dataset.value").await, 8.0);
+    assert_eq!(sum(&c, bars, "e.dataset.value").await, 9.0);
     let failed = "#chart-outcomes rect[data-series=failed]";
     assert_eq!(sum(&c, failed, "e.dataset.value").await, 0.0);
-    for repo in ["demo/shop", "demo/blog"] {
+    for repo in ["demo/shop", "demo/blog", "gitlab:demo/lab/tools"] {
         let css = format!("#chart-cost rect[data-series='{repo}']");
         assert!(
             sum(&c, &css, "e.dataset.value").await > 0.0,
             "no cost for {repo}"
         );
     }
-    // Three workers took the eight issues: some waited, some ran at once.
+    // Three workers took the nine issues: some waited, some ran at once.
     let peak = |s: &str| format!("#chart-load path[data-series='{s}']");
     assert!(sum(&c, &peak("waiting"), "e.dataset.peak").await >= 1.0);
     let busy = sum(&c, &peak("busy workers"), "e.dataset.peak").await;

@@ -197,6 +197,26 @@ pub struct EngineStatus {
     /// When that rate limit resets.
     #[serde(default)]
     pub rate_limit_reset: Option<Timestamp>,
+    /// Each forge's own view when the source serves several (GitHub beside
+    /// GitLab: [`crate::forges::Forges`]), by forge name; the fields above then
+    /// speak for the listing as a whole.
+    #[serde(default)]
+    pub forges: std::collections::BTreeMap<String, ForgeStatus>,
+}
+
+/// One forge's health as `/health` shows it apart from the others.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeStatus {
+    /// Whether its last listing (or its client's last answer) succeeded.
+    pub connected: bool,
+    /// Why it is degraded, when it is (free text: keep it to logs).
+    pub reason: Option<String>,
+    /// Its rate limit's points left, from its client's last answer.
+    #[serde(default)]
+    pub rate_limit_remaining: Option<u64>,
+    /// When that rate limit resets.
+    #[serde(default)]
+    pub rate_limit_reset: Option<Timestamp>,
 }
 
 /// Builds an [`Orchestrator`].
@@ -398,6 +418,30 @@ impl Orchestrator {
         self.update_status(|s| {
             s.rate_limit_remaining = remaining;
             s.rate_limit_reset = reset;
+        });
+    }
+
+    /// Records how one forge looks (its last listing, its client's view), when the
+    /// source serves several: `/health` shows each apart.
+    pub fn report_forge_health(&self, forge: &str, connected: bool, reason: Option<String>) {
+        self.update_status(|s| {
+            let f = s.forges.entry(forge.to_string()).or_default();
+            f.connected = connected;
+            f.reason = reason;
+        });
+    }
+
+    /// Records one forge's rate limit as its client last read it.
+    pub fn report_forge_rate_limit(
+        &self,
+        forge: &str,
+        remaining: Option<u64>,
+        reset: Option<Timestamp>,
+    ) {
+        self.update_status(|s| {
+            let f = s.forges.entry(forge.to_string()).or_default();
+            f.rate_limit_remaining = remaining;
+            f.rate_limit_reset = reset;
         });
     }
 

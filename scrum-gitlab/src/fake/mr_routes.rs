@@ -17,6 +17,24 @@ pub(crate) fn route(st: &mut State, key: &str, rest: &[&str], req: &Req) -> Rout
             let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;
             Ok(Answer::Json(200, json::merge_request(st, p, m)))
         }
+        ("PUT", ["merge_requests", n]) => {
+            let n = iid(n)?;
+            let description = req.param("description");
+            let title = req.param("title");
+            let p = st.projects.get_mut(key).ok_or_else(mr_missing)?;
+            let m = p.merge_requests.get_mut(&n).ok_or_else(mr_missing)?;
+            if let Some(d) = description {
+                m.description = d;
+            }
+            if let Some(t) = title.filter(|t| !t.trim().is_empty()) {
+                m.title = t;
+            }
+            let p = &st.projects[key];
+            Ok(Answer::Json(
+                200,
+                json::merge_request(st, p, &p.merge_requests[&n]),
+            ))
+        }
         ("GET", ["merge_requests", n, "approvals"]) => {
             let p = &st.projects[key];
             let m = p.merge_requests.get(&iid(n)?).ok_or_else(mr_missing)?;

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use crate::error::{ApiError, codes};
 
-/// The webhook route, which checks a signature instead of the caller.
-const WEBHOOK: &str = "/webhooks/github";
+/// The webhook routes, which check a signature (GitHub's) or a secret token
+/// (GitLab's) instead of the caller.
+const WEBHOOKS: [&str; 2] = ["/webhooks/github", "/webhooks/gitlab"];
 
 /// The caller's address, as the guard saw it (`None` without `ConnectInfo`). Handlers
 /// read it from the request extensions.
@@ -62,7 +63,7 @@ enum Rule {
 fn rule(method: &Method, path: &str) -> Rule {
     let read = method == Method::GET || method == Method::HEAD;
     let ui = crate::ui::is_ui(path);
-    if path == "/health" || path == WEBHOOK || crate::ui::is_open(path) {
+    if path == "/health" || WEBHOOKS.contains(&path) || crate::ui::is_open(path) {
         Rule::Open
     } else if ((path.starts_with("/admin/") || path.starts_with("/pr-review/")) && !read)
         || ((path.starts_with("/workers/") || path.starts_with("/ui/workers/"))

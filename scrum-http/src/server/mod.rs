@@ -60,6 +60,10 @@ impl ApiState {
         self.inner.config.webhook.as_ref()
     }
 
+    fn gitlab_webhook(&self) -> Option<&Arc<dyn IssueEvents>> {
+        self.inner.config.gitlab_webhook.as_ref()
+    }
+
     /// The engine.
     pub fn orchestrator(&self) -> &Orchestrator {
         &self.inner.orchestrator
@@ -119,6 +123,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/webhooks/github"),
+    ("post", "/webhooks/gitlab"),
     ("get", "/pr-review/status"),
     ("post", "/pr-review/{state}/{number}"),
     ("get", "/scaling"),
@@ -150,6 +155,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(views::metrics))
         .route("/openapi.json", get(views::openapi))
         .route("/webhooks/github", post(webhook::github))
+        .route("/webhooks/gitlab", post(webhook::gitlab))
         .route("/pr-review/status", get(review::status))
         .route("/pr-review/{state}/{number}", post(review::mark))
         .route("/scaling", get(review::scaling))

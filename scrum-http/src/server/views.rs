@@ -81,6 +81,7 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
                 "repositories": writes.repositories,
             },
         },
+        "forges": forges(&engine, &writes).iter().map(forge_json).collect::<Vec<_>>(),
         "store": store,
         "dispatch": {"paused": engine.paused, "leader": engine.leader},
         "trust_mode": o.config().trust.as_str(),
@@ -89,6 +90,23 @@ pub(super) async fn health(State(s): State<ApiState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     (code, Json(body)).into_response()
+}
+
+/// `/health`'s entry of one forge: fixed phrases and counts, as the rest.
+fn forge_json(f: &ForgeRow) -> serde_json::Value {
+    json!({
+        "forge": f.forge,
+        "connected": f.status.connected,
+        "reason": f.status.reason.as_ref().map(|_| GITHUB_TROUBLE),
+        "rate_limit": {
+            "remaining": f.status.rate_limit_remaining,
+            "reset": f.status.rate_limit_reset.map(|t| t.to_rfc3339()),
+        },
+        "writes": {
+            "status": if f.refused > 0 || f.set_aside > 0 { "degraded" } else { "ok" },
+            "failing_repositories": f.failing_repos,
+        },
+    })
 }
 
 /// `/health`'s `budget`: the budgets, this month's spend, and the repositories
@@ -359,4 +377,48 @@ pub(super) async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Re
 
 pub(super) async fn openapi(State(s): State<ApiState>) -> Json<Value> {
     Json(crate::openapi::document(s.orchestrator().config().max_wait))
+}
+
+/// One forge as `/health` and the dashboard show it apart: its own connection and rate limit, and the
+/// write-back of its repositories.
+pub(crate) struct ForgeRow {
+    /// `github`, `gitlab`.
+    pub forge: String,
+    /// What the engine knows of it.
+    pub status: scrum_core::engine::ForgeStatus,
+    /// Its repositories with failing writes.
+    pub failing_repos: usize,
+    /// Of those, the ones that refuse writes.
+    pub refused: usize,
+    /// Effects of its repositories set aside.
+    pub set_aside: u64,
+}
+
+/// Each forge's row, when the source serves several (none otherwise: the
+/// `github` fields speak for the one source).
+pub(crate) fn forges(
+    status: &scrum_core::engine::EngineStatus,
+    writes: &scrum_core::engine::WriteHealth,
+) -> Vec<ForgeRow> {
+    status
+        .forges
+        .iter()
+        .map(|(forge, st)| {
+            let mine: Vec<_> = writes
+                .repositories
+                .iter()
+                .filter(|r| {
+                    let repo = r.repository.parse::<scrum_core::RepoName>();
+                    repo.is_ok_and(|repo| repo.forge() == forge)
+                })
+                .collect();
+            ForgeRow {
+                forge: forge.clone(),
+                status: st.clone(),
+                failing_repos: mine.len(),
+                refused: mine.iter().filter(|r| r.refused).count(),
+                set_aside: mine.iter().map(|r| r.dead).sum(),
+            }
+        })
+        .collect()
 }

@@ -161,9 +161,15 @@ pub(crate) fn state_badge(state: &str) -> Markup {
     html! { span class={ "state state-" (state) } { (state.replace('_', " ")) } }
 }
 
-/// The link to a task's page.
+/// The link to a task's page: `/ui/tasks/owner/repo/N` for GitHub's, `/ui/task?id=`
+/// for a forge's nested names (a repository name holds no character but `:` and
+/// `/` that a query needs encoded; the `#` is).
 pub(crate) fn task_href(id: &scrum_core::TaskId) -> String {
-    format!("/ui/tasks/{}/{}", id.repo(), id.number())
+    let repo = id.repo_name();
+    match repo.forge() == scrum_core::model::GITHUB {
+        true => format!("/ui/tasks/{}/{}", id.repo(), id.number()),
+        false => format!("/ui/task?id={}%23{}", id.repo(), id.number()),
+    }
 }
 
 /// An error page: `status`, a title and what to do.

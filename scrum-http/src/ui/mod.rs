@@ -56,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/ui"),
     ("get", "/ui/queue"),
     ("get", "/ui/tasks/{owner}/{repo}/{number}"),
+    ("get", "/ui/task"),
     ("get", "/ui/workers"),
     ("get", "/ui/workers/{id}/logs"),
     ("get", "/ui/writeback"),
@@ -75,6 +76,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/queue", get(queue::page))
         .route("/ui/tasks/{owner}/{repo}/{number}", get(task::page))
+        .route("/ui/task", get(task::page_by_id))
         .route("/ui/workers", get(pages::workers))
         .route("/ui/workers/{id}/logs", get(pages::worker_logs))
         .route("/ui/writeback", get(pages::writeback))

@@ -128,6 +128,31 @@ pub(crate) async fn overview(State(s): State<ApiState>, v: Viewer) -> Response {
                         a href="/ui/writeback" { "some writes back off and will be tried again" }
                     }
                 }
+                @for f in crate::server::views::forges(&status, &writes) {
+                    dt { "Forge " (f.forge) }
+                    dd #{ "forge-" (f.forge) } {
+                        @if f.status.connected {
+                            (state_badge("ok")) " connected"
+                        } @else {
+                            (state_badge("degraded")) " "
+                            (f.status.reason.as_deref().unwrap_or("no successful poll yet"))
+                        }
+                        "; rate limit: "
+                        @match f.status.rate_limit_remaining {
+                            Some(n) => { (n) " requests left" }
+                            None => { "not reported yet" }
+                        }
+                        @if let Some(t) = f.status.rate_limit_reset { ", resets " (ago(t, now)) }
+                        "; write-back: "
+                        @if f.refused > 0 || f.set_aside > 0 {
+                            (state_badge("degraded")) " " (f.failing_repos) " repositories with failing writes"
+                        } @else if f.failing_repos > 0 {
+                            "some writes back off"
+                        } @else {
+                            "ok"
+                        }
+                    }
+                }
                 dt { "Workers" }
                 dd #workers {
                     a href="/ui/workers" { (workers.len()) " known" } ": " (busy) " busy, " (idle) " idle"

@@ -1,9 +1,10 @@
-//! `GET /ui/tasks/{owner}/{repo}/{number}`: one task: its run and attempts (drawn
+//! `GET /ui/tasks/{owner}/{repo}/{number}` (a GitHub task) and `GET /ui/task?id=ID`
+//! (any task, `gitlab:group/sub/project#12` too): one task: its run and attempts (drawn
 //! on a time axis, and listed) with a timeline, the worker and lease, what blocks it (its open blockers and any
 //! dependency problem), the failure, the pull request and cost, the review a
 //! rework run answers, and its GitHub effects with whether they landed.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use scrum_core::{
@@ -139,11 +140,33 @@ pub(crate) async fn page(
     v: Viewer,
     Path((owner, repo, number)): Path<(String, String, u64)>,
 ) -> Response {
+    match TaskId::new(&format!("{owner}/{repo}"), number) {
+        Ok(id) => show(s, v, id).await,
+        Err(e) => failed(e),
+    }
+}
+
+/// `?id=` of `/ui/task`: a whole task id, whatever its forge.
+#[derive(serde::Deserialize)]
+pub(crate) struct ById {
+    id: String,
+}
+
+/// The page of the task `?id=` names: ids with a forge and a nested path
+/// (`gitlab:group/sub/project#12`) have no place in `/ui/tasks/{owner}/{repo}/{number}`.
+pub(crate) async fn page_by_id(
+    State(s): State<ApiState>,
+    v: Viewer,
+    Query(by): Query<ById>,
+) -> Response {
+    match by.id.parse::<TaskId>() {
+        Ok(id) => show(s, v, id).await,
+        Err(e) => failed(e),
+    }
+}
+
+async fn show(s: ApiState, v: Viewer, id: TaskId) -> Response {
     let o = s.orchestrator().reads();
-    let id = match TaskId::new(&format!("{owner}/{repo}"), number) {
-        Ok(id) => id,
-        Err(e) => return failed(e),
-    };
     let (t, waiting, writes) =
         match tokio::try_join!(o.task(&id), o.task_effects(&id), o.write_health()) {
             Ok(read) => read,

@@ -19,6 +19,8 @@ use crate::orchestrator::settings::store::StoreSettings;
 pub struct Valid {
     /// GitHub's client configuration.
     pub github: Option<GitHubConfig>,
+    /// GitLab's configuration, when projects are named.
+    pub gitlab: Option<super::super::settings::gitlab::GitLab>,
     /// The webhook's secret, when one is set.
     pub webhook: Option<Arc<WebhookSecret>>,
     /// Where state lives.
@@ -32,11 +34,19 @@ pub struct Valid {
 pub fn settings(a: &ServeArgs, report: &mut Report) -> Valid {
     let mut valid = Valid::default();
     let mut errors = Vec::new();
-    match a.github.validate() {
+    match a.github.validate(a.gitlab.is_set()) {
         Ok((github, webhook)) => {
-            valid.github = Some(github);
+            valid.github = github;
             valid.webhook = webhook;
         }
+        Err(e) => errors.push(e),
+    }
+    match a
+        .github
+        .labels()
+        .and_then(|labels| a.gitlab.validate(&labels))
+    {
+        Ok(gitlab) => valid.gitlab = gitlab,
         Err(e) => errors.push(e),
     }
     let hosts = a.workers.hosts();

@@ -6,6 +6,8 @@
 //! - `github`: the token is accepted, and may read and write issues and read pull
 //!   requests in each repository ([`github`]);
 //! - `labels`: the ready and lifecycle labels exist, or can be created ([`github`]);
+//! - `gitlab`: with GitLab projects, the token has the `api` scope and Developer
+//!   access to each project, as the service checks at start;
 //! - `webhook`: the secret signs and verifies a delivery through the server's own
 //!   check, a running orchestrator takes a signed ping, and the repositories'
 //!   hooks (where the token may read them) carry a secret and were not refused
@@ -53,6 +55,9 @@ pub async fn check(serve: &ServeArgs, args: &DoctorArgs, report: &mut Report) {
     if let Some(client) = &github {
         github::labels(client, &readable, args.create_labels, report).await;
     }
+    if let Some(gitlab) = &valid.gitlab {
+        gitlab_access(gitlab, report).await;
+    }
     let target = webhook::target(args.url.as_deref(), &serve.listener);
     webhook::check(
         valid.webhook.as_deref(),
@@ -84,5 +89,34 @@ fn github_client(config: &GitHubConfig, report: &mut Report) -> Option<GitHubCli
             report.fail("github", e.to_string(), "fix GITHUB_API_URL");
             None
         }
+    }
+}
+
+/// The GitLab token's scope and access to each project, as the service checks them
+/// at start.
+async fn gitlab_access(gitlab: &super::settings::gitlab::GitLab, report: &mut Report) {
+    let projects: Vec<String> = gitlab
+        .config
+        .projects()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let checked = match scrum_gitlab::GitLabClient::new(gitlab.config.clone()) {
+        Ok(client) => client.check_access().await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => report.ok(
+            "gitlab",
+            format!(
+                "the token has the api scope and Developer access to {}",
+                projects.join(", ")
+            ),
+        ),
+        Err(e) => report.fail(
+            "gitlab",
+            format!("GITLAB_TOKEN at {}: {e}", gitlab.config.url()),
+            "give the token the api scope and its user the Developer role (or more) in each project of GITLAB_PROJECTS",
+        ),
     }
 }

@@ -19,7 +19,7 @@ use crate::runner::Secret;
 #[command(next_help_heading = "GitHub")]
 pub struct GitHubArgs {
     /// GitHub token that can read and label issues (this or a GitHub App is
-    /// required).
+    /// required for GitHub repositories).
     #[arg(
         long,
         env = "GITHUB_TOKEN",
@@ -49,14 +49,16 @@ pub struct GitHubArgs {
         value_name = "GITHUB_APP_PRIVATE_KEY_PATH"
     )]
     pub github_app_private_key_path: Option<PathBuf>,
-    /// The repository to watch, owner/name (this or GITHUB_REPOS is required).
+    /// The repository to watch, owner/name (this, GITHUB_REPOS or GITLAB_PROJECTS
+    /// is required).
     #[arg(long, env = "GITHUB_REPO", value_name = "GITHUB_REPO")]
     pub github_repo: Option<String>,
     /// Several repositories, comma-separated (instead of GITHUB_REPO; it wins when
     /// both are set).
     #[arg(long, env = "GITHUB_REPOS", value_name = "GITHUB_REPOS")]
     pub github_repos: Option<String>,
-    /// Labels an issue must carry (all of them, comma-separated) to be queued.
+    /// Labels an issue must carry (all of them, comma-separated) to be queued, on
+    /// GitHub and on GitLab.
     #[arg(
         long,
         env = "GITHUB_ISSUE_LABELS",
@@ -64,7 +66,7 @@ pub struct GitHubArgs {
         default_value = "ai-ready"
     )]
     pub github_issue_labels: String,
-    /// Seconds between GitHub polls.
+    /// Seconds between polls (of GitHub and of GitLab).
     #[arg(long, env = "GITHUB_POLL_INTERVAL", value_name = "GITHUB_POLL_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub github_poll_interval: u64,
     /// GitHub's API base (point it at a GitHub Enterprise server or a test server).
@@ -107,25 +109,31 @@ pub struct GitHubArgs {
 }
 
 impl GitHubArgs {
-    /// The client's configuration, and the webhook's secret when one is set. Each
-    /// error names the variable to fix.
-    pub fn validate(&self) -> anyhow::Result<(GitHubConfig, Option<Arc<WebhookSecret>>)> {
+    /// The client's configuration (`None` when no repository is named and
+    /// GitLab, `gitlab_set`, is the one forge), and the webhook's secret when one
+    /// is set. Each error names the variable to fix.
+    pub fn validate(
+        &self,
+        gitlab_set: bool,
+    ) -> anyhow::Result<(Option<GitHubConfig>, Option<Arc<WebhookSecret>>)> {
         let app = self.app()?;
         let (variable, list) = match (&self.github_repo, &self.github_repos) {
             (_, Some(list)) if !list.trim().is_empty() => ("GITHUB_REPOS", list.as_str()),
             (Some(one), _) if !one.trim().is_empty() => ("GITHUB_REPO", one.as_str()),
+            _ if gitlab_set => {
+                if self.github_webhook_secret.is_some() {
+                    bail!(
+                        "GITHUB_WEBHOOK_SECRET is set but no GitHub repository is: name them with GITHUB_REPOS, or unset it"
+                    );
+                }
+                return Ok((None, None));
+            }
             _ => bail!(
-                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name)"
+                "neither GITHUB_REPO nor GITHUB_REPOS is set: name the repository to watch (owner/name), or GitLab projects with GITLAB_PROJECTS"
             ),
         };
         let repos = parse_repos(variable, list).map_err(anyhow::Error::msg)?;
-        let labels = Labels {
-            ready: parse_ready_labels(&self.github_issue_labels),
-            ..Labels::default()
-        };
-        if labels.ready.is_empty() {
-            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
-        }
+        let labels = self.labels()?;
         let config = match (app, &self.github_token) {
             (Some(app), _) => GitHubConfig::for_app(app, repos),
             (None, Some(token)) => GitHubConfig::new(token.expose(), repos),
@@ -150,7 +158,20 @@ impl GitHubArgs {
             )),
             None => None,
         };
-        Ok((github, webhook))
+        Ok((Some(github), webhook))
+    }
+
+    /// The lifecycle labels with the ready labels `GITHUB_ISSUE_LABELS` names
+    /// (GitLab's issues are read with the same).
+    pub fn labels(&self) -> anyhow::Result<Labels> {
+        let labels = Labels {
+            ready: parse_ready_labels(&self.github_issue_labels),
+            ..Labels::default()
+        };
+        if labels.ready.is_empty() {
+            bail!("GITHUB_ISSUE_LABELS is empty: name at least one label, e.g. ai-ready");
+        }
+        Ok(labels)
     }
 
     /// The GitHub App, when one is configured. Each error names the variable.

@@ -11,6 +11,7 @@
 //!
 //! - [`api`]: the HTTP listener and who may call the API;
 //! - [`github`]: GitHub: token, repositories, labels, polling, webhook;
+//! - [`gitlab`]: GitLab: address, token, projects, webhook;
 //! - [`store`]: the state directory and the database;
 //! - [`policy`]: leases and retries, budgets and locks (the queue's policy);
 //! - [`gates`]: trust and review gating;
@@ -24,6 +25,7 @@ pub mod file;
 pub mod fleet;
 pub mod gates;
 pub mod github;
+pub mod gitlab;
 pub mod policy;
 pub mod store;
 pub mod table;
@@ -48,7 +50,7 @@ pub struct Group {
 
 /// The groups, in the order `--help` shows them. Each struct's
 /// `next_help_heading` is one of these headings (a test checks it).
-pub const GROUPS: [Group; 14] = [
+pub const GROUPS: [Group; 15] = [
     Group {
         key: "listener",
         heading: "HTTP listener",
@@ -60,6 +62,10 @@ pub const GROUPS: [Group; 14] = [
     Group {
         key: "github",
         heading: "GitHub",
+    },
+    Group {
+        key: "gitlab",
+        heading: "GitLab",
     },
     Group {
         key: "store",
@@ -133,6 +139,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub github: github::GitHubArgs,
     #[command(flatten)]
+    pub gitlab: gitlab::GitLabArgs,
+    #[command(flatten)]
     pub store: store::StoreArgs,
     #[command(flatten)]
     pub leases: policy::LeaseArgs,
@@ -159,7 +167,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Checks every group; each error names the variable to fix.
     pub fn validate(self) -> anyhow::Result<Service> {
-        let (github, webhook) = self.github.validate()?;
+        let (github, webhook) = self.github.validate(self.gitlab.is_set())?;
+        let labels = self.github.labels()?;
+        let gitlab = self.gitlab.validate(&labels)?;
         let worker_hosts = self.workers.hosts();
         let api = self.api.validate(&worker_hosts, webhook)?;
         crate::logging::parse_level(&self.log.log_level)?;
@@ -169,6 +179,8 @@ impl ServeArgs {
         Ok(Service {
             args: self,
             github,
+            gitlab,
+            labels,
             api,
             store,
             ssh,

@@ -33,9 +33,14 @@ use std::str::FromStr;
 use scrum_core::AgentSandbox;
 use tokio::process::Command;
 
-/// What the workflow (command or agents) never sees: the GitHub token (the runner
-/// pushes and opens the pull request) and the orchestrator's token.
-pub const HIDDEN_ENV: [&str; 3] = ["GITHUB_TOKEN", "GH_TOKEN", "ORCHESTRATOR_API_TOKEN"];
+/// What the workflow (command or agents) never sees: the forges' tokens (the
+/// runner pushes and opens the pull or merge request) and the orchestrator's token.
+pub const HIDDEN_ENV: [&str; 4] = [
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITLAB_TOKEN",
+    "ORCHESTRATOR_API_TOKEN",
+];
 
 /// Variables a sandboxed agent gets from the worker's environment, beside the
 /// task's own and those the operator names.
