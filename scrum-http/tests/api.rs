@@ -35,13 +35,33 @@ async fn health_shows_each_forge_apart_with_fixed_phrases() {
     let f = Fixture::new();
     let lab = f.queue_issue_in("gitlab:group/sub/project", 12).await;
     let o = &f.orchestrator;
-    o.report_forge_health("github", true, None);
-    o.report_forge_rate_limit("github", Some(4999), None);
-    o.report_forge_health("gitlab", false, Some("gitlab: 429 for Issue 12".into()));
-    o.report_forge_rate_limit(
+    o.report_forge(
+        "github",
+        scrum_core::engine::ForgeReport::Health {
+            connected: true,
+            reason: None,
+        },
+    );
+    o.report_forge(
+        "github",
+        scrum_core::engine::ForgeReport::RateLimit {
+            remaining: Some(4999),
+            reset: None,
+        },
+    );
+    o.report_forge(
         "gitlab",
-        Some(0),
-        Some(scrum_core::Timestamp(1_800_000_000_000)),
+        scrum_core::engine::ForgeReport::Health {
+            connected: false,
+            reason: Some("gitlab: 429 for Issue 12".into()),
+        },
+    );
+    o.report_forge(
+        "gitlab",
+        scrum_core::engine::ForgeReport::RateLimit {
+            remaining: Some(0),
+            reset: Some(scrum_core::Timestamp(1_800_000_000_000)),
+        },
     );
     let (s, v) = f.get("/health").await;
     assert_eq!(s, 200);

@@ -879,11 +879,27 @@ async fn a_task_of_a_nested_gitlab_project_has_its_page_and_the_overview_each_fo
     let f = Fixture::new();
     let lab = f.queue_issue_in("gitlab:group/sub/project", 12).await;
     f.queue_issue_in("acme/widgets", 3).await;
-    f.orchestrator.report_forge_health("github", true, None);
-    f.orchestrator
-        .report_forge_health("gitlab", false, Some("rate limited".into()));
-    f.orchestrator
-        .report_forge_rate_limit("gitlab", Some(17), None);
+    f.orchestrator.report_forge(
+        "github",
+        scrum_core::engine::ForgeReport::Health {
+            connected: true,
+            reason: None,
+        },
+    );
+    f.orchestrator.report_forge(
+        "gitlab",
+        scrum_core::engine::ForgeReport::Health {
+            connected: false,
+            reason: Some("rate limited".into()),
+        },
+    );
+    f.orchestrator.report_forge(
+        "gitlab",
+        scrum_core::engine::ForgeReport::RateLimit {
+            remaining: Some(17),
+            reset: None,
+        },
+    );
     let mut b = Browser::new(&f);
     let (_, _, queue) = b.get("/ui/queue").await;
     let href = "/ui/task?id=gitlab:group/sub/project%2312";

@@ -28,7 +28,8 @@ git commit -q -m "Resolve #$ISSUE_NUMBER"
 /// appended system prompt, reads the prompt on standard input, and answers with
 /// Claude Code's JSON result (cost $0.25 for the architect, $0.10 for the others;
 /// 1000 input, 200 output, 300 cache tokens each). The architect commits
-/// `changes/issue-N.md`, the tester `tests/issue-N.md`; security says "no security
+/// `changes/issue-N.md` (saying "architect pass N", or "follow-up R's fix" in the
+/// fix phase of follow-up round R), the tester `tests/issue-N.md`; security says "no security
 /// issues"; the product owner approves. Markers in the issue title change that:
 ///
 /// - `[fails-once]`, `[always-fails]`, `[slow]`: as the scripted workflow (by the
@@ -98,8 +99,12 @@ case "$role" in
       *"[lazy-architect]"*) answer 0.25 success false "I looked around and changed nothing."; exit 0 ;;
     esac
     mkdir -p changes
-    printf 'Issue #%s: %s (architect pass %s)\n' "$number" "$title" "$n" > "changes/issue-$number.md"
-    git add changes && git commit -q -m "Implement #$number (pass $n)"
+    # A follow-up's fix phase rewrites the file whatever the pass count says (in a
+    # sandbox the count starts again with each run's private home).
+    round=$(sed -n 's/.*follow-up round \([0-9]*\).*/\1/p' "$state/$role-$n.prompt" | head -n 1)
+    if [ -n "$round" ]; then pass="follow-up $round's fix"; else pass="architect pass $n"; fi
+    printf 'Issue #%s: %s (%s)\n' "$number" "$title" "$pass" > "changes/issue-$number.md"
+    git add changes && git commit -q -m "Implement #$number ($pass)"
     answer 0.25 success false "Implemented the change in changes/issue-$number.md." ;;
   security) answer 0.10 success false "Reviewed the diff: no security issues." ;;
   tester)

@@ -120,7 +120,13 @@ pub fn report_health(
                 o.report_source_health(s.is_connected(), s.degraded_reason().map(str::to_string));
                 o.report_rate_limit(s.rate_limit_remaining, reset);
                 if apart {
-                    o.report_forge_rate_limit(GITHUB, s.rate_limit_remaining, reset);
+                    o.report_forge(
+                        GITHUB,
+                        scrum_core::engine::ForgeReport::RateLimit {
+                            remaining: s.rate_limit_remaining,
+                            reset,
+                        },
+                    );
                 }
             }
         });
@@ -133,10 +139,22 @@ pub fn report_health(
             while health.changed().await.is_ok() {
                 let all = health.borrow_and_update().clone();
                 for (forge, h) in all {
-                    o.report_forge_health(&forge, h.connected, h.reason);
+                    o.report_forge(
+                        &forge,
+                        scrum_core::engine::ForgeReport::Health {
+                            connected: h.connected,
+                            reason: h.reason,
+                        },
+                    );
                 }
                 if let Some((remaining, reset)) = gitlab.as_ref().and_then(|g| g.rate_limit()) {
-                    o.report_forge_rate_limit(GITLAB, Some(remaining), Some(reset));
+                    o.report_forge(
+                        GITLAB,
+                        scrum_core::engine::ForgeReport::RateLimit {
+                            remaining: Some(remaining),
+                            reset: Some(reset),
+                        },
+                    );
                     if alone {
                         o.report_rate_limit(Some(remaining), Some(reset));
                     }

@@ -6,6 +6,8 @@
 //! (`scrum_bins::fleet::FAKE_CLAUDE`), which commits a file per role.
 //! The workers' agents run in a sandbox (sandbox-runtime or bubblewrap) where one
 //! is installed; where none is, the demo runs them with `SANDBOX=none` and says so.
+//! One issue's pull request fails its CI check on the first push, and a follow-up
+//! run (the same branch, the check's log as feedback) turns it green on the second.
 //! Shows progress live, prints the API's address, and ends with a summary of each
 //! issue's pull request and cost. With `--keep`, the fleet stays up after that,
 //! its dashboard answering, until Ctrl-C.
@@ -30,6 +32,10 @@ const ISSUES: [(&str, &str); 8] = [
     ("demo/blog", "Add a dark theme"),
 ];
 
+/// The issue (of `ISSUES`) whose pull request fails CI on its first push, and the
+/// failing test its check's log names.
+const RED_FIRST: (usize, &str) = (0, "test health::answers_200 ... FAILED");
+
 /// The GitLab project (in a nested group) and its issue, beside GitHub's.
 const GITLAB_ISSUES: [(&str, &str); 1] = [("demo/lab/tools", "Add a --version flag")];
 
@@ -38,7 +44,8 @@ const USAGE: &str = "usage: scrum-demo [--keep]
 Runs a whole fleet on this machine: a fake GitHub with eight sample issues and a fake
 GitLab with one more, the real scrum-orchestrator on SQLite in a temporary directory
 and three real scrum-workers, shows progress, and ends with each issue's labels,
-pull or merge request and cost.
+pull or merge request and cost. One pull request fails its CI check on the first push
+and is fixed by a follow-up run.
 
   --keep    after the issues finish, keep the fleet (and its dashboard) up until Ctrl-C
   -h, --help  print this help";
@@ -60,6 +67,14 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("scrum-demo-").tempdir()?;
     let mut fleet = Fleet::prepare(dir.path(), &bin_dir, &ISSUES).await?;
     fleet.add_gitlab(&GITLAB_ISSUES).await?;
+    let red = fleet.issues[RED_FIRST.0].clone();
+    fleet.github.ci_fails_while(
+        ISSUES[RED_FIRST.0].0,
+        "test",
+        &format!("changes/issue-{}.md", red.number()),
+        "architect pass 1",
+        RED_FIRST.1,
+    );
     println!("scrum-orchestrator demo");
     println!("  fake GitHub      {}", fleet.github.url());
     println!("  fake GitLab      {}", fleet.gitlab().url());
@@ -84,13 +99,14 @@ async fn main() -> anyhow::Result<()> {
         fleet.start_agent_worker(w)?;
     }
     println!(
-        "  3 workers started (built-in workflow, fake claude); {} issues labelled ai-ready\n",
+        "  3 workers started (built-in workflow, fake claude); {} issues labelled ai-ready",
         fleet.issues.len()
     );
+    println!("  CI fails {red}'s first push: a follow-up run fixes it on the same branch\n");
 
     let started = Instant::now();
     let mut last = String::new();
-    while !fleet.finished() {
+    while !fleet.finished() || rounds(&fleet, &red) < 2 {
         if started.elapsed() > Duration::from_secs(180) {
             fleet.stop();
             bail!(
@@ -131,11 +147,15 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|c| c.lines().find_map(|l| l.strip_prefix("- cost: ")))
             .unwrap_or("no cost reported");
         let labels = fleet.labels(id).join(", ");
+        let rounds = match rounds(&fleet, id) {
+            0 | 1 => String::new(),
+            n => format!(", {n} rounds: CI was red, a follow-up fixed it"),
+        };
         let id = id.to_string();
         match pr {
             Some(url) => {
                 completed += 1;
-                println!("  {id:<28} {labels:<14} {url}  ({cost})");
+                println!("  {id:<28} {labels:<14} {url}  ({cost}{rounds})");
             }
             None => println!("  {id:<28} {labels}"),
         }
@@ -164,11 +184,28 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rounds of `id`'s pull request its completion comment gives (`Rounds (2):`),
+/// 1 before any follow-up, 0 before it completed.
+fn rounds(fleet: &Fleet, id: &scrum_core::TaskId) -> usize {
+    let comments = fleet.comments(id);
+    let Some(done) = comments.iter().find(|c| c.starts_with("Completed: ")) else {
+        return 0;
+    };
+    done.lines()
+        .find_map(|l| l.strip_prefix("Rounds (")?.split(')').next()?.parse().ok())
+        .unwrap_or(1)
+}
+
 fn progress_line(fleet: &Fleet) -> String {
     let p = fleet.progress();
     let count = |want| p.iter().filter(|(_, s)| *s == want).count();
+    let followed_up = fleet
+        .issues
+        .iter()
+        .filter(|id| rounds(fleet, id) > 1)
+        .count();
     format!(
-        "ready {}  in progress {}  completed {}  failed {}",
+        "ready {}  in progress {}  completed {}  failed {}  followed up {followed_up}",
         count(IssueProgress::Ready),
         count(IssueProgress::InProgress),
         count(IssueProgress::Completed),

@@ -219,6 +219,26 @@ pub struct ForgeStatus {
     pub rate_limit_reset: Option<Timestamp>,
 }
 
+/// What a forge's client says of itself ([`Orchestrator::report_forge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForgeReport {
+    /// Its last listing, or its client's view (a rate limit being waited out, an
+    /// outage).
+    Health {
+        /// Whether it answers.
+        connected: bool,
+        /// Why not, when it does not.
+        reason: Option<String>,
+    },
+    /// Its rate limit as its client last read it.
+    RateLimit {
+        /// Points left.
+        remaining: Option<u64>,
+        /// When they reset.
+        reset: Option<Timestamp>,
+    },
+}
+
 /// Builds an [`Orchestrator`].
 pub struct OrchestratorBuilder {
     queue: Arc<dyn WorkQueue>,
@@ -421,27 +441,21 @@ impl Orchestrator {
         });
     }
 
-    /// Records how one forge looks (its last listing, its client's view), when the
-    /// source serves several: `/health` shows each apart.
-    pub fn report_forge_health(&self, forge: &str, connected: bool, reason: Option<String>) {
+    /// Records what one forge's client says of itself, when the source serves
+    /// several: `/health` shows each forge apart.
+    pub fn report_forge(&self, forge: &str, report: ForgeReport) {
         self.update_status(|s| {
             let f = s.forges.entry(forge.to_string()).or_default();
-            f.connected = connected;
-            f.reason = reason;
-        });
-    }
-
-    /// Records one forge's rate limit as its client last read it.
-    pub fn report_forge_rate_limit(
-        &self,
-        forge: &str,
-        remaining: Option<u64>,
-        reset: Option<Timestamp>,
-    ) {
-        self.update_status(|s| {
-            let f = s.forges.entry(forge.to_string()).or_default();
-            f.rate_limit_remaining = remaining;
-            f.rate_limit_reset = reset;
+            match report {
+                ForgeReport::Health { connected, reason } => {
+                    f.connected = connected;
+                    f.reason = reason;
+                }
+                ForgeReport::RateLimit { remaining, reset } => {
+                    f.rate_limit_remaining = remaining;
+                    f.rate_limit_reset = reset;
+                }
+            }
         });
     }
 
