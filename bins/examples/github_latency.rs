@@ -16,6 +16,10 @@
 //!    and one in another repository, which a worker completes: how long its labels
 //!    and comment took to land behind the refused writes, and the writes and REST
 //!    points its whole life cost on GitHub.
+//! 4. **Follow-up.** A completed task's pull request, tracked while it stays the
+//!    same (polled every second): the requests and points one poll of it costs.
+//!    Then its check fails, with the `check_run` webhook GitHub sends: how long
+//!    until a worker waiting on `/work/next` gets the follow-up run.
 //!
 //! ```sh
 //! cargo build -p scrum-bins --bin scrum-orchestrator --example github_latency
@@ -27,7 +31,7 @@
 //! `--concurrency` (unset: the orchestrator's default) are passed on as
 //! `GITHUB_WRITE_SPACING_MS` and `GITHUB_CONCURRENCY`; `--timeout-secs` (default
 //! 300) bounds each wait, and a wait that runs out is printed as such; `--scenes`
-//! picks some of `backlog,quiet,write-back` (all by default).
+//! picks some of `backlog,quiet,write-back,follow-up` (all by default).
 
 mod common;
 
@@ -37,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use scrum_core::{TaskId, Timestamp};
-use scrum_github::fake::{FakeGitHub, MAINTAINER, NewIssue, ServedRequest};
+use scrum_github::fake::{FakeCheck, FakeGitHub, MAINTAINER, NewIssue, ServedRequest};
 use scrum_http::OrchestratorClient;
 use scrum_http::wire::{CompleteRequest, LeaseMode, QueueQuery, TaskRef};
 
@@ -72,7 +76,7 @@ fn args() -> anyhow::Result<Args> {
         write_spacing_ms: 1000,
         concurrency: None,
         timeout: Duration::from_secs(300),
-        scenes: "backlog,quiet,write-back".into(),
+        scenes: "backlog,quiet,write-back,follow-up".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -221,6 +225,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs("write-back") {
         write_back(&a).await?;
+    }
+    if runs("follow-up") {
+        follow_up(&a).await?;
     }
     Ok(())
 }
@@ -509,6 +516,127 @@ async fn write_back(a: &Args) -> anyhow::Result<()> {
         "  {done} cost {} writes and {} REST points on GitHub, reads included; {refused} writes to {refusing} were refused meanwhile",
         of_task.writes, of_task.rest_points
     );
+    drop(o);
+    Ok(())
+}
+
+/// Scene 4: a tracked pull request's polls, and a red check to the follow-up run.
+async fn follow_up(a: &Args) -> anyhow::Result<()> {
+    let github = FakeGitHub::start().await;
+    github.add_repo(OTHER);
+    let issue = github.add_issue(OTHER, NewIssue::new("Add a greeting").labels(&["ai-ready"]));
+    let pull = github.add_issue(
+        OTHER,
+        NewIssue::new("Add a greeting")
+            .pull_request(&format!("ai-feature/issue-{}", issue.number())),
+    );
+    github.deliver_to(
+        OTHER,
+        &format!("http://127.0.0.1:{}/webhooks/github", a.port),
+        SECRET,
+    );
+    github.set_latency(a.latency);
+    let repos = [OTHER.to_string()];
+    let env = [("GITHUB_POLL_INTERVAL", "1")];
+    let o = start(a, &a.dir.join("follow-up"), &github, &repos, &env).await?;
+    let started = Instant::now();
+    let next = |wait| {
+        o.client
+            .next_work("bench-worker", wait, LeaseMode::Heartbeat)
+    };
+    let work = loop {
+        if let Some(w) = next(Duration::from_secs(5))
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            break w;
+        }
+        if started.elapsed() > a.timeout {
+            bail!("nothing was handed out; see {}", o.log.display());
+        }
+    };
+    let request = CompleteRequest {
+        task: TaskRef {
+            worker_id: "bench-worker".into(),
+            issue_number: work.issue_number,
+            repository: Some(work.repository.clone()),
+            lease_token: Some(work.lease_token.clone()),
+        },
+        pr_url: Some(format!("https://github.com/{OTHER}/pull/{}", pull.number())),
+        success: true,
+        error: None,
+        cost_usd: None,
+        tokens: None,
+        revisions: None,
+    };
+    o.client
+        .complete(&request)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    // Tracked and read at least once, then a window of unchanged polls.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let of_pull = |log: &[ServedRequest]| {
+        let pr = format!("/pulls/{}", pull.number());
+        Cost::of(
+            log.iter()
+                .filter(|r| r.path.contains(&pr) || r.path.contains("/commits/")),
+        )
+    };
+    let lists = |log: &[ServedRequest]| {
+        let first = format!("/repos/{OTHER}/issues?");
+        log.iter().filter(|r| r.path.starts_with(&first)).count()
+    };
+    let before = github.requests();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = github.requests();
+    let polls = lists(&after).saturating_sub(lists(&before)).max(1);
+    let quiet = of_pull(&after[before.len()..]);
+    // The check fails; a worker waits for work meanwhile.
+    let waiting = tokio::spawn({
+        let client = o.client.clone();
+        async move {
+            let mut got = None;
+            for _ in 0..20 {
+                let w = client
+                    .next_work(
+                        "bench-worker-2",
+                        Duration::from_secs(30),
+                        LeaseMode::Heartbeat,
+                    )
+                    .await;
+                if let Ok(Some(w)) = w {
+                    got = Some((w, Instant::now()));
+                    break;
+                }
+            }
+            got
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let failed = Instant::now();
+    github.set_check(
+        OTHER,
+        pull.number(),
+        FakeCheck::failed("test").log(&["test greeting::says_hello ... FAILED"]),
+    );
+    let handed = tokio::time::timeout(a.timeout, waiting).await;
+    println!("follow-up: a completed task's pull request in {OTHER}");
+    println!(
+        "  one poll of it, unchanged, cost {:.1} requests and {:.1} REST points ({} polls)",
+        quiet.requests() as f64 / polls as f64,
+        quiet.rest_points as f64 / polls as f64,
+        polls
+    );
+    match handed {
+        Ok(Ok(Some((w, at)))) if w.follow_up.is_some() => println!(
+            "  its check failed: a waiting worker got the follow-up run {} later",
+            secs(at.duration_since(failed))
+        ),
+        _ => println!(
+            "  its check failed: no follow-up was handed out within {}",
+            secs(a.timeout)
+        ),
+    }
     drop(o);
     Ok(())
 }

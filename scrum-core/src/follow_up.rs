@@ -6,10 +6,12 @@
 //!
 //! Pure: the types the tracker answers with ([`PullStatus`], read by
 //! [`crate::IssueSource::pull_status`]), the settings ([`FollowUpSettings`]:
-//! `FOLLOW_UP_ON`, `FOLLOW_UP_ROUNDS`, `FOLLOW_UP_CHECKS`), and [`next`], which
-//! decides from a pull request's status which follow-up, if any, is due. The engine's
-//! feature module (`crate::engine::follow_up`) reads the statuses on each poll and
-//! sends the task the state machine's [`crate::state::Event::FollowUp`].
+//! `FOLLOW_UP_ON`, `FOLLOW_UP_CHECKS`; `FOLLOW_UP_ROUNDS` is
+//! [`crate::state::Policy::follow_up_rounds`]), and [`problems`], which says from a
+//! pull request's status what is wrong with it, by cause. The review gate's poll
+//! step (`crate::engine::pull_gate`) reads the statuses on each poll and sends a
+//! task whose pull request has something no round answered yet the state machine's
+//! [`crate::state::Event::FollowUp`].
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -309,8 +309,8 @@ pub trait IssueSource: Send + Sync + 'static {
 
     /// As [`IssueSource::pull_state`], with the request for changes behind a
     /// changes-requested state: the latest such review's id, author (and whether
-    /// they may approve) and text, for `REWORK_ON_CHANGES_REQUESTED`
-    /// ([`crate::pull_gate::Rework`]). By default the state alone, with no request.
+    /// they may approve) and text, for follow-ups on changes requested
+    /// ([`crate::follow_up`]). By default the state alone, with no request.
     ///
     /// # Behavior
     /// - Reads as [`IssueSource::pull_state`] does.

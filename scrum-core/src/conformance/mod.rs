@@ -10,6 +10,7 @@
 //! Each macro also generates a test that fails when the suite has a `pub async fn`
 //! the macro does not run, so a new conformance test cannot be forgotten.
 
+pub mod memory;
 pub mod queue;
 pub mod source;
 pub mod work;
