@@ -207,6 +207,7 @@ fn follow_up(cause: FollowUpCause, pr_url: &str, author: &str, feedback: &str) -
         cause: None,
         outcome: "completed".into(),
         answers: String::new(),
+        at: Timestamp(0),
     }];
     f
 }

@@ -144,6 +144,10 @@ pub struct Round {
     /// What it answered ([`FollowUp::answers`]; empty for the opening run).
     #[serde(default)]
     pub answers: String,
+    /// When it was queued: `/agent` comments written since the last round that
+    /// answered comments (or since the opening run was queued) are new.
+    #[serde(default)]
+    pub at: Timestamp,
 }
 
 impl Round {
@@ -200,8 +204,22 @@ impl FollowUp {
             cause: Some(self.cause),
             outcome: outcome.to_string(),
             answers: self.answers.clone(),
+            at: self.requested_at,
         });
         all
+    }
+
+    /// Since when `/agent` comments on the pull request are new: the queueing of
+    /// the last round that answered comments, this one included, else of the run
+    /// that opened the pull request. A comment written while another round ran
+    /// is still new once that round is over.
+    pub fn comments_since(&self) -> Timestamp {
+        let rounds = self.rounds(0, "");
+        let last = rounds
+            .iter()
+            .rev()
+            .find(|r| r.cause == Some(FollowUpCause::Comments));
+        last.or(rounds.first()).map_or(self.requested_at, |r| r.at)
     }
 
     /// Whether this follow-up or a round before it on the same pull request
@@ -371,7 +389,7 @@ pub const MAX_FEEDBACK_CHARS: usize = 8_000;
 /// settings' causes on: one candidate follow-up per cause, in [`FollowUpCause::ALL`]
 /// order, each with the key of what it answers, its author and its feedback. A
 /// comment counts when its author may approve work (or `trusted`, trust off) and
-/// it was written after `since` (the task's last run ended then).
+/// it was written after `since` ([`FollowUp::comments_since`]).
 pub fn problems(
     status: &PullStatus,
     settings: &FollowUpSettings,

@@ -312,3 +312,42 @@ async fn a_conflict_is_followed_up_first_and_a_follow_up_outlives_its_orchestrat
     assert_eq!(follow_up.cause, FollowUpCause::Conflicts, "a merge first");
     assert_eq!(follow_up.answers, "conflicts:c1");
 }
+
+#[tokio::test]
+async fn a_comment_written_while_another_round_runs_is_answered_after_it() {
+    let f = fixture(3);
+    f.poll().await;
+    f.run().await;
+    let comment = |at: Timestamp| AgentComment {
+        id: "5".into(),
+        author: person("alice", true),
+        body: "/agent rename the helper".into(),
+        at,
+        path: None,
+    };
+    // A red check first; the comment comes while its round runs.
+    f.source
+        .set_pull(&repo(), 7, status("c1", ChecksState::Failed));
+    f.poll().await;
+    let task = f.queue.get(&id()).await.unwrap().unwrap();
+    let mut s = status("c1", ChecksState::Failed);
+    s.comments = vec![comment(Timestamp(task.run.queued_at.0 + 1))];
+    f.source.set_pull(&repo(), 7, s.clone());
+    let a = f.run().await;
+    assert_eq!(a.follow_up.unwrap().cause, FollowUpCause::Checks);
+    // Green now: the comment is what is left, and it is answered next.
+    s.checks = Checks::default();
+    s.head = "c2".into();
+    f.source.set_pull(&repo(), 7, s.clone());
+    f.poll().await;
+    let a = f.run().await;
+    let follow_up = a.follow_up.unwrap();
+    assert_eq!(
+        (follow_up.cause, follow_up.round),
+        (FollowUpCause::Comments, 2)
+    );
+    assert_eq!(follow_up.feedback, "alice: rename the helper");
+    // Answered: it starts nothing more.
+    f.poll().await;
+    assert_eq!(f.state().await, (TaskState::Completed, 3));
+}

@@ -496,10 +496,11 @@ fn add_scheduling(doc: &mut Value) {
             "cause": { "type": "string", "enum": ["changes_requested", "checks", "conflicts", "comments"] },
             "round": { "type": "integer", "minimum": 1 },
             "history": { "type": "array", "items": { "type": "object",
-                "required": ["run", "cause", "outcome", "answers"],
+                "required": ["run", "cause", "outcome", "answers", "at"],
                 "properties": { "run": { "type": "integer" },
                     "cause": { "type": ["string", "null"], "enum": ["changes_requested", "checks", "conflicts", "comments", null] },
-                    "outcome": { "type": "string" }, "answers": { "type": "string" } } } }
+                    "outcome": { "type": "string" }, "answers": { "type": "string" },
+                    "at": { "type": "integer", "description": "when the round was queued, milliseconds since the Unix epoch" } } } }
         }
     });
     schemas["RoundEntry"] = json!({ "type": "object",

@@ -501,12 +501,15 @@ async fn a_rework_runs_assignment_carries_the_review() {
     f.queue.apply(&id, event, at).await.unwrap();
     let again = claim(&f, "worker-1").await;
     assert_eq!(again["task_id"], "acme/widgets#1");
+    let queued = again["follow_up"]["history"][0]["at"].clone();
+    assert!(queued.as_i64().is_some_and(|t| t > 0 && t <= at.0), "{again}");
     assert_eq!(
         again["follow_up"],
         json!({"pr_url": url, "answers": "77", "author": "alice",
                "feedback": "please rename foo", "requested_at": at.0,
                "cause": "changes_requested", "round": 1,
-               "history": [{"run": 1, "cause": null, "outcome": "completed", "answers": ""}]}),
+               "history": [{"run": 1, "cause": null, "outcome": "completed", "answers": "",
+                            "at": queued}]}),
         "{again}"
     );
     // The client reads it back into the assignment.

@@ -54,6 +54,7 @@ mod tests {
             cause,
             outcome: "completed".into(),
             answers: String::new(),
+            at: Timestamp(0),
         }
     }
 

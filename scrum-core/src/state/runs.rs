@@ -67,6 +67,7 @@ pub(super) fn follow_up(
                 cause: None,
                 outcome: "completed".into(),
                 answers: String::new(),
+                at: task.run.queued_at,
             }],
         ),
     };

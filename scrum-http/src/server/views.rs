@@ -323,20 +323,17 @@ pub(crate) fn rounds(t: &Task) -> Vec<crate::wire::RoundEntry> {
     let Some(f) = t.follow_ups_exhausted().or(t.follow_up()) else {
         return Vec::new();
     };
-    let mut all = f.history.clone();
-    if t.follow_ups_exhausted().is_none() {
-        all.push(scrum_core::follow_up::Round {
-            run: t.run.number,
-            cause: Some(f.cause),
-            outcome: match t.status.name() {
+    let all = match t.follow_ups_exhausted() {
+        Some(_) => f.history.clone(),
+        None => f.rounds(
+            t.run.number,
+            match t.status.name() {
                 "completed" => "completed",
                 "ready" | "scheduled" | "held" | "running" => "running",
                 other => other,
-            }
-            .to_string(),
-            answers: f.answers.clone(),
-        });
-    }
+            },
+        ),
+    };
     all.into_iter()
         .map(|r| crate::wire::RoundEntry {
             run: r.run,

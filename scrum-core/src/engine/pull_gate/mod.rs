@@ -37,7 +37,7 @@ use super::trust::TrustMode;
 use super::{Core, Operator, Reads, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::follow_up::{FollowUp, FollowUpCause, FollowUpSettings, PullStatus, problems};
-use crate::model::{Person, RepoName, Task, TaskState, Timestamp};
+use crate::model::{Person, RepoName, Task, TaskState};
 use crate::pull_gate::{
     ChangeRequest, FollowUpState, PullReview, PullState, ReviewGate, ReviewSettings, TrackedPull,
     gate,
@@ -195,7 +195,7 @@ impl PullGate {
         if task.follow_ups_exhausted().is_some() {
             return Ok(Some(FollowUpState::Exhausted));
         }
-        let since = task.finished_at().unwrap_or(Timestamp(0));
+        let since = ours.map_or(task.run.queued_at, FollowUp::comments_since);
         let trusted = self.trust == TrustMode::Off;
         let due = problems(status, &self.follow_ups, since, trusted)
             .into_iter()
