@@ -406,17 +406,23 @@ impl WorkflowCli {
             WorkflowCli::Show => Ok(DEFAULT_WORKFLOW.to_string()),
             WorkflowCli::Check { file } => {
                 let w = Workflow::from_file(file).map_err(anyhow::Error::msg)?;
-                let phases: Vec<String> = w
-                    .phases
-                    .iter()
-                    .map(|p| format!("{} ({:?})", p.name, p.gate))
-                    .collect();
+                let phases = |follow_up: bool| {
+                    let names: Vec<String> = w
+                        .phases
+                        .iter()
+                        .filter(|p| p.runs.includes(follow_up))
+                        .map(|p| format!("{} ({:?})", p.name, p.gate))
+                        .collect();
+                    names.join(", ")
+                };
                 Ok(format!(
-                    "{}: phases {}, then {} (up to {} revisions); clarification check {}\n",
+                    "{}: phases {}, then {} (up to {} revisions); on a follow-up, phases {}, then {}; clarification check {}\n",
                     file.display(),
-                    phases.join(", "),
+                    phases(false),
                     w.review.name,
                     w.max_revisions(),
+                    phases(true),
+                    w.review.name,
                     if w.clarification { "on" } else { "off" }
                 ))
             }

@@ -398,6 +398,17 @@ fn help_and_workflow_show_describe_the_builtin_workflow() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("w.toml");
+    std::fs::write(&file, DEFAULT_WORKFLOW).unwrap();
+    let (ok, said) = worker(
+        &["workflow", "check", file.to_str().unwrap()],
+        "/usr/bin:/bin",
+    );
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("phases architect (") && said.contains("on a follow-up, phases fix ("),
+        "which phases each kind of run goes through: {said}"
+    );
+    assert!(!said.contains("follow-up, phases architect"), "{said}");
     std::fs::write(
         &file,
         DEFAULT_WORKFLOW.replace("{{issue_body}}", "{{issue_bdy}}"),

@@ -502,7 +502,10 @@ async fn a_rework_runs_assignment_carries_the_review() {
     let again = claim(&f, "worker-1").await;
     assert_eq!(again["task_id"], "acme/widgets#1");
     let queued = again["follow_up"]["history"][0]["at"].clone();
-    assert!(queued.as_i64().is_some_and(|t| t > 0 && t <= at.0), "{again}");
+    assert!(
+        queued.as_i64().is_some_and(|t| t > 0 && t <= at.0),
+        "{again}"
+    );
     assert_eq!(
         again["follow_up"],
         json!({"pr_url": url, "answers": "77", "author": "alice",
