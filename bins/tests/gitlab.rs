@@ -276,6 +276,7 @@ async fn gitlab_alone_needs_no_github_settings() {
             .env("GITLAB_URL", gitlab.url())
             .env("GITLAB_TOKEN", FakeGitLab::TOKEN)
             .env("GITLAB_PROJECTS", PROJECT)
+            .env("GITLAB_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -304,6 +305,34 @@ async fn gitlab_alone_needs_no_github_settings() {
         .await
         .unwrap();
     assert_eq!(health["forges"][0]["forge"], "gitlab", "{health}");
+
+    // The doctor sends the running orchestrator a test GitLab delivery: taken with
+    // the secret it runs with, refused with another.
+    for (secret, want) in [
+        (WEBHOOK_SECRET, "ok   webhook: the orchestrator at"),
+        ("another-secret", "FAIL webhook: the orchestrator at"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["doctor", "--url", &url])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STATE_DIR", dir.path().join("doctor"))
+            .env("GITLAB_URL", gitlab.url())
+            .env("GITLAB_TOKEN", FakeGitLab::TOKEN)
+            .env("GITLAB_PROJECTS", PROJECT)
+            .env("GITLAB_WEBHOOK_SECRET", secret);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(want) && l.contains("test GitLab delivery"))
+            .unwrap_or_else(|| panic!("no {want:?} line about GitLab's webhook in:\n{report}"));
+        if secret != WEBHOOK_SECRET {
+            assert!(line.contains("another secret"), "{line}");
+        }
+    }
 }
 
 /// A process killed when the test ends, passed or not.

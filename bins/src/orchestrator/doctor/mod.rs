@@ -66,6 +66,10 @@ pub async fn check(serve: &ServeArgs, args: &DoctorArgs, report: &mut Report) {
         report,
     )
     .await;
+    if valid.gitlab.is_some() {
+        let secret = serve.gitlab.gitlab_webhook_secret.as_ref();
+        webhook::gitlab(secret.map(|s| s.expose()), &target, report).await;
+    }
     if let Some(store) = &valid.store {
         fleet::store(serve, store, report).await;
     }

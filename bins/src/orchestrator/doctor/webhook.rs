@@ -10,7 +10,10 @@
 //!    that secret: a 401 means it runs with another secret, a 404 with none;
 //! 3. each repository's hooks that deliver to `/webhooks/github` (readable with an
 //!    admin's token only): a hook without a secret, a secret on GitHub but none
-//!    here, or a last delivery refused with 401 (the two secrets differ) fails.
+//!    here, or a last delivery refused with 401 (the two secrets differ) fails;
+//! 4. with GitLab projects, the running orchestrator takes a test GitLab delivery
+//!    carrying `GITLAB_WEBHOOK_SECRET` at `/webhooks/gitlab` (401: another
+//!    secret, 404: none).
 
 use std::time::Duration;
 
@@ -23,6 +26,9 @@ use crate::orchestrator::settings::api::ListenerArgs;
 
 /// The path the orchestrator takes GitHub's deliveries on.
 const ROUTE: &str = "/webhooks/github";
+
+/// The path the orchestrator takes GitLab's deliveries on.
+const GITLAB_ROUTE: &str = "/webhooks/gitlab";
 
 /// Where a running orchestrator is looked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,9 +99,64 @@ fn signs(secret: &WebhookSecret, report: &mut Report) {
 
 /// Sends the running orchestrator a `ping` signed with the secret.
 async fn ping(secret: &WebhookSecret, target: &Target, report: &mut Report) {
-    let (Target::Given(base) | Target::Configured(base)) = target;
-    let url = format!("{base}{ROUTE}");
     let body = br#"{"zen":"Keep it logically awesome.","hook_id":0}"#.to_vec();
+    let signature = sign(secret, &body);
+    let delivery = Delivery {
+        forge: "GitHub",
+        what: "a ping signed with GITHUB_WEBHOOK_SECRET",
+        route: ROUTE,
+        headers: [
+            ("x-github-event", "ping".into()),
+            ("x-hub-signature-256", signature),
+        ],
+        body,
+        secret_var: "GITHUB_WEBHOOK_SECRET",
+    };
+    deliver(delivery, target, report).await;
+}
+
+/// The GitLab webhook: the running orchestrator takes a delivery that carries
+/// `GITLAB_WEBHOOK_SECRET` as its token (GitLab's "Test" button sends a push
+/// event, which concerns no task).
+pub async fn gitlab(secret: Option<&str>, target: &Target, report: &mut Report) {
+    let Some(secret) = secret else {
+        return report.skip(
+            "webhook",
+            "GITLAB_WEBHOOK_SECRET is not set: the GitLab webhook route is off and the orchestrator polls GitLab only",
+        );
+    };
+    let delivery = Delivery {
+        forge: "GitLab",
+        what: "a test GitLab delivery carrying GITLAB_WEBHOOK_SECRET",
+        route: GITLAB_ROUTE,
+        headers: [
+            ("x-gitlab-event", "Push Hook".into()),
+            ("x-gitlab-token", secret.to_string()),
+        ],
+        body: br#"{"object_kind":"push","project":{"path_with_namespace":"doctor/check"}}"#
+            .to_vec(),
+        secret_var: "GITLAB_WEBHOOK_SECRET",
+    };
+    deliver(delivery, target, report).await;
+}
+
+/// A test delivery to the running orchestrator.
+struct Delivery {
+    forge: &'static str,
+    /// What it is, for the report.
+    what: &'static str,
+    route: &'static str,
+    headers: [(&'static str, String); 2],
+    body: Vec<u8>,
+    /// The setting its authentication comes from.
+    secret_var: &'static str,
+}
+
+/// Sends `d` to the running orchestrator and says what its answer means.
+async fn deliver(d: Delivery, target: &Target, report: &mut Report) {
+    let (Target::Given(base) | Target::Configured(base)) = target;
+    let url = format!("{base}{}", d.route);
+    let (forge, what, var) = (d.forge, d.what, d.secret_var);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -104,14 +165,11 @@ async fn ping(secret: &WebhookSecret, target: &Target, report: &mut Report) {
         Ok(c) => c,
         Err(e) => return report.fail("webhook", format!("no HTTP client: {e}"), ""),
     };
-    let sent = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("x-github-event", "ping")
-        .header("x-hub-signature-256", sign(secret, &body))
-        .body(body)
-        .send()
-        .await;
+    let mut request = client.post(&url).header("content-type", "application/json");
+    for (name, value) in d.headers {
+        request = request.header(name, value);
+    }
+    let sent = request.body(d.body).send().await;
     let status = match sent {
         Ok(answer) => answer.status().as_u16(),
         Err(e) => {
@@ -123,7 +181,9 @@ async fn ping(secret: &WebhookSecret, target: &Target, report: &mut Report) {
                 ),
                 Target::Configured(_) => report.skip(
                     "webhook",
-                    format!("no orchestrator answers at {base}: give --url to send a running one a signed ping"),
+                    format!(
+                        "no orchestrator answers at {base}: give --url to send a running one {what}"
+                    ),
                 ),
             };
         }
@@ -131,22 +191,22 @@ async fn ping(secret: &WebhookSecret, target: &Target, report: &mut Report) {
     match status {
         200..=299 => report.ok(
             "webhook",
-            format!("the orchestrator at {base} accepts a ping signed with GITHUB_WEBHOOK_SECRET"),
+            format!("the orchestrator at {base} accepts {what}"),
         ),
         401 => report.fail(
             "webhook",
-            format!("the orchestrator at {base} refuses a ping signed with GITHUB_WEBHOOK_SECRET: it runs with another secret"),
-            "set the same GITHUB_WEBHOOK_SECRET for the orchestrator (then restart it), here and in the hook's settings on GitHub",
+            format!("the orchestrator at {base} refuses {what}: it runs with another secret"),
+            format!("set the same {var} for the orchestrator (then restart it), here and in the hook's settings on {forge}"),
         ),
         404 => report.fail(
             "webhook",
-            format!("the orchestrator at {base} has no webhook route: it runs without GITHUB_WEBHOOK_SECRET"),
-            "restart the orchestrator with GITHUB_WEBHOOK_SECRET set to the hook's secret",
+            format!("the orchestrator at {base} has no {forge} webhook route: it runs without {var}"),
+            format!("restart the orchestrator with {var} set to the hook's secret"),
         ),
         other => report.fail(
             "webhook",
-            format!("the orchestrator at {base} answered a signed ping with HTTP {other}"),
-            "check --url: it must be the orchestrator's API, not another service",
+            format!("the orchestrator at {base} answered {what} with HTTP {other}"),
+            "check --url: it must be the orchestrator's API, not another service".to_string(),
         ),
     }
 }
