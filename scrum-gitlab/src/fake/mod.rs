@@ -381,6 +381,12 @@ impl FakeGitLab {
         self.read(id, |i| (i.title.clone(), i.description.clone()))
     }
 
+    /// Holds every API answer back by `latency` (as a GitLab far away would), until
+    /// set again.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        lock(&self.state).latency = latency;
+    }
+
     /// Queues `fault` for the next request.
     pub fn inject(&self, fault: Fault) {
         lock(&self.state).faults.push_back((None, fault));

@@ -85,7 +85,13 @@ pub(crate) async fn handle(AxumState(shared): AxumState<Shared>, req: Request) -
         }
         return Reply::error(404, "404 Not Found").into_response();
     };
-    let fault = lock(&shared).take_fault(parts.method.as_str(), &raw_path);
+    let (fault, latency) = {
+        let mut st = lock(&shared);
+        (st.take_fault(parts.method.as_str(), &raw_path), st.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Some(Fault::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
     }

@@ -200,6 +200,8 @@ pub(crate) struct State {
     /// Where [`State::hook`] queues deliveries for the delivery task.
     pub(crate) hook_queue: Option<tokio::sync::mpsc::UnboundedSender<PendingHook>>,
     pub(crate) deliveries: Vec<(String, u16)>,
+    /// How long every API answer is held back ([`super::FakeGitLab::set_latency`]).
+    pub(crate) latency: std::time::Duration,
 }
 
 impl State {
@@ -223,6 +225,7 @@ impl State {
             hook: None,
             hook_queue: None,
             deliveries: Vec::new(),
+            latency: std::time::Duration::ZERO,
         }
     }
 
