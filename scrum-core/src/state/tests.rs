@@ -1357,6 +1357,28 @@ fn notifications_follow_the_steps_they_are_about() {
     assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), lost[1]);
 }
 
+#[test]
+fn a_rework_effect_stored_before_follow_ups_reads_as_a_follow_up() {
+    let old = r#"{"task":"acme/widgets#1","run":2,"attempt":0,"kind":{"type":"rework_requested","reviewer":"alice","pr_url":"https://github.com/acme/widgets/pull/2"}}"#;
+    let EffectKind::FollowUpRequested {
+        author,
+        pr_url,
+        cause,
+        ..
+    } = serde_json::from_str::<Effect>(old).unwrap().kind
+    else {
+        panic!("not a follow-up");
+    };
+    assert_eq!(
+        (author.as_str(), pr_url.as_str(), cause),
+        (
+            "alice",
+            "https://github.com/acme/widgets/pull/2",
+            crate::follow_up::FollowUpCause::ChangesRequested
+        )
+    );
+}
+
 /// The module doc's table is the one table of the state machine: every event has
 /// its row (the match below fails to compile when an event is added, so its name
 /// is added here and its row in the doc), and every named state shows in it.
