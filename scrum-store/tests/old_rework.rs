@@ -158,16 +158,5 @@ async fn redis_keys_with_a_rework_read_back_as_follow_ups() {
     drop(q);
     let q = connect().await.unwrap();
     reads_back_and_goes_on(&q, &before).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}}}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    common::drop_prefix(&mut conn, &prefix).await;
 }

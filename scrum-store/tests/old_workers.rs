@@ -109,16 +109,5 @@ async fn redis_workers_without_a_sandbox_field_read_back() {
             .unwrap(),
     );
     reads_back_and_takes_a_sandbox(&*q).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}}}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    common::drop_prefix(&mut conn, &prefix).await;
 }

@@ -91,6 +91,19 @@ pub(crate) async fn drop_schema(conn: &mut sqlx::PgConnection, schema: &str) {
         .unwrap();
 }
 
+/// Deletes every Redis key under the prefix a test worked in.
+#[cfg(feature = "redis")]
+pub(crate) async fn drop_prefix(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}:*"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(conn).await.unwrap();
+    }
+}
+
 /// How a shared store's test connects a queue to the namespace (schema or key
 /// prefix) it names.
 pub(crate) type Connect = fn(
